@@ -1,0 +1,33 @@
+/* clnet — elementwise arithmetic and reductions on float32 tensors. All
+ * operands of one call belong to the same context and hold the same number of
+ * elements (shapes may differ). Work is queued; nothing waits unless a result
+ * is read back to the host. */
+#ifndef CLNET_OPS_H
+#define CLNET_OPS_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* z = x + y (z may alias x or y). */
+CLNET_API clnet_status clnet_add(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y);
+/* z = x * y, elementwise (z may alias x or y). */
+CLNET_API clnet_status clnet_mul(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y);
+/* y = alpha * x (y may alias x). */
+CLNET_API clnet_status clnet_scale(clnet_tensor *y, const clnet_tensor *x, float alpha);
+/* y = alpha * x + y. */
+CLNET_API clnet_status clnet_axpy(clnet_tensor *y, float alpha, const clnet_tensor *x);
+
+/* out (one element, any shape) = sum of all elements of x, in float32 with a
+ * fixed, deterministic order: the same input on the same device gives the
+ * same bits. An empty x sums to 0. */
+CLNET_API clnet_status clnet_sum(clnet_tensor *out, const clnet_tensor *x);
+/* The sum of x, read back to the host (waits for queued work). */
+CLNET_API clnet_status clnet_sum_host(const clnet_tensor *x, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

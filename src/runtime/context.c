@@ -1,0 +1,230 @@
+/* clnet — contexts: device, OpenCL context and queue, configuration. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clnet/clnet.h"
+#include "context_impl.h"
+
+CLNET_API const char *clnet_version(void)
+{
+    return CLNET_VERSION_STRING;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* The disk cache directory from params, environment and defaults; NULL when
+ * disabled. Returns 0 on allocation failure. */
+static int resolve_cache_dir(const char *param, char **out)
+{
+    char buf[4096];
+    const char *env;
+    *out = NULL;
+    if (param) {
+        if (!*param)
+            return 1;
+        snprintf(buf, sizeof buf, "%s", param);
+    } else if ((env = getenv("CLNET_CACHE_DIR")) != NULL) {
+        if (!*env)
+            return 1;
+        snprintf(buf, sizeof buf, "%s", env);
+    } else if ((env = getenv("XDG_CACHE_HOME")) != NULL && *env) {
+        snprintf(buf, sizeof buf, "%s/clnet", env);
+    } else if ((env = getenv("HOME")) != NULL && *env) {
+        snprintf(buf, sizeof buf, "%s/.cache/clnet", env);
+    } else {
+        return 1;
+    }
+    return (*out = dup_str(buf)) != NULL;
+}
+
+static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char *err,
+                                 size_t err_size)
+{
+    const char *kdir = getenv("CLNET_KERNEL_DIR");
+    if (!resolve_cache_dir(cache_dir, &ctx->cache_dir) ||
+        (kdir && *kdir && !(ctx->kernel_dir = dup_str(kdir)))) {
+        clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
+        return CLNET_ERR_HOST_MEMORY;
+    }
+    clnet__profile_init(&ctx->profile, &ctx->profile.info);
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
+                                            clnet_context **out, char *err, size_t err_size)
+{
+    static const clnet_context_params defaults = CLNET_CONTEXT_PARAMS_DEFAULT;
+    if (!out) {
+        clnet__errbuf(err, err_size, "clnet_context_create: invalid argument: out != NULL");
+        return CLNET_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (!params)
+        params = &defaults;
+    clnet_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
+        return CLNET_ERR_HOST_MEMORY;
+    }
+    ctx->log = params->log;
+    ctx->log_user = params->log_user;
+    clnet_status st = clnet__device_select(params->device, &ctx->platform, &ctx->device,
+                                           &ctx->profile.info, err, err_size);
+    if (st)
+        goto fail;
+    cl_int e;
+    cl_context_properties props[] = { CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform,
+                                      0 };
+    ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &e);
+    if (e != CL_SUCCESS) {
+        clnet__errbuf(err, err_size, "clnet_context_create: clCreateContext failed on \"%s\": %s (%d)",
+                      ctx->profile.info.name, clnet__cl_error_name(e), (int)e);
+        st = clnet__cl_status(e);
+        goto fail;
+    }
+    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device,
+                                      params->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+    if (e != CL_SUCCESS) {
+        clnet__errbuf(err, err_size,
+                      "clnet_context_create: clCreateCommandQueue failed on \"%s\": %s (%d)",
+                      ctx->profile.info.name, clnet__cl_error_name(e), (int)e);
+        st = clnet__cl_status(e);
+        goto fail;
+    }
+    if ((st = finish_setup(ctx, params->cache_dir, err, err_size)))
+        goto fail;
+    *out = ctx;
+    return CLNET_OK;
+fail:
+    clnet_context_destroy(ctx);
+    return st;
+}
+
+CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context context,
+                                          cl_command_queue queue, const char *cache_dir,
+                                          clnet_context **out, char *err, size_t err_size)
+{
+    if (!out || !device || !context || !queue) {
+        clnet__errbuf(err, err_size, "clnet_context_wrap: invalid argument: NULL %s",
+                      !out ? "out" : !device ? "device" : !context ? "context" : "queue");
+        if (out)
+            *out = NULL;
+        return CLNET_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    clnet_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        clnet__errbuf(err, err_size, "clnet_context_wrap: out of host memory");
+        return CLNET_ERR_HOST_MEMORY;
+    }
+    cl_int e = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof ctx->platform, &ctx->platform,
+                               NULL);
+    clnet_status st;
+    if (e != CL_SUCCESS) {
+        clnet__errbuf(err, err_size, "clnet_context_wrap: clGetDeviceInfo failed: %s (%d)",
+                      clnet__cl_error_name(e), (int)e);
+        st = clnet__cl_status(e);
+        goto fail;
+    }
+    if ((st = clnet__device_info(ctx->platform, device, &ctx->profile.info, err, err_size)))
+        goto fail;
+    clRetainContext(context);
+    clRetainCommandQueue(queue);
+    ctx->device = device;
+    ctx->context = context;
+    ctx->queue = queue;
+    if ((st = finish_setup(ctx, cache_dir, err, err_size)))
+        goto fail;
+    *out = ctx;
+    return CLNET_OK;
+fail:
+    clnet_context_destroy(ctx);
+    return st;
+}
+
+static void program_free(clnet__program *p)
+{
+    for (int k = 0; k < p->nkernels; k++) {
+        clReleaseKernel(p->kernels[k]);
+        free(p->kernel_names[k]);
+    }
+    free(p->kernels);
+    free(p->kernel_names);
+    if (p->program)
+        clReleaseProgram(p->program);
+    free(p->name);
+    free(p->options);
+}
+
+CLNET_API void clnet_context_destroy(clnet_context *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->queue)
+        clFinish(ctx->queue);
+    for (int i = ctx->nprograms - 1; i >= 0; i--)
+        program_free(&ctx->programs[i]);
+    free(ctx->programs);
+    clnet__buffer_release(ctx, ctx->workspace, ctx->workspace_bytes);
+    if (ctx->queue)
+        clReleaseCommandQueue(ctx->queue);
+    if (ctx->context)
+        clReleaseContext(ctx->context);
+    free(ctx->cache_dir);
+    free(ctx->kernel_dir);
+    free(ctx);
+}
+
+CLNET_API const char *clnet_context_errmsg(const clnet_context *ctx)
+{
+    return ctx ? ctx->errmsg : "clnet_context_errmsg: NULL context";
+}
+
+CLNET_API const clnet_device_info *clnet_context_device(const clnet_context *ctx)
+{
+    return ctx ? &ctx->profile.info : NULL;
+}
+
+CLNET_API clnet_status clnet_context_finish(clnet_context *ctx)
+{
+    CLNET_CHECK_ARG(ctx, ctx != NULL);
+    ctx->stats.host_waits++;
+    cl_int e = clFinish(ctx->queue);
+    return e == CL_SUCCESS ? CLNET_OK : clnet__cl_error(ctx, e, "clFinish", "clnet_context_finish");
+}
+
+CLNET_API clnet_status clnet_context_get_stats(const clnet_context *ctx, clnet_context_stats *out)
+{
+    CLNET_CHECK_ARG(ctx, ctx != NULL);
+    CLNET_CHECK_ARG(ctx, out != NULL);
+    *out = ctx->stats;
+    return CLNET_OK;
+}
+
+CLNET_API cl_context clnet_context_cl_context(const clnet_context *ctx)
+{
+    return ctx ? ctx->context : NULL;
+}
+
+CLNET_API cl_command_queue clnet_context_cl_queue(const clnet_context *ctx)
+{
+    return ctx ? ctx->queue : NULL;
+}
+
+CLNET_API cl_device_id clnet_context_cl_device(const clnet_context *ctx)
+{
+    return ctx ? ctx->device : NULL;
+}
+
+const clnet__profile *clnet__context_profile(const clnet_context *ctx)
+{
+    return &ctx->profile;
+}

@@ -1,0 +1,61 @@
+/* clnet — the context's layout, private to src/runtime. */
+#ifndef CLNET_CONTEXT_IMPL_H
+#define CLNET_CONTEXT_IMPL_H
+
+#include "runtime.h"
+
+/* A program built for this context, keyed by name and full options. */
+typedef struct clnet__program {
+    char *name;
+    char *options;
+    cl_program program;
+    int nkernels;
+    char **kernel_names;
+    cl_kernel *kernels;
+} clnet__program;
+
+struct clnet_context {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    clnet__profile profile;
+
+    char *cache_dir;                   /* NULL: disk cache off */
+    char *kernel_dir;                  /* CLNET_KERNEL_DIR, or NULL */
+
+    int nprograms, cap_programs;
+    clnet__program *programs;
+
+    cl_mem workspace;                  /* scratch shared by ops, grown on demand */
+    size_t workspace_bytes;
+
+    clnet_context_stats stats;
+    clnet_log_fn log;
+    void *log_user;
+    char errmsg[CLNET_ERRMSG_SIZE];
+};
+
+/* Disk cache (diskcache.c). The key text names the device, the driver, the
+ * options and a hash of the sources; a file whose key differs, whose sizes
+ * disagree or whose checksum fails is rejected (returns 0). */
+char *clnet__diskcache_key(const clnet_context *ctx, const char *prelude, size_t prelude_len,
+                           const char *source, size_t source_len, const char *options);
+int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned char **binary,
+                          size_t *size);
+/* Best effort: a cache that cannot be written only costs speed. */
+void clnet__diskcache_store(const clnet_context *ctx, const char *key,
+                            const unsigned char *binary, size_t size);
+
+/* Device profile (device.c). */
+clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_info *info,
+                                char *err, size_t err_size);
+void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info);
+/* Picks the device a spec names (NULL: CLNET_DEVICE, else the default). */
+clnet_status clnet__device_select(const char *spec, cl_platform_id *pid, cl_device_id *did,
+                                  clnet_device_info *info, char *err, size_t err_size);
+
+/* Formats into a caller's error buffer (NULL-safe). */
+void clnet__errbuf(char *err, size_t err_size, const char *fmt, ...) CLNET_PRINTF(3, 4);
+
+#endif

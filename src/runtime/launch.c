@@ -1,0 +1,105 @@
+/* clnet — device buffers and kernel launches. */
+#include <string.h>
+
+#include "context_impl.h"
+
+clnet_status clnet__buffer_create(clnet_context *ctx, size_t bytes, cl_mem *out)
+{
+    *out = NULL;
+    if (bytes > ctx->profile.info.max_alloc_bytes)
+        return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
+                            "buffer of %zu bytes exceeds the device's maximum allocation of "
+                            "%llu bytes (%s)",
+                            bytes, (unsigned long long)ctx->profile.info.max_alloc_bytes,
+                            ctx->profile.info.name);
+    cl_int e;
+    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
+    if (e != CL_SUCCESS)
+        return clnet__error(ctx, clnet__cl_status(e),
+                            "allocating %zu bytes on \"%s\": clCreateBuffer failed: %s (%d)", bytes,
+                            ctx->profile.info.name, clnet__cl_error_name(e), (int)e);
+    ctx->stats.buffers_created++;
+    ctx->stats.buffers_live++;
+    ctx->stats.bytes_live += bytes;
+    *out = m;
+    return CLNET_OK;
+}
+
+void clnet__buffer_release(clnet_context *ctx, cl_mem mem, size_t bytes)
+{
+    if (!mem)
+        return;
+    clReleaseMemObject(mem);
+    ctx->stats.buffers_live--;
+    ctx->stats.bytes_live -= bytes;
+}
+
+clnet_status clnet__buffer_write(clnet_context *ctx, cl_mem mem, size_t offset_bytes,
+                                 size_t bytes, const void *src)
+{
+    ctx->stats.host_waits++;
+    cl_int e = clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, src, 0, NULL, NULL);
+    return e == CL_SUCCESS ? CLNET_OK : clnet__cl_error(ctx, e, "clEnqueueWriteBuffer", "upload");
+}
+
+clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_bytes, size_t bytes,
+                                void *dst)
+{
+    ctx->stats.host_waits++;
+    cl_int e = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, dst, 0, NULL, NULL);
+    return e == CL_SUCCESS ? CLNET_OK : clnet__cl_error(ctx, e, "clEnqueueReadBuffer", "download");
+}
+
+clnet_status clnet__launch(clnet_context *ctx, cl_kernel k, const char *what, int nargs,
+                           const clnet__arg *args, int dims, const size_t *global,
+                           const size_t *local)
+{
+    for (int i = 0; i < nargs; i++) {
+        const clnet__arg *a = &args[i];
+        cl_int e = clSetKernelArg(k, (cl_uint)i, a->size, a->is_local ? NULL : (const void *)&a->v);
+        if (e != CL_SUCCESS)
+            return clnet__error(ctx, clnet__cl_status(e), "%s: clSetKernelArg(%d) failed: %s (%d)",
+                                what, i, clnet__cl_error_name(e), (int)e);
+    }
+    size_t g[3];
+    for (int d = 0; d < dims; d++) {
+        if (global[d] == 0)
+            return CLNET_OK; /* empty range: nothing to launch */
+        g[d] = local ? (global[d] + local[d] - 1) / local[d] * local[d] : global[d];
+    }
+    cl_int e = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL, NULL);
+    if (e != CL_SUCCESS)
+        return clnet__cl_error(ctx, e, "clEnqueueNDRangeKernel", what);
+    ctx->stats.kernel_launches++;
+    return CLNET_OK;
+}
+
+clnet_status clnet__launch1d(clnet_context *ctx, cl_kernel k, const char *what, int nargs,
+                             const clnet__arg *args, size_t n)
+{
+    size_t local = ctx->profile.wg_size;
+    return clnet__launch(ctx, k, what, nargs, args, 1, &n, &local);
+}
+
+clnet_status clnet__workspace(clnet_context *ctx, size_t bytes, cl_mem *out)
+{
+    if (bytes == 0)
+        bytes = 1;
+    if (ctx->workspace && ctx->workspace_bytes >= bytes) {
+        *out = ctx->workspace;
+        return CLNET_OK;
+    }
+    /* Grow geometrically so a slowly growing demand allocates rarely. */
+    size_t want = bytes < ctx->workspace_bytes * 2 ? ctx->workspace_bytes * 2 : bytes;
+    if (want > ctx->profile.info.max_alloc_bytes)
+        want = bytes;
+    cl_mem m;
+    clnet_status st = clnet__buffer_create(ctx, want, &m);
+    if (st)
+        return st;
+    clnet__buffer_release(ctx, ctx->workspace, ctx->workspace_bytes);
+    ctx->workspace = m;
+    ctx->workspace_bytes = want;
+    *out = m;
+    return CLNET_OK;
+}

@@ -1,0 +1,262 @@
+/* clnet — kernel programs: sources (embedded or CLNET_KERNEL_DIR), building
+ * with the device's options, the in-memory cache and the disk cache. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context_impl.h"
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Reads cl/<name>.cl from CLNET_KERNEL_DIR, or finds the embedded copy. On
+ * success *text is malloc'd and NUL-terminated. */
+static clnet_status load_source(clnet_context *ctx, const char *name, char **text, size_t *len)
+{
+    *text = NULL;
+    if (ctx->kernel_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.cl", ctx->kernel_dir, name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return clnet__error(ctx, CLNET_ERR_IO, "kernel source %s (CLNET_KERNEL_DIR): cannot open",
+                                path);
+        long n = -1;
+        if (fseek(f, 0, SEEK_END) == 0)
+            n = ftell(f);
+        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || !(*text = malloc((size_t)n + 1)) ||
+            fread(*text, 1, (size_t)n, f) != (size_t)n) {
+            fclose(f);
+            free(*text);
+            *text = NULL;
+            return clnet__error(ctx, CLNET_ERR_IO, "kernel source %s: read failed", path);
+        }
+        fclose(f);
+        (*text)[n] = 0;
+        *len = (size_t)n;
+        return CLNET_OK;
+    }
+    for (size_t i = 0; i < clnet__cl_source_count; i++)
+        if (!strcmp(clnet__cl_sources[i].name, name)) {
+            if (!(*text = malloc(clnet__cl_sources[i].size + 1)))
+                return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel source %s: out of host memory",
+                                    name);
+            memcpy(*text, clnet__cl_sources[i].text, clnet__cl_sources[i].size);
+            (*text)[clnet__cl_sources[i].size] = 0;
+            *len = clnet__cl_sources[i].size;
+            return CLNET_OK;
+        }
+    return clnet__error(ctx, CLNET_ERR_INTERNAL, "kernel program \"%s\" is not embedded", name);
+}
+
+static clnet_status build_error(clnet_context *ctx, cl_program prog, cl_int e, const char *name,
+                                const char *options)
+{
+    size_t n = 0;
+    char *log = NULL;
+    if (clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS &&
+        (log = malloc(n + 1)) != NULL &&
+        clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
+        log[n] = 0;
+    clnet_status st = clnet__error(ctx, clnet__cl_status(e) == CLNET_ERR_OPENCL ? CLNET_ERR_BUILD
+                                                                               : clnet__cl_status(e),
+                                   "building kernel program \"%s\" for device \"%s\" with options "
+                                   "\"%s\": clBuildProgram failed: %s (%d)\nbuild log:\n%s",
+                                   name, ctx->profile.info.name, options, clnet__cl_error_name(e),
+                                   (int)e, log ? log : "(unavailable)");
+    free(log);
+    return st;
+}
+
+/* Returns the device binary of a built program (malloc'd), or NULL. */
+static unsigned char *program_binary(clnet_context *ctx, cl_program prog, size_t *size)
+{
+    size_t n = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof n, &n, NULL) != CL_SUCCESS || !n)
+        return NULL;
+    unsigned char *bin = malloc(n);
+    if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) != CL_SUCCESS) {
+        free(bin);
+        return NULL;
+    }
+    (void)ctx;
+    *size = n;
+    return bin;
+}
+
+static cl_program try_binary(clnet_context *ctx, const char *key, const char *options)
+{
+    unsigned char *bin = NULL;
+    size_t size = 0;
+    if (!clnet__diskcache_load(ctx, key, &bin, &size))
+        return NULL;
+    cl_int e, bst;
+    const unsigned char *cbin = bin;
+    cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &size, &cbin, &bst, &e);
+    free(bin);
+    if (e == CL_SUCCESS && bst == CL_SUCCESS &&
+        clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS)
+        return prog;
+    if (e == CL_SUCCESS)
+        clReleaseProgram(prog);
+    ctx->stats.cache_rejected++;
+    return NULL;
+}
+
+static clnet_status build(clnet_context *ctx, const char *name, const char *prelude,
+                          size_t prelude_len, const char *src, size_t src_len,
+                          const char *options, cl_program *out)
+{
+    double t0 = clnet__now();
+    char *key = ctx->cache_dir ? clnet__diskcache_key(ctx, prelude, prelude_len, src, src_len, options)
+                               : NULL;
+    cl_program prog = key ? try_binary(ctx, key, options) : NULL;
+    if (prog) {
+        ctx->stats.programs_loaded++;
+    } else {
+        const char *strs[2] = { prelude, src };
+        size_t lens[2] = { prelude_len, src_len };
+        cl_int e;
+        prog = clCreateProgramWithSource(ctx->context, 2, strs, lens, &e);
+        if (e != CL_SUCCESS) {
+            free(key);
+            return clnet__cl_error(ctx, e, "clCreateProgramWithSource", name);
+        }
+        e = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+        if (e != CL_SUCCESS) {
+            clnet_status st = build_error(ctx, prog, e, name, options);
+            clReleaseProgram(prog);
+            free(key);
+            return st;
+        }
+        ctx->stats.programs_built++;
+        size_t size = 0;
+        unsigned char *bin = key ? program_binary(ctx, prog, &size) : NULL;
+        if (bin)
+            clnet__diskcache_store(ctx, key, bin, size);
+        free(bin);
+    }
+    free(key);
+    ctx->stats.build_seconds += clnet__now() - t0;
+    *out = prog;
+    return CLNET_OK;
+}
+
+static clnet__program *find_program(clnet_context *ctx, const char *name, const char *options)
+{
+    for (int i = 0; i < ctx->nprograms; i++)
+        if (!strcmp(ctx->programs[i].name, name) && !strcmp(ctx->programs[i].options, options))
+            return &ctx->programs[i];
+    return NULL;
+}
+
+static clnet_status add_program(clnet_context *ctx, const char *name, const char *options,
+                                cl_program prog, clnet__program **out)
+{
+    if (ctx->nprograms == ctx->cap_programs) {
+        int cap = ctx->cap_programs ? 2 * ctx->cap_programs : 16;
+        clnet__program *p = realloc(ctx->programs, (size_t)cap * sizeof *p);
+        if (!p) {
+            clReleaseProgram(prog);
+            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", name);
+        }
+        ctx->programs = p;
+        ctx->cap_programs = cap;
+    }
+    clnet__program *p = &ctx->programs[ctx->nprograms];
+    memset(p, 0, sizeof *p);
+    p->name = dup_str(name);
+    p->options = dup_str(options);
+    p->program = prog;
+    if (!p->name || !p->options) {
+        free(p->name);
+        free(p->options);
+        clReleaseProgram(prog);
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", name);
+    }
+    ctx->nprograms++;
+    *out = p;
+    return CLNET_OK;
+}
+
+static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const char *kname,
+                                   cl_kernel *out)
+{
+    for (int k = 0; k < p->nkernels; k++)
+        if (!strcmp(p->kernel_names[k], kname)) {
+            *out = p->kernels[k];
+            return CLNET_OK;
+        }
+    cl_int e;
+    cl_kernel k = clCreateKernel(p->program, kname, &e);
+    if (e != CL_SUCCESS)
+        return clnet__error(ctx, clnet__cl_status(e), "kernel \"%s\" in program \"%s\": clCreateKernel failed: %s (%d)",
+                            kname, p->name, clnet__cl_error_name(e), (int)e);
+    char **names = realloc(p->kernel_names, (size_t)(p->nkernels + 1) * sizeof *names);
+    if (names)
+        p->kernel_names = names;
+    cl_kernel *ks = names ? realloc(p->kernels, (size_t)(p->nkernels + 1) * sizeof *ks) : NULL;
+    if (ks)
+        p->kernels = ks;
+    char *nm = ks ? dup_str(kname) : NULL;
+    if (!nm) {
+        clReleaseKernel(k);
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel \"%s\": out of host memory", kname);
+    }
+    p->kernel_names[p->nkernels] = nm;
+    p->kernels[p->nkernels++] = k;
+    *out = k;
+    return CLNET_OK;
+}
+
+static clnet_status get_kernel(clnet_context *ctx, const char *name, const char *src,
+                               size_t src_len, const char *extra, const char *kname,
+                               cl_kernel *out)
+{
+    char options[1024];
+    snprintf(options, sizeof options, "%s%s%s", ctx->profile.options, extra && *extra ? " " : "",
+             extra ? extra : "");
+    clnet__program *p = find_program(ctx, name, options);
+    clnet_status st = CLNET_OK;
+    char *own = NULL, *prelude = NULL;
+    size_t own_len = 0, prelude_len = 0;
+    if (!p) {
+        cl_program prog = NULL;
+        if ((st = load_source(ctx, "prelude", &prelude, &prelude_len)))
+            goto done;
+        if (!src) {
+            if ((st = load_source(ctx, name, &own, &own_len)))
+                goto done;
+            src = own;
+            src_len = own_len;
+        }
+        if ((st = build(ctx, name, prelude, prelude_len, src, src_len, options, &prog)) ||
+            (st = add_program(ctx, name, options, prog, &p)))
+            goto done;
+    }
+    st = program_kernel(ctx, p, kname, out);
+done:
+    free(own);
+    free(prelude);
+    return st;
+}
+
+clnet_status clnet__kernel(clnet_context *ctx, const char *program, const char *options,
+                           const char *name, cl_kernel *out)
+{
+    return get_kernel(ctx, program, NULL, 0, options, name, out);
+}
+
+clnet_status clnet__kernel_from_source(clnet_context *ctx, const char *program_name,
+                                       const char *source, const char *options,
+                                       const char *name, cl_kernel *out)
+{
+    CLNET_CHECK_ARG(ctx, source != NULL);
+    return get_kernel(ctx, program_name, source, strlen(source), options, name, out);
+}

@@ -1,0 +1,306 @@
+/* clnet — tensors: creation, views, host transfers, fill and copy. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor_impl.h"
+
+CLNET_API size_t clnet_dtype_size(clnet_dtype dtype)
+{
+    switch (dtype) {
+    case CLNET_F32:
+    case CLNET_I32: return 4;
+    }
+    return 0;
+}
+
+/* numel of a shape, or CLNET_ERR_INVALID_ARG / CLNET_ERR_TOO_LARGE. */
+static clnet_status shape_numel(clnet_context *ctx, const char *func, int ndim,
+                                const int64_t *shape, size_t elsize, size_t *numel)
+{
+    if (ndim < 0 || ndim > CLNET_MAX_DIMS)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: ndim %d outside 0..%d", func, ndim,
+                            CLNET_MAX_DIMS);
+    if (ndim > 0 && !shape)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: shape != NULL", func);
+    size_t n = 1;
+    int overflow = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: dim %d is negative (%lld)", func, i,
+                                (long long)shape[i]);
+        if (shape[i] == 0)
+            n = 0;
+        else if (n > SIZE_MAX / elsize / (uint64_t)shape[i])
+            overflow = 1;
+        else
+            n *= (size_t)shape[i];
+    }
+    if (overflow && n != 0)
+        return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: the shape's size overflows", func);
+    *numel = n;
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_tensor_create(clnet_context *ctx, clnet_dtype dtype, int ndim,
+                                           const int64_t *shape, clnet_tensor **out)
+{
+    CLNET_CHECK_ARG(ctx, out != NULL);
+    *out = NULL;
+    CLNET_CHECK_ARG(ctx, ctx != NULL);
+    size_t elsize = clnet_dtype_size(dtype), numel = 0;
+    if (!elsize)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "clnet_tensor_create: unknown dtype %d",
+                            (int)dtype);
+    clnet_status st = shape_numel(ctx, "clnet_tensor_create", ndim, shape, elsize, &numel);
+    if (st)
+        return st;
+    const clnet__profile *prof = clnet__context_profile(ctx);
+    if (numel > prof->info.max_alloc_bytes / elsize)
+        return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
+                            "clnet_tensor_create: %zu elements (%zu bytes) exceed the maximum "
+                            "allocation of %llu bytes on \"%s\"",
+                            numel, numel * elsize, (unsigned long long)prof->info.max_alloc_bytes,
+                            prof->info.name);
+    clnet_tensor *t = calloc(1, sizeof *t);
+    if (!t)
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_tensor_create: out of host memory");
+    t->ctx = ctx;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->numel = numel;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    if (numel > 0) {
+        if (!(t->storage = calloc(1, sizeof *t->storage))) {
+            free(t);
+            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_tensor_create: out of host memory");
+        }
+        t->storage->refs = 1;
+        t->storage->bytes = numel * elsize;
+        if ((st = clnet__buffer_create(ctx, t->storage->bytes, &t->storage->mem))) {
+            free(t->storage);
+            free(t);
+            return st;
+        }
+    }
+    *out = t;
+    return CLNET_OK;
+}
+
+CLNET_API void clnet_tensor_destroy(clnet_tensor *t)
+{
+    if (!t)
+        return;
+    if (t->storage && --t->storage->refs == 0) {
+        clnet__buffer_release(t->ctx, t->storage->mem, t->storage->bytes);
+        free(t->storage);
+    }
+    free(t);
+}
+
+CLNET_API clnet_context *clnet_tensor_context(const clnet_tensor *t) { return t ? t->ctx : NULL; }
+CLNET_API clnet_dtype clnet_tensor_dtype(const clnet_tensor *t) { return t ? t->dtype : CLNET_F32; }
+CLNET_API int clnet_tensor_ndim(const clnet_tensor *t) { return t ? t->ndim : 0; }
+CLNET_API size_t clnet_tensor_numel(const clnet_tensor *t) { return t ? t->numel : 0; }
+CLNET_API size_t clnet_tensor_offset(const clnet_tensor *t) { return t ? t->offset : 0; }
+
+CLNET_API int64_t clnet_tensor_dim(const clnet_tensor *t, int i)
+{
+    if (!t)
+        return 0;
+    if (i < 0)
+        i += t->ndim;
+    return i >= 0 && i < t->ndim ? t->shape[i] : 0;
+}
+
+CLNET_API int clnet_tensor_shape(const clnet_tensor *t, int64_t shape[CLNET_MAX_DIMS])
+{
+    if (!t || !shape)
+        return 0;
+    for (int i = 0; i < t->ndim; i++)
+        shape[i] = t->shape[i];
+    return t->ndim;
+}
+
+CLNET_API cl_mem clnet_tensor_cl_mem(const clnet_tensor *t)
+{
+    return t ? clnet__mem(t) : NULL;
+}
+
+static clnet_status check_bytes(const clnet_tensor *t, const char *func, size_t bytes)
+{
+    size_t want = t->numel * clnet_dtype_size(t->dtype);
+    if (bytes != want)
+        return clnet__error(t->ctx, CLNET_ERR_SHAPE,
+                            "%s: %zu bytes given for a tensor of %zu elements (%zu bytes)", func,
+                            bytes, t->numel, want);
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_tensor_upload(clnet_tensor *t, const void *src, size_t bytes)
+{
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    CLNET_CHECK_ARG(t->ctx, src != NULL || bytes == 0);
+    clnet_status st = check_bytes(t, "clnet_tensor_upload", bytes);
+    if (st || bytes == 0)
+        return st;
+    return clnet__buffer_write(t->ctx, clnet__mem(t), t->offset * clnet_dtype_size(t->dtype), bytes,
+                               src);
+}
+
+CLNET_API clnet_status clnet_tensor_download(const clnet_tensor *t, void *dst, size_t bytes)
+{
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    CLNET_CHECK_ARG(t->ctx, dst != NULL || bytes == 0);
+    clnet_status st = check_bytes(t, "clnet_tensor_download", bytes);
+    if (st || bytes == 0)
+        return st;
+    return clnet__buffer_read(t->ctx, clnet__mem(t), t->offset * clnet_dtype_size(t->dtype), bytes,
+                              dst);
+}
+
+static clnet_status make_view(const clnet_tensor *t, size_t offset, size_t numel, int ndim,
+                              const int64_t *shape, clnet_tensor **out)
+{
+    clnet_tensor *v = calloc(1, sizeof *v);
+    if (!v)
+        return clnet__error(t->ctx, CLNET_ERR_HOST_MEMORY, "tensor view: out of host memory");
+    *v = *t;
+    v->offset = offset;
+    v->numel = numel;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        v->shape[i] = shape[i];
+    /* An empty view holds no storage, like an empty tensor. */
+    if (numel == 0)
+        v->storage = NULL;
+    else
+        v->storage->refs++;
+    *out = v;
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_tensor_reshape(const clnet_tensor *t, int ndim, const int64_t *shape,
+                                            clnet_tensor **out)
+{
+    CLNET_CHECK_ARG(NULL, out != NULL);
+    *out = NULL;
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    CLNET_CHECK_ARG(t->ctx, ndim >= 0 && ndim <= CLNET_MAX_DIMS);
+    CLNET_CHECK_ARG(t->ctx, shape != NULL || ndim == 0);
+    int64_t dims[CLNET_MAX_DIMS];
+    int infer = -1;
+    size_t known = 1;
+    for (int i = 0; i < ndim; i++) {
+        dims[i] = shape[i];
+        if (shape[i] == -1 && infer < 0) {
+            infer = i;
+            continue;
+        }
+        if (shape[i] < 0)
+            return clnet__error(t->ctx, CLNET_ERR_INVALID_ARG,
+                                "clnet_tensor_reshape: dim %d is %lld (only one -1 is allowed)", i,
+                                (long long)shape[i]);
+        if (shape[i] > 0 && known > SIZE_MAX / (uint64_t)shape[i])
+            return clnet__error(t->ctx, CLNET_ERR_SHAPE, "clnet_tensor_reshape: shape overflows");
+        known *= (size_t)shape[i];
+    }
+    if (infer >= 0) {
+        if (known == 0 || t->numel % known)
+            return clnet__error(t->ctx, CLNET_ERR_SHAPE,
+                                "clnet_tensor_reshape: cannot infer dim %d: %zu elements are not a "
+                                "multiple of %zu",
+                                infer, t->numel, known);
+        dims[infer] = (int64_t)(t->numel / known);
+        known = t->numel;
+    }
+    if (known != t->numel)
+        return clnet__error(t->ctx, CLNET_ERR_SHAPE,
+                            "clnet_tensor_reshape: the new shape holds %zu elements, the tensor %zu",
+                            known, t->numel);
+    return make_view(t, t->offset, t->numel, ndim, dims, out);
+}
+
+CLNET_API clnet_status clnet_tensor_slice(const clnet_tensor *t, int64_t start, int64_t count,
+                                          clnet_tensor **out)
+{
+    CLNET_CHECK_ARG(NULL, out != NULL);
+    *out = NULL;
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    if (t->ndim < 1)
+        return clnet__error(t->ctx, CLNET_ERR_SHAPE, "clnet_tensor_slice: a 0-d tensor has no rows");
+    if (start < 0 || count < 0 || start > t->shape[0] || count > t->shape[0] - start)
+        return clnet__error(t->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_tensor_slice: rows [%lld, %lld) outside [0, %lld)",
+                            (long long)start, (long long)start + count, (long long)t->shape[0]);
+    size_t row = t->shape[0] ? t->numel / (size_t)t->shape[0] : 0;
+    int64_t dims[CLNET_MAX_DIMS];
+    memcpy(dims, t->shape, sizeof dims);
+    dims[0] = count;
+    return make_view(t, t->offset + (size_t)start * row, (size_t)count * row, t->ndim, dims, out);
+}
+
+CLNET_API clnet_status clnet_tensor_fill(clnet_tensor *t, double value)
+{
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    if (t->numel == 0)
+        return CLNET_OK;
+    cl_kernel k;
+    clnet_status st;
+    if (t->dtype == CLNET_I32) {
+        if (!(value >= -2147483648.0 && value <= 2147483647.0) || value != floor(value))
+            return clnet__error(t->ctx, CLNET_ERR_INVALID_ARG,
+                                "clnet_tensor_fill: %g is not an int32 value", value);
+        if ((st = clnet__kernel(t->ctx, "tensor", NULL, "fill_i32", &k)))
+            return st;
+        clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG(t->offset),
+                           CLNET_ARG_ULONG(t->numel), CLNET_ARG_INT((int)value) };
+        return clnet__launch1d(t->ctx, k, "clnet_tensor_fill", 4, a, t->numel);
+    }
+    if ((st = clnet__kernel(t->ctx, "tensor", NULL, "fill_f32", &k)))
+        return st;
+    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG(t->offset),
+                       CLNET_ARG_ULONG(t->numel), CLNET_ARG_FLOAT((float)value) };
+    return clnet__launch1d(t->ctx, k, "clnet_tensor_fill", 4, a, t->numel);
+}
+
+CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *src)
+{
+    CLNET_CHECK_ARG(NULL, dst != NULL);
+    CLNET_CHECK_ARG(dst->ctx, src != NULL);
+    CLNET_CHECK_ARG(dst->ctx, src->ctx == dst->ctx);
+    if (src->dtype != dst->dtype || src->numel != dst->numel)
+        return clnet__error(dst->ctx, CLNET_ERR_SHAPE,
+                            "clnet_tensor_copy: dst holds %zu elements of dtype %d, src %zu of dtype %d",
+                            dst->numel, (int)dst->dtype, src->numel, (int)src->dtype);
+    if (dst->numel == 0)
+        return CLNET_OK;
+    cl_kernel k;
+    clnet_status st = clnet__kernel(dst->ctx, "tensor", NULL, "copy_32", &k);
+    if (st)
+        return st;
+    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(dst)), CLNET_ARG_ULONG(dst->offset),
+                       CLNET_ARG_MEM(clnet__mem(src)), CLNET_ARG_ULONG(src->offset),
+                       CLNET_ARG_ULONG(dst->numel) };
+    return clnet__launch1d(dst->ctx, k, "clnet_tensor_copy", 5, a, dst->numel);
+}
+
+clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
+                               const clnet_tensor *const *ts, const char *const *names)
+{
+    for (int i = 0; i < count; i++) {
+        if (!ts[i])
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
+                                names[i]);
+        if (ts[i]->ctx != ctx)
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
+                                func, names[i]);
+        if (ts[i]->dtype != CLNET_F32)
+            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, names[i]);
+        if (ts[i]->numel != ts[0]->numel)
+            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s holds %zu elements, %s holds %zu",
+                                func, names[i], ts[i]->numel, names[0], ts[0]->numel);
+    }
+    return CLNET_OK;
+}

@@ -1,0 +1,35 @@
+/* clnet — the tensor's layout, shared by src/tensor and src/ops. */
+#ifndef CLNET_TENSOR_IMPL_H
+#define CLNET_TENSOR_IMPL_H
+
+#include "clnet/tensor.h"
+#include "runtime/runtime.h"
+
+/* A device buffer shared by a tensor and its views. */
+typedef struct clnet__storage {
+    cl_mem mem;
+    size_t bytes;
+    int refs;
+} clnet__storage;
+
+struct clnet_tensor {
+    clnet_context *ctx;
+    clnet__storage *storage;           /* NULL when numel == 0 */
+    size_t offset;                     /* in elements */
+    size_t numel;
+    clnet_dtype dtype;
+    int ndim;
+    int64_t shape[CLNET_MAX_DIMS];
+};
+
+static inline cl_mem clnet__mem(const clnet_tensor *t)
+{
+    return t->storage ? t->storage->mem : NULL;
+}
+
+/* Checks that every tensor is non-NULL, float32, of ctx, and holds n
+ * elements; records which argument is wrong. names are the parameter names. */
+clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
+                               const clnet_tensor *const *ts, const char *const *names);
+
+#endif

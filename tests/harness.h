@@ -1,0 +1,92 @@
+/* clnet tests — the shared harness: contexts for tests, the float comparator
+ * with per-op tolerances, guard bands, and status assertions. */
+#ifndef CLNET_TEST_HARNESS_H
+#define CLNET_TEST_HARNESS_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clnet/clnet.h"
+
+/* A context on CLNET_TEST_DEVICE (else the default device); fails the test
+ * with the library's message if it cannot be created. */
+clnet_context *test_context(void);
+
+/* Asserts that a clnet call returned CLNET_OK, printing the context's message. */
+#define CK_OK(ctx, call)                                                                          \
+    do {                                                                                          \
+        clnet_status st_ = (call);                                                                \
+        ck_assert_msg(st_ == CLNET_OK, "%s returned %s: %s", #call, clnet_status_name(st_),       \
+                      clnet_context_errmsg(ctx));                                                 \
+    } while (0)
+
+/* Asserts a specific failure status and that the message contains `needle`. */
+#define CK_FAILS(ctx, want, needle, call)                                                         \
+    do {                                                                                          \
+        clnet_status st_ = (call);                                                                \
+        ck_assert_msg(st_ == (want), "%s returned %s, expected %s (%s)", #call,                   \
+                      clnet_status_name(st_), clnet_status_name(want), clnet_context_errmsg(ctx)); \
+        ck_assert_msg(strstr(clnet_context_errmsg(ctx), (needle)) != NULL,                        \
+                      "%s: message \"%s\" lacks \"%s\"", #call, clnet_context_errmsg(ctx),        \
+                      (needle));                                                                  \
+    } while (0)
+
+/* A tolerance: an element passes when bitwise equal to the rounded reference,
+ * or |got - ref| <= abs, or |got - ref| <= rel * |ref|. bitwise = 1 allows
+ * only exact equality with (float)ref. A NaN or Inf on one side only fails. */
+typedef struct tolerance {
+    double abs, rel;
+    int bitwise;
+    const char *why;                   /* one line: why this tolerance */
+} tolerance;
+
+/* Compares n device floats with a float64 reference. Returns the number of
+ * mismatches and prints the first few with `label`. A reference that is not
+ * finite fails the comparison (a broken test, not a broken device). */
+size_t compare_f32(const char *label, const float *got, const double *ref, size_t n, tolerance tol);
+
+/* ||got - ref|| / ||ref|| in float64. */
+double rel_error(const float *got, const double *ref, size_t n);
+
+/* The sentinel NaN written around and into outputs before an op. */
+#define SENTINEL_BITS 0x7fc0deadu
+float sentinel(void);
+int is_sentinel(float f);
+
+/* A guarded tensor: an output view in the middle of a larger buffer whose
+ * margins and body hold the sentinel. guard_check() then proves the op wrote
+ * every element of the body and nothing in the margins. */
+typedef struct guarded {
+    clnet_tensor *base, *view;
+    size_t numel, margin;
+} guarded;
+
+void guarded_create(clnet_context *ctx, int ndim, const int64_t *shape, guarded *g);
+/* Counts margin elements that changed and body elements never written. */
+void guard_count(clnet_context *ctx, const guarded *g, size_t *margin_bad, size_t *unwritten);
+/* Fails the test if a margin element changed or a body element was not written. */
+void guard_check(clnet_context *ctx, const guarded *g, const char *label);
+void guarded_destroy(guarded *g);
+
+/* Uploads / downloads float arrays, asserting success. */
+clnet_tensor *tensor_from(clnet_context *ctx, int ndim, const int64_t *shape, const float *data);
+void download(clnet_context *ctx, const clnet_tensor *t, float *out, size_t n);
+
+/* Small deterministic host RNG for test data (splitmix64). */
+uint64_t test_rng(uint64_t *state);
+void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t *state);
+
+/* The shape tier: 0 = quick (CI), 1 = long (CLNET_TEST_LONG=1). */
+int test_long(void);
+
+/* Suites; each lives in tests/test-<name>.c. */
+Suite *suite_harness(void);
+Suite *suite_runtime(void);
+Suite *suite_cache(void);
+Suite *suite_tensor(void);
+Suite *suite_rng(void);
+Suite *suite_elementwise(void);
+Suite *suite_ref(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* clnet tests — the Check runner: an explicit suite list; `runner NAME...`
+ * runs the named suites, no argument runs all. No OpenCL in main: Check forks
+ * each test and a child of a process that touched OpenCL inherits a broken
+ * runtime. */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const struct {
+    const char *name;
+    Suite *(*make)(void);
+} suites[] = {
+    { "harness", suite_harness },
+    { "ref", suite_ref },
+    { "runtime", suite_runtime },
+    { "cache", suite_cache },
+    { "tensor", suite_tensor },
+    { "rng", suite_rng },
+    { "elementwise", suite_elementwise },
+};
+
+#define NSUITES (sizeof suites / sizeof suites[0])
+
+int main(int argc, char **argv)
+{
+    SRunner *sr = NULL;
+    for (size_t i = 0; i < NSUITES; i++) {
+        int wanted = argc < 2;
+        for (int a = 1; a < argc; a++)
+            wanted |= !strcmp(argv[a], suites[i].name);
+        if (!wanted)
+            continue;
+        if (!sr)
+            sr = srunner_create(suites[i].make());
+        else
+            srunner_add_suite(sr, suites[i].make());
+    }
+    if (!sr) {
+        fprintf(stderr, "runner: no suite named");
+        for (int a = 1; a < argc; a++)
+            fprintf(stderr, " %s", argv[a]);
+        fprintf(stderr, "; suites:");
+        for (size_t i = 0; i < NSUITES; i++)
+            fprintf(stderr, " %s", suites[i].name);
+        fprintf(stderr, "\n");
+        return 2;
+    }
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,269 @@
+/* clnet tests — the runtime: device choice, contexts, errors, build logs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clnet/opencl.h"
+#include "harness.h"
+#include "runtime/runtime.h"
+
+static clnet_status create(const char *spec, clnet_context **ctx, char *err, size_t n)
+{
+    clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+    p.device = spec;
+    return clnet_context_create(&p, ctx, err, n);
+}
+
+START_TEST(default_device_works)
+{
+    clnet_context *ctx = test_context();
+    const clnet_device_info *d = clnet_context_device(ctx);
+    ck_assert_ptr_nonnull(d);
+    ck_assert(d->name[0] != 0);
+    ck_assert_uint_gt(d->max_alloc_bytes, 0);
+    ck_assert_uint_gt(d->max_work_group_size, 0);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+START_TEST(specs_select_devices)
+{
+    char err[2048];
+    clnet_system *sys;
+    ck_assert_int_eq(clnet_system_query(&sys, err, sizeof err), CLNET_OK);
+    const clnet_device_info *first = NULL;
+    for (int p = 0; p < sys->platform_count && !first; p++)
+        if (sys->platforms[p].device_count)
+            first = &sys->platforms[p].devices[0];
+    ck_assert_ptr_nonnull(first);
+    char pd[32];
+    snprintf(pd, sizeof pd, "%d:%d", first->platform_index, first->device_index);
+    /* The device name in upper case, to prove matching ignores case. */
+    char upper[128];
+    snprintf(upper, sizeof upper, "%s", first->name);
+    for (char *c = upper; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    const char *specs[] = { pd, upper, first->platform_name,
+                            first->type == CLNET_DEVICE_CPU ? "cpu" : "gpu" };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        clnet_context *ctx = NULL;
+        clnet_status st = create(specs[i], &ctx, err, sizeof err);
+        ck_assert_msg(st == CLNET_OK, "spec \"%s\": %s", specs[i], err);
+        ck_assert_str_eq(clnet_context_device(ctx)->name, first->name);
+        clnet_context_destroy(ctx);
+    }
+    clnet_system_free(sys);
+}
+END_TEST
+
+START_TEST(bad_spec_lists_devices)
+{
+    char err[2048];
+    clnet_context *ctx = (clnet_context *)1;
+    const char *bad[] = { "no-such-device-xyz", "9:9", "0:99", "accelerator-nope" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(create(bad[i], &ctx, err, sizeof err), CLNET_ERR_NO_DEVICE);
+        ck_assert_ptr_null(ctx);
+        ck_assert_msg(strstr(err, bad[i]) != NULL, "message lacks the spec: %s", err);
+        ck_assert_msg(strstr(err, "0:0") != NULL, "message does not list devices: %s", err);
+    }
+}
+END_TEST
+
+START_TEST(env_spec_is_used_and_named)
+{
+    char err[2048];
+    clnet_context *ctx = NULL;
+    setenv("CLNET_DEVICE", "no-such-device-env", 1);
+    ck_assert_int_eq(create(NULL, &ctx, err, sizeof err), CLNET_ERR_NO_DEVICE);
+    ck_assert_msg(strstr(err, "CLNET_DEVICE") && strstr(err, "no-such-device-env"), "%s", err);
+    /* An explicit spec wins over the environment. */
+    ck_assert_int_eq(create("0:0", &ctx, err, sizeof err), CLNET_OK);
+    clnet_context_destroy(ctx);
+    unsetenv("CLNET_DEVICE");
+}
+END_TEST
+
+START_TEST(missing_icd_says_how_to_install)
+{
+    /* The ICD loader reads OCL_ICD_VENDORS on first use, so this needs a
+     * fresh (forked) process. */
+    if (getenv("CK_FORK") && !strcmp(getenv("CK_FORK"), "no"))
+        return;
+    char dir[] = "/tmp/clnet-no-icd-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    setenv("OCL_ICD_VENDORS", dir, 1);
+    char err[2048];
+    clnet_context *ctx = NULL;
+    ck_assert_int_eq(create(NULL, &ctx, err, sizeof err), CLNET_ERR_NO_PLATFORM);
+    ck_assert_msg(strstr(err, "pocl-opencl-icd") != NULL, "%s", err);
+    clnet_system *sys = (clnet_system *)1;
+    ck_assert_int_eq(clnet_system_query(&sys, err, sizeof err), CLNET_ERR_NO_PLATFORM);
+    ck_assert_ptr_null(sys);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(null_arguments)
+{
+    char err[256];
+    ck_assert_int_eq(clnet_context_create(NULL, NULL, err, sizeof err), CLNET_ERR_INVALID_ARG);
+    ck_assert(strstr(err, "out") != NULL);
+    ck_assert_int_eq(clnet_system_query(NULL, NULL, 0), CLNET_ERR_INVALID_ARG);
+    clnet_context_destroy(NULL);
+    clnet_system_free(NULL);
+    ck_assert_int_eq(clnet_context_finish(NULL), CLNET_ERR_INVALID_ARG);
+    ck_assert_str_eq(clnet_status_name(CLNET_ERR_BUILD), "CLNET_ERR_BUILD");
+    ck_assert_str_eq(clnet_status_name((clnet_status)999), "CLNET_ERR_UNKNOWN");
+}
+END_TEST
+
+START_TEST(several_contexts_at_once)
+{
+    clnet_context *a = test_context(), *b = test_context();
+    int64_t n = 33;
+    clnet_tensor *ta, *tb;
+    CK_OK(a, clnet_tensor_create(a, CLNET_F32, 1, &n, &ta));
+    CK_OK(b, clnet_tensor_create(b, CLNET_F32, 1, &n, &tb));
+    CK_OK(a, clnet_tensor_fill(ta, 1.5));
+    CK_OK(b, clnet_tensor_fill(tb, -2.0));
+    float x[33], y[33];
+    download(a, ta, x, 33);
+    download(b, tb, y, 33);
+    for (int i = 0; i < 33; i++)
+        ck_assert(x[i] == 1.5f && y[i] == -2.0f);
+    /* A tensor of one context is refused by another's op. */
+    CK_FAILS(a, CLNET_ERR_INVALID_ARG, "another context", clnet_add(ta, ta, tb));
+    clnet_tensor_destroy(ta);
+    clnet_tensor_destroy(tb);
+    clnet_context_destroy(a);
+    clnet_context_destroy(b);
+}
+END_TEST
+
+static int log_calls;
+static void count_log(void *user, clnet_status st, const char *msg)
+{
+    (void)user;
+    (void)msg;
+    if (st != CLNET_OK)
+        log_calls++;
+}
+
+START_TEST(broken_kernel_reports_build_log)
+{
+    clnet_context *ctx = test_context();
+    clnet_context_destroy(ctx);
+    clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+    p.device = getenv("CLNET_TEST_DEVICE");
+    p.log = count_log;
+    char err[1024];
+    ck_assert_int_eq(clnet_context_create(&p, &ctx, err, sizeof err), CLNET_OK);
+    const char *src = "__kernel void broken(__global float *x) { x[0] = undeclared_thing; }\n";
+    cl_kernel k;
+    CK_FAILS(ctx, CLNET_ERR_BUILD, "undeclared_thing",
+             clnet__kernel_from_source(ctx, "broken", src, "-DBROKEN_TEST=1", "broken", &k));
+    const char *msg = clnet_context_errmsg(ctx);
+    ck_assert_msg(strstr(msg, "build log") && strstr(msg, "-DBROKEN_TEST=1") &&
+                      strstr(msg, "\"broken\"") && strstr(msg, "CL_BUILD_PROGRAM_FAILURE"),
+                  "%s", msg);
+    ck_assert_int_eq(log_calls, 1);
+    /* The context stays usable. */
+    int64_t n = 7;
+    clnet_tensor *t;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
+    CK_OK(ctx, clnet_tensor_fill(t, 3.0));
+    float v[7];
+    download(ctx, t, v, 7);
+    ck_assert(v[6] == 3.0f);
+    /* A missing kernel name in a good program is named too. */
+    CK_FAILS(ctx, CLNET_ERR_OPENCL, "no_such_kernel",
+             clnet__kernel(ctx, "tensor", NULL, "no_such_kernel", &k));
+    clnet_tensor_destroy(t);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+START_TEST(kernels_are_cached_in_memory)
+{
+    clnet_context *ctx = test_context();
+    cl_kernel k1, k2;
+    CK_OK(ctx, clnet__kernel(ctx, "tensor", NULL, "fill_f32", &k1));
+    CK_OK(ctx, clnet__kernel(ctx, "tensor", NULL, "fill_f32", &k2));
+    ck_assert_ptr_eq(k1, k2);
+    clnet_context_stats s;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s));
+    ck_assert_uint_eq(s.programs_built + s.programs_loaded, 1);
+    /* Other options are another program. */
+    CK_OK(ctx, clnet__kernel(ctx, "tensor", "-DVARIANT=2", "fill_f32", &k2));
+    ck_assert_ptr_ne(k1, k2);
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s));
+    ck_assert_uint_eq(s.programs_built + s.programs_loaded, 2);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+START_TEST(wrap_user_opencl_objects)
+{
+    clnet_context *own = test_context();
+    cl_device_id dev = clnet_context_cl_device(own);
+    cl_int e;
+    cl_context cl = clCreateContext(NULL, 1, &dev, NULL, NULL, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_command_queue q = clCreateCommandQueue(cl, dev, 0, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    char err[512];
+    clnet_context *ctx;
+    ck_assert_int_eq(clnet_context_wrap(dev, cl, q, NULL, &ctx, err, sizeof err), CLNET_OK);
+    ck_assert_ptr_eq(clnet_context_cl_context(ctx), cl);
+    ck_assert_ptr_eq(clnet_context_cl_queue(ctx), q);
+    int64_t n = 5;
+    clnet_tensor *t;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
+    CK_OK(ctx, clnet_tensor_fill(t, 4.0));
+    float v[5];
+    /* The user's queue and buffer are usable directly. */
+    ck_assert_int_eq(clEnqueueReadBuffer(q, clnet_tensor_cl_mem(t), CL_TRUE, 0, sizeof v, v, 0,
+                                         NULL, NULL), CL_SUCCESS);
+    ck_assert(v[4] == 4.0f);
+    clnet_tensor_destroy(t);
+    clnet_context_destroy(ctx);
+    /* Our references are still valid after clnet released its own. */
+    ck_assert_int_eq(clReleaseCommandQueue(q), CL_SUCCESS);
+    ck_assert_int_eq(clReleaseContext(cl), CL_SUCCESS);
+    ck_assert_int_eq(clnet_context_wrap(NULL, cl, q, NULL, &ctx, err, sizeof err),
+                     CLNET_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ctx);
+    clnet_context_destroy(own);
+}
+END_TEST
+
+START_TEST(version_matches_headers)
+{
+    ck_assert_str_eq(clnet_version(), CLNET_VERSION_STRING);
+}
+END_TEST
+
+Suite *suite_runtime(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("devices");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, default_device_works);
+    tcase_add_test(tc, specs_select_devices);
+    tcase_add_test(tc, bad_spec_lists_devices);
+    tcase_add_test(tc, env_spec_is_used_and_named);
+    tcase_add_test(tc, missing_icd_says_how_to_install);
+    tcase_add_test(tc, null_arguments);
+    tcase_add_test(tc, several_contexts_at_once);
+    tcase_add_test(tc, wrap_user_opencl_objects);
+    tcase_add_test(tc, version_matches_headers);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, broken_kernel_reports_build_log);
+    tcase_add_test(tc, kernels_are_cached_in_memory);
+    suite_add_tcase(s, tc);
+    return s;
+}
