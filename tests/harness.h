@@ -88,5 +88,12 @@ Suite *suite_tensor(void);
 Suite *suite_rng(void);
 Suite *suite_elementwise(void);
 Suite *suite_ref(void);
+Suite *suite_gemm(void);
+Suite *suite_conv(void);
+Suite *suite_pool(void);
+Suite *suite_act(void);
+Suite *suite_loss(void);
+Suite *suite_norm(void);
+Suite *suite_optim(void);
 
 #endif

@@ -18,6 +18,13 @@ static const struct {
     { "tensor", suite_tensor },
     { "rng", suite_rng },
     { "elementwise", suite_elementwise },
+    { "gemm", suite_gemm },
+    { "conv", suite_conv },
+    { "pool", suite_pool },
+    { "act", suite_act },
+    { "loss", suite_loss },
+    { "norm", suite_norm },
+    { "optim", suite_optim },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -38,6 +38,13 @@
 #include "context.h"
 #include "tensor.h"
 #include "ops.h"
+#include "gemm.h"
+#include "conv.h"
+#include "pool.h"
+#include "act.h"
+#include "loss.h"
+#include "norm.h"
+#include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {

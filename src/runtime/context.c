@@ -228,3 +228,31 @@ const clnet__profile *clnet__context_profile(const clnet_context *ctx)
 {
     return &ctx->profile;
 }
+
+int clnet__variant(const clnet_context *ctx, const char *op, int chosen)
+{
+    for (int i = 0; i < ctx->nforced; i++)
+        if (!strcmp(ctx->forced[i].op, op))
+            return ctx->forced[i].value;
+    return chosen;
+}
+
+clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value)
+{
+    CLNET_CHECK_ARG(ctx, op != NULL && strlen(op) < sizeof ctx->forced[0].op);
+    for (int i = 0; i < ctx->nforced; i++)
+        if (!strcmp(ctx->forced[i].op, op)) {
+            if (value < 0)
+                ctx->forced[i] = ctx->forced[--ctx->nforced];
+            else
+                ctx->forced[i].value = value;
+            return CLNET_OK;
+        }
+    if (value < 0)
+        return CLNET_OK;
+    if (ctx->nforced == (int)(sizeof ctx->forced / sizeof ctx->forced[0]))
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "clnet__force_variant: too many forced variants");
+    snprintf(ctx->forced[ctx->nforced].op, sizeof ctx->forced[0].op, "%s", op);
+    ctx->forced[ctx->nforced++].value = value;
+    return CLNET_OK;
+}

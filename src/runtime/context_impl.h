@@ -30,6 +30,9 @@ struct clnet_context {
     cl_mem workspace;                  /* scratch shared by ops, grown on demand */
     size_t workspace_bytes;
 
+    int nforced;                       /* forced kernel variants (tests) */
+    struct { char op[48]; int value; } forced[16];
+
     clnet_context_stats stats;
     clnet_log_fn log;
     void *log_user;

@@ -109,6 +109,14 @@ clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_by
  * use it for its own temporaries; it must not keep data there across calls. */
 clnet_status clnet__workspace(clnet_context *ctx, size_t bytes, cl_mem *out);
 
+/* Kernel variants. An op that has several implementations (direct or
+ * im2col convolution, a tiled or a simple kernel) asks which one to run with
+ * clnet__variant(ctx, "conv2d.forward", chosen), passing the one it would
+ * choose by shape and device; tests force each variant in turn with
+ * clnet__force_variant (value < 0 clears). Names are "<op>.<direction>". */
+int clnet__variant(const clnet_context *ctx, const char *op, int chosen);
+clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value);
+
 const clnet__profile *clnet__context_profile(const clnet_context *ctx);
 
 /* ---- Embedded kernel sources (generated from cl/ at build time) --------- */

@@ -1,0 +1,2 @@
+/* clnet — act kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

@@ -1,0 +1,2 @@
+/* clnet — conv kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

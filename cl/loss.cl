@@ -1,0 +1,2 @@
+/* clnet — loss kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

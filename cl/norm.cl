@@ -1,0 +1,2 @@
+/* clnet — norm kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

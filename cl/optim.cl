@@ -1,0 +1,2 @@
+/* clnet — optim kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

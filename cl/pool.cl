@@ -1,0 +1,2 @@
+/* clnet — pool kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

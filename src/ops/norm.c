@@ -1,0 +1,3 @@
+/* clnet — norm primitives (cl/norm.cl); being written. */
+#include "clnet/norm.h"
+#include "tensor/tensor_impl.h"
