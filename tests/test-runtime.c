@@ -239,6 +239,85 @@ START_TEST(wrap_user_opencl_objects)
 }
 END_TEST
 
+static int forked(void)
+{
+    const char *f = getenv("CK_FORK");
+    return !(f && !strcmp(f, "no"));
+}
+
+/* Index of pocl's platform, or -1 (then the pocl-specific tests skip). */
+static int pocl_platform(const clnet_system *sys)
+{
+    for (int p = 0; p < sys->platform_count; p++)
+        if (strstr(sys->platforms[p].name, "Portable Computing Language"))
+            return p;
+    return -1;
+}
+
+START_TEST(several_devices_are_listed_and_chosen)
+{
+    if (!forked())
+        return; /* pocl reads POCL_DEVICES once per process */
+    setenv("POCL_DEVICES", "pthread pthread", 1);
+    char err[2048];
+    clnet_system *sys;
+    ck_assert_int_eq(clnet_system_query(&sys, err, sizeof err), CLNET_OK);
+    int p = pocl_platform(sys);
+    if (p < 0) {
+        clnet_system_free(sys);
+        return;
+    }
+    ck_assert_int_ge(sys->platforms[p].device_count, 2);
+    char spec[16];
+    snprintf(spec, sizeof spec, "%d:1", p);
+    clnet_context *a, *b;
+    ck_assert_msg(create(spec, &b, err, sizeof err) == CLNET_OK, "%s", err);
+    ck_assert_int_eq(clnet_context_device(b)->device_index, 1);
+    snprintf(spec, sizeof spec, "%d:0", p);
+    ck_assert_msg(create(spec, &a, err, sizeof err) == CLNET_OK, "%s", err);
+    int64_t n = 65;
+    clnet_tensor *ta, *tb;
+    CK_OK(a, clnet_tensor_create(a, CLNET_F32, 1, &n, &ta));
+    CK_OK(b, clnet_tensor_create(b, CLNET_F32, 1, &n, &tb));
+    CK_OK(a, clnet_tensor_fill(ta, 1.0));
+    CK_OK(b, clnet_tensor_fill(tb, 2.0));
+    float sa, sb;
+    CK_OK(a, clnet_sum_host(ta, &sa));
+    CK_OK(b, clnet_sum_host(tb, &sb));
+    ck_assert(sa == 65.0f && sb == 130.0f);
+    clnet_tensor_destroy(ta);
+    clnet_tensor_destroy(tb);
+    clnet_context_destroy(a);
+    clnet_context_destroy(b);
+    clnet_system_free(sys);
+}
+END_TEST
+
+START_TEST(tiny_work_group_limit)
+{
+    if (!forked())
+        return;
+    setenv("POCL_MAX_WORK_GROUP_SIZE", "8", 1);
+    clnet_context *ctx = test_context();
+    const clnet_device_info *d = clnet_context_device(ctx);
+    if (!strstr(d->platform_name, "Portable Computing Language")) {
+        clnet_context_destroy(ctx);
+        return;
+    }
+    ck_assert_uint_le(d->max_work_group_size, 8);
+    /* The reduction's local arrays follow the profile's work-group size. */
+    int64_t n = 100003;
+    clnet_tensor *t;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
+    CK_OK(ctx, clnet_tensor_fill(t, 0.5));
+    float s;
+    CK_OK(ctx, clnet_sum_host(t, &s));
+    ck_assert_msg(s == 50001.5f, "sum %.9g", s);
+    clnet_tensor_destroy(t);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 START_TEST(version_matches_headers)
 {
     ck_assert_str_eq(clnet_version(), CLNET_VERSION_STRING);
@@ -259,6 +338,8 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, several_contexts_at_once);
     tcase_add_test(tc, wrap_user_opencl_objects);
     tcase_add_test(tc, version_matches_headers);
+    tcase_add_test(tc, several_devices_are_listed_and_chosen);
+    tcase_add_test(tc, tiny_work_group_limit);
     suite_add_tcase(s, tc);
     tc = tcase_create("kernels");
     tcase_set_timeout(tc, 300);
