@@ -95,5 +95,6 @@ Suite *suite_act(void);
 Suite *suite_loss(void);
 Suite *suite_norm(void);
 Suite *suite_optim(void);
+Suite *suite_io(void);
 
 #endif

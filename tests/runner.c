@@ -25,6 +25,7 @@ static const struct {
     { "loss", suite_loss },
     { "norm", suite_norm },
     { "optim", suite_optim },
+    { "io", suite_io },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

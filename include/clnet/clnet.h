@@ -45,6 +45,8 @@
 #include "loss.h"
 #include "norm.h"
 #include "optim.h"
+#include "data.h"
+#include "safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {

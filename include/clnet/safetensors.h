@@ -1,0 +1,7 @@
+/* clnet — safetensors (being written). */
+#ifndef CLNET_SAFETENSORS_H
+#define CLNET_SAFETENSORS_H
+
+#include "tensor.h"
+
+#endif

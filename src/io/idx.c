@@ -1,0 +1,2 @@
+/* clnet — IDX dataset files (being written). */
+#include "clnet/data.h"

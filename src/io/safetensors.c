@@ -1,0 +1,2 @@
+/* clnet — safetensors weights (being written). */
+#include "clnet/safetensors.h"
