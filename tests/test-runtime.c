@@ -318,6 +318,63 @@ START_TEST(tiny_work_group_limit)
 }
 END_TEST
 
+static void copy_file(const char *from, const char *to, const char *find, const char *repl)
+{
+    FILE *f = fopen(from, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", from);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    FILE *o = fopen(to, "wb");
+    ck_assert_ptr_nonnull(o);
+    char *hit = find ? strstr(buf, find) : NULL;
+    if (hit) {
+        fwrite(buf, 1, (size_t)(hit - buf), o);
+        fputs(repl, o);
+        fputs(hit + strlen(find), o);
+    } else {
+        fwrite(buf, 1, n, o);
+    }
+    fclose(o);
+}
+
+START_TEST(kernel_dir_overrides_embedded_sources)
+{
+    const char *src = getenv("CLNET_SOURCE_CL_DIR");
+    ck_assert_msg(src != NULL, "CLNET_SOURCE_CL_DIR is set by meson test");
+    char dir[] = "/tmp/clnet-kdir-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char from[512], to[512];
+    snprintf(from, sizeof from, "%s/prelude.cl", src);
+    snprintf(to, sizeof to, "%s/prelude.cl", dir);
+    copy_file(from, to, NULL, NULL);
+    /* A fill that writes twice the value proves the file on disk is used. */
+    snprintf(from, sizeof from, "%s/tensor.cl", src);
+    snprintf(to, sizeof to, "%s/tensor.cl", dir);
+    copy_file(from, to, "x[off + i] = value;", "x[off + i] = 2.0f * value;");
+    setenv("CLNET_KERNEL_DIR", dir, 1);
+    clnet_context *ctx = test_context();
+    int64_t n = 3;
+    clnet_tensor *t;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
+    CK_OK(ctx, clnet_tensor_fill(t, 1.5));
+    float v[3];
+    download(ctx, t, v, 3);
+    ck_assert_msg(v[2] == 3.0f, "fill gave %g: the kernel directory was not read", v[2]);
+    /* A program missing from the directory is a clear I/O error. */
+    cl_kernel k;
+    CK_FAILS(ctx, CLNET_ERR_IO, "elementwise.cl", clnet__kernel(ctx, "elementwise", NULL, "add", &k));
+    clnet_tensor_destroy(t);
+    clnet_context_destroy(ctx);
+    unsetenv("CLNET_KERNEL_DIR");
+    unlink(to);
+    snprintf(to, sizeof to, "%s/prelude.cl", dir);
+    unlink(to);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(version_matches_headers)
 {
     ck_assert_str_eq(clnet_version(), CLNET_VERSION_STRING);
@@ -345,6 +402,7 @@ Suite *suite_runtime(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, broken_kernel_reports_build_log);
     tcase_add_test(tc, kernels_are_cached_in_memory);
+    tcase_add_test(tc, kernel_dir_overrides_embedded_sources);
     suite_add_tcase(s, tc);
     return s;
 }
