@@ -22,3 +22,17 @@ __kernel void copy_32(__global uint *dst, ulong doff, __global const uint *src, 
     if (i < n)
         dst[doff + i] = src[soff + i];
 }
+
+/* dst row i = src row idx[i], rows of `row` 32-bit words. An index outside
+ * [0, src_rows) yields a row of zero bits, never an out-of-bounds read. */
+__kernel void gather_rows_32(__global uint *dst, ulong doff, __global const uint *src, ulong soff,
+                             __global const int *idx, ulong ioff, ulong rows, ulong row,
+                             ulong src_rows)
+{
+    size_t g = get_global_id(0);
+    if (g >= rows * row)
+        return;
+    ulong r = g / row, c = g % row;
+    int s = idx[ioff + r];
+    dst[doff + g] = s >= 0 && (ulong)s < src_rows ? src[soff + (ulong)s * row + c] : 0u;
+}

@@ -259,6 +259,40 @@ START_TEST(bad_arguments_are_named)
 }
 END_TEST
 
+START_TEST(gather_rows_in_any_order)
+{
+    clnet_context *ctx = test_context();
+    int64_t sshape[3] = { 7, 3, 5 }, dshape[3] = { 9, 3, 5 }, n = 9;
+    float src[105], got[135];
+    for (int i = 0; i < 105; i++)
+        src[i] = (float)i + 0.5f;
+    int32_t idx[9] = { 6, 0, 3, 3, 1, 6, -1, 7, 2 }; /* repeats, and two out of range */
+    clnet_tensor *s = tensor_from(ctx, 3, sshape, src), *it;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &n, &it));
+    CK_OK(ctx, clnet_tensor_upload(it, idx, sizeof idx));
+    guarded g;
+    guarded_create(ctx, 3, dshape, &g);
+    CK_OK(ctx, clnet_tensor_gather_rows(g.view, s, it));
+    guard_check(ctx, &g, "gather_rows");
+    download(ctx, g.view, got, 135);
+    for (int r = 0; r < 9; r++)
+        for (int c = 0; c < 15; c++) {
+            float want = idx[r] >= 0 && idx[r] < 7 ? src[idx[r] * 15 + c] : 0.0f;
+            ck_assert_msg(got[r * 15 + c] == want, "row %d col %d: %g vs %g", r, c, got[r * 15 + c], want);
+        }
+    int64_t bad[2] = { 9, 4 };
+    clnet_tensor *b;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, bad, &b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "rows of 4", clnet_tensor_gather_rows(b, s, it));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "int32", clnet_tensor_gather_rows(g.view, s, s));
+    clnet_tensor_destroy(b);
+    guarded_destroy(&g);
+    clnet_tensor_destroy(it);
+    clnet_tensor_destroy(s);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 Suite *suite_tensor(void)
 {
     Suite *s = suite_create("tensor");
@@ -273,6 +307,7 @@ Suite *suite_tensor(void)
     tcase_add_test(tc, empty_tensors_do_nothing);
     tcase_add_test(tc, oversized_tensors_are_refused_early);
     tcase_add_test(tc, bad_arguments_are_named);
+    tcase_add_test(tc, gather_rows_in_any_order);
     suite_add_tcase(s, tc);
     return s;
 }

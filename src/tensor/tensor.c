@@ -286,6 +286,41 @@ CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *
     return clnet__launch1d(dst->ctx, k, "clnet_tensor_copy", 5, a, dst->numel);
 }
 
+CLNET_API clnet_status clnet_tensor_gather_rows(clnet_tensor *dst, const clnet_tensor *src,
+                                                const clnet_tensor *indices)
+{
+    CLNET_CHECK_ARG(NULL, dst != NULL);
+    clnet_context *ctx = dst->ctx;
+    CLNET_CHECK_ARG(ctx, src != NULL && indices != NULL);
+    CLNET_CHECK_ARG(ctx, src->ctx == ctx && indices->ctx == ctx);
+    if (dst->ndim < 1 || src->ndim < 1 || src->dtype != dst->dtype || indices->dtype != CLNET_I32)
+        return clnet__error(ctx, CLNET_ERR_SHAPE,
+                            "clnet_tensor_gather_rows: dst and src need a row dimension and one "
+                            "dtype, indices int32");
+    size_t rows = (size_t)dst->shape[0];
+    size_t row = rows ? dst->numel / rows : 0;
+    size_t src_rows = (size_t)src->shape[0];
+    size_t src_row = src_rows ? src->numel / src_rows : 0;
+    if (indices->numel != rows || (rows && src_rows && row != src_row))
+        return clnet__error(ctx, CLNET_ERR_SHAPE,
+                            "clnet_tensor_gather_rows: %zu rows of %zu from rows of %zu with %zu "
+                            "indices",
+                            rows, row, src_row, indices->numel);
+    if (dst->numel == 0)
+        return CLNET_OK;
+    if (src->numel == 0)
+        return clnet_tensor_fill(dst, 0.0);
+    cl_kernel k;
+    clnet_status st = clnet__kernel(ctx, "tensor", NULL, "gather_rows_32", &k);
+    if (st)
+        return st;
+    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(dst)), CLNET_ARG_ULONG(dst->offset),
+                       CLNET_ARG_MEM(clnet__mem(src)), CLNET_ARG_ULONG(src->offset),
+                       CLNET_ARG_MEM(clnet__mem(indices)), CLNET_ARG_ULONG(indices->offset),
+                       CLNET_ARG_ULONG(rows), CLNET_ARG_ULONG(row), CLNET_ARG_ULONG(src_rows) };
+    return clnet__launch1d(ctx, k, "clnet_tensor_gather_rows", 9, a, dst->numel);
+}
+
 clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
                                const clnet_tensor *const *ts, const char *const *names)
 {

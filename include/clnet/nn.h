@@ -1,0 +1,241 @@
+/* clnet — layers and sequential models: build from an input shape with shape
+ * inference, train with fit / evaluate / predict, or drive forward / backward
+ * / step by hand (two models for a GAN). */
+#ifndef CLNET_NN_H
+#define CLNET_NN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "act.h"
+#include "conv.h"
+#include "optim.h"
+#include "pool.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A sequential model: layers applied in order to a batch. The model owns its
+ * layers, parameters, gradients, optimizer state and activation buffers.
+ * Thread-safety: as its context. */
+typedef struct clnet_model clnet_model;
+
+/* Creates an empty model for inputs of `ndim` dims (without the batch dim),
+ * e.g. {1, 28, 28} for NCHW images or {28, 28} for (T, F) sequences. seed
+ * drives weight initialization and dropout. *out is caller-owned: free with
+ * clnet_model_destroy. */
+CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const int64_t *input_shape,
+                                          uint64_t seed, clnet_model **out);
+/* Frees the model and everything it owns; NULL is a no-op. */
+CLNET_API void clnet_model_destroy(clnet_model *m);
+
+/* ---- Layers ---------------------------------------------------------------
+ * Each add appends a layer whose input is the previous layer's output, infers
+ * its output shape, creates and initializes its parameters, and fails with
+ * CLNET_ERR_SHAPE naming the layer and both shapes if the input does not fit. */
+
+typedef enum clnet_init {
+    CLNET_INIT_GLOROT_UNIFORM = 0,     /* Keras' default for kernels */
+    CLNET_INIT_HE_UNIFORM,
+    CLNET_INIT_HE_NORMAL,
+    CLNET_INIT_ZEROS
+} clnet_init;
+
+typedef enum clnet_padding {
+    CLNET_PADDING_VALID = 0,           /* no padding */
+    CLNET_PADDING_SAME                 /* Keras' 'same': output = ceil(input / stride) */
+} clnet_padding;
+
+/* The layer's activation: CLNET_ACT_* or softmax over the last axis. */
+#define CLNET_ACT_SOFTMAX ((clnet_activation)100)
+
+typedef struct clnet_dense_params {
+    int units;
+    clnet_activation activation;       /* CLNET_ACT_NONE, RELU, ..., or CLNET_ACT_SOFTMAX */
+    float alpha;                       /* leaky relu slope */
+    int use_bias;
+    clnet_init kernel_init;
+} clnet_dense_params;
+#define CLNET_DENSE_PARAMS_DEFAULT                                                          \
+    ((clnet_dense_params){ .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f,         \
+                           .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM })
+
+typedef struct clnet_conv2d_layer_params {
+    int filters, kernel_h, kernel_w;
+    int stride_h, stride_w, dilation_h, dilation_w;
+    clnet_padding padding;
+    clnet_activation activation;
+    float alpha;
+    int use_bias;
+    clnet_init kernel_init;
+} clnet_conv2d_layer_params;
+#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT                                                   \
+    ((clnet_conv2d_layer_params){ .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, \
+                                  .stride_w = 1, .dilation_h = 1, .dilation_w = 1,           \
+                                  .padding = CLNET_PADDING_VALID,                            \
+                                  .activation = CLNET_ACT_NONE, .alpha = 0.2f,               \
+                                  .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM })
+
+typedef struct clnet_pool2d_layer_params {
+    int pool_h, pool_w;
+    int stride_h, stride_w;            /* 0: the pool size (Keras' default) */
+    clnet_padding padding;
+} clnet_pool2d_layer_params;
+#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT                                                   \
+    ((clnet_pool2d_layer_params){ .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID })
+
+/* Dense: inputs (batch, features); use Flatten first for images. Kernel
+ * (units, in) as PyTorch's Linear weight, bias (units). */
+CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p);
+/* Conv2D on NCHW: kernel (filters, in_channels, kh, kw), bias (filters). */
+CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p);
+CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p);
+CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p);
+/* Flatten: (batch, ...) -> (batch, prod(...)); a view, no copy. */
+CLNET_API clnet_status clnet_model_add_flatten(clnet_model *m);
+/* Reshape: (batch, ...) -> (batch, shape...); one dim may be -1. A view. */
+CLNET_API clnet_status clnet_model_add_reshape(clnet_model *m, int ndim, const int64_t *shape);
+/* Activation as its own layer; alpha is leaky relu's slope. */
+CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha);
+/* Dropout: in training, zeroes each element with probability rate and scales
+ * the rest by 1 / (1 - rate); identity in inference. */
+CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate);
+/* BatchNormalization over channels (NCHW) or features ((batch, F)):
+ * parameters gamma, beta; running_mean, running_var (not trained).
+ * momentum in PyTorch's sense (Keras' 0.99 is 0.01 here). */
+CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps);
+
+/* ---- Inspection ------------------------------------------------------------- */
+
+CLNET_API int clnet_model_layer_count(const clnet_model *m);
+/* Output shape of the whole model (without batch); returns ndim. */
+CLNET_API int clnet_model_output_shape(const clnet_model *m, int64_t shape[CLNET_MAX_DIMS]);
+/* Number of parameters (trainable and not). */
+CLNET_API size_t clnet_model_param_count(const clnet_model *m);
+/* Writes a Keras-style summary table (layer, output shape, parameter count)
+ * to f. */
+CLNET_API clnet_status clnet_model_summary(const clnet_model *m, FILE *f);
+/* Freezes (0) or unfreezes (1) layer i's parameters: a frozen layer still
+ * passes gradients to its input but its weights never change. */
+CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int trainable);
+
+/* ---- Training ----------------------------------------------------------------- */
+
+typedef enum clnet_loss {
+    CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 0, /* int32 labels; fused with a softmax output */
+    CLNET_LOSS_CATEGORICAL_CROSSENTROPY,            /* one-hot / probability targets */
+    CLNET_LOSS_BINARY_CROSSENTROPY,                 /* float targets in [0, 1]; fused with sigmoid */
+    CLNET_LOSS_MSE
+} clnet_loss;
+
+typedef enum clnet_optimizer {
+    CLNET_OPTIMIZER_ADAM = 0,
+    CLNET_OPTIMIZER_SGD,
+    CLNET_OPTIMIZER_RMSPROP
+} clnet_optimizer;
+
+typedef struct clnet_compile_params {
+    clnet_optimizer optimizer;
+    clnet_adam_params adam;
+    clnet_sgd_params sgd;
+    clnet_rmsprop_params rmsprop;
+    clnet_loss loss;
+    float clip_norm;                   /* > 0: clip gradients by global norm */
+} clnet_compile_params;
+#define CLNET_COMPILE_PARAMS_DEFAULT                                                        \
+    ((clnet_compile_params){ .optimizer = CLNET_OPTIMIZER_ADAM,                             \
+                             .adam = CLNET_ADAM_PARAMS_DEFAULT,                             \
+                             .sgd = CLNET_SGD_PARAMS_DEFAULT,                               \
+                             .rmsprop = CLNET_RMSPROP_PARAMS_DEFAULT,                       \
+                             .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY })
+
+/* Chooses the optimizer and the loss; creates optimizer state. */
+CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p);
+
+/* What fit reports, once per step and once per epoch. */
+typedef struct clnet_progress {
+    int epoch, epochs;                 /* 1-based */
+    int64_t step, steps;               /* 1-based within the epoch */
+    double loss, accuracy;             /* running means over the epoch so far */
+    double elapsed, eta;               /* seconds */
+    int end_of_epoch;                  /* 1 on the epoch's last call */
+    double val_loss, val_accuracy;     /* end of epoch, with validation data; else -1 */
+} clnet_progress;
+
+typedef void (*clnet_progress_fn)(void *user, const clnet_progress *p);
+
+/* A ready-made progress printer: a live line on a terminal (user = the FILE*,
+ * NULL for stderr), one line per epoch otherwise. The library itself never
+ * prints; pass this as fit's progress callback to get Keras-like output. */
+CLNET_API void clnet_progress_print(void *user, const clnet_progress *p);
+
+typedef struct clnet_dataset_view {
+    const float *x;                    /* count * prod(input_shape) floats */
+    const void *y;                     /* int32 labels (sparse CE) or floats (count * prod(output)) */
+    int64_t count;
+} clnet_dataset_view;
+
+typedef struct clnet_fit_params {
+    int epochs;
+    int batch_size;
+    uint64_t shuffle_seed;             /* order of samples each epoch */
+    int shuffle;                       /* nonzero: reshuffle every epoch */
+    const clnet_dataset_view *validation; /* optional */
+    clnet_progress_fn progress;        /* optional; e.g. clnet_progress_print */
+    void *progress_user;
+} clnet_fit_params;
+#define CLNET_FIT_PARAMS_DEFAULT                                                            \
+    ((clnet_fit_params){ .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 })
+
+/* Trains on the host arrays in data. */
+CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p,
+                                       const clnet_dataset_view *data);
+/* Mean loss and accuracy (accuracy for the cross-entropy losses; -1 else). */
+CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_view *data,
+                                            int batch_size, double *loss, double *accuracy);
+/* Writes count * prod(output shape) floats of model outputs (probabilities
+ * after a softmax or sigmoid output) to out. */
+CLNET_API clnet_status clnet_model_predict(clnet_model *m, const float *x, int64_t count,
+                                           int batch_size, float *out);
+/* One optimizer step on a batch given as device tensors: x (batch, input...),
+ * y int32 (batch) or float (batch, output...). loss/accuracy may be NULL;
+ * reading them waits for the device. */
+CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_tensor *x,
+                                                  const clnet_tensor *y, double *loss,
+                                                  double *accuracy);
+
+/* ---- Custom loops ---------------------------------------------------------------
+ * forward keeps what backward needs; backward takes the gradient of the loss
+ * with respect to the model's output (before any fused softmax/sigmoid: see
+ * clnet_model_forward's `logits`) and accumulates nothing: it overwrites the
+ * parameter gradients. step applies the optimizer to trainable layers. */
+
+/* Runs the model on x (batch, input...). *y is borrowed: valid until the next
+ * forward. With a softmax or sigmoid output layer, *y holds probabilities and
+ * *logits (optional) the values before that activation. */
+CLNET_API clnet_status clnet_model_forward(clnet_model *m, const clnet_tensor *x, int training,
+                                           const clnet_tensor **y, const clnet_tensor **logits);
+/* Backpropagates dlogits (the gradient at the logits, i.e. before a fused
+ * softmax/sigmoid; at the output otherwise). *dx (optional) receives the
+ * gradient with respect to the model's input (borrowed, valid until the next
+ * backward). Frozen layers' gradients are not computed. */
+CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *dlogits,
+                                            const clnet_tensor **dx);
+/* Applies the optimizer to every trainable parameter. */
+CLNET_API clnet_status clnet_model_step(clnet_model *m);
+
+/* ---- Weights ------------------------------------------------------------------------ */
+
+/* Saves every parameter (running statistics too) as safetensors, names
+ * "layers.<i>.<param>" (docs/weights.md), atomically. */
+CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path);
+/* Loads a file saved by clnet_model_save (or converted from PyTorch): every
+ * parameter must be present with its exact shape and dtype F32. */
+CLNET_API clnet_status clnet_model_load(clnet_model *m, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
