@@ -96,5 +96,6 @@ Suite *suite_loss(void);
 Suite *suite_norm(void);
 Suite *suite_optim(void);
 Suite *suite_io(void);
+Suite *suite_rnn(void);
 
 #endif

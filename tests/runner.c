@@ -26,6 +26,7 @@ static const struct {
     { "norm", suite_norm },
     { "optim", suite_optim },
     { "io", suite_io },
+    { "rnn", suite_rnn },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

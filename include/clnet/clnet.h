@@ -45,6 +45,7 @@
 #include "loss.h"
 #include "norm.h"
 #include "optim.h"
+#include "rnn.h"
 #include "data.h"
 #include "safetensors.h"
 

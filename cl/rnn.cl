@@ -1,0 +1,2 @@
+/* clnet — recurrent kernels; being written. */
+#pragma OPENCL FP_CONTRACT OFF

@@ -1,0 +1,3 @@
+/* clnet — recurrent primitives (cl/rnn.cl); being written. */
+#include "clnet/rnn.h"
+#include "tensor/tensor_impl.h"
