@@ -1,3 +1,494 @@
-/* clnet — norm primitives (cl/norm.cl); being written. */
+/* clnet — batch normalization and dropout (cl/norm.cl): argument checks,
+ * the workspace layout of the two-stage channel reductions, and launches. */
+#include <math.h>
+#include <stdio.h>
+
 #include "clnet/norm.h"
 #include "tensor/tensor_impl.h"
+
+/* Which optional tensors are present (keep in sync with cl/norm.cl). */
+enum {
+    BN_GAMMA = 1,
+    BN_BETA = 2,
+    BN_RMEAN = 4,
+    BN_RVAR = 8,
+    BN_DGAMMA = 16,
+    BN_DBETA = 32,
+    BN_TRAINING = 64
+};
+
+/* At most this many work-groups share one channel in stage 1; stage 2 then
+ * merges at most this many partials per channel in one work-item. */
+#define MAX_GROUPS_PER_CHANNEL 64
+/* Elements per work-item below which a channel gets no extra group. */
+#define ELEMS_PER_ITEM 32
+
+/* ---- Shapes and arguments ---------------------------------------------------- */
+
+/* "2x3x4" (or "a scalar") into buf. */
+static const char *shape_str(const clnet_tensor *t, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    if (t->ndim == 0)
+        snprintf(buf, size, "a scalar");
+    for (int i = 0; i < t->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "x" : "",
+                                 (long long)t->shape[i]);
+    return buf;
+}
+
+/* x viewed as (n, c, hw): m = n * hw values per channel. */
+typedef struct bn_layout {
+    size_t numel, hw, m;
+    int c;
+} bn_layout;
+
+static clnet_status check_x(clnet_context *ctx, const char *func, const char *name,
+                            const clnet_tensor *x, bn_layout *l)
+{
+    char s[96];
+    if (!x)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
+                            name);
+    if (x->ctx != ctx)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
+                            name);
+    if (x->dtype != CLNET_F32)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
+    if (x->ndim < 2)
+        return clnet__error(ctx, CLNET_ERR_SHAPE,
+                            "%s: %s is %s, expected (N, C, ...) with at "
+                            "least 2 dims",
+                            func, name, shape_str(x, s, sizeof s));
+    if (x->shape[1] > INT32_MAX)
+        return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: %s has %lld channels (at most %d)", func,
+                            name, (long long)x->shape[1], (int)INT32_MAX);
+    l->numel = x->numel;
+    l->c = (int)x->shape[1];
+    l->hw = 1;
+    for (int i = 2; i < x->ndim; i++)
+        l->hw *= (size_t)x->shape[i];
+    l->m = (size_t)x->shape[0] * l->hw;
+    return CLNET_OK;
+}
+
+/* t (required) is float32 of ctx with x's exact shape. */
+static clnet_status check_like(clnet_context *ctx, const char *func, const char *name,
+                               const clnet_tensor *t, const clnet_tensor *x)
+{
+    char s[96], e[96];
+    if (!t)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
+                            name);
+    if (t->ctx != ctx)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
+                            name);
+    if (t->dtype != CLNET_F32)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
+    int same = t->ndim == x->ndim;
+    for (int i = 0; same && i < x->ndim; i++)
+        same = t->shape[i] == x->shape[i];
+    if (!same)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s", func, name,
+                            shape_str(t, s, sizeof s), shape_str(x, e, sizeof e));
+    return CLNET_OK;
+}
+
+/* t is a 1-D float32 tensor of c elements, or NULL when optional. */
+static clnet_status check_vec(clnet_context *ctx, const char *func, const char *name,
+                              const clnet_tensor *t, int c, int optional)
+{
+    char s[96];
+    if (!t && optional)
+        return CLNET_OK;
+    if (!t)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
+                            name);
+    if (t->ctx != ctx)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
+                            name);
+    if (t->dtype != CLNET_F32)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
+    if (t->ndim != 1 || t->shape[0] != c)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %d (one per channel)",
+                            func, name, shape_str(t, s, sizeof s), c);
+    return CLNET_OK;
+}
+
+static clnet_status check_params(clnet_context *ctx, const char *func,
+                                 const clnet_batchnorm_params *in, clnet_batchnorm_params *out)
+{
+    *out = in ? *in : CLNET_BATCHNORM_PARAMS_DEFAULT;
+    if (!(out->eps >= 0.0f) || !isfinite(out->eps))
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: invalid argument: eps (%g) must be finite and >= 0", func,
+                            (double)out->eps);
+    if (!(out->momentum >= 0.0f && out->momentum <= 1.0f))
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: invalid argument: momentum (%g) must be in [0, 1]", func,
+                            (double)out->momentum);
+    return CLNET_OK;
+}
+
+/* Checks the per-channel tensors named in names[0..count-1] (NULL allowed
+ * where optional[i]). */
+static clnet_status check_vecs(clnet_context *ctx, const char *func, int c, int count,
+                               const clnet_tensor *const *ts, const char *const *names,
+                               const int *optional)
+{
+    for (int i = 0; i < count; i++) {
+        clnet_status st = check_vec(ctx, func, names[i], ts[i], c, optional[i]);
+        if (st)
+            return st;
+    }
+    return CLNET_OK;
+}
+
+/* ---- Launch helpers -------------------------------------------------------------- */
+
+/* Groups per channel: enough that every work-item has ELEMS_PER_ITEM values
+ * or the channel is split MAX_GROUPS_PER_CHANNEL ways. Depends on the shape
+ * and the device's work-group size only, so results are reproducible. */
+static int groups_per_channel(clnet_context *ctx, size_t m)
+{
+    size_t per_group = clnet__context_profile(ctx)->wg_size * ELEMS_PER_ITEM;
+    size_t g = (m + per_group - 1) / per_group;
+    return g < 1 ? 1 : g > MAX_GROUPS_PER_CHANNEL ? MAX_GROUPS_PER_CHANNEL : (int)g;
+}
+
+#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The context of the first non-NULL tensor: a NULL first argument is then
+ * still reported on the context. */
+static clnet_context *first_ctx(int count, const clnet_tensor *const *ts)
+{
+    for (int i = 0; i < count; i++)
+        if (ts[i])
+            return ts[i]->ctx;
+    return NULL;
+}
+
+/* A tensor's (buffer, offset) pair, or the fallback buffer when t is NULL
+ * (the kernel is told by a flag not to touch it). */
+#define TARG(t, fb)                                                                                \
+    CLNET_ARG_MEM((t) ? clnet__mem(t) : (fb)), CLNET_ARG_ULONG((t) ? (t)->offset : 0)
+
+static clnet_status launch(clnet_context *ctx, const char *kernel, const char *func, int nargs,
+                           const clnet__arg *args, size_t n)
+{
+    cl_kernel k;
+    clnet_status st = clnet__kernel(ctx, "norm", NULL, kernel, &k);
+    return st ? st : clnet__launch1d(ctx, k, func, nargs, args, n);
+}
+
+/* The apply kernel y = gamma * (x - mean) * invstd + beta, with mean and
+ * invstd at (stats, mo) and (stats, io). */
+static clnet_status forward_apply(clnet_context *ctx, const char *func, const bn_layout *l,
+                                  const clnet_tensor *x, const clnet_tensor *gamma,
+                                  const clnet_tensor *beta, clnet_tensor *y, cl_mem mean, size_t mo,
+                                  cl_mem invstd, size_t io)
+{
+    int flags = (gamma ? BN_GAMMA : 0) | (beta ? BN_BETA : 0);
+    clnet__arg a[] = { TARG(x, NULL),          TARG(y, NULL),         CLNET_ARG_ULONG(l->numel),
+                       CLNET_ARG_ULONG(l->hw), CLNET_ARG_INT(l->c),   CLNET_ARG_MEM(mean),
+                       CLNET_ARG_ULONG(mo),    CLNET_ARG_MEM(invstd), CLNET_ARG_ULONG(io),
+                       TARG(gamma, mean),      TARG(beta, mean),      CLNET_ARG_INT(flags) };
+    return launch(ctx, "bn_forward_apply", func, NARGS(a), a, l->numel);
+}
+
+/* ---- Batch normalization ------------------------------------------------------------ */
+
+/* One pass of per-channel sums into the workspace partials (at 0): of x
+ * (centered == 0) or of x - mu0 and its square, mu0 at (ws, uo). */
+static clnet_status stats_pass(clnet_context *ctx, const char *func, const bn_layout *l,
+                               const clnet_tensor *x, int G, cl_mem ws, size_t uo, int centered)
+{
+    size_t wg = clnet__context_profile(ctx)->wg_size;
+    clnet__arg a[] = { TARG(x, NULL),       CLNET_ARG_ULONG(l->m),   CLNET_ARG_ULONG(l->hw),
+                       CLNET_ARG_INT(l->c), CLNET_ARG_INT(G),        CLNET_ARG_MEM(ws),
+                       CLNET_ARG_ULONG(uo), CLNET_ARG_INT(centered), CLNET_ARG_MEM(ws),
+                       CLNET_ARG_ULONG(0) };
+    return launch(ctx, "bn_stats_partial", func, NARGS(a), a, (size_t)l->c * (size_t)G * wg);
+}
+
+/* Where the per-channel mean and invstd go (and are read from). */
+typedef struct bn_stats {
+    cl_mem mean;
+    size_t mo;
+    cl_mem invstd;
+    size_t io;
+} bn_stats;
+
+/* The batch statistics: pass 1 and the provisional mean mu0 (at ws + uo),
+ * pass 2 and the final mean, invstd and running statistics. */
+static clnet_status batch_stats(clnet_context *ctx, const char *func,
+                                const clnet_batchnorm_params *p, const bn_layout *l,
+                                const clnet_tensor *x, int G, cl_mem ws, size_t uo,
+                                const bn_stats *out, clnet_tensor *running_mean,
+                                clnet_tensor *running_var)
+{
+    size_t C = (size_t)l->c;
+    clnet__arg a1[] = { CLNET_ARG_MEM(ws),  CLNET_ARG_ULONG(0),    CLNET_ARG_INT(l->c),
+                        CLNET_ARG_INT(G),   CLNET_ARG_ULONG(l->m), CLNET_ARG_MEM(ws),
+                        CLNET_ARG_ULONG(uo) };
+    clnet_status st;
+    if ((st = stats_pass(ctx, func, l, x, G, ws, uo, 0)) ||
+        (st = launch(ctx, "bn_mean_final", func, NARGS(a1), a1, C)) ||
+        (st = stats_pass(ctx, func, l, x, G, ws, uo, 1)))
+        return st;
+    int flags = (running_mean ? BN_RMEAN : 0) | (running_var ? BN_RVAR : 0);
+    clnet__arg a2[] = {
+        CLNET_ARG_MEM(ws),          CLNET_ARG_ULONG(0),       CLNET_ARG_INT(l->c),
+        CLNET_ARG_INT(G),           CLNET_ARG_ULONG(l->m),    CLNET_ARG_MEM(ws),
+        CLNET_ARG_ULONG(uo),        CLNET_ARG_FLOAT(p->eps),  CLNET_ARG_FLOAT(p->momentum),
+        CLNET_ARG_INT(flags),       CLNET_ARG_MEM(out->mean), CLNET_ARG_ULONG(out->mo),
+        CLNET_ARG_MEM(out->invstd), CLNET_ARG_ULONG(out->io), TARG(running_mean, ws),
+        TARG(running_var, ws)
+    };
+    return launch(ctx, "bn_stats_final", func, NARGS(a2), a2, C);
+}
+
+CLNET_API clnet_status clnet_batchnorm_forward_training(
+    const clnet_batchnorm_params *params, const clnet_tensor *x, const clnet_tensor *gamma,
+    const clnet_tensor *beta, clnet_tensor *y, clnet_tensor *running_mean,
+    clnet_tensor *running_var, clnet_tensor *save_mean, clnet_tensor *save_invstd)
+{
+    static const char func[] = "clnet_batchnorm_forward_training";
+    const clnet_tensor *vecs[] = { gamma, beta, running_mean, running_var, save_mean, save_invstd };
+    const clnet_tensor *all[] = { x,           y,         gamma,      beta, running_mean,
+                                  running_var, save_mean, save_invstd };
+    clnet_context *ctx = first_ctx(NARGS(all), all);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    clnet_batchnorm_params p;
+    bn_layout l;
+    static const char *const names[] = { "gamma",       "beta",      "running_mean",
+                                         "running_var", "save_mean", "save_invstd" };
+    static const int optional[] = { 1, 1, 1, 1, 1, 1 };
+    clnet_status st;
+    if ((st = check_params(ctx, func, params, &p)) || (st = check_x(ctx, func, "x", x, &l)) ||
+        (st = check_like(ctx, func, "y", y, x)) ||
+        (st = check_vecs(ctx, func, l.c, 6, vecs, names, optional)))
+        return st;
+    if (l.numel == 0)
+        return CLNET_OK;
+    char s[96];
+    if (l.m < 2)
+        return clnet__error(ctx, CLNET_ERR_SHAPE,
+                            "%s: x is %s: training needs at least 2 values per channel "
+                            "(N * HW = %zu)",
+                            func, shape_str(x, s, sizeof s), l.m);
+    int G = groups_per_channel(ctx, l.m);
+    size_t C = (size_t)l.c;
+    /* Workspace: 2 floats per partial, mu0, then the mean and invstd
+     * fallbacks for a NULL save_mean or save_invstd. */
+    size_t uo = 2 * C * (size_t)G, mo = uo + C, io = mo + C;
+    cl_mem ws;
+    if ((st = clnet__workspace(ctx, (io + C) * sizeof(float), &ws)))
+        return st;
+    bn_stats out = { save_mean ? clnet__mem(save_mean) : ws, save_mean ? save_mean->offset : mo,
+                     save_invstd ? clnet__mem(save_invstd) : ws,
+                     save_invstd ? save_invstd->offset : io };
+    if ((st = batch_stats(ctx, func, &p, &l, x, G, ws, uo, &out, running_mean, running_var)))
+        return st;
+    return forward_apply(ctx, func, &l, x, gamma, beta, y, out.mean, out.mo, out.invstd, out.io);
+}
+
+/* Writes mean = running_mean and invstd = 1 / sqrt(running_var + eps) to the
+ * workspace: the mean at so, invstd at so + C. */
+static clnet_status infer_stats(clnet_context *ctx, const char *func, float eps, int c,
+                                const clnet_tensor *running_mean, const clnet_tensor *running_var,
+                                cl_mem ws, size_t so)
+{
+    clnet__arg a[] = { TARG(running_mean, NULL), TARG(running_var, NULL),
+                       CLNET_ARG_INT(c),         CLNET_ARG_FLOAT(eps),
+                       CLNET_ARG_MEM(ws),        CLNET_ARG_ULONG(so),
+                       CLNET_ARG_MEM(ws),        CLNET_ARG_ULONG(so + (size_t)c) };
+    return launch(ctx, "bn_infer_stats", func, NARGS(a), a, (size_t)c);
+}
+
+CLNET_API clnet_status clnet_batchnorm_forward_inference(
+    const clnet_batchnorm_params *params, const clnet_tensor *x, const clnet_tensor *gamma,
+    const clnet_tensor *beta, const clnet_tensor *running_mean, const clnet_tensor *running_var,
+    clnet_tensor *y)
+{
+    static const char func[] = "clnet_batchnorm_forward_inference";
+    const clnet_tensor *vecs[] = { gamma, beta, running_mean, running_var };
+    const clnet_tensor *all[] = { x, y, gamma, beta, running_mean, running_var };
+    clnet_context *ctx = first_ctx(NARGS(all), all);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    clnet_batchnorm_params p;
+    bn_layout l;
+    static const char *const names[] = { "gamma", "beta", "running_mean", "running_var" };
+    static const int optional[] = { 1, 1, 0, 0 };
+    clnet_status st;
+    if ((st = check_params(ctx, func, params, &p)) || (st = check_x(ctx, func, "x", x, &l)) ||
+        (st = check_like(ctx, func, "y", y, x)) ||
+        (st = check_vecs(ctx, func, l.c, 4, vecs, names, optional)))
+        return st;
+    if (l.numel == 0)
+        return CLNET_OK;
+    cl_mem ws;
+    size_t C = (size_t)l.c;
+    if ((st = clnet__workspace(ctx, 2 * C * sizeof(float), &ws)) ||
+        (st = infer_stats(ctx, func, p.eps, l.c, running_mean, running_var, ws, 0)))
+        return st;
+    return forward_apply(ctx, func, &l, x, gamma, beta, y, ws, 0, ws, C);
+}
+
+/* The three launches of a backward pass once the mean and invstd are in
+ * device memory (at sv): gradient sums, their per-channel totals, dx. ws holds
+ * the partials at 0 and the dx coefficients (3 per channel) after them. */
+static clnet_status backward_common(clnet_context *ctx, const char *func, const bn_layout *l,
+                                    int training, const clnet_tensor *x, const clnet_tensor *dy,
+                                    const clnet_tensor *gamma, const bn_stats *sv, clnet_tensor *dx,
+                                    clnet_tensor *dgamma, clnet_tensor *dbeta, cl_mem ws, int G)
+{
+    size_t wg = clnet__context_profile(ctx)->wg_size, C = (size_t)l->c;
+    cl_mem mean = sv->mean, invstd = sv->invstd;
+    size_t mo = sv->mo, io = sv->io;
+    size_t co = 2 * C * (size_t)G;
+    clnet__arg a1[] = { TARG(x, NULL),          TARG(dy, NULL),      CLNET_ARG_ULONG(l->m),
+                        CLNET_ARG_ULONG(l->hw), CLNET_ARG_INT(l->c), CLNET_ARG_INT(G),
+                        CLNET_ARG_MEM(mean),    CLNET_ARG_ULONG(mo), CLNET_ARG_MEM(invstd),
+                        CLNET_ARG_ULONG(io),    CLNET_ARG_MEM(ws),   CLNET_ARG_ULONG(0) };
+    clnet_status st = launch(ctx, "bn_grad_partial", func, NARGS(a1), a1, C * (size_t)G * wg);
+    if (st)
+        return st;
+    int flags = (gamma ? BN_GAMMA : 0) | (dgamma ? BN_DGAMMA : 0) | (dbeta ? BN_DBETA : 0) |
+                (training ? BN_TRAINING : 0);
+    clnet__arg a2[] = { CLNET_ARG_MEM(ws),  CLNET_ARG_ULONG(0),    CLNET_ARG_INT(l->c),
+                        CLNET_ARG_INT(G),   CLNET_ARG_ULONG(l->m), CLNET_ARG_INT(flags),
+                        TARG(gamma, ws),    CLNET_ARG_MEM(invstd), CLNET_ARG_ULONG(io),
+                        TARG(dgamma, ws),   TARG(dbeta, ws),       CLNET_ARG_MEM(ws),
+                        CLNET_ARG_ULONG(co) };
+    if ((st = launch(ctx, "bn_grad_final", func, NARGS(a2), a2, C)))
+        return st;
+    clnet__arg a3[] = {
+        TARG(x, NULL),          TARG(dy, NULL),      TARG(dx, NULL),      CLNET_ARG_ULONG(l->numel),
+        CLNET_ARG_ULONG(l->hw), CLNET_ARG_INT(l->c), CLNET_ARG_MEM(mean), CLNET_ARG_ULONG(mo),
+        CLNET_ARG_MEM(invstd),  CLNET_ARG_ULONG(io), CLNET_ARG_MEM(ws),   CLNET_ARG_ULONG(co),
+        CLNET_ARG_INT(flags)
+    };
+    return launch(ctx, "bn_backward_apply", func, NARGS(a3), a3, l->numel);
+}
+
+/* The checks both backward calls share: vecs[0..2] are gamma, dgamma and
+ * dbeta (optional), vecs[3..4] the saved or the running statistics. */
+static clnet_status backward_checks(clnet_context *ctx, const char *func,
+                                    const clnet_batchnorm_params *params, const clnet_tensor *x,
+                                    const clnet_tensor *dy, const clnet_tensor *dx,
+                                    const clnet_tensor *const vecs[5], const char *const names[5],
+                                    clnet_batchnorm_params *p, bn_layout *l)
+{
+    static const int optional[] = { 1, 1, 1, 0, 0 };
+    clnet_status st;
+    if ((st = check_params(ctx, func, params, p)) || (st = check_x(ctx, func, "x", x, l)) ||
+        (st = check_like(ctx, func, "dy", dy, x)) || (st = check_like(ctx, func, "dx", dx, x)))
+        return st;
+    return check_vecs(ctx, func, l->c, 5, vecs, names, optional);
+}
+
+CLNET_API clnet_status clnet_batchnorm_backward(const clnet_batchnorm_params *params,
+                                                const clnet_tensor *x, const clnet_tensor *dy,
+                                                const clnet_tensor *gamma,
+                                                const clnet_tensor *save_mean,
+                                                const clnet_tensor *save_invstd, clnet_tensor *dx,
+                                                clnet_tensor *dgamma, clnet_tensor *dbeta)
+{
+    static const char func[] = "clnet_batchnorm_backward";
+    const clnet_tensor *vecs[] = { gamma, dgamma, dbeta, save_mean, save_invstd };
+    const clnet_tensor *all[] = { x, dy, dx, gamma, dgamma, dbeta, save_mean, save_invstd };
+    clnet_context *ctx = first_ctx(NARGS(all), all);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    static const char *const names[] = { "gamma", "dgamma", "dbeta", "save_mean", "save_invstd" };
+    clnet_batchnorm_params p;
+    bn_layout l;
+    clnet_status st = backward_checks(ctx, func, params, x, dy, dx, vecs, names, &p, &l);
+    if (st || l.numel == 0)
+        return st;
+    int G = groups_per_channel(ctx, l.m);
+    cl_mem ws;
+    if ((st = clnet__workspace(ctx, (2 * (size_t)G + 3) * (size_t)l.c * sizeof(float), &ws)))
+        return st;
+    bn_stats sv = { clnet__mem(save_mean), save_mean->offset, clnet__mem(save_invstd),
+                    save_invstd->offset };
+    return backward_common(ctx, func, &l, 1, x, dy, gamma, &sv, dx, dgamma, dbeta, ws, G);
+}
+
+CLNET_API clnet_status clnet_batchnorm_backward_inference(
+    const clnet_batchnorm_params *params, const clnet_tensor *x, const clnet_tensor *dy,
+    const clnet_tensor *gamma, const clnet_tensor *running_mean, const clnet_tensor *running_var,
+    clnet_tensor *dx, clnet_tensor *dgamma, clnet_tensor *dbeta)
+{
+    static const char func[] = "clnet_batchnorm_backward_inference";
+    const clnet_tensor *vecs[] = { gamma, dgamma, dbeta, running_mean, running_var };
+    const clnet_tensor *all[] = { x, dy, dx, gamma, dgamma, dbeta, running_mean, running_var };
+    clnet_context *ctx = first_ctx(NARGS(all), all);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    static const char *const names[] = { "gamma", "dgamma", "dbeta", "running_mean",
+                                         "running_var" };
+    clnet_batchnorm_params p;
+    bn_layout l;
+    clnet_status st = backward_checks(ctx, func, params, x, dy, dx, vecs, names, &p, &l);
+    if (st || l.numel == 0)
+        return st;
+    int G = groups_per_channel(ctx, l.m);
+    size_t C = (size_t)l.c;
+    /* Workspace: partials, dx coefficients, then mean and invstd. */
+    size_t so = (2 * (size_t)G + 3) * C;
+    cl_mem ws;
+    if ((st = clnet__workspace(ctx, (so + 2 * C) * sizeof(float), &ws)) ||
+        (st = infer_stats(ctx, func, p.eps, l.c, running_mean, running_var, ws, so)))
+        return st;
+    bn_stats sv = { ws, so, ws, so + C };
+    return backward_common(ctx, func, &l, 0, x, dy, gamma, &sv, dx, dgamma, dbeta, ws, G);
+}
+
+/* ---- Dropout ---------------------------------------------------------------------- */
+
+static clnet_status dropout(const char *func, float rate, uint64_t seed, uint64_t stream,
+                            const clnet_tensor *x, const char *xname, clnet_tensor *y,
+                            const char *yname, clnet_tensor *mask)
+{
+    const clnet_tensor *ts[] = { y, x, mask };
+    const char *const names[] = { yname, xname, "mask" };
+    clnet_context *ctx = first_ctx(NARGS(ts), ts);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    clnet_status st = clnet__check_same(ctx, func, mask ? 3 : 2, ts, names);
+    if (st)
+        return st;
+    if (!(rate >= 0.0f && rate <= 1.0f))
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: invalid argument: rate (%g) must be in [0, 1]", func,
+                            (double)rate);
+    if (y->numel == 0)
+        return CLNET_OK;
+    /* Rounded once on the host; the device multiplies (correctly rounded). */
+    float scale = rate >= 1.0f ? 0.0f : (float)(1.0 / (1.0 - (double)rate));
+    clnet__arg a[] = { TARG(x, NULL),
+                       TARG(y, NULL),
+                       TARG(mask, clnet__mem(y)),
+                       CLNET_ARG_INT(mask != NULL),
+                       CLNET_ARG_ULONG(y->numel),
+                       CLNET_ARG_UINT(seed),
+                       CLNET_ARG_UINT(seed >> 32),
+                       CLNET_ARG_UINT(stream),
+                       CLNET_ARG_UINT(stream >> 32),
+                       CLNET_ARG_FLOAT(rate),
+                       CLNET_ARG_FLOAT(scale) };
+    return launch(ctx, "dropout", func, NARGS(a), a, (y->numel + 3) / 4);
+}
+
+CLNET_API clnet_status clnet_dropout_forward(float rate, uint64_t seed, uint64_t stream,
+                                             const clnet_tensor *x, clnet_tensor *y,
+                                             clnet_tensor *mask)
+{
+    return dropout("clnet_dropout_forward", rate, seed, stream, x, "x", y, "y", mask);
+}
+
+CLNET_API clnet_status clnet_dropout_backward(float rate, uint64_t seed, uint64_t stream,
+                                              const clnet_tensor *dy, clnet_tensor *dx)
+{
+    return dropout("clnet_dropout_backward", rate, seed, stream, dy, "dy", dx, "dx", NULL);
+}
