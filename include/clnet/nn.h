@@ -91,6 +91,13 @@ typedef struct clnet_pool2d_layer_params {
 CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p);
 /* Conv2D on NCHW: kernel (filters, in_channels, kh, kw), bias (filters). */
 CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p);
+/* Conv2DTranspose on NCHW (the data gradient of a convolution): kernel
+ * (in_channels, filters, kh, kw) as PyTorch's ConvTranspose2d, bias
+ * (filters). 'same' padding gives output = input * stride (Keras). */
+CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
+                                                        const clnet_conv2d_layer_params *p);
+/* UpSampling2D: nearest-neighbour, each pixel repeated size_h x size_w. */
+CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, int size_w);
 CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p);
 CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p);
 /* Flatten: (batch, ...) -> (batch, prod(...)); a view, no copy. */
