@@ -1,2 +1,319 @@
-/* clnet — act kernels; being written. */
+/* clnet — activations, softmax / log-softmax over rows, and the channel bias.
+ * Elementwise kernels take one element per work-item. Row kernels come in two
+ * variants, a row per work-item (_item) and a row per work-group of CLNET_WG
+ * lanes (_group); both reduce in a fixed order, so results are deterministic. */
 #pragma OPENCL FP_CONTRACT OFF
+
+#ifndef CLNET_WG
+#define CLNET_WG 64
+#endif
+
+/* ---- elementwise activations --------------------------------------------- */
+
+/* y = x (identity forward, and dx = dy for its backward). */
+__kernel void act_copy(__global float *y, ulong yo, __global const float *x, ulong xo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n)
+        y[yo + i] = x[xo + i];
+}
+
+/* NaN propagates; -0 and every non-positive value give +0. */
+__kernel void relu_forward(__global float *y, ulong yo, __global const float *x, ulong xo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        y[yo + i] = (v > 0.0f || isnan(v)) ? v : 0.0f;
+    }
+}
+
+__kernel void leaky_relu_forward(__global float *y, ulong yo, __global const float *x, ulong xo,
+                                 ulong n, float alpha)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        y[yo + i] = v > 0.0f ? v : alpha * v;
+    }
+}
+
+/* exp of -|x| only, so nothing overflows: 1 / (1 + e) for x >= 0 and
+ * e / (1 + e) for x < 0, the reference's two branches without a branch. */
+__kernel void sigmoid_forward(__global float *y, ulong yo, __global const float *x, ulong xo,
+                              ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        float e = exp(-fabs(v));
+        y[yo + i] = (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+    }
+}
+
+/* Beyond |x| = 9.0110 (13 ln 2 = 9.01091 rounded up) tanh(x) rounds to +-1
+ * in float; some tanh builtins (pocl 3.1) stop at 1 - 2^-24 there, even for
+ * +-Inf, so the tail is set explicitly. NaN takes the builtin's path. */
+__kernel void tanh_forward(__global float *y, ulong yo, __global const float *x, ulong xo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        y[yo + i] = fabs(v) >= 9.0110f ? copysign(1.0f, v) : tanh(v);
+    }
+}
+
+__kernel void relu_backward(__global float *dx, ulong dxo, __global const float *x, ulong xo,
+                            __global const float *dy, ulong dyo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n)
+        dx[dxo + i] = x[xo + i] > 0.0f ? dy[dyo + i] : 0.0f;
+}
+
+__kernel void leaky_relu_backward(__global float *dx, ulong dxo, __global const float *x, ulong xo,
+                                  __global const float *dy, ulong dyo, ulong n, float alpha)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float g = dy[dyo + i];
+        dx[dxo + i] = x[xo + i] > 0.0f ? g : alpha * g;
+    }
+}
+
+/* From y: dy * y * (1 - y), in the reference's order. */
+__kernel void sigmoid_backward(__global float *dx, ulong dxo, __global const float *y, ulong yo,
+                               __global const float *dy, ulong dyo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float s = y[yo + i];
+        dx[dxo + i] = dy[dyo + i] * s * (1.0f - s);
+    }
+}
+
+/* From y: dy * (1 - y) * (1 + y). Near |y| = 1 one factor is exact
+ * (Sterbenz), where 1 - y*y would cancel the rounding error of y*y. */
+__kernel void tanh_backward(__global float *dx, ulong dxo, __global const float *y, ulong yo,
+                            __global const float *dy, ulong dyo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float t = y[yo + i];
+        dx[dxo + i] = dy[dyo + i] * ((1.0f - t) * (1.0f + t));
+    }
+}
+
+/* ---- row helpers: lane `lane` of `lanes` takes columns lane, lane + lanes, ... */
+
+/* The maximum, NaN-propagating (a NaN anywhere makes the row's maximum NaN). */
+static float max_nan(float a, float b)
+{
+    return (b > a || isnan(b)) ? b : a;
+}
+
+static float row_max_part(__global const float *x, ulong o, int cols, int lane, int lanes)
+{
+    float m = -INFINITY;
+    for (int j = lane; j < cols; j += lanes)
+        m = max_nan(m, x[o + j]);
+    return m;
+}
+
+/* (sum of exp(x_j - m) over entries below the maximum m, count of entries
+ * equal to m): the row's sum of exponentials is count + sum, and log1p of
+ * (count - 1) + sum is its logarithm without rounding 1 + small. */
+static float2 row_sumexp_part(__global const float *x, ulong o, int cols, float m, int lane,
+                              int lanes)
+{
+    float2 acc = (float2)(0.0f, 0.0f);
+    for (int j = lane; j < cols; j += lanes) {
+        float v = x[o + j];
+        if (v == m)
+            acc.y += 1.0f;
+        else
+            acc.x += exp(v - m);
+    }
+    return acc;
+}
+
+/* Softmax or log-softmax of one row from its maximum and sumexp parts. A row
+ * whose maximum is not finite (NaN, +Inf, or all -Inf) is NaN throughout. */
+static void softmax_write(__global const float *x, ulong o, __global float *y, ulong oy, int cols,
+                          float m, float2 st, int lane, int lanes, int log_)
+{
+    int valid = isfinite(m);
+    float ls = log1p((st.y - 1.0f) + st.x), s = st.y + st.x;
+    for (int j = lane; j < cols; j += lanes) {
+        float d = x[o + j] - m;
+        float v = log_ ? d - ls : exp(d) / s;
+        y[oy + j] = valid ? v : NAN;
+    }
+}
+
+/* Partial of the backward's row reduction: sum dy (log-softmax) or sum dy*y. */
+static float row_bwd_part(__global const float *y, ulong o, __global const float *dy, ulong od,
+                          int cols, int lane, int lanes, int log_)
+{
+    float acc = 0.0f;
+    for (int j = lane; j < cols; j += lanes)
+        acc += log_ ? dy[od + j] : dy[od + j] * y[o + j];
+    return acc;
+}
+
+static void row_bwd_write(__global const float *y, ulong o, __global const float *dy, ulong od,
+                          __global float *dx, ulong ox, int cols, float r, int lane, int lanes,
+                          int log_)
+{
+    for (int j = lane; j < cols; j += lanes) {
+        float yj = y[o + j], g = dy[od + j];
+        dx[ox + j] = log_ ? g - exp(yj) * r : yj * (g - r);
+    }
+}
+
+/* ---- work-group reductions (every lane calls; fixed tree order) ---------- */
+
+static float group_max(__local float *s, float v)
+{
+    int lid = get_local_id(0);
+    s[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
+        if (lid < k)
+            s[lid] = max_nan(s[lid], s[lid + k]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float r = s[0];
+    barrier(CLK_LOCAL_MEM_FENCE); /* s may be reused at once */
+    return r;
+}
+
+static float group_sum(__local float *s, float v)
+{
+    int lid = get_local_id(0);
+    s[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
+        if (lid < k)
+            s[lid] += s[lid + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float r = s[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+static float2 group_sum2(__local float2 *s, float2 v)
+{
+    int lid = get_local_id(0);
+    s[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
+        if (lid < k)
+            s[lid] += s[lid + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float2 r = s[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* ---- softmax and log-softmax (log_ != 0) over rows of cols ---------------- */
+
+/* One row per work-item: row = global id < rows. y may alias x: every read of
+ * a row precedes its writes, which touch the element just read. */
+__kernel void softmax_forward_item(__global const float *x, ulong xo, __global float *y, ulong yo,
+                                   ulong rows, int cols, int log_)
+{
+    size_t r = get_global_id(0);
+    if (r >= rows)
+        return;
+    ulong o = xo + r * (ulong)cols;
+    float m = row_max_part(x, o, cols, 0, 1);
+    float2 st = row_sumexp_part(x, o, cols, m, 0, 1);
+    softmax_write(x, o, y, yo + r * (ulong)cols, cols, m, st, 0, 1, log_);
+}
+
+/* One row per work-group (launched with exactly rows groups). The barriers
+ * of the reductions order every read of the row before any write. */
+__kernel void softmax_forward_group(__global const float *x, ulong xo, __global float *y, ulong yo,
+                                    ulong rows, int cols, int log_)
+{
+    __local float s1[CLNET_WG];
+    __local float2 s2[CLNET_WG];
+    size_t r = get_group_id(0);
+    int lid = get_local_id(0);
+    ulong o = xo + r * (ulong)cols;
+    float m = group_max(s1, row_max_part(x, o, cols, lid, CLNET_WG));
+    float2 st = group_sum2(s2, row_sumexp_part(x, o, cols, m, lid, CLNET_WG));
+    softmax_write(x, o, y, yo + r * (ulong)cols, cols, m, st, lid, CLNET_WG, log_);
+    (void)rows;
+}
+
+__kernel void softmax_backward_item(__global const float *y, ulong yo, __global const float *dy,
+                                    ulong dyo, __global float *dx, ulong dxo, ulong rows, int cols,
+                                    int log_)
+{
+    size_t r = get_global_id(0);
+    if (r >= rows)
+        return;
+    ulong off = r * (ulong)cols;
+    float red = row_bwd_part(y, yo + off, dy, dyo + off, cols, 0, 1, log_);
+    row_bwd_write(y, yo + off, dy, dyo + off, dx, dxo + off, cols, red, 0, 1, log_);
+}
+
+__kernel void softmax_backward_group(__global const float *y, ulong yo, __global const float *dy,
+                                     ulong dyo, __global float *dx, ulong dxo, ulong rows, int cols,
+                                     int log_)
+{
+    __local float s1[CLNET_WG];
+    size_t r = get_group_id(0);
+    int lid = get_local_id(0);
+    ulong off = r * (ulong)cols;
+    float red = group_sum(s1, row_bwd_part(y, yo + off, dy, dyo + off, cols, lid, CLNET_WG, log_));
+    row_bwd_write(y, yo + off, dy, dyo + off, dx, dxo + off, cols, red, lid, CLNET_WG, log_);
+    (void)rows;
+}
+
+/* ---- bias over channels: x (n, c, hw) --------------------------------------- */
+
+__kernel void bias_add(__global float *y, ulong yo, __global const float *x, ulong xo,
+                       __global const float *b, ulong bo, ulong n, int c, ulong hw)
+{
+    size_t i = get_global_id(0);
+    if (i < n)
+        y[yo + i] = x[xo + i] + b[bo + (i / hw) % (ulong)c];
+}
+
+/* First level of db: group g = ch * chunks + k sums channel ch's elements
+ * e = k*WG + lid + t*chunks*WG < m (m = n * hw; element e is image e / hw,
+ * pixel e % hw): each lane a strided share, then a tree. out[oo + g]. */
+__kernel void bias_backward_partial(__global const float *dy, ulong dyo, int c, ulong hw, ulong m,
+                                    uint chunks, __global float *out, ulong oo)
+{
+    __local float s1[CLNET_WG];
+    size_t g = get_group_id(0);
+    ulong ch = g / chunks, k = g % chunks;
+    int lid = get_local_id(0);
+    float acc = 0.0f;
+    for (ulong e = k * CLNET_WG + lid; e < m; e += (ulong)chunks * CLNET_WG) {
+        ulong img = e / hw;
+        acc += dy[dyo + (img * (ulong)c + ch) * hw + (e - img * hw)];
+    }
+    acc = group_sum(s1, acc);
+    if (lid == 0)
+        out[oo + g] = acc;
+}
+
+/* Second level: db[ch] = the channel's chunks partial sums, in order. */
+__kernel void bias_backward_final(__global const float *part, ulong po, uint chunks, int c,
+                                  __global float *db, ulong dbo)
+{
+    size_t ch = get_global_id(0);
+    if (ch >= (size_t)c)
+        return;
+    float acc = 0.0f;
+    for (uint k = 0; k < chunks; k++)
+        acc += part[po + ch * chunks + k];
+    db[dbo + ch] = acc;
+}

@@ -1,7 +1,76 @@
-/* clnet — loss primitives (being written). */
+/* clnet — losses (mean squared error, binary cross-entropy from logits,
+ * softmax cross-entropy with probability or integer targets) and the
+ * classification accuracy count, on float32 tensors.
+ *
+ * Common rules. Each loss computes the MEAN loss into `loss`, a one-element
+ * float32 tensor (any shape), and the gradient of that mean with respect to
+ * its input (already divided by the count) in the same call. Either output may
+ * be NULL when it is not wanted, not both. The gradient has the input's exact
+ * shape and may alias the input (the same elements). Every tensor of one call
+ * belongs to the same context. Work is queued and the call returns.
+ *
+ * Determinism: terms are summed in a fixed order (per-lane strided sums, a
+ * fixed tree per work-group, then the same for the group partials; no
+ * atomics): the same inputs on the same device give the same bits. An empty
+ * input (no elements or no rows) gives a NaN loss (0 / 0, as PyTorch) and
+ * launches nothing else. NaN in an input makes the loss NaN and the gradient
+ * NaN where it touches. Tensors are borrowed for the call; nothing is
+ * retained. Thread-safety: as the tensors' context. */
 #ifndef CLNET_LOSS_H
 #define CLNET_LOSS_H
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* loss = mean over the n elements of (pred - target)^2;
+ * dpred = 2 (pred - target) / n. pred and target have the same shape. */
+CLNET_API clnet_status clnet_loss_mse(const clnet_tensor *pred, const clnet_tensor *target,
+                                      clnet_tensor *loss, clnet_tensor *dpred);
+
+/* Binary cross-entropy from logits x and targets t in [0, 1] (same shape),
+ * mean over the n elements of max(x, 0) - x t + log1p(exp(-|x|)), which never
+ * overflows or takes the log of 0: |x| = 100 or 1e4 gives finite values
+ * (x * t itself overflows only near FLT_MAX); dx = (sigmoid(x) - t) / n. */
+CLNET_API clnet_status clnet_loss_bce_logits(const clnet_tensor *x, const clnet_tensor *target,
+                                             clnet_tensor *loss, clnet_tensor *dx);
+
+/* Softmax cross-entropy from logits viewed as (rows, classes) over the last
+ * axis (classes >= 1), with target probabilities of the same shape (one-hot
+ * or soft; rows need not sum to 1):
+ *   loss = mean over rows of -sum_j t_j log_softmax(logits)_j,
+ *   dlogits = (softmax(logits) * sum_j t_j - t) / rows.
+ * log_softmax as in clnet_log_softmax_forward (max-subtracted, log1p of the
+ * non-maximal sum): logits of 80 or 1e4 give finite results. A target of 0
+ * adds nothing to the loss, even against a -Inf logit. A row whose maximum is
+ * NaN or +-Inf gives a NaN loss and a NaN gradient row. */
+CLNET_API clnet_status clnet_loss_softmax_xent(const clnet_tensor *logits,
+                                               const clnet_tensor *target, clnet_tensor *loss,
+                                               clnet_tensor *dlogits);
+
+/* The same with an int32 class label per row: labels holds exactly `rows`
+ * elements (any shape), target row i is one-hot at labels[i]:
+ *   loss = mean over rows of log(sum_j exp(x_j)) - x_label,
+ *   dlogits = (softmax(logits) - onehot(label)) / rows.
+ * A label outside [0, classes) is never used as an index: that row's loss is
+ * NaN (so the mean is NaN and the error is seen) and its gradient row is 0. */
+CLNET_API clnet_status clnet_loss_sparse_softmax_xent(const clnet_tensor *logits,
+                                                      const clnet_tensor *labels,
+                                                      clnet_tensor *loss, clnet_tensor *dlogits);
+
+/* correct = the NUMBER of rows whose argmax equals the label (a count, not a
+ * fraction, so counts from several batches add up exactly). logits is viewed
+ * as (rows, classes) as above; labels is int32 with `rows` elements. correct
+ * is one element, int32 (exact) or float32 (exact up to 2^24 rows). argmax
+ * takes the first maximum (strict >, scanning left to right); a NaN logit
+ * never wins unless it is the row's first entry. A label outside
+ * [0, classes) never matches. No rows: 0. */
+CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_tensor *labels,
+                                      clnet_tensor *correct);
+
+#ifdef __cplusplus
+}
+#endif
 #endif
