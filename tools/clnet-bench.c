@@ -122,7 +122,7 @@ static void usage(FILE *f)
             "  --csv FILE        write the results as CSV (same columns)\n"
             "  --plot FILE.png   grouped bars of GFLOP/s or GB/s per case and device\n"
             "  --inject-fault NAME[@D]  perturb one output element of suite or case NAME (on\n"
-            "                    device index D only) before checking; also\n"
+            "                    device index D only) before --check compares it; also\n"
             "                    CLNET_BENCH_INJECT_FAULT. For testing --check.\n"
             "  --version         print clnet's version\n");
 }
@@ -383,14 +383,14 @@ static void run_suite(session *s, clnet_context *ctx, int d, const bench_suite *
 }
 
 /* The first calls again, in a new context whose disk caches are now filled. */
-static void warm_pass(session *s, int d, bench_compile *first)
+static void warm_pass(session *s, int d)
 {
     char err[2048];
     clnet_context *ctx = open_context(s->a->devices[d], s->cache_dir, err, sizeof err);
     if (!ctx)
         return;
     for (int k = 0; k < s->compile_count; k++) {
-        bench_compile *cc = &first[k];
+        bench_compile *cc = &s->compile[k];
         if (cc->device != d)
             continue;
         clnet_context_stats before = { 0 }, after = { 0 };
@@ -455,7 +455,7 @@ static void run_device(session *s, int d)
         run_suite(s, ctx, d, su, &peak, cc);
     }
     clnet_context_destroy(ctx);
-    warm_pass(s, d, s->compile);
+    warm_pass(s, d);
 }
 
 static int exit_status(const session *s)

@@ -53,11 +53,14 @@ static const char peak_source[] =
 #define PEAK_CHAINS 12
 #define PEAK_STEPS 2 /* STEP()s per loop iteration */
 
-/* Wall time of one launch, waited for. < 0 on an OpenCL error. */
-static double time_launch(cl_command_queue q, cl_kernel k, size_t global)
+/* Wall time of one launch, waited for; < 0 on an OpenCL error. The
+ * work-group size is explicit (a power of two that divides global): left to
+ * itself, pocl may make the whole range one work-group, which runs on one
+ * CPU thread. */
+static double time_launch(cl_command_queue q, cl_kernel k, size_t global, size_t local)
 {
     double t0 = bench_now();
-    cl_int e = clEnqueueNDRangeKernel(q, k, 1, NULL, &global, NULL, 0, NULL, NULL);
+    cl_int e = clEnqueueNDRangeKernel(q, k, 1, NULL, &global, &local, 0, NULL, NULL);
     if (e == CL_SUCCESS)
         e = clFinish(q);
     return e == CL_SUCCESS ? bench_now() - t0 : -1.0;
@@ -65,8 +68,8 @@ static double time_launch(cl_command_queue q, cl_kernel k, size_t global)
 
 /* Best GFLOP/s of the width-w FMA kernel: iterations doubled until a launch
  * takes target seconds, then reps launches, the fastest kept. */
-static double fma_rate(cl_command_queue q, cl_kernel k, cl_mem out, size_t global, int w,
-                       double target, int reps)
+static double fma_rate(cl_command_queue q, cl_kernel k, cl_mem out, size_t global, size_t local,
+                       int w, double target, int reps)
 {
     float fa = 0.999f, fb = 0.001f; /* x -> 1: no overflow, no denormals */
     int iters = 64;
@@ -76,14 +79,14 @@ static double fma_rate(cl_command_queue q, cl_kernel k, cl_mem out, size_t globa
     clSetKernelArg(k, 3, sizeof fb, &fb);
     for (;;) {
         clSetKernelArg(k, 1, sizeof iters, &iters);
-        if ((t = time_launch(q, k, global)) < 0)
+        if ((t = time_launch(q, k, global, local)) < 0)
             return -1.0;
         if (t >= target || iters >= (1 << 24))
             break;
         iters *= t < target / 8 ? 4 : 2;
     }
     for (int r = 0; r < reps; r++) {
-        double tr = time_launch(q, k, global);
+        double tr = time_launch(q, k, global, local);
         if (tr < 0)
             return -1.0;
         t = tr < t ? tr : t;
@@ -93,14 +96,14 @@ static double fma_rate(cl_command_queue q, cl_kernel k, cl_mem out, size_t globa
 }
 
 static double copy_rate(cl_command_queue q, cl_kernel k, cl_mem dst, cl_mem src, size_t bytes,
-                        int w, int reps)
+                        size_t local, int w, int reps)
 {
     clSetKernelArg(k, 0, sizeof dst, &dst);
     clSetKernelArg(k, 1, sizeof src, &src);
     size_t global = bytes / (sizeof(float) * (size_t)w);
     double best = -1.0;
     for (int r = 0; r < reps + 1; r++) { /* the first launch touches the pages */
-        double t = time_launch(q, k, global);
+        double t = time_launch(q, k, global, local);
         if (t < 0)
             return -1.0;
         if (r > 0 && (best < 0 || t < best))
@@ -116,6 +119,9 @@ static void measure(clnet_context *ctx, cl_program prog, int quick, bench_peak *
     const clnet_device_info *di = clnet_context_device(ctx);
     static const int widths[] = { 1, 4, 8, 16 };
     cl_int e;
+    size_t local = 64; /* many work-groups: one per CPU thread at least */
+    while (local > di->max_work_group_size)
+        local /= 2;
     /* Enough work-items to fill a GPU; a CPU runs them as loops. */
     size_t global = (size_t)(di->compute_units ? di->compute_units : 1) *
                     (di->type == CLNET_DEVICE_GPU ? 4096 : 1024);
@@ -126,7 +132,8 @@ static void measure(clnet_context *ctx, cl_program prog, int quick, bench_peak *
         cl_kernel k = clCreateKernel(prog, name, &e);
         if (e != CL_SUCCESS)
             break;
-        double r = fma_rate(q, k, buf, global, widths[i], quick ? 0.02 : 0.05, quick ? 2 : 4);
+        double r = fma_rate(q, k, buf, global, local, widths[i], quick ? 0.02 : 0.05,
+                            quick ? 2 : 4);
         clReleaseKernel(k);
         if (r > out->gflops) {
             out->gflops = r;
@@ -147,7 +154,7 @@ static void measure(clnet_context *ctx, cl_program prog, int quick, bench_peak *
         cl_kernel k = clCreateKernel(prog, name, &e);
         if (e != CL_SUCCESS)
             break;
-        double r = copy_rate(q, k, dst, src, bytes, w, quick ? 3 : 6);
+        double r = copy_rate(q, k, dst, src, bytes, local, w, quick ? 3 : 6);
         clReleaseKernel(k);
         if (r > out->gbps) {
             out->gbps = r;

@@ -86,7 +86,7 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
     fprintf(f, "\ndevice %d: %s\n", device, info->devices[device]);
     if (first)
         print_peak_line(f, &first->peak);
-    fprintf(f, "%-6s %-31s %10s %10s %10s %12s %9s %8s %7s %-5s %10s\n", "suite", "name",
+    fprintf(f, "%-6s %-34s %10s %10s %10s %12s %9s %8s %7s %-5s %10s\n", "suite", "name",
             "median ms", "min ms", "max ms", "reps x inner", "GFLOP/s", "GB/s", "%peak", "check",
             "events ms");
     for (int i = 0; i < n; i++) {
@@ -94,7 +94,7 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
         if (r->device != device)
             continue;
         if (!r->ok) {
-            fprintf(f, "%-6s %-31s ERROR %s\n", r->suite, r->c.name, r->error);
+            fprintf(f, "%-6s %-34s ERROR %s\n", r->suite, r->c.name, r->error);
             continue;
         }
         char a[32], b[32], c[32], d[32], e[32], g[32], h[32], reps[32];
@@ -106,7 +106,7 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
             snprintf(h, sizeof h, "%.0f%% %c", pct, bound);
         snprintf(reps, sizeof reps, "%d x %d", r->reps, r->inner);
         const char *cw = bench_check_word(r);
-        fprintf(f, "%-6s %-31s %10s %10s %10s %12s %9s %8s %7s %-5s %10s\n", r->suite, r->c.name,
+        fprintf(f, "%-6s %-34s %10s %10s %10s %12s %9s %8s %7s %-5s %10s\n", r->suite, r->c.name,
                 fmt_ms(a, sizeof a, r->median_ms), fmt_ms(b, sizeof b, r->min_ms),
                 fmt_ms(c, sizeof c, r->max_ms), reps, fmt_num(d, sizeof d, bench_gflops(r)),
                 fmt_num(e, sizeof e, bench_gbps(r)), h, cw ? (r->check.pass ? "pass" : "FAIL") : "-",
@@ -150,7 +150,7 @@ void bench_print_side_by_side(FILE *f, const bench_run_info *info, const bench_r
                "answer, not ranked)\n");
     for (int d = 0; d < info->device_count; d++)
         fprintf(f, "  device %d: %s\n", d, info->devices[d]);
-    fprintf(f, "%-31s", "name");
+    fprintf(f, "%-34s", "name");
     for (int d = 0; d < info->device_count; d++) {
         char h[32];
         snprintf(h, sizeof h, "device %d", d);
@@ -161,7 +161,7 @@ void bench_print_side_by_side(FILE *f, const bench_run_info *info, const bench_r
         if (rs[i].device != rs[0].device)
             continue;
         const bench_result *base = &rs[i];
-        fprintf(f, "%-31s", base->c.name);
+        fprintf(f, "%-34s", base->c.name);
         for (int d = 0; d < info->device_count; d++) {
             char buf[64];
             cell(buf, sizeof buf, find(rs, n, d, base->c.name), base);

@@ -97,21 +97,25 @@ def main():
     args = p.parse_args()
     reps = args.reps or (5 if args.quick else 10)
     torch.manual_seed(0)
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # loads the BLAS
+    blas = peerlib.loaded_blas()
+    version = "torch %s, %s" % (torch.__version__, blas)
     rs = []
     for t in [int(s) for s in args.threads.split(",")]:
         torch.set_num_threads(t)
         device = "pytorch-cpu (%d thread%s)" % (t, "" if t == 1 else "s")
         for w in peerlib.select(args.suite or SUITES, args.quick):
             try:
-                rs.append(peerlib.result(device, w, peerlib.measure(MAKE[w["suite"]](w), reps,
-                                                                    args.quick)))
+                timing = peerlib.measure(MAKE[w["suite"]](w), reps, args.quick)
+                rs.append(peerlib.result(device, w, timing, version=version))
             except Exception as e:  # report, do not stop the other cases
-                rs.append(peerlib.result(device, w, error=repr(e)))
+                rs.append(peerlib.result(device, w, error=repr(e), version=version))
             print("  %s %s done" % (device, w["name"]), file=sys.stderr)
     backend = [line.strip() for line in torch.__config__.parallel_info().splitlines()
                if "parallel backend" in line]
-    return peerlib.finish(args, rs, "peer PyTorch %s CPU (%s)" %
-                          (torch.__version__, backend[0] if backend else "?"))
+    return peerlib.finish(args, rs, "peer PyTorch %s CPU (%s; BLAS %s)" %
+                          (torch.__version__, backend[0] if backend else "?", blas),
+                          peerlib.blas_warning(blas))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ docs/bench.md describes every workload and column.
 import csv
 import json
 import math
+import os
 import socket
 import statistics
 import sys
@@ -24,7 +25,7 @@ COLUMNS = [
     "date", "host", "version",
 ]
 
-NAME_WIDTH = 31
+NAME_WIDTH = 34
 
 
 # ---- Workloads ---------------------------------------------------------------
@@ -122,6 +123,33 @@ def select(suites, quick):
     return out
 
 
+# ---- The BLAS actually loaded ---------------------------------------------------
+
+def loaded_blas():
+    """Which BLAS this process has mapped (call after the first product):
+    "openblas", "mkl", "blis", "refblas" (Debian's libblas3, the netlib
+    reference: 10-50x slower) or "unknown". numpy and torch from Debian
+    link libblas.so.3, whichever implementation the alternatives (or
+    LD_LIBRARY_PATH) point it to."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return "unknown"
+    for key, name in [("openblas", "openblas"), ("libmkl_", "mkl"), ("libblis", "blis"),
+                      ("/libblas.so", "refblas")]:
+        if any(key in p.lower() for p in paths):
+            return name
+    return "unknown"
+
+
+def blas_warning(blas):
+    if blas == "openblas":
+        return ""
+    return ("warning: the BLAS here is %s, not OpenBLAS: GEMM peers are not what BASELINES.md "
+            "measured;\nsee docs/bench.md (libopenblas0-pthread)" % blas)
+
+
 # ---- Timing -------------------------------------------------------------------
 
 def measure(fn, reps, quick):
@@ -151,12 +179,13 @@ def measure(fn, reps, quick):
                 q3_ms=q[2], reps=reps, inner=inner, first_call_ms=first * 1e3)
 
 
-def result(device, w, timing=None, error=None):
-    """One result object in clnet-bench's schema."""
+def result(device, w, timing=None, error=None, version=None):
+    """One result object in clnet-bench's schema; version names the peer's
+    library ("torch 1.13.1")."""
     r = {c: None for c in COLUMNS}
     r.update(device=device, suite=w["suite"], name=w["name"], about=w["about"],
              date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-             host=socket.gethostname(), cache="as found", error=error)
+             host=socket.gethostname(), cache="as found", error=error, version=version)
     if timing:
         r.update(timing)
         med = timing["median_ms"]
@@ -281,8 +310,10 @@ def common_args(parser, suites):
     parser.add_argument("--csv", metavar="FILE", help="write the results as CSV")
 
 
-def finish(args, rs, header):
+def finish(args, rs, header, warning=""):
     print(header)
+    if warning:
+        print(warning)
     print("times: per operation, median of the repetitions (a repetition calls the operation "
           "`inner` times),\nwall clock; warm-up excluded; no peak is measured for peers")
     print_tables(rs)
