@@ -106,11 +106,11 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
             snprintf(h, sizeof h, "%.0f%% %c", pct, bound);
         snprintf(reps, sizeof reps, "%d x %d", r->reps, r->inner);
         const char *cw = bench_check_word(r);
+        const char *check = !cw ? "-" : r->check.pass ? "pass" : "FAIL";
         fprintf(f, "%-6s %-34s %10s %10s %10s %12s %9s %8s %7s %-5s %10s\n", r->suite, r->c.name,
                 fmt_ms(a, sizeof a, r->median_ms), fmt_ms(b, sizeof b, r->min_ms),
                 fmt_ms(c, sizeof c, r->max_ms), reps, fmt_num(d, sizeof d, bench_gflops(r)),
-                fmt_num(e, sizeof e, bench_gbps(r)), h, cw ? (r->check.pass ? "pass" : "FAIL") : "-",
-                fmt_ms(g, sizeof g, r->event_ms));
+                fmt_num(e, sizeof e, bench_gbps(r)), h, check, fmt_ms(g, sizeof g, r->event_ms));
         if (cw && !r->check.pass)
             fprintf(f, "       ^ %zu of %zu elements wrong (%s); first at %zu: expected %.9g, "
                        "got %.9g\n",
