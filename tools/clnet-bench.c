@@ -1,10 +1,42 @@
 /* clnet-bench — lists OpenCL devices and compares them on clnet's workloads.
- * Uses only the public API. */
+ * Uses only the public API; docs/bench.md explains the output. */
+#include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <clnet/clnet.h>
+
+#include "bench/bench.h"
+
+/* Every suite; adding one is a line here (see bench.h). */
+static const bench_suite *const bench_suites[] = {
+    &bench_suite_gemm,
+};
+#define NSUITES (sizeof bench_suites / sizeof bench_suites[0])
+
+#define MAX_DEVICES 16
+#define MAX_CASES 256
+
+enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_CHECK_FAILED = 3 };
+
+typedef struct args {
+    int list, list_suites;
+    const char *devices[MAX_DEVICES];
+    int device_count;
+    int all_devices;
+    const char *suites[NSUITES];
+    int suite_count;
+    const char *json, *csv, *plot;
+    const char *inject;         /* NAME[@DEVICE] */
+    bench_options o;
+} args;
+
+/* ---- Listing ---------------------------------------------------------------- */
 
 static const char *type_name(clnet_device_type t)
 {
@@ -28,7 +60,7 @@ static int list_devices(void)
     clnet_status st = clnet_system_query(&sys, err, sizeof err);
     if (st) {
         fprintf(stderr, "clnet-bench: %s\n", err);
-        return 1;
+        return EXIT_ERROR;
     }
     for (int p = 0; p < sys->platform_count; p++) {
         const clnet_platform_info *pi = &sys->platforms[p];
@@ -53,36 +85,470 @@ static int list_devices(void)
     }
     printf("(* = default device: CLNET_DEVICE or --device overrides it)\n");
     clnet_system_free(sys);
-    return 0;
+    return EXIT_OK;
+}
+
+static void list_suites(int quick)
+{
+    for (size_t s = 0; s < NSUITES; s++) {
+        bench_case cs[MAX_CASES];
+        int n = bench_suites[s]->list(quick, cs, MAX_CASES);
+        printf("%s: %s\n", bench_suites[s]->name, bench_suites[s]->about);
+        for (int i = 0; i < n; i++)
+            printf("  %-22s %s%s\n", cs[i].name, cs[i].about, cs[i].quick ? " (quick)" : "");
+    }
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: clnet-bench --list\n"
-               "  --list        list every OpenCL platform and device\n"
-               "  --version     print clnet's version\n");
+    fprintf(f,
+            "usage: clnet-bench --list\n"
+            "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--quick]\n"
+            "                   [--check] [--reps N] [--cold] [--no-peak] [--json FILE]\n"
+            "                   [--csv FILE] [--plot FILE.png]\n"
+            "  --list            list every OpenCL platform and device\n"
+            "  --list-suites     list the suites and their cases (with --quick: the quick set)\n"
+            "  --device SPEC     a device spec (\"0:1\", \"cpu\", \"pocl\"; see --list);\n"
+            "                    repeat for several; \"all\": every device. Default: the\n"
+            "                    default device (CLNET_DEVICE)\n"
+            "  --suite NAME      run only this suite (repeatable); default: all\n"
+            "  --quick           the small set of cases, fewer repetitions\n"
+            "  --check           compare every device's outputs with the float64 CPU reference;\n"
+            "                    a wrong answer is marked FAIL and not ranked (exit status 3)\n"
+            "  --reps N          timed repetitions per case (default 10, 5 with --quick)\n"
+            "  --cold            start with empty kernel caches (clnet's and the driver's) in a\n"
+            "                    temporary directory, to measure first-run compile cost\n"
+            "  --no-peak         do not measure the device's peak FLOP/s and bandwidth\n"
+            "  --json FILE       write the results as a JSON array\n"
+            "  --csv FILE        write the results as CSV (same columns)\n"
+            "  --plot FILE.png   grouped bars of GFLOP/s or GB/s per case and device\n"
+            "  --inject-fault NAME[@D]  perturb one output element of suite or case NAME (on\n"
+            "                    device index D only) before --check compares it; also\n"
+            "                    CLNET_BENCH_INJECT_FAULT. For testing --check.\n"
+            "  --version         print clnet's version\n");
+}
+
+/* ---- Arguments ------------------------------------------------------------ */
+
+static const bench_suite *find_suite(const char *name)
+{
+    for (size_t s = 0; s < NSUITES; s++)
+        if (!strcmp(bench_suites[s]->name, name))
+            return bench_suites[s];
+    return NULL;
+}
+
+/* 0: parsed; otherwise the exit status (EXIT_OK after --help and friends). */
+static int parse(int argc, char **argv, args *a)
+{
+    int reps = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = !strcmp(s, "--device") || !strcmp(s, "--suite") || !strcmp(s, "--reps") ||
+                    !strcmp(s, "--json") || !strcmp(s, "--csv") || !strcmp(s, "--plot") ||
+                    !strcmp(s, "--inject-fault");
+        if (takes && !v) {
+            fprintf(stderr, "clnet-bench: %s needs a value\n", s);
+            return EXIT_USAGE;
+        }
+        if (takes)
+            i++;
+        if (!strcmp(s, "--list"))
+            a->list = 1;
+        else if (!strcmp(s, "--list-suites"))
+            a->list_suites = 1;
+        else if (!strcmp(s, "--version")) {
+            printf("clnet %s\n", clnet_version());
+            return -1;
+        } else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(s, "--device")) {
+            if (!strcmp(v, "all"))
+                a->all_devices = 1;
+            else if (a->device_count == MAX_DEVICES) {
+                fprintf(stderr, "clnet-bench: at most %d devices\n", MAX_DEVICES);
+                return EXIT_USAGE;
+            } else
+                a->devices[a->device_count++] = v;
+        } else if (!strcmp(s, "--suite")) {
+            if (!find_suite(v)) {
+                fprintf(stderr, "clnet-bench: unknown suite \"%s\"; suites:", v);
+                for (size_t k = 0; k < NSUITES; k++)
+                    fprintf(stderr, " %s", bench_suites[k]->name);
+                fprintf(stderr, "\n");
+                return EXIT_USAGE;
+            }
+            if (a->suite_count < (int)NSUITES)
+                a->suites[a->suite_count++] = v;
+        } else if (!strcmp(s, "--reps")) {
+            char *end;
+            long r = strtol(v, &end, 10);
+            if (*end || r < 1 || r > 10000) {
+                fprintf(stderr, "clnet-bench: --reps takes a count in 1..10000, not \"%s\"\n", v);
+                return EXIT_USAGE;
+            }
+            reps = (int)r;
+        } else if (!strcmp(s, "--json"))
+            a->json = v;
+        else if (!strcmp(s, "--csv"))
+            a->csv = v;
+        else if (!strcmp(s, "--plot"))
+            a->plot = v;
+        else if (!strcmp(s, "--inject-fault"))
+            a->inject = v;
+        else if (!strcmp(s, "--quick"))
+            a->o.quick = 1;
+        else if (!strcmp(s, "--check"))
+            a->o.check = 1;
+        else if (!strcmp(s, "--cold"))
+            a->o.cold = 1;
+        else if (!strcmp(s, "--no-peak"))
+            a->o.no_peak = 1;
+        else {
+            fprintf(stderr, "clnet-bench: unknown argument \"%s\"\n", s);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    a->o.reps = reps ? reps : a->o.quick ? 5 : 10;
+    a->o.target_s = a->o.quick ? 0.005 : 0.02;
+    a->o.case_budget_s = a->o.quick ? 2.0 : 20.0;
+    if (!a->inject)
+        a->inject = getenv("CLNET_BENCH_INJECT_FAULT");
+    return 0;
+}
+
+/* Does the fault-injection spec NAME[@D] name this suite or case on device d? */
+static int inject_here(const char *spec, const char *suite, const char *name, int d)
+{
+    if (!spec || !*spec)
+        return 0;
+    const char *at = strchr(spec, '@');
+    size_t len = at ? (size_t)(at - spec) : strlen(spec);
+    if (at && atoi(at + 1) != d)
+        return 0;
+    return (strlen(suite) == len && !strncmp(spec, suite, len)) ||
+           (strlen(name) == len && !strncmp(spec, name, len));
+}
+
+/* ---- Cold caches ------------------------------------------------------------ */
+
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st))
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char sub[4096];
+            if ((size_t)snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) < sizeof sub)
+                remove_tree(sub);
+        }
+        if (d)
+            closedir(d);
+        rmdir(path);
+    } else
+        unlink(path);
+}
+
+/* Points clnet's and the drivers' kernel caches at fresh directories under
+ * tmp (a mkdtemp template, filled in); before any OpenCL call, since the
+ * drivers read these variables when they load. */
+static int make_cold_caches(char *tmp, char *clnet_dir, size_t size)
+{
+    if (!mkdtemp(tmp)) {
+        perror("clnet-bench: mkdtemp");
+        return 1;
+    }
+    static const char *const vars[][2] = {
+        { "POCL_CACHE_DIR", "pocl" },          /* pocl */
+        { "CUDA_CACHE_PATH", "cuda" },         /* NVIDIA's OpenCL */
+        { "MESA_SHADER_CACHE_DIR", "mesa" },   /* rusticl */
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/%s", tmp, vars[i][1]);
+        if (mkdir(dir, 0700) || setenv(vars[i][0], dir, 1)) {
+            perror("clnet-bench: cache directory");
+            return 1;
+        }
+    }
+    snprintf(clnet_dir, size, "%s/clnet", tmp);
+    return 0;
+}
+
+/* ---- Running ---------------------------------------------------------------- */
+
+typedef struct plan {
+    const bench_suite *suite[MAX_CASES];
+    bench_case cases[MAX_CASES];
+    int count;
+} plan;
+
+static void make_plan(const args *a, plan *p)
+{
+    p->count = 0;
+    for (size_t s = 0; s < NSUITES; s++) {
+        const bench_suite *su = bench_suites[s];
+        int chosen = a->suite_count == 0;
+        for (int k = 0; k < a->suite_count; k++)
+            chosen |= !strcmp(a->suites[k], su->name);
+        if (!chosen)
+            continue;
+        int n = su->list(a->o.quick, p->cases + p->count, MAX_CASES - p->count);
+        for (int i = 0; i < n; i++)
+            p->suite[p->count + i] = su;
+        p->count += n;
+    }
+}
+
+static int resolve_devices(args *a)
+{
+    if (!a->all_devices)
+        return 0;
+    char err[2048];
+    clnet_system *sys;
+    if (clnet_system_query(&sys, err, sizeof err)) {
+        fprintf(stderr, "clnet-bench: %s\n", err);
+        return 1;
+    }
+    static char specs[MAX_DEVICES][32];
+    a->device_count = 0;
+    for (int p = 0; p < sys->platform_count; p++)
+        for (int d = 0; d < sys->platforms[p].device_count && a->device_count < MAX_DEVICES; d++) {
+            snprintf(specs[a->device_count], sizeof specs[0], "%d:%d", p, d);
+            a->devices[a->device_count] = specs[a->device_count];
+            a->device_count++;
+        }
+    clnet_system_free(sys);
+    if (!a->device_count) {
+        fprintf(stderr, "clnet-bench: no OpenCL device found\n");
+        return 1;
+    }
+    return 0;
+}
+
+static clnet_context *open_context(const char *spec, const char *cache_dir, char *err,
+                                   size_t size)
+{
+    clnet_context_params params = CLNET_CONTEXT_PARAMS_DEFAULT;
+    params.device = spec;
+    params.cache_dir = cache_dir;
+    params.profiling = 1;
+    clnet_context *ctx = NULL;
+    if (clnet_context_create(&params, &ctx, err, size))
+        return NULL;
+    return ctx;
+}
+
+typedef struct session {
+    const args *a;
+    const plan *p;
+    const char *cache_dir;
+    bench_run_info info;
+    bench_result *results;      /* device-major: device * p->count + case */
+    bench_compile compile[MAX_DEVICES * NSUITES];
+    int compile_count;
+    void *refs[MAX_CASES];      /* float64 references, shared by devices */
+} session;
+
+/* Every case of suite su on device d, in the measuring context. */
+static void run_suite(session *s, clnet_context *ctx, int d, const bench_suite *su,
+                      const bench_peak *peak, bench_compile *cc)
+{
+    clnet_context_stats before = { 0 }, after = { 0 };
+    clnet_context_get_stats(ctx, &before);
+    for (int i = 0; i < s->p->count; i++) {
+        if (s->p->suite[i] != su)
+            continue;
+        bench_result *r = &s->results[d * s->p->count + i];
+        const bench_case *c = &s->p->cases[i];
+        r->peak = *peak;
+        int inject = inject_here(s->a->inject, su->name, c->name, d);
+        bench_run_case(ctx, su, c, &s->a->o, &s->refs[i], inject, r);
+        if (r->ok)
+            cc->first_s += fmax(0.0, r->first_ms - r->median_ms) * 1e-3;
+        fprintf(stderr, "  device %d %-22s %s\n", d, c->name,
+                r->ok ? (r->check.done && !r->check.pass ? "FAIL" : "done") : r->error);
+    }
+    clnet_context_get_stats(ctx, &after);
+    cc->built = after.programs_built - before.programs_built;
+    cc->loaded = after.programs_loaded - before.programs_loaded;
+    cc->build_s = after.build_seconds - before.build_seconds;
+}
+
+/* The first calls again, in a new context whose disk caches are now filled. */
+static void warm_pass(session *s, int d)
+{
+    char err[2048];
+    clnet_context *ctx = open_context(s->a->devices[d], s->cache_dir, err, sizeof err);
+    if (!ctx)
+        return;
+    for (int k = 0; k < s->compile_count; k++) {
+        bench_compile *cc = &s->compile[k];
+        if (cc->device != d)
+            continue;
+        clnet_context_stats before = { 0 }, after = { 0 };
+        clnet_context_get_stats(ctx, &before);
+        cc->warm_s = 0.0;
+        for (int i = 0; i < s->p->count; i++) {
+            bench_result *r = &s->results[d * s->p->count + i];
+            if (strcmp(s->p->suite[i]->name, cc->suite) || !r->ok)
+                continue;
+            r->first_warm_ms = bench_first_call(ctx, s->p->suite[i], &s->p->cases[i]);
+            if (r->first_warm_ms >= 0)
+                cc->warm_s += fmax(0.0, r->first_warm_ms - r->median_ms) * 1e-3;
+        }
+        clnet_context_get_stats(ctx, &after);
+        cc->built_warm = after.programs_built - before.programs_built;
+        cc->loaded_warm = after.programs_loaded - before.programs_loaded;
+        cc->build_warm_s = after.build_seconds - before.build_seconds;
+    }
+    clnet_context_destroy(ctx);
+}
+
+static void run_device(session *s, int d)
+{
+    char err[2048];
+    const plan *p = s->p;
+    for (int i = 0; i < p->count; i++) {
+        bench_result *r = &s->results[d * p->count + i];
+        r->device = d;
+        r->suite = p->suite[i]->name;
+        r->c = p->cases[i];
+        r->event_ms = r->first_warm_ms = -1.0;
+    }
+    clnet_context *ctx = open_context(s->a->devices[d], s->cache_dir, err, sizeof err);
+    if (!ctx) {
+        fprintf(stderr, "clnet-bench: device %d: %s\n", d, err);
+        err[strcspn(err, "\n")] = 0;
+        snprintf(s->info.devices[d], sizeof s->info.devices[d], "%s (not opened: %.150s)",
+                 s->a->devices[d] ? s->a->devices[d] : "default", err);
+        for (int i = 0; i < p->count; i++)
+            snprintf(s->results[d * p->count + i].error, sizeof s->results[0].error,
+                     "device not opened");
+        return;
+    }
+    const clnet_device_info *di = clnet_context_device(ctx);
+    snprintf(s->info.devices[d], sizeof s->info.devices[d], "%s [%d:%d]", di->name,
+             di->platform_index, di->device_index);
+    fprintf(stderr, "device %d: %s\n", d, s->info.devices[d]);
+    bench_peak peak = { 0 };
+    if (!s->a->o.no_peak)
+        bench_peak_measure(ctx, s->a->o.quick, &peak);
+    else
+        snprintf(peak.error, sizeof peak.error, "--no-peak");
+    for (size_t k = 0; k < NSUITES; k++) {
+        const bench_suite *su = bench_suites[k];
+        int used = 0;
+        for (int i = 0; i < p->count; i++)
+            used |= p->suite[i] == su;
+        if (!used)
+            continue;
+        bench_compile *cc = &s->compile[s->compile_count++];
+        *cc = (bench_compile){ .device = d, .suite = su->name, .warm_s = -1.0 };
+        run_suite(s, ctx, d, su, &peak, cc);
+    }
+    clnet_context_destroy(ctx);
+    warm_pass(s, d);
+}
+
+static int exit_status(const session *s)
+{
+    int n = s->info.device_count * s->p->count, status = EXIT_OK;
+    for (int i = 0; i < n; i++) {
+        const bench_result *r = &s->results[i];
+        if (!r->ok)
+            return EXIT_ERROR;
+        if (r->check.done && !r->check.pass)
+            status = EXIT_CHECK_FAILED;
+    }
+    return status;
+}
+
+static int write_files(const session *s)
+{
+    int n = s->info.device_count * s->p->count, bad = 0;
+    const args *a = s->a;
+    if (a->json && bench_write_json(a->json, &s->info, s->results, n))
+        bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->json);
+    if (a->csv && bench_write_csv(a->csv, &s->info, s->results, n))
+        bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->csv);
+    if (a->plot && bench_write_plot(a->plot, &s->info, s->results, n))
+        bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->plot);
+    return bad != 0;
+}
+
+static void report(const session *s)
+{
+    const bench_run_info *info = &s->info;
+    int n = info->device_count * s->p->count;
+    printf("clnet-bench %s, %s, host %s\n", clnet_version(), info->date, info->host);
+    printf("times: per operation, median of the repetitions (a repetition queues the operation "
+           "`inner` times\nand waits with clnet_context_finish), wall clock; warm-up excluded; "
+           "%%peak: share of the roofline\nfrom the peak measured on the device itself (C: "
+           "compute-bound, M: memory-bound)\n");
+    for (int d = 0; d < info->device_count; d++)
+        bench_print_device_table(stdout, info, s->results, n, d);
+    if (info->device_count > 1)
+        bench_print_side_by_side(stdout, info, s->results, n);
+    bench_print_compile(stdout, info, s->compile, s->compile_count);
+}
+
+static int run(args *a)
+{
+    char tmp[] = "/tmp/clnet-bench-XXXXXX", clnet_dir[1100] = "";
+    if (a->o.cold && make_cold_caches(tmp, clnet_dir, sizeof clnet_dir))
+        return EXIT_ERROR;
+    static plan p;
+    make_plan(a, &p);
+    int status = EXIT_ERROR;
+    session s = { .a = a, .p = &p, .cache_dir = a->o.cold ? clnet_dir : NULL };
+    if (resolve_devices(a))
+        goto done;
+    if (!a->device_count)
+        a->devices[a->device_count++] = NULL; /* the default device */
+    char date[64], host[256] = "unknown";
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    gethostname(host, sizeof host - 1);
+    s.info = (bench_run_info){ .device_count = a->device_count, .cold = a->o.cold,
+                               .checked = a->o.check, .date = date, .host = host };
+    s.results = calloc((size_t)(a->device_count * (p.count ? p.count : 1)), sizeof *s.results);
+    if (!s.results)
+        goto done;
+    for (int d = 0; d < a->device_count; d++)
+        run_device(&s, d);
+    report(&s);
+    status = exit_status(&s);
+    if (write_files(&s) && status == EXIT_OK)
+        status = EXIT_ERROR;
+done:
+    for (int i = 0; i < p.count; i++)
+        free(s.refs[i]);
+    free(s.results);
+    if (a->o.cold)
+        remove_tree(tmp);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
+    static args a;
+    int st = parse(argc, argv, &a);
+    if (st)
+        return st < 0 ? EXIT_OK : st;
+    if (a.list)
+        return list_devices();
+    if (a.list_suites) {
+        list_suites(a.o.quick);
+        return EXIT_OK;
     }
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--list"))
-            return list_devices();
-        if (!strcmp(argv[i], "--version")) {
-            printf("clnet %s\n", clnet_version());
-            return 0;
-        }
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        fprintf(stderr, "clnet-bench: unknown argument \"%s\"\n", argv[i]);
-        usage(stderr);
-        return 2;
-    }
-    return 0;
+    return run(&a);
 }

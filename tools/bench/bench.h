@@ -1,0 +1,160 @@
+/* clnet-bench — the pieces shared by the tool's files: the suite table, one
+ * result row, the peak measurement and the report writers. Public API only. */
+#ifndef CLNET_BENCH_H
+#define CLNET_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <clnet/clnet.h>
+
+/* ---- Suites ---------------------------------------------------------------
+ * A suite is a name, a list of cases and five functions. Adding one (conv,
+ * pool, act, ...) is a file tools/bench/suite-NAME.c that defines a
+ * bench_suite, one line in bench_suites[] (clnet-bench.c) and one in
+ * tools/meson.build. Case names follow docs/bench.md so that the peers in
+ * tools/peers/ run the very same workloads under the same names. */
+
+#define BENCH_NAME_MAX 64
+
+typedef struct bench_case {
+    char name[BENCH_NAME_MAX];  /* unique across suites: "gemm_n1024" */
+    const char *about;          /* what the workload stands for */
+    int quick;                  /* part of the --quick set */
+    double flops;               /* per operation, by the op's formula; 0: n/a */
+    double bytes;               /* minimal memory traffic per operation; 0: n/a */
+    int64_t p[6];               /* the suite's own parameters (shape) */
+} bench_case;
+
+/* The outcome of comparing one device's output with the float64 reference. */
+typedef struct bench_check {
+    int done;                   /* 0: not checked */
+    int pass;
+    size_t count, bad;          /* elements compared, elements out of tolerance */
+    double max_err;             /* max |got - ref| */
+    size_t first_bad;           /* index of the first bad element */
+    double first_ref, first_got;
+    char method[48];            /* "exact (integers, tolerance 0)" */
+} bench_check;
+
+typedef struct bench_suite {
+    const char *name;
+    const char *about;
+    /* Writes the cases (the quick set if quick) to out[0..max-1]; returns
+     * how many. */
+    int (*list)(int quick, bench_case *out, int max);
+    /* Creates the case's tensors on ctx and uploads its inputs (the same on
+     * every device). On success *state is owned by the caller: free it with
+     * teardown. On failure the context's message says why. */
+    clnet_status (*setup)(clnet_context *ctx, const bench_case *c, void **state);
+    /* Queues one operation; does not wait. */
+    clnet_status (*run)(void *state);
+    /* Downloads the output of the last run and compares it with the float64
+     * reference (tests/ref.c). *ref_cache lets a suite keep the reference
+     * between devices: NULL at first, owned by the caller afterwards (one
+     * block, freed with free()). inject_fault: perturb one output element
+     * before comparing (proves that a wrong answer is flagged). NULL when the
+     * suite cannot check. */
+    clnet_status (*check)(void *state, const bench_case *c, void **ref_cache, int inject_fault,
+                          bench_check *out);
+    void (*teardown)(void *state);
+} bench_suite;
+
+extern const bench_suite bench_suite_gemm;
+
+/* ---- Peak -------------------------------------------------------------- */
+
+/* The device's own fp32 FMA rate and copy bandwidth, measured with two tiny
+ * OpenCL kernels built by the tool (not by clnet) on the context's queue. */
+typedef struct bench_peak {
+    int measured;
+    double gflops;              /* best FMA-chain rate, GFLOP/s */
+    double gbps;                /* best copy rate, GB/s (bytes read + written) */
+    int flops_width;            /* the vector width that reached it */
+    int copy_width;
+    double seconds;             /* what measuring cost */
+    char error[256];            /* why not measured, when measured == 0 */
+} bench_peak;
+
+void bench_peak_measure(clnet_context *ctx, int quick, bench_peak *out);
+
+/* ---- Results ----------------------------------------------------------- */
+
+typedef struct bench_result {
+    int device;                 /* index into the chosen devices */
+    char device_label[200];     /* "pthread-haswell-AMD EPYC [0:0]" */
+    const char *suite;
+    bench_case c;
+    int ok;                     /* 0: setup or a run failed; error says why */
+    char error[512];
+    int reps, inner;            /* reps repetitions of inner back-to-back operations */
+    double median_ms, min_ms, max_ms, q1_ms, q3_ms;  /* per operation, wall clock */
+    double event_ms;            /* median by profiling markers; < 0: not available */
+    double first_ms;            /* the first call in a fresh context (compile included) */
+    double first_warm_ms;       /* the same with the disk caches filled; < 0: not measured */
+    bench_peak peak;            /* of the result's device */
+    bench_check check;
+} bench_result;
+
+/* Per device and suite: what compiling cost, apart from the run times. */
+typedef struct bench_compile {
+    int device;
+    const char *suite;
+    double first_s, warm_s;     /* sum over cases of (first call - median); warm_s < 0: n/a */
+    uint64_t built, loaded, built_warm, loaded_warm;  /* clnet's own programs */
+    double build_s, build_warm_s;                     /* clnet's own build time */
+} bench_compile;
+
+typedef struct bench_run_info {
+    int device_count;
+    char devices[16][200];      /* labels */
+    int cold;                   /* caches started empty (--cold) */
+    int checked;
+    const char *date;           /* "2026-11-29 10:31 UTC" */
+    const char *host;
+} bench_run_info;
+
+/* Derived numbers, NAN where not applicable. */
+double bench_gflops(const bench_result *r);
+double bench_gbps(const bench_result *r);
+/* Share of the roofline (min(peak FLOP/s, intensity * peak bandwidth)), in
+ * percent; *bound is 'C' (compute) or 'M' (memory). NAN without a peak. */
+double bench_peak_pct(const bench_result *r, char *bound);
+/* "pass", "fail" or NULL (not checked). */
+const char *bench_check_word(const bench_result *r);
+
+void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_result *rs, int n,
+                              int device);
+void bench_print_side_by_side(FILE *f, const bench_run_info *info, const bench_result *rs, int n);
+void bench_print_compile(FILE *f, const bench_run_info *info, const bench_compile *cs, int n);
+int bench_write_json(const char *path, const bench_run_info *info, const bench_result *rs, int n);
+int bench_write_csv(const char *path, const bench_run_info *info, const bench_result *rs, int n);
+/* Grouped bars of GFLOP/s (or GB/s), one group per workload, one bar per
+ * device. Returns 0 on success; 1 (with a message) if built without libpng. */
+int bench_write_plot(const char *path, const bench_run_info *info, const bench_result *rs, int n);
+
+/* ---- Measuring one case ------------------------------------------------ */
+
+typedef struct bench_options {
+    int quick, check, cold, no_peak;
+    int reps;                   /* repetitions timed */
+    double target_s;            /* a repetition runs the op back to back this long at least */
+    double case_budget_s;       /* fewer reps (3 at least) for a case slower than this */
+} bench_options;
+
+/* Runs case c of suite s on ctx into r: setup, the first call (timed: it
+ * includes compiling), one warm-up call, reps timed repetitions of `inner`
+ * operations each ended by clnet_context_finish, then, with o->check, the
+ * comparison of the last output with the float64 reference. r->ok = 0 and
+ * r->error on failure. The caller fills r's device fields first. */
+void bench_run_case(clnet_context *ctx, const bench_suite *s, const bench_case *c,
+                    const bench_options *o, void **ref_cache, int inject_fault, bench_result *r);
+/* Only the first call of case c on ctx, in ms; < 0 on failure. */
+double bench_first_call(clnet_context *ctx, const bench_suite *s, const bench_case *c);
+
+/* ---- Small helpers ----------------------------------------------------- */
+
+double bench_now(void);         /* monotonic seconds */
+
+#endif

@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Runs clnet-bench on the chosen devices, then the peers (numpy/OpenBLAS and
+PyTorch CPU with 1 and 2 threads) on the same workloads, and prints one
+combined side-by-side table. The one command to compare clnet with its
+peers; docs/bench.md explains the columns.
+
+  tools/compare.py --quick                      # default device, all suites
+  tools/compare.py --device all --check --json all.json
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+import peerlib  # noqa: E402
+
+
+def find_bench(path):
+    candidates = [path] if path else [
+        os.path.join(HERE, "..", "build", "tools", "clnet-bench"),
+        shutil.which("clnet-bench"),
+    ]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    sys.exit("compare: clnet-bench not found; build it (ninja -C build) or pass --bench PATH")
+
+
+def bench_suites(bench):
+    """The suites this clnet-bench has (its --list-suites, one "name: ..." per
+    suite, cases indented)."""
+    out = subprocess.run([bench, "--list-suites"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split(":")[0] for line in out.splitlines() if line and not line[0].isspace()]
+
+
+def peer_python():
+    """Debian's python3 has torch and numpy; a pyenv python3 may not."""
+    return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def run(cmd, json_path, what):
+    """Runs one benchmark (its tables go to our stdout); returns its results."""
+    print("\n$ " + " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd).returncode
+    if not os.path.exists(json_path):
+        print("compare: %s wrote no results (exit status %d)" % (what, rc), file=sys.stderr)
+        return [], rc
+    with open(json_path) as f:
+        return json.load(f), rc
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", action="append", default=[],
+                   help="clnet-bench --device (repeatable; \"all\": every device)")
+    p.add_argument("--suite", action="append", choices=sorted(peerlib.WORKLOADS),
+                   help="run only this suite (repeatable); default: all")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--check", action="store_true", help="clnet-bench --check")
+    p.add_argument("--cold", action="store_true", help="clnet-bench --cold")
+    p.add_argument("--reps", type=int, default=0)
+    p.add_argument("--threads", default="1,2", help="PyTorch thread counts (default 1,2)")
+    p.add_argument("--no-numpy", action="store_true")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--bench", metavar="PATH", help="the clnet-bench to run")
+    p.add_argument("--json", metavar="FILE", help="write every result as one JSON array")
+    p.add_argument("--csv", metavar="FILE", help="the same as CSV")
+    args = p.parse_args()
+
+    bench = find_bench(args.bench)
+    suites = args.suite or list(peerlib.WORKLOADS)
+    have = bench_suites(bench)
+    common = ["--quick"] if args.quick else []
+    common += ["--reps", str(args.reps)] if args.reps else []
+    results, status = [], 0
+    with tempfile.TemporaryDirectory(prefix="clnet-compare-") as tmp:
+        mine = [s for s in suites if s in have]
+        if mine:
+            cmd = [bench] + sum((["--device", d] for d in args.device), [])
+            cmd += sum((["--suite", s] for s in mine), []) + common
+            cmd += (["--check"] if args.check else []) + (["--cold"] if args.cold else [])
+            rs, rc = run(cmd + ["--json", os.path.join(tmp, "clnet.json")],
+                         os.path.join(tmp, "clnet.json"), "clnet-bench")
+            results += rs
+            status = rc
+        missing = [s for s in suites if s not in have]
+        if missing:
+            print("\ncompare: clnet-bench has no suite %s yet: peers only" % ", ".join(missing))
+        py = peer_python()
+        gemm = [s for s in suites if s == "gemm"]
+        if gemm and not args.no_numpy:
+            cmd = [py, os.path.join(HERE, "peers", "peer_numpy.py"), "--suite", "gemm"] + common
+            rs, _ = run(cmd + ["--json", os.path.join(tmp, "numpy.json")],
+                        os.path.join(tmp, "numpy.json"), "the numpy peer")
+            results += rs
+        if not args.no_torch:
+            cmd = [py, os.path.join(HERE, "peers", "peer_torch.py"), "--threads", args.threads]
+            cmd += sum((["--suite", s] for s in suites), []) + common
+            rs, _ = run(cmd + ["--json", os.path.join(tmp, "torch.json")],
+                        os.path.join(tmp, "torch.json"), "the PyTorch peer")
+            results += rs
+    if not results:
+        return 1
+    print("\n==== combined ====")
+    peerlib.print_side_by_side(results)
+    print("(2.00x: twice as fast as device 0, 0.50x: half as fast; compare clnet with the "
+          "better of\nPyTorch's 1 and 2 threads)")
+    if args.json:
+        peerlib.write_json(args.json, results)
+    if args.csv:
+        peerlib.write_csv(args.csv, results)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

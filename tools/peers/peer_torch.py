@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""PyTorch CPU on clnet-bench's workloads: GEMM, convolution, max pooling and
+activations, each with 1 and 2 intra-op threads.
+
+Same names, shapes and FLOP/byte formulas as clnet-bench (tools/peers/
+peerlib.py holds them), the same table and JSON/CSV schema; device
+"pytorch-cpu (N threads)". On a small machine 2 threads are often slower
+than 1 for small ops: compare against the better of the two. Debian's
+/usr/bin/python3 has torch 1.13; see docs/bench.md.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peerlib  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+SUITES = ["gemm", "conv", "pool", "act"]
+
+
+def uniform(*shape, grad=False):
+    return (torch.rand(*shape) * 2 - 1).requires_grad_(grad)
+
+
+def gemm_fn(w):
+    a, b = uniform(w["m"], w["k"]), uniform(w["k"], w["n"])
+    c = torch.empty(w["m"], w["n"])
+    return lambda: torch.mm(a, b, out=c)
+
+
+def conv_fn(w):
+    bwd = w["direction"] == "fwdbwd"
+    x = uniform(w["mb"], w["ic"], w["ih"], w["ih"], grad=bwd)
+    wt = uniform(w["oc"], w["ic"], w["kh"], w["kh"], grad=bwd)
+    b = uniform(w["oc"], grad=bwd)
+    if not bwd:
+        def fwd():
+            with torch.no_grad():
+                F.conv2d(x, wt, b, padding=w["ph"])
+        return fwd
+    oh = w["ih"] + 2 * w["ph"] - w["kh"] + 1
+    dy = uniform(w["mb"], w["oc"], oh, oh)
+
+    def fwdbwd():  # dx, dw and db, as a layer inside a network needs
+        x.grad = wt.grad = b.grad = None
+        F.conv2d(x, wt, b, padding=w["ph"]).backward(dy)
+    return fwdbwd
+
+
+def pool_fn(w):
+    bwd = w["direction"] == "fwdbwd"
+    x = uniform(w["mb"], w["ic"], w["ih"], w["ih"], grad=bwd)
+    if not bwd:
+        def fwd():
+            with torch.no_grad():
+                F.max_pool2d(x, 2, 2)
+        return fwd
+    oh = w["ih"] // 2
+    dy = uniform(w["mb"], w["ic"], oh, oh)
+
+    def fwdbwd():
+        x.grad = None
+        F.max_pool2d(x, 2, 2).backward(dy)
+    return fwdbwd
+
+
+ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+def act_fn(w):
+    n, f = w["n"], ACT[w["fn"]]
+    if w["direction"] == "fwd":
+        x, y = uniform(n), torch.empty(n)
+        if w["fn"] == "relu":
+            return lambda: torch.clamp_min(x, 0.0, out=y)
+        return lambda: f(x, out=y)
+    x, dy = uniform(n, grad=True), uniform(n)
+
+    def fwdbwd():
+        x.grad = None
+        f(x).backward(dy)
+    return fwdbwd
+
+
+MAKE = {"gemm": gemm_fn, "conv": conv_fn, "pool": pool_fn, "act": act_fn}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    peerlib.common_args(p, SUITES)
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated intra-op thread counts (default 1,2)")
+    args = p.parse_args()
+    reps = args.reps or (5 if args.quick else 10)
+    torch.manual_seed(0)
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # loads the BLAS
+    blas = peerlib.loaded_blas()
+    version = "torch %s, %s" % (torch.__version__, blas)
+    rs = []
+    for t in [int(s) for s in args.threads.split(",")]:
+        torch.set_num_threads(t)
+        device = "pytorch-cpu (%d thread%s)" % (t, "" if t == 1 else "s")
+        for w in peerlib.select(args.suite or SUITES, args.quick):
+            try:
+                timing = peerlib.measure(MAKE[w["suite"]](w), reps, args.quick)
+                rs.append(peerlib.result(device, w, timing, version=version))
+            except Exception as e:  # report, do not stop the other cases
+                rs.append(peerlib.result(device, w, error=repr(e), version=version))
+            print("  %s %s done" % (device, w["name"]), file=sys.stderr)
+    backend = [line.strip() for line in torch.__config__.parallel_info().splitlines()
+               if "parallel backend" in line]
+    return peerlib.finish(args, rs, "peer PyTorch %s CPU (%s; BLAS %s)" %
+                          (torch.__version__, backend[0] if backend else "?", blas),
+                          peerlib.blas_warning(blas))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

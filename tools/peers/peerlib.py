@@ -1,0 +1,324 @@
+"""Shared by the peer benchmarks and tools/compare.py: the workloads (names,
+shapes, FLOP and byte formulas, exactly as clnet-bench defines them), the
+timing method (first call apart, warm-up excluded, median of repetitions),
+and the tables and JSON/CSV files in clnet-bench's format.
+
+Plain Python; numpy and torch are imported by the peer scripts, not here.
+docs/bench.md describes every workload and column.
+"""
+
+import csv
+import json
+import math
+import os
+import socket
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+
+# The columns of clnet-bench's JSON and CSV files, in order.
+COLUMNS = [
+    "device", "suite", "name", "median_ms", "min_ms", "max_ms", "q1_ms", "q3_ms", "reps",
+    "inner", "gflops", "gbps", "peak_pct", "bound", "peak_gflops", "peak_gbps", "check",
+    "max_err", "event_ms", "first_call_ms", "first_call_warm_ms", "cache", "error", "about",
+    "date", "host", "version",
+]
+
+NAME_WIDTH = 34
+
+
+# ---- Workloads ---------------------------------------------------------------
+# Each is a dict: suite, name, about, quick, flops (per operation, 0: n/a),
+# bytes (minimal memory traffic per operation, 0: n/a) and its shape fields.
+
+def gemm_workloads():
+    """The same list as tools/bench/suite-gemm.c: C = A * B, row-major."""
+    shapes = [
+        (512, 512, 512, True, "square"),
+        (1024, 1024, 1024, False, "square"),
+        (2048, 2048, 2048, False, "square"),
+        (32, 64, 1600, True, "CNN dense 1600->64, batch 32"),
+        (32, 676, 9, True, "CNN conv1 1->32 3x3 on 28x28 as GEMM (one image)"),
+        (64, 121, 288, True, "CNN conv2 32->64 3x3 on 13x13 as GEMM (one image)"),
+        (32, 256, 28, True, "LSTM(64) input projection, 28 features, batch 32"),
+        (32, 256, 64, True, "LSTM(64) recurrent / stacked projection, batch 32"),
+    ]
+    out = []
+    for m, n, k, quick, about in shapes:
+        name = "gemm_n%d" % n if m == n == k else "gemm_m%dn%dk%d" % (m, n, k)
+        out.append(dict(suite="gemm", name=name, about=about, quick=quick, m=m, n=n, k=k,
+                        flops=2.0 * m * n * k, bytes=4.0 * (m * k + k * n + m * n)))
+    return out
+
+
+def conv_workloads():
+    """2-D convolution, NCHW, stride 1, with bias. fwd: y = conv(x, w) + b.
+    fwdbwd: the forward, then from dy both dx (backward data) and dw, db
+    (backward weights): three GEMM-sized products."""
+    shapes = [  # batch, in channels, image, out channels, kernel, padding, quick
+        (32, 1, 28, 32, 3, 0, True, "CNN conv1"),
+        (64, 1, 28, 32, 3, 0, False, "CNN conv1"),
+        (32, 32, 13, 64, 3, 0, True, "CNN conv2"),
+        (64, 32, 13, 64, 3, 0, False, "CNN conv2"),
+        (8, 64, 56, 64, 3, 1, False, "ResNet-style 3x3 layer"),
+    ]
+    out = []
+    for mb, ic, ih, oc, kh, ph, quick, about in shapes:
+        oh = ih + 2 * ph - kh + 1
+        x, w, y = mb * ic * ih * ih, oc * ic * kh * kh, mb * oc * oh * oh
+        fwd = 2.0 * mb * oc * oh * oh * ic * kh * kh
+        base = "conv_mb%dic%dih%doc%dkh%d" % (mb, ic, ih, oc, kh) + ("ph%d" % ph if ph else "")
+        shape = dict(mb=mb, ic=ic, ih=ih, oc=oc, kh=kh, ph=ph)
+        out.append(dict(suite="conv", name=base + "_fwd", about=about + " forward", quick=quick,
+                        flops=fwd, bytes=4.0 * (x + w + oc + y), direction="fwd", **shape))
+        # backward data reads dy and w, writes dx; backward weights reads x
+        # and dy, writes dw and db.
+        bwd_bytes = 4.0 * ((y + w + x) + (x + y + w + oc))
+        out.append(dict(suite="conv", name=base + "_fwdbwd", about=about + " forward + backward",
+                        quick=quick, flops=3.0 * fwd, bytes=4.0 * (x + w + oc + y) + bwd_bytes,
+                        direction="fwdbwd", **shape))
+    return out
+
+
+def pool_workloads():
+    """Max pooling 2x2, stride 2, no padding (floor), on the CNN's shapes at
+    batch 64. fwdbwd: the forward, then dx from dy (through the argmax)."""
+    out = []
+    for mb, ic, ih, about in [(64, 32, 26, "CNN pool1 26->13"), (64, 64, 11, "CNN pool2 11->5")]:
+        oh = ih // 2
+        x, y = mb * ic * ih * ih, mb * ic * oh * oh
+        base = "pool_max_mb%dic%dih%dkh2" % (mb, ic, ih)
+        shape = dict(mb=mb, ic=ic, ih=ih, kh=2)
+        out.append(dict(suite="pool", name=base + "_fwd", about=about + " forward", quick=True,
+                        flops=0.0, bytes=4.0 * (x + y), direction="fwd", **shape))
+        out.append(dict(suite="pool", name=base + "_fwdbwd", about=about + " forward + backward",
+                        quick=True, flops=0.0, bytes=4.0 * (x + y) + 4.0 * (2 * y + x),
+                        direction="fwdbwd", **shape))
+    return out
+
+
+def act_workloads():
+    """relu, sigmoid, tanh on 2^20 float32 elements. fwd: y = f(x) into an
+    existing y. fwdbwd: y = f(x), then dx = f'(.) * dy."""
+    n = 1 << 20
+    out = []
+    for fn in ["relu", "sigmoid", "tanh"]:
+        base = "act_%s_n%d" % (fn, n)
+        out.append(dict(suite="act", name=base + "_fwd", about=fn + " forward", quick=True,
+                        flops=0.0, bytes=8.0 * n, direction="fwd", fn=fn, n=n))
+        out.append(dict(suite="act", name=base + "_fwdbwd", about=fn + " forward + backward",
+                        quick=True, flops=0.0, bytes=20.0 * n, direction="fwdbwd", fn=fn, n=n))
+    return out
+
+
+WORKLOADS = {"gemm": gemm_workloads, "conv": conv_workloads, "pool": pool_workloads,
+             "act": act_workloads}
+
+
+def select(suites, quick):
+    out = []
+    for s in suites:
+        out += [w for w in WORKLOADS[s]() if w["quick"] or not quick]
+    return out
+
+
+# ---- The BLAS actually loaded ---------------------------------------------------
+
+def loaded_blas():
+    """Which BLAS this process has mapped (call after the first product):
+    "openblas", "mkl", "blis", "refblas" (Debian's libblas3, the netlib
+    reference: 10-50x slower) or "unknown". numpy and torch from Debian
+    link libblas.so.3, whichever implementation the alternatives (or
+    LD_LIBRARY_PATH) point it to."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return "unknown"
+    for key, name in [("openblas", "openblas"), ("libmkl_", "mkl"), ("libblis", "blis"),
+                      ("/libblas.so", "refblas")]:
+        if any(key in p.lower() for p in paths):
+            return name
+    return "unknown"
+
+
+def blas_warning(blas):
+    if blas == "openblas":
+        return ""
+    return ("warning: the BLAS here is %s, not OpenBLAS: GEMM peers are not what BASELINES.md "
+            "measured;\nsee docs/bench.md (libopenblas0-pthread)" % blas)
+
+
+# ---- Timing -------------------------------------------------------------------
+
+def measure(fn, reps, quick):
+    """Times fn() as clnet-bench does: the first call apart, one warm-up, then
+    reps repetitions of `inner` back-to-back calls (inner chosen so that a
+    repetition lasts 5 ms, 20 ms without quick); fewer reps (3 at least) when
+    a case would take more than 2 s (20 s). Returns a dict of ms per call."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fn()
+    one = time.perf_counter() - t0
+    target, budget = (0.005, 2.0) if quick else (0.02, 20.0)
+    inner = max(1, min(1000, math.ceil(target / one))) if one > 0 else 1000
+    if reps > 3 and one * inner * reps > budget:
+        reps = max(3, int(budget / (one * inner)))
+    ms = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        ms.append((time.perf_counter() - t0) * 1e3 / inner)
+    ms.sort()
+    q = statistics.quantiles(ms, n=4, method="inclusive") if len(ms) > 1 else [ms[0]] * 3
+    return dict(median_ms=statistics.median(ms), min_ms=ms[0], max_ms=ms[-1], q1_ms=q[0],
+                q3_ms=q[2], reps=reps, inner=inner, first_call_ms=first * 1e3)
+
+
+def result(device, w, timing=None, error=None, version=None):
+    """One result object in clnet-bench's schema; version names the peer's
+    library ("torch 1.13.1")."""
+    r = {c: None for c in COLUMNS}
+    r.update(device=device, suite=w["suite"], name=w["name"], about=w["about"],
+             date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+             host=socket.gethostname(), cache="as found", error=error, version=version)
+    if timing:
+        r.update(timing)
+        med = timing["median_ms"]
+        r["gflops"] = w["flops"] / med * 1e-6 if w["flops"] > 0 else None
+        r["gbps"] = w["bytes"] / med * 1e-6 if w["bytes"] > 0 else None
+    return r
+
+
+# ---- Output -------------------------------------------------------------------
+
+def fmt_ms(x):
+    if x is None or x < 0:
+        return "-"
+    return "%.1f" % x if x >= 100 else "%.3f" % x if x >= 1 else "%.4f" % x
+
+
+def fmt_num(x):
+    if x is None:
+        return "-"
+    return "%.1f" % x if x >= 100 else "%.2f" % x if x >= 1 else "%.3f" % x
+
+
+ROW = "%-6s %-" + str(NAME_WIDTH) + "s %10s %10s %10s %12s %9s %8s %7s %-5s %10s"
+
+
+def print_device_table(rs, device, index, out=sys.stdout):
+    """The per-device table, as clnet-bench prints it."""
+    print("\ndevice %d: %s" % (index, device), file=out)
+    mine = [r for r in rs if r["device"] == device]
+    if mine and mine[0].get("peak_gflops"):
+        print("  measured peak: %.1f GFLOP/s, %.1f GB/s" % (mine[0]["peak_gflops"],
+                                                           mine[0]["peak_gbps"]), file=out)
+    else:
+        print("  peak not measured", file=out)
+    print(ROW % ("suite", "name", "median ms", "min ms", "max ms", "reps x inner", "GFLOP/s",
+                 "GB/s", "%peak", "check", "events ms"), file=out)
+    for r in mine:
+        if r.get("error"):
+            print(("%-6s %-" + str(NAME_WIDTH) + "s ERROR %s") % (r["suite"], r["name"],
+                                                                  r["error"]), file=out)
+            continue
+        pct = "-" if r.get("peak_pct") is None else "%.0f%% %s" % (r["peak_pct"], r["bound"])
+        check = {"pass": "pass", "fail": "FAIL"}.get(r.get("check"), "-")
+        print(ROW % (r["suite"], r["name"], fmt_ms(r["median_ms"]), fmt_ms(r["min_ms"]),
+                     fmt_ms(r["max_ms"]), "%d x %d" % (r["reps"], r["inner"]),
+                     fmt_num(r.get("gflops")), fmt_num(r.get("gbps")), pct, check,
+                     fmt_ms(r.get("event_ms"))), file=out)
+
+
+def devices_of(rs):
+    seen = []
+    for r in rs:
+        if r["device"] not in seen:
+            seen.append(r["device"])
+    return seen
+
+
+def print_tables(rs, out=sys.stdout):
+    for i, d in enumerate(devices_of(rs)):
+        print_device_table(rs, d, i, out)
+
+
+def _cell(r, base):
+    if r is None:
+        return "-"
+    if r.get("error"):
+        return "error"
+    if r.get("check") == "fail":
+        return "FAIL"
+    ok_base = base is not None and not base.get("error") and base.get("check") != "fail"
+    if r is base or not ok_base:
+        return fmt_ms(r["median_ms"])
+    return "%s (%.2fx)" % (fmt_ms(r["median_ms"]), base["median_ms"] / r["median_ms"])
+
+
+def print_side_by_side(rs, out=sys.stdout, width=18):
+    """Median ms per workload and device, speed-up against the first device;
+    a failed check reads FAIL and is not ranked."""
+    devs = devices_of(rs)
+    print("\nside by side: median ms per operation (speed-up against device 0; FAIL: a wrong "
+          "answer, not ranked)", file=out)
+    for i, d in enumerate(devs):
+        print("  device %d: %s" % (i, d), file=out)
+    print(("%-" + str(NAME_WIDTH) + "s") % "name" +
+          "".join((" %" + str(width) + "s") % ("device %d" % i) for i in range(len(devs))),
+          file=out)
+    names = []
+    for r in rs:
+        if r["name"] not in names:
+            names.append(r["name"])
+    by = {(r["device"], r["name"]): r for r in rs}
+    for name in names:
+        base = by.get((devs[0], name))
+        cells = [_cell(by.get((d, name)), base) for d in devs]
+        print(("%-" + str(NAME_WIDTH) + "s") % name +
+              "".join((" %" + str(width) + "s") % c for c in cells), file=out)
+
+
+def write_json(path, rs):
+    with open(path, "w") as f:
+        json.dump([{c: r.get(c) for c in COLUMNS} for r in rs], f, indent=1)
+        f.write("\n")
+
+
+def write_csv(path, rs):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(COLUMNS)
+        for r in rs:
+            w.writerow(["" if r.get(c) is None else
+                        "%.6g" % r[c] if isinstance(r[c], float) else r[c] for c in COLUMNS])
+
+
+def common_args(parser, suites):
+    parser.add_argument("--suite", action="append", choices=suites,
+                        help="run only this suite (repeatable); default: all of " +
+                        ", ".join(suites))
+    parser.add_argument("--quick", action="store_true", help="the small set of cases")
+    parser.add_argument("--reps", type=int, default=0,
+                        help="timed repetitions (default 10, 5 with --quick)")
+    parser.add_argument("--json", metavar="FILE", help="write the results as a JSON array")
+    parser.add_argument("--csv", metavar="FILE", help="write the results as CSV")
+
+
+def finish(args, rs, header, warning=""):
+    print(header)
+    if warning:
+        print(warning)
+    print("times: per operation, median of the repetitions (a repetition calls the operation "
+          "`inner` times),\nwall clock; warm-up excluded; no peak is measured for peers")
+    print_tables(rs)
+    if args.json:
+        write_json(args.json, rs)
+    if args.csv:
+        write_csv(args.csv, rs)
+    return 1 if any(r.get("error") for r in rs) else 0
