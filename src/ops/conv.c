@@ -902,9 +902,9 @@ CLNET_API clnet_status clnet_conv2d_backward_bias(const clnet_tensor *dy, clnet_
         return CLNET_OK;
     if (dy->numel == 0)
         return clnet_tensor_fill(db, 0.0);
-    if (dy->shape[2] * dy->shape[3] > INT_MAX)
+    if (dy->shape[2] * dy->shape[3] > INT_MAX / 2) /* the kernel steps past P in int */
         return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: dy has over %d pixels per channel", func,
-                            INT_MAX);
+                            INT_MAX / 2);
     cl_kernel k;
     if ((st = clnet__kernel(ctx, "conv", NULL, "bias_backward", &k)))
         return st;
