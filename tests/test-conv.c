@@ -329,12 +329,16 @@ static void run_variant(clnet_context *ctx, const problem *pb, direction d, int 
                         const double *ref, const double *absref, int terms, int nonfinite)
 {
     const dir_info *di = &dirs[d];
-    char label[256];
+    const ref_conv2d *rp = &pb->rp;
+    char label[512];
     snprintf(label, sizeof label,
-             "conv %s %s [%s, variant %d, seed %llu; reproduce: "
-             "clnet-tests conv]",
-             di->name, pb->cc.name, pb->exact ? "exact" : "real", variant,
-             (unsigned long long)pb->seed);
+             "conv %s, %s: x %dx%dx%dx%d, w %dx%dx%dx%d, stride %dx%d, pad %d,%d,%d,%d, "
+             "dilation %dx%d [%s mode, variant %d, seed %llu, device %s; reproduce: "
+             "CK_RUN_CASE=device build/tests/clnet-tests conv]",
+             di->name, pb->cc.name, rp->n, rp->c, rp->h, rp->w, rp->k, rp->c, rp->r, rp->s,
+             rp->stride_h, rp->stride_w, rp->pad_t, rp->pad_b, rp->pad_l, rp->pad_r, rp->dil_h,
+             rp->dil_w, pb->exact ? "exact" : "real", variant, (unsigned long long)pb->seed,
+             clnet_context_device(ctx)->name);
     if (di->variant)
         CK_OK(ctx, clnet__force_variant(ctx, di->variant, variant));
     size_t n = pb->n[di->out];

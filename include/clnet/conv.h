@@ -75,10 +75,11 @@ CLNET_API clnet_status clnet_conv2d_output_shape(const clnet_conv2d_params *p,
  * with x taken as 0 outside the image. No groups. All tensors are float32 and
  * contiguous, of one context; every shape must be exactly the one implied by
  * the others and p (CLNET_ERR_SHAPE, the message names the argument and both
- * shapes). Outputs are overwritten (never accumulated) and must not overlap
- * any input. An empty output (a zero dimension) launches nothing; an empty
- * reduction (C == 0, H == 0, N == 0 for the filter gradient) writes zeros (plus
- * the bias). Work is queued; nothing waits.
+ * shapes). Tensors are borrowed: nothing is retained after the call. Outputs
+ * are overwritten (never accumulated) and must not overlap any input. An
+ * empty output (a zero dimension) launches nothing; an empty reduction
+ * (C == 0, H == 0, N == 0 for the filter gradient) writes zeros (plus the
+ * bias). Work is queued; nothing waits.
  *
  * Summation order is fixed by the shape and the device: the same inputs give
  * the same bits on every run (no atomics). Accuracy: each output is a float32
