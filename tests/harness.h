@@ -97,5 +97,6 @@ Suite *suite_norm(void);
 Suite *suite_optim(void);
 Suite *suite_io(void);
 Suite *suite_rnn(void);
+Suite *suite_nn(void);
 
 #endif

@@ -27,6 +27,7 @@ static const struct {
     { "optim", suite_optim },
     { "io", suite_io },
     { "rnn", suite_rnn },
+    { "nn", suite_nn },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -46,6 +46,7 @@
 #include "norm.h"
 #include "optim.h"
 #include "rnn.h"
+#include "nn.h"
 #include "data.h"
 #include "safetensors.h"
 

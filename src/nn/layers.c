@@ -1,0 +1,646 @@
+/* clnet — the layers: shape inference at add time, parameters with Keras'
+ * initializers, and forward/backward over the primitives. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_impl.h"
+#include "tensor/tensor_impl.h"
+
+/* ---- Common ------------------------------------------------------------------ */
+
+static void shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "(batch");
+    for (int i = 0; i < ndim && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, ", %lld", (long long)shape[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, ")");
+}
+
+/* Fails with the layer's name, its input shape and what it needs. */
+static clnet_status shape_error(clnet_model *m, const char *type, const char *need)
+{
+    char in[128];
+    shape_str(m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim,
+              m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape, in, sizeof in);
+    return clnet__error(m->ctx, CLNET_ERR_SHAPE, "layer %d (%s): input %s, but %s", m->nlayers,
+                        type, in, need);
+}
+
+static int in_ndim(const clnet_model *m)
+{
+    return m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim;
+}
+
+static const int64_t *in_shape(const clnet_model *m)
+{
+    return m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape;
+}
+
+clnet_status clnet__layer_new(clnet_model *m, const clnet__layer_ops *ops, const char *prefix,
+                              int out_ndim, const int64_t *out_shape, clnet__layer **out)
+{
+    if (m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "layer %d (%s): layers cannot be added after compile", m->nlayers,
+                            ops->type);
+    if (m->nlayers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 8;
+        clnet__layer **p = realloc(m->layers, (size_t)cap * sizeof *p);
+        if (!p)
+            return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", ops->type);
+        m->layers = p;
+        m->cap_layers = cap;
+    }
+    clnet__layer *l = calloc(1, sizeof *l);
+    if (!l)
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", ops->type);
+    int same = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        same += !strcmp(m->layers[i]->ops->type, ops->type);
+    l->ops = ops;
+    l->model = m;
+    l->index = m->nlayers;
+    l->trainable = 1;
+    snprintf(l->name, sizeof l->name, "%s_%d", prefix, same + 1);
+    l->in_ndim = in_ndim(m);
+    memcpy(l->in_shape, in_shape(m), sizeof l->in_shape);
+    l->out_ndim = out_ndim;
+    memcpy(l->out_shape, out_shape, (size_t)out_ndim * sizeof *out_shape);
+    m->layers[m->nlayers++] = l;
+    *out = l;
+    return CLNET_OK;
+}
+
+clnet_status clnet__param_add(clnet__layer *l, const char *name, int ndim, const int64_t *shape,
+                              int trained)
+{
+    clnet_context *ctx = l->model->ctx;
+    clnet__param *p = &l->params[l->nparams];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    clnet_status st = clnet_tensor_create(ctx, CLNET_F32, ndim, shape, &p->value);
+    if (!st && trained)
+        st = clnet_tensor_create(ctx, CLNET_F32, ndim, shape, &p->grad);
+    if (!st)
+        st = clnet_tensor_fill(p->value, 0.0);
+    if (st) {
+        clnet_tensor_destroy(p->value);
+        p->value = NULL;
+        return st;
+    }
+    l->nparams++;
+    return CLNET_OK;
+}
+
+clnet_status clnet__param_init(clnet__layer *l, int i, clnet_init init, double fan_in,
+                               double fan_out)
+{
+    clnet_tensor *t = l->params[i].value;
+    /* A distinct Philox stream per layer and parameter: the same seed gives
+     * the same weights on every device. */
+    uint64_t stream = ((uint64_t)l->index << 8) | (uint64_t)i;
+    uint64_t seed = l->model->seed;
+    switch (init) {
+    case CLNET_INIT_GLOROT_UNIFORM: {
+        float lim = (float)sqrt(6.0 / (fan_in + fan_out));
+        return clnet_tensor_rand_uniform(t, seed, stream, -lim, lim);
+    }
+    case CLNET_INIT_HE_UNIFORM: {
+        float lim = (float)sqrt(6.0 / fan_in);
+        return clnet_tensor_rand_uniform(t, seed, stream, -lim, lim);
+    }
+    case CLNET_INIT_HE_NORMAL:
+        return clnet_tensor_rand_normal(t, seed, stream, 0.0f, (float)sqrt(2.0 / fan_in));
+    case CLNET_INIT_ZEROS:
+        return clnet_tensor_fill(t, 0.0);
+    }
+    return clnet__error(l->model->ctx, CLNET_ERR_INVALID_ARG, "%s: unknown initializer %d", l->name,
+                        (int)init);
+}
+
+void clnet__layer_free(clnet__layer *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->nparams; i++) {
+        clnet_tensor_destroy(l->params[i].value);
+        clnet_tensor_destroy(l->params[i].grad);
+        clnet_tensor_destroy(l->params[i].m);
+        clnet_tensor_destroy(l->params[i].v);
+    }
+    clnet_tensor_destroy(l->pre);
+    clnet_tensor_destroy(l->dpre);
+    clnet_tensor_destroy(l->pre_buf);
+    clnet_tensor_destroy(l->dpre_buf);
+    clnet_tensor_destroy(l->save_mean);
+    clnet_tensor_destroy(l->save_invstd);
+    free(l);
+}
+
+static int valid_activation(clnet_activation a)
+{
+    return a == CLNET_ACT_NONE || a == CLNET_ACT_RELU || a == CLNET_ACT_LEAKY_RELU ||
+           a == CLNET_ACT_SIGMOID || a == CLNET_ACT_TANH || a == CLNET_ACT_SOFTMAX;
+}
+
+/* y = act(pre) after the layer's linear part wrote pre. */
+static clnet_status act_forward(clnet__layer *l, clnet__io *io)
+{
+    if (!l->has_pre)
+        return CLNET_OK;
+    if (l->act == CLNET_ACT_SOFTMAX)
+        return clnet_softmax_forward(io->pre, io->y);
+    return clnet_activation_forward(l->act, l->alpha, io->pre, io->y);
+}
+
+/* dpre from dy (unless dy already is the gradient at pre); returns the
+ * gradient at the linear part's output. */
+static clnet_status act_backward(clnet__layer *l, clnet__io *io, const clnet_tensor **dlin)
+{
+    *dlin = io->dy;
+    if (!l->has_pre || io->dy_is_pre)
+        return CLNET_OK;
+    *dlin = io->dpre;
+    if (l->act == CLNET_ACT_SOFTMAX)
+        return clnet_softmax_backward(io->y, io->dy, io->dpre);
+    return clnet_activation_backward(l->act, l->alpha, io->pre, io->y, io->dy, io->dpre);
+}
+
+/* ---- Dense ----------------------------------------------------------------------- */
+
+static clnet_status dense_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    clnet_tensor *lin = l->has_pre ? io->pre : io->y;
+    clnet_status st = clnet_gemm(CLNET_NO_TRANS, CLNET_TRANS, 1.0f, io->x, l->params[0].value, 0.0f,
+                                 lin);
+    if (!st && l->nparams > 1)
+        st = clnet_bias_add(lin, l->params[1].value, lin);
+    return st ? st : act_forward(l, io);
+}
+
+static clnet_status dense_backward(clnet__layer *l, clnet__io *io)
+{
+    const clnet_tensor *d;
+    clnet_status st = act_backward(l, io, &d);
+    if (!st && l->trainable) {
+        st = clnet_gemm(CLNET_TRANS, CLNET_NO_TRANS, 1.0f, d, io->x, 0.0f, l->params[0].grad);
+        if (!st && l->nparams > 1)
+            st = clnet_bias_backward(d, l->params[1].grad);
+    }
+    if (!st && io->dx)
+        st = clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, d, l->params[0].value, 0.0f, io->dx);
+    return st;
+}
+
+static const clnet__layer_ops dense_ops = { "Dense", 0, dense_forward, dense_backward };
+
+CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, p != NULL && p->units > 0 && valid_activation(p->activation));
+    if (in_ndim(m) != 1)
+        return shape_error(m, "Dense", "Dense needs (batch, features): add a Flatten first");
+    int64_t in = in_shape(m)[0], out = p->units;
+    clnet__layer *l;
+    clnet_status st = clnet__layer_new(m, &dense_ops, "dense", 1, &out, &l);
+    if (st)
+        return st;
+    l->act = p->activation;
+    l->alpha = p->alpha;
+    l->has_pre = p->activation != CLNET_ACT_NONE;
+    int64_t wshape[2] = { out, in };
+    if ((st = clnet__param_add(l, "kernel", 2, wshape, 1)) ||
+        (st = clnet__param_init(l, 0, p->kernel_init, (double)in, (double)out)))
+        return st;
+    if (p->use_bias && (st = clnet__param_add(l, "bias", 1, &out, 1)))
+        return st;
+    return CLNET_OK;
+}
+
+/* ---- Conv2D ---------------------------------------------------------------------- */
+
+static clnet_status conv_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    clnet_tensor *lin = l->has_pre ? io->pre : io->y;
+    clnet_status st = clnet_conv2d_forward(&l->conv, io->x, l->params[0].value,
+                                           l->nparams > 1 ? l->params[1].value : NULL, lin);
+    return st ? st : act_forward(l, io);
+}
+
+static clnet_status conv_backward(clnet__layer *l, clnet__io *io)
+{
+    const clnet_tensor *d;
+    clnet_status st = act_backward(l, io, &d);
+    if (!st && l->trainable) {
+        st = clnet_conv2d_backward_filter(&l->conv, io->x, d, l->params[0].grad);
+        if (!st && l->nparams > 1)
+            st = clnet_conv2d_backward_bias(d, l->params[1].grad);
+    }
+    if (!st && io->dx)
+        st = clnet_conv2d_backward_data(&l->conv, l->params[0].value, d, io->dx);
+    return st;
+}
+
+static const clnet__layer_ops conv_ops = { "Conv2D", 0, conv_forward, conv_backward };
+
+CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, p != NULL && p->filters > 0 && p->kernel_h > 0 && p->kernel_w > 0);
+    CLNET_CHECK_ARG(m->ctx, p->stride_h > 0 && p->stride_w > 0 && p->dilation_h > 0 &&
+                                p->dilation_w > 0 && valid_activation(p->activation));
+    if (in_ndim(m) != 3)
+        return shape_error(m, "Conv2D", "Conv2D needs (batch, channels, height, width)");
+    const int64_t *in = in_shape(m);
+    clnet_conv2d_params cp = CLNET_CONV2D_PARAMS_DEFAULT;
+    cp.stride_h = p->stride_h;
+    cp.stride_w = p->stride_w;
+    cp.dilation_h = p->dilation_h;
+    cp.dilation_w = p->dilation_w;
+    clnet_status st = p->padding == CLNET_PADDING_SAME
+                          ? clnet_conv2d_params_set_same(&cp, in[1], in[2], p->kernel_h, p->kernel_w)
+                          : clnet_conv2d_params_set_valid(&cp);
+    if (st)
+        return shape_error(m, "Conv2D", "'same' padding does not fit");
+    int64_t xs[4] = { 1, in[0], in[1], in[2] }, ws[4] = { p->filters, in[0], p->kernel_h, p->kernel_w };
+    int64_t ys[4];
+    if (clnet_conv2d_output_shape(&cp, xs, ws, ys) != CLNET_OK) {
+        char need[160];
+        snprintf(need, sizeof need, "a %dx%d kernel (dilation %d, %d) does not fit it",
+                 p->kernel_h, p->kernel_w, p->dilation_h, p->dilation_w);
+        return shape_error(m, "Conv2D", need);
+    }
+    clnet__layer *l;
+    if ((st = clnet__layer_new(m, &conv_ops, "conv2d", 3, ys + 1, &l)))
+        return st;
+    l->conv = cp;
+    l->act = p->activation;
+    l->alpha = p->alpha;
+    l->has_pre = p->activation != CLNET_ACT_NONE;
+    double rs = (double)p->kernel_h * p->kernel_w;
+    if ((st = clnet__param_add(l, "kernel", 4, ws, 1)) ||
+        (st = clnet__param_init(l, 0, p->kernel_init, (double)in[0] * rs, (double)p->filters * rs)))
+        return st;
+    int64_t k = p->filters;
+    if (p->use_bias && (st = clnet__param_add(l, "bias", 1, &k, 1)))
+        return st;
+    return CLNET_OK;
+}
+
+/* ---- Conv2DTranspose ------------------------------------------------------------ */
+
+static clnet_status deconv_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    clnet_tensor *lin = l->has_pre ? io->pre : io->y;
+    clnet_status st = clnet_conv2d_transpose_forward(&l->conv, io->x, l->params[0].value,
+                                                     l->nparams > 1 ? l->params[1].value : NULL, lin);
+    return st ? st : act_forward(l, io);
+}
+
+static clnet_status deconv_backward(clnet__layer *l, clnet__io *io)
+{
+    const clnet_tensor *d;
+    clnet_status st = act_backward(l, io, &d);
+    if (!st && l->trainable) {
+        st = clnet_conv2d_transpose_backward_filter(&l->conv, io->x, d, l->params[0].grad);
+        if (!st && l->nparams > 1)
+            st = clnet_conv2d_backward_bias(d, l->params[1].grad);
+    }
+    if (!st && io->dx)
+        st = clnet_conv2d_transpose_backward_data(&l->conv, l->params[0].value, d, io->dx);
+    return st;
+}
+
+static const clnet__layer_ops deconv_ops = { "Conv2DTranspose", 0, deconv_forward, deconv_backward };
+
+CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
+                                                        const clnet_conv2d_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, p != NULL && p->filters > 0 && p->kernel_h > 0 && p->kernel_w > 0);
+    CLNET_CHECK_ARG(m->ctx, p->stride_h > 0 && p->stride_w > 0 && p->dilation_h > 0 &&
+                                p->dilation_w > 0 && valid_activation(p->activation));
+    if (in_ndim(m) != 3)
+        return shape_error(m, "Conv2DTranspose", "Conv2DTranspose needs (batch, channels, height, width)");
+    const int64_t *in = in_shape(m);
+    clnet_conv2d_params cp = CLNET_CONV2D_PARAMS_DEFAULT;
+    cp.stride_h = p->stride_h;
+    cp.stride_w = p->stride_w;
+    cp.dilation_h = p->dilation_h;
+    cp.dilation_w = p->dilation_w;
+    clnet_status st = p->padding == CLNET_PADDING_SAME
+                          ? clnet_conv2d_transpose_params_set_same(&cp, in[1], in[2], p->kernel_h,
+                                                                   p->kernel_w)
+                          : clnet_conv2d_params_set_valid(&cp);
+    int64_t xs[4] = { 1, in[0], in[1], in[2] }, ws[4] = { in[0], p->filters, p->kernel_h, p->kernel_w };
+    int64_t ys[4];
+    if (st || clnet_conv2d_transpose_output_shape(&cp, xs, ws, ys) != CLNET_OK)
+        return shape_error(m, "Conv2DTranspose", "the kernel, stride and padding do not fit it");
+    clnet__layer *l;
+    if ((st = clnet__layer_new(m, &deconv_ops, "conv2d_transpose", 3, ys + 1, &l)))
+        return st;
+    l->conv = cp;
+    l->act = p->activation;
+    l->alpha = p->alpha;
+    l->has_pre = p->activation != CLNET_ACT_NONE;
+    /* Keras' fans for a transposed kernel: in = filters * k, out = channels * k. */
+    double rs = (double)p->kernel_h * p->kernel_w;
+    if ((st = clnet__param_add(l, "kernel", 4, ws, 1)) ||
+        (st = clnet__param_init(l, 0, p->kernel_init, (double)p->filters * rs, (double)in[0] * rs)))
+        return st;
+    int64_t k = p->filters;
+    if (p->use_bias && (st = clnet__param_add(l, "bias", 1, &k, 1)))
+        return st;
+    return CLNET_OK;
+}
+
+/* ---- UpSampling2D ----------------------------------------------------------------- */
+
+static clnet_status upsample_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    return clnet_upsample2d_nearest_forward(l->pool.window_h, l->pool.window_w, io->x, io->y);
+}
+
+static clnet_status upsample_backward(clnet__layer *l, clnet__io *io)
+{
+    return io->dx ? clnet_upsample2d_nearest_backward(l->pool.window_h, l->pool.window_w, io->dy, io->dx)
+                  : CLNET_OK;
+}
+
+static const clnet__layer_ops upsample_ops = { "UpSampling2D", 0, upsample_forward, upsample_backward };
+
+CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, int size_w)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, size_h > 0 && size_w > 0);
+    if (in_ndim(m) != 3)
+        return shape_error(m, "UpSampling2D", "UpSampling2D needs (batch, channels, height, width)");
+    const int64_t *in = in_shape(m);
+    int64_t out[3] = { in[0], in[1] * size_h, in[2] * size_w };
+    clnet__layer *l;
+    clnet_status st = clnet__layer_new(m, &upsample_ops, "up_sampling2d", 3, out, &l);
+    if (!st) {
+        l->pool.window_h = size_h;
+        l->pool.window_w = size_w;
+    }
+    return st;
+}
+
+/* ---- Pooling --------------------------------------------------------------------- */
+
+static clnet_status maxpool_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    return clnet_pool2d_max_forward(&l->pool, io->x, io->y);
+}
+
+static clnet_status maxpool_backward(clnet__layer *l, clnet__io *io)
+{
+    return io->dx ? clnet_pool2d_max_backward(&l->pool, io->x, io->dy, io->dx) : CLNET_OK;
+}
+
+static clnet_status avgpool_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    return clnet_pool2d_avg_forward(&l->pool, io->x, io->y);
+}
+
+static clnet_status avgpool_backward(clnet__layer *l, clnet__io *io)
+{
+    return io->dx ? clnet_pool2d_avg_backward(&l->pool, io->dy, io->dx) : CLNET_OK;
+}
+
+static const clnet__layer_ops maxpool_ops = { "MaxPool2D", 0, maxpool_forward, maxpool_backward };
+static const clnet__layer_ops avgpool_ops = { "AvgPool2D", 0, avgpool_forward, avgpool_backward };
+
+/* Keras' 'same' pooling: output ceil(in / stride), padding split as for
+ * convolutions, padded cells ignored by max and not counted by average. */
+static void pool_same_padding(int64_t in, int window, int stride, int *before, int *after)
+{
+    int64_t out = (in + stride - 1) / stride;
+    int64_t total = (out - 1) * stride + window - in;
+    if (total < 0)
+        total = 0;
+    *before = (int)(total / 2);
+    *after = (int)(total - total / 2);
+}
+
+static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
+                             const clnet__layer_ops *ops, const char *prefix)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, p != NULL && p->pool_h > 0 && p->pool_w > 0 && p->stride_h >= 0 &&
+                                p->stride_w >= 0);
+    if (in_ndim(m) != 3)
+        return shape_error(m, ops->type, "pooling needs (batch, channels, height, width)");
+    const int64_t *in = in_shape(m);
+    clnet_pool2d_params pp = CLNET_POOL2D_PARAMS_DEFAULT;
+    pp.window_h = p->pool_h;
+    pp.window_w = p->pool_w;
+    pp.stride_h = p->stride_h ? p->stride_h : p->pool_h;
+    pp.stride_w = p->stride_w ? p->stride_w : p->pool_w;
+    if (p->padding == CLNET_PADDING_SAME) {
+        pool_same_padding(in[1], pp.window_h, pp.stride_h, &pp.pad_top, &pp.pad_bottom);
+        pool_same_padding(in[2], pp.window_w, pp.stride_w, &pp.pad_left, &pp.pad_right);
+    }
+    int64_t xs[4] = { 1, in[0], in[1], in[2] }, ys[4];
+    if (clnet_pool2d_output_shape(&pp, xs, ys) != CLNET_OK) {
+        char need[128];
+        snprintf(need, sizeof need, "a %dx%d window does not fit it", p->pool_h, p->pool_w);
+        return shape_error(m, ops->type, need);
+    }
+    clnet__layer *l;
+    clnet_status st = clnet__layer_new(m, ops, prefix, 3, ys + 1, &l);
+    if (!st)
+        l->pool = pp;
+    return st;
+}
+
+CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
+{
+    return add_pool(m, p, &maxpool_ops, "max_pooling2d");
+}
+
+CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
+{
+    return add_pool(m, p, &avgpool_ops, "average_pooling2d");
+}
+
+/* ---- Flatten and Reshape (views) --------------------------------------------------------- */
+
+static const clnet__layer_ops flatten_ops = { "Flatten", 1, NULL, NULL };
+static const clnet__layer_ops reshape_ops = { "Reshape", 1, NULL, NULL };
+
+static int64_t numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    return n;
+}
+
+CLNET_API clnet_status clnet_model_add_flatten(clnet_model *m)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    int64_t n = numel(in_ndim(m), in_shape(m));
+    clnet__layer *l;
+    return clnet__layer_new(m, &flatten_ops, "flatten", 1, &n, &l);
+}
+
+CLNET_API clnet_status clnet_model_add_reshape(clnet_model *m, int ndim, const int64_t *shape)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, ndim >= 1 && ndim < CLNET_MAX_DIMS && shape != NULL);
+    int64_t n = numel(in_ndim(m), in_shape(m)), known = 1, dims[CLNET_MAX_DIMS];
+    int infer = -1;
+    for (int i = 0; i < ndim; i++) {
+        dims[i] = shape[i];
+        if (shape[i] == -1 && infer < 0)
+            infer = i;
+        else if (shape[i] <= 0)
+            return shape_error(m, "Reshape", "target dims must be positive (one may be -1)");
+        else
+            known *= shape[i];
+    }
+    if (infer >= 0 && n % known == 0)
+        dims[infer] = n / known;
+    if (numel(ndim, dims) != n) {
+        char need[128];
+        snprintf(need, sizeof need, "the target shape does not hold its %lld elements", (long long)n);
+        return shape_error(m, "Reshape", need);
+    }
+    clnet__layer *l;
+    return clnet__layer_new(m, &reshape_ops, "reshape", ndim, dims, &l);
+}
+
+/* ---- Activation ------------------------------------------------------------------------ */
+
+static clnet_status activation_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    (void)training;
+    if (l->act == CLNET_ACT_SOFTMAX)
+        return clnet_softmax_forward(io->x, io->y);
+    return clnet_activation_forward(l->act, l->alpha, io->x, io->y);
+}
+
+static clnet_status activation_backward(clnet__layer *l, clnet__io *io)
+{
+    if (!io->dx)
+        return CLNET_OK;
+    if (io->dy_is_pre)
+        return clnet_tensor_copy(io->dx, io->dy);
+    if (l->act == CLNET_ACT_SOFTMAX)
+        return clnet_softmax_backward(io->y, io->dy, io->dx);
+    return clnet_activation_backward(l->act, l->alpha, io->x, io->y, io->dy, io->dx);
+}
+
+static const clnet__layer_ops activation_ops = { "Activation", 0, activation_forward,
+                                                 activation_backward };
+
+CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, valid_activation(act));
+    clnet__layer *l;
+    clnet_status st = clnet__layer_new(m, &activation_ops, "activation", in_ndim(m), in_shape(m), &l);
+    if (!st) {
+        l->act = act;
+        l->alpha = alpha;
+    }
+    return st;
+}
+
+/* ---- Dropout ------------------------------------------------------------------------------ */
+
+/* The mask of the current step: a stream per layer and per training forward. */
+static uint64_t dropout_stream(const clnet__layer *l)
+{
+    return ((uint64_t)l->index << 48) ^ l->model->dropout_calls;
+}
+
+static clnet_status dropout_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    if (!training || l->rate == 0.0f)
+        return clnet_tensor_copy(io->y, io->x);
+    return clnet_dropout_forward(l->rate, l->model->seed, dropout_stream(l), io->x, io->y, NULL);
+}
+
+static clnet_status dropout_backward(clnet__layer *l, clnet__io *io)
+{
+    if (!io->dx)
+        return CLNET_OK;
+    if (l->rate == 0.0f)
+        return clnet_tensor_copy(io->dx, io->dy);
+    return clnet_dropout_backward(l->rate, l->model->seed, dropout_stream(l), io->dy, io->dx);
+}
+
+static const clnet__layer_ops dropout_ops = { "Dropout", 0, dropout_forward, dropout_backward };
+
+CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, rate >= 0.0f && rate < 1.0f);
+    clnet__layer *l;
+    clnet_status st = clnet__layer_new(m, &dropout_ops, "dropout", in_ndim(m), in_shape(m), &l);
+    if (!st)
+        l->rate = rate;
+    return st;
+}
+
+/* ---- BatchNormalization ----------------------------------------------------------------- */
+
+static clnet_status batchnorm_forward(clnet__layer *l, clnet__io *io, int training)
+{
+    clnet__param *p = l->params;
+    if (!training)
+        return clnet_batchnorm_forward_inference(&l->bn, io->x, p[0].value, p[1].value, p[2].value,
+                                                 p[3].value, io->y);
+    return clnet_batchnorm_forward_training(&l->bn, io->x, p[0].value, p[1].value, io->y,
+                                            p[2].value, p[3].value, l->save_mean, l->save_invstd);
+}
+
+static clnet_status batchnorm_backward(clnet__layer *l, clnet__io *io)
+{
+    clnet__param *p = l->params;
+    clnet_tensor *dx = io->dx;
+    /* The primitive always writes dx; without a consumer it goes to dpre. */
+    if (!dx)
+        dx = io->dpre;
+    return clnet_batchnorm_backward(&l->bn, io->x, io->dy, p[0].value, l->save_mean, l->save_invstd,
+                                    dx, p[0].grad, p[1].grad);
+}
+
+static const clnet__layer_ops batchnorm_ops = { "BatchNormalization", 0, batchnorm_forward,
+                                                batchnorm_backward };
+
+CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, momentum >= 0.0f && momentum <= 1.0f && eps >= 0.0f);
+    int nd = in_ndim(m);
+    if (nd != 1 && nd != 3)
+        return shape_error(m, "BatchNormalization", "it needs (batch, features) or NCHW");
+    int64_t c = in_shape(m)[0];
+    clnet__layer *l;
+    clnet_status st = clnet__layer_new(m, &batchnorm_ops, "batch_normalization", nd, in_shape(m), &l);
+    if (st)
+        return st;
+    l->bn.eps = eps;
+    l->bn.momentum = momentum;
+    l->has_pre = 1; /* dpre doubles as a sink for an unused dx */
+    if ((st = clnet__param_add(l, "gamma", 1, &c, 1)) || (st = clnet_tensor_fill(l->params[0].value, 1.0)) ||
+        (st = clnet__param_add(l, "beta", 1, &c, 1)) ||
+        (st = clnet__param_add(l, "running_mean", 1, &c, 0)) ||
+        (st = clnet__param_add(l, "running_var", 1, &c, 0)) ||
+        (st = clnet_tensor_fill(l->params[3].value, 1.0)) ||
+        (st = clnet_tensor_create(m->ctx, CLNET_F32, 1, &c, &l->save_mean)) ||
+        (st = clnet_tensor_create(m->ctx, CLNET_F32, 1, &c, &l->save_invstd)))
+        return st;
+    return CLNET_OK;
+}

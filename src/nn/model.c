@@ -1,0 +1,391 @@
+/* clnet — the sequential model: creation, activation buffers, forward,
+ * backward, optimizer steps, summary and trainable flags. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_impl.h"
+#include "tensor/tensor_impl.h"
+
+CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const int64_t *input_shape,
+                                          uint64_t seed, clnet_model **out)
+{
+    CLNET_CHECK_ARG(ctx, out != NULL);
+    *out = NULL;
+    CLNET_CHECK_ARG(ctx, ctx != NULL);
+    CLNET_CHECK_ARG(ctx, ndim >= 1 && ndim < CLNET_MAX_DIMS && input_shape != NULL);
+    for (int i = 0; i < ndim; i++)
+        if (input_shape[i] <= 0)
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                                "clnet_model_create: input dim %d is %lld (must be positive)", i,
+                                (long long)input_shape[i]);
+    clnet_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_create: out of host memory");
+    m->ctx = ctx;
+    m->seed = seed;
+    m->in_ndim = ndim;
+    memcpy(m->in_shape, input_shape, (size_t)ndim * sizeof *input_shape);
+    int64_t one = 1;
+    clnet_status st;
+    if ((st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->loss)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->correct)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->loss_sum)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->correct_sum))) {
+        clnet_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return CLNET_OK;
+}
+
+static void free_views(clnet_model *m)
+{
+    for (int i = 0; i <= m->nlayers && m->acts; i++) {
+        clnet_tensor_destroy(m->acts[i]);
+        clnet_tensor_destroy(m->grads[i]);
+        m->acts[i] = m->grads[i] = NULL;
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet_tensor_destroy(m->layers[i]->pre);
+        clnet_tensor_destroy(m->layers[i]->dpre);
+        m->layers[i]->pre = m->layers[i]->dpre = NULL;
+    }
+    clnet_tensor_destroy(m->dlogits);
+    m->dlogits = NULL;
+    m->batch = 0;
+}
+
+static void free_buffers(clnet_model *m)
+{
+    free_views(m);
+    for (int i = 0; i <= m->nlayers && m->act_buf; i++) {
+        clnet_tensor_destroy(m->act_buf[i]);
+        clnet_tensor_destroy(m->grad_buf[i]);
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet_tensor_destroy(m->layers[i]->pre_buf);
+        clnet_tensor_destroy(m->layers[i]->dpre_buf);
+        m->layers[i]->pre_buf = m->layers[i]->dpre_buf = NULL;
+    }
+    clnet_tensor_destroy(m->dlogits_buf);
+    m->dlogits_buf = NULL;
+    free(m->act_buf);
+    free(m->grad_buf);
+    free(m->acts);
+    free(m->grads);
+    m->act_buf = m->grad_buf = m->acts = m->grads = NULL;
+    m->max_batch = 0;
+}
+
+CLNET_API void clnet_model_destroy(clnet_model *m)
+{
+    if (!m)
+        return;
+    free_buffers(m);
+    for (int i = 0; i < m->nlayers; i++)
+        clnet__layer_free(m->layers[i]);
+    free(m->layers);
+    clnet_tensor_destroy(m->loss);
+    clnet_tensor_destroy(m->correct);
+    clnet_tensor_destroy(m->loss_sum);
+    clnet_tensor_destroy(m->correct_sum);
+    free(m);
+}
+
+/* A (batch, shape...) tensor. */
+static clnet_status batch_tensor(clnet_context *ctx, int64_t batch, int ndim, const int64_t *shape,
+                                 clnet_tensor **out)
+{
+    int64_t dims[CLNET_MAX_DIMS];
+    dims[0] = batch;
+    memcpy(dims + 1, shape, (size_t)ndim * sizeof *shape);
+    return clnet_tensor_create(ctx, CLNET_F32, ndim + 1, dims, out);
+}
+
+/* A view of a (max_batch, ...) buffer's first `batch` rows, reshaped to
+ * (batch, shape...). */
+static clnet_status batch_view(const clnet_tensor *buf, int64_t batch, int ndim,
+                               const int64_t *shape, clnet_tensor **out)
+{
+    clnet_tensor *rows;
+    clnet_status st = clnet_tensor_slice(buf, 0, batch, &rows);
+    if (st)
+        return st;
+    int64_t dims[CLNET_MAX_DIMS];
+    dims[0] = batch;
+    memcpy(dims + 1, shape, (size_t)ndim * sizeof *shape);
+    st = clnet_tensor_reshape(rows, ndim + 1, dims, out);
+    clnet_tensor_destroy(rows);
+    return st;
+}
+
+static int last_out_ndim(const clnet_model *m)
+{
+    return m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim;
+}
+
+static const int64_t *last_out_shape(const clnet_model *m)
+{
+    return m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape;
+}
+
+/* Allocates every buffer for max_batch rows. A view layer's output buffer is
+ * its input buffer (Flatten and Reshape copy nothing). */
+static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
+{
+    size_t n = (size_t)m->nlayers + 1;
+    if (!(m->act_buf = calloc(n, sizeof *m->act_buf)) || !(m->grad_buf = calloc(n, sizeof *m->grad_buf)) ||
+        !(m->acts = calloc(n, sizeof *m->acts)) || !(m->grads = calloc(n, sizeof *m->grads)))
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "model buffers: out of host memory");
+    clnet_status st;
+    for (int i = 0; i <= m->nlayers; i++) {
+        int nd = i ? m->layers[i - 1]->out_ndim : m->in_ndim;
+        const int64_t *sh = i ? m->layers[i - 1]->out_shape : m->in_shape;
+        if (i > 1 && m->layers[i - 1]->ops->is_view) {
+            /* Share the input's storage through a flat view of it. */
+            int64_t flat[2] = { max_batch, -1 };
+            if ((st = clnet_tensor_reshape(m->act_buf[i - 1], 2, flat, &m->act_buf[i])) ||
+                (st = clnet_tensor_reshape(m->grad_buf[i - 1], 2, flat, &m->grad_buf[i])))
+                return st;
+            continue;
+        }
+        /* acts[0] is the caller's input: only its gradient needs a buffer. */
+        if ((i && (st = batch_tensor(m->ctx, max_batch, nd, sh, &m->act_buf[i]))) ||
+            (st = batch_tensor(m->ctx, max_batch, nd, sh, &m->grad_buf[i])))
+            return st;
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet__layer *l = m->layers[i];
+        if (l->has_pre && ((st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->pre_buf)) ||
+                           (st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->dpre_buf))))
+            return st;
+    }
+    if ((st = batch_tensor(m->ctx, max_batch, last_out_ndim(m), last_out_shape(m), &m->dlogits_buf)))
+        return st;
+    m->max_batch = max_batch;
+    return CLNET_OK;
+}
+
+clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
+{
+    if (batch == m->batch && m->acts)
+        return CLNET_OK;
+    clnet_status st;
+    if (batch > m->max_batch) {
+        free_buffers(m);
+        if ((st = alloc_buffers(m, batch)))
+            return st;
+    }
+    free_views(m);
+    for (int i = 0; i <= m->nlayers; i++) {
+        int nd = i ? m->layers[i - 1]->out_ndim : m->in_ndim;
+        const int64_t *sh = i ? m->layers[i - 1]->out_shape : m->in_shape;
+        if ((i && (st = batch_view(m->act_buf[i], batch, nd, sh, &m->acts[i]))) ||
+            (st = batch_view(m->grad_buf[i], batch, nd, sh, &m->grads[i])))
+            return st;
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet__layer *l = m->layers[i];
+        if (l->has_pre && ((st = batch_view(l->pre_buf, batch, l->out_ndim, l->out_shape, &l->pre)) ||
+                           (st = batch_view(l->dpre_buf, batch, l->out_ndim, l->out_shape, &l->dpre))))
+            return st;
+    }
+    if ((st = batch_view(m->dlogits_buf, batch, last_out_ndim(m), last_out_shape(m), &m->dlogits)))
+        return st;
+    m->batch = batch;
+    return CLNET_OK;
+}
+
+int clnet__model_fused_output(const clnet_model *m)
+{
+    if (!m->nlayers)
+        return 0;
+    const clnet__layer *l = m->layers[m->nlayers - 1];
+    clnet_loss loss = m->compile.loss;
+    int ce = loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY ||
+             loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY;
+    return l->has_pre && ((ce && l->act == CLNET_ACT_SOFTMAX) ||
+                          (loss == CLNET_LOSS_BINARY_CROSSENTROPY && l->act == CLNET_ACT_SIGMOID));
+}
+
+const clnet_tensor *clnet__model_logits(const clnet_model *m)
+{
+    if (m->nlayers && m->layers[m->nlayers - 1]->has_pre &&
+        (m->layers[m->nlayers - 1]->act == CLNET_ACT_SOFTMAX ||
+         m->layers[m->nlayers - 1]->act == CLNET_ACT_SIGMOID))
+        return m->layers[m->nlayers - 1]->pre;
+    return m->acts[m->nlayers];
+}
+
+static clnet_status check_input(clnet_model *m, const char *func, const clnet_tensor *x)
+{
+    CLNET_CHECK_ARG(m->ctx, x != NULL);
+    int ok = x->ctx == m->ctx && x->dtype == CLNET_F32 && x->ndim == m->in_ndim + 1 && x->shape[0] > 0;
+    for (int i = 0; ok && i < m->in_ndim; i++)
+        ok = x->shape[i + 1] == m->in_shape[i];
+    if (!ok) {
+        char want[128];
+        size_t n = (size_t)snprintf(want, sizeof want, "(batch");
+        for (int i = 0; i < m->in_ndim && n < sizeof want; i++)
+            n += (size_t)snprintf(want + n, sizeof want - n, ", %lld", (long long)m->in_shape[i]);
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                            "%s: x must be a float32 tensor %s) of this model's context, batch >= 1",
+                            func, want);
+    }
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_model_forward(clnet_model *m, const clnet_tensor *x, int training,
+                                           const clnet_tensor **y, const clnet_tensor **logits)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet_status st = check_input(m, "clnet_model_forward", x);
+    if (st || (st = clnet__model_bind(m, x->shape[0])))
+        return st;
+    m->input = x;
+    if (training)
+        m->dropout_calls++;
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet__layer *l = m->layers[i];
+        if (l->ops->is_view) {
+            /* A leading view layer has a buffer of its own (the input is the
+             * caller's tensor); later ones share their input's storage. */
+            if (i == 0 && (st = clnet_tensor_copy(m->acts[1], x)))
+                return st;
+            continue;
+        }
+        clnet__io io = { .x = i ? m->acts[i] : x, .y = m->acts[i + 1], .pre = l->pre };
+        if ((st = l->ops->forward(l, &io, training)))
+            return clnet__error(m->ctx, st, "layer %d (%s): %s", i, l->name, clnet_context_errmsg(m->ctx));
+    }
+    if (y)
+        *y = m->acts[m->nlayers];
+    if (logits)
+        *logits = clnet__model_logits(m);
+    return CLNET_OK;
+}
+
+/* The first layer that needs a gradient: frozen leading layers need none. */
+static int first_needed(const clnet_model *m, int want_dx)
+{
+    if (want_dx)
+        return 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i]->trainable && m->layers[i]->nparams > 0 && m->layers[i]->params[0].grad)
+            return i;
+    return m->nlayers;
+}
+
+CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *dlogits,
+                                            const clnet_tensor **dx)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, dlogits != NULL);
+    if (!m->batch || !m->input)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_backward: no forward pass to differentiate");
+    const clnet_tensor *out = m->acts[m->nlayers];
+    if (dlogits->numel != out->numel || dlogits->dtype != CLNET_F32)
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                            "clnet_model_backward: dlogits holds %zu elements, the output %zu",
+                            dlogits->numel, out->numel);
+    int fused = m->nlayers && m->layers[m->nlayers - 1]->has_pre &&
+                (m->layers[m->nlayers - 1]->act == CLNET_ACT_SOFTMAX ||
+                 m->layers[m->nlayers - 1]->act == CLNET_ACT_SIGMOID);
+    int stop = first_needed(m, dx != NULL);
+    clnet_status st = CLNET_OK;
+    const clnet_tensor *dy = dlogits;
+    for (int i = m->nlayers - 1; i >= stop; i--) {
+        clnet__layer *l = m->layers[i];
+        if (l->ops->is_view) {
+            /* The gradient buffer below is the same storage: copy only when
+             * dy is not already there. */
+            if ((i == 0 || dy != m->grads[i + 1]) && (i > 0 || dx) &&
+                (st = clnet_tensor_copy(m->grads[i], dy)))
+                return st;
+            dy = m->grads[i];
+            continue;
+        }
+        clnet__io io = { .x = i ? m->acts[i] : m->input, .y = m->acts[i + 1], .dy = dy,
+                         .dx = i > stop || dx ? m->grads[i] : NULL, .pre = l->pre, .dpre = l->dpre,
+                         .dy_is_pre = fused && i == m->nlayers - 1 };
+        if ((st = l->ops->backward(l, &io)))
+            return clnet__error(m->ctx, st, "layer %d (%s) backward: %s", i, l->name,
+                                clnet_context_errmsg(m->ctx));
+        dy = m->grads[i];
+    }
+    if (dx)
+        *dx = m->grads[0];
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int trainable)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    if (layer < 0 || layer >= m->nlayers)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_set_trainable: layer %d outside [0, %d)", layer, m->nlayers);
+    m->layers[layer]->trainable = trainable != 0;
+    return CLNET_OK;
+}
+
+CLNET_API int clnet_model_layer_count(const clnet_model *m)
+{
+    return m ? m->nlayers : 0;
+}
+
+CLNET_API int clnet_model_output_shape(const clnet_model *m, int64_t shape[CLNET_MAX_DIMS])
+{
+    if (!m || !shape)
+        return 0;
+    int nd = last_out_ndim(m);
+    memcpy(shape, last_out_shape(m), (size_t)nd * sizeof *shape);
+    return nd;
+}
+
+static size_t layer_params(const clnet__layer *l, int trained_only)
+{
+    size_t n = 0;
+    for (int i = 0; i < l->nparams; i++)
+        if (!trained_only || l->params[i].grad)
+            n += clnet_tensor_numel(l->params[i].value);
+    return n;
+}
+
+CLNET_API size_t clnet_model_param_count(const clnet_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; m && i < m->nlayers; i++)
+        n += layer_params(m->layers[i], 0);
+    return n;
+}
+
+CLNET_API clnet_status clnet_model_summary(const clnet_model *m, FILE *f)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, f != NULL);
+    const char *rule = "_________________________________________________________________\n";
+    fprintf(f, "Model: \"sequential\"\n%s", rule);
+    fprintf(f, " %-28s %-24s %10s\n", "Layer (type)", "Output Shape", "Param #");
+    fprintf(f, "=================================================================\n");
+    size_t total = 0, trainable = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const clnet__layer *l = m->layers[i];
+        char name[64], shape[64];
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->ops->type);
+        size_t n = (size_t)snprintf(shape, sizeof shape, "(None");
+        for (int d = 0; d < l->out_ndim && n < sizeof shape; d++)
+            n += (size_t)snprintf(shape + n, sizeof shape - n, ", %lld", (long long)l->out_shape[d]);
+        if (n < sizeof shape)
+            snprintf(shape + n, sizeof shape - n, ")");
+        fprintf(f, " %-28s %-24s %10zu\n", name, shape, layer_params(l, 0));
+        if (i + 1 < m->nlayers)
+            fprintf(f, "\n");
+        total += layer_params(l, 0);
+        trainable += l->trainable ? layer_params(l, 1) : 0;
+    }
+    fprintf(f, "=================================================================\n");
+    fprintf(f, "Total params: %zu\nTrainable params: %zu\nNon-trainable params: %zu\n%s", total,
+            trainable, total - trainable, rule);
+    return CLNET_OK;
+}

@@ -1,0 +1,112 @@
+/* clnet — layers and models, private to src/nn. A layer is a small vtable
+ * over the primitives; the model owns activation buffers sized for the
+ * largest batch seen and hands each layer batch-sized views of them. */
+#ifndef CLNET_NN_IMPL_H
+#define CLNET_NN_IMPL_H
+
+#include "clnet/act.h"
+#include "clnet/conv.h"
+#include "clnet/gemm.h"
+#include "clnet/loss.h"
+#include "clnet/nn.h"
+#include "clnet/norm.h"
+#include "clnet/ops.h"
+#include "clnet/optim.h"
+#include "clnet/pool.h"
+#include "runtime/runtime.h"
+
+#define CLNET__MAX_PARAMS 4
+
+typedef struct clnet__param {
+    char name[24];                     /* "kernel", "bias", "gamma", "running_mean", ... */
+    clnet_tensor *value, *grad;        /* grad is NULL for state that is not trained */
+    clnet_tensor *m, *v;               /* optimizer state, created by compile */
+} clnet__param;
+
+typedef struct clnet__layer clnet__layer;
+
+/* Per-batch views handed to a layer: its input and output, their gradients,
+ * and views of the layer's own batch-sized buffers. */
+typedef struct clnet__io {
+    const clnet_tensor *x;
+    clnet_tensor *y;
+    const clnet_tensor *dy;            /* backward */
+    clnet_tensor *dx;                  /* backward; NULL when nobody needs it */
+    clnet_tensor *pre, *dpre;          /* pre-activation and its gradient, if the layer has them */
+    int dy_is_pre;                     /* dy already is the gradient at the pre-activation */
+} clnet__io;
+
+typedef struct clnet__layer_ops {
+    const char *type;                  /* "Dense", as the summary prints it */
+    /* The output is a view of the input (Flatten, Reshape): no buffers, no work. */
+    int is_view;
+    clnet_status (*forward)(clnet__layer *l, clnet__io *io, int training);
+    clnet_status (*backward)(clnet__layer *l, clnet__io *io);
+} clnet__layer_ops;
+
+struct clnet__layer {
+    const clnet__layer_ops *ops;
+    clnet_model *model;
+    int index;
+    char name[32];
+    int in_ndim, out_ndim;
+    int64_t in_shape[CLNET_MAX_DIMS], out_shape[CLNET_MAX_DIMS];
+    int trainable;
+    int nparams;
+    clnet__param params[CLNET__MAX_PARAMS];
+    /* Fused activation of Dense and Conv2D (or the Activation layer's). */
+    clnet_activation act;
+    float alpha;
+    int has_pre;                       /* keeps a pre-activation buffer */
+    /* Per-type configuration. */
+    clnet_conv2d_params conv;
+    clnet_pool2d_params pool;
+    float rate;                        /* dropout */
+    clnet_batchnorm_params bn;
+    /* Batch-sized buffers (max batch), and this batch's views of them. */
+    clnet_tensor *pre_buf, *dpre_buf, *save_mean, *save_invstd;
+    clnet_tensor *pre, *dpre;
+};
+
+struct clnet_model {
+    clnet_context *ctx;
+    uint64_t seed;
+    int in_ndim;
+    int64_t in_shape[CLNET_MAX_DIMS];
+    int nlayers, cap_layers;
+    clnet__layer **layers;
+
+    /* Activations: acts[0] is the input, acts[i + 1] layer i's output; grads
+     * likewise. *_buf are sized for max_batch; acts/grads are views for the
+     * current batch. */
+    int64_t max_batch, batch;
+    clnet_tensor **act_buf, **grad_buf, **acts, **grads;
+    const clnet_tensor *input;         /* the caller's x of the last forward */
+
+    int compiled;
+    clnet_compile_params compile;
+    int64_t step_count;                /* optimizer steps taken (Adam's t) */
+    uint64_t dropout_calls;            /* distinct dropout masks */
+
+    /* One-element results of the last loss and accuracy, and accumulators. */
+    clnet_tensor *loss, *correct, *loss_sum, *correct_sum;
+    clnet_tensor *dlogits_buf, *dlogits;
+};
+
+/* layers.c */
+clnet_status clnet__layer_new(clnet_model *m, const clnet__layer_ops *ops, const char *prefix,
+                              int out_ndim, const int64_t *out_shape, clnet__layer **out);
+clnet_status clnet__param_add(clnet__layer *l, const char *name, int ndim, const int64_t *shape,
+                              int trained);
+clnet_status clnet__param_init(clnet__layer *l, int i, clnet_init init, double fan_in,
+                               double fan_out);
+void clnet__layer_free(clnet__layer *l);
+
+/* model.c: (re)binds activation views for a batch of `batch` rows. */
+clnet_status clnet__model_bind(clnet_model *m, int64_t batch);
+/* The activation at the logits: the last layer's pre-activation when its
+ * softmax or sigmoid is fused with the loss, else its output. */
+const clnet_tensor *clnet__model_logits(const clnet_model *m);
+int clnet__model_fused_output(const clnet_model *m);
+
+#endif

@@ -1,0 +1,461 @@
+/* clnet — training: compile (optimizer state), the loss and its gradient,
+ * optimizer steps, train_on_batch, fit, evaluate, predict, progress. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn_impl.h"
+#include "tensor/tensor_impl.h"
+
+CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM && p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
+    CLNET_CHECK_ARG(m->ctx, p->loss >= CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && p->loss <= CLNET_LOSS_MSE);
+    CLNET_CHECK_ARG(m->ctx, p->clip_norm >= 0.0f);
+    if (!m->nlayers)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_compile: the model has no layers");
+    if (p->loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && m->layers[m->nlayers - 1]->out_ndim != 1)
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                            "clnet_model_compile: sparse categorical cross-entropy needs a (batch, "
+                            "classes) output");
+    m->compile = *p;
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet__layer *l = m->layers[i];
+        for (int k = 0; k < l->nparams; k++) {
+            clnet__param *q = &l->params[k];
+            if (!q->grad)
+                continue;
+            int64_t shape[CLNET_MAX_DIMS];
+            int nd = clnet_tensor_shape(q->value, shape);
+            clnet_status st;
+            /* SGD without momentum keeps no state. */
+            int need_m = p->optimizer != CLNET_OPTIMIZER_SGD || p->sgd.momentum > 0.0f;
+            int need_v = p->optimizer == CLNET_OPTIMIZER_ADAM;
+            if (need_m && !q->m &&
+                ((st = clnet_tensor_create(m->ctx, CLNET_F32, nd, shape, &q->m)) ||
+                 (st = clnet_tensor_fill(q->m, 0.0))))
+                return st;
+            if (need_v && !q->v &&
+                ((st = clnet_tensor_create(m->ctx, CLNET_F32, nd, shape, &q->v)) ||
+                 (st = clnet_tensor_fill(q->v, 0.0))))
+                return st;
+        }
+    }
+    m->compiled = 1;
+    m->step_count = 0;
+    return CLNET_OK;
+}
+
+static clnet_status clip(clnet_model *m)
+{
+    clnet_tensor *grads[256];
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; m->layers[i]->trainable && k < m->layers[i]->nparams; k++)
+            if (m->layers[i]->params[k].grad && n < 256)
+                grads[n++] = m->layers[i]->params[k].grad;
+    return n ? clnet_clip_grad_norm(grads, n, m->compile.clip_norm, NULL) : CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_model_step(clnet_model *m)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    if (!m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_step: compile the model first");
+    clnet_status st;
+    if (m->compile.clip_norm > 0.0f && (st = clip(m)))
+        return st;
+    m->step_count++;
+    for (int i = 0; i < m->nlayers; i++) {
+        clnet__layer *l = m->layers[i];
+        for (int k = 0; l->trainable && k < l->nparams; k++) {
+            clnet__param *q = &l->params[k];
+            if (!q->grad)
+                continue;
+            switch (m->compile.optimizer) {
+            case CLNET_OPTIMIZER_ADAM:
+                st = clnet_adam_step(&m->compile.adam, m->step_count, q->value, q->grad, q->m, q->v);
+                break;
+            case CLNET_OPTIMIZER_SGD:
+                st = clnet_sgd_step(&m->compile.sgd, m->step_count, q->value, q->grad, q->m);
+                break;
+            default:
+                st = clnet_rmsprop_step(&m->compile.rmsprop, q->value, q->grad, q->m);
+                break;
+            }
+            if (st)
+                return clnet__error(m->ctx, st, "layer %d (%s) %s: %s", i, l->name, q->name,
+                                    clnet_context_errmsg(m->ctx));
+        }
+    }
+    return CLNET_OK;
+}
+
+/* Loss into m->loss, its gradient into m->dlogits, correct predictions into
+ * m->correct (classification losses). */
+static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
+{
+    const clnet_tensor *logits = clnet__model_logits(m);
+    const clnet_tensor *out = m->acts[m->nlayers];
+    switch (m->compile.loss) {
+    case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY: {
+        clnet_status st = clnet_loss_sparse_softmax_xent(logits, y, m->loss, m->dlogits);
+        return st ? st : clnet_accuracy(logits, y, m->correct);
+    }
+    case CLNET_LOSS_CATEGORICAL_CROSSENTROPY:
+        return clnet_loss_softmax_xent(logits, y, m->loss, m->dlogits);
+    case CLNET_LOSS_BINARY_CROSSENTROPY:
+        return clnet_loss_bce_logits(logits, y, m->loss, m->dlogits);
+    case CLNET_LOSS_MSE:
+        return clnet_loss_mse(out, y, m->loss, m->dlogits);
+    }
+    return CLNET_ERR_INTERNAL;
+}
+
+static clnet_status check_targets(clnet_model *m, const char *func, const clnet_tensor *y,
+                                  int64_t batch)
+{
+    CLNET_CHECK_ARG(m->ctx, y != NULL);
+    int sparse = m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    size_t want = sparse ? (size_t)batch : (size_t)batch * clnet_tensor_numel(m->acts[m->nlayers]) / (size_t)m->batch;
+    if (y->ctx != m->ctx || y->dtype != (sparse ? CLNET_I32 : CLNET_F32) || y->numel != want)
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                            "%s: y must hold %zu %s values for a batch of %lld (has %zu)", func, want,
+                            sparse ? "int32 label" : "float32 target", (long long)batch, y->numel);
+    return CLNET_OK;
+}
+
+/* One step; leaves loss and correct in the model's one-element tensors. */
+static clnet_status train_step(clnet_model *m, const clnet_tensor *x, const clnet_tensor *y)
+{
+    clnet_status st = clnet_model_forward(m, x, 1, NULL, NULL);
+    if (st || (st = check_targets(m, "clnet_model_train_on_batch", y, x->shape[0])) ||
+        (st = loss_and_grad(m, y)) || (st = clnet_model_backward(m, m->dlogits, NULL)))
+        return st;
+    return clnet_model_step(m);
+}
+
+CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_tensor *x,
+                                                  const clnet_tensor *y, double *loss,
+                                                  double *accuracy)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    if (!m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_train_on_batch: compile the model first");
+    clnet_status st = train_step(m, x, y);
+    float v;
+    if (!st && loss && !(st = clnet_tensor_download(m->loss, &v, sizeof v)))
+        *loss = v;
+    if (!st && accuracy) {
+        *accuracy = -1;
+        if (m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY &&
+            !(st = clnet_tensor_download(m->correct, &v, sizeof v)))
+            *accuracy = v / (double)x->shape[0];
+    }
+    return st;
+}
+
+/* ---- Host data on the device ---------------------------------------------------- */
+
+typedef struct device_data {
+    clnet_tensor *x, *y;               /* the whole dataset */
+    clnet_tensor *order;               /* int32 sample order */
+    clnet_tensor *bx, *by, *bidx;      /* batch buffers (max batch) */
+    int64_t count, batch;
+} device_data;
+
+static void device_data_free(device_data *d)
+{
+    clnet_tensor_destroy(d->x);
+    clnet_tensor_destroy(d->y);
+    clnet_tensor_destroy(d->order);
+    clnet_tensor_destroy(d->bx);
+    clnet_tensor_destroy(d->by);
+    clnet_tensor_destroy(d->bidx);
+    memset(d, 0, sizeof *d);
+}
+
+static int sparse_targets(const clnet_model *m)
+{
+    return m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+}
+
+/* Uploads the dataset once, so each step only gathers rows on the device. */
+static clnet_status device_data_make(clnet_model *m, const clnet_dataset_view *v, int64_t batch,
+                                     int with_targets, device_data *d)
+{
+    memset(d, 0, sizeof *d);
+    int64_t xs[CLNET_MAX_DIMS], ys[CLNET_MAX_DIMS], out[CLNET_MAX_DIMS];
+    xs[0] = v->count;
+    memcpy(xs + 1, m->in_shape, (size_t)m->in_ndim * sizeof *xs);
+    int ynd = sparse_targets(m) ? 0 : clnet_model_output_shape(m, out);
+    memcpy(ys + 1, out, (size_t)ynd * sizeof *out);
+    ys[0] = v->count;
+    d->count = v->count;
+    d->batch = batch;
+    clnet_dtype yt = sparse_targets(m) ? CLNET_I32 : CLNET_F32;
+    clnet_status st;
+    if ((st = clnet_tensor_create(m->ctx, CLNET_F32, m->in_ndim + 1, xs, &d->x)) ||
+        (st = clnet_tensor_upload(d->x, v->x, d->x->numel * sizeof(float))) ||
+        (st = clnet_tensor_create(m->ctx, CLNET_I32, 1, &v->count, &d->order)))
+        goto fail;
+    if (with_targets &&
+        ((st = clnet_tensor_create(m->ctx, yt, ynd + 1, ys, &d->y)) ||
+         (st = clnet_tensor_upload(d->y, v->y, d->y->numel * 4))))
+        goto fail;
+    xs[0] = ys[0] = batch;
+    if ((st = clnet_tensor_create(m->ctx, CLNET_F32, m->in_ndim + 1, xs, &d->bx)) ||
+        (st = clnet_tensor_create(m->ctx, yt, ynd + 1, ys, &d->by)))
+        goto fail;
+    return CLNET_OK;
+fail:
+    device_data_free(d);
+    return st;
+}
+
+/* Views of the batch buffers holding rows [start, start + n) of the order. */
+static clnet_status gather(device_data *d, int64_t start, int64_t n, int with_targets,
+                           clnet_tensor **bx, clnet_tensor **by)
+{
+    clnet_tensor *idx = NULL;
+    *bx = *by = NULL;
+    clnet_status st;
+    if ((st = clnet_tensor_slice(d->order, start, n, &idx)) ||
+        (st = clnet_tensor_slice(d->bx, 0, n, bx)) ||
+        (st = clnet_tensor_gather_rows(*bx, d->x, idx)))
+        goto done;
+    if (with_targets &&
+        ((st = clnet_tensor_slice(d->by, 0, n, by)) || (st = clnet_tensor_gather_rows(*by, d->y, idx))))
+        goto done;
+done:
+    clnet_tensor_destroy(idx);
+    return st;
+}
+
+/* Fisher-Yates with splitmix64: the same seed gives the same order anywhere. */
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static clnet_status set_order(clnet_model *m, device_data *d, int shuffle, uint64_t *state)
+{
+    int32_t *ord = malloc((size_t)d->count * sizeof *ord);
+    if (!ord)
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "fit: out of host memory");
+    for (int64_t i = 0; i < d->count; i++)
+        ord[i] = (int32_t)i;
+    for (int64_t i = d->count - 1; shuffle && i > 0; i--) {
+        int64_t j = (int64_t)(mix(state) % (uint64_t)(i + 1));
+        int32_t t = ord[i];
+        ord[i] = ord[j];
+        ord[j] = t;
+    }
+    clnet_status st = clnet_tensor_upload(d->order, ord, (size_t)d->count * sizeof *ord);
+    free(ord);
+    return st;
+}
+
+static clnet_status read_sums(clnet_model *m, double *loss, double *correct)
+{
+    float l, c;
+    clnet_status st = clnet_tensor_download(m->loss_sum, &l, sizeof l);
+    if (!st)
+        st = clnet_tensor_download(m->correct_sum, &c, sizeof c);
+    *loss = l;
+    *correct = c;
+    return st;
+}
+
+/* Accumulates this batch's mean loss (weighted by its size) and correct count. */
+static clnet_status accumulate(clnet_model *m, int64_t n)
+{
+    clnet_status st = clnet_axpy(m->loss_sum, (float)n, m->loss);
+    if (!st && sparse_targets(m))
+        st = clnet_axpy(m->correct_sum, 1.0f, m->correct);
+    return st;
+}
+
+static clnet_status check_view(clnet_model *m, const char *func, const clnet_dataset_view *v,
+                               int need_y)
+{
+    CLNET_CHECK_ARG(m->ctx, v != NULL);
+    if (!v->x || (need_y && !v->y) || v->count <= 0 || v->count > INT32_MAX)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: data needs x%s and 1 <= count <= 2^31-1 (count %lld)", func,
+                            need_y ? ", y" : "", (long long)v->count);
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_view *data,
+                                            int batch_size, double *loss, double *accuracy)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, batch_size > 0);
+    if (!m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_evaluate: compile the model first");
+    clnet_status st = check_view(m, "clnet_model_evaluate", data, 1);
+    if (st)
+        return st;
+    int64_t b = batch_size < data->count ? batch_size : data->count;
+    device_data d;
+    uint64_t none = 0;
+    if ((st = device_data_make(m, data, b, 1, &d)) || (st = set_order(m, &d, 0, &none)) ||
+        (st = clnet_tensor_fill(m->loss_sum, 0)) || (st = clnet_tensor_fill(m->correct_sum, 0)))
+        goto done;
+    for (int64_t s = 0; s < d.count && !st; s += b) {
+        int64_t n = d.count - s < b ? d.count - s : b;
+        clnet_tensor *bx, *by;
+        if (!(st = gather(&d, s, n, 1, &bx, &by)) && !(st = clnet_model_forward(m, bx, 0, NULL, NULL)) &&
+            !(st = check_targets(m, "clnet_model_evaluate", by, n)) && !(st = loss_and_grad(m, by)))
+            st = accumulate(m, n);
+        clnet_tensor_destroy(bx);
+        clnet_tensor_destroy(by);
+    }
+    double l = 0, c = 0;
+    if (!st && !(st = read_sums(m, &l, &c))) {
+        if (loss)
+            *loss = l / (double)d.count;
+        if (accuracy)
+            *accuracy = sparse_targets(m) ? c / (double)d.count : -1.0;
+    }
+done:
+    device_data_free(&d);
+    return st;
+}
+
+CLNET_API clnet_status clnet_model_predict(clnet_model *m, const float *x, int64_t count,
+                                           int batch_size, float *out)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, x != NULL && out != NULL && count > 0 && batch_size > 0);
+    clnet_dataset_view v = { x, NULL, count };
+    clnet_status st = check_view(m, "clnet_model_predict", &v, 0);
+    if (st)
+        return st;
+    int64_t b = batch_size < count ? batch_size : count;
+    device_data d;
+    uint64_t none = 0;
+    if ((st = device_data_make(m, &v, b, 0, &d)) || (st = set_order(m, &d, 0, &none)))
+        goto done;
+    size_t row = 0;
+    for (int64_t s = 0; s < count && !st; s += b) {
+        int64_t n = count - s < b ? count - s : b;
+        clnet_tensor *bx, *by;
+        const clnet_tensor *y;
+        if (!(st = gather(&d, s, n, 0, &bx, &by)) && !(st = clnet_model_forward(m, bx, 0, &y, NULL))) {
+            row = clnet_tensor_numel(y) / (size_t)n;
+            st = clnet_tensor_download(y, out + (size_t)s * row, clnet_tensor_numel(y) * sizeof(float));
+        }
+        clnet_tensor_destroy(bx);
+    }
+done:
+    device_data_free(&d);
+    return st;
+}
+
+/* ---- fit ----------------------------------------------------------------------------------- */
+
+static void report(const clnet_fit_params *p, clnet_progress *pr)
+{
+    if (p->progress)
+        p->progress(p->progress_user, pr);
+}
+
+static clnet_status fit_epoch(clnet_model *m, const clnet_fit_params *p, device_data *d,
+                              clnet_progress *pr, double t0)
+{
+    int64_t b = d->batch, steps = (d->count + b - 1) / b;
+    /* Reading the loss waits for the device: do it about ten times a second
+     * on a live display, never in between. */
+    int64_t every = steps < 50 ? 1 : steps / 50;
+    clnet_status st = CLNET_OK;
+    pr->steps = steps;
+    for (int64_t s = 0; s < steps && !st; s++) {
+        int64_t n = d->count - s * b < b ? d->count - s * b : b;
+        clnet_tensor *bx, *by;
+        if (!(st = gather(d, s * b, n, 1, &bx, &by)) && !(st = train_step(m, bx, by)))
+            st = accumulate(m, n);
+        clnet_tensor_destroy(bx);
+        clnet_tensor_destroy(by);
+        pr->step = s + 1;
+        if (!st && p->progress && ((s + 1) % every == 0 || s + 1 == steps)) {
+            double l, c, seen = (double)(s * b + n);
+            if ((st = read_sums(m, &l, &c)))
+                break;
+            pr->loss = l / seen;
+            pr->accuracy = sparse_targets(m) ? c / seen : -1;
+            pr->elapsed = clnet__now() - t0;
+            pr->eta = pr->elapsed / (double)(s + 1) * (double)(steps - s - 1);
+            if (s + 1 < steps)
+                report(p, pr);
+        }
+    }
+    return st;
+}
+
+CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p,
+                                       const clnet_dataset_view *data)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, p != NULL && p->epochs >= 0 && p->batch_size > 0);
+    if (!m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_fit: compile the model first");
+    clnet_status st = check_view(m, "clnet_model_fit", data, 1);
+    if (st)
+        return st;
+    int64_t b = p->batch_size < data->count ? p->batch_size : data->count;
+    device_data d;
+    if ((st = device_data_make(m, data, b, 1, &d)))
+        return st;
+    uint64_t state = p->shuffle_seed;
+    for (int e = 1; e <= p->epochs && !st; e++) {
+        double t0 = clnet__now();
+        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1 };
+        if ((st = set_order(m, &d, p->shuffle, &state)) || (st = clnet_tensor_fill(m->loss_sum, 0)) ||
+            (st = clnet_tensor_fill(m->correct_sum, 0)) || (st = fit_epoch(m, p, &d, &pr, t0)))
+            break;
+        double l, c;
+        if ((st = read_sums(m, &l, &c)))
+            break;
+        pr.loss = l / (double)d.count;
+        pr.accuracy = sparse_targets(m) ? c / (double)d.count : -1;
+        if (p->validation &&
+            (st = clnet_model_evaluate(m, p->validation, (int)b, &pr.val_loss, &pr.val_accuracy)))
+            break;
+        pr.elapsed = clnet__now() - t0;
+        pr.eta = 0;
+        pr.end_of_epoch = 1;
+        report(p, &pr);
+    }
+    device_data_free(&d);
+    return st;
+}
+
+CLNET_API void clnet_progress_print(void *user, const clnet_progress *p)
+{
+    FILE *f = user ? (FILE *)user : stderr;
+    int live = isatty(fileno(f));
+    if (!p->end_of_epoch && !live)
+        return;
+    char acc[48] = "", val[96] = "";
+    if (p->accuracy >= 0)
+        snprintf(acc, sizeof acc, " - accuracy: %.4f", p->accuracy);
+    if (p->end_of_epoch && p->val_loss >= 0)
+        snprintf(val, sizeof val, " - val_loss: %.4f%s%.4f", p->val_loss,
+                 p->val_accuracy >= 0 ? " - val_accuracy: " : "", p->val_accuracy >= 0 ? p->val_accuracy : 0.0);
+    if (p->end_of_epoch)
+        fprintf(f, "%sEpoch %d/%d: %lld/%lld - %.1fs - loss: %.4f%s%s\n", live ? "\r\033[K" : "",
+                p->epoch, p->epochs, (long long)p->steps, (long long)p->steps, p->elapsed, p->loss, acc, val);
+    else
+        fprintf(f, "\r\033[KEpoch %d/%d: %lld/%lld - %.0fs elapsed, ETA %.0fs - loss: %.4f%s", p->epoch,
+                p->epochs, (long long)p->step, (long long)p->steps, p->elapsed, p->eta, p->loss, acc);
+    fflush(f);
+}
