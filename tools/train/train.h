@@ -1,0 +1,40 @@
+/* clnet-train — shared declarations of the training tool's models. */
+#ifndef CLNET_TRAIN_H
+#define CLNET_TRAIN_H
+
+#include <stdio.h>
+
+#include <clnet/clnet.h>
+
+#include "../models.h"
+
+typedef struct options {
+    const char *model, *device, *data, *save, *load, *out, *score;
+    int epochs, batch_size, eval_only, quiet, sample;
+    long limit;
+    double lr;
+    unsigned long long seed;
+    int epochs_set, lr_set, batch_set;  /* given on the command line */
+} options;
+
+/* Each model's entry point: returns the process exit status. */
+int train_cnn(clnet_context *ctx, const options *o);
+int train_gan(clnet_context *ctx, const options *o);
+int train_rnn(clnet_context *ctx, const options *o); /* "lstm" and "rnn" */
+
+
+/* Helpers shared by the models (main.c). */
+double now(void);
+int fail(clnet_context *ctx, const char *what);
+/* Loads Fashion-MNIST's train and t10k splits; prints the error. */
+int load_data(const options *o, clnet_dataset **train, clnet_dataset **test);
+
+/* A progress callback that keeps the epoch's running loss and accuracy and
+ * draws the live line on a terminal. */
+typedef struct epoch_log {
+    int quiet;
+    double loss, accuracy;
+} epoch_log;
+void on_progress(void *user, const clnet_progress *p);
+
+#endif
