@@ -1,11 +1,15 @@
-/* clnet — GEMM through CLBlast: the public 2-D and batched calls, and
- * clnet__gemm on raw buffers for other ops. The only file that includes
- * CLBlast. */
+/* clnet — GEMM through CLBlast: the public 2-D and batched calls, clnet__gemm
+ * on raw buffers for other ops, and the per-device CLBlast parameters of
+ * gemm_params.h. The only file that includes CLBlast. */
 #include <clblast_c.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "clnet/gemm.h"
 #include "gemm.h"
+#include "gemm_params.h"
 #include "tensor/tensor_impl.h"
 
 static const char *clblast_name(CLBlastStatusCode s)
@@ -41,6 +45,86 @@ static clnet_status clblast_error(clnet_context *ctx, CLBlastStatusCode s, const
     return clnet__error(ctx, st, "%s: %s failed: %s (%d)", what, call, clblast_name(s), (int)s);
 }
 
+/* ---- CLBlast parameters per device ---------------------------------------- */
+
+/* XGEMM_MIN_INDIRECT_SIZE values that force one kernel: m*n*k < 2^63 always
+ * (direct), m*n*k < 1 never (indirect; empty GEMMs never reach CLBlast). */
+#define GEMM_ALWAYS_DIRECT ((size_t)1 << 21)
+#define GEMM_ALWAYS_INDIRECT 1
+
+static const clnet__gemm_params *params_for(const clnet_context *ctx)
+{
+    const clnet_device_info *info = &clnet__context_profile(ctx)->info;
+    size_t n = sizeof clnet__gemm_param_table / sizeof clnet__gemm_param_table[0];
+    for (size_t i = 0; i < n; i++) {
+        const clnet__gemm_params *p = &clnet__gemm_param_table[i];
+        if (info->type == p->type && strstr(info->platform_name, p->platform))
+            return p;
+    }
+    return NULL;
+}
+
+const char *clnet__gemm_params_label(const clnet_context *ctx)
+{
+    const clnet__gemm_params *p = params_for(ctx);
+    return p ? p->label : NULL;
+}
+
+/* Gives CLBlast one kernel's parameters, the tuned (1) or CLBlast's own (0)
+ * values; kernel 0 or 1 (a forced direct or indirect kernel) replaces the
+ * set's direct/indirect threshold. */
+static CLBlastStatusCode override_kernel(cl_device_id dev, const clnet__gemm_kernel_params *k,
+                                         int tuned, int kernel)
+{
+    const char *names[CLNET_GEMM_MAX_PARAMS]; /* CLBlast takes them non-const */
+    size_t values[CLNET_GEMM_MAX_PARAMS];
+    memcpy(names, k->names, k->count * sizeof names[0]);
+    memcpy(values, tuned ? k->tuned : k->defaults, k->count * sizeof values[0]);
+    if (kernel != 2 && !strcmp(k->kernel, "GemmRoutine"))
+        values[0] = kernel == 0 ? GEMM_ALWAYS_DIRECT : GEMM_ALWAYS_INDIRECT;
+    return CLBlastOverrideParameters(dev, k->kernel, CLBlastPrecisionSingle, k->count, names,
+                                     values);
+}
+
+/* Before a GEMM: makes CLBlast use the parameters the variants ask for, when
+ * they differ from what this context last gave it. CLBlast's overrides are
+ * per device for the whole process (docs/gemm.md): another context on the
+ * same device that asks for another set changes this one's speed, never its
+ * results, since every set in the table is checked by the gemm suite. */
+static clnet_status use_params(clnet_context *ctx, const char *what)
+{
+    const clnet__gemm_params *p = params_for(ctx);
+    if (!p)
+        return CLNET_OK; /* CLBlast's own database, untouched */
+    int tuned = clnet__variant(ctx, "gemm.params", 1) != 0;
+    int kernel = clnet__variant(ctx, "gemm.kernel", 2);
+    if (kernel < 0 || kernel > 2)
+        kernel = 2;
+    int want = CLNET__GEMM_APPLIED(tuned, kernel);
+    int *state = clnet__context_gemm_params(ctx);
+    if (*state == want || *state == -want)
+        return CLNET_OK;
+    cl_device_id dev = clnet_context_cl_device(ctx);
+    *state = want;
+    for (size_t i = 0; i < p->nkernels; i++) {
+        CLBlastStatusCode s = override_kernel(dev, &p->kernels[i], tuned, kernel);
+        if (s == CLBlastInvalidOverrideKernel || s == CLBlastMissingOverrideParameter)
+            *state = -want; /* another CLBlast's names: it keeps its own values */
+        else if (s != CLBlastSuccess) {
+            *state = 0;
+            return clblast_error(ctx, s, "CLBlastOverrideParameters", what);
+        }
+    }
+    return CLNET_OK;
+}
+
+int clnet__gemm_params_applied(clnet_context *ctx)
+{
+    return *clnet__context_gemm_params(ctx);
+}
+
+/* ---- GEMM on buffers --------------------------------------------------------- */
+
 /* C = beta * C for k == 0, where CLBlast refuses the dimensions. */
 static clnet_status scale_c(clnet_context *ctx, const clnet__gemm_desc *d, const char *what)
 {
@@ -59,9 +143,43 @@ static clnet_status scale_c(clnet_context *ctx, const clnet__gemm_desc *d, const
     }
     if ((st = clnet__kernel(ctx, "elementwise", NULL, "scale", &k)))
         return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off), CLNET_ARG_MEM(d->c),
-                       CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(count), CLNET_ARG_FLOAT(d->beta) };
+    clnet__arg a[] = { CLNET_ARG_MEM(d->c),        CLNET_ARG_ULONG(d->c_off),
+                       CLNET_ARG_MEM(d->c),        CLNET_ARG_ULONG(d->c_off),
+                       CLNET_ARG_ULONG(count),     CLNET_ARG_FLOAT(d->beta) };
     return clnet__launch1d(ctx, k, what, 6, a, count);
+}
+
+/* Batched GEMM through CLBlastSgemmBatched, with an offset per item, not
+ * CLBlastSgemmStridedBatched: CLBlast 1.5.3's strided form ignores the
+ * offset and the stride of an operand its indirect kernel reads in place
+ * (one whose sizes are multiples of the tile sizes and that needs no
+ * transpose), so a view at a nonzero offset or a shared (stride 0) operand
+ * gives wrong results (docs/gemm.md). The batched form takes the offsets
+ * per item and copies them to the device itself; it waits for the queue. */
+static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
+                                      cl_command_queue *q, int *no_memory)
+{
+    float *scalars = malloc(2 * batch * sizeof *scalars);
+    size_t *offsets = malloc(3 * batch * sizeof *offsets);
+    CLBlastStatusCode s = CLBlastSuccess;
+    *no_memory = !scalars || !offsets;
+    if (!*no_memory) {
+        for (size_t i = 0; i < batch; i++) {
+            scalars[i] = d->alpha;
+            scalars[batch + i] = d->beta;
+            offsets[i] = d->a_off + i * d->stride_a;
+            offsets[batch + i] = d->b_off + i * d->stride_b;
+            offsets[2 * batch + i] = d->c_off + i * d->stride_c;
+        }
+        s = CLBlastSgemmBatched(CLBlastLayoutRowMajor,
+                                d->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                d->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, d->m, d->n,
+                                d->k, scalars, d->a, offsets, d->lda, d->b, offsets + batch, d->ldb,
+                                scalars + batch, d->c, offsets + 2 * batch, d->ldc, batch, q, NULL);
+    }
+    free(scalars);
+    free(offsets);
+    return s;
 }
 
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what)
@@ -71,24 +189,93 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
         return CLNET_OK;
     if (d->k == 0)
         return scale_c(ctx, d, what);
+    clnet_status st = use_params(ctx, what);
+    if (st)
+        return st;
     cl_command_queue q = clnet_context_cl_queue(ctx);
-    CLBlastTranspose ta = d->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-    CLBlastTranspose tb = d->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastStatusCode s;
     const char *call;
     if (batch == 1) {
         call = "CLBlastSgemm";
-        s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, d->m, d->n, d->k, d->alpha, d->a, d->a_off,
-                         d->lda, d->b, d->b_off, d->ldb, d->beta, d->c, d->c_off, d->ldc, &q, NULL);
+        s = CLBlastSgemm(CLBlastLayoutRowMajor,
+                         d->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                         d->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, d->m, d->n, d->k,
+                         d->alpha, d->a, d->a_off, d->lda, d->b, d->b_off, d->ldb, d->beta, d->c,
+                         d->c_off, d->ldc, &q, NULL);
     } else {
-        call = "CLBlastSgemmStridedBatched";
-        s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, d->m, d->n, d->k, d->alpha,
-                                       d->a, d->a_off, d->lda, d->stride_a, d->b, d->b_off, d->ldb,
-                                       d->stride_b, d->beta, d->c, d->c_off, d->ldc, d->stride_c,
-                                       batch, &q, NULL);
+        int no_memory;
+        call = "CLBlastSgemmBatched";
+        s = gemm_batched(d, batch, &q, &no_memory);
+        if (no_memory)
+            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                                "%s: out of host memory for %zu offsets", what, 3 * batch);
     }
     if (s != CLBlastSuccess)
         return clblast_error(ctx, s, call, what);
+    return CLNET_OK;
+}
+
+/* ---- The public calls on tensors ------------------------------------------- */
+
+static const char *const arg_names[] = { "c", "a", "b" };
+
+/* Checks that the three tensors exist, share c's context and are float32
+ * with `dims` dimensions. The context is c's, else the first one given, so
+ * a NULL c is still reported somewhere. */
+static clnet_status check_tensors(const char *func, int dims, clnet_trans trans_a,
+                                  clnet_trans trans_b, const clnet_tensor *const ts[3])
+{
+    clnet_context *ctx = ts[0] ? ts[0]->ctx : ts[1] ? ts[1]->ctx : ts[2] ? ts[2]->ctx : NULL;
+    for (int i = 0; i < 3; i++) {
+        if (!ts[i])
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL",
+                                func, arg_names[i]);
+        if (ts[i]->ctx != ctx)
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
+                                func, arg_names[i]);
+        if (ts[i]->dtype != CLNET_F32 || ts[i]->ndim != dims)
+            return clnet__error(ctx, CLNET_ERR_SHAPE,
+                                "%s: %s must be a %d-D float32 tensor (is %d-D %s)", func,
+                                arg_names[i], dims, ts[i]->ndim,
+                                ts[i]->dtype == CLNET_F32 ? "float32" : "int32");
+    }
+    if ((trans_a != CLNET_NO_TRANS && trans_a != CLNET_TRANS) ||
+        (trans_b != CLNET_NO_TRANS && trans_b != CLNET_TRANS))
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: invalid argument: trans_a is %d, trans_b %d (want CLNET_NO_TRANS "
+                            "or CLNET_TRANS)", func, (int)trans_a, (int)trans_b);
+    return CLNET_OK;
+}
+
+/* The batch count (c's) or an error when a or b has another one than 1. */
+static clnet_status check_batch(const char *func, const clnet_tensor *const ts[3], size_t *batch)
+{
+    *batch = (size_t)ts[0]->shape[0];
+    for (int i = 1; i < 3; i++)
+        if (ts[i]->shape[0] != ts[0]->shape[0] && ts[i]->shape[0] != 1)
+            return clnet__error(ts[0]->ctx, CLNET_ERR_SHAPE,
+                                "%s: %s has batch %lld, c has %lld (a batch of 1 is shared)", func,
+                                arg_names[i], (long long)ts[i]->shape[0],
+                                (long long)ts[0]->shape[0]);
+    return CLNET_OK;
+}
+
+/* Refuses a c whose elements overlap a's or b's in the same buffer, and an
+ * element past INT_MAX: CLBlast passes offsets to its kernels as int. */
+static clnet_status check_overlap(const char *func, const clnet_tensor *const ts[3])
+{
+    const clnet_tensor *c = ts[0];
+    for (int i = 0; i < 3; i++)
+        if (ts[i]->offset + ts[i]->numel > (size_t)INT_MAX)
+            return clnet__error(c->ctx, CLNET_ERR_UNSUPPORTED,
+                                "%s: %s ends at element %zu; CLBlast indexes with int", func,
+                                arg_names[i], ts[i]->offset + ts[i]->numel);
+    for (int i = 1; i < 3; i++)
+        if (clnet__mem(c) && clnet__mem(ts[i]) == clnet__mem(c) &&
+            ts[i]->offset < c->offset + c->numel && c->offset < ts[i]->offset + ts[i]->numel)
+            return clnet__error(c->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: invalid argument: c overlaps %s in the same buffer", func,
+                                arg_names[i]);
     return CLNET_OK;
 }
 
@@ -97,51 +284,33 @@ static clnet_status describe(const char *func, int dims, clnet_trans trans_a, cl
                              float alpha, const clnet_tensor *a, const clnet_tensor *b, float beta,
                              clnet_tensor *c, clnet__gemm_desc *d)
 {
-    CLNET_CHECK_ARG(NULL, c != NULL);
-    clnet_context *ctx = c->ctx;
-    const clnet_tensor *ts[] = { c, a, b };
-    static const char *const names[] = { "c", "a", "b" };
-    for (int i = 0; i < 3; i++) {
-        if (!ts[i])
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                                names[i]);
-        if (ts[i]->ctx != ctx)
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
-                                func, names[i]);
-        if (ts[i]->dtype != CLNET_F32 || ts[i]->ndim != dims)
-            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be a %d-D float32 tensor (is %d-D)",
-                                func, names[i], dims, ts[i]->ndim);
-    }
+    const clnet_tensor *const ts[3] = { c, a, b };
+    clnet_status st = check_tensors(func, dims, trans_a, trans_b, ts);
+    if (st)
+        return st;
     int o = dims - 2; /* index of the row dimension */
     size_t ar = (size_t)a->shape[o], ac = (size_t)a->shape[o + 1];
     size_t br = (size_t)b->shape[o], bc = (size_t)b->shape[o + 1];
     size_t m = trans_a ? ac : ar, ka = trans_a ? ar : ac;
     size_t kb = trans_b ? bc : br, n = trans_b ? br : bc;
-    if (ka != kb || (size_t)c->shape[o] != m || (size_t)c->shape[o + 1] != n)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: op(a) is %zu x %zu, op(b) %zu x %zu, c %lld x %lld: need op(a) m x k, "
-                            "op(b) k x n, c m x n",
-                            func, m, ka, kb, n, (long long)c->shape[o], (long long)c->shape[o + 1]);
-    size_t batch = dims == 3 ? (size_t)c->shape[0] : 1;
-    if (dims == 3) {
-        for (int i = 1; i < 3; i++)
-            if (ts[i]->shape[0] != (int64_t)batch && ts[i]->shape[0] != 1)
-                return clnet__error(ctx, CLNET_ERR_SHAPE,
-                                    "%s: %s has batch %lld; c has %zu (a batch of 1 broadcasts)", func,
-                                    names[i], (long long)ts[i]->shape[0], batch);
-    }
-    if (clnet__mem(c) && (clnet__mem(c) == clnet__mem(a) || clnet__mem(c) == clnet__mem(b))) {
-        /* Same buffer: refuse only a real overlap of element ranges. */
-        for (int i = 1; i < 3; i++)
-            if (clnet__mem(ts[i]) == clnet__mem(c) && ts[i]->offset < c->offset + c->numel &&
-                c->offset < ts[i]->offset + ts[i]->numel)
-                return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: c overlaps %s", func, names[i]);
-    }
+    if (ka != kb)
+        return clnet__error(c->ctx, CLNET_ERR_SHAPE,
+                            "%s: op(b) is %zux%zu, op(a) %zux%zu: op(b) needs %zu rows (b%s)", func,
+                            kb, n, m, ka, ka, trans_b ? " transposed" : "");
+    if ((size_t)c->shape[o] != m || (size_t)c->shape[o + 1] != n)
+        return clnet__error(c->ctx, CLNET_ERR_SHAPE, "%s: c is %lldx%lld, expected %zux%zu", func,
+                            (long long)c->shape[o], (long long)c->shape[o + 1], m, n);
+    size_t batch = 1;
+    if (dims == 3 && (st = check_batch(func, ts, &batch)))
+        return st;
+    if ((st = check_overlap(func, ts)))
+        return st;
+    int shared_a = dims == 3 && a->shape[0] == 1, shared_b = dims == 3 && b->shape[0] == 1;
     *d = (clnet__gemm_desc){
-        .trans_a = trans_a != CLNET_NO_TRANS, .trans_b = trans_b != CLNET_NO_TRANS,
+        .trans_a = trans_a == CLNET_TRANS, .trans_b = trans_b == CLNET_TRANS,
         .m = m, .n = n, .k = ka, .alpha = alpha, .beta = beta,
-        .a = clnet__mem(a), .a_off = a->offset, .lda = ac, .stride_a = a->shape[0] == 1 && dims == 3 ? 0 : ar * ac,
-        .b = clnet__mem(b), .b_off = b->offset, .ldb = bc, .stride_b = b->shape[0] == 1 && dims == 3 ? 0 : br * bc,
+        .a = clnet__mem(a), .a_off = a->offset, .lda = ac, .stride_a = shared_a ? 0 : ar * ac,
+        .b = clnet__mem(b), .b_off = b->offset, .ldb = bc, .stride_b = shared_b ? 0 : br * bc,
         .c = clnet__mem(c), .c_off = c->offset, .ldc = n, .stride_c = m * n,
         .batch = batch,
     };

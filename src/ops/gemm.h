@@ -19,7 +19,31 @@ typedef struct clnet__gemm_desc {
 } clnet__gemm_desc;
 
 /* Queues the GEMM; `what` names the calling op in error messages. beta == 0
- * ignores C's old contents. */
+ * ignores C's old contents. m or n == 0 does nothing; k == 0 sets C = beta*C
+ * (C must then be contiguous). A and B must not overlap C. Offsets and
+ * strides are free (a batched GEMM goes through CLBlastSgemmBatched, which
+ * returns once the queue has drained; docs/gemm.md says why).
+ *
+ * CLBlast's parameters (src/ops/gemm_params.h) follow two variants, checked
+ * before each call and given to CLBlast when they change for this context:
+ *   "gemm.params"  1 (chosen): the tuned set of the device's table entry;
+ *                  0: CLBlast's own set, restored by overriding with it.
+ *   "gemm.kernel"  2 (chosen): CLBlast picks its direct or indirect kernel
+ *                  by size (XGEMM_MIN_INDIRECT_SIZE); 0: the direct kernel
+ *                  for every size; 1: the indirect one (Xgemm after
+ *                  copy/pad/transpose) for every size.
+ * Both apply only on devices with a table entry: elsewhere CLBlast's own
+ * database is never touched (its values could not be restored). */
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what);
+
+/* The table entry's label for ctx's device ("pocl CPU"), or NULL. */
+const char *clnet__gemm_params_label(const clnet_context *ctx);
+
+/* What ctx last gave CLBlast: 0 nothing (no table entry, or no GEMM yet),
+ * CLNET__GEMM_APPLIED(params, kernel) of the variants above, or its negative
+ * when the installed CLBlast refused the table's parameter names (another
+ * CLBlast version): the GEMMs then ran with CLBlast's own parameters. */
+int clnet__gemm_params_applied(clnet_context *ctx);
+#define CLNET__GEMM_APPLIED(params, kernel) (1 + (params) + 2 * (kernel))
 
 #endif

@@ -229,6 +229,11 @@ const clnet__profile *clnet__context_profile(const clnet_context *ctx)
     return &ctx->profile;
 }
 
+int *clnet__context_gemm_params(clnet_context *ctx)
+{
+    return &ctx->gemm_params;
+}
+
 int clnet__variant(const clnet_context *ctx, const char *op, int chosen)
 {
     for (int i = 0; i < ctx->nforced; i++)

@@ -30,6 +30,8 @@ struct clnet_context {
     cl_mem workspace;                  /* scratch shared by ops, grown on demand */
     size_t workspace_bytes;
 
+    int gemm_params;                   /* CLBlast parameters last set (src/ops/gemm.c) */
+
     int nforced;                       /* forced kernel variants (tests) */
     struct { char op[48]; int value; } forced[16];
 

@@ -119,6 +119,12 @@ clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value)
 
 const clnet__profile *clnet__context_profile(const clnet_context *ctx);
 
+/* src/ops/gemm.c's record of the CLBlast parameter set it last gave CLBlast
+ * for this context (0 until the first GEMM); see clnet__gemm_params_applied
+ * in src/ops/gemm.h. The context owns it because CLBlast's own state is
+ * per device and process, and an override costs ~0.7 ms: too much per call. */
+int *clnet__context_gemm_params(clnet_context *ctx);
+
 /* ---- Embedded kernel sources (generated from cl/ at build time) --------- */
 
 typedef struct clnet__cl_source {
