@@ -312,7 +312,8 @@ static void backward(const ref_rnn *p, const ref_rnn_in *in, const trace *tr, co
             cell_backward(p->cell, h, 0, &st, dh, dc, dax, dah, dhp, dc);
             accumulate(p, in, g, 0, b, s, st.hp, dax, dah, dhp, dhs + (size_t)b * h);
             if (gm)
-                carried[b] = carry(c_in, in_sq, sum_sq(dhs + (size_t)b * h, dc, h), mh, mc, h, lstm);
+                carried[b] = carry(c_in, in_sq, sum_sq(dhs + (size_t)b * h, dc, h), mh, mc, h,
+                                   lstm);
         }
     for (size_t i = 0; i < nh; i++) {
         if (g->dh0)

@@ -242,8 +242,10 @@ static void ref_run(const problem *pb, const host *hd, refres *r)
     ref_rnn_in ri = { in[I_X], in[I_H0], in[I_C0], in[I_WIH], in[I_WHH], in[I_BIH], in[I_BHH] };
     double **v = r->v;
     ref_rnn_forward(&pb->p, &ri, v[O_Y], v[O_HT], v[O_CT]);
-    ref_rnn_grad g = { v[O_DX], v[O_DH0], v[O_DC0], v[O_DW_IH], v[O_DW_HH], v[O_DB_IH], v[O_DB_HH] };
-    ref_rnn_grad mg = { m[O_DX], m[O_DH0], m[O_DC0], m[O_DW_IH], m[O_DW_HH], m[O_DB_IH], m[O_DB_HH] };
+    ref_rnn_grad g = { v[O_DX],    v[O_DH0],   v[O_DC0],  v[O_DW_IH],
+                       v[O_DW_HH], v[O_DB_IH], v[O_DB_HH] };
+    ref_rnn_grad mg = { m[O_DX],    m[O_DH0],   m[O_DC0],  m[O_DW_IH],
+                        m[O_DW_HH], m[O_DB_IH], m[O_DB_HH] };
     ref_rnn_backward(&pb->p, &ri, in[I_DY], in[I_DHT], in[I_DCT], &g);
     ref_rnn_magnitude(&pb->p, &ri, in[I_DY], in[I_DHT], in[I_DCT], m[O_Y], m[O_CT], &mg);
     set_scales(&pb->p, r, m);
@@ -441,7 +443,8 @@ static void expect_close_at(const problem *pb, const char *what, int out, const 
         for (size_t i = 0; i < n; i++)
             worst = fmax(worst, fabs(got[i] - ref[i]));
         fprintf(stderr, "rnn-ratio %s: |d|/S %.3g, /(g(T) S ulp) %.3g, rel %.3g, kappa %.3g\n",
-                full, scale ? worst / scale : 0, scale ? worst / (growth(pb->p.t) * scale * ULP) : 0,
+                full, scale ? worst / scale : 0,
+                scale ? worst / (growth(pb->p.t) * scale * ULP) : 0,
                 re, kappa);
     }
     ck_assert_msg(bad == 0 && re < re_max, "%s: %zu mismatches, rel error %.3g (limit %.3g, "
@@ -683,7 +686,9 @@ END_TEST
 START_TEST(device_edge_sizes)
 {
     clnet_context *ctx = test_context();
-    static const int shapes[][4] = { { 3, 0, 5, 4 }, { 2, 4, 0, 3 }, { 0, 3, 2, 4 }, { 2, 3, 4, 0 } };
+    static const int shapes[][4] = {
+        { 3, 0, 5, 4 }, { 2, 4, 0, 3 }, { 0, 3, 2, 4 }, { 2, 3, 4, 0 },
+    };
     for (int s = 0; s < 4; s++) {
         const int *q = shapes[s];
         problem pb = make_problem((ref_rnn_cell)_i, q[0], q[1], q[2], q[3], 1 | 4 | 16);
@@ -720,9 +725,11 @@ static void move_inputs(clnet_context *ctx, const problem *pb, const host *hd, c
     for (int i = 0; i < 7; i++)
         for (size_t k = 0; hd->v[i] && k < numel_of(&pb->p, i); k++)
             moved[i][k] = (float)(hd->v[i][k] + sign * step * u[i][k]);
-    for (int i = 0; i < 7; i++)
-        if (dd->t[i] && numel_of(&pb->p, i))
-            CK_OK(ctx, clnet_tensor_upload(dd->t[i], moved[i], numel_of(&pb->p, i) * sizeof(float)));
+    for (int i = 0; i < 7; i++) {
+        size_t n = numel_of(&pb->p, i);
+        if (dd->t[i] && n)
+            CK_OK(ctx, clnet_tensor_upload(dd->t[i], moved[i], n * sizeof(float)));
+    }
 }
 
 /* TESTING.md layer 3: <g, du> from one device backward against <v, f(theta
@@ -1096,18 +1103,21 @@ static void bad_backward_args(clnet_context *ctx, const devdata *d, outs *o)
     FAILS(INVALID_ARG, "dw->dw_hh is NULL", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     clnet_tensor *small = make(ctx, CLNET_F32, 1, clnet_lstm_reserve_size(2, 3, 4, 5) - 1, 0, 0);
     clnet_tensor *s35 = make(ctx, CLNET_F32, 2, 3, 5, 0), *y245 = make(ctx, CLNET_F32, 3, 2, 4, 5);
-    clnet_tensor *x235 = make(ctx, CLNET_F32, 3, 2, 3, 5), *w205 = make(ctx, CLNET_F32, 2, 20, 5, 0);
+    clnet_tensor *x235 = make(ctx, CLNET_F32, 3, 2, 3, 5);
+    clnet_tensor *w205 = make(ctx, CLNET_F32, 2, 20, 5, 0);
     clnet_tensor *b19 = make(ctx, CLNET_F32, 1, 19, 0, 0);
     dw = g;
     FAILS(SHAPE, "reserve holds", BWD(small, dy, dhT, dcT, dx, dh0, dc0, &dw));
     FAILS(SHAPE, "dy is 2x4x5, expected 2x3x5", BWD(res, y245, dhT, dcT, dx, dh0, dc0, &dw));
     FAILS(SHAPE, "dhT is 3x5", BWD(res, dy, s35, dcT, dx, dh0, dc0, &dw));
     FAILS(SHAPE, "dcT is 3x5", BWD(res, dy, dhT, s35, dx, dh0, dc0, &dw));
-    FAILS(SHAPE, "dx is 2x3x5, expected 2x3x4 (N x T x F)", BWD(res, dy, dhT, dcT, x235, dh0, dc0, &dw));
+    FAILS(SHAPE, "dx is 2x3x5, expected 2x3x4 (N x T x F)",
+          BWD(res, dy, dhT, dcT, x235, dh0, dc0, &dw));
     FAILS(SHAPE, "dh0 is 3x5", BWD(res, dy, dhT, dcT, dx, s35, dc0, &dw));
     FAILS(SHAPE, "dc0 is 3x5", BWD(res, dy, dhT, dcT, dx, dh0, s35, &dw));
     dw.dw_ih = w205;
-    FAILS(SHAPE, "dw->dw_ih is 20x5, expected 20x4 (4*H x F)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dw->dw_ih is 20x5, expected 20x4 (4*H x F)",
+          BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.db_hh = b19;
     FAILS(SHAPE, "dw->db_hh is 19, expected 20 (4*H)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.dw_hh = g.dw_ih;

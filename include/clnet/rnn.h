@@ -40,9 +40,12 @@ extern "C" {
  * Inference passes reserve = NULL.
  *
  * Errors: CLNET_ERR_INVALID_ARG for a NULL required tensor, tensors of
- * another context or outputs that overlap inputs; CLNET_ERR_SHAPE for wrong
- * shapes or dtypes and for a reserve that is too small. The message names the
- * function and the argument. Nothing is queued when a check fails.
+ * another context or outputs that overlap inputs or each other;
+ * CLNET_ERR_SHAPE for wrong shapes or dtypes and for a reserve that is too
+ * small; CLNET_ERR_TOO_LARGE when N or G*H exceeds INT_MAX. The message (read
+ * with clnet_context_errmsg on the context of y, or of dw->dw_ih for a
+ * backward) names the function and the argument. Nothing is queued when a
+ * check fails.
  *
  * Numerics: float32 with float32 accumulation; the input projections of all
  * steps are one GEMM, each step one GEMM and one fused gate kernel. NaN and
@@ -51,6 +54,8 @@ extern "C" {
  * to their limits. Results are deterministic: the same inputs on the same
  * device give the same bits (no atomics).
  *
+ * Ownership: every tensor stays the caller's; a call keeps no reference
+ * once it returns (its work is queued on the context's in-order queue).
  * Thread-safety: as the tensors' context (one thread at a time). */
 
 /* The weights of one layer; borrowed, read only. Shapes as above. The

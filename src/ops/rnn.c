@@ -40,18 +40,13 @@ static const cell cells[] = {
  *   extra  LSTM (N, T+1, H): c_{t-1} at [:, t], so c_T at [:, T];
  *          GRU (N, T, H): a_h's n block (W_hn h_{t-1} + b_hn); RNN: none */
 typedef struct layout {
-    size_t gates, hprev, extra, total;
+    size_t gates, hprev, extra;
 } layout;
 
 static layout reserve_layout(const cell *c, size_t n, size_t t, size_t h)
 {
-    layout l;
     size_t nth = n * t * h;
-    l.gates = 0;
-    l.hprev = (size_t)c->gates * nth;
-    l.extra = l.hprev + nth;
-    l.total = l.extra + (c->kind == CELL_LSTM ? n * (t + 1) * h : c->kind == CELL_GRU ? nth : 0);
-    return l;
+    return (layout){ 0, (size_t)c->gates * nth, (size_t)(c->gates + 1) * nth };
 }
 
 /* a * b, or -1 when either is negative or the product overflows int64. */
@@ -62,6 +57,8 @@ static int64_t mul64(int64_t a, int64_t b)
     return a * b;
 }
 
+/* The end of reserve_layout's last part, G*NTH + NTH + (LSTM: N(T+1)H, GRU:
+ * NTH), with overflow checks. */
 static int64_t reserve_size(const cell *c, int64_t n, int64_t t, int64_t f, int64_t h)
 {
     (void)f; /* no part of today's layout scales with F */
