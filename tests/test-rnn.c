@@ -83,6 +83,7 @@ typedef struct problem {
     int want_dx, want_dh0;             /* dx, dh0 (and dc0) requested */
     int trust;                         /* apply the all-zeros trust check */
     uint64_t seed;
+    const char *device;                /* for messages; set by check_case */
 } problem;
 
 /* variant bits: 0 non-zero h0/c0, 1 dy NULL, 2 dhT given with dy, 3 dx and
@@ -430,11 +431,11 @@ static void expect_close_at(const problem *pb, const char *what, int out, const 
 {
     char full[400];
     snprintf(full, sizeof full,
-             "%s %s n=%d t=%d f=%d h=%d init=%d dy=%d dhT=%d dx=%d dh0=%d seed=%llu (reproduce: "
-             "%s./build/tests/clnet-tests rnn)",
+             "%s %s n=%d t=%d f=%d h=%d init=%d dy=%d dhT=%d dx=%d dh0=%d seed=%llu on %s "
+             "(reproduce: %sCK_RUN_CASE=device ./build/tests/clnet-tests rnn)",
              what, cell_names[pb->p.cell], pb->p.n, pb->p.t, pb->p.f, pb->p.h, pb->init,
              pb->with_dy, pb->with_dhT, pb->want_dx, pb->want_dh0, (unsigned long long)pb->seed,
-             test_long() ? "CLNET_TEST_LONG=1 " : "");
+             pb->device ? pb->device : "?", test_long() ? "CLNET_TEST_LONG=1 " : "");
     tolerance tol = tol_for(out, pb->p.t, scale);
     size_t bad = compare_f32(full, got, ref, n, tol);
     double re = rel_error(got, ref, n), re_max = REL_ERROR_MAX * fmax(1.0, kappa / KAPPA_WELL);
@@ -508,8 +509,10 @@ static void expect_repeatable(clnet_context *ctx, const outs *o, int first, int 
         expect_unchanged(ctx, "reserve", o->reserve.view, res);
 }
 
-static void check_case(clnet_context *ctx, const problem *pb)
+static void check_case(clnet_context *ctx, const problem *problem_in)
 {
+    problem with_device = *problem_in, *pb = &with_device;
+    pb->device = clnet_context_device(ctx)->name;
     host hd;
     refres r;
     devdata dd;
@@ -805,6 +808,7 @@ START_TEST(nan_and_inf_policy)
 {
     clnet_context *ctx = test_context();
     problem pb = make_problem((ref_rnn_cell)_i, 3, 4, 5, 4, 1 | 4);
+    pb.device = clnet_context_device(ctx)->name;
     int t = pb.p.t, f = pb.p.f, h = pb.p.h;
     host hd;
     refres clean;
