@@ -250,6 +250,45 @@ START_TEST(batchnorm_activation_reshape_gradients)
 }
 END_TEST
 
+START_TEST(recurrent_gradients)
+{
+    clnet_context *ctx = test_context();
+    typedef clnet_status (*add_fn)(clnet_model *, const clnet_rnn_layer_params *);
+    const add_fn adds[] = { clnet_model_add_simple_rnn, clnet_model_add_lstm, clnet_model_add_gru };
+    const char *names[] = { "SimpleRNN stack", "LSTM stack", "GRU stack" };
+    for (int k = 0; k < 3; k++) {
+        clnet_model *m = model_new(ctx, 2, (int64_t[]){ 5, 3 });
+        clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+        p.units = 4;
+        p.return_sequences = 1;
+        CK_OK(ctx, adds[k](m, &p));
+        p.return_sequences = 0;
+        p.return_state = 1;
+        p.units = 3;
+        CK_OK(ctx, adds[k](m, &p));
+        clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+        d.units = 2;
+        CK_OK(ctx, clnet_model_add_dense(m, &d));
+        check_directional(ctx, m, 3, 51 + (uint64_t)k, names[k]);
+        /* The second layer's final state is its output. */
+        const clnet_tensor *h, *c;
+        CK_OK(ctx, clnet_model_rnn_state(m, 1, &h, &c));
+        ck_assert_ptr_eq(h, m->acts[2]);
+        ck_assert(k == 1 ? c != NULL : c == NULL);
+        CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "return_state", clnet_model_rnn_state(m, 0, &h, &c));
+        clnet_model_destroy(m);
+    }
+    /* A recurrent layer after one without return_sequences is refused. */
+    clnet_model *m = model_new(ctx, 2, (int64_t[]){ 5, 3 });
+    clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+    p.units = 4;
+    CK_OK(ctx, clnet_model_add_lstm(m, &p));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "return_sequences", clnet_model_add_lstm(m, &p));
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- Shapes, summary ------------------------------------------------------------------ */
 
 static clnet_model *reference_cnn(clnet_context *ctx)
@@ -512,6 +551,7 @@ Suite *suite_nn(void)
     tcase_add_test(tc, dense_gradients);
     tcase_add_test(tc, conv_pool_flatten_gradients);
     tcase_add_test(tc, transpose_conv_upsampling_gradients);
+    tcase_add_test(tc, recurrent_gradients);
     tcase_add_test(tc, batchnorm_activation_reshape_gradients);
     suite_add_tcase(s, tc);
     tc = tcase_create("models");

@@ -114,6 +114,27 @@ CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate);
  * momentum in PyTorch's sense (Keras' 0.99 is 0.01 here). */
 CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps);
 
+/* Recurrent layers on (batch, steps, features) sequences, PyTorch's cells,
+ * gate orders and weight layouts (clnet/rnn.h): parameters weight_ih
+ * (gates * units, features), weight_hh (gates * units, units), bias_ih,
+ * bias_hh (gates * units), initialized uniform in +-1/sqrt(units) as PyTorch
+ * does. Initial states are zero. */
+typedef struct clnet_rnn_layer_params {
+    int units;
+    int return_sequences;              /* output (batch, steps, units); else the last state */
+    int return_state;                  /* keep the final states: clnet_model_rnn_state */
+} clnet_rnn_layer_params;
+#define CLNET_RNN_LAYER_PARAMS_DEFAULT ((clnet_rnn_layer_params){ .units = 1 })
+
+CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p);
+CLNET_API clnet_status clnet_model_add_lstm(clnet_model *m, const clnet_rnn_layer_params *p);
+CLNET_API clnet_status clnet_model_add_gru(clnet_model *m, const clnet_rnn_layer_params *p);
+/* The final states of a recurrent layer added with return_state, from the
+ * last forward: *h (batch, units), *c (LSTM only; NULL otherwise). Borrowed:
+ * valid until the next forward. */
+CLNET_API clnet_status clnet_model_rnn_state(const clnet_model *m, int layer,
+                                             const clnet_tensor **h, const clnet_tensor **c);
+
 /* ---- Inspection ------------------------------------------------------------- */
 
 CLNET_API int clnet_model_layer_count(const clnet_model *m);

@@ -136,6 +136,10 @@ void clnet__layer_free(clnet__layer *l)
     clnet_tensor_destroy(l->dpre_buf);
     clnet_tensor_destroy(l->save_mean);
     clnet_tensor_destroy(l->save_invstd);
+    for (int i = 0; i < l->nextra; i++) {
+        clnet_tensor_destroy(l->extra[i].view);
+        clnet_tensor_destroy(l->extra[i].buf);
+    }
     free(l);
 }
 

@@ -50,6 +50,10 @@ static void free_views(clnet_model *m)
         clnet_tensor_destroy(m->layers[i]->pre);
         clnet_tensor_destroy(m->layers[i]->dpre);
         m->layers[i]->pre = m->layers[i]->dpre = NULL;
+        for (int k = 0; k < m->layers[i]->nextra; k++) {
+            clnet_tensor_destroy(m->layers[i]->extra[k].view);
+            m->layers[i]->extra[k].view = NULL;
+        }
     }
     clnet_tensor_destroy(m->dlogits);
     m->dlogits = NULL;
@@ -67,6 +71,10 @@ static void free_buffers(clnet_model *m)
         clnet_tensor_destroy(m->layers[i]->pre_buf);
         clnet_tensor_destroy(m->layers[i]->dpre_buf);
         m->layers[i]->pre_buf = m->layers[i]->dpre_buf = NULL;
+        for (int k = 0; k < m->layers[i]->nextra; k++) {
+            clnet_tensor_destroy(m->layers[i]->extra[k].buf);
+            m->layers[i]->extra[k].buf = NULL;
+        }
     }
     clnet_tensor_destroy(m->dlogits_buf);
     m->dlogits_buf = NULL;
@@ -160,6 +168,9 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
         if (l->has_pre && ((st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->pre_buf)) ||
                            (st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->dpre_buf))))
             return st;
+        for (int k = 0; k < l->nextra; k++)
+            if ((st = batch_tensor(m->ctx, max_batch, l->extra[k].ndim, l->extra[k].shape, &l->extra[k].buf)))
+                return st;
     }
     if ((st = batch_tensor(m->ctx, max_batch, last_out_ndim(m), last_out_shape(m), &m->dlogits_buf)))
         return st;
@@ -190,6 +201,9 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
         if (l->has_pre && ((st = batch_view(l->pre_buf, batch, l->out_ndim, l->out_shape, &l->pre)) ||
                            (st = batch_view(l->dpre_buf, batch, l->out_ndim, l->out_shape, &l->dpre))))
             return st;
+        for (int k = 0; k < l->nextra; k++)
+            if ((st = batch_view(l->extra[k].buf, batch, l->extra[k].ndim, l->extra[k].shape, &l->extra[k].view)))
+                return st;
     }
     if ((st = batch_view(m->dlogits_buf, batch, last_out_ndim(m), last_out_shape(m), &m->dlogits)))
         return st;
@@ -244,6 +258,7 @@ CLNET_API clnet_status clnet_model_forward(clnet_model *m, const clnet_tensor *x
     if (st || (st = clnet__model_bind(m, x->shape[0])))
         return st;
     m->input = x;
+    m->trained_forward = training != 0;
     if (training)
         m->dropout_calls++;
     for (int i = 0; i < m->nlayers; i++) {
@@ -282,8 +297,9 @@ CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, dlogits != NULL);
-    if (!m->batch || !m->input)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_backward: no forward pass to differentiate");
+    if (!m->batch || !m->input || !m->trained_forward)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_backward: needs a forward pass in training mode first");
     const clnet_tensor *out = m->acts[m->nlayers];
     if (dlogits->numel != out->numel || dlogits->dtype != CLNET_F32)
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,

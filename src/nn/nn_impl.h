@@ -16,6 +16,7 @@
 #include "runtime/runtime.h"
 
 #define CLNET__MAX_PARAMS 4
+#define CLNET__MAX_EXTRA 4
 
 typedef struct clnet__param {
     char name[24];                     /* "kernel", "bias", "gamma", "running_mean", ... */
@@ -66,6 +67,17 @@ struct clnet__layer {
     /* Batch-sized buffers (max batch), and this batch's views of them. */
     clnet_tensor *pre_buf, *dpre_buf, *save_mean, *save_invstd;
     clnet_tensor *pre, *dpre;
+    /* More batch-sized buffers a layer asks for: `shape` is one row's shape
+     * (without the batch dim); the model allocates and binds them. */
+    int nextra;
+    struct {
+        int ndim;
+        int64_t shape[CLNET_MAX_DIMS];
+        clnet_tensor *buf, *view;
+    } extra[CLNET__MAX_EXTRA];
+    /* Recurrent layers. */
+    int cell;                          /* 1 RNN, 4 LSTM, 3 GRU (gate blocks) */
+    int return_sequences, return_state;
 };
 
 struct clnet_model {
@@ -83,6 +95,7 @@ struct clnet_model {
     clnet_tensor **act_buf, **grad_buf, **acts, **grads;
     const clnet_tensor *input;         /* the caller's x of the last forward */
 
+    int trained_forward;               /* the last forward ran in training mode */
     int compiled;
     clnet_compile_params compile;
     int64_t step_count;                /* optimizer steps taken (Adam's t) */
