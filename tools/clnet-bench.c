@@ -15,7 +15,7 @@
 
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
-    &bench_suite_gemm,
+    &bench_suite_gemm, &bench_suite_conv, &bench_suite_pool, &bench_suite_act, &bench_suite_cnn,
 };
 #define NSUITES (sizeof bench_suites / sizeof bench_suites[0])
 
@@ -95,7 +95,7 @@ static void list_suites(int quick)
         int n = bench_suites[s]->list(quick, cs, MAX_CASES);
         printf("%s: %s\n", bench_suites[s]->name, bench_suites[s]->about);
         for (int i = 0; i < n; i++)
-            printf("  %-22s %s%s\n", cs[i].name, cs[i].about, cs[i].quick ? " (quick)" : "");
+            printf("  %-34s %s%s\n", cs[i].name, cs[i].about, cs[i].quick ? " (quick)" : "");
     }
 }
 

@@ -56,6 +56,17 @@ def run(cmd, json_path, what):
         return json.load(f), rc
 
 
+def slow_blas(results):
+    """The BLAS a peer reported when it is not OpenBLAS (numpy's device name,
+    torch's version string end with it), else None."""
+    for r in results:
+        for field in (r.get("device") or "", r.get("version") or ""):
+            for name in ("refblas", "unknown"):
+                if field.startswith("numpy-" + name) or field.endswith(", " + name):
+                    return name
+    return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", action="append", default=[],
@@ -112,6 +123,12 @@ def main():
     peerlib.print_side_by_side(results)
     print("(2.00x: twice as fast as device 0, 0.50x: half as fast; compare clnet with the "
           "better of\nPyTorch's 1 and 2 threads)")
+    slow = slow_blas(results)
+    if slow:
+        print("\ncompare: warning: the peers ran on %s, not OpenBLAS: their GEMM, conv and CNN "
+              "times are\n10-50x too slow. The peers need OpenBLAS: apt-get install -y "
+              "libopenblas0-pthread\n(or docs/bench.md's LD_LIBRARY_PATH workaround)" % slow,
+              file=sys.stderr)
     if args.json:
         peerlib.write_json(args.json, results)
     if args.csv:

@@ -24,7 +24,7 @@ typedef struct bench_case {
     int quick;                  /* part of the --quick set */
     double flops;               /* per operation, by the op's formula; 0: n/a */
     double bytes;               /* minimal memory traffic per operation; 0: n/a */
-    int64_t p[6];               /* the suite's own parameters (shape) */
+    int64_t p[8];               /* the suite's own parameters (shape, direction) */
 } bench_case;
 
 /* The outcome of comparing one device's output with the float64 reference. */
@@ -32,10 +32,12 @@ typedef struct bench_check {
     int done;                   /* 0: not checked */
     int pass;
     size_t count, bad;          /* elements compared, elements out of tolerance */
-    double max_err;             /* max |got - ref| */
+    double max_err;             /* max |got - ref| over every element compared */
+    double max_ratio;           /* max |got - ref| / bound where the bound is > 0 */
     size_t first_bad;           /* index of the first bad element */
     double first_ref, first_got;
     char method[48];            /* "exact (integers, tolerance 0)" */
+    char note[96];              /* printed under the row when set: "batch 2 of 8 checked" */
 } bench_check;
 
 typedef struct bench_suite {
@@ -62,6 +64,10 @@ typedef struct bench_suite {
 } bench_suite;
 
 extern const bench_suite bench_suite_gemm;
+extern const bench_suite bench_suite_conv;
+extern const bench_suite bench_suite_pool;
+extern const bench_suite bench_suite_act;
+extern const bench_suite bench_suite_cnn;
 
 /* ---- Peak -------------------------------------------------------------- */
 
@@ -156,5 +162,32 @@ double bench_first_call(clnet_context *ctx, const bench_suite *s, const bench_ca
 /* ---- Small helpers ----------------------------------------------------- */
 
 double bench_now(void);         /* monotonic seconds */
+
+/* For the suites' check functions (check.c). A check compares one or more
+ * downloaded float32 outputs with their float64 references, span by span,
+ * into one bench_check; element indices run on across the spans.
+ * begin clears out and records the method; span compares got[0..count) with
+ * ref: element i passes when |got[i] - ref[i]| <= bound[i] (bound NULL: the
+ * bound is 0, equal values only); a NaN on either side always fails; end
+ * sets pass. */
+void bench_check_begin(bench_check *out, const char *method);
+void bench_check_span(bench_check *out, const float *got, const double *ref, const double *bound,
+                      size_t count);
+void bench_check_end(bench_check *out);
+/* Uploads count doubles to t, rounded to float32 (exact for the small
+ * integers and float-rounded values the suites use). */
+clnet_status bench_upload(clnet_tensor *t, const double *x, size_t count);
+/* Downloads float32 tensor t into a new array: *out is caller-owned (free)
+ * on success and NULL on failure. */
+clnet_status bench_download(const clnet_tensor *t, float **out);
+/* x[i] = (double)(float)x[i]: the values the device really holds. */
+void bench_round_to_float(double *x, size_t count);
+/* Creates a float32 tensor of the given shape, filled with NaN (an output a
+ * run must write completely) or uploaded from x (rounded to float32). On
+ * success *out is caller-owned (clnet_tensor_destroy); on failure NULL. */
+clnet_status bench_tensor_nan(clnet_context *ctx, int ndim, const int64_t *shape,
+                              clnet_tensor **out);
+clnet_status bench_tensor_from(clnet_context *ctx, int ndim, const int64_t *shape, const double *x,
+                               clnet_tensor **out);
 
 #endif

@@ -116,6 +116,8 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
                        "got %.9g\n",
                     r->check.bad, r->check.count, r->check.method, r->check.first_bad,
                     r->check.first_ref, r->check.first_got);
+        if (cw && r->check.note[0])
+            fprintf(f, "       ^ check: %s\n", r->check.note);
     }
 }
 

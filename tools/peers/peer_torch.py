@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch CPU on clnet-bench's workloads: GEMM, convolution, max pooling and
-activations, each with 1 and 2 intra-op threads.
+"""PyTorch CPU on clnet-bench's workloads: GEMM, convolution, max pooling,
+activations and the reference CNN, each with 1 and 2 intra-op threads.
 
 Same names, shapes and FLOP/byte formulas as clnet-bench (tools/peers/
 peerlib.py holds them), the same table and JSON/CSV schema; device
@@ -18,8 +18,9 @@ import peerlib  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import torch_train  # noqa: E402  (the reference CNN, as the training peer builds it)
 
-SUITES = ["gemm", "conv", "pool", "act"]
+SUITES = ["gemm", "conv", "pool", "act", "cnn"]
 
 
 def uniform(*shape, grad=False):
@@ -37,13 +38,20 @@ def conv_fn(w):
     x = uniform(w["mb"], w["ic"], w["ih"], w["ih"], grad=bwd)
     wt = uniform(w["oc"], w["ic"], w["kh"], w["kh"], grad=bwd)
     b = uniform(w["oc"], grad=bwd)
-    if not bwd:
+    if w["direction"] == "fwd":
         def fwd():
             with torch.no_grad():
                 F.conv2d(x, wt, b, padding=w["ph"])
         return fwd
     oh = w["ih"] + 2 * w["ph"] - w["kh"] + 1
     dy = uniform(w["mb"], w["oc"], oh, oh)
+    if not bwd:  # one direction alone: the op autograd itself calls
+        ph, mask = w["ph"], [w["direction"] == "bwdd", w["direction"] == "bwdw", False]
+
+        def one_direction():
+            torch.ops.aten.convolution_backward(dy, x, wt, None, [1, 1], [ph, ph], [1, 1],
+                                                False, [0, 0], 1, mask)
+        return one_direction
 
     def fwdbwd():  # dx, dw and db, as a layer inside a network needs
         x.grad = wt.grad = b.grad = None
@@ -68,17 +76,18 @@ def pool_fn(w):
     return fwdbwd
 
 
-ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+       "softmax": lambda x, **kw: torch.softmax(x, -1, **kw)}
 
 
 def act_fn(w):
-    n, f = w["n"], ACT[w["fn"]]
+    shape, f = (w["rows"], w["cols"]) if w["fn"] == "softmax" else (w["n"],), ACT[w["fn"]]
     if w["direction"] == "fwd":
-        x, y = uniform(n), torch.empty(n)
+        x, y = uniform(*shape), torch.empty(*shape)
         if w["fn"] == "relu":
             return lambda: torch.clamp_min(x, 0.0, out=y)
         return lambda: f(x, out=y)
-    x, dy = uniform(n, grad=True), uniform(n)
+    x, dy = uniform(*shape, grad=True), uniform(*shape)
 
     def fwdbwd():
         x.grad = None
@@ -86,7 +95,30 @@ def act_fn(w):
     return fwdbwd
 
 
-MAKE = {"gemm": gemm_fn, "conv": conv_fn, "pool": pool_fn, "act": act_fn}
+def cnn_fn(w):
+    """clnet_model_train_on_batch's work in PyTorch: Keras' initialization,
+    Adam (lr 1e-3), softmax cross-entropy on integer labels; inference ends
+    with the softmax, as clnet's output layer does."""
+    model = torch_train.cnn()
+    torch_train.keras_init(model)
+    x, y = torch.rand(w["mb"], 1, 28, 28), torch.randint(0, 10, (w["mb"],))
+    if w["train"]:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        return step
+    model.eval()
+
+    def infer():
+        with torch.no_grad():
+            torch.softmax(model(x), 1)
+    return infer
+
+
+MAKE = {"gemm": gemm_fn, "conv": conv_fn, "pool": pool_fn, "act": act_fn, "cnn": cnn_fn}
 
 
 def main():

@@ -54,8 +54,10 @@ def gemm_workloads():
 
 def conv_workloads():
     """2-D convolution, NCHW, stride 1, with bias. fwd: y = conv(x, w) + b.
-    fwdbwd: the forward, then from dy both dx (backward data) and dw, db
-    (backward weights): three GEMM-sized products."""
+    bwdd: dx from dy and w (backward data); bwdw: dw from x and dy (backward
+    filter, no bias gradient); each one GEMM-sized product, as benchdnn's
+    BWD_D and BWD_W. fwdbwd: the forward, then from dy both dx and dw, db:
+    three GEMM-sized products."""
     shapes = [  # batch, in channels, image, out channels, kernel, padding, quick
         (32, 1, 28, 32, 3, 0, True, "CNN conv1"),
         (64, 1, 28, 32, 3, 0, False, "CNN conv1"),
@@ -72,6 +74,12 @@ def conv_workloads():
         shape = dict(mb=mb, ic=ic, ih=ih, oc=oc, kh=kh, ph=ph)
         out.append(dict(suite="conv", name=base + "_fwd", about=about + " forward", quick=quick,
                         flops=fwd, bytes=4.0 * (x + w + oc + y), direction="fwd", **shape))
+        out.append(dict(suite="conv", name=base + "_bwdd", about=about + " backward data",
+                        quick=quick, flops=fwd, bytes=4.0 * (y + w + x), direction="bwdd",
+                        **shape))
+        out.append(dict(suite="conv", name=base + "_bwdw", about=about + " backward filter",
+                        quick=quick, flops=fwd, bytes=4.0 * (x + y + w), direction="bwdw",
+                        **shape))
         # backward data reads dy and w, writes dx; backward weights reads x
         # and dy, writes dw and db.
         bwd_bytes = 4.0 * ((y + w + x) + (x + y + w + oc))
@@ -83,9 +91,11 @@ def conv_workloads():
 
 def pool_workloads():
     """Max pooling 2x2, stride 2, no padding (floor), on the CNN's shapes at
-    batch 64. fwdbwd: the forward, then dx from dy (through the argmax)."""
+    batch 32 and 64. fwdbwd: the forward, then dx from dy (through the
+    argmax)."""
     out = []
-    for mb, ic, ih, about in [(64, 32, 26, "CNN pool1 26->13"), (64, 64, 11, "CNN pool2 11->5")]:
+    for mb, ic, ih, about in [(32, 32, 26, "CNN pool1 26->13"), (64, 32, 26, "CNN pool1 26->13"),
+                              (32, 64, 11, "CNN pool2 11->5"), (64, 64, 11, "CNN pool2 11->5")]:
         oh = ih // 2
         x, y = mb * ic * ih * ih, mb * ic * oh * oh
         base = "pool_max_mb%dic%dih%dkh2" % (mb, ic, ih)
@@ -99,21 +109,46 @@ def pool_workloads():
 
 
 def act_workloads():
-    """relu, sigmoid, tanh on 2^20 float32 elements. fwd: y = f(x) into an
-    existing y. fwdbwd: y = f(x), then dx = f'(.) * dy."""
-    n = 1 << 20
+    """relu, sigmoid, tanh on 2^20 float32 elements, and softmax over the
+    last axis of (rows, cols): a classifier's 32 x 10 and 1024 x 1000. fwd:
+    y = f(x) into an existing y. fwdbwd: y = f(x), then dx from dy."""
     out = []
-    for fn in ["relu", "sigmoid", "tanh"]:
-        base = "act_%s_n%d" % (fn, n)
+    for fn, rows, cols in [("relu", 1, 1 << 20), ("sigmoid", 1, 1 << 20), ("tanh", 1, 1 << 20),
+                           ("softmax", 32, 10), ("softmax", 1024, 1000)]:
+        n = rows * cols
+        base = ("act_softmax_r%dc%d" % (rows, cols) if fn == "softmax" else
+                "act_%s_n%d" % (fn, n))
         out.append(dict(suite="act", name=base + "_fwd", about=fn + " forward", quick=True,
-                        flops=0.0, bytes=8.0 * n, direction="fwd", fn=fn, n=n))
+                        flops=0.0, bytes=8.0 * n, direction="fwd", fn=fn, n=n, rows=rows,
+                        cols=cols))
         out.append(dict(suite="act", name=base + "_fwdbwd", about=fn + " forward + backward",
-                        quick=True, flops=0.0, bytes=20.0 * n, direction="fwdbwd", fn=fn, n=n))
+                        quick=True, flops=0.0, bytes=20.0 * n, direction="fwdbwd", fn=fn, n=n,
+                        rows=rows, cols=cols))
+    return out
+
+
+# Forward FLOP per image of the reference CNN (2 per multiply-add): conv1
+# 1->32 3x3 to 26x26, conv2 32->64 3x3 to 11x11, dense 1600->64, 64->10.
+CNN_FWD_FLOP = 2.0 * (32 * 9 * 26 * 26 + 64 * 32 * 9 * 11 * 11 + 1600 * 64 + 64 * 10)
+
+
+def cnn_workloads():
+    """The reference CNN (tools/models.c, tools/peers/torch_train.py): a
+    training step (forward, softmax cross-entropy, backward, Adam) and an
+    inference forward to the softmax, on random images and labels. FLOP are
+    nominal: a step counts as 3 forwards."""
+    out = []
+    for mb, train, quick in [(32, True, True), (64, True, False), (64, False, True)]:
+        about = ("reference CNN training step (forward, loss, backward, Adam)" if train else
+                 "reference CNN inference (forward to softmax)")
+        out.append(dict(suite="cnn", name="cnn_%s_b%d" % ("train" if train else "infer", mb),
+                        about=about, quick=quick, flops=(3.0 if train else 1.0) * CNN_FWD_FLOP * mb,
+                        bytes=0.0, mb=mb, train=train))
     return out
 
 
 WORKLOADS = {"gemm": gemm_workloads, "conv": conv_workloads, "pool": pool_workloads,
-             "act": act_workloads}
+             "act": act_workloads, "cnn": cnn_workloads}
 
 
 def select(suites, quick):
