@@ -646,6 +646,12 @@ START_TEST(empty_platforms_are_listed_with_a_reason)
 {
     if (!forked())
         return;
+    if (getenv("OCL_ICD_VENDORS")) {
+        /* The caller chose the drivers (e.g. pocl only under AddressSanitizer:
+         * Mesa 22.3's OpenCL libraries leak when loaded). */
+        fprintf(stderr, "empty_platforms...: OCL_ICD_VENDORS is set: skipped\n");
+        return;
+    }
     static const char *const icds[] = { "pocl.icd", "mesa.icd", "rusticl.icd" };
     char dir[] = "/tmp/clnet-icd-XXXXXX";
     int found = only_vendors(dir, icds, 3);
