@@ -1,4 +1,5 @@
 /* clnet tests — the runtime: device choice, contexts, errors, build logs. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 
 #include "clnet/opencl.h"
 #include "harness.h"
+#include "runtime/context_impl.h"
 #include "runtime/runtime.h"
 
 static clnet_status create(const char *spec, clnet_context **ctx, char *err, size_t n)
@@ -375,6 +377,323 @@ START_TEST(kernel_dir_overrides_embedded_sources)
 }
 END_TEST
 
+/* ---- Feature detection ---------------------------------------------------- */
+
+static int is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+START_TEST(profile_records_device_features)
+{
+    clnet_context *ctx = test_context();
+    const clnet__profile *prof = clnet__context_profile(ctx);
+    const clnet_device_info *d = &prof->info;
+    /* The fp flags agree with the device's own extension string. */
+    cl_device_id dev = clnet_context_cl_device(ctx);
+    char ext[8192] = "";
+    ck_assert_int_eq(clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, sizeof ext - 1, ext, NULL),
+                     CL_SUCCESS);
+    ck_assert_int_eq(d->has_fp16, (d->features & CLNET_FEATURE_FP16) != 0);
+    ck_assert_int_eq(d->has_fp64, (d->features & CLNET_FEATURE_FP64) != 0);
+    if (strstr(ext, "cl_khr_fp64"))
+        ck_assert(d->has_fp64);
+    if (strstr(ext, "cl_khr_fp16"))
+        ck_assert(d->has_fp16);
+    ck_assert_int_ge(d->opencl_major, 1);
+    /* Work-group collectives need OpenCL C 2.x or the 3.0 feature. */
+    if (d->features & CLNET_FEATURE_WORK_GROUP_COLLECTIVES)
+        ck_assert(d->opencl_c_major == 2 || (d->features & CLNET_FEATURE_OPENCL_C_30));
+    if (d->features & CLNET_FEATURE_OPENCL_C_30)
+        ck_assert_int_ge(d->opencl_major, 3);
+    /* One power-of-two work-group size within every limit. */
+    ck_assert(is_pow2(prof->wg_size));
+    ck_assert_uint_le(prof->wg_size, d->max_work_group_size);
+    ck_assert_uint_le(prof->wg_size * CLNET_LOCAL_BYTES_PER_ITEM, d->local_mem_bytes);
+    /* Base options: OpenCL C 1.2 from the device's C version, never more. */
+    ck_assert_int_eq(strstr(prof->options, "-cl-std=CL1.2") != NULL, prof->cl12);
+    ck_assert_ptr_null(strstr(prof->options, "-cl-std=CL2"));
+    ck_assert_ptr_null(strstr(prof->options, "-cl-std=CL3"));
+    if (d->opencl_c_major != 2 && (d->features & CLNET_FEATURE_OPENCL_C_30))
+        ck_assert_ptr_nonnull(strstr(prof->feature_options, "-cl-std=CL3.0"));
+    if (strstr(d->platform_name, "Portable Computing Language"))
+        /* pocl 3.1's CPU device: OpenCL C 1.2 by its version string, 3.0 by its
+         * version list, fp64, no sub-groups (clinfo agrees). */
+        ck_assert(prof->cl12 && (d->features & CLNET_FEATURE_OPENCL_C_30) && d->has_fp64 &&
+                  !(d->features & CLNET_FEATURE_SUBGROUPS));
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* Sums x sequentially in double where the device has fp64, else in float:
+ * 2^24 + 1 + 1 + 1 + 1 is 2^24 + 4 in double and 2^24 in float. */
+static const char dsum_source[] =
+    "#ifdef CLNET_HAS_FP64\n"
+    "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
+    "typedef double acc_t;\n"
+    "#else\n"
+    "typedef float acc_t;\n"
+    "#endif\n"
+    "__kernel void seq_sum(__global const float *x, __global float *out, const int n)\n"
+    "{\n"
+    "    if (get_global_id(0) != 0)\n"
+    "        return;\n"
+    "    acc_t s = 0;\n"
+    "    for (int i = 0; i < n; i++)\n"
+    "        s += x[i];\n"
+    "    out[0] = (float)s;\n"
+    "}\n";
+
+static float run_seq_sum(clnet_context *ctx, cl_kernel k)
+{
+    const float x[5] = { 16777216.0f, 1, 1, 1, 1 };
+    clnet_tensor *tx = tensor_from(ctx, 1, (int64_t[]){ 5 }, x), *out;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, (int64_t[]){ 1 }, &out));
+    clnet__arg a[] = { CLNET_ARG_MEM(clnet_tensor_cl_mem(tx)), CLNET_ARG_MEM(clnet_tensor_cl_mem(out)),
+                       CLNET_ARG_INT(5) };
+    CK_OK(ctx, clnet__launch1d(ctx, k, "seq_sum", 3, a, 1));
+    float s;
+    download(ctx, out, &s, 1);
+    clnet_tensor_destroy(tx);
+    clnet_tensor_destroy(out);
+    return s;
+}
+
+START_TEST(feature_variant_builds_or_falls_back)
+{
+    clnet_context *ctx = test_context();
+    const clnet__profile *prof = clnet__context_profile(ctx);
+    char base[sizeof prof->options];
+    memcpy(base, prof->options, sizeof base);
+    cl_kernel k;
+    clnet_status st = clnet__kernel_features(ctx, CLNET_FEATURE_FP64, "dsum", dsum_source, NULL,
+                                             "seq_sum", &k);
+    if (clnet__has_features(ctx, CLNET_FEATURE_FP64)) {
+        /* Built with the feature options (OpenCL C 3.0 on pocl): the prelude's
+         * CLNET_HAS_FP64 is defined there and the double path runs. */
+        CK_OK(ctx, st);
+        ck_assert_msg(run_seq_sum(ctx, k) == 16777220.0f, "the fp64 variant summed in float");
+    } else {
+        CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "fallback", st);
+    }
+    ck_assert_str_eq(prof->options, base); /* the base options are restored */
+    /* The fallback: the same source as OpenCL C 1.2, where fp64 is only used
+     * if the device's compiler defines cl_khr_fp64 by itself. */
+    CK_OK(ctx, clnet__kernel_from_source(ctx, "dsum", dsum_source, "-DDSUM_FALLBACK=1", "seq_sum",
+                                         &k));
+    float s = run_seq_sum(ctx, k);
+    ck_assert_msg(s == (prof->info.has_fp64 ? 16777220.0f : 16777216.0f), "fallback sum %.9g", s);
+    /* A feature no CPU driver here has: refused with the missing flag named. */
+    unsigned all = CLNET_FEATURE_FP16 | CLNET_FEATURE_FP64 | CLNET_FEATURE_SUBGROUPS |
+                   CLNET_FEATURE_WORK_GROUP_COLLECTIVES | CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS |
+                   CLNET_FEATURE_OPENCL_C_30;
+    if (!clnet__has_features(ctx, all)) {
+        char flags[32];
+        snprintf(flags, sizeof flags, "0x%x", all & ~prof->info.features);
+        CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, flags,
+                 clnet__kernel_features(ctx, all, "dsum", dsum_source, NULL, "seq_sum", &k));
+    }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* ---- The probe and the default choice ---------------------------------------- */
+
+START_TEST(probe_passes_and_reports_failures)
+{
+    clnet_context *ctx = test_context();
+    char err[4096];
+    ck_assert_msg(clnet__probe(ctx, err, sizeof err) == CLNET_OK, "%s", err);
+    clnet_context_stats s;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s));
+    ck_assert_uint_eq(s.programs_built + s.programs_loaded + s.buffers_live, 0); /* no trace */
+    const char *broken = "__kernel void clnet_probe(__global float *x, const int n)\n"
+                         "{ x[0] = undeclared_probe_thing; }\n";
+    ck_assert_int_eq(clnet__probe_source(ctx, broken, err, sizeof err), CLNET_ERR_BUILD);
+    ck_assert_msg(strstr(err, "undeclared_probe_thing") && strstr(err, "build log") &&
+                      strstr(err, "-DCLNET_WG="),
+                  "%s", err);
+    const char *wrong = "__kernel void clnet_probe(__global float *x, const int n)\n"
+                        "{ int i = get_global_id(0); if (i < n) x[i] = 2.0f; }\n";
+    ck_assert_int_eq(clnet__probe_source(ctx, wrong, err, sizeof err), CLNET_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(err, "wrote 2"), "%s", err);
+    const char *unnamed = "__kernel void other(__global float *x) { x[0] = 1.0f; }\n";
+    ck_assert_int_eq(clnet__probe_source(ctx, unnamed, err, sizeof err), CLNET_ERR_OPENCL);
+    ck_assert_msg(strstr(err, "clCreateKernel"), "%s", err);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* Points the ICD loader at a directory holding copies of the named vendor
+ * files from /etc/OpenCL/vendors (only those present). Returns how many were
+ * found; dir receives the directory (remove with drop_vendors). */
+static int only_vendors(char *dir, const char *const *names, int n)
+{
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        char from[256], to[256];
+        snprintf(from, sizeof from, "/etc/OpenCL/vendors/%s", names[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, names[i]);
+        FILE *f = fopen(from, "rb");
+        if (!f)
+            continue;
+        char line[512] = "";
+        size_t len = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        FILE *o = fopen(to, "wb");
+        ck_assert_ptr_nonnull(o);
+        fwrite(line, 1, len, o);
+        fclose(o);
+        found++;
+    }
+    setenv("OCL_ICD_VENDORS", dir, 1);
+    return found;
+}
+
+static void drop_vendors(const char *dir, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char to[256];
+        snprintf(to, sizeof to, "%s/%s", dir, names[i]);
+        unlink(to);
+    }
+    rmdir(dir);
+}
+
+static int probe_calls;
+static unsigned probe_fail_mask; /* bit d: fail on device index d */
+static clnet_status probe_fail_status;
+
+static clnet_status fake_probe(clnet_context *ctx, char *err, size_t err_size)
+{
+    int d = clnet_context_device(ctx)->device_index;
+    probe_calls++;
+    if (!(probe_fail_mask >> d & 1))
+        return CLNET_OK;
+    snprintf(err, err_size, "fake probe failure on device %d", d);
+    return probe_fail_status;
+}
+
+static clnet_status create_probed(const char *spec, clnet_context **ctx, char *err, size_t n)
+{
+    clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+    p.device = spec;
+    p.log = count_log;
+    return clnet__context_create_probed(&p, fake_probe, ctx, err, n);
+}
+
+START_TEST(default_choice_skips_a_device_whose_probe_fails)
+{
+    if (!forked())
+        return; /* the ICD loader and pocl read their variables once */
+    static const char *const pocl[] = { "pocl.icd" };
+    char dir[] = "/tmp/clnet-icd-XXXXXX";
+    if (!only_vendors(dir, pocl, 1)) {
+        fprintf(stderr, "default_choice_skips...: no /etc/OpenCL/vendors/pocl.icd: skipped\n");
+        drop_vendors(dir, pocl, 1);
+        return;
+    }
+    setenv("POCL_DEVICES", "pthread pthread", 1);
+    unsetenv("CLNET_DEVICE");
+    char err[8192];
+    clnet_context *ctx = NULL;
+    /* Device 0 fails: the choice takes device 1 and says why. */
+    probe_fail_mask = 1;
+    probe_fail_status = CLNET_ERR_BUILD;
+    log_calls = probe_calls = 0;
+    ck_assert_msg(create_probed(NULL, &ctx, err, sizeof err) == CLNET_OK, "%s", err);
+    ck_assert_int_eq(clnet_context_device(ctx)->device_index, 1);
+    ck_assert_int_eq(probe_calls, 2);
+    const char *note = clnet_context_errmsg(ctx);
+    ck_assert_msg(strstr(note, "chose 0:1") && strstr(note, "skipping 0:0") &&
+                      strstr(note, "fake probe failure on device 0"),
+                  "%s", note);
+    ck_assert_int_eq(log_calls, 1);
+    clnet_context_destroy(ctx);
+    /* A spec that fits one device takes it without probing. */
+    probe_fail_mask = 3;
+    probe_calls = 0;
+    ck_assert_msg(create_probed("0:0", &ctx, err, sizeof err) == CLNET_OK, "%s", err);
+    ck_assert_int_eq(probe_calls, 0);
+    ck_assert_str_eq(clnet_context_errmsg(ctx), "");
+    clnet_context_destroy(ctx);
+    /* Every device fails: no context, and the message names each. */
+    ctx = (clnet_context *)1;
+    ck_assert_int_eq(create_probed(NULL, &ctx, err, sizeof err), CLNET_ERR_BUILD);
+    ck_assert_ptr_null(ctx);
+    ck_assert_msg(strstr(err, "no usable OpenCL device") && strstr(err, "0:0") &&
+                      strstr(err, "0:1") && strstr(err, "failure on device 1"),
+                  "%s", err);
+    /* A host failure is not the device's fault: no second try. */
+    probe_fail_status = CLNET_ERR_HOST_MEMORY;
+    probe_calls = 0;
+    ck_assert_int_eq(create_probed(NULL, &ctx, err, sizeof err), CLNET_ERR_HOST_MEMORY);
+    ck_assert_int_eq(probe_calls, 1);
+    /* The real probe passes on both and the default stays device 0. */
+    ck_assert_msg(create(NULL, &ctx, err, sizeof err) == CLNET_OK, "%s", err);
+    ck_assert_int_eq(clnet_context_device(ctx)->device_index, 0);
+    ck_assert_str_eq(clnet_context_errmsg(ctx), "");
+    clnet_context_stats s;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s));
+    ck_assert_uint_eq(s.programs_built + s.programs_loaded, 0);
+    clnet_context_destroy(ctx);
+    drop_vendors(dir, pocl, 1);
+}
+END_TEST
+
+START_TEST(empty_platforms_are_listed_with_a_reason)
+{
+    if (!forked())
+        return;
+    if (getenv("OCL_ICD_VENDORS")) {
+        /* The caller chose the drivers (e.g. pocl only under AddressSanitizer:
+         * Mesa 22.3's OpenCL libraries leak when loaded). */
+        fprintf(stderr, "empty_platforms...: OCL_ICD_VENDORS is set: skipped\n");
+        return;
+    }
+    static const char *const icds[] = { "pocl.icd", "mesa.icd", "rusticl.icd" };
+    char dir[] = "/tmp/clnet-icd-XXXXXX";
+    int found = only_vendors(dir, icds, 3);
+    if (found < 3) {
+        fprintf(stderr, "empty_platforms...: needs pocl-opencl-icd and mesa-opencl-icd: skipped\n");
+        drop_vendors(dir, icds, 3);
+        return;
+    }
+    unsetenv("RUSTICL_ENABLE");
+    unsetenv("CLNET_DEVICE");
+    char err[4096];
+    clnet_system *sys;
+    ck_assert_msg(clnet_system_query(&sys, err, sizeof err) == CLNET_OK, "%s", err);
+    ck_assert_int_eq(sys->platform_count, 3);
+    int with_devices = 0, clover = 0, rusticl = 0;
+    for (int p = 0; p < sys->platform_count; p++) {
+        const clnet_platform_info *pi = &sys->platforms[p];
+        if (pi->device_count) {
+            with_devices++;
+            ck_assert_str_eq(pi->note, "");
+        } else if (!strcmp(pi->name, "Clover")) {
+            clover = strstr(pi->note, "no devices") && strstr(pi->note, "AMD GPUs");
+        } else if (!strcmp(pi->name, "rusticl")) {
+            rusticl = strstr(pi->note, "RUSTICL_ENABLE=llvmpipe") != NULL;
+        }
+    }
+    ck_assert_int_eq(with_devices, 1);
+    ck_assert_msg(clover && rusticl, "notes do not say why a platform is empty");
+    /* The default choice and a spec error both cope with the empty ones. */
+    clnet_context *ctx;
+    ck_assert_msg(create(NULL, &ctx, err, sizeof err) == CLNET_OK, "%s", err);
+    ck_assert_str_eq(clnet_context_device(ctx)->platform_name, "Portable Computing Language");
+    clnet_context_destroy(ctx);
+    ck_assert_int_eq(create("no-such-device-xyz", &ctx, err, sizeof err), CLNET_ERR_NO_DEVICE);
+    ck_assert_msg(strstr(err, "\"Clover\": no devices"), "%s", err);
+    ck_assert_msg(create("pocl", &ctx, err, sizeof err) == CLNET_OK, "spec pocl: %s", err);
+    clnet_context_destroy(ctx);
+    clnet_system_free(sys);
+    drop_vendors(dir, icds, 3);
+}
+END_TEST
+
 START_TEST(version_matches_headers)
 {
     ck_assert_str_eq(clnet_version(), CLNET_VERSION_STRING);
@@ -397,12 +716,17 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, version_matches_headers);
     tcase_add_test(tc, several_devices_are_listed_and_chosen);
     tcase_add_test(tc, tiny_work_group_limit);
+    tcase_add_test(tc, profile_records_device_features);
+    tcase_add_test(tc, default_choice_skips_a_device_whose_probe_fails);
+    tcase_add_test(tc, empty_platforms_are_listed_with_a_reason);
     suite_add_tcase(s, tc);
     tc = tcase_create("kernels");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, broken_kernel_reports_build_log);
     tcase_add_test(tc, kernels_are_cached_in_memory);
     tcase_add_test(tc, kernel_dir_overrides_embedded_sources);
+    tcase_add_test(tc, feature_variant_builds_or_falls_back);
+    tcase_add_test(tc, probe_passes_and_reports_failures);
     suite_add_tcase(s, tc);
     return s;
 }

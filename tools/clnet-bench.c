@@ -53,6 +53,64 @@ static double mib(uint64_t bytes)
     return (double)bytes / (1024.0 * 1024.0);
 }
 
+static void print_features(unsigned f)
+{
+    static const struct { unsigned flag; const char *name; } names[] = {
+        { CLNET_FEATURE_FP16, "fp16" },
+        { CLNET_FEATURE_FP64, "fp64" },
+        { CLNET_FEATURE_SUBGROUPS, "subgroups" },
+        { CLNET_FEATURE_WORK_GROUP_COLLECTIVES, "work-group-collectives" },
+        { CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS, "non-uniform-work-groups" },
+        { CLNET_FEATURE_OPENCL_C_30, "opencl-c-3.0" },
+    };
+    for (int has = 1; has >= 0; has--) {
+        printf(has ? "        features:" : "; lacks:");
+        int any = 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!(f & names[i].flag) == !has) {
+                printf(" %s", names[i].name);
+                any = 1;
+            }
+        if (!any)
+            printf(" none");
+    }
+    printf("\n");
+}
+
+/* Opens a context on one device and runs a fill there: what the default
+ * choice's probe checks, through the public API. */
+static void print_probe(const clnet_device_info *di)
+{
+    char spec[32], err[2048];
+    snprintf(spec, sizeof spec, "%d:%d", di->platform_index, di->device_index);
+    clnet_context_params params = CLNET_CONTEXT_PARAMS_DEFAULT;
+    params.device = spec;
+    clnet_context *ctx = NULL;
+    clnet_tensor *t = NULL;
+    float v[67] = { 0 };
+    int64_t n = 67;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clnet_status st = clnet_context_create(&params, &ctx, err, sizeof err);
+    if (!st && !(st = clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t)) &&
+        !(st = clnet_tensor_fill(t, 0.5)))
+        st = clnet_tensor_download(t, v, sizeof v);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!st && v[66] != 0.5f)
+        printf("        probe: FAILED: a fill of 0.5 read back %g\n", v[66]);
+    else if (!st)
+        printf("        probe: ok (a kernel built and ran in %.2f s)\n",
+               (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    else
+        printf("        probe: FAILED (%s): %.300s\n", clnet_status_name(st),
+               ctx ? clnet_context_errmsg(ctx) : err);
+    clnet_tensor_destroy(t);
+    clnet_context_destroy(ctx);
+}
+
+/* Every platform and device; platforms without devices say why. Each device
+ * is probed, and the default choice is made for real, so "*" is what a
+ * program without a device spec gets now. */
 static int list_devices(void)
 {
     char err[2048];
@@ -62,6 +120,11 @@ static int list_devices(void)
         fprintf(stderr, "clnet-bench: %s\n", err);
         return EXIT_ERROR;
     }
+    clnet_context *def = NULL;
+    char def_err[2048] = "", def_note[2048] = "";
+    if (clnet_context_create(NULL, &def, def_err, sizeof def_err) == CLNET_OK)
+        snprintf(def_note, sizeof def_note, "%s", clnet_context_errmsg(def));
+    const clnet_device_info *chosen = def ? clnet_context_device(def) : NULL;
     for (int p = 0; p < sys->platform_count; p++) {
         const clnet_platform_info *pi = &sys->platforms[p];
         printf("platform %d: %s (%s)\n", p, pi->name, pi->version);
@@ -69,21 +132,31 @@ static int list_devices(void)
             printf("  %s\n", pi->note);
         for (int d = 0; d < pi->device_count; d++) {
             const clnet_device_info *di = &pi->devices[d];
-            printf("  %s%d:%d  %s\n", di->is_default ? "*" : " ", di->platform_index,
-                   di->device_index, di->name);
+            int star = chosen && chosen->platform_index == p && chosen->device_index == d;
+            printf("  %s%d:%d  %s\n", star ? "*" : " ", di->platform_index, di->device_index,
+                   di->name);
             printf("        type %s, %u compute units, %u MHz\n", type_name(di->type),
                    di->compute_units, di->clock_mhz);
             printf("        memory %.0f MiB, max allocation %.0f MiB, local memory %.0f KiB%s\n",
                    mib(di->global_mem_bytes), mib(di->max_alloc_bytes),
                    (double)di->local_mem_bytes / 1024.0,
                    di->local_mem_is_global ? " (emulated in global memory)" : "");
-            printf("        max work-group %zu, preferred float vector %u, fp16 %s, fp64 %s\n",
-                   di->max_work_group_size, di->preferred_vector_width_float,
-                   di->has_fp16 ? "yes" : "no", di->has_fp64 ? "yes" : "no");
-            printf("        %s, driver %s\n", di->opencl_c_version, di->driver_version);
+            printf("        max work-group %zu, preferred float vector %u\n",
+                   di->max_work_group_size, di->preferred_vector_width_float);
+            printf("        OpenCL %d.%d device, %s, driver %s\n", di->opencl_major,
+                   di->opencl_minor, di->opencl_c_version, di->driver_version);
+            print_features(di->features);
+            print_probe(di);
         }
     }
-    printf("(* = default device: CLNET_DEVICE or --device overrides it)\n");
+    if (def)
+        printf("(* = the default device: what a program without a device spec gets now;%s "
+               "--device overrides it)\n", getenv("CLNET_DEVICE") ? " CLNET_DEVICE and" : "");
+    else
+        printf("(no default device: %s)\n", def_err);
+    if (def_note[0])
+        printf("(%s)\n", def_note);
+    clnet_context_destroy(def);
     clnet_system_free(sys);
     return EXIT_OK;
 }

@@ -21,6 +21,24 @@ typedef enum clnet_device_type {
     CLNET_DEVICE_ACCELERATOR
 } clnet_device_type;
 
+/* Optional device capabilities, as flags in clnet_device_info.features. Each
+ * is read from the device (never from the platform's version string). clnet's
+ * kernels are OpenCL C 1.2 and need none of them; a kernel variant that uses
+ * one is built only where the device has it and always has a fallback. */
+enum {
+    CLNET_FEATURE_FP16 = 1u << 0,               /* half arithmetic: cl_khr_fp16 */
+    CLNET_FEATURE_FP64 = 1u << 1,               /* double: cl_khr_fp64 or __opencl_c_fp64 */
+    CLNET_FEATURE_SUBGROUPS = 1u << 2,          /* cl_khr_subgroups, __opencl_c_subgroups, or
+                                                 * OpenCL 2.1+ with sub-groups */
+    CLNET_FEATURE_WORK_GROUP_COLLECTIVES = 1u << 3, /* work_group_reduce_add & co: OpenCL C
+                                                 * 2.x, or __opencl_c_work_group_collective_functions */
+    CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS = 1u << 4, /* OpenCL C 2.x, or 3.0 with
+                                                 * CL_DEVICE_NON_UNIFORM_WORK_GROUP_SUPPORT; clnet
+                                                 * never relies on it (launches round up) */
+    CLNET_FEATURE_OPENCL_C_30 = 1u << 5         /* the compiler accepts -cl-std=CL3.0
+                                                 * (CL_DEVICE_OPENCL_C_ALL_VERSIONS lists 3.0) */
+};
+
 /* What clnet knows about one device; plain data. */
 typedef struct clnet_device_info {
     int platform_index, device_index;  /* the "P:D" spec of this device */
@@ -31,6 +49,8 @@ typedef struct clnet_device_info {
     char driver_version[64];
     char opencl_c_version[64];         /* CL_DEVICE_OPENCL_C_VERSION, verbatim */
     int opencl_c_major, opencl_c_minor;
+    int opencl_major, opencl_minor;    /* the device's OpenCL version (CL_DEVICE_VERSION) */
+    unsigned features;                 /* CLNET_FEATURE_* flags */
     clnet_device_type type;
     unsigned compute_units;
     unsigned clock_mhz;
@@ -41,7 +61,8 @@ typedef struct clnet_device_info {
     size_t max_work_group_size;
     unsigned preferred_vector_width_float;
     int has_fp16, has_fp64;
-    int is_default;                    /* what a NULL spec picks */
+    int is_default;                    /* first in the default order (see
+                                        * clnet_context_params.device); unprobed */
 } clnet_device_info;
 
 /* One OpenCL platform and its devices. A platform can have no device (Mesa's
@@ -82,8 +103,12 @@ typedef struct clnet_context_params {
     /* Which device. NULL or "": the CLNET_DEVICE environment variable, else the
      * first GPU, else the first CPU, else the first device. Specs: "gpu", "cpu",
      * "accelerator", "P:D" (platform and device index, as clnet-bench --list
-     * prints them), or a case-insensitive substring of the device or platform
-     * name ("pocl", "nvidia"). */
+     * prints them), or a case-insensitive substring of the device name, the
+     * platform name or the platform version ("pocl", "nvidia"). When several devices fit, they are tried in that
+     * order and the first one on which a trivial kernel builds and runs is
+     * taken: a device whose driver cannot build clnet's kernels is skipped (the
+     * context's errmsg then names it and says why). A spec that fits one device
+     * takes it without this probe. */
     const char *device;
     /* Where compiled kernels are kept between processes. NULL: the
      * CLNET_CACHE_DIR environment variable, else $XDG_CACHE_HOME/clnet, else
@@ -97,8 +122,11 @@ typedef struct clnet_context_params {
 #define CLNET_CONTEXT_PARAMS_DEFAULT { NULL, NULL, 0, NULL, NULL }
 
 /* Creates a context. params may be NULL (all defaults). On success *out is
- * caller-owned: destroy it with clnet_context_destroy(). On failure *out is
- * NULL and err (optional) receives the message, as for clnet_system_query. */
+ * caller-owned: destroy it with clnet_context_destroy(); if devices were
+ * skipped (see clnet_context_params.device), clnet_context_errmsg() says which
+ * and why, and the log callback receives the same note. On failure *out is
+ * NULL and err (optional) receives the message, as for clnet_system_query;
+ * when every device that fits failed its probe, it names each and why. */
 CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
                                             clnet_context **out, char *err, size_t err_size);
 

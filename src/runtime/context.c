@@ -58,28 +58,22 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char
     return CLNET_OK;
 }
 
-CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
-                                            clnet_context **out, char *err, size_t err_size)
+/* Opens a context on one device: OpenCL context, queue, caches, profile. */
+static clnet_status open_device(const clnet__candidate *c, const clnet_context_params *params,
+                                clnet_context **out, char *err, size_t err_size)
 {
-    static const clnet_context_params defaults = CLNET_CONTEXT_PARAMS_DEFAULT;
-    if (!out) {
-        clnet__errbuf(err, err_size, "clnet_context_create: invalid argument: out != NULL");
-        return CLNET_ERR_INVALID_ARG;
-    }
-    *out = NULL;
-    if (!params)
-        params = &defaults;
     clnet_context *ctx = calloc(1, sizeof *ctx);
+    *out = NULL;
     if (!ctx) {
         clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
     ctx->log = params->log;
     ctx->log_user = params->log_user;
-    clnet_status st = clnet__device_select(params->device, &ctx->platform, &ctx->device,
-                                           &ctx->profile.info, err, err_size);
-    if (st)
-        goto fail;
+    ctx->platform = c->platform;
+    ctx->device = c->device;
+    ctx->profile.info = c->info;
+    clnet_status st;
     cl_int e;
     cl_context_properties props[] = { CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform,
                                       0 };
@@ -106,6 +100,80 @@ CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
 fail:
     clnet_context_destroy(ctx);
     return st;
+}
+
+/* Failures that say "this device cannot run clnet" (try the next one), as
+ * opposed to the host's own (out of memory). */
+static int device_fault(clnet_status st)
+{
+    return st == CLNET_ERR_BUILD || st == CLNET_ERR_OPENCL || st == CLNET_ERR_DEVICE_MEMORY ||
+           st == CLNET_ERR_UNSUPPORTED || st == CLNET_ERR_TOO_LARGE;
+}
+
+static void append_note(char *notes, size_t size, const clnet_device_info *d, const char *why)
+{
+    size_t len = strlen(notes);
+    if (len + 1 < size)
+        snprintf(notes + len, size - len, "%s%d:%d \"%s\" (%s): %.700s", len ? "; " : "",
+                 d->platform_index, d->device_index, d->name, d->platform_name, why);
+}
+
+clnet_status clnet__context_create_probed(const clnet_context_params *params,
+                                          clnet__probe_fn probe, clnet_context **out, char *err,
+                                          size_t err_size)
+{
+    static const clnet_context_params defaults = CLNET_CONTEXT_PARAMS_DEFAULT;
+    if (!out) {
+        clnet__errbuf(err, err_size, "clnet_context_create: invalid argument: out != NULL");
+        return CLNET_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (!params)
+        params = &defaults;
+    clnet__candidate *cand;
+    int n;
+    clnet_status st = clnet__device_candidates(params->device, &cand, &n, err, err_size);
+    if (st)
+        return st;
+    /* With one device there is nothing to choose: its own errors, at the first
+     * build, are as clear as the probe's, and cost nothing now. */
+    if (n == 1)
+        probe = NULL;
+    char notes[3072] = "", why[1536];
+    clnet_status last = CLNET_OK;
+    for (int i = 0; i < n; i++) {
+        clnet_context *ctx;
+        st = open_device(&cand[i], params, &ctx, why, sizeof why);
+        if (!st && probe && (st = probe(ctx, why, sizeof why)) != CLNET_OK) {
+            clnet_context_destroy(ctx);
+            ctx = NULL;
+        }
+        if (!st) {
+            if (notes[0])
+                clnet__error(ctx, last, "clnet_context_create: chose %d:%d \"%s\" after skipping %s",
+                             cand[i].info.platform_index, cand[i].info.device_index,
+                             cand[i].info.name, notes);
+            free(cand);
+            *out = ctx;
+            return CLNET_OK;
+        }
+        if (n == 1 || !device_fault(st)) {
+            clnet__errbuf(err, err_size, "%s", why);
+            free(cand);
+            return st;
+        }
+        append_note(notes, sizeof notes, &cand[i].info, why);
+        last = st;
+    }
+    clnet__errbuf(err, err_size, "clnet_context_create: no usable OpenCL device; tried %s", notes);
+    free(cand);
+    return last;
+}
+
+CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
+                                            clnet_context **out, char *err, size_t err_size)
+{
+    return clnet__context_create_probed(params, clnet__probe, out, err, err_size);
 }
 
 CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context context,
@@ -232,6 +300,33 @@ const clnet__profile *clnet__context_profile(const clnet_context *ctx)
 int *clnet__context_gemm_params(clnet_context *ctx)
 {
     return &ctx->gemm_params;
+}
+
+int clnet__has_features(const clnet_context *ctx, unsigned need)
+{
+    return (ctx->profile.info.features & need) == need;
+}
+
+clnet_status clnet__kernel_features(clnet_context *ctx, unsigned need, const char *program,
+                                    const char *source, const char *options, const char *name,
+                                    cl_kernel *out)
+{
+    if (!clnet__has_features(ctx, need))
+        return clnet__error(ctx, CLNET_ERR_UNSUPPORTED,
+                            "kernel \"%s\" in program \"%s\": device \"%s\" lacks feature flags "
+                            "0x%x (has 0x%x); use the OpenCL C 1.2 fallback",
+                            name, program, ctx->profile.info.name,
+                            need & ~ctx->profile.info.features, ctx->profile.info.features);
+    /* program.c builds with the profile's options: swap in the feature set for
+     * this one call (a context is used by one thread at a time). The program
+     * cache keys on the full option string, so the variants never mix. */
+    char base[sizeof ctx->profile.options];
+    memcpy(base, ctx->profile.options, sizeof base);
+    memcpy(ctx->profile.options, ctx->profile.feature_options, sizeof base);
+    clnet_status st = source ? clnet__kernel_from_source(ctx, program, source, options, name, out)
+                             : clnet__kernel(ctx, program, options, name, out);
+    memcpy(ctx->profile.options, base, sizeof base);
+    return st;
 }
 
 int clnet__variant(const clnet_context *ctx, const char *op, int chosen)

@@ -56,9 +56,38 @@ void clnet__diskcache_store(const clnet_context *ctx, const char *key,
 clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_info *info,
                                 char *err, size_t err_size);
 void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info);
-/* Picks the device a spec names (NULL: CLNET_DEVICE, else the default). */
-clnet_status clnet__device_select(const char *spec, cl_platform_id *pid, cl_device_id *did,
-                                  clnet_device_info *info, char *err, size_t err_size);
+
+/* A device a spec fits, with what the context needs to open it. */
+typedef struct clnet__candidate {
+    cl_platform_id platform;
+    cl_device_id device;
+    clnet_device_info info;
+} clnet__candidate;
+
+/* The devices a spec fits (NULL or "": CLNET_DEVICE, else every device in the
+ * default order: GPUs, CPUs, accelerators, others), in the order the choice
+ * tries them. On success *out is malloc'd (caller frees) and *count >= 1; with
+ * none, CLNET_ERR_NO_DEVICE and a message listing the devices there are. */
+clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, int *count,
+                                      char *err, size_t err_size);
+
+/* The probe: builds the embedded prelude plus a one-line kernel with the
+ * context's base options, runs it with the profile's work-group size and
+ * checks what it wrote. It uses the raw OpenCL objects of ctx and leaves no
+ * trace (no program kept, no cache file, no counters). On failure err gets
+ * the reason (with the build log for CLNET_ERR_BUILD). clnet__probe_source
+ * builds `source` instead (it must define clnet_probe as the default does:
+ * tests use it to see a build fail). */
+typedef clnet_status (*clnet__probe_fn)(clnet_context *ctx, char *err, size_t err_size);
+clnet_status clnet__probe(clnet_context *ctx, char *err, size_t err_size);
+clnet_status clnet__probe_source(clnet_context *ctx, const char *source, char *err,
+                                 size_t err_size);
+
+/* clnet_context_create with a chosen probe (tests pass one that fails on a
+ * given device); probe may be NULL (never probe). */
+clnet_status clnet__context_create_probed(const clnet_context_params *params,
+                                          clnet__probe_fn probe, clnet_context **out, char *err,
+                                          size_t err_size);
 
 /* Formats into a caller's error buffer (NULL-safe). */
 void clnet__errbuf(char *err, size_t err_size, const char *fmt, ...) CLNET_PRINTF(3, 4);

@@ -10,20 +10,38 @@
 #define MAX_PLATFORMS 32
 #define MAX_DEVICES 64
 
-static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size)
+/* OpenCL 3.0 queries; the headers hide them below CL_TARGET_OPENCL_VERSION 300.
+ * A device answers them only if its CL_DEVICE_VERSION is 3.0 or later. */
+#define Q_MAX_NUM_SUB_GROUPS 0x105C
+#define Q_NON_UNIFORM_WORK_GROUP_SUPPORT 0x1065
+#define Q_OPENCL_C_ALL_VERSIONS 0x1066
+#define Q_WORK_GROUP_COLLECTIVE_FUNCTIONS_SUPPORT 0x1068
+#define Q_OPENCL_C_FEATURES 0x106F
+typedef struct {
+    cl_uint version; /* major in bits 22-31 */
+    char name[64];
+} name_version;
+
+/* A device string query, malloc'd and NUL-terminated ("" when it fails);
+ * NULL only when out of memory. */
+static char *device_string(cl_device_id d, cl_device_info what)
 {
     size_t n = 0;
-    buf[0] = 0;
-    if (clGetDeviceInfo(d, what, 0, NULL, &n) != CL_SUCCESS || n == 0)
-        return;
-    char *tmp = malloc(n + 1);
-    if (!tmp)
-        return;
-    if (clGetDeviceInfo(d, what, n, tmp, NULL) == CL_SUCCESS) {
-        tmp[n] = 0;
-        snprintf(buf, size, "%s", tmp);
-    }
-    free(tmp);
+    if (clGetDeviceInfo(d, what, 0, NULL, &n) != CL_SUCCESS)
+        n = 0;
+    char *s = malloc(n + 1);
+    if (s && (n == 0 || clGetDeviceInfo(d, what, n, s, NULL) != CL_SUCCESS))
+        n = 0;
+    if (s)
+        s[n] = 0;
+    return s;
+}
+
+static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size)
+{
+    char *s = device_string(d, what);
+    snprintf(buf, size, "%s", s ? s : "");
+    free(s);
 }
 
 static void platform_string(cl_platform_id p, cl_platform_info what, char *buf, size_t size)
@@ -42,6 +60,81 @@ static void platform_string(cl_platform_id p, cl_platform_info what, char *buf, 
     free(tmp);
 }
 
+/* Whether a space-separated list holds `word` as a whole word. */
+static int has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *s = list; s && (s = strstr(s, word)) != NULL; s += n)
+        if ((s == list || s[-1] == ' ') && (s[n] == 0 || s[n] == ' '))
+            return 1;
+    return 0;
+}
+
+/* A query of a list of cl_name_version (OpenCL 3.0): calls `each` on every
+ * entry's major version and name. */
+static void name_versions(cl_device_id d, cl_device_info what, unsigned *features,
+                          void (*each)(unsigned *features, unsigned major, const char *name))
+{
+    size_t n = 0;
+    if (clGetDeviceInfo(d, what, 0, NULL, &n) != CL_SUCCESS || n < sizeof(name_version))
+        return;
+    name_version *v = malloc(n);
+    if (v && clGetDeviceInfo(d, what, n, v, NULL) == CL_SUCCESS)
+        for (size_t i = 0; i < n / sizeof *v; i++) {
+            v[i].name[sizeof v[i].name - 1] = 0;
+            each(features, v[i].version >> 22, v[i].name);
+        }
+    free(v);
+}
+
+static void c_version(unsigned *features, unsigned major, const char *name)
+{
+    (void)name;
+    if (major == 3)
+        *features |= CLNET_FEATURE_OPENCL_C_30;
+}
+
+static void c_feature(unsigned *features, unsigned major, const char *name)
+{
+    (void)major;
+    if (!strcmp(name, "__opencl_c_subgroups"))
+        *features |= CLNET_FEATURE_SUBGROUPS;
+    else if (!strcmp(name, "__opencl_c_work_group_collective_functions"))
+        *features |= CLNET_FEATURE_WORK_GROUP_COLLECTIVES;
+    else if (!strcmp(name, "__opencl_c_fp64"))
+        *features |= CLNET_FEATURE_FP64;
+}
+
+/* The optional features (CLNET_FEATURE_*), from the extension string, the
+ * OpenCL C version and, on OpenCL 3.0 devices, the feature queries. */
+static unsigned read_features(cl_device_id d, const clnet_device_info *info, const char *ext)
+{
+    unsigned f = 0;
+    if (has_word(ext, "cl_khr_fp16"))
+        f |= CLNET_FEATURE_FP16;
+    if (has_word(ext, "cl_khr_fp64"))
+        f |= CLNET_FEATURE_FP64;
+    if (has_word(ext, "cl_khr_subgroups"))
+        f |= CLNET_FEATURE_SUBGROUPS;
+    if (info->opencl_c_major == 2) /* core in OpenCL C 2.x, optional again in 3.0 */
+        f |= CLNET_FEATURE_WORK_GROUP_COLLECTIVES | CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS;
+    int v21 = info->opencl_major > 2 || (info->opencl_major == 2 && info->opencl_minor >= 1);
+    cl_uint nsub = 0;
+    if (v21 && clGetDeviceInfo(d, Q_MAX_NUM_SUB_GROUPS, sizeof nsub, &nsub, NULL) == CL_SUCCESS &&
+        nsub > 0)
+        f |= CLNET_FEATURE_SUBGROUPS;
+    if (info->opencl_major >= 3) {
+        cl_bool nu = CL_FALSE;
+        if (clGetDeviceInfo(d, Q_NON_UNIFORM_WORK_GROUP_SUPPORT, sizeof nu, &nu, NULL) ==
+                CL_SUCCESS && nu)
+            f |= CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS;
+        name_versions(d, Q_OPENCL_C_ALL_VERSIONS, &f, c_version);
+        if (f & CLNET_FEATURE_OPENCL_C_30)
+            name_versions(d, Q_OPENCL_C_FEATURES, &f, c_feature);
+    }
+    return f;
+}
+
 clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_info *info,
                                 char *err, size_t err_size)
 {
@@ -58,13 +151,18 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
         info->opencl_c_major = 1;
         info->opencl_c_minor = 0;
     }
+    char version[128];
+    info_string(d, CL_DEVICE_VERSION, version, sizeof version);
+    if (sscanf(version, "OpenCL %d.%d", &info->opencl_major, &info->opencl_minor) != 2) {
+        info->opencl_major = 1;
+        info->opencl_minor = 0;
+    }
 
     cl_device_type type = 0;
     cl_uint cu = 0, clock = 0, vec = 0;
     cl_ulong gmem = 0, alloc = 0, lmem = 0;
     cl_device_local_mem_type ltype = CL_LOCAL;
     size_t wg = 0;
-    cl_device_fp_config fp64 = 0;
     cl_int e = clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     if (e == CL_SUCCESS)
         e = clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
@@ -87,11 +185,13 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
                       info->name, clnet__cl_error_name(e), (int)e);
         return clnet__cl_status(e);
     }
-    /* Optional in OpenCL 1.2 (0 when absent); an error here just means no fp64. */
-    if (clGetDeviceInfo(d, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp64, &fp64, NULL) != CL_SUCCESS)
-        fp64 = 0;
-    char ext[4096];
-    info_string(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+    char *ext = device_string(d, CL_DEVICE_EXTENSIONS);
+    if (!ext) {
+        clnet__errbuf(err, err_size, "device \"%s\": out of host memory", info->name);
+        return CLNET_ERR_HOST_MEMORY;
+    }
+    info->features = read_features(d, info, ext);
+    free(ext);
 
     info->type = (type & CL_DEVICE_TYPE_GPU)           ? CLNET_DEVICE_GPU
                  : (type & CL_DEVICE_TYPE_CPU)         ? CLNET_DEVICE_CPU
@@ -105,8 +205,8 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
     info->local_mem_is_global = ltype == CL_GLOBAL;
     info->max_work_group_size = wg;
     info->preferred_vector_width_float = vec;
-    info->has_fp64 = fp64 != 0;
-    info->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+    info->has_fp64 = (info->features & CLNET_FEATURE_FP64) != 0;
+    info->has_fp16 = (info->features & CLNET_FEATURE_FP16) != 0;
     return CLNET_OK;
 }
 
@@ -116,15 +216,135 @@ void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info)
     memset(prof, 0, sizeof *prof);
     prof->info = copy;
     /* One fixed 1-D work-group size per device: pocl compiles a kernel again
-     * for every new local size, so we never vary it per call. */
+     * for every new local size, so we never vary it per call. Kernels keep at
+     * most CLNET_LOCAL_BYTES_PER_ITEM bytes of local memory per work-item. */
     size_t want = copy.type == CLNET_DEVICE_GPU ? 256 : 64;
     size_t wg = 1;
-    while (wg * 2 <= want && wg * 2 <= copy.max_work_group_size)
+    while (wg * 2 <= want && wg * 2 <= copy.max_work_group_size &&
+           (copy.local_mem_bytes == 0 || wg * 2 * CLNET_LOCAL_BYTES_PER_ITEM <= copy.local_mem_bytes))
         wg *= 2;
     prof->wg_size = wg;
     prof->cl12 = copy.opencl_c_major > 1 || (copy.opencl_c_major == 1 && copy.opencl_c_minor >= 2);
+    /* Optional features need the OpenCL C version that defines them: 2.x where
+     * the device compiles 2.x, else 3.0 where it accepts 3.0 (its feature
+     * macros), else the base version (extensions only). */
+    const char *fstd = copy.opencl_c_major == 2                  ? "-cl-std=CL2.0 "
+                       : copy.features & CLNET_FEATURE_OPENCL_C_30 ? "-cl-std=CL3.0 "
+                       : prof->cl12                                ? "-cl-std=CL1.2 "
+                                                                   : "";
     snprintf(prof->options, sizeof prof->options, "%s-DCLNET_WG=%zu",
              prof->cl12 ? "-cl-std=CL1.2 " : "", prof->wg_size);
+    snprintf(prof->feature_options, sizeof prof->feature_options, "%s-DCLNET_WG=%zu", fstd,
+             prof->wg_size);
+}
+
+/* ---- Probe ------------------------------------------------------------------ */
+
+static const char probe_source[] =
+    "__kernel void clnet_probe(__global float *x, const int n)\n"
+    "{\n"
+    "    int i = (int)get_global_id(0);\n"
+    "    if (i < n)\n"
+    "        x[i] = (float)i * 0.5f + 1.0f;\n"
+    "}\n";
+
+static void build_log(cl_program prog, cl_device_id d, char *buf, size_t size)
+{
+    size_t n = 0;
+    char *log = NULL;
+    if (clGetProgramBuildInfo(prog, d, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS &&
+        (log = malloc(n + 1)) != NULL &&
+        clGetProgramBuildInfo(prog, d, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
+        log[n] = 0;
+    snprintf(buf, size, "%s", log ? log : "(unavailable)");
+    free(log);
+}
+
+/* Runs the probe kernel over n items with the profile's work-group size and
+ * checks what it wrote. */
+static clnet_status probe_run(clnet_context *ctx, cl_kernel k, char *err, size_t err_size)
+{
+    enum { N = 67 };
+    cl_int n = N, e;
+    float out[N];
+    size_t local = ctx->profile.wg_size, global = (N + local - 1) / local * local;
+    const char *call = "clCreateBuffer";
+    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, sizeof out, NULL, &e);
+    if (e == CL_SUCCESS) {
+        call = "clSetKernelArg";
+        e = clSetKernelArg(k, 0, sizeof m, &m);
+        if (e == CL_SUCCESS)
+            e = clSetKernelArg(k, 1, sizeof n, &n);
+    }
+    if (e == CL_SUCCESS) {
+        call = "clEnqueueNDRangeKernel";
+        e = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, &local, 0, NULL, NULL);
+    }
+    if (e == CL_SUCCESS) {
+        call = "clEnqueueReadBuffer";
+        e = clEnqueueReadBuffer(ctx->queue, m, CL_TRUE, 0, sizeof out, out, 0, NULL, NULL);
+    }
+    if (m)
+        clReleaseMemObject(m);
+    if (e != CL_SUCCESS) {
+        clnet__errbuf(err, err_size, "probe kernel: %s failed: %s (%d)", call,
+                      clnet__cl_error_name(e), (int)e);
+        return clnet__cl_status(e);
+    }
+    for (int i = 0; i < N; i++)
+        if (out[i] != (float)i * 0.5f + 1.0f) {
+            clnet__errbuf(err, err_size, "probe kernel ran but wrote %g at [%d], not %g", out[i],
+                          i, (float)i * 0.5f + 1.0f);
+            return CLNET_ERR_UNSUPPORTED;
+        }
+    return CLNET_OK;
+}
+
+clnet_status clnet__probe_source(clnet_context *ctx, const char *source, char *err,
+                                 size_t err_size)
+{
+    const clnet__cl_source *prelude = NULL;
+    for (size_t i = 0; i < clnet__cl_source_count; i++)
+        if (!strcmp(clnet__cl_sources[i].name, "prelude"))
+            prelude = &clnet__cl_sources[i];
+    if (!prelude) {
+        clnet__errbuf(err, err_size, "probe: the prelude is not embedded");
+        return CLNET_ERR_INTERNAL;
+    }
+    const char *strs[2] = { (const char *)prelude->text, source ? source : probe_source };
+    size_t lens[2] = { prelude->size, strlen(strs[1]) };
+    cl_int e;
+    cl_kernel k = NULL;
+    cl_program prog = clCreateProgramWithSource(ctx->context, 2, strs, lens, &e);
+    if (e != CL_SUCCESS) {
+        clnet__errbuf(err, err_size, "probe: clCreateProgramWithSource failed: %s (%d)",
+                      clnet__cl_error_name(e), (int)e);
+        return clnet__cl_status(e);
+    }
+    clnet_status st = CLNET_OK;
+    if ((e = clBuildProgram(prog, 1, &ctx->device, ctx->profile.options, NULL, NULL)) != CL_SUCCESS) {
+        char log[1024];
+        build_log(prog, ctx->device, log, sizeof log);
+        clnet__errbuf(err, err_size,
+                      "probe kernel failed to build with \"%s\": %s (%d); build log: %s",
+                      ctx->profile.options, clnet__cl_error_name(e), (int)e, log);
+        st = CLNET_ERR_BUILD;
+    } else if (!(k = clCreateKernel(prog, "clnet_probe", &e))) {
+        clnet__errbuf(err, err_size, "probe: clCreateKernel failed: %s (%d)",
+                      clnet__cl_error_name(e), (int)e);
+        st = clnet__cl_status(e);
+    } else {
+        st = probe_run(ctx, k, err, err_size);
+    }
+    if (k)
+        clReleaseKernel(k);
+    clReleaseProgram(prog);
+    return st;
+}
+
+clnet_status clnet__probe(clnet_context *ctx, char *err, size_t err_size)
+{
+    return clnet__probe_source(ctx, NULL, err, err_size);
 }
 
 /* ---- Enumeration ---------------------------------------------------------- */
@@ -151,6 +371,23 @@ static clnet_status get_platforms(cl_platform_id *ids, cl_uint *count, char *err
     return CLNET_OK;
 }
 
+/* Why a platform has no device, with the usual cause for Mesa's two. */
+static void empty_platform_note(const char *platform, char *buf, size_t size)
+{
+    const char *enable = getenv("RUSTICL_ENABLE");
+    if (!strcmp(platform, "rusticl") && !(enable && *enable))
+        snprintf(buf, size, "no devices: rusticl enables no driver by default; set "
+                            "RUSTICL_ENABLE=llvmpipe (CPU) or a GPU driver (radeonsi, iris)");
+    else if (!strcmp(platform, "rusticl"))
+        snprintf(buf, size, "no devices: RUSTICL_ENABLE=%.60s names no driver with hardware here",
+                 enable);
+    else if (!strcmp(platform, "Clover"))
+        snprintf(buf, size, "no devices: Mesa's Clover drives only AMD GPUs (r600, radeonsi) and "
+                            "found none");
+    else
+        snprintf(buf, size, "no devices: the driver found no hardware it supports");
+}
+
 void clnet_system_free(clnet_system *sys)
 {
     if (!sys)
@@ -161,17 +398,29 @@ void clnet_system_free(clnet_system *sys)
     free(sys);
 }
 
+/* The default order: GPUs, then CPUs, accelerators and others, each in
+ * enumeration order. */
+static int type_rank(clnet_device_type t)
+{
+    switch (t) {
+    case CLNET_DEVICE_GPU: return 0;
+    case CLNET_DEVICE_CPU: return 1;
+    case CLNET_DEVICE_ACCELERATOR: return 2;
+    default: return 3;
+    }
+}
+
 static void mark_default(clnet_system *sys)
 {
-    static const clnet_device_type order[] = { CLNET_DEVICE_GPU, CLNET_DEVICE_CPU,
-                                               CLNET_DEVICE_ACCELERATOR, CLNET_DEVICE_OTHER };
-    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
-        for (int p = 0; p < sys->platform_count; p++)
-            for (int d = 0; d < sys->platforms[p].device_count; d++)
-                if (sys->platforms[p].devices[d].type == order[o]) {
-                    sys->platforms[p].devices[d].is_default = 1;
-                    return;
-                }
+    clnet_device_info *best = NULL;
+    for (int p = 0; p < sys->platform_count; p++)
+        for (int d = 0; d < sys->platforms[p].device_count; d++) {
+            clnet_device_info *di = &sys->platforms[p].devices[d];
+            if (!best || type_rank(di->type) < type_rank(best->type))
+                best = di;
+        }
+    if (best)
+        best->is_default = 1;
 }
 
 static clnet_status query(clnet_system **out, cl_platform_id *pids,
@@ -196,8 +445,7 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
         cl_uint nd = 0;
         cl_int e = clGetDeviceIDs(pids[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, dids[p], &nd);
         if (e == CL_DEVICE_NOT_FOUND || (e == CL_SUCCESS && nd == 0)) {
-            snprintf(pi->note, sizeof pi->note,
-                     "no devices: the driver found no hardware it supports");
+            empty_platform_note(pi->name, pi->note, sizeof pi->note);
             continue;
         }
         if (e != CL_SUCCESS) {
@@ -276,7 +524,9 @@ static int spec_matches(const char *spec, const clnet_device_info *di)
         return di->type == CLNET_DEVICE_CPU;
     if (!strcasecmp(spec, "accelerator"))
         return di->type == CLNET_DEVICE_ACCELERATOR;
-    return contains_nocase(di->name, spec) || contains_nocase(di->platform_name, spec);
+    /* The platform version too: pocl's platform name does not say "pocl". */
+    return contains_nocase(di->name, spec) || contains_nocase(di->platform_name, spec) ||
+           contains_nocase(di->platform_version, spec);
 }
 
 static const char *type_name(clnet_device_type t)
@@ -305,9 +555,49 @@ static void list_devices(const clnet_system *sys, char *buf, size_t size)
     }
 }
 
-clnet_status clnet__device_select(const char *spec, cl_platform_id *pid, cl_device_id *did,
-                                  clnet_device_info *info, char *err, size_t err_size)
+static int candidate_cmp(const void *a, const void *b)
 {
+    const clnet__candidate *x = a, *y = b;
+    int rx = type_rank(x->info.type), ry = type_rank(y->info.type);
+    if (rx != ry)
+        return rx - ry;
+    if (x->info.platform_index != y->info.platform_index)
+        return x->info.platform_index - y->info.platform_index;
+    return x->info.device_index - y->info.device_index;
+}
+
+/* Collects the devices that fit `spec` (NULL: all, in the default order). */
+static clnet_status collect(const clnet_system *sys, const char *spec, cl_platform_id *pids,
+                            cl_device_id (*dids)[MAX_DEVICES], clnet__candidate **out, int *count)
+{
+    int n = 0, total = 0;
+    for (int p = 0; p < sys->platform_count; p++)
+        total += sys->platforms[p].device_count;
+    clnet__candidate *c = calloc(total ? (size_t)total : 1, sizeof *c);
+    if (!c)
+        return CLNET_ERR_HOST_MEMORY;
+    for (int p = 0; p < sys->platform_count; p++)
+        for (int d = 0; d < sys->platforms[p].device_count; d++) {
+            const clnet_device_info *di = &sys->platforms[p].devices[d];
+            if (spec && !spec_matches(spec, di))
+                continue;
+            c[n].info = *di;
+            c[n].platform = pids[di->platform_index];
+            c[n].device = dids[di->platform_index][di->device_index];
+            n++;
+        }
+    if (!spec)
+        qsort(c, (size_t)n, sizeof *c, candidate_cmp);
+    *out = c;
+    *count = n;
+    return CLNET_OK;
+}
+
+clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, int *count,
+                                      char *err, size_t err_size)
+{
+    *out = NULL;
+    *count = 0;
     cl_platform_id pids[MAX_PLATFORMS];
     device_ids *ids = malloc(sizeof *ids);
     clnet_system *sys = NULL;
@@ -327,18 +617,9 @@ clnet_status clnet__device_select(const char *spec, cl_platform_id *pid, cl_devi
         if (spec && !*spec)
             spec = NULL;
     }
-    const clnet_device_info *found = NULL;
-    for (int p = 0; p < sys->platform_count && !found; p++)
-        for (int d = 0; d < sys->platforms[p].device_count && !found; d++) {
-            const clnet_device_info *di = &sys->platforms[p].devices[d];
-            if (spec ? spec_matches(spec, di) : di->is_default)
-                found = di;
-        }
-    if (found) {
-        *info = *found;
-        *pid = pids[found->platform_index];
-        *did = (*ids)[found->platform_index][found->device_index];
-    } else {
+    if ((st = collect(sys, spec, pids, *ids, out, count)))
+        clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
+    else if (*count == 0) {
         char buf[2048];
         if (spec)
             snprintf(buf, sizeof buf, "no OpenCL device matches %s \"%s\"; devices:", from, spec);
@@ -346,6 +627,8 @@ clnet_status clnet__device_select(const char *spec, cl_platform_id *pid, cl_devi
             snprintf(buf, sizeof buf, "no OpenCL device found; platforms:");
         list_devices(sys, buf, sizeof buf);
         clnet__errbuf(err, err_size, "%s", buf);
+        free(*out);
+        *out = NULL;
         st = CLNET_ERR_NO_DEVICE;
     }
     clnet_system_free(sys);

@@ -45,13 +45,37 @@ const char *clnet__cl_error_name(cl_int err);
 
 /* ---- Device profile ------------------------------------------------------ */
 
+/* Kernels use at most this many bytes of local memory per work-item of the
+ * profile's work-group size (e.g. a float4 and a float scratch array); the
+ * work-group size is chosen so that it fits the device's local memory. */
+#define CLNET_LOCAL_BYTES_PER_ITEM 32
+
 /* Read once when the context is created; picks kernel variants. */
 typedef struct clnet__profile {
     clnet_device_info info;
     size_t wg_size;                    /* the 1-D work-group size every kernel uses */
     int cl12;                          /* device compiles OpenCL C 1.2 */
-    char options[256];                 /* base build options for every program */
+    char options[256];                 /* base build options for every program:
+                                        * -cl-std=CL1.2 (where the device has it) */
+    char feature_options[256];         /* the same for a variant that needs an optional
+                                        * feature: -cl-std=CL2.0 or CL3.0 where the
+                                        * device compiles it, so the feature's macros
+                                        * (cl/prelude.cl: CLNET_HAS_*) are defined */
 } clnet__profile;
+
+/* Non-zero when the device has every feature in `need` (CLNET_FEATURE_*
+ * flags of clnet/context.h). */
+int clnet__has_features(const clnet_context *ctx, unsigned need);
+
+/* A kernel variant that needs optional features: as clnet__kernel (or, with
+ * source != NULL, clnet__kernel_from_source), built with the profile's
+ * feature_options in place of its base options. When the device lacks one
+ * of `need`, returns CLNET_ERR_UNSUPPORTED (recorded on ctx) and the caller
+ * runs its fallback, an OpenCL C 1.2 variant; every such variant must have
+ * one. */
+clnet_status clnet__kernel_features(clnet_context *ctx, unsigned need, const char *program,
+                                    const char *source, const char *options, const char *name,
+                                    cl_kernel *out);
 
 /* ---- Kernels ------------------------------------------------------------- */
 
