@@ -9,4 +9,13 @@
  * *out is caller-owned (clnet_model_destroy). */
 clnet_status build_cnn(clnet_context *ctx, unsigned long long seed, clnet_model **out);
 
+/* Three recurrent layers of 64 units on (28 steps, 28 features) sequences,
+ * the first two returning sequences, the third its last state, then
+ * Dense(10, softmax): the reference LSTM stack (cell "lstm") or the same
+ * with the simple tanh RNN (cell "rnn"). Any other cell name:
+ * CLNET_ERR_INVALID_ARG. Not compiled. On success *out is caller-owned
+ * (clnet_model_destroy); on failure NULL. */
+clnet_status build_rnn_stack(clnet_context *ctx, const char *cell, unsigned long long seed,
+                             clnet_model **out);
+
 #endif

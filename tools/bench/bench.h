@@ -68,6 +68,7 @@ extern const bench_suite bench_suite_conv;
 extern const bench_suite bench_suite_pool;
 extern const bench_suite bench_suite_act;
 extern const bench_suite bench_suite_cnn;
+extern const bench_suite bench_suite_lstm;
 
 /* ---- Peak -------------------------------------------------------------- */
 

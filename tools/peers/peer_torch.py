@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch CPU on clnet-bench's workloads: GEMM, convolution, max pooling,
-activations and the reference CNN, each with 1 and 2 intra-op threads.
+activations, the reference CNN and LSTM, each with 1 and 2 intra-op threads.
 
 Same names, shapes and FLOP/byte formulas as clnet-bench (tools/peers/
 peerlib.py holds them), the same table and JSON/CSV schema; device
@@ -18,9 +18,9 @@ import peerlib  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-import torch_train  # noqa: E402  (the reference CNN, as the training peer builds it)
+import torch_train  # noqa: E402  (the reference models, as the training peer builds them)
 
-SUITES = ["gemm", "conv", "pool", "act", "cnn"]
+SUITES = ["gemm", "conv", "pool", "act", "cnn", "lstm"]
 
 
 def uniform(*shape, grad=False):
@@ -118,7 +118,40 @@ def cnn_fn(w):
     return infer
 
 
-MAKE = {"gemm": gemm_fn, "conv": conv_fn, "pool": pool_fn, "act": act_fn, "cnn": cnn_fn}
+def lstm_fn(w):
+    """One nn.LSTM layer (PyTorch's default initialization, as clnet's
+    suite draws its weights), or a training step of the reference stack
+    (torch_train.RecurrentStack: 3 x LSTM(64), Linear(10); Adam lr 1e-3,
+    softmax cross-entropy on integer labels)."""
+    if w["direction"] == "train":
+        model = torch_train.RecurrentStack("lstm")
+        x, y = torch.rand(w["mb"], 28, 28), torch.randint(0, 10, (w["mb"],))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        return step
+    lstm = torch.nn.LSTM(w["f"], w["h"], batch_first=True)
+    if w["direction"] == "fwd":
+        x = uniform(w["mb"], w["t"], w["f"])
+
+        def fwd():  # y, (hT, cT)
+            with torch.no_grad():
+                lstm(x)
+        return fwd
+    x, dy = uniform(w["mb"], w["t"], w["f"], grad=True), uniform(w["mb"], w["t"], w["h"])
+
+    def fwdbwd():  # dx, dW and db from dy, as a layer returning its sequence
+        x.grad = None
+        lstm.zero_grad(set_to_none=True)
+        lstm(x)[0].backward(dy)
+    return fwdbwd
+
+
+MAKE = {"gemm": gemm_fn, "conv": conv_fn, "pool": pool_fn, "act": act_fn, "cnn": cnn_fn,
+        "lstm": lstm_fn}
 
 
 def main():

@@ -147,8 +147,49 @@ def cnn_workloads():
     return out
 
 
+# Forward FLOP per sequence of the reference 3xLSTM(64) stack on 28 steps of
+# 28 features: each layer's GEMMs, 2 T 4H (F + H), with F = 28, 64, 64, and
+# Dense 64->10.
+LSTM_STACK_FWD_FLOP = 2.0 * 28 * 4 * 64 * ((28 + 64) + 2 * (64 + 64)) + 2.0 * 64 * 10
+
+
+def lstm_workloads():
+    """One LSTM layer (PyTorch's nn.LSTM cell, batch first, zero initial
+    states): fwd, an inference forward (y, hT, cT); fwdbwd, the forward, then
+    dx, dW and db from a given dy (dhT = dcT = 0), as a layer returning its
+    sequence. F = 2 N T 4H (F + H) FLOP (the GEMMs; nominal: with h0 = 0 the
+    first step's recurrent product is not needed), fwdbwd 3F. Bytes: x,
+    weights, biases, y, hT, cT; the backward reads dy, x and the weights and
+    writes dx, dW, db. And one training step of the reference stack
+    (3 x LSTM(64), the last state into Dense(10)) at batch 32, nominal 3
+    forwards of FLOP."""
+    out = []
+    shapes = [  # steps, features, units, batch, quick
+        (28, 28, 64, 32, True, "LSTM(64) on 28 steps of 28 (the reference stack's first layer)"),
+        (100, 256, 256, 64, False, "LSTM(256) on 100 steps of 256"),
+    ]
+    for t, f, h, n, quick, about in shapes:
+        fwd = 2.0 * n * t * 4 * h * (f + h)
+        wts = 4.0 * h * (f + h) + 8.0 * h
+        fwd_bytes = 4.0 * (n * t * f + wts + n * t * h + 2 * n * h)
+        bwd_bytes = 4.0 * (n * t * h + n * t * f + wts - 8 * h + n * t * f + wts)
+        base = "lstm_t%df%dh%d_b%d" % (t, f, h, n)
+        shape = dict(t=t, f=f, h=h, mb=n)
+        out.append(dict(suite="lstm", name=base + "_fwd", about=about + ", inference forward",
+                        quick=quick, flops=fwd, bytes=fwd_bytes, direction="fwd", **shape))
+        out.append(dict(suite="lstm", name=base + "_fwdbwd",
+                        about=about + ", forward + backward (dx, dW, db)", quick=quick,
+                        flops=3.0 * fwd, bytes=fwd_bytes + bwd_bytes, direction="fwdbwd",
+                        **shape))
+    out.append(dict(suite="lstm", name="lstm_train_b32", quick=True,
+                    about="reference 3xLSTM(64) stack training step (forward, loss, backward, "
+                    "Adam)", flops=3.0 * LSTM_STACK_FWD_FLOP * 32, bytes=0.0, direction="train",
+                    mb=32))
+    return out
+
+
 WORKLOADS = {"gemm": gemm_workloads, "conv": conv_workloads, "pool": pool_workloads,
-             "act": act_workloads, "cnn": cnn_workloads}
+             "act": act_workloads, "cnn": cnn_workloads, "lstm": lstm_workloads}
 
 
 def select(suites, quick):

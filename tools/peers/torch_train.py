@@ -4,6 +4,13 @@ peer that clnet-train is compared with: same architecture, initialization
 family, optimizer, batch size and data order policy (shuffled each epoch).
 
     tools/peers/torch_train.py cnn --epochs 3 --batch-size 32 --threads 1
+    tools/peers/torch_train.py lstm --epochs 3   # or rnn: images read row by row
+
+cnn: Keras' initialization (Glorot-uniform kernels, zero biases), as
+clnet's Conv2D and Dense layers. lstm, rnn: three stacked nn.LSTM or
+nn.RNN(tanh) layers of 64 units, batch first, on 28 steps of 28 features,
+the last step's h into Linear(64, 10), with PyTorch's default
+initialization (clnet's recurrent layers initialize as PyTorch does).
 
 Prints one line per epoch (loss, train accuracy, test accuracy, seconds) and
 the mean time per training step, in the same words as clnet-train.
@@ -59,6 +66,33 @@ def cnn():
         nn.Flatten(), nn.Linear(64 * 5 * 5, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
+class RecurrentStack(nn.Module):
+    """clnet's reference recurrent stack (tools/models.c build_rnn_stack):
+    an image (1, 28, 28) is 28 steps of 28 features; three layers of 64
+    units (nn.LSTM or nn.RNN with tanh), the last step's h into Linear(10)
+    (the softmax is in the loss)."""
+
+    def __init__(self, cell):
+        super().__init__()
+        if cell == 'lstm':
+            self.rnn = nn.LSTM(28, 64, num_layers=3, batch_first=True)
+        else:
+            self.rnn = nn.RNN(28, 64, num_layers=3, nonlinearity='tanh', batch_first=True)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        y, _ = self.rnn(x.reshape(x.shape[0], 28, 28))
+        return self.fc(y[:, -1])
+
+
+def build(name):
+    if name == 'cnn':
+        model = cnn()
+        keras_init(model)
+        return model
+    return RecurrentStack(name)
+
+
 def evaluate(model, x, y, batch=1000):
     model.eval()
     correct = 0
@@ -71,7 +105,7 @@ def evaluate(model, x, y, batch=1000):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('model', choices=['cnn'])
+    ap.add_argument('model', choices=['cnn', 'lstm', 'rnn'])
     ap.add_argument('--epochs', type=int, default=3)
     ap.add_argument('--batch-size', type=int, default=32)
     ap.add_argument('--lr', type=float, default=1e-3)
@@ -85,8 +119,7 @@ def main():
     xte, yte = load('t10k')
     if args.limit:
         xtr, ytr = xtr[:args.limit], ytr[:args.limit]
-    model = cnn()
-    keras_init(model)
+    model = build(args.model)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     lossf = nn.CrossEntropyLoss()
     print('pytorch %s, %d thread(s), model %s, batch %d' %

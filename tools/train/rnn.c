@@ -1,40 +1,9 @@
 /* clnet-train lstm / rnn — the reference recurrent stacks on Fashion-MNIST
  * read row by row: 28 steps of 28 features. */
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "train.h"
-
-/* Three stacked recurrent layers of 64 units (the first two return
- * sequences) and Dense(10, softmax). cell: "lstm" or "rnn". */
-static clnet_status build_rnn_stack(clnet_context *ctx, const char *cell, unsigned long long seed,
-                                    clnet_model **out)
-{
-    int64_t in[2] = { 28, 28 };
-    clnet_model *m;
-    clnet_status st = clnet_model_create(ctx, 2, in, seed, &m);
-    if (st)
-        return st;
-    int lstm = !strcmp(cell, "lstm");
-    clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
-    p.units = 64;
-    for (int i = 0; i < 3 && !st; i++) {
-        p.return_sequences = i < 2;
-        st = lstm ? clnet_model_add_lstm(m, &p) : clnet_model_add_simple_rnn(m, &p);
-    }
-    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
-    d.units = 10;
-    d.activation = CLNET_ACT_SOFTMAX;
-    if (!st)
-        st = clnet_model_add_dense(m, &d);
-    if (st) {
-        clnet_model_destroy(m);
-        return st;
-    }
-    *out = m;
-    return CLNET_OK;
-}
 
 int train_rnn(clnet_context *ctx, const options *o)
 {
