@@ -49,6 +49,7 @@
 #include "nn.h"
 #include "data.h"
 #include "safetensors.h"
+#include "dist.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -328,6 +328,8 @@ CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *
         if ((st = l->ops->backward(l, &io)))
             return clnet__error(m->ctx, st, "layer %d (%s) backward: %s", i, l->name,
                                 clnet_context_errmsg(m->ctx));
+        if (m->hooks.grads_ready && (st = m->hooks.grads_ready(m->hooks.user, m, i)))
+            return st;
         dy = m->grads[i];
     }
     if (dx)

@@ -80,6 +80,17 @@ struct clnet__layer {
     int return_sequences, return_state;
 };
 
+/* Hooks for data-parallel training (src/dist); unused members are NULL.
+ * grads_ready runs in clnet_model_backward right after layer `layer` has
+ * written its parameter gradients (the last layer first); before_step runs
+ * first thing in clnet_model_step, before clipping. A status other than
+ * CLNET_OK stops the call and is returned (the hook records the message). */
+typedef struct clnet__model_hooks {
+    clnet_status (*grads_ready)(void *user, clnet_model *m, int layer);
+    clnet_status (*before_step)(void *user, clnet_model *m);
+    void *user;
+} clnet__model_hooks;
+
 struct clnet_model {
     clnet_context *ctx;
     uint64_t seed;
@@ -104,6 +115,8 @@ struct clnet_model {
     /* One-element results of the last loss and accuracy, and accumulators. */
     clnet_tensor *loss, *correct, *loss_sum, *correct_sum;
     clnet_tensor *dlogits_buf, *dlogits;
+
+    clnet__model_hooks hooks;
 };
 
 /* layers.c */
@@ -121,5 +134,10 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch);
  * softmax or sigmoid is fused with the loss, else its output. */
 const clnet_tensor *clnet__model_logits(const clnet_model *m);
 int clnet__model_fused_output(const clnet_model *m);
+
+/* train.c: the sample order fit uses for an epoch: 0..n-1, shuffled
+ * (Fisher-Yates on splitmix64, continuing *state) when shuffle is nonzero.
+ * The same seed gives the same order anywhere. */
+void clnet__sample_order(int32_t *order, int64_t n, int shuffle, uint64_t *state);
 
 #endif

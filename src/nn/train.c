@@ -67,6 +67,8 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
     if (!m->compiled)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_step: compile the model first");
     clnet_status st;
+    if (m->hooks.before_step && (st = m->hooks.before_step(m->hooks.user, m)))
+        return st;
     if (m->compile.clip_norm > 0.0f && (st = clip(m)))
         return st;
     m->step_count++;
@@ -245,19 +247,24 @@ static uint64_t mix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+void clnet__sample_order(int32_t *order, int64_t n, int shuffle, uint64_t *state)
+{
+    for (int64_t i = 0; i < n; i++)
+        order[i] = (int32_t)i;
+    for (int64_t i = n - 1; shuffle && i > 0; i--) {
+        int64_t j = (int64_t)(mix(state) % (uint64_t)(i + 1));
+        int32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
 static clnet_status set_order(clnet_model *m, device_data *d, int shuffle, uint64_t *state)
 {
     int32_t *ord = malloc((size_t)d->count * sizeof *ord);
     if (!ord)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "fit: out of host memory");
-    for (int64_t i = 0; i < d->count; i++)
-        ord[i] = (int32_t)i;
-    for (int64_t i = d->count - 1; shuffle && i > 0; i--) {
-        int64_t j = (int64_t)(mix(state) % (uint64_t)(i + 1));
-        int32_t t = ord[i];
-        ord[i] = ord[j];
-        ord[j] = t;
-    }
+    clnet__sample_order(ord, d->count, shuffle, state);
     clnet_status st = clnet_tensor_upload(d->order, ord, (size_t)d->count * sizeof *ord);
     free(ord);
     return st;

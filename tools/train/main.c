@@ -43,7 +43,9 @@ static void usage(FILE *f)
             "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
             "  --out FILE         gan: where the sample grid goes (PNG)\n"
             "  --score FILE       gan: score samples with a CNN saved by clnet-train cnn --save\n"
-            "  --quiet            no per-step progress\n",
+            "  --quiet            no per-step progress\n"
+            "  --ranks            cnn: data-parallel over MPI ranks, one device each (automatic\n"
+            "                     under mpirun); e.g. mpirun -np 2 clnet-train cnn (docs/dist.md)\n",
             CLNET_FASHION_MNIST_DIR);
 }
 
@@ -81,6 +83,7 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--score")) o->score = v;
         else if (!strcmp(a, "--eval-only")) o->eval_only = 1;
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
+        else if (!strcmp(a, "--ranks")) o->ranks = 1;
         else if (a[0] != '-' && !o->model) o->model = a;
         else {
             fprintf(stderr, "clnet-train: unknown argument \"%s\"\n", a);
@@ -110,10 +113,49 @@ double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The data-parallel job this process belongs to, for fail(). */
+static clnet_dist *job;
+
 int fail(clnet_context *ctx, const char *what)
 {
-    fprintf(stderr, "clnet-train: %s: %s\n", what, clnet_context_errmsg(ctx));
+    const char *msg = clnet_context_errmsg(ctx);
+    if (!job) {
+        fprintf(stderr, "clnet-train: %s: %s\n", what, msg);
+        return 1;
+    }
+    /* Messages from collectives already name a rank. */
+    if (!strncmp(msg, "rank ", 5))
+        fprintf(stderr, "clnet-train: %s: %s\n", what, msg);
+    else
+        fprintf(stderr, "clnet-train: rank %d: %s: %s\n", clnet_dist_rank(job), what, msg);
+    fflush(stderr);
+    clnet_dist_abort(job, 1);
     return 1;
+}
+
+/* Joins the MPI job and creates this rank's device; 0 on success. */
+static int join(options *o, const char *model, clnet_context **ctx)
+{
+    char err[2048];
+    if (strcmp(model, "cnn")) {
+        fprintf(stderr, "clnet-train: only cnn trains over MPI ranks (--ranks / mpirun), not %s\n",
+                model);
+        return 1;
+    }
+    if (clnet_dist_init(NULL, &o->dist, err, sizeof err)) {
+        fprintf(stderr, "clnet-train: %s\n", err);
+        return 1;
+    }
+    clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+    p.device = o->device;
+    if (clnet_dist_context_create(o->dist, &p, ctx, err, sizeof err)) {
+        if (clnet_dist_rank(o->dist) == 0)
+            fprintf(stderr, "clnet-train: %s\n", err);
+        clnet_dist_destroy(o->dist);
+        return 1;
+    }
+    job = o->dist;
+    return 0;
 }
 
 int load_data(const options *o, clnet_dataset **train, clnet_dataset **test)
@@ -166,19 +208,30 @@ int main(int argc, char **argv)
     clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
     p.device = o.device;
     clnet_context *ctx;
-    if (clnet_context_create(&p, &ctx, err, sizeof err)) {
+    /* Under mpirun cnn runs data-parallel by itself; --ranks asks for it. */
+    if (o.ranks || (clnet_dist_launched() && !strcmp(o.model, "cnn"))) {
+        if (join(&o, o.model, &ctx))
+            return 1;
+    } else if (clnet_context_create(&p, &ctx, err, sizeof err)) {
         fprintf(stderr, "clnet-train: %s\n", err);
         return 1;
     }
+    int lead = clnet_dist_rank(o.dist) == 0;
     const clnet_device_info *d = clnet_context_device(ctx);
-    printf("clnet %s on %s (%s)\n", clnet_version(), d->name, d->platform_name);
+    if (lead && o.dist)
+        printf("clnet %s on %d ranks; rank 0 on %s (%s)\n", clnet_version(),
+               clnet_dist_size(o.dist), d->name, d->platform_name);
+    else if (lead)
+        printf("clnet %s on %s (%s)\n", clnet_version(), d->name, d->platform_name);
     double t0 = now();
     int rc = models[which].run(ctx, &o);
     clnet_context_stats s;
     clnet_context_get_stats(ctx, &s);
-    printf("total %.1f s, of which %.1f s building %llu kernel programs (%llu from the cache)\n",
-           now() - t0, s.build_seconds, (unsigned long long)(s.programs_built + s.programs_loaded),
-           (unsigned long long)s.programs_loaded);
+    if (lead)
+        printf("total %.1f s, of which %.1f s building %llu kernel programs (%llu from the cache)\n",
+               now() - t0, s.build_seconds, (unsigned long long)(s.programs_built + s.programs_loaded),
+               (unsigned long long)s.programs_loaded);
     clnet_context_destroy(ctx);
+    clnet_dist_destroy(o.dist);
     return rc;
 }

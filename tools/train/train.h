@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include <clnet/clnet.h>
+#include <clnet/dist.h>
 
 #include "../models.h"
 
@@ -15,6 +16,8 @@ typedef struct options {
     double lr;
     unsigned long long seed;
     int epochs_set, lr_set, batch_set;  /* given on the command line */
+    int ranks;                          /* --ranks: data-parallel over MPI ranks */
+    clnet_dist *dist;                   /* set in data-parallel runs (cnn only) */
 } options;
 
 /* Each model's entry point: returns the process exit status. */
@@ -25,6 +28,9 @@ int train_rnn(clnet_context *ctx, const options *o); /* "lstm" and "rnn" */
 
 /* Helpers shared by the models (main.c). */
 double now(void);
+/* Prints the context's last error; in a data-parallel run it names this
+ * rank and ends the whole job (clnet_dist_abort), since the other ranks may
+ * be waiting for this one. */
 int fail(clnet_context *ctx, const char *what);
 /* Loads Fashion-MNIST's train and t10k splits; prints the error. */
 int load_data(const options *o, clnet_dataset **train, clnet_dataset **test);
