@@ -28,6 +28,7 @@ static const struct {
     { "io", suite_io },
     { "rnn", suite_rnn },
     { "nn", suite_nn },
+    { "faults", suite_faults },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

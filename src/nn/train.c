@@ -247,7 +247,7 @@ static uint64_t mix(uint64_t *s)
 
 static clnet_status set_order(clnet_model *m, device_data *d, int shuffle, uint64_t *state)
 {
-    int32_t *ord = malloc((size_t)d->count * sizeof *ord);
+    int32_t *ord = clnet__malloc((size_t)d->count * sizeof *ord);
     if (!ord)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "fit: out of host memory");
     for (int64_t i = 0; i < d->count; i++)
@@ -259,7 +259,7 @@ static clnet_status set_order(clnet_model *m, device_data *d, int shuffle, uint6
         ord[j] = t;
     }
     clnet_status st = clnet_tensor_upload(d->order, ord, (size_t)d->count * sizeof *ord);
-    free(ord);
+    clnet__free(ord);
     return st;
 }
 

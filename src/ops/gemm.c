@@ -159,8 +159,8 @@ static clnet_status scale_c(clnet_context *ctx, const clnet__gemm_desc *d, const
 static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
                                       cl_command_queue *q, int *no_memory)
 {
-    float *scalars = malloc(2 * batch * sizeof *scalars);
-    size_t *offsets = malloc(3 * batch * sizeof *offsets);
+    float *scalars = clnet__malloc(2 * batch * sizeof *scalars);
+    size_t *offsets = clnet__malloc(3 * batch * sizeof *offsets);
     CLBlastStatusCode s = CLBlastSuccess;
     *no_memory = !scalars || !offsets;
     if (!*no_memory) {
@@ -177,8 +177,8 @@ static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
                                 d->k, scalars, d->a, offsets, d->lda, d->b, offsets + batch, d->ldb,
                                 scalars + batch, d->c, offsets + 2 * batch, d->ldc, batch, q, NULL);
     }
-    free(scalars);
-    free(offsets);
+    clnet__free(scalars);
+    clnet__free(offsets);
     return s;
 }
 
