@@ -99,5 +99,6 @@ Suite *suite_io(void);
 Suite *suite_rnn(void);
 Suite *suite_nn(void);
 Suite *suite_faults(void);
+Suite *suite_limits(void);
 
 #endif

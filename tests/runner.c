@@ -29,6 +29,7 @@ static const struct {
     { "rnn", suite_rnn },
     { "nn", suite_nn },
     { "faults", suite_faults },
+    { "limits", suite_limits },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

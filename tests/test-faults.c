@@ -37,8 +37,9 @@ typedef struct world {
 } world;
 
 /* The reference CNN (tools/models.c): Conv(32) > Pool > Conv(64) > Pool >
- * Flatten > Dense(64) > Dense(10, softmax). */
-static clnet_status build_cnn(clnet_context *ctx, clnet_model **out)
+ * Flatten > Dense(64) > Dense(10, softmax). Shared with test-limits.c. */
+clnet_status faults_build_cnn(clnet_context *ctx, clnet_model **out);
+clnet_status faults_build_cnn(clnet_context *ctx, clnet_model **out)
 {
     int64_t in[3] = { 1, 28, 28 };
     clnet_status st = clnet_model_create(ctx, 3, in, 7, out);
@@ -152,7 +153,7 @@ static clnet_status build_world(world *w)
     clnet_status st;
     switch (w->kind) {
     case CNN:
-        if ((st = build_cnn(ctx, &w->m)) ||
+        if ((st = faults_build_cnn(ctx, &w->m)) ||
             (st = compile(w->m, CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)) ||
             (st = make_input(ctx, CLNET_F32, 4, (int64_t[]){ b, 1, 28, 28 }, 1, &w->x)))
             return st;

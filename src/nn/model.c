@@ -24,6 +24,7 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_create: out of host memory");
     m->ctx = ctx;
     m->seed = seed;
+    m->check_numerics = clnet__numerics_enabled();
     m->in_ndim = ndim;
     memcpy(m->in_shape, input_shape, (size_t)ndim * sizeof *input_shape);
     int64_t one = 1;

@@ -97,6 +97,7 @@ struct clnet_model {
 
     int trained_forward;               /* the last forward ran in training mode */
     int compiled;
+    int check_numerics;                /* CLNET_CHECK_NUMERICS at creation (numerics.c) */
     clnet_compile_params compile;
     int64_t step_count;                /* optimizer steps taken (Adam's t) */
     uint64_t dropout_calls;            /* distinct dropout masks */
@@ -121,5 +122,12 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch);
  * softmax or sigmoid is fused with the loss, else its output. */
 const clnet_tensor *clnet__model_logits(const clnet_model *m);
 int clnet__model_fused_output(const clnet_model *m);
+
+/* numerics.c: the opt-in check. CLNET_ERR_NUMERICS, naming the layer and
+ * the tensor, when the last loss (m->loss) or a trained gradient holds a NaN
+ * or an Inf. */
+int clnet__numerics_enabled(void);
+clnet_status clnet__check_loss(clnet_model *m);
+clnet_status clnet__check_grads(clnet_model *m);
 
 #endif

@@ -67,6 +67,8 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
     if (!m->compiled)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_step: compile the model first");
     clnet_status st;
+    if (m->check_numerics && (st = clnet__check_grads(m)))
+        return st;
     if (m->compile.clip_norm > 0.0f && (st = clip(m)))
         return st;
     m->step_count++;
@@ -134,7 +136,8 @@ static clnet_status train_step(clnet_model *m, const clnet_tensor *x, const clne
 {
     clnet_status st = clnet_model_forward(m, x, 1, NULL, NULL);
     if (st || (st = check_targets(m, "clnet_model_train_on_batch", y, x->shape[0])) ||
-        (st = loss_and_grad(m, y)) || (st = clnet_model_backward(m, m->dlogits, NULL)))
+        (st = loss_and_grad(m, y)) || (m->check_numerics && (st = clnet__check_loss(m))) ||
+        (st = clnet_model_backward(m, m->dlogits, NULL)))
         return st;
     return clnet_model_step(m);
 }

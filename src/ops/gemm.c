@@ -42,6 +42,17 @@ static clnet_status clblast_error(clnet_context *ctx, CLBlastStatusCode s, const
                                   const char *what)
 {
     clnet_status st = s > -1000 ? clnet__cl_status((cl_int)s) : CLNET_ERR_OPENCL;
+    /* CLBlast's kernels have fixed work-group shapes (8x8 with the tuned
+     * pocl set); a device that allows fewer work-items cannot run them. */
+    if (s == CLBlastInvalidLocalNumDimensions || s == CLBlastInvalidLocalThreadsDim ||
+        s == CLBlastInvalidLocalThreadsTotal)
+        return clnet__error(ctx, CLNET_ERR_UNSUPPORTED,
+                            "%s: %s failed: %s (%d): CLBlast's GEMM kernels need larger "
+                            "work-groups than device \"%s\" allows (%zu work-items; "
+                            "docs/hardening.md)",
+                            what, call, clblast_name(s), (int)s,
+                            clnet__context_profile(ctx)->info.name,
+                            clnet__context_profile(ctx)->info.max_work_group_size);
     return clnet__error(ctx, st, "%s: %s failed: %s (%d)", what, call, clblast_name(s), (int)s);
 }
 

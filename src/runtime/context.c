@@ -55,6 +55,17 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char
         return CLNET_ERR_HOST_MEMORY;
     }
     clnet__profile_init(&ctx->profile, &ctx->profile.info);
+    /* Kernels keep local arrays of the work-group size (at least 1): a
+     * device with less local memory than one work-item needs fails here,
+     * not at its first launch. */
+    const clnet_device_info *d = &ctx->profile.info;
+    if (d->local_mem_bytes && d->local_mem_bytes < CLNET_LOCAL_BYTES_PER_ITEM) {
+        clnet__errbuf(err, err_size,
+                      "clnet_context_create: device \"%s\" has %llu bytes of local memory; clnet's "
+                      "kernels need %d per work-item",
+                      d->name, (unsigned long long)d->local_mem_bytes, CLNET_LOCAL_BYTES_PER_ITEM);
+        return CLNET_ERR_UNSUPPORTED;
+    }
     return CLNET_OK;
 }
 

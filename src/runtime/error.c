@@ -22,6 +22,7 @@ CLNET_API const char *clnet_status_name(clnet_status s)
     case CLNET_ERR_FORMAT: return "CLNET_ERR_FORMAT";
     case CLNET_ERR_UNSUPPORTED: return "CLNET_ERR_UNSUPPORTED";
     case CLNET_ERR_INTERNAL: return "CLNET_ERR_INTERNAL";
+    case CLNET_ERR_NUMERICS: return "CLNET_ERR_NUMERICS";
     }
     return "CLNET_ERR_UNKNOWN";
 }
