@@ -46,7 +46,7 @@ static clnet_status clblast_error(clnet_context *ctx, CLBlastStatusCode s, const
      * pocl set); a device that allows fewer work-items cannot run them. */
     if (s == CLBlastInvalidLocalNumDimensions || s == CLBlastInvalidLocalThreadsDim ||
         s == CLBlastInvalidLocalThreadsTotal)
-        return clnet__error(ctx, CLNET_ERR_UNSUPPORTED,
+        return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
                             "%s: %s failed: %s (%d): CLBlast's GEMM kernels need larger "
                             "work-groups than device \"%s\" allows (%zu work-items; "
                             "docs/hardening.md)",
