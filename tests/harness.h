@@ -98,5 +98,7 @@ Suite *suite_optim(void);
 Suite *suite_io(void);
 Suite *suite_rnn(void);
 Suite *suite_nn(void);
+Suite *suite_faults(void);
+Suite *suite_limits(void);
 
 #endif

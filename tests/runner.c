@@ -28,6 +28,8 @@ static const struct {
     { "io", suite_io },
     { "rnn", suite_rnn },
     { "nn", suite_nn },
+    { "faults", suite_faults },
+    { "limits", suite_limits },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

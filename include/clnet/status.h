@@ -30,7 +30,8 @@ typedef enum clnet_status {
     CLNET_ERR_IO,            /* a file could not be read or written */
     CLNET_ERR_FORMAT,        /* a file or buffer is malformed */
     CLNET_ERR_UNSUPPORTED,   /* the device or build lacks a needed feature */
-    CLNET_ERR_INTERNAL       /* a bug in clnet: please report it */
+    CLNET_ERR_INTERNAL,      /* a bug in clnet: please report it */
+    CLNET_ERR_NUMERICS       /* a non-finite loss or gradient (CLNET_CHECK_NUMERICS=1) */
 } clnet_status;
 
 /* A short constant name for a status ("CLNET_ERR_SHAPE"); never NULL. */

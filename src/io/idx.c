@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "clnet/data.h"
+#include "runtime/alloc.h"
 
 #if defined(__GNUC__)
 #define IDX_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -148,7 +149,7 @@ static clnet_status read_header(reader *r, clnet_idx *idx)
 static clnet_status read_data(reader *r, size_t want, unsigned char **out)
 {
     size_t cap = want < FIRST_CHUNK ? want : FIRST_CHUNK, have = 0;
-    unsigned char *buf = malloc(cap ? cap : 1);
+    unsigned char *buf = clnet__malloc(cap ? cap : 1);
     if (!buf)
         return fail(r->err, r->err_size, CLNET_ERR_HOST_MEMORY, "%s: out of host memory",
                     r->path);
@@ -156,7 +157,7 @@ static clnet_status read_data(reader *r, size_t want, unsigned char **out)
     while (have < want) {
         if (have == cap) {
             size_t ncap = cap > want / 2 ? want : 2 * cap;
-            unsigned char *nbuf = realloc(buf, ncap);
+            unsigned char *nbuf = clnet__realloc(buf, ncap);
             if (!nbuf) {
                 st = fail(r->err, r->err_size, CLNET_ERR_HOST_MEMORY,
                           "%s: out of host memory (%zu bytes)", r->path, ncap);
@@ -178,7 +179,7 @@ static clnet_status read_data(reader *r, size_t want, unsigned char **out)
         }
     }
     if (st) {
-        free(buf);
+        clnet__free(buf);
         return st;
     }
     *out = buf;
@@ -237,7 +238,7 @@ CLNET_API clnet_status clnet_idx_load(const char *path, clnet_idx **out, char *e
         return fail(err, err_size, errno ? CLNET_ERR_IO : CLNET_ERR_HOST_MEMORY,
                     "%s: cannot open: %s", path, errno ? strerror(errno) : "out of host memory");
     gzbuffer(r.gz, 1u << 17);
-    clnet_idx *idx = calloc(1, sizeof *idx);
+    clnet_idx *idx = clnet__calloc(1, sizeof *idx);
     unsigned char *data = NULL;
     clnet_status st = CLNET_ERR_HOST_MEMORY;
     if (!idx) {
@@ -264,8 +265,8 @@ CLNET_API void clnet_idx_free(clnet_idx *idx)
 {
     if (!idx)
         return;
-    free(idx->data);
-    free(idx);
+    clnet__free(idx->data);
+    clnet__free(idx);
 }
 
 /* ---- MNIST-style datasets --------------------------------------------- */
@@ -322,11 +323,11 @@ static clnet_status check_pair(const clnet_idx *img, const char *img_path, const
 static clnet_status make_dataset(const clnet_idx *img, const clnet_idx *lab, clnet_dataset **out,
                                  char *err, size_t err_size)
 {
-    clnet_dataset *ds = calloc(1, sizeof *ds);
+    clnet_dataset *ds = clnet__calloc(1, sizeof *ds);
     size_t n = img->count, m = lab->count;
     if (ds) {
-        ds->images = n <= SIZE_MAX / sizeof(float) ? malloc(n ? n * sizeof(float) : 1) : NULL;
-        ds->labels = malloc(m ? m * sizeof(int32_t) : 1);
+        ds->images = n <= SIZE_MAX / sizeof(float) ? clnet__malloc(n ? n * sizeof(float) : 1) : NULL;
+        ds->labels = clnet__malloc(m ? m * sizeof(int32_t) : 1);
     }
     if (!ds || !ds->images || !ds->labels) {
         clnet_dataset_free(ds);
@@ -380,7 +381,7 @@ CLNET_API void clnet_dataset_free(clnet_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->images);
-    free(ds->labels);
-    free(ds);
+    clnet__free(ds->images);
+    clnet__free(ds->labels);
+    clnet__free(ds);
 }

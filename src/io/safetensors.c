@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "clnet/safetensors.h"
+#include "runtime/alloc.h"
 
 #if defined(__GNUC__)
 #define ST_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -327,7 +328,7 @@ static clnet_status check_metadata_keys(const diag *d, const cJSON *meta)
     size_t m = 0;
     for (const cJSON *k = meta->child; k; k = k->next)
         m++;
-    const char **keys = malloc((m ? m : 1) * sizeof *keys);
+    const char **keys = clnet__malloc((m ? m : 1) * sizeof *keys);
     if (!keys)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
     m = 0;
@@ -337,7 +338,7 @@ static clnet_status check_metadata_keys(const diag *d, const cJSON *meta)
     clnet_status st = dup ? report(d, CLNET_ERR_FORMAT, "duplicate " META_KEY " key \"%.200s\"",
                                    dup)
                           : CLNET_OK;
-    free(keys);
+    clnet__free(keys);
     return st;
 }
 
@@ -420,7 +421,7 @@ static clnet_status parse_json(const diag *d, const unsigned char *h, size_t n, 
         return report(d, CLNET_ERR_FORMAT, "header does not start with '{' (byte 0 is 0x%02x)",
                       h[0]);
     /* A NUL-terminated copy: cJSON never reads past it, whatever its length logic. */
-    char *text = malloc(n + 1);
+    char *text = clnet__malloc(n + 1);
     if (!text)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory (%zu-byte header)", n);
     memcpy(text, h, n);
@@ -428,7 +429,7 @@ static clnet_status parse_json(const diag *d, const unsigned char *h, size_t n, 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     size_t pos = end ? (size_t)(end - text) : 0;
-    free(text);
+    clnet__free(text);
     if (!root)
         return report(d, CLNET_ERR_FORMAT, "header is not valid JSON (error near byte %zu)", pos);
     for (size_t i = pos; i < n; i++)
@@ -482,7 +483,7 @@ static clnet_status validate(const diag *d, const cJSON *root, size_t data_size,
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = malloc(n);
+    char *p = clnet__malloc(n);
     return p ? memcpy(p, s, n) : NULL;
 }
 
@@ -503,7 +504,7 @@ static clnet_status fill_result(const diag *d, st_impl *res, clnet_safetensors_e
     size_t m = 0;
     for (const cJSON *k = meta ? meta->child : NULL; k; k = k->next)
         m++;
-    if (m && !(res->meta = calloc(m, sizeof *res->meta)))
+    if (m && !(res->meta = clnet__calloc(m, sizeof *res->meta)))
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
     res->pub.metadata = res->meta;
     for (const cJSON *k = meta ? meta->child : NULL; k; k = k->next) {
@@ -542,10 +543,10 @@ static clnet_status parse(const diag *d, const unsigned char *buf, size_t len, v
     for (const cJSON *item = root->child; item; item = item->next)
         nkeys++;
     st = CLNET_ERR_HOST_MEMORY;
-    st_impl *res = calloc(1, sizeof *res);
-    clnet_safetensors_entry *ents = calloc(nkeys ? nkeys : 1, sizeof *ents);
-    const char **names = calloc(nkeys ? nkeys : 1, sizeof *names);
-    const clnet_safetensors_entry **sorted = calloc(nkeys ? nkeys : 1, sizeof *sorted);
+    st_impl *res = clnet__calloc(1, sizeof *res);
+    clnet_safetensors_entry *ents = clnet__calloc(nkeys ? nkeys : 1, sizeof *ents);
+    const char **names = clnet__calloc(nkeys ? nkeys : 1, sizeof *names);
+    const clnet_safetensors_entry **sorted = clnet__calloc(nkeys ? nkeys : 1, sizeof *sorted);
     const cJSON *meta = NULL;
     size_t count = 0;
     if (!res || !ents || !names || !sorted) {
@@ -556,7 +557,7 @@ static clnet_status parse(const diag *d, const unsigned char *buf, size_t len, v
         (st = check_header_text(d, h, n)))
         goto done;
     if (!owned) {
-        unsigned char *copy = aligned_alloc(DATA_ALIGN, round_up(data_size + 1, DATA_ALIGN));
+        unsigned char *copy = clnet__aligned_alloc(DATA_ALIGN, round_up(data_size + 1, DATA_ALIGN));
         if (!copy) {
             st = report(d, CLNET_ERR_HOST_MEMORY, "out of host memory (%zu bytes of data)",
                         data_size);
@@ -571,9 +572,9 @@ static clnet_status parse(const diag *d, const unsigned char *buf, size_t len, v
     st = fill_result(d, res, ents, count, meta, data);
     ents = NULL;                       /* res owns them now */
 done:
-    free(sorted);
-    free(names);
-    free(ents);
+    clnet__free(sorted);
+    clnet__free(names);
+    clnet__free(ents);
     cJSON_Delete(root);
     if (st) {
         clnet_safetensors_free(res ? &res->pub : NULL);
@@ -616,13 +617,13 @@ static clnet_status read_file(const diag *d, FILE *f, size_t len, void **block,
             return st;
         pad = (DATA_ALIGN - (size_t)((8 + hlen) % DATA_ALIGN)) % DATA_ALIGN;
     }
-    unsigned char *b = aligned_alloc(DATA_ALIGN, round_up(pad + len + 1, DATA_ALIGN));
+    unsigned char *b = clnet__aligned_alloc(DATA_ALIGN, round_up(pad + len + 1, DATA_ALIGN));
     if (!b)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory (%zu bytes)", len);
     memcpy(b + pad, head, have);
     if (fread(b + pad + have, 1, len - have, f) != len - have) {
         int shrank = !ferror(f);
-        free(b);
+        clnet__free(b);
         return report(d, CLNET_ERR_IO, "read failed: %s",
                       shrank ? "the file shrank while being read" : strerror(errno));
     }
@@ -658,7 +659,7 @@ CLNET_API clnet_status clnet_safetensors_load(const char *path, clnet_safetensor
         st = read_file(&d, f, (size_t)sb.st_size, &block, &buf);
     fclose(f);
     if (!st && (st = parse(&d, buf, (size_t)sb.st_size, block, out)))
-        free(block);
+        clnet__free(block);
     return st;
 }
 
@@ -685,15 +686,15 @@ CLNET_API void clnet_safetensors_free(clnet_safetensors *st)
         return;
     st_impl *impl = (st_impl *)st;
     for (size_t i = 0; i < st->count; i++)
-        free((void *)impl->entries[i].name);
-    free(impl->entries);
+        clnet__free((void *)impl->entries[i].name);
+    clnet__free(impl->entries);
     for (size_t i = 0; i < st->metadata_count; i++) {
-        free((void *)impl->meta[i].key);
-        free((void *)impl->meta[i].value);
+        clnet__free((void *)impl->meta[i].key);
+        clnet__free((void *)impl->meta[i].value);
     }
-    free(impl->meta);
-    free(impl->block);
-    free(impl);
+    clnet__free(impl->meta);
+    clnet__free(impl->block);
+    clnet__free(impl);
 }
 
 /* ---- Writing ------------------------------------------------------------ */
@@ -757,7 +758,7 @@ static clnet_status check_write_args(const diag *d, const clnet_safetensors_entr
                           "many bytes");
     }
     size_t n = count > nkv / 2 ? count : nkv / 2;
-    const char **names = malloc((n ? n : 1) * sizeof *names);
+    const char **names = clnet__malloc((n ? n : 1) * sizeof *names);
     if (!names)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
     for (size_t i = 0; i < count; i++)
@@ -771,7 +772,7 @@ static clnet_status check_write_args(const diag *d, const clnet_safetensors_entr
     if (!st && (dup = find_duplicate(names, nkv / 2)))
         st = report(d, CLNET_ERR_INVALID_ARG, "invalid argument: duplicate metadata key "
                     "\"%.200s\"", dup);
-    free(names);
+    clnet__free(names);
     return st;
 }
 
@@ -819,7 +820,7 @@ static char *build_header(const clnet_safetensors_entry_in *entries, size_t coun
     if (!text)
         return NULL;
     size_t n = strlen(text), padded = round_up(n, 8);
-    char *out = malloc(padded + 1);
+    char *out = clnet__malloc(padded + 1);
     if (out) {
         memcpy(out, text, n);
         memset(out + n, ' ', padded - n);
@@ -885,7 +886,7 @@ static int create_temp(const char *path, char *tmp, size_t size)
 static void sync_parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? malloc((size_t)(slash - path) + 2) : NULL;
+    char *dir = slash ? clnet__malloc((size_t)(slash - path) + 2) : NULL;
     if (slash && !dir)
         return;
     if (dir) {
@@ -898,7 +899,7 @@ static void sync_parent_dir(const char *path)
         fsync(fd);
         close(fd);
     }
-    free(dir);
+    clnet__free(dir);
 }
 
 static clnet_status write_file(const diag *d, const char *path, const char *header, size_t hlen,
@@ -906,14 +907,14 @@ static clnet_status write_file(const diag *d, const char *path, const char *head
                                const uint64_t *offsets)
 {
     size_t tsize = strlen(path) + 64;
-    char *tmp = malloc(tsize);
+    char *tmp = clnet__malloc(tsize);
     if (!tmp)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
     int fd = create_temp(path, tmp, tsize);
     if (fd < 0) {
         clnet_status st = report(d, CLNET_ERR_IO, "cannot create a temporary file next to "
                                  "\"%.400s\": %s", path, strerror(errno));
-        free(tmp);
+        clnet__free(tmp);
         return st;
     }
     unsigned char len8[8];
@@ -940,7 +941,7 @@ static clnet_status write_file(const diag *d, const char *path, const char *head
     } else {
         sync_parent_dir(path);
     }
-    free(tmp);
+    clnet__free(tmp);
     return st;
 }
 
@@ -958,7 +959,7 @@ CLNET_API clnet_status clnet_safetensors_write(const char *path,
                       count);
     if (count > SIZE_MAX / sizeof(uint64_t) - 1)
         return report(&d, CLNET_ERR_INVALID_ARG, "invalid argument: count %zu", count);
-    uint64_t *offsets = malloc((count + 1) * sizeof *offsets);
+    uint64_t *offsets = clnet__malloc((count + 1) * sizeof *offsets);
     if (!offsets)
         return report(&d, CLNET_ERR_HOST_MEMORY, "out of host memory");
     clnet_status st = check_write_args(&d, entries, count, metadata_kv, offsets);
@@ -968,7 +969,7 @@ CLNET_API clnet_status clnet_safetensors_write(const char *path,
         st = report(&d, CLNET_ERR_HOST_MEMORY, "out of host memory (building the header)");
     if (!st)
         st = write_file(&d, path, header, hlen, entries, count, offsets);
-    free(header);
-    free(offsets);
+    clnet__free(header);
+    clnet__free(offsets);
     return st;
 }

@@ -48,13 +48,13 @@ clnet_status clnet__layer_new(clnet_model *m, const clnet__layer_ops *ops, const
                             ops->type);
     if (m->nlayers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 8;
-        clnet__layer **p = realloc(m->layers, (size_t)cap * sizeof *p);
+        clnet__layer **p = clnet__realloc(m->layers, (size_t)cap * sizeof *p);
         if (!p)
             return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", ops->type);
         m->layers = p;
         m->cap_layers = cap;
     }
-    clnet__layer *l = calloc(1, sizeof *l);
+    clnet__layer *l = clnet__calloc(1, sizeof *l);
     if (!l)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", ops->type);
     int same = 0;
@@ -87,7 +87,8 @@ clnet_status clnet__param_add(clnet__layer *l, const char *name, int ndim, const
         st = clnet_tensor_fill(p->value, 0.0);
     if (st) {
         clnet_tensor_destroy(p->value);
-        p->value = NULL;
+        clnet_tensor_destroy(p->grad);
+        p->value = p->grad = NULL;
         return st;
     }
     l->nparams++;
@@ -140,7 +141,7 @@ void clnet__layer_free(clnet__layer *l)
         clnet_tensor_destroy(l->extra[i].view);
         clnet_tensor_destroy(l->extra[i].buf);
     }
-    free(l);
+    clnet__free(l);
 }
 
 static int valid_activation(clnet_activation a)

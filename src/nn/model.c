@@ -19,11 +19,12 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
             return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
                                 "clnet_model_create: input dim %d is %lld (must be positive)", i,
                                 (long long)input_shape[i]);
-    clnet_model *m = calloc(1, sizeof *m);
+    clnet_model *m = clnet__calloc(1, sizeof *m);
     if (!m)
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_create: out of host memory");
     m->ctx = ctx;
     m->seed = seed;
+    m->check_numerics = clnet__numerics_enabled();
     m->in_ndim = ndim;
     memcpy(m->in_shape, input_shape, (size_t)ndim * sizeof *input_shape);
     int64_t one = 1;
@@ -41,7 +42,8 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
 
 static void free_views(clnet_model *m)
 {
-    for (int i = 0; i <= m->nlayers && m->acts; i++) {
+    /* Either array may be missing after a failed allocation. */
+    for (int i = 0; i <= m->nlayers && m->acts && m->grads; i++) {
         clnet_tensor_destroy(m->acts[i]);
         clnet_tensor_destroy(m->grads[i]);
         m->acts[i] = m->grads[i] = NULL;
@@ -63,7 +65,7 @@ static void free_views(clnet_model *m)
 static void free_buffers(clnet_model *m)
 {
     free_views(m);
-    for (int i = 0; i <= m->nlayers && m->act_buf; i++) {
+    for (int i = 0; i <= m->nlayers && m->act_buf && m->grad_buf; i++) {
         clnet_tensor_destroy(m->act_buf[i]);
         clnet_tensor_destroy(m->grad_buf[i]);
     }
@@ -78,10 +80,10 @@ static void free_buffers(clnet_model *m)
     }
     clnet_tensor_destroy(m->dlogits_buf);
     m->dlogits_buf = NULL;
-    free(m->act_buf);
-    free(m->grad_buf);
-    free(m->acts);
-    free(m->grads);
+    clnet__free(m->act_buf);
+    clnet__free(m->grad_buf);
+    clnet__free(m->acts);
+    clnet__free(m->grads);
     m->act_buf = m->grad_buf = m->acts = m->grads = NULL;
     m->max_batch = 0;
 }
@@ -93,12 +95,12 @@ CLNET_API void clnet_model_destroy(clnet_model *m)
     free_buffers(m);
     for (int i = 0; i < m->nlayers; i++)
         clnet__layer_free(m->layers[i]);
-    free(m->layers);
+    clnet__free(m->layers);
     clnet_tensor_destroy(m->loss);
     clnet_tensor_destroy(m->correct);
     clnet_tensor_destroy(m->loss_sum);
     clnet_tensor_destroy(m->correct_sum);
-    free(m);
+    clnet__free(m);
 }
 
 /* A (batch, shape...) tensor. */
@@ -143,8 +145,8 @@ static const int64_t *last_out_shape(const clnet_model *m)
 static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
 {
     size_t n = (size_t)m->nlayers + 1;
-    if (!(m->act_buf = calloc(n, sizeof *m->act_buf)) || !(m->grad_buf = calloc(n, sizeof *m->grad_buf)) ||
-        !(m->acts = calloc(n, sizeof *m->acts)) || !(m->grads = calloc(n, sizeof *m->grads)))
+    if (!(m->act_buf = clnet__calloc(n, sizeof *m->act_buf)) || !(m->grad_buf = clnet__calloc(n, sizeof *m->grad_buf)) ||
+        !(m->acts = clnet__calloc(n, sizeof *m->acts)) || !(m->grads = clnet__calloc(n, sizeof *m->grads)))
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "model buffers: out of host memory");
     clnet_status st;
     for (int i = 0; i <= m->nlayers; i++) {

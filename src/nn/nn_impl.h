@@ -108,6 +108,7 @@ struct clnet_model {
 
     int trained_forward;               /* the last forward ran in training mode */
     int compiled;
+    int check_numerics;                /* CLNET_CHECK_NUMERICS at creation (numerics.c) */
     clnet_compile_params compile;
     int64_t step_count;                /* optimizer steps taken (Adam's t) */
     uint64_t dropout_calls;            /* distinct dropout masks */
@@ -139,5 +140,12 @@ int clnet__model_fused_output(const clnet_model *m);
  * (Fisher-Yates on splitmix64, continuing *state) when shuffle is nonzero.
  * The same seed gives the same order anywhere. */
 void clnet__sample_order(int32_t *order, int64_t n, int shuffle, uint64_t *state);
+
+/* numerics.c: the opt-in check. CLNET_ERR_NUMERICS, naming the layer and
+ * the tensor, when the last loss (m->loss) or a trained gradient holds a NaN
+ * or an Inf. */
+int clnet__numerics_enabled(void);
+clnet_status clnet__check_loss(clnet_model *m);
+clnet_status clnet__check_grads(clnet_model *m);
 
 #endif

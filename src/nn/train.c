@@ -69,6 +69,8 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
     clnet_status st;
     if (m->hooks.before_step && (st = m->hooks.before_step(m->hooks.user, m)))
         return st;
+    if (m->check_numerics && (st = clnet__check_grads(m)))
+        return st;
     if (m->compile.clip_norm > 0.0f && (st = clip(m)))
         return st;
     m->step_count++;
@@ -136,7 +138,8 @@ static clnet_status train_step(clnet_model *m, const clnet_tensor *x, const clne
 {
     clnet_status st = clnet_model_forward(m, x, 1, NULL, NULL);
     if (st || (st = check_targets(m, "clnet_model_train_on_batch", y, x->shape[0])) ||
-        (st = loss_and_grad(m, y)) || (st = clnet_model_backward(m, m->dlogits, NULL)))
+        (st = loss_and_grad(m, y)) || (m->check_numerics && (st = clnet__check_loss(m))) ||
+        (st = clnet_model_backward(m, m->dlogits, NULL)))
         return st;
     return clnet_model_step(m);
 }
@@ -261,12 +264,12 @@ void clnet__sample_order(int32_t *order, int64_t n, int shuffle, uint64_t *state
 
 static clnet_status set_order(clnet_model *m, device_data *d, int shuffle, uint64_t *state)
 {
-    int32_t *ord = malloc((size_t)d->count * sizeof *ord);
+    int32_t *ord = clnet__malloc((size_t)d->count * sizeof *ord);
     if (!ord)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "fit: out of host memory");
     clnet__sample_order(ord, d->count, shuffle, state);
     clnet_status st = clnet_tensor_upload(d->order, ord, (size_t)d->count * sizeof *ord);
-    free(ord);
+    clnet__free(ord);
     return st;
 }
 

@@ -23,8 +23,8 @@ CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path)
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, path != NULL);
     int n = param_total(m), k = 0;
-    clnet_safetensors_entry_in *e = calloc((size_t)(n ? n : 1), sizeof *e);
-    char (*names)[48] = calloc((size_t)(n ? n : 1), sizeof *names);
+    clnet_safetensors_entry_in *e = clnet__calloc((size_t)(n ? n : 1), sizeof *e);
+    char (*names)[48] = clnet__calloc((size_t)(n ? n : 1), sizeof *names);
     clnet_status st = e && names ? CLNET_OK
                                  : clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_save: out of host memory");
     for (int i = 0; i < m->nlayers && !st; i++)
@@ -34,7 +34,7 @@ CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path)
             e[k].name = names[k];
             e[k].dtype = CLNET_F32;
             e[k].ndim = clnet_tensor_shape(t, e[k].shape);
-            void *data = malloc(clnet_tensor_numel(t) * sizeof(float) + 1);
+            void *data = clnet__malloc(clnet_tensor_numel(t) * sizeof(float) + 1);
             e[k].data = data;
             if (!data)
                 st = clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_save: out of host memory");
@@ -48,9 +48,9 @@ CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path)
             clnet__error(m->ctx, st, "clnet_model_save: %s", err);
     }
     for (int i = 0; e && i < k; i++)
-        free((void *)e[i].data);
-    free(e);
-    free(names);
+        clnet__free((void *)e[i].data);
+    clnet__free(e);
+    clnet__free(names);
     return st;
 }
 

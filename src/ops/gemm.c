@@ -42,6 +42,17 @@ static clnet_status clblast_error(clnet_context *ctx, CLBlastStatusCode s, const
                                   const char *what)
 {
     clnet_status st = s > -1000 ? clnet__cl_status((cl_int)s) : CLNET_ERR_OPENCL;
+    /* CLBlast's kernels have fixed work-group shapes (8x8 with the tuned
+     * pocl set); a device that allows fewer work-items cannot run them. */
+    if (s == CLBlastInvalidLocalNumDimensions || s == CLBlastInvalidLocalThreadsDim ||
+        s == CLBlastInvalidLocalThreadsTotal)
+        return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
+                            "%s: %s failed: %s (%d): CLBlast's GEMM kernels need larger "
+                            "work-groups than device \"%s\" allows (%zu work-items; "
+                            "docs/hardening.md)",
+                            what, call, clblast_name(s), (int)s,
+                            clnet__context_profile(ctx)->info.name,
+                            clnet__context_profile(ctx)->info.max_work_group_size);
     return clnet__error(ctx, st, "%s: %s failed: %s (%d)", what, call, clblast_name(s), (int)s);
 }
 
@@ -159,8 +170,8 @@ static clnet_status scale_c(clnet_context *ctx, const clnet__gemm_desc *d, const
 static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
                                       cl_command_queue *q, int *no_memory)
 {
-    float *scalars = malloc(2 * batch * sizeof *scalars);
-    size_t *offsets = malloc(3 * batch * sizeof *offsets);
+    float *scalars = clnet__malloc(2 * batch * sizeof *scalars);
+    size_t *offsets = clnet__malloc(3 * batch * sizeof *offsets);
     CLBlastStatusCode s = CLBlastSuccess;
     *no_memory = !scalars || !offsets;
     if (!*no_memory) {
@@ -177,8 +188,8 @@ static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
                                 d->k, scalars, d->a, offsets, d->lda, d->b, offsets + batch, d->ldb,
                                 scalars + batch, d->c, offsets + 2 * batch, d->ldc, batch, q, NULL);
     }
-    free(scalars);
-    free(offsets);
+    clnet__free(scalars);
+    clnet__free(offsets);
     return s;
 }
 

@@ -14,7 +14,7 @@ CLNET_API const char *clnet_version(void)
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = clnet__malloc(n);
     if (d)
         memcpy(d, s, n);
     return d;
@@ -55,6 +55,17 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char
         return CLNET_ERR_HOST_MEMORY;
     }
     clnet__profile_init(&ctx->profile, &ctx->profile.info);
+    /* Kernels keep local arrays of the work-group size (at least 1): a
+     * device with less local memory than one work-item needs fails here,
+     * not at its first launch. */
+    const clnet_device_info *d = &ctx->profile.info;
+    if (d->local_mem_bytes && d->local_mem_bytes < CLNET_LOCAL_BYTES_PER_ITEM) {
+        clnet__errbuf(err, err_size,
+                      "clnet_context_create: device \"%s\" has %llu bytes of local memory; clnet's "
+                      "kernels need %d per work-item",
+                      d->name, (unsigned long long)d->local_mem_bytes, CLNET_LOCAL_BYTES_PER_ITEM);
+        return CLNET_ERR_UNSUPPORTED;
+    }
     return CLNET_OK;
 }
 
@@ -62,7 +73,7 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char
 static clnet_status open_device(const clnet__candidate *c, const clnet_context_params *params,
                                 clnet_context **out, char *err, size_t err_size)
 {
-    clnet_context *ctx = calloc(1, sizeof *ctx);
+    clnet_context *ctx = clnet__calloc(1, sizeof *ctx);
     *out = NULL;
     if (!ctx) {
         clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
@@ -153,20 +164,20 @@ clnet_status clnet__context_create_probed(const clnet_context_params *params,
                 clnet__error(ctx, last, "clnet_context_create: chose %d:%d \"%s\" after skipping %s",
                              cand[i].info.platform_index, cand[i].info.device_index,
                              cand[i].info.name, notes);
-            free(cand);
+            clnet__free(cand);
             *out = ctx;
             return CLNET_OK;
         }
         if (n == 1 || !device_fault(st)) {
             clnet__errbuf(err, err_size, "%s", why);
-            free(cand);
+            clnet__free(cand);
             return st;
         }
         append_note(notes, sizeof notes, &cand[i].info, why);
         last = st;
     }
     clnet__errbuf(err, err_size, "clnet_context_create: no usable OpenCL device; tried %s", notes);
-    free(cand);
+    clnet__free(cand);
     return last;
 }
 
@@ -188,7 +199,7 @@ CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context contex
         return CLNET_ERR_INVALID_ARG;
     }
     *out = NULL;
-    clnet_context *ctx = calloc(1, sizeof *ctx);
+    clnet_context *ctx = clnet__calloc(1, sizeof *ctx);
     if (!ctx) {
         clnet__errbuf(err, err_size, "clnet_context_wrap: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
@@ -222,14 +233,14 @@ static void program_free(clnet__program *p)
 {
     for (int k = 0; k < p->nkernels; k++) {
         clReleaseKernel(p->kernels[k]);
-        free(p->kernel_names[k]);
+        clnet__free(p->kernel_names[k]);
     }
-    free(p->kernels);
-    free(p->kernel_names);
+    clnet__free(p->kernels);
+    clnet__free(p->kernel_names);
     if (p->program)
         clReleaseProgram(p->program);
-    free(p->name);
-    free(p->options);
+    clnet__free(p->name);
+    clnet__free(p->options);
 }
 
 CLNET_API void clnet_context_destroy(clnet_context *ctx)
@@ -240,15 +251,15 @@ CLNET_API void clnet_context_destroy(clnet_context *ctx)
         clFinish(ctx->queue);
     for (int i = ctx->nprograms - 1; i >= 0; i--)
         program_free(&ctx->programs[i]);
-    free(ctx->programs);
+    clnet__free(ctx->programs);
     clnet__buffer_release(ctx, ctx->workspace, ctx->workspace_bytes);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)
         clReleaseContext(ctx->context);
-    free(ctx->cache_dir);
-    free(ctx->kernel_dir);
-    free(ctx);
+    clnet__free(ctx->cache_dir);
+    clnet__free(ctx->kernel_dir);
+    clnet__free(ctx);
 }
 
 CLNET_API const char *clnet_context_errmsg(const clnet_context *ctx)

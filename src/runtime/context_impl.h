@@ -3,6 +3,7 @@
 #define CLNET_CONTEXT_IMPL_H
 
 #include "runtime.h"
+#include "shim.h"
 
 /* A program built for this context, keyed by name and full options. */
 typedef struct clnet__program {

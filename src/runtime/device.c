@@ -22,26 +22,37 @@ typedef struct {
     char name[64];
 } name_version;
 
-/* A device string query, malloc'd and NUL-terminated ("" when it fails);
- * NULL only when out of memory. */
-static char *device_string(cl_device_id d, cl_device_info what)
+/* device_string's error when the host is out of memory (not an OpenCL code). */
+#define HOST_OOM 1
+
+/* A device string query, malloc'd and NUL-terminated; NULL when the query
+ * fails (*e says why: its OpenCL error, or HOST_OOM). */
+static char *device_string(cl_device_id d, cl_device_info what, cl_int *e)
 {
     size_t n = 0;
-    if (clGetDeviceInfo(d, what, 0, NULL, &n) != CL_SUCCESS)
-        n = 0;
-    char *s = malloc(n + 1);
-    if (s && (n == 0 || clGetDeviceInfo(d, what, n, s, NULL) != CL_SUCCESS))
-        n = 0;
-    if (s)
-        s[n] = 0;
+    char *s = NULL;
+    if ((*e = clGetDeviceInfo(d, what, 0, NULL, &n)) != CL_SUCCESS)
+        return NULL;
+    if (!(s = clnet__malloc(n + 1))) {
+        *e = HOST_OOM;
+        return NULL;
+    }
+    if (n && (*e = clGetDeviceInfo(d, what, n, s, NULL)) != CL_SUCCESS) {
+        clnet__free(s);
+        return NULL;
+    }
+    s[n] = 0;
     return s;
 }
 
-static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size)
+static cl_int info_string(cl_device_id d, cl_device_info what, char *buf, size_t size)
 {
-    char *s = device_string(d, what);
-    snprintf(buf, size, "%s", s ? s : "");
-    free(s);
+    cl_int e;
+    char *s = device_string(d, what, &e);
+    if (s)
+        snprintf(buf, size, "%s", s);
+    clnet__free(s);
+    return s ? CL_SUCCESS : e;
 }
 
 static void platform_string(cl_platform_id p, cl_platform_info what, char *buf, size_t size)
@@ -50,14 +61,14 @@ static void platform_string(cl_platform_id p, cl_platform_info what, char *buf, 
     buf[0] = 0;
     if (clGetPlatformInfo(p, what, 0, NULL, &n) != CL_SUCCESS || n == 0)
         return;
-    char *tmp = malloc(n + 1);
+    char *tmp = clnet__malloc(n + 1);
     if (!tmp)
         return;
     if (clGetPlatformInfo(p, what, n, tmp, NULL) == CL_SUCCESS) {
         tmp[n] = 0;
         snprintf(buf, size, "%s", tmp);
     }
-    free(tmp);
+    clnet__free(tmp);
 }
 
 /* Whether a space-separated list holds `word` as a whole word. */
@@ -78,13 +89,13 @@ static void name_versions(cl_device_id d, cl_device_info what, unsigned *feature
     size_t n = 0;
     if (clGetDeviceInfo(d, what, 0, NULL, &n) != CL_SUCCESS || n < sizeof(name_version))
         return;
-    name_version *v = malloc(n);
+    name_version *v = clnet__malloc(n);
     if (v && clGetDeviceInfo(d, what, n, v, NULL) == CL_SUCCESS)
         for (size_t i = 0; i < n / sizeof *v; i++) {
             v[i].name[sizeof v[i].name - 1] = 0;
             each(features, v[i].version >> 22, v[i].name);
         }
-    free(v);
+    clnet__free(v);
 }
 
 static void c_version(unsigned *features, unsigned major, const char *name)
@@ -135,24 +146,44 @@ static unsigned read_features(cl_device_id d, const clnet_device_info *info, con
     return f;
 }
 
+static clnet_status query_failed(char *err, size_t err_size, const char *device, const char *what,
+                                 cl_int e)
+{
+    if (e == HOST_OOM) {
+        clnet__errbuf(err, err_size, "device \"%s\": out of host memory (reading %s)", device, what);
+        return CLNET_ERR_HOST_MEMORY;
+    }
+    clnet__errbuf(err, err_size, "device \"%s\": clGetDeviceInfo(%s) failed: %s (%d)", device, what,
+                  clnet__cl_error_name(e), (int)e);
+    return clnet__cl_status(e);
+}
+
 clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_info *info,
                                 char *err, size_t err_size)
 {
     memset(info, 0, sizeof *info);
     platform_string(p, CL_PLATFORM_NAME, info->platform_name, sizeof info->platform_name);
     platform_string(p, CL_PLATFORM_VERSION, info->platform_version, sizeof info->platform_version);
-    info_string(d, CL_DEVICE_NAME, info->name, sizeof info->name);
-    info_string(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
-    info_string(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
-    info_string(d, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,
-                sizeof info->opencl_c_version);
+    /* A string the device will not give makes its profile unknowable: the
+     * device is refused (skipped when there are others), never guessed at. */
+    char version[128];
+    const struct { cl_device_info what; const char *name; char *buf; size_t size; } strs[] = {
+        { CL_DEVICE_NAME, "CL_DEVICE_NAME", info->name, sizeof info->name },
+        { CL_DEVICE_VENDOR, "CL_DEVICE_VENDOR", info->vendor, sizeof info->vendor },
+        { CL_DRIVER_VERSION, "CL_DRIVER_VERSION", info->driver_version, sizeof info->driver_version },
+        { CL_DEVICE_OPENCL_C_VERSION, "CL_DEVICE_OPENCL_C_VERSION", info->opencl_c_version,
+          sizeof info->opencl_c_version },
+        { CL_DEVICE_VERSION, "CL_DEVICE_VERSION", version, sizeof version },
+    };
+    cl_int e = CL_SUCCESS;
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if ((e = info_string(d, strs[i].what, strs[i].buf, strs[i].size)) != CL_SUCCESS)
+            return query_failed(err, err_size, info->name, strs[i].name, e);
     if (sscanf(info->opencl_c_version, "OpenCL C %d.%d", &info->opencl_c_major,
                &info->opencl_c_minor) != 2) {
         info->opencl_c_major = 1;
         info->opencl_c_minor = 0;
     }
-    char version[128];
-    info_string(d, CL_DEVICE_VERSION, version, sizeof version);
     if (sscanf(version, "OpenCL %d.%d", &info->opencl_major, &info->opencl_minor) != 2) {
         info->opencl_major = 1;
         info->opencl_minor = 0;
@@ -163,7 +194,7 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
     cl_ulong gmem = 0, alloc = 0, lmem = 0;
     cl_device_local_mem_type ltype = CL_LOCAL;
     size_t wg = 0;
-    cl_int e = clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    e = clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     if (e == CL_SUCCESS)
         e = clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
     if (e == CL_SUCCESS)
@@ -185,13 +216,11 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
                       info->name, clnet__cl_error_name(e), (int)e);
         return clnet__cl_status(e);
     }
-    char *ext = device_string(d, CL_DEVICE_EXTENSIONS);
-    if (!ext) {
-        clnet__errbuf(err, err_size, "device \"%s\": out of host memory", info->name);
-        return CLNET_ERR_HOST_MEMORY;
-    }
+    char *ext = device_string(d, CL_DEVICE_EXTENSIONS, &e);
+    if (!ext)
+        return query_failed(err, err_size, info->name, "CL_DEVICE_EXTENSIONS", e);
     info->features = read_features(d, info, ext);
-    free(ext);
+    clnet__free(ext);
 
     info->type = (type & CL_DEVICE_TYPE_GPU)           ? CLNET_DEVICE_GPU
                  : (type & CL_DEVICE_TYPE_CPU)         ? CLNET_DEVICE_CPU
@@ -253,11 +282,11 @@ static void build_log(cl_program prog, cl_device_id d, char *buf, size_t size)
     size_t n = 0;
     char *log = NULL;
     if (clGetProgramBuildInfo(prog, d, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS &&
-        (log = malloc(n + 1)) != NULL &&
+        (log = clnet__malloc(n + 1)) != NULL &&
         clGetProgramBuildInfo(prog, d, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
         log[n] = 0;
     snprintf(buf, size, "%s", log ? log : "(unavailable)");
-    free(log);
+    clnet__free(log);
 }
 
 /* Runs the probe kernel over n items with the profile's work-group size and
@@ -393,9 +422,9 @@ void clnet_system_free(clnet_system *sys)
     if (!sys)
         return;
     for (int i = 0; i < sys->platform_count; i++)
-        free(sys->platforms[i].devices);
-    free(sys->platforms);
-    free(sys);
+        clnet__free(sys->platforms[i].devices);
+    clnet__free(sys->platforms);
+    clnet__free(sys);
 }
 
 /* The default order: GPUs, then CPUs, accelerators and others, each in
@@ -431,9 +460,9 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
     clnet_status st = get_platforms(pids, &np, err, err_size);
     if (st)
         return st;
-    clnet_system *sys = calloc(1, sizeof *sys);
-    if (!sys || !(sys->platforms = calloc(np, sizeof *sys->platforms))) {
-        free(sys);
+    clnet_system *sys = clnet__calloc(1, sizeof *sys);
+    if (!sys || !(sys->platforms = clnet__calloc(np, sizeof *sys->platforms))) {
+        clnet__free(sys);
         clnet__errbuf(err, err_size, "clnet_system_query: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
@@ -455,7 +484,7 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
         }
         if (nd > MAX_DEVICES)
             nd = MAX_DEVICES;
-        if (!(pi->devices = calloc(nd, sizeof *pi->devices))) {
+        if (!(pi->devices = clnet__calloc(nd, sizeof *pi->devices))) {
             clnet_system_free(sys);
             clnet__errbuf(err, err_size, "clnet_system_query: out of host memory");
             return CLNET_ERR_HOST_MEMORY;
@@ -463,7 +492,13 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
         for (cl_uint d = 0; d < nd; d++) {
             char derr[200];
             clnet_device_info *di = &pi->devices[pi->device_count];
-            if (clnet__device_info(pids[p], dids[p][d], di, derr, sizeof derr) != CLNET_OK) {
+            clnet_status dst = clnet__device_info(pids[p], dids[p][d], di, derr, sizeof derr);
+            if (dst == CLNET_ERR_HOST_MEMORY) { /* the host's fault, not the device's */
+                clnet_system_free(sys);
+                clnet__errbuf(err, err_size, "clnet_system_query: %s", derr);
+                return dst;
+            }
+            if (dst != CLNET_OK) {
                 snprintf(pi->note, sizeof pi->note, "a device was skipped: %s", derr);
                 continue;
             }
@@ -486,14 +521,14 @@ CLNET_API clnet_status clnet_system_query(clnet_system **out, char *err, size_t 
         return CLNET_ERR_INVALID_ARG;
     }
     cl_platform_id pids[MAX_PLATFORMS];
-    device_ids *ids = malloc(sizeof *ids);
+    device_ids *ids = clnet__malloc(sizeof *ids);
     if (!ids) {
         *out = NULL;
         clnet__errbuf(err, err_size, "clnet_system_query: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
     clnet_status st = query(out, pids, *ids, err, err_size);
-    free(ids);
+    clnet__free(ids);
     return st;
 }
 
@@ -573,7 +608,7 @@ static clnet_status collect(const clnet_system *sys, const char *spec, cl_platfo
     int n = 0, total = 0;
     for (int p = 0; p < sys->platform_count; p++)
         total += sys->platforms[p].device_count;
-    clnet__candidate *c = calloc(total ? (size_t)total : 1, sizeof *c);
+    clnet__candidate *c = clnet__calloc(total ? (size_t)total : 1, sizeof *c);
     if (!c)
         return CLNET_ERR_HOST_MEMORY;
     for (int p = 0; p < sys->platform_count; p++)
@@ -599,7 +634,7 @@ clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, 
     *out = NULL;
     *count = 0;
     cl_platform_id pids[MAX_PLATFORMS];
-    device_ids *ids = malloc(sizeof *ids);
+    device_ids *ids = clnet__malloc(sizeof *ids);
     clnet_system *sys = NULL;
     if (!ids) {
         clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
@@ -607,7 +642,7 @@ clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, 
     }
     clnet_status st = query(&sys, pids, *ids, err, err_size);
     if (st) {
-        free(ids);
+        clnet__free(ids);
         return st;
     }
     const char *from = "spec";
@@ -627,11 +662,11 @@ clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, 
             snprintf(buf, sizeof buf, "no OpenCL device found; platforms:");
         list_devices(sys, buf, sizeof buf);
         clnet__errbuf(err, err_size, "%s", buf);
-        free(*out);
+        clnet__free(*out);
         *out = NULL;
         st = CLNET_ERR_NO_DEVICE;
     }
     clnet_system_free(sys);
-    free(ids);
+    clnet__free(ids);
     return st;
 }

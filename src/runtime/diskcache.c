@@ -41,7 +41,7 @@ char *clnet__diskcache_key(const clnet_context *ctx, const char *prelude, size_t
     int n = snprintf(NULL, 0, fmt, CLNET_VERSION_STRING, d->platform_name, d->platform_version,
                      d->name, d->vendor, d->driver_version, options, (unsigned long long)h1,
                      (unsigned long long)h2);
-    char *key = n > 0 ? malloc((size_t)n + 1) : NULL;
+    char *key = n > 0 ? clnet__malloc((size_t)n + 1) : NULL;
     if (key)
         snprintf(key, (size_t)n + 1, fmt, CLNET_VERSION_STRING, d->platform_name,
                  d->platform_version, d->name, d->vendor, d->driver_version, options,
@@ -77,7 +77,7 @@ int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned ch
     if (memcmp(h.magic, MAGIC, 8) || h.zero || h.key_len != key_len ||
         h.bin_len == 0 || h.bin_len != (uint64_t)n - HEADER_SIZE - key_len)
         goto done;
-    if (!(data = malloc(key_len + h.bin_len)) ||
+    if (!(data = clnet__malloc(key_len + h.bin_len)) ||
         fread(data, 1, key_len + h.bin_len, f) != key_len + h.bin_len)
         goto done;
     if (memcmp(data, key, key_len) ||
@@ -89,7 +89,7 @@ int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned ch
     data = NULL;
     ok = 1;
 done:
-    free(data);
+    clnet__free(data);
     fclose(f);
     if (!ok)
         ((clnet_context *)ctx)->stats.cache_rejected += 1;

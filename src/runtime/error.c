@@ -22,6 +22,7 @@ CLNET_API const char *clnet_status_name(clnet_status s)
     case CLNET_ERR_FORMAT: return "CLNET_ERR_FORMAT";
     case CLNET_ERR_UNSUPPORTED: return "CLNET_ERR_UNSUPPORTED";
     case CLNET_ERR_INTERNAL: return "CLNET_ERR_INTERNAL";
+    case CLNET_ERR_NUMERICS: return "CLNET_ERR_NUMERICS";
     }
     return "CLNET_ERR_UNKNOWN";
 }
@@ -80,7 +81,11 @@ static void record(const clnet_context *cctx, clnet_status status, const char *f
     /* The message buffer is the one piece of a const context that changes
      * on error, like errno; the context is single-threaded by contract. */
     clnet_context *ctx = (clnet_context *)cctx;
-    vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+    /* Format aside first: callers prefix the previous message by passing
+     * clnet_context_errmsg(ctx) as an argument, which is this very buffer. */
+    char msg[CLNET_ERRMSG_SIZE];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(ctx->errmsg, msg, strlen(msg) + 1);
     if (ctx->log)
         ctx->log(ctx->log_user, status, ctx->errmsg);
 }

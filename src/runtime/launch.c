@@ -12,6 +12,17 @@ clnet_status clnet__buffer_create(clnet_context *ctx, size_t bytes, cl_mem *out)
                             "%llu bytes (%s)",
                             bytes, (unsigned long long)ctx->profile.info.max_alloc_bytes,
                             ctx->profile.info.name);
+    /* Drivers need not refuse what exceeds the device's memory (pocl's
+     * POCL_MEMORY_LIMIT only lowers what it reports): count this context's
+     * buffers against it. */
+    const clnet_device_info *d = &ctx->profile.info;
+    if (d->global_mem_bytes &&
+        (ctx->stats.bytes_live > d->global_mem_bytes || bytes > d->global_mem_bytes - ctx->stats.bytes_live))
+        return clnet__error(ctx, CLNET_ERR_DEVICE_MEMORY,
+                            "allocating %zu bytes on \"%s\": this context's %llu live bytes would "
+                            "exceed the device's global memory of %llu bytes",
+                            bytes, d->name, (unsigned long long)ctx->stats.bytes_live,
+                            (unsigned long long)d->global_mem_bytes);
     cl_int e;
     cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
     if (e != CL_SUCCESS)

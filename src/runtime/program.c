@@ -9,7 +9,7 @@
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = clnet__malloc(n);
     if (d)
         memcpy(d, s, n);
     return d;
@@ -30,10 +30,10 @@ static clnet_status load_source(clnet_context *ctx, const char *name, char **tex
         long n = -1;
         if (fseek(f, 0, SEEK_END) == 0)
             n = ftell(f);
-        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || !(*text = malloc((size_t)n + 1)) ||
+        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || !(*text = clnet__malloc((size_t)n + 1)) ||
             fread(*text, 1, (size_t)n, f) != (size_t)n) {
             fclose(f);
-            free(*text);
+            clnet__free(*text);
             *text = NULL;
             return clnet__error(ctx, CLNET_ERR_IO, "kernel source %s: read failed", path);
         }
@@ -44,7 +44,7 @@ static clnet_status load_source(clnet_context *ctx, const char *name, char **tex
     }
     for (size_t i = 0; i < clnet__cl_source_count; i++)
         if (!strcmp(clnet__cl_sources[i].name, name)) {
-            if (!(*text = malloc(clnet__cl_sources[i].size + 1)))
+            if (!(*text = clnet__malloc(clnet__cl_sources[i].size + 1)))
                 return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel source %s: out of host memory",
                                     name);
             memcpy(*text, clnet__cl_sources[i].text, clnet__cl_sources[i].size);
@@ -61,7 +61,7 @@ static clnet_status build_error(clnet_context *ctx, cl_program prog, cl_int e, c
     size_t n = 0;
     char *log = NULL;
     if (clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS &&
-        (log = malloc(n + 1)) != NULL &&
+        (log = clnet__malloc(n + 1)) != NULL &&
         clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
         log[n] = 0;
     clnet_status st = clnet__error(ctx, clnet__cl_status(e) == CLNET_ERR_OPENCL ? CLNET_ERR_BUILD
@@ -70,7 +70,7 @@ static clnet_status build_error(clnet_context *ctx, cl_program prog, cl_int e, c
                                    "\"%s\": clBuildProgram failed: %s (%d)\nbuild log:\n%s",
                                    name, ctx->profile.info.name, options, clnet__cl_error_name(e),
                                    (int)e, log ? log : "(unavailable)");
-    free(log);
+    clnet__free(log);
     return st;
 }
 
@@ -80,9 +80,9 @@ static unsigned char *program_binary(clnet_context *ctx, cl_program prog, size_t
     size_t n = 0;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof n, &n, NULL) != CL_SUCCESS || !n)
         return NULL;
-    unsigned char *bin = malloc(n);
+    unsigned char *bin = clnet__malloc(n);
     if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) != CL_SUCCESS) {
-        free(bin);
+        clnet__free(bin);
         return NULL;
     }
     (void)ctx;
@@ -99,7 +99,7 @@ static cl_program try_binary(clnet_context *ctx, const char *key, const char *op
     cl_int e, bst;
     const unsigned char *cbin = bin;
     cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &size, &cbin, &bst, &e);
-    free(bin);
+    clnet__free(bin);
     if (e == CL_SUCCESS && bst == CL_SUCCESS &&
         clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS)
         return prog;
@@ -125,14 +125,14 @@ static clnet_status build(clnet_context *ctx, const char *name, const char *prel
         cl_int e;
         prog = clCreateProgramWithSource(ctx->context, 2, strs, lens, &e);
         if (e != CL_SUCCESS) {
-            free(key);
+            clnet__free(key);
             return clnet__cl_error(ctx, e, "clCreateProgramWithSource", name);
         }
         e = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
         if (e != CL_SUCCESS) {
             clnet_status st = build_error(ctx, prog, e, name, options);
             clReleaseProgram(prog);
-            free(key);
+            clnet__free(key);
             return st;
         }
         ctx->stats.programs_built++;
@@ -140,9 +140,9 @@ static clnet_status build(clnet_context *ctx, const char *name, const char *prel
         unsigned char *bin = key ? program_binary(ctx, prog, &size) : NULL;
         if (bin)
             clnet__diskcache_store(ctx, key, bin, size);
-        free(bin);
+        clnet__free(bin);
     }
-    free(key);
+    clnet__free(key);
     ctx->stats.build_seconds += clnet__now() - t0;
     *out = prog;
     return CLNET_OK;
@@ -161,7 +161,7 @@ static clnet_status add_program(clnet_context *ctx, const char *name, const char
 {
     if (ctx->nprograms == ctx->cap_programs) {
         int cap = ctx->cap_programs ? 2 * ctx->cap_programs : 16;
-        clnet__program *p = realloc(ctx->programs, (size_t)cap * sizeof *p);
+        clnet__program *p = clnet__realloc(ctx->programs, (size_t)cap * sizeof *p);
         if (!p) {
             clReleaseProgram(prog);
             return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", name);
@@ -175,8 +175,8 @@ static clnet_status add_program(clnet_context *ctx, const char *name, const char
     p->options = dup_str(options);
     p->program = prog;
     if (!p->name || !p->options) {
-        free(p->name);
-        free(p->options);
+        clnet__free(p->name);
+        clnet__free(p->options);
         clReleaseProgram(prog);
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", name);
     }
@@ -198,10 +198,10 @@ static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const 
     if (e != CL_SUCCESS)
         return clnet__error(ctx, clnet__cl_status(e), "kernel \"%s\" in program \"%s\": clCreateKernel failed: %s (%d)",
                             kname, p->name, clnet__cl_error_name(e), (int)e);
-    char **names = realloc(p->kernel_names, (size_t)(p->nkernels + 1) * sizeof *names);
+    char **names = clnet__realloc(p->kernel_names, (size_t)(p->nkernels + 1) * sizeof *names);
     if (names)
         p->kernel_names = names;
-    cl_kernel *ks = names ? realloc(p->kernels, (size_t)(p->nkernels + 1) * sizeof *ks) : NULL;
+    cl_kernel *ks = names ? clnet__realloc(p->kernels, (size_t)(p->nkernels + 1) * sizeof *ks) : NULL;
     if (ks)
         p->kernels = ks;
     char *nm = ks ? dup_str(kname) : NULL;
@@ -242,8 +242,8 @@ static clnet_status get_kernel(clnet_context *ctx, const char *name, const char 
     }
     st = program_kernel(ctx, p, kname, out);
 done:
-    free(own);
-    free(prelude);
+    clnet__free(own);
+    clnet__free(prelude);
     return st;
 }
 

@@ -10,6 +10,7 @@
 
 #include "clnet/opencl.h"
 #include "clnet/context.h"
+#include "alloc.h"
 
 #if defined(__GNUC__)
 #define CLNET_PRINTF(f, a) __attribute__((format(printf, f, a)))

@@ -62,7 +62,7 @@ CLNET_API clnet_status clnet_tensor_create(clnet_context *ctx, clnet_dtype dtype
                             "allocation of %llu bytes on \"%s\"",
                             numel, numel * elsize, (unsigned long long)prof->info.max_alloc_bytes,
                             prof->info.name);
-    clnet_tensor *t = calloc(1, sizeof *t);
+    clnet_tensor *t = clnet__calloc(1, sizeof *t);
     if (!t)
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_tensor_create: out of host memory");
     t->ctx = ctx;
@@ -72,15 +72,15 @@ CLNET_API clnet_status clnet_tensor_create(clnet_context *ctx, clnet_dtype dtype
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     if (numel > 0) {
-        if (!(t->storage = calloc(1, sizeof *t->storage))) {
-            free(t);
+        if (!(t->storage = clnet__calloc(1, sizeof *t->storage))) {
+            clnet__free(t);
             return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_tensor_create: out of host memory");
         }
         t->storage->refs = 1;
         t->storage->bytes = numel * elsize;
         if ((st = clnet__buffer_create(ctx, t->storage->bytes, &t->storage->mem))) {
-            free(t->storage);
-            free(t);
+            clnet__free(t->storage);
+            clnet__free(t);
             return st;
         }
     }
@@ -94,9 +94,9 @@ CLNET_API void clnet_tensor_destroy(clnet_tensor *t)
         return;
     if (t->storage && --t->storage->refs == 0) {
         clnet__buffer_release(t->ctx, t->storage->mem, t->storage->bytes);
-        free(t->storage);
+        clnet__free(t->storage);
     }
-    free(t);
+    clnet__free(t);
 }
 
 CLNET_API clnet_context *clnet_tensor_context(const clnet_tensor *t) { return t ? t->ctx : NULL; }
@@ -163,7 +163,7 @@ CLNET_API clnet_status clnet_tensor_download(const clnet_tensor *t, void *dst, s
 static clnet_status make_view(const clnet_tensor *t, size_t offset, size_t numel, int ndim,
                               const int64_t *shape, clnet_tensor **out)
 {
-    clnet_tensor *v = calloc(1, sizeof *v);
+    clnet_tensor *v = clnet__calloc(1, sizeof *v);
     if (!v)
         return clnet__error(t->ctx, CLNET_ERR_HOST_MEMORY, "tensor view: out of host memory");
     *v = *t;
