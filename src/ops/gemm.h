@@ -46,4 +46,7 @@ const char *clnet__gemm_params_label(const clnet_context *ctx);
 int clnet__gemm_params_applied(clnet_context *ctx);
 #define CLNET__GEMM_APPLIED(params, kernel) (1 + (params) + 2 * (kernel))
 
+/* "gemm.kernel" value for clnet's own kernel (cl/gemm.cl). */
+#define CLNET__GEMM_OWN 3
+
 #endif

@@ -1,0 +1,107 @@
+/* clnet — clnet's own SGEMM for CPU-class devices (docs/gemm.md): op(A) and
+ * op(B) are packed into zero-padded panels, then each work-item computes one
+ * GEMM_MR x 16 tile of C as a CPU micro-kernel (float16 loads of B, scalar
+ * broadcasts of A, the accumulators in registers). Shapes are run-time
+ * arguments; the tile height GEMM_MR and GEMM_FMA are -D options fixed per
+ * device. Each element of C sums its k products in order p = 0..k-1 from
+ * 0.0f, then C = alpha * sum (+ beta * C when beta != 0): deterministic, no
+ * atomics. Work-items past m or n return; packing pads with zeros that are
+ * never written back. */
+#pragma OPENCL FP_CONTRACT OFF
+
+#ifndef GEMM_MR
+#define GEMM_MR 4
+#endif
+#define GEMM_NR 16
+
+/* a * b + c: fused where the device has a hardware fma (GEMM_FMA=1), else
+ * rounded twice; either way the same on every run of one device. */
+#if defined(GEMM_FMA) && GEMM_FMA
+#define GEMM_MADD(a, b, c) fma((float16)(a), (b), (c))
+#else
+#define GEMM_MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* ap[ib * ap_stride + (i / MR) * MR * k + p * MR + i % MR] = op(A)[i][p] for
+ * i < mp (m rounded up to MR), 0 past m. Global: (k, mp, batches). */
+__kernel void gemm_pack_a(__global const float *a, ulong a_off, ulong lda, ulong a_stride,
+                          int trans, uint m, uint k, __global float *ap, ulong ap_off,
+                          ulong ap_stride)
+{
+    uint p = get_global_id(0), i = get_global_id(1);
+    ulong ib = get_global_id(2);
+    uint mp = (m + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    if (p >= k || i >= mp)
+        return;
+    float v = 0.0f;
+    ulong base = a_off + ib * a_stride;
+    if (i < m)
+        v = trans ? a[base + (ulong)p * lda + i] : a[base + (ulong)i * lda + p];
+    ap[ap_off + ib * ap_stride + (ulong)(i / GEMM_MR) * GEMM_MR * k + (ulong)p * GEMM_MR + i % GEMM_MR] = v;
+}
+
+/* bp[ib * bp_stride + (j / 16) * 16 * k + p * 16 + j % 16] = op(B)[p][j] for
+ * j < np (n rounded up to 16), 0 past n. Global: (np, k, batches). */
+__kernel void gemm_pack_b(__global const float *b, ulong b_off, ulong ldb, ulong b_stride,
+                          int trans, uint n, uint k, __global float *bp, ulong bp_off,
+                          ulong bp_stride)
+{
+    uint j = get_global_id(0), p = get_global_id(1);
+    ulong ib = get_global_id(2);
+    uint np = (n + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    if (j >= np || p >= k)
+        return;
+    float v = 0.0f;
+    ulong base = b_off + ib * b_stride;
+    if (j < n)
+        v = trans ? b[base + (ulong)j * ldb + p] : b[base + (ulong)p * ldb + j];
+    bp[bp_off + ib * bp_stride + (ulong)(j / GEMM_NR) * GEMM_NR * k + (ulong)p * GEMM_NR + j % GEMM_NR] = v;
+}
+
+/* One row of the tile to C: c[0..cols) = alpha * acc (+ beta * c). */
+static void gemm_store_row(__global float *c, float16 acc, uint cols, float alpha, float beta)
+{
+    float16 v = alpha * acc;
+    if (cols == GEMM_NR) {
+        if (beta != 0.0f)
+            v = v + beta * vload16(0, c);
+        vstore16(v, 0, c);
+        return;
+    }
+    float t[GEMM_NR];
+    vstore16(v, 0, t);
+    for (uint x = 0; x < cols; x++)
+        c[x] = beta != 0.0f ? t[x] + beta * c[x] : t[x];
+}
+
+/* C tile (ip, jp) of batch entry ib: rows ip*MR.., columns jp*16.. Global:
+ * (column panels, row panels, batch). */
+__kernel void gemm_tile(__global const float *ap, ulong ap_off, ulong ap_stride,
+                        __global const float *bp, ulong bp_off, ulong bp_stride,
+                        __global float *c, ulong c_off, ulong ldc, ulong c_stride, uint m,
+                        uint n, uint k, float alpha, float beta)
+{
+    uint jp = get_global_id(0), ip = get_global_id(1);
+    ulong ib = get_global_id(2);
+    if ((ulong)jp * GEMM_NR >= n || (ulong)ip * GEMM_MR >= m)
+        return;
+    const __global float *pa = ap + ap_off + ib * ap_stride + (ulong)ip * GEMM_MR * k;
+    const __global float *pb = bp + bp_off + ib * bp_stride + (ulong)jp * GEMM_NR * k;
+    float16 acc[GEMM_MR];
+#pragma unroll
+    for (int r = 0; r < GEMM_MR; r++)
+        acc[r] = (float16)(0.0f);
+    for (uint p = 0; p < k; p++) {
+        float16 bv = vload16(p, pb);
+#pragma unroll
+        for (int r = 0; r < GEMM_MR; r++)
+            acc[r] = GEMM_MADD(pa[p * GEMM_MR + r], bv, acc[r]);
+    }
+    uint i0 = ip * GEMM_MR, j0 = jp * GEMM_NR;
+    uint cols = min((uint)GEMM_NR, n - j0);
+    __global float *pc = c + c_off + ib * c_stride + (ulong)i0 * ldc + j0;
+#pragma unroll
+    for (int r = 0; r < GEMM_MR; r++)
+        if (i0 + r < m)
+            gemm_store_row(pc + (ulong)r * ldc, acc[r], cols, alpha, beta);
+}
