@@ -1,7 +1,7 @@
-/* clnet — clnet's own SGEMM for CPU-class devices (docs/gemm.md): op(A) and
- * op(B) are packed into zero-padded panels, then each work-item computes one
- * GEMM_MR x 16 tile of C as a CPU micro-kernel (float16 loads of B, scalar
- * broadcasts of A, the accumulators in registers). Shapes are run-time
+/* clnet — clnet's own SGEMM for CPU-class devices (docs/gemm.md): op(B) is
+ * packed into zero-padded panels of 16 columns, then each work-item computes
+ * one GEMM_MR x 16 tile of C as a CPU micro-kernel (float16 loads of B,
+ * scalar broadcasts of A read in place, the accumulators in registers). Shapes are run-time
  * arguments; the tile height GEMM_MR and GEMM_FMA are -D options fixed per
  * device. Each element of C sums its k products in order p = 0..k-1 from
  * 0.0f, then C = alpha * sum (+ beta * C when beta != 0): deterministic, no
@@ -22,25 +22,7 @@
 #define GEMM_MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
-/* ap[ib * ap_stride + (i / MR) * MR * k + p * MR + i % MR] = op(A)[i][p] for
- * i < mp (m rounded up to MR), 0 past m. Global: (k, mp, batches). */
-__kernel void gemm_pack_a(__global const float *a, ulong a_off, ulong lda, ulong a_stride,
-                          int trans, uint m, uint k, __global float *ap, ulong ap_off,
-                          ulong ap_stride)
-{
-    uint p = get_global_id(0), i = get_global_id(1);
-    ulong ib = get_global_id(2);
-    uint mp = (m + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
-    if (p >= k || i >= mp)
-        return;
-    float v = 0.0f;
-    ulong base = a_off + ib * a_stride;
-    if (i < m)
-        v = trans ? a[base + (ulong)p * lda + i] : a[base + (ulong)i * lda + p];
-    ap[ap_off + ib * ap_stride + (ulong)(i / GEMM_MR) * GEMM_MR * k + (ulong)p * GEMM_MR + i % GEMM_MR] = v;
-}
-
-/* bp[ib * bp_stride + (j / 16) * 16 * k + p * 16 + j % 16] = op(B)[p][j] for
+/* bp[bp_off + ib * bp_stride + (j / 16) * 16 * k + p * 16 + j % 16] = op(B)[p][j] for
  * j < np (n rounded up to 16), 0 past n. Global: (np, k, batches). */
 __kernel void gemm_pack_b(__global const float *b, ulong b_off, ulong ldb, ulong b_stride,
                           int trans, uint n, uint k, __global float *bp, ulong bp_off,
@@ -55,7 +37,8 @@ __kernel void gemm_pack_b(__global const float *b, ulong b_off, ulong ldb, ulong
     ulong base = b_off + ib * b_stride;
     if (j < n)
         v = trans ? b[base + (ulong)j * ldb + p] : b[base + (ulong)p * ldb + j];
-    bp[bp_off + ib * bp_stride + (ulong)(j / GEMM_NR) * GEMM_NR * k + (ulong)p * GEMM_NR + j % GEMM_NR] = v;
+    ulong panel = (ulong)(j / GEMM_NR) * GEMM_NR * k;
+    bp[bp_off + ib * bp_stride + panel + (ulong)p * GEMM_NR + j % GEMM_NR] = v;
 }
 
 /* One row of the tile to C: c[0..cols) = alpha * acc (+ beta * c). */
@@ -76,8 +59,8 @@ static void gemm_store_row(__global float *c, float16 acc, uint cols, float alph
 
 /* C tile (ip, jp) of batch entry ib: rows ip*MR.., columns jp*16.. Global:
  * (column panels, row panels, batch). */
-__kernel void gemm_tile(__global const float *ap, ulong ap_off, ulong ap_stride,
-                        __global const float *bp, ulong bp_off, ulong bp_stride,
+__kernel void gemm_tile(__global const float *a, ulong a_off, ulong a_stride, ulong a_rs,
+                        ulong a_cs, __global const float *bp, ulong bp_stride,
                         __global float *c, ulong c_off, ulong ldc, ulong c_stride, uint m,
                         uint n, uint k, float alpha, float beta)
 {
@@ -85,8 +68,12 @@ __kernel void gemm_tile(__global const float *ap, ulong ap_off, ulong ap_stride,
     ulong ib = get_global_id(2);
     if ((ulong)jp * GEMM_NR >= n || (ulong)ip * GEMM_MR >= m)
         return;
-    const __global float *pa = ap + ap_off + ib * ap_stride + (ulong)ip * GEMM_MR * k;
-    const __global float *pb = bp + bp_off + ib * bp_stride + (ulong)jp * GEMM_NR * k;
+    /* Rows past m repeat row m - 1: read, never stored. */
+    const __global float *ar[GEMM_MR];
+#pragma unroll
+    for (int r = 0; r < GEMM_MR; r++)
+        ar[r] = a + a_off + ib * a_stride + (ulong)min(ip * GEMM_MR + r, m - 1) * a_rs;
+    const __global float *pb = bp + ib * bp_stride + (ulong)jp * GEMM_NR * k;
     float16 acc[GEMM_MR];
 #pragma unroll
     for (int r = 0; r < GEMM_MR; r++)
@@ -95,7 +82,7 @@ __kernel void gemm_tile(__global const float *ap, ulong ap_off, ulong ap_stride,
         float16 bv = vload16(p, pb);
 #pragma unroll
         for (int r = 0; r < GEMM_MR; r++)
-            acc[r] = GEMM_MADD(pa[p * GEMM_MR + r], bv, acc[r]);
+            acc[r] = GEMM_MADD(ar[r][p * a_cs], bv, acc[r]);
     }
     uint i0 = ip * GEMM_MR, j0 = jp * GEMM_NR;
     uint cols = min((uint)GEMM_NR, n - j0);

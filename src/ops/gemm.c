@@ -184,9 +184,9 @@ static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
 
 /* ---- clnet's own kernel (cl/gemm.cl) ------------------------------------------ */
 
-/* Tile height, -D options and work-group size: fixed per device. Rows of 4
- * beat 6 on pocl (docs/gemm.md); fma only where the device has it in
- * hardware (CL_FP_FMA), else a software fma would be slower than mul + add. */
+/* Tile height, -D options and work-group sizes: fixed per device. Rows of 4
+ * beat 6 on pocl's small GEMMs and tie on large ones (docs/gemm.md); fma
+ * only where the device has it (CL_FP_FMA), else mul + add. */
 #define OWN_MR 4
 #define OWN_NR 16
 #define OWN_PACK_WG 16
@@ -199,73 +199,72 @@ static size_t round_up(size_t x, size_t to)
 static void own_options(clnet_context *ctx, char *buf, size_t size)
 {
     cl_device_fp_config fp = 0;
-    clGetDeviceInfo(clnet_context_cl_device(ctx), CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp,
-                    NULL);
+    if (clGetDeviceInfo(clnet_context_cl_device(ctx), CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp,
+                        NULL) != CL_SUCCESS)
+        fp = 0;
     snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d", OWN_MR, (fp & CL_FP_FMA) ? 1 : 0);
 }
 
-/* Packs op(A) (is_b 0) or op(B) (is_b 1) of `batches` entries into panels
- * at ws[off + e * pstride]: gemm_pack_a's global is (k, mp), gemm_pack_b's
- * (np, k), so consecutive work-items read along A's rows (B's columns). */
-static clnet_status own_pack(clnet_context *ctx, const clnet__gemm_desc *d, int is_b,
-                             const char *opts, cl_mem ws, size_t off, size_t pstride,
-                             size_t batches, const char *what)
+/* Packs op(B) of `bb` batch entries (1: shared or a single GEMM) into
+ * zero-padded panels of 16 columns at ws[e * size_b]. */
+static clnet_status own_pack_b(clnet_context *ctx, const clnet__gemm_desc *d, const char *opts,
+                               cl_mem ws, size_t size_b, size_t bb, const char *what)
 {
     cl_kernel k;
-    clnet_status st = clnet__kernel(ctx, "gemm", opts, is_b ? "gemm_pack_b" : "gemm_pack_a", &k);
+    clnet_status st = clnet__kernel(ctx, "gemm", opts, "gemm_pack_b", &k);
     if (st)
         return st;
     clnet__arg a[] = {
-        CLNET_ARG_MEM(is_b ? d->b : d->a),
-        CLNET_ARG_ULONG(is_b ? d->b_off : d->a_off),
-        CLNET_ARG_ULONG(is_b ? d->ldb : d->lda),
-        CLNET_ARG_ULONG(is_b ? d->stride_b : d->stride_a),
-        CLNET_ARG_INT(is_b ? d->trans_b : d->trans_a),
-        CLNET_ARG_UINT(is_b ? d->n : d->m),
-        CLNET_ARG_UINT(d->k),
-        CLNET_ARG_MEM(ws),
-        CLNET_ARG_ULONG(off),
-        CLNET_ARG_ULONG(pstride),
+        CLNET_ARG_MEM(d->b),       CLNET_ARG_ULONG(d->b_off), CLNET_ARG_ULONG(d->ldb),
+        CLNET_ARG_ULONG(d->stride_b), CLNET_ARG_INT(d->trans_b), CLNET_ARG_UINT(d->n),
+        CLNET_ARG_UINT(d->k),      CLNET_ARG_MEM(ws),         CLNET_ARG_ULONG(0),
+        CLNET_ARG_ULONG(bb > 1 ? size_b : 0),
     };
-    size_t global[3] = { is_b ? round_up(d->n, OWN_NR) : d->k,
-                         is_b ? d->k : round_up(d->m, OWN_MR), batches };
+    size_t global[3] = { round_up(d->n, OWN_NR), d->k, bb };
     static const size_t local[3] = { OWN_PACK_WG, 1, 1 };
     return clnet__launch(ctx, k, what, 10, a, 3, global, local);
 }
 
-/* The GEMM on clnet's kernel: A's and B's panels in one workspace request
- * (an operand shared across the batch is packed once), then one GEMM_MR x
- * 16 tile of C per work-item. */
+/* The GEMM on clnet's kernel: op(B) packed into the workspace (one request;
+ * a B shared across the batch is packed once), then one GEMM_MR x 16 tile
+ * of C per work-item, reading A in place. */
 static clnet_status own_gemm(clnet_context *ctx, const clnet__gemm_desc *d, size_t batch,
                              const char *what)
 {
-    char opts[96];
-    own_options(ctx, opts, sizeof opts);
-    size_t size_a = round_up(d->m, OWN_MR) * d->k, size_b = round_up(d->n, OWN_NR) * d->k;
-    size_t ba = batch > 1 && d->stride_a ? batch : 1, bb = batch > 1 && d->stride_b ? batch : 1;
     if (d->m > UINT_MAX - OWN_NR || d->n > UINT_MAX - OWN_NR || d->k > UINT_MAX / OWN_NR)
         return clnet__error(ctx, CLNET_ERR_UNSUPPORTED,
                             "%s: m, n or k too large for clnet's GEMM kernel", what);
+    char opts[96];
+    own_options(ctx, opts, sizeof opts);
+    size_t size_b = round_up(d->n, OWN_NR) * d->k;
+    size_t bb = batch > 1 && d->stride_b ? batch : 1;
     cl_mem ws;
-    clnet_status st = clnet__workspace(ctx, (ba * size_a + bb * size_b) * sizeof(float), &ws);
-    if (st || (st = own_pack(ctx, d, 0, opts, ws, 0, ba > 1 ? size_a : 0, ba, what)) ||
-        (st = own_pack(ctx, d, 1, opts, ws, ba * size_a, bb > 1 ? size_b : 0, bb, what)))
-        return st;
     cl_kernel k;
-    if ((st = clnet__kernel(ctx, "gemm", opts, "gemm_tile", &k)))
+    clnet_status st = clnet__workspace(ctx, bb * size_b * sizeof(float), &ws);
+    if (st || (st = own_pack_b(ctx, d, opts, ws, size_b, bb, what)) ||
+        (st = clnet__kernel(ctx, "gemm", opts, "gemm_tile", &k)))
         return st;
     clnet__arg a[] = {
-        CLNET_ARG_MEM(ws),         CLNET_ARG_ULONG(0),        CLNET_ARG_ULONG(ba > 1 ? size_a : 0),
-        CLNET_ARG_MEM(ws),         CLNET_ARG_ULONG(ba * size_a),
+        CLNET_ARG_MEM(d->a),
+        CLNET_ARG_ULONG(d->a_off),
+        CLNET_ARG_ULONG(batch > 1 ? d->stride_a : 0),
+        CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda), /* op(A)[i][p] at i * rs + p * cs */
+        CLNET_ARG_ULONG(d->trans_a ? d->lda : 1),
+        CLNET_ARG_MEM(ws),
         CLNET_ARG_ULONG(bb > 1 ? size_b : 0),
-        CLNET_ARG_MEM(d->c),       CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(d->ldc),
+        CLNET_ARG_MEM(d->c),
+        CLNET_ARG_ULONG(d->c_off),
+        CLNET_ARG_ULONG(d->ldc),
         CLNET_ARG_ULONG(batch > 1 ? d->stride_c : 0),
-        CLNET_ARG_UINT(d->m),      CLNET_ARG_UINT(d->n),      CLNET_ARG_UINT(d->k),
-        CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta),
+        CLNET_ARG_UINT(d->m),
+        CLNET_ARG_UINT(d->n),
+        CLNET_ARG_UINT(d->k),
+        CLNET_ARG_FLOAT(d->alpha),
+        CLNET_ARG_FLOAT(d->beta),
     };
     size_t global[3] = { round_up(d->n, OWN_NR) / OWN_NR, round_up(d->m, OWN_MR) / OWN_MR, batch };
     static const size_t local[3] = { 1, 1, 1 };
-    return clnet__launch(ctx, k, what, 15, a, 3, global, local);
+    return clnet__launch(ctx, k, what, 16, a, 3, global, local);
 }
 
 /* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own or clblast in the
