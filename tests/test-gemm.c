@@ -657,6 +657,41 @@ static clnet_status try_gemm(clnet_context *ctx, int64_t m, int64_t n, int64_t k
     return st;
 }
 
+/* Unforced, a CPU device runs clnet's kernel below 2^28 multiply-adds (CLBlast
+ * is never given parameters: applied stays 0) and CLBlast from there on;
+ * CLNET_GEMM_KERNEL=clblast sends a small GEMM to CLBlast, =own a large
+ * one to clnet's kernel. Elsewhere CLBlast runs everything. */
+START_TEST(gemm_own_kernel_default_by_device_and_size)
+{
+    int cpu, tabled;
+    int64_t big = 1024, mid = 256; /* 1024 x 1024 x 256 = 2^28 */
+    for (int round = 0; round < 4; round++) {
+        const char *env[] = { NULL, "clblast", "own", "bogus" };
+        if (env[round])
+            setenv("CLNET_GEMM_KERNEL", env[round], 1);
+        else
+            unsetenv("CLNET_GEMM_KERNEL");
+        clnet_context *ctx = test_context();
+        cpu = clnet_context_device(ctx)->type == CLNET_DEVICE_CPU;
+        tabled = clnet__gemm_params_label(ctx) != NULL;
+        CK_OK(ctx, try_gemm(ctx, 31, 33, 7));
+        int small_own = clnet__gemm_params_applied(ctx) == 0;
+        int want_small_own = round == 2 || (cpu && round != 1) || !tabled;
+        ck_assert_msg(small_own == want_small_own, "round %d: small GEMM on %s", round,
+                      small_own ? "clnet's kernel" : "CLBlast");
+        if (round < 3) {
+            CK_OK(ctx, try_gemm(ctx, big, big, mid));
+            int big_own = clnet__gemm_params_applied(ctx) == 0;
+            int want_big_own = round == 2 || !tabled;
+            ck_assert_msg(big_own == want_big_own, "round %d: 1024x1024x256 on %s", round,
+                          big_own ? "clnet's kernel" : "CLBlast");
+        }
+        clnet_context_destroy(ctx);
+    }
+    unsetenv("CLNET_GEMM_KERNEL");
+}
+END_TEST
+
 /* The broken direct kernel's launch fails: CL_INVALID_WORK_GROUP_SIZE. */
 #define CK_DIRECT_FAILS(ctx, m, n, k)                                                             \
     CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "CLBlastSgemm failed", try_gemm(ctx, m, n, k))
@@ -859,6 +894,7 @@ Suite *suite_gemm(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, gemm_params_tuned_set_is_the_default);
     tcase_add_test(tc, gemm_params_override_is_per_device_and_restored);
+    tcase_add_test(tc, gemm_own_kernel_default_by_device_and_size);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

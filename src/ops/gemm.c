@@ -275,10 +275,11 @@ static clnet_status own_gemm(clnet_context *ctx, const clnet__gemm_desc *d, size
     return clnet__launch(ctx, k, what, 19, a, 3, global, local);
 }
 
-/* clnet's kernels read B in place: from about 512^3 on, its rows far apart
- * thrash the cache and CLBlast's packed kernels win (docs/gemm.md). Below
- * this many multiply-adds per batch entry (161^3), clnet's win. */
-#define OWN_MAX_MNK ((size_t)1 << 22)
+/* clnet's kernels read B in place: at 1024^3 they tie with CLBlast's packed
+ * kernels, at 2048^3 run at a third of their speed (rows of B far apart
+ * thrash the cache; docs/gemm.md). Below this many multiply-adds per batch
+ * entry (~645^3; 512^3 is 2^27), clnet's win. */
+#define OWN_MAX_MNK ((size_t)1 << 28)
 
 /* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own or clblast in the
  * environment, else clnet's kernel for GEMMs under OWN_MAX_MNK on CPU

@@ -40,10 +40,11 @@ typedef struct clnet__gemm_desc {
  * "gemm.params" and "gemm.kernel" 0-2 apply only on devices with a table
  * entry: elsewhere CLBlast's own database is never touched (its values
  * could not be restored). Unforced, "gemm.kernel" is 3 on CPU devices for
- * GEMMs of under 2^22 multiply-adds per batch entry, else 2; the environment variable CLNET_GEMM_KERNEL=own or clblast,
- * read at each call, overrides that choice (not a forced variant), for
+ * GEMMs of under 2^28 multiply-adds per batch entry, else 2. The
+ * environment variable CLNET_GEMM_KERNEL=own or clblast, read at each
+ * call, replaces that choice (a forced variant still wins), for
  * benchmarks. Both kernels are deterministic; their results may differ in
- * the last bits (another summation order). */
+ * the last bits (other summation orders). */
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what);
 
 /* The table entry's label for ctx's device ("pocl CPU"), or NULL. */
