@@ -291,6 +291,20 @@ static void set_variants(clnet_context *ctx, int params, int kernel)
     CK_OK(ctx, clnet__force_variant(ctx, "gemm.kernel", kernel));
 }
 
+/* A loop index of the tests below to its variants: 0-7 as each test says
+ * (bit 0 parameter set, bit 1 CLBlast kernel, bit 2 the test's own switch);
+ * 8 and 9 run clnet's own kernel (gemm.kernel 3) with that switch off and on.
+ * Returns the index with bit 2 as the test reads it. */
+static int loop_variants(clnet_context *ctx, int i)
+{
+    if (i < 8) {
+        set_variants(ctx, i & 1, (i >> 1) & 1);
+        return i;
+    }
+    set_variants(ctx, 1, CLNET__GEMM_OWN);
+    return (i - 8) << 2;
+}
+
 /* alpha, beta pairs; dyadic so that exact mode stays exact. */
 static const float alphas[] = { 1.0f, 2.0f, -0.5f, 1.0f };
 static const float betas[] = { 0.0f, 0.0f, 1.0f, -2.0f };
@@ -309,11 +323,12 @@ static const int64_t quick[][3] = {
 };
 #define NQUICK (sizeof quick / sizeof quick[0])
 
-/* _i: bit 0 parameter set, bit 1 kernel, bit 2 real mode. */
+/* _i: bit 0 parameter set, bit 1 kernel, bit 2 real mode; 8-9 clnet's
+ * kernel (loop_variants). */
 START_TEST(gemm_all_transposes_and_sizes)
 {
     clnet_context *ctx = test_context();
-    set_variants(ctx, _i & 1, (_i >> 1) & 1);
+    int v = loop_variants(ctx, _i);
     size_t ntriples = test_long() ? NSIZES * NSIZES * NSIZES : NQUICK;
     for (int t = 0; t < 4; t++)
         for (size_t s = 0; s < ntriples; s++) {
@@ -322,7 +337,7 @@ START_TEST(gemm_all_transposes_and_sizes)
             int64_t k = test_long() ? sizes[s % 8] : quick[s][2];
             size_t ab = (s + (size_t)t) % NAB;
             gcase g = { .ta = t & 1, .tb = t >> 1, .m = m, .n = n, .k = k, .alpha = alphas[ab],
-                        .beta = betas[ab], .exact = !(_i & 4), .seed = 1000u * (uint64_t)_i + s };
+                        .beta = betas[ab], .exact = !(v & 4), .seed = 1000u * (uint64_t)_i + s };
             check_case(ctx, &g, "shapes");
         }
     clnet_context_destroy(ctx);
@@ -360,14 +375,15 @@ static const gcase model_cases[] = {
 };
 #define NMODEL (sizeof model_cases / sizeof model_cases[0])
 
-/* _i: bit 0 parameter set, bit 1 real mode. */
+/* _i: bit 0 parameter set, bit 1 real mode; 4-5 clnet's kernel, exact and
+ * real mode. */
 START_TEST(gemm_reference_model_shapes)
 {
     clnet_context *ctx = test_context();
-    set_variants(ctx, _i & 1, 2);
+    set_variants(ctx, _i & 1, _i < 4 ? 2 : CLNET__GEMM_OWN);
     for (size_t s = 0; s < NMODEL; s++) {
         gcase g = model_cases[s];
-        g.exact = !(_i & 2);
+        g.exact = !(_i & 2) && _i != 5;
         g.seed = 77u * s + (uint64_t)_i;
         check_case(ctx, &g, "models");
     }
@@ -376,11 +392,12 @@ START_TEST(gemm_reference_model_shapes)
 END_TEST
 
 /* Batched: each operand shared (batch 1) or not, batch 1 and more, every
- * transpose; _i: bit 0 parameter set, bit 1 kernel, bit 2 real mode. */
+ * transpose; _i: bit 0 parameter set, bit 1 kernel, bit 2 real mode; 8-9
+ * clnet's kernel (loop_variants). */
 START_TEST(gemm_batched_with_broadcast)
 {
     clnet_context *ctx = test_context();
-    set_variants(ctx, _i & 1, (_i >> 1) & 1);
+    int v = loop_variants(ctx, _i);
     /* batch, m, n, k; 64 and 128 are multiples of both sets' tiles, so
      * CLBlast's indirect kernel reads such operands in place (docs/gemm.md:
      * its strided form then ignored their offsets and strides). */
@@ -395,7 +412,7 @@ START_TEST(gemm_batched_with_broadcast)
                 gcase g = { .ta = t & 1, .tb = t >> 1, .m = shapes[s][1], .n = shapes[s][2],
                             .k = shapes[s][3], .batch = shapes[s][0], .shared_a = share & 1,
                             .shared_b = share >> 1, .alpha = alphas[ab], .beta = betas[ab],
-                            .exact = !(_i & 4),
+                            .exact = !(v & 4),
                             .seed = 500u * (uint64_t)_i + 16u * s + 4u * (uint64_t)t +
                                     (uint64_t)share };
                 check_case(ctx, &g, "batched");
@@ -408,11 +425,11 @@ END_TEST
 
 /* beta == 0 ignores C, whatever it holds (NaN, Inf); beta == 1 accumulates:
  * twice from zero gives exactly twice the product. _i: parameter set and
- * kernel as above. */
+ * kernel as above, 8 clnet's kernel. */
 START_TEST(gemm_beta_zero_ignores_c_and_beta_one_accumulates)
 {
     clnet_context *ctx = test_context();
-    set_variants(ctx, _i & 1, (_i >> 1) & 1);
+    loop_variants(ctx, _i < 4 ? _i : 8);
     enum { M = 33, N = 31, K = 7 };
     float a[M * K], b[K * N], c[M * N], once[M * N];
     uint64_t seed = 9 + (uint64_t)_i;
@@ -493,8 +510,8 @@ START_TEST(gemm_views_of_one_buffer)
         CK_OK(ctx, clnet_tensor_reshape(tmp, 2, shapes[v], &views[v]));
         clnet_tensor_destroy(tmp);
     }
-    for (int params = 0; params < 2; params++) {
-        set_variants(ctx, params, 2);
+    for (int params = 0; params < 3; params++) { /* 2: clnet's kernel */
+        set_variants(ctx, params & 1, params < 2 ? 2 : CLNET__GEMM_OWN);
         CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, views[0], views[1], 0.0f,
                               views[2]));
         ref_gemm r = { .m = M, .n = N, .k = K, .lda = K, .ldb = N, .ldc = N, .alpha = 1 };
@@ -521,11 +538,11 @@ END_TEST
 /* The NaN/Inf policy: non-finite inputs propagate as IEEE arithmetic says
  * (also with alpha == 0: no shortcut), FLT_MAX overflows to Inf, -0 and
  * denormals are kept, bit for bit as the reference. _i: parameter set and
- * kernel as above; bit 2 sets alpha = 0. */
+ * kernel as above; bit 2 sets alpha = 0; 8-9 clnet's kernel. */
 START_TEST(gemm_nan_inf_policy)
 {
     clnet_context *ctx = test_context();
-    set_variants(ctx, _i & 1, (_i >> 1) & 1);
+    int v = loop_variants(ctx, _i);
     enum { M = 7, N = 5, K = 6 };
     float a[M * K], b[K * N], got[M * N];
     double da[M * K], db[K * N], ref[M * N];
@@ -538,7 +555,7 @@ START_TEST(gemm_nan_inf_policy)
         a[p] = a[p] == 0 ? 1.0f : a[p];  /* row 0 meets the Inf without 0 * Inf */
     }
     a[1 * K + 2] = NAN;                  /* row 1: NaN */
-    float alpha = (_i & 4) ? 0.0f : -1.0f;
+    float alpha = (v & 4) ? 0.0f : -1.0f;
     /* Row 4 overflows where |b[0][j]| > 1; not with alpha 0, where the
      * device's 0 * Inf is NaN but the float64 reference never overflowed. */
     a[4 * K + 0] = alpha != 0 ? FLT_MAX : 1.0f;
@@ -585,11 +602,13 @@ END_TEST
 
 /* ---- CLBlast parameters --------------------------------------------------------- */
 
-/* Without forcing, a device with a table entry runs the tuned set with
- * CLBlast choosing the kernel, and CLBlast accepted every parameter name. */
+/* Without forcing the parameter set, a device with a table entry runs the
+ * tuned set with CLBlast choosing the kernel (forced: on a CPU clnet's own
+ * kernel is the default), and CLBlast accepted every parameter name. */
 START_TEST(gemm_params_tuned_set_is_the_default)
 {
     clnet_context *ctx = test_context();
+    CK_OK(ctx, clnet__force_variant(ctx, "gemm.kernel", 2));
     gcase g = { .m = 3, .n = 7, .k = 5, .alpha = 1, .exact = 1, .seed = 5 };
     check_case(ctx, &g, "params");
     const char *label = clnet__gemm_params_label(ctx);
@@ -637,6 +656,41 @@ static clnet_status try_gemm(clnet_context *ctx, int64_t m, int64_t n, int64_t k
     clnet_tensor_destroy(c);
     return st;
 }
+
+/* Unforced, a CPU device runs clnet's kernel below 2^28 multiply-adds (CLBlast
+ * is never given parameters: applied stays 0) and CLBlast from there on;
+ * CLNET_GEMM_KERNEL=clblast sends a small GEMM to CLBlast, =own a large
+ * one to clnet's kernel. Elsewhere CLBlast runs everything. */
+START_TEST(gemm_own_kernel_default_by_device_and_size)
+{
+    int cpu, tabled;
+    int64_t big = 1024, mid = 256; /* 1024 x 1024 x 256 = 2^28 */
+    for (int round = 0; round < 4; round++) {
+        const char *env[] = { NULL, "clblast", "own", "bogus" };
+        if (env[round])
+            setenv("CLNET_GEMM_KERNEL", env[round], 1);
+        else
+            unsetenv("CLNET_GEMM_KERNEL");
+        clnet_context *ctx = test_context();
+        cpu = clnet_context_device(ctx)->type == CLNET_DEVICE_CPU;
+        tabled = clnet__gemm_params_label(ctx) != NULL;
+        CK_OK(ctx, try_gemm(ctx, 31, 33, 7));
+        int small_own = clnet__gemm_params_applied(ctx) == 0;
+        int want_small_own = round == 2 || (cpu && round != 1) || !tabled;
+        ck_assert_msg(small_own == want_small_own, "round %d: small GEMM on %s", round,
+                      small_own ? "clnet's kernel" : "CLBlast");
+        if (round < 3) {
+            CK_OK(ctx, try_gemm(ctx, big, big, mid));
+            int big_own = clnet__gemm_params_applied(ctx) == 0;
+            int want_big_own = round == 2 || !tabled;
+            ck_assert_msg(big_own == want_big_own, "round %d: 1024x1024x256 on %s", round,
+                          big_own ? "clnet's kernel" : "CLBlast");
+        }
+        clnet_context_destroy(ctx);
+    }
+    unsetenv("CLNET_GEMM_KERNEL");
+}
+END_TEST
 
 /* The broken direct kernel's launch fails: CL_INVALID_WORK_GROUP_SIZE. */
 #define CK_DIRECT_FAILS(ctx, m, n, k)                                                             \
@@ -815,23 +869,23 @@ Suite *suite_gemm(void)
      * parameters, ~10 s each on pocl before its disk cache holds it. */
     TCase *tc = tcase_create("shapes");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_all_transposes_and_sizes, 0, 8);
+    tcase_add_loop_test(tc, gemm_all_transposes_and_sizes, 0, 10);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("models");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_reference_model_shapes, 0, 4);
+    tcase_add_loop_test(tc, gemm_reference_model_shapes, 0, 6);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batched");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_batched_with_broadcast, 0, 8);
+    tcase_add_loop_test(tc, gemm_batched_with_broadcast, 0, 10);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("semantics");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_beta_zero_ignores_c_and_beta_one_accumulates, 0, 4);
-    tcase_add_loop_test(tc, gemm_nan_inf_policy, 0, 8);
+    tcase_add_loop_test(tc, gemm_beta_zero_ignores_c_and_beta_one_accumulates, 0, 5);
+    tcase_add_loop_test(tc, gemm_nan_inf_policy, 0, 10);
     tcase_add_test(tc, gemm_k_zero_scales_c);
     tcase_add_test(tc, gemm_views_of_one_buffer);
     suite_add_tcase(s, tc);
@@ -840,6 +894,7 @@ Suite *suite_gemm(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, gemm_params_tuned_set_is_the_default);
     tcase_add_test(tc, gemm_params_override_is_per_device_and_restored);
+    tcase_add_test(tc, gemm_own_kernel_default_by_device_and_size);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

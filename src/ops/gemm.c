@@ -1,5 +1,6 @@
-/* clnet — GEMM through CLBlast: the public 2-D and batched calls, clnet__gemm
- * on raw buffers for other ops, and the per-device CLBlast parameters of
+/* clnet — GEMM through CLBlast or clnet's own kernel (cl/gemm.cl, the
+ * default on CPU devices): the public 2-D and batched calls, clnet__gemm on
+ * raw buffers for other ops, and the per-device CLBlast parameters of
  * gemm_params.h. The only file that includes CLBlast. */
 #include <clblast_c.h>
 #include <limits.h>
@@ -193,6 +194,119 @@ static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
     return s;
 }
 
+/* ---- clnet's own kernel (cl/gemm.cl) ------------------------------------------ */
+
+/* Tile height, -D options and work-group sizes (1: one tile per group):
+ * fixed per device. Rows of 4 beat 6 and 8 on pocl's small GEMMs and tie on
+ * large ones (docs/gemm.md); fma only where the device has it (CL_FP_FMA),
+ * else mul + add. */
+#define OWN_MR 4
+#define OWN_NR 16
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+static void own_options(clnet_context *ctx, char *buf, size_t size)
+{
+    cl_device_fp_config fp = 0;
+    if (clGetDeviceInfo(clnet_context_cl_device(ctx), CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp,
+                        NULL) != CL_SUCCESS)
+        fp = 0;
+    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d", OWN_MR, (fp & CL_FP_FMA) ? 1 : 0);
+}
+
+/* A B^T on gemm_tile_nt: 4 x 4 tiles of dot products along k. */
+static clnet_status own_gemm_nt(clnet_context *ctx, const clnet__gemm_desc *d, size_t batch,
+                                const char *opts, const char *what)
+{
+    cl_kernel k;
+    clnet_status st = clnet__kernel(ctx, "gemm", opts, "gemm_tile_nt", &k);
+    if (st)
+        return st;
+    int many = batch > 1;
+    clnet__arg a[] = {
+        CLNET_ARG_MEM(d->a),   CLNET_ARG_ULONG(d->a_off), CLNET_ARG_ULONG(many ? d->stride_a : 0),
+        CLNET_ARG_ULONG(d->lda),
+        CLNET_ARG_MEM(d->b),   CLNET_ARG_ULONG(d->b_off), CLNET_ARG_ULONG(many ? d->stride_b : 0),
+        CLNET_ARG_ULONG(d->ldb),
+        CLNET_ARG_MEM(d->c),   CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(d->ldc),
+        CLNET_ARG_ULONG(many ? d->stride_c : 0),
+        CLNET_ARG_UINT(d->m),  CLNET_ARG_UINT(d->n),      CLNET_ARG_UINT(d->k),
+        CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta),
+    };
+    size_t global[3] = { round_up(d->n, 4) / 4, round_up(d->m, 4) / 4, batch };
+    static const size_t local[3] = { 1, 1, 1 };
+    return clnet__launch(ctx, k, what, 17, a, 3, global, local);
+}
+
+/* The GEMM on clnet's kernels (cl/gemm.cl), reading A and B in place: no
+ * workspace, since callers (im2col convolution, the RNNs) keep their own
+ * data there across GEMMs. A B^T goes to gemm_tile_nt, everything else to
+ * gemm_tile: one GEMM_MR x 16 tile of C per work-item. */
+static clnet_status own_gemm(clnet_context *ctx, const clnet__gemm_desc *d, size_t batch,
+                             const char *what)
+{
+    if (d->m > UINT_MAX - OWN_NR || d->n > UINT_MAX - OWN_NR || d->k > UINT_MAX - OWN_NR)
+        return clnet__error(ctx, CLNET_ERR_UNSUPPORTED,
+                            "%s: m, n or k too large for clnet's GEMM kernel", what);
+    char opts[96];
+    own_options(ctx, opts, sizeof opts);
+    if (d->trans_b && !d->trans_a)
+        return own_gemm_nt(ctx, d, batch, opts, what);
+    cl_kernel k;
+    clnet_status st = clnet__kernel(ctx, "gemm", opts, "gemm_tile", &k);
+    if (st)
+        return st;
+    int many = batch > 1;
+    clnet__arg a[] = {
+        CLNET_ARG_MEM(d->a),
+        CLNET_ARG_ULONG(d->a_off),
+        CLNET_ARG_ULONG(many ? d->stride_a : 0),
+        CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda), /* op(A)[i][p] at i * rs + p * cs */
+        CLNET_ARG_ULONG(d->trans_a ? d->lda : 1),
+        CLNET_ARG_MEM(d->b),
+        CLNET_ARG_ULONG(d->b_off),
+        CLNET_ARG_ULONG(many ? d->stride_b : 0),
+        CLNET_ARG_ULONG(d->trans_b ? 1 : d->ldb), /* op(B)[p][j] at p * rs + j * cs */
+        CLNET_ARG_ULONG(d->trans_b ? d->ldb : 1),
+        CLNET_ARG_MEM(d->c),
+        CLNET_ARG_ULONG(d->c_off),
+        CLNET_ARG_ULONG(d->ldc),
+        CLNET_ARG_ULONG(many ? d->stride_c : 0),
+        CLNET_ARG_UINT(d->m),
+        CLNET_ARG_UINT(d->n),
+        CLNET_ARG_UINT(d->k),
+        CLNET_ARG_FLOAT(d->alpha),
+        CLNET_ARG_FLOAT(d->beta),
+    };
+    size_t global[3] = { round_up(d->n, OWN_NR) / OWN_NR, round_up(d->m, OWN_MR) / OWN_MR, batch };
+    static const size_t local[3] = { 1, 1, 1 };
+    return clnet__launch(ctx, k, what, 19, a, 3, global, local);
+}
+
+/* clnet's kernels read B in place: at 1024^3 they tie with CLBlast's packed
+ * kernels, at 2048^3 run at a third of their speed (rows of B far apart
+ * thrash the cache; docs/gemm.md). Below this many multiply-adds per batch
+ * entry (~645^3; 512^3 is 2^27), clnet's win. */
+#define OWN_MAX_MNK ((size_t)1 << 28)
+
+/* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own or clblast in the
+ * environment, else clnet's kernel for GEMMs under OWN_MAX_MNK on CPU
+ * devices, CLBlast for the others and on every other device. */
+static int default_kernel(const clnet_context *ctx, const clnet__gemm_desc *d)
+{
+    const char *env = getenv("CLNET_GEMM_KERNEL");
+    if (env && !strcmp(env, "own"))
+        return CLNET__GEMM_OWN;
+    if (env && !strcmp(env, "clblast"))
+        return 2;
+    int cpu = clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU;
+    int small = d->k < OWN_MAX_MNK && d->m * d->n < OWN_MAX_MNK / d->k;
+    return cpu && small ? CLNET__GEMM_OWN : 2;
+}
+
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what)
 {
     size_t batch = d->batch ? d->batch : 1;
@@ -200,6 +314,8 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
         return CLNET_OK;
     if (d->k == 0)
         return scale_c(ctx, d, what);
+    if (clnet__variant(ctx, "gemm.kernel", default_kernel(ctx, d)) == CLNET__GEMM_OWN)
+        return own_gemm(ctx, d, batch, what);
     clnet_status st = use_params(ctx, what);
     if (st)
         return st;

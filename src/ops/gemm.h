@@ -1,5 +1,6 @@
-/* clnet — GEMM on raw buffers, for other ops (convolution's im2col, RNNs).
- * Only src/ops/gemm.c talks to CLBlast. */
+/* clnet — GEMM on raw buffers, for other ops (convolution's im2col, RNNs),
+ * through CLBlast or clnet's own kernel. Only src/ops/gemm.c talks to
+ * CLBlast. */
 #ifndef CLNET_OPS_GEMM_H
 #define CLNET_OPS_GEMM_H
 
@@ -21,19 +22,29 @@ typedef struct clnet__gemm_desc {
 /* Queues the GEMM; `what` names the calling op in error messages. beta == 0
  * ignores C's old contents. m or n == 0 does nothing; k == 0 sets C = beta*C
  * (C must then be contiguous). A and B must not overlap C. Offsets and
- * strides are free (a batched GEMM goes through CLBlastSgemmBatched, which
- * returns once the queue has drained; docs/gemm.md says why).
+ * strides are free (a batched GEMM on CLBlast goes through
+ * CLBlastSgemmBatched, which returns once the queue has drained;
+ * docs/gemm.md says why). clnet's kernel neither waits nor uses the
+ * context's workspace: a, b and c may be views of it.
  *
  * CLBlast's parameters (src/ops/gemm_params.h) follow two variants, checked
  * before each call and given to CLBlast when they change for this context:
  *   "gemm.params"  1 (chosen): the tuned set of the device's table entry;
  *                  0: CLBlast's own set, restored by overriding with it.
- *   "gemm.kernel"  2 (chosen): CLBlast picks its direct or indirect kernel
+ *   "gemm.kernel"  2: CLBlast picks its direct or indirect kernel
  *                  by size (XGEMM_MIN_INDIRECT_SIZE); 0: the direct kernel
  *                  for every size; 1: the indirect one (Xgemm after
- *                  copy/pad/transpose) for every size.
- * Both apply only on devices with a table entry: elsewhere CLBlast's own
- * database is never touched (its values could not be restored). */
+ *                  copy/pad/transpose) for every size;
+ *                  3 (CLNET__GEMM_OWN): clnet's own kernel, cl/gemm.cl,
+ *                  which never calls CLBlast (docs/gemm.md).
+ * "gemm.params" and "gemm.kernel" 0-2 apply only on devices with a table
+ * entry: elsewhere CLBlast's own database is never touched (its values
+ * could not be restored). Unforced, "gemm.kernel" is 3 on CPU devices for
+ * GEMMs of under 2^28 multiply-adds per batch entry, else 2. The
+ * environment variable CLNET_GEMM_KERNEL=own or clblast, read at each
+ * call, replaces that choice (a forced variant still wins), for
+ * benchmarks. Both kernels are deterministic; their results may differ in
+ * the last bits (other summation orders). */
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what);
 
 /* The table entry's label for ctx's device ("pocl CPU"), or NULL. */
@@ -45,5 +56,8 @@ const char *clnet__gemm_params_label(const clnet_context *ctx);
  * CLBlast version): the GEMMs then ran with CLBlast's own parameters. */
 int clnet__gemm_params_applied(clnet_context *ctx);
 #define CLNET__GEMM_APPLIED(params, kernel) (1 + (params) + 2 * (kernel))
+
+/* "gemm.kernel" value for clnet's own kernel (cl/gemm.cl). */
+#define CLNET__GEMM_OWN 3
 
 #endif
