@@ -394,7 +394,8 @@ START_TEST(a_second_backward_replaces_the_first)
     clnet_context *ctx = test_context();
     clnet_model *m = small_cnn(ctx, 9, 8), *ref = small_cnn(ctx, 9, 8);
     CK_OK(ctx, clnet_dist_attach(d, m));
-    dataset s = make_data(12, 3);
+    /* 13 rows: x is rows 0..11, x2 rows 1..12. */
+    dataset s = make_data(13, 3);
     clnet_tensor *x = tensor_from(ctx, 4, (int64_t[]){ 12, 1, 8, 8 }, s.x), *y;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, (int64_t[]){ 12 }, &y));
     CK_OK(ctx, clnet_tensor_upload(y, s.y, 12 * sizeof(int32_t)));
