@@ -98,5 +98,6 @@ Suite *suite_optim(void);
 Suite *suite_io(void);
 Suite *suite_rnn(void);
 Suite *suite_nn(void);
+Suite *suite_gan(void);
 
 #endif

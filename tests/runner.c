@@ -28,6 +28,7 @@ static const struct {
     { "io", suite_io },
     { "rnn", suite_rnn },
     { "nn", suite_nn },
+    { "gan", suite_gan },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -265,7 +265,7 @@ static clnet_status set_order(clnet_model *m, device_data *d, int shuffle, uint6
 
 static clnet_status read_sums(clnet_model *m, double *loss, double *correct)
 {
-    float l, c;
+    float l = 0, c = 0;
     clnet_status st = clnet_tensor_download(m->loss_sum, &l, sizeof l);
     if (!st)
         st = clnet_tensor_download(m->correct_sum, &c, sizeof c);
