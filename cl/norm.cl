@@ -276,9 +276,13 @@ __kernel void bn_backward_apply(__global const float *x, ulong xo, __global cons
 
 static uint4 philox4x32_10(uint4 c, uint2 k)
 {
+    /* Unrolled, with the 32x32->64 products written out: pocl keeps a
+     * rolled loop of mul_hi() scalar, 5-8x slower (the bits are the same). */
+#pragma unroll
     for (int r = 0; r < 10; r++) {
-        uint hi0 = mul_hi(PHILOX_M0, c.x), lo0 = PHILOX_M0 * c.x;
-        uint hi1 = mul_hi(PHILOX_M1, c.z), lo1 = PHILOX_M1 * c.z;
+        ulong p0 = (ulong)PHILOX_M0 * c.x, p1 = (ulong)PHILOX_M1 * c.z;
+        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
         c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
         k.x += PHILOX_W0;
         k.y += PHILOX_W1;

@@ -100,5 +100,6 @@ Suite *suite_rnn(void);
 Suite *suite_nn(void);
 Suite *suite_faults(void);
 Suite *suite_limits(void);
+Suite *suite_gan(void);
 
 #endif

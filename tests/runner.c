@@ -30,6 +30,7 @@ static const struct {
     { "nn", suite_nn },
     { "faults", suite_faults },
     { "limits", suite_limits },
+    { "gan", suite_gan },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

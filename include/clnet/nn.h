@@ -146,8 +146,15 @@ CLNET_API size_t clnet_model_param_count(const clnet_model *m);
  * to f. */
 CLNET_API clnet_status clnet_model_summary(const clnet_model *m, FILE *f);
 /* Freezes (0) or unfreezes (1) layer i's parameters: a frozen layer still
- * passes gradients to its input but its weights never change. */
+ * passes gradients to its input but its weights never change: backward
+ * computes no gradients for its parameters, step skips them, and a frozen
+ * BatchNormalization in a training forward normalizes with the batch
+ * statistics but leaves its running statistics as they are. */
 CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int trainable);
+/* The same for every layer at once: e.g. a GAN's discriminator, frozen while
+ * the generator trains through it (clnet_model_backward's dx), unfrozen for
+ * its own step. */
+CLNET_API clnet_status clnet_model_set_all_trainable(clnet_model *m, int trainable);
 
 /* ---- Training ----------------------------------------------------------------- */
 

@@ -606,8 +606,11 @@ static clnet_status batchnorm_forward(clnet__layer *l, clnet__io *io, int traini
     if (!training)
         return clnet_batchnorm_forward_inference(&l->bn, io->x, p[0].value, p[1].value, p[2].value,
                                                  p[3].value, io->y);
+    /* Frozen: batch statistics, but the running ones stay as they are. */
     return clnet_batchnorm_forward_training(&l->bn, io->x, p[0].value, p[1].value, io->y,
-                                            p[2].value, p[3].value, l->save_mean, l->save_invstd);
+                                            l->trainable ? p[2].value : NULL,
+                                            l->trainable ? p[3].value : NULL, l->save_mean,
+                                            l->save_invstd);
 }
 
 static clnet_status batchnorm_backward(clnet__layer *l, clnet__io *io)
@@ -618,7 +621,8 @@ static clnet_status batchnorm_backward(clnet__layer *l, clnet__io *io)
     if (!dx)
         dx = io->dpre;
     return clnet_batchnorm_backward(&l->bn, io->x, io->dy, p[0].value, l->save_mean, l->save_invstd,
-                                    dx, p[0].grad, p[1].grad);
+                                    dx, l->trainable ? p[0].grad : NULL,
+                                    l->trainable ? p[1].grad : NULL);
 }
 
 static const clnet__layer_ops batchnorm_ops = { "BatchNormalization", 0, batchnorm_forward,

@@ -349,6 +349,14 @@ CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int 
     return CLNET_OK;
 }
 
+CLNET_API clnet_status clnet_model_set_all_trainable(clnet_model *m, int trainable)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    for (int i = 0; i < m->nlayers; i++)
+        m->layers[i]->trainable = trainable != 0;
+    return CLNET_OK;
+}
+
 CLNET_API int clnet_model_layer_count(const clnet_model *m)
 {
     return m ? m->nlayers : 0;

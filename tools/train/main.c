@@ -43,6 +43,7 @@ static void usage(FILE *f)
             "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
             "  --out FILE         gan: where the sample grid goes (PNG)\n"
             "  --score FILE       gan: score samples with a CNN saved by clnet-train cnn --save\n"
+            "  --label-smoothing F  gan: train D towards 1 - F on real images (default 0)\n"
             "  --quiet            no per-step progress\n"
             "  --ranks            cnn: data-parallel over MPI ranks, one device each (automatic\n"
             "                     under mpirun); e.g. mpirun -np 2 clnet-train cnn (docs/dist.md)\n",
@@ -59,7 +60,8 @@ static int parse(int argc, char **argv, options *o)
         int takes = !strcmp(a, "--device") || !strcmp(a, "--epochs") || !strcmp(a, "--batch-size") ||
                     !strcmp(a, "--lr") || !strcmp(a, "--seed") || !strcmp(a, "--limit") ||
                     !strcmp(a, "--data") || !strcmp(a, "--save") || !strcmp(a, "--load") ||
-                    !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score");
+                    !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score") ||
+                    !strcmp(a, "--label-smoothing");
         if (takes && !v) {
             fprintf(stderr, "clnet-train: %s needs a value\n", a);
             return 0;
@@ -81,6 +83,7 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--sample")) o->sample = atoi(v);
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--score")) o->score = v;
+        else if (!strcmp(a, "--label-smoothing")) o->label_smoothing = atof(v);
         else if (!strcmp(a, "--eval-only")) o->eval_only = 1;
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "--ranks")) o->ranks = 1;
@@ -94,9 +97,10 @@ static int parse(int argc, char **argv, options *o)
         fprintf(stderr, "clnet-train: which model?\n");
         return 0;
     }
-    if (o->epochs < 0 || o->batch_size <= 0 || o->lr <= 0 || o->limit < 0 || o->sample < 0) {
+    if (o->epochs < 0 || o->batch_size <= 0 || o->lr <= 0 || o->limit < 0 || o->sample < 0 ||
+        !(o->label_smoothing >= 0 && o->label_smoothing < 1)) {
         fprintf(stderr, "clnet-train: --epochs >= 0, --batch-size > 0, --lr > 0, --limit >= 0, "
-                        "--sample >= 0\n");
+                        "--sample >= 0, 0 <= --label-smoothing < 1\n");
         return 0;
     }
     if (o->eval_only && !o->load) {

@@ -14,6 +14,7 @@ typedef struct options {
     int epochs, batch_size, eval_only, quiet, sample;
     long limit;
     double lr;
+    double label_smoothing;             /* gan: D's real target is 1 - this */
     unsigned long long seed;
     int epochs_set, lr_set, batch_set;  /* given on the command line */
     int ranks;                          /* --ranks: data-parallel over MPI ranks */
