@@ -21,11 +21,11 @@
 enum { SNAP_VALUE = 1, SNAP_GRAD = 2, SNAP_MOMENTS = 4, SNAP_ALL = 7 };
 
 typedef struct snapshot {
-    int n;                             /* tensors */
+    int n; /* tensors */
     float *data[128];
     size_t len[128];
-    char name[128][96];                /* "layer 2 (conv2d_1) kernel value" */
-    int trained[128];                  /* the parameter has a gradient (not a running statistic) */
+    char name[128][96]; /* "layer 2 (conv2d_1) kernel value" */
+    int trained[128];   /* the parameter has a gradient (not a running statistic) */
 } snapshot;
 
 static void snap_one(clnet_context *ctx, snapshot *s, const clnet__layer *l, const clnet__param *p,
@@ -38,7 +38,8 @@ static void snap_one(clnet_context *ctx, snapshot *s, const clnet__layer *l, con
     s->data[s->n] = malloc(n * sizeof(float));
     download(ctx, t, s->data[s->n], n);
     s->len[s->n] = n;
-    snprintf(s->name[s->n], sizeof s->name[0], "layer %d (%s) %s %s", l->index, l->name, p->name, kind);
+    snprintf(s->name[s->n], sizeof s->name[0], "layer %d (%s) %s %s", l->index, l->name, p->name,
+             kind);
     s->trained[s->n] = p->grad != NULL;
     s->n++;
 }
@@ -90,8 +91,8 @@ static void assert_all_trained_changed(const snapshot *a, const snapshot *b, con
         size_t same = 0;
         for (size_t k = 0; k < a->len[i]; k++)
             same += memcmp(&a->data[i][k], &b->data[i][k], sizeof(float)) == 0;
-        ck_assert_msg(same == 0, "%s left %zu of %zu elements of %s unchanged", when, same, a->len[i],
-                      a->name[i]);
+        ck_assert_msg(same == 0, "%s left %zu of %zu elements of %s unchanged", when, same,
+                      a->len[i], a->name[i]);
         seen++;
     }
     ck_assert_int_gt(seen, 0);
@@ -298,7 +299,8 @@ static int generator_directional(clnet_context *ctx, gan_trainer *t, clnet_model
             if (!p->grad)
                 continue;
             size_t n = clnet_tensor_numel(p->value);
-            float *v0 = malloc(n * sizeof *v0), *u = malloc(n * sizeof *u), *vp = malloc(n * sizeof *vp);
+            float *v0 = malloc(n * sizeof *v0), *u = malloc(n * sizeof *u),
+                  *vp = malloc(n * sizeof *vp);
             const float *gr = grads.data[checked];
             ck_assert_uint_eq(grads.len[checked], n);
             download(ctx, p->value, v0, n);
@@ -324,8 +326,9 @@ static int generator_directional(clnet_context *ctx, gan_trainer *t, clnet_model
                 ok = fabs(num - an) <= 1e-4 + 1e-2 * fabs(an);
             }
             if (!ok)
-                fprintf(stderr, "generator through frozen D: layer %d (%s) %s: analytic %.6g, "
-                                "finite difference %.6g\n",
+                fprintf(stderr,
+                        "generator through frozen D: layer %d (%s) %s: analytic %.6g, "
+                        "finite difference %.6g\n",
                         i, g->layers[i]->name, p->name, an, num);
             failures += !ok;
             checked++;
@@ -370,7 +373,8 @@ START_TEST(directional_check_catches_a_wrong_generator_gradient)
 }
 END_TEST
 
-/* ---- Label smoothing -------------------------------------------------------------------------- */
+/* ---- Label smoothing --------------------------------------------------------------------------
+ */
 
 /* mean over rows of max(x, 0) - x t + log1p(exp(-|x|)), in float64. */
 static double bce_mean(const float *x, const double *target, int n)
@@ -411,8 +415,8 @@ START_TEST(label_smoothing_sets_the_real_targets)
         CK_OK(ctx, gan_step_d(t, real));
         CK_OK(ctx, gan_losses(t, &dl, NULL));
         double want = 2 * bce_mean(lg, target, 2 * B);
-        ck_assert_msg(fabs(dl - want) <= 1e-5 * want, "real label %g: d_loss %.9g, expected %.9g", (double)label,
-                      dl, want);
+        ck_assert_msg(fabs(dl - want) <= 1e-5 * want, "real label %g: d_loss %.9g, expected %.9g",
+                      (double)label, dl, want);
         /* The other label would be told apart. */
         for (int i = 0; i < B; i++)
             target[i] = smooth ? 1.0 : 0.9;
@@ -457,6 +461,7 @@ START_TEST(trainer_refuses_bad_arguments)
     clnet_tensor_destroy(real);
     gan_trainer_destroy(t);
     gan_trainer_destroy(NULL);
+    ck_assert_int_eq(clnet_model_set_all_trainable(NULL, 0), CLNET_ERR_INVALID_ARG);
     clnet_model_destroy(d2);
     clnet_model_destroy(g);
     clnet_model_destroy(d);
@@ -464,7 +469,8 @@ START_TEST(trainer_refuses_bad_arguments)
 }
 END_TEST
 
-/* ---- Layers the DCGAN relies on, as layers ----------------------------------------------------- */
+/* ---- Layers the DCGAN relies on, as layers -----------------------------------------------------
+ */
 
 /* The Activation layer with LeakyReLU(0.2), forward and backward, against the
  * float64 reference: alpha * x is one float multiplication of two floats, so
@@ -555,18 +561,20 @@ START_TEST(batchnorm_layer_training_inference_and_frozen)
         download(ctx, ty, y, NB * F);
         for (int i = 0; i < NB * F; i++) {
             double want = (x[i] - mean[i % F]) / sqrt(var[i % F] + (double)1e-3f);
-            ck_assert_msg(fabs(y[i] - want) <= 1e-5, "training y[%d] %.8g, want %.8g", i, y[i], want);
+            ck_assert_msg(fabs(y[i] - want) <= 1e-5, "training y[%d] %.8g, want %.8g", i, y[i],
+                          want);
         }
         download(ctx, m->layers[0]->params[2].value, run[0], F);
         download(ctx, m->layers[0]->params[3].value, run[1], F);
         if (frozen) {
-            ck_assert_msg(memcmp(before, run, sizeof run) == 0, "a frozen batch norm moved its running statistics");
+            ck_assert_msg(memcmp(before, run, sizeof run) == 0,
+                          "a frozen batch norm moved its running statistics");
             continue;
         }
         for (int c = 0; c < F; c++)
             ck_assert_msg(fabs(run[0][c] - rm[c]) <= 1e-6 && fabs(run[1][c] - rv[c]) <= 1e-5,
-                          "running mean %.8g (want %.8g), var %.8g (want %.8g)", run[0][c], rm[c], run[1][c],
-                          rv[c]);
+                          "running mean %.8g (want %.8g), var %.8g (want %.8g)", run[0][c], rm[c],
+                          run[1][c], rv[c]);
     }
     /* Inference: the running statistics just checked. */
     CK_OK(ctx, clnet_model_forward(m, tx2, 0, &ty, NULL));
@@ -582,7 +590,8 @@ START_TEST(batchnorm_layer_training_inference_and_frozen)
 }
 END_TEST
 
-/* ---- The reference DCGAN ------------------------------------------------------------------------ */
+/* ---- The reference DCGAN ------------------------------------------------------------------------
+ */
 
 static size_t summary_has(const clnet_model *m, const char *const *needles, int n)
 {
@@ -609,9 +618,10 @@ START_TEST(reference_dcgan_shapes)
     /* Keras counts: 627200 + 512 + 204800 + 256 + 1601; 1664 + 204928 + 6273. */
     ck_assert_uint_eq(clnet_model_param_count(g), 834369);
     ck_assert_uint_eq(clnet_model_param_count(d), 212865);
-    const char *gs[] = { "(None, 6272)", "(None, 128, 7, 7)", "(None, 64, 14, 14)", "(None, 1, 28, 28)",
-                         "Conv2DTranspose" };
-    const char *ds[] = { "(None, 64, 14, 14)", "(None, 128, 7, 7)", "(None, 6272)", "(None, 1)", "Dropout" };
+    const char *gs[] = { "(None, 6272)", "(None, 128, 7, 7)", "(None, 64, 14, 14)",
+                         "(None, 1, 28, 28)", "Conv2DTranspose" };
+    const char *ds[] = { "(None, 64, 14, 14)", "(None, 128, 7, 7)", "(None, 6272)", "(None, 1)",
+                         "Dropout" };
     ck_assert_uint_eq(summary_has(g, gs, 5), 0);
     ck_assert_uint_eq(summary_has(d, ds, 5), 0);
     clnet_model_destroy(g);
@@ -641,7 +651,8 @@ START_TEST(reference_dcgan_trains_deterministically)
             float img[3 * 784];
             download(ctx, fakes, img, 3 * 784);
             for (int i = 0; i < 3 * 784; i++)
-                ck_assert_msg(img[i] >= -1.0f && img[i] <= 1.0f, "G output %g outside [-1, 1]", img[i]);
+                ck_assert_msg(img[i] >= -1.0f && img[i] <= 1.0f, "G output %g outside [-1, 1]",
+                              img[i]);
             CK_OK(ctx, gan_step_d(t, real));
             CK_OK(ctx, gan_step_g(t));
             CK_OK(ctx, gan_losses(t, &losses[run][2 * it], &losses[run][2 * it + 1]));
@@ -661,7 +672,8 @@ START_TEST(reference_dcgan_trains_deterministically)
 }
 END_TEST
 
-/* ---- Classifier-based score (host only) --------------------------------------------------------------- */
+/* ---- Classifier-based score (host only)
+ * --------------------------------------------------------------- */
 
 START_TEST(classifier_score_known_values)
 {

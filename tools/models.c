@@ -1,5 +1,6 @@
 /* clnet tools — the reference models (DESIGN.md), built with the public
- * API; shared by clnet-train and clnet-bench. */
+ * API; shared by clnet-train and clnet-bench. Also the GAN loop and the
+ * classifier score (docs/gan.md), which tests/test-gan.c runs too. */
 #include "models.h"
 
 #include <math.h>
@@ -141,41 +142,45 @@ clnet_status build_dcgan_discriminator(clnet_context *ctx, unsigned long long se
 /* ---- The GAN loop ------------------------------------------------------------------- */
 
 struct gan_trainer {
-    clnet_model *g, *d;                /* borrowed */
+    clnet_model *g, *d; /* borrowed */
     clnet_context *ctx;
     gan_params p;
-    uint64_t draws;                    /* noise batches drawn: the Philox stream */
-    clnet_tensor *z;                   /* (B, noise_dim) */
+    uint64_t draws;                       /* noise batches drawn: the Philox stream */
+    clnet_tensor *z;                      /* (B, noise_dim) */
     clnet_tensor *xd, *xd_real, *xd_fake; /* D's batch (2B, ...) and its two halves */
-    clnet_tensor *yd, *yg;             /* targets: [real_label; 0] (2B, 1), ones (B, 1) */
-    clnet_tensor *dl_d, *dl_g;         /* loss gradients at D's logits */
-    clnet_tensor *loss_d, *loss_g;     /* one element each */
-    const clnet_tensor *fakes;         /* G's output of the last forward (borrowed) */
+    clnet_tensor *yd, *yg;                /* targets: [real_label; 0] (2B, 1), ones (B, 1) */
+    clnet_tensor *dl_d, *dl_g;            /* loss gradients at D's logits */
+    clnet_tensor *loss_d, *loss_g;        /* one element each */
+    const clnet_tensor *fakes;            /* G's output of the last forward (borrowed) */
 };
 
 void gan_trainer_destroy(gan_trainer *t)
 {
     if (!t)
         return;
-    clnet_tensor *all[] = { t->z, t->xd, t->xd_real, t->xd_fake, t->yd, t->yg,
-                            t->dl_d, t->dl_g, t->loss_d, t->loss_g };
+    clnet_tensor *all[] = { t->z,  t->xd,   t->xd_real, t->xd_fake, t->yd,
+                            t->yg, t->dl_d, t->dl_g,    t->loss_d,  t->loss_g };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         clnet_tensor_destroy(all[i]);
     free(t);
 }
 
-/* G's output must be D's input and D's output one value per sample. */
-static int gan_shapes_fit(const clnet_model *g, const clnet_model *d, int64_t img[CLNET_MAX_DIMS])
+/* Rows [start, start + n) of t set to v. */
+static clnet_status fill_rows(clnet_tensor *t, int64_t start, int64_t n, double v)
 {
-    int64_t dout[CLNET_MAX_DIMS];
-    int nd = clnet_model_output_shape(d, dout);
-    return clnet_model_output_shape(g, img) >= 1 && nd == 1 && dout[0] == 1;
+    clnet_tensor *rows;
+    clnet_status st = clnet_tensor_slice(t, start, n, &rows);
+    if (!st)
+        st = clnet_tensor_fill(rows, v);
+    clnet_tensor_destroy(rows);
+    return st;
 }
 
+/* The trainer's buffers for G's output shape img (ind dims). */
 static clnet_status gan_alloc(gan_trainer *t, int ind, const int64_t *img)
 {
-    int64_t b = t->p.batch, zs[2] = { b, t->p.noise_dim }, ys[2] = { 2 * b, 1 }, one = 1;
-    int64_t xs[CLNET_MAX_DIMS];
+    int64_t b = t->p.batch, zs[2] = { b, t->p.noise_dim }, yd[2] = { 2 * b, 1 }, yg[2] = { b, 1 };
+    int64_t xs[CLNET_MAX_DIMS], one = 1;
     xs[0] = 2 * b;
     memcpy(xs + 1, img, (size_t)ind * sizeof *img);
     clnet_context *ctx = t->ctx;
@@ -184,34 +189,27 @@ static clnet_status gan_alloc(gan_trainer *t, int ind, const int64_t *img)
         (st = clnet_tensor_create(ctx, CLNET_F32, ind + 1, xs, &t->xd)) ||
         (st = clnet_tensor_slice(t->xd, 0, b, &t->xd_real)) ||
         (st = clnet_tensor_slice(t->xd, b, b, &t->xd_fake)) ||
-        (st = clnet_tensor_create(ctx, CLNET_F32, 2, ys, &t->yd)) ||
-        (st = clnet_tensor_create(ctx, CLNET_F32, 2, ys, &t->dl_d)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 2, yd, &t->yd)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 2, yd, &t->dl_d)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 2, yg, &t->yg)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 2, yg, &t->dl_g)) ||
         (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &t->loss_d)) ||
         (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &t->loss_g)))
         return st;
-    ys[0] = b;
-    clnet_tensor *half = NULL;
-    if ((st = clnet_tensor_create(ctx, CLNET_F32, 2, ys, &t->yg)) ||
-        (st = clnet_tensor_create(ctx, CLNET_F32, 2, ys, &t->dl_g)) ||
-        (st = clnet_tensor_fill(t->yg, 1.0)) || (st = clnet_tensor_slice(t->yd, 0, b, &half)) ||
-        (st = clnet_tensor_fill(half, t->p.real_label)))
-        goto done;
-    clnet_tensor_destroy(half);
-    half = NULL;
-    if ((st = clnet_tensor_slice(t->yd, b, b, &half)) || (st = clnet_tensor_fill(half, 0.0)))
-        goto done;
-done:
-    clnet_tensor_destroy(half);
-    return st;
+    if ((st = fill_rows(t->yd, 0, b, t->p.real_label)) || (st = fill_rows(t->yd, b, b, 0.0)))
+        return st;
+    return clnet_tensor_fill(t->yg, 1.0);
 }
 
 clnet_status gan_trainer_create(clnet_context *ctx, clnet_model *g, clnet_model *d,
                                 const gan_params *p, gan_trainer **out)
 {
     *out = NULL;
-    int64_t img[CLNET_MAX_DIMS];
+    /* G's output is D's input (D's forward checks it); D gives one value
+     * per sample. */
+    int64_t img[CLNET_MAX_DIMS], dout[CLNET_MAX_DIMS];
     int ind = clnet_model_output_shape(g, img);
-    if (!gan_shapes_fit(g, d, img))
+    if (ind < 1 || clnet_model_output_shape(d, dout) != 1 || dout[0] != 1)
         return CLNET_ERR_SHAPE;
     if (p->batch < 1 || p->noise_dim < 1 || !(p->real_label >= 0.0f && p->real_label <= 1.0f))
         return CLNET_ERR_INVALID_ARG;
@@ -229,11 +227,6 @@ clnet_status gan_trainer_create(clnet_context *ctx, clnet_model *g, clnet_model 
     }
     *out = t;
     return CLNET_OK;
-}
-
-clnet_tensor *gan_noise(gan_trainer *t)
-{
-    return t->z;
 }
 
 clnet_status gan_forward_g(gan_trainer *t, const clnet_tensor **fakes)
@@ -256,7 +249,8 @@ clnet_status gan_step_d(gan_trainer *t, const clnet_tensor *real)
         return CLNET_ERR_INVALID_ARG; /* gan_generate first */
     const clnet_tensor *logits;
     clnet_status st;
-    if ((st = clnet_model_set_all_trainable(t->d, 1)) || (st = clnet_tensor_copy(t->xd_real, real)) ||
+    if ((st = clnet_model_set_all_trainable(t->d, 1)) ||
+        (st = clnet_tensor_copy(t->xd_real, real)) ||
         (st = clnet_tensor_copy(t->xd_fake, t->fakes)) ||
         (st = clnet_model_forward(t->d, t->xd, 1, NULL, &logits)) ||
         (st = clnet_loss_bce_logits(logits, t->yd, t->loss_d, t->dl_d)) ||

@@ -54,19 +54,23 @@ clnet_status build_dcgan_discriminator(clnet_context *ctx, unsigned long long se
  * D, gan_step_g freezes every layer (clnet_model_set_all_trainable). Losses
  * stay on the device until read. Thread-safety: as the models' context. */
 typedef struct gan_params {
-    int64_t batch;             /* B, fakes per step (D sees 2B) */
-    int64_t noise_dim;         /* G's input: (B, noise_dim) */
-    float real_label;          /* D's target for real images: 1, or 0.9 for one-sided label smoothing */
-    unsigned long long seed;   /* the noise */
+    int64_t batch;     /* B, fakes per step (D sees 2B) */
+    int64_t noise_dim; /* G's input: (B, noise_dim) */
+    float real_label;  /* D's target for real images: 1, or 0.9 for one-sided label smoothing */
+    unsigned long long seed; /* the noise */
 } gan_params;
-#define GAN_PARAMS_DEFAULT                                                                  \
+#define GAN_PARAMS_DEFAULT                                                                         \
     ((gan_params){ .batch = 64, .noise_dim = DCGAN_NOISE_DIM, .real_label = 1.0f, .seed = 1 })
 
 typedef struct gan_trainer gan_trainer;
 
 /* *out is caller-owned (gan_trainer_destroy); g and d are borrowed and must
- * outlive it. Fails with CLNET_ERR_SHAPE if D's input is not G's output or
- * D's output is not one value per sample. */
+ * outlive it. CLNET_ERR_SHAPE if D's output is not one value per sample (D's
+ * first forward checks that its input is G's output), CLNET_ERR_INVALID_ARG
+ * for batch or noise_dim < 1 or real_label outside [0, 1]; the step
+ * functions give CLNET_ERR_INVALID_ARG before the first gan_generate. The
+ * trainer's own checks return a status only (it is not the library and
+ * records no message); failures inside library calls carry the context's. */
 clnet_status gan_trainer_create(clnet_context *ctx, clnet_model *g, clnet_model *d,
                                 const gan_params *p, gan_trainer **out);
 void gan_trainer_destroy(gan_trainer *t);
@@ -86,8 +90,6 @@ clnet_status gan_step_g(gan_trainer *t);
  * losses are usually reported; G: mean), read from the device (waits). Either
  * pointer may be NULL. */
 clnet_status gan_losses(gan_trainer *t, double *d_loss, double *g_loss);
-/* The noise tensor (B, noise_dim); borrowed. */
-clnet_tensor *gan_noise(gan_trainer *t);
 
 /* ---- Classifier-based score ------------------------------------------------------- */
 

@@ -16,8 +16,9 @@ enum { GRID = 8, SIDE = 28, PIXELS = SIDE * SIDE, SCORE_N = 1000 };
 #define GRID_STREAM 0x6772696400000000ull
 #define SAMPLE_STREAM 0x73616d7000000000ull
 
-static const char *const class_names[10] = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot" };
+static const char *const class_names[10] = { "T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                             "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                             "Bag",         "Ankle boot" };
 
 /* ---- PNG grid ---------------------------------------------------------------------- */
 
@@ -38,12 +39,12 @@ static int write_grid(const char *path, const float *img, int n, int cols)
             for (int x = 0; x < SIDE; x++) {
                 float v = (img[(size_t)k * PIXELS + y * SIDE + x] + 1.0f) * 127.5f;
                 v = v < 0 ? 0 : v > 255 ? 255 : v;
-                px[(size_t)((k / cols) * (SIDE + 1) + 1 + y) * (size_t)w + (size_t)((k % cols) * (SIDE + 1) + 1 + x)] =
-                    (unsigned char)(v + 0.5f);
+                px[(size_t)((k / cols) * (SIDE + 1) + 1 + y) * (size_t)w +
+                   (size_t)((k % cols) * (SIDE + 1) + 1 + x)] = (unsigned char)(v + 0.5f);
             }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
         png_write_row(png, px + (size_t)y * (size_t)w);
@@ -76,7 +77,8 @@ static clnet_status generate(clnet_context *ctx, clnet_model *g, int64_t n, unsi
         const clnet_tensor *y;
         if ((st = clnet_tensor_slice(z, 0, k, &zk)))
             break;
-        if (!(st = clnet_tensor_rand_normal(zk, seed, stream + (unsigned long long)(s / b), 0.0f, 1.0f)) &&
+        if (!(st = clnet_tensor_rand_normal(zk, seed, stream + (unsigned long long)(s / b), 0.0f,
+                                            1.0f)) &&
             !(st = clnet_model_forward(g, zk, 0, &y, NULL)))
             st = clnet_tensor_download(y, out + s * PIXELS, (size_t)k * PIXELS * sizeof *out);
         clnet_tensor_destroy(zk);
@@ -113,7 +115,8 @@ static int score(clnet_context *ctx, clnet_model *g, const options *o, const cln
     if ((size_t)n > test->count)
         n = (int64_t)test->count;
     clnet_model *cnn = NULL;
-    float *img = malloc((size_t)n * PIXELS * sizeof *img), *probs = malloc((size_t)n * 10 * sizeof *probs);
+    float *img = malloc((size_t)n * PIXELS * sizeof *img),
+          *probs = malloc((size_t)n * 10 * sizeof *probs);
     int rc = 1;
     if (!img || !probs)
         goto done;
@@ -134,8 +137,8 @@ static int score(clnet_context *ctx, clnet_model *g, const options *o, const cln
     if (classify(ctx, cnn, test->images, n, probs))
         goto done;
     s[1] = classifier_score(probs, n, 10, share[1]);
-    printf("classifier score of %lld images (%s):\n  %-12s %9s %9s\n", (long long)n, o->score, "class",
-           "generated", "real");
+    printf("classifier score of %lld images (%s):\n  %-12s %9s %9s\n", (long long)n, o->score,
+           "class", "generated", "real");
     double min_share = 1;
     for (int c = 0; c < 10; c++) {
         printf("  %-12s %9.3f %9.3f\n", class_names[c], share[0][c], share[1][c]);
@@ -223,9 +226,9 @@ static int run_epoch(clnet_context *ctx, gan_trainer *t, const clnet_tensor *rea
         es->g_loss += gl;
         /* A live line on a terminal, a line per 100 steps in a log. */
         if (!o->quiet && (s + 1) % (live ? 10 : 100) == 0)
-            fprintf(stderr, "%s  %lld/%lld - %.0fs - d_loss %.4f - g_loss %.4f%s", live ? "\r\033[K" : "",
-                    (long long)s + 1, (long long)steps, now() - t0, es->d_loss / (double)(s + 1),
-                    es->g_loss / (double)(s + 1), live ? "" : "\n");
+            fprintf(stderr, "%s  %lld/%lld - %.0fs - d_loss %.4f - g_loss %.4f%s",
+                    live ? "\r\033[K" : "", (long long)s + 1, (long long)steps, now() - t0,
+                    es->d_loss / (double)(s + 1), es->g_loss / (double)(s + 1), live ? "" : "\n");
     }
     if (live)
         fprintf(stderr, "\r\033[K");
@@ -247,6 +250,7 @@ static int save_both(clnet_context *ctx, clnet_model *g, clnet_model *d, const c
     if (clnet_model_save(g, path) || clnet_model_save(d, dpath))
         return fail(ctx, "saving weights");
     printf("saved the generator to %s and the discriminator to %s\n", path, dpath);
+    fflush(stdout);
     return 0;
 }
 
@@ -265,8 +269,8 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
 {
     int64_t n = o->limit && (size_t)o->limit < data->count ? o->limit : (int64_t)data->count;
     if (n < o->batch_size) {
-        fprintf(stderr, "clnet-train: %lld training images, fewer than a batch of %d\n", (long long)n,
-                o->batch_size);
+        fprintf(stderr, "clnet-train: %lld training images, fewer than a batch of %d\n",
+                (long long)n, o->batch_size);
         return 1;
     }
     gan_params gp = GAN_PARAMS_DEFAULT;
@@ -352,7 +356,8 @@ int train_gan(clnet_context *ctx, const options *o_in)
     if (!o->lr_set)
         o->lr = 2e-4;
     if (o->sample && !o->load) {
-        fprintf(stderr, "clnet-train: gan --sample N needs --load FILE (a generator saved by --save)\n");
+        fprintf(stderr,
+                "clnet-train: gan --sample N needs --load FILE (a generator saved by --save)\n");
         return 2;
     }
     clnet_dataset *train_set = NULL, *test_set = NULL;
@@ -364,8 +369,9 @@ int train_gan(clnet_context *ctx, const options *o_in)
     cp.loss = CLNET_LOSS_BINARY_CROSSENTROPY;
     if ((training || o->score) && load_data(o, &train_set, &test_set))
         return 1;
-    if (build_dcgan_generator(ctx, o->seed, &g) || build_dcgan_discriminator(ctx, o->seed + 1, &d) ||
-        clnet_model_compile(g, &cp) || clnet_model_compile(d, &cp)) {
+    if (build_dcgan_generator(ctx, o->seed, &g) ||
+        build_dcgan_discriminator(ctx, o->seed + 1, &d) || clnet_model_compile(g, &cp) ||
+        clnet_model_compile(d, &cp)) {
         rc = fail(ctx, "building the models");
         goto done;
     }
@@ -373,7 +379,8 @@ int train_gan(clnet_context *ctx, const options *o_in)
         clnet_model_summary(g, stdout);
         clnet_model_summary(d, stdout);
     }
-    if ((o->load && load_both(ctx, g, d, o->load)) || (training && train(ctx, g, d, o, train_set)) || (o->sample && sample(ctx, g, o)) ||
+    if ((o->load && load_both(ctx, g, d, o->load)) ||
+        (training && train(ctx, g, d, o, train_set)) || (o->sample && sample(ctx, g, o)) ||
         (o->score && score(ctx, g, o, test_set)))
         goto done;
     rc = 0;
