@@ -4,10 +4,6 @@
  * lanes (_group); both reduce in a fixed order, so results are deterministic. */
 #pragma OPENCL FP_CONTRACT OFF
 
-#ifndef CLNET_WG
-#define CLNET_WG 64
-#endif
-
 /* ---- elementwise activations --------------------------------------------- */
 
 /* y = x (identity forward, and dx = dy for its backward). */
@@ -106,20 +102,6 @@ __kernel void tanh_backward(__global float *dx, ulong dxo, __global const float 
 
 /* ---- row helpers: lane `lane` of `lanes` takes columns lane, lane + lanes, ... */
 
-/* The maximum, NaN-propagating (a NaN anywhere makes the row's maximum NaN). */
-static float max_nan(float a, float b)
-{
-    return (b > a || isnan(b)) ? b : a;
-}
-
-static float row_max_part(__global const float *x, ulong o, int cols, int lane, int lanes)
-{
-    float m = -INFINITY;
-    for (int j = lane; j < cols; j += lanes)
-        m = max_nan(m, x[o + j]);
-    return m;
-}
-
 /* (sum of exp(x_j - m) over entries below the maximum m, count of entries
  * equal to m): the row's sum of exponentials is count + sum, and log1p of
  * (count - 1) + sum is its logarithm without rounding 1 + small. */
@@ -169,53 +151,6 @@ static void row_bwd_write(__global const float *y, ulong o, __global const float
         float yj = y[o + j], g = dy[od + j];
         dx[ox + j] = log_ ? g - exp(yj) * r : yj * (g - r);
     }
-}
-
-/* ---- work-group reductions (every lane calls; fixed tree order) ---------- */
-
-static float group_max(__local float *s, float v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] = max_nan(s[lid], s[lid + k]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE); /* s may be reused at once */
-    return r;
-}
-
-static float group_sum(__local float *s, float v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] += s[lid + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
-
-static float2 group_sum2(__local float2 *s, float2 v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] += s[lid + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float2 r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
 }
 
 /* ---- softmax and log-softmax (log_ != 0) over rows of cols ---------------- */

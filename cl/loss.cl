@@ -6,62 +6,6 @@
  * row helpers mirror cl/act.cl's softmax (kept in step with it). */
 #pragma OPENCL FP_CONTRACT OFF
 
-#ifndef CLNET_WG
-#define CLNET_WG 64
-#endif
-
-/* ---- work-group reductions (every lane calls; fixed tree order) ------------- */
-
-static float group_sum(__local float *s, float v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] += s[lid + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE); /* s may be reused at once */
-    return r;
-}
-
-static int group_sum_int(__local int *s, int v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] += s[lid + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    int r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
-
-static float max_nan(float a, float b)
-{
-    return (b > a || isnan(b)) ? b : a;
-}
-
-static float group_max(__local float *s, float v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] = max_nan(s[lid], s[lid + k]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
-
 /* ---- elementwise losses ---------------------------------------------------- */
 
 /* Element i of n is visited by group i / WG % groups: the lane loop below. */
@@ -129,14 +73,6 @@ __kernel void loss_finish(__global const float *part, ulong po, ulong count, __g
  * exp(x_j - m) below the maximum, count of ties with m), so log1p((ties - 1)
  * + sum) is its log without rounding 1 + small (as cl/act.cl's softmax). */
 
-static float row_max_part(__global const float *x, ulong o, int cols, int lane, int lanes)
-{
-    float m = -INFINITY;
-    for (int j = lane; j < cols; j += lanes)
-        m = max_nan(m, x[o + j]);
-    return m;
-}
-
 /* (sum exp below the max, ties, sum of t when dense, 0). */
 static float4 row_stats_part(__global const float *x, ulong o, __global const float *t, ulong ot,
                              int dense, int cols, float m, int lane, int lanes)
@@ -152,21 +88,6 @@ static float4 row_stats_part(__global const float *x, ulong o, __global const fl
             acc.z += t[ot + j];
     }
     return acc;
-}
-
-static float4 group_sum4(__local float4 *s, float4 v)
-{
-    int lid = get_local_id(0);
-    s[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = CLNET_WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            s[lid] += s[lid + k];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float4 r = s[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
 }
 
 /* Dense targets: returns the lane's share of -sum t_j log p_j (targets of 0

@@ -5,10 +5,6 @@
  * index order. No atomics: the same inputs on one device give the same bits. */
 #pragma OPENCL FP_CONTRACT OFF
 
-#ifndef CLNET_WG
-#define CLNET_WG 64
-#endif
-
 /* Which optional tensors are present (keep in sync with src/ops/norm.c). */
 #define BN_GAMMA 1
 #define BN_BETA 2
@@ -73,7 +69,7 @@ __kernel void bn_stats_partial(__global const float *x, ulong xo, ulong m, ulong
                                __global const float *shift, ulong so, int centered,
                                __global float *part, ulong po)
 {
-    __local float l1[CLNET_WG], l2[CLNET_WG];
+    __local float2 l2[CLNET_WG];
     int lid = (int)get_local_id(0), grp = (int)get_group_id(0);
     int c = grp / G, g = grp % G;
     ulong T = (ulong)G * CLNET_WG, t = (ulong)g * CLNET_WG + (ulong)lid;
@@ -86,19 +82,10 @@ __kernel void bn_stats_partial(__global const float *x, ulong xo, ulong m, ulong
         s1 += d;
         s2 += d * d;
     }
-    l1[lid] = s1;
-    l2[lid] = s2;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = CLNET_WG / 2; h > 0; h >>= 1) {
-        if (lid < h) {
-            l1[lid] += l1[lid + h];
-            l2[lid] += l2[lid + h];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    float2 r = group_sum2(l2, (float2)(s1, s2));
     if (lid == 0) {
-        part[po + 2 * (ulong)grp] = l1[0];
-        part[po + 2 * (ulong)grp + 1] = l2[0];
+        part[po + 2 * (ulong)grp] = r.x;
+        part[po + 2 * (ulong)grp + 1] = r.y;
     }
 }
 
@@ -185,7 +172,7 @@ __kernel void bn_grad_partial(__global const float *x, ulong xo, __global const 
                               __global const float *mean, ulong mo, __global const float *invstd,
                               ulong io, __global float *part, ulong po)
 {
-    __local float ls[CLNET_WG], lx[CLNET_WG];
+    __local float2 l2[CLNET_WG];
     int lid = (int)get_local_id(0), grp = (int)get_group_id(0);
     int c = grp / G, g = grp % G;
     ulong T = (ulong)G * CLNET_WG, t = (ulong)g * CLNET_WG + (ulong)lid;
@@ -200,19 +187,10 @@ __kernel void bn_grad_partial(__global const float *x, ulong xo, __global const 
         s += d;
         sx += d * ((xc[k] - mu) * is);
     }
-    ls[lid] = s;
-    lx[lid] = sx;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = CLNET_WG / 2; h > 0; h >>= 1) {
-        if (lid < h) {
-            ls[lid] += ls[lid + h];
-            lx[lid] += lx[lid + h];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    float2 r = group_sum2(l2, (float2)(s, sx));
     if (lid == 0) {
-        part[po + 2 * (ulong)grp] = ls[0];
-        part[po + 2 * (ulong)grp + 1] = lx[0];
+        part[po + 2 * (ulong)grp] = r.x;
+        part[po + 2 * (ulong)grp + 1] = r.y;
     }
 }
 

@@ -3,10 +3,6 @@
  * from the host. Clipping reduces in a fixed order (no atomics). */
 #pragma OPENCL FP_CONTRACT OFF
 
-#ifndef CLNET_WG
-#define CLNET_WG 64
-#endif
-
 /* Flags (keep in sync with src/ops/optim.c). */
 #define OPT_FIRST 1      /* t == 1: the state's old contents are ignored */
 #define OPT_L2 2         /* g' = grad + weight_decay * param */
@@ -81,7 +77,7 @@ __kernel void rmsprop_step(__global float *p, ulong po, __global const float *g,
 /* ---- Clipping by global norm ---------------------------------------------------- */
 
 /* A strided, fixed-order sum of a[i] * a[i] for i < n by one group of
- * CLNET_WG work-items; the result is in scratch[0] of every work-item. */
+ * CLNET_WG work-items; every work-item receives the sum. */
 static float group_sumsq(__global const float *a, ulong n, ulong first, ulong stride, int squares,
                          __local float *scratch)
 {
@@ -89,14 +85,7 @@ static float group_sumsq(__global const float *a, ulong n, ulong first, ulong st
     float acc = 0.0f;
     for (ulong i = first + (ulong)lid; i < n; i += stride)
         acc += squares ? a[i] * a[i] : a[i];
-    scratch[lid] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = CLNET_WG / 2; s > 0; s >>= 1) {
-        if (lid < s)
-            scratch[lid] += scratch[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return scratch[0];
+    return group_sum(scratch, acc);
 }
 
 /* out[oo + group] = sum of x[xo + i]^2 over the group's strided share of n. */

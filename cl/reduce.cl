@@ -3,10 +3,6 @@
  * fixed by the group count and size, so results are deterministic. */
 #pragma OPENCL FP_CONTRACT OFF
 
-#ifndef CLNET_WG
-#define CLNET_WG 64
-#endif
-
 /* out[oo + group] = sum of x[xo + i] for i = group*WG + lid + k*groups*WG < n. */
 __kernel void sum_partial(__global const float *x, ulong xo, ulong n, __global float *out,
                           ulong oo)
@@ -17,13 +13,7 @@ __kernel void sum_partial(__global const float *x, ulong xo, ulong n, __global f
     float acc = 0.0f;
     for (ulong i = get_group_id(0) * CLNET_WG + lid; i < n; i += stride)
         acc += x[xo + i];
-    scratch[lid] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (size_t s = CLNET_WG / 2; s > 0; s >>= 1) {
-        if (lid < s)
-            scratch[lid] += scratch[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    acc = group_sum(scratch, acc);
     if (lid == 0)
-        out[oo + get_group_id(0)] = scratch[0];
+        out[oo + get_group_id(0)] = acc;
 }
