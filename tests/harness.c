@@ -56,6 +56,56 @@ size_t compare_f32(const char *label, const float *got, const double *ref, size_
     return bad;
 }
 
+size_t compare_bounds(const char *label, const float *got, const double *ref, const double *bound,
+                      size_t n)
+{
+    size_t bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - ref[i]);
+        int ok = isfinite(ref[i]) && isfinite(got[i]) &&
+                 (got[i] == (float)ref[i] || err <= bound[i]);
+        if (bound[i] > 0 && err / bound[i] > worst)
+            worst = err / bound[i];
+        if (!ok && bad++ < 5)
+            fprintf(stderr, "%s: [%zu] expected %.9g, got %.9g (bound %.3g)\n", label, i, ref[i],
+                    (double)got[i], bound[i]);
+    }
+    if (bad)
+        fprintf(stderr, "%s: %zu of %zu elements out of bounds\n", label, bad, n);
+    if (test_verbose())
+        fprintf(stderr, "%s: worst error / bound %.3g over %zu elements\n", label, worst, n);
+    return bad;
+}
+
+float *host_f32(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+double *host_f64(size_t n)
+{
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+double *widen_f64(const float *x, size_t n)
+{
+    double *d = host_f64(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+
+int test_verbose(void)
+{
+    const char *e = getenv("CLNET_TEST_VERBOSE");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 double rel_error(const float *got, const double *ref, size_t n)
 {
     double num = 0, den = 0;

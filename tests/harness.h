@@ -46,8 +46,26 @@ typedef struct tolerance {
  * finite fails the comparison (a broken test, not a broken device). */
 size_t compare_f32(const char *label, const float *got, const double *ref, size_t n, tolerance tol);
 
+/* Compares n device floats with a float64 reference under a bound per
+ * element: element i passes when both sides are finite and got[i] is
+ * (float)ref[i] or |got[i] - ref[i]| <= bound[i]. Returns the number of
+ * mismatches, printing the first few with `label` (and, when
+ * test_verbose(), the worst error / bound). For error bounds derived per
+ * element, where a tolerance's single abs/rel pair is too coarse. */
+size_t compare_bounds(const char *label, const float *got, const double *ref, const double *bound,
+                      size_t n);
+
 /* ||got - ref|| / ||ref|| in float64. */
 double rel_error(const float *got, const double *ref, size_t n);
+
+/* Host arrays for tests: fail the test when out of memory; n = 0 gives a
+ * valid one-element block. host_f64 is zero-filled. Free with free(). */
+float *host_f32(size_t n);
+double *host_f64(size_t n);
+/* A float64 copy of n floats (free with free()). */
+double *widen_f64(const float *x, size_t n);
+/* CLNET_TEST_VERBOSE is set (and not "0"): print extra diagnostics. */
+int test_verbose(void);
 
 /* The sentinel NaN written around and into outputs before an op. */
 #define SENTINEL_BITS 0x7fc0deadu

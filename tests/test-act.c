@@ -65,24 +65,6 @@ static double row_depth(int variant, int cols, size_t wg)
 
 /* ---- Comparators ------------------------------------------------------------ */
 
-/* Element i passes when got equals (float)ref or |got - ref| <= bound[i];
- * a NaN or Inf on either side fails. Prints the first mismatches. */
-static size_t check_bound(const char *label, const float *got, const double *ref,
-                          const double *bound, size_t n)
-{
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ok = isfinite(ref[i]) && isfinite(got[i]) &&
-                 (got[i] == (float)ref[i] || fabs(got[i] - ref[i]) <= bound[i]);
-        if (!ok && bad++ < 5)
-            fprintf(stderr, "%s: [%zu] expected %.9g, got %.9g (bound %.3g)\n", label, i, ref[i],
-                    (double)got[i], bound[i]);
-    }
-    if (bad)
-        fprintf(stderr, "%s: %zu of %zu elements mismatch\n", label, bad, n);
-    return bad;
-}
-
 /* Special values: a NaN reference wants NaN, one that rounds to +-Inf wants
  * that Inf, a zero wants the same signed zero; a denormal reference also
  * accepts a same-signed zero (flushed); otherwise |got - ref| <= bound. */
@@ -111,33 +93,11 @@ static size_t check_special(const char *label, const float *got, const double *r
 
 /* ---- Helpers ------------------------------------------------------------------ */
 
-static float *falloc(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *dalloc(size_t n)
-{
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *widen(const float *x, size_t n)
-{
-    double *d = dalloc(n);
-    for (size_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
-
 /* Fails unless t still holds host[0..n). */
 static void expect_unchanged(clnet_context *ctx, const clnet_tensor *t, const float *host, size_t n,
                              const char *label)
 {
-    float *now = falloc(n);
+    float *now = host_f32(n);
     download(ctx, t, now, n);
     ck_assert_msg(memcmp(now, host, n * sizeof *now) == 0, "%s: an input changed", label);
     free(now);
@@ -147,7 +107,7 @@ static void expect_unchanged(clnet_context *ctx, const clnet_tensor *t, const fl
 static void expect_same_bits(clnet_context *ctx, const clnet_tensor *a, const clnet_tensor *b,
                              size_t n, const char *label)
 {
-    float *pa = falloc(n), *pb = falloc(n);
+    float *pa = host_f32(n), *pb = host_f32(n);
     download(ctx, a, pa, n);
     download(ctx, b, pb, n);
     ck_assert_msg(memcmp(pa, pb, n * sizeof *pa) == 0, "%s: results differ between runs", label);
@@ -248,9 +208,9 @@ START_TEST(activation_forward_matches_reference)
         char label[96];
         snprintf(label, sizeof label, "%s forward n=%lld", clnet_activation_name(act),
                  (long long)n);
-        float *x = falloc((size_t)n), *got = falloc((size_t)n);
+        float *x = host_f32((size_t)n), *got = host_f32((size_t)n);
         act_input(act, x, (size_t)n, 11 + k);
-        double *dx = widen(x, (size_t)n), *ref = dalloc((size_t)n);
+        double *dx = widen_f64(x, (size_t)n), *ref = host_f64((size_t)n);
         ref_forward(act, alpha_leaky, (size_t)n, dx, ref);
         trust(ref, (size_t)n, act <= CLNET_ACT_LEAKY_RELU ? 0.5 : 0.3, label);
         clnet_tensor *tx = tensor_from(ctx, 1, &n, x);
@@ -285,11 +245,11 @@ START_TEST(activation_backward_matches_reference)
         char label[96];
         snprintf(label, sizeof label, "%s backward n=%lld", clnet_activation_name(act),
                  (long long)n);
-        float *x = falloc(nn), *y = falloc(nn), *dy = falloc(nn), *got = falloc(nn);
+        float *x = host_f32(nn), *y = host_f32(nn), *dy = host_f32(nn), *got = host_f32(nn);
         uint64_t seed = 500 + k;
         act_input(act, x, nn, seed);
         fill_uniform(dy, nn, -1, 1, &seed);
-        double *dxx = widen(x, nn), *dyy = dalloc(nn), *ddy = widen(dy, nn), *ref = dalloc(nn);
+        double *dxx = widen_f64(x, nn), *dyy = host_f64(nn), *ddy = widen_f64(dy, nn), *ref = host_f64(nn);
         ref_forward(act, alpha_leaky, nn, dxx, dyy);
         for (size_t i = 0; i < nn; i++) /* the saved y, as the device would hold it */
             y[i] = (float)dyy[i], dyy[i] = y[i];
@@ -539,10 +499,10 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
              variant == ROW_GROUP ? "group" : "item");
     CK_OK(ctx, clnet__force_variant(ctx, "softmax.forward", variant));
     CK_OK(ctx, clnet__force_variant(ctx, "softmax.backward", variant));
-    float *x = falloc(n), *dy = falloc(n), *y = falloc(n), *got = falloc(n);
+    float *x = host_f32(n), *dy = host_f32(n), *y = host_f32(n), *got = host_f32(n);
     fill_uniform(x, n, -4, 4, &seed);
     fill_uniform(dy, n, -1, 1, &seed);
-    double *xd = widen(x, n), *dyd = widen(dy, n), *ref = dalloc(n), *bound = dalloc(n);
+    double *xd = widen_f64(x, n), *dyd = widen_f64(dy, n), *ref = host_f64(n), *bound = host_f64(n);
     (log_ ? ref_log_softmax_forward : ref_softmax_forward)(rows, cols, xd, ref);
     softmax_bounds(log_, rows, cols, depth, xd, ref, bound);
     clnet_tensor *tx = tensor_from(ctx, s->ndim, s->dims, x),
@@ -554,7 +514,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     CK_OK(ctx, (log_ ? clnet_log_softmax_forward : clnet_softmax_forward)(tx, g2.view));
     guard_check(ctx, &g1, label);
     download(ctx, g1.view, got, n);
-    ck_assert_msg(check_bound(label, got, ref, bound, n) == 0, "%s forward", label);
+    ck_assert_msg(compare_bounds(label, got, ref, bound, n) == 0, "%s forward", label);
     /* ops.md's rel_error < 1e-5, except for the item variant forced onto
      * rows longer than 4096: its sequential row sum drifts (within the
      * bound); the dispatcher gives rows longer than WG to work-groups. */
@@ -564,7 +524,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     expect_unchanged(ctx, tx, x, n, label);
     /* Backward from the float y the forward produced. */
     memcpy(y, got, n * sizeof *y);
-    double *yd = widen(y, n);
+    double *yd = widen_f64(y, n);
     clnet_tensor *ty = tensor_from(ctx, s->ndim, s->dims, y);
     (log_ ? ref_log_softmax_backward : ref_softmax_backward)(rows, cols, yd, dyd, ref);
     softmax_bwd_bounds(log_, rows, cols, depth, yd, dyd, bound);
@@ -574,7 +534,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     CK_OK(ctx, (log_ ? clnet_log_softmax_backward : clnet_softmax_backward)(ty, tdy, g2.view));
     guard_check(ctx, &g1, label);
     download(ctx, g1.view, got, n);
-    ck_assert_msg(check_bound(label, got, ref, bound, n) == 0, "%s backward", label);
+    ck_assert_msg(compare_bounds(label, got, ref, bound, n) == 0, "%s backward", label);
     expect_same_bits(ctx, g1.view, g2.view, n, label);
     expect_unchanged(ctx, ty, y, n, label);
     expect_unchanged(ctx, tdy, dy, n, label);
@@ -710,10 +670,10 @@ static void bias_case(clnet_context *ctx, int nb, int c, int hw, uint64_t seed)
     size_t n = (size_t)nb * (size_t)c * (size_t)hw, wg = clnet__context_profile(ctx)->wg_size;
     char label[96];
     snprintf(label, sizeof label, "bias n=%d c=%d hw=%d", nb, c, hw);
-    float *x = falloc(n), *b = falloc((size_t)c), *got = falloc(n);
+    float *x = host_f32(n), *b = host_f32((size_t)c), *got = host_f32(n);
     fill_uniform(x, n, -1, 1, &seed);
     fill_uniform(b, (size_t)c, -1, 1, &seed);
-    double *xd = widen(x, n), *bd = widen(b, (size_t)c), *ref = dalloc(n);
+    double *xd = widen_f64(x, n), *bd = widen_f64(b, (size_t)c), *ref = host_f64(n);
     clnet_tensor *tx = tensor_from(ctx, ndim, shape, x), *tb;
     int64_t cc = c;
     tb = tensor_from(ctx, 1, &cc, b);
@@ -741,7 +701,7 @@ static void bias_case(clnet_context *ctx, int nb, int c, int hw, uint64_t seed)
     CK_OK(ctx, clnet_bias_backward(tdy, d2.view));
     guard_check(ctx, &d1, label);
     download(ctx, d1.view, got, (size_t)c);
-    double *dbref = dalloc((size_t)c), *bound = dalloc((size_t)c);
+    double *dbref = host_f64((size_t)c), *bound = host_f64((size_t)c);
     ref_bias_backward(nb, c, hw, xd, dbref);
     double m = (double)nb * hw, depth = ceil(m / (double)wg) + log2((double)wg) + 2;
     for (int ch = 0; ch < c; ch++) {
@@ -751,7 +711,7 @@ static void bias_case(clnet_context *ctx, int nb, int c, int hw, uint64_t seed)
                 abs_sum += fabs(xd[((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw + (size_t)e]);
         bound[ch] = 2 * depth * U * abs_sum;
     }
-    ck_assert_msg(check_bound(label, got, dbref, bound, (size_t)c) == 0, "%s backward", label);
+    ck_assert_msg(compare_bounds(label, got, dbref, bound, (size_t)c) == 0, "%s backward", label);
     expect_same_bits(ctx, d1.view, d2.view, (size_t)c, label);
     expect_unchanged(ctx, tdy, x, n, label);
     guarded_destroy(&g1), guarded_destroy(&g2), guarded_destroy(&d1), guarded_destroy(&d2);
@@ -875,19 +835,19 @@ START_TEST(bounded_comparator_fails_when_it_should)
     float got[4];
     for (int i = 0; i < 4; i++)
         got[i] = (float)ref[i];
-    ck_assert_uint_eq(check_bound("control", got, ref, bound, 4), 0);
+    ck_assert_uint_eq(compare_bounds("control", got, ref, bound, 4), 0);
     got[1] = (float)(ref[1] - 2 * bound[1]);
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     got[1] = (float)ref[1];
     got[2] = NAN;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     got[2] = INFINITY;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     float zeros[4] = {0, 0, 0, 0};
-    ck_assert_uint_eq(check_bound("control (expected to fail)", zeros, ref, bound, 4), 4);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", zeros, ref, bound, 4), 4);
     got[2] = (float)ref[2];
     ref[3] = NAN;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     /* check_special: wrong sign of zero, NaN for a number, a number for NaN. */
     double sref[3] = {-0.0, 1.0, NAN};
     float sgot[3] = {0.0f, 1.0f, NAN};

@@ -52,46 +52,6 @@ enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 /* ---- Comparator and helpers (as in test-act.c) -------------------------------- */
 
-/* Element i passes when got equals (float)ref or |got - ref| <= bound[i];
- * a NaN or Inf on either side fails. */
-static size_t check_bound(const char *label, const float *got, const double *ref,
-                          const double *bound, size_t n)
-{
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ok = isfinite(ref[i]) && isfinite(got[i]) &&
-                 (got[i] == (float)ref[i] || fabs(got[i] - ref[i]) <= bound[i]);
-        if (!ok && bad++ < 5)
-            fprintf(stderr, "%s: [%zu] expected %.9g, got %.9g (bound %.3g)\n", label, i, ref[i],
-                    (double)got[i], bound[i]);
-    }
-    if (bad)
-        fprintf(stderr, "%s: %zu of %zu elements mismatch\n", label, bad, n);
-    return bad;
-}
-
-static float *falloc(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *dalloc(size_t n)
-{
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *widen(const float *x, size_t n)
-{
-    double *d = dalloc(n);
-    for (size_t i = 0; i < n; i++)
-        d[i] = x[i];
-    return d;
-}
-
 static void expect_unchanged(clnet_context *ctx, const clnet_tensor *t, const void *host,
                              size_t bytes, const char *label)
 {
@@ -105,7 +65,7 @@ static void expect_unchanged(clnet_context *ctx, const clnet_tensor *t, const vo
 static void expect_same_bits(clnet_context *ctx, const clnet_tensor *a, const clnet_tensor *b,
                              size_t n, const char *label)
 {
-    float *pa = falloc(n), *pb = falloc(n);
+    float *pa = host_f32(n), *pb = host_f32(n);
     download(ctx, a, pa, n);
     download(ctx, b, pb, n);
     ck_assert_msg(memcmp(pa, pb, n * sizeof *pa) == 0, "%s: results differ", label);
@@ -167,7 +127,7 @@ static float run_loss(clnet_context *ctx, loss_fn fn, const clnet_tensor *x, con
 
 static void check_loss_value(const char *label, float got, double ref, double bound)
 {
-    ck_assert_msg(check_bound(label, &got, &ref, &bound, 1) == 0, "%s: loss %.9g, reference %.9g",
+    ck_assert_msg(compare_bounds(label, &got, &ref, &bound, 1) == 0, "%s: loss %.9g, reference %.9g",
                   label, (double)got, ref);
 }
 
@@ -189,11 +149,11 @@ static void elementwise_case(clnet_context *ctx, int bce, int ndim, const int64_
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
     clnet_tensor *tx = tensor_from(ctx, ndim, shape, x), *tt = tensor_from(ctx, ndim, shape, t);
-    float *grad = falloc(n);
+    float *grad = host_f32(n);
     float loss = run_loss(ctx, bce ? clnet_loss_bce_logits : clnet_loss_mse, tx, tt, grad, label);
     expect_unchanged(ctx, tx, x, n * sizeof *x, label);
     expect_unchanged(ctx, tt, t, n * sizeof *t, label);
-    double *xd = widen(x, n), *td = widen(t, n), *gref = dalloc(n), *bound = dalloc(n), S = 0;
+    double *xd = widen_f64(x, n), *td = widen_f64(t, n), *gref = host_f64(n), *bound = host_f64(n), S = 0;
     double ref = bce ? ref_loss_bce_logits(n, xd, td, gref) : ref_loss_mse(n, xd, td, gref);
     for (size_t i = 0; i < n; i++) {
         if (bce) {
@@ -209,7 +169,7 @@ static void elementwise_case(clnet_context *ctx, int bce, int ndim, const int64_
     check_loss_value(label, loss, ref, U * (2 * D + (bce ? 14 : 6)) * S / (double)n + TINY);
     if (is_random)
         trust(gref, n, label);
-    ck_assert_msg(check_bound(label, grad, gref, bound, n) == 0, "%s gradient", label);
+    ck_assert_msg(compare_bounds(label, grad, gref, bound, n) == 0, "%s gradient", label);
     clnet_tensor_destroy(tx), clnet_tensor_destroy(tt);
     free(grad), free(xd), free(td), free(gref), free(bound);
 }
@@ -224,7 +184,7 @@ START_TEST(mse_and_bce_match_reference)
     for (size_t k = 0; k < NEL - (test_long() ? 0 : 1); k++) {
         int64_t n = el_sizes[k];
         uint64_t seed = 40 + k + 100 * (uint64_t)bce;
-        float *x = falloc((size_t)n), *t = falloc((size_t)n);
+        float *x = host_f32((size_t)n), *t = host_f32((size_t)n);
         fill_uniform(x, (size_t)n, bce ? -8 : -1, bce ? 8 : 1, &seed);
         fill_uniform(t, (size_t)n, bce ? 0 : -1, 1, &seed);
         char label[64];
@@ -347,15 +307,15 @@ static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const
     clnet_tensor *tx = tensor_from(ctx, 2, shape, d->x);
     clnet_tensor *tt =
         d->t ? tensor_from(ctx, 2, shape, d->t) : labels_from(ctx, d->rows, d->labels);
-    float *grad = falloc(n);
+    float *grad = host_f32(n);
     float loss = run_loss(ctx, d->t ? clnet_loss_softmax_xent : sparse_fn, tx, tt, grad, label);
     expect_unchanged(ctx, tx, d->x, n * sizeof *d->x, label);
     if (d->t)
         expect_unchanged(ctx, tt, d->t, n * sizeof *d->t, label);
     else
         expect_unchanged(ctx, tt, d->labels, (size_t)d->rows * sizeof *d->labels, label);
-    double *xd = widen(d->x, n), *td = d->t ? widen(d->t, n) : NULL, *gref = dalloc(n);
-    double *bound = dalloc(n);
+    double *xd = widen_f64(d->x, n), *td = d->t ? widen_f64(d->t, n) : NULL, *gref = host_f64(n);
+    double *bound = host_f64(n);
     double ref = d->t ? ref_loss_softmax_xent(d->rows, d->cols, xd, td, gref)
                       : ref_loss_sparse_softmax_xent(d->rows, d->cols, xd, d->labels, gref);
     double depth =
@@ -365,7 +325,7 @@ static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const
     check_loss_value(label, loss, ref, lbound);
     if (d->cols > 1 && !strcmp(what, "random")) /* large logits underflow to exact zeros */
         trust(gref, n, label);
-    ck_assert_msg(check_bound(label, grad, gref, bound, n) == 0, "%s gradient", label);
+    ck_assert_msg(compare_bounds(label, grad, gref, bound, n) == 0, "%s gradient", label);
     clnet_tensor_destroy(tx), clnet_tensor_destroy(tt);
     free(grad), free(xd), free(td), free(gref), free(bound);
 }
@@ -381,7 +341,7 @@ START_TEST(softmax_xent_matches_reference)
     if ((size_t)_i < NXENT_QUICK || test_long()) {
         int rows = (int)xent_shapes[_i][0], cols = (int)xent_shapes[_i][1];
         size_t n = (size_t)rows * (size_t)cols;
-        float *x = falloc(n), *t = falloc(n);
+        float *x = host_f32(n), *t = host_f32(n);
         int32_t *labels = malloc((size_t)rows * sizeof *labels);
         uint64_t seed = 300 + (uint64_t)_i;
         fill_uniform(x, n, -4, 4, &seed);
@@ -452,7 +412,7 @@ START_TEST(sparse_xent_bad_labels_give_nan_and_zero_rows)
         ref_loss_sparse_softmax_xent(1, C, xd, labels, g0);
         for (int j = 0; j < C; j++)
             g0[j] /= R, bound[j] = U * (2 * C + 40) * (fabs(g0[j]) + 1.0 / R) + TINY;
-        ck_assert(check_bound("bad labels row 0", grad, g0, bound, C) == 0);
+        ck_assert(compare_bounds("bad labels row 0", grad, g0, bound, C) == 0);
         guarded_destroy(&gl), guarded_destroy(&gg);
     }
     clnet_tensor_destroy(tx), clnet_tensor_destroy(tl);
@@ -499,7 +459,7 @@ static void accuracy_case(clnet_context *ctx, int rows, int cols, const float *x
 {
     int64_t shape[2] = {rows, cols}, one = 1;
     clnet_tensor *tx = tensor_from(ctx, 2, shape, x), *tl = labels_from(ctx, rows, labels), *ci;
-    double *xd = widen(x, (size_t)rows * (size_t)cols);
+    double *xd = widen_f64(x, (size_t)rows * (size_t)cols);
     double want = ref_metric_accuracy(rows, cols, xd, labels) * rows;
     guarded gf;
     guarded_create(ctx, 1, &one, &gf);
@@ -526,7 +486,7 @@ START_TEST(accuracy_counts_first_argmax)
     for (int s = 0; s < 5; s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
         size_t n = (size_t)rows * (size_t)cols;
-        float *x = falloc(n);
+        float *x = host_f32(n);
         int32_t *labels = malloc((size_t)rows * sizeof *labels);
         uint64_t seed = 21 + (uint64_t)s;
         fill_uniform(x, n, -1, 1, &seed);
@@ -698,17 +658,17 @@ START_TEST(bounded_comparator_fails_when_it_should)
 {
     double ref[3] = {0.25, -3.0, 1e-3}, bound[3] = {1e-7, 1e-6, 1e-10};
     float got[3] = {0.25f, -3.0f, (float)1e-3};
-    ck_assert_uint_eq(check_bound("control", got, ref, bound, 3), 0);
+    ck_assert_uint_eq(compare_bounds("control", got, ref, bound, 3), 0);
     got[0] = (float)(ref[0] + 2 * bound[0]);
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     got[0] = 0.25f, got[1] = -NAN;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     got[1] = -INFINITY;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     float zeros[3] = {0, 0, 0};
-    ck_assert_uint_eq(check_bound("control (expected to fail)", zeros, ref, bound, 3), 3);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", zeros, ref, bound, 3), 3);
     got[1] = -3.0f, ref[2] = INFINITY;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
 }
 END_TEST
 

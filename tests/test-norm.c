@@ -49,36 +49,6 @@
  * within 2 half-ulp roundings (2^-23 relative) of the float64 reference. */
 static const tolerance tol_dropout = { 0, 0x1.0p-23, 0, "scale rounded once, then one float mul" };
 
-static int verbose(void)
-{
-    const char *e = getenv("CLNET_TEST_VERBOSE");
-    return e && *e && strcmp(e, "0") != 0;
-}
-
-/* Compares n values with per-element bounds: an element passes when both
- * sides are finite and |got - ref| <= bound. Returns the number of failures,
- * printing a few, and (verbose) the worst ratio error / bound. */
-static size_t check_bound(const char *label, const float *got, const double *ref,
-                          const double *bound, size_t n)
-{
-    size_t bad = 0;
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double err = fabs((double)got[i] - ref[i]);
-        int ok = isfinite(ref[i]) && isfinite(got[i]) && err <= bound[i];
-        if (bound[i] > 0 && err / bound[i] > worst)
-            worst = err / bound[i];
-        if (!ok && bad++ < 5)
-            fprintf(stderr, "%s: [%zu] expected %.9g, got %.9g (bound %.3g)\n", label, i, ref[i],
-                    (double)got[i], bound[i]);
-    }
-    if (bad)
-        fprintf(stderr, "%s: %zu of %zu elements out of bounds\n", label, bad, n);
-    if (verbose())
-        fprintf(stderr, "%s: worst error / bound %.3g over %zu elements\n", label, worst, n);
-    return bad;
-}
-
 /* ---- Batch norm cases --------------------------------------------------------- */
 
 typedef struct bn_case {
@@ -269,7 +239,7 @@ static size_t check_tensor(clnet_context *ctx, const bn_case *k, const char *wha
     snprintf(label, sizeof label, "bn %dx%dx%d %s", k->n, k->c, k->hw, what);
     float *got = fmalloc(n);
     download(ctx, t, got, n);
-    size_t bad = check_bound(label, got, ref, bound, n);
+    size_t bad = compare_bounds(label, got, ref, bound, n);
     free(got);
     return bad;
 }
@@ -740,7 +710,7 @@ static int directional_ok(clnet_context *ctx, bn_data *d, bn_dev *v, const doubl
      * amplified by 1 / 2h. */
     double tol = 1e-3 * fabs(an) + 4 * U32 * (sp + sq) / (2 * h);
     int ok = fabs(fd - an) <= tol;
-    if (!ok || verbose())
+    if (!ok || test_verbose())
         fprintf(stderr, "bn directional: h %g analytic %.9g central %.9g (tolerance %.3g)\n", h, an,
                 fd, tol);
     free(p), free(q), free(y), free(in), free(dx), free(dg), free(db);
@@ -867,16 +837,16 @@ START_TEST(comparator_negative_controls)
 {
     float got[4] = { 1.0f, 2.0f, 3.0f, 4.0f };
     double ref[4] = { 1, 2, 3, 4 }, bound[4] = { 1e-6, 1e-6, 1e-6, 1e-6 };
-    ck_assert_uint_eq(check_bound("control", got, ref, bound, 4), 0);
+    ck_assert_uint_eq(compare_bounds("control", got, ref, bound, 4), 0);
     got[2] = (float)(3 + 2e-6 * 4); /* > 2x the bound after rounding */
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     got[2] = NAN;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     got[2] = INFINITY;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     got[2] = 3.0f;
     ref[1] = NAN;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 4), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
 }
 END_TEST
 

@@ -42,34 +42,6 @@
  * division and an add (6u), each clipped gradient one product (u). Doubled. */
 #define U32 0x1.0p-24
 
-static int verbose(void)
-{
-    const char *e = getenv("CLNET_TEST_VERBOSE");
-    return e && *e && strcmp(e, "0") != 0;
-}
-
-/* An element passes when both sides are finite and |got - ref| <= bound. */
-static size_t check_bound(const char *label, const float *got, const double *ref,
-                          const double *bound, size_t n)
-{
-    size_t bad = 0;
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double err = fabs((double)got[i] - ref[i]);
-        int ok = isfinite(ref[i]) && isfinite(got[i]) && err <= bound[i];
-        if (bound[i] > 0 && err / bound[i] > worst)
-            worst = err / bound[i];
-        if (!ok && bad++ < 5)
-            fprintf(stderr, "%s: [%zu] expected %.9g, got %.9g (bound %.3g)\n", label, i, ref[i],
-                    (double)got[i], bound[i]);
-    }
-    if (bad)
-        fprintf(stderr, "%s: %zu of %zu elements out of bounds\n", label, bad, n);
-    if (verbose())
-        fprintf(stderr, "%s: worst error / bound %.3g over %zu elements\n", label, worst, n);
-    return bad;
-}
-
 static float *fmalloc(size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof *p);
@@ -315,10 +287,10 @@ static void run_case(clnet_context *ctx, const opt_case *oc, int64_t n, uint64_t
         size_t bad = 0;
         float *got = fmalloc((size_t)n);
         download(ctx, d.p.view, got, (size_t)n);
-        bad += check_bound(label, got, io.rp, io.bp, (size_t)n);
+        bad += compare_bounds(label, got, io.rp, io.bp, (size_t)n);
         for (int k = 0; k < nstate(oc); k++) {
             download(ctx, d.s[k].view, got, (size_t)n);
-            bad += check_bound(label, got, io.rs[k], io.bs[k], (size_t)n);
+            bad += compare_bounds(label, got, io.rs[k], io.bs[k], (size_t)n);
         }
         free(got);
         ck_assert_msg(bad == 0, "%s: %zu mismatches (seed %llu); rerun with CLNET_TEST_VERBOSE=1",
@@ -615,7 +587,7 @@ START_TEST(clip_matches_reference)
                           "below max_norm",
                           i);
         else
-            ck_assert_uint_eq(check_bound("clipped grad", out, d[i], bound, sizes[i]), 0);
+            ck_assert_uint_eq(compare_bounds("clipped grad", out, d[i], bound, sizes[i]), 0);
         free(out), free(bound);
     }
     /* Deterministic, with or without total_norm: clip the originals again. */
@@ -721,15 +693,15 @@ START_TEST(comparator_negative_controls)
 {
     float got[3] = { 1.0f, 2.0f, 3.0f };
     double ref[3] = { 1, 2, 3 }, bound[3] = { 1e-6, 1e-6, 1e-6 };
-    ck_assert_uint_eq(check_bound("control", got, ref, bound, 3), 0);
+    ck_assert_uint_eq(compare_bounds("control", got, ref, bound, 3), 0);
     got[1] = (float)(2 + 4e-6);
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     got[1] = NAN;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     got[1] = -INFINITY;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     got[1] = 2.0f, ref[2] = INFINITY;
-    ck_assert_uint_eq(check_bound("control (expected to fail)", got, ref, bound, 3), 1);
+    ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     step_io io;
     step_io_alloc(&io, 1);
     io.t = 2, io.p[0] = 0.5f, io.g[0] = 0.25f, io.s[0][0] = 0.1f, io.s[1][0] = 0.01f;

@@ -291,13 +291,6 @@ static void fill_exact(float *x, size_t n, uint64_t *state)
         x[i] = (float)((int)(test_rng(state) % 257) - 128) / 64.0f;
 }
 
-static float *falloc(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
 static void pool_label(problem *pb, const char *extra, int variant)
 {
     const pcase *k = &pb->k;
@@ -317,7 +310,7 @@ static void check_pool_case(clnet_context *ctx, const pcase *k, int variant, uin
     int64_t xs[4] = { k->n, k->c, k->h, k->w };
     int64_t ys[4] = { k->n, k->c, ref_pool2d_out_h(&r), ref_pool2d_out_w(&r) };
     size_t nx = numel4(xs), ny = numel4(ys);
-    float *xd = falloc(nx), *xu = falloc(nx), *dy = falloc(ny), *dye = falloc(ny);
+    float *xd = host_f32(nx), *xu = host_f32(nx), *dy = host_f32(ny), *dye = host_f32(ny);
     uint64_t st = seed;
     fill_distinct(xd, nx, &st);
     fill_uniform(xu, nx, -1, 1, &st);
@@ -436,7 +429,7 @@ START_TEST(upsample_matches_reference)
     int64_t small[4] = { u->n, u->c, u->h, u->w };
     int64_t big[4] = { u->n, u->c, (int64_t)u->h * u->sh, (int64_t)u->w * u->sw };
     size_t ns = numel4(small), nb = numel4(big);
-    float *x = falloc(ns), *dy = falloc(nb);
+    float *x = host_f32(ns), *dy = host_f32(nb);
     uint64_t st = 4000 + (uint64_t)_i;
     fill_uniform(x, ns, -1, 1, &st);
     fill_uniform(dy, nb, -1, 1, &st);
@@ -475,7 +468,7 @@ static void expect_max(clnet_context *ctx, const pcase *k, const float *x, const
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, xs, &tdx));
     CK_OK(ctx, clnet_pool2d_max_forward(&p, tx, ty));
     CK_OK(ctx, clnet_pool2d_max_backward(&p, tx, tdy, tdx));
-    float *y = falloc(ny), *dx = falloc(nx);
+    float *y = host_f32(ny), *dx = host_f32(nx);
     download(ctx, ty, y, ny);
     download(ctx, tdx, dx, nx);
     for (size_t i = 0; i < ny; i++)
@@ -564,7 +557,7 @@ START_TEST(max_random_ties_match_reference)
             int64_t xs[4] = { k->n, k->c, k->h, k->w };
             int64_t ys[4] = { k->n, k->c, ref_pool2d_out_h(&r), ref_pool2d_out_w(&r) };
             size_t nx = numel4(xs), ny = numel4(ys);
-            float *x = falloc(nx), *dy = falloc(ny);
+            float *x = host_f32(nx), *dy = host_f32(ny);
             uint64_t st = 5000 + c;
             for (size_t i = 0; i < nx; i++)
                 x[i] = (float)(test_rng(&st) % 3);
@@ -631,7 +624,7 @@ static void check_special(clnet_context *ctx, const problem *pb, double factor, 
     size_t ny = numel4(pb->out_shape);
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, pb->out_shape, &out));
     CK_OK(ctx, run(pb, in, out));
-    float *got = falloc(ny);
+    float *got = host_f32(ny);
     double *ref = malloc(ny * sizeof *ref), *mag = malloc(ny * sizeof *mag);
     ck_assert(ref && mag);
     download(ctx, out, got, ny);

@@ -1,6 +1,7 @@
 /* clnet tests: the float64 reference itself. Hand-computed cases for the
  * forwards and optimizers, and every reference backward against central
  * finite differences of its forward (TESTING.md, gradients layer 2). */
+#include "harness.h"
 #include "ref.h"
 
 #include <check.h>
@@ -20,13 +21,6 @@
 #define FD_RTOL 1e-3
 #define FD_VEC_RTOL 1e-6
 
-static double *dalloc(size_t n)
-{
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
 /* A forward under test: reads its inputs through ctx, writes y. */
 typedef void (*fwd_fn)(const void *ctx, double *y);
 
@@ -36,7 +30,7 @@ typedef void (*fwd_fn)(const void *ctx, double *y);
 static void fd_grad(fwd_fn f, const void *ctx, double *x, size_t nx,
                     size_t ny, const double *dy, double *g)
 {
-    double *y = dalloc(ny);
+    double *y = host_f64(ny);
     for (size_t i = 0; i < nx; i++) {
         double x0 = x[i], xp = x0 + FD_EPS, xm = x0 - FD_EPS;
         x[i] = xp;
@@ -84,7 +78,7 @@ static void check_grad(const char *what, fwd_fn f, const void *ctx, double *x,
                        size_t nx, size_t ny, const double *dy,
                        const double *an)
 {
-    double *fd = dalloc(nx);
+    double *fd = host_f64(nx);
     fd_grad(f, ctx, x, nx, ny, dy, fd);
     int ok = grad_matches(what, nx, fd, an);
     free(fd);
@@ -304,8 +298,8 @@ static void gemm_grad_case(ref_gemm g, uint64_t seed)
         nb = g.stride_b * (size_t)items;
         nc = g.stride_c * (size_t)items;
     }
-    double *a = dalloc(na), *b = dalloc(nb), *c0 = dalloc(nc);
-    double *dc = dalloc(nc), *da = dalloc(na), *db = dalloc(nb);
+    double *a = host_f64(na), *b = host_f64(nb), *c0 = host_f64(nc);
+    double *dc = host_f64(nc), *da = host_f64(na), *db = host_f64(nb);
     uint64_t s = seed;
     ref_fill_uniform(a, na, -1, 1, &s);
     ref_fill_uniform(b, nb, -1, 1, &s);
@@ -447,9 +441,9 @@ START_TEST(test_conv2d_forward_equals_im2col_gemm_exactly)
         const ref_conv2d *p = &conv_shapes[t];
         int ohw = ref_conv2d_out_h(p) * ref_conv2d_out_w(p);
         int crs = p->c * p->r * p->s;
-        double *x = dalloc(conv_nx(p)), *w = dalloc(conv_nw(p));
-        double *y = dalloc(conv_ny(p)), *y2 = dalloc(conv_ny(p));
-        double *cols = dalloc((size_t)crs * (size_t)ohw), bias[3];
+        double *x = host_f64(conv_nx(p)), *w = host_f64(conv_nw(p));
+        double *y = host_f64(conv_ny(p)), *y2 = host_f64(conv_ny(p));
+        double *cols = host_f64((size_t)crs * (size_t)ohw), bias[3];
         uint64_t s = 300 + t;
         ref_fill_int(x, conv_nx(p), -8, 8, &s);
         ref_fill_int(w, conv_nw(p), -8, 8, &s);
@@ -492,9 +486,9 @@ static void conv_transpose_fwd(const void *v, double *y)
 static void conv_grad_case(const ref_conv2d *p, uint64_t seed)
 {
     size_t nx = conv_nx(p), nw = conv_nw(p), ny = conv_ny(p);
-    double *x = dalloc(nx), *w = dalloc(nw), *b = dalloc((size_t)p->k);
-    double *dy = dalloc(ny), *dx = dalloc(nx), *dw = dalloc(nw);
-    double *db = dalloc((size_t)p->k);
+    double *x = host_f64(nx), *w = host_f64(nw), *b = host_f64((size_t)p->k);
+    double *dy = host_f64(ny), *dx = host_f64(nx), *dw = host_f64(nw);
+    double *db = host_f64((size_t)p->k);
     uint64_t s = seed;
     ref_fill_uniform(x, nx, -1, 1, &s);
     ref_fill_uniform(w, nw, -1, 1, &s);
@@ -527,9 +521,9 @@ static void conv_transpose_grad_case(const ref_conv2d *p, uint64_t seed)
 {
     size_t nin = conv_ny(p), nw = conv_nw(p), nout = conv_nx(p);
     size_t nb = (size_t)p->c;
-    double *x = dalloc(nin), *w = dalloc(nw), *b = dalloc(nb);
-    double *dy = dalloc(nout), *dx = dalloc(nin), *dw = dalloc(nw);
-    double *db = dalloc(nb);
+    double *x = host_f64(nin), *w = host_f64(nw), *b = host_f64(nb);
+    double *dy = host_f64(nout), *dx = host_f64(nin), *dw = host_f64(nw);
+    double *db = host_f64(nb);
     uint64_t s = seed;
     ref_fill_uniform(x, nin, -1, 1, &s);
     ref_fill_uniform(w, nw, -1, 1, &s);
@@ -665,7 +659,7 @@ static void pool_grad_case(const ref_pool2d *p, int max, uint64_t seed)
     size_t nx = (size_t)p->n * (size_t)p->c * (size_t)p->h * (size_t)p->w;
     size_t ny = (size_t)p->n * (size_t)p->c * (size_t)ref_pool2d_out_h(p) *
                 (size_t)ref_pool2d_out_w(p);
-    double *x = dalloc(nx), *dy = dalloc(ny), *dx = dalloc(nx);
+    double *x = host_f64(nx), *dy = host_f64(ny), *dx = host_f64(nx);
     uint64_t s = seed;
     fill_distinct(x, nx, &s);
     ref_fill_uniform(dy, ny, -1, 1, &s);
@@ -739,7 +733,7 @@ START_TEST(test_upsample2d_nearest_backward_matches_fd)
         const int *d = shapes[t];
         size_t nx = (size_t)(d[0] * d[1] * d[2] * d[3]);
         size_t ny = nx * (size_t)(d[4] * d[5]);
-        double *x = dalloc(nx), *dy = dalloc(ny), *dx = dalloc(nx);
+        double *x = host_f64(nx), *dy = host_f64(ny), *dx = host_f64(nx);
         uint64_t s = 800 + (uint64_t)t;
         ref_fill_uniform(x, nx, -1, 1, &s);
         ref_fill_uniform(dy, ny, -1, 1, &s);
@@ -853,8 +847,8 @@ START_TEST(test_softmax_backward_matches_fd)
     for (int t = 0; t < 3; t++) {
         int rows = shapes[t][0], cols = shapes[t][1];
         size_t n = (size_t)(rows * cols);
-        double *x = dalloc(n), *y = dalloc(n), *dy = dalloc(n);
-        double *dx = dalloc(n);
+        double *x = host_f64(n), *y = host_f64(n), *dy = host_f64(n);
+        double *dx = host_f64(n);
         uint64_t s = 1000 + (uint64_t)(lg * 3 + t);
         ref_fill_uniform(x, n, -3, 3, &s);
         ref_fill_uniform(dy, n, -1, 1, &s);
@@ -908,8 +902,8 @@ START_TEST(test_bias_backward_matches_fd)
     for (int t = 0; t < 3; t++) {
         int n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2];
         size_t nx = (size_t)(n * c * hw);
-        double *x = dalloc(nx), *b = dalloc((size_t)c), *dy = dalloc(nx);
-        double *db = dalloc((size_t)c);
+        double *x = host_f64(nx), *b = host_f64((size_t)c), *dy = host_f64(nx);
+        double *db = host_f64((size_t)c);
         uint64_t s = 1100 + (uint64_t)t;
         ref_fill_uniform(x, nx, -1, 1, &s);
         ref_fill_uniform(b, (size_t)c, -1, 1, &s);
@@ -1089,10 +1083,10 @@ static void bn_fwd(const void *v, double *y)
 static void bn_grad_case(ref_batchnorm p, int training, uint64_t seed)
 {
     size_t nx = (size_t)(p.n * p.c * p.hw), nc = (size_t)p.c;
-    double *x = dalloc(nx), *y = dalloc(nx), *dy = dalloc(nx);
-    double *dx = dalloc(nx), *g = dalloc(nc), *b = dalloc(nc);
-    double *mean = dalloc(nc), *invstd = dalloc(nc), *dg = dalloc(nc);
-    double *db = dalloc(nc), *rm = dalloc(nc), *rv = dalloc(nc);
+    double *x = host_f64(nx), *y = host_f64(nx), *dy = host_f64(nx);
+    double *dx = host_f64(nx), *g = host_f64(nc), *b = host_f64(nc);
+    double *mean = host_f64(nc), *invstd = host_f64(nc), *dg = host_f64(nc);
+    double *db = host_f64(nc), *rm = host_f64(nc), *rv = host_f64(nc);
     uint64_t s = seed;
     ref_fill_uniform(x, nx, -1, 2, &s);
     ref_fill_uniform(g, nc, 0.5, 1.5, &s);
@@ -1273,8 +1267,8 @@ START_TEST(test_gradcheck_catches_wrong_gradients)
 {
     const ref_conv2d *p = &conv_shapes[1];
     size_t nx = conv_nx(p), nw = conv_nw(p), ny = conv_ny(p);
-    double *x = dalloc(nx), *w = dalloc(nw), *dy = dalloc(ny);
-    double *dx = dalloc(nx), *fd = dalloc(nx), *zero = dalloc(nx);
+    double *x = host_f64(nx), *w = host_f64(nw), *dy = host_f64(ny);
+    double *dx = host_f64(nx), *fd = host_f64(nx), *zero = host_f64(nx);
     uint64_t s = 1600;
     ref_fill_uniform(x, nx, -1, 1, &s);
     ref_fill_uniform(w, nw, -1, 1, &s);
