@@ -225,41 +225,80 @@ CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_p
     return CLNET_OK;
 }
 
-/* ---- Conv2D ---------------------------------------------------------------------- */
+/* ---- Conv2D and Conv2DTranspose ------------------------------------------------ */
+
+/* What differs between a convolution and a transposed one: the four ops, the
+ * padding rule, the output shape, the kernel's layout (K, C, R, S) vs
+ * (C, K, R, S), and so which of channels and filters is the fan-in. */
+typedef struct conv_kind {
+    const char *label;                 /* in errors: "Conv2D" */
+    const char *name;                  /* layer name prefix: "conv2d" */
+    int transposed;
+    clnet_status (*forward)(const clnet_conv2d_params *, const clnet_tensor *, const clnet_tensor *,
+                            const clnet_tensor *, clnet_tensor *);
+    clnet_status (*backward_data)(const clnet_conv2d_params *, const clnet_tensor *,
+                                  const clnet_tensor *, clnet_tensor *);
+    clnet_status (*backward_filter)(const clnet_conv2d_params *, const clnet_tensor *,
+                                    const clnet_tensor *, clnet_tensor *);
+    clnet_status (*set_same)(clnet_conv2d_params *, int64_t, int64_t, int64_t, int64_t);
+    clnet_status (*output_shape)(const clnet_conv2d_params *, const int64_t[4], const int64_t[4],
+                                 int64_t[4]);
+    clnet__layer_ops ops;
+} conv_kind;
+
+static const conv_kind *kind_of(const clnet__layer *l);
 
 static clnet_status conv_forward(clnet__layer *l, clnet__io *io, int training)
 {
     (void)training;
     clnet_tensor *lin = l->has_pre ? io->pre : io->y;
-    clnet_status st = clnet_conv2d_forward(&l->conv, io->x, l->params[0].value,
-                                           l->nparams > 1 ? l->params[1].value : NULL, lin);
+    clnet_status st = kind_of(l)->forward(&l->conv, io->x, l->params[0].value,
+                                          l->nparams > 1 ? l->params[1].value : NULL, lin);
     return st ? st : act_forward(l, io);
 }
 
 static clnet_status conv_backward(clnet__layer *l, clnet__io *io)
 {
+    const conv_kind *k = kind_of(l);
     const clnet_tensor *d;
     clnet_status st = act_backward(l, io, &d);
     if (!st && l->trainable) {
-        st = clnet_conv2d_backward_filter(&l->conv, io->x, d, l->params[0].grad);
+        st = k->backward_filter(&l->conv, io->x, d, l->params[0].grad);
         if (!st && l->nparams > 1)
             st = clnet_conv2d_backward_bias(d, l->params[1].grad);
     }
     if (!st && io->dx)
-        st = clnet_conv2d_backward_data(&l->conv, l->params[0].value, d, io->dx);
+        st = k->backward_data(&l->conv, l->params[0].value, d, io->dx);
     return st;
 }
 
-static const clnet__layer_ops conv_ops = { "Conv2D", 0, conv_forward, conv_backward };
+static const conv_kind conv_kinds[2] = {
+    { "Conv2D", "conv2d", 0, clnet_conv2d_forward, clnet_conv2d_backward_data,
+      clnet_conv2d_backward_filter, clnet_conv2d_params_set_same, clnet_conv2d_output_shape,
+      { "Conv2D", 0, conv_forward, conv_backward } },
+    { "Conv2DTranspose", "conv2d_transpose", 1, clnet_conv2d_transpose_forward,
+      clnet_conv2d_transpose_backward_data, clnet_conv2d_transpose_backward_filter,
+      clnet_conv2d_transpose_params_set_same, clnet_conv2d_transpose_output_shape,
+      { "Conv2DTranspose", 0, conv_forward, conv_backward } },
+};
 
-CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p)
+static const conv_kind *kind_of(const clnet__layer *l)
+{
+    return l->ops == &conv_kinds[1].ops ? &conv_kinds[1] : &conv_kinds[0];
+}
+
+static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
+                             const conv_kind *kind)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL && p->filters > 0 && p->kernel_h > 0 && p->kernel_w > 0);
     CLNET_CHECK_ARG(m->ctx, p->stride_h > 0 && p->stride_w > 0 && p->dilation_h > 0 &&
                                 p->dilation_w > 0 && valid_activation(p->activation));
-    if (in_ndim(m) != 3)
-        return shape_error(m, "Conv2D", "Conv2D needs (batch, channels, height, width)");
+    char need[160];
+    if (in_ndim(m) != 3) {
+        snprintf(need, sizeof need, "%s needs (batch, channels, height, width)", kind->label);
+        return shape_error(m, kind->label, need);
+    }
     const int64_t *in = in_shape(m);
     clnet_conv2d_params cp = CLNET_CONV2D_PARAMS_DEFAULT;
     cp.stride_h = p->stride_h;
@@ -267,20 +306,22 @@ CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d
     cp.dilation_h = p->dilation_h;
     cp.dilation_w = p->dilation_w;
     clnet_status st = p->padding == CLNET_PADDING_SAME
-                          ? clnet_conv2d_params_set_same(&cp, in[1], in[2], p->kernel_h, p->kernel_w)
+                          ? kind->set_same(&cp, in[1], in[2], p->kernel_h, p->kernel_w)
                           : clnet_conv2d_params_set_valid(&cp);
     if (st)
-        return shape_error(m, "Conv2D", "'same' padding does not fit");
-    int64_t xs[4] = { 1, in[0], in[1], in[2] }, ws[4] = { p->filters, in[0], p->kernel_h, p->kernel_w };
-    int64_t ys[4];
-    if (clnet_conv2d_output_shape(&cp, xs, ws, ys) != CLNET_OK) {
-        char need[160];
-        snprintf(need, sizeof need, "a %dx%d kernel (dilation %d, %d) does not fit it",
-                 p->kernel_h, p->kernel_w, p->dilation_h, p->dilation_w);
-        return shape_error(m, "Conv2D", need);
+        return shape_error(m, kind->label, "'same' padding does not fit");
+    /* The kernel is (K, C, R, S), or (C, K, R, S) when transposed; Keras'
+     * fans follow it: in = channels (filters when transposed) * R * S. */
+    int64_t c = in[0], k = p->filters, xs[4] = { 1, c, in[1], in[2] }, ys[4];
+    int64_t ws[4] = { kind->transposed ? c : k, kind->transposed ? k : c, p->kernel_h,
+                      p->kernel_w };
+    if (kind->output_shape(&cp, xs, ws, ys) != CLNET_OK) {
+        snprintf(need, sizeof need, "a %dx%d kernel (stride %d, %d, dilation %d, %d) does not fit it",
+                 p->kernel_h, p->kernel_w, p->stride_h, p->stride_w, p->dilation_h, p->dilation_w);
+        return shape_error(m, kind->label, need);
     }
     clnet__layer *l;
-    if ((st = clnet__layer_new(m, &conv_ops, "conv2d", 3, ys + 1, &l)))
+    if ((st = clnet__layer_new(m, &kind->ops, kind->name, 3, ys + 1, &l)))
         return st;
     l->conv = cp;
     l->act = p->activation;
@@ -288,80 +329,22 @@ CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d
     l->has_pre = p->activation != CLNET_ACT_NONE;
     double rs = (double)p->kernel_h * p->kernel_w;
     if ((st = clnet__param_add(l, "kernel", 4, ws, 1)) ||
-        (st = clnet__param_init(l, 0, p->kernel_init, (double)in[0] * rs, (double)p->filters * rs)))
+        (st = clnet__param_init(l, 0, p->kernel_init, (double)ws[1] * rs, (double)ws[0] * rs)))
         return st;
-    int64_t k = p->filters;
     if (p->use_bias && (st = clnet__param_add(l, "bias", 1, &k, 1)))
         return st;
     return CLNET_OK;
 }
 
-/* ---- Conv2DTranspose ------------------------------------------------------------ */
-
-static clnet_status deconv_forward(clnet__layer *l, clnet__io *io, int training)
+CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p)
 {
-    (void)training;
-    clnet_tensor *lin = l->has_pre ? io->pre : io->y;
-    clnet_status st = clnet_conv2d_transpose_forward(&l->conv, io->x, l->params[0].value,
-                                                     l->nparams > 1 ? l->params[1].value : NULL, lin);
-    return st ? st : act_forward(l, io);
+    return add_conv(m, p, &conv_kinds[0]);
 }
-
-static clnet_status deconv_backward(clnet__layer *l, clnet__io *io)
-{
-    const clnet_tensor *d;
-    clnet_status st = act_backward(l, io, &d);
-    if (!st && l->trainable) {
-        st = clnet_conv2d_transpose_backward_filter(&l->conv, io->x, d, l->params[0].grad);
-        if (!st && l->nparams > 1)
-            st = clnet_conv2d_backward_bias(d, l->params[1].grad);
-    }
-    if (!st && io->dx)
-        st = clnet_conv2d_transpose_backward_data(&l->conv, l->params[0].value, d, io->dx);
-    return st;
-}
-
-static const clnet__layer_ops deconv_ops = { "Conv2DTranspose", 0, deconv_forward, deconv_backward };
 
 CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
                                                         const clnet_conv2d_layer_params *p)
 {
-    CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->filters > 0 && p->kernel_h > 0 && p->kernel_w > 0);
-    CLNET_CHECK_ARG(m->ctx, p->stride_h > 0 && p->stride_w > 0 && p->dilation_h > 0 &&
-                                p->dilation_w > 0 && valid_activation(p->activation));
-    if (in_ndim(m) != 3)
-        return shape_error(m, "Conv2DTranspose", "Conv2DTranspose needs (batch, channels, height, width)");
-    const int64_t *in = in_shape(m);
-    clnet_conv2d_params cp = CLNET_CONV2D_PARAMS_DEFAULT;
-    cp.stride_h = p->stride_h;
-    cp.stride_w = p->stride_w;
-    cp.dilation_h = p->dilation_h;
-    cp.dilation_w = p->dilation_w;
-    clnet_status st = p->padding == CLNET_PADDING_SAME
-                          ? clnet_conv2d_transpose_params_set_same(&cp, in[1], in[2], p->kernel_h,
-                                                                   p->kernel_w)
-                          : clnet_conv2d_params_set_valid(&cp);
-    int64_t xs[4] = { 1, in[0], in[1], in[2] }, ws[4] = { in[0], p->filters, p->kernel_h, p->kernel_w };
-    int64_t ys[4];
-    if (st || clnet_conv2d_transpose_output_shape(&cp, xs, ws, ys) != CLNET_OK)
-        return shape_error(m, "Conv2DTranspose", "the kernel, stride and padding do not fit it");
-    clnet__layer *l;
-    if ((st = clnet__layer_new(m, &deconv_ops, "conv2d_transpose", 3, ys + 1, &l)))
-        return st;
-    l->conv = cp;
-    l->act = p->activation;
-    l->alpha = p->alpha;
-    l->has_pre = p->activation != CLNET_ACT_NONE;
-    /* Keras' fans for a transposed kernel: in = filters * k, out = channels * k. */
-    double rs = (double)p->kernel_h * p->kernel_w;
-    if ((st = clnet__param_add(l, "kernel", 4, ws, 1)) ||
-        (st = clnet__param_init(l, 0, p->kernel_init, (double)p->filters * rs, (double)in[0] * rs)))
-        return st;
-    int64_t k = p->filters;
-    if (p->use_bias && (st = clnet__param_add(l, "bias", 1, &k, 1)))
-        return st;
-    return CLNET_OK;
+    return add_conv(m, p, &conv_kinds[1]);
 }
 
 /* ---- UpSampling2D ----------------------------------------------------------------- */
