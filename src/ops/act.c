@@ -8,38 +8,6 @@
 /* Row kernels: a row per work-item, or a row per work-group (see act.cl). */
 enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
-/* Writes "2x8x5x5" ("scalar" for 0-D) into buf. */
-static const char *shape_str(const clnet_tensor *t, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = 0;
-    if (t->ndim == 0)
-        snprintf(buf, size, "scalar");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used +=
-            (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)t->shape[i]);
-    return buf;
-}
-
-static int same_shape(const clnet_tensor *a, const clnet_tensor *b)
-{
-    if (a->ndim != b->ndim)
-        return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return 0;
-    return 1;
-}
-
-/* The context of the first non-NULL tensor (NULL if all are NULL). */
-static clnet_context *first_ctx(int count, const clnet_tensor *const *ts)
-{
-    for (int i = 0; i < count; i++)
-        if (ts[i])
-            return ts[i]->ctx;
-    return NULL;
-}
-
 /* An output may alias an input exactly (the same elements: same storage,
  * offset and size) but not overlap it in part. */
 static clnet_status check_overlap(clnet_context *ctx, const char *func, const clnet_tensor *out,
@@ -62,11 +30,11 @@ static clnet_status check_shapes(clnet_context *ctx, const char *func, int count
                                  const clnet_tensor *const *ts, const char *const *names)
 {
     for (int i = 1; i < count; i++)
-        if (!same_shape(ts[i], ts[0])) {
+        if (!clnet__same_shape(ts[i], ts[0])) {
             char a[96], b[96];
             return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (the shape of %s)",
-                                func, names[i], shape_str(ts[i], a, sizeof a),
-                                shape_str(ts[0], b, sizeof b), names[0]);
+                                func, names[i], clnet__tensor_shape_str(ts[i], a, sizeof a),
+                                clnet__tensor_shape_str(ts[0], b, sizeof b), names[0]);
         }
     return CLNET_OK;
 }
@@ -134,7 +102,7 @@ CLNET_API clnet_status clnet_activation_forward(clnet_activation act, float alph
                                           "sigmoid_forward", "tanh_forward"};
     const clnet_tensor *ts[] = {y, x};
     static const char *const names[] = {"y", "x"};
-    clnet_context *ctx = first_ctx(2, ts);
+    clnet_context *ctx = clnet__first_ctx(2, ts);
     clnet_status st;
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     if ((st = check_act(ctx, func, act)) || (st = clnet__check_same(ctx, func, 2, ts, names)) ||
@@ -154,7 +122,7 @@ CLNET_API clnet_status clnet_activation_backward(clnet_activation act, float alp
     static const char *const kernels[] = {NULL, "relu_backward", "leaky_relu_backward",
                                           "sigmoid_backward", "tanh_backward"};
     const clnet_tensor *all[] = {dx, dy, x, y};
-    clnet_context *ctx = first_ctx(4, all);
+    clnet_context *ctx = clnet__first_ctx(4, all);
     clnet_status st;
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     if ((st = check_act(ctx, func, act)))
@@ -231,7 +199,7 @@ static clnet_status softmax_fwd(const char *func, int log_, const clnet_tensor *
 {
     const clnet_tensor *ts[] = {x, y};
     static const char *const names[] = {"x", "y"};
-    clnet_context *ctx = first_ctx(2, ts);
+    clnet_context *ctx = clnet__first_ctx(2, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     size_t rows = 0;
     int cols = 0;
@@ -254,7 +222,7 @@ static clnet_status softmax_bwd(const char *func, int log_, const clnet_tensor *
 {
     const clnet_tensor *ts[] = {y, dy, dx};
     static const char *const names[] = {"y", "dy", "dx"};
-    clnet_context *ctx = first_ctx(3, ts);
+    clnet_context *ctx = clnet__first_ctx(3, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     size_t rows = 0;
     int cols = 0;
@@ -306,7 +274,7 @@ static clnet_status bias_dims(clnet_context *ctx, const char *func, const clnet_
     if (x->ndim < 2)
         return clnet__error(ctx, CLNET_ERR_SHAPE,
                             "%s: %s is %s, expected at least 2 dims (N, C, ...) or (N, F)", func,
-                            xname, shape_str(x, s, sizeof s));
+                            xname, clnet__tensor_shape_str(x, s, sizeof s));
     if (x->shape[1] > 0x7fffffff)
         return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: %s has more than 2^31 - 1 channels",
                             func, xname);
@@ -317,7 +285,7 @@ static clnet_status bias_dims(clnet_context *ctx, const char *func, const clnet_
     if (b->numel != (size_t)*c)
         return clnet__error(ctx, CLNET_ERR_SHAPE,
                             "%s: %s holds %zu elements, expected %d (the channels of %s, %s)", func,
-                            bname, b->numel, *c, xname, shape_str(x, s, sizeof s));
+                            bname, b->numel, *c, xname, clnet__tensor_shape_str(x, s, sizeof s));
     return CLNET_OK;
 }
 
@@ -339,7 +307,7 @@ CLNET_API clnet_status clnet_bias_add(const clnet_tensor *x, const clnet_tensor 
     static const char func[] = "clnet_bias_add";
     const clnet_tensor *ts[] = {x, y, b};
     static const char *const names[] = {"x", "y", "b"};
-    clnet_context *ctx = first_ctx(3, ts);
+    clnet_context *ctx = clnet__first_ctx(3, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     int c;
     size_t hw;
@@ -370,7 +338,7 @@ CLNET_API clnet_status clnet_bias_backward(const clnet_tensor *dy, clnet_tensor 
     static const char func[] = "clnet_bias_backward";
     const clnet_tensor *ts[] = {dy, db};
     static const char *const names[] = {"dy", "db"};
-    clnet_context *ctx = first_ctx(2, ts);
+    clnet_context *ctx = clnet__first_ctx(2, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     int c;
     size_t hw;

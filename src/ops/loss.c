@@ -12,28 +12,6 @@
 /* Row kernels: a row per work-item, or a row per work-group. */
 enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
-static const char *shape_str(const clnet_tensor *t, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = 0;
-    if (t->ndim == 0)
-        snprintf(buf, size, "scalar");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used +=
-            (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)t->shape[i]);
-    return buf;
-}
-
-static int same_shape(const clnet_tensor *a, const clnet_tensor *b)
-{
-    if (a->ndim != b->ndim)
-        return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return 0;
-    return 1;
-}
-
 static size_t groups_for(clnet_context *ctx, size_t n)
 {
     size_t wg = clnet__context_profile(ctx)->wg_size, g = (n + wg - 1) / wg;
@@ -61,11 +39,11 @@ static clnet_status check_one(clnet_context *ctx, const char *func, const clnet_
 static clnet_status check_like(clnet_context *ctx, const char *func, const clnet_tensor *t,
                                const char *name, const clnet_tensor *ref, const char *rname)
 {
-    if (!t || same_shape(t, ref))
+    if (!t || clnet__same_shape(t, ref))
         return CLNET_OK;
     char a[96], b[96];
     return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (the shape of %s)", func,
-                        name, shape_str(t, a, sizeof a), shape_str(ref, b, sizeof b), rname);
+                        name, clnet__tensor_shape_str(t, a, sizeof a), clnet__tensor_shape_str(ref, b, sizeof b), rname);
 }
 
 /* The gradient may alias its input exactly, never in part. */
@@ -213,7 +191,7 @@ static clnet_status rows_classes(clnet_context *ctx, const char *func, const cln
                             func);
     if (c == 0 && r > 0)
         return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: logits is %s, with no classes", func,
-                            shape_str(x, s, sizeof s));
+                            clnet__tensor_shape_str(x, s, sizeof s));
     *rows = r;
     *cols = (int)c;
     return CLNET_OK;
@@ -229,7 +207,7 @@ static clnet_status check_labels(clnet_context *ctx, const char *func, const cln
     char s[96];
     return clnet__error(ctx, CLNET_ERR_SHAPE,
                         "%s: labels holds %zu elements, expected %zu (the rows of logits, %s)",
-                        func, labels->numel, rows, shape_str(logits, s, sizeof s));
+                        func, labels->numel, rows, clnet__tensor_shape_str(logits, s, sizeof s));
 }
 
 static clnet_status xent(const char *func, int sparse, const clnet_tensor *x, const clnet_tensor *t,

@@ -25,19 +25,6 @@ enum {
 
 /* ---- Shapes and arguments ---------------------------------------------------- */
 
-/* "2x3x4" (or "a scalar") into buf. */
-static const char *shape_str(const clnet_tensor *t, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    if (t->ndim == 0)
-        snprintf(buf, size, "a scalar");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "x" : "",
-                                 (long long)t->shape[i]);
-    return buf;
-}
-
 /* x viewed as (n, c, hw): m = n * hw values per channel. */
 typedef struct bn_layout {
     size_t numel, hw, m;
@@ -60,7 +47,7 @@ static clnet_status check_x(clnet_context *ctx, const char *func, const char *na
         return clnet__error(ctx, CLNET_ERR_SHAPE,
                             "%s: %s is %s, expected (N, C, ...) with at "
                             "least 2 dims",
-                            func, name, shape_str(x, s, sizeof s));
+                            func, name, clnet__tensor_shape_str(x, s, sizeof s));
     if (x->shape[1] > INT32_MAX)
         return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: %s has %lld channels (at most %d)", func,
                             name, (long long)x->shape[1], (int)INT32_MAX);
@@ -91,7 +78,7 @@ static clnet_status check_like(clnet_context *ctx, const char *func, const char 
         same = t->shape[i] == x->shape[i];
     if (!same)
         return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s", func, name,
-                            shape_str(t, s, sizeof s), shape_str(x, e, sizeof e));
+                            clnet__tensor_shape_str(t, s, sizeof s), clnet__tensor_shape_str(x, e, sizeof e));
     return CLNET_OK;
 }
 
@@ -112,7 +99,7 @@ static clnet_status check_vec(clnet_context *ctx, const char *func, const char *
         return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
     if (t->ndim != 1 || t->shape[0] != c)
         return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %d (one per channel)",
-                            func, name, shape_str(t, s, sizeof s), c);
+                            func, name, clnet__tensor_shape_str(t, s, sizeof s), c);
     return CLNET_OK;
 }
 
@@ -158,16 +145,6 @@ static int groups_per_channel(clnet_context *ctx, size_t m)
 }
 
 #define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-/* The context of the first non-NULL tensor: a NULL first argument is then
- * still reported on the context. */
-static clnet_context *first_ctx(int count, const clnet_tensor *const *ts)
-{
-    for (int i = 0; i < count; i++)
-        if (ts[i])
-            return ts[i]->ctx;
-    return NULL;
-}
 
 /* A tensor's (buffer, offset) pair, or the fallback buffer when t is NULL
  * (the kernel is told by a flag not to touch it). */
@@ -258,7 +235,7 @@ CLNET_API clnet_status clnet_batchnorm_forward_training(
     const clnet_tensor *vecs[] = { gamma, beta, running_mean, running_var, save_mean, save_invstd };
     const clnet_tensor *all[] = { x,           y,         gamma,      beta, running_mean,
                                   running_var, save_mean, save_invstd };
-    clnet_context *ctx = first_ctx(NARGS(all), all);
+    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     clnet_batchnorm_params p;
     bn_layout l;
@@ -277,7 +254,7 @@ CLNET_API clnet_status clnet_batchnorm_forward_training(
         return clnet__error(ctx, CLNET_ERR_SHAPE,
                             "%s: x is %s: training needs at least 2 values per channel "
                             "(N * HW = %zu)",
-                            func, shape_str(x, s, sizeof s), l.m);
+                            func, clnet__tensor_shape_str(x, s, sizeof s), l.m);
     int G = groups_per_channel(ctx, l.m);
     size_t C = (size_t)l.c;
     /* Workspace: 2 floats per partial, mu0, then the mean and invstd
@@ -315,7 +292,7 @@ CLNET_API clnet_status clnet_batchnorm_forward_inference(
     static const char func[] = "clnet_batchnorm_forward_inference";
     const clnet_tensor *vecs[] = { gamma, beta, running_mean, running_var };
     const clnet_tensor *all[] = { x, y, gamma, beta, running_mean, running_var };
-    clnet_context *ctx = first_ctx(NARGS(all), all);
+    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     clnet_batchnorm_params p;
     bn_layout l;
@@ -399,7 +376,7 @@ CLNET_API clnet_status clnet_batchnorm_backward(const clnet_batchnorm_params *pa
     static const char func[] = "clnet_batchnorm_backward";
     const clnet_tensor *vecs[] = { gamma, dgamma, dbeta, save_mean, save_invstd };
     const clnet_tensor *all[] = { x, dy, dx, gamma, dgamma, dbeta, save_mean, save_invstd };
-    clnet_context *ctx = first_ctx(NARGS(all), all);
+    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     static const char *const names[] = { "gamma", "dgamma", "dbeta", "save_mean", "save_invstd" };
     clnet_batchnorm_params p;
@@ -424,7 +401,7 @@ CLNET_API clnet_status clnet_batchnorm_backward_inference(
     static const char func[] = "clnet_batchnorm_backward_inference";
     const clnet_tensor *vecs[] = { gamma, dgamma, dbeta, running_mean, running_var };
     const clnet_tensor *all[] = { x, dy, dx, gamma, dgamma, dbeta, running_mean, running_var };
-    clnet_context *ctx = first_ctx(NARGS(all), all);
+    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     static const char *const names[] = { "gamma", "dgamma", "dbeta", "running_mean",
                                          "running_var" };
@@ -453,7 +430,7 @@ static clnet_status dropout(const char *func, float rate, uint64_t seed, uint64_
 {
     const clnet_tensor *ts[] = { y, x, mask };
     const char *const names[] = { yname, xname, "mask" };
-    clnet_context *ctx = first_ctx(NARGS(ts), ts);
+    clnet_context *ctx = clnet__first_ctx(NARGS(ts), ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     clnet_status st = clnet__check_same(ctx, func, mask ? 3 : 2, ts, names);
     if (st)

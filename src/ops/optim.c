@@ -17,19 +17,6 @@ enum { OPT_FIRST = 1, OPT_L2 = 2, OPT_MOMENTUM = 4, OPT_NESTEROV = 8, OPT_DECOUP
 
 /* ---- Checks ------------------------------------------------------------------ */
 
-/* "2x3x4" (or "a scalar") into buf. */
-static const char *shape_str(const clnet_tensor *t, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    if (t->ndim == 0)
-        snprintf(buf, size, "a scalar");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "x" : "",
-                                 (long long)t->shape[i]);
-    return buf;
-}
-
 /* ts[0] is the parameter; every other tensor needs its context, float32 and
  * its exact shape. ts[i] may be NULL only where optional[i]. */
 static clnet_status check_tensors(clnet_context *ctx, const char *func, int count,
@@ -54,8 +41,8 @@ static clnet_status check_tensors(clnet_context *ctx, const char *func, int coun
             same = t->shape[d] == ts[0]->shape[d];
         if (!same)
             return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (param's shape)",
-                                func, names[i], shape_str(t, s, sizeof s),
-                                shape_str(ts[0], e, sizeof e));
+                                func, names[i], clnet__tensor_shape_str(t, s, sizeof s),
+                                clnet__tensor_shape_str(ts[0], e, sizeof e));
     }
     return CLNET_OK;
 }
@@ -85,15 +72,6 @@ static clnet_status check_step(clnet_context *ctx, const char *func, int64_t t)
     return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
                         "%s: invalid argument: t (%lld) must be >= 1 (the first step is 1)", func,
                         (long long)t);
-}
-
-/* The context of the first non-NULL tensor. */
-static clnet_context *first_ctx(int count, const clnet_tensor *const *ts)
-{
-    for (int i = 0; i < count; i++)
-        if (ts[i])
-            return ts[i]->ctx;
-    return NULL;
 }
 
 static clnet_status launch(clnet_context *ctx, const char *kernel, const char *func, int nargs,
@@ -131,7 +109,7 @@ CLNET_API clnet_status clnet_sgd_step(const clnet_sgd_params *params, int64_t t,
     static const char func[] = "clnet_sgd_step";
     const clnet_tensor *ts[] = { param, grad, momentum_buf };
     static const char *const names[] = { "param", "grad", "momentum_buf" };
-    clnet_context *ctx = first_ctx(3, ts);
+    clnet_context *ctx = clnet__first_ctx(3, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     clnet_sgd_params p = params ? *params : CLNET_SGD_PARAMS_DEFAULT;
     int momentum = p.momentum > 0.0f;
@@ -183,7 +161,7 @@ CLNET_API clnet_status clnet_adam_step(const clnet_adam_params *params, int64_t 
     const clnet_tensor *ts[] = { param, grad, m, v };
     static const char *const names[] = { "param", "grad", "m", "v" };
     static const int optional[] = { 0, 0, 0, 0 };
-    clnet_context *ctx = first_ctx(4, ts);
+    clnet_context *ctx = clnet__first_ctx(4, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     clnet_adam_params p = params ? *params : CLNET_ADAM_PARAMS_DEFAULT;
     clnet_status st;
@@ -223,7 +201,7 @@ CLNET_API clnet_status clnet_rmsprop_step(const clnet_rmsprop_params *params, cl
     const clnet_tensor *ts[] = { param, grad, sq_avg };
     static const char *const names[] = { "param", "grad", "sq_avg" };
     static const int optional[] = { 0, 0, 0 };
-    clnet_context *ctx = first_ctx(3, ts);
+    clnet_context *ctx = clnet__first_ctx(3, ts);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
     clnet_rmsprop_params p = params ? *params : CLNET_RMSPROP_PARAMS_DEFAULT;
     clnet_status st;

@@ -29,13 +29,6 @@ static clnet_context *context_of(int count, const clnet_tensor *const *ts)
     return NULL;
 }
 
-static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
-{
-    int at = snprintf(buf, len, "%s", ndim ? "" : "scalar");
-    for (int i = 0; i < ndim && at >= 0 && (size_t)at < len; i++)
-        at += snprintf(buf + at, len - (size_t)at, i ? "x%" PRId64 : "%" PRId64, shape[i]);
-}
-
 /* Every tensor non-NULL, of ctx, float32 and 4-D. */
 static clnet_status check_tensors(clnet_context *ctx, const char *func, int count,
                                   const clnet_tensor *const *ts, const char *const *names)
@@ -66,8 +59,8 @@ static clnet_status check_shape(clnet_context *ctx, const char *func, const char
         t->shape[3] == want[3])
         return CLNET_OK;
     char got[96], exp[96];
-    shape_str(got, sizeof got, 4, t->shape);
-    shape_str(exp, sizeof exp, 4, want);
+    clnet__shape_str(4, t->shape, got, sizeof got);
+    clnet__shape_str(4, want, exp, sizeof exp);
     return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s", func, name, got, exp);
 }
 
@@ -130,7 +123,7 @@ static clnet_status pool_geometry(const clnet_pool2d_params *p, const char *x_na
     if (st)
         return st;
     char xstr[96];
-    shape_str(xstr, sizeof xstr, 4, xs);
+    clnet__shape_str(4, xs, xstr, sizeof xstr);
     if (xs[0] < 0 || xs[1] < 0 || xs[2] < 1 || xs[3] < 1) {
         snprintf(why, len, "%s is %s: N and C must be >= 0, H and W >= 1", x_name, xstr);
         return CLNET_ERR_INVALID_ARG;
@@ -353,7 +346,7 @@ static clnet_status upsample_check(const char *func, int sh, int sw, const clnet
     int64_t want[4] = { s[0], s[1], ok ? s[2] * sh : 0, ok ? s[3] * sw : 0 };
     if (!ok || want[2] > PLANE_MAX || want[3] > PLANE_MAX || want[2] * want[3] > PLANE_MAX) {
         char str[96];
-        shape_str(str, sizeof str, 4, s);
+        clnet__shape_str(4, s, str, sizeof str);
         return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
                             "%s: %s is %s: scaled by %dx%d a plane exceeds 2^31 - 1 elements", func,
                             names[0], str, sh, sw);

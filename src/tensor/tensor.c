@@ -1,5 +1,6 @@
 /* clnet — tensors: creation, views, host transfers, fill and copy. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -338,4 +339,35 @@ clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
                                 func, names[i], ts[i]->numel, names[0], ts[0]->numel);
     }
     return CLNET_OK;
+}
+
+const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t used = 0;
+    if (!size)
+        return buf;
+    buf[0] = 0;
+    if (ndim == 0)
+        snprintf(buf, size, "scalar");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)shape[i]);
+    return buf;
+}
+
+int clnet__same_shape(const clnet_tensor *a, const clnet_tensor *b)
+{
+    if (a->ndim != b->ndim)
+        return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return 0;
+    return 1;
+}
+
+clnet_context *clnet__first_ctx(int count, const clnet_tensor *const *ts)
+{
+    for (int i = 0; i < count; i++)
+        if (ts[i])
+            return ts[i]->ctx;
+    return NULL;
 }

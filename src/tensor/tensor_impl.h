@@ -32,4 +32,19 @@ static inline cl_mem clnet__mem(const clnet_tensor *t)
 clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
                                const clnet_tensor *const *ts, const char *const *names);
 
+/* Writes a shape as "2x8x5x5" ("scalar" for 0-D) into buf; returns buf. */
+const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+
+static inline const char *clnet__tensor_shape_str(const clnet_tensor *t, char *buf, size_t size)
+{
+    return clnet__shape_str(t->ndim, t->shape, buf, size);
+}
+
+/* Whether a and b have the same dimensions. */
+int clnet__same_shape(const clnet_tensor *a, const clnet_tensor *b);
+
+/* The context of the first non-NULL tensor (NULL if all are NULL), so that
+ * a NULL first argument is still reported on the context. */
+clnet_context *clnet__first_ctx(int count, const clnet_tensor *const *ts);
+
 #endif
