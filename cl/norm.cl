@@ -246,29 +246,7 @@ __kernel void bn_backward_apply(__global const float *x, ulong xo, __global cons
 
 /* ---- Dropout ------------------------------------------------------------------ */
 
-/* Philox4x32-10, as in cl/rng.cl (copied: a kernel file compiles alone). */
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-static uint4 philox4x32_10(uint4 c, uint2 k)
-{
-    /* Unrolled, with the 32x32->64 products written out: pocl keeps a
-     * rolled loop of mul_hi() scalar, 5-8x slower (the bits are the same). */
-#pragma unroll
-    for (int r = 0; r < 10; r++) {
-        ulong p0 = (ulong)PHILOX_M0 * c.x, p1 = (ulong)PHILOX_M1 * c.z;
-        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
-        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
-        c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
-        k.x += PHILOX_W0;
-        k.y += PHILOX_W1;
-    }
-    return c;
-}
-
-/* Work-item b handles elements 4b .. 4b + 3 with one Philox block (counter
+/* Work-item b handles elements 4b .. 4b + 3 with one Philox block (the prelude's philox4x32_10, counter
  * {b, stream}, key seed): keep = (word >> 8) * 2^-24 >= rate, exactly the
  * uniform draw of clnet_tensor_rand_uniform. y = keep ? x * scale : 0, a
  * select so that a dropped NaN gives 0. mask (when has_mask) gets 1 or 0. */

@@ -71,3 +71,27 @@ CLNET_GROUP_REDUCE(group_sum2, float2, CLNET_ADD)
 CLNET_GROUP_REDUCE(group_sum4, float4, CLNET_ADD)
 CLNET_GROUP_REDUCE(group_sum_int, int, CLNET_ADD)
 CLNET_GROUP_REDUCE(group_max, float, max_nan)
+
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
+ * SC 2011): ten rounds on counter c with key k. Used by cl/rng.cl's fills
+ * and cl/norm.cl's dropout, which must draw the same numbers. */
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+static uint4 philox4x32_10(uint4 c, uint2 k)
+{
+    /* Unrolled, with the 32x32->64 products written out: pocl keeps a
+     * rolled loop of mul_hi() scalar, 5-8x slower (the bits are the same). */
+#pragma unroll
+    for (int r = 0; r < 10; r++) {
+        ulong p0 = (ulong)PHILOX_M0 * c.x, p1 = (ulong)PHILOX_M1 * c.z;
+        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+        c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+        k.x += PHILOX_W0;
+        k.y += PHILOX_W1;
+    }
+    return c;
+}

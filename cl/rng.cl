@@ -1,29 +1,9 @@
 /* clnet — Philox4x32-10 random fills (Salmon et al., "Parallel random numbers:
  * as easy as 1, 2, 3", SC 2011). Element i takes word i % 4 of
  * Philox(counter = {i / 4 as 64 bits, stream as 64 bits}, key = seed), so the
- * numbers do not depend on the device or the launch geometry. */
+ * numbers do not depend on the device or the launch geometry. The generator,
+ * philox4x32_10, is in the prelude (cl/norm.cl's dropout uses it too). */
 #pragma OPENCL FP_CONTRACT OFF
-
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-static uint4 philox4x32_10(uint4 c, uint2 k)
-{
-    /* Unrolled, with the 32x32->64 products written out: pocl keeps a
-     * rolled loop of mul_hi() scalar, 5-8x slower (the bits are the same). */
-#pragma unroll
-    for (int r = 0; r < 10; r++) {
-        ulong p0 = (ulong)PHILOX_M0 * c.x, p1 = (ulong)PHILOX_M1 * c.z;
-        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
-        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
-        c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
-        k.x += PHILOX_W0;
-        k.y += PHILOX_W1;
-    }
-    return c;
-}
 
 /* The upper 24 bits as a float in [0, 1): exact in float32. */
 static float u01(uint r)
