@@ -8,6 +8,7 @@
 #include "clnet/opencl.h"
 #include "harness.h"
 #include "runtime/context_impl.h"
+#include "runtime/fault.h"
 #include "runtime/runtime.h"
 
 static clnet_status create(const char *spec, clnet_context **ctx, char *err, size_t n)
@@ -694,6 +695,64 @@ START_TEST(empty_platforms_are_listed_with_a_reason)
 }
 END_TEST
 
+/* Kernel timing: every launch lands in its kernel's row (by name), the rows
+ * add up to the launch counter, a reset clears them, nothing leaks, and a
+ * context without timing says how to turn it on. */
+START_TEST(kernel_times_count_every_launch)
+{
+    char err[2048];
+    clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+    p.device = getenv("CLNET_TEST_DEVICE");
+    p.profiling = CLNET_PROFILE_KERNELS;
+    clnet_context *ctx;
+    clnet__live live0, live1;
+    clnet__fault_live(&live0);
+    ck_assert_int_eq(clnet_context_create(&p, &ctx, err, sizeof err), CLNET_OK);
+    int64_t n = 1000;
+    clnet_tensor *a, *b;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &a));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &b));
+    CK_OK(ctx, clnet_tensor_fill(a, 1.0));
+    CK_OK(ctx, clnet_tensor_fill(b, 2.0));
+    for (int i = 0; i < 5; i++)
+        CK_OK(ctx, clnet_add(a, a, b));
+    clnet_kernel_time rows[32];
+    int count = -1;
+    clnet_context_stats s;
+    CK_OK(ctx, clnet_context_kernel_times(ctx, rows, 32, &count));
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s));
+    ck_assert_int_ge(count, 2);
+    uint64_t launches = 0;
+    for (int i = 0; i < count; i++) {
+        ck_assert_msg(rows[i].name[0] && strcmp(rows[i].name, "?"), "row %d has no name", i);
+        ck_assert(rows[i].ms >= 0 && (i == 0 || rows[i].ms <= rows[i - 1].ms));
+        launches += rows[i].launches;
+    }
+    ck_assert_uint_eq(launches, s.kernel_launches);
+    int found = 0;
+    for (int i = 0; i < count; i++)
+        found += rows[i].launches == 5; /* the add kernel, whatever its name */
+    ck_assert_int_ge(found, 1);
+    /* cap smaller than the rows: count still says how many there are. */
+    int count2 = 0;
+    CK_OK(ctx, clnet_context_kernel_times(ctx, rows, 1, &count2));
+    ck_assert_int_eq(count2, count);
+    CK_OK(ctx, clnet_context_kernel_times_reset(ctx));
+    CK_OK(ctx, clnet_context_kernel_times(ctx, NULL, 0, &count));
+    ck_assert_int_eq(count, 0);
+    clnet_tensor_destroy(a);
+    clnet_tensor_destroy(b);
+    clnet_context_destroy(ctx);
+    clnet__fault_live(&live1);
+    ck_assert_int_eq(live1.events, live0.events);
+    ck_assert_int_eq(live1.host_blocks, live0.host_blocks);
+
+    clnet_context *off = test_context();
+    CK_FAILS(off, CLNET_ERR_INVALID_ARG, "CLNET_PROFILE", clnet_context_kernel_times(off, rows, 32, &count));
+    clnet_context_destroy(off);
+}
+END_TEST
+
 START_TEST(version_matches_headers)
 {
     ck_assert_str_eq(clnet_version(), CLNET_VERSION_STRING);
@@ -714,6 +773,7 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, several_contexts_at_once);
     tcase_add_test(tc, wrap_user_opencl_objects);
     tcase_add_test(tc, version_matches_headers);
+    tcase_add_test(tc, kernel_times_count_every_launch);
     tcase_add_test(tc, several_devices_are_listed_and_chosen);
     tcase_add_test(tc, tiny_work_group_limit);
     tcase_add_test(tc, profile_records_device_features);

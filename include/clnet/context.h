@@ -114,7 +114,12 @@ typedef struct clnet_context_params {
      * CLNET_CACHE_DIR environment variable, else $XDG_CACHE_HOME/clnet, else
      * ~/.cache/clnet. "" disables the disk cache. */
     const char *cache_dir;
-    int profiling;                     /* non-zero: the queue records profiling events */
+    /* Non-zero: the queue records profiling events (for the caller's own
+     * events through clnet/opencl.h). CLNET_PROFILE_KERNELS: clnet also times
+     * every kernel it launches (clnet_context_kernel_times). The environment
+     * variable CLNET_PROFILE=1 turns kernel timing on for every context and
+     * prints a table of them to stderr when the context is destroyed. */
+    int profiling;
     clnet_log_fn log;                  /* optional; called on every recorded error */
     void *log_user;
 } clnet_context_params;
@@ -158,6 +163,29 @@ typedef struct clnet_context_stats {
 } clnet_context_stats;
 
 CLNET_API clnet_status clnet_context_get_stats(const clnet_context *ctx, clnet_context_stats *out);
+
+/* ---- Kernel timing --------------------------------------------------------
+ * With kernel timing on (clnet_context_params.profiling = CLNET_PROFILE_KERNELS,
+ * or CLNET_PROFILE=1 in the environment), each kernel launch records an event;
+ * its device time (profiling START to END) is added to the kernel's row.
+ * Costs an event per launch; off, it costs nothing. GEMMs run by CLBlast are
+ * not included (CLBlast launches its own kernels). */
+#define CLNET_PROFILE_QUEUE 1
+#define CLNET_PROFILE_KERNELS 2
+
+typedef struct clnet_kernel_time {
+    char name[64];                     /* the kernel's function name */
+    uint64_t launches;
+    double ms;                         /* device time, summed over launches */
+} clnet_kernel_time;
+
+/* Waits for queued work, then writes the rows (most time first) into
+ * out[0 .. min(cap, *count)) and the number of rows into *count. Kernel
+ * timing off: CLNET_ERR_INVALID_ARG. */
+CLNET_API clnet_status clnet_context_kernel_times(clnet_context *ctx, clnet_kernel_time *out,
+                                                  int cap, int *count);
+/* Waits for queued work and clears the rows (e.g. after warm-up). */
+CLNET_API clnet_status clnet_context_kernel_times_reset(clnet_context *ctx);
 
 #ifdef __cplusplus
 }

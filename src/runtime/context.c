@@ -96,7 +96,10 @@ static clnet_status open_device(const clnet__candidate *c, const clnet_context_p
         goto fail;
     }
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device,
-                                      params->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
+                                      params->profiling || clnet__kprof_wanted(params)
+                                          ? CL_QUEUE_PROFILING_ENABLE
+                                          : 0,
+                                      &e);
     if (e != CL_SUCCESS) {
         clnet__errbuf(err, err_size,
                       "clnet_context_create: clCreateCommandQueue failed on \"%s\": %s (%d)",
@@ -106,6 +109,10 @@ static clnet_status open_device(const clnet__candidate *c, const clnet_context_p
     }
     if ((st = finish_setup(ctx, params->cache_dir, err, err_size)))
         goto fail;
+    if (clnet__kprof_wanted(params) && (st = clnet__kprof_create(ctx))) {
+        clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
+        goto fail;
+    }
     *out = ctx;
     return CLNET_OK;
 fail:
@@ -249,6 +256,7 @@ CLNET_API void clnet_context_destroy(clnet_context *ctx)
         return;
     if (ctx->queue)
         clFinish(ctx->queue);
+    clnet__kprof_destroy(ctx); /* before the kernels it names are released */
     for (int i = ctx->nprograms - 1; i >= 0; i--)
         program_free(&ctx->programs[i]);
     clnet__free(ctx->programs);
@@ -277,7 +285,10 @@ CLNET_API clnet_status clnet_context_finish(clnet_context *ctx)
     CLNET_CHECK_ARG(ctx, ctx != NULL);
     ctx->stats.host_waits++;
     cl_int e = clFinish(ctx->queue);
-    return e == CL_SUCCESS ? CLNET_OK : clnet__cl_error(ctx, e, "clFinish", "clnet_context_finish");
+    if (e != CL_SUCCESS)
+        return clnet__cl_error(ctx, e, "clFinish", "clnet_context_finish");
+    clnet__kprof_completed(ctx);
+    return CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_context_get_stats(const clnet_context *ctx, clnet_context_stats *out)

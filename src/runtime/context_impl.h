@@ -37,6 +37,8 @@ struct clnet_context {
     struct { char op[48]; int value; } forced[16];
 
     clnet_context_stats stats;
+    struct clnet__kprof *kprof;        /* kernel timing (kprof.c), NULL when off */
+    int kprof_report;                  /* print the table at destroy (CLNET_PROFILE) */
     clnet_log_fn log;
     void *log_user;
     char errmsg[CLNET_ERRMSG_SIZE];
@@ -52,6 +54,16 @@ int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned ch
 /* Best effort: a cache that cannot be written only costs speed. */
 void clnet__diskcache_store(const clnet_context *ctx, const char *key,
                             const unsigned char *binary, size_t size);
+
+/* Kernel timing (kprof.c). */
+typedef struct clnet__kprof clnet__kprof;
+int clnet__kprof_wanted(const clnet_context_params *params);
+clnet_status clnet__kprof_create(clnet_context *ctx);
+void clnet__kprof_destroy(clnet_context *ctx);
+/* Keeps a launch's event (owned from now on) for its kernel's row. */
+void clnet__kprof_add(clnet_context *ctx, cl_kernel k, cl_event ev);
+/* The queue has passed every pending event: add their times. */
+void clnet__kprof_completed(clnet_context *ctx);
 
 /* Device profile (device.c). */
 clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_info *info,

@@ -58,7 +58,10 @@ clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_by
 {
     ctx->stats.host_waits++;
     cl_int e = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, dst, 0, NULL, NULL);
-    return e == CL_SUCCESS ? CLNET_OK : clnet__cl_error(ctx, e, "clEnqueueReadBuffer", "download");
+    if (e != CL_SUCCESS)
+        return clnet__cl_error(ctx, e, "clEnqueueReadBuffer", "download");
+    clnet__kprof_completed(ctx); /* in order: every earlier launch has ended */
+    return CLNET_OK;
 }
 
 clnet_status clnet__launch(clnet_context *ctx, cl_kernel k, const char *what, int nargs,
@@ -78,9 +81,13 @@ clnet_status clnet__launch(clnet_context *ctx, cl_kernel k, const char *what, in
             return CLNET_OK; /* empty range: nothing to launch */
         g[d] = local ? (global[d] + local[d] - 1) / local[d] * local[d] : global[d];
     }
-    cl_int e = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL, NULL);
+    cl_event ev = NULL;
+    cl_int e = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)dims, NULL, g, local, 0, NULL,
+                                      ctx->kprof ? &ev : NULL);
     if (e != CL_SUCCESS)
         return clnet__cl_error(ctx, e, "clEnqueueNDRangeKernel", what);
+    if (ev)
+        clnet__kprof_add(ctx, k, ev);
     ctx->stats.kernel_launches++;
     return CLNET_OK;
 }
