@@ -99,26 +99,26 @@ static void run_windows(const run_pos *p, int kh, int kw, int sh, int sw, int pt
 
 /* ---- Max pooling -------------------------------------------------------- */
 
-/* One run of max-pooling outputs of x (planes, h, w) into (planes, oh, ow)
- * at element offset out_off: the maxima into y, or, when y is null, their
- * plane indices into idx. */
+/* One run of max-pooling outputs of x (planes, h, w) into (planes, oh, ow):
+ * the maxima into y at yo and/or their plane indices (row * w + column)
+ * into idx at io; either pointer may be null. */
 static void max_row(__global const float *x, ulong xo, ulong planes, int h, int w, int oh, int ow,
                     int kh, int kw, int sh, int sw, int pt, int pl, int run, __global float *y,
-                    __global int *idx, ulong out_off)
+                    ulong yo, __global int *idx, ulong io)
 {
     run_pos p;
     if (!run_locate(planes, oh, ow, run, &p))
         return;
     __global const float *xp = x + xo + p.plane * (ulong)h * (ulong)w;
-    ulong row = out_off + (p.plane * (ulong)oh + (ulong)p.row) * (ulong)ow;
+    ulong row = (p.plane * (ulong)oh + (ulong)p.row) * (ulong)ow;
     int iy0 = p.row * sh - pt;
     for (int j = p.col0; j < p.col1; j++) {
         float best;
         int at = window_argmax(xp, h, w, iy0, j * sw - pl, kh, kw, &best);
         if (y)
-            y[row + j] = best;
-        else
-            idx[row + j] = at;
+            y[yo + row + j] = best;
+        if (idx)
+            idx[io + row + j] = at;
     }
 }
 
@@ -126,36 +126,143 @@ __kernel void pool2d_max_forward(__global const float *x, ulong xo, __global flo
                                  ulong planes, int h, int w, int oh, int ow, int kh, int kw,
                                  int sh, int sw, int pt, int pl, int run)
 {
-    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, y, 0, yo);
+    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, y, yo, 0, 0);
 }
 
-/* idx (planes, oh, ow) = the plane index (row * w + column) of each window's
- * first maximum: the first pass of the backward. */
-__kernel void pool2d_max_argmax(__global const float *x, ulong xo, __global int *idx,
+/* idx (planes, oh, ow) at io = the plane index (row * w + column) of each
+ * window's first maximum: the first pass of the backward from x. */
+__kernel void pool2d_max_argmax(__global const float *x, ulong xo, __global int *idx, ulong io,
                                 ulong planes, int h, int w, int oh, int ow, int kh, int kw,
                                 int sh, int sw, int pt, int pl, int run)
 {
-    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, 0, idx, 0);
+    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, 0, 0, idx, io);
+}
+
+/* Both at once: the training forward, which keeps idx for the backward. */
+__kernel void pool2d_max_forward_idx(__global const float *x, ulong xo, __global float *y,
+                                     ulong yo, __global int *idx, ulong io, ulong planes, int h,
+                                     int w, int oh, int ow, int kh, int kw, int sh, int sw, int pt,
+                                     int pl, int run)
+{
+    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, y, yo, idx, io);
+}
+
+/* ---- 2x2 windows, stride 2, inside the image ----------------------------
+ * The common pool (the reference CNN's): every window lies inside the image,
+ * no two overlap, and an input element belongs to at most one window. One
+ * work-item per output row, four windows at a time in float4 lanes. Same
+ * results as the general kernels, bit for bit. */
+
+/* Lanes where v replaces the running maximum: strictly greater, or a NaN
+ * when the best so far is not one (the first maximum or first NaN wins). */
+#define MAX2_STEP(v, off)                                                                          \
+    do {                                                                                           \
+        int4 take_ = isgreater(v, best) | (isnan(v) & ~isnan(best));                               \
+        best = select(best, v, take_);                                                             \
+        at = select(at, (int4)(off), take_);                                                       \
+    } while (0)
+
+/* y and/or idx (either may be null) of output row g % oh of plane g / oh. */
+static void max2x2_row(__global const float *x, ulong xo, ulong planes, int h, int w, int oh,
+                       int ow, __global float *y, ulong yo, __global int *idx, ulong io)
+{
+    ulong g = get_global_id(0);
+    if (g >= planes * (ulong)oh)
+        return;
+    ulong plane = g / (ulong)oh;
+    int i = (int)(g % (ulong)oh), base = 2 * i * w;
+    __global const float *xp = x + xo + plane * (ulong)h * (ulong)w;
+    __global const float *r0 = xp + base, *r1 = r0 + w;
+    ulong o = g * (ulong)ow;
+    int j = 0;
+    for (; j + 4 <= ow; j += 4) {
+        float8 top = vload8(0, r0 + 2 * j), bot = vload8(0, r1 + 2 * j);
+        float4 best = top.even;
+        int4 at = (int4)(0);
+        MAX2_STEP(top.odd, 1);
+        MAX2_STEP(bot.even, w);
+        MAX2_STEP(bot.odd, w + 1);
+        if (y)
+            vstore4(best, 0, y + yo + o + j);
+        if (idx)
+            vstore4(at + base + 2 * (j + (int4)(0, 1, 2, 3)), 0, idx + io + o + j);
+    }
+    for (; j < ow; j++) {
+        float best;
+        int at = window_argmax(xp, h, w, 2 * i, 2 * j, 2, 2, &best);
+        if (y)
+            y[yo + o + j] = best;
+        if (idx)
+            idx[io + o + j] = at;
+    }
+}
+
+__kernel void pool2d_max2x2_forward(__global const float *x, ulong xo, __global float *y,
+                                    ulong yo, __global int *idx, ulong io, int has_y, int has_idx,
+                                    ulong planes, int h, int w, int oh, int ow)
+{
+    max2x2_row(x, xo, planes, h, w, oh, ow, has_y ? y : 0, yo, has_idx ? idx : 0, io);
+}
+
+/* dx rows 2i and 2i + 1 (and the rows and columns no window covers) from
+ * output row i: each element is 0 + dy of the window whose index names it
+ * (0 + dy, as the general kernel's 0 += dy, so -0 becomes +0), else 0. */
+__kernel void pool2d_max2x2_backward(__global const int *idx, ulong io, __global const float *dy,
+                                     ulong dyo, __global float *dx, ulong dxo, ulong planes, int h,
+                                     int w, int oh, int ow)
+{
+    ulong g = get_global_id(0);
+    if (g >= planes * (ulong)oh)
+        return;
+    ulong plane = g / (ulong)oh;
+    int i = (int)(g % (ulong)oh), base = 2 * i * w;
+    __global float *dp = dx + dxo + plane * (ulong)h * (ulong)w;
+    __global float *d0 = dp + base, *d1 = d0 + w;
+    __global const int *ip = idx + io + g * (ulong)ow;
+    __global const float *gp = dy + dyo + g * (ulong)ow;
+    const float4 z = (float4)(0.0f);
+    int j = 0;
+    for (; j + 4 <= ow; j += 4) {
+        int4 rel = vload4(0, ip + j) - (base + 2 * (j + (int4)(0, 1, 2, 3)));
+        float4 v = 0.0f + vload4(0, gp + j);
+        float4 tl = select(z, v, rel == 0), tr = select(z, v, rel == 1);
+        float4 bl = select(z, v, rel == w), br = select(z, v, rel == w + 1);
+        vstore8(shuffle2(tl, tr, (uint8)(0, 4, 1, 5, 2, 6, 3, 7)), 0, d0 + 2 * j);
+        vstore8(shuffle2(bl, br, (uint8)(0, 4, 1, 5, 2, 6, 3, 7)), 0, d1 + 2 * j);
+    }
+    for (; j < ow; j++) {
+        int rel = ip[j] - (base + 2 * j);
+        float v = 0.0f + gp[j];
+        d0[2 * j] = rel == 0 ? v : 0.0f;
+        d0[2 * j + 1] = rel == 1 ? v : 0.0f;
+        d1[2 * j] = rel == w ? v : 0.0f;
+        d1[2 * j + 1] = rel == w + 1 ? v : 0.0f;
+    }
+    for (int c = 2 * ow; c < w; c++)
+        d0[c] = d1[c] = 0.0f;
+    for (int r = 2 * oh; i == oh - 1 && r < h; r++)
+        for (int c = 0; c < w; c++)
+            dp[r * w + c] = 0.0f;
 }
 
 /* dx (planes, h, w): each element sums the dy of every window whose first
- * maximum (idx, from pool2d_max_argmax) it is, in row-major window order; 0
+ * maximum (idx, from pool2d_max_argmax or _forward_idx) it is, in row-major window order; 0
  * if none. The work-item that owns a run of a dx row zeroes it, then visits
  * the windows that reach the run in row-major order and adds each one's dy
  * where its maximum lies inside the run: every element gets its terms, in
  * that order, from its one owner. With run = 1 this is the plain
  * per-element gather; over a whole row each window is read once rather than
  * once per element it covers (2-3x faster on pocl). */
-__kernel void pool2d_max_backward(__global const int *idx, __global const float *dy, ulong dyo,
-                                  __global float *dx, ulong dxo, ulong planes, int h, int w,
-                                  int oh, int ow, int kh, int kw, int sh, int sw, int pt, int pl,
-                                  int run)
+__kernel void pool2d_max_backward(__global const int *idx, ulong io, __global const float *dy,
+                                  ulong dyo, __global float *dx, ulong dxo, ulong planes, int h,
+                                  int w, int oh, int ow, int kh, int kw, int sh, int sw, int pt,
+                                  int pl, int run)
 {
     run_pos p;
     if (!run_locate(planes, h, w, run, &p))
         return;
     ulong out_plane = p.plane * (ulong)oh * (ulong)ow;
-    __global const int *ip = idx + out_plane;
+    __global const int *ip = idx + io + out_plane;
     __global const float *dyp = dy + dyo + out_plane;
     __global float *dxr = dx + dxo + (p.plane * (ulong)h + (ulong)p.row) * (ulong)w;
     for (int ix = p.col0; ix < p.col1; ix++)

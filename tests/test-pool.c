@@ -41,9 +41,11 @@ static const struct op_info {
                  "a block of S = sh*sw dy values summed in float: 2*S*2^-24*sum|dy|" },
 };
 
-/* Kernel variants: RUN_ELEMENT (0) one output per work-item, RUN_ROW (1) a row. */
-#define NVARIANTS 2
-static const char *const variant_names[NVARIANTS] = { "element", "row" };
+/* Kernel variants: RUN_ELEMENT (0) one output per work-item, RUN_ROW (1) a
+ * row, MAX_2X2 (2) max pooling's float4 kernels for 2x2 windows of stride 2
+ * inside the image (other shapes and ops fall back to one of the others). */
+#define NVARIANTS 3
+static const char *const variant_names[NVARIANTS] = { "element", "row", "2x2" };
 
 static void force_all(clnet_context *ctx, int v)
 {
@@ -366,6 +368,9 @@ static const pcase quick_cases[] = {
     { 1, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1 },       /* 3x3/2 pad 1 on 3x3 */
     { 1, 7, 31, 33, 2, 2, 1, 1, 0, 0, 0, 0 },     /* 2x2 stride 1, overlapping */
     { 3, 1, 7, 31, 2, 3, 2, 3, 1, 1, 2, 2 },      /* non-square, padding on all sides */
+    { 1, 3, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0 },       /* 2x2: one window */
+    { 3, 1, 7, 18, 2, 2, 2, 2, 0, 1, 0, 1 },      /* 2x2: 9 outputs a row (4 + 4 + 1), pad dropped */
+    { 1, 3, 17, 16, 2, 2, 2, 2, 0, 0, 0, 0 },     /* 2x2: 8 a row, odd height */
 };
 #define NQUICK (int)(sizeof quick_cases / sizeof quick_cases[0])
 
@@ -891,6 +896,122 @@ START_TEST(upsample_bad_arguments_are_named)
 }
 END_TEST
 
+/* ---- The training pair: forward with indices, backward from indices ---------- */
+
+/* x of kind 0 distinct, 1 heavy ties (4 levels), 2 ties plus NaNs. */
+static void fill_kind(float *x, size_t n, int kind, uint64_t *state)
+{
+    fill_distinct(x, n, state);
+    for (size_t i = 0; kind && i < n; i++) {
+        x[i] = (float)(test_rng(state) % 4) - 1.5f;
+        if (kind == 2 && test_rng(state) % 9 == 0)
+            x[i] = NAN;
+    }
+}
+
+/* forward_indices against the two checked ops: y bit for bit as
+ * clnet_pool2d_max_forward; every index inside its plane and naming an
+ * element equal to the window's maximum (NaN where it is NaN); the backward
+ * from the indices bit for bit as clnet_pool2d_max_backward from x, into a
+ * guarded dx; both deterministic. */
+static void check_indices_case(clnet_context *ctx, const pcase *k, int variant, int kind,
+                               uint64_t seed)
+{
+    ref_pool2d r = to_ref(k, 0);
+    int64_t xs[4] = { k->n, k->c, k->h, k->w };
+    int64_t ys[4] = { k->n, k->c, ref_pool2d_out_h(&r), ref_pool2d_out_w(&r) };
+    size_t nx = numel4(xs), ny = numel4(ys), hw = (size_t)k->h * (size_t)k->w;
+    size_t per = (size_t)ys[2] * (size_t)ys[3];
+    float *xh = host_f32(nx), *dyh = host_f32(ny), *y1 = host_f32(ny), *y2 = host_f32(ny);
+    float *dx1 = host_f32(nx), *dx2 = host_f32(nx);
+    int32_t *idx = malloc(ny * sizeof *idx), *idx2 = malloc(ny * sizeof *idx2);
+    ck_assert(idx && idx2);
+    uint64_t st = seed;
+    fill_kind(xh, nx, kind, &st);
+    fill_uniform(dyh, ny, -1, 1, &st);
+    char label[160];
+    snprintf(label, sizeof label, "max indices %dx%dx%dx%d win %dx%d/%dx%d %s kind %d",
+             k->n, k->c, k->h, k->w, k->kh, k->kw, k->sh, k->sw, variant_names[variant], kind);
+    force_all(ctx, variant);
+    clnet_pool2d_params p = to_params(k, 0);
+    clnet_tensor *xbase, *x = input_view(ctx, xs, xh, &xbase);
+    clnet_tensor *dybase, *dy = input_view(ctx, ys, dyh, &dybase);
+    clnet_tensor *ya = make(ctx, CLNET_F32, 4, ys), *yb = make(ctx, CLNET_F32, 4, ys);
+    clnet_tensor *it = make(ctx, CLNET_I32, 4, ys), *dxa = make(ctx, CLNET_F32, 4, xs);
+    CK_OK(ctx, clnet_pool2d_max_forward(&p, x, ya));
+    CK_OK(ctx, clnet_pool2d_max_forward_indices(&p, x, yb, it));
+    download(ctx, ya, y1, ny);
+    download(ctx, yb, y2, ny);
+    CK_OK(ctx, clnet_tensor_download(it, idx, ny * sizeof *idx));
+    ck_assert_msg(memcmp(y1, y2, ny * sizeof *y1) == 0, "%s: y differs from the plain forward",
+                  label);
+    for (size_t o = 0; o < ny; o++) {
+        ck_assert_msg(idx[o] >= 0 && (size_t)idx[o] < hw, "%s: [%zu] index %d outside the plane",
+                      label, o, idx[o]);
+        float v = xh[(o / per) * hw + (size_t)idx[o]];
+        ck_assert_msg(isnan(y2[o]) ? isnan(v) : v == y2[o],
+                      "%s: [%zu] index %d holds %g, the maximum is %g", label, o, idx[o],
+                      (double)v, (double)y2[o]);
+    }
+    CK_OK(ctx, clnet_pool2d_max_forward_indices(&p, x, yb, it));
+    CK_OK(ctx, clnet_tensor_download(it, idx2, ny * sizeof *idx2));
+    ck_assert_msg(memcmp(idx, idx2, ny * sizeof *idx) == 0, "%s: indices differ between runs",
+                  label);
+    guarded g;
+    guarded_create(ctx, 4, xs, &g);
+    CK_OK(ctx, clnet_pool2d_max_backward(&p, x, dy, dxa));
+    CK_OK(ctx, clnet_pool2d_max_backward_indices(&p, it, dy, g.view));
+    guard_check(ctx, &g, label);
+    download(ctx, dxa, dx1, nx);
+    download(ctx, g.view, dx2, nx);
+    ck_assert_msg(memcmp(dx1, dx2, nx * sizeof *dx1) == 0,
+                  "%s: dx from the indices differs from dx from x", label);
+    force_all(ctx, -1);
+    guarded_destroy(&g);
+    clnet_tensor_destroy(x), clnet_tensor_destroy(xbase), clnet_tensor_destroy(dy);
+    clnet_tensor_destroy(dybase), clnet_tensor_destroy(ya), clnet_tensor_destroy(yb);
+    clnet_tensor_destroy(it), clnet_tensor_destroy(dxa);
+    free(xh), free(dyh), free(y1), free(y2), free(dx1), free(dx2), free(idx), free(idx2);
+}
+
+START_TEST(max_indices_match_the_checked_ops)
+{
+    clnet_context *ctx = test_context();
+    for (int i = 0; i < NQUICK + NCNN; i++)
+        for (int v = 0; v < NVARIANTS; v++)
+            for (int kind = 0; kind < 3; kind++)
+                check_indices_case(ctx, i < NQUICK ? &quick_cases[i] : &cnn_cases[i - NQUICK], v,
+                                   kind, 7000 + (uint64_t)(i * 8 + v * 3 + kind));
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+START_TEST(max_indices_bad_arguments_are_named)
+{
+    clnet_context *ctx = test_context();
+    int64_t xs[4] = { 1, 2, 4, 4 }, ys[4] = { 1, 2, 2, 2 }, bad[4] = { 1, 2, 2, 3 };
+    clnet_tensor *x = make(ctx, CLNET_F32, 4, xs), *y = make(ctx, CLNET_F32, 4, ys);
+    clnet_tensor *dx = make(ctx, CLNET_F32, 4, xs), *dy = make(ctx, CLNET_F32, 4, ys);
+    clnet_tensor *idx = make(ctx, CLNET_I32, 4, ys), *fidx = make(ctx, CLNET_F32, 4, ys);
+    clnet_tensor *sidx = make(ctx, CLNET_I32, 4, bad);
+    clnet_pool2d_params p = CLNET_POOL2D_PARAMS_DEFAULT;
+    CK_OK(ctx, clnet_pool2d_max_forward_indices(&p, x, y, idx));
+    CK_OK(ctx, clnet_pool2d_max_backward_indices(&p, idx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx is NULL", clnet_pool2d_max_forward_indices(&p, x, y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx must be a 4-D int32", clnet_pool2d_max_forward_indices(&p, x, y, fidx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx is 1x2x2x3, expected 1x2x2x2",
+             clnet_pool2d_max_forward_indices(&p, x, y, sidx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx is NULL", clnet_pool2d_max_backward_indices(&p, NULL, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx must be a 4-D int32", clnet_pool2d_max_backward_indices(&p, fidx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx is 1x2x2x3", clnet_pool2d_max_backward_indices(&p, sidx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy", clnet_pool2d_max_backward_indices(&p, idx, x, dx));
+    clnet_tensor *ts[] = { x, y, dx, dy, idx, fidx, sidx };
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        clnet_tensor_destroy(ts[i]);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 START_TEST(empty_tensors_launch_nothing)
 {
     clnet_context *ctx = test_context();
@@ -982,6 +1103,8 @@ Suite *suite_pool(void)
     tcase_add_test(tc, output_shape_is_floor_mode);
     tcase_add_test(tc, pool_bad_arguments_are_named);
     tcase_add_test(tc, upsample_bad_arguments_are_named);
+    tcase_add_test(tc, max_indices_match_the_checked_ops);
+    tcase_add_test(tc, max_indices_bad_arguments_are_named);
     tcase_add_test(tc, empty_tensors_launch_nothing);
     tcase_add_test(tc, new_shapes_build_no_program);
     suite_add_tcase(s, tc);

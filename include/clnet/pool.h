@@ -77,6 +77,24 @@ CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *para
                                                  const clnet_tensor *x, const clnet_tensor *dy,
                                                  clnet_tensor *dx);
 
+/* The training forward: y as clnet_pool2d_max_forward, and idx (N, C, OH,
+ * OW) int32 = the plane index (row * W + column) of each window's first
+ * maximum, as clnet_pool2d_max_backward chooses it, so that the backward
+ * need not scan x again. idx must not overlap x. */
+CLNET_API clnet_status clnet_pool2d_max_forward_indices(const clnet_pool2d_params *params,
+                                                        const clnet_tensor *x, clnet_tensor *y,
+                                                        clnet_tensor *idx);
+
+/* dx (N, C, H, W) from the indices idx (N, C, OH, OW) int32 of
+ * clnet_pool2d_max_forward_indices and dy (N, C, OH, OW): the same result as
+ * clnet_pool2d_max_backward on the x that produced idx, bit for bit. Each
+ * dx element receives the dy of the windows whose index names it. Indices
+ * that clnet_pool2d_max_forward_indices did not produce give unspecified dx
+ * values, never an out-of-bounds access. dx is overwritten and must not overlap idx or dy. No scratch memory. */
+CLNET_API clnet_status clnet_pool2d_max_backward_indices(const clnet_pool2d_params *params,
+                                                         const clnet_tensor *idx,
+                                                         const clnet_tensor *dy, clnet_tensor *dx);
+
 /* y (N, C, OH, OW) = the float32 sum of each window's input elements, in
  * scan order, divided by the window's divisor (see count_include_pad).
  * NaN policy: IEEE arithmetic; a NaN in the window, or +Inf with -Inf, gives

@@ -382,15 +382,18 @@ CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, 
 
 /* ---- Pooling --------------------------------------------------------------------- */
 
+/* Training keeps each window's argmax (extra 0, int32) for the backward,
+ * which then need not scan x again. */
 static clnet_status maxpool_forward(clnet__layer *l, clnet__io *io, int training)
 {
-    (void)training;
-    return clnet_pool2d_max_forward(&l->pool, io->x, io->y);
+    return training ? clnet_pool2d_max_forward_indices(&l->pool, io->x, io->y, l->extra[0].view)
+                    : clnet_pool2d_max_forward(&l->pool, io->x, io->y);
 }
 
 static clnet_status maxpool_backward(clnet__layer *l, clnet__io *io)
 {
-    return io->dx ? clnet_pool2d_max_backward(&l->pool, io->x, io->dy, io->dx) : CLNET_OK;
+    return io->dx ? clnet_pool2d_max_backward_indices(&l->pool, l->extra[0].view, io->dy, io->dx)
+                  : CLNET_OK;
 }
 
 static clnet_status avgpool_forward(clnet__layer *l, clnet__io *io, int training)
@@ -445,9 +448,16 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     }
     clnet__layer *l;
     clnet_status st = clnet__layer_new(m, ops, prefix, 3, ys + 1, &l);
-    if (!st)
-        l->pool = pp;
-    return st;
+    if (st)
+        return st;
+    l->pool = pp;
+    if (ops == &maxpool_ops) {
+        l->extra[0].dtype = CLNET_I32;
+        l->extra[0].ndim = 3;
+        memcpy(l->extra[0].shape, ys + 1, 3 * sizeof *ys);
+        l->nextra = 1;
+    }
+    return CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)

@@ -104,13 +104,19 @@ CLNET_API void clnet_model_destroy(clnet_model *m)
 }
 
 /* A (batch, shape...) tensor. */
-static clnet_status batch_tensor(clnet_context *ctx, int64_t batch, int ndim, const int64_t *shape,
-                                 clnet_tensor **out)
+static clnet_status typed_batch_tensor(clnet_context *ctx, clnet_dtype dtype, int64_t batch,
+                                       int ndim, const int64_t *shape, clnet_tensor **out)
 {
     int64_t dims[CLNET_MAX_DIMS];
     dims[0] = batch;
     memcpy(dims + 1, shape, (size_t)ndim * sizeof *shape);
-    return clnet_tensor_create(ctx, CLNET_F32, ndim + 1, dims, out);
+    return clnet_tensor_create(ctx, dtype, ndim + 1, dims, out);
+}
+
+static clnet_status batch_tensor(clnet_context *ctx, int64_t batch, int ndim, const int64_t *shape,
+                                 clnet_tensor **out)
+{
+    return typed_batch_tensor(ctx, CLNET_F32, batch, ndim, shape, out);
 }
 
 /* A view of a (max_batch, ...) buffer's first `batch` rows, reshaped to
@@ -171,7 +177,8 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
                            (st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->dpre_buf))))
             return st;
         for (int k = 0; k < l->nextra; k++)
-            if ((st = batch_tensor(m->ctx, max_batch, l->extra[k].ndim, l->extra[k].shape, &l->extra[k].buf)))
+            if ((st = typed_batch_tensor(m->ctx, l->extra[k].dtype, max_batch, l->extra[k].ndim,
+                                         l->extra[k].shape, &l->extra[k].buf)))
                 return st;
     }
     if ((st = batch_tensor(m->ctx, max_batch, last_out_ndim(m), last_out_shape(m), &m->dlogits_buf)))

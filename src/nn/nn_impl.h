@@ -71,6 +71,7 @@ struct clnet__layer {
      * (without the batch dim); the model allocates and binds them. */
     int nextra;
     struct {
+        clnet_dtype dtype;             /* CLNET_F32 unless set */
         int ndim;
         int64_t shape[CLNET_MAX_DIMS];
         clnet_tensor *buf, *view;

@@ -11,7 +11,7 @@
 
 /* How many outputs of one row each work-item produces; every op here asks
  * clnet__variant("<op>.<direction>") so tests can force each. */
-enum { RUN_ELEMENT = 0, RUN_ROW = 1 };
+enum { RUN_ELEMENT = 0, RUN_ROW = 1, MAX_2X2 = 2 /* max pooling only, when fits_2x2() */ };
 
 typedef struct geom {
     int64_t n, c;
@@ -224,6 +224,38 @@ static clnet_status launch_runs(clnet_context *ctx, const char *kernel, const ch
 
 #define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* 2x2 windows, stride 2, all inside the image (no top/left padding, and
+ * bottom/right padding only where floor mode drops it): max pooling then
+ * runs the float4 kernels (cl/pool.cl), unless a test forces another
+ * variant of `variant`. */
+static int use_2x2(clnet_context *ctx, const char *variant, const clnet_pool2d_params *p,
+                   const geom *g)
+{
+    int fits = p->window_h == 2 && p->window_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
+               p->pad_top == 0 && p->pad_left == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
+    return fits && clnet__variant(ctx, variant, MAX_2X2) == MAX_2X2;
+}
+
+/* The 2x2 forward: y and/or idx (NULL mem: not written). */
+static clnet_status max2x2_forward(clnet_context *ctx, const char *func, const geom *g,
+                                   const clnet_tensor *x, cl_mem y, size_t yo, cl_mem idx,
+                                   size_t io)
+{
+    cl_kernel k;
+    clnet_status st = clnet__kernel(ctx, "pool", NULL, "pool2d_max2x2_forward", &k);
+    if (st)
+        return st;
+    cl_mem any = clnet__mem(x);
+    clnet__arg a[] = { CLNET_ARG_MEM(any),       CLNET_ARG_ULONG(x->offset),
+                       CLNET_ARG_MEM(y ? y : any), CLNET_ARG_ULONG(yo),
+                       CLNET_ARG_MEM(idx ? idx : any), CLNET_ARG_ULONG(io),
+                       CLNET_ARG_INT(y != NULL),  CLNET_ARG_INT(idx != NULL),
+                       CLNET_ARG_ULONG(g->n * g->c), CLNET_ARG_INT(g->h),
+                       CLNET_ARG_INT(g->w),       CLNET_ARG_INT(g->oh),
+                       CLNET_ARG_INT(g->ow) };
+    return clnet__launch1d(ctx, k, func, NARGS(a), a, (size_t)(g->n * g->c) * (size_t)g->oh);
+}
+
 /* The geometry arguments shared by the pooling kernels, after the buffers. */
 #define GEOM_ARGS(g, p)                                                                            \
     CLNET_ARG_ULONG((g).n * (g).c), CLNET_ARG_INT((g).h), CLNET_ARG_INT((g).w),                    \
@@ -242,11 +274,83 @@ CLNET_API clnet_status clnet_pool2d_max_forward(const clnet_pool2d_params *param
     clnet_status st = pool_check(__func__, params, 2, ts, names, 0, 1, &g);
     if (st || (st = check_disjoint(x->ctx, __func__, y, "y", x, "x")))
         return st;
+    if (g.n * g.c != 0 && use_2x2(x->ctx, "pool2d_max.forward", params, &g))
+        return max2x2_forward(x->ctx, __func__, &g, x, clnet__mem(y), y->offset, NULL, 0);
     clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
                        CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),
                        GEOM_ARGS(g, params),         CLNET_ARG_INT(0) };
     return launch_runs(x->ctx, "pool2d_max_forward", __func__, "pool2d_max.forward", NARGS(a), a,
                        g.n * g.c, g.oh, g.ow);
+}
+
+/* idx must be int32 of shape `want`, of ctx, and not overlap `other`. */
+static clnet_status check_indices(clnet_context *ctx, const char *func, const clnet_tensor *idx,
+                                  const int64_t want[4], const clnet_tensor *other,
+                                  const char *other_name)
+{
+    if (!idx)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: idx is NULL", func);
+    if (idx->ctx != ctx)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: idx belongs to another context",
+                            func);
+    if (idx->dtype != CLNET_I32 || idx->ndim != 4)
+        return clnet__error(ctx, CLNET_ERR_SHAPE,
+                            "%s: idx must be a 4-D int32 tensor (N, C, OH, OW), is %d-D %s", func,
+                            idx->ndim, idx->dtype == CLNET_I32 ? "int32" : "float32");
+    clnet_status st = check_shape(ctx, func, "idx", idx, want);
+    return st ? st : check_disjoint(ctx, func, idx, "idx", other, other_name);
+}
+
+/* The gather of the max backward from window indices idx (buffer, offset). */
+static clnet_status max_backward_from(clnet_context *ctx, const char *func,
+                                      const clnet_pool2d_params *params, const geom *g,
+                                      cl_mem idx, size_t io, const clnet_tensor *dy,
+                                      clnet_tensor *dx)
+{
+    if (use_2x2(ctx, "pool2d_max.backward", params, g)) {
+        cl_kernel k;
+        clnet_status st = clnet__kernel(ctx, "pool", NULL, "pool2d_max2x2_backward", &k);
+        clnet__arg b[] = { CLNET_ARG_MEM(idx),          CLNET_ARG_ULONG(io),
+                           CLNET_ARG_MEM(clnet__mem(dy)), CLNET_ARG_ULONG(dy->offset),
+                           CLNET_ARG_MEM(clnet__mem(dx)), CLNET_ARG_ULONG(dx->offset),
+                           CLNET_ARG_ULONG(g->n * g->c),  CLNET_ARG_INT(g->h),
+                           CLNET_ARG_INT(g->w),           CLNET_ARG_INT(g->oh),
+                           CLNET_ARG_INT(g->ow) };
+        return st ? st
+                  : clnet__launch1d(ctx, k, func, NARGS(b), b, (size_t)(g->n * g->c) * (size_t)g->oh);
+    }
+    clnet__arg a[] = { CLNET_ARG_MEM(idx),
+                       CLNET_ARG_ULONG(io),
+                       CLNET_ARG_MEM(clnet__mem(dy)),
+                       CLNET_ARG_ULONG(dy->offset),
+                       CLNET_ARG_MEM(clnet__mem(dx)),
+                       CLNET_ARG_ULONG(dx->offset),
+                       GEOM_ARGS(*g, params),
+                       CLNET_ARG_INT(0) };
+    return launch_runs(ctx, "pool2d_max_backward", func, "pool2d_max.backward", NARGS(a), a,
+                       g->n * g->c, g->h, g->w);
+}
+
+CLNET_API clnet_status clnet_pool2d_max_forward_indices(const clnet_pool2d_params *params,
+                                                        const clnet_tensor *x, clnet_tensor *y,
+                                                        clnet_tensor *idx)
+{
+    static const char *const names[] = { "x", "y" };
+    const clnet_tensor *ts[] = { x, y };
+    geom g;
+    clnet_status st = pool_check(__func__, params, 2, ts, names, 0, 1, &g);
+    if (st || (st = check_disjoint(x->ctx, __func__, y, "y", x, "x")) ||
+        (st = check_indices(x->ctx, __func__, idx, y->shape, x, "x")))
+        return st;
+    if (g.n * g.c != 0 && use_2x2(x->ctx, "pool2d_max.forward", params, &g))
+        return max2x2_forward(x->ctx, __func__, &g, x, clnet__mem(y), y->offset, clnet__mem(idx),
+                              idx->offset);
+    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(x)),   CLNET_ARG_ULONG(x->offset),
+                       CLNET_ARG_MEM(clnet__mem(y)),   CLNET_ARG_ULONG(y->offset),
+                       CLNET_ARG_MEM(clnet__mem(idx)), CLNET_ARG_ULONG(idx->offset),
+                       GEOM_ARGS(g, params),           CLNET_ARG_INT(0) };
+    return launch_runs(x->ctx, "pool2d_max_forward_idx", __func__, "pool2d_max.forward", NARGS(a),
+                       a, g.n * g.c, g.oh, g.ow);
 }
 
 CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *params,
@@ -270,19 +374,32 @@ CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *para
     if ((st = clnet__workspace(x->ctx, nidx * sizeof(cl_int), &idx)))
         return st;
     clnet__arg a1[] = { CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
-                        CLNET_ARG_MEM(idx), GEOM_ARGS(g, params), CLNET_ARG_INT(0) };
-    if ((st = launch_runs(x->ctx, "pool2d_max_argmax", __func__, "pool2d_max.backward", NARGS(a1),
-                          a1, g.n * g.c, g.oh, g.ow)))
-        return st;
-    clnet__arg a2[] = { CLNET_ARG_MEM(idx),
-                        CLNET_ARG_MEM(clnet__mem(dy)),
-                        CLNET_ARG_ULONG(dy->offset),
-                        CLNET_ARG_MEM(clnet__mem(dx)),
-                        CLNET_ARG_ULONG(dx->offset),
-                        GEOM_ARGS(g, params),
+                        CLNET_ARG_MEM(idx), CLNET_ARG_ULONG(0), GEOM_ARGS(g, params),
                         CLNET_ARG_INT(0) };
-    return launch_runs(x->ctx, "pool2d_max_backward", __func__, "pool2d_max.backward", NARGS(a2),
-                       a2, g.n * g.c, g.h, g.w);
+    st = use_2x2(x->ctx, "pool2d_max.backward", params, &g)
+             ? max2x2_forward(x->ctx, __func__, &g, x, NULL, 0, idx, 0)
+             : launch_runs(x->ctx, "pool2d_max_argmax", __func__, "pool2d_max.backward",
+                           NARGS(a1), a1, g.n * g.c, g.oh, g.ow);
+    if (st)
+        return st;
+    return max_backward_from(x->ctx, __func__, params, &g, idx, 0, dy, dx);
+}
+
+CLNET_API clnet_status clnet_pool2d_max_backward_indices(const clnet_pool2d_params *params,
+                                                         const clnet_tensor *idx,
+                                                         const clnet_tensor *dy, clnet_tensor *dx)
+{
+    /* dx carries the input shape; dy must be its pooled shape. */
+    static const char *const names[] = { "dx", "dy" };
+    const clnet_tensor *ts[] = { dx, dy };
+    geom g;
+    clnet_status st = pool_check(__func__, params, 2, ts, names, 0, 1, &g);
+    if (st || (st = check_disjoint(dx->ctx, __func__, dx, "dx", dy, "dy")) ||
+        (st = check_indices(dx->ctx, __func__, idx, dy->shape, dx, "dx")))
+        return st;
+    if (g.n * g.c == 0)
+        return CLNET_OK;
+    return max_backward_from(dx->ctx, __func__, params, &g, clnet__mem(idx), idx->offset, dy, dx);
 }
 
 CLNET_API clnet_status clnet_pool2d_avg_forward(const clnet_pool2d_params *params,
