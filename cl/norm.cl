@@ -44,13 +44,21 @@ static void walk_next(walk *w)
     }
 }
 
-/* The channel of element i of x (N, C, hw) holding n elements: 32-bit
- * division whenever the tensor allows it (a uniform branch). */
-static int channel_of(ulong i, ulong hw, int C, ulong n)
+/* The apply kernels: work-item g takes elements [*i0, *i1) of x (N, C, hw)
+ * holding n elements, a run of at most `run` elements of one plane (n, c),
+ * and *c its channel; 0 for the excess work-items of a rounded-up launch.
+ * run = 1 is one element per work-item (GPUs); a long run divides once per
+ * run instead of per element, and its loop vectorizes (CPUs). */
+static int plane_run(ulong n, ulong hw, int C, ulong run, ulong *i0, ulong *i1, int *c)
 {
-    if (n <= 0xffffffffUL)
-        return (int)(((uint)i / (uint)hw) % (uint)C);
-    return (int)((i / hw) % (ulong)C);
+    ulong g = get_global_id(0), runs = (hw + run - 1) / run;
+    ulong plane = g / runs, e0 = (g % runs) * run;
+    if (plane * hw >= n)
+        return 0;
+    *c = (int)(plane % (ulong)C);
+    *i0 = plane * hw + e0;
+    *i1 = plane * hw + min(e0 + run, hw);
+    return 1;
 }
 
 /* ---- Statistics ------------------------------------------------------------ */
@@ -148,19 +156,21 @@ __kernel void bn_infer_stats(__global const float *rmean, ulong rmo, __global co
     invstd_out[io + c] = 1.0f / sqrt(rvar[rvo + c] + eps);
 }
 
-/* y = gamma * ((x - mean) * invstd) + beta, one element per work-item. */
+/* y = gamma * ((x - mean) * invstd) + beta over one plane_run per work-item. */
 __kernel void bn_forward_apply(__global const float *x, ulong xo, __global float *y, ulong yo,
                                ulong n, ulong hw, int C, __global const float *mean, ulong mo,
                                __global const float *invstd, ulong io, __global const float *gamma,
-                               ulong go, __global const float *beta, ulong bo, int flags)
+                               ulong go, __global const float *beta, ulong bo, int flags, ulong run)
 {
-    ulong i = get_global_id(0);
-    if (i >= n)
+    ulong i0, i1;
+    int c;
+    if (!plane_run(n, hw, C, run, &i0, &i1, &c))
         return;
-    int c = channel_of(i, hw, C, n);
     float g = (flags & BN_GAMMA) ? gamma[go + c] : 1.0f;
     float b = (flags & BN_BETA) ? beta[bo + c] : 0.0f;
-    y[yo + i] = g * ((x[xo + i] - mean[mo + c]) * invstd[io + c]) + b;
+    float mu = mean[mo + c], is = invstd[io + c];
+    for (ulong i = i0; i < i1; i++)
+        y[yo + i] = g * ((x[xo + i] - mu) * is) + b;
 }
 
 /* ---- Backward ---------------------------------------------------------------- */
@@ -224,24 +234,30 @@ __kernel void bn_grad_final(__global const float *part, ulong po, int C, int G, 
 }
 
 /* dx = gamma * invstd * (dy - dbeta / m - xhat * dgamma / m) in training,
- * dx = gamma * invstd * dy in inference; one element per work-item. dx may
- * alias x or dy (each is read before its element is written). */
+ * dx = gamma * invstd * dy in inference, over one plane_run per work-item.
+ * dx may alias x or dy (each element is read before it is written). */
 __kernel void bn_backward_apply(__global const float *x, ulong xo, __global const float *dy,
                                 ulong dyo, __global float *dx, ulong dxo, ulong n, ulong hw, int C,
                                 __global const float *mean, ulong mo, __global const float *invstd,
-                                ulong io, __global const float *coef, ulong co, int flags)
+                                ulong io, __global const float *coef, ulong co, int flags,
+                                ulong run)
 {
-    ulong i = get_global_id(0);
-    if (i >= n)
+    ulong i0, i1;
+    int c;
+    if (!plane_run(n, hw, C, run, &i0, &i1, &c))
         return;
-    int c = channel_of(i, hw, C, n);
     ulong k = co + 3 * (ulong)c;
-    float d = dy[dyo + i];
+    float a = coef[k], s = coef[k + 1], sx = coef[k + 2];
+    float mu = mean[mo + c], is = invstd[io + c];
     if (flags & BN_TRAINING) {
-        float xhat = (x[xo + i] - mean[mo + c]) * invstd[io + c];
-        d = (d - coef[k + 1]) - xhat * coef[k + 2];
+        for (ulong i = i0; i < i1; i++) {
+            float xhat = (x[xo + i] - mu) * is;
+            dx[dxo + i] = a * ((dy[dyo + i] - s) - xhat * sx);
+        }
+    } else {
+        for (ulong i = i0; i < i1; i++)
+            dx[dxo + i] = a * dy[dyo + i];
     }
-    dx[dxo + i] = coef[k] * d;
 }
 
 /* ---- Dropout ------------------------------------------------------------------ */

@@ -435,7 +435,7 @@ static void bn_run_case(clnet_context *ctx, bn_case k)
 
 /* ---- Batch norm tests ---------------------------------------------------------- */
 
-static const int bn_hws[] = { 1, 7 * 7, 13 * 13, 28 * 28 };
+static const int bn_hws[] = { 1, 7 * 7, 13 * 13, 28 * 28, 257 };
 #define NHW (sizeof bn_hws / sizeof bn_hws[0])
 
 /* N = 1..3 x C = 1, 3, 7, 32 at one HW per loop index; odd channels carry an
@@ -445,13 +445,17 @@ START_TEST(batchnorm_matches_reference)
     clnet_context *ctx = test_context();
     static const int cs[] = { 1, 3, 7, 32 };
     int hw = bn_hws[_i];
-    for (int n = 1; n <= 3; n++)
-        for (size_t c = 0; c < 4; c++) {
-            if (n * hw < 2)
-                continue; /* the unbiased variance needs two values */
-            bn_case k = { n, cs[c], hw, 10.0, 1000u * (uint64_t)_i + 10u * (uint64_t)n + c };
-            bn_run_case(ctx, k);
-        }
+    /* Both apply variants: a run of a plane per work-item, one element. */
+    for (int v = 0; v < 2; v++) {
+        CK_OK(ctx, clnet__force_variant(ctx, "batchnorm.apply", v));
+        for (int n = 1; n <= 3; n++)
+            for (size_t c = 0; c < 4; c++) {
+                if (n * hw < 2)
+                    continue; /* the unbiased variance needs two values */
+                bn_case k = { n, cs[c], hw, 10.0, 1000u * (uint64_t)_i + 10u * (uint64_t)n + c };
+                bn_run_case(ctx, k);
+            }
+    }
     clnet_context_destroy(ctx);
 }
 END_TEST
