@@ -262,25 +262,33 @@ __kernel void bn_backward_apply(__global const float *x, ulong xo, __global cons
 
 /* ---- Dropout ------------------------------------------------------------------ */
 
-/* Work-item b handles elements 4b .. 4b + 3 with one Philox block (the prelude's philox4x32_10, counter
- * {b, stream}, key seed): keep = (word >> 8) * 2^-24 >= rate, exactly the
- * uniform draw of clnet_tensor_rand_uniform. y = keep ? x * scale : 0, a
- * select so that a dropped NaN gives 0. mask (when has_mask) gets 1 or 0. */
+/* Block b (Philox counter {b, stream}, key seed: the prelude's
+ * philox4x32_10) decides elements 4b .. 4b + 3, one word each: keep =
+ * (word >> 8) * 2^-24 >= rate, exactly the uniform draw of
+ * clnet_tensor_rand_uniform. y = keep ? x * scale : 0, a select so that a
+ * dropped NaN gives 0. mask (when has_mask) gets 1 or 0. Work-item g runs
+ * blocks 8g .. 8g + 7 in vector lanes (philox4x32_10_x8): elements 32g ..
+ * 32g + 31. */
 __kernel void dropout(__global const float *x, ulong xo, __global float *y, ulong yo,
                       __global float *mask, ulong mko, int has_mask, ulong n, uint key_lo,
                       uint key_hi, uint stream_lo, uint stream_hi, float rate, float scale)
 {
-    ulong b = get_global_id(0);
-    if (4 * b >= n)
+    ulong g = get_global_id(0), e0 = 32 * g;
+    if (e0 >= n)
         return;
-    uint4 r = philox4x32_10((uint4)((uint)b, (uint)(b >> 32), stream_lo, stream_hi),
-                            (uint2)(key_lo, key_hi));
-    uint w[4] = { r.x, r.y, r.z, r.w };
-    for (int j = 0; j < 4; j++) {
-        ulong i = 4 * b + (ulong)j;
-        if (i >= n)
-            break;
-        int keep = (float)(w[j] >> 8) * 0x1.0p-24f >= rate;
+    ulong8 b = (ulong8)(8 * g) + (ulong8)(0, 1, 2, 3, 4, 5, 6, 7);
+    uint8 c0 = convert_uint8(b), c1 = convert_uint8(b >> 32);
+    uint8 c2 = (uint8)(stream_lo), c3 = (uint8)(stream_hi);
+    philox4x32_10_x8(&c0, &c1, &c2, &c3, (uint2)(key_lo, key_hi));
+    uint w[4][8];
+    vstore8(c0, 0, w[0]);
+    vstore8(c1, 0, w[1]);
+    vstore8(c2, 0, w[2]);
+    vstore8(c3, 0, w[3]);
+    int count = (int)min((ulong)32, n - e0);
+    for (int e = 0; e < count; e++) {
+        ulong i = e0 + (ulong)e;
+        int keep = (float)(w[e % 4][e / 4] >> 8) * 0x1.0p-24f >= rate;
         float v = x[xo + i];
         y[yo + i] = keep ? v * scale : 0.0f;
         if (has_mask)

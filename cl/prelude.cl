@@ -95,3 +95,25 @@ static uint4 philox4x32_10(uint4 c, uint2 k)
     }
     return c;
 }
+
+/* Eight Philox4x32-10 blocks at once: lane l of the word vectors c0..c3 is
+ * block l's counter on entry and its four output words on return, the same
+ * bits as philox4x32_10 per lane. pocl does not vectorize across
+ * work-items, so a kernel that needs many blocks runs them in vector lanes;
+ * the 32x32 -> 64-bit products become vector multiplies. */
+static void philox4x32_10_x8(uint8 *c0, uint8 *c1, uint8 *c2, uint8 *c3, uint2 k)
+{
+#pragma unroll
+    for (int r = 0; r < 10; r++) {
+        ulong8 p0 = convert_ulong8(*c0) * (ulong8)PHILOX_M0;
+        ulong8 p1 = convert_ulong8(*c2) * (ulong8)PHILOX_M1;
+        uint8 n0 = convert_uint8(p1 >> 32) ^ *c1 ^ (uint8)k.x;
+        uint8 n2 = convert_uint8(p0 >> 32) ^ *c3 ^ (uint8)k.y;
+        *c1 = convert_uint8(p1);
+        *c3 = convert_uint8(p0);
+        *c0 = n0;
+        *c2 = n2;
+        k.x += PHILOX_W0;
+        k.y += PHILOX_W1;
+    }
+}

@@ -898,7 +898,7 @@ static void dropout_check(const char *label, const float *x, const float *y, con
     free(keep), free(xd), free(ref);
 }
 
-static const int64_t drop_sizes[] = { 1, 3, 7, 31, 33, 4097 };
+static const int64_t drop_sizes[] = { 1, 3, 7, 31, 33, 65, 4097 };
 #define NDROP (sizeof drop_sizes / sizeof drop_sizes[0])
 
 /* Forward (y and mask) and backward equal the CPU Philox mask bit for bit,

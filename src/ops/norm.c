@@ -476,7 +476,7 @@ static clnet_status dropout(const char *func, float rate, uint64_t seed, uint64_
                        CLNET_ARG_UINT(stream >> 32),
                        CLNET_ARG_FLOAT(rate),
                        CLNET_ARG_FLOAT(scale) };
-    return launch(ctx, "dropout", func, NARGS(a), a, (y->numel + 3) / 4);
+    return launch(ctx, "dropout", func, NARGS(a), a, (y->numel + 31) / 32);
 }
 
 CLNET_API clnet_status clnet_dropout_forward(float rate, uint64_t seed, uint64_t stream,
