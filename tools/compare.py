@@ -107,8 +107,10 @@ def run_all(args, bench, suites, cases=None):
             rs, _ = run(cmd + ["--json", os.path.join(tmp, "numpy.json")],
                         os.path.join(tmp, "numpy.json"), "the numpy peer", args.lock)
             results += rs
-        torch_suites = [s for s in suites if not cases or s != "gemm" or args.torch_gemm]
-        torch_cases = [c for c in cases or [] if not c.startswith("gemm_") or args.torch_gemm]
+        # --targets holds GEMM against numpy only: PyTorch's GEMM on request.
+        no_gemm = args.targets and not args.torch_gemm
+        torch_suites = [s for s in suites if not (no_gemm and s == "gemm")]
+        torch_cases = [c for c in cases or [] if not (no_gemm and c.startswith("gemm_"))]
         if not args.no_torch and torch_suites and (torch_cases or not cases):
             cmd = [py, os.path.join(HERE, "peers", "peer_torch.py"), "--threads", args.threads]
             cmd += sum((["--suite", s] for s in torch_suites), []) + common
@@ -125,6 +127,8 @@ def main():
                    help="clnet-bench --device (repeatable; \"all\": every device)")
     p.add_argument("--suite", action="append", choices=sorted(peerlib.WORKLOADS),
                    help="run only this suite (repeatable); default: all")
+    p.add_argument("--case", action="append", metavar="NAME",
+                   help="run only this workload (repeatable), in clnet-bench and the peers")
     p.add_argument("--targets", action="store_true",
                    help="issue #9's speed targets only, and their table (implies --check)")
     p.add_argument("--quick", action="store_true")
@@ -144,14 +148,14 @@ def main():
     args = p.parse_args()
 
     bench = find_bench(args.bench)
-    cases = None
+    cases = args.case
     if args.targets:
         args.check = True
         cases = targets.case_names()
-        suites = [s for s in peerlib.WORKLOADS if any(c.startswith(s + "_") for c in cases)]
         started = targets.now_utc()
-    else:
-        suites = args.suite or list(peerlib.WORKLOADS)
+    suites = args.suite or list(peerlib.WORKLOADS)
+    if cases:  # the suites that hold them
+        suites = [s for s in suites if any(c.startswith(s + "_") for c in cases)]
     results, status = run_all(args, bench, suites, cases)
     if not results:
         return 1
