@@ -142,9 +142,12 @@ static clnet_status gan_run(void *state)
         if ((st = gan_generate(s->t, NULL)) || (st = gan_step_d(s->t, s->real)))
             return st;
         return gan_step_g(s->t);
-    case KIND_D_STEP: return gan_step_d(s->t, s->real);
-    case KIND_G_STEP: return (st = gan_generate(s->t, NULL)) ? st : gan_step_g(s->t);
-    default: return clnet_model_forward(s->g, s->z, 0, NULL, NULL);
+    case KIND_D_STEP:
+        return gan_step_d(s->t, s->real);
+    case KIND_G_STEP:
+        return (st = gan_generate(s->t, NULL)) ? st : gan_step_g(s->t);
+    default:
+        return clnet_model_forward(s->g, s->z, 0, NULL, NULL);
     }
 }
 
@@ -182,25 +185,19 @@ typedef struct param_desc {
 
 enum { G_DENSE, G_BN1, G_T1 = G_BN1 + 4, G_BN2, G_T2 = G_BN2 + 4, G_T2_BIAS, NG };
 static const param_desc g_params[NG] = {
-    { "layers.0.kernel", 2, { 6272, 100 } },
-    { "layers.2.gamma", 1, { 128 } },
-    { "layers.2.beta", 1, { 128 } },
-    { "layers.2.running_mean", 1, { 128 } },
-    { "layers.2.running_var", 1, { 128 } },
-    { "layers.4.kernel", 4, { 128, 64, 5, 5 } },
-    { "layers.5.gamma", 1, { 64 } },
-    { "layers.5.beta", 1, { 64 } },
-    { "layers.5.running_mean", 1, { 64 } },
-    { "layers.5.running_var", 1, { 64 } },
-    { "layers.7.kernel", 4, { 64, 1, 5, 5 } },
-    { "layers.7.bias", 1, { 1 } },
+    { "layers.0.kernel", 2, { 6272, 100 } },   { "layers.2.gamma", 1, { 128 } },
+    { "layers.2.beta", 1, { 128 } },           { "layers.2.running_mean", 1, { 128 } },
+    { "layers.2.running_var", 1, { 128 } },    { "layers.4.kernel", 4, { 128, 64, 5, 5 } },
+    { "layers.5.gamma", 1, { 64 } },           { "layers.5.beta", 1, { 64 } },
+    { "layers.5.running_mean", 1, { 64 } },    { "layers.5.running_var", 1, { 64 } },
+    { "layers.7.kernel", 4, { 64, 1, 5, 5 } }, { "layers.7.bias", 1, { 1 } },
 };
 
 enum { D_K1, D_B1, D_K2, D_B2, D_K3, D_B3, ND };
 static const param_desc d_params[ND] = {
-    { "layers.0.kernel", 4, { 64, 1, 5, 5 } }, { "layers.0.bias", 1, { 64 } },
+    { "layers.0.kernel", 4, { 64, 1, 5, 5 } },   { "layers.0.bias", 1, { 64 } },
     { "layers.2.kernel", 4, { 128, 64, 5, 5 } }, { "layers.2.bias", 1, { 128 } },
-    { "layers.5.kernel", 2, { 1, 6272 } },    { "layers.5.bias", 1, { 1 } },
+    { "layers.5.kernel", 2, { 1, 6272 } },       { "layers.5.bias", 1, { 1 } },
 };
 
 /* A model's parameters as doubles, and their magnitudes. */
@@ -406,9 +403,21 @@ static void tanh_act(act *t)
  * (one row and column before, two after): c x h x h to k x h/2 x h/2. */
 static ref_conv2d conv5s2(int n, int c, int h, int k)
 {
-    return (ref_conv2d){ .n = n, .c = c, .h = h, .w = h, .k = k, .r = 5, .s = 5,
-                         .stride_h = 2, .stride_w = 2, .pad_t = 1, .pad_b = 2,
-                         .pad_l = 1, .pad_r = 2, .dil_h = 1, .dil_w = 1 };
+    return (ref_conv2d){ .n = n,
+                         .c = c,
+                         .h = h,
+                         .w = h,
+                         .k = k,
+                         .r = 5,
+                         .s = 5,
+                         .stride_h = 2,
+                         .stride_w = 2,
+                         .pad_t = 1,
+                         .pad_b = 2,
+                         .pad_l = 1,
+                         .pad_r = 2,
+                         .dil_h = 1,
+                         .dil_w = 1 };
 }
 
 /* G in float64 on noise z (CHECK_BATCH, 100): images and bounds. */
