@@ -152,7 +152,7 @@ def main():
     if args.targets:
         args.check = True
         cases = targets.case_names()
-        started = targets.now_utc()
+        started = targets.start()
     suites = args.suite or list(peerlib.WORKLOADS)
     if cases:  # the suites that hold them
         suites = [s for s in suites if any(c.startswith(s + "_") for c in cases)]

@@ -41,6 +41,19 @@ def now_utc():
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def load_average():
+    """The 1-minute load average, None where the system has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def start():
+    """What the header needs from before the run: its date and load."""
+    return dict(date=now_utc(), load=load_average())
+
+
 # ---- The header --------------------------------------------------------------
 
 def cpu_model():
@@ -100,13 +113,14 @@ def peer_versions(python):
 
 
 def machine_info(bench, python, results, started):
+    """The header's facts; started is start()'s, taken before the run."""
     clnet = [r for r in results if is_clnet(r)]
     label = clnet[0]["device"] if clnet else None
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return dict(started=started, finished=now_utc(), cpu=cpu_model(), cores=os.cpu_count(),
-                host=platform.node(), device=label, platform=opencl_platform(bench, label),
-                clnet=clnet[0].get("version") if clnet else None, load=load,
-                peers=peer_versions(python))
+    return dict(started=started["date"], finished=now_utc(), cpu=cpu_model(),
+                cores=os.cpu_count(), host=platform.node(), device=label,
+                platform=opencl_platform(bench, label),
+                clnet=clnet[0].get("version") if clnet else None,
+                load=(started["load"], load_average()), peers=peer_versions(python))
 
 
 # ---- The table ---------------------------------------------------------------
@@ -158,10 +172,10 @@ def fmt(x):
 def print_header(info):
     print("issue #9 speed targets: clnet against its peers, medians of one run")
     print("  date:     %s to %s" % (info["started"], info["finished"]))
-    load = info.get("load")
+    load = info.get("load") or (None, None)
     print("  machine:  %s, %s logical cores (%s)%s" % (
         info["cpu"], info["cores"], info["host"],
-        ", load average %.1f %.1f %.1f at the end" % tuple(load) if load else ""))
+        ", 1-min load average %.1f before, %.1f after" % load if None not in load else ""))
     print("  clnet:    %s on %s" % (info.get("clnet") or "?", info.get("device") or "?"))
     if info.get("platform"):
         print("  OpenCL:   %s" % info["platform"])
