@@ -180,9 +180,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: clnet-bench --list\n"
             "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--case NAME ...]\n"
-            "                   [--quick]"
-            "                   [--check] [--reps N] [--cold] [--no-peak] [--json FILE]\n"
-            "                   [--csv FILE] [--plot FILE.png]\n"
+            "                   [--quick] [--check] [--reps N] [--cold] [--no-peak]\n"
+            "                   [--json FILE] [--csv FILE] [--plot FILE.png]\n"
             "  --list            list every OpenCL platform and device\n"
             "  --list-suites     list the suites and their cases (with --quick: the quick set)\n"
             "  --device SPEC     a device spec (\"0:1\", \"cpu\", \"pocl\"; see --list);\n"
