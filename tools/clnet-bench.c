@@ -16,7 +16,7 @@
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
     &bench_suite_gemm, &bench_suite_conv, &bench_suite_pool, &bench_suite_act, &bench_suite_cnn,
-    &bench_suite_lstm,
+    &bench_suite_lstm, &bench_suite_gan,
 };
 #define NSUITES (sizeof bench_suites / sizeof bench_suites[0])
 
@@ -32,6 +32,8 @@ typedef struct args {
     int all_devices;
     const char *suites[NSUITES];
     int suite_count;
+    const char *cases[MAX_CASES]; /* --case: only these (any suite, quick or not) */
+    int case_count;
     const char *json, *csv, *plot;
     const char *inject;         /* NAME[@DEVICE] */
     bench_options o;
@@ -177,15 +179,17 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: clnet-bench --list\n"
-            "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--quick]\n"
-            "                   [--check] [--reps N] [--cold] [--no-peak] [--json FILE]\n"
-            "                   [--csv FILE] [--plot FILE.png]\n"
+            "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--case NAME ...]\n"
+            "                   [--quick] [--check] [--reps N] [--cold] [--no-peak]\n"
+            "                   [--json FILE] [--csv FILE] [--plot FILE.png]\n"
             "  --list            list every OpenCL platform and device\n"
             "  --list-suites     list the suites and their cases (with --quick: the quick set)\n"
             "  --device SPEC     a device spec (\"0:1\", \"cpu\", \"pocl\"; see --list);\n"
             "                    repeat for several; \"all\": every device. Default: the\n"
             "                    default device (CLNET_DEVICE)\n"
             "  --suite NAME      run only this suite (repeatable); default: all\n"
+            "  --case NAME       run only this case (repeatable; from the full set even with\n"
+            "                    --quick, which then sets the repetitions only)\n"
             "  --quick           the small set of cases, fewer repetitions\n"
             "  --check           compare every device's outputs with the float64 CPU reference;\n"
             "                    a wrong answer is marked FAIL and not ranked (exit status 3)\n"
@@ -221,7 +225,7 @@ static int parse(int argc, char **argv, args *a)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(s, "--device") || !strcmp(s, "--suite") || !strcmp(s, "--reps") ||
                     !strcmp(s, "--json") || !strcmp(s, "--csv") || !strcmp(s, "--plot") ||
-                    !strcmp(s, "--inject-fault");
+                    !strcmp(s, "--inject-fault") || !strcmp(s, "--case");
         if (takes && !v) {
             fprintf(stderr, "clnet-bench: %s needs a value\n", s);
             return EXIT_USAGE;
@@ -256,6 +260,12 @@ static int parse(int argc, char **argv, args *a)
             }
             if (a->suite_count < (int)NSUITES)
                 a->suites[a->suite_count++] = v;
+        } else if (!strcmp(s, "--case")) {
+            if (a->case_count == MAX_CASES) {
+                fprintf(stderr, "clnet-bench: at most %d cases\n", MAX_CASES);
+                return EXIT_USAGE;
+            }
+            a->cases[a->case_count++] = v;
         } else if (!strcmp(s, "--reps")) {
             char *end;
             long r = strtol(v, &end, 10);
@@ -365,7 +375,17 @@ typedef struct plan {
     int count;
 } plan;
 
-static void make_plan(const args *a, plan *p)
+static int case_named(const args *a, const char *name)
+{
+    for (int k = 0; k < a->case_count; k++)
+        if (!strcmp(a->cases[k], name))
+            return 1;
+    return 0;
+}
+
+/* The cases to run; 0, or EXIT_USAGE (with a message) when a --case names
+ * no case of the chosen suites. */
+static int make_plan(const args *a, plan *p)
 {
     p->count = 0;
     for (size_t s = 0; s < NSUITES; s++) {
@@ -375,11 +395,26 @@ static void make_plan(const args *a, plan *p)
             chosen |= !strcmp(a->suites[k], su->name);
         if (!chosen)
             continue;
-        int n = su->list(a->o.quick, p->cases + p->count, MAX_CASES - p->count);
-        for (int i = 0; i < n; i++)
-            p->suite[p->count + i] = su;
-        p->count += n;
+        int base = p->count;
+        int n = su->list(a->o.quick && !a->case_count, p->cases + base, MAX_CASES - base);
+        for (int i = 0; i < n; i++) { /* kept in place, the others dropped */
+            if (a->case_count && !case_named(a, p->cases[base + i].name))
+                continue;
+            p->cases[p->count] = p->cases[base + i];
+            p->suite[p->count++] = su;
+        }
     }
+    for (int k = 0; k < a->case_count; k++) {
+        int found = 0;
+        for (int i = 0; i < p->count && !found; i++)
+            found = !strcmp(p->cases[i].name, a->cases[k]);
+        if (!found) {
+            fprintf(stderr, "clnet-bench: no case \"%s\" in the chosen suites (--list-suites)\n",
+                    a->cases[k]);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
 }
 
 static int resolve_devices(args *a)
@@ -577,12 +612,14 @@ static void report(const session *s)
 
 static int run(args *a)
 {
+    static plan p;
+    int status = make_plan(a, &p);
+    if (status)
+        return status;
     char tmp[] = "/tmp/clnet-bench-XXXXXX", clnet_dir[1100] = "";
     if (a->o.cold && make_cold_caches(tmp, clnet_dir, sizeof clnet_dir))
         return EXIT_ERROR;
-    static plan p;
-    make_plan(a, &p);
-    int status = EXIT_ERROR;
+    status = EXIT_ERROR;
     session s = { .a = a, .p = &p, .cache_dir = a->o.cold ? clnet_dir : NULL };
     if (resolve_devices(a))
         goto done;

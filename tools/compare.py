@@ -6,6 +6,12 @@ peers; docs/bench.md explains the columns.
 
   tools/compare.py --quick                      # default device, all suites
   tools/compare.py --device all --check --json all.json
+  tools/compare.py --targets --lock /tmp/clnet-bench.lock   # issue #9's table
+
+--targets runs only the workloads of issue #9's speed targets (tools/
+targets.py) and prints one row per target: clnet's median, the peer's, the
+ratio, the target and whether it is met, under a header naming the date, the
+machine, the OpenCL device and the peers' versions.
 """
 
 import argparse
@@ -19,6 +25,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "peers"))
 import peerlib  # noqa: E402
+import targets  # noqa: E402  (tools/targets.py)
 
 
 def find_bench(path):
@@ -45,8 +52,11 @@ def peer_python():
     return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
-def run(cmd, json_path, what):
-    """Runs one benchmark (its tables go to our stdout); returns its results."""
+def run(cmd, json_path, what, lock=None):
+    """Runs one benchmark (its tables go to our stdout), under `flock LOCK`
+    when lock is set; returns its results and exit status."""
+    if lock:
+        cmd = ["flock", lock] + cmd
     print("\n$ " + " ".join(cmd), flush=True)
     rc = subprocess.run(cmd).returncode
     if not os.path.exists(json_path):
@@ -67,12 +77,60 @@ def slow_blas(results):
     return None
 
 
+def run_all(args, bench, suites, cases=None):
+    """clnet-bench, then the numpy peer (GEMM) and the PyTorch peer, on the
+    suites (or only the named cases of them); returns (results, clnet-bench's
+    exit status)."""
+    have = bench_suites(bench)
+    common = ["--quick"] if args.quick else []
+    common += ["--reps", str(args.reps)] if args.reps else []
+    pick = sum((["--case", c] for c in cases), []) if cases else []
+    results, status = [], 0
+    with tempfile.TemporaryDirectory(prefix="clnet-compare-") as tmp:
+        mine = [s for s in suites if s in have]
+        if mine:
+            cmd = [bench] + sum((["--device", d] for d in args.device), [])
+            cmd += sum((["--suite", s] for s in mine), []) + common + pick
+            cmd += (["--check"] if args.check else []) + (["--cold"] if args.cold else [])
+            rs, rc = run(cmd + ["--json", os.path.join(tmp, "clnet.json")],
+                         os.path.join(tmp, "clnet.json"), "clnet-bench", args.lock)
+            results += rs
+            status = rc
+        missing = [s for s in suites if s not in have]
+        if missing:
+            print("\ncompare: clnet-bench has no suite %s yet: peers only" % ", ".join(missing))
+        py = peer_python()
+        gemm_cases = [c for c in cases or [] if c.startswith("gemm_")]
+        if "gemm" in suites and not args.no_numpy and (gemm_cases or not cases):
+            cmd = [py, os.path.join(HERE, "peers", "peer_numpy.py"), "--suite", "gemm"] + common
+            cmd += sum((["--case", c] for c in gemm_cases), [])
+            rs, _ = run(cmd + ["--json", os.path.join(tmp, "numpy.json")],
+                        os.path.join(tmp, "numpy.json"), "the numpy peer", args.lock)
+            results += rs
+        # --targets holds GEMM against numpy only: PyTorch's GEMM on request.
+        no_gemm = args.targets and not args.torch_gemm
+        torch_suites = [s for s in suites if not (no_gemm and s == "gemm")]
+        torch_cases = [c for c in cases or [] if not (no_gemm and c.startswith("gemm_"))]
+        if not args.no_torch and torch_suites and (torch_cases or not cases):
+            cmd = [py, os.path.join(HERE, "peers", "peer_torch.py"), "--threads", args.threads]
+            cmd += sum((["--suite", s] for s in torch_suites), []) + common
+            cmd += sum((["--case", c] for c in torch_cases), [])
+            rs, _ = run(cmd + ["--json", os.path.join(tmp, "torch.json")],
+                        os.path.join(tmp, "torch.json"), "the PyTorch peer", args.lock)
+            results += rs
+    return results, status
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", action="append", default=[],
                    help="clnet-bench --device (repeatable; \"all\": every device)")
     p.add_argument("--suite", action="append", choices=sorted(peerlib.WORKLOADS),
                    help="run only this suite (repeatable); default: all")
+    p.add_argument("--case", action="append", metavar="NAME",
+                   help="run only this workload (repeatable), in clnet-bench and the peers")
+    p.add_argument("--targets", action="store_true",
+                   help="issue #9's speed targets only, and their table (implies --check)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--check", action="store_true", help="clnet-bench --check")
     p.add_argument("--cold", action="store_true", help="clnet-bench --cold")
@@ -80,43 +138,25 @@ def main():
     p.add_argument("--threads", default="1,2", help="PyTorch thread counts (default 1,2)")
     p.add_argument("--no-numpy", action="store_true")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--torch-gemm", action="store_true",
+                   help="with --targets: time PyTorch's GEMM too (the target is numpy's)")
+    p.add_argument("--lock", metavar="FILE",
+                   help="run each benchmark under `flock FILE` (timing runs never overlap)")
     p.add_argument("--bench", metavar="PATH", help="the clnet-bench to run")
     p.add_argument("--json", metavar="FILE", help="write every result as one JSON array")
     p.add_argument("--csv", metavar="FILE", help="the same as CSV")
     args = p.parse_args()
 
     bench = find_bench(args.bench)
+    cases = args.case
+    if args.targets:
+        args.check = True
+        cases = targets.case_names()
+        started = targets.start()
     suites = args.suite or list(peerlib.WORKLOADS)
-    have = bench_suites(bench)
-    common = ["--quick"] if args.quick else []
-    common += ["--reps", str(args.reps)] if args.reps else []
-    results, status = [], 0
-    with tempfile.TemporaryDirectory(prefix="clnet-compare-") as tmp:
-        mine = [s for s in suites if s in have]
-        if mine:
-            cmd = [bench] + sum((["--device", d] for d in args.device), [])
-            cmd += sum((["--suite", s] for s in mine), []) + common
-            cmd += (["--check"] if args.check else []) + (["--cold"] if args.cold else [])
-            rs, rc = run(cmd + ["--json", os.path.join(tmp, "clnet.json")],
-                         os.path.join(tmp, "clnet.json"), "clnet-bench")
-            results += rs
-            status = rc
-        missing = [s for s in suites if s not in have]
-        if missing:
-            print("\ncompare: clnet-bench has no suite %s yet: peers only" % ", ".join(missing))
-        py = peer_python()
-        gemm = [s for s in suites if s == "gemm"]
-        if gemm and not args.no_numpy:
-            cmd = [py, os.path.join(HERE, "peers", "peer_numpy.py"), "--suite", "gemm"] + common
-            rs, _ = run(cmd + ["--json", os.path.join(tmp, "numpy.json")],
-                        os.path.join(tmp, "numpy.json"), "the numpy peer")
-            results += rs
-        if not args.no_torch:
-            cmd = [py, os.path.join(HERE, "peers", "peer_torch.py"), "--threads", args.threads]
-            cmd += sum((["--suite", s] for s in suites), []) + common
-            rs, _ = run(cmd + ["--json", os.path.join(tmp, "torch.json")],
-                        os.path.join(tmp, "torch.json"), "the PyTorch peer")
-            results += rs
+    if cases:  # the suites that hold them
+        suites = [s for s in suites if any(c.startswith(s + "_") for c in cases)]
+    results, status = run_all(args, bench, suites, cases)
     if not results:
         return 1
     print("\n==== combined ====")
@@ -133,6 +173,10 @@ def main():
         peerlib.write_json(args.json, results)
     if args.csv:
         peerlib.write_csv(args.csv, results)
+    if args.targets:
+        print("\n==== targets ====")
+        info = targets.machine_info(bench, peer_python(), results, started)
+        targets.print_table(results, info)
     return status
 
 

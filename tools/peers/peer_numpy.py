@@ -36,7 +36,7 @@ def main():
     device = "numpy-" + blas
     version = "numpy " + np.__version__
     rs = []
-    for w in peerlib.select(args.suite or ["gemm"], args.quick):
+    for w in peerlib.select(args.suite or ["gemm"], args.quick, args.case):
         try:
             rs.append(peerlib.result(device, w, run_gemm(w, reps, args.quick), version=version))
         except Exception as e:  # report, do not stop the other cases

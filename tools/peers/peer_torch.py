@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch CPU on clnet-bench's workloads: GEMM, convolution, max pooling,
-activations, the reference CNN and LSTM, each with 1 and 2 intra-op threads.
+activations, the reference CNN, LSTM and DCGAN, each with 1 and 2 intra-op
+threads.
 
 Same names, shapes and FLOP/byte formulas as clnet-bench (tools/peers/
 peerlib.py holds them), the same table and JSON/CSV schema; device
@@ -20,7 +21,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torch_train  # noqa: E402  (the reference models, as the training peer builds them)
 
-SUITES = ["gemm", "conv", "pool", "act", "cnn", "lstm"]
+SUITES = ["gemm", "conv", "pool", "act", "cnn", "lstm", "gan"]
 
 
 def uniform(*shape, grad=False):
@@ -150,8 +151,58 @@ def lstm_fn(w):
     return fwdbwd
 
 
+def gan_fn(w):
+    """The DCGAN of torch_train.dcgan() (clnet-train gan's models), stepped
+    as torch_train.train_gan and clnet's gan_trainer do: D on one batch of
+    [real; fake.detach()] against [1; 0], then G through D with D's
+    parameters frozen (requires_grad off) against 1; Adam lr 2e-4, beta1
+    0.5; BCE from logits. Both models in training mode (batch statistics,
+    dropout); generate: G in eval mode under no_grad."""
+    g, d = torch_train.dcgan()
+    b = w["mb"]
+    real = uniform(b, 1, 28, 28)
+    if w["direction"] == "generate":
+        g.eval()
+        z = torch.randn(b, 100)
+
+        def generate():
+            with torch.no_grad():
+                g(z)
+        return generate
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = torch.nn.BCEWithLogitsLoss()
+    targets_d, ones = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)]), torch.ones(b, 1)
+
+    def d_step(fake):
+        for p in d.parameters():
+            p.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        bce(d(torch.cat([real, fake.detach()])), targets_d).backward()
+        opt_d.step()
+
+    def g_step(fake):
+        for p in d.parameters():
+            p.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        bce(d(fake), ones).backward()
+        opt_g.step()
+
+    if w["direction"] == "d_step":
+        fixed = g(torch.randn(b, 100)).detach()
+        return lambda: d_step(fixed)
+    if w["direction"] == "g_step":
+        return lambda: g_step(g(torch.randn(b, 100)))
+
+    def train():
+        fake = g(torch.randn(b, 100))
+        d_step(fake)
+        g_step(fake)
+    return train
+
+
 MAKE = {"gemm": gemm_fn, "conv": conv_fn, "pool": pool_fn, "act": act_fn, "cnn": cnn_fn,
-        "lstm": lstm_fn}
+        "lstm": lstm_fn, "gan": gan_fn}
 
 
 def main():
@@ -169,7 +220,7 @@ def main():
     for t in [int(s) for s in args.threads.split(",")]:
         torch.set_num_threads(t)
         device = "pytorch-cpu (%d thread%s)" % (t, "" if t == 1 else "s")
-        for w in peerlib.select(args.suite or SUITES, args.quick):
+        for w in peerlib.select(args.suite or SUITES, args.quick, args.case):
             try:
                 timing = peerlib.measure(MAKE[w["suite"]](w), reps, args.quick)
                 rs.append(peerlib.result(device, w, timing, version=version))

@@ -188,14 +188,51 @@ def lstm_workloads():
     return out
 
 
+# Forward FLOP per sample of the reference DCGAN (2 per multiply-add; a
+# transposed convolution does one per input element, output channel and
+# kernel tap). G: Dense 100->6272, ConvT 128->64 5x5 from 7x7, ConvT 64->1
+# 5x5 from 14x14. D: Conv 1->64 5x5 to 14x14, Conv 64->128 5x5 to 7x7,
+# Dense 6272->1.
+GAN_G_FWD_FLOP = 2.0 * (100 * 6272 + 128 * 49 * 64 * 25 + 64 * 196 * 25)
+GAN_D_FWD_FLOP = 2.0 * (64 * 196 * 25 + 128 * 49 * 64 * 25 + 6272)
+
+
+def gan_workloads():
+    """The reference DCGAN (tools/models.c, torch_train.dcgan()) at batch
+    B = 64, as clnet-train gan's loop runs it: train, one iteration (G
+    forward on new noise, a D step on [real; fake] (2B images), a G step
+    through the frozen D; Adam lr 2e-4, beta1 0.5; BCE from logits); d_step
+    and g_step its two halves (g_step draws new noise and runs G forward);
+    generate, G's inference forward. FLOP nominal, a backward counted as
+    twice its forward: train B (3 G + 8 D), d_step 6 B D, g_step B (3 G +
+    2 D), generate B G."""
+    mb, g, d = 64, GAN_G_FWD_FLOP, GAN_D_FWD_FLOP
+    cases = [
+        ("train", True, 3 * g + 8 * d, "DCGAN training iteration: G forward, D step on "
+         "[real; fake], G step through frozen D (Adam)"),
+        ("d_step", False, 6 * d, "DCGAN D step: forward, BCE, backward, Adam on [real; fake] "
+         "(2B images)"),
+        ("g_step", False, 3 * g + 2 * d, "DCGAN G step: new noise, G forward, frozen D forward "
+         "+ backward, G backward, Adam"),
+        ("generate", True, g, "DCGAN generator inference (noise to images)"),
+    ]
+    return [dict(suite="gan", name="gan_%s_b%d" % (kind, mb), about=about, quick=quick,
+                 flops=flops * mb, bytes=0.0, direction=kind, mb=mb)
+            for kind, quick, flops, about in cases]
+
+
 WORKLOADS = {"gemm": gemm_workloads, "conv": conv_workloads, "pool": pool_workloads,
-             "act": act_workloads, "cnn": cnn_workloads, "lstm": lstm_workloads}
+             "act": act_workloads, "cnn": cnn_workloads, "lstm": lstm_workloads,
+             "gan": gan_workloads}
 
 
-def select(suites, quick):
+def select(suites, quick, cases=None):
+    """The workloads of these suites: the quick set with quick, else all;
+    with cases (names), exactly those, quick or not (clnet-bench --case)."""
     out = []
     for s in suites:
-        out += [w for w in WORKLOADS[s]() if w["quick"] or not quick]
+        out += [w for w in WORKLOADS[s]()
+                if (w["name"] in cases if cases else w["quick"] or not quick)]
     return out
 
 
@@ -217,6 +254,31 @@ def loaded_blas():
         if any(key in p.lower() for p in paths):
             return name
     return "unknown"
+
+
+def blas_config():
+    """The loaded BLAS's own description where it has one (OpenBLAS:
+    openblas_get_config(), "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen
+    MAX_THREADS=64"), else its file name, else None. Call after the first
+    product."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "/" in line})
+    except OSError:
+        return None
+    for p in paths:
+        if "openblas" in p.lower() and ".so" in p:
+            try:
+                fn = ctypes.CDLL(p).openblas_get_config
+                fn.restype = ctypes.c_char_p
+                return fn().decode().strip()
+            except (OSError, AttributeError):
+                return os.path.basename(p)
+    for p in paths:
+        if "blas" in os.path.basename(p).lower():
+            return os.path.basename(p)
+    return None
 
 
 def blas_warning(blas):
@@ -380,6 +442,9 @@ def common_args(parser, suites):
                         help="run only this suite (repeatable); default: all of " +
                         ", ".join(suites))
     parser.add_argument("--quick", action="store_true", help="the small set of cases")
+    parser.add_argument("--case", action="append", metavar="NAME",
+                        help="run only this workload (repeatable; from the full set even with "
+                        "--quick, which then sets the repetitions only)")
     parser.add_argument("--reps", type=int, default=0,
                         help="timed repetitions (default 10, 5 with --quick)")
     parser.add_argument("--json", metavar="FILE", help="write the results as a JSON array")
