@@ -192,4 +192,31 @@ clnet_status bench_tensor_nan(clnet_context *ctx, int ndim, const int64_t *shape
 clnet_status bench_tensor_from(clnet_context *ctx, int ndim, const int64_t *shape, const double *x,
                                clnet_tensor **out);
 
+/* ---- Whole-model checks (model-check.c) --------------------------------------- */
+
+/* batch labels in [0, 10) from a fixed seed: the same on every device. */
+clnet_status bench_upload_labels(clnet_tensor *t, int batch, uint64_t seed);
+
+/* One parameter as clnet_model_save names and shapes it. */
+typedef struct bench_param {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+} bench_param;
+
+#define BENCH_MAX_PARAMS 32
+
+/* A model's parameters as float64 values and magnitudes, in bench_param order. */
+typedef struct bench_weights {
+    int n;
+    double *p[BENCH_MAX_PARAMS], *abs[BENCH_MAX_PARAMS];
+} bench_weights;
+
+/* Reads m's parameters back through clnet_model_save (a temporary file),
+ * each checked against d's name and shape; `suite` names the caller in
+ * messages. On failure *w holds nothing. */
+clnet_status bench_weights_load(clnet_model *m, const char *suite, const bench_param *d, int n,
+                                bench_weights *w);
+void bench_weights_free(bench_weights *w);
+
 #endif

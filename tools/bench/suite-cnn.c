@@ -63,20 +63,6 @@ static void cnn_teardown(void *state)
     free(s);
 }
 
-/* Labels in [0, 10) from a fixed seed: the same on every device. */
-static clnet_status upload_labels(clnet_tensor *t, int batch)
-{
-    int32_t *y = malloc((size_t)batch * sizeof *y);
-    if (!y)
-        return CLNET_ERR_HOST_MEMORY;
-    uint64_t rng = 0x1abe1ull + (uint64_t)batch;
-    for (int i = 0; i < batch; i++)
-        y[i] = (int32_t)(ref_rng_next(&rng) % 10);
-    clnet_status st = clnet_tensor_upload(t, y, (size_t)batch * sizeof *y);
-    free(y);
-    return st;
-}
-
 static clnet_status cnn_setup(clnet_context *ctx, const bench_case *c, void **state)
 {
     *state = NULL;
@@ -97,7 +83,7 @@ static clnet_status cnn_setup(clnet_context *ctx, const bench_case *c, void **st
     if (!st)
         st = clnet_tensor_create(ctx, CLNET_I32, 1, (int64_t[]){ s->batch }, &s->labels);
     if (!st)
-        st = upload_labels(s->labels, s->batch);
+        st = bench_upload_labels(s->labels, s->batch, 0x1abe1ull);
     if (st) {
         cnn_teardown(s);
         return st;
@@ -131,81 +117,12 @@ static clnet_status cnn_run(void *state)
 
 enum { P_K1, P_B1, P_K2, P_B2, P_K3, P_B3, P_K4, P_B4, NPARAMS };
 
-static const struct {
-    const char *name;
-    int ndim;
-    int64_t shape[4];
-} params[NPARAMS] = {
+static const bench_param params[NPARAMS] = {
     { "layers.0.kernel", 4, { 32, 1, 3, 3 } },  { "layers.0.bias", 1, { 32 } },
     { "layers.2.kernel", 4, { 64, 32, 3, 3 } }, { "layers.2.bias", 1, { 64 } },
     { "layers.5.kernel", 2, { 64, 1600 } },     { "layers.5.bias", 1, { 64 } },
     { "layers.6.kernel", 2, { 10, 64 } },       { "layers.6.bias", 1, { 10 } },
 };
-
-/* The parameters as doubles, and their magnitudes. */
-typedef struct cnn_weights {
-    double *p[NPARAMS], *abs[NPARAMS];
-} cnn_weights;
-
-static void weights_free(cnn_weights *w)
-{
-    for (int i = 0; i < NPARAMS; i++) {
-        free(w->p[i]);
-        free(w->abs[i]);
-    }
-}
-
-/* Copies the parameters out of a parsed file, checking names and shapes. */
-static clnet_status weights_from(const clnet_safetensors *st, cnn_weights *w)
-{
-    memset(w, 0, sizeof *w);
-    for (int i = 0; i < NPARAMS; i++) {
-        const clnet_safetensors_entry *e = clnet_safetensors_find(st, params[i].name);
-        size_t numel = 1;
-        for (int d = 0; d < params[i].ndim; d++)
-            numel *= (size_t)params[i].shape[d];
-        if (!e || strcmp(e->dtype, "F32") || e->ndim != params[i].ndim || e->numel != numel ||
-            memcmp(e->shape, params[i].shape, (size_t)e->ndim * sizeof e->shape[0])) {
-            fprintf(stderr, "clnet-bench: cnn check: %s missing or not the expected shape\n",
-                    params[i].name);
-            weights_free(w);
-            return CLNET_ERR_FORMAT;
-        }
-        w->p[i] = malloc(numel * sizeof *w->p[i]);
-        w->abs[i] = malloc(numel * sizeof *w->abs[i]);
-        if (!w->p[i] || !w->abs[i]) {
-            weights_free(w);
-            return CLNET_ERR_HOST_MEMORY;
-        }
-        for (size_t k = 0; k < numel; k++) {
-            float f;
-            memcpy(&f, (const char *)e->data + 4 * k, sizeof f); /* may be unaligned */
-            w->p[i][k] = f;
-            w->abs[i][k] = fabs((double)f);
-        }
-    }
-    return CLNET_OK;
-}
-
-/* Reads the model's parameters back through clnet_model_save. */
-static clnet_status load_weights(clnet_model *m, cnn_weights *w)
-{
-    char dir[] = "/tmp/clnet-bench-cnn-XXXXXX", path[64];
-    if (!mkdtemp(dir))
-        return CLNET_ERR_IO;
-    snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    clnet_safetensors *st = NULL;
-    char err[256];
-    clnet_status rc = clnet_model_save(m, path);
-    if (!rc && (rc = clnet_safetensors_load(path, &st, err, sizeof err)))
-        fprintf(stderr, "clnet-bench: cnn check: %s\n", err);
-    if (!rc)
-        rc = weights_from(st, w);
-    clnet_safetensors_free(st);
-    unlink(path);
-    rmdir(dir);
-    return rc;
-}
 
 /* An activation (float64) and its error bound, n elements each. */
 typedef struct act {
@@ -230,7 +147,7 @@ static void act_free(act *t)
 
 /* A conv (c != NULL) or dense (b rows, in -> out) layer with parameters
  * k (kernel) and b (bias): replaces *t by the layer's output and bound. */
-static clnet_status linear(const ref_conv2d *c, int rows, int in, int out, const cnn_weights *w,
+static clnet_status linear(const ref_conv2d *c, int rows, int in, int out, const bench_weights *w,
                            int k, act *t)
 {
     int terms = c ? c->c * c->r * c->s : in, channels = c ? c->k : out;
@@ -301,7 +218,7 @@ static void relu(act *t)
 
 /* The reference CNN in float64 on CHECK_BATCH images x: on success *t holds
  * the logits (b, 10) and their bounds. */
-static clnet_status net_forward(const cnn_weights *w, const float *x, act *t)
+static clnet_status net_forward(const bench_weights *w, const float *x, act *t)
 {
     const int b = CHECK_BATCH;
     ref_conv2d c1 = { .n = b,
@@ -380,12 +297,12 @@ static clnet_status cnn_check(void *state, const bench_case *c, void **ref_cache
     (void)ref_cache; /* the weights differ per device after training: no sharing */
     cnn_state *s = state;
     float *logits = NULL, *x = NULL;
-    cnn_weights w;
+    bench_weights w;
     act ref = { 0 };
     clnet_status st = device_forward(s, &logits, &x);
-    if (!st && !(st = load_weights(s->m, &w))) {
+    if (!st && !(st = bench_weights_load(s->m, "cnn", params, NPARAMS, &w))) {
         st = net_forward(&w, x, &ref);
-        weights_free(&w);
+        bench_weights_free(&w);
     }
     if (!st) {
         if (inject_fault)

@@ -177,14 +177,9 @@ static clnet_status gan_run(void *state)
 #define REL_MAX 1e-5
 #define PIXELS (28 * 28)
 
-typedef struct param_desc {
-    const char *name;
-    int ndim;
-    int64_t shape[4];
-} param_desc;
 
 enum { G_DENSE, G_BN1, G_T1 = G_BN1 + 4, G_BN2, G_T2 = G_BN2 + 4, G_T2_BIAS, NG };
-static const param_desc g_params[NG] = {
+static const bench_param g_params[NG] = {
     { "layers.0.kernel", 2, { 6272, 100 } },   { "layers.2.gamma", 1, { 128 } },
     { "layers.2.beta", 1, { 128 } },           { "layers.2.running_mean", 1, { 128 } },
     { "layers.2.running_var", 1, { 128 } },    { "layers.4.kernel", 4, { 128, 64, 5, 5 } },
@@ -194,80 +189,11 @@ static const param_desc g_params[NG] = {
 };
 
 enum { D_K1, D_B1, D_K2, D_B2, D_K3, D_B3, ND };
-static const param_desc d_params[ND] = {
+static const bench_param d_params[ND] = {
     { "layers.0.kernel", 4, { 64, 1, 5, 5 } },   { "layers.0.bias", 1, { 64 } },
     { "layers.2.kernel", 4, { 128, 64, 5, 5 } }, { "layers.2.bias", 1, { 128 } },
     { "layers.5.kernel", 2, { 1, 6272 } },       { "layers.5.bias", 1, { 1 } },
 };
-
-/* A model's parameters as doubles, and their magnitudes. */
-typedef struct weights {
-    int n;
-    double *p[NG], *abs[NG];
-} weights;
-
-static void weights_free(weights *w)
-{
-    for (int i = 0; i < w->n; i++) {
-        free(w->p[i]);
-        free(w->abs[i]);
-    }
-    w->n = 0;
-}
-
-/* Copies the parameters out of a parsed file, checking names and shapes. */
-static clnet_status weights_from(const clnet_safetensors *st, const param_desc *d, int n,
-                                 weights *w)
-{
-    memset(w, 0, sizeof *w);
-    w->n = n;
-    for (int i = 0; i < n; i++) {
-        const clnet_safetensors_entry *e = clnet_safetensors_find(st, d[i].name);
-        size_t numel = 1;
-        for (int k = 0; k < d[i].ndim; k++)
-            numel *= (size_t)d[i].shape[k];
-        if (!e || strcmp(e->dtype, "F32") || e->ndim != d[i].ndim || e->numel != numel ||
-            memcmp(e->shape, d[i].shape, (size_t)e->ndim * sizeof e->shape[0])) {
-            fprintf(stderr, "clnet-bench: gan check: %s missing or not the expected shape\n",
-                    d[i].name);
-            weights_free(w);
-            return CLNET_ERR_FORMAT;
-        }
-        w->p[i] = malloc(numel * sizeof *w->p[i]);
-        w->abs[i] = malloc(numel * sizeof *w->abs[i]);
-        if (!w->p[i] || !w->abs[i]) {
-            weights_free(w);
-            return CLNET_ERR_HOST_MEMORY;
-        }
-        for (size_t k = 0; k < numel; k++) {
-            float f;
-            memcpy(&f, (const char *)e->data + 4 * k, sizeof f); /* may be unaligned */
-            w->p[i][k] = f;
-            w->abs[i][k] = fabs((double)f);
-        }
-    }
-    return CLNET_OK;
-}
-
-/* Reads a model's parameters back through clnet_model_save. */
-static clnet_status load_weights(clnet_model *m, const param_desc *d, int n, weights *w)
-{
-    char dir[] = "/tmp/clnet-bench-gan-XXXXXX", path[64];
-    if (!mkdtemp(dir))
-        return CLNET_ERR_IO;
-    snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    clnet_safetensors *st = NULL;
-    char err[256];
-    clnet_status rc = clnet_model_save(m, path);
-    if (!rc && (rc = clnet_safetensors_load(path, &st, err, sizeof err)))
-        fprintf(stderr, "clnet-bench: gan check: %s\n", err);
-    if (!rc)
-        rc = weights_from(st, d, n, w);
-    clnet_safetensors_free(st);
-    unlink(path);
-    rmdir(dir);
-    return rc;
-}
 
 /* An activation (float64), its error bound and the magnitude of the last
  * linear layer's sums (|W| |x| + |b|: what their terms add up to in
@@ -336,7 +262,7 @@ static void linear_apply(const linear_layer *l, const double *x, const double *w
     }
 }
 
-static clnet_status linear(const linear_layer *l, const weights *w, int k, int kb, act *t)
+static clnet_status linear(const linear_layer *l, const bench_weights *w, int k, int kb, act *t)
 {
     double g = 2.0 * (l->terms + 1) * U;
     act y = { 0 };
@@ -366,7 +292,7 @@ static clnet_status linear(const linear_layer *l, const weights *w, int k, int k
 
 /* Batch norm in inference mode over (rows, c, hw), parameters from w->p[k]
  * (gamma, beta, running mean, running variance), eps as the model's. */
-static clnet_status batchnorm(const weights *w, int k, int rows, int c, int hw, act *t)
+static clnet_status batchnorm(const bench_weights *w, int k, int rows, int c, int hw, act *t)
 {
     const double eps = (double)1e-3f;
     const double *gamma = w->p[k], *beta = w->p[k + 1], *mean = w->p[k + 2], *var = w->p[k + 3];
@@ -421,7 +347,7 @@ static ref_conv2d conv5s2(int n, int c, int h, int k)
 }
 
 /* G in float64 on noise z (CHECK_BATCH, 100): images and bounds. */
-static clnet_status g_forward(const weights *w, const float *z, act *t)
+static clnet_status g_forward(const bench_weights *w, const float *z, act *t)
 {
     const int b = CHECK_BATCH;
     /* The transposed convolutions are the data gradients of these. */
@@ -444,7 +370,7 @@ static clnet_status g_forward(const weights *w, const float *z, act *t)
 }
 
 /* D in float64 on images x (CHECK_BATCH, 1, 28, 28): logits and bounds. */
-static clnet_status d_forward(const weights *w, const float *x, act *t)
+static clnet_status d_forward(const bench_weights *w, const float *x, act *t)
 {
     const int b = CHECK_BATCH;
     ref_conv2d c1 = conv5s2(b, 1, 28, 64), c2 = conv5s2(b, 64, 14, 128);
@@ -524,15 +450,15 @@ static void normwise_check(bench_check *out, size_t start, const float *got, con
 /* The float64 side: G's images of z and D's logits of the device's images. */
 static clnet_status reference(gan_state *s, const float *z, const float *img, act *ri, act *rl)
 {
-    weights w;
-    clnet_status st = load_weights(s->g, g_params, NG, &w);
+    bench_weights w;
+    clnet_status st = bench_weights_load(s->g, "gan", g_params, NG, &w);
     if (st)
         return st;
     st = g_forward(&w, z, ri);
-    weights_free(&w);
-    if (!st && !(st = load_weights(s->d, d_params, ND, &w))) {
+    bench_weights_free(&w);
+    if (!st && !(st = bench_weights_load(s->d, "gan", d_params, ND, &w))) {
         st = d_forward(&w, img, rl);
-        weights_free(&w);
+        bench_weights_free(&w);
     }
     return st;
 }

@@ -201,20 +201,6 @@ static clnet_status layer_setup(clnet_context *ctx, lstm_state *s)
     return st;
 }
 
-/* Labels in [0, 10) from a fixed seed: the same on every device. */
-static clnet_status upload_labels(clnet_tensor *t, int batch)
-{
-    int32_t *y = malloc((size_t)batch * sizeof *y);
-    if (!y)
-        return CLNET_ERR_HOST_MEMORY;
-    uint64_t rng = 0x157a1abeull + (uint64_t)batch;
-    for (int i = 0; i < batch; i++)
-        y[i] = (int32_t)(ref_rng_next(&rng) % 10);
-    clnet_status st = clnet_tensor_upload(t, y, (size_t)batch * sizeof *y);
-    free(y);
-    return st;
-}
-
 static clnet_status train_setup(clnet_context *ctx, lstm_state *s)
 {
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT; /* Adam, sparse cross-entropy */
@@ -228,7 +214,7 @@ static clnet_status train_setup(clnet_context *ctx, lstm_state *s)
     if (!st)
         st = clnet_tensor_create(ctx, CLNET_I32, 1, (int64_t[]){ s->p.n }, &s->labels);
     if (!st)
-        st = upload_labels(s->labels, s->p.n);
+        st = bench_upload_labels(s->labels, s->p.n, 0x157a1abeull);
     return st;
 }
 
@@ -506,86 +492,17 @@ static clnet_status layer_check(lstm_state *s, void **ref_cache, int inject, ben
 #define STEPS 28
 #define UNITS 64
 enum { NLSTM = 3, NPARAMS = 4 * NLSTM + 2 };
-static const char *const lstm_param[4] = { "weight_ih", "weight_hh", "bias_ih", "bias_hh" };
 
-/* The parameters as doubles, in the order layers.0.weight_ih, ...,
- * layers.2.bias_hh, layers.3.kernel, layers.3.bias. */
-typedef struct stack_weights {
-    double *p[NPARAMS];
-} stack_weights;
-
-static void param_desc(int i, char *name, size_t size, int *ndim, int64_t shape[2])
-{
-    if (i < 4 * NLSTM) {
-        int l = i / 4, k = i % 4;
-        snprintf(name, size, "layers.%d.%s", l, lstm_param[k]);
-        *ndim = k < 2 ? 2 : 1;
-        shape[0] = 4 * UNITS;
-        shape[1] = k == 0 ? (l ? UNITS : 28) : UNITS;
-    } else {
-        snprintf(name, size, "layers.%d.%s", NLSTM, i == 4 * NLSTM ? "kernel" : "bias");
-        *ndim = i == 4 * NLSTM ? 2 : 1;
-        shape[0] = 10;
-        shape[1] = UNITS;
-    }
-}
-
-static void weights_free(stack_weights *w)
-{
-    for (int i = 0; i < NPARAMS; i++)
-        free(w->p[i]);
-}
-
-/* Copies the parameters out of a parsed file, checking names and shapes. */
-static clnet_status weights_from(const clnet_safetensors *st, stack_weights *w)
-{
-    memset(w, 0, sizeof *w);
-    for (int i = 0; i < NPARAMS; i++) {
-        char name[64];
-        int ndim;
-        int64_t shape[2];
-        param_desc(i, name, sizeof name, &ndim, shape);
-        const clnet_safetensors_entry *e = clnet_safetensors_find(st, name);
-        size_t numel = (size_t)shape[0] * (ndim == 2 ? (size_t)shape[1] : 1);
-        if (!e || strcmp(e->dtype, "F32") || e->ndim != ndim || e->numel != numel ||
-            memcmp(e->shape, shape, (size_t)ndim * sizeof shape[0])) {
-            fprintf(stderr, "clnet-bench: lstm check: %s missing or not the expected shape\n",
-                    name);
-            weights_free(w);
-            return CLNET_ERR_FORMAT;
-        }
-        if (!(w->p[i] = malloc(numel * sizeof *w->p[i]))) {
-            weights_free(w);
-            return CLNET_ERR_HOST_MEMORY;
-        }
-        for (size_t k = 0; k < numel; k++) {
-            float f;
-            memcpy(&f, (const char *)e->data + 4 * k, sizeof f); /* may be unaligned */
-            w->p[i][k] = f;
-        }
-    }
-    return CLNET_OK;
-}
-
-/* Reads the model's parameters back through clnet_model_save. */
-static clnet_status load_weights(clnet_model *m, stack_weights *w)
-{
-    char dir[] = "/tmp/clnet-bench-lstm-XXXXXX", path[64];
-    if (!mkdtemp(dir))
-        return CLNET_ERR_IO;
-    snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    clnet_safetensors *st = NULL;
-    char err[256];
-    clnet_status rc = clnet_model_save(m, path);
-    if (!rc && (rc = clnet_safetensors_load(path, &st, err, sizeof err)))
-        fprintf(stderr, "clnet-bench: lstm check: %s\n", err);
-    if (!rc)
-        rc = weights_from(st, w);
-    clnet_safetensors_free(st);
-    unlink(path);
-    rmdir(dir);
-    return rc;
-}
+/* The parameters as clnet_model_save names them: layers.0.weight_ih, ...,
+ * layers.2.bias_hh (PyTorch's LSTM layout), layers.3.kernel, layers.3.bias. */
+#define LSTM_PARAMS(l, in)                                                                         \
+    { "layers." #l ".weight_ih", 2, { 4 * UNITS, in } },                                         \
+        { "layers." #l ".weight_hh", 2, { 4 * UNITS, UNITS } },                                  \
+        { "layers." #l ".bias_ih", 1, { 4 * UNITS } }, { "layers." #l ".bias_hh", 1, { 4 * UNITS } }
+static const bench_param params[NPARAMS] = {
+    LSTM_PARAMS(0, 28), LSTM_PARAMS(1, UNITS), LSTM_PARAMS(2, UNITS),
+    { "layers.3.kernel", 2, { 10, UNITS } }, { "layers.3.bias", 1, { 10 } },
+};
 
 /* The largest row sum of |w| (rows x cols). */
 static double row_sum_max(const double *w, int rows, int cols)
@@ -603,7 +520,7 @@ static double row_sum_max(const double *w, int rows, int cols)
 /* One LSTM layer l on seq (CHECK_BATCH, STEPS, f), in place into y
  * (CHECK_BATCH, STEPS, UNITS); *e: the input's error bound, then the
  * output's. */
-static void stack_layer(const stack_weights *w, int l, int f, const double *seq, double *y,
+static void stack_layer(const bench_weights *w, int l, int f, const double *seq, double *y,
                         double *my, double *mc, double *e)
 {
     const double *const *q = (const double *const *)&w->p[4 * l];
@@ -619,7 +536,7 @@ static void stack_layer(const stack_weights *w, int l, int f, const double *seq,
 
 /* The stack in float64 on x (CHECK_BATCH, STEPS, 28): logits and bounds
  * (CHECK_BATCH, 10). */
-static clnet_status stack_forward(const stack_weights *w, const float *x, double *logits,
+static clnet_status stack_forward(const bench_weights *w, const float *x, double *logits,
                                   double *bound)
 {
     size_t n = (size_t)CHECK_BATCH * STEPS * UNITS;
@@ -676,12 +593,12 @@ static clnet_status device_forward(lstm_state *s, float **logits, float **x)
 static clnet_status train_check(lstm_state *s, int inject, bench_check *out)
 {
     float *logits = NULL, *x = NULL;
-    stack_weights w;
+    bench_weights w;
     double ref[CHECK_BATCH * 10], bound[CHECK_BATCH * 10];
     clnet_status st = device_forward(s, &logits, &x);
-    if (!st && !(st = load_weights(s->m, &w))) {
+    if (!st && !(st = bench_weights_load(s->m, "lstm", params, NPARAMS, &w))) {
         st = stack_forward(&w, x, ref, bound);
-        weights_free(&w);
+        bench_weights_free(&w);
     }
     if (!st) {
         if (inject)
