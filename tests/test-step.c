@@ -336,6 +336,47 @@ START_TEST(dcgan_iteration_wastes_nothing)
 }
 END_TEST
 
+/* clnet_model_fit without a progress callback: what it uploads (the data,
+ * the sample order) and its two reads at the end of the epoch, whatever
+ * the number of steps; no program; the same buffers for 4 or 16 steps. */
+START_TEST(fit_waits_do_not_grow_with_steps)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = cnn_at(ctx, 28);
+    compile(ctx, m, CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY);
+    enum { N = 128 };
+    float *x = malloc((size_t)N * 784 * sizeof *x);
+    int32_t y[N];
+    uint64_t seed = 3;
+    fill_uniform(x, (size_t)N * 784, 0, 1, &seed);
+    for (int i = 0; i < N; i++)
+        y[i] = (int32_t)(test_rng(&seed) % 10);
+    clnet_fit_params fp = CLNET_FIT_PARAMS_DEFAULT;
+    fp.batch_size = 8;
+    clnet_context_stats d[2];
+    for (int run = 0; run < 3; run++) {
+        clnet_dataset_view v = { x, y, run == 1 ? 32 : N }; /* 16, 4, 16 steps */
+        clnet_context_stats a = stats(ctx), b;
+        CK_OK(ctx, clnet_model_fit(m, &fp, &v));
+        b = stats(ctx);
+        if (run == 0)
+            continue; /* warm-up: builds and allocates */
+        d[run - 1].host_waits = b.host_waits - a.host_waits;
+        d[run - 1].buffers_created = b.buffers_created - a.buffers_created;
+        d[run - 1].programs_built = b.programs_built + b.programs_loaded - a.programs_built -
+                                    a.programs_loaded;
+    }
+    /* Uploads of x, y and the order, then the loss and correct sums. */
+    ck_assert_uint_eq(d[0].host_waits, 5);
+    ck_assert_uint_eq(d[1].host_waits, 5);
+    ck_assert_uint_eq(d[0].buffers_created, d[1].buffers_created);
+    ck_assert_uint_eq(d[0].programs_built + d[1].programs_built, 0);
+    free(x);
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- New shapes ----------------------------------------------------------------------------- */
 
 /* Programs built or loaded, and clBuildProgram calls, while f runs. */
@@ -513,6 +554,7 @@ Suite *suite_step(void)
     tcase_add_loop_test(tc, cnn_step_wastes_nothing, 0, 2);
     tcase_add_test(tc, lstm_step_wastes_nothing);
     tcase_add_test(tc, dcgan_iteration_wastes_nothing);
+    tcase_add_test(tc, fit_waits_do_not_grow_with_steps);
     tcase_add_test(tc, new_batch_size_builds_no_program);
     tcase_add_test(tc, new_input_size_builds_no_program);
     tcase_add_test(tc, waste_checker_catches_allocation_and_reads);

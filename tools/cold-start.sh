@@ -51,8 +51,8 @@ run_model() {
     flock "$lock" /usr/bin/time -f '%e %U %S' -o "$tmp/time" \
         "$train" "$1" --epochs 1 --limit 64 --quiet $extra >"$tmp/out" 2>&1 ||
         { cat "$tmp/out" >&2; echo "cold-start: clnet-train $1 failed" >&2; exit 1; }
-    # "total 16.4 s, of which 11.9 s building 10 kernel programs (0 from the cache)"
-    clnet=$(sed -n 's/^total [0-9.]* s, of which \([0-9.]*\) s building \([0-9]*\) kernel programs (\([0-9]*\) from the cache).*/\1 \2 \3/p' "$tmp/out")
+    # "total 16.4 s, of which 11.9 s building 10 kernel programs (0 loaded from clnet's cache)"
+    clnet=$(sed -n 's/^total [0-9.]* s, of which \([0-9.]*\) s building \([0-9]*\) kernel programs (\([0-9]*\) loaded from clnet.s cache).*/\1 \2 \3/p' "$tmp/out")
     awk -v c="$clnet" '{ printf "%s %.2f %s\n", $1, $2 + $3, c }' "$tmp/time"
 }
 
