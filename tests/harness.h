@@ -119,5 +119,6 @@ Suite *suite_nn(void);
 Suite *suite_faults(void);
 Suite *suite_limits(void);
 Suite *suite_gan(void);
+Suite *suite_step(void);
 
 #endif

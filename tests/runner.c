@@ -31,6 +31,7 @@ static const struct {
     { "faults", suite_faults },
     { "limits", suite_limits },
     { "gan", suite_gan },
+    { "step", suite_step },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

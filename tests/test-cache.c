@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "runtime/runtime.h"
 
+/* A context on dir that stores what it builds, also on drivers where clnet
+ * leaves that to the driver's own cache (pocl: see disk_cache_left_to_pocl). */
 static clnet_context *ctx_in(const char *dir)
 {
     char err[2048];
@@ -17,6 +20,7 @@ static clnet_context *ctx_in(const char *dir)
     p.cache_dir = dir;
     clnet_context *ctx = NULL;
     ck_assert_msg(clnet_context_create(&p, &ctx, err, sizeof err) == CLNET_OK, "%s", err);
+    CK_OK(ctx, clnet__force_variant(ctx, "diskcache.store", 1));
     return ctx;
 }
 
@@ -195,6 +199,42 @@ START_TEST(environment_chooses_directory)
 }
 END_TEST
 
+/* On pocl with its own cache on, clnet stores nothing (fetching a binary
+ * would compile every kernel of the program again: docs/speed.md) and a
+ * second context builds from source, which pocl's cache makes cheap; with
+ * POCL_KERNEL_CACHE=0 clnet's cache is back. Elsewhere clnet stores. */
+START_TEST(disk_cache_left_to_pocl)
+{
+    char *dir = temp_dir();
+    clnet_context *a = ctx_in(dir);
+    int pocl = strstr(clnet_context_device(a)->platform_name, "Portable Computing Language") != NULL;
+    const char *env = getenv("POCL_KERNEL_CACHE");
+    int pocl_caches = pocl && !(env && !strcmp(env, "0"));
+    ck_assert_int_eq(clnet__context_profile(a)->store_binaries, !pocl_caches);
+    CK_OK(a, clnet__force_variant(a, "diskcache.store", -1)); /* the device's default */
+    clnet_context_stats s = use(a);
+    ck_assert_uint_eq(s.programs_built, 1);
+    clnet_context_destroy(a);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        files += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(files, pocl_caches ? 0 : 1);
+    if (!pocl)
+        return;
+    setenv("POCL_KERNEL_CACHE", "0", 1);
+    a = ctx_in(dir);
+    ck_assert_int_eq(clnet__context_profile(a)->store_binaries, 1);
+    clnet_context_destroy(a);
+    if (env)
+        setenv("POCL_KERNEL_CACHE", env, 1);
+    else
+        unsetenv("POCL_KERNEL_CACHE");
+}
+END_TEST
+
 Suite *suite_cache(void)
 {
     Suite *s = suite_create("cache");
@@ -205,6 +245,7 @@ Suite *suite_cache(void)
     tcase_add_test(tc, unwritable_cache_only_costs_speed);
     tcase_add_test(tc, empty_dir_disables_cache);
     tcase_add_test(tc, environment_chooses_directory);
+    tcase_add_test(tc, disk_cache_left_to_pocl);
     suite_add_tcase(s, tc);
     return s;
 }

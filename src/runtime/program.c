@@ -137,7 +137,8 @@ static clnet_status build(clnet_context *ctx, const char *name, const char *prel
         }
         ctx->stats.programs_built++;
         size_t size = 0;
-        unsigned char *bin = key ? program_binary(ctx, prog, &size) : NULL;
+        int store = clnet__variant(ctx, "diskcache.store", ctx->profile.store_binaries);
+        unsigned char *bin = key && store ? program_binary(ctx, prog, &size) : NULL;
         if (bin)
             clnet__diskcache_store(ctx, key, bin, size);
         clnet__free(bin);

@@ -62,6 +62,11 @@ typedef struct clnet__profile {
                                         * feature: -cl-std=CL2.0 or CL3.0 where the
                                         * device compiles it, so the feature's macros
                                         * (cl/prelude.cl: CLNET_HAS_*) are defined */
+    int store_binaries;                /* store built programs in clnet's disk cache; 0 where
+                                        * the driver caches them itself and fetching a
+                                        * binary compiles every kernel in it again (pocl;
+                                        * docs/speed.md). Tests force 1 with the variant
+                                        * "diskcache.store". */
 } clnet__profile;
 
 /* Non-zero when the device has every feature in `need` (CLNET_FEATURE_*

@@ -232,7 +232,7 @@ int main(int argc, char **argv)
     clnet_context_stats s;
     clnet_context_get_stats(ctx, &s);
     if (lead)
-        printf("total %.1f s, of which %.1f s building %llu kernel programs (%llu from the cache)\n",
+        printf("total %.1f s, of which %.1f s building %llu kernel programs (%llu loaded from clnet's cache)\n",
                now() - t0, s.build_seconds, (unsigned long long)(s.programs_built + s.programs_loaded),
                (unsigned long long)s.programs_loaded);
     clnet_context_destroy(ctx);
