@@ -59,5 +59,11 @@ int clnet__gemm_params_applied(clnet_context *ctx);
 
 /* "gemm.kernel" value for clnet's own kernel (cl/gemm.cl). */
 #define CLNET__GEMM_OWN 3
+/* "gemm.kernel" value for clnet's packed kernel (cl/gemm_packed.cl). */
+#define CLNET__GEMM_PACKED 4
+
+/* The kernel a CPU device runs d on, unforced: CLNET__GEMM_OWN or
+ * CLNET__GEMM_PACKED, by shape and transposes (docs/gemm.md). */
+int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d);
 
 #endif
