@@ -820,6 +820,63 @@ START_TEST(gemm_packed_scratch_is_its_own)
 }
 END_TEST
 
+/* One real-mode GEMM of a and b onto c0 (beta -2) on the variants set now. */
+static void run_on(clnet_context *ctx, int ta, int tb, const int64_t sa[2],
+                   const float *a, const int64_t sb[2], const float *b, const int64_t sc[2],
+                   const float *c0, float *out)
+{
+    clnet_tensor *xa = tensor_from(ctx, 2, sa, a), *xb = tensor_from(ctx, 2, sb, b);
+    clnet_tensor *xc = tensor_from(ctx, 2, sc, c0);
+    CK_OK(ctx, clnet_gemm(ta ? CLNET_TRANS : CLNET_NO_TRANS, tb ? CLNET_TRANS : CLNET_NO_TRANS,
+                          -0.5f, xa, xb, -2.0f, xc));
+    download(ctx, xc, out, (size_t)(sc[0] * sc[1]));
+    clnet_tensor_destroy(xa);
+    clnet_tensor_destroy(xb);
+    clnet_tensor_destroy(xc);
+}
+
+/* The packed kernel sums each element's products in the order gemm_tile
+ * does (p = 0..k-1 from 0, the same multiply-add), whatever its k blocks:
+ * in real mode the two agree bit for bit (gemm_tile_nt, A B^T, sums in
+ * another order and is left out). */
+START_TEST(gemm_packed_matches_gemm_tile_bitwise)
+{
+    clnet_context *ctx = test_context();
+    static const int64_t shapes[][3] = { { 33, 65, 63 }, { 64, 31, 300 }, { 9, 130, 517 } };
+    static const int trans[][2] = { { 0, 0 }, { 1, 0 }, { 1, 1 } };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 3; t++) {
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            int ta = trans[t][0], tb = trans[t][1];
+            int64_t sa[2] = { ta ? k : m, ta ? m : k }, sb[2] = { tb ? n : k, tb ? k : n };
+            int64_t sc[2] = { m, n };
+            float *a = malloc((size_t)(m * k) * sizeof *a), *b = malloc((size_t)(k * n) * sizeof *b);
+            float *c0 = malloc((size_t)(m * n) * sizeof *c0), *out[3];
+            for (int v = 0; v < 3; v++)
+                out[v] = malloc((size_t)(m * n) * sizeof *out[v]);
+            ck_assert(a && b && c0 && out[0] && out[1] && out[2]);
+            uint64_t seed = 700u + 3u * s + (uint64_t)t;
+            fill_values(a, (size_t)(m * k), 0, &seed);
+            fill_values(b, (size_t)(k * n), 0, &seed);
+            fill_values(c0, (size_t)(m * n), 0, &seed);
+            for (int v = 0; v < 3; v++) {
+                if (v == 0)
+                    set_variants(ctx, 1, CLNET__GEMM_OWN);
+                else
+                    set_packed(ctx, v == 1 ? 0 : 12);
+                run_on(ctx, ta, tb, sa, a, sb, b, sc, c0, out[v]);
+            }
+            for (int v = 1; v < 3; v++)
+                ck_assert_msg(memcmp(out[0], out[v], (size_t)(m * n) * sizeof(float)) == 0,
+                              "%c%c %lldx%lldx%lld: packed (k blocks of %s) differs from "
+                              "gemm_tile", ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)m,
+                              (long long)n, (long long)k, v == 1 ? "<= 256" : "12");
+            free(a), free(b), free(c0), free(out[0]), free(out[1]), free(out[2]);
+        }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* The packed kernel past the shapes test's sizes: several groups of row
  * panels (m > 128), k in 2-3 blocks of its own length with padded tails,
  * every transpose, exact and real mode (_i). */
@@ -1024,6 +1081,7 @@ Suite *suite_gemm(void)
     tcase_set_timeout(tc, 900);
     tcase_add_loop_test(tc, gemm_reference_model_shapes, 0, 8);
     tcase_add_loop_test(tc, gemm_packed_blocks_and_groups, 0, 2);
+    tcase_add_test(tc, gemm_packed_matches_gemm_tile_bitwise);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batched");

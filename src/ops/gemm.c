@@ -196,6 +196,15 @@ static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
 
 /* ---- clnet's own kernel (cl/gemm.cl) ------------------------------------------ */
 
+/* Tile PACK_MR x 16 * PACK_NV, k blocks of at most PACK_KC, groups of
+ * PACK_MC rows of packed A swept across B: fixed per device (-D options),
+ * measured on pocl (docs/gemm.md). */
+#define PACK_MR 8
+#define PACK_NV 1
+#define PACK_KC ((size_t)256)
+#define PACK_MC ((size_t)128)
+#define PACK_KU 4 /* cl/gemm.cl's PKU */
+
 /* Tile height, -D options and work-group sizes (1: one tile per group):
  * fixed per device. Rows of 4 beat 6 and 8 on pocl's small GEMMs and tie on
  * large ones (docs/gemm.md); fma only where the device has it (CL_FP_FMA),
@@ -218,9 +227,12 @@ static int has_fma(clnet_context *ctx)
     return (fp & CL_FP_FMA) ? 1 : 0;
 }
 
+/* One program for all of clnet's kernels (cl/gemm.cl), so that a GEMM of a
+ * new shape never builds one, whichever kernel it takes. */
 static void own_options(clnet_context *ctx, char *buf, size_t size)
 {
-    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d", OWN_MR, has_fma(ctx));
+    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, has_fma(ctx),
+             PACK_MR, PACK_NV);
 }
 
 /* A B^T on gemm_tile_nt: 4 x 4 tiles of dot products along k. */
@@ -292,16 +304,8 @@ static clnet_status own_gemm(clnet_context *ctx, const clnet__gemm_desc *d, size
     return clnet__launch(ctx, k, what, 19, a, 3, global, local);
 }
 
-/* ---- clnet's packed kernel (cl/gemm_packed.cl) ------------------------------- */
+/* ---- clnet's packed kernel (cl/gemm.cl's gemm_pack, gemm_packed) ------------- */
 
-/* Tile PACK_MR x 16 * PACK_NV, k blocks of at most PACK_KC, groups of
- * PACK_MC rows of packed A swept across B: fixed per device (-D options),
- * measured on pocl (docs/gemm.md). */
-#define PACK_MR 8
-#define PACK_NV 1
-#define PACK_KC ((size_t)256)
-#define PACK_MC ((size_t)128)
-#define PACK_KU 4 /* cl/gemm_packed.cl's PKU */
 
 /* Where a packed GEMM's pieces lie in its scratch (floats): op(A)'s row
  * panels, op(B)'s column panels, then, when k takes several blocks, the
@@ -320,8 +324,8 @@ static clnet_status packed_block(clnet_context *ctx, const clnet__gemm_desc *d,
 {
     cl_kernel kp, kt;
     clnet_status st;
-    if ((st = clnet__kernel(ctx, "gemm_packed", pl->opts, "gemm_pack", &kp)) ||
-        (st = clnet__kernel(ctx, "gemm_packed", pl->opts, "gemm_packed", &kt)))
+    if ((st = clnet__kernel(ctx, "gemm", pl->opts, "gemm_pack", &kp)) ||
+        (st = clnet__kernel(ctx, "gemm", pl->opts, "gemm_packed", &kt)))
         return st;
     size_t kc = d->k - p0 < pl->kc ? d->k - p0 : pl->kc;
     static const size_t one[1] = { 1 };
@@ -370,8 +374,7 @@ static clnet_status own_packed(clnet_context *ctx, const clnet__gemm_desc *d, si
     pl.bp_off = pl.mpan * PACK_MR * pl.kcp;
     pl.part_off = pl.bp_off + pl.npan * nr * pl.kcp;
     pl.floats = pl.part_off + (pl.nblocks > 1 ? pl.mpan * pl.npan * PACK_MR * nr : 0);
-    snprintf(pl.opts, sizeof pl.opts, "-DPMR=%d -DPNV=%d -DGEMM_FMA=%d", PACK_MR, PACK_NV,
-             has_fma(ctx));
+    own_options(ctx, pl.opts, sizeof pl.opts);
     cl_mem ws;
     clnet_status st = clnet__gemm_scratch(ctx, pl.floats * sizeof(float), &ws);
     for (size_t ib = 0; ib < batch && !st; ib++)

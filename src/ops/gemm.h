@@ -59,7 +59,7 @@ int clnet__gemm_params_applied(clnet_context *ctx);
 
 /* "gemm.kernel" value for clnet's own kernel (cl/gemm.cl). */
 #define CLNET__GEMM_OWN 3
-/* "gemm.kernel" value for clnet's packed kernel (cl/gemm_packed.cl). */
+/* "gemm.kernel" value for clnet's packed kernel (cl/gemm.cl: gemm_pack, gemm_packed). */
 #define CLNET__GEMM_PACKED 4
 
 /* The kernel a CPU device runs d on, unforced: CLNET__GEMM_OWN or
