@@ -735,16 +735,17 @@ START_TEST(gemm_own_kernel_default_by_device_and_size)
 END_TEST
 
 /* The CPU dispatch rule (clnet__gemm_cpu_kernel, docs/gemm.md) at the
- * shapes it was measured on: packed from 2^25 multiply-adds with n >= 256,
+ * shapes it was measured on: packed from 2^27 multiply-adds with n >= 256,
  * and for single A B^T products with k <= 128 or k % 16 != 0, or A^T B^T;
  * gemm_tile for the rest. */
 START_TEST(gemm_cpu_dispatch_rule)
 {
     static const struct { int ta, tb; size_t m, n, k, batch; int packed; } rule[] = {
         { 0, 0, 512, 512, 512, 1, 1 },    { 0, 0, 2048, 2048, 2048, 1, 1 },
-        { 1, 1, 1024, 1024, 1024, 1, 1 }, { 0, 0, 256, 256, 256, 1, 0 },
+        { 1, 1, 1024, 1024, 1024, 1, 1 }, { 0, 0, 384, 384, 384, 1, 0 },
         { 0, 0, 4096, 32, 2048, 1, 0 },   { 0, 0, 32, 64, 16384, 1, 0 },
         { 0, 0, 32, 4096, 2048, 1, 1 },   { 0, 0, 1024, 1024, 1024, 8, 1 },
+        { 0, 0, 1024, 128, 1024, 1, 0 },  { 0, 0, 128, 1024, 1024, 1, 1 },
         { 0, 1, 896, 256, 28, 1, 1 },     { 0, 1, 32, 256, 64, 1, 1 },
         { 0, 1, 64, 288, 121, 1, 1 },     { 0, 1, 64, 64, 512, 1, 0 },
         { 0, 1, 32, 64, 1600, 1, 0 },     { 0, 1, 32, 10, 64, 1, 0 },

@@ -384,19 +384,21 @@ static clnet_status own_packed(clnet_context *ctx, const clnet__gemm_desc *d, si
 }
 
 /* Which of clnet's kernels a CPU device runs (docs/gemm.md, measured): the
- * packed one from 2^25 multiply-adds per batch entry when n >= 256 (read in
+ * packed one from 2^27 (512^3) multiply-adds per batch entry when n >= 256 (read in
  * place, rows of B far apart thrash the cache; with fewer columns they do
  * not, and packing only costs); below that, for single GEMMs of at least
  * 32 x 32, when B is transposed and gemm_tile_nt would do badly: A^T B^T
  * (gathered element by element) or k <= 128 or k % 16 != 0 (its scalar
  * tail). Everything else, batches of small GEMMs included (the packed
  * kernel launches twice per entry and k block), runs on gemm_tile. */
-#define PACKED_MIN_MNK ((size_t)1 << 25)
+#define PACKED_MIN_MNK ((size_t)1 << 27)
 
 int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
 {
     size_t batch = d->batch ? d->batch : 1;
-    int large = d->k >= PACKED_MIN_MNK || d->m * d->n >= PACKED_MIN_MNK / d->k;
+    if (d->k == 0)
+        return CLNET__GEMM_OWN; /* nothing to multiply (clnet__gemm scales C first) */
+    int large = d->k >= PACKED_MIN_MNK || d->m * d->n > (PACKED_MIN_MNK - 1) / d->k;
     if (large && d->n >= 256)
         return CLNET__GEMM_PACKED;
     int bad_nt = d->trans_b && (d->trans_a || d->k <= 128 || d->k % 16);
