@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "ops/gemm.h"
 #include "ops/gemm_params.h"
+#include "runtime/fault.h"
 #include "ref.h"
 
 /* ---- Tolerances ------------------------------------------------------------ */
@@ -821,6 +822,47 @@ START_TEST(gemm_packed_scratch_is_its_own)
 }
 END_TEST
 
+/* Where the packed kernel's scratch cannot be created (a device whose
+ * allocations are capped at 1.5 MB, below the 2 MB that 512^3 needs; its
+ * operands, 1 MB each, fit), the default choice falls back to gemm_tile
+ * (one launch) with the right result; the packed kernel forced fails,
+ * naming the limit. */
+START_TEST(gemm_packed_falls_back_without_scratch)
+{
+    clnet__device_caps caps = { .max_alloc_bytes = 3u << 19 };
+    clnet__fault_device_caps(&caps);
+    clnet_context *ctx = test_context();
+    clnet__fault_device_caps(NULL);
+    enum { S = 512 };
+    int64_t shape[2] = { S, S };
+    clnet_tensor *a, *b, *c;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &a));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &b));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &c));
+    CK_OK(ctx, clnet_tensor_fill(a, 0.5));
+    CK_OK(ctx, clnet_tensor_fill(b, 0.25));
+    CK_OK(ctx, clnet_tensor_fill(c, NAN));
+    clnet_context_stats before, after;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &before));
+    CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, a, b, 0.0f, c));
+    CK_OK(ctx, clnet_context_get_stats(ctx, &after));
+    ck_assert_uint_eq(after.kernel_launches - before.kernel_launches, 1);
+    float *got = malloc(S * S * sizeof *got);
+    ck_assert_ptr_nonnull(got);
+    download(ctx, c, got, S * S);
+    for (int i = 0; i < S * S; i++)
+        ck_assert_msg(got[i] == 64.0f, "fallback: c[%d] = %g, want 64", i, (double)got[i]);
+    set_packed(ctx, 0);
+    CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "maximum allocation",
+             clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, a, b, 0.0f, c));
+    free(got);
+    clnet_tensor_destroy(a);
+    clnet_tensor_destroy(b);
+    clnet_tensor_destroy(c);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* One real-mode GEMM of a and b onto c0 (beta -2) on the variants set now. */
 static void run_on(clnet_context *ctx, int ta, int tb, const int64_t sa[2],
                    const float *a, const int64_t sb[2], const float *b, const int64_t sc[2],
@@ -1105,6 +1147,7 @@ Suite *suite_gemm(void)
     tcase_add_test(tc, gemm_own_kernel_default_by_device_and_size);
     tcase_add_test(tc, gemm_cpu_dispatch_rule);
     tcase_add_test(tc, gemm_packed_scratch_is_its_own);
+    tcase_add_test(tc, gemm_packed_falls_back_without_scratch);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

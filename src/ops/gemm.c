@@ -356,10 +356,13 @@ static clnet_status packed_block(clnet_context *ctx, const clnet__gemm_desc *d,
 
 /* The GEMM on the packed kernel: k in blocks of equal length (at most
  * PACK_KC, or the "gemm.kc" variant), each packed into the GEMM's own
- * scratch (clnet__gemm_scratch), batch entries one after the other. */
+ * scratch (clnet__gemm_scratch), batch entries one after the other. When
+ * the scratch cannot be had (the device's allocation or memory limit),
+ * nothing is queued and *no_scratch is set. */
 static clnet_status own_packed(clnet_context *ctx, const clnet__gemm_desc *d, size_t batch,
-                               const char *what)
+                               const char *what, int *no_scratch)
 {
+    *no_scratch = 0;
     size_t nr = 16 * (size_t)PACK_NV;
     pack_plan pl = { .mpan = (d->m + PACK_MR - 1) / PACK_MR, .npan = (d->n + nr - 1) / nr };
     if (d->m > UINT_MAX - nr || d->n > UINT_MAX - nr || d->k > UINT_MAX - nr ||
@@ -377,6 +380,7 @@ static clnet_status own_packed(clnet_context *ctx, const clnet__gemm_desc *d, si
     own_options(ctx, pl.opts, sizeof pl.opts);
     cl_mem ws;
     clnet_status st = clnet__gemm_scratch(ctx, pl.floats * sizeof(float), &ws);
+    *no_scratch = st == CLNET_ERR_TOO_LARGE || st == CLNET_ERR_DEVICE_MEMORY;
     for (size_t ib = 0; ib < batch && !st; ib++)
         for (size_t p0 = 0; p0 < d->k && !st; p0 += pl.kc)
             st = packed_block(ctx, d, &pl, ib, p0, ws, what);
@@ -434,8 +438,15 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
     int kernel = clnet__variant(ctx, "gemm.kernel", default_kernel(ctx, d));
     if (kernel == CLNET__GEMM_OWN)
         return own_gemm(ctx, d, batch, what);
-    if (kernel == CLNET__GEMM_PACKED)
-        return own_packed(ctx, d, batch, what);
+    if (kernel == CLNET__GEMM_PACKED) {
+        int no_scratch;
+        clnet_status st = own_packed(ctx, d, batch, what, &no_scratch);
+        /* No room for its scratch: unless forced, the in-place kernel, which
+         * needs none, runs instead (CLBlast would need temporaries too). */
+        if (no_scratch && clnet__variant(ctx, "gemm.kernel", -1) < 0)
+            return own_gemm(ctx, d, batch, what);
+        return st;
+    }
     clnet_status st = use_params(ctx, what);
     if (st)
         return st;
