@@ -190,7 +190,7 @@ __kernel void gemm_tile_nt(__global const float *a, ulong a_off, ulong a_stride,
 static void pack_a(__global const float *a, ulong a_off, ulong rs, ulong cs, uint m, uint p0,
                    uint kc, uint kcp, __global float *ap, uint ip)
 {
-        __global float *dst = ap + (ulong)ip * PMR * kcp;
+    __global float *dst = ap + (ulong)ip * PMR * kcp;
     const __global float *src[PMR];
     uint i0 = ip * PMR, rows = min((uint)PMR, m - i0);
     for (uint r = 0; r < PMR; r++)
@@ -244,10 +244,11 @@ __kernel void gemm_pack(__global const float *a, ulong a_off, ulong a_rs, ulong 
  * such that groups of `mcp` row panels (an L2-sized block of packed A) are
  * swept across all column panels before the next group. The accumulators
  * start from 0 on the first block (`first`), else from the tile's partial
- * sums in `part` (tile after tile, PMR x PNR each, padding included), so
- * every element sums its k products in order p = 0..k-1 whatever the
- * blocks; on the last block C = alpha * sum (+ beta * C when beta != 0),
- * else the sums go back to `part`. Global: (row panels x column panels). */
+ * sums at ws + part_off (tile after tile, PMR x PNR each, padding
+ * included), so every element sums its k products in order p = 0..k-1
+ * whatever the blocks; on the last block (`last`) C = alpha * sum (+ beta *
+ * C when beta != 0), else the sums go back to the scratch. Global: (row
+ * panels x column panels). */
 __kernel void gemm_packed(__global float *ws, ulong ap_off, ulong bp_off, ulong part_off,
                           __global float *c, ulong c_off, ulong ldc, uint m, uint n, uint kcp,
                           uint mcp, uint first, uint last, float alpha, float beta)
@@ -300,6 +301,6 @@ __kernel void gemm_packed(__global float *ws, ulong ap_off, ulong bp_off, ulong 
 #pragma unroll
         for (int v = 0; v < PNV; v++)
             if (r < rows && cols > 16 * v)
-                gemm_store_row(pc + (ulong)r * ldc + 16 * v, acc[r][v], min(cols - 16 * v, 16u), alpha,
-                               beta);
+                gemm_store_row(pc + (ulong)r * ldc + 16 * v, acc[r][v], min(cols - 16 * v, 16u),
+                               alpha, beta);
 }
