@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "ops/gemm.h"
 #include "ops/gemm_params.h"
+#include "runtime/fault.h"
 #include "ref.h"
 
 /* ---- Tolerances ------------------------------------------------------------ */
@@ -291,18 +292,33 @@ static void set_variants(clnet_context *ctx, int params, int kernel)
     CK_OK(ctx, clnet__force_variant(ctx, "gemm.kernel", kernel));
 }
 
+/* clnet's packed kernel with k blocks of at most kc (0: its own choice);
+ * kc 4 splits every k > 4 into several blocks, kc 12 leaves a padded tail. */
+static void set_packed(clnet_context *ctx, int kc)
+{
+    set_variants(ctx, 1, CLNET__GEMM_PACKED);
+    CK_OK(ctx, clnet__force_variant(ctx, "gemm.kc", kc > 0 ? kc : -1));
+}
+
 /* A loop index of the tests below to its variants: 0-7 as each test says
  * (bit 0 parameter set, bit 1 CLBlast kernel, bit 2 the test's own switch);
- * 8 and 9 run clnet's own kernel (gemm.kernel 3) with that switch off and on.
+ * 8 and 9 run clnet's own kernel (gemm.kernel 3) with that switch off and on;
+ * 10-11 the packed kernel (gemm.kernel 4) with its own k blocks, 12-13 with
+ * blocks of 4, 14-15 of 12 (several blocks, padded tails).
  * Returns the index with bit 2 as the test reads it. */
+#define NLOOP 16
 static int loop_variants(clnet_context *ctx, int i)
 {
+    static const int kcs[] = { 0, 4, 12 };
     if (i < 8) {
         set_variants(ctx, i & 1, (i >> 1) & 1);
         return i;
     }
-    set_variants(ctx, 1, CLNET__GEMM_OWN);
-    return (i - 8) << 2;
+    if (i < 10)
+        set_variants(ctx, 1, CLNET__GEMM_OWN);
+    else
+        set_packed(ctx, kcs[(i - 10) / 2]);
+    return (i & 1) << 2;
 }
 
 /* alpha, beta pairs; dyadic so that exact mode stays exact. */
@@ -375,15 +391,18 @@ static const gcase model_cases[] = {
 };
 #define NMODEL (sizeof model_cases / sizeof model_cases[0])
 
-/* _i: bit 0 parameter set, bit 1 real mode; 4-5 clnet's kernel, exact and
- * real mode. */
+/* _i: bit 0 parameter set, bit 1 real mode; 4-5 clnet's kernel, 6-7 its
+ * packed kernel, exact and real mode. */
 START_TEST(gemm_reference_model_shapes)
 {
     clnet_context *ctx = test_context();
-    set_variants(ctx, _i & 1, _i < 4 ? 2 : CLNET__GEMM_OWN);
+    if (_i < 6)
+        set_variants(ctx, _i & 1, _i < 4 ? 2 : CLNET__GEMM_OWN);
+    else
+        set_packed(ctx, 0);
     for (size_t s = 0; s < NMODEL; s++) {
         gcase g = model_cases[s];
-        g.exact = !(_i & 2) && _i != 5;
+        g.exact = _i < 4 ? !(_i & 2) : !(_i & 1);
         g.seed = 77u * s + (uint64_t)_i;
         check_case(ctx, &g, "models");
     }
@@ -425,11 +444,12 @@ END_TEST
 
 /* beta == 0 ignores C, whatever it holds (NaN, Inf); beta == 1 accumulates:
  * twice from zero gives exactly twice the product. _i: parameter set and
- * kernel as above, 8 clnet's kernel. */
+ * kernel as above, 4 clnet's kernel, 5 the packed one, 6 the packed one in
+ * blocks of 4 (the first block ignores C, the second adds to it). */
 START_TEST(gemm_beta_zero_ignores_c_and_beta_one_accumulates)
 {
     clnet_context *ctx = test_context();
-    loop_variants(ctx, _i < 4 ? _i : 8);
+    loop_variants(ctx, _i < 4 ? _i : 8 + 2 * (_i - 4));
     enum { M = 33, N = 31, K = 7 };
     float a[M * K], b[K * N], c[M * N], once[M * N];
     uint64_t seed = 9 + (uint64_t)_i;
@@ -510,8 +530,11 @@ START_TEST(gemm_views_of_one_buffer)
         CK_OK(ctx, clnet_tensor_reshape(tmp, 2, shapes[v], &views[v]));
         clnet_tensor_destroy(tmp);
     }
-    for (int params = 0; params < 3; params++) { /* 2: clnet's kernel */
-        set_variants(ctx, params & 1, params < 2 ? 2 : CLNET__GEMM_OWN);
+    for (int params = 0; params < 4; params++) { /* 2: clnet's kernel, 3 packed */
+        if (params < 3)
+            set_variants(ctx, params & 1, params < 2 ? 2 : CLNET__GEMM_OWN);
+        else
+            set_packed(ctx, 4);
         CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, views[0], views[1], 0.0f,
                               views[2]));
         ref_gemm r = { .m = M, .n = N, .k = K, .lda = K, .ldb = N, .ldc = N, .alpha = 1 };
@@ -639,7 +662,10 @@ static void break_direct_kernel(clnet_context *ctx)
     ck_assert_int_eq(s, CLBlastSuccess);
 }
 
-static clnet_status try_gemm(clnet_context *ctx, int64_t m, int64_t n, int64_t k)
+/* Runs a GEMM of ones; *launches: the kernels clnet launched for it (CLBlast's
+ * are not counted: 0; clnet's gemm_tile: 1; the packed kernel: 2 per k block). */
+static clnet_status try_gemm_count(clnet_context *ctx, int64_t m, int64_t n, int64_t k,
+                                   uint64_t *launches)
 {
     int64_t sa[2] = { m, k }, sb[2] = { k, n }, sc[2] = { m, n };
     clnet_tensor *a, *b, *c;
@@ -648,7 +674,11 @@ static clnet_status try_gemm(clnet_context *ctx, int64_t m, int64_t n, int64_t k
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, sc, &c));
     CK_OK(ctx, clnet_tensor_fill(a, 0.5));
     CK_OK(ctx, clnet_tensor_fill(b, 0.25));
+    clnet_context_stats before, after;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &before));
     clnet_status st = clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, a, b, 0.0f, c);
+    CK_OK(ctx, clnet_context_get_stats(ctx, &after));
+    *launches = after.kernel_launches - before.kernel_launches;
     if (st == CLNET_OK)
         CK_OK(ctx, clnet_context_finish(ctx));
     clnet_tensor_destroy(a);
@@ -657,38 +687,256 @@ static clnet_status try_gemm(clnet_context *ctx, int64_t m, int64_t n, int64_t k
     return st;
 }
 
-/* Unforced, a CPU device runs clnet's kernel below 2^28 multiply-adds (CLBlast
- * is never given parameters: applied stays 0) and CLBlast from there on;
- * CLNET_GEMM_KERNEL=clblast sends a small GEMM to CLBlast, =own a large
- * one to clnet's kernel. Elsewhere CLBlast runs everything. */
+static clnet_status try_gemm(clnet_context *ctx, int64_t m, int64_t n, int64_t k)
+{
+    uint64_t launches;
+    return try_gemm_count(ctx, m, n, k, &launches);
+}
+
+/* The kernel a GEMM ran on, from its launches (try_gemm_count). */
+static const char *kernel_name(uint64_t launches)
+{
+    return launches == 0 ? "CLBlast" : launches == 1 ? "gemm_tile" : "packed";
+}
+
+/* Unforced, a CPU device runs 31x33x7 on gemm_tile and 1024x1024x256 (2^28
+ * multiply-adds, one k block) on the packed kernel; CLBlast is never given
+ * parameters (applied stays 0). CLNET_GEMM_KERNEL=clblast, own or packed
+ * replaces that choice, a bogus value is ignored. Other devices run CLBlast. */
 START_TEST(gemm_own_kernel_default_by_device_and_size)
 {
-    int cpu, tabled;
-    int64_t big = 1024, mid = 256; /* 1024 x 1024 x 256 = 2^28 */
-    for (int round = 0; round < 4; round++) {
-        const char *env[] = { NULL, "clblast", "own", "bogus" };
+    int64_t big = 1024, mid = 256;
+    for (int round = 0; round < 5; round++) {
+        const char *env[] = { NULL, "clblast", "own", "packed", "bogus" };
         if (env[round])
             setenv("CLNET_GEMM_KERNEL", env[round], 1);
         else
             unsetenv("CLNET_GEMM_KERNEL");
         clnet_context *ctx = test_context();
-        cpu = clnet_context_device(ctx)->type == CLNET_DEVICE_CPU;
-        tabled = clnet__gemm_params_label(ctx) != NULL;
-        CK_OK(ctx, try_gemm(ctx, 31, 33, 7));
-        int small_own = clnet__gemm_params_applied(ctx) == 0;
-        int want_small_own = round == 2 || (cpu && round != 1) || !tabled;
-        ck_assert_msg(small_own == want_small_own, "round %d: small GEMM on %s", round,
-                      small_own ? "clnet's kernel" : "CLBlast");
-        if (round < 3) {
-            CK_OK(ctx, try_gemm(ctx, big, big, mid));
-            int big_own = clnet__gemm_params_applied(ctx) == 0;
-            int want_big_own = round == 2 || !tabled;
-            ck_assert_msg(big_own == want_big_own, "round %d: 1024x1024x256 on %s", round,
-                          big_own ? "clnet's kernel" : "CLBlast");
+        int cpu = clnet_context_device(ctx)->type == CLNET_DEVICE_CPU;
+        int forced = round >= 1 && round <= 3;
+        uint64_t got;
+        /* what each round should run: 0 CLBlast, 1 gemm_tile, 2 packed */
+        uint64_t want_small = forced ? (uint64_t)round - 1 : cpu ? 1 : 0;
+        uint64_t want_big = forced ? (uint64_t)round - 1 : cpu ? 2 : 0;
+        CK_OK(ctx, try_gemm_count(ctx, 31, 33, 7, &got));
+        ck_assert_msg(got == want_small, "round %d: 31x33x7 on %s, want %s", round,
+                      kernel_name(got), kernel_name(want_small));
+        if (want_small)
+            ck_assert_int_eq(clnet__gemm_params_applied(ctx), 0);
+        if (round != 1 && round != 4) { /* CLBlast at 1024^2 x 256 costs seconds */
+            CK_OK(ctx, try_gemm_count(ctx, big, big, mid, &got));
+            ck_assert_msg(got == want_big, "round %d: 1024x1024x256 on %s, want %s", round,
+                          kernel_name(got), kernel_name(want_big));
         }
         clnet_context_destroy(ctx);
     }
     unsetenv("CLNET_GEMM_KERNEL");
+}
+END_TEST
+
+/* The CPU dispatch rule (clnet__gemm_cpu_kernel, docs/gemm.md) at the
+ * shapes it was measured on: packed from 2^27 multiply-adds with n >= 256,
+ * and for single A B^T products with k <= 128 or k % 16 != 0, or A^T B^T;
+ * gemm_tile for the rest. */
+START_TEST(gemm_cpu_dispatch_rule)
+{
+    static const struct { int ta, tb; size_t m, n, k, batch; int packed; } rule[] = {
+        { 0, 0, 512, 512, 512, 1, 1 },    { 0, 0, 2048, 2048, 2048, 1, 1 },
+        { 1, 1, 1024, 1024, 1024, 1, 1 }, { 0, 0, 384, 384, 384, 1, 0 },
+        { 0, 0, 4096, 32, 2048, 1, 0 },   { 0, 0, 32, 64, 16384, 1, 0 },
+        { 0, 0, 32, 4096, 2048, 1, 1 },   { 0, 0, 1024, 1024, 1024, 8, 1 },
+        { 0, 0, 1024, 128, 1024, 1, 0 },  { 0, 0, 128, 1024, 1024, 1, 1 },
+        { 0, 1, 896, 256, 28, 1, 1 },     { 0, 1, 32, 256, 64, 1, 1 },
+        { 0, 1, 64, 288, 121, 1, 1 },     { 0, 1, 64, 64, 512, 1, 0 },
+        { 0, 1, 32, 64, 1600, 1, 0 },     { 0, 1, 32, 10, 64, 1, 0 },
+        { 0, 1, 16, 256, 64, 1, 0 },      { 0, 1, 32, 256, 28, 4, 0 },
+        { 1, 1, 32, 1600, 64, 1, 1 },     { 1, 0, 288, 121, 64, 1, 0 },
+        { 0, 0, 64, 121, 288, 32, 0 },    { 0, 0, 32, 676, 9, 1, 0 },
+    };
+    for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {
+        clnet__gemm_desc d = { .trans_a = rule[i].ta, .trans_b = rule[i].tb, .m = rule[i].m,
+                               .n = rule[i].n, .k = rule[i].k, .batch = rule[i].batch };
+        int got = clnet__gemm_cpu_kernel(&d);
+        ck_assert_msg(got == (rule[i].packed ? CLNET__GEMM_PACKED : CLNET__GEMM_OWN),
+                      "%s%s %zux%zux%zu batch %zu: kernel %d", rule[i].ta ? "T" : "N",
+                      rule[i].tb ? "T" : "N", rule[i].m, rule[i].n, rule[i].k, rule[i].batch,
+                      got);
+    }
+}
+END_TEST
+
+/* The packed kernel's scratch is its own: a GEMM whose A, B and C are views
+ * of the context's workspace (as convolution and the RNNs pass them) is
+ * right, and leaves the workspace's other contents alone. The scratch is
+ * created on the first packed GEMM, grows for a larger one, is counted in
+ * the context's device bytes, and no later GEMM of a size seen creates a
+ * buffer. */
+START_TEST(gemm_packed_scratch_is_its_own)
+{
+    clnet_context *ctx = test_context();
+    set_packed(ctx, 0);
+    enum { M = 40, N = 50, K = 300, OA = 7, OB = OA + M * K + 3, OC = OB + K * N + 5,
+           TOTAL = OC + M * N + 9 };
+    float *all = malloc(TOTAL * sizeof *all), *now = malloc(TOTAL * sizeof *now);
+    double *da = malloc(M * K * sizeof *da), *db = malloc(K * N * sizeof *db),
+           *ref = malloc(M * N * sizeof *ref);
+    ck_assert(all && now && da && db && ref);
+    uint64_t seed = 5;
+    fill_values(all, TOTAL, 1, &seed);
+    for (int i = 0; i < M * K; i++)
+        da[i] = all[OA + i];
+    for (int i = 0; i < K * N; i++)
+        db[i] = all[OB + i];
+    cl_mem ws;
+    CK_OK(ctx, clnet__workspace(ctx, TOTAL * sizeof(float), &ws));
+    CK_OK(ctx, clnet__buffer_write(ctx, ws, 0, TOTAL * sizeof(float), all));
+    clnet_context_stats s0, s1, s2;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s0));
+    clnet__gemm_desc d = { .m = M, .n = N, .k = K, .alpha = 1, .beta = 0,
+                           .a = ws, .a_off = OA, .lda = K, .b = ws, .b_off = OB, .ldb = N,
+                           .c = ws, .c_off = OC, .ldc = N };
+    for (int round = 0; round < 3; round++) {
+        CK_OK(ctx, clnet__gemm(ctx, &d, "gemm test"));
+        CK_OK(ctx, clnet_context_get_stats(ctx, round ? &s2 : &s1));
+    }
+    ck_assert_uint_eq(s1.buffers_created, s0.buffers_created + 1);
+    ck_assert_uint_gt(s1.bytes_live, s0.bytes_live);
+    ck_assert_uint_eq(s2.buffers_created, s1.buffers_created);
+    ck_assert_uint_eq(s2.bytes_live, s1.bytes_live);
+    CK_OK(ctx, clnet__buffer_read(ctx, ws, 0, TOTAL * sizeof(float), now));
+    ck_assert(memcmp(now, all, OC * sizeof *now) == 0);
+    ck_assert(memcmp(now + OC + M * N, all + OC + M * N, 9 * sizeof *now) == 0);
+    ref_gemm r = { .m = M, .n = N, .k = K, .lda = K, .ldb = N, .ldc = N, .alpha = 1 };
+    ref_gemm_forward(&r, da, db, ref);
+    ck_assert(compare_f32("packed, views of the workspace", now + OC, ref, M * N, tol_exact) == 0);
+    /* A larger GEMM grows the scratch once; the smaller one then reuses it. */
+    CK_OK(ctx, try_gemm(ctx, 300, 200, 100));
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s1));
+    CK_OK(ctx, clnet__gemm(ctx, &d, "gemm test"));
+    CK_OK(ctx, try_gemm(ctx, 300, 200, 100));
+    CK_OK(ctx, clnet_context_get_stats(ctx, &s2));
+    ck_assert_uint_eq(s2.buffers_created, s1.buffers_created + 3); /* try_gemm's a, b, c */
+    free(all), free(now), free(da), free(db), free(ref);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* Where the packed kernel's scratch cannot be created (a device whose
+ * allocations are capped at 1.5 MB, below the 2 MB that 512^3 needs; its
+ * operands, 1 MB each, fit), the default choice falls back to gemm_tile
+ * (one launch) with the right result; the packed kernel forced fails,
+ * naming the limit. */
+START_TEST(gemm_packed_falls_back_without_scratch)
+{
+    clnet__device_caps caps = { .max_alloc_bytes = 3u << 19 };
+    clnet__fault_device_caps(&caps);
+    clnet_context *ctx = test_context();
+    clnet__fault_device_caps(NULL);
+    enum { S = 512 };
+    int64_t shape[2] = { S, S };
+    clnet_tensor *a, *b, *c;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &a));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &b));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &c));
+    CK_OK(ctx, clnet_tensor_fill(a, 0.5));
+    CK_OK(ctx, clnet_tensor_fill(b, 0.25));
+    CK_OK(ctx, clnet_tensor_fill(c, NAN));
+    clnet_context_stats before, after;
+    CK_OK(ctx, clnet_context_get_stats(ctx, &before));
+    CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, a, b, 0.0f, c));
+    CK_OK(ctx, clnet_context_get_stats(ctx, &after));
+    ck_assert_uint_eq(after.kernel_launches - before.kernel_launches, 1);
+    float *got = malloc(S * S * sizeof *got);
+    ck_assert_ptr_nonnull(got);
+    download(ctx, c, got, S * S);
+    for (int i = 0; i < S * S; i++)
+        ck_assert_msg(got[i] == 64.0f, "fallback: c[%d] = %g, want 64", i, (double)got[i]);
+    set_packed(ctx, 0);
+    CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "maximum allocation",
+             clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, a, b, 0.0f, c));
+    free(got);
+    clnet_tensor_destroy(a);
+    clnet_tensor_destroy(b);
+    clnet_tensor_destroy(c);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* One real-mode GEMM of a and b onto c0 (beta -2) on the variants set now. */
+static void run_on(clnet_context *ctx, int ta, int tb, const int64_t sa[2],
+                   const float *a, const int64_t sb[2], const float *b, const int64_t sc[2],
+                   const float *c0, float *out)
+{
+    clnet_tensor *xa = tensor_from(ctx, 2, sa, a), *xb = tensor_from(ctx, 2, sb, b);
+    clnet_tensor *xc = tensor_from(ctx, 2, sc, c0);
+    CK_OK(ctx, clnet_gemm(ta ? CLNET_TRANS : CLNET_NO_TRANS, tb ? CLNET_TRANS : CLNET_NO_TRANS,
+                          -0.5f, xa, xb, -2.0f, xc));
+    download(ctx, xc, out, (size_t)(sc[0] * sc[1]));
+    clnet_tensor_destroy(xa);
+    clnet_tensor_destroy(xb);
+    clnet_tensor_destroy(xc);
+}
+
+/* The packed kernel sums each element's products in the order gemm_tile
+ * does (p = 0..k-1 from 0, the same multiply-add), whatever its k blocks:
+ * in real mode the two agree bit for bit (gemm_tile_nt, A B^T, sums in
+ * another order and is left out). */
+START_TEST(gemm_packed_matches_gemm_tile_bitwise)
+{
+    clnet_context *ctx = test_context();
+    static const int64_t shapes[][3] = { { 33, 65, 63 }, { 64, 31, 300 }, { 9, 130, 517 } };
+    static const int trans[][2] = { { 0, 0 }, { 1, 0 }, { 1, 1 } };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 3; t++) {
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            int ta = trans[t][0], tb = trans[t][1];
+            int64_t sa[2] = { ta ? k : m, ta ? m : k }, sb[2] = { tb ? n : k, tb ? k : n };
+            int64_t sc[2] = { m, n };
+            float *a = malloc((size_t)(m * k) * sizeof *a), *b = malloc((size_t)(k * n) * sizeof *b);
+            float *c0 = malloc((size_t)(m * n) * sizeof *c0), *out[3];
+            for (int v = 0; v < 3; v++)
+                out[v] = malloc((size_t)(m * n) * sizeof *out[v]);
+            ck_assert(a && b && c0 && out[0] && out[1] && out[2]);
+            uint64_t seed = 700u + 3u * s + (uint64_t)t;
+            fill_values(a, (size_t)(m * k), 0, &seed);
+            fill_values(b, (size_t)(k * n), 0, &seed);
+            fill_values(c0, (size_t)(m * n), 0, &seed);
+            for (int v = 0; v < 3; v++) {
+                if (v == 0)
+                    set_variants(ctx, 1, CLNET__GEMM_OWN);
+                else
+                    set_packed(ctx, v == 1 ? 0 : 12);
+                run_on(ctx, ta, tb, sa, a, sb, b, sc, c0, out[v]);
+            }
+            for (int v = 1; v < 3; v++)
+                ck_assert_msg(memcmp(out[0], out[v], (size_t)(m * n) * sizeof(float)) == 0,
+                              "%c%c %lldx%lldx%lld: packed (k blocks of %s) differs from "
+                              "gemm_tile", ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)m,
+                              (long long)n, (long long)k, v == 1 ? "<= 256" : "12");
+            free(a), free(b), free(c0), free(out[0]), free(out[1]), free(out[2]);
+        }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* The packed kernel past the shapes test's sizes: several groups of row
+ * panels (m > 128), k in 2-3 blocks of its own length with padded tails,
+ * every transpose, exact and real mode (_i). */
+START_TEST(gemm_packed_blocks_and_groups)
+{
+    clnet_context *ctx = test_context();
+    set_packed(ctx, 0);
+    static const int64_t shapes[][3] = { { 200, 300, 520 }, { 129, 47, 257 }, { 33, 600, 300 } };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            size_t ab = (s + (size_t)t) % NAB;
+            gcase g = { .ta = t & 1, .tb = t >> 1, .m = shapes[s][0], .n = shapes[s][1],
+                        .k = shapes[s][2], .alpha = alphas[ab], .beta = betas[ab],
+                        .exact = !_i, .seed = 900u + 10u * s + (uint64_t)t };
+            check_case(ctx, &g, "packed");
+        }
+    clnet_context_destroy(ctx);
 }
 END_TEST
 
@@ -869,23 +1117,25 @@ Suite *suite_gemm(void)
      * parameters, ~10 s each on pocl before its disk cache holds it. */
     TCase *tc = tcase_create("shapes");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_all_transposes_and_sizes, 0, 10);
+    tcase_add_loop_test(tc, gemm_all_transposes_and_sizes, 0, NLOOP);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("models");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_reference_model_shapes, 0, 6);
+    tcase_add_loop_test(tc, gemm_reference_model_shapes, 0, 8);
+    tcase_add_loop_test(tc, gemm_packed_blocks_and_groups, 0, 2);
+    tcase_add_test(tc, gemm_packed_matches_gemm_tile_bitwise);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batched");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_batched_with_broadcast, 0, 10);
+    tcase_add_loop_test(tc, gemm_batched_with_broadcast, 0, NLOOP);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("semantics");
     tcase_set_timeout(tc, 900);
-    tcase_add_loop_test(tc, gemm_beta_zero_ignores_c_and_beta_one_accumulates, 0, 5);
-    tcase_add_loop_test(tc, gemm_nan_inf_policy, 0, 10);
+    tcase_add_loop_test(tc, gemm_beta_zero_ignores_c_and_beta_one_accumulates, 0, 7);
+    tcase_add_loop_test(tc, gemm_nan_inf_policy, 0, NLOOP);
     tcase_add_test(tc, gemm_k_zero_scales_c);
     tcase_add_test(tc, gemm_views_of_one_buffer);
     suite_add_tcase(s, tc);
@@ -895,6 +1145,9 @@ Suite *suite_gemm(void)
     tcase_add_test(tc, gemm_params_tuned_set_is_the_default);
     tcase_add_test(tc, gemm_params_override_is_per_device_and_restored);
     tcase_add_test(tc, gemm_own_kernel_default_by_device_and_size);
+    tcase_add_test(tc, gemm_cpu_dispatch_rule);
+    tcase_add_test(tc, gemm_packed_scratch_is_its_own);
+    tcase_add_test(tc, gemm_packed_falls_back_without_scratch);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -196,6 +196,15 @@ static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
 
 /* ---- clnet's own kernel (cl/gemm.cl) ------------------------------------------ */
 
+/* Tile PACK_MR x 16 * PACK_NV, k blocks of at most PACK_KC, groups of
+ * PACK_MC rows of packed A swept across B: fixed per device (-D options),
+ * measured on pocl (docs/gemm.md). */
+#define PACK_MR 8
+#define PACK_NV 1
+#define PACK_KC ((size_t)256)
+#define PACK_MC ((size_t)128)
+#define PACK_KU 4 /* cl/gemm.cl's PKU */
+
 /* Tile height, -D options and work-group sizes (1: one tile per group):
  * fixed per device. Rows of 4 beat 6 and 8 on pocl's small GEMMs and tie on
  * large ones (docs/gemm.md); fma only where the device has it (CL_FP_FMA),
@@ -208,13 +217,22 @@ static size_t round_up(size_t x, size_t to)
     return (x + to - 1) / to * to;
 }
 
-static void own_options(clnet_context *ctx, char *buf, size_t size)
+/* 1 where the device has a hardware fma (CL_FP_FMA), else 0. */
+static int has_fma(clnet_context *ctx)
 {
     cl_device_fp_config fp = 0;
     if (clGetDeviceInfo(clnet_context_cl_device(ctx), CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp,
                         NULL) != CL_SUCCESS)
         fp = 0;
-    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d", OWN_MR, (fp & CL_FP_FMA) ? 1 : 0);
+    return (fp & CL_FP_FMA) ? 1 : 0;
+}
+
+/* One program for all of clnet's kernels (cl/gemm.cl), so that a GEMM of a
+ * new shape never builds one, whichever kernel it takes. */
+static void own_options(clnet_context *ctx, char *buf, size_t size)
+{
+    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, has_fma(ctx),
+             PACK_MR, PACK_NV);
 }
 
 /* A B^T on gemm_tile_nt: 4 x 4 tiles of dot products along k. */
@@ -286,25 +304,128 @@ static clnet_status own_gemm(clnet_context *ctx, const clnet__gemm_desc *d, size
     return clnet__launch(ctx, k, what, 19, a, 3, global, local);
 }
 
-/* clnet's kernels read B in place: at 1024^3 they tie with CLBlast's packed
- * kernels, at 2048^3 run at a third of their speed (rows of B far apart
- * thrash the cache; docs/gemm.md). Below this many multiply-adds per batch
- * entry (~645^3; 512^3 is 2^27), clnet's win. */
-#define OWN_MAX_MNK ((size_t)1 << 28)
+/* ---- clnet's packed kernel (cl/gemm.cl's gemm_pack, gemm_packed) ------------- */
 
-/* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own or clblast in the
- * environment, else clnet's kernel for GEMMs under OWN_MAX_MNK on CPU
- * devices, CLBlast for the others and on every other device. */
+
+/* Where a packed GEMM's pieces lie in its scratch (floats): op(A)'s row
+ * panels, op(B)'s column panels, then, when k takes several blocks, the
+ * partial sums of every tile. */
+typedef struct pack_plan {
+    size_t mpan, npan, kc, kcp, nblocks;
+    size_t bp_off, part_off, floats;
+    char opts[96];
+} pack_plan;
+
+/* One k block [p0, p0 + kc) of batch entry ib: pack op(A) and op(B) into
+ * the scratch in one launch, then the tiles in another. */
+static clnet_status packed_block(clnet_context *ctx, const clnet__gemm_desc *d,
+                                 const pack_plan *pl, size_t ib, size_t p0, cl_mem ws,
+                                 const char *what)
+{
+    cl_kernel kp, kt;
+    clnet_status st;
+    if ((st = clnet__kernel(ctx, "gemm", pl->opts, "gemm_pack", &kp)) ||
+        (st = clnet__kernel(ctx, "gemm", pl->opts, "gemm_packed", &kt)))
+        return st;
+    size_t kc = d->k - p0 < pl->kc ? d->k - p0 : pl->kc;
+    static const size_t one[1] = { 1 };
+    clnet__arg ap[] = {
+        CLNET_ARG_MEM(d->a), CLNET_ARG_ULONG(d->a_off + ib * d->stride_a),
+        CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda), CLNET_ARG_ULONG(d->trans_a ? d->lda : 1),
+        CLNET_ARG_UINT(d->m),
+        CLNET_ARG_MEM(d->b), CLNET_ARG_ULONG(d->b_off + ib * d->stride_b),
+        CLNET_ARG_ULONG(d->trans_b ? 1 : d->ldb), CLNET_ARG_ULONG(d->trans_b ? d->ldb : 1),
+        CLNET_ARG_UINT(d->n),
+        CLNET_ARG_UINT(p0), CLNET_ARG_UINT(kc), CLNET_ARG_UINT(pl->kcp),
+        CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0),
+    };
+    size_t panels = pl->mpan + pl->npan, tiles = pl->mpan * pl->npan;
+    if ((st = clnet__launch(ctx, kp, what, 15, ap, 1, &panels, one)))
+        return st;
+    size_t mcp = PACK_MC / PACK_MR < pl->mpan ? PACK_MC / PACK_MR : pl->mpan;
+    clnet__arg at[] = {
+        CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0), CLNET_ARG_ULONG(pl->bp_off),
+        CLNET_ARG_ULONG(pl->part_off),
+        CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off + ib * d->stride_c),
+        CLNET_ARG_ULONG(d->ldc), CLNET_ARG_UINT(d->m), CLNET_ARG_UINT(d->n),
+        CLNET_ARG_UINT(pl->kcp), CLNET_ARG_UINT(mcp), CLNET_ARG_UINT(p0 == 0),
+        CLNET_ARG_UINT(p0 + kc == d->k), CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta),
+    };
+    return clnet__launch(ctx, kt, what, 15, at, 1, &tiles, one);
+}
+
+/* The GEMM on the packed kernel: k in blocks of equal length (at most
+ * PACK_KC, or the "gemm.kc" variant), each packed into the GEMM's own
+ * scratch (clnet__gemm_scratch), batch entries one after the other. When
+ * the scratch cannot be had (the device's allocation or memory limit),
+ * nothing is queued and *no_scratch is set. */
+static clnet_status own_packed(clnet_context *ctx, const clnet__gemm_desc *d, size_t batch,
+                               const char *what, int *no_scratch)
+{
+    *no_scratch = 0;
+    size_t nr = 16 * (size_t)PACK_NV;
+    pack_plan pl = { .mpan = (d->m + PACK_MR - 1) / PACK_MR, .npan = (d->n + nr - 1) / nr };
+    if (d->m > UINT_MAX - nr || d->n > UINT_MAX - nr || d->k > UINT_MAX - nr ||
+        pl.mpan > UINT_MAX / pl.npan)
+        return clnet__error(ctx, CLNET_ERR_UNSUPPORTED,
+                            "%s: m, n or k too large for clnet's packed GEMM kernel", what);
+    int kc_forced = clnet__variant(ctx, "gemm.kc", 0);
+    size_t kcmax = kc_forced > 0 ? (size_t)kc_forced : PACK_KC;
+    pl.nblocks = (d->k + kcmax - 1) / kcmax;
+    pl.kc = (d->k + pl.nblocks - 1) / pl.nblocks;
+    pl.kcp = round_up(pl.kc, PACK_KU);
+    pl.bp_off = pl.mpan * PACK_MR * pl.kcp;
+    pl.part_off = pl.bp_off + pl.npan * nr * pl.kcp;
+    pl.floats = pl.part_off + (pl.nblocks > 1 ? pl.mpan * pl.npan * PACK_MR * nr : 0);
+    own_options(ctx, pl.opts, sizeof pl.opts);
+    cl_mem ws;
+    clnet_status st = clnet__gemm_scratch(ctx, pl.floats * sizeof(float), &ws);
+    *no_scratch = st == CLNET_ERR_TOO_LARGE || st == CLNET_ERR_DEVICE_MEMORY;
+    for (size_t ib = 0; ib < batch && !st; ib++)
+        for (size_t p0 = 0; p0 < d->k && !st; p0 += pl.kc)
+            st = packed_block(ctx, d, &pl, ib, p0, ws, what);
+    return st;
+}
+
+/* Which of clnet's kernels a CPU device runs (docs/gemm.md, measured): the
+ * packed one from 2^27 (512^3) multiply-adds per batch entry when n >= 256 (read in
+ * place, rows of B far apart thrash the cache; with fewer columns they do
+ * not, and packing only costs); below that, for single GEMMs of at least
+ * 32 x 32, when B is transposed and gemm_tile_nt would do badly: A^T B^T
+ * (gathered element by element) or k <= 128 or k % 16 != 0 (its scalar
+ * tail). Everything else, batches of small GEMMs included (the packed
+ * kernel launches twice per entry and k block), runs on gemm_tile. */
+#define PACKED_MIN_MNK ((size_t)1 << 27)
+
+int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
+{
+    size_t batch = d->batch ? d->batch : 1;
+    if (d->k == 0)
+        return CLNET__GEMM_OWN; /* nothing to multiply (clnet__gemm scales C first) */
+    int large = d->k >= PACKED_MIN_MNK || d->m * d->n > (PACKED_MIN_MNK - 1) / d->k;
+    if (large && d->n >= 256)
+        return CLNET__GEMM_PACKED;
+    int bad_nt = d->trans_b && (d->trans_a || d->k <= 128 || d->k % 16);
+    if (batch == 1 && d->m >= 32 && d->n >= 32 && bad_nt)
+        return CLNET__GEMM_PACKED;
+    return CLNET__GEMM_OWN;
+}
+
+/* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own, packed or clblast in the
+ * environment, else clnet__gemm_cpu_kernel on CPU devices, CLBlast on every
+ * other device. */
 static int default_kernel(const clnet_context *ctx, const clnet__gemm_desc *d)
 {
     const char *env = getenv("CLNET_GEMM_KERNEL");
     if (env && !strcmp(env, "own"))
         return CLNET__GEMM_OWN;
+    if (env && !strcmp(env, "packed"))
+        return CLNET__GEMM_PACKED;
     if (env && !strcmp(env, "clblast"))
         return 2;
-    int cpu = clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU;
-    int small = d->k < OWN_MAX_MNK && d->m * d->n < OWN_MAX_MNK / d->k;
-    return cpu && small ? CLNET__GEMM_OWN : 2;
+    if (clnet__context_profile(ctx)->info.type != CLNET_DEVICE_CPU)
+        return 2;
+    return clnet__gemm_cpu_kernel(d);
 }
 
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what)
@@ -314,8 +435,18 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
         return CLNET_OK;
     if (d->k == 0)
         return scale_c(ctx, d, what);
-    if (clnet__variant(ctx, "gemm.kernel", default_kernel(ctx, d)) == CLNET__GEMM_OWN)
+    int kernel = clnet__variant(ctx, "gemm.kernel", default_kernel(ctx, d));
+    if (kernel == CLNET__GEMM_OWN)
         return own_gemm(ctx, d, batch, what);
+    if (kernel == CLNET__GEMM_PACKED) {
+        int no_scratch;
+        clnet_status st = own_packed(ctx, d, batch, what, &no_scratch);
+        /* No room for its scratch: unless forced, the in-place kernel, which
+         * needs none, runs instead (CLBlast would need temporaries too). */
+        if (no_scratch && clnet__variant(ctx, "gemm.kernel", -1) < 0)
+            return own_gemm(ctx, d, batch, what);
+        return st;
+    }
     clnet_status st = use_params(ctx, what);
     if (st)
         return st;

@@ -24,8 +24,10 @@ typedef struct clnet__gemm_desc {
  * (C must then be contiguous). A and B must not overlap C. Offsets and
  * strides are free (a batched GEMM on CLBlast goes through
  * CLBlastSgemmBatched, which returns once the queue has drained;
- * docs/gemm.md says why). clnet's kernel neither waits nor uses the
- * context's workspace: a, b and c may be views of it.
+ * docs/gemm.md says why). clnet's kernels neither wait nor use the
+ * context's workspace: a, b and c may be views of it. The packed kernel
+ * packs into a scratch buffer of its own (clnet__gemm_scratch), created on
+ * its first GEMM and grown for a larger one, never for a size already seen.
  *
  * CLBlast's parameters (src/ops/gemm_params.h) follow two variants, checked
  * before each call and given to CLBlast when they change for this context:
@@ -35,16 +37,20 @@ typedef struct clnet__gemm_desc {
  *                  by size (XGEMM_MIN_INDIRECT_SIZE); 0: the direct kernel
  *                  for every size; 1: the indirect one (Xgemm after
  *                  copy/pad/transpose) for every size;
- *                  3 (CLNET__GEMM_OWN): clnet's own kernel, cl/gemm.cl,
- *                  which never calls CLBlast (docs/gemm.md).
+ *                  3 (CLNET__GEMM_OWN): clnet's kernels that read A and B
+ *                  in place; 4 (CLNET__GEMM_PACKED): clnet's packed
+ *                  kernel; both cl/gemm.cl, never CLBlast (docs/gemm.md).
+ *   "gemm.kc"      the packed kernel's longest k block (default 256; tests
+ *                  force short ones).
  * "gemm.params" and "gemm.kernel" 0-2 apply only on devices with a table
  * entry: elsewhere CLBlast's own database is never touched (its values
- * could not be restored). Unforced, "gemm.kernel" is 3 on CPU devices for
- * GEMMs of under 2^28 multiply-adds per batch entry, else 2. The
- * environment variable CLNET_GEMM_KERNEL=own or clblast, read at each
- * call, replaces that choice (a forced variant still wins), for
- * benchmarks. Both kernels are deterministic; their results may differ in
- * the last bits (other summation orders). */
+ * could not be restored). Unforced, "gemm.kernel" is
+ * clnet__gemm_cpu_kernel's choice (3 or 4) on CPU devices, else 2. The
+ * environment variable CLNET_GEMM_KERNEL=own, packed or clblast, read at
+ * each call, replaces that choice (a forced variant still wins), for
+ * benchmarks. Every kernel is deterministic; CLBlast's and gemm_tile_nt's
+ * results may differ from the others in the last bits (other summation
+ * orders); gemm_tile and the packed kernel agree bit for bit. */
 clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const char *what);
 
 /* The table entry's label for ctx's device ("pocl CPU"), or NULL. */
@@ -59,5 +65,11 @@ int clnet__gemm_params_applied(clnet_context *ctx);
 
 /* "gemm.kernel" value for clnet's own kernel (cl/gemm.cl). */
 #define CLNET__GEMM_OWN 3
+/* "gemm.kernel" value for clnet's packed kernel (cl/gemm.cl: gemm_pack, gemm_packed). */
+#define CLNET__GEMM_PACKED 4
+
+/* The kernel a CPU device runs d on, unforced: CLNET__GEMM_OWN or
+ * CLNET__GEMM_PACKED, by shape and transposes (docs/gemm.md). */
+int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d);
 
 #endif

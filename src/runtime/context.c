@@ -261,6 +261,7 @@ CLNET_API void clnet_context_destroy(clnet_context *ctx)
         program_free(&ctx->programs[i]);
     clnet__free(ctx->programs);
     clnet__buffer_release(ctx, ctx->workspace, ctx->workspace_bytes);
+    clnet__buffer_release(ctx, ctx->gemm_scratch, ctx->gemm_scratch_bytes);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)

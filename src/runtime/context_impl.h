@@ -30,6 +30,8 @@ struct clnet_context {
 
     cl_mem workspace;                  /* scratch shared by ops, grown on demand */
     size_t workspace_bytes;
+    cl_mem gemm_scratch;               /* src/ops/gemm.c's packing scratch, never shared */
+    size_t gemm_scratch_bytes;
 
     int gemm_params;                   /* CLBlast parameters last set (src/ops/gemm.c) */
 

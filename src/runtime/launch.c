@@ -99,25 +99,37 @@ clnet_status clnet__launch1d(clnet_context *ctx, cl_kernel k, const char *what, 
     return clnet__launch(ctx, k, what, nargs, args, 1, &n, &local);
 }
 
-clnet_status clnet__workspace(clnet_context *ctx, size_t bytes, cl_mem *out)
+/* A scratch buffer *mem of *have bytes, grown to at least `bytes`. */
+static clnet_status scratch(clnet_context *ctx, cl_mem *mem, size_t *have, size_t bytes,
+                            cl_mem *out)
 {
     if (bytes == 0)
         bytes = 1;
-    if (ctx->workspace && ctx->workspace_bytes >= bytes) {
-        *out = ctx->workspace;
+    if (*mem && *have >= bytes) {
+        *out = *mem;
         return CLNET_OK;
     }
     /* Grow geometrically so a slowly growing demand allocates rarely. */
-    size_t want = bytes < ctx->workspace_bytes * 2 ? ctx->workspace_bytes * 2 : bytes;
+    size_t want = bytes < *have * 2 ? *have * 2 : bytes;
     if (want > ctx->profile.info.max_alloc_bytes)
         want = bytes;
     cl_mem m;
     clnet_status st = clnet__buffer_create(ctx, want, &m);
     if (st)
         return st;
-    clnet__buffer_release(ctx, ctx->workspace, ctx->workspace_bytes);
-    ctx->workspace = m;
-    ctx->workspace_bytes = want;
+    clnet__buffer_release(ctx, *mem, *have);
+    *mem = m;
+    *have = want;
     *out = m;
     return CLNET_OK;
+}
+
+clnet_status clnet__workspace(clnet_context *ctx, size_t bytes, cl_mem *out)
+{
+    return scratch(ctx, &ctx->workspace, &ctx->workspace_bytes, bytes, out);
+}
+
+clnet_status clnet__gemm_scratch(clnet_context *ctx, size_t bytes, cl_mem *out)
+{
+    return scratch(ctx, &ctx->gemm_scratch, &ctx->gemm_scratch_bytes, bytes, out);
 }

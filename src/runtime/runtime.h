@@ -139,6 +139,12 @@ clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_by
  * use it for its own temporaries; it must not keep data there across calls. */
 clnet_status clnet__workspace(clnet_context *ctx, size_t bytes, cl_mem *out);
 
+/* The same, a second buffer that only src/ops/gemm.c uses (to pack A and B),
+ * so that callers may pass views of the workspace to clnet__gemm. Grown on
+ * demand, kept until the context is destroyed, counted in the context's
+ * stats like any buffer. */
+clnet_status clnet__gemm_scratch(clnet_context *ctx, size_t bytes, cl_mem *out);
+
 /* Kernel variants. An op that has several implementations (direct or
  * im2col convolution, a tiled or a simple kernel) asks which one to run with
  * clnet__variant(ctx, "conv2d.forward", chosen), passing the one it would
