@@ -458,16 +458,23 @@ START_TEST(long_grid_matches_reference)
 END_TEST
 
 /* Batches split into chunks of images (as when the workspace is short):
- * chunks of 1 and 2 images over a batch of 3, for every direction. */
+ * chunks of 1 and 2 images over a batch of 3, for every direction, with the
+ * direct filter gradient's reduction whole (1 slice) and split in 3 slices
+ * and in more slices than a chunk has rows (clamped): partial sums added
+ * into the chunks' accumulated gradient. */
 START_TEST(chunked_batches_match_reference)
 {
     clnet_context *ctx = test_context();
     const conv_case cc = {"chunks", 3, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0, 1, 1, 1, 2, 0, 1};
-    for (int chunk = 1; chunk <= 2; chunk++) {
-        CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", chunk));
-        run_case(ctx, &cc, 77 + (uint64_t)chunk);
-    }
+    static const int slices[] = {1, 3, 1000};
+    for (int chunk = 1; chunk <= 2; chunk++)
+        for (int sl = 0; sl < 3; sl++) {
+            CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", chunk));
+            CK_OK(ctx, clnet__force_variant(ctx, "conv2d.filter_slices", slices[sl]));
+            run_case(ctx, &cc, 77 + (uint64_t)(chunk * 3 + sl));
+        }
     CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", -1));
+    CK_OK(ctx, clnet__force_variant(ctx, "conv2d.filter_slices", -1));
     clnet_context_destroy(ctx);
 }
 END_TEST

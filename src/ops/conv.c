@@ -560,7 +560,26 @@ static clnet_status backward_data_direct(clnet_context *ctx, const char *func, c
     return st;
 }
 
-/* dw by conv_filter over dy packed pixel-major and (a padded copy of) x. */
+/* The slices conv_filter splits its reduction of q pixels into: enough
+ * work-items for 8 work-groups per compute unit (one work-group runs on one
+ * CPU thread; conv1's filter gradient alone is only 8 work-items), each
+ * slice still at least 64 pixels long; at most one slice per output row.
+ * "conv2d.filter_slices" forces it. */
+static int filter_slices(const clnet_context *ctx, size_t items, size_t rows, size_t q)
+{
+    const clnet__profile *prof = clnet__context_profile(ctx);
+    size_t want = 8 * prof->wg_size * (prof->info.compute_units ? prof->info.compute_units : 1);
+    size_t sl = (want + items - 1) / items, most = q / 64 < rows ? q / 64 : rows;
+    if (sl > most)
+        sl = most;
+    if (sl > 256)
+        sl = 256;
+    int forced = clnet__variant(ctx, "conv2d.filter_slices", sl < 1 ? 1 : (int)sl);
+    return forced < 1 ? 1 : (size_t)forced > rows ? (int)rows : forced;
+}
+
+/* dw by conv_filter over dy packed pixel-major and (a padded copy of) x;
+ * split into slices, it writes partial sums after both, then adds them. */
 static clnet_status backward_filter_direct(clnet_context *ctx, const char *func, const geom *g,
                                            const clnet_tensor *x, const clnet_tensor *dy,
                                            const clnet_tensor *dw)
@@ -569,8 +588,12 @@ static clnet_status backward_filter_direct(clnet_context *ctx, const char *func,
     size_t P = (size_t)g->oh * g->ow, crs = (size_t)g->c * g->r * g->s;
     size_t xper = padded_extent(g, &hp, &wp) ? (size_t)g->c * hp * wp : 0;
     size_t nb = chunk_images(ctx, P * kp + xper, (size_t)g->n);
+    size_t items = (size_t)(kp / 8) * ((crs + 7) / 8), count = (size_t)g->k * crs;
+    int slices = filter_slices(ctx, items, nb * g->oh, nb * P);
+    size_t part = nb * (P * kp + xper); /* the partial sums after dy and x */
     cl_mem ws;
-    clnet_status st = clnet__workspace(ctx, nb * (P * kp + xper) * sizeof(float), &ws);
+    clnet_status st = clnet__workspace(
+        ctx, (part + (slices > 1 ? slices * count : 0)) * sizeof(float), &ws);
     for (size_t n0 = 0; n0 < (size_t)g->n && !st; n0 += nb) {
         int cnt = (int)min_sz(nb, (size_t)g->n - n0);
         packed_launch L;
@@ -582,18 +605,35 @@ static clnet_status backward_filter_direct(clnet_context *ctx, const char *func,
                            CLNET_ARG_INT(g->k),
                            CLNET_ARG_INT(kp),
                            CLNET_ARG_INT(P)};
-        if ((st = launch(ctx, func, "pack_dy", 8, pa, cnt * P * kp)) ||
+        if ((st = launch(ctx, func, "pack_dy", 8, pa, cnt * P)) ||
             (st = direct_input(ctx, func, g, x, n0, cnt, ws, nb * P * kp, &L)))
             break;
-        clnet__arg a[22] = {
-            CLNET_ARG_MEM(L.x),         CLNET_ARG_ULONG(L.xo), CLNET_ARG_ULONG(L.xsn),
-            CLNET_ARG_ULONG(L.xsc),     CLNET_ARG_INT(L.xsy),  CLNET_ARG_MEM(ws),
-            CLNET_ARG_ULONG(0),         CLNET_ARG_INT(kp),     CLNET_ARG_MEM(clnet__mem(dw)),
-            CLNET_ARG_ULONG(dw->offset)};
-        const int v[] = {n0 > 0, cnt,   g->k,  g->c,  g->r,  g->s,
-                         g->oh,  g->ow, g->sh, g->sw, g->dh, g->dw};
-        st = launch(ctx, func, "conv_filter", add_ints(a, 10, v, 12), a,
-                    (size_t)(kp / 8) * ((crs + 7) / 8));
+        int split = slices > 1;
+        clnet__arg a[24] = {CLNET_ARG_MEM(L.x),
+                            CLNET_ARG_ULONG(L.xo),
+                            CLNET_ARG_ULONG(L.xsn),
+                            CLNET_ARG_ULONG(L.xsc),
+                            CLNET_ARG_INT(L.xsy),
+                            CLNET_ARG_MEM(ws),
+                            CLNET_ARG_ULONG(0),
+                            CLNET_ARG_INT(kp),
+                            CLNET_ARG_MEM(split ? ws : clnet__mem(dw)),
+                            CLNET_ARG_ULONG(split ? part : dw->offset),
+                            CLNET_ARG_ULONG(count),
+                            CLNET_ARG_INT(slices)};
+        const int v[] = {!split && n0 > 0, cnt, g->k,  g->c,  g->r,  g->s,
+                         g->oh,             g->ow, g->sh, g->sw, g->dh, g->dw};
+        st = launch(ctx, func, "conv_filter", add_ints(a, 12, v, 12), a, slices * items);
+        if (!st && split) {
+            clnet__arg sa[] = {CLNET_ARG_MEM(ws),
+                               CLNET_ARG_ULONG(part),
+                               CLNET_ARG_INT(slices),
+                               CLNET_ARG_INT((int)count),
+                               CLNET_ARG_MEM(clnet__mem(dw)),
+                               CLNET_ARG_ULONG(dw->offset),
+                               CLNET_ARG_INT(n0 > 0)};
+            st = launch(ctx, func, "sum_slices", 7, sa, count);
+        }
     }
     return st;
 }
