@@ -293,7 +293,8 @@ __kernel void conv_filter(__global const float *x, ulong xo, ulong xsn, ulong xs
         return;
     int e0 = (gid % eblocks) * 8, k0 = ((gid / eblocks) % kblocks) * 8;
     int sl = gid / ((size_t)eblocks * kblocks);
-    size_t rows = (size_t)N * OH; /* the slice's output rows: [rows*sl/slices, rows*(sl+1)/slices) */
+    size_t rows =
+        (size_t)N * OH; /* the slice's output rows: [rows*sl/slices, rows*(sl+1)/slices) */
     size_t row = rows * sl / slices, row1 = rows * (sl + 1) / slices;
     long tap[8];
     float8 acc[8];

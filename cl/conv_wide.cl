@@ -1,0 +1,103 @@
+/* clnet — the pixel-vectorized direct convolution (src/ops/conv.c, variant
+ * "wide"): stride 1, output pixels along the vector lanes. Every shape,
+ * stride and offset is a run-time argument: one build serves all. */
+#pragma OPENCL FP_CONTRACT OFF
+
+/* Multiply-add: as in cl/conv.cl. */
+#if defined(FP_FAST_FMAF) || defined(__FMA__)
+#define MAC(a, b, c) fma((a), (b), (c))
+#else
+#define MAC(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* The register tile: WIDE_K output channels x 3 float8 of pixels, 12
+ * accumulators (AVX2 has 16 vector registers). 8 channels (24 accumulators)
+ * was not reliably faster on AVX-512 (32 registers) and slower on conv2. */
+#define WIDE_K 4
+#define WIDE_P 24
+
+/* Stores lanes [0, 8) of v: output pixels q .. q + 7 of the wide grid (q =
+ * i*xsy + j), those with i < OH and j < OW, to out + i*ysi + j*ysj. */
+static void store8(__global float *out, float8 v, size_t q, int xsy, int OH, int OW, int ysi,
+                   int ysj)
+{
+    int i = q / xsy, j = q % xsy;
+    if (ysj == 1 && i < OH && j + 8 <= OW) {
+        vstore8(v, 0, out + (long)i * ysi + j);
+        return;
+    }
+    float r[8];
+    vstore8(v, 0, r);
+    for (int l = 0; l < 8; l++, j++) {
+        if (j == xsy)
+            j = 0, i++;
+        if (i < OH && j < OW)
+            out[(long)i * ysi + (long)j * ysj] = r[l];
+    }
+}
+
+/* Direct convolution, stride 1, over a padded input whose rows have pitch xsy:
+ *   y[yo + n*ysn + o*yso + i*ysi + j*ysj] = (b ? b[bo + o] : 0) + sum over ci, u, v of
+ *     pk[pko + ((ci*R + u)*S + v)*COP + o] * x[xo + n*xsn + ci*xsc + (i + u*dh)*xsy + j + v*dw]
+ * for n < N, o < CO, i < OH, j < OW. The pixels run along the "wide" grid
+ * q = i*xsy + j, where the input of pixel q + 1 follows that of q whatever the
+ * tap: one work-item per (n, WIDE_K output channels, 24 consecutive q),
+ * three float8 input loads and WIDE_K broadcast weights per tap. Lanes with
+ * j >= OW are computed and dropped; the last ones read up to 23 floats past
+ * the end of the last input plane (the caller leaves that slack). R or S may
+ * be 0 (no taps: the bias alone). */
+__kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc, int xsy,
+                        __global const float *pk, ulong pko, int COP, __global const float *b,
+                        ulong bo, int has_bias, __global float *y, ulong yo, ulong ysn, ulong yso,
+                        int ysi, int ysj, int N, int CI, int CO, int R, int S, int OH, int OW,
+                        int dh, int dw)
+{
+    size_t gid = get_global_id(0);
+    size_t Q = (size_t)(OH - 1) * xsy + OW, qblocks = (Q + WIDE_P - 1) / WIDE_P;
+    size_t oblocks = (CO + WIDE_K - 1) / WIDE_K;
+    if (gid >= (size_t)N * oblocks * qblocks)
+        return;
+    size_t q0 = (gid % qblocks) * WIDE_P;
+    size_t t = gid / qblocks;
+    int o0 = (t % oblocks) * WIDE_K;
+    size_t n = t / oblocks;
+    float8 acc[WIDE_K][3];
+#pragma unroll
+    for (int kk = 0; kk < WIDE_K; kk++) {
+        float bv = has_bias && o0 + kk < CO ? b[bo + o0 + kk] : 0.0f;
+#pragma unroll
+        for (int c = 0; c < 3; c++)
+            acc[kk][c] = (float8)bv;
+    }
+    __global const float *xn = x + xo + n * xsn + q0;
+    __global const float *wp = pk + pko + o0;
+    for (int ci = 0; ci < CI; ci++) {
+        __global const float *xc = xn + ci * xsc;
+        for (int u = 0; u < R; u++) {
+            __global const float *xu = xc + (long)u * dh * xsy;
+            __global const float *wu = wp + ((size_t)ci * R + u) * S * COP;
+            for (int v = 0; v < S; v++) {
+                __global const float *xt = xu + v * dw;
+                float8 x0 = vload8(0, xt), x1 = vload8(1, xt), x2 = vload8(2, xt);
+                __global const float *wt = wu + (size_t)v * COP;
+#pragma unroll
+                for (int kk = 0; kk < WIDE_K; kk++) {
+                    float8 wk = (float8)wt[kk];
+                    acc[kk][0] = MAC(x0, wk, acc[kk][0]);
+                    acc[kk][1] = MAC(x1, wk, acc[kk][1]);
+                    acc[kk][2] = MAC(x2, wk, acc[kk][2]);
+                }
+            }
+        }
+    }
+    __global float *out = y + yo + n * ysn;
+#pragma unroll
+    for (int kk = 0; kk < WIDE_K; kk++) {
+        if (o0 + kk >= CO)
+            break;
+        __global float *oc = out + (size_t)(o0 + kk) * yso;
+#pragma unroll
+        for (int c = 0; c < 3; c++)
+            store8(oc, acc[kk][c], q0 + 8 * c, xsy, OH, OW, ysi, ysj);
+    }
+}
