@@ -147,11 +147,11 @@ static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_c
                             "%s: an image plane, padded side or filter of %s %s, %s %s has over %d "
                             "elements",
                             func, srcn, ss, wn, ws, INT_MAX);
-    *g = (geom){ (int)xt->shape[0], (int)xt->shape[1], (int)xt->shape[2], (int)xt->shape[3],
-                 (int)wt->shape[0], (int)wt->shape[2], (int)wt->shape[3], (int)yt->shape[2],
-                 (int)yt->shape[3], p->stride_h,       p->stride_w,       p->pad_top,
-                 p->pad_bottom,     p->pad_left,       p->pad_right,      p->dilation_h,
-                 p->dilation_w };
+    *g = (geom){(int)xt->shape[0], (int)xt->shape[1], (int)xt->shape[2], (int)xt->shape[3],
+                (int)wt->shape[0], (int)wt->shape[2], (int)wt->shape[3], (int)yt->shape[2],
+                (int)yt->shape[3], p->stride_h,       p->stride_w,       p->pad_top,
+                p->pad_bottom,     p->pad_left,       p->pad_right,      p->dilation_h,
+                p->dilation_w};
     return CLNET_OK;
 }
 
@@ -215,8 +215,8 @@ static int add_ints(clnet__arg *a, int at, const int *v, int n)
 /* The geometry arguments (GEOM in cl/conv.cl). */
 static int add_geom(clnet__arg *a, int at, const geom *g)
 {
-    const int v[] = { g->c,  g->h,  g->w,  g->r,  g->s,  g->oh, g->ow,
-                      g->sh, g->sw, g->pt, g->pl, g->dh, g->dw };
+    const int v[] = {g->c,  g->h,  g->w,  g->r,  g->s,  g->oh, g->ow,
+                     g->sh, g->sw, g->pt, g->pl, g->dh, g->dw};
     return add_ints(a, at, v, 13);
 }
 
@@ -224,9 +224,9 @@ static int add_geom(clnet__arg *a, int at, const geom *g)
 static clnet_status im2col(clnet_context *ctx, const char *func, const geom *g, cl_mem x, size_t xo,
                            cl_mem col, size_t co, size_t sn, size_t scrs, int nb)
 {
-    clnet__arg a[20] = { CLNET_ARG_MEM(x),    CLNET_ARG_ULONG(xo), CLNET_ARG_MEM(col),
-                         CLNET_ARG_ULONG(co), CLNET_ARG_ULONG(sn), CLNET_ARG_ULONG(scrs),
-                         CLNET_ARG_INT(nb) };
+    clnet__arg a[20] = {CLNET_ARG_MEM(x),    CLNET_ARG_ULONG(xo), CLNET_ARG_MEM(col),
+                        CLNET_ARG_ULONG(co), CLNET_ARG_ULONG(sn), CLNET_ARG_ULONG(scrs),
+                        CLNET_ARG_INT(nb)};
     return launch(ctx, func, "im2col", add_geom(a, 7, g), a,
                   (size_t)nb * g->c * g->r * g->s * g->oh);
 }
@@ -236,16 +236,16 @@ static clnet_status col2im(clnet_context *ctx, const char *func, const geom *g, 
                            size_t co, size_t sn, size_t scrs, const clnet_tensor *b, cl_mem dx,
                            size_t xo, int nb)
 {
-    clnet__arg a[24] = { CLNET_ARG_MEM(col),
-                         CLNET_ARG_ULONG(co),
-                         CLNET_ARG_ULONG(sn),
-                         CLNET_ARG_ULONG(scrs),
-                         CLNET_ARG_MEM(b ? clnet__mem(b) : col),
-                         CLNET_ARG_ULONG(b ? b->offset : 0),
-                         CLNET_ARG_INT(b != NULL),
-                         CLNET_ARG_MEM(dx),
-                         CLNET_ARG_ULONG(xo),
-                         CLNET_ARG_INT(nb) };
+    clnet__arg a[24] = {CLNET_ARG_MEM(col),
+                        CLNET_ARG_ULONG(co),
+                        CLNET_ARG_ULONG(sn),
+                        CLNET_ARG_ULONG(scrs),
+                        CLNET_ARG_MEM(b ? clnet__mem(b) : col),
+                        CLNET_ARG_ULONG(b ? b->offset : 0),
+                        CLNET_ARG_INT(b != NULL),
+                        CLNET_ARG_MEM(dx),
+                        CLNET_ARG_ULONG(xo),
+                        CLNET_ARG_INT(nb)};
     return launch(ctx, func, "col2im", add_geom(a, 10, g), a, (size_t)nb * g->c * g->h);
 }
 
@@ -253,9 +253,9 @@ static clnet_status col2im(clnet_context *ctx, const char *func, const geom *g, 
 static clnet_status swap01(clnet_context *ctx, const char *func, cl_mem src, size_t so, cl_mem dst,
                            size_t dso, size_t A, size_t B, size_t P)
 {
-    clnet__arg a[] = { CLNET_ARG_MEM(src),   CLNET_ARG_ULONG(so), CLNET_ARG_MEM(dst),
-                       CLNET_ARG_ULONG(dso), CLNET_ARG_INT(A),    CLNET_ARG_INT(B),
-                       CLNET_ARG_INT(P) };
+    clnet__arg a[] = {CLNET_ARG_MEM(src),   CLNET_ARG_ULONG(so), CLNET_ARG_MEM(dst),
+                      CLNET_ARG_ULONG(dso), CLNET_ARG_INT(A),    CLNET_ARG_INT(B),
+                      CLNET_ARG_INT(P)};
     return launch(ctx, func, "swap01", 7, a, A * B);
 }
 
@@ -266,8 +266,7 @@ static clnet_status bias_add(clnet_context *ctx, const char *func, const clnet_t
     clnet__arg a[] = {
         CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset), CLNET_ARG_MEM(clnet__mem(b)),
         CLNET_ARG_ULONG(b->offset),   CLNET_ARG_INT(K),           CLNET_ARG_INT(P),
-        CLNET_ARG_ULONG(y->numel)
-    };
+        CLNET_ARG_ULONG(y->numel)};
     return launch(ctx, func, "bias_add", 7, a, y->numel);
 }
 
@@ -282,8 +281,8 @@ static clnet_status pack_weights(clnet_context *ctx, const char *func, const cln
                                  long wo, const int st[4], int ci, int co, int cop, int r, int s,
                                  cl_mem pk, size_t pko)
 {
-    clnet__arg a[13] = { CLNET_ARG_MEM(clnet__mem(w)), CLNET_ARG_ULONG(w->offset + (size_t)wo) };
-    const int v[] = { ci, co, cop, r, s };
+    clnet__arg a[13] = {CLNET_ARG_MEM(clnet__mem(w)), CLNET_ARG_ULONG(w->offset + (size_t)wo)};
+    const int v[] = {ci, co, cop, r, s};
     add_ints(a, 2, st, 4);
     a[6] = CLNET_ARG_MEM(pk);
     a[7] = CLNET_ARG_ULONG(pko);
@@ -295,10 +294,10 @@ static clnet_status pad_copy(clnet_context *ctx, const char *func, cl_mem in, si
                              int c, int h, int w, cl_mem out, size_t oo, int hp, int wp, int top,
                              int left)
 {
-    clnet__arg a[12] = { CLNET_ARG_MEM(in),  CLNET_ARG_ULONG(io), CLNET_ARG_INT(c),
-                         CLNET_ARG_INT(h),   CLNET_ARG_INT(w),    CLNET_ARG_MEM(out),
-                         CLNET_ARG_ULONG(oo) };
-    const int v[] = { hp, wp, top, left, nb };
+    clnet__arg a[12] = {CLNET_ARG_MEM(in),  CLNET_ARG_ULONG(io), CLNET_ARG_INT(c),
+                        CLNET_ARG_INT(h),   CLNET_ARG_INT(w),    CLNET_ARG_MEM(out),
+                        CLNET_ARG_ULONG(oo)};
+    const int v[] = {hp, wp, top, left, nb};
     return launch(ctx, func, "pad_copy", add_ints(a, 7, v, 5), a, (size_t)nb * c * hp);
 }
 
@@ -321,31 +320,30 @@ typedef struct packed_launch {
 
 static clnet_status conv_packed(clnet_context *ctx, const char *func, const packed_launch *L)
 {
-    clnet__arg a[28] = { CLNET_ARG_MEM(L->x),
-                         CLNET_ARG_ULONG(L->xo),
-                         CLNET_ARG_ULONG(L->xsn),
-                         CLNET_ARG_ULONG(L->xsc),
-                         CLNET_ARG_INT(L->xsy),
-                         CLNET_ARG_MEM(L->pk),
-                         CLNET_ARG_ULONG(L->pko),
-                         CLNET_ARG_INT(L->cop),
-                         CLNET_ARG_MEM(L->b ? clnet__mem(L->b) : L->pk),
-                         CLNET_ARG_ULONG(L->b ? L->b->offset : 0),
-                         CLNET_ARG_INT(L->b != NULL),
-                         CLNET_ARG_MEM(L->y),
-                         CLNET_ARG_ULONG(L->yo),
-                         CLNET_ARG_ULONG(L->ysn),
-                         CLNET_ARG_ULONG(L->yso) };
+    clnet__arg a[28] = {CLNET_ARG_MEM(L->x),
+                        CLNET_ARG_ULONG(L->xo),
+                        CLNET_ARG_ULONG(L->xsn),
+                        CLNET_ARG_ULONG(L->xsc),
+                        CLNET_ARG_INT(L->xsy),
+                        CLNET_ARG_MEM(L->pk),
+                        CLNET_ARG_ULONG(L->pko),
+                        CLNET_ARG_INT(L->cop),
+                        CLNET_ARG_MEM(L->b ? clnet__mem(L->b) : L->pk),
+                        CLNET_ARG_ULONG(L->b ? L->b->offset : 0),
+                        CLNET_ARG_INT(L->b != NULL),
+                        CLNET_ARG_MEM(L->y),
+                        CLNET_ARG_ULONG(L->yo),
+                        CLNET_ARG_ULONG(L->ysn),
+                        CLNET_ARG_ULONG(L->yso)};
     if (L->wide) { /* 4 channels x 24 pixels of the grid of pitch xsy per work-item */
-        const int v[] = {
-            L->ysi, L->ysj, L->n, L->ci, L->co, L->r, L->s, L->oh, L->ow, L->dh, L->dw
-        };
+        const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r,
+                         L->s,   L->oh,  L->ow, L->dh, L->dw};
         size_t q = (size_t)(L->oh - 1) * L->xsy + L->ow;
         return launch_in(ctx, func, "conv_wide", "conv_wide", add_ints(a, 15, v, 11), a,
                          (size_t)L->n * (size_t)((L->co + 3) / 4) * ((q + 23) / 24));
     }
-    const int v[] = { L->ysi, L->ysj, L->n,  L->ci, L->co, L->r, L->s,
-                      L->oh,  L->ow,  L->sh, L->sw, L->dh, L->dw };
+    const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r, L->s,
+                     L->oh,  L->ow,  L->sh, L->sw, L->dh, L->dw};
     size_t pblocks = ((size_t)L->oh * L->ow + 7) / 8;
     return launch(ctx, func, "conv_packed", add_ints(a, 15, v, 13), a,
                   (size_t)L->n * (size_t)(L->cop / 8) * pblocks);
@@ -409,16 +407,15 @@ static clnet_status direct_input(clnet_context *ctx, const char *func, const geo
     int hp, wp;
     size_t chw = (size_t)g->c * g->h * g->w;
     if (!padded_extent(g, &hp, &wp) && !copy) {
-        *L = (packed_launch){ .x = clnet__mem(x),
-                              .xo = x->offset + n0 * chw,
-                              .xsn = chw,
-                              .xsc = (size_t)g->h * g->w,
-                              .xsy = g->w };
+        *L = (packed_launch){.x = clnet__mem(x),
+                             .xo = x->offset + n0 * chw,
+                             .xsn = chw,
+                             .xsc = (size_t)g->h * g->w,
+                             .xsy = g->w};
         return CLNET_OK;
     }
     *L = (packed_launch){
-        .x = ws, .xo = at, .xsn = (size_t)g->c * hp * wp, .xsc = (size_t)hp * wp, .xsy = wp
-    };
+        .x = ws, .xo = at, .xsn = (size_t)g->c * hp * wp, .xsc = (size_t)hp * wp, .xsy = wp};
     return pad_copy(ctx, func, clnet__mem(x), x->offset + n0 * chw, cnt, g->c, g->h, g->w, ws, at,
                     hp, wp, g->pt, g->pl);
 }
@@ -433,7 +430,7 @@ static clnet_status forward_direct(clnet_context *ctx, const char *func, const g
     size_t pk_n = (size_t)g->c * g->r * g->s * cop, P = (size_t)g->oh * g->ow;
     size_t per = padded_extent(g, &hp, &wp) || wide ? (size_t)g->c * hp * wp : 0;
     size_t nb = per ? chunk_images(ctx, per, (size_t)g->n) : (size_t)g->n;
-    const int st[4] = { g->c * g->r * g->s, g->r * g->s, g->s, 1 };
+    const int st[4] = {g->c * g->r * g->s, g->r * g->s, g->s, 1};
     cl_mem ws;
     clnet_status st_ =
         clnet__workspace(ctx, (pk_n + nb * per + (wide ? WIDE_SLACK : 0)) * sizeof(float), &ws);
@@ -475,7 +472,7 @@ typedef struct phase {
 
 static phase phase_of(int a, int size, int k, int stride, int pad, int dil)
 {
-    phase ph = { a < size ? (size - a + stride - 1) / stride : 0, 0, 0, 0 };
+    phase ph = {a < size ? (size - a + stride - 1) / stride : 0, 0, 0, 0};
     for (int u = 0; u < k; u++)
         if (((a + pad - u * dil) % stride + stride) % stride == 0 && !ph.taps++)
             ph.first = u;
@@ -527,7 +524,7 @@ static clnet_status data_phase(clnet_context *ctx, const char *func, const geom 
     if (pack) {
         /* Flipped: the phase's tap 0 is its last tap in w. */
         long wo = (long)(r.first + (r.taps - 1) * sth) * g->s + c.first + (c.taps - 1) * stw;
-        const int st[4] = { g->r * g->s, g->c * g->r * g->s, -sth * g->s, -stw };
+        const int st[4] = {g->r * g->s, g->c * g->r * g->s, -sth * g->s, -stw};
         return taps ? pack_weights(ctx, func, w, wo, st, g->k, g->c, cop, r.taps, c.taps, run->pk,
                                    at)
                     : CLNET_OK;
@@ -555,24 +552,24 @@ static clnet_status backward_data_direct(clnet_context *ctx, const char *func, c
     size_t pk_n = (size_t)g->k * g->r * g->s * round8(g->c), per = (size_t)g->k * cp.hp * cp.wp;
     size_t nb = chunk_images(ctx, per, (size_t)g->n), pko = 0, P = (size_t)g->oh * g->ow;
     size_t chw = (size_t)g->c * g->h * g->w;
-    packed_launch L = { .xo = pk_n,
-                        .xsn = per,
-                        .xsc = (size_t)cp.hp * cp.wp,
-                        .xsy = cp.wp,
-                        .cop = round8(g->c),
-                        .b = b,
-                        .y = clnet__mem(dx),
-                        .ysn = chw,
-                        .yso = (size_t)g->h * g->w,
-                        .ysi = g->sh * g->w,
-                        .ysj = g->sw,
-                        .ci = g->k,
-                        .co = g->c,
-                        .sh = 1,
-                        .sw = 1,
-                        .dh = g->dh / gcd(g->sh, g->dh),
-                        .dw = g->dw / gcd(g->sw, g->dw),
-                        .wide = wide };
+    packed_launch L = {.xo = pk_n,
+                       .xsn = per,
+                       .xsc = (size_t)cp.hp * cp.wp,
+                       .xsy = cp.wp,
+                       .cop = round8(g->c),
+                       .b = b,
+                       .y = clnet__mem(dx),
+                       .ysn = chw,
+                       .yso = (size_t)g->h * g->w,
+                       .ysi = g->sh * g->w,
+                       .ysj = g->sw,
+                       .ci = g->k,
+                       .co = g->c,
+                       .sh = 1,
+                       .sw = 1,
+                       .dh = g->dh / gcd(g->sh, g->dh),
+                       .dw = g->dw / gcd(g->sw, g->dw),
+                       .wide = wide};
     clnet_status st = clnet__workspace(ctx, (pk_n + nb * per + WIDE_SLACK) * sizeof(float), &L.x);
     L.pk = L.x;
     for (int a = 0; a < g->sh && a < g->h && !st; a++)
@@ -628,42 +625,51 @@ static clnet_status backward_filter_direct(clnet_context *ctx, const char *func,
     for (size_t n0 = 0; n0 < (size_t)g->n && !st; n0 += nb) {
         int cnt = (int)min_sz(nb, (size_t)g->n - n0);
         packed_launch L;
-        clnet__arg pa[] = { CLNET_ARG_MEM(clnet__mem(dy)),
-                            CLNET_ARG_ULONG(dy->offset + n0 * g->k * P),
-                            CLNET_ARG_MEM(ws),
-                            CLNET_ARG_ULONG(0),
-                            CLNET_ARG_INT(cnt),
-                            CLNET_ARG_INT(g->k),
-                            CLNET_ARG_INT(kp),
-                            CLNET_ARG_INT(P) };
+        clnet__arg pa[] = {CLNET_ARG_MEM(clnet__mem(dy)),
+                           CLNET_ARG_ULONG(dy->offset + n0 * g->k * P),
+                           CLNET_ARG_MEM(ws),
+                           CLNET_ARG_ULONG(0),
+                           CLNET_ARG_INT(cnt),
+                           CLNET_ARG_INT(g->k),
+                           CLNET_ARG_INT(kp),
+                           CLNET_ARG_INT(P)};
         if ((st = launch(ctx, func, "pack_dy", 8, pa, cnt * P)) ||
             (st = direct_input(ctx, func, g, x, n0, cnt, ws, nb * P * kp, 0, &L)))
             break;
         int split = slices > 1;
-        clnet__arg a[24] = { CLNET_ARG_MEM(L.x),
-                             CLNET_ARG_ULONG(L.xo),
-                             CLNET_ARG_ULONG(L.xsn),
-                             CLNET_ARG_ULONG(L.xsc),
-                             CLNET_ARG_INT(L.xsy),
-                             CLNET_ARG_MEM(ws),
-                             CLNET_ARG_ULONG(0),
-                             CLNET_ARG_INT(kp),
-                             CLNET_ARG_MEM(split ? ws : clnet__mem(dw)),
-                             CLNET_ARG_ULONG(split ? part : dw->offset),
-                             CLNET_ARG_ULONG(count),
-                             CLNET_ARG_INT(slices) };
-        const int v[] = {
-            !split && n0 > 0, cnt, g->k, g->c, g->r, g->s, g->oh, g->ow, g->sh, g->sw, g->dh, g->dw
-        };
+        clnet__arg a[24] = {CLNET_ARG_MEM(L.x),
+                            CLNET_ARG_ULONG(L.xo),
+                            CLNET_ARG_ULONG(L.xsn),
+                            CLNET_ARG_ULONG(L.xsc),
+                            CLNET_ARG_INT(L.xsy),
+                            CLNET_ARG_MEM(ws),
+                            CLNET_ARG_ULONG(0),
+                            CLNET_ARG_INT(kp),
+                            CLNET_ARG_MEM(split ? ws : clnet__mem(dw)),
+                            CLNET_ARG_ULONG(split ? part : dw->offset),
+                            CLNET_ARG_ULONG(count),
+                            CLNET_ARG_INT(slices)};
+        const int v[] = {!split && n0 > 0,
+                         cnt,
+                         g->k,
+                         g->c,
+                         g->r,
+                         g->s,
+                         g->oh,
+                         g->ow,
+                         g->sh,
+                         g->sw,
+                         g->dh,
+                         g->dw};
         st = launch(ctx, func, "conv_filter", add_ints(a, 12, v, 12), a, slices * items);
         if (!st && split) {
-            clnet__arg sa[] = { CLNET_ARG_MEM(ws),
-                                CLNET_ARG_ULONG(part),
-                                CLNET_ARG_INT(slices),
-                                CLNET_ARG_INT((int)count),
-                                CLNET_ARG_MEM(clnet__mem(dw)),
-                                CLNET_ARG_ULONG(dw->offset),
-                                CLNET_ARG_INT(n0 > 0) };
+            clnet__arg sa[] = {CLNET_ARG_MEM(ws),
+                               CLNET_ARG_ULONG(part),
+                               CLNET_ARG_INT(slices),
+                               CLNET_ARG_INT((int)count),
+                               CLNET_ARG_MEM(clnet__mem(dw)),
+                               CLNET_ARG_ULONG(dw->offset),
+                               CLNET_ARG_INT(n0 > 0)};
             st = launch(ctx, func, "sum_slices", 7, sa, count);
         }
     }
@@ -690,19 +696,19 @@ static clnet_status forward(clnet_context *ctx, const char *func, const geom *g,
     size_t chw = (size_t)g->c * g->h * g->w, N = (size_t)g->n;
     int v = clnet__variant(ctx, "conv2d.forward", choose(ctx, g, crs));
     clnet_status st;
-    clnet__gemm_desc d = { .m = K,
-                           .n = P,
-                           .k = crs,
-                           .alpha = 1,
-                           .beta = 0,
-                           .a = clnet__mem(w),
-                           .a_off = w->offset,
-                           .lda = crs,
-                           .stride_a = 0,
-                           .ldb = P,
-                           .c = clnet__mem(y),
-                           .ldc = P,
-                           .stride_c = K * P };
+    clnet__gemm_desc d = {.m = K,
+                          .n = P,
+                          .k = crs,
+                          .alpha = 1,
+                          .beta = 0,
+                          .a = clnet__mem(w),
+                          .a_off = w->offset,
+                          .lda = crs,
+                          .stride_a = 0,
+                          .ldb = P,
+                          .c = clnet__mem(y),
+                          .ldc = P,
+                          .stride_c = K * P};
     if (v == VAR_DIRECT || v == VAR_WIDE)
         return forward_direct(ctx, func, g, x, w, b, y, v == VAR_WIDE && g->sh == 1 && g->sw == 1);
     if (v == VAR_GEMM1X1 && is_1x1(g)) {
@@ -740,20 +746,20 @@ static clnet_status backward_data(clnet_context *ctx, const char *func, const ge
     size_t chw = (size_t)g->c * g->h * g->w, N = (size_t)g->n;
     int v = clnet__variant(ctx, "conv2d.backward_data", choose(ctx, g, K * g->r * g->s));
     clnet_status st;
-    clnet__gemm_desc d = { .trans_a = 1,
-                           .m = crs,
-                           .n = P,
-                           .k = K,
-                           .alpha = 1,
-                           .beta = 0,
-                           .a = clnet__mem(w),
-                           .a_off = w->offset,
-                           .lda = crs,
-                           .stride_a = 0,
-                           .b = clnet__mem(dy),
-                           .ldb = P,
-                           .stride_b = K * P,
-                           .ldc = P };
+    clnet__gemm_desc d = {.trans_a = 1,
+                          .m = crs,
+                          .n = P,
+                          .k = K,
+                          .alpha = 1,
+                          .beta = 0,
+                          .a = clnet__mem(w),
+                          .a_off = w->offset,
+                          .lda = crs,
+                          .stride_a = 0,
+                          .b = clnet__mem(dy),
+                          .ldb = P,
+                          .stride_b = K * P,
+                          .ldc = P};
     if (v == VAR_DIRECT || v == VAR_WIDE)
         return backward_data_direct(ctx, func, g, w, dy, b, dx, v == VAR_WIDE);
     if (v == VAR_GEMM1X1 && is_1x1(g)) {
@@ -797,13 +803,13 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
     clnet_status st = CLNET_OK;
     if (v == VAR_DIRECT || v == VAR_WIDE)
         return backward_filter_direct(ctx, func, g, x, dy, dw);
-    clnet__gemm_desc d = { .trans_b = 1,
-                           .m = K,
-                           .n = crs,
-                           .alpha = 1,
-                           .c = clnet__mem(dw),
-                           .c_off = dw->offset,
-                           .ldc = crs };
+    clnet__gemm_desc d = {.trans_b = 1,
+                          .m = K,
+                          .n = crs,
+                          .alpha = 1,
+                          .c = clnet__mem(dw),
+                          .c_off = dw->offset,
+                          .ldc = crs};
     if (v == VAR_GEMM1X1 && is_1x1(g)) {
         d.k = d.lda = d.ldb = P;
         d.a = clnet__mem(dy);
@@ -983,9 +989,9 @@ CLNET_API clnet_status clnet_conv2d_backward_bias(const clnet_tensor *dy, clnet_
     cl_kernel k;
     if ((st = clnet__kernel(ctx, "conv", NULL, "bias_backward", &k)))
         return st;
-    clnet__arg a[7] = { CLNET_ARG_MEM(clnet__mem(dy)), CLNET_ARG_ULONG(dy->offset),
-                        CLNET_ARG_MEM(clnet__mem(db)), CLNET_ARG_ULONG(db->offset) };
-    const int v[] = { (int)dy->shape[0], (int)dy->shape[1], (int)(dy->shape[2] * dy->shape[3]) };
+    clnet__arg a[7] = {CLNET_ARG_MEM(clnet__mem(dy)), CLNET_ARG_ULONG(dy->offset),
+                       CLNET_ARG_MEM(clnet__mem(db)), CLNET_ARG_ULONG(db->offset)};
+    const int v[] = {(int)dy->shape[0], (int)dy->shape[1], (int)(dy->shape[2] * dy->shape[3])};
     /* One work-group per channel: the kernel's tree needs the profile's size. */
     size_t wg = clnet__context_profile(ctx)->wg_size, global = (size_t)dy->shape[1] * wg;
     return clnet__launch(ctx, k, func, add_ints(a, 4, v, 3), a, 1, &global, &wg);
