@@ -17,12 +17,12 @@
 #define WIDE_P 24
 
 /* Stores lanes [0, 8) of v: output pixels q .. q + 7 of the wide grid (q =
- * i*xsy + j), those with i < OH and j < OW, to out + i*ysi + j*ysj. */
-static void store8(__global float *out, float8 v, size_t q, int xsy, int OH, int OW, int ysi,
-                   int ysj)
+ * i*xsy + j), those with q >= qmin, i < OH and j < OW, to out + i*ysi + j*ysj. */
+static void store8(__global float *out, float8 v, size_t q, size_t qmin, int xsy, int OH, int OW,
+                   int ysi, int ysj)
 {
     int i = q / xsy, j = q % xsy;
-    if (ysj == 1 && i < OH && j + 8 <= OW) {
+    if (ysj == 1 && q >= qmin && i < OH && j + 8 <= OW) {
         vstore8(v, 0, out + (long)i * ysi + j);
         return;
     }
@@ -31,7 +31,7 @@ static void store8(__global float *out, float8 v, size_t q, int xsy, int OH, int
     for (int l = 0; l < 8; l++, j++) {
         if (j == xsy)
             j = 0, i++;
-        if (i < OH && j < OW)
+        if (q + l >= qmin && i < OH && j < OW)
             out[(long)i * ysi + (long)j * ysj] = r[l];
     }
 }
@@ -43,9 +43,10 @@ static void store8(__global float *out, float8 v, size_t q, int xsy, int OH, int
  * q = i*xsy + j, where the input of pixel q + 1 follows that of q whatever the
  * tap: one work-item per (n, WIDE_K output channels, 24 consecutive q),
  * three float8 input loads and WIDE_K broadcast weights per tap. Lanes with
- * j >= OW are computed and dropped; the last ones read up to 23 floats past
- * the end of the last input plane (the caller leaves that slack). R or S may
- * be 0 (no taps: the bias alone). */
+ * j >= OW are computed and dropped. The grid's last block is moved back to
+ * end at its last pixel (storing only the pixels the previous block left), so
+ * every read is one that a valid pixel makes: needs (OH-1)*xsy + OW >= 24.
+ * R or S may be 0 (no taps: the bias alone). */
 __kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc, int xsy,
                         __global const float *pk, ulong pko, int COP, __global const float *b,
                         ulong bo, int has_bias, __global float *y, ulong yo, ulong ysn, ulong yso,
@@ -57,7 +58,7 @@ __kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc,
     size_t oblocks = (CO + WIDE_K - 1) / WIDE_K;
     if (gid >= (size_t)N * oblocks * qblocks)
         return;
-    size_t q0 = (gid % qblocks) * WIDE_P;
+    size_t qmin = (gid % qblocks) * WIDE_P, q0 = min(qmin, Q - WIDE_P);
     size_t t = gid / qblocks;
     int o0 = (t % oblocks) * WIDE_K;
     size_t n = t / oblocks;
@@ -98,6 +99,6 @@ __kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc,
         __global float *oc = out + (size_t)(o0 + kk) * yso;
 #pragma unroll
         for (int c = 0; c < 3; c++)
-            store8(oc, acc[kk][c], q0 + 8 * c, xsy, OH, OW, ysi, ysj);
+            store8(oc, acc[kk][c], q0 + 8 * c, qmin, xsy, OH, OW, ysi, ysj);
     }
 }

@@ -22,9 +22,6 @@ enum {
                         gradient as VAR_DIRECT */
 };
 
-/* Floats conv_wide may read past the end of its input (cl/conv_wide.cl). */
-#define WIDE_SLACK 32
-
 /* The workspace an op asks for at most (before chunking the batch), unless a
  * single image needs more. "conv2d.chunk" forces the images per chunk. */
 #define WORKSPACE_BUDGET ((size_t)64 << 20)
@@ -302,7 +299,8 @@ static clnet_status pad_copy(clnet_context *ctx, const char *func, cl_mem in, si
 }
 
 /* One launch of conv_packed (cl/conv.cl states the formula), or with wide
- * set, of conv_wide (cl/conv_wide.cl; then sh = sw = 1 and x has slack). */
+ * set, of conv_wide (cl/conv_wide.cl) where it applies: sh = sw = 1 and at
+ * least 24 pixels on its grid. */
 typedef struct packed_launch {
     cl_mem x;
     size_t xo, xsn, xsc;
@@ -335,10 +333,11 @@ static clnet_status conv_packed(clnet_context *ctx, const char *func, const pack
                         CLNET_ARG_ULONG(L->yo),
                         CLNET_ARG_ULONG(L->ysn),
                         CLNET_ARG_ULONG(L->yso)};
-    if (L->wide) { /* 4 channels x 24 pixels of the grid of pitch xsy per work-item */
+    size_t q = (size_t)(L->oh - 1) * L->xsy + L->ow; /* conv_wide's grid */
+    if (L->wide && L->sh == 1 && L->sw == 1 && q >= 24) {
+        /* 4 channels x 24 pixels of the grid of pitch xsy per work-item */
         const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r,
                          L->s,   L->oh,  L->ow, L->dh, L->dw};
-        size_t q = (size_t)(L->oh - 1) * L->xsy + L->ow;
         return launch_in(ctx, func, "conv_wide", "conv_wide", add_ints(a, 15, v, 11), a,
                          (size_t)L->n * (size_t)((L->co + 3) / 4) * ((q + 23) / 24));
     }
@@ -398,15 +397,14 @@ static int padded_extent(const geom *g, int *hp, int *wp)
 }
 
 /* The input of conv_packed or conv_filter for images [n0, n0 + cnt): x
- * itself, or (always, with copy set) its padded copy at element `at` of the
- * workspace. */
+ * itself, or its padded copy at element `at` of the workspace. */
 static clnet_status direct_input(clnet_context *ctx, const char *func, const geom *g,
                                  const clnet_tensor *x, size_t n0, int cnt, cl_mem ws, size_t at,
-                                 int copy, packed_launch *L)
+                                 packed_launch *L)
 {
     int hp, wp;
     size_t chw = (size_t)g->c * g->h * g->w;
-    if (!padded_extent(g, &hp, &wp) && !copy) {
+    if (!padded_extent(g, &hp, &wp)) {
         *L = (packed_launch){.x = clnet__mem(x),
                              .xo = x->offset + n0 * chw,
                              .xsn = chw,
@@ -420,26 +418,25 @@ static clnet_status direct_input(clnet_context *ctx, const char *func, const geo
                     hp, wp, g->pt, g->pl);
 }
 
-/* y = conv(x, w) + b by conv_packed over (a padded copy of) x, or with wide
- * (stride 1 only) by conv_wide over a padded copy. */
+/* y = conv(x, w) + b by conv_packed, or with wide by conv_wide where it
+ * applies, over (a padded copy of) x. */
 static clnet_status forward_direct(clnet_context *ctx, const char *func, const geom *g,
                                    const clnet_tensor *x, const clnet_tensor *w,
                                    const clnet_tensor *b, const clnet_tensor *y, int wide)
 {
     int cop = round8(g->k), hp, wp;
     size_t pk_n = (size_t)g->c * g->r * g->s * cop, P = (size_t)g->oh * g->ow;
-    size_t per = padded_extent(g, &hp, &wp) || wide ? (size_t)g->c * hp * wp : 0;
+    size_t per = padded_extent(g, &hp, &wp) ? (size_t)g->c * hp * wp : 0;
     size_t nb = per ? chunk_images(ctx, per, (size_t)g->n) : (size_t)g->n;
     const int st[4] = {g->c * g->r * g->s, g->r * g->s, g->s, 1};
     cl_mem ws;
-    clnet_status st_ =
-        clnet__workspace(ctx, (pk_n + nb * per + (wide ? WIDE_SLACK : 0)) * sizeof(float), &ws);
+    clnet_status st_ = clnet__workspace(ctx, (pk_n + nb * per) * sizeof(float), &ws);
     if (st_ || (st_ = pack_weights(ctx, func, w, 0, st, g->c, g->k, cop, g->r, g->s, ws, 0)))
         return st_;
     for (size_t n0 = 0; n0 < (size_t)g->n && !st_; n0 += nb) {
         packed_launch L;
         int cnt = (int)min_sz(nb, (size_t)g->n - n0);
-        if ((st_ = direct_input(ctx, func, g, x, n0, cnt, ws, pk_n, wide, &L)))
+        if ((st_ = direct_input(ctx, func, g, x, n0, cnt, ws, pk_n, &L)))
             break;
         L.pk = ws, L.pko = 0, L.cop = cop, L.b = b;
         L.y = clnet__mem(y), L.yo = y->offset + n0 * g->k * P, L.ysn = g->k * P, L.yso = P;
@@ -570,7 +567,7 @@ static clnet_status backward_data_direct(clnet_context *ctx, const char *func, c
                        .dh = g->dh / gcd(g->sh, g->dh),
                        .dw = g->dw / gcd(g->sw, g->dw),
                        .wide = wide};
-    clnet_status st = clnet__workspace(ctx, (pk_n + nb * per + WIDE_SLACK) * sizeof(float), &L.x);
+    clnet_status st = clnet__workspace(ctx, (pk_n + nb * per) * sizeof(float), &L.x);
     L.pk = L.x;
     for (int a = 0; a < g->sh && a < g->h && !st; a++)
         for (int c = 0; c < g->sw && c < g->w && !st; c++)
@@ -634,7 +631,7 @@ static clnet_status backward_filter_direct(clnet_context *ctx, const char *func,
                            CLNET_ARG_INT(kp),
                            CLNET_ARG_INT(P)};
         if ((st = launch(ctx, func, "pack_dy", 8, pa, cnt * P)) ||
-            (st = direct_input(ctx, func, g, x, n0, cnt, ws, nb * P * kp, 0, &L)))
+            (st = direct_input(ctx, func, g, x, n0, cnt, ws, nb * P * kp, &L)))
             break;
         int split = slices > 1;
         clnet__arg a[24] = {CLNET_ARG_MEM(L.x),
@@ -710,7 +707,7 @@ static clnet_status forward(clnet_context *ctx, const char *func, const geom *g,
                           .ldc = P,
                           .stride_c = K * P};
     if (v == VAR_DIRECT || v == VAR_WIDE)
-        return forward_direct(ctx, func, g, x, w, b, y, v == VAR_WIDE && g->sh == 1 && g->sw == 1);
+        return forward_direct(ctx, func, g, x, w, b, y, v == VAR_WIDE);
     if (v == VAR_GEMM1X1 && is_1x1(g)) {
         d.b = clnet__mem(x);
         d.b_off = x->offset;
