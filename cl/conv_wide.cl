@@ -102,3 +102,106 @@ __kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc,
             store8(oc, acc[kk][c], q0 + 8 * c, qmin, xsy, OH, OW, ysi, ysj);
     }
 }
+
+/* Filter gradient, stride 1, pixels along the lanes, reading dy (N, K, OH,
+ * OW) as it is and x padded (every read in bounds, rows of pitch xsy):
+ *   dw[dwo + s*dws + k*CRS + e] = (accumulate ? dw[...] : 0) + sum over the rows
+ *     n*OH + i in [N*OH*s/slices, N*OH*(s+1)/slices) and j < OW of
+ *     dy[dyo + ((n*K + k)*OH + i)*OW + j] * x[xo + n*xsn + c*xsc + (i + u*dh)*xsy + j + v*dw]
+ * for e = (c*R + u)*S + v. One work-item per (slice, 4 filters, 3 taps): 12
+ * float8 accumulators over 8 consecutive pixels of a row (a row's last OW % 8
+ * pixels as its last 8 with the lanes done before set to 0 in both factors,
+ * or one by one in rows under 8 pixels), each added across its lanes in a
+ * fixed order at the end. */
+__kernel void conv_filter_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc, int xsy,
+                               __global const float *dy, ulong dyo, __global float *dwt, ulong dwo,
+                               ulong dws, int slices, int accumulate, int N, int K, int C, int R,
+                               int S, int OH, int OW, int dh, int dw)
+{
+    size_t gid = get_global_id(0);
+    int CRS = C * R * S, eblocks = (CRS + 2) / 3, kblocks = (K + 3) / 4;
+    if (gid >= (size_t)slices * kblocks * eblocks)
+        return;
+    int e0 = (gid % eblocks) * 3, k0 = ((gid / eblocks) % kblocks) * 4;
+    int sl = gid / ((size_t)eblocks * kblocks);
+    size_t rows = (size_t)N * OH, P = (size_t)OH * OW;
+    size_t row = rows * sl / slices, row1 = rows * (sl + 1) / slices;
+    long tap[3], kof[4];
+    float8 acc[4][3];
+#pragma unroll
+    for (int l = 0; l < 3; l++) {
+        int e = min(e0 + l, CRS - 1); /* taps past the end redo the last one */
+        int c = e / (R * S), u = (e / S) % R, v = e % S;
+        tap[l] = (long)c * xsc + (long)u * dh * xsy + (long)v * dw;
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        kof[kk] = (long)min(k0 + kk, K - 1) * P; /* filters past the end redo the last one */
+#pragma unroll
+        for (int l = 0; l < 3; l++)
+            acc[kk][l] = 0.0f;
+    }
+    int full = OW / 8 * 8, rem = OW - full;
+    int8 keep = (int8)(0, 1, 2, 3, 4, 5, 6, 7) >= (int8)(8 - rem); /* the tail's new lanes */
+    for (; row < row1; row++) {
+        size_t n = row / OH;
+        int i = row % OH;
+        __global const float *xi = x + xo + n * xsn + (long)i * xsy;
+        __global const float *gi = dy + dyo + n * K * P + (size_t)i * OW;
+        for (int j = 0; j < full; j += 8) {
+            float8 g[4], xv[3];
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                g[kk] = vload8(0, gi + kof[kk] + j);
+#pragma unroll
+            for (int l = 0; l < 3; l++)
+                xv[l] = vload8(0, xi + tap[l] + j);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int l = 0; l < 3; l++)
+                    acc[kk][l] = MAC(g[kk], xv[l], acc[kk][l]);
+        }
+        if (rem && full) { /* the row's last 8 pixels, the first 8 - rem of them 0 */
+            float8 g[4], xv[3];
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                g[kk] = select((float8)0.0f, vload8(0, gi + kof[kk] + OW - 8), keep);
+#pragma unroll
+            for (int l = 0; l < 3; l++)
+                xv[l] = select((float8)0.0f, vload8(0, xi + tap[l] + OW - 8), keep);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int l = 0; l < 3; l++)
+                    acc[kk][l] = MAC(g[kk], xv[l], acc[kk][l]);
+        } else if (rem) { /* a row under 8 pixels; the other lanes 0 in both factors */
+            float gb[4][8], xb[3][8];
+            for (int m = 0; m < 8; m++) {
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++)
+                    gb[kk][m] = m < rem ? gi[kof[kk] + full + m] : 0.0f;
+#pragma unroll
+                for (int l = 0; l < 3; l++)
+                    xb[l][m] = m < rem ? xi[tap[l] + full + m] : 0.0f;
+            }
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int l = 0; l < 3; l++)
+                    acc[kk][l] = MAC(vload8(0, gb[kk]), vload8(0, xb[l]), acc[kk][l]);
+        }
+    }
+    __global float *out = dwt + dwo + sl * dws;
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+        for (int l = 0; l < 3; l++) {
+            float8 a = acc[kk][l];
+            float4 h = a.lo + a.hi;
+            float r = (h.x + h.y) + (h.z + h.w);
+            size_t at = (size_t)(k0 + kk) * CRS + e0 + l;
+            if (k0 + kk < K && e0 + l < CRS)
+                out[at] = accumulate ? out[at] + r : r;
+        }
+}
