@@ -331,14 +331,14 @@ __kernel void conv_filter(__global const float *x, ulong xo, ulong xsn, ulong xs
 
 /* dw[dwo + i] = (accumulate ? dw[dwo + i] : 0) + the sum over s < slices of
  * part[po + s*count + i], added in the order s = 0, 1, ...; i < count. */
-__kernel void sum_slices(__global const float *part, ulong po, int slices, int count,
+__kernel void sum_slices(__global const float *part, ulong po, int slices, ulong count,
                          __global float *dwt, ulong dwo, int accumulate)
 {
     size_t i = get_global_id(0);
-    if (i >= (size_t)count)
+    if (i >= count)
         return;
     float acc = part[po + i];
     for (int s = 1; s < slices; s++)
-        acc += part[po + (size_t)s * count + i];
+        acc += part[po + s * count + i];
     dwt[dwo + i] = accumulate ? dwt[dwo + i] + acc : acc;
 }

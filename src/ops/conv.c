@@ -622,7 +622,8 @@ static clnet_status filter_chunk(clnet_context *ctx, const char *func, const fil
                                  const packed_launch *L, int cnt, const clnet_tensor *dw, int acc)
 {
     const geom *g = F->g;
-    int split = F->slices > 1, count = g->k * g->c * g->r * g->s;
+    int split = F->slices > 1;
+    size_t count = (size_t)g->k * g->c * g->r * g->s;
     clnet__arg a[24] = {CLNET_ARG_MEM(L->x), CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn),
                         CLNET_ARG_ULONG(L->xsc), CLNET_ARG_INT(L->xsy)};
     int n = 5;
@@ -636,7 +637,7 @@ static clnet_status filter_chunk(clnet_context *ctx, const char *func, const fil
     }
     a[n++] = CLNET_ARG_MEM(split ? F->ws : clnet__mem(dw));
     a[n++] = CLNET_ARG_ULONG(split ? F->part : dw->offset);
-    a[n++] = CLNET_ARG_ULONG((size_t)count);
+    a[n++] = CLNET_ARG_ULONG(count);
     a[n++] = CLNET_ARG_INT(F->slices);
     const int v[] = {!split && acc, cnt,   g->k,  g->c,  g->r,  g->s,
                      g->oh,         g->ow, g->sh, g->sw, g->dh, g->dw};
@@ -652,9 +653,9 @@ static clnet_status filter_chunk(clnet_context *ctx, const char *func, const fil
         return st;
     clnet__arg sa[] = {
         CLNET_ARG_MEM(F->ws), CLNET_ARG_ULONG(F->part),      CLNET_ARG_INT(F->slices),
-        CLNET_ARG_INT(count), CLNET_ARG_MEM(clnet__mem(dw)), CLNET_ARG_ULONG(dw->offset),
+        CLNET_ARG_ULONG(count), CLNET_ARG_MEM(clnet__mem(dw)), CLNET_ARG_ULONG(dw->offset),
         CLNET_ARG_INT(acc)};
-    return launch(ctx, func, "sum_slices", 7, sa, (size_t)count);
+    return launch(ctx, func, "sum_slices", 7, sa, count);
 }
 
 /* dw by conv_filter over dy packed pixel-major, or with wide (stride 1
