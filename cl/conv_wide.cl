@@ -17,11 +17,11 @@
 #define WIDE_P 24
 
 /* Stores lanes [0, 8) of v: output pixels q .. q + 7 of the wide grid (q =
- * i*xsy + j), those with q >= qmin, i < OH and j < OW, to out + i*ysi + j*ysj. */
-static void store8(__global float *out, float8 v, size_t q, size_t qmin, int xsy, int OH, int OW,
-                   int ysi, int ysj)
+ * i*xsy + j, j < xsy), those with q >= qmin, i < OH and j < OW, to
+ * out + i*ysi + j*ysj. */
+static void store8(__global float *out, float8 v, size_t q, int i, int j, size_t qmin, int xsy,
+                   int OH, int OW, int ysi, int ysj)
 {
-    int i = q / xsy, j = q % xsy;
     if (ysj == 1 && q >= qmin && i < OH && j + 8 <= OW) {
         vstore8(v, 0, out + (long)i * ysi + j);
         return;
@@ -92,6 +92,14 @@ __kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc,
         }
     }
     __global float *out = y + yo + n * ysn;
+    int ic[3], jc[3]; /* the row and column of pixel q0 + 8c, one division in all */
+    ic[0] = q0 / xsy, jc[0] = q0 % xsy;
+#pragma unroll
+    for (int c = 1; c < 3; c++) {
+        ic[c] = ic[c - 1], jc[c] = jc[c - 1] + 8;
+        while (jc[c] >= xsy)
+            jc[c] -= xsy, ic[c]++;
+    }
 #pragma unroll
     for (int kk = 0; kk < WIDE_K; kk++) {
         if (o0 + kk >= CO)
@@ -99,7 +107,7 @@ __kernel void conv_wide(__global const float *x, ulong xo, ulong xsn, ulong xsc,
         __global float *oc = out + (size_t)(o0 + kk) * yso;
 #pragma unroll
         for (int c = 0; c < 3; c++)
-            store8(oc, acc[kk][c], q0 + 8 * c, qmin, xsy, OH, OW, ysi, ysj);
+            store8(oc, acc[kk][c], q0 + 8 * c, ic[c], jc[c], qmin, xsy, OH, OW, ysi, ysj);
     }
 }
 
