@@ -254,34 +254,48 @@ __kernel void conv_packed(__global const float *x, ulong xo, ulong xsn, ulong xs
 }
 
 /* dy (N, K, P) to pixel-major with K padded: out[(n*P + p)*KP + k] = dy[n, k, p]
- * for k < K, 0 for K <= k < KP. One work-item per output element. */
+ * for k < K, 0 for K <= k < KP (KP a multiple of 8). One work-item per pixel
+ * (n, p): neighbouring work-items read neighbouring pixels of each channel. */
 __kernel void pack_dy(__global const float *dy, ulong dyo, __global float *out, ulong oo, int N,
                       int K, int KP, int P)
 {
     size_t gid = get_global_id(0);
-    if (gid >= (size_t)N * P * KP)
+    if (gid >= (size_t)N * P)
         return;
-    int k = gid % KP;
-    size_t np = gid / KP;
-    size_t n = np / P, p = np % P;
-    out[oo + gid] = k < K ? dy[dyo + (n * K + k) * (size_t)P + p] : 0.0f;
+    size_t n = gid / P, p = gid % P;
+    __global const float *in = dy + dyo + n * K * (size_t)P + p;
+    __global float *o = out + oo + gid * KP;
+    for (int k0 = 0; k0 < KP; k0 += 8) {
+        float v[8];
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+            v[kk] = k0 + kk < K ? in[(size_t)(k0 + kk) * P] : 0.0f;
+        vstore8(vload8(0, v), 0, o + k0);
+    }
 }
 
-/* Filter gradient over a padded input (every read in bounds), dw (K, C, R, S):
- *   dw[dwo + k*CRS + e] = (accumulate ? dw[...] : 0) + sum over n < N, i < OH, j < OW of
- *     dyp[dyo + ((n*OH + i)*OW + j)*KP + k] * x[xo + n*xsn + c*xsc + (i*sh + u*dh)*xsy + j*sw +
- * v*dw] for e = (c*R + u)*S + v. One work-item per (8 filters k, 8 taps e): eight float8
- * accumulators over k, in the fixed order n, i, j. */
+/* Filter gradient over a padded input (every read in bounds), dw (K, C, R, S),
+ * its reduction over the N*OH output rows split into `slices` parts:
+ *   dw[dwo + s*dws + k*CRS + e] = (accumulate ? dw[...] : 0) + sum over the
+ *     rows n*OH + i in [N*OH*s/slices, N*OH*(s+1)/slices) and j < OW of
+ *     dyp[dyo + q*KP + k] * x[xo + n*xsn + c*xsc + (i*sh + u*dh)*xsy + j*sw + v*dw]
+ * for e = (c*R + u)*S + v and slice s < slices (src/ops/conv.c adds the
+ * slices in a fixed order). One work-item per (slice, 8 filters k, 8 taps e):
+ * eight float8 accumulators over k, in the fixed order n, i, j. */
 __kernel void conv_filter(__global const float *x, ulong xo, ulong xsn, ulong xsc, int xsy,
                           __global const float *dyp, ulong dyo, int KP, __global float *dwt,
-                          ulong dwo, int accumulate, int N, int K, int C, int R, int S, int OH,
-                          int OW, int sh, int sw, int dh, int dw)
+                          ulong dwo, ulong dws, int slices, int accumulate, int N, int K, int C,
+                          int R, int S, int OH, int OW, int sh, int sw, int dh, int dw)
 {
     size_t gid = get_global_id(0);
-    int CRS = C * R * S, eblocks = (CRS + 7) / 8;
-    if (gid >= (size_t)(KP / 8) * eblocks)
+    int CRS = C * R * S, eblocks = (CRS + 7) / 8, kblocks = KP / 8;
+    if (gid >= (size_t)slices * kblocks * eblocks)
         return;
-    int e0 = (gid % eblocks) * 8, k0 = (gid / eblocks) * 8;
+    int e0 = (gid % eblocks) * 8, k0 = ((gid / eblocks) % kblocks) * 8;
+    int sl = gid / ((size_t)eblocks * kblocks);
+    size_t rows =
+        (size_t)N * OH; /* the slice's output rows: [rows*sl/slices, rows*(sl+1)/slices) */
+    size_t row = rows * sl / slices, row1 = rows * (sl + 1) / slices;
     long tap[8];
     float8 acc[8];
 #pragma unroll
@@ -291,28 +305,40 @@ __kernel void conv_filter(__global const float *x, ulong xo, ulong xsn, ulong xs
         tap[l] = (long)c * xsc + (long)u * dh * xsy + (long)v * dw;
         acc[l] = 0.0f;
     }
-    __global const float *g = dyp + dyo + k0;
-    for (int n = 0; n < N; n++) {
-        __global const float *xn = x + xo + n * xsn;
-        for (int i = 0; i < OH; i++) {
-            __global const float *xi = xn + (long)i * sh * xsy;
-            for (int j = 0; j < OW; j++, g += KP) {
-                float8 gv = vload8(0, g);
-                __global const float *xj = xi + (long)j * sw;
+    __global const float *g = dyp + dyo + row * OW * KP + k0;
+    for (; row < row1; row++) {
+        __global const float *xi = x + xo + (row / OH) * xsn + (long)(row % OH) * sh * xsy;
+        for (int j = 0; j < OW; j++, g += KP) {
+            float8 gv = vload8(0, g);
+            __global const float *xj = xi + (long)j * sw;
 #pragma unroll
-                for (int l = 0; l < 8; l++)
-                    acc[l] = MAC((float8)xj[tap[l]], gv, acc[l]);
-            }
+            for (int l = 0; l < 8; l++)
+                acc[l] = MAC((float8)xj[tap[l]], gv, acc[l]);
         }
     }
+    __global float *out = dwt + dwo + sl * dws;
 #pragma unroll
     for (int l = 0; l < 8; l++) {
         float r[8];
         vstore8(acc[l], 0, r);
         for (int kk = 0; kk < 8; kk++) {
-            size_t at = dwo + (size_t)(k0 + kk) * CRS + e0 + l;
+            size_t at = (size_t)(k0 + kk) * CRS + e0 + l;
             if (e0 + l < CRS && k0 + kk < K)
-                dwt[at] = accumulate ? dwt[at] + r[kk] : r[kk];
+                out[at] = accumulate ? out[at] + r[kk] : r[kk];
         }
     }
+}
+
+/* dw[dwo + i] = (accumulate ? dw[dwo + i] : 0) + the sum over s < slices of
+ * part[po + s*count + i], added in the order s = 0, 1, ...; i < count. */
+__kernel void sum_slices(__global const float *part, ulong po, int slices, ulong count,
+                         __global float *dwt, ulong dwo, int accumulate)
+{
+    size_t i = get_global_id(0);
+    if (i >= count)
+        return;
+    float acc = part[po + i];
+    for (int s = 1; s < slices; s++)
+        acc += part[po + s * count + i];
+    dwt[dwo + i] = accumulate ? dwt[dwo + i] + acc : acc;
 }

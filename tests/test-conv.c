@@ -27,7 +27,7 @@
 #define REL_ERROR_MAX 1e-5
 
 /* The implementations src/ops/conv.c chooses among ("conv2d.<direction>"). */
-enum { VAR_IM2COL = 0, VAR_GEMM1X1 = 1, VAR_DIRECT = 2 };
+enum { VAR_IM2COL = 0, VAR_GEMM1X1 = 1, VAR_DIRECT = 2, VAR_WIDE = 3 };
 
 /* One convolution; a transposed case is described by the convolution it
  * transposes (h, w are then the transposed convolution's output size). */
@@ -248,7 +248,9 @@ static clnet_status device_call(const problem *pb, direction d, clnet_tensor *ou
 }
 
 /* The variants that apply to the case in direction d (a forced variant that
- * does not apply falls back to im2col, which is tested anyway). */
+ * does not apply falls back to im2col, which is tested anyway; VAR_WIDE falls
+ * back to VAR_DIRECT where the forward has a stride and for the filter
+ * gradient, so the matrix runs it on every shape). */
 static int variants_of(const problem *pb, direction d, int *out)
 {
     const ref_conv2d *rp = &pb->rp;
@@ -261,6 +263,7 @@ static int variants_of(const problem *pb, direction d, int *out)
     if (one)
         out[n++] = VAR_GEMM1X1;
     out[n++] = VAR_DIRECT;
+    out[n++] = VAR_WIDE;
     return n;
 }
 
@@ -458,16 +461,26 @@ START_TEST(long_grid_matches_reference)
 END_TEST
 
 /* Batches split into chunks of images (as when the workspace is short):
- * chunks of 1 and 2 images over a batch of 3, for every direction. */
+ * chunks of 1 and 2 images over a batch of 3, for every direction, with the
+ * direct filter gradient's reduction whole (1 slice) and split in 3 slices
+ * and in more slices than a chunk has rows (clamped): partial sums added
+ * into the chunks' accumulated gradient. */
 START_TEST(chunked_batches_match_reference)
 {
     clnet_context *ctx = test_context();
     const conv_case cc = {"chunks", 3, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0, 1, 1, 1, 2, 0, 1};
-    for (int chunk = 1; chunk <= 2; chunk++) {
-        CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", chunk));
-        run_case(ctx, &cc, 77 + (uint64_t)chunk);
-    }
+    /* Stride 1, so that the forward runs conv_wide on each chunk's copy. */
+    const conv_case c1 = {"chunks stride 1", 3, 2, 7, 9, 5, 3, 2, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1};
+    static const int slices[] = {1, 3, 1000};
+    for (int chunk = 1; chunk <= 2; chunk++)
+        for (int sl = 0; sl < 3; sl++) {
+            CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", chunk));
+            CK_OK(ctx, clnet__force_variant(ctx, "conv2d.filter_slices", slices[sl]));
+            run_case(ctx, &cc, 77 + (uint64_t)(chunk * 3 + sl));
+            run_case(ctx, &c1, 177 + (uint64_t)(chunk * 3 + sl));
+        }
     CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", -1));
+    CK_OK(ctx, clnet__force_variant(ctx, "conv2d.filter_slices", -1));
     clnet_context_destroy(ctx);
 }
 END_TEST

@@ -1,7 +1,9 @@
-/* clnet — 2-D convolution, NCHW float32 (cl/conv.cl): argument checks, the
- * im2col + GEMM, 1x1-GEMM and direct implementations of each direction, and
- * the transposed convolution, which reuses them with the roles swapped. */
+/* clnet — 2-D convolution, NCHW float32 (cl/conv.cl, cl/conv_wide.cl):
+ * argument checks, the im2col + GEMM, 1x1-GEMM and direct implementations of
+ * each direction, and the transposed convolution, which reuses them with the
+ * roles swapped. */
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -15,7 +17,12 @@
 enum {
     VAR_IM2COL = 0,  /* im2col (or col2im) + GEMM: any shape */
     VAR_GEMM1X1 = 1, /* 1x1 kernel, stride 1, no padding: the GEMM alone */
-    VAR_DIRECT = 2   /* direct kernels on packed weights: any shape */
+    VAR_DIRECT = 2,  /* direct kernels on packed weights: any shape */
+    VAR_WIDE = 3     /* direct kernels with the pixels along the lanes
+                        (cl/conv_wide.cl): conv_wide for the forward (stride
+                        1; else conv_packed) and the data gradient (its
+                        phases are stride 1), conv_filter_wide for the
+                        filter gradient (stride 1; else conv_filter) */
 };
 
 /* The workspace an op asks for at most (before chunking the batch), unless a
@@ -181,13 +188,20 @@ static clnet_context *ctx_of(const clnet_tensor *a, const clnet_tensor *b, const
 
 /* ---- Kernel launches ---------------------------------------------------- */
 
+/* Launches kernel `name` of cl/<program>.cl over `items` work-items. */
+static clnet_status launch_in(clnet_context *ctx, const char *func, const char *program,
+                              const char *name, int nargs, const clnet__arg *a, size_t items)
+{
+    cl_kernel k;
+    clnet_status st = clnet__kernel(ctx, program, NULL, name, &k);
+    return st ? st : clnet__launch1d(ctx, k, func, nargs, a, items);
+}
+
 /* Launches kernel `name` of cl/conv.cl over `items` work-items. */
 static clnet_status launch(clnet_context *ctx, const char *func, const char *name, int nargs,
                            const clnet__arg *a, size_t items)
 {
-    cl_kernel k;
-    clnet_status st = clnet__kernel(ctx, "conv", NULL, name, &k);
-    return st ? st : clnet__launch1d(ctx, k, func, nargs, a, items);
+    return launch_in(ctx, func, "conv", name, nargs, a, items);
 }
 
 /* Appends int arguments; returns the new count. */
@@ -287,7 +301,9 @@ static clnet_status pad_copy(clnet_context *ctx, const char *func, cl_mem in, si
     return launch(ctx, func, "pad_copy", add_ints(a, 7, v, 5), a, (size_t)nb * c * hp);
 }
 
-/* One launch of conv_packed (cl/conv.cl states the formula). */
+/* One launch of conv_packed (cl/conv.cl states the formula), or with wide
+ * set, of conv_wide (cl/conv_wide.cl) where it applies: sh = sw = 1 and at
+ * least 24 pixels on its grid. */
 typedef struct packed_launch {
     cl_mem x;
     size_t xo, xsn, xsc;
@@ -300,6 +316,7 @@ typedef struct packed_launch {
     size_t yo, ysn, yso;
     int ysi, ysj;
     int n, ci, co, r, s, oh, ow, sh, sw, dh, dw;
+    int wide;
 } packed_launch;
 
 static clnet_status conv_packed(clnet_context *ctx, const char *func, const packed_launch *L)
@@ -319,6 +336,14 @@ static clnet_status conv_packed(clnet_context *ctx, const char *func, const pack
                         CLNET_ARG_ULONG(L->yo),
                         CLNET_ARG_ULONG(L->ysn),
                         CLNET_ARG_ULONG(L->yso)};
+    size_t q = (size_t)(L->oh - 1) * L->xsy + L->ow; /* conv_wide's grid */
+    if (L->wide && L->sh == 1 && L->sw == 1 && q >= 24) {
+        /* 4 channels x 24 pixels of the grid of pitch xsy per work-item */
+        const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r,
+                         L->s,   L->oh,  L->ow, L->dh, L->dw};
+        return launch_in(ctx, func, "conv_wide", "conv_wide", add_ints(a, 15, v, 11), a,
+                         (size_t)L->n * (size_t)((L->co + 3) / 4) * ((q + 23) / 24));
+    }
     const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r, L->s,
                      L->oh,  L->ow,  L->sh, L->sw, L->dh, L->dw};
     size_t pblocks = ((size_t)L->oh * L->ow + 7) / 8;
@@ -396,10 +421,11 @@ static clnet_status direct_input(clnet_context *ctx, const char *func, const geo
                     hp, wp, g->pt, g->pl);
 }
 
-/* y = conv(x, w) + b by conv_packed over (a padded copy of) x. */
+/* y = conv(x, w) + b by conv_packed, or with wide by conv_wide where it
+ * applies, over (a padded copy of) x. */
 static clnet_status forward_direct(clnet_context *ctx, const char *func, const geom *g,
                                    const clnet_tensor *x, const clnet_tensor *w,
-                                   const clnet_tensor *b, const clnet_tensor *y)
+                                   const clnet_tensor *b, const clnet_tensor *y, int wide)
 {
     int cop = round8(g->k), hp, wp;
     size_t pk_n = (size_t)g->c * g->r * g->s * cop, P = (size_t)g->oh * g->ow;
@@ -419,7 +445,7 @@ static clnet_status forward_direct(clnet_context *ctx, const char *func, const g
         L.y = clnet__mem(y), L.yo = y->offset + n0 * g->k * P, L.ysn = g->k * P, L.yso = P;
         L.ysi = g->ow, L.ysj = 1;
         L.n = cnt, L.ci = g->c, L.co = g->k, L.r = g->r, L.s = g->s, L.oh = g->oh, L.ow = g->ow;
-        L.sh = g->sh, L.sw = g->sw, L.dh = g->dh, L.dw = g->dw;
+        L.sh = g->sh, L.sw = g->sw, L.dh = g->dh, L.dw = g->dw, L.wide = wide;
         st_ = conv_packed(ctx, func, &L);
     }
     return st_;
@@ -514,10 +540,11 @@ static clnet_status data_phase(clnet_context *ctx, const char *func, const geom 
 
 /* dx (+ b) by phases: along a stride-s axis the inputs congruent mod s form s
  * phases, each a stride-1 convolution of dy (a padded copy) with the flipped
- * taps that reach it, so no multiply touches a zero inserted by the stride. */
+ * taps that reach it, so no multiply touches a zero inserted by the stride.
+ * The phases run conv_packed, or with wide, conv_wide. */
 static clnet_status backward_data_direct(clnet_context *ctx, const char *func, const geom *g,
                                          const clnet_tensor *w, const clnet_tensor *dy,
-                                         const clnet_tensor *b, const clnet_tensor *dx)
+                                         const clnet_tensor *b, const clnet_tensor *dx, int wide)
 {
     dy_copy cp;
     phase_extent(g->h, g->r, g->sh, g->pt, g->dh, &cp.top, &cp.hp);
@@ -541,7 +568,8 @@ static clnet_status backward_data_direct(clnet_context *ctx, const char *func, c
                        .sh = 1,
                        .sw = 1,
                        .dh = g->dh / gcd(g->sh, g->dh),
-                       .dw = g->dw / gcd(g->sw, g->dw)};
+                       .dw = g->dw / gcd(g->sw, g->dw),
+                       .wide = wide};
     clnet_status st = clnet__workspace(ctx, (pk_n + nb * per) * sizeof(float), &L.x);
     L.pk = L.x;
     for (int a = 0; a < g->sh && a < g->h && !st; a++)
@@ -560,50 +588,135 @@ static clnet_status backward_data_direct(clnet_context *ctx, const char *func, c
     return st;
 }
 
-/* dw by conv_filter over dy packed pixel-major and (a padded copy of) x. */
+/* The slices conv_filter splits its reduction of q pixels into: enough
+ * work-items for 8 work-groups per compute unit (one work-group runs on one
+ * CPU thread; conv1's filter gradient alone is only 8 work-items), each
+ * slice still at least 64 pixels long; at most one slice per output row.
+ * "conv2d.filter_slices" forces it. */
+static int filter_slices(const clnet_context *ctx, size_t items, size_t rows, size_t q)
+{
+    const clnet__profile *prof = clnet__context_profile(ctx);
+    size_t want = 8 * prof->wg_size * (prof->info.compute_units ? prof->info.compute_units : 1);
+    size_t sl = (want + items - 1) / items, most = q / 64 < rows ? q / 64 : rows;
+    if (sl > most)
+        sl = most;
+    if (sl > 256)
+        sl = 256;
+    int forced = clnet__variant(ctx, "conv2d.filter_slices", sl < 1 ? 1 : (int)sl);
+    return forced < 1 ? 1 : (size_t)forced > rows ? (int)rows : forced;
+}
+
+/* The kernel launches of the direct filter gradient for one chunk of cnt
+ * images: conv_filter over dy packed pixel-major at element 0 of ws, or with
+ * wide, conv_filter_wide over dy itself (at dyo); both over the input L.
+ * Split into slices, it writes partial sums at element part of ws, then
+ * sum_slices adds them into dw. acc: add to dw (chunks after the first). */
+typedef struct filter_launch {
+    const geom *g;
+    cl_mem ws, dy;
+    size_t dyo, part, items;
+    int slices, kp, wide;
+} filter_launch;
+
+static clnet_status filter_chunk(clnet_context *ctx, const char *func, const filter_launch *F,
+                                 const packed_launch *L, int cnt, const clnet_tensor *dw, int acc)
+{
+    const geom *g = F->g;
+    int split = F->slices > 1;
+    size_t count = (size_t)g->k * g->c * g->r * g->s;
+    clnet__arg a[24] = {CLNET_ARG_MEM(L->x), CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn),
+                        CLNET_ARG_ULONG(L->xsc), CLNET_ARG_INT(L->xsy)};
+    int n = 5;
+    if (F->wide) {
+        a[n++] = CLNET_ARG_MEM(F->dy);
+        a[n++] = CLNET_ARG_ULONG(F->dyo);
+    } else {
+        a[n++] = CLNET_ARG_MEM(F->ws);
+        a[n++] = CLNET_ARG_ULONG(0);
+        a[n++] = CLNET_ARG_INT(F->kp);
+    }
+    a[n++] = CLNET_ARG_MEM(split ? F->ws : clnet__mem(dw));
+    a[n++] = CLNET_ARG_ULONG(split ? F->part : dw->offset);
+    a[n++] = CLNET_ARG_ULONG(count);
+    a[n++] = CLNET_ARG_INT(F->slices);
+    const int v[] = {!split && acc, cnt,   g->k,  g->c,  g->r,  g->s,
+                     g->oh,         g->ow, g->sh, g->sw, g->dh, g->dw};
+    clnet_status st;
+    if (F->wide) { /* no strides: v without sh, sw */
+        const int vw[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[10], v[11]};
+        st = launch_in(ctx, func, "conv_wide", "conv_filter_wide", add_ints(a, n, vw, 10), a,
+                       F->slices * F->items);
+    } else {
+        st = launch(ctx, func, "conv_filter", add_ints(a, n, v, 12), a, F->slices * F->items);
+    }
+    if (st || !split)
+        return st;
+    clnet__arg sa[] = {
+        CLNET_ARG_MEM(F->ws), CLNET_ARG_ULONG(F->part),      CLNET_ARG_INT(F->slices),
+        CLNET_ARG_ULONG(count), CLNET_ARG_MEM(clnet__mem(dw)), CLNET_ARG_ULONG(dw->offset),
+        CLNET_ARG_INT(acc)};
+    return launch(ctx, func, "sum_slices", 7, sa, count);
+}
+
+/* dw by conv_filter over dy packed pixel-major, or with wide (stride 1
+ * only) by conv_filter_wide over dy itself, and (a padded copy of) x. */
 static clnet_status backward_filter_direct(clnet_context *ctx, const char *func, const geom *g,
                                            const clnet_tensor *x, const clnet_tensor *dy,
-                                           const clnet_tensor *dw)
+                                           const clnet_tensor *dw, int wide)
 {
-    int kp = round8(g->k), hp, wp;
+    int hp, wp;
     size_t P = (size_t)g->oh * g->ow, crs = (size_t)g->c * g->r * g->s;
+    filter_launch F = {.g = g, .dy = clnet__mem(dy), .kp = round8(g->k)};
+    F.wide = wide && g->sh == 1 && g->sw == 1;
+    size_t dyper = F.wide ? 0 : P * F.kp; /* the packed dy, first in ws */
     size_t xper = padded_extent(g, &hp, &wp) ? (size_t)g->c * hp * wp : 0;
-    size_t nb = chunk_images(ctx, P * kp + xper, (size_t)g->n);
-    cl_mem ws;
-    clnet_status st = clnet__workspace(ctx, nb * (P * kp + xper) * sizeof(float), &ws);
+    size_t nb = chunk_images(ctx, dyper + xper, (size_t)g->n);
+    F.items =
+        F.wide ? (size_t)((g->k + 3) / 4) * ((crs + 2) / 3) : (size_t)(F.kp / 8) * ((crs + 7) / 8);
+    F.slices = filter_slices(ctx, F.items, nb * g->oh, nb * P);
+    F.part = nb * (dyper + xper); /* the partial sums after dy and x */
+    size_t count = (size_t)g->k * crs;
+    clnet_status st = clnet__workspace(
+        ctx, (F.part + (F.slices > 1 ? F.slices * count : 0)) * sizeof(float), &F.ws);
     for (size_t n0 = 0; n0 < (size_t)g->n && !st; n0 += nb) {
         int cnt = (int)min_sz(nb, (size_t)g->n - n0);
         packed_launch L;
-        clnet__arg pa[] = {CLNET_ARG_MEM(clnet__mem(dy)),
-                           CLNET_ARG_ULONG(dy->offset + n0 * g->k * P),
-                           CLNET_ARG_MEM(ws),
-                           CLNET_ARG_ULONG(0),
-                           CLNET_ARG_INT(cnt),
-                           CLNET_ARG_INT(g->k),
-                           CLNET_ARG_INT(kp),
-                           CLNET_ARG_INT(P)};
-        if ((st = launch(ctx, func, "pack_dy", 8, pa, cnt * P * kp)) ||
-            (st = direct_input(ctx, func, g, x, n0, cnt, ws, nb * P * kp, &L)))
+        F.dyo = dy->offset + n0 * g->k * P;
+        clnet__arg pa[] = {CLNET_ARG_MEM(F.dy), CLNET_ARG_ULONG(F.dyo), CLNET_ARG_MEM(F.ws),
+                           CLNET_ARG_ULONG(0),  CLNET_ARG_INT(cnt),     CLNET_ARG_INT(g->k),
+                           CLNET_ARG_INT(F.kp), CLNET_ARG_INT(P)};
+        if ((!F.wide && (st = launch(ctx, func, "pack_dy", 8, pa, cnt * P))) ||
+            (st = direct_input(ctx, func, g, x, n0, cnt, F.ws, nb * dyper, &L)) ||
+            (st = filter_chunk(ctx, func, &F, &L, cnt, dw, n0 > 0)))
             break;
-        clnet__arg a[22] = {
-            CLNET_ARG_MEM(L.x),         CLNET_ARG_ULONG(L.xo), CLNET_ARG_ULONG(L.xsn),
-            CLNET_ARG_ULONG(L.xsc),     CLNET_ARG_INT(L.xsy),  CLNET_ARG_MEM(ws),
-            CLNET_ARG_ULONG(0),         CLNET_ARG_INT(kp),     CLNET_ARG_MEM(clnet__mem(dw)),
-            CLNET_ARG_ULONG(dw->offset)};
-        const int v[] = {n0 > 0, cnt,   g->k,  g->c,  g->r,  g->s,
-                         g->oh,  g->ow, g->sh, g->sw, g->dh, g->dw};
-        st = launch(ctx, func, "conv_filter", add_ints(a, 10, v, 12), a,
-                    (size_t)(kp / 8) * ((crs + 7) / 8));
     }
     return st;
 }
 
-/* The implementation for a reduction of `reduction` terms per output. */
+/* The implementation for a reduction of `reduction` terms per output. On
+ * CPUs conv_wide beat conv_packed 1.3-2x on every stride-1 shape measured
+ * (docs/ops.md); strided data gradients (conv_wide's stores are then
+ * scalar) keep conv_packed, unmeasured. */
 static int choose(const clnet_context *ctx, const geom *g, size_t reduction)
 {
     if (clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU)
-        return VAR_DIRECT;
+        return g->sh == 1 && g->sw == 1 ? VAR_WIDE : VAR_DIRECT;
     return is_1x1(g) ? VAR_GEMM1X1 : reduction <= DIRECT_MAX_REDUCTION ? VAR_DIRECT : VAR_IM2COL;
+}
+
+/* The filter gradient's implementation. On CPUs, for stride 1, the one whose
+ * lanes do more useful work: conv_filter_wide fills OW of each row's
+ * ceil(OW/8)*8 lanes, conv_filter K*CRS of round8(K)*round8(CRS) (measured:
+ * conv1 81% vs 56%, wide 2.5-4x faster; conv2 69% vs 100%, wide 1.6x
+ * slower; 56x56 both 100%, wide 1.3x faster). */
+static int choose_filter(const clnet_context *ctx, const geom *g)
+{
+    if (clnet__context_profile(ctx)->info.type != CLNET_DEVICE_CPU)
+        return choose(ctx, g, SIZE_MAX);
+    double crs = (double)g->c * g->r * g->s;
+    double wide = g->ow / (8 * ceil(g->ow / 8.0));
+    double packed = g->k * crs / (8 * ceil(g->k / 8.0) * 8 * ceil(crs / 8));
+    return g->sh == 1 && g->sw == 1 && wide >= packed ? VAR_WIDE : VAR_DIRECT;
 }
 
 /* y = conv(x, w) + b for a checked, non-empty geometry. */
@@ -628,8 +741,8 @@ static clnet_status forward(clnet_context *ctx, const char *func, const geom *g,
                           .c = clnet__mem(y),
                           .ldc = P,
                           .stride_c = K * P};
-    if (v == VAR_DIRECT)
-        return forward_direct(ctx, func, g, x, w, b, y);
+    if (v == VAR_DIRECT || v == VAR_WIDE)
+        return forward_direct(ctx, func, g, x, w, b, y, v == VAR_WIDE);
     if (v == VAR_GEMM1X1 && is_1x1(g)) {
         d.b = clnet__mem(x);
         d.b_off = x->offset;
@@ -679,8 +792,8 @@ static clnet_status backward_data(clnet_context *ctx, const char *func, const ge
                           .ldb = P,
                           .stride_b = K * P,
                           .ldc = P};
-    if (v == VAR_DIRECT)
-        return backward_data_direct(ctx, func, g, w, dy, b, dx);
+    if (v == VAR_DIRECT || v == VAR_WIDE)
+        return backward_data_direct(ctx, func, g, w, dy, b, dx, v == VAR_WIDE);
     if (v == VAR_GEMM1X1 && is_1x1(g)) {
         d.b_off = dy->offset;
         d.c = clnet__mem(dx);
@@ -718,10 +831,10 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
 {
     size_t crs = (size_t)g->c * g->r * g->s, P = (size_t)g->oh * g->ow, K = (size_t)g->k;
     size_t chw = (size_t)g->c * g->h * g->w, N = (size_t)g->n;
-    int v = clnet__variant(ctx, "conv2d.backward_filter", choose(ctx, g, SIZE_MAX));
+    int v = clnet__variant(ctx, "conv2d.backward_filter", choose_filter(ctx, g));
     clnet_status st = CLNET_OK;
-    if (v == VAR_DIRECT)
-        return backward_filter_direct(ctx, func, g, x, dy, dw);
+    if (v == VAR_DIRECT || v == VAR_WIDE)
+        return backward_filter_direct(ctx, func, g, x, dy, dw, v == VAR_WIDE);
     clnet__gemm_desc d = {.trans_b = 1,
                           .m = K,
                           .n = crs,
