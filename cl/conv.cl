@@ -118,33 +118,6 @@ __kernel void bias_add(__global float *y, ulong yo, __global const float *b, ulo
     y[yo + gid] += b[bo + (gid / P) % K];
 }
 
-/* db[k] = sum over n < N, p < P of dy[n, k, p]. One work-group of CLNET_WG
- * per k: lane l sums the channel's elements l, l + WG, l + 2 WG, ... (in
- * n-major order) in turn, then a fixed tree in local memory adds the lanes. */
-__kernel void bias_backward(__global const float *dy, ulong dyo, __global float *db, ulong dbo,
-                            int N, int K, int P)
-{
-    __local float scratch[CLNET_WG];
-    int lid = get_local_id(0);
-    int k = get_group_id(0);
-    float acc = 0.0f;
-    int n = lid / P, p = lid % P; /* element lid of the channel, without a 64-bit division */
-    while (n < N) {
-        acc += dy[dyo + ((size_t)n * K + k) * P + p];
-        for (p += CLNET_WG; p >= P; n++)
-            p -= P;
-    }
-    scratch[lid] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = CLNET_WG / 2; s > 0; s >>= 1) {
-        if (lid < s)
-            scratch[lid] += scratch[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0)
-        db[dbo + k] = scratch[0];
-}
-
 /* Packs weights for conv_packed: pk[pko + ((i*R + u)*S + v)*COP + o] =
  * w[wo + o*wso + i*wsi + u*wsu + v*wsv] for o < CO, 0 for CO <= o < COP. The
  * strides are signed: a negative tap stride flips the kernel. One work-item

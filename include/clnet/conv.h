@@ -119,7 +119,8 @@ CLNET_API clnet_status clnet_conv2d_backward_filter(const clnet_conv2d_params *p
                                                     clnet_tensor *dw);
 /* db (C) = sum of dy (N, C, H, W) over n, h and w: the bias gradient of the
  * convolution (C = K of the filters) and of the transposed convolution alike.
- * A fixed-order tree sum per channel. */
+ * The sum of clnet_bias_backward (clnet/act.h): two levels in a fixed order,
+ * deterministic. */
 CLNET_API clnet_status clnet_conv2d_backward_bias(const clnet_tensor *dy, clnet_tensor *db);
 
 /* ---- Transposed convolution ----------------------------------------------

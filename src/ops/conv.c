@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clnet/act.h"
 #include "clnet/conv.h"
 #include "gemm.h"
 #include "tensor/tensor_impl.h"
@@ -1011,20 +1012,7 @@ CLNET_API clnet_status clnet_conv2d_backward_bias(const clnet_tensor *dy, clnet_
     if (st || (st = check_bias(ctx, func, db, "db", (int)dy->shape[1])) ||
         (st = check_overlap(ctx, func, db, "db", dy, "dy")))
         return st;
-    if (db->numel == 0)
-        return CLNET_OK;
-    if (dy->numel == 0)
-        return clnet_tensor_fill(db, 0.0);
-    if (dy->shape[2] * dy->shape[3] > INT_MAX / 2) /* the kernel steps past P in int */
-        return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: dy has over %d pixels per channel", func,
-                            INT_MAX / 2);
-    cl_kernel k;
-    if ((st = clnet__kernel(ctx, "conv", NULL, "bias_backward", &k)))
-        return st;
-    clnet__arg a[7] = {CLNET_ARG_MEM(clnet__mem(dy)), CLNET_ARG_ULONG(dy->offset),
-                       CLNET_ARG_MEM(clnet__mem(db)), CLNET_ARG_ULONG(db->offset)};
-    const int v[] = {(int)dy->shape[0], (int)dy->shape[1], (int)(dy->shape[2] * dy->shape[3])};
-    /* One work-group per channel: the kernel's tree needs the profile's size. */
-    size_t wg = clnet__context_profile(ctx)->wg_size, global = (size_t)dy->shape[1] * wg;
-    return clnet__launch(ctx, k, func, add_ints(a, 4, v, 3), a, 1, &global, &wg);
+    /* The same sum as the channel bias of clnet/act.h: two levels, in a
+     * fixed order, with enough work-groups for every compute unit. */
+    return clnet_bias_backward(dy, db);
 }
