@@ -379,19 +379,25 @@ static clnet_status copy_rows(const call *k, view dst, view src, size_t rows, si
  *   REC_STEP   one fused kernel per step, over many work-groups;
  *   REC_SEQ    the same kernel, every step in one launch of one work-group
  *              (barriers between steps; one compute unit).
- * Unforced: REC_SEQ on non-GPU devices while a step's recurrent product is at
- * most SEQ_MAX_MACS multiply-adds (there a launch costs more than the second
- * core gives; docs/rnn.md has the measurements), else REC_STEP. T = 0 and an
- * empty N or H run REC_GEMM whatever is forced (nothing to fuse). */
+ * Unforced, on devices other than GPUs: REC_SEQ when REC_STEP would launch
+ * one work-group per step anyway (its tiles fit one), or when a step's
+ * recurrent product is at most SEQ_MAX_MACS multiply-adds (there a launch
+ * costs more than the second core gives; docs/rnn.md has the measurements);
+ * else REC_STEP. GPUs: REC_STEP (one work-group would leave the other compute
+ * units idle; untested on a GPU so far). T = 0 and an empty N or H run
+ * REC_GEMM whatever is forced (nothing to fuse). */
 enum { REC_GEMM = 0, REC_STEP = 1, REC_SEQ = 2 };
 #define SEQ_MAX_MACS ((size_t)1 << 21)
+
+static size_t fused_items(const call *k);
 
 static int recurrence(const call *k, const char *variant)
 {
     if (k->c->kind != CELL_LSTM || !k->n || !k->h || !k->t || k->t > INT_MAX)
         return REC_GEMM;
-    int gpu = clnet__context_profile(k->ctx)->info.type == CLNET_DEVICE_GPU;
-    int chosen = !gpu && k->n * k->gh * k->h <= SEQ_MAX_MACS ? REC_SEQ : REC_STEP;
+    const clnet__profile *prof = clnet__context_profile(k->ctx);
+    int small = fused_items(k) <= prof->wg_size || k->n * k->gh * k->h <= SEQ_MAX_MACS;
+    int chosen = prof->info.type != CLNET_DEVICE_GPU && small ? REC_SEQ : REC_STEP;
     int v = clnet__variant(k->ctx, variant, chosen);
     return v == REC_STEP || v == REC_SEQ ? v : REC_GEMM;
 }
@@ -429,23 +435,32 @@ static size_t fused_items(const call *k)
     return (k->n + 3) / 4 * (padded(k->h) / 8);
 }
 
-/* Launches `kern` once (REC_SEQ: one work-group, first = the step range's
- * start, last its end) or once per step (REC_STEP); the step arguments are
- * the last two of l, filled here. `down` counts steps down (the backward). */
+/* Launches `kern` over the steps first .. last (counting down when `down`,
+ * the backward): REC_STEP once per step over every tile, REC_SEQ as one
+ * work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
+ * (32 at H = 64). The kernel's step arguments are the last two of l, filled
+ * here: forward (first step, count), backward (first, last). Bounding a
+ * launch's work bounds its run time (GPU watchdogs), and Mesa's llvmpipe
+ * (rusticl, Mesa 22.3) computes wrong values from roughly the 10,000th
+ * H x step of one launch on (measured: step 41 at H = 256, 77 at 128,
+ * 138-148 at 64; 347 at 16), while launches of 4x this budget (H = 64,
+ * 128) agreed bit for bit with one launch per step. */
+#define SEQ_UNIT_STEPS 2048
+
 static clnet_status launch_steps(const call *k, cl_kernel kern, arglist *l, int rec, int first,
                                  int last, int down)
 {
     size_t wg = clnet__context_profile(k->ctx)->wg_size;
+    int per = rec == REC_SEQ ? (int)(SEQ_UNIT_STEPS / padded(k->h)) : 1;
+    per = per < 1 ? 1 : per;
+    size_t items = rec == REC_SEQ ? wg : fused_items(k);
+    int steps = (down ? first - last : last - first) + 1;
     l->n += 2;
-    if (rec == REC_SEQ) {
-        l->a[l->n - 2] = CLNET_ARG_INT(first);
-        l->a[l->n - 1] = CLNET_ARG_INT(down ? last : last - first + 1);
-        return clnet__launch1d(k->ctx, kern, k->func, l->n, l->a, wg);
-    }
-    for (int s = first; down ? s >= last : s <= last; s += down ? -1 : 1) {
+    for (int done = 0; done < steps; done += per) {
+        int s = down ? first - done : first + done, count = steps - done < per ? steps - done : per;
         l->a[l->n - 2] = CLNET_ARG_INT(s);
-        l->a[l->n - 1] = CLNET_ARG_INT(down ? s : 1);
-        clnet_status st = clnet__launch1d(k->ctx, kern, k->func, l->n, l->a, fused_items(k));
+        l->a[l->n - 1] = CLNET_ARG_INT(down ? s - count + 1 : count);
+        clnet_status st = clnet__launch1d(k->ctx, kern, k->func, l->n, l->a, items);
         if (st)
             return st;
     }
