@@ -1,6 +1,8 @@
 /* clnet — recurrent kernels: the fused per-step gate kernels of the simple
  * RNN, LSTM and GRU (forward and backward), a strided row copy and the bias
- * gradient's column sums. The GEMMs around them are CLBlast's (src/ops/rnn.c).
+ * gradient's column sums; the LSTM's fused steps, which also hold the
+ * recurrent product (at the end). The GEMMs around them are clnet__gemm's
+ * (src/ops/rnn.c).
  *
  * Indexing: a step kernel runs one work-item per (batch row b, unit j), over
  * n*h items. A "row" argument (buffer, element offset, leading dimension ld)

@@ -3,7 +3,9 @@
  * of every step, then each step is one GEMM (h_{t-1} W_hh^T) and one fused
  * gate kernel. Backward: each step (last first) is one fused kernel and one
  * GEMM (dgates W_hh); then dx, dW_ih and dW_hh are one GEMM each over all
- * steps and the bias gradients one column-sum kernel. */
+ * steps and the bias gradients one column-sum kernel. The LSTM by default
+ * fuses each step's GEMM into its kernel, and on CPUs runs whole runs of
+ * steps in one launch ("lstm.forward" / "lstm.backward" variants, below). */
 #include <limits.h>
 #include <stdio.h>
 
@@ -429,10 +431,12 @@ static clnet_status pack_w_hh(const call *k, const clnet_tensor *w_hh, int trans
     return clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, packed_elems(k->h));
 }
 
-/* Tiles of lstm_*_fused: RNN_TR (4) batch rows x 8 units each. */
+/* Tiles of lstm_*_fused: FUSED_ROWS batch rows x 8 units each. */
+#define FUSED_ROWS 4 /* RNN_TR's default in cl/rnn.cl */
+
 static size_t fused_items(const call *k)
 {
-    return (k->n + 3) / 4 * (padded(k->h) / 8);
+    return (k->n + FUSED_ROWS - 1) / FUSED_ROWS * (padded(k->h) / 8);
 }
 
 /* Launches `kern` over the steps first .. last (counting down when `down`,
