@@ -778,6 +778,71 @@ START_TEST(lstm_fused_variants_give_the_same_bits)
 }
 END_TEST
 
+/* The layers over the primitive, stacked (return_sequences, then
+ * return_state into a dense softmax), batch 5, H = 9 and 7: four Adam steps
+ * in each variant. The fused ones give the same bits; the step GEMM path
+ * differs in the last bits only, so its losses agree to 1e-5. */
+static void stacked_losses(clnet_context *ctx, int rec, double *loss)
+{
+    enum { N = 5, T = 6, F = 3 };
+    force_rec(ctx, rec);
+    clnet_model *m;
+    CK_OK(ctx, clnet_model_create(ctx, 2, (int64_t[]){ T, F }, 11, &m));
+    clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+    p.units = 9;
+    p.return_sequences = 1;
+    CK_OK(ctx, clnet_model_add_lstm(m, &p));
+    p.units = 7;
+    p.return_sequences = 0;
+    p.return_state = 1;
+    CK_OK(ctx, clnet_model_add_lstm(m, &p));
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 3;
+    d.activation = CLNET_ACT_SOFTMAX;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
+    CK_OK(ctx, clnet_model_compile(m, &cp));
+    float xs[N * T * F];
+    int32_t ys[N];
+    uint64_t st = 17;
+    for (int i = 0; i < N * T * F; i++)
+        xs[i] = (float)(2 * (double)(test_rng(&st) >> 11) * 0x1.0p-53 - 1);
+    for (int i = 0; i < N; i++)
+        ys[i] = i % 3;
+    clnet_tensor *x, *y;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 3, (int64_t[]){ N, T, F }, &x));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, (int64_t[]){ N }, &y));
+    CK_OK(ctx, clnet_tensor_upload(x, xs, sizeof xs));
+    CK_OK(ctx, clnet_tensor_upload(y, ys, sizeof ys));
+    for (int k = 0; k < 4; k++)
+        CK_OK(ctx, clnet_model_train_on_batch(m, x, y, &loss[k], NULL));
+    clnet_tensor_destroy(y);
+    clnet_tensor_destroy(x);
+    clnet_model_destroy(m);
+    force_rec(ctx, -1);
+}
+
+START_TEST(stacked_layers_train_alike_in_every_variant)
+{
+    clnet_context *ctx = test_context();
+    double loss[NREC + 1][4];
+    for (int v = 0; v < NREC; v++)
+        stacked_losses(ctx, v, loss[v]);
+    stacked_losses(ctx, 1, loss[NREC]);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(isfinite(loss[0][k]), "step %d: loss %g", k, loss[0][k]);
+        ck_assert_msg(loss[1][k] == loss[NREC][k] && loss[1][k] == loss[2][k],
+                      "step %d: fused losses %.17g (again %.17g), %.17g differ", k, loss[1][k],
+                      loss[NREC][k], loss[2][k]);
+        ck_assert_msg(fabs(loss[0][k] - loss[1][k]) <= 1e-5 * fabs(loss[0][k]),
+                      "step %d: step GEMM loss %.9g, fused %.9g", k, loss[0][k], loss[1][k]);
+    }
+    ck_assert_msg(loss[0][3] < loss[0][0], "four Adam steps did not lower the loss: %g -> %g",
+                  loss[0][0], loss[0][3]);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* Sizes that make parts empty: no steps (the final states are the initial
  * ones, the weight gradients zero), no features, no batch, no units. */
 START_TEST(device_edge_sizes)
@@ -1284,6 +1349,7 @@ Suite *suite_rnn(void)
     tcase_add_loop_test(dev, device_edge_sizes, 0, 3);
     tcase_add_loop_test(dev, lstm_variants_match_reference, 0, NREC);
     tcase_add_test(dev, lstm_fused_variants_give_the_same_bits);
+    tcase_add_test(dev, stacked_layers_train_alike_in_every_variant);
     tcase_add_loop_test(dev, device_directional_derivative, 0, 3 + NREC);
     tcase_add_loop_test(dev, nan_and_inf_policy, 0, 3 + NREC);
     /* Quick tier: the LSTM only; the long tier adds the RNN and the GRU. */
