@@ -398,7 +398,7 @@ static int recurrence(const call *k, const char *variant)
     if (k->c->kind != CELL_LSTM || !k->n || !k->h || !k->t || k->t > INT_MAX)
         return REC_GEMM;
     const clnet__profile *prof = clnet__context_profile(k->ctx);
-    int small = fused_items(k) <= prof->wg_size || k->n * k->gh * k->h <= SEQ_MAX_MACS;
+    int small = fused_items(k) <= prof->wg_size || k->n * k->gh <= SEQ_MAX_MACS / k->h;
     int chosen = prof->info.type != CLNET_DEVICE_GPU && small ? REC_SEQ : REC_STEP;
     int v = clnet__variant(k->ctx, variant, chosen);
     return v == REC_STEP || v == REC_SEQ ? v : REC_GEMM;
