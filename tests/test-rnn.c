@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "ref-rnn.h"
+#include "runtime/runtime.h"
 
 /* ---- Tolerances (float32 device against the float64 reference) -----------
  *
@@ -75,6 +76,29 @@ static const rnn_tol tols[NOUT] = {
 
 static const char *const cell_names[] = { "rnn", "lstm", "gru" };
 
+/* The LSTM's recurrence variants (src/ops/rnn.c): 0 a step GEMM and a gate
+ * kernel per step, 1 the fused kernel once per step, 2 the fused kernel over
+ * the whole sequence in one work-group. Loop tests over "cases" run the
+ * three cells with the default choice (0-2), then the LSTM forced to each
+ * variant (3-5). */
+#define NREC 3
+static const char *const case_names[] = { "rnn", "lstm", "gru", "lstm (step GEMM)",
+                                          "lstm (fused per step)", "lstm (fused sequence)" };
+
+/* Forces both directions of the LSTM to variant rec; -1 clears. */
+static void force_rec(clnet_context *ctx, int rec)
+{
+    CK_OK(ctx, clnet__force_variant(ctx, "lstm.forward", rec));
+    CK_OK(ctx, clnet__force_variant(ctx, "lstm.backward", rec));
+}
+
+/* Case i's cell, its variant forced on ctx. */
+static ref_rnn_cell case_cell(clnet_context *ctx, int i)
+{
+    force_rec(ctx, i < 3 ? -1 : i - 3);
+    return i < 3 ? (ref_rnn_cell)i : REF_RNN_LSTM;
+}
+
 /* ---- problems, host data and the reference --------------------------------- */
 
 typedef struct problem {
@@ -83,6 +107,7 @@ typedef struct problem {
     int with_dy, with_dhT;             /* the cotangents given (else NULL = zeros) */
     int want_dx, want_dh0;             /* dx, dh0 (and dc0) requested */
     int trust;                         /* apply the all-zeros trust check */
+    int rec;                           /* LSTM variant forced by check_case; -1: the default */
     uint64_t seed;
     const char *device;                /* for messages; set by check_case */
 } problem;
@@ -91,7 +116,7 @@ typedef struct problem {
  * dh0 not wanted, 4 dh0 wanted even so. */
 static problem make_problem(ref_rnn_cell cell, int n, int t, int f, int h, int variant)
 {
-    problem pb = { .p = { cell, n, t, f, h }, .trust = 1 };
+    problem pb = { .p = { cell, n, t, f, h }, .trust = 1, .rec = -1 };
     pb.init = variant & 1;
     pb.with_dy = !(variant & 2);
     pb.with_dhT = !pb.with_dy || (variant & 4);
@@ -434,10 +459,10 @@ static void expect_close_at(const problem *pb, const char *what, int out, const 
 {
     char full[400];
     snprintf(full, sizeof full,
-             "%s %s n=%d t=%d f=%d h=%d init=%d dy=%d dhT=%d dx=%d dh0=%d seed=%llu on %s "
+             "%s %s n=%d t=%d f=%d h=%d init=%d dy=%d dhT=%d dx=%d dh0=%d rec=%d seed=%llu on %s "
              "(reproduce: %sCK_RUN_CASE=device ./build/tests/clnet-tests rnn)",
              what, cell_names[pb->p.cell], pb->p.n, pb->p.t, pb->p.f, pb->p.h, pb->init,
-             pb->with_dy, pb->with_dhT, pb->want_dx, pb->want_dh0, (unsigned long long)pb->seed,
+             pb->with_dy, pb->with_dhT, pb->want_dx, pb->want_dh0, pb->rec, (unsigned long long)pb->seed,
              pb->device ? pb->device : "?", test_long() ? "CLNET_TEST_LONG=1 " : "");
     tolerance tol = tol_for(out, pb->p.t, scale);
     size_t bad = compare_f32(full, got, ref, n, tol);
@@ -516,6 +541,7 @@ static void check_case(clnet_context *ctx, const problem *problem_in)
 {
     problem with_device = *problem_in, *pb = &with_device;
     pb->device = clnet_context_device(ctx)->name;
+    force_rec(ctx, pb->rec);
     host hd;
     refres r;
     devdata dd;
@@ -687,6 +713,136 @@ START_TEST(device_matches_reference)
 }
 END_TEST
 
+/* Every LSTM variant on the shapes that split its tiles (4 batch rows x 8
+ * units) unevenly: batch 1, H = 1, 3, 7, 9, 33, T = 1, a state-only loss (dy
+ * NULL), no dx / dh0, a batch of 33. The long tier adds the grid. */
+static const int variant_cases[][5] = {
+    { 1, 1, 1, 1, 0 },       { 1, 5, 3, 3, 1 },      { 3, 1, 4, 7, 1 | 4 | 16 },
+    { 5, 7, 2, 33, 1 | 2 },  { 4, 3, 5, 8, 8 },      { 33, 2, 3, 9, 1 | 4 },
+    { 2, 33, 5, 16, 1 | 4 }, { 6, 4, 1, 1, 2 | 16 },
+};
+
+START_TEST(lstm_variants_match_reference)
+{
+    clnet_context *ctx = test_context();
+    for (size_t c = 0; c < sizeof variant_cases / sizeof variant_cases[0]; c++) {
+        const int *q = variant_cases[c];
+        problem pb = make_problem(REF_RNN_LSTM, q[0], q[1], q[2], q[3], q[4]);
+        pb.rec = _i;
+        check_case(ctx, &pb);
+    }
+    static const int n[] = { 1, 3, 4, 5 }, h[] = { 1, 3, 7, 8, 9, 33 };
+    for (int v = 0; test_long() && v < 96; v++) { /* N x H x T, variants in turn */
+        problem pb = make_problem(REF_RNN_LSTM, n[v % 4], grid_t[v / 24], 5, h[v / 4 % 6], v % 32);
+        pb.rec = _i;
+        check_case(ctx, &pb);
+    }
+    force_rec(ctx, -1);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* The two fused variants run the same kernel, one step per launch or all
+ * in one: each element is summed by one work-item in one order, so they
+ * give the same bits (which the documentation promises). */
+START_TEST(lstm_fused_variants_give_the_same_bits)
+{
+    clnet_context *ctx = test_context();
+    problem pb = make_problem(REF_RNN_LSTM, 5, 9, 3, 33, 1 | 4);
+    host hd;
+    devdata dd;
+    outs o[2];
+    host_make(&pb, &hd);
+    dev_make(ctx, &pb, &hd, &dd);
+    for (int v = 0; v < 2; v++) {
+        force_rec(ctx, 1 + v);
+        outs_make(ctx, &pb, O_Y, O_DB_HH, 1, &o[v]);
+        CK_OK(ctx, dev_forward(&pb, &dd, &o[v]));
+        CK_OK(ctx, dev_backward(&pb, &dd, o[v].reserve.view, &o[v]));
+        outs_check(ctx, &o[v]);
+    }
+    for (int k = 0; k <= NOUT; k++) {
+        const clnet_tensor *a = k < NOUT ? V(&o[0], k) : o[0].reserve.view;
+        const clnet_tensor *b = k < NOUT ? V(&o[1], k) : o[1].reserve.view;
+        float *x = fetch(ctx, a), *y = fetch(ctx, b);
+        expect_same_bits(k < NOUT ? out_names[k] : "reserve", x, y, clnet_tensor_numel(a));
+        free(x);
+        free(y);
+    }
+    force_rec(ctx, -1);
+    outs_free(&o[0]);
+    outs_free(&o[1]);
+    dev_free(&dd);
+    host_free(&hd);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* The layers over the primitive, stacked (return_sequences, then
+ * return_state into a dense softmax), batch 5, H = 9 and 7: four Adam steps
+ * in each variant. The fused ones give the same bits; the step GEMM path
+ * differs in the last bits only, so its losses agree to 1e-5. */
+static void stacked_losses(clnet_context *ctx, int rec, double *loss)
+{
+    enum { N = 5, T = 6, F = 3 };
+    force_rec(ctx, rec);
+    clnet_model *m;
+    CK_OK(ctx, clnet_model_create(ctx, 2, (int64_t[]){ T, F }, 11, &m));
+    clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+    p.units = 9;
+    p.return_sequences = 1;
+    CK_OK(ctx, clnet_model_add_lstm(m, &p));
+    p.units = 7;
+    p.return_sequences = 0;
+    p.return_state = 1;
+    CK_OK(ctx, clnet_model_add_lstm(m, &p));
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 3;
+    d.activation = CLNET_ACT_SOFTMAX;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
+    CK_OK(ctx, clnet_model_compile(m, &cp));
+    float xs[N * T * F];
+    int32_t ys[N];
+    uint64_t st = 17;
+    for (int i = 0; i < N * T * F; i++)
+        xs[i] = (float)(2 * (double)(test_rng(&st) >> 11) * 0x1.0p-53 - 1);
+    for (int i = 0; i < N; i++)
+        ys[i] = i % 3;
+    clnet_tensor *x, *y;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 3, (int64_t[]){ N, T, F }, &x));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, (int64_t[]){ N }, &y));
+    CK_OK(ctx, clnet_tensor_upload(x, xs, sizeof xs));
+    CK_OK(ctx, clnet_tensor_upload(y, ys, sizeof ys));
+    for (int k = 0; k < 4; k++)
+        CK_OK(ctx, clnet_model_train_on_batch(m, x, y, &loss[k], NULL));
+    clnet_tensor_destroy(y);
+    clnet_tensor_destroy(x);
+    clnet_model_destroy(m);
+    force_rec(ctx, -1);
+}
+
+START_TEST(stacked_layers_train_alike_in_every_variant)
+{
+    clnet_context *ctx = test_context();
+    double loss[NREC + 1][4];
+    for (int v = 0; v < NREC; v++)
+        stacked_losses(ctx, v, loss[v]);
+    stacked_losses(ctx, 1, loss[NREC]);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(isfinite(loss[0][k]), "step %d: loss %g", k, loss[0][k]);
+        ck_assert_msg(loss[1][k] == loss[NREC][k] && loss[1][k] == loss[2][k],
+                      "step %d: fused losses %.17g (again %.17g), %.17g differ", k, loss[1][k],
+                      loss[NREC][k], loss[2][k]);
+        ck_assert_msg(fabs(loss[0][k] - loss[1][k]) <= 1e-5 * fabs(loss[0][k]),
+                      "step %d: step GEMM loss %.9g, fused %.9g", k, loss[0][k], loss[1][k]);
+    }
+    ck_assert_msg(loss[0][3] < loss[0][0], "four Adam steps did not lower the loss: %g -> %g",
+                  loss[0][0], loss[0][3]);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* Sizes that make parts empty: no steps (the final states are the initial
  * ones, the weight gradients zero), no features, no batch, no units. */
 START_TEST(device_edge_sizes)
@@ -745,7 +901,7 @@ static void move_inputs(clnet_context *ctx, const problem *pb, const host *hd, c
 START_TEST(device_directional_derivative)
 {
     clnet_context *ctx = test_context();
-    problem pb = make_problem((ref_rnn_cell)_i, 3, 7, 5, 4, 1 | 4);
+    problem pb = make_problem(case_cell(ctx, _i), 3, 7, 5, 4, 1 | 4);
     host hd;
     devdata dd;
     outs o;
@@ -785,11 +941,11 @@ START_TEST(device_directional_derivative)
             }
         ok = fabs(fd - an) <= DIR_REL * mag;
         if (getenv("CLNET_TEST_VERBOSE"))
-            fprintf(stderr, "rnn-directional %s: fd %.9g an %.9g ratio %.3g\n", cell_names[_i], fd,
+            fprintf(stderr, "rnn-directional %s: fd %.9g an %.9g ratio %.3g\n", case_names[_i], fd,
                     an, fabs(fd - an) / mag);
     }
     ck_assert_msg(ok, "%s: directional derivative %.9g, backward gives %.9g (sum |terms| %.3g)",
-                  cell_names[_i], fd, an, mag);
+                  case_names[_i], fd, an, mag);
     for (int i = 0; i < 7; i++) {
         free(grad[i]);
         free(plus[i]);
@@ -810,7 +966,7 @@ END_TEST
 START_TEST(nan_and_inf_policy)
 {
     clnet_context *ctx = test_context();
-    problem pb = make_problem((ref_rnn_cell)_i, 3, 4, 5, 4, 1 | 4);
+    problem pb = make_problem(case_cell(ctx, _i), 3, 4, 5, 4, 1 | 4);
     pb.device = clnet_context_device(ctx)->name;
     int t = pb.p.t, f = pb.p.f, h = pb.p.h;
     host hd;
@@ -841,7 +997,7 @@ START_TEST(nan_and_inf_policy)
     expect_close_at(&pb, "y row 0 step 0 (before the NaN)", O_Y, y, y_ref, (size_t)h, sc, 1, 0);
     for (int k = h; k < t * h; k++)
         ck_assert_msg(isnan(y[k]) && isnan(y_ref[k]), "%s: y[0][%d] = %g, reference %g: the NaN "
-                      "must reach every later step", cell_names[_i], k, y[k], y_ref[k]);
+                      "must reach every later step", case_names[_i], k, y[k], y_ref[k]);
     expect_close_at(&pb, "y rows 1-2 (Inf, FLT_MAX, -0, denormal)", O_Y, y + t * h, y_ref + t * h,
                     2 * (size_t)t * h, sc, 1, 0);
     free(y);
@@ -1191,8 +1347,11 @@ Suite *suite_rnn(void)
     tcase_add_test(dev, comparator_negative_controls);
     tcase_add_loop_test(dev, device_matches_reference, 0, 3);
     tcase_add_loop_test(dev, device_edge_sizes, 0, 3);
-    tcase_add_loop_test(dev, device_directional_derivative, 0, 3);
-    tcase_add_loop_test(dev, nan_and_inf_policy, 0, 3);
+    tcase_add_loop_test(dev, lstm_variants_match_reference, 0, NREC);
+    tcase_add_test(dev, lstm_fused_variants_give_the_same_bits);
+    tcase_add_test(dev, stacked_layers_train_alike_in_every_variant);
+    tcase_add_loop_test(dev, device_directional_derivative, 0, 3 + NREC);
+    tcase_add_loop_test(dev, nan_and_inf_policy, 0, 3 + NREC);
     /* Quick tier: the LSTM only; the long tier adds the RNN and the GRU. */
     tcase_add_loop_test(dev, long_sequence_in_bounded_memory, test_long() ? 0 : 1,
                         test_long() ? 3 : 2);

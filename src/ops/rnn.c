@@ -3,7 +3,9 @@
  * of every step, then each step is one GEMM (h_{t-1} W_hh^T) and one fused
  * gate kernel. Backward: each step (last first) is one fused kernel and one
  * GEMM (dgates W_hh); then dx, dW_ih and dW_hh are one GEMM each over all
- * steps and the bias gradients one column-sum kernel. */
+ * steps and the bias gradients one column-sum kernel. The LSTM by default
+ * fuses each step's GEMM into its kernel, and on CPUs runs whole runs of
+ * steps in one launch ("lstm.forward" / "lstm.backward" variants, below). */
 #include <limits.h>
 #include <stdio.h>
 
@@ -326,7 +328,7 @@ static view at(view v, size_t elements)
 
 /* A kernel's argument list, built in order. */
 typedef struct arglist {
-    clnet__arg a[24];
+    clnet__arg a[40];
     int n;
 } arglist;
 
@@ -371,25 +373,125 @@ static clnet_status copy_rows(const call *k, view dst, view src, size_t rows, si
     return clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, rows * cols);
 }
 
+/* ---- the fused LSTM recurrence (cl/rnn.cl: lstm_*_fused) ------------------ */
+
+/* How an LSTM runs its steps; "lstm.forward" and "lstm.backward" choose:
+ *   REC_GEMM   a step GEMM (clnet__gemm) and a gate kernel per step, two or
+ *              more launches per step (the RNN and GRU always run this);
+ *   REC_STEP   one fused kernel per step, over many work-groups;
+ *   REC_SEQ    the same kernel, every step in one launch of one work-group
+ *              (barriers between steps; one compute unit).
+ * Unforced, on devices other than GPUs: REC_SEQ when REC_STEP would launch
+ * one work-group per step anyway (its tiles fit one), or when a step's
+ * recurrent product is at most SEQ_MAX_MACS multiply-adds (there a launch
+ * costs more than the second core gives; docs/rnn.md has the measurements);
+ * else REC_STEP. GPUs: REC_STEP (one work-group would leave the other compute
+ * units idle; untested on a GPU so far). T = 0 and an empty N or H run
+ * REC_GEMM whatever is forced (nothing to fuse). */
+enum { REC_GEMM = 0, REC_STEP = 1, REC_SEQ = 2 };
+#define SEQ_MAX_MACS ((size_t)1 << 21)
+
+static size_t fused_items(const call *k);
+
+static int recurrence(const call *k, const char *variant)
+{
+    if (k->c->kind != CELL_LSTM || !k->n || !k->h || !k->t || k->t > INT_MAX)
+        return REC_GEMM;
+    const clnet__profile *prof = clnet__context_profile(k->ctx);
+    int small = fused_items(k) <= prof->wg_size || k->n * k->gh <= SEQ_MAX_MACS / k->h;
+    int chosen = prof->info.type != CLNET_DEVICE_GPU && small ? REC_SEQ : REC_STEP;
+    int v = clnet__variant(k->ctx, variant, chosen);
+    return v == REC_STEP || v == REC_SEQ ? v : REC_GEMM;
+}
+
+/* The packed w_hh: 4*H x roundup(H, 8) either way round. */
+static size_t padded(size_t h)
+{
+    return (h + 7) / 8 * 8;
+}
+
+static size_t packed_elems(size_t h)
+{
+    return 4 * h * padded(h);
+}
+
+/* lstm_pack_wt (transposed, the forward's) or lstm_pack_w into dst. */
+static clnet_status pack_w_hh(const call *k, const clnet_tensor *w_hh, int transposed, view dst)
+{
+    cl_kernel kern;
+    clnet_status st = clnet__kernel(k->ctx, "rnn", NULL, transposed ? "lstm_pack_wt" : "lstm_pack_w",
+                                    &kern);
+    if (st)
+        return st;
+    arglist l = { .n = 0 };
+    push_view(&l, dst, 0);
+    push_view(&l, tview(w_hh, 0), 0);
+    push(&l, CLNET_ARG_INT(k->h));
+    push(&l, CLNET_ARG_INT(padded(k->h)));
+    return clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, packed_elems(k->h));
+}
+
+/* Tiles of lstm_*_fused: FUSED_ROWS batch rows x 8 units each. */
+#define FUSED_ROWS 4 /* RNN_TR's default in cl/rnn.cl */
+
+static size_t fused_items(const call *k)
+{
+    return (k->n + FUSED_ROWS - 1) / FUSED_ROWS * (padded(k->h) / 8);
+}
+
+/* Launches `kern` over the steps first .. last (counting down when `down`,
+ * the backward): REC_STEP once per step over every tile, REC_SEQ as one
+ * work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
+ * (32 at H = 64). The kernel's step arguments are the last two of l, filled
+ * here: forward (first step, count), backward (first, last). Bounding a
+ * launch's work bounds its run time (GPU watchdogs), and Mesa's llvmpipe
+ * (rusticl, Mesa 22.3) computes wrong values from roughly the 10,000th
+ * H x step of one launch on (measured: step 41 at H = 256, 77 at 128,
+ * 138-148 at 64; 347 at 16), while launches of 4x this budget (H = 64,
+ * 128) agreed bit for bit with one launch per step. */
+#define SEQ_UNIT_STEPS 2048
+
+static clnet_status launch_steps(const call *k, cl_kernel kern, arglist *l, int rec, int first,
+                                 int last, int down)
+{
+    size_t wg = clnet__context_profile(k->ctx)->wg_size;
+    int per = rec == REC_SEQ ? (int)(SEQ_UNIT_STEPS / padded(k->h)) : 1;
+    per = per < 1 ? 1 : per;
+    size_t items = rec == REC_SEQ ? wg : fused_items(k);
+    int steps = (down ? first - last : last - first) + 1;
+    l->n += 2;
+    for (int done = 0; done < steps; done += per) {
+        int s = down ? first - done : first + done, count = steps - done < per ? steps - done : per;
+        l->a[l->n - 2] = CLNET_ARG_INT(s);
+        l->a[l->n - 1] = CLNET_ARG_INT(down ? s - count + 1 : count);
+        clnet_status st = clnet__launch1d(k->ctx, kern, k->func, l->n, l->a, items);
+        if (st)
+            return st;
+    }
+    return CLNET_OK;
+}
+
 /* ---- forward ------------------------------------------------------------------ */
 
 /* Where a forward keeps its data: the gates (N, T, G*H), the step GEMM's
  * product hw (N, G*H), LSTM cell states and GRU's a_h[n]. */
 typedef struct fwd_plan {
     view gates, hw, hprev, c_states, hn;
+    view packed;                       /* fused variants: w_hh packed (lstm_pack_wt) */
     int c_pingpong;                    /* inference: c alternates two (N, H) slots */
 } fwd_plan;
 
-static clnet_status plan_forward(const call *k, const fwd_args *a, fwd_plan *p)
+static clnet_status plan_forward(const call *k, const fwd_args *a, int fused, fwd_plan *p)
 {
     size_t n = k->n, t = k->t, h = k->h, gh = k->gh;
     int lstm = k->c->kind == CELL_LSTM;
-    size_t ws_elems = n * gh + (a->reserve ? 0 : n * t * gh + (lstm ? 2 * n * h : 0));
+    size_t body = n * gh + (a->reserve ? 0 : n * t * gh + (lstm ? 2 * n * h : 0));
+    size_t ws_elems = body + (fused ? packed_elems(h) : 0);
     cl_mem ws;
     clnet_status st = clnet__workspace(k->ctx, ws_elems * sizeof(float), &ws);
     if (st)
         return st;
-    *p = (fwd_plan){ .hw = { ws, 0, gh } };
+    *p = (fwd_plan){ .hw = { ws, 0, gh }, .packed = { ws, body, 0 } };
     if (a->reserve) {
         layout l = reserve_layout(k->c, n, t, h);
         view r = tview(a->reserve, 0);
@@ -472,6 +574,34 @@ static clnet_status forward_finish(const call *k, const fwd_args *a, const fwd_p
     return st;
 }
 
+/* The LSTM's steps through lstm_fwd_fused, which also writes hT, cT and the
+ * reserve's h_prev and c_{-1} (forward_finish's copies). */
+static clnet_status forward_fused(const call *k, const fwd_args *a, const fwd_plan *p,
+                                  cl_kernel kern, int rec)
+{
+    size_t h = k->h;
+    clnet_status st = pack_w_hh(k, a->w->w_hh, 1, p->packed);
+    if (st)
+        return st;
+    arglist l = { .n = 0 };
+    push_view(&l, p->gates, 1);
+    push_view(&l, p->packed, 0);
+    push_view(&l, tview(a->w->b_ih, 0), 0);
+    push_view(&l, tview(a->w->b_hh, 0), 0);
+    push_view(&l, tview(a->h0, h), 1);
+    push_view(&l, tview(a->c0, h), 1);
+    push_view(&l, p->c_states, 1);
+    push(&l, CLNET_ARG_INT(p->c_pingpong));
+    push_view(&l, a->reserve ? p->hprev : (view){ NULL, 0, 0 }, 1);
+    push_view(&l, tview(a->y, k->t * h), 1);
+    push_view(&l, tview(a->hT, h), 0);
+    push_view(&l, tview(a->cT, h), 0);
+    push(&l, CLNET_ARG_INT(k->n));
+    push(&l, CLNET_ARG_INT(h));
+    push(&l, CLNET_ARG_INT(k->t));
+    return launch_steps(k, kern, &l, rec, 0, (int)k->t - 1, 0);
+}
+
 static clnet_status forward(const cell *c, const fwd_args *a)
 {
     call k = { .c = c, .func = c->fwd };
@@ -489,14 +619,17 @@ static clnet_status forward(const cell *c, const fwd_args *a)
     }
     fwd_plan p;
     cl_kernel kern;
-    if ((st = plan_forward(&k, a, &p)) ||
-        (st = clnet__kernel(k.ctx, "rnn", NULL, c->fwd_kernel, &kern)))
+    int rec = recurrence(&k, "lstm.forward");
+    if ((st = plan_forward(&k, a, rec != REC_GEMM, &p)) ||
+        (st = clnet__kernel(k.ctx, "rnn", NULL, rec ? "lstm_fwd_fused" : c->fwd_kernel, &kern)))
         return st;
     /* a_x for every step at once: (N*T, F) x (F, G*H) into the gates. */
     view gates_all = { p.gates.mem, p.gates.off, k.gh };
     if ((st = gemm(&k, 0, 1, k.n * k.t, k.gh, k.f, tview(a->x, k.f), tview(a->w->w_ih, k.f), 0.0f,
                    gates_all)))
         return st;
+    if (rec)
+        return forward_fused(&k, a, &p, kern, rec);
     for (size_t s = 0; s < k.t; s++)
         if ((st = forward_step(&k, a, &p, kern, s)))
             return st;
@@ -536,13 +669,15 @@ CLNET_API clnet_status clnet_gru_forward(const clnet_rnn_weights *w, const clnet
 typedef struct bwd_plan {
     view res_gates, res_hprev, res_extra;
     view dgx, dgh, dh, dc;
+    view packed;                       /* fused variants: w_hh packed (lstm_pack_w) */
 } bwd_plan;
 
-static clnet_status plan_backward(const call *k, const bwd_args *a, bwd_plan *p)
+static clnet_status plan_backward(const call *k, const bwd_args *a, int fused, bwd_plan *p)
 {
     size_t n = k->n, t = k->t, h = k->h, gh = k->gh, ntg = n * t * gh;
     int gru = k->c->kind == CELL_GRU;
-    size_t ws_elems = ntg * (gru ? 2 : 1) + 2 * n * h;
+    size_t body = ntg * (gru ? 2 : 1) + 2 * n * h;
+    size_t ws_elems = body + (fused ? packed_elems(h) : 0);
     cl_mem ws;
     clnet_status st = clnet__workspace(k->ctx, ws_elems * sizeof(float), &ws);
     if (st)
@@ -557,6 +692,7 @@ static clnet_status plan_backward(const call *k, const bwd_args *a, bwd_plan *p)
     p->dgh = (view){ ws, gru ? ntg : 0, t * gh };
     p->dh = (view){ ws, ntg * (gru ? 2 : 1), h };
     p->dc = (view){ ws, p->dh.off + n * h, h };
+    p->packed = (view){ ws, body, 0 };
     return CLNET_OK;
 }
 
@@ -590,14 +726,42 @@ static clnet_status backward_step(const call *k, const bwd_args *a, const bwd_pl
     return gemm(k, 0, 0, n, h, gh, dgh, tview(a->w->w_hh, h), gru ? 1.0f : 0.0f, p->dh);
 }
 
-/* After the steps: dh0, dc0, then dx, dW_ih, dW_hh and the biases over all steps. */
-static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_plan *p)
+/* The LSTM's steps through lstm_bwd_fused, which also reads dhT and dcT and
+ * writes dh0 and dc0 (backward()'s and backward_finish's copies). */
+static clnet_status backward_fused(const call *k, const bwd_args *a, const bwd_plan *p,
+                                   cl_kernel kern, int rec)
+{
+    size_t h = k->h;
+    clnet_status st = pack_w_hh(k, a->w->w_hh, 0, p->packed);
+    if (st)
+        return st;
+    arglist l = { .n = 0 };
+    push_view(&l, p->res_gates, 1);
+    push_view(&l, p->res_extra, 1);
+    push_view(&l, p->packed, 0);
+    push_view(&l, tview(a->dy, k->t * h), 1);
+    push_view(&l, tview(a->dhT, h), 0);
+    push_view(&l, tview(a->dcT, h), 0);
+    push_view(&l, p->dc, 0);
+    push_view(&l, p->dgx, 1);
+    push_view(&l, tview(a->dh0, h), 0);
+    push_view(&l, tview(a->dc0, h), 0);
+    push(&l, CLNET_ARG_INT(k->n));
+    push(&l, CLNET_ARG_INT(h));
+    push(&l, CLNET_ARG_INT(k->t));
+    return launch_steps(k, kern, &l, rec, (int)k->t - 1, a->dh0 ? -1 : 0, 1);
+}
+
+/* After the steps: dh0, dc0 (unless the fused kernel wrote them), then dx,
+ * dW_ih, dW_hh and the biases over all steps. */
+static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_plan *p,
+                                    int fused)
 {
     size_t n = k->n, t = k->t, f = k->f, h = k->h, gh = k->gh, nt = n * t;
     clnet_status st = CLNET_OK;
-    if (a->dh0)
+    if (a->dh0 && !fused)
         st = copy_rows(k, tview(a->dh0, h), p->dh, n, h);
-    if (!st && a->dc0)
+    if (!st && a->dc0 && !fused)
         st = copy_rows(k, tview(a->dc0, h), p->dc, n, h);
     view dgx = { p->dgx.mem, p->dgx.off, gh }, dgh = { p->dgh.mem, p->dgh.off, gh };
     view hprev = { p->res_hprev.mem, p->res_hprev.off, h };
@@ -632,15 +796,19 @@ static clnet_status backward(const cell *c, const bwd_args *a)
         return st;
     bwd_plan p;
     cl_kernel kern;
-    if ((st = plan_backward(&k, a, &p)) ||
-        (st = clnet__kernel(k.ctx, "rnn", NULL, c->bwd_kernel, &kern)) ||
-        (st = copy_rows(&k, p.dh, tview(a->dhT, k.h), k.n, k.h)) ||
+    int rec = recurrence(&k, "lstm.backward");
+    if ((st = plan_backward(&k, a, rec != REC_GEMM, &p)) ||
+        (st = clnet__kernel(k.ctx, "rnn", NULL, rec ? "lstm_bwd_fused" : c->bwd_kernel, &kern)))
+        return st;
+    if (rec)
+        return (st = backward_fused(&k, a, &p, kern, rec)) ? st : backward_finish(&k, a, &p, 1);
+    if ((st = copy_rows(&k, p.dh, tview(a->dhT, k.h), k.n, k.h)) ||
         (c->kind == CELL_LSTM && (st = copy_rows(&k, p.dc, tview(a->dcT, k.h), k.n, k.h))))
         return st;
     for (size_t s = k.t; s-- > 0;)
         if ((st = backward_step(&k, a, &p, kern, s)))
             return st;
-    return backward_finish(&k, a, &p);
+    return backward_finish(&k, a, &p, 0);
 }
 
 CLNET_API clnet_status clnet_rnn_backward(const clnet_rnn_weights *w, const clnet_tensor *x,
