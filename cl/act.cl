@@ -231,13 +231,48 @@ __kernel void bias_backward_partial(__global const float *dy, ulong dyo, int c, 
     ulong ch = g / chunks, k = g % chunks;
     int lid = get_local_id(0);
     float acc = 0.0f;
-    for (ulong e = k * CLNET_WG + lid; e < m; e += (ulong)chunks * CLNET_WG) {
-        ulong img = e / hw;
-        acc += dy[dyo + (img * (ulong)c + ch) * hw + (e - img * hw)];
+    /* (img, pix) of e, stepped without dividing per element. */
+    ulong e = k * CLNET_WG + lid, step = (ulong)chunks * CLNET_WG;
+    ulong img = e / hw, pix = e % hw, dimg = step / hw, dpix = step % hw;
+    for (; e < m; e += step) {
+        acc += dy[dyo + (img * (ulong)c + ch) * hw + pix];
+        img += dimg;
+        pix += dpix;
+        if (pix >= hw) {
+            pix -= hw;
+            img++;
+        }
     }
     acc = group_sum(s1, acc);
     if (lid == 0)
         out[oo + g] = acc;
+}
+
+/* First level, by planes (CPUs): work-item g takes run r = g % runs of
+ * plane g / runs = (img, ch), up to `run` consecutive pixels, summed in eight
+ * float8 lanes (lane j: the run's elements j, j + 8, ...; the tail after the
+ * last whole 8 in a scalar, in order), then ((l0 + l1) + (l2 + l3)) + ((l4 +
+ * l5) + (l6 + l7)) + tail. out[oo + (ch * n + img) * runs + r], so that
+ * bias_backward_final adds a channel's n * runs partials in image order. */
+__kernel void bias_backward_planes(__global const float *dy, ulong dyo, int c, ulong hw, ulong n,
+                                   ulong run, __global float *out, ulong oo)
+{
+    ulong g = get_global_id(0), runs = (hw + run - 1) / run;
+    ulong plane = g / runs, r = g % runs;
+    if (plane >= n * (ulong)c)
+        return;
+    ulong img = plane / (ulong)c, ch = plane % (ulong)c;
+    ulong e0 = r * run, e1 = min(e0 + run, hw);
+    __global const float *p = dy + dyo + plane * hw;
+    float8 acc = (float8)(0.0f);
+    ulong e = e0;
+    for (; e + 8 <= e1; e += 8)
+        acc += vload8(0, p + e);
+    float tail = 0.0f;
+    for (; e < e1; e++)
+        tail += p[e];
+    float s = ((acc.s0 + acc.s1) + (acc.s2 + acc.s3)) + ((acc.s4 + acc.s5) + (acc.s6 + acc.s7));
+    out[oo + (ch * n + img) * runs + r] = s + tail;
 }
 
 /* Second level: db[ch] = the channel's chunks partial sums, in order. */

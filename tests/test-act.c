@@ -662,14 +662,32 @@ END_TEST
 
 /* ---- Bias -------------------------------------------------------------------------- */
 
-static void bias_case(clnet_context *ctx, int nb, int c, int hw, uint64_t seed)
+/* Bias backward variants (src/ops/act.c): strided lanes of work-groups, or
+ * runs of planes in float8 lanes; -1: the library's choice. */
+enum { BIAS_GROUPS = 0, BIAS_PLANES = 1 };
+
+/* The longest chain of roundings of db's sums under variant v: groups, a
+ * lane's strided share, the tree and the chunks (bounded by m / WG +
+ * log2(WG) + 2 as before); planes, a float8 lane's run / 8 terms, a tail of
+ * up to 7, 4 more to combine, then the channel's n * runs partials. */
+static double bias_depth(int v, int nb, int hw, size_t wg)
+{
+    double m = (double)nb * hw;
+    if (v != BIAS_PLANES)
+        return ceil(m / (double)wg) + log2((double)wg) + 2;
+    int run = hw < 256 ? hw : 256, runs = (hw + run - 1) / run;
+    return ceil(run / 8.0) + 11 + (double)nb * runs;
+}
+
+static void bias_case(clnet_context *ctx, int nb, int c, int hw, int v, uint64_t seed)
 {
     int side = hw == 9 ? 3 : hw == 676 ? 26 : 0;
     int64_t shape[4] = {nb, c, side, side};
     int ndim = hw == 1 ? 2 : 4;
     size_t n = (size_t)nb * (size_t)c * (size_t)hw, wg = clnet__context_profile(ctx)->wg_size;
     char label[96];
-    snprintf(label, sizeof label, "bias n=%d c=%d hw=%d", nb, c, hw);
+    snprintf(label, sizeof label, "bias n=%d c=%d hw=%d variant %d", nb, c, hw, v);
+    CK_OK(ctx, clnet__force_variant(ctx, "bias.backward", v));
     float *x = host_f32(n), *b = host_f32((size_t)c), *got = host_f32(n);
     fill_uniform(x, n, -1, 1, &seed);
     fill_uniform(b, (size_t)c, -1, 1, &seed);
@@ -703,7 +721,7 @@ static void bias_case(clnet_context *ctx, int nb, int c, int hw, uint64_t seed)
     download(ctx, d1.view, got, (size_t)c);
     double *dbref = host_f64((size_t)c), *bound = host_f64((size_t)c);
     ref_bias_backward(nb, c, hw, xd, dbref);
-    double m = (double)nb * hw, depth = ceil(m / (double)wg) + log2((double)wg) + 2;
+    double depth = bias_depth(v, nb, hw, wg);
     for (int ch = 0; ch < c; ch++) {
         double abs_sum = 0;
         for (int i = 0; i < nb; i++)
@@ -723,14 +741,17 @@ START_TEST(bias_matches_reference)
 {
     static const int cs[] = {1, 3, 7, 32}, hws[] = {1, 9, 676}, ns[] = {1, 3};
     clnet_context *ctx = test_context();
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 3; j++)
-            for (int k = 0; k < 2; k++)
-                bias_case(ctx, ns[k], cs[i], hws[j], 100 + 10 * (uint64_t)i + (uint64_t)j);
-    bias_case(ctx, 5, 1000, 1, 7); /* (N, F) rows, many channels */
-    bias_case(ctx, 64, 3, 676, 8); /* 43264 per channel: the two-level path */
-    if (test_long())
-        bias_case(ctx, 64, 32, 676, 9);
+    for (int v = BIAS_GROUPS; v <= BIAS_PLANES; v++) {
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 3; j++)
+                for (int k = 0; k < 2; k++)
+                    bias_case(ctx, ns[k], cs[i], hws[j], v, 100 + 10 * (uint64_t)i + (uint64_t)j);
+        bias_case(ctx, 5, 1000, 1, v, 7); /* (N, F) rows, many channels */
+        bias_case(ctx, 64, 3, 676, v, 8); /* 43264 per channel: the two-level path */
+        if (test_long())
+            bias_case(ctx, 64, 32, 676, v, 9);
+    }
+    CK_OK(ctx, clnet__force_variant(ctx, "bias.backward", -1));
     clnet_context_destroy(ctx);
 }
 END_TEST

@@ -109,12 +109,15 @@ CLNET_API clnet_status clnet_bias_add(const clnet_tensor *x, const clnet_tensor 
 
 /* db[c] = sum of dy over N and the spatial dims (dy shaped as x above, db
  * holding C elements); overwrites db. The sum is two-level and deterministic
- * (no atomics): chunks of each channel's m = N*H*W values are summed by
- * work-groups (each lane a strided share of about 32 values, then a tree),
- * then each channel's chunk sums (at most 64) are added in order. The longest
- * chain of roundings is about 32 + log2(WG) + m / (32 WG) additions (WG the
- * device's work-group size; m / (64 WG) + 70 past 64 chunks) instead of the
- * m of a plain loop. */
+ * (no atomics). On CPUs, for planes of at least 32 pixels: runs of up to 256
+ * pixels of each (n, c) plane are summed in eight float8 lanes and a fixed
+ * tree, then each channel's N * runs partials in order (longest chain of
+ * roundings about run / 8 + 11 + N * runs). Elsewhere: chunks of each
+ * channel's m = N*H*W values are summed by work-groups (each lane a strided
+ * share of about 32 values, then a tree), then each channel's chunk sums (at
+ * most 64) are added in order: about 32 + log2(WG) + m / (32 WG) additions
+ * (WG the device's work-group size; m / (64 WG) + 70 past 64 chunks). Both
+ * instead of the m of a plain loop. */
 CLNET_API clnet_status clnet_bias_backward(const clnet_tensor *dy, clnet_tensor *db);
 
 #ifdef __cplusplus
