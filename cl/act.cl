@@ -231,17 +231,9 @@ __kernel void bias_backward_partial(__global const float *dy, ulong dyo, int c, 
     ulong ch = g / chunks, k = g % chunks;
     int lid = get_local_id(0);
     float acc = 0.0f;
-    /* (img, pix) of e, stepped without dividing per element. */
-    ulong e = k * CLNET_WG + lid, step = (ulong)chunks * CLNET_WG;
-    ulong img = e / hw, pix = e % hw, dimg = step / hw, dpix = step % hw;
-    for (; e < m; e += step) {
-        acc += dy[dyo + (img * (ulong)c + ch) * hw + pix];
-        img += dimg;
-        pix += dpix;
-        if (pix >= hw) {
-            pix -= hw;
-            img++;
-        }
+    for (ulong e = k * CLNET_WG + lid; e < m; e += (ulong)chunks * CLNET_WG) {
+        ulong img = e / hw;
+        acc += dy[dyo + (img * (ulong)c + ch) * hw + (e - img * hw)];
     }
     acc = group_sum(s1, acc);
     if (lid == 0)

@@ -122,29 +122,17 @@ static void max_row(__global const float *x, ulong xo, ulong planes, int h, int 
     }
 }
 
+/* The maxima into y and/or the plane index (row * w + column) of each
+ * window's first maximum into idx (has_y, has_idx: the other buffer is not
+ * touched): the forward, the backward's argmax pass, or both at once for
+ * training. */
 __kernel void pool2d_max_forward(__global const float *x, ulong xo, __global float *y, ulong yo,
+                                 __global int *idx, ulong io, int has_y, int has_idx,
                                  ulong planes, int h, int w, int oh, int ow, int kh, int kw,
                                  int sh, int sw, int pt, int pl, int run)
 {
-    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, y, yo, 0, 0);
-}
-
-/* idx (planes, oh, ow) at io = the plane index (row * w + column) of each
- * window's first maximum: the first pass of the backward from x. */
-__kernel void pool2d_max_argmax(__global const float *x, ulong xo, __global int *idx, ulong io,
-                                ulong planes, int h, int w, int oh, int ow, int kh, int kw,
-                                int sh, int sw, int pt, int pl, int run)
-{
-    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, 0, 0, idx, io);
-}
-
-/* Both at once: the training forward, which keeps idx for the backward. */
-__kernel void pool2d_max_forward_idx(__global const float *x, ulong xo, __global float *y,
-                                     ulong yo, __global int *idx, ulong io, ulong planes, int h,
-                                     int w, int oh, int ow, int kh, int kw, int sh, int sw, int pt,
-                                     int pl, int run)
-{
-    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, y, yo, idx, io);
+    max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, has_y ? y : 0, yo,
+            has_idx ? idx : 0, io);
 }
 
 /* ---- 2x2 windows, stride 2, inside the image ----------------------------
@@ -246,7 +234,7 @@ __kernel void pool2d_max2x2_backward(__global const int *idx, ulong io, __global
 }
 
 /* dx (planes, h, w): each element sums the dy of every window whose first
- * maximum (idx, from pool2d_max_argmax or _forward_idx) it is, in row-major window order; 0
+ * maximum (idx, from pool2d_max_forward or pool2d_max2x2_forward) it is, in row-major window order; 0
  * if none. The work-item that owns a run of a dx row zeroes it, then visits
  * the windows that reach the run in row-major order and adds each one's dy
  * where its maximum lies inside the run: every element gets its terms, in

@@ -263,6 +263,27 @@ static clnet_status max2x2_forward(clnet_context *ctx, const char *func, const g
         CLNET_ARG_INT((p)->window_w), CLNET_ARG_INT((p)->stride_h), CLNET_ARG_INT((p)->stride_w),  \
         CLNET_ARG_INT((p)->pad_top), CLNET_ARG_INT((p)->pad_left)
 
+/* Max pooling's window pass: the maxima into y and/or the argmax indices
+ * into idx (NULL mem: not written), through the 2x2 kernels where they fit
+ * and `variant` allows, else the general kernel. */
+static clnet_status max_forward(clnet_context *ctx, const char *func, const char *variant,
+                                const clnet_pool2d_params *params, const geom *g,
+                                const clnet_tensor *x, cl_mem y, size_t yo, cl_mem idx, size_t io)
+{
+    if (g->n * g->c == 0)
+        return CLNET_OK;
+    if (use_2x2(ctx, variant, params, g))
+        return max2x2_forward(ctx, func, g, x, y, yo, idx, io);
+    cl_mem any = clnet__mem(x);
+    clnet__arg a[] = { CLNET_ARG_MEM(any),             CLNET_ARG_ULONG(x->offset),
+                       CLNET_ARG_MEM(y ? y : any),     CLNET_ARG_ULONG(yo),
+                       CLNET_ARG_MEM(idx ? idx : any), CLNET_ARG_ULONG(io),
+                       CLNET_ARG_INT(y != NULL),       CLNET_ARG_INT(idx != NULL),
+                       GEOM_ARGS(*g, params),          CLNET_ARG_INT(0) };
+    return launch_runs(ctx, "pool2d_max_forward", func, variant, NARGS(a), a, g->n * g->c, g->oh,
+                       g->ow);
+}
+
 /* ---- Pooling ------------------------------------------------------------------ */
 
 CLNET_API clnet_status clnet_pool2d_max_forward(const clnet_pool2d_params *params,
@@ -274,13 +295,8 @@ CLNET_API clnet_status clnet_pool2d_max_forward(const clnet_pool2d_params *param
     clnet_status st = pool_check(__func__, params, 2, ts, names, 0, 1, &g);
     if (st || (st = check_disjoint(x->ctx, __func__, y, "y", x, "x")))
         return st;
-    if (g.n * g.c != 0 && use_2x2(x->ctx, "pool2d_max.forward", params, &g))
-        return max2x2_forward(x->ctx, __func__, &g, x, clnet__mem(y), y->offset, NULL, 0);
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
-                       CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),
-                       GEOM_ARGS(g, params),         CLNET_ARG_INT(0) };
-    return launch_runs(x->ctx, "pool2d_max_forward", __func__, "pool2d_max.forward", NARGS(a), a,
-                       g.n * g.c, g.oh, g.ow);
+    return max_forward(x->ctx, __func__, "pool2d_max.forward", params, &g, x, clnet__mem(y),
+                       y->offset, NULL, 0);
 }
 
 /* idx must be int32 of shape `want`, of ctx, and not overlap `other`. */
@@ -342,15 +358,8 @@ CLNET_API clnet_status clnet_pool2d_max_forward_indices(const clnet_pool2d_param
     if (st || (st = check_disjoint(x->ctx, __func__, y, "y", x, "x")) ||
         (st = check_indices(x->ctx, __func__, idx, y->shape, x, "x")))
         return st;
-    if (g.n * g.c != 0 && use_2x2(x->ctx, "pool2d_max.forward", params, &g))
-        return max2x2_forward(x->ctx, __func__, &g, x, clnet__mem(y), y->offset, clnet__mem(idx),
-                              idx->offset);
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(x)),   CLNET_ARG_ULONG(x->offset),
-                       CLNET_ARG_MEM(clnet__mem(y)),   CLNET_ARG_ULONG(y->offset),
-                       CLNET_ARG_MEM(clnet__mem(idx)), CLNET_ARG_ULONG(idx->offset),
-                       GEOM_ARGS(g, params),           CLNET_ARG_INT(0) };
-    return launch_runs(x->ctx, "pool2d_max_forward_idx", __func__, "pool2d_max.forward", NARGS(a),
-                       a, g.n * g.c, g.oh, g.ow);
+    return max_forward(x->ctx, __func__, "pool2d_max.forward", params, &g, x, clnet__mem(y),
+                       y->offset, clnet__mem(idx), idx->offset);
 }
 
 CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *params,
@@ -373,14 +382,8 @@ CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *para
     size_t nidx = (size_t)(g.n * g.c) * (size_t)g.oh * (size_t)g.ow;
     if ((st = clnet__workspace(x->ctx, nidx * sizeof(cl_int), &idx)))
         return st;
-    clnet__arg a1[] = { CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
-                        CLNET_ARG_MEM(idx), CLNET_ARG_ULONG(0), GEOM_ARGS(g, params),
-                        CLNET_ARG_INT(0) };
-    st = use_2x2(x->ctx, "pool2d_max.backward", params, &g)
-             ? max2x2_forward(x->ctx, __func__, &g, x, NULL, 0, idx, 0)
-             : launch_runs(x->ctx, "pool2d_max_argmax", __func__, "pool2d_max.backward",
-                           NARGS(a1), a1, g.n * g.c, g.oh, g.ow);
-    if (st)
+    if ((st = max_forward(x->ctx, __func__, "pool2d_max.backward", params, &g, x, NULL, 0, idx,
+                          0)))
         return st;
     return max_backward_from(x->ctx, __func__, params, &g, idx, 0, dy, dx);
 }

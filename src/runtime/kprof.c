@@ -21,11 +21,16 @@ struct clnet__kprof {
     int lost;                          /* events whose times could not be read */
 };
 
-int clnet__kprof_wanted(const clnet_context_params *params)
+/* CLNET_PROFILE is set and not "0". */
+static int env_profile(void)
 {
     const char *env = getenv("CLNET_PROFILE");
-    return (params && params->profiling == CLNET_PROFILE_KERNELS) ||
-           (env && *env && strcmp(env, "0") != 0);
+    return env && *env && strcmp(env, "0") != 0;
+}
+
+int clnet__kprof_wanted(const clnet_context_params *params)
+{
+    return (params && params->profiling == CLNET_PROFILE_KERNELS) || env_profile();
 }
 
 clnet_status clnet__kprof_create(clnet_context *ctx)
@@ -34,7 +39,7 @@ clnet_status clnet__kprof_create(clnet_context *ctx)
     if (!ctx->kprof)
         return CLNET_ERR_HOST_MEMORY;
     memset(ctx->kprof, 0, sizeof *ctx->kprof);
-    ctx->kprof_report = getenv("CLNET_PROFILE") && strcmp(getenv("CLNET_PROFILE"), "0") != 0;
+    ctx->kprof_report = env_profile();
     return CLNET_OK;
 }
 

@@ -219,4 +219,10 @@ clnet_status bench_weights_load(clnet_model *m, const char *suite, const bench_p
                                 bench_weights *w);
 void bench_weights_free(bench_weights *w);
 
+/* An inference forward of m on rows 0..rows-1 of x: *logits (the values
+ * before a fused softmax or sigmoid) and *x_rows (those rows of x), both
+ * malloc'd float32 copies the caller frees; NULL on failure. */
+clnet_status bench_model_logits(clnet_model *m, const clnet_tensor *x, int rows, float **logits,
+                                float **x_rows);
+
 #endif

@@ -1,6 +1,7 @@
 /* clnet-bench — what the whole-model suites (cnn, lstm, gan) share for their
- * checks: labels from a fixed seed, and the model's parameters read back
- * through clnet_model_save as float64 copies. Public API only. */
+ * checks: labels from a fixed seed, the model's parameters read back through
+ * clnet_model_save as float64 copies, and an inference forward on the first
+ * rows of the input. Public API only. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,4 +88,21 @@ clnet_status bench_weights_load(clnet_model *m, const char *suite, const bench_p
     unlink(path);
     rmdir(dir);
     return rc;
+}
+
+clnet_status bench_model_logits(clnet_model *m, const clnet_tensor *x, int rows, float **logits,
+                                float **x_rows)
+{
+    clnet_tensor *xr = NULL;
+    const clnet_tensor *y = NULL, *lg = NULL;
+    *logits = *x_rows = NULL;
+    clnet_status st = clnet_tensor_slice(x, 0, rows, &xr);
+    if (!st)
+        st = clnet_model_forward(m, xr, 0, &y, &lg);
+    if (!st)
+        st = bench_download(lg, logits);
+    if (!st)
+        st = bench_download(xr, x_rows);
+    clnet_tensor_destroy(xr);
+    return st;
 }

@@ -256,24 +256,6 @@ static clnet_status net_forward(const bench_weights *w, const float *x, act *t)
     return st;
 }
 
-/* The device's logits and images 0..CHECK_BATCH-1 of x, from an inference
- * forward on those images. */
-static clnet_status device_forward(cnn_state *s, float **logits, float **x)
-{
-    clnet_tensor *x2 = NULL;
-    const clnet_tensor *y = NULL, *lg = NULL;
-    *logits = *x = NULL;
-    clnet_status st = clnet_tensor_slice(s->x, 0, CHECK_BATCH, &x2);
-    if (!st)
-        st = clnet_model_forward(s->m, x2, 0, &y, &lg);
-    if (!st)
-        st = bench_download(lg, logits);
-    if (!st)
-        st = bench_download(x2, x);
-    clnet_tensor_destroy(x2);
-    return st;
-}
-
 /* The bound above is rigorous but far from the typical error (K = 1600
  * terms that mostly cancel); docs/ops.md's normwise criterion,
  * ||got - ref|| / ||ref|| < 1e-5, catches smaller mistakes. */
@@ -299,7 +281,7 @@ static clnet_status cnn_check(void *state, const bench_case *c, void **ref_cache
     float *logits = NULL, *x = NULL;
     bench_weights w;
     act ref = { 0 };
-    clnet_status st = device_forward(s, &logits, &x);
+    clnet_status st = bench_model_logits(s->m, s->x, CHECK_BATCH, &logits, &x);
     if (!st && !(st = bench_weights_load(s->m, "cnn", params, NPARAMS, &w))) {
         st = net_forward(&w, x, &ref);
         bench_weights_free(&w);

@@ -572,30 +572,12 @@ static clnet_status stack_forward(const bench_weights *w, const float *x, double
     return CLNET_OK;
 }
 
-/* The device's logits and sequences 0..CHECK_BATCH-1 of x, from an
- * inference forward on those sequences. */
-static clnet_status device_forward(lstm_state *s, float **logits, float **x)
-{
-    clnet_tensor *x2 = NULL;
-    const clnet_tensor *y = NULL, *lg = NULL;
-    *logits = *x = NULL;
-    clnet_status st = clnet_tensor_slice(s->x, 0, CHECK_BATCH, &x2);
-    if (!st)
-        st = clnet_model_forward(s->m, x2, 0, &y, &lg);
-    if (!st)
-        st = bench_download(lg, logits);
-    if (!st)
-        st = bench_download(x2, x);
-    clnet_tensor_destroy(x2);
-    return st;
-}
-
 static clnet_status train_check(lstm_state *s, int inject, bench_check *out)
 {
     float *logits = NULL, *x = NULL;
     bench_weights w;
     double ref[CHECK_BATCH * 10], bound[CHECK_BATCH * 10];
-    clnet_status st = device_forward(s, &logits, &x);
+    clnet_status st = bench_model_logits(s->m, s->x, CHECK_BATCH, &logits, &x);
     if (!st && !(st = bench_weights_load(s->m, "lstm", params, NPARAMS, &w))) {
         st = stack_forward(&w, x, ref, bound);
         bench_weights_free(&w);
