@@ -50,7 +50,7 @@ static const tolerance tol_tanh_bwd = {
  *   log-softmax backward: |err| <= u (e_j (2 depth + 12) B + 2 |dy_j|),
  *     e_j = exp(y_j), B = sum |dy_i|
  * The dot and the subtraction may cancel, so the bounds are in terms of the
- * operands (as TESTING.md's GEMM bound), not of the result.
+ * operands (as docs/testing.md's GEMM bound), not of the result.
  * Bias: y = x + b rounds once: bitwise. db: a sum of m = N*HW values in a
  * two-level fixed order: |err| <= 2 (ceil(m / WG) + log2(WG) + 2) u sum |dy|
  * (a lane's share of a chunk, the tree, then at most m / (32 WG) + 1 chunk
@@ -515,7 +515,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     guard_check(ctx, &g1, label);
     download(ctx, g1.view, got, n);
     ck_assert_msg(compare_bounds(label, got, ref, bound, n) == 0, "%s forward", label);
-    /* ops.md's rel_error < 1e-5, except for the item variant forced onto
+    /* docs/ops.md's rel_error < 1e-5, except for the item variant forced onto
      * rows longer than 4096: its sequential row sum drifts (within the
      * bound); the dispatcher gives rows longer than WG to work-groups. */
     if (variant == ROW_GROUP || cols <= 4096)

@@ -12,7 +12,7 @@
 #include "ref.h"
 #include "runtime/runtime.h"
 
-/* Tolerances, one per mode (TESTING.md):
+/* Tolerances, one per mode (docs/testing.md):
  * - exact mode: bitwise. Inputs are integers in [-8, 8], so every product
  *   and partial sum is an integer of magnitude at most 64 * T for a sum of
  *   T terms (T <= 5408 here, the long tier's cnn conv1 filter gradient):

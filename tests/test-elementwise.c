@@ -171,7 +171,7 @@ START_TEST(sum_matches_reference)
         abs_sum += fabs(d.dx[i]);
     float got, again;
     CK_OK(ctx, clnet_sum_host(x, &got));
-    /* Summation of n floats: |err| <= 2 * n * 2^-24 * sum |x| (TESTING.md). */
+    /* Summation of n floats: |err| <= 2 * n * 2^-24 * sum |x| (docs/testing.md). */
     double bound = 2.0 * (double)n * 0x1.0p-24 * abs_sum;
     ck_assert_msg(fabs(got - ref) <= bound, "n=%lld: sum %.9g, reference %.9g, bound %g",
                   (long long)n, got, ref, bound);

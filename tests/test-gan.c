@@ -266,7 +266,7 @@ START_TEST(discriminator_step_trains_d_and_not_g)
 }
 END_TEST
 
-/* ---- The generator's gradient through D (TESTING.md, layer 3) --------------------------- */
+/* ---- The generator's gradient through D (docs/testing.md, directional checks) ---------------- */
 
 static double g_loss_now(clnet_context *ctx, gan_trainer *t)
 {

@@ -23,13 +23,13 @@ static const tolerance tol_exact = { 0, 0, 1, "small integers: exact in any summ
 /* Real mode, per element (check_bound): K products summed in any order, then
  * alpha and beta applied, with or without FMA: at most K + 2 roundings, each
  * within 2^-24 of the running magnitudes, so |got - ref| <= 2 (K + 2) 2^-24
- * (|alpha| (|A||B|)_ij + |beta c0_ij|), a factor 2 of margin (TESTING.md's
+ * (|alpha| (|A||B|)_ij + |beta c0_ij|), a factor 2 of margin (docs/testing.md's
  * 2 K 2^-24 (|A||B|)_ij, extended to alpha and beta). */
 #define REAL_BOUND_FACTOR 2.0
 /* And ||got - ref|| / ||ref||: random signs keep it near 1e-7 for K <= 1600. */
 #define REAL_REL_ERROR 1e-5
 /* A case with more than this fraction of exact zeros in the reference is
- * suspect (TESTING.md's trust check): the data would not test much. Exact
+ * suspect (docs/testing.md's trust check): the data would not test much. Exact
  * mode draws nonzero integers, so a zero needs a cancellation; outputs
  * under 16 elements are too few to judge. */
 #define MAX_ZERO_FRACTION 0.3

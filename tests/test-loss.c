@@ -20,7 +20,7 @@
  * fast-math, no FMA contraction, so every other operation rounds once. TINY
  * (FLT_MIN) is an absolute floor for denormal results. S = sum of |terms|
  * (as the double reference computes them), n the number of terms.
- *   loss, mean of n terms: 2 D u S / n for the sum (TESTING.md's rule with
+ *   loss, mean of n terms: 2 D u S / n for the sum (docs/testing.md's rule with
  *   the chain length D of clnet's reduction instead of n: G = min(ceil(n /
  *   WG), 256) groups whose lanes each add a strided share, a tree, then the
  *   G partials by one group, through clnet_sum's first pass when G > WG:

@@ -11,7 +11,7 @@
 #include "harness.h"
 #include "nn/nn_impl.h"
 
-/* ---- Directional derivative checks (TESTING.md, layer 3) ------------------------ */
+/* ---- Directional derivative checks (docs/testing.md, directional checks) ----------- */
 
 static double dot(const float *a, const float *b, size_t n)
 {

@@ -39,7 +39,7 @@
  * inference dx and <= 0.01 for invstd, dx, dgamma and dbeta (their L terms
  * are worst cases). Wrong formulas fail by far: m for m - 1 in the running
  * variance, a lost xhat term in dx, a wrong momentum (tried by mutation).
- * ops.md's rel_error < 1e-5 is not asserted: when a channel's values nearly
+ * docs/ops.md's rel_error < 1e-5 is not asserted: when a channel's values nearly
  * coincide (m = 2, or an offset 1000 times the spread) the normalized
  * output is ill-conditioned and rel_error reaches 1e-4 within the bounds. */
 #define U32 0x1.0p-24
@@ -684,7 +684,7 @@ static double vy(clnet_context *ctx, const bn_data *d, const float *x, const flo
     return s;
 }
 
-/* Layer 3 of TESTING.md: the device backward against central differences of
+/* A directional check (docs/testing.md): the device backward against central differences of
  * the device forward, along random unit directions over (x, gamma, beta), with
  * the cotangent v = dy. The direction actually taken is the rounded float
  * difference, so rounding the inputs does not count as error. */

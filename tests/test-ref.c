@@ -1,6 +1,6 @@
 /* clnet tests: the float64 reference itself. Hand-computed cases for the
  * forwards and optimizers, and every reference backward against central
- * finite differences of its forward (TESTING.md, gradients layer 2). */
+ * finite differences of its forward (docs/testing.md, finite differences). */
 #include "harness.h"
 #include "ref.h"
 
@@ -152,7 +152,7 @@ END_TEST
 
 START_TEST(test_philox4x32_10_kat)
 {
-    /* Random123 tests/kat_vectors, the three "philox4x32 10" lines. */
+    /* Random123/tests/kat_vectors, the three "philox4x32 10" lines. */
     static const uint32_t kat[3][10] = {
         {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
         {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,

@@ -19,7 +19,7 @@
  * abs = that bound, rel = 0), where
  * - S is the output tensor's magnitude: the largest element of
  *   ref_rnn_magnitude, which takes every sum of every step in absolute
- *   values (the |A||B| of TESTING.md's GEMM rule, step by step; dh0 and
+ *   values (the |A||B| of docs/testing.md's GEMM rule, step by step; dh0 and
  *   dc0 carry theirs back through the steps). Rounding errors follow the
  *   terms, not the result: an element that cancels to ~0 keeps the
  *   absolute error of its terms. For y, hT and cT, S is the problem's
@@ -442,7 +442,7 @@ static tolerance tol_for(int out, int t, double scale)
 }
 
 /* More than 30% exact zeros in a reference output: the case does not
- * exercise it (TESTING.md's trust check). */
+ * exercise it (docs/testing.md's trust check). */
 static int mostly_zeros(const double *ref, size_t n)
 {
     size_t zeros = 0;
@@ -894,7 +894,7 @@ static void move_inputs(clnet_context *ctx, const problem *pb, const host *hd, c
     }
 }
 
-/* TESTING.md layer 3: <g, du> from one device backward against <v, f(theta
+/* A directional check (docs/testing.md): <g, du> from one device backward against <v, f(theta
  * + du/2)> - <v, f(theta - du/2)> from two device forwards, for a random
  * unit direction u, du what the float32 inputs really moved (2h u rounded),
  * h = 4.9e-3 max(1, |theta|_inf), retried at h/2. */

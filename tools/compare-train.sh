@@ -4,7 +4,7 @@
 # both per-epoch lines: the side-by-side run the project quotes.
 #   tools/compare-train.sh [cnn|lstm|rnn] [EPOCHS] [extra clnet-train options]
 # BUILD_DIR overrides ./build; THREADS sets PyTorch's threads (default 1,
-# often its best on 2 cores; see ../shared/BASELINES.md).
+# often its best on 2 cores; see docs/baselines.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-cnn}

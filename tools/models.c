@@ -1,4 +1,4 @@
-/* clnet tools — the reference models (DESIGN.md), built with the public
+/* clnet tools — the reference models (docs/design.md), built with the public
  * API; shared by clnet-train and clnet-bench. Also the GAN loop and the
  * classifier score (docs/gan.md), which tests/test-gan.c runs too. */
 #include "models.h"
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The reference CNN (DESIGN.md). */
+/* The reference CNN (docs/design.md). */
 clnet_status build_cnn(clnet_context *ctx, unsigned long long seed, clnet_model **out)
 {
     int64_t in[3] = { 1, 28, 28 };
@@ -37,7 +37,7 @@ clnet_status build_cnn(clnet_context *ctx, unsigned long long seed, clnet_model 
     return CLNET_OK;
 }
 
-/* The reference recurrent stacks (DESIGN.md): three layers of 64 units on
+/* The reference recurrent stacks (docs/design.md): three layers of 64 units on
  * (28 steps, 28 features), the first two returning sequences, then
  * Dense(10, softmax). cell: "lstm" or "rnn" (the simple tanh RNN); another
  * name gives CLNET_ERR_INVALID_ARG (nothing created, no message on ctx). */

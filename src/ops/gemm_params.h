@@ -44,7 +44,7 @@ typedef struct clnet__gemm_params {
 static const clnet__gemm_params clnet__gemm_param_table[] = {
     { "Portable Computing Language", CLNET_DEVICE_CPU, "pocl CPU", 3, {
         /* The indirect kernel (Xgemm after CLBlast's copy/pad/transpose
-         * kernels): BASELINES.md's best correct set, 3-5x CLBlast's own at
+         * kernels): docs/baselines.md's best correct set, 3-5x CLBlast's own at
          * n = 512 and 1024; the tuner's one faster-looking set (KWG=16
          * MWG=NWG=128 VWN=4 STRN=1) was no faster through the routine. */
         { "Xgemm", 16,

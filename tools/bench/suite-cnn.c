@@ -107,7 +107,7 @@ static clnet_status cnn_run(void *state)
  * the float32 device's error, layer by layer. A conv or dense layer l sums
  * K_l products and the bias; in float32, in any order, its result errs by at
  * most g_l times the sum of the terms' magnitudes, g_l = 2 (K_l + 1) u
- * (TESTING.md's GEMM/conv bound). An error e already in its input adds
+ * (docs/testing.md's GEMM/conv bound). An error e already in its input adds
  * |W| e. So, with a the float64 activations:
  *     e_l = |W_l| (e_(l-1) + g_l |a_(l-1)|) + g_l |b_l|,   e_0 = 0,
  * and relu and max pooling (1-Lipschitz) pass e on (pooling takes the

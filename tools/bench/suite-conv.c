@@ -111,7 +111,7 @@ static void describe(const bench_case *c, conv_state *s)
     s->ny = (size_t)n * k * s->oh * s->oh;
 }
 
-/* Exact mode (TESTING.md): integers in [-lim, lim] such that every partial
+/* Exact mode (docs/testing.md): integers in [-lim, lim] such that every partial
  * sum of every direction (C*R*S products and the bias, K*R*S, N*OH*OW)
  * stays below 2^24 in magnitude, so any summation order is exact. */
 static int int_limit(const conv_state *s)

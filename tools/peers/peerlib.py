@@ -284,7 +284,7 @@ def blas_config():
 def blas_warning(blas):
     if blas == "openblas":
         return ""
-    return ("warning: the BLAS here is %s, not OpenBLAS: GEMM peers are not what BASELINES.md "
+    return ("warning: the BLAS here is %s, not OpenBLAS: GEMM peers are not what docs/baselines.md "
             "measured;\nsee docs/bench.md (libopenblas0-pthread)" % blas)
 
 
