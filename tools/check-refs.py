@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """clnet lint: every file that a comment or a doc names must exist.
 
-Scans the tracked sources and docs (*.c, *.h, *.cl, *.md, *.py, *.sh,
+Scans the sources and docs git tracks or would track (*.c, *.h, *.cl, *.md, *.py, *.sh,
 *.in, meson.build and the shell scripts without a suffix) for paths into the
 tree -- docs/<page>.md, src/<dir>/<file>.c, tests/..., tools/...,
 include/..., cl/..., examples/..., .ci/... -- and for bare NAME.md names
@@ -21,7 +21,9 @@ such as src/ops/<op>.c, globs (tests/*.c) and names spelled NAME or X
 makes counts when its source or its directory's meson.build names it
 (examples/hello, tests/clnet-tests). Paths in other projects are written
 with the project in front (CLBlast/src/cache.hpp), which makes them the tail
-of a longer path. A line that contains "check-refs: ignore" is skipped.
+of a longer path. A line that contains "check-refs: ignore" is skipped; a
+line "check-refs: example PATH..." lets the rest of its file name those
+hypothetical files (a walk-through's example op).
 Run by `meson test --suite lint` (tests/meson.build).
 """
 import os
@@ -41,11 +43,13 @@ BARE_MD = re.compile(r"(?<![\w/.$~-])([\w-]+\.md)\b")
 # A relative Markdown link target: [text](target) or ![alt](target).
 MD_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 IGNORE = "check-refs: ignore"
+EXAMPLE = "check-refs: example"
 
 
 def tracked_files(root):
     try:
-        out = subprocess.run(["git", "-C", root, "ls-files", "-z"], check=True,
+        out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], check=True,
                              capture_output=True).stdout.decode()
         return [f for f in out.split("\0") if f]
     except (OSError, subprocess.CalledProcessError):
@@ -99,14 +103,18 @@ def clean(path):
 def check_file(root, rel, text):
     bad = []
     here = os.path.dirname(rel)
+    examples = set()
+    for line in text.splitlines():
+        if EXAMPLE in line:
+            examples.update(line.split(EXAMPLE, 1)[1].replace("-->", " ").replace("*/", " ").split())
     for lineno, line in enumerate(text.splitlines(), 1):
-        if IGNORE in line:
+        if IGNORE in line or EXAMPLE in line:
             continue
         for m in TREE_PATH.finditer(line):
             path = clean(m.group(1))
             if line[m.end(1):m.end(1) + 1] in ("<", "*", "{") or placeholder(path):
                 path = path[:path.rfind("/") + 1]  # a pattern: its directory must exist
-            if not exists(root, path):
+            if path not in examples and not exists(root, path):
                 bad.append((lineno, path))
         for m in BARE_MD.finditer(line):
             name = m.group(1)
