@@ -129,13 +129,18 @@ clnet_status clnet__param_add(clnet__layer *l, const char *name, int ndim, const
 clnet_status clnet__param_init(clnet__layer *l, int i, clnet_init init, double fan_in,
                                double fan_out);
 void clnet__layer_free(clnet__layer *l);
+/* The activation a layer applies last: the fused one of Dense, Conv2D and
+ * Conv2DTranspose, an Activation layer's; CLNET_ACT_NONE for other layers. */
+int clnet__layer_output_act(const clnet__layer *l);
 
 /* model.c: (re)binds activation views for a batch of `batch` rows. */
 clnet_status clnet__model_bind(clnet_model *m, int64_t batch);
-/* The activation at the logits: the last layer's pre-activation when its
- * softmax or sigmoid is fused with the loss, else its output. */
+/* The logits: when the output activation is softmax or sigmoid (fused in the
+ * last layer or a separate Activation layer), the values before it; else the
+ * output. */
 const clnet_tensor *clnet__model_logits(const clnet_model *m);
-int clnet__model_fused_output(const clnet_model *m);
+/* The output activation (clnet__layer_output_act of the last layer). */
+int clnet__model_output_act(const clnet_model *m);
 
 /* train.c: the sample order fit uses for an epoch: 0..n-1, shuffled
  * (Fisher-Yates on splitmix64, continuing *state) when shuffle is nonzero.
