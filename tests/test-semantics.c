@@ -4,7 +4,8 @@
  * parameter gradients against a float64 reference (the loss as written, its
  * gradient by central differences in float64), through train_on_batch and
  * evaluate; each refused cell's message. Plus the checks around it: label
- * errors, field names, CLNET_LOSS_NONE, Dense on sequences. */
+ * errors, field names, CLNET_LOSS_NONE, Dense on sequences, softmax over a
+ * Conv2D's channels. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,8 @@
 #include "harness.h"
 #include "nn/nn_impl.h"
 
-#define F 5                            /* input features */
-#define MAXB 3
+#define F 5 /* input features */
+#define MAXB 6
 #define MAXT 3
 #define MAXU 4
 
@@ -31,9 +32,9 @@ static const clnet_loss losses[] = { CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
 typedef struct cell {
     int act;
     clnet_loss loss;
-    int separate;                      /* Dense(units) + Activation(act) */
+    int separate; /* Dense(units) + Activation(act) */
     int from_logits;
-    int64_t batch, steps, units;       /* steps > 1: input (batch, steps, F) */
+    int64_t batch, steps, units; /* steps > 1: input (batch, steps, F) */
 } cell;
 
 static const char *act_label(int act)
@@ -56,7 +57,8 @@ static int accepted(const cell *c)
         return !c->from_logits;
     if (c->from_logits)
         return c->act == CLNET_ACT_NONE;
-    return c->act == (int)(c->loss == CLNET_LOSS_BINARY_CROSSENTROPY ? CLNET_ACT_SIGMOID : CLNET_ACT_SOFTMAX);
+    return c->act ==
+           (int)(c->loss == CLNET_LOSS_BINARY_CROSSENTROPY ? CLNET_ACT_SIGMOID : CLNET_ACT_SOFTMAX);
 }
 
 /* Builds and compiles (SGD, lr 0: train_on_batch leaves the weights and
@@ -129,7 +131,8 @@ static int64_t argmax_row(const double *v, int64_t n)
 /* The model's output for weights (w, b) and the loss on it, exactly as the
  * loss is defined: softmax / sigmoid applied by the loss only with
  * from_logits. *metric (optional) as nn.h defines it. */
-static double ref_loss(const cell *c, const data *d, const double *w, const double *b, double *metric)
+static double ref_loss(const cell *c, const data *d, const double *w, const double *b,
+                       double *metric)
 {
     int64_t rows = c->batch * c->steps, U = c->units, n = rows * U;
     double out[MAXB * MAXT * MAXU], loss = 0, met = 0;
@@ -155,12 +158,13 @@ static double ref_loss(const cell *c, const data *d, const double *w, const doub
             if (c->from_logits)
                 softmax_row(p, U);
             for (int64_t u = 0; u < U; u++) {
-                double tu = c->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY ? t[u] : d->labels[r] == u;
+                double tu =
+                    c->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY ? t[u] : d->labels[r] == u;
                 loss -= tu ? tu * log(p[u]) : 0;
             }
-            met += argmax_row(o, U) == (c->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY
-                                            ? argmax_row(tr, U)
-                                            : d->labels[r]);
+            met +=
+                argmax_row(o, U) ==
+                (c->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY ? argmax_row(tr, U) : d->labels[r]);
             break;
         case CLNET_LOSS_BINARY_CROSSENTROPY:
             for (int64_t u = 0; u < U; u++) {
@@ -284,8 +288,8 @@ static int run_cell(clnet_context *ctx, const cell *c, uint64_t seed, result *re
     CK_OK(ctx, clnet_model_train_on_batch(m, x, y, &loss, &metric));
     int fails = 0;
     if (!close_to(loss, ref) || !close_to(metric, ref_metric)) {
-        fprintf(stderr, "%s: train_on_batch loss %.7g metric %.7g, reference %.7g and %.7g\n", label,
-                loss, metric, ref, ref_metric);
+        fprintf(stderr, "%s: train_on_batch loss %.7g metric %.7g, reference %.7g and %.7g\n",
+                label, loss, metric, ref, ref_metric);
         fails++;
     }
     res->loss = (float)loss;
@@ -300,8 +304,8 @@ static int run_cell(clnet_context *ctx, const cell *c, uint64_t seed, result *re
     clnet_dataset_view v = { d.x, sparse ? (const void *)d.labels : (const void *)d.t, c->batch };
     CK_OK(ctx, clnet_model_evaluate(m, &v, 2, &loss, &metric));
     if (!close_to(loss, ref) || !close_to(metric, ref_metric)) {
-        fprintf(stderr, "%s: evaluate loss %.7g metric %.7g, reference %.7g and %.7g\n", label, loss,
-                metric, ref, ref_metric);
+        fprintf(stderr, "%s: evaluate loss %.7g metric %.7g, reference %.7g and %.7g\n", label,
+                loss, metric, ref, ref_metric);
         fails++;
     }
     clnet_tensor_destroy(x);
@@ -337,12 +341,15 @@ static void matrix(int64_t batch, int64_t units)
                     if (!accepted(&c)) {
                         clnet_model *m;
                         clnet_status st = build(ctx, &c, &m);
-                        const char *msg = clnet_context_errmsg(ctx), *layer = sep ? "activation_1" : "dense_1";
+                        const char *msg = clnet_context_errmsg(ctx),
+                                   *layer = sep ? "activation_1" : "dense_1";
                         int good = st == CLNET_ERR_INVALID_ARG && strstr(msg, refusal_needle(&c)) &&
                                    (c.loss == CLNET_LOSS_MSE || strstr(msg, layer));
                         if (!good) {
-                            fprintf(stderr, "%s: compile returned %s (%s), expected a refusal with \"%s\"\n",
-                                    label, clnet_status_name(st), msg, refusal_needle(&c));
+                            fprintf(
+                                stderr,
+                                "%s: compile returned %s (%s), expected a refusal with \"%s\"\n",
+                                label, clnet_status_name(st), msg, refusal_needle(&c));
                             failures++;
                         }
                         refused++;
@@ -391,11 +398,86 @@ START_TEST(dense_on_sequences)
     int failures = 0;
     for (int l = 1; l < NLOSSES; l++) {
         cell c = { l == 2 ? CLNET_ACT_SIGMOID : l == 1 ? CLNET_ACT_SOFTMAX : CLNET_ACT_TANH,
-                   losses[l], 0, 0, 2, 3, 4 };
+                   losses[l],
+                   0,
+                   0,
+                   2,
+                   3,
+                   4 };
         result r;
         failures += run_cell(ctx, &c, 77 + (uint64_t)l, &r);
     }
     ck_assert_int_eq(failures, 0);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* Softmax on a Conv2D's NCHW output normalizes over channels (Keras' feature
+ * axis): a 1x1 convolution is a Dense layer on every pixel, so the same
+ * float64 reference applies with a row per (image, pixel). MSE through it,
+ * fused and separate; categorical CE on NCHW is refused. */
+START_TEST(conv_softmax_over_channels)
+{
+    clnet_context *ctx = test_context();
+    enum { N = 2, P = 3, K = 4 };
+    result r[2];
+    for (int sep = 0; sep < 2; sep++) {
+        cell c = { CLNET_ACT_SOFTMAX, CLNET_LOSS_MSE, sep, 0, N * P, 1, K };
+        data d;
+        make_data(&c, 500, &d);
+        clnet_model *m;
+        CK_OK(ctx, clnet_model_create(ctx, 3, (int64_t[]){ F, 1, P }, 1, &m));
+        clnet_conv2d_layer_params cp = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        cp.filters = K;
+        cp.kernel_h = cp.kernel_w = 1;
+        cp.activation = sep ? CLNET_ACT_NONE : CLNET_ACT_SOFTMAX;
+        CK_OK(ctx, clnet_model_add_conv2d(m, &cp));
+        if (sep)
+            CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_SOFTMAX, 0));
+        clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
+        p.loss = CLNET_LOSS_CATEGORICAL_CROSSENTROPY;
+        CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "per-pixel cross-entropy", clnet_model_compile(m, &p));
+        p.loss = CLNET_LOSS_MSE;
+        p.optimizer = CLNET_OPTIMIZER_SGD;
+        p.sgd.lr = 0.0f;
+        CK_OK(ctx, clnet_model_compile(m, &p));
+        clnet__param *q = m->layers[0]->params;
+        CK_OK(ctx, clnet_tensor_upload(q[0].value, d.w, K * F * sizeof(float)));
+        CK_OK(ctx, clnet_tensor_upload(q[1].value, d.b, K * sizeof(float)));
+        float x[N * F * P], t[N * K * P];
+        for (int n = 0; n < N; n++)
+            for (int pix = 0; pix < P; pix++) {
+                for (int f = 0; f < F; f++)
+                    x[(n * F + f) * P + pix] = d.x[(n * P + pix) * F + f];
+                for (int k = 0; k < K; k++)
+                    t[(n * K + k) * P + pix] = d.t[(n * P + pix) * K + k];
+            }
+        clnet_tensor *tx = tensor_from(ctx, 4, (int64_t[]){ N, F, 1, P }, x),
+                     *ty = tensor_from(ctx, 4, (int64_t[]){ N, K, 1, P }, t);
+        double w[K * F], b[K], gw[K * F], gb[K], met, loss, metric;
+        for (int i = 0; i < K * F; i++)
+            w[i] = d.w[i];
+        for (int i = 0; i < K; i++)
+            b[i] = d.b[i];
+        double ref = ref_loss(&c, &d, w, b, &met);
+        ref_grads(&c, &d, gw, gb);
+        CK_OK(ctx, clnet_model_train_on_batch(m, tx, ty, &loss, &metric));
+        ck_assert_msg(close_to(loss, ref) && close_to(metric, met),
+                      "conv softmax %d: loss %.7g mae %.7g, reference %.7g and %.7g", sep, loss,
+                      metric, ref, met);
+        r[sep].loss = (float)loss;
+        download(ctx, q[0].grad, r[sep].gw, K * F);
+        download(ctx, q[1].grad, r[sep].gb, K);
+        ck_assert(compare_f32("conv softmax kernel gradient", r[sep].gw, gw, K * F, grad_tol) == 0);
+        ck_assert(compare_f32("conv softmax bias gradient", r[sep].gb, gb, K, grad_tol) == 0);
+        clnet_tensor_destroy(tx);
+        clnet_tensor_destroy(ty);
+        clnet_model_destroy(m);
+    }
+    ck_assert_msg(!memcmp(&r[0], &r[1], sizeof r[0].loss) &&
+                      !memcmp(r[0].gw, r[1].gw, sizeof r[0].gw) &&
+                      !memcmp(r[0].gb, r[1].gb, K * sizeof(float)),
+                  "Conv2D(softmax) and Conv2D + Activation(softmax) differ");
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -463,13 +545,15 @@ START_TEST(sparse_labels_checked)
     clnet_dataset_view v = { d.x, d.labels, 3 };
     clnet_fit_params fp = CLNET_FIT_PARAMS_DEFAULT;
     double l, a;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "label 4 of sample 1 is outside [0, 4)", clnet_model_fit(m, &fp, &v));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "label 4 of sample 1", clnet_model_evaluate(m, &v, 3, &l, &a));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "label 4 of sample 1 is outside [0, 4)",
+             clnet_model_fit(m, &fp, &v));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "label 4 of sample 1",
+             clnet_model_evaluate(m, &v, 3, &l, &a));
     d.labels[1] = -1;
     clnet_tensor *x = tensor_from(ctx, 2, (int64_t[]){ 3, F }, d.x), *y, *yf;
     int64_t three = 3;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &three, &y));
-    CK_OK(ctx, clnet_tensor_upload(y, d.labels, sizeof d.labels));
+    CK_OK(ctx, clnet_tensor_upload(y, d.labels, 3 * sizeof(int32_t)));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "label -1 of sample 1",
              clnet_model_train_on_batch(m, x, y, &l, &a));
     /* A float label tensor: the dtype is what is wrong. */
@@ -491,12 +575,8 @@ START_TEST(bad_fields_named)
     CK_OK(ctx, clnet_model_create(ctx, 3, (int64_t[]){ 1, 8, 8 }, 1, &m));
     clnet_conv2d_layer_params cp = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
     cp.stride_w = 0;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 0 (Conv2D): stride_w is 0", clnet_model_add_conv2d(m, &cp));
-    cp = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
-    cp.activation = CLNET_ACT_SOFTMAX;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "softmax on NCHW images", clnet_model_add_conv2d(m, &cp));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "softmax on NCHW images",
-             clnet_model_add_activation(m, CLNET_ACT_SOFTMAX, 0));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 0 (Conv2D): stride_w is 0",
+             clnet_model_add_conv2d(m, &cp));
     CK_OK(ctx, clnet_model_add_flatten(m));
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 0;
@@ -504,7 +584,8 @@ START_TEST(bad_fields_named)
              clnet_model_add_dense(m, &d));
     d.units = 2;
     d.activation = (clnet_activation)77;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 1 (Dense): activation is 77", clnet_model_add_dense(m, &d));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 1 (Dense): activation is 77",
+             clnet_model_add_dense(m, &d));
     clnet_pool2d_layer_params pp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
     pp.pool_h = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pool_h is 0", clnet_model_add_maxpool2d(m, &pp));
@@ -559,6 +640,7 @@ Suite *suite_semantics(void)
     tcase_add_test(tc, matrix_batch3_units4);
     tcase_add_test(tc, matrix_batch1_units1);
     tcase_add_test(tc, dense_on_sequences);
+    tcase_add_test(tc, conv_softmax_over_channels);
     tcase_add_test(tc, fit_reports_metric);
     tcase_add_test(tc, sparse_labels_checked);
     tcase_add_test(tc, bad_fields_named);

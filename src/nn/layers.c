@@ -141,6 +141,8 @@ void clnet__layer_free(clnet__layer *l)
         clnet_tensor_destroy(l->extra[i].view);
         clnet_tensor_destroy(l->extra[i].buf);
     }
+    for (int i = 0; i < 4; i++)
+        clnet_tensor_destroy(l->mat[i]);
     clnet__free(l);
 }
 
@@ -165,22 +167,28 @@ static clnet_status field_error(clnet_model *m, const char *type, const char *fi
             return field_error(m, type, #field, (long long)(p)->field, need);                      \
     } while (0)
 
-/* The activation: one of clnet_activation or CLNET_ACT_SOFTMAX; softmax
- * normalizes over the feature axis, which on NCHW images is the channel
- * axis (Keras): not implemented, so refused rather than done over width. */
-static clnet_status check_activation(clnet_model *m, const char *type, clnet_activation act,
-                                     int out_ndim)
+/* The activation: one of clnet_activation or CLNET_ACT_SOFTMAX. */
+static clnet_status check_activation(clnet_model *m, const char *type, clnet_activation act)
 {
     if (!valid_activation(act))
         return field_error(m, type, "activation", (long long)act,
                            "must be CLNET_ACT_NONE, RELU, LEAKY_RELU, SIGMOID, TANH or SOFTMAX");
-    if (act == CLNET_ACT_SOFTMAX && out_ndim == 3)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "layer %d (%s): softmax on NCHW images would normalize over the "
-                            "channels (Keras), which clnet does not implement yet; Flatten first "
-                            "for a softmax over all features",
-                            m->nlayers, type);
     return CLNET_OK;
+}
+
+/* Softmax normalizes over the feature axis, as in Keras: the channels of
+ * NCHW images (dim 1), the last axis of (batch, features) and (batch, steps,
+ * features). */
+clnet_status clnet__softmax_forward(const clnet__layer *l, const clnet_tensor *x, clnet_tensor *y)
+{
+    return l->out_ndim == 3 ? clnet_softmax_channels_forward(x, y) : clnet_softmax_forward(x, y);
+}
+
+clnet_status clnet__softmax_backward(const clnet__layer *l, const clnet_tensor *y,
+                                     const clnet_tensor *dy, clnet_tensor *dx)
+{
+    return l->out_ndim == 3 ? clnet_softmax_channels_backward(y, dy, dx)
+                            : clnet_softmax_backward(y, dy, dx);
 }
 
 int clnet__layer_output_act(const clnet__layer *l)
@@ -198,7 +206,7 @@ static clnet_status act_forward(clnet__layer *l, clnet__io *io)
     if (!l->has_pre)
         return CLNET_OK;
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_forward(io->pre, io->y);
+        return clnet__softmax_forward(l, io->pre, io->y);
     return clnet_activation_forward(l->act, l->alpha, io->pre, io->y);
 }
 
@@ -211,51 +219,64 @@ static clnet_status act_backward(clnet__layer *l, clnet__io *io, const clnet_ten
         return CLNET_OK;
     *dlin = io->dpre;
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_backward(io->y, io->dy, io->dpre);
+        return clnet__softmax_backward(l, io->y, io->dy, io->dpre);
     return clnet_activation_backward(l->act, l->alpha, io->pre, io->y, io->dy, io->dpre);
 }
 
 /* ---- Dense ----------------------------------------------------------------------- */
 
 /* Dense on (batch, steps, features) works on the (batch * steps, features)
- * matrix: views of both sides with `cols` columns. */
-static clnet_status as_matrix(const clnet_tensor *t, int64_t cols, clnet_tensor **out)
+ * matrix: a 2-D view of t with `cols` columns, kept in the layer's slot k
+ * and made again only when t is another buffer or size (a new batch), so a
+ * warm step allocates nothing. NULL with *st set on failure. */
+static clnet_tensor *matrix(clnet__layer *l, int k, const clnet_tensor *t, int64_t cols,
+                            clnet_status *st)
 {
-    int64_t shape[2] = { (int64_t)(clnet_tensor_numel(t) / (size_t)cols), cols };
-    return clnet_tensor_reshape(t, 2, shape, out);
+    clnet_tensor *v = l->mat[k];
+    if (v && v->storage == t->storage && v->offset == t->offset && v->numel == t->numel)
+        return v;
+    clnet_tensor_destroy(v);
+    l->mat[k] = NULL;
+    int64_t shape[2] = { (int64_t)(t->numel / (size_t)cols), cols };
+    *st = clnet_tensor_reshape(t, 2, shape, &l->mat[k]);
+    return l->mat[k];
 }
+
+enum { MAT_X, MAT_LIN, MAT_DLIN, MAT_DX };
 
 static clnet_status dense_forward(clnet__layer *l, clnet__io *io, int training)
 {
     (void)training;
     int64_t in = l->in_shape[l->in_ndim - 1], out = l->out_shape[l->out_ndim - 1];
-    clnet_tensor *x = NULL, *lin = NULL;
-    clnet_status st;
-    if (!(st = as_matrix(io->x, in, &x)) && !(st = as_matrix(l->has_pre ? io->pre : io->y, out, &lin)))
-        st = clnet_gemm(CLNET_NO_TRANS, CLNET_TRANS, 1.0f, x, l->params[0].value, 0.0f, lin);
+    const clnet_tensor *x = io->x;
+    clnet_tensor *lin = l->has_pre ? io->pre : io->y;
+    clnet_status st = CLNET_OK;
+    if (l->in_ndim == 2 &&
+        (!(x = matrix(l, MAT_X, x, in, &st)) || !(lin = matrix(l, MAT_LIN, lin, out, &st))))
+        return st;
+    st = clnet_gemm(CLNET_NO_TRANS, CLNET_TRANS, 1.0f, x, l->params[0].value, 0.0f, lin);
     if (!st && l->nparams > 1)
         st = clnet_bias_add(lin, l->params[1].value, lin);
-    clnet_tensor_destroy(x);
-    clnet_tensor_destroy(lin);
     return st ? st : act_forward(l, io);
 }
 
 static clnet_status dense_backward(clnet__layer *l, clnet__io *io)
 {
     int64_t in = l->in_shape[l->in_ndim - 1], out = l->out_shape[l->out_ndim - 1];
-    const clnet_tensor *dlin;
-    clnet_tensor *d = NULL, *x = NULL, *dx = NULL;
-    clnet_status st = act_backward(l, io, &dlin);
-    if (!st && !(st = as_matrix(dlin, out, &d)) && !(st = as_matrix(io->x, in, &x)) && l->trainable) {
+    const clnet_tensor *d, *x = io->x;
+    clnet_tensor *dx = io->dx;
+    clnet_status st = act_backward(l, io, &d);
+    if (st || (l->in_ndim == 2 && (!(d = matrix(l, MAT_DLIN, d, out, &st)) ||
+                                   !(x = matrix(l, MAT_X, x, in, &st)) ||
+                                   (dx && !(dx = matrix(l, MAT_DX, dx, in, &st))))))
+        return st;
+    if (l->trainable) {
         st = clnet_gemm(CLNET_TRANS, CLNET_NO_TRANS, 1.0f, d, x, 0.0f, l->params[0].grad);
         if (!st && l->nparams > 1)
             st = clnet_bias_backward(d, l->params[1].grad);
     }
-    if (!st && io->dx && !(st = as_matrix(io->dx, in, &dx)))
+    if (!st && dx)
         st = clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, d, l->params[0].value, 0.0f, dx);
-    clnet_tensor_destroy(d);
-    clnet_tensor_destroy(x);
-    clnet_tensor_destroy(dx);
     return st;
 }
 
@@ -271,7 +292,7 @@ CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_p
         return shape_error(m, "Dense",
                            "Dense needs (batch, features) or (batch, steps, features): add a "
                            "Flatten first");
-    clnet_status st = check_activation(m, "Dense", p->activation, nd);
+    clnet_status st = check_activation(m, "Dense", p->activation);
     if (st)
         return st;
     int64_t in = in_shape(m)[nd - 1], out = p->units, oshape[2];
@@ -369,7 +390,7 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
     CHECK_FIELD(m, t, p, dilation_w, p->dilation_w > 0, "must be >= 1");
     CHECK_FIELD(m, t, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
                 "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
-    clnet_status ast = check_activation(m, t, p->activation, 3);
+    clnet_status ast = check_activation(m, t, p->activation);
     if (ast)
         return ast;
     char need[160];
@@ -608,7 +629,7 @@ static clnet_status activation_forward(clnet__layer *l, clnet__io *io, int train
 {
     (void)training;
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_forward(io->x, io->y);
+        return clnet__softmax_forward(l, io->x, io->y);
     return clnet_activation_forward(l->act, l->alpha, io->x, io->y);
 }
 
@@ -619,7 +640,7 @@ static clnet_status activation_backward(clnet__layer *l, clnet__io *io)
     if (io->dy_is_pre)
         return clnet_tensor_copy(io->dx, io->dy);
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_backward(io->y, io->dy, io->dx);
+        return clnet__softmax_backward(l, io->y, io->dy, io->dx);
     return clnet_activation_backward(l->act, l->alpha, io->x, io->y, io->dy, io->dx);
 }
 
@@ -629,7 +650,7 @@ static const clnet__layer_ops activation_ops = { "Activation", 0, activation_for
 CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    clnet_status st = check_activation(m, "Activation", act, in_ndim(m));
+    clnet_status st = check_activation(m, "Activation", act);
     if (st)
         return st;
     clnet__layer *l;

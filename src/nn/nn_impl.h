@@ -76,6 +76,8 @@ struct clnet__layer {
         int64_t shape[CLNET_MAX_DIMS];
         clnet_tensor *buf, *view;
     } extra[CLNET__MAX_EXTRA];
+    /* Dense on sequences: cached 2-D views of its operands (layers.c). */
+    clnet_tensor *mat[4];
     /* Recurrent layers. */
     int cell;                          /* 1 RNN, 4 LSTM, 3 GRU (gate blocks) */
     int return_sequences, return_state;
@@ -132,6 +134,11 @@ void clnet__layer_free(clnet__layer *l);
 /* The activation a layer applies last: the fused one of Dense, Conv2D and
  * Conv2DTranspose, an Activation layer's; CLNET_ACT_NONE for other layers. */
 int clnet__layer_output_act(const clnet__layer *l);
+/* Softmax over a layer's feature axis: the channels when its output is NCHW
+ * (out_ndim 3), else the last axis. */
+clnet_status clnet__softmax_forward(const clnet__layer *l, const clnet_tensor *x, clnet_tensor *y);
+clnet_status clnet__softmax_backward(const clnet__layer *l, const clnet_tensor *y,
+                                     const clnet_tensor *dy, clnet_tensor *dx);
 
 /* model.c: (re)binds activation views for a batch of `batch` rows. */
 clnet_status clnet__model_bind(clnet_model *m, int64_t batch);

@@ -47,6 +47,13 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
                                 f, loss);
         return CLNET_OK;
     }
+    if (p->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY && l->out_ndim == 3)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: categorical cross-entropy on the NCHW output of layer %d (%s) "
+                            "would take the classes on the width axis; per-pixel cross-entropy "
+                            "over channels is not implemented: Flatten and end with a Dense "
+                            "layer, or use binary cross-entropy or MSE per element",
+                            f, l->index, l->name);
     if (p->from_logits) {
         if (act == CLNET_ACT_NONE)
             return CLNET_OK;
@@ -194,7 +201,7 @@ static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
         if (!st && act == CLNET_ACT_SIGMOID)
             st = clnet_activation_backward(CLNET_ACT_SIGMOID, 0.0f, NULL, out, m->dlogits, m->dlogits);
         else if (!st && act == CLNET_ACT_SOFTMAX)
-            st = clnet_softmax_backward(out, m->dlogits, m->dlogits);
+            st = clnet__softmax_backward(m->layers[m->nlayers - 1], out, m->dlogits, m->dlogits);
         return st ? st : clnet_loss_mae(out, y, m->correct, NULL);
     case CLNET_LOSS_NONE:
         break;
