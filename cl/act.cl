@@ -210,6 +210,47 @@ __kernel void softmax_backward_group(__global const float *y, ulong yo, __global
     (void)rows;
 }
 
+/* ---- softmax over channels: x (n, c, s), the axis of dim 1 ------------------
+ * One (n, s) column of c channels per work-item, read with stride s. y (dx)
+ * may alias x (y or dy): each element is read before the same work-item
+ * writes it. A column with a NaN or +Inf, or of only -Inf, gives NaN. */
+
+__kernel void softmax_channels_forward(__global const float *x, ulong xo, __global float *y,
+                                       ulong yo, ulong columns, int c, ulong s)
+{
+    size_t id = get_global_id(0);
+    if (id >= columns)
+        return;
+    ulong o = (id / s) * (ulong)c * s + id % s;
+    float m = -INFINITY, sum = 0.0f;
+    for (int k = 0; k < c; k++) {
+        float v = x[xo + o + k * s];
+        m = v > m || isnan(v) ? v : m;
+    }
+    for (int k = 0; k < c; k++)
+        sum += exp(x[xo + o + k * s] - m);
+    for (int k = 0; k < c; k++)
+        y[yo + o + k * s] = exp(x[xo + o + k * s] - m) / sum;
+}
+
+/* dx = y * (dy - sum_k dy_k y_k) per column. */
+__kernel void softmax_channels_backward(__global const float *y, ulong yo,
+                                        __global const float *dy, ulong dyo, __global float *dx,
+                                        ulong dxo, ulong columns, int c, ulong s)
+{
+    size_t id = get_global_id(0);
+    if (id >= columns)
+        return;
+    ulong o = (id / s) * (ulong)c * s + id % s;
+    float r = 0.0f;
+    for (int k = 0; k < c; k++)
+        r += dy[dyo + o + k * s] * y[yo + o + k * s];
+    for (int k = 0; k < c; k++) {
+        float yk = y[yo + o + k * s], g = dy[dyo + o + k * s];
+        dx[dxo + o + k * s] = yk * (g - r);
+    }
+}
+
 /* ---- bias over channels: x (n, c, hw) --------------------------------------- */
 
 __kernel void bias_add(__global float *y, ulong yo, __global const float *x, ulong xo,

@@ -33,6 +33,26 @@ __kernel void mse_partial(__global const float *p, ulong pofs, __global const fl
         part[po + get_group_id(0)] = acc;
 }
 
+/* part[po + group] = sum of |p - t| over the group's share; dp = sign(p - t) / n
+ * (0 where p = t, as PyTorch's l1_loss) when has_dp. */
+__kernel void mae_partial(__global const float *p, ulong pofs, __global const float *t, ulong to,
+                          ulong n, __global float *dp, ulong dpo, int has_dp, float nf,
+                          __global float *part, ulong po)
+{
+    __local float s1[CLNET_WG];
+    float acc = 0.0f;
+    FOR_SHARE(i, n)
+    {
+        float d = p[pofs + i] - t[to + i];
+        acc += fabs(d);
+        if (has_dp)
+            dp[dpo + i] = (d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : d) / nf;
+    }
+    acc = group_sum(s1, acc);
+    if (get_local_id(0) == 0)
+        part[po + get_group_id(0)] = acc;
+}
+
 /* Terms max(x, 0) - x t + log1p(exp(-|x|)); dx = (sigmoid(x) - t) / n with
  * the stable sigmoid of cl/act.cl sharing exp(-|x|). */
 __kernel void bce_partial(__global const float *x, ulong xo, __global const float *t, ulong to,
@@ -221,6 +241,55 @@ __kernel void accuracy_partial(__global const float *x, ulong xo, __global const
             }
         }
         acc += best == labels[lo + r];
+    }
+    acc = group_sum_int(s1, acc);
+    if (get_local_id(0) == 0)
+        part[po + get_group_id(0)] = acc;
+}
+
+/* The first maximum of a row (strict >, left to right). */
+static int row_argmax(__global const float *x, ulong o, int cols)
+{
+    int best = 0;
+    float bv = x[o];
+    for (int j = 1; j < cols; j++) {
+        float v = x[o + j];
+        if (v > bv) {
+            bv = v;
+            best = j;
+        }
+    }
+    return best;
+}
+
+/* part[po + group] = rows of the group's share whose first argmax in x equals
+ * the first argmax in t (one-hot or probability targets). */
+__kernel void categorical_accuracy_partial(__global const float *x, ulong xo,
+                                           __global const float *t, ulong to, ulong rows, int cols,
+                                           __global int *part, ulong po)
+{
+    __local int s1[CLNET_WG];
+    int acc = 0;
+    FOR_SHARE(r, rows)
+    {
+        acc += row_argmax(x, xo + r * (ulong)cols, cols) == row_argmax(t, to + r * (ulong)cols, cols);
+    }
+    acc = group_sum_int(s1, acc);
+    if (get_local_id(0) == 0)
+        part[po + get_group_id(0)] = acc;
+}
+
+/* part[po + group] = elements of the group's share with (x > threshold) ==
+ * (t > 0.5); a NaN x counts as not above the threshold. */
+__kernel void binary_accuracy_partial(__global const float *x, ulong xo, __global const float *t,
+                                      ulong to, ulong n, float threshold, __global int *part,
+                                      ulong po)
+{
+    __local int s1[CLNET_WG];
+    int acc = 0;
+    FOR_SHARE(i, n)
+    {
+        acc += (x[xo + i] > threshold) == (t[to + i] > 0.5f);
     }
     acc = group_sum_int(s1, acc);
     if (get_local_id(0) == 0)

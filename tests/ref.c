@@ -705,6 +705,44 @@ double ref_metric_accuracy(int rows, int classes, const double *x,
     return (double)correct / (double)rows;
 }
 
+double ref_loss_mae(size_t n, const double *pred, const double *target, double *dpred)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = pred[i] - target[i];
+        sum += fabs(d);
+        if (dpred)
+            dpred[i] = (d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0) / (double)n;
+    }
+    return sum / (double)n;
+}
+
+static int first_argmax(const double *v, int n)
+{
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
+}
+
+double ref_metric_categorical_accuracy(int rows, int classes, const double *x, const double *t)
+{
+    int correct = 0;
+    for (int i = 0; i < rows; i++)
+        correct += first_argmax(x + (size_t)i * (size_t)classes, classes) ==
+                   first_argmax(t + (size_t)i * (size_t)classes, classes);
+    return (double)correct / (double)rows;
+}
+
+double ref_metric_binary_accuracy(size_t n, const double *x, const double *t, double threshold)
+{
+    size_t correct = 0;
+    for (size_t i = 0; i < n; i++)
+        correct += (x[i] > threshold) == (t[i] > 0.5);
+    return (double)correct / (double)n;
+}
+
 /* ---- batch normalization ------------------------------------------------ */
 
 static size_t bn_at(const ref_batchnorm *p, int n, int c, int e)

@@ -226,6 +226,12 @@ double ref_loss_sparse_softmax_xent(int rows, int classes, const double *x,
 /* Fraction of rows whose argmax (first maximum wins) equals the label. */
 double ref_metric_accuracy(int rows, int classes, const double *x,
                            const int32_t *labels);
+/* mean over n of |pred - target|; dpred = sign(pred - target) / n (0 at 0). */
+double ref_loss_mae(size_t n, const double *pred, const double *target, double *dpred);
+/* Fraction of rows whose first argmax equals the target row's first argmax. */
+double ref_metric_categorical_accuracy(int rows, int classes, const double *x, const double *t);
+/* Fraction of the n elements with (x > threshold) == (t > 0.5). */
+double ref_metric_binary_accuracy(size_t n, const double *x, const double *t, double threshold);
 
 /* ---- batch normalization ------------------------------------------------ */
 

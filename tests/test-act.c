@@ -554,6 +554,94 @@ START_TEST(softmax_matches_reference)
 }
 END_TEST
 
+/* (n, c, s) <-> (n * s, c): the channel softmax is the row softmax of the
+ * transposed data, so the row reference and bounds apply (depth c: one
+ * work-item sums a column in order). */
+static void to_rows(const double *a, double *b, int n, int c, int sp, int back)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < c; k++)
+            for (int p = 0; p < sp; p++) {
+                size_t nchw = ((size_t)i * c + k) * sp + p, rows = ((size_t)i * sp + p) * c + k;
+                if (back)
+                    b[nchw] = a[rows];
+                else
+                    b[rows] = a[nchw];
+            }
+}
+
+static void softmax_channels_case(clnet_context *ctx, int ndim, const int64_t *dims, uint64_t seed)
+{
+    int n = (int)dims[0], c = (int)dims[1], sp = 1;
+    for (int i = 2; i < ndim; i++)
+        sp *= (int)dims[i];
+    size_t total = (size_t)n * c * sp;
+    char label[96];
+    snprintf(label, sizeof label, "softmax channels n%d c%d s%d", n, c, sp);
+    float *x = host_f32(total), *dy = host_f32(total), *got = host_f32(total), *got2 = host_f32(total);
+    fill_uniform(x, total, -4, 4, &seed);
+    fill_uniform(dy, total, -1, 1, &seed);
+    double *xd = widen_f64(x, total), *dyd = widen_f64(dy, total), *xr = host_f64(total),
+           *rr = host_f64(total), *br = host_f64(total), *ref = host_f64(total),
+           *bound = host_f64(total), *dyr = host_f64(total);
+    int rows = n * sp;
+    to_rows(xd, xr, n, c, sp, 0);
+    ref_softmax_forward(rows, c, xr, rr);
+    softmax_bounds(0, rows, c, c, xr, rr, br);
+    to_rows(rr, ref, n, c, sp, 1);
+    to_rows(br, bound, n, c, sp, 1);
+    clnet_tensor *tx = tensor_from(ctx, ndim, dims, x), *tdy = tensor_from(ctx, ndim, dims, dy);
+    guarded g1, g2;
+    guarded_create(ctx, ndim, dims, &g1);
+    guarded_create(ctx, ndim, dims, &g2);
+    CK_OK(ctx, clnet_softmax_channels_forward(tx, g1.view));
+    guard_check(ctx, &g1, label);
+    download(ctx, g1.view, got, total);
+    ck_assert_msg(compare_bounds(label, got, ref, bound, total) == 0, "%s forward", label);
+    expect_unchanged(ctx, tx, x, total, label);
+    /* In place: the same bits. */
+    CK_OK(ctx, clnet_softmax_channels_forward(tx, tx));
+    download(ctx, tx, got2, total);
+    ck_assert_msg(memcmp(got, got2, total * sizeof *got) == 0, "%s: in place differs", label);
+    /* Backward from the float y the forward produced. */
+    double *yd = widen_f64(got, total), *yr = host_f64(total);
+    clnet_tensor *ty = tensor_from(ctx, ndim, dims, got);
+    to_rows(yd, yr, n, c, sp, 0);
+    to_rows(dyd, dyr, n, c, sp, 0);
+    ref_softmax_backward(rows, c, yr, dyr, rr);
+    softmax_bwd_bounds(0, rows, c, c, yr, dyr, br);
+    to_rows(rr, ref, n, c, sp, 1);
+    to_rows(br, bound, n, c, sp, 1);
+    if (c > 1) /* a single channel's gradient is exactly 0 */
+        trust(ref, total, 0.3, label);
+    CK_OK(ctx, clnet_softmax_channels_backward(ty, tdy, g2.view));
+    guard_check(ctx, &g2, label);
+    download(ctx, g2.view, got2, total);
+    ck_assert_msg(compare_bounds(label, got2, ref, bound, total) == 0, "%s backward", label);
+    expect_unchanged(ctx, ty, got, total, label);
+    expect_unchanged(ctx, tdy, dy, total, label);
+    CK_OK(ctx, clnet_softmax_channels_backward(ty, tdy, tdy)); /* dx over dy */
+    download(ctx, tdy, got, total);
+    ck_assert_msg(memcmp(got, got2, total * sizeof *got) == 0, "%s: backward in place differs", label);
+    guarded_destroy(&g1), guarded_destroy(&g2);
+    clnet_tensor_destroy(tx), clnet_tensor_destroy(tdy), clnet_tensor_destroy(ty);
+    free(x), free(dy), free(got), free(got2), free(xd), free(dyd), free(xr), free(rr), free(br);
+    free(ref), free(bound), free(dyr), free(yd), free(yr);
+}
+
+START_TEST(softmax_channels_matches_reference)
+{
+    clnet_context *ctx = test_context();
+    static const int64_t shapes[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {1, 33, 2, 3}, {3, 7, 1, 31},
+                                        {1, 10, 28, 28}};
+    for (int i = 0; i < 5; i++)
+        softmax_channels_case(ctx, 4, shapes[i], 300 + (uint64_t)i);
+    softmax_channels_case(ctx, 2, (int64_t[]){3, 7}, 310);      /* (n, c): the last axis */
+    softmax_channels_case(ctx, 3, (int64_t[]){1, 4, 33}, 311);  /* (n, c, s) */
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* Exact aliasing (y over x, dx over dy, dx over y) gives the same bits. */
 START_TEST(softmax_in_place_equals_out_of_place)
 {
@@ -893,6 +981,7 @@ Suite *suite_act(void)
     tcase_add_test(tc, activation_bad_arguments_are_named);
     tcase_add_loop_test(tc, softmax_matches_reference, 0, (int)NSM);
     tcase_add_test(tc, softmax_in_place_equals_out_of_place);
+    tcase_add_test(tc, softmax_channels_matches_reference);
     tcase_add_test(tc, softmax_special_rows_follow_policy);
     tcase_add_test(tc, softmax_bad_arguments_are_named);
     tcase_add_test(tc, bias_matches_reference);

@@ -143,8 +143,8 @@ static clnet_status build_world(world *w)
         return make_input(ctx, CLNET_I32, 1, &b, 2, &w->y);
     case GAN: {
         int64_t one = 1, lab[2] = { b, 1 };
-        if ((st = build_gan(ctx, &w->g, &w->m)) || (st = compile(w->g, CLNET_LOSS_BINARY_CROSSENTROPY)) ||
-            (st = compile(w->m, CLNET_LOSS_BINARY_CROSSENTROPY)) ||
+        if ((st = build_gan(ctx, &w->g, &w->m)) || (st = compile(w->g, CLNET_LOSS_NONE)) ||
+            (st = compile(w->m, CLNET_LOSS_NONE)) ||
             (st = make_input(ctx, CLNET_F32, 2, (int64_t[]){ b, 8 }, 1, &w->z)) ||
             (st = make_input(ctx, CLNET_F32, 4, (int64_t[]){ b, 1, 14, 14 }, 2, &w->x)) ||
             (st = clnet_tensor_create(ctx, CLNET_F32, 2, lab, &w->real_y)) ||

@@ -154,7 +154,7 @@ static void compile_adam(clnet_context *ctx, clnet_model *m)
     clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
     p.adam.lr = 2e-4f;
     p.adam.beta1 = 0.5f;
-    p.loss = CLNET_LOSS_BINARY_CROSSENTROPY;
+    p.loss = CLNET_LOSS_NONE; /* the GAN trainer computes its losses */
     CK_OK(ctx, clnet_model_compile(m, &p));
 }
 

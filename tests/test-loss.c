@@ -514,6 +514,106 @@ START_TEST(accuracy_counts_first_argmax)
 }
 END_TEST
 
+/* Categorical (rows, cols) and binary (n elements) accuracy counts against
+ * the float64 reference: exact counts. */
+static void count_case(clnet_context *ctx, int binary, int rows, int cols, const float *x,
+                       const float *t, float threshold, const char *label)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    int64_t shape[2] = {rows, cols}, one = 1;
+    clnet_tensor *tx = tensor_from(ctx, 2, shape, x), *tt = tensor_from(ctx, 2, shape, t), *ci;
+    double *xd = widen_f64(x, n), *td = widen_f64(t, n);
+    double want = binary ? ref_metric_binary_accuracy(n, xd, td, threshold) * (double)n
+                         : ref_metric_categorical_accuracy(rows, cols, xd, td) * rows;
+    guarded gf;
+    guarded_create(ctx, 1, &one, &gf);
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &one, &ci));
+    if (binary) {
+        CK_OK(ctx, clnet_binary_accuracy(tx, tt, threshold, gf.view));
+        CK_OK(ctx, clnet_binary_accuracy(tx, tt, threshold, ci));
+    } else {
+        CK_OK(ctx, clnet_categorical_accuracy(tx, tt, gf.view));
+        CK_OK(ctx, clnet_categorical_accuracy(tx, tt, ci));
+    }
+    guard_check(ctx, &gf, label);
+    float f;
+    int32_t i;
+    download(ctx, gf.view, &f, 1);
+    CK_OK(ctx, clnet_tensor_download(ci, &i, sizeof i));
+    ck_assert_msg(f == (float)floor(want + 0.5) && i == (int32_t)floor(want + 0.5),
+                  "%s: counted %g / %d, expected %g", label, (double)f, (int)i, want);
+    expect_unchanged(ctx, tx, x, n * sizeof *x, label);
+    expect_unchanged(ctx, tt, t, n * sizeof *t, label);
+    guarded_destroy(&gf);
+    clnet_tensor_destroy(tx), clnet_tensor_destroy(tt), clnet_tensor_destroy(ci);
+    free(xd), free(td);
+}
+
+START_TEST(categorical_and_binary_accuracy_count)
+{
+    clnet_context *ctx = test_context();
+    static const int shapes[][2] = {{1, 1}, {3, 7}, {31, 10}, {33, 1}, {5000, 3}};
+    for (int s = 0; s < 5; s++) {
+        int rows = shapes[s][0], cols = shapes[s][1];
+        size_t n = (size_t)rows * (size_t)cols;
+        float *x = host_f32(n), *t = host_f32(n);
+        uint64_t seed = 71 + (uint64_t)s;
+        fill_uniform(x, n, -1, 1, &seed);
+        fill_uniform(t, n, 0, 1, &seed);
+        /* Every other row's target peaks where x does: about half right. */
+        for (int r = 0; r < rows; r += 2) {
+            int best = 0;
+            for (int j = 1; j < cols; j++)
+                best = x[(size_t)r * cols + j] > x[(size_t)r * cols + best] ? j : best;
+            t[(size_t)r * cols + best] = 2;
+        }
+        char label[64];
+        snprintf(label, sizeof label, "categorical accuracy %dx%d", rows, cols);
+        count_case(ctx, 0, rows, cols, x, t, 0, label);
+        snprintf(label, sizeof label, "binary accuracy %dx%d", rows, cols);
+        count_case(ctx, 1, rows, cols, x, t, 0.25f, label);
+    }
+    /* Ties (first maximum wins on both sides), NaN, values at the thresholds. */
+    const float x[3 * 4] = {1, 3, 3, 0, NAN, 1, 2, 0, 0.5f, 0.5f, 0, 1};
+    const float t[3 * 4] = {0, 1, 0, 1, 1, 0, 0, 0, 0.5f, 0, 0, 1};
+    count_case(ctx, 0, 3, 4, x, t, 0, "categorical accuracy ties and NaN"); /* rows 0, 1, 2 */
+    count_case(ctx, 1, 3, 4, x, t, 0.5f, "binary accuracy at the thresholds");
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+START_TEST(mae_matches_reference)
+{
+    clnet_context *ctx = test_context();
+    for (size_t k = 0; k < NEL - (test_long() ? 0 : 1); k++) {
+        int64_t n = el_sizes[k];
+        uint64_t seed = 90 + k;
+        float *x = host_f32((size_t)n), *t = host_f32((size_t)n), *grad = host_f32((size_t)n);
+        fill_uniform(x, (size_t)n, -1, 1, &seed);
+        fill_uniform(t, (size_t)n, -1, 1, &seed);
+        t[0] = x[0]; /* a zero difference: gradient 0 */
+        char label[64];
+        snprintf(label, sizeof label, "mae n=%lld", (long long)n);
+        clnet_tensor *tx = tensor_from(ctx, 1, &n, x), *tt = tensor_from(ctx, 1, &n, t);
+        float loss = run_loss(ctx, clnet_loss_mae, tx, tt, grad, label);
+        double *xd = widen_f64(x, (size_t)n), *td = widen_f64(t, (size_t)n), *gref = host_f64((size_t)n),
+               *bound = host_f64((size_t)n), S = 0;
+        double ref = ref_loss_mae((size_t)n, xd, td, gref);
+        for (int64_t i = 0; i < n; i++) {
+            S += fabs(xd[i] - td[i]);
+            bound[i] = U * fabs(gref[i]) + TINY; /* one rounding: 1 / n */
+        }
+        double D = sum_depth((double)n, (double)clnet__context_profile(ctx)->wg_size);
+        check_loss_value(label, loss, ref, U * (2 * D + 4) * S / (double)n + TINY);
+        ck_assert_msg(grad[0] == 0.0f, "%s: gradient at a zero difference %g", label, (double)grad[0]);
+        ck_assert_msg(compare_bounds(label, grad, gref, bound, (size_t)n) == 0, "%s gradient", label);
+        clnet_tensor_destroy(tx), clnet_tensor_destroy(tt);
+        free(x), free(t), free(grad), free(xd), free(td), free(gref), free(bound);
+    }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- Bad arguments, empty inputs, programs ------------------------------------------ */
 
 START_TEST(loss_bad_arguments_are_named)
@@ -686,6 +786,8 @@ Suite *suite_loss(void)
     tcase_add_test(tc, sparse_xent_bad_labels_give_nan_and_zero_rows);
     tcase_add_test(tc, xent_gradient_in_place);
     tcase_add_test(tc, accuracy_counts_first_argmax);
+    tcase_add_test(tc, categorical_and_binary_accuracy_count);
+    tcase_add_test(tc, mae_matches_reference);
     tcase_add_test(tc, loss_bad_arguments_are_named);
     tcase_add_test(tc, empty_inputs_give_nan_loss);
     tcase_add_test(tc, new_shapes_build_no_program);

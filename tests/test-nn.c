@@ -165,6 +165,51 @@ START_TEST(dense_gradients)
 }
 END_TEST
 
+/* Dense on (batch, steps, features), and softmax over a Conv2D's channels
+ * (fused, and as an Activation layer) inside a model, so that its backward
+ * runs: input and parameter gradients against finite differences. */
+START_TEST(sequence_dense_and_channel_softmax_gradients)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = model_new(ctx, 2, (int64_t[]){ 3, 4 });
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 5;
+    d.activation = CLNET_ACT_TANH;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    d.units = 2;
+    d.activation = CLNET_ACT_NONE;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    int64_t shape[CLNET_MAX_DIMS];
+    ck_assert_int_eq(clnet_model_output_shape(m, shape), 2);
+    ck_assert(shape[0] == 3 && shape[1] == 2);
+    compile(ctx, m, CLNET_LOSS_MSE);
+    check_directional(ctx, m, 2, 31, "dense on sequences");
+    clnet_model_destroy(m);
+    for (int sep = 0; sep < 2; sep++) {
+        m = model_new(ctx, 3, (int64_t[]){ 2, 4, 3 });
+        clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        c.filters = 3;
+        c.padding = CLNET_PADDING_SAME;
+        c.activation = sep ? CLNET_ACT_NONE : CLNET_ACT_SOFTMAX;
+        CK_OK(ctx, clnet_model_add_conv2d(m, &c));
+        if (sep)
+            CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_SOFTMAX, 0));
+        c.filters = 2;
+        c.kernel_h = c.kernel_w = 1;
+        c.activation = CLNET_ACT_NONE;
+        CK_OK(ctx, clnet_model_add_conv2d(m, &c));
+        CK_OK(ctx, clnet_model_add_flatten(m)); /* the check's dy is (batch, n) */
+        d.units = 3;
+        CK_OK(ctx, clnet_model_add_dense(m, &d));
+        compile(ctx, m, CLNET_LOSS_MSE);
+        check_directional(ctx, m, 2, 32 + (uint64_t)sep,
+                          sep ? "conv + Activation(softmax) over channels" : "conv(softmax) over channels");
+        clnet_model_destroy(m);
+    }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* Negative control: a gradient 3% off must fail every check. */
 START_TEST(directional_check_catches_a_wrong_gradient)
 {
@@ -549,6 +594,7 @@ Suite *suite_nn(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, directional_check_catches_a_wrong_gradient);
     tcase_add_test(tc, dense_gradients);
+    tcase_add_test(tc, sequence_dense_and_channel_softmax_gradients);
     tcase_add_test(tc, conv_pool_flatten_gradients);
     tcase_add_test(tc, transpose_conv_upsampling_gradients);
     tcase_add_test(tc, recurrent_gradients);

@@ -133,7 +133,7 @@ static stepper gan_stepper(clnet_context *ctx, int64_t batch)
     clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
     p.adam.lr = 2e-4f;
     p.adam.beta1 = 0.5f;
-    p.loss = CLNET_LOSS_BINARY_CROSSENTROPY;
+    p.loss = CLNET_LOSS_NONE; /* the GAN trainer computes its losses */
     CK_OK(ctx, clnet_model_compile(s.m, &p));
     CK_OK(ctx, clnet_model_compile(s.d, &p));
     gan_params g = GAN_PARAMS_DEFAULT;

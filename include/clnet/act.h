@@ -1,6 +1,6 @@
 /* clnet — activations (relu, leaky relu, sigmoid, tanh), softmax and
- * log-softmax over the last axis, and the per-channel bias, forward and
- * backward, on float32 tensors.
+ * log-softmax over the last axis, softmax over channels, and the
+ * per-channel bias, forward and backward, on float32 tensors.
  *
  * Common rules. Every tensor of one call belongs to the same context and is
  * float32. Work is queued and the call returns; nothing waits. Outputs are
@@ -96,6 +96,20 @@ CLNET_API clnet_status clnet_softmax_backward(const clnet_tensor *y, const clnet
                                               clnet_tensor *dx);
 CLNET_API clnet_status clnet_log_softmax_backward(const clnet_tensor *y, const clnet_tensor *dy,
                                                   clnet_tensor *dx);
+
+/* ---- Softmax over channels ---------------------------------------------- */
+
+/* Softmax over dim 1 of x viewed as (n, channels, s), s the product of the
+ * dims after it: for NCHW images, over the channels of each pixel (Keras'
+ * softmax on the feature axis). y has x's exact shape and may alias x.
+ * y = exp(x - max) / sum_k exp(x_k - max) per (n, pixel), channels summed in
+ * order by one work-item: deterministic. A column with a NaN or +Inf, or of
+ * only -Inf, gives NaN. x needs at least 2 dims. */
+CLNET_API clnet_status clnet_softmax_channels_forward(const clnet_tensor *x, clnet_tensor *y);
+/* dx = y * (dy - sum_k dy_k y_k) per (n, pixel), from the forward's output
+ * y; dx may alias dy or y. */
+CLNET_API clnet_status clnet_softmax_channels_backward(const clnet_tensor *y,
+                                                       const clnet_tensor *dy, clnet_tensor *dx);
 
 /* ---- Bias over channels -------------------------------------------------- */
 

@@ -1,6 +1,6 @@
-/* clnet — losses (mean squared error, binary cross-entropy from logits,
- * softmax cross-entropy with probability or integer targets) and the
- * classification accuracy count, on float32 tensors.
+/* clnet — losses (mean squared and mean absolute error, binary cross-entropy
+ * from logits, softmax cross-entropy with probability or integer targets) and
+ * the accuracy counts (sparse, categorical, binary), on float32 tensors.
  *
  * Common rules. Each loss computes the MEAN loss into `loss`, a one-element
  * float32 tensor (any shape), and the gradient of that mean with respect to
@@ -28,6 +28,11 @@ extern "C" {
 /* loss = mean over the n elements of (pred - target)^2;
  * dpred = 2 (pred - target) / n. pred and target have the same shape. */
 CLNET_API clnet_status clnet_loss_mse(const clnet_tensor *pred, const clnet_tensor *target,
+                                      clnet_tensor *loss, clnet_tensor *dpred);
+
+/* loss = mean over the n elements of |pred - target|;
+ * dpred = sign(pred - target) / n (0 where they are equal). */
+CLNET_API clnet_status clnet_loss_mae(const clnet_tensor *pred, const clnet_tensor *target,
                                       clnet_tensor *loss, clnet_tensor *dpred);
 
 /* Binary cross-entropy from logits x and targets t in [0, 1] (same shape),
@@ -69,6 +74,21 @@ CLNET_API clnet_status clnet_loss_sparse_softmax_xent(const clnet_tensor *logits
  * [0, classes) never matches. No rows: 0. */
 CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_tensor *labels,
                                       clnet_tensor *correct);
+
+/* correct = the NUMBER of rows of pred (viewed as (rows, classes) as above)
+ * whose first argmax equals the first argmax of the same row of target (same
+ * shape as pred: one-hot or probabilities): Keras' categorical accuracy as a
+ * count. correct as in clnet_accuracy. No rows: 0. */
+CLNET_API clnet_status clnet_categorical_accuracy(const clnet_tensor *pred,
+                                                  const clnet_tensor *target,
+                                                  clnet_tensor *correct);
+
+/* correct = the NUMBER of elements where (pred > threshold) equals
+ * (target > 0.5): binary accuracy as a count; threshold 0.5 for
+ * probabilities, 0 for logits. pred and target have the same shape; a NaN
+ * pred counts as below the threshold. correct as in clnet_accuracy. */
+CLNET_API clnet_status clnet_binary_accuracy(const clnet_tensor *pred, const clnet_tensor *target,
+                                             float threshold, clnet_tensor *correct);
 
 #ifdef __cplusplus
 }

@@ -48,7 +48,10 @@ typedef enum clnet_padding {
     CLNET_PADDING_SAME                 /* Keras' 'same': output = ceil(input / stride) */
 } clnet_padding;
 
-/* The layer's activation: CLNET_ACT_* or softmax over the last axis. */
+/* The layer's activation: CLNET_ACT_* or softmax over the feature axis, as
+ * Keras: the channels of NCHW images (a Conv2D's output, an Activation layer
+ * on one), the last axis of (batch, features) and (batch, steps,
+ * features). */
 #define CLNET_ACT_SOFTMAX ((clnet_activation)100)
 
 typedef struct clnet_dense_params {
@@ -86,8 +89,10 @@ typedef struct clnet_pool2d_layer_params {
 #define CLNET_POOL2D_LAYER_PARAMS_DEFAULT                                                   \
     ((clnet_pool2d_layer_params){ .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID })
 
-/* Dense: inputs (batch, features); use Flatten first for images. Kernel
- * (units, in) as PyTorch's Linear weight, bias (units). */
+/* Dense: inputs (batch, features), or (batch, steps, features) where it
+ * applies to the last axis at every step (Keras' Dense, TimeDistributed;
+ * PyTorch's Linear); use Flatten first for images. Kernel (units, features)
+ * as PyTorch's Linear weight, bias (units). units >= 1. */
 CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p);
 /* Conv2D on NCHW: kernel (filters, in_channels, kh, kw), bias (filters). */
 CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p);
@@ -158,11 +163,42 @@ CLNET_API clnet_status clnet_model_set_all_trainable(clnet_model *m, int trainab
 
 /* ---- Training ----------------------------------------------------------------- */
 
+/* The loss, and how it meets the output activation (docs/losses.md). One
+ * rule, the same for an activation fused in the last Dense / Conv2D /
+ * Conv2DTranspose and for a separate Activation layer as the last layer:
+ *
+ * - from_logits = 0 (default): the model outputs probabilities. The
+ *   cross-entropy losses need the activation that makes them: softmax for
+ *   (sparse) categorical CE, sigmoid for binary CE. That pair is computed as
+ *   one stable loss from the logits (the values before the activation):
+ *   mathematically the same function, what predict returns is still the
+ *   probabilities.
+ * - from_logits = 1: the model outputs raw scores (no output activation) and
+ *   the loss applies softmax / sigmoid itself.
+ * - MSE is computed on what the model outputs, through any activation (the
+ *   chain rule included); from_logits does not apply to it.
+ *
+ * Every other pair (relu, tanh, leaky relu or no activation with a
+ * cross-entropy and from_logits = 0; sigmoid with categorical CE; softmax with
+ * binary CE; any activation with from_logits = 1) is refused by compile with
+ * CLNET_ERR_INVALID_ARG and a message that names the layer, says why and what
+ * to write instead.
+ *
+ * Metrics (train_on_batch's, fit's and evaluate's `accuracy`, a mean over the
+ * samples): sparse CE: the fraction of samples whose output argmax (first
+ * maximum) is the label; categorical CE: the fraction whose output argmax is
+ * the target's argmax; binary CE: per sample the fraction of outputs on the
+ * target's side of the threshold (output > 0.5, or > 0 with from_logits;
+ * target > 0.5), as Keras' binary_accuracy; MSE: the mean absolute error
+ * (Keras' "mae"), not an accuracy. */
 typedef enum clnet_loss {
-    CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 0, /* int32 labels; fused with a softmax output */
+    CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 0, /* int32 labels in [0, classes) */
     CLNET_LOSS_CATEGORICAL_CROSSENTROPY,            /* one-hot / probability targets */
-    CLNET_LOSS_BINARY_CROSSENTROPY,                 /* float targets in [0, 1]; fused with sigmoid */
-    CLNET_LOSS_MSE
+    CLNET_LOSS_BINARY_CROSSENTROPY,                 /* float targets in [0, 1] */
+    CLNET_LOSS_MSE,
+    CLNET_LOSS_NONE                                 /* optimizer only: a custom loop computes
+                                                     * the loss (forward / backward / step);
+                                                     * fit, evaluate, train_on_batch refuse */
 } clnet_loss;
 
 typedef enum clnet_optimizer {
@@ -178,6 +214,7 @@ typedef struct clnet_compile_params {
     clnet_rmsprop_params rmsprop;
     clnet_loss loss;
     float clip_norm;                   /* > 0: clip gradients by global norm */
+    int from_logits;                   /* cross-entropy losses: the output is raw scores */
 } clnet_compile_params;
 #define CLNET_COMPILE_PARAMS_DEFAULT                                                        \
     ((clnet_compile_params){ .optimizer = CLNET_OPTIMIZER_ADAM,                             \
@@ -186,7 +223,10 @@ typedef struct clnet_compile_params {
                              .rmsprop = CLNET_RMSPROP_PARAMS_DEFAULT,                       \
                              .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY })
 
-/* Chooses the optimizer and the loss; creates optimizer state. */
+/* Chooses the optimizer and the loss; creates optimizer state. Fails with
+ * CLNET_ERR_INVALID_ARG when the output activation and the loss do not go
+ * together (the rule above), CLNET_ERR_SHAPE when sparse CE meets an output
+ * that is not (batch, classes). */
 CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p);
 
 /* What fit reports, once per step and once per epoch. */
@@ -197,6 +237,7 @@ typedef struct clnet_progress {
     double elapsed, eta;               /* seconds */
     int end_of_epoch;                  /* 1 on the epoch's last call */
     double val_loss, val_accuracy;     /* end of epoch, with validation data; else -1 */
+    const char *metric;                /* what accuracy holds: "accuracy" or "mae" */
 } clnet_progress;
 
 typedef void (*clnet_progress_fn)(void *user, const clnet_progress *p);
@@ -208,7 +249,8 @@ CLNET_API void clnet_progress_print(void *user, const clnet_progress *p);
 
 typedef struct clnet_dataset_view {
     const float *x;                    /* count * prod(input_shape) floats */
-    const void *y;                     /* int32 labels (sparse CE) or floats (count * prod(output)) */
+    const void *y;                     /* int32 labels in [0, classes) (sparse CE) or floats
+                                        * (count * prod(output)) */
     int64_t count;
 } clnet_dataset_view;
 
@@ -224,10 +266,12 @@ typedef struct clnet_fit_params {
 #define CLNET_FIT_PARAMS_DEFAULT                                                            \
     ((clnet_fit_params){ .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 })
 
-/* Trains on the host arrays in data. */
+/* Trains on the host arrays in data. A sparse label outside [0, classes)
+ * fails with CLNET_ERR_INVALID_ARG naming the sample, before any step. */
 CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p,
                                        const clnet_dataset_view *data);
-/* Mean loss and accuracy (accuracy for the cross-entropy losses; -1 else). */
+/* Mean loss and the loss's metric in *accuracy (see clnet_loss: accuracy for
+ * the cross-entropy losses, the mean absolute error for MSE). */
 CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_view *data,
                                             int batch_size, double *loss, double *accuracy);
 /* Writes count * prod(output shape) floats of model outputs (probabilities
@@ -235,25 +279,33 @@ CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_
 CLNET_API clnet_status clnet_model_predict(clnet_model *m, const float *x, int64_t count,
                                            int batch_size, float *out);
 /* One optimizer step on a batch given as device tensors: x (batch, input...),
- * y int32 (batch) or float (batch, output...). loss/accuracy may be NULL;
- * reading them waits for the device. */
+ * y int32 (batch) or float (batch, output...). loss/accuracy (the loss's
+ * metric, as evaluate) may be NULL; reading them waits for the device. With
+ * sparse CE a label outside [0, classes) makes the loss NaN and its sample's
+ * gradient 0; when the loss is read and is NaN, the labels are read back and
+ * such a label fails with CLNET_ERR_INVALID_ARG naming the sample (the step
+ * has been taken without that sample). */
 CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_tensor *x,
                                                   const clnet_tensor *y, double *loss,
                                                   double *accuracy);
 
 /* ---- Custom loops ---------------------------------------------------------------
  * forward keeps what backward needs; backward takes the gradient of the loss
- * with respect to the model's output (before any fused softmax/sigmoid: see
- * clnet_model_forward's `logits`) and accumulates nothing: it overwrites the
- * parameter gradients. step applies the optimizer to trainable layers. */
+ * with respect to the model's logits (see clnet_model_forward's `logits`) and
+ * accumulates nothing: it overwrites the parameter gradients. step applies
+ * the optimizer to trainable layers. A model driven only this way compiles
+ * with CLNET_LOSS_NONE. */
 
 /* Runs the model on x (batch, input...). *y is borrowed: valid until the next
- * forward. With a softmax or sigmoid output layer, *y holds probabilities and
- * *logits (optional) the values before that activation. */
+ * forward. When the output activation is softmax or sigmoid (fused in the last
+ * layer or a separate Activation layer as the last layer), *y holds the
+ * probabilities and *logits (optional) the values before that activation;
+ * otherwise *logits is *y. */
 CLNET_API clnet_status clnet_model_forward(clnet_model *m, const clnet_tensor *x, int training,
                                            const clnet_tensor **y, const clnet_tensor **logits);
-/* Backpropagates dlogits (the gradient at the logits, i.e. before a fused
- * softmax/sigmoid; at the output otherwise). *dx (optional) receives the
+/* Backpropagates dlogits (the gradient at the logits, i.e. before an output
+ * softmax/sigmoid, fused or a separate Activation layer; at the output
+ * otherwise). *dx (optional) receives the
  * gradient with respect to the model's input (borrowed, valid until the next
  * backward). Frozen layers' gradients are not computed. */
 CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *dlogits,

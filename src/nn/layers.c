@@ -141,6 +141,8 @@ void clnet__layer_free(clnet__layer *l)
         clnet_tensor_destroy(l->extra[i].view);
         clnet_tensor_destroy(l->extra[i].buf);
     }
+    for (int i = 0; i < 4; i++)
+        clnet_tensor_destroy(l->mat[i]);
     clnet__free(l);
 }
 
@@ -150,13 +152,61 @@ static int valid_activation(clnet_activation a)
            a == CLNET_ACT_SIGMOID || a == CLNET_ACT_TANH || a == CLNET_ACT_SOFTMAX;
 }
 
+/* A bad field of a layer's params: names the layer, the field, its value and
+ * what it must be. */
+static clnet_status field_error(clnet_model *m, const char *type, const char *field, long long value,
+                                const char *need)
+{
+    return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "layer %d (%s): %s is %lld (%s)", m->nlayers,
+                        type, field, value, need);
+}
+
+#define CHECK_FIELD(m, type, p, field, cond, need)                                                 \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return field_error(m, type, #field, (long long)(p)->field, need);                      \
+    } while (0)
+
+/* The activation: one of clnet_activation or CLNET_ACT_SOFTMAX. */
+static clnet_status check_activation(clnet_model *m, const char *type, clnet_activation act)
+{
+    if (!valid_activation(act))
+        return field_error(m, type, "activation", (long long)act,
+                           "must be CLNET_ACT_NONE, RELU, LEAKY_RELU, SIGMOID, TANH or SOFTMAX");
+    return CLNET_OK;
+}
+
+/* Softmax normalizes over the feature axis, as in Keras: the channels of
+ * NCHW images (dim 1), the last axis of (batch, features) and (batch, steps,
+ * features). */
+clnet_status clnet__softmax_forward(const clnet__layer *l, const clnet_tensor *x, clnet_tensor *y)
+{
+    return l->out_ndim == 3 ? clnet_softmax_channels_forward(x, y) : clnet_softmax_forward(x, y);
+}
+
+clnet_status clnet__softmax_backward(const clnet__layer *l, const clnet_tensor *y,
+                                     const clnet_tensor *dy, clnet_tensor *dx)
+{
+    return l->out_ndim == 3 ? clnet_softmax_channels_backward(y, dy, dx)
+                            : clnet_softmax_backward(y, dy, dx);
+}
+
+int clnet__layer_output_act(const clnet__layer *l)
+{
+    const char *t = l->ops->type;
+    if (!strcmp(t, "Dense") || !strcmp(t, "Conv2D") || !strcmp(t, "Conv2DTranspose") ||
+        !strcmp(t, "Activation"))
+        return (int)l->act;
+    return CLNET_ACT_NONE;
+}
+
 /* y = act(pre) after the layer's linear part wrote pre. */
 static clnet_status act_forward(clnet__layer *l, clnet__io *io)
 {
     if (!l->has_pre)
         return CLNET_OK;
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_forward(io->pre, io->y);
+        return clnet__softmax_forward(l, io->pre, io->y);
     return clnet_activation_forward(l->act, l->alpha, io->pre, io->y);
 }
 
@@ -169,18 +219,42 @@ static clnet_status act_backward(clnet__layer *l, clnet__io *io, const clnet_ten
         return CLNET_OK;
     *dlin = io->dpre;
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_backward(io->y, io->dy, io->dpre);
+        return clnet__softmax_backward(l, io->y, io->dy, io->dpre);
     return clnet_activation_backward(l->act, l->alpha, io->pre, io->y, io->dy, io->dpre);
 }
 
 /* ---- Dense ----------------------------------------------------------------------- */
 
+/* Dense on (batch, steps, features) works on the (batch * steps, features)
+ * matrix: a 2-D view of t with `cols` columns, kept in the layer's slot k
+ * and made again only when t is another buffer or size (a new batch), so a
+ * warm step allocates nothing. NULL with *st set on failure. */
+static clnet_tensor *matrix(clnet__layer *l, int k, const clnet_tensor *t, int64_t cols,
+                            clnet_status *st)
+{
+    clnet_tensor *v = l->mat[k];
+    if (v && v->storage == t->storage && v->offset == t->offset && v->numel == t->numel)
+        return v;
+    clnet_tensor_destroy(v);
+    l->mat[k] = NULL;
+    int64_t shape[2] = { (int64_t)(t->numel / (size_t)cols), cols };
+    *st = clnet_tensor_reshape(t, 2, shape, &l->mat[k]);
+    return l->mat[k];
+}
+
+enum { MAT_X, MAT_LIN, MAT_DLIN, MAT_DX };
+
 static clnet_status dense_forward(clnet__layer *l, clnet__io *io, int training)
 {
     (void)training;
+    int64_t in = l->in_shape[l->in_ndim - 1], out = l->out_shape[l->out_ndim - 1];
+    const clnet_tensor *x = io->x;
     clnet_tensor *lin = l->has_pre ? io->pre : io->y;
-    clnet_status st = clnet_gemm(CLNET_NO_TRANS, CLNET_TRANS, 1.0f, io->x, l->params[0].value, 0.0f,
-                                 lin);
+    clnet_status st = CLNET_OK;
+    if (l->in_ndim == 2 &&
+        (!(x = matrix(l, MAT_X, x, in, &st)) || !(lin = matrix(l, MAT_LIN, lin, out, &st))))
+        return st;
+    st = clnet_gemm(CLNET_NO_TRANS, CLNET_TRANS, 1.0f, x, l->params[0].value, 0.0f, lin);
     if (!st && l->nparams > 1)
         st = clnet_bias_add(lin, l->params[1].value, lin);
     return st ? st : act_forward(l, io);
@@ -188,15 +262,21 @@ static clnet_status dense_forward(clnet__layer *l, clnet__io *io, int training)
 
 static clnet_status dense_backward(clnet__layer *l, clnet__io *io)
 {
-    const clnet_tensor *d;
+    int64_t in = l->in_shape[l->in_ndim - 1], out = l->out_shape[l->out_ndim - 1];
+    const clnet_tensor *d, *x = io->x;
+    clnet_tensor *dx = io->dx;
     clnet_status st = act_backward(l, io, &d);
-    if (!st && l->trainable) {
-        st = clnet_gemm(CLNET_TRANS, CLNET_NO_TRANS, 1.0f, d, io->x, 0.0f, l->params[0].grad);
+    if (st || (l->in_ndim == 2 && (!(d = matrix(l, MAT_DLIN, d, out, &st)) ||
+                                   !(x = matrix(l, MAT_X, x, in, &st)) ||
+                                   (dx && !(dx = matrix(l, MAT_DX, dx, in, &st))))))
+        return st;
+    if (l->trainable) {
+        st = clnet_gemm(CLNET_TRANS, CLNET_NO_TRANS, 1.0f, d, x, 0.0f, l->params[0].grad);
         if (!st && l->nparams > 1)
             st = clnet_bias_backward(d, l->params[1].grad);
     }
-    if (!st && io->dx)
-        st = clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, d, l->params[0].value, 0.0f, io->dx);
+    if (!st && dx)
+        st = clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, d, l->params[0].value, 0.0f, dx);
     return st;
 }
 
@@ -205,13 +285,21 @@ static const clnet__layer_ops dense_ops = { "Dense", 0, dense_forward, dense_bac
 CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->units > 0 && valid_activation(p->activation));
-    if (in_ndim(m) != 1)
-        return shape_error(m, "Dense", "Dense needs (batch, features): add a Flatten first");
-    int64_t in = in_shape(m)[0], out = p->units;
-    clnet__layer *l;
-    clnet_status st = clnet__layer_new(m, &dense_ops, "dense", 1, &out, &l);
+    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    CHECK_FIELD(m, "Dense", p, units, p->units > 0, "must be >= 1");
+    int nd = in_ndim(m);
+    if (nd != 1 && nd != 2)
+        return shape_error(m, "Dense",
+                           "Dense needs (batch, features) or (batch, steps, features): add a "
+                           "Flatten first");
+    clnet_status st = check_activation(m, "Dense", p->activation);
     if (st)
+        return st;
+    int64_t in = in_shape(m)[nd - 1], out = p->units, oshape[2];
+    memcpy(oshape, in_shape(m), (size_t)nd * sizeof *oshape);
+    oshape[nd - 1] = out;
+    clnet__layer *l;
+    if ((st = clnet__layer_new(m, &dense_ops, "dense", nd, oshape, &l)))
         return st;
     l->act = p->activation;
     l->alpha = p->alpha;
@@ -291,9 +379,20 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
                              const conv_kind *kind)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->filters > 0 && p->kernel_h > 0 && p->kernel_w > 0);
-    CLNET_CHECK_ARG(m->ctx, p->stride_h > 0 && p->stride_w > 0 && p->dilation_h > 0 &&
-                                p->dilation_w > 0 && valid_activation(p->activation));
+    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    const char *t = kind->label;
+    CHECK_FIELD(m, t, p, filters, p->filters > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, kernel_h, p->kernel_h > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, kernel_w, p->kernel_w > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, stride_h, p->stride_h > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, stride_w, p->stride_w > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, dilation_h, p->dilation_h > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, dilation_w, p->dilation_w > 0, "must be >= 1");
+    CHECK_FIELD(m, t, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
+                "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
+    clnet_status ast = check_activation(m, t, p->activation);
+    if (ast)
+        return ast;
     char need[160];
     if (in_ndim(m) != 3) {
         snprintf(need, sizeof need, "%s needs (batch, channels, height, width)", kind->label);
@@ -366,7 +465,9 @@ static const clnet__layer_ops upsample_ops = { "UpSampling2D", 0, upsample_forwa
 CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, int size_w)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, size_h > 0 && size_w > 0);
+    if (size_h <= 0 || size_w <= 0)
+        return field_error(m, "UpSampling2D", size_h <= 0 ? "size_h" : "size_w",
+                           size_h <= 0 ? size_h : size_w, "must be >= 1");
     if (in_ndim(m) != 3)
         return shape_error(m, "UpSampling2D", "UpSampling2D needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);
@@ -426,8 +527,13 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
                              const clnet__layer_ops *ops, const char *prefix)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->pool_h > 0 && p->pool_w > 0 && p->stride_h >= 0 &&
-                                p->stride_w >= 0);
+    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    CHECK_FIELD(m, ops->type, p, pool_h, p->pool_h > 0, "must be >= 1");
+    CHECK_FIELD(m, ops->type, p, pool_w, p->pool_w > 0, "must be >= 1");
+    CHECK_FIELD(m, ops->type, p, stride_h, p->stride_h >= 0, "must be >= 0; 0 is the pool size");
+    CHECK_FIELD(m, ops->type, p, stride_w, p->stride_w >= 0, "must be >= 0; 0 is the pool size");
+    CHECK_FIELD(m, ops->type, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
+                "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
     if (in_ndim(m) != 3)
         return shape_error(m, ops->type, "pooling needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);
@@ -523,7 +629,7 @@ static clnet_status activation_forward(clnet__layer *l, clnet__io *io, int train
 {
     (void)training;
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_forward(io->x, io->y);
+        return clnet__softmax_forward(l, io->x, io->y);
     return clnet_activation_forward(l->act, l->alpha, io->x, io->y);
 }
 
@@ -534,7 +640,7 @@ static clnet_status activation_backward(clnet__layer *l, clnet__io *io)
     if (io->dy_is_pre)
         return clnet_tensor_copy(io->dx, io->dy);
     if (l->act == CLNET_ACT_SOFTMAX)
-        return clnet_softmax_backward(io->y, io->dy, io->dx);
+        return clnet__softmax_backward(l, io->y, io->dy, io->dx);
     return clnet_activation_backward(l->act, l->alpha, io->x, io->y, io->dy, io->dx);
 }
 
@@ -544,9 +650,11 @@ static const clnet__layer_ops activation_ops = { "Activation", 0, activation_for
 CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, valid_activation(act));
+    clnet_status st = check_activation(m, "Activation", act);
+    if (st)
+        return st;
     clnet__layer *l;
-    clnet_status st = clnet__layer_new(m, &activation_ops, "activation", in_ndim(m), in_shape(m), &l);
+    st = clnet__layer_new(m, &activation_ops, "activation", in_ndim(m), in_shape(m), &l);
     if (!st) {
         l->act = act;
         l->alpha = alpha;
@@ -583,7 +691,9 @@ static const clnet__layer_ops dropout_ops = { "Dropout", 0, dropout_forward, dro
 CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, rate >= 0.0f && rate < 1.0f);
+    if (!(rate >= 0.0f && rate < 1.0f))
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "layer %d (Dropout): rate is %g (must be in [0, 1))",
+                            m->nlayers, (double)rate);
     clnet__layer *l;
     clnet_status st = clnet__layer_new(m, &dropout_ops, "dropout", in_ndim(m), in_shape(m), &l);
     if (!st)
@@ -624,7 +734,11 @@ static const clnet__layer_ops batchnorm_ops = { "BatchNormalization", 0, batchno
 CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, momentum >= 0.0f && momentum <= 1.0f && eps >= 0.0f);
+    if (!(momentum >= 0.0f && momentum <= 1.0f && eps >= 0.0f))
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "layer %d (BatchNormalization): momentum %g must be in [0, 1] and eps %g "
+                            ">= 0",
+                            m->nlayers, (double)momentum, (double)eps);
     int nd = in_ndim(m);
     if (nd != 1 && nd != 3)
         return shape_error(m, "BatchNormalization", "it needs (batch, features) or NCHW");

@@ -220,25 +220,28 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
     return CLNET_OK;
 }
 
-int clnet__model_fused_output(const clnet_model *m)
+int clnet__model_output_act(const clnet_model *m)
 {
-    if (!m->nlayers)
-        return 0;
-    const clnet__layer *l = m->layers[m->nlayers - 1];
-    clnet_loss loss = m->compile.loss;
-    int ce = loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY ||
-             loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY;
-    return l->has_pre && ((ce && l->act == CLNET_ACT_SOFTMAX) ||
-                          (loss == CLNET_LOSS_BINARY_CROSSENTROPY && l->act == CLNET_ACT_SIGMOID));
+    return m->nlayers ? clnet__layer_output_act(m->layers[m->nlayers - 1]) : CLNET_ACT_NONE;
+}
+
+/* Softmax and sigmoid outputs have logits apart from the output: backward
+ * starts before them, and the matching cross-entropy reads them. */
+static int has_logits(const clnet_model *m)
+{
+    int act = clnet__model_output_act(m);
+    return act == CLNET_ACT_SOFTMAX || act == CLNET_ACT_SIGMOID;
 }
 
 const clnet_tensor *clnet__model_logits(const clnet_model *m)
 {
-    if (m->nlayers && m->layers[m->nlayers - 1]->has_pre &&
-        (m->layers[m->nlayers - 1]->act == CLNET_ACT_SOFTMAX ||
-         m->layers[m->nlayers - 1]->act == CLNET_ACT_SIGMOID))
-        return m->layers[m->nlayers - 1]->pre;
-    return m->acts[m->nlayers];
+    if (!has_logits(m))
+        return m->acts[m->nlayers];
+    const clnet__layer *l = m->layers[m->nlayers - 1];
+    if (l->has_pre)
+        return l->pre;
+    /* A separate Activation layer: its input. */
+    return m->nlayers > 1 ? m->acts[m->nlayers - 1] : m->input;
 }
 
 static clnet_status check_input(clnet_model *m, const char *func, const clnet_tensor *x)
@@ -314,9 +317,7 @@ CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
                             "clnet_model_backward: dlogits holds %zu elements, the output %zu",
                             dlogits->numel, out->numel);
-    int fused = m->nlayers && m->layers[m->nlayers - 1]->has_pre &&
-                (m->layers[m->nlayers - 1]->act == CLNET_ACT_SOFTMAX ||
-                 m->layers[m->nlayers - 1]->act == CLNET_ACT_SIGMOID);
+    int fused = has_logits(m);
     int stop = first_needed(m, dx != NULL);
     clnet_status st = CLNET_OK;
     const clnet_tensor *dy = dlogits;

@@ -76,6 +76,8 @@ struct clnet__layer {
         int64_t shape[CLNET_MAX_DIMS];
         clnet_tensor *buf, *view;
     } extra[CLNET__MAX_EXTRA];
+    /* Dense on sequences: cached 2-D views of its operands (layers.c). */
+    clnet_tensor *mat[4];
     /* Recurrent layers. */
     int cell;                          /* 1 RNN, 4 LSTM, 3 GRU (gate blocks) */
     int return_sequences, return_state;
@@ -129,13 +131,23 @@ clnet_status clnet__param_add(clnet__layer *l, const char *name, int ndim, const
 clnet_status clnet__param_init(clnet__layer *l, int i, clnet_init init, double fan_in,
                                double fan_out);
 void clnet__layer_free(clnet__layer *l);
+/* The activation a layer applies last: the fused one of Dense, Conv2D and
+ * Conv2DTranspose, an Activation layer's; CLNET_ACT_NONE for other layers. */
+int clnet__layer_output_act(const clnet__layer *l);
+/* Softmax over a layer's feature axis: the channels when its output is NCHW
+ * (out_ndim 3), else the last axis. */
+clnet_status clnet__softmax_forward(const clnet__layer *l, const clnet_tensor *x, clnet_tensor *y);
+clnet_status clnet__softmax_backward(const clnet__layer *l, const clnet_tensor *y,
+                                     const clnet_tensor *dy, clnet_tensor *dx);
 
 /* model.c: (re)binds activation views for a batch of `batch` rows. */
 clnet_status clnet__model_bind(clnet_model *m, int64_t batch);
-/* The activation at the logits: the last layer's pre-activation when its
- * softmax or sigmoid is fused with the loss, else its output. */
+/* The logits: when the output activation is softmax or sigmoid (fused in the
+ * last layer or a separate Activation layer), the values before it; else the
+ * output. */
 const clnet_tensor *clnet__model_logits(const clnet_model *m);
-int clnet__model_fused_output(const clnet_model *m);
+/* The output activation (clnet__layer_output_act of the last layer). */
+int clnet__model_output_act(const clnet_model *m);
 
 /* train.c: the sample order fit uses for an epoch: 0..n-1, shuffled
  * (Fisher-Yates on splitmix64, continuing *state) when shuffle is nonzero.

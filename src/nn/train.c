@@ -9,12 +9,86 @@
 #include "nn_impl.h"
 #include "tensor/tensor_impl.h"
 
+static const char *loss_name(clnet_loss loss)
+{
+    switch (loss) {
+    case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        return "sparse categorical cross-entropy";
+    case CLNET_LOSS_CATEGORICAL_CROSSENTROPY:
+        return "categorical cross-entropy";
+    case CLNET_LOSS_BINARY_CROSSENTROPY:
+        return "binary cross-entropy";
+    case CLNET_LOSS_MSE:
+        return "mean squared error";
+    case CLNET_LOSS_NONE:
+        break;
+    }
+    return "no loss";
+}
+
+static const char *act_name(int act)
+{
+    return act == CLNET_ACT_SOFTMAX ? "softmax" : clnet_activation_name((clnet_activation)act);
+}
+
+/* The one rule for an output activation and a loss (nn.h, docs/losses.md):
+ * the natural pair is fused into the loss from logits, from_logits takes raw
+ * scores, MSE takes anything, everything else is refused here. */
+static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params *p)
+{
+    const clnet__layer *l = m->layers[m->nlayers - 1];
+    int act = clnet__model_output_act(m);
+    const char *f = "clnet_model_compile", *loss = loss_name(p->loss);
+    if (p->loss == CLNET_LOSS_MSE || p->loss == CLNET_LOSS_NONE) {
+        if (p->from_logits)
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: from_logits applies to the cross-entropy losses only, not to "
+                                "%s (it is computed on what the model outputs): set from_logits = 0",
+                                f, loss);
+        return CLNET_OK;
+    }
+    if (p->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY && l->out_ndim == 3)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: categorical cross-entropy on the NCHW output of layer %d (%s) "
+                            "would take the classes on the width axis; per-pixel cross-entropy "
+                            "over channels is not implemented: Flatten and end with a Dense "
+                            "layer, or use binary cross-entropy or MSE per element",
+                            f, l->index, l->name);
+    if (p->from_logits) {
+        if (act == CLNET_ACT_NONE)
+            return CLNET_OK;
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: %s with from_logits = 1 takes raw scores, but the last layer %d "
+                            "(%s) applies %s: remove that activation, or keep a %s output and set "
+                            "from_logits = 0",
+                            f, loss, l->index, l->name, act_name(act), 
+                            p->loss == CLNET_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
+    }
+    int want = p->loss == CLNET_LOSS_BINARY_CROSSENTROPY ? CLNET_ACT_SIGMOID : CLNET_ACT_SOFTMAX;
+    if (act == want)
+        return CLNET_OK;
+    return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                        "%s: %s with from_logits = 0 takes probabilities from a %s output, but "
+                        "the last layer %d (%s) applies %s%s: end the model with activation %s "
+                        "(fused in the last layer or an Activation layer), or leave the output "
+                        "linear and set from_logits = 1",
+                        f, loss, act_name(want), l->index, l->name, act_name(act),
+                        act == CLNET_ACT_SIGMOID ? " (independent yes/no outputs go with binary "
+                                                   "cross-entropy)"
+                        : act == CLNET_ACT_SOFTMAX ? " (one class of several goes with categorical "
+                                                     "cross-entropy)"
+                                                   : "",
+                        act_name(want));
+}
+
 CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL);
     CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM && p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
-    CLNET_CHECK_ARG(m->ctx, p->loss >= CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && p->loss <= CLNET_LOSS_MSE);
+    if (p->loss < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || p->loss > CLNET_LOSS_NONE)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_compile: loss is %d (not a clnet_loss)", (int)p->loss);
     CLNET_CHECK_ARG(m->ctx, p->clip_norm >= 0.0f);
     if (!m->nlayers)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_compile: the model has no layers");
@@ -22,6 +96,9 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
                             "clnet_model_compile: sparse categorical cross-entropy needs a (batch, "
                             "classes) output");
+    clnet_status rule = check_output_rule(m, p);
+    if (rule)
+        return rule;
     m->compile = *p;
     for (int i = 0; i < m->nlayers; i++) {
         clnet__layer *l = m->layers[i];
@@ -99,34 +176,117 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
     return CLNET_OK;
 }
 
-/* Loss into m->loss, its gradient into m->dlogits, correct predictions into
- * m->correct (classification losses). */
+/* Loss into m->loss, its gradient at the logits into m->dlogits, the
+ * metric's raw value into m->correct (see metric_scale). */
 static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
 {
     const clnet_tensor *logits = clnet__model_logits(m);
     const clnet_tensor *out = m->acts[m->nlayers];
+    int act = clnet__model_output_act(m);
+    clnet_status st;
     switch (m->compile.loss) {
-    case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY: {
-        clnet_status st = clnet_loss_sparse_softmax_xent(logits, y, m->loss, m->dlogits);
-        return st ? st : clnet_accuracy(logits, y, m->correct);
-    }
+    case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
+        st = clnet_loss_sparse_softmax_xent(logits, y, m->loss, m->dlogits);
+        return st ? st : clnet_accuracy(out, y, m->correct);
     case CLNET_LOSS_CATEGORICAL_CROSSENTROPY:
-        return clnet_loss_softmax_xent(logits, y, m->loss, m->dlogits);
+        st = clnet_loss_softmax_xent(logits, y, m->loss, m->dlogits);
+        return st ? st : clnet_categorical_accuracy(out, y, m->correct);
     case CLNET_LOSS_BINARY_CROSSENTROPY:
-        return clnet_loss_bce_logits(logits, y, m->loss, m->dlogits);
+        st = clnet_loss_bce_logits(logits, y, m->loss, m->dlogits);
+        return st ? st : clnet_binary_accuracy(out, y, m->compile.from_logits ? 0.0f : 0.5f, m->correct);
     case CLNET_LOSS_MSE:
-        return clnet_loss_mse(out, y, m->loss, m->dlogits);
+        /* On the output; backward starts at the logits of a softmax or
+         * sigmoid output, so the chain rule through it is applied here. */
+        st = clnet_loss_mse(out, y, m->loss, m->dlogits);
+        if (!st && act == CLNET_ACT_SIGMOID)
+            st = clnet_activation_backward(CLNET_ACT_SIGMOID, 0.0f, NULL, out, m->dlogits, m->dlogits);
+        else if (!st && act == CLNET_ACT_SOFTMAX)
+            st = clnet__softmax_backward(m->layers[m->nlayers - 1], out, m->dlogits, m->dlogits);
+        return st ? st : clnet_loss_mae(out, y, m->correct, NULL);
+    case CLNET_LOSS_NONE:
+        break;
     }
     return CLNET_ERR_INTERNAL;
+}
+
+/* The metric summed over a batch of n samples is metric_scale * m->correct:
+ * m->correct counts rows (sparse, categorical) or elements (binary) or is the
+ * mean absolute error over the elements (MSE). */
+static double metric_scale(const clnet_model *m, int64_t n)
+{
+    const clnet__layer *l = m->layers[m->nlayers - 1];
+    double per = 1;                    /* output elements per sample */
+    for (int i = 0; i < l->out_ndim; i++)
+        per *= (double)l->out_shape[i];
+    switch (m->compile.loss) {
+    case CLNET_LOSS_CATEGORICAL_CROSSENTROPY:
+        return (double)l->out_shape[l->out_ndim - 1] / per;
+    case CLNET_LOSS_BINARY_CROSSENTROPY:
+        return 1.0 / per;
+    case CLNET_LOSS_MSE:
+        return (double)n;
+    default:
+        return 1.0;
+    }
+}
+
+static const char *metric_name(const clnet_model *m)
+{
+    return m->compile.loss == CLNET_LOSS_MSE ? "mae" : "accuracy";
+}
+
+static clnet_status need_loss(clnet_model *m, const char *func)
+{
+    if (!m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: compile the model first", func);
+    if (m->compile.loss == CLNET_LOSS_NONE)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model was compiled with CLNET_LOSS_NONE (optimizer only): "
+                            "compile it with a loss, or train it with forward / backward / step",
+                            func);
+    return CLNET_OK;
+}
+
+static int sparse_targets(const clnet_model *m)
+{
+    return m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+}
+
+static int64_t classes(const clnet_model *m)
+{
+    const clnet__layer *l = m->layers[m->nlayers - 1];
+    return l->out_shape[l->out_ndim - 1];
+}
+
+/* Sparse labels must name a class: the device loss would give NaN. */
+static clnet_status check_labels(clnet_model *m, const char *func, const int32_t *y, int64_t n)
+{
+    int64_t c = classes(m);
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= c)
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: label %d of sample %lld is outside [0, %lld), the model's "
+                                "classes",
+                                func, (int)y[i], (long long)i, (long long)c);
+    return CLNET_OK;
 }
 
 static clnet_status check_targets(clnet_model *m, const char *func, const clnet_tensor *y,
                                   int64_t batch)
 {
     CLNET_CHECK_ARG(m->ctx, y != NULL);
-    int sparse = m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    int sparse = sparse_targets(m);
+    if (y->dtype != (sparse ? CLNET_I32 : CLNET_F32))
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                            sparse ? "%s: sparse categorical cross-entropy takes int32 class "
+                                     "labels, but y is %s (one-hot float targets go with "
+                                     "CLNET_LOSS_CATEGORICAL_CROSSENTROPY)"
+                                   : "%s: %s takes float32 targets, but y is %s (int32 class "
+                                     "labels go with CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)",
+                            func, sparse ? (y->dtype == CLNET_I32 ? "int32" : "float32") : loss_name(m->compile.loss),
+                            (y->dtype == CLNET_I32 ? "int32" : "float32"));
     size_t want = sparse ? (size_t)batch : (size_t)batch * clnet_tensor_numel(m->acts[m->nlayers]) / (size_t)m->batch;
-    if (y->ctx != m->ctx || y->dtype != (sparse ? CLNET_I32 : CLNET_F32) || y->numel != want)
+    if (y->ctx != m->ctx || y->numel != want)
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
                             "%s: y must hold %zu %s values for a batch of %lld (has %zu)", func, want,
                             sparse ? "int32 label" : "float32 target", (long long)batch, y->numel);
@@ -144,23 +304,40 @@ static clnet_status train_step(clnet_model *m, const clnet_tensor *x, const clne
     return clnet_model_step(m);
 }
 
+/* The labels of a device batch, read back and checked. The bad label's
+ * loss is NaN and its gradient row 0 (clnet/loss.h). */
+static clnet_status check_device_labels(clnet_model *m, const char *func, const clnet_tensor *y)
+{
+    if (!sparse_targets(m) || !y || y->dtype != CLNET_I32 || !y->numel)
+        return CLNET_OK;
+    int32_t *h = clnet__malloc(y->numel * sizeof *h);
+    if (!h)
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", func);
+    clnet_status st = clnet_tensor_download(y, h, y->numel * sizeof *h);
+    if (!st)
+        st = check_labels(m, func, h, (int64_t)y->numel);
+    clnet__free(h);
+    return st;
+}
+
 CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_tensor *x,
                                                   const clnet_tensor *y, double *loss,
                                                   double *accuracy)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    if (!m->compiled)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_train_on_batch: compile the model first");
-    clnet_status st = train_step(m, x, y);
+    static const char func[] = "clnet_model_train_on_batch";
+    clnet_status st = need_loss(m, func);
+    if (st || (st = train_step(m, x, y)))
+        return st;
     float v;
-    if (!st && loss && !(st = clnet_tensor_download(m->loss, &v, sizeof v)))
+    if (loss && !(st = clnet_tensor_download(m->loss, &v, sizeof v)))
         *loss = v;
-    if (!st && accuracy) {
-        *accuracy = -1;
-        if (m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY &&
-            !(st = clnet_tensor_download(m->correct, &v, sizeof v)))
-            *accuracy = v / (double)x->shape[0];
-    }
+    /* A NaN loss may be a label out of range: say which (the caller waited
+     * for the loss anyway; a step without reads never waits). */
+    if (!st && loss && isnan(v) && (st = check_device_labels(m, func, y)))
+        return st;
+    if (!st && accuracy && !(st = clnet_tensor_download(m->correct, &v, sizeof v)))
+        *accuracy = metric_scale(m, x->shape[0]) * v / (double)x->shape[0];
     return st;
 }
 
@@ -182,11 +359,6 @@ static void device_data_free(device_data *d)
     clnet_tensor_destroy(d->by);
     clnet_tensor_destroy(d->bidx);
     memset(d, 0, sizeof *d);
-}
-
-static int sparse_targets(const clnet_model *m)
-{
-    return m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
 }
 
 /* Uploads the dataset once, so each step only gathers rows on the device. */
@@ -288,9 +460,7 @@ static clnet_status read_sums(clnet_model *m, double *loss, double *correct)
 static clnet_status accumulate(clnet_model *m, int64_t n)
 {
     clnet_status st = clnet_axpy(m->loss_sum, (float)n, m->loss);
-    if (!st && sparse_targets(m))
-        st = clnet_axpy(m->correct_sum, 1.0f, m->correct);
-    return st;
+    return st ? st : clnet_axpy(m->correct_sum, (float)metric_scale(m, n), m->correct);
 }
 
 static clnet_status check_view(clnet_model *m, const char *func, const clnet_dataset_view *v,
@@ -301,7 +471,7 @@ static clnet_status check_view(clnet_model *m, const char *func, const clnet_dat
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: data needs x%s and 1 <= count <= 2^31-1 (count %lld)", func,
                             need_y ? ", y" : "", (long long)v->count);
-    return CLNET_OK;
+    return need_y && sparse_targets(m) ? check_labels(m, func, v->y, v->count) : CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_view *data,
@@ -309,10 +479,8 @@ CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, batch_size > 0);
-    if (!m->compiled)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_evaluate: compile the model first");
-    clnet_status st = check_view(m, "clnet_model_evaluate", data, 1);
-    if (st)
+    clnet_status st = need_loss(m, "clnet_model_evaluate");
+    if (st || (st = check_view(m, "clnet_model_evaluate", data, 1)))
         return st;
     int64_t b = batch_size < data->count ? batch_size : data->count;
     device_data d;
@@ -334,7 +502,7 @@ CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_
         if (loss)
             *loss = l / (double)d.count;
         if (accuracy)
-            *accuracy = sparse_targets(m) ? c / (double)d.count : -1.0;
+            *accuracy = c / (double)d.count;
     }
 done:
     device_data_free(&d);
@@ -401,7 +569,7 @@ static clnet_status fit_epoch(clnet_model *m, const clnet_fit_params *p, device_
             if ((st = read_sums(m, &l, &c)))
                 break;
             pr->loss = l / seen;
-            pr->accuracy = sparse_targets(m) ? c / seen : -1;
+            pr->accuracy = c / seen;
             pr->elapsed = clnet__now() - t0;
             pr->eta = pr->elapsed / (double)(s + 1) * (double)(steps - s - 1);
             if (s + 1 < steps)
@@ -416,10 +584,8 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL && p->epochs >= 0 && p->batch_size > 0);
-    if (!m->compiled)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_fit: compile the model first");
-    clnet_status st = check_view(m, "clnet_model_fit", data, 1);
-    if (st)
+    clnet_status st = need_loss(m, "clnet_model_fit");
+    if (st || (st = check_view(m, "clnet_model_fit", data, 1)))
         return st;
     int64_t b = p->batch_size < data->count ? p->batch_size : data->count;
     device_data d;
@@ -428,7 +594,8 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
     uint64_t state = p->shuffle_seed;
     for (int e = 1; e <= p->epochs && !st; e++) {
         double t0 = clnet__now();
-        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1 };
+        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
+                              .metric = metric_name(m) };
         if ((st = set_order(m, &d, p->shuffle, &state)) || (st = clnet_tensor_fill(m->loss_sum, 0)) ||
             (st = clnet_tensor_fill(m->correct_sum, 0)) || (st = fit_epoch(m, p, &d, &pr, t0)))
             break;
@@ -436,7 +603,7 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
         if ((st = read_sums(m, &l, &c)))
             break;
         pr.loss = l / (double)d.count;
-        pr.accuracy = sparse_targets(m) ? c / (double)d.count : -1;
+        pr.accuracy = c / (double)d.count;
         if (p->validation &&
             (st = clnet_model_evaluate(m, p->validation, (int)b, &pr.val_loss, &pr.val_accuracy)))
             break;
@@ -456,11 +623,13 @@ CLNET_API void clnet_progress_print(void *user, const clnet_progress *p)
     if (!p->end_of_epoch && !live)
         return;
     char acc[48] = "", val[96] = "";
+    const char *metric = p->metric ? p->metric : "accuracy";
     if (p->accuracy >= 0)
-        snprintf(acc, sizeof acc, " - accuracy: %.4f", p->accuracy);
+        snprintf(acc, sizeof acc, " - %s: %.4f", metric, p->accuracy);
     if (p->end_of_epoch && p->val_loss >= 0)
-        snprintf(val, sizeof val, " - val_loss: %.4f%s%.4f", p->val_loss,
-                 p->val_accuracy >= 0 ? " - val_accuracy: " : "", p->val_accuracy >= 0 ? p->val_accuracy : 0.0);
+        snprintf(val, sizeof val, " - val_loss: %.4f%s%s: %.4f", p->val_loss,
+                 p->val_accuracy >= 0 ? " - val_" : "", p->val_accuracy >= 0 ? metric : "",
+                 p->val_accuracy >= 0 ? p->val_accuracy : 0.0);
     if (p->end_of_epoch)
         fprintf(f, "%sEpoch %d/%d: %lld/%lld - %.1fs - loss: %.4f%s%s\n", live ? "\r\033[K" : "",
                 p->epoch, p->epochs, (long long)p->steps, (long long)p->steps, p->elapsed, p->loss, acc, val);

@@ -264,6 +264,77 @@ CLNET_API clnet_status clnet_log_softmax_backward(const clnet_tensor *y, const c
     return softmax_bwd("clnet_log_softmax_backward", 1, y, dy, dx);
 }
 
+/* ---- softmax over channels ------------------------------------------------ */
+
+/* x as (n, c, s): c = dim 1, n = dim 0, s the product of the rest. */
+static clnet_status channel_dims(clnet_context *ctx, const char *func, const clnet_tensor *x,
+                                 int *c, size_t *columns, size_t *s)
+{
+    char buf[96];
+    if (x->ndim < 2 || x->shape[1] > 0x7fffffff)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: x is %s; it needs (n, channels, ...)", func,
+                            clnet__tensor_shape_str(x, buf, sizeof buf));
+    size_t rest = 1;
+    for (int i = 2; i < x->ndim; i++)
+        rest *= (size_t)x->shape[i];
+    *c = (int)x->shape[1];
+    *s = rest;
+    *columns = (size_t)x->shape[0] * rest;
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_softmax_channels_forward(const clnet_tensor *x, clnet_tensor *y)
+{
+    static const char func[] = "clnet_softmax_channels_forward";
+    const clnet_tensor *ts[] = {x, y};
+    static const char *const names[] = {"x", "y"};
+    clnet_context *ctx = clnet__first_ctx(2, ts);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    int c = 0;
+    size_t columns = 0, s = 0;
+    clnet_status st;
+    if ((st = clnet__check_same(ctx, func, 2, ts, names)) ||
+        (st = check_shapes(ctx, func, 2, ts, names)) ||
+        (st = check_overlap(ctx, func, y, "y", x, "x")) ||
+        (st = channel_dims(ctx, func, x, &c, &columns, &s)) || x->numel == 0)
+        return st;
+    cl_kernel k;
+    if ((st = clnet__kernel(ctx, "act", NULL, "softmax_channels_forward", &k)))
+        return st;
+    clnet__arg a[] = {CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
+                      CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),
+                      CLNET_ARG_ULONG(columns),     CLNET_ARG_INT(c),
+                      CLNET_ARG_ULONG(s)};
+    return clnet__launch1d(ctx, k, func, 7, a, columns);
+}
+
+CLNET_API clnet_status clnet_softmax_channels_backward(const clnet_tensor *y,
+                                                       const clnet_tensor *dy, clnet_tensor *dx)
+{
+    static const char func[] = "clnet_softmax_channels_backward";
+    const clnet_tensor *ts[] = {y, dy, dx};
+    static const char *const names[] = {"y", "dy", "dx"};
+    clnet_context *ctx = clnet__first_ctx(3, ts);
+    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    int c = 0;
+    size_t columns = 0, s = 0;
+    clnet_status st;
+    if ((st = clnet__check_same(ctx, func, 3, ts, names)) ||
+        (st = check_shapes(ctx, func, 3, ts, names)) ||
+        (st = check_overlap(ctx, func, dx, "dx", dy, "dy")) ||
+        (st = check_overlap(ctx, func, dx, "dx", y, "y")) ||
+        (st = channel_dims(ctx, func, y, &c, &columns, &s)) || y->numel == 0)
+        return st;
+    cl_kernel k;
+    if ((st = clnet__kernel(ctx, "act", NULL, "softmax_channels_backward", &k)))
+        return st;
+    clnet__arg a[] = {
+        CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),    CLNET_ARG_MEM(clnet__mem(dy)),
+        CLNET_ARG_ULONG(dy->offset),  CLNET_ARG_MEM(clnet__mem(dx)), CLNET_ARG_ULONG(dx->offset),
+        CLNET_ARG_ULONG(columns),     CLNET_ARG_INT(c),              CLNET_ARG_ULONG(s)};
+    return clnet__launch1d(ctx, k, func, 9, a, columns);
+}
+
 /* ---- bias ---------------------------------------------------------------- */
 
 /* x as (n, c, hw) with the channel axis dim 1; b (or db) holds c elements. */

@@ -169,6 +169,13 @@ CLNET_API clnet_status clnet_loss_mse(const clnet_tensor *pred, const clnet_tens
                             "dpred");
 }
 
+CLNET_API clnet_status clnet_loss_mae(const clnet_tensor *pred, const clnet_tensor *target,
+                                      clnet_tensor *loss, clnet_tensor *dpred)
+{
+    return elementwise_loss("clnet_loss_mae", "mae_partial", "pred", pred, target, loss, dpred,
+                            "dpred");
+}
+
 CLNET_API clnet_status clnet_loss_bce_logits(const clnet_tensor *x, const clnet_tensor *target,
                                              clnet_tensor *loss, clnet_tensor *dx)
 {
@@ -282,46 +289,48 @@ CLNET_API clnet_status clnet_loss_sparse_softmax_xent(const clnet_tensor *logits
     return xent("clnet_loss_sparse_softmax_xent", 1, logits, labels, loss, dlogits);
 }
 
-CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_tensor *labels,
-                                      clnet_tensor *correct)
+/* correct: one element of ctx (int32 or float32), overlapping no input. */
+static clnet_status check_correct(clnet_context *ctx, const char *func, const clnet_tensor *correct,
+                                  const clnet_tensor *a, const clnet_tensor *b)
 {
-    static const char func[] = "clnet_accuracy";
-    const clnet_tensor *any = logits ? logits : labels ? labels : correct;
-    CLNET_CHECK_ARG(NULL, any != NULL);
-    clnet_context *ctx = any->ctx;
-    size_t rows = 0;
-    int cols = 0;
-    clnet_status st;
-    if ((st = check_one(ctx, func, logits, "logits", 0, CLNET_F32)) ||
-        (st = rows_classes(ctx, func, logits, &rows, &cols)) ||
-        (st = check_labels(ctx, func, labels, logits, rows)))
-        return st;
     if (!correct)
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: correct is NULL",
                             func);
     if (correct->ctx != ctx)
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: correct belongs to another context",
                             func);
+    if (correct->dtype != CLNET_I32 && correct->dtype != CLNET_F32)
+        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: correct must be int32 or float32", func);
     if (correct->numel != 1)
         return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: correct holds %zu elements, expected 1",
                             func, correct->numel);
-    if (overlaps(correct, logits) || overlaps(correct, labels))
+    if (overlaps(correct, a) || overlaps(correct, b))
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: correct overlaps an input", func);
-    if (rows == 0)
+    return CLNET_OK;
+}
+
+/* Counts with `kernel` (arguments x, xo, t, to, n, extra, part, po, where
+ * extra is cols or the threshold) over n items, then count_finish. */
+static clnet_status count(clnet_context *ctx, const char *func, const char *kernel,
+                          const clnet_tensor *x, const clnet_tensor *t, size_t n, clnet__arg extra,
+                          clnet_tensor *correct)
+{
+    if (n == 0)
         return clnet_tensor_fill(correct, 0.0);
-    size_t g = groups_for(ctx, rows), wg = clnet__context_profile(ctx)->wg_size;
+    size_t g = groups_for(ctx, n), wg = clnet__context_profile(ctx)->wg_size;
     cl_mem ws;
     cl_kernel k1, k2;
+    clnet_status st;
     if ((st = clnet__workspace(ctx, g * sizeof(int32_t), &ws)) ||
-        (st = clnet__kernel(ctx, "loss", NULL, "accuracy_partial", &k1)) ||
+        (st = clnet__kernel(ctx, "loss", NULL, kernel, &k1)) ||
         (st = clnet__kernel(ctx, "loss", NULL, "count_finish", &k2)))
         return st;
-    clnet__arg a1[] = {CLNET_ARG_MEM(clnet__mem(logits)),
-                       CLNET_ARG_ULONG(logits->offset),
-                       CLNET_ARG_MEM(clnet__mem(labels)),
-                       CLNET_ARG_ULONG(labels->offset),
-                       CLNET_ARG_ULONG(rows),
-                       CLNET_ARG_INT(cols),
+    clnet__arg a1[] = {CLNET_ARG_MEM(clnet__mem(x)),
+                       CLNET_ARG_ULONG(x->offset),
+                       CLNET_ARG_MEM(clnet__mem(t)),
+                       CLNET_ARG_ULONG(t->offset),
+                       CLNET_ARG_ULONG(n),
+                       extra,
                        CLNET_ARG_MEM(ws),
                        CLNET_ARG_ULONG(0)};
     clnet__arg a2[] = {CLNET_ARG_MEM(ws),
@@ -334,4 +343,60 @@ CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_te
     if ((st = clnet__launch(ctx, k1, func, 8, a1, 1, &global, &wg)))
         return st;
     return clnet__launch(ctx, k2, func, 6, a2, 1, &wg, &wg);
+}
+
+CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_tensor *labels,
+                                      clnet_tensor *correct)
+{
+    static const char func[] = "clnet_accuracy";
+    const clnet_tensor *any = logits ? logits : labels ? labels : correct;
+    CLNET_CHECK_ARG(NULL, any != NULL);
+    clnet_context *ctx = any->ctx;
+    size_t rows = 0;
+    int cols = 0;
+    clnet_status st;
+    if ((st = check_one(ctx, func, logits, "logits", 0, CLNET_F32)) ||
+        (st = rows_classes(ctx, func, logits, &rows, &cols)) ||
+        (st = check_labels(ctx, func, labels, logits, rows)) ||
+        (st = check_correct(ctx, func, correct, logits, labels)))
+        return st;
+    return count(ctx, func, "accuracy_partial", logits, labels, rows, CLNET_ARG_INT(cols), correct);
+}
+
+CLNET_API clnet_status clnet_categorical_accuracy(const clnet_tensor *pred,
+                                                  const clnet_tensor *target,
+                                                  clnet_tensor *correct)
+{
+    static const char func[] = "clnet_categorical_accuracy";
+    const clnet_tensor *any = pred ? pred : target ? target : correct;
+    CLNET_CHECK_ARG(NULL, any != NULL);
+    clnet_context *ctx = any->ctx;
+    size_t rows = 0;
+    int cols = 0;
+    clnet_status st;
+    if ((st = check_one(ctx, func, pred, "pred", 0, CLNET_F32)) ||
+        (st = rows_classes(ctx, func, pred, &rows, &cols)) ||
+        (st = check_one(ctx, func, target, "target", 0, CLNET_F32)) ||
+        (st = check_like(ctx, func, target, "target", pred, "pred")) ||
+        (st = check_correct(ctx, func, correct, pred, target)))
+        return st;
+    return count(ctx, func, "categorical_accuracy_partial", pred, target, rows, CLNET_ARG_INT(cols),
+                 correct);
+}
+
+CLNET_API clnet_status clnet_binary_accuracy(const clnet_tensor *pred, const clnet_tensor *target,
+                                             float threshold, clnet_tensor *correct)
+{
+    static const char func[] = "clnet_binary_accuracy";
+    const clnet_tensor *any = pred ? pred : target ? target : correct;
+    CLNET_CHECK_ARG(NULL, any != NULL);
+    clnet_context *ctx = any->ctx;
+    clnet_status st;
+    if ((st = check_one(ctx, func, pred, "pred", 0, CLNET_F32)) ||
+        (st = check_one(ctx, func, target, "target", 0, CLNET_F32)) ||
+        (st = check_like(ctx, func, target, "target", pred, "pred")) ||
+        (st = check_correct(ctx, func, correct, pred, target)))
+        return st;
+    return count(ctx, func, "binary_accuracy_partial", pred, target, pred->numel,
+                 CLNET_ARG_FLOAT(threshold), correct);
 }

@@ -84,14 +84,14 @@ static void gan_teardown(void *state)
     free(s);
 }
 
-/* As clnet-train gan: Adam lr 2e-4, beta1 0.5; BCE (the trainer takes D's
- * logits). */
+/* As clnet-train gan: Adam lr 2e-4, beta1 0.5; no compiled loss (the trainer
+ * computes BCE from D's logits). */
 static clnet_status build_models(clnet_context *ctx, gan_state *s)
 {
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.adam.lr = 2e-4f;
     cp.adam.beta1 = 0.5f;
-    cp.loss = CLNET_LOSS_BINARY_CROSSENTROPY;
+    cp.loss = CLNET_LOSS_NONE; /* the trainer computes its losses */
     clnet_status st = build_dcgan_generator(ctx, 1, &s->g);
     if (!st)
         st = build_dcgan_discriminator(ctx, 2, &s->d);

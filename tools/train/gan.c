@@ -366,7 +366,7 @@ int train_gan(clnet_context *ctx, const options *o_in)
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.adam.lr = (float)o->lr;
     cp.adam.beta1 = 0.5f;
-    cp.loss = CLNET_LOSS_BINARY_CROSSENTROPY;
+    cp.loss = CLNET_LOSS_NONE; /* the trainer computes its losses */
     if ((training || o->score) && load_data(o, &train_set, &test_set))
         return 1;
     if (build_dcgan_generator(ctx, o->seed, &g) ||
