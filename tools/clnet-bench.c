@@ -13,6 +13,7 @@
 
 #include "bench/bench.h"
 #include "cli.h"
+#include "outfile.h"
 
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
@@ -649,6 +650,11 @@ static int run(args *a)
     int status = make_plan(a, &p);
     if (status)
         return status;
+    /* The output files' paths, before the run that fills them. */
+    if ((a->json && !out_check("clnet-bench", "--json", a->json)) ||
+        (a->csv && !out_check("clnet-bench", "--csv", a->csv)) ||
+        (a->plot && !out_check("clnet-bench", "--plot", a->plot)))
+        return EXIT_USAGE;
     char tmp[] = "/tmp/clnet-bench-XXXXXX", clnet_dir[1100] = "";
     if (a->o.cold && make_cold_caches(tmp, clnet_dir, sizeof clnet_dir))
         return EXIT_ERROR;
