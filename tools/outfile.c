@@ -5,6 +5,7 @@
 #include "outfile.h"
 
 #include <dirent.h>
+#include <png.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -183,6 +184,7 @@ int out_open(out_file *o, const char *prog, const char *path)
     char why[256];
     const char *problem = target_problem(path, why, sizeof why);
     o->f = NULL;
+    o->err = 0;
     o->tmp[0] = 0;
     if (!problem && !out_target(path, o->dest, sizeof o->dest))
         problem = "path too long";
@@ -218,11 +220,11 @@ int out_commit(out_file *o, const char *prog)
     const char *step = NULL;
     int err = 0;
     errno = 0;
-    if (fflush(o->f) != 0 || ferror(o->f))
+    if (o->err || fflush(o->f) != 0 || ferror(o->f))
         step = "write";
     else if (fsync(fileno(o->f)) != 0)
         step = "fsync";
-    err = step ? errno : 0;
+    err = !step ? 0 : o->err ? o->err : errno;
     if (fclose(o->f) != 0 && !step) {
         step = "close";
         err = errno;
@@ -248,4 +250,38 @@ int out_commit(out_file *o, const char *prog)
         close(fd);
     }
     return 1;
+}
+
+int out_write(out_file *o, const void *data, size_t size)
+{
+    errno = 0;
+    if (fwrite(data, 1, size, o->f) == size)
+        return 1;
+    if (!o->err)
+        o->err = errno ? errno : EIO;
+    return 0;
+}
+
+int out_fail(out_file *o, const char *prog)
+{
+    fprintf(stderr, "%s: write of \"%s\" failed: %s; the old file, if any, is unchanged\n", prog,
+            o->dest, strerror(o->err ? o->err : EIO));
+    out_discard(o);
+    return 0;
+}
+
+static void png_write_cb(png_structp png, png_bytep data, size_t size)
+{
+    if (!out_write(png_get_io_ptr(png), data, size))
+        png_error(png, "write failed");
+}
+
+static void png_flush_cb(png_structp png)
+{
+    (void)png; /* out_commit flushes and syncs */
+}
+
+void out_png_io(struct png_struct_def *png, out_file *o)
+{
+    png_set_write_fn(png, o, png_write_cb, png_flush_cb);
 }

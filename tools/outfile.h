@@ -37,6 +37,7 @@ int out_target(const char *path, char *buf, size_t size);
  * half-written file, and a failed write leaves the old file as it was. */
 typedef struct out_file {
     FILE *f;                    /* write here */
+    int err;                    /* the first write error (errno), 0 if none */
     char tmp[4200];
     char dest[4096];
 } out_file;
@@ -54,5 +55,17 @@ int out_commit(out_file *o, const char *prog);
 
 /* Closes and removes the temporary file (after an error while writing). */
 void out_discard(out_file *o);
+
+/* fwrite that keeps the first error in o->err: 1, or 0 after an error. */
+int out_write(out_file *o, const void *data, size_t size);
+
+/* After a failed write: the message naming the file and o->err ("No space
+ * left on device"), then out_discard. Returns 0. */
+int out_fail(out_file *o, const char *prog);
+
+/* Makes libpng write through out_write (so o->err keeps the cause of a
+ * failed write); png is a png_structp. */
+struct png_struct_def;
+void out_png_io(struct png_struct_def *png, out_file *o);
 
 #endif

@@ -220,10 +220,9 @@ static int save_png(const char *path, const canvas *c)
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        out_discard(&o);
-        return 1;
+        return !out_fail(&o, "clnet-bench");
     }
-    png_init_io(png, o.f);
+    out_png_io(png, &o);
     png_set_IHDR(png, info, (png_uint_32)c->w, (png_uint_32)c->h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

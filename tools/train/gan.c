@@ -42,10 +42,8 @@ static int write_grid(const char *path, const float *img, int n, int cols)
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, info ? &info : NULL);
-        out_discard(&out);
         free(px);
-        fprintf(stderr, "clnet-train: cannot write %s\n", path);
-        return 1;
+        return !out_fail(&out, "clnet-train");
     }
     for (int k = 0; k < n; k++)
         for (int y = 0; y < SIDE; y++)
@@ -55,7 +53,7 @@ static int write_grid(const char *path, const float *img, int n, int cols)
                 px[(size_t)((k / cols) * (SIDE + 1) + 1 + y) * (size_t)w +
                    (size_t)((k % cols) * (SIDE + 1) + 1 + x)] = (unsigned char)(v + 0.5f);
             }
-    png_init_io(png, out.f);
+    out_png_io(png, &out);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
