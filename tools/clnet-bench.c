@@ -278,6 +278,8 @@ static int parse(int argc, char **argv, args *a)
             usage(stdout);
             return -1;
         } else if (!strcmp(s, "--device")) {
+            if (!cli_device("clnet-bench", s, v))
+                return EXIT_USAGE;
             if (!strcmp(v, "all"))
                 a->all_devices = 1;
             else if (a->device_count == MAX_DEVICES) {

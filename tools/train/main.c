@@ -82,7 +82,11 @@ static int parse(int argc, char **argv, options *o)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
-        } else if (!strcmp(a, "--device")) o->device = v;
+        } else if (!strcmp(a, "--device")) {
+            if (!cli_device(P, a, v))
+                return -1;
+            o->device = v;
+        }
         else if (!strcmp(a, "--epochs")) {
             if (!cli_int_i(P, a, v, 0, MAX_EPOCHS, &o->epochs))
                 return -1;
