@@ -157,6 +157,25 @@ rc, out = run([TRAIN, "cnn"] + quick + ["--save", wlink])
 check(rc == 0 and kind(wlink) == "link" and os.path.getsize(os.path.join(tmp, "w-target.st")) > 3,
       "cnn --save through a symlink: exit %d, link now %s\n%s" % (rc, kind(wlink), out[-400:]))
 
+# The numpy peer (tools/peers) checks and writes the same way, when numpy is
+# there (Debian's python3-numpy, with /usr/bin/python3).
+peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "peers", "peer_numpy.py")
+if run(["/usr/bin/python3", "-c", "import numpy"])[0] == 0:
+    pargs = ["/usr/bin/python3", peer, "--quick", "--case", "gemm_m32n676k9", "--reps", "1"]
+    for option in ["--json", "--csv"]:
+        for name, arg, path, k in specials("peer" + option):
+            rc, out = run(pargs + [option, arg])
+            check(rc == 2 and option in out, "peer_numpy %s onto a %s: exit %d\n%s"
+                  % (option, name, rc, out[-400:]))
+            if path:
+                check(kind(path) == k, "peer_numpy %s onto a %s: now a %s" % (option, name,
+                                                                            kind(path)))
+    rc, out = run(pargs + ["--json", link])
+    check(rc == 0 and kind(link) == "link" and "numpy" in open(target).read(),
+          "peer_numpy --json through a symlink: exit %d\n%s" % (rc, out[-400:]))
+else:
+    print("tools-files: no numpy for /usr/bin/python3: the peer's cases are skipped")
+
 # ---- Input paths -----------------------------------------------------------
 readers = [
     ("cnn --load", [TRAIN, "cnn"] + quick + ["--load", "{}"], "--load"),
