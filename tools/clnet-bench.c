@@ -289,7 +289,7 @@ static int parse(int argc, char **argv, args *a)
                 a->devices[a->device_count++] = v;
         } else if (!strcmp(s, "--suite")) {
             if (!find_suite(v)) {
-                fprintf(stderr, "clnet-bench: unknown suite \"%s\"; suites:", v);
+                fprintf(stderr, "clnet-bench: --suite: unknown suite \"%s\"; suites:", v);
                 for (size_t k = 0; k < NSUITES; k++)
                     fprintf(stderr, " %s", bench_suites[k]->name);
                 fprintf(stderr, "\n");
@@ -445,8 +445,8 @@ static int make_plan(const args *a, plan *p)
         for (int i = 0; i < p->count && !found; i++)
             found = !strcmp(p->cases[i].name, a->cases[k]);
         if (!found) {
-            fprintf(stderr, "clnet-bench: no case \"%s\" in the chosen suites (--list-suites)\n",
-                    a->cases[k]);
+            fprintf(stderr, "clnet-bench: --case: no case \"%s\" in the chosen suites "
+                            "(--list-suites)\n", a->cases[k]);
             return EXIT_USAGE;
         }
     }

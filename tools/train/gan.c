@@ -124,8 +124,11 @@ static int score(clnet_context *ctx, clnet_model *g, const options *o, const cln
     float *img = malloc((size_t)n * PIXELS * sizeof *img),
           *probs = malloc((size_t)n * 10 * sizeof *probs);
     int rc = 1;
-    if (!img || !probs)
+    if (!img || !probs) {
+        fprintf(stderr, "clnet-train: out of host memory for scoring %lld samples\n",
+                (long long)n);
         goto done;
+    }
     if (build_cnn(ctx, 1, &cnn) || clnet_model_load(cnn, o->score)) {
         rc = fail(ctx, "loading the classifier");
         goto done;
