@@ -86,8 +86,7 @@ static int parse(int argc, char **argv, options *o)
             if (!cli_device(P, a, v))
                 return -1;
             o->device = v;
-        }
-        else if (!strcmp(a, "--epochs")) {
+        } else if (!strcmp(a, "--epochs")) {
             if (!cli_int_i(P, a, v, 0, MAX_EPOCHS, &o->epochs))
                 return -1;
             o->epochs_set = 1;
@@ -113,8 +112,7 @@ static int parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--label-smoothing")) {
             if (!cli_real(P, a, v, 0.0, 0, 1.0, 1, &o->label_smoothing))
                 return -1;
-        }
-        else if (!strcmp(a, "--data")) o->data = v;
+        } else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--save")) o->save = v;
         else if (!strcmp(a, "--load")) o->load = v;
         else if (!strcmp(a, "--out")) o->out = v;
