@@ -1,12 +1,21 @@
 /* clnet-train — trains clnet's reference models on Fashion-MNIST on the
  * chosen device, with progress, test accuracy and saved weights. Uses only
  * the public API. This file: options, the device, and shared helpers. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../cli.h"
+#include "../outfile.h"
 #include "train.h"
+
+/* The options' ranges: generous, but small enough that no count overflows
+ * an int and a typo of a few digits is caught. */
+#define P "clnet-train"
+enum { MAX_EPOCHS = 1000000, MAX_BATCH = 65536, MAX_SAMPLE = 100000 };
+#define MAX_LR 10.0
 
 static const struct {
     const char *name, *help;
@@ -50,6 +59,8 @@ static void usage(FILE *f)
             CLNET_FASHION_MNIST_DIR);
 }
 
+/* 1: parsed; 0: a usage error (the usage follows); -1: a bad value (the
+ * message said which option and what it takes). */
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){ .epochs = 3, .batch_size = 32, .lr = 1e-3, .seed = 1,
@@ -62,28 +73,50 @@ static int parse(int argc, char **argv, options *o)
                     !strcmp(a, "--data") || !strcmp(a, "--save") || !strcmp(a, "--load") ||
                     !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score") ||
                     !strcmp(a, "--label-smoothing");
-        if (takes && !v) {
-            fprintf(stderr, "clnet-train: %s needs a value\n", a);
-            return 0;
+        if (takes && (!v || !*v)) {
+            fprintf(stderr, "clnet-train: %s needs a value%s\n", a, v ? ", not an empty one" : "");
+            return -1;
         }
         if (takes)
             i++;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
-        } else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--epochs")) { o->epochs = atoi(v); o->epochs_set = 1; }
-        else if (!strcmp(a, "--batch-size")) { o->batch_size = atoi(v); o->batch_set = 1; }
-        else if (!strcmp(a, "--lr")) { o->lr = atof(v); o->lr_set = 1; }
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--limit")) o->limit = atol(v);
-        else if (!strcmp(a, "--data")) o->data = v;
+        } else if (!strcmp(a, "--device")) {
+            if (!cli_device(P, a, v))
+                return -1;
+            o->device = v;
+        } else if (!strcmp(a, "--epochs")) {
+            if (!cli_int_i(P, a, v, 0, MAX_EPOCHS, &o->epochs))
+                return -1;
+            o->epochs_set = 1;
+        } else if (!strcmp(a, "--batch-size")) {
+            if (!cli_int_i(P, a, v, 1, MAX_BATCH, &o->batch_size))
+                return -1;
+            o->batch_set = 1;
+        } else if (!strcmp(a, "--lr")) {
+            if (!cli_real(P, a, v, 0.0, 1, MAX_LR, 0, &o->lr))
+                return -1;
+            o->lr_set = 1;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_u64(P, a, v, ULLONG_MAX, &o->seed))
+                return -1;
+        } else if (!strcmp(a, "--limit")) {
+            long long n;
+            if (!cli_int(P, a, v, 1, LONG_MAX, &n))
+                return -1;
+            o->limit = (long)n;
+        } else if (!strcmp(a, "--sample")) {
+            if (!cli_int_i(P, a, v, 1, MAX_SAMPLE, &o->sample))
+                return -1;
+        } else if (!strcmp(a, "--label-smoothing")) {
+            if (!cli_real(P, a, v, 0.0, 0, 1.0, 1, &o->label_smoothing))
+                return -1;
+        } else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--save")) o->save = v;
         else if (!strcmp(a, "--load")) o->load = v;
-        else if (!strcmp(a, "--sample")) o->sample = atoi(v);
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--score")) o->score = v;
-        else if (!strcmp(a, "--label-smoothing")) o->label_smoothing = atof(v);
         else if (!strcmp(a, "--eval-only")) o->eval_only = 1;
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "--ranks")) o->ranks = 1;
@@ -95,12 +128,6 @@ static int parse(int argc, char **argv, options *o)
     }
     if (!o->model) {
         fprintf(stderr, "clnet-train: which model?\n");
-        return 0;
-    }
-    if (o->epochs < 0 || o->batch_size <= 0 || o->lr <= 0 || o->limit < 0 || o->sample < 0 ||
-        !(o->label_smoothing >= 0 && o->label_smoothing < 1)) {
-        fprintf(stderr, "clnet-train: --epochs >= 0, --batch-size > 0, --lr > 0, --limit >= 0, "
-                        "--sample >= 0, 0 <= --label-smoothing < 1\n");
         return 0;
     }
     if (o->eval_only && !o->load) {
@@ -162,19 +189,104 @@ static int join(options *o, const char *model, clnet_context **ctx)
     return 0;
 }
 
+/* Which of the split's two files is missing from dir (plain or .gz), or
+ * NULL when both are there. */
+static const char *missing_file(const char *dir, const char *split, char *buf, size_t size)
+{
+    static const char *const kinds[2] = { "images-idx3-ubyte", "labels-idx1-ubyte" };
+    for (int k = 0; k < 2; k++) {
+        char gz[4200];
+        snprintf(buf, size, "%s/%s-%s", dir, split, kinds[k]);
+        snprintf(gz, sizeof gz, "%s.gz", buf);
+        if (access(buf, F_OK) != 0 && access(gz, F_OK) != 0)
+            return buf;
+    }
+    return NULL;
+}
+
+/* The split's geometry against the models' input: 0, or a message and 1. */
+static int check_geometry(const options *o, const char *split, const clnet_dataset *ds)
+{
+    if (ds->rows == IMAGE_SIDE && ds->cols == IMAGE_SIDE && ds->count > 0)
+        return 0;
+    if (ds->count == 0)
+        fprintf(stderr, "clnet-train: %s/%s-images-idx3-ubyte holds no images\n", o->data, split);
+    else
+        fprintf(stderr, "clnet-train: %s/%s-images-idx3-ubyte holds %zu images of %dx%d pixels; "
+                        "the %s model takes %dx%d images (Fashion-MNIST's)\n",
+                o->data, split, ds->count, ds->rows, ds->cols, o->model, IMAGE_SIDE, IMAGE_SIDE);
+    return 1;
+}
+
+/* The data files that exist are regular files (a FIFO would block the
+ * reader): 0, or a message and 1. */
+static int check_data_files(const char *dir)
+{
+    static const char *const names[4] = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" };
+    char path[4200];
+    for (int k = 0; k < 8; k++) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, names[k / 2], k % 2 ? ".gz" : "");
+        if (access(path, F_OK) == 0 && !in_check("clnet-train", "--data", path))
+            return 1;
+    }
+    return 0;
+}
+
 int load_data(const options *o, clnet_dataset **train, clnet_dataset **test)
 {
-    char err[2048];
+    char err[2048], path[4096];
     *train = *test = NULL;
-    if (clnet_dataset_load_mnist(o->data, "train", train, err, sizeof err) ||
-        clnet_dataset_load_mnist(o->data, "t10k", test, err, sizeof err)) {
-        fprintf(stderr, "clnet-train: %s\n(install the data with: apt-get install dataset-fashion-mnist)\n",
-                err);
+    if (check_data_files(o->data))
+        return 1;
+    const char *split = "train";
+    if (clnet_dataset_load_mnist(o->data, split, train, err, sizeof err) ||
+        clnet_dataset_load_mnist(o->data, split = "t10k", test, err, sizeof err)) {
+        fprintf(stderr, "clnet-train: %s\n", err);
+        /* The install hint only when the files are not there: not after an
+         * out-of-memory or for a corrupt file, where the message says what
+         * is wrong. */
+        const char *missing = missing_file(o->data, split, path, sizeof path);
+        if (missing && !strcmp(o->data, CLNET_FASHION_MNIST_DIR))
+            fprintf(stderr, "(no %s: install the data with: apt-get install "
+                            "dataset-fashion-mnist)\n", missing);
+        else if (missing)
+            fprintf(stderr, "(no %s[.gz]: --data DIR must hold Fashion-MNIST's IDX files)\n",
+                    missing);
         clnet_dataset_free(*train);
         *train = NULL;
         return 1;
     }
+    if (check_geometry(o, "train", *train) || check_geometry(o, "t10k", *test)) {
+        clnet_dataset_free(*train);
+        clnet_dataset_free(*test);
+        *train = *test = NULL;
+        return 1;
+    }
     return 0;
+}
+
+int save_weights(clnet_context *ctx, clnet_model *m, const char *path)
+{
+    char dest[4096];
+    /* Checked again: the path may have changed during training. */
+    if (!out_check("clnet-train", "--save", path) || !out_target(path, dest, sizeof dest)) {
+        if (job)
+            clnet_dist_abort(job, 1);
+        return 1;
+    }
+    if (clnet_model_save(m, dest))
+        return fail(ctx, "saving weights");
+    return 0;
+}
+
+int check_output(const options *o, const char *option, const char *path)
+{
+    if (out_check("clnet-train", option, path))
+        return 0;
+    if (o->dist)
+        clnet_dist_abort(o->dist, 2);
+    return 2;
 }
 
 void on_progress(void *user, const clnet_progress *p)
@@ -195,8 +307,10 @@ void on_progress(void *user, const clnet_progress *p)
 int main(int argc, char **argv)
 {
     options o;
-    if (!parse(argc, argv, &o)) {
-        usage(stderr);
+    int parsed = parse(argc, argv, &o);
+    if (parsed <= 0) {
+        if (parsed == 0)
+            usage(stderr);
         return 2;
     }
     size_t which = NMODELS;
@@ -212,8 +326,22 @@ int main(int argc, char **argv)
     clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
     p.device = o.device;
     clnet_context *ctx;
+    int parallel = o.ranks || (clnet_dist_launched() && !strcmp(o.model, "cnn"));
+    /* The files this run writes, before any work (a data-parallel run
+     * checks on rank 0, in train_cnn). */
+    if (!parallel) {
+        int bad = !strcmp(o.model, "gan") ? gan_check_outputs(&o)
+                  : o.save                ? check_output(&o, "--save", o.save)
+                                          : 0;
+        if (bad)
+            return bad;
+    }
+    /* The files it reads: regular files (a FIFO would block the reader). */
+    if ((o.load && !in_check("clnet-train", "--load", o.load)) ||
+        (o.score && !in_check("clnet-train", "--score", o.score)))
+        return 2;
     /* Under mpirun cnn runs data-parallel by itself; --ranks asks for it. */
-    if (o.ranks || (clnet_dist_launched() && !strcmp(o.model, "cnn"))) {
+    if (parallel) {
         if (join(&o, o.model, &ctx))
             return 1;
     } else if (clnet_context_create(&p, &ctx, err, sizeof err)) {
