@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "ref-graph.h"
 #include "ref.h"
+#include "runtime/fault.h"
 
 #define U 0x1.0p-24 /* the unit roundoff of float32 */
 
@@ -844,6 +845,88 @@ START_TEST(special_values_follow_ieee)
 }
 END_TEST
 
+/* ---- faults ----------------------------------------------------------------------- */
+
+/* The first custom op, merge and KL calls of a fresh context, with the n-th
+ * host allocation (or OpenCL call) failing, n = 1, 2, ...: a specific status
+ * and message, a context that works afterwards, nothing leaked. The quick
+ * tier fails the calls that create objects or launch; the long tier every
+ * OpenCL call (52 fresh contexts). */
+static const char *const fault_calls[] = { "host",
+                                           "clCreateProgramWithSource",
+                                           "clBuildProgram",
+                                           "clCreateKernel",
+                                           "clCreateBuffer",
+                                           "clEnqueueNDRangeKernel",
+                                           NULL };
+#define NFAULT ((int)(sizeof fault_calls / sizeof fault_calls[0]))
+static clnet_status fault_ops(clnet_tensor *x, clnet_tensor *y, clnet_tensor *loss)
+{
+    const clnet_tensor *xs[] = { x, x };
+    clnet_status st = clnet_custom_forward("x * 0.5f", x, y);
+    if (!st)
+        st = clnet_merge_forward(CLNET_MERGE_ADD, 2, xs, y);
+    if (!st)
+        st = clnet_kl_normal(CLNET_KL_MEAN, x, x, 0.0f, loss, NULL, NULL);
+    return st;
+}
+
+START_TEST(first_calls_survive_every_failure)
+{
+    if (!fault_calls[_i] && !test_long())
+        return;
+    int host = _i == 0;
+    const char *call = fault_calls[_i];
+    long failed = 0;
+    clnet__live start;
+    clnet__fault_live(&start);
+    for (long n = 1;; n++) {
+        ck_assert_msg(n < 10000, "the operations never complete");
+        clnet_context *ctx = test_context();
+        int64_t s[2] = { 3, 7 }, one = 1;
+        clnet_tensor *x, *y, *loss;
+        CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s, &x));
+        CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s, &y));
+        CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &one, &loss));
+        CK_OK(ctx, clnet_tensor_fill(x, 0.25));
+        if (host)
+            clnet__fault_arm_host(n);
+        else
+            clnet__fault_arm(call, n, CL_OUT_OF_RESOURCES);
+        clnet_status st = fault_ops(x, y, loss);
+        const char *fired = clnet__fault_fired();
+        clnet__fault_disarm();
+        if (fired && st) {
+            failed++;
+            const char *msg = clnet_context_errmsg(ctx);
+            ck_assert_msg(st != CLNET_ERR_INTERNAL, "failing %s (#%ld): %s", fired, n, msg);
+            ck_assert_msg(host ? st == CLNET_ERR_HOST_MEMORY && strstr(msg, "out of host memory")
+                               : strstr(msg, fired) && strstr(msg, "CL_OUT_OF_RESOURCES"),
+                          "failing %s (#%ld) gave %s: \"%s\"", fired, n, clnet_status_name(st),
+                          msg);
+        }
+        CK_OK(ctx, fault_ops(x, y, loss)); /* the context still works */
+        clnet_tensor_destroy(x);
+        clnet_tensor_destroy(y);
+        clnet_tensor_destroy(loss);
+        clnet_context_destroy(ctx);
+        clnet__live now;
+        clnet__fault_live(&now);
+        ck_assert_msg(!memcmp(&now, &start, sizeof now),
+                      "failing #%ld leaked: %ld programs, %ld "
+                      "kernels, %ld buffers, %ld host blocks live (were %ld, %ld, %ld, %ld)",
+                      n, now.programs, now.kernels, now.buffers, now.host_blocks, start.programs,
+                      start.kernels, start.buffers, start.host_blocks);
+        if (!fired)
+            break;
+    }
+    ck_assert_msg(failed > 0, "failing %s never failed the operations", call ? call : "any call");
+    if (test_verbose())
+        fprintf(stderr, "merge faults (%s): %ld failed the operations\n", call ? call : "any call",
+                failed);
+}
+END_TEST
+
 /* ---- bad arguments ----------------------------------------------------------------- */
 
 START_TEST(bad_arguments_are_refused)
@@ -1068,6 +1151,7 @@ Suite *suite_merge(void)
     tcase_add_test(tc, custom_broken_expression_is_a_build_error);
     tcase_add_test(tc, special_values_follow_ieee);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_loop_test(tc, first_calls_survive_every_failure, 0, NFAULT);
     suite_add_tcase(s, tc);
     TCase *host = tcase_create("reference");
     tcase_add_test(host, references_match_finite_differences);
