@@ -773,6 +773,70 @@ START_TEST(custom_broken_expression_is_a_build_error)
 }
 END_TEST
 
+/* ---- determinism ---------------------------------------------------------------- */
+
+/* Each op twice on the same inputs: the same bits (fixed orders, no atomics). */
+START_TEST(every_op_is_deterministic)
+{
+    clnet_context *ctx = test_context();
+    int64_t s4[4] = { 2, 3, 7, 5 }, s2[2] = { 2, 3 }, sc[4] = { 2, 6, 7, 5 }, one = 1;
+    size_t n4 = 210, n2 = 6;
+    uint64_t st = 31;
+    float *a = rand_f32(n4, -1, 1, &st), *b = rand_f32(n4, -1, 1, &st);
+    float *r1 = host_f32(2 * n4), *r2 = host_f32(2 * n4);
+    clnet_tensor *x = tensor_from(ctx, 4, s4, a), *w = tensor_from(ctx, 4, s4, b), *y, *cat, *p, *l,
+                 *mt, *lt;
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, s4, &y));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, sc, &cat));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s2, &p));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &one, &l));
+    mt = tensor_from(ctx, 2, s2, a);
+    lt = tensor_from(ctx, 2, s2, b);
+    const clnet_tensor *xw[] = { x, w };
+    for (int op = 0; op < 5; op++) {
+        for (int run = 0; run < 2; run++) {
+            float *r = run ? r2 : r1;
+            size_t n = n4;
+            switch (op) {
+            case 0:
+                CK_OK(ctx, clnet_merge_forward(CLNET_MERGE_MULTIPLY, 2, xw, y));
+                download(ctx, y, r, n);
+                break;
+            case 1:
+                CK_OK(ctx, clnet_concat_forward(1, 2, xw, cat));
+                n = 2 * n4;
+                download(ctx, cat, r, n);
+                break;
+            case 2:
+                CK_OK(ctx, clnet_global_avg_pool2d_forward(x, p));
+                n = n2;
+                download(ctx, p, r, n);
+                break;
+            case 3:
+                CK_OK(ctx, clnet_kl_normal(CLNET_KL_MEAN, mt, lt, 0.0f, l, NULL, NULL));
+                n = 1;
+                download(ctx, l, r, n);
+                break;
+            default:
+                CK_OK(ctx, clnet_custom_forward(swish, x, y));
+                download(ctx, y, r, n);
+                break;
+            }
+            if (run)
+                ck_assert_msg(!memcmp(r1, r2, n * sizeof(float)), "op %d: two runs differ", op);
+        }
+    }
+    clnet_tensor *all[] = { x, w, y, cat, p, l, mt, lt };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        clnet_tensor_destroy(all[i]);
+    free(a);
+    free(b);
+    free(r1);
+    free(r2);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- special values --------------------------------------------------------------- */
 
 /* got and want are the same bits, or both NaN. */
@@ -1149,6 +1213,7 @@ Suite *suite_merge(void)
     tcase_add_test(tc, custom_swish_matches_reference);
     tcase_add_test(tc, custom_programs_are_cached_per_expression);
     tcase_add_test(tc, custom_broken_expression_is_a_build_error);
+    tcase_add_test(tc, every_op_is_deterministic);
     tcase_add_test(tc, special_values_follow_ieee);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_loop_test(tc, first_calls_survive_every_failure, 0, NFAULT);
