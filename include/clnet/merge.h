@@ -71,8 +71,8 @@ CLNET_API clnet_status clnet_merge_backward(clnet_merge_op op, int n, const clne
 /* y = the n inputs joined along `axis` (negative counts from the end: -1 is
  * the last axis, Keras's default). Every x[i] has y's number of dims and
  * y's shape except along the axis, where y's extent is the sum of theirs
- * (an input may have extent 0 there). n >= 1. Bitwise copies. y must not
- * overlap any input. */
+ * (an input may have extent 0 there). 1 <= n <= CLNET_MERGE_MAX_INPUTS.
+ * Bitwise copies. y must not overlap any input. */
 CLNET_API clnet_status clnet_concat_forward(int axis, int n, const clnet_tensor *const *x,
                                             clnet_tensor *y);
 
