@@ -30,8 +30,12 @@ static clnet_status load_source(clnet_context *ctx, const char *name, char **tex
         long n = -1;
         if (fseek(f, 0, SEEK_END) == 0)
             n = ftell(f);
-        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || !(*text = clnet__malloc((size_t)n + 1)) ||
-            fread(*text, 1, (size_t)n, f) != (size_t)n) {
+        if (n >= 0 && !(*text = clnet__malloc((size_t)n + 1))) {
+            fclose(f);
+            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel source %s: out of host memory",
+                                path);
+        }
+        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || fread(*text, 1, (size_t)n, f) != (size_t)n) {
             fclose(f);
             clnet__free(*text);
             *text = NULL;
