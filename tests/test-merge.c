@@ -773,6 +773,131 @@ START_TEST(custom_broken_expression_is_a_build_error)
 }
 END_TEST
 
+/* ---- the ops composed: a VAE-like head, directional check ------------------------------ */
+
+/* L(mean, logvar) = <v, swish(concat(z, mean))> + KL_mean(mean, logvar) with
+ * z = mean + exp(logvar / 2) eps and eps held fixed: the gradient reaches
+ * mean along three paths (the KL term, the concat's second slice, the
+ * sampling) that accumulate with beta = 1, as a graph's backward will. The
+ * device gradient against central differences of the device forward, for
+ * random directions u: |fd - an| <= DIR_REL * sum_i |g_i u_i| (+ 1e-6),
+ * retried at h / 2 before failing (the float32 forward adds ~1e-7 per
+ * term; truncation ~h^2; measured on pocl: at most 7e-6). */
+#define DIR_REL 1e-4
+
+typedef struct head {
+    clnet_context *ctx;
+    clnet_tensor *m, *lv, *eps, *z, *h, *y, *v, *kl;
+    clnet_tensor *dy, *dh, *dz, *dm, *dlv;
+    int64_t b;
+} head;
+
+static double head_loss(head *t)
+{
+    const clnet_tensor *zm[] = { t->z, t->m };
+    CK_OK(t->ctx, clnet_sampling_forward_eps(t->m, t->lv, t->eps, t->z));
+    CK_OK(t->ctx, clnet_concat_forward(1, 2, zm, t->h));
+    CK_OK(t->ctx, clnet_custom_forward(swish, t->h, t->y));
+    CK_OK(t->ctx, clnet_kl_normal(CLNET_KL_MEAN, t->m, t->lv, 0.0f, t->kl, NULL, NULL));
+    size_t n = (size_t)t->b * 4;
+    float *y = host_f32(n), *v = host_f32(n), kl;
+    download(t->ctx, t->y, y, n);
+    download(t->ctx, t->v, v, n);
+    download(t->ctx, t->kl, &kl, 1);
+    double l = kl;
+    for (size_t i = 0; i < n; i++)
+        l += (double)v[i] * y[i];
+    free(y);
+    free(v);
+    return l;
+}
+
+static void head_backward(head *t)
+{
+    head_loss(t); /* z, h, y of the current point */
+    CK_OK(t->ctx, clnet_kl_normal(CLNET_KL_MEAN, t->m, t->lv, 0.0f, NULL, t->dm, t->dlv));
+    CK_OK(t->ctx, clnet_custom_backward(dswish, t->h, t->y, t->v, 0.0f, t->dh));
+    CK_OK(t->ctx, clnet_tensor_fill(t->dz, 0.0));
+    clnet_tensor *split[] = { t->dz, t->dm };
+    CK_OK(t->ctx, clnet_concat_backward(1, 2, NULL, t->dh, 1.0f, split));
+    CK_OK(t->ctx, clnet_sampling_backward(t->lv, t->eps, t->dz, 1.0f, t->dm, t->dlv));
+}
+
+START_TEST(composed_head_matches_directional_differences)
+{
+    head t = { .ctx = test_context(), .b = 3 };
+    int64_t s2[2] = { t.b, 2 }, s4[2] = { t.b, 4 }, one = 1;
+    size_t n = (size_t)t.b * 2;
+    uint64_t st = 2024;
+    float *m = rand_f32(n, -1, 1, &st), *lv = rand_f32(n, -1, 1, &st), *e = rand_f32(n, -2, 2, &st),
+          *v = rand_f32(2 * n, -1, 1, &st);
+    t.m = tensor_from(t.ctx, 2, s2, m);
+    t.lv = tensor_from(t.ctx, 2, s2, lv);
+    t.eps = tensor_from(t.ctx, 2, s2, e);
+    t.v = tensor_from(t.ctx, 2, s4, v);
+    clnet_tensor **n2[] = { &t.z, &t.dz, &t.dm, &t.dlv }, **n4[] = { &t.h, &t.y, &t.dh };
+    for (int i = 0; i < 4; i++)
+        CK_OK(t.ctx, clnet_tensor_create(t.ctx, CLNET_F32, 2, s2, n2[i]));
+    for (int i = 0; i < 3; i++)
+        CK_OK(t.ctx, clnet_tensor_create(t.ctx, CLNET_F32, 2, s4, n4[i]));
+    CK_OK(t.ctx, clnet_tensor_create(t.ctx, CLNET_F32, 1, &one, &t.kl));
+    head_backward(&t);
+    float *gm = host_f32(n), *gl = host_f32(n), *pm = host_f32(n), *pl = host_f32(n);
+    download(t.ctx, t.dm, gm, n);
+    download(t.ctx, t.dlv, gl, n);
+    for (int dir = 0; dir < 4; dir++) {
+        double um[8], ul[8], mag = 0, pmax = 1;
+        ref_fill_uniform(um, n, -1, 1, &st);
+        ref_fill_uniform(ul, n, -1, 1, &st);
+        for (size_t i = 0; i < n; i++) {
+            mag += fabs(gm[i] * um[i]) + fabs(gl[i] * ul[i]);
+            pmax = fmax(pmax, fmax(fabs(m[i]), fabs(lv[i])));
+        }
+        double h = 4.9e-3 * pmax, fd = 0, err = 0, an = 0;
+        for (int tries = 0; tries < 2; tries++, h /= 2) {
+            double l[2];
+            an = 0;
+            for (int sgn = 0; sgn < 2; sgn++) {
+                double k = sgn ? -h : h;
+                for (size_t i = 0; i < n; i++) {
+                    pm[i] = (float)(m[i] + k * um[i]);
+                    pl[i] = (float)(lv[i] + k * ul[i]);
+                    /* <g, step actually taken>: p +- h u rounded to float. */
+                    an += (sgn ? -1 : 1) * (gm[i] * (double)pm[i] + gl[i] * (double)pl[i]);
+                }
+                CK_OK(t.ctx, clnet_tensor_upload(t.m, pm, n * sizeof(float)));
+                CK_OK(t.ctx, clnet_tensor_upload(t.lv, pl, n * sizeof(float)));
+                l[sgn] = head_loss(&t);
+            }
+            an /= 2 * h;
+            fd = (l[0] - l[1]) / (2 * h);
+            err = fabs(fd - an);
+            if (err <= DIR_REL * mag + 1e-6)
+                break;
+        }
+        ck_assert_msg(
+            err <= DIR_REL * mag + 1e-6,
+            "direction %d: gradient . u = %.9g, central difference %.9g (|err| %.3g > %.3g)", dir,
+            an, fd, err, DIR_REL * mag + 1e-6);
+        if (test_verbose())
+            fprintf(stderr, "composed head, direction %d: relative error %.3g\n", dir, err / mag);
+    }
+    clnet_tensor *all[] = { t.m,  t.lv, t.eps, t.z,  t.h,  t.y,  t.v,
+                            t.kl, t.dy, t.dh,  t.dz, t.dm, t.dlv };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        clnet_tensor_destroy(all[i]);
+    free(m);
+    free(lv);
+    free(e);
+    free(v);
+    free(gm);
+    free(gl);
+    free(pm);
+    free(pl);
+    clnet_context_destroy(t.ctx);
+}
+END_TEST
+
 /* ---- determinism ---------------------------------------------------------------- */
 
 /* Each op twice on the same inputs: the same bits (fixed orders, no atomics). */
@@ -1213,6 +1338,7 @@ Suite *suite_merge(void)
     tcase_add_test(tc, custom_swish_matches_reference);
     tcase_add_test(tc, custom_programs_are_cached_per_expression);
     tcase_add_test(tc, custom_broken_expression_is_a_build_error);
+    tcase_add_test(tc, composed_head_matches_directional_differences);
     tcase_add_test(tc, every_op_is_deterministic);
     tcase_add_test(tc, special_values_follow_ieee);
     tcase_add_test(tc, bad_arguments_are_refused);
