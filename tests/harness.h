@@ -121,5 +121,6 @@ Suite *suite_limits(void);
 Suite *suite_gan(void);
 Suite *suite_step(void);
 Suite *suite_semantics(void);
+Suite *suite_merge(void);
 
 #endif

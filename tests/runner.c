@@ -33,6 +33,7 @@ static const struct {
     { "gan", suite_gan },
     { "step", suite_step },
     { "semantics", suite_semantics },
+    { "merge", suite_merge },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

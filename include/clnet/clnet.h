@@ -50,6 +50,7 @@
 #include "data.h"
 #include "safetensors.h"
 #include "dist.h"
+#include "merge.h"
 
 #ifdef __cplusplus
 extern "C" {

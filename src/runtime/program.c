@@ -30,8 +30,12 @@ static clnet_status load_source(clnet_context *ctx, const char *name, char **tex
         long n = -1;
         if (fseek(f, 0, SEEK_END) == 0)
             n = ftell(f);
-        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || !(*text = clnet__malloc((size_t)n + 1)) ||
-            fread(*text, 1, (size_t)n, f) != (size_t)n) {
+        if (n >= 0 && !(*text = clnet__malloc((size_t)n + 1))) {
+            fclose(f);
+            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel source %s: out of host memory",
+                                path);
+        }
+        if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || fread(*text, 1, (size_t)n, f) != (size_t)n) {
             fclose(f);
             clnet__free(*text);
             *text = NULL;
@@ -252,6 +256,33 @@ clnet_status clnet__kernel(clnet_context *ctx, const char *program, const char *
                            const char *name, cl_kernel *out)
 {
     return get_kernel(ctx, program, NULL, 0, options, name, out);
+}
+
+clnet_status clnet__kernel_templated(clnet_context *ctx, const char *program_name,
+                                    const char *template_name, const char *header,
+                                    const char *options, const char *name, cl_kernel *out)
+{
+    CLNET_CHECK_ARG(ctx, header != NULL);
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s%s", ctx->profile.options, options && *options ? " " : "",
+             options ? options : "");
+    clnet__program *p = find_program(ctx, program_name, full);
+    if (p)
+        return program_kernel(ctx, p, name, out);
+    char *text = NULL, *src = NULL;
+    size_t len = 0, hlen = strlen(header);
+    clnet_status st = load_source(ctx, template_name, &text, &len);
+    if (!st && !(src = clnet__malloc(hlen + len + 1)))
+        st = clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel program \"%s\": out of host memory",
+                          program_name);
+    if (!st) {
+        memcpy(src, header, hlen);
+        memcpy(src + hlen, text, len + 1);
+        st = get_kernel(ctx, program_name, src, hlen + len, options, name, out);
+    }
+    clnet__free(src);
+    clnet__free(text);
+    return st;
 }
 
 clnet_status clnet__kernel_from_source(clnet_context *ctx, const char *program_name,

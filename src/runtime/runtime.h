@@ -98,6 +98,15 @@ clnet_status clnet__kernel_from_source(clnet_context *ctx, const char *program_n
                                        const char *source, const char *options,
                                        const char *name, cl_kernel *out);
 
+/* A program made of `header` (generated code, e.g. a user's expression)
+ * followed by the kernel file `template_name` (cl/, without ".cl"), cached
+ * under `program_name` like any program: the name must tell apart every
+ * header (it is the in-memory cache key with the options; the disk cache
+ * keys on the whole source). */
+clnet_status clnet__kernel_templated(clnet_context *ctx, const char *program_name,
+                                    const char *template_name, const char *header,
+                                    const char *options, const char *name, cl_kernel *out);
+
 /* Kernel arguments: build an array with these and pass it to clnet__launch. */
 typedef struct clnet__arg {
     size_t size;

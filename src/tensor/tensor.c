@@ -371,3 +371,21 @@ clnet_context *clnet__first_ctx(int count, const clnet_tensor *const *ts)
             return ts[i]->ctx;
     return NULL;
 }
+
+int clnet__overlaps(const clnet_tensor *a, const clnet_tensor *b)
+{
+    return a && b && a->storage && a->storage == b->storage && a->offset < b->offset + b->numel &&
+           b->offset < a->offset + a->numel;
+}
+
+clnet_status clnet__check_overlap(clnet_context *ctx, const char *func, const clnet_tensor *out,
+                                  const char *oname, const clnet_tensor *in, const char *iname,
+                                  int alias_ok)
+{
+    if (!clnet__overlaps(out, in))
+        return CLNET_OK;
+    if (alias_ok && out->offset == in->offset && out->numel == in->numel)
+        return CLNET_OK;
+    return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s overlaps %s%s", func, oname, iname,
+                        alias_ok ? " in part (only exact aliasing is allowed)" : "");
+}

@@ -47,4 +47,15 @@ int clnet__same_shape(const clnet_tensor *a, const clnet_tensor *b);
  * a NULL first argument is still reported on the context. */
 clnet_context *clnet__first_ctx(int count, const clnet_tensor *const *ts);
 
+/* Whether a and b share storage and some element (NULLs and empty tensors
+ * overlap nothing). */
+int clnet__overlaps(const clnet_tensor *a, const clnet_tensor *b);
+
+/* Refuses an output that overlaps an input: CLNET_ERR_INVALID_ARG naming
+ * both, unless alias_ok and they are exactly the same elements (same
+ * storage, offset and size). in may be NULL. */
+clnet_status clnet__check_overlap(clnet_context *ctx, const char *func, const clnet_tensor *out,
+                                  const char *oname, const clnet_tensor *in, const char *iname,
+                                  int alias_ok);
+
 #endif
