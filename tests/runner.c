@@ -32,6 +32,7 @@ static const struct {
     { "limits", suite_limits },
     { "gan", suite_gan },
     { "step", suite_step },
+    { "onnx", suite_onnx },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])
