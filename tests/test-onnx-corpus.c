@@ -501,6 +501,18 @@ START_TEST(corpus_wire_faults)
         free(nest);
         free(tmp);
     }
+    /* Four million empty nodes: 8 MB that protobuf-c would unpack to ~500 MB. */
+    size_t bomb_len = (size_t)8 << 20;
+    unsigned char *bomb = malloc(bomb_len + 16);
+    size_t n = 0;
+    bomb[n++] = 7 << 3 | 2;
+    n += put_varint(bomb + n, bomb_len);
+    for (size_t i = 0; i < bomb_len; i += 2) {
+        bomb[n++] = 1 << 3 | 2;
+        bomb[n++] = 0;
+    }
+    reject(&c, "empty-node-bomb", bomb, n, "64 MiB + 16 bytes per byte");
+    free(bomb);
     free(buf);
     free(good);
     ck_assert_int_ge(c.files, 100);
@@ -602,6 +614,13 @@ START_TEST(corpus_semantic_faults)
         b.node[0].n_attribute = 2;
     });
     CASE("attr-ref", "function attribute", b.transb.ref_attr_name = "t");
+    CASE("attr-257", "node 'gemm' (Gemm): 257 attributes (at most 256)", {
+        static Onnx__AttributeProto *many[257];
+        for (int i = 0; i < 257; i++)
+            many[i] = &b.transb;
+        b.node[0].attribute = many;
+        b.node[0].n_attribute = 257;
+    });
     CASE("attr-graph", "subgraph", {
         static Onnx__GraphProto empty = ONNX__GRAPH_PROTO__INIT;
         b.transb.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH;

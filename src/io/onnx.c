@@ -277,7 +277,7 @@ static clnet_status convert_tensor(clnet_onnx_model *m, const onnx_diag *d, cons
 /* ---- Names -------------------------------------------------------------- */
 
 /* An open-addressing set of the names defined so far, each with the index of
- * the node that defines it (-1: a graph input or initializer). */
+ * the node that defines it (-1: a graph input, -2: an initializer). */
 typedef struct names {
     const char **key;
     long *node;
@@ -466,6 +466,9 @@ static clnet_status convert_node(clnet_onnx_model *m, const onnx_diag *d, names 
                           "of an earlier node (a dangling name, a cycle or nodes out of order)",
                           what, in);
     }
+    if (p->n_attribute > ONNX_MAX_ATTRS)
+        return report(d, CLNET_ERR_FORMAT, "%s: %zu attributes (at most %d)", what,
+                      p->n_attribute, ONNX_MAX_ATTRS);
     clnet_onnx_attr *attrs = take(m, p->n_attribute ? p->n_attribute : 1, sizeof *attrs);
     if (!attrs)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
@@ -538,7 +541,7 @@ static clnet_status convert_graph(clnet_onnx_model *m, const onnx_diag *d, const
             return report(d, CLNET_ERR_FORMAT, "%s: no name", what);
         init[i].name = t->name;
         if ((st = convert_tensor(m, d, what, base_dir, t, &init[i])) ||
-            (st = define(d, &n, t->name, -1, what)))
+            (st = define(d, &n, t->name, -2, what)))
             return st;
         m->tensors[m->n_tensors++] = &init[i];
     }
@@ -548,8 +551,8 @@ static clnet_status convert_graph(clnet_onnx_model *m, const onnx_diag *d, const
         if ((st = convert_value(d, "input", i, g->input[i], v)))
             return st;
         size_t s = names_slot(&n, v->name);
-        if (n.key[s] && n.node[s] == -1 && clnet_onnx_model_find_tensor(m, v->name))
-            continue;
+        if (n.key[s] && n.node[s] == -2)
+            continue; /* an initializer listed as an input too */
         snprintf(what, sizeof what, "graph input '%.200s'", v->name);
         if ((st = define(d, &n, v->name, -1, what)))
             return st;

@@ -19,6 +19,10 @@
  * keeps protobuf-c's recursive unpacking off a hostile stack. */
 #define ONNX_MAX_DEPTH 32
 
+/* The most attributes one node may have (ONNX ops define at most ~12); the
+ * duplicate check is quadratic in it. */
+#define ONNX_MAX_ATTRS 256
+
 /* Where messages go and what they start with (the function or the path). */
 typedef struct onnx_diag {
     const char *what;

@@ -25,6 +25,7 @@ typedef struct frame {
 typedef struct scan {
     const onnx_diag *d;
     const unsigned char *base;
+    uint64_t mem, mem_cap; /* what protobuf-c will allocate, estimated, and its cap */
     frame path[ONNX_MAX_DEPTH + 1];
     int depth;
 } scan;
@@ -103,7 +104,9 @@ static clnet_status check_packed(scan *s, const unsigned char *p, const unsigned
         uint64_t v;
         if (read_varint(&p, end, &v))
             return fail(s, p, "a bad varint in a packed run");
+        s->mem += 8; /* one byte on the wire can be 8 unpacked */
     }
+    s->mem += n;
     return CLNET_OK;
 }
 
@@ -157,6 +160,7 @@ static clnet_status check_message(scan *s, const unsigned char *p, const unsigne
         }
         if (!f)
             continue; /* an unknown field: skipped, as protobuf does */
+        s->mem += wire == WIRE_LEN ? (uint64_t)(body_end - body) + 1 : 8;
         int want = scalar_wire(f->type);
         clnet_status st = CLNET_OK;
         if (wire != want && !(repeated && wire == WIRE_LEN && want != WIRE_LEN))
@@ -166,7 +170,12 @@ static clnet_status check_message(scan *s, const unsigned char *p, const unsigne
         else if (f->type == PROTOBUF_C_TYPE_STRING && memchr(body, 0, (size_t)(body_end - body)))
             st = fail(s, at, "a NUL byte inside a string");
         else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (s->depth > ONNX_MAX_DEPTH)
+            s->mem += ((const ProtobufCMessageDescriptor *)f->descriptor)->sizeof_message +
+                      sizeof(void *);
+            if (s->mem > s->mem_cap)
+                st = fail(s, at, "so many small messages that unpacking would take more than "
+                          "64 MiB + 16 bytes per byte of file");
+            else if (s->depth > ONNX_MAX_DEPTH)
                 st = fail(s, at, "messages nested deeper than 32");
             else
                 st = check_message(s, body, body_end, f->descriptor);
@@ -180,6 +189,11 @@ static clnet_status check_message(scan *s, const unsigned char *p, const unsigne
 
 clnet_status clnet__onnx_wire_check(const onnx_diag *d, const unsigned char *buf, size_t len)
 {
-    scan s = { .d = d, .base = buf, .depth = 0 };
+    /* Each message costs its C struct: an empty AttributeProto is 2 bytes on
+     * the wire and some 250 in memory. Real models stay far below the cap
+     * (their bytes are mostly tensor data); a file of millions of empty
+     * messages would otherwise make protobuf-c allocate 100x its size. */
+    scan s = { .d = d, .base = buf, .depth = 0, .mem = 0,
+               .mem_cap = ((uint64_t)64 << 20) + 16 * (uint64_t)len };
     return check_message(&s, buf, buf + len, &onnx__model_proto__descriptor);
 }
