@@ -665,6 +665,17 @@ START_TEST(corpus_semantic_faults)
              b.ext[2].value = (char *)ranges[r].len, b.w.n_external_data = 3,
              b.w.external_data = b.exts);
     }
+    /* A symbolic link inside the directory that leads out of it. */
+    char link[600];
+    snprintf(link, sizeof link, "%s/up", c.dir);
+    unlink(link);
+    ck_assert_int_eq(symlink("/", link), 0);
+    CASE("external-symlink-out", "resolves outside the model's directory",
+         b.w.has_raw_data = 0, b.w.has_data_location = 1,
+         b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL,
+         b.ext[0].key = "location", b.ext[0].value = "up/etc/passwd", b.w.n_external_data = 1,
+         b.w.external_data = b.exts);
+    unlink(link);
     CASE("external-no-location", "without a location", b.w.has_raw_data = 0,
          b.w.has_data_location = 1, b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL);
     CASE("external-missing-file", "cannot open external data", b.w.has_raw_data = 0,

@@ -1,6 +1,7 @@
 /* clnet — the ONNX reader: protobuf-c unpacks the ModelProto (after the wire
  * pre-scan in onnx_wire.c), then every size, dtype, name and reference is
  * checked while the graph is copied into plain structs (clnet/onnx.h). */
+#define _XOPEN_SOURCE 700 /* realpath (XSI), beside the project's POSIX 2008 */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -177,15 +178,25 @@ static clnet_status read_external(const onnx_diag *d, const char *what, const ch
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
     snprintf(path, pl, "%s/%s", base_dir, loc);
     clnet_status st = CLNET_OK;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* A symbolic link on the way may still lead out: compare real paths. */
+    char real_base[PATH_MAX], real_path[PATH_MAX];
+    size_t bl = 0;
+    int fd = -1;
+    if (realpath(base_dir, real_base) && realpath(path, real_path)) {
+        bl = strlen(real_base);
+        if (strncmp(real_path, real_base, bl) || (real_path[bl] != '/' && bl > 1))
+            st = report(d, CLNET_ERR_FORMAT,
+                        "%s: external-data location '%.200s' resolves outside the model's "
+                        "directory (through a symbolic link)", what, loc);
+    }
     struct stat sb;
-    if (fd < 0)
+    if (!st && (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         st = report(d, CLNET_ERR_IO, "%s: cannot open external data '%.200s': %s", what, loc,
                     strerror(errno));
-    else if (fstat(fd, &sb) || !S_ISREG(sb.st_mode))
+    else if (!st && (fstat(fd, &sb) || !S_ISREG(sb.st_mode)))
         st = report(d, CLNET_ERR_IO, "%s: external data '%.200s' is not a regular file", what,
                     loc);
-    else if (off > (uint64_t)sb.st_size || bytes > (uint64_t)sb.st_size - off)
+    else if (!st && (off > (uint64_t)sb.st_size || bytes > (uint64_t)sb.st_size - off))
         st = report(d, CLNET_ERR_FORMAT,
                     "%s: external data [%" PRIu64 ", +%zu) lies past the end of '%.200s' "
                     "(%" PRIu64 " bytes)", what, off, bytes, loc, (uint64_t)sb.st_size);
