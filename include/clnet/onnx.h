@@ -110,11 +110,17 @@ typedef struct clnet_onnx_model clnet_onnx_model;
 /* Parses an ONNX ModelProto held in buf[0..len) (len <= CLNET_ONNX_MAX_FILE).
  * base_dir is the directory that external-data paths are relative to, or
  * NULL to refuse external data. Everything is checked before it is trusted
- * (docs/onnx.md lists the checks): the protobuf wire format, nesting depth,
- * the opset, dtypes, shapes and data sizes (overflow-safe), names (every node
- * input resolvable, in topological order; no name defined twice). A violation
- * is CLNET_ERR_FORMAT with a message naming the node, initializer or field;
- * an unreadable external-data file is CLNET_ERR_IO. The buffer is only read.
+ * (docs/onnx.md lists the checks): the protobuf wire format, nesting depth
+ * (32) and the memory unpacking would take, the opset, dtypes, shapes and
+ * data sizes (overflow-safe), names (every node input resolvable, in
+ * topological order; no name defined twice), attributes (at most 256 per
+ * node). A violation is CLNET_ERR_FORMAT with a message naming the node,
+ * initializer or field. What is valid ONNX but beyond the reader (an opset
+ * outside 11-17, a dtype other than FLOAT and INT64, subgraph attributes,
+ * segmented or sparse tensors) is CLNET_ERR_UNSUPPORTED, naming what was
+ * found. An external-data file that cannot be opened or read is
+ * CLNET_ERR_IO; one whose location leaves base_dir is CLNET_ERR_FORMAT. The
+ * buffer is only read.
  * On success *out is caller-owned: free it with clnet_onnx_model_destroy().
  * On failure *out is NULL and err (optional, err_size bytes) receives a
  * NUL-terminated message. */
@@ -132,8 +138,8 @@ CLNET_API clnet_status clnet_onnx_model_load(const char *path, clnet_onnx_model 
  * model is NULL. */
 CLNET_API const clnet_onnx_graph *clnet_onnx_model_graph(const clnet_onnx_model *model);
 
-/* The initializer (or Constant node's value) named `name`, or NULL.
- * Borrowed like the graph. */
+/* The initializer (or Constant node's value) named `name`, or NULL; a linear
+ * search. Borrowed like the graph. */
 CLNET_API const clnet_onnx_tensor *clnet_onnx_model_find_tensor(const clnet_onnx_model *model,
                                                                 const char *name);
 
