@@ -426,14 +426,14 @@ START_TEST(corpus_wire_faults)
             reject(&c, label, w, len, "graph");
             free(w);
         }
-    /* Lengths past the end, at the model and the graph level. */
+    /* A graph.name whose length claims `claim` bytes more than there are. */
     for (uint64_t claim = 1; claim < ((uint64_t)1 << 62); claim = claim * 3 + 1) {
-        unsigned char extra[16];
+        unsigned char extra[32]; /* tag, a length of up to 10 bytes, 8 bytes */
         size_t n = 0;
-        extra[n++] = 2 << 3 | 2; /* graph.name */
+        extra[n++] = 2 << 3 | 2;
         n += put_varint(extra + n, claim + 8);
         memcpy(extra + n, "abcdefgh", 8);
-        unsigned char *w = wrap_graph(&b, extra, n + (claim + 8 > 8 ? 8 : 0), &len);
+        unsigned char *w = wrap_graph(&b, extra, n + 8, &len);
         snprintf(label, sizeof label, "graph-len-%llu", (unsigned long long)claim);
         reject(&c, label, w, len, "past the end");
         free(w);
