@@ -751,6 +751,41 @@ START_TEST(corpus_random_byte_flips)
 }
 END_TEST
 
+/* Valid files that use what clnet does not support: every op and attribute
+ * is named, each once, in one error. */
+START_TEST(unsupported_ops_listed_in_one_error)
+{
+    base b;
+    make_base(&b);
+    Onnx__AttributeProto mode = ONNX__ATTRIBUTE_PROTO__INIT, *modes[1] = { &mode };
+    mode.name = "mode";
+    mode.has_type = 1;
+    mode.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    mode.has_s = 1;
+    mode.s.data = (uint8_t *)"linear";
+    mode.s.len = 6;
+    b.node[1].op_type = "Resize"; /* mode 'linear': a value not supported */
+    b.node[1].n_attribute = 1;
+    b.node[1].attribute = modes;
+    b.node[3].op_type = "NonMaxSuppression";
+    b.node[4].op_type = "NonMaxSuppression"; /* named once */
+    b.node[2].domain = "com.microsoft";
+    b.transb.name = "bogus";
+    size_t len;
+    unsigned char *buf = pack_model(&b.model, &len);
+    clnet_onnx_model *m;
+    char err[1024] = "";
+    ck_assert_msg(clnet_onnx_model_parse(buf, len, NULL, &m, err, sizeof err) == CLNET_OK, "%s",
+                  err);
+    ck_assert_int_eq(clnet_onnx_model_check_supported(m, err, sizeof err), CLNET_ERR_UNSUPPORTED);
+    ck_assert_str_eq(err, "clnet_onnx_model_check_supported: not supported: attribute Gemm.bogus; "
+                          "attribute Resize.mode='linear'; op com.microsoft.Constant; "
+                          "op NonMaxSuppression");
+    clnet_onnx_model_destroy(m);
+    free(buf);
+}
+END_TEST
+
 void onnx_add_corpus_tests(Suite *s)
 {
     TCase *tc = tcase_create("corpus");
@@ -760,5 +795,6 @@ void onnx_add_corpus_tests(Suite *s)
     tcase_add_test(tc, corpus_wire_faults);
     tcase_add_test(tc, corpus_semantic_faults);
     tcase_add_test(tc, corpus_random_byte_flips);
+    tcase_add_test(tc, unsupported_ops_listed_in_one_error);
     suite_add_tcase(s, tc);
 }
