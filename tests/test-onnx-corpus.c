@@ -43,8 +43,8 @@ typedef struct base {
     Onnx__StringStringEntryProto ext[3], *exts[3];
 } base;
 
-static void init_node(base *b, int i, const char *name, const char *op, int nin,
-                      const char *i0, const char *i1, const char *i2, const char *out)
+static void init_node(base *b, int i, const char *name, const char *op, int nin, const char *i0,
+                      const char *i1, const char *i2, const char *out)
 {
     Onnx__NodeProto n = ONNX__NODE_PROTO__INIT;
     b->node[i] = n;
@@ -414,7 +414,8 @@ START_TEST(corpus_wire_faults)
             n += put_varint(buf + n, (uint64_t)(num << 3 | wire));
             n += wire == 1 ? 8 : wire == 5 ? 4 : 1; /* zeros: the value, or a length 0 */
             snprintf(label, sizeof label, "model-field%d-wire%d", num, wire);
-            reject(&c, label, buf, n, wire == 3 || wire == 4 || wire > 5 ? "invalid wire type" : "wrong wire type");
+            reject(&c, label, buf, n,
+                   wire == 3 || wire == 4 || wire > 5 ? "invalid wire type" : "wrong wire type");
         }
     static const int graph_fields[] = { 1, 2, 5, 10, 11, 12, 13, 14, 15 };
     for (size_t f = 0; f < sizeof graph_fields / sizeof graph_fields[0]; f++)
@@ -440,12 +441,12 @@ START_TEST(corpus_wire_faults)
     }
     /* Bad tags and varints. */
     static const unsigned char bad[][12] = {
-        { 0x00, 0x01 },                                                       /* field 0 */
+        { 0x00, 0x01 },                                                             /* field 0 */
         { 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 }, /* 11 bytes */
-        { 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f }, /* > 64 bits */
-        { 0x80 },                                                             /* truncated tag */
-        { 0x3a, 0x80 },                                                       /* truncated length */
-        { 0xf8, 0xff, 0xff, 0xff, 0xff, 0x01 },                               /* field > 2^29 */
+        { 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f },       /* > 64 bits */
+        { 0x80 },                               /* truncated tag */
+        { 0x3a, 0x80 },                         /* truncated length */
+        { 0xf8, 0xff, 0xff, 0xff, 0xff, 0x01 }, /* field > 2^29 */
     };
     static const size_t bad_len[] = { 2, 12, 11, 1, 2, 6 };
     for (size_t i = 0; i < sizeof bad_len / sizeof bad_len[0]; i++) {
@@ -527,15 +528,15 @@ START_TEST(corpus_semantic_faults)
     corpus_open(&c);
     base b;
     char label[64];
-#define CASE(name, needle, ...)                                                                     \
-    do {                                                                                          \
-        make_base(&b);                                                                            \
-        __VA_ARGS__;                                                                              \
-        reject_model(&c, name, &b, needle);                                                       \
+#define CASE(name, needle, ...)                                                                    \
+    do {                                                                                           \
+        make_base(&b);                                                                             \
+        __VA_ARGS__;                                                                               \
+        reject_model(&c, name, &b, needle);                                                        \
     } while (0)
     /* Shapes: huge (overflowing) dims at each position, negative dims, too many. */
     static const int64_t huge[] = { (int64_t)1 << 31, (int64_t)1 << 32, (int64_t)1 << 40,
-                                    (int64_t)1 << 62, INT64_MAX, (int64_t)3037000500 };
+                                    (int64_t)1 << 62, INT64_MAX,        (int64_t)3037000500 };
     for (size_t h = 0; h < sizeof huge / sizeof huge[0]; h++)
         for (int pos = 0; pos < 2; pos++) {
             snprintf(label, sizeof label, "huge-dim-%zu-%d", h, pos);
@@ -563,16 +564,20 @@ START_TEST(corpus_semantic_faults)
     }
     CASE("int64-data-count", "initializer 'shape': int64_data holds", b.shape.n_int64_data = 1);
     CASE("no-data", "initializer 'B': no data", b.b.n_float_data = 0);
-    CASE("two-data-fields", "initializer 'W': data in more than one field",
-         b.w.n_float_data = 12, b.w.float_data = b.w_data);
+    CASE("two-data-fields", "initializer 'W': data in more than one field", b.w.n_float_data = 12,
+         b.w.float_data = b.w_data);
     CASE("int64-data-on-float", "initializer 'B': data in more than one field",
          b.b.n_float_data = 0, b.b.n_int64_data = 2, b.b.int64_data = b.shape_data);
     CASE("constant-size", "node 'const' (Constant): attribute 'value': float_data holds",
          b.c.n_dims = 1, b.c.dims = b.b_dims);
     /* Element types. */
-    static const struct { int32_t t; const char *name; } types[] = {
-        { 0, "UNDEFINED" }, { 2, "UINT8" }, { 3, "INT8" }, { 6, "INT32" }, { 8, "STRING" },
-        { 9, "BOOL" }, { 10, "FLOAT16" }, { 11, "DOUBLE" }, { 16, "BFLOAT16" }, { 99, "unknown" },
+    static const struct {
+        int32_t t;
+        const char *name;
+    } types[] = {
+        { 0, "UNDEFINED" }, { 2, "UINT8" },    { 3, "INT8" },     { 6, "INT32" },
+        { 8, "STRING" },    { 9, "BOOL" },     { 10, "FLOAT16" }, { 11, "DOUBLE" },
+        { 16, "BFLOAT16" }, { 99, "unknown" },
     };
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         snprintf(label, sizeof label, "dtype-%s", types[t].name);
@@ -639,8 +644,8 @@ START_TEST(corpus_semantic_faults)
     CASE("opset-twice", "imported twice", b.opsets[1] = &b.opset, b.model.n_opset_import = 2);
     CASE("no-graph", "no graph", b.model.graph = NULL);
     /* External data: paths that escape, bad numbers, ranges past the side file. */
-    static const char *const escapes[] = { "/etc/passwd", "../side.bin", "a/../../side.bin",
-                                           "..", "sub/..", "\\etc\\x", "a\\..\\..\\x" };
+    static const char *const escapes[] = { "/etc/passwd", "../side.bin", "a/../../side.bin", "..",
+                                           "sub/..",      "\\etc\\x",    "a\\..\\..\\x" };
     for (size_t e = 0; e < sizeof escapes / sizeof escapes[0]; e++) {
         snprintf(label, sizeof label, "external-escape-%zu", e);
         CASE(label, "initializer 'W': external-data location", b.w.has_raw_data = 0,
@@ -649,12 +654,19 @@ START_TEST(corpus_semantic_faults)
              b.ext[0].key = "location", b.ext[0].value = (char *)escapes[e],
              b.w.n_external_data = 1, b.w.external_data = b.exts);
     }
-    static const struct { const char *off, *len, *needle; } ranges[] = {
-        { "17", "48", "past the end" },        { "64", "48", "past the end" },
-        { "18446744073709551615", "48", "past the end" }, { "0", "47", "length 47" },
-        { "0", "4096", "length 4096" },        { "-1", "48", "not a number" },
-        { "0x10", "48", "not a number" },      { "", "48", "not a number" },
-        { "99999999999999999999", "48", "not a number" }, { "0", "4 8", "not a number" },
+    static const struct {
+        const char *off, *len, *needle;
+    } ranges[] = {
+        { "17", "48", "past the end" },
+        { "64", "48", "past the end" },
+        { "18446744073709551615", "48", "past the end" },
+        { "0", "47", "length 47" },
+        { "0", "4096", "length 4096" },
+        { "-1", "48", "not a number" },
+        { "0x10", "48", "not a number" },
+        { "", "48", "not a number" },
+        { "99999999999999999999", "48", "not a number" },
+        { "0", "4 8", "not a number" },
     };
     for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
         snprintf(label, sizeof label, "external-range-%zu", r);
@@ -670,22 +682,21 @@ START_TEST(corpus_semantic_faults)
     snprintf(link, sizeof link, "%s/up", c.dir);
     unlink(link);
     ck_assert_int_eq(symlink("/", link), 0);
-    CASE("external-symlink-out", "resolves outside the model's directory",
-         b.w.has_raw_data = 0, b.w.has_data_location = 1,
-         b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL,
+    CASE("external-symlink-out", "resolves outside the model's directory", b.w.has_raw_data = 0,
+         b.w.has_data_location = 1, b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL,
          b.ext[0].key = "location", b.ext[0].value = "up/etc/passwd", b.w.n_external_data = 1,
          b.w.external_data = b.exts);
     unlink(link);
     CASE("external-no-location", "without a location", b.w.has_raw_data = 0,
-         b.w.has_data_location = 1, b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL);
+         b.w.has_data_location = 1,
+         b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL);
     CASE("external-missing-file", "cannot open external data", b.w.has_raw_data = 0,
          b.w.has_data_location = 1, b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL,
          b.ext[0].key = "location", b.ext[0].value = "nothere.bin", b.w.n_external_data = 1,
          b.w.external_data = b.exts);
     CASE("external-and-raw", "more than one field", b.w.has_data_location = 1,
-         b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL,
-         b.ext[0].key = "location", b.ext[0].value = "side.bin", b.w.n_external_data = 1,
-         b.w.external_data = b.exts);
+         b.w.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL, b.ext[0].key = "location",
+         b.ext[0].value = "side.bin", b.w.n_external_data = 1, b.w.external_data = b.exts);
     CASE("data-location-7", "unknown data_location", b.w.has_data_location = 1,
          b.w.data_location = 7);
 #undef CASE

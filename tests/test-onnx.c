@@ -20,8 +20,8 @@ static void source_path(char *buf, size_t n, const char *rel)
     if (root)
         snprintf(buf, n, "%s/%s", root, rel);
     else
-        snprintf(buf, n, "%s/../%s", getenv("CLNET_SOURCE_CL_DIR") ? getenv("CLNET_SOURCE_CL_DIR") : ".",
-                 rel);
+        snprintf(buf, n, "%s/../%s",
+                 getenv("CLNET_SOURCE_CL_DIR") ? getenv("CLNET_SOURCE_CL_DIR") : ".", rel);
 }
 
 /* ---- Models exported from PyTorch ----------------------------------------- */
@@ -75,8 +75,10 @@ typedef struct expect {
 static void read_expect(const char *model, expect *e)
 {
     char path[512], line[8192], kind[16], name[64];
-    ck_assert_msg(export_rc == 0, "tests/onnx/export.py failed (%d): needs /usr/bin/python3 with "
-                  "torch (Debian's python3-torch) or CLNET_TEST_PYTHON", export_rc);
+    ck_assert_msg(export_rc == 0,
+                  "tests/onnx/export.py failed (%d): needs /usr/bin/python3 with "
+                  "torch (Debian's python3-torch) or CLNET_TEST_PYTHON",
+                  export_rc);
     snprintf(path, sizeof path, "%s/expect.txt", export_dir);
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
@@ -96,7 +98,8 @@ static void read_expect(const char *model, expect *e)
             char shape[128];
             expect_init *in = &e->init[e->n_init++];
             ck_assert_int_eq(sscanf(rest, "%63s %127s %lf %lf %lf %lf", in->name, shape, &in->v[0],
-                                    &in->v[1], &in->v[2], &in->v[3]), 6);
+                                    &in->v[1], &in->v[2], &in->v[3]),
+                             6);
             for (char *p = shape; *p && in->ndim < 8; in->ndim++) {
                 in->shape[in->ndim] = strtoll(p, &p, 10);
                 if (*p == 'x')

@@ -33,13 +33,13 @@ typedef enum clnet_onnx_dtype {
  * Constant node or a tensor attribute. Row-major. Borrowed from the model:
  * valid until clnet_onnx_model_destroy(). */
 typedef struct clnet_onnx_tensor {
-    const char *name;                     /* "" for an attribute's unnamed tensor */
+    const char *name; /* "" for an attribute's unnamed tensor */
     clnet_onnx_dtype dtype;
-    int ndim;                             /* 0..CLNET_ONNX_MAX_DIMS (0: a scalar) */
-    int64_t shape[CLNET_ONNX_MAX_DIMS];   /* each >= 0; shape[ndim..] are 0 */
-    size_t numel;                         /* product of the shape (1 for a scalar) */
-    const float *f32;                     /* numel floats when dtype is FLOAT, else NULL */
-    const int64_t *i64;                   /* numel values when dtype is INT64, else NULL */
+    int ndim;                           /* 0..CLNET_ONNX_MAX_DIMS (0: a scalar) */
+    int64_t shape[CLNET_ONNX_MAX_DIMS]; /* each >= 0; shape[ndim..] are 0 */
+    size_t numel;                       /* product of the shape (1 for a scalar) */
+    const float *f32;                   /* numel floats when dtype is FLOAT, else NULL */
+    const int64_t *i64;                 /* numel values when dtype is INT64, else NULL */
 } clnet_onnx_tensor;
 
 /* A graph input or output. A dimension that is symbolic ("batch") or absent
@@ -67,11 +67,11 @@ typedef enum clnet_onnx_attr_type {
 typedef struct clnet_onnx_attr {
     const char *name;
     clnet_onnx_attr_type type;
-    float f;                         /* FLOAT */
-    int64_t i;                       /* INT */
-    const char *s;                   /* STRING (NUL-terminated; no NUL inside) */
-    const clnet_onnx_tensor *t;      /* TENSOR */
-    size_t count;                    /* FLOATS, INTS, STRINGS: number of values */
+    float f;                    /* FLOAT */
+    int64_t i;                  /* INT */
+    const char *s;              /* STRING (NUL-terminated; no NUL inside) */
+    const clnet_onnx_tensor *t; /* TENSOR */
+    size_t count;               /* FLOATS, INTS, STRINGS: number of values */
     const float *floats;
     const int64_t *ints;
     const char *const *strings;
@@ -82,9 +82,9 @@ typedef struct clnet_onnx_attr {
  * initializer or an output of an earlier node. "" is an omitted optional
  * input or output. */
 typedef struct clnet_onnx_node {
-    const char *name;                /* the node's name, or "" */
-    const char *op_type;             /* "Conv" */
-    const char *domain;              /* "" for the default ONNX domain */
+    const char *name;    /* the node's name, or "" */
+    const char *op_type; /* "Conv" */
+    const char *domain;  /* "" for the default ONNX domain */
     size_t n_inputs, n_outputs, n_attrs;
     const char *const *inputs;
     const char *const *outputs;
@@ -94,10 +94,10 @@ typedef struct clnet_onnx_node {
 /* The graph of a loaded model: plain read-only data, borrowed from the model. */
 typedef struct clnet_onnx_graph {
     int64_t ir_version;
-    int64_t opset;                   /* the default domain's opset, CLNET_ONNX_MIN..MAX_OPSET */
-    const char *producer;            /* producer_name, or "" */
+    int64_t opset;        /* the default domain's opset, CLNET_ONNX_MIN..MAX_OPSET */
+    const char *producer; /* producer_name, or "" */
     size_t n_inputs, n_outputs, n_nodes, n_initializers;
-    const clnet_onnx_value *inputs;  /* graph inputs that are not initializers */
+    const clnet_onnx_value *inputs; /* graph inputs that are not initializers */
     const clnet_onnx_value *outputs;
     const clnet_onnx_node *nodes;
     const clnet_onnx_tensor *initializers;
@@ -159,7 +159,7 @@ CLNET_API void clnet_onnx_model_destroy(clnet_onnx_model *model);
 typedef struct clnet_onnx_op_support {
     const char *op_type;
     const char *const *attrs;
-    const char *note;                /* limits on attribute values, or "" */
+    const char *note; /* limits on attribute values, or "" */
 } clnet_onnx_op_support;
 
 /* The table of supported ops, in a static array of *count rows. */

@@ -82,8 +82,9 @@ static const char *label(char *buf, size_t n, const char *name, size_t index)
 static const char *dtype_name(int32_t t)
 {
     static const char *const names[] = {
-        "UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING",
-        "BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16",
+        "UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",   "INT16",
+        "INT32",     "INT64",  "STRING",    "BOOL",       "FLOAT16",  "DOUBLE",
+        "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16",
     };
     return t >= 0 && t < (int32_t)(sizeof names / sizeof names[0]) ? names[t] : "an unknown type";
 }
@@ -163,7 +164,8 @@ static clnet_status read_external(const onnx_diag *d, const char *what, const ch
     if (escapes(loc))
         return report(d, CLNET_ERR_FORMAT,
                       "%s: external-data location '%.200s' is absolute or leaves the model's "
-                      "directory (..)", what, loc);
+                      "directory (..)",
+                      what, loc);
     if (has_len && len != bytes)
         return report(d, CLNET_ERR_FORMAT,
                       "%s: external-data length %" PRIu64 " but the shape needs %zu bytes", what,
@@ -171,7 +173,8 @@ static clnet_status read_external(const onnx_diag *d, const char *what, const ch
     if (!base_dir)
         return report(d, CLNET_ERR_FORMAT,
                       "%s: external data ('%.200s') in a model parsed from memory without a "
-                      "base directory", what, loc);
+                      "base directory",
+                      what, loc);
     size_t pl = strlen(base_dir) + strlen(loc) + 2;
     char *path = clnet__malloc(pl);
     if (!path)
@@ -187,19 +190,20 @@ static clnet_status read_external(const onnx_diag *d, const char *what, const ch
         if (strncmp(real_path, real_base, bl) || (real_path[bl] != '/' && bl > 1))
             st = report(d, CLNET_ERR_FORMAT,
                         "%s: external-data location '%.200s' resolves outside the model's "
-                        "directory (through a symbolic link)", what, loc);
+                        "directory (through a symbolic link)",
+                        what, loc);
     }
     struct stat sb;
     if (!st && (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         st = report(d, CLNET_ERR_IO, "%s: cannot open external data '%.200s': %s", what, loc,
                     strerror(errno));
     else if (!st && (fstat(fd, &sb) || !S_ISREG(sb.st_mode)))
-        st = report(d, CLNET_ERR_IO, "%s: external data '%.200s' is not a regular file", what,
-                    loc);
+        st = report(d, CLNET_ERR_IO, "%s: external data '%.200s' is not a regular file", what, loc);
     else if (!st && (off > (uint64_t)sb.st_size || bytes > (uint64_t)sb.st_size - off))
         st = report(d, CLNET_ERR_FORMAT,
                     "%s: external data [%" PRIu64 ", +%zu) lies past the end of '%.200s' "
-                    "(%" PRIu64 " bytes)", what, off, bytes, loc, (uint64_t)sb.st_size);
+                    "(%" PRIu64 " bytes)",
+                    what, off, bytes, loc, (uint64_t)sb.st_size);
     for (size_t done = 0; !st && done < bytes;) {
         ssize_t r = pread(fd, (char *)dst + done, bytes - done, (off_t)(off + done));
         if (r <= 0)
@@ -232,12 +236,12 @@ static clnet_status convert_tensor(clnet_onnx_model *m, const onnx_diag *d, cons
     for (size_t i = 0; i < t->n_dims; i++) {
         int64_t v = t->dims[i];
         if (v < 0)
-            return report(d, CLNET_ERR_FORMAT, "%s: dim %zu is negative (%" PRId64 ")", what, i,
-                          v);
+            return report(d, CLNET_ERR_FORMAT, "%s: dim %zu is negative (%" PRId64 ")", what, i, v);
         if ((uint64_t)v > cap || (numel && (uint64_t)v > cap / numel))
             return report(d, CLNET_ERR_FORMAT,
                           "%s: the shape's size overflows the %" PRIu64 "-byte tensor limit at "
-                          "dim %zu (%" PRId64 ")", what, CLNET_ONNX_MAX_TENSOR_BYTES, i, v);
+                          "dim %zu (%" PRId64 ")",
+                          what, CLNET_ONNX_MAX_TENSOR_BYTES, i, v);
         numel = v ? numel * (uint64_t)v : 0;
         out->shape[i] = v;
     }
@@ -247,7 +251,8 @@ static clnet_status convert_tensor(clnet_onnx_model *m, const onnx_diag *d, cons
     out->numel = (size_t)numel;
     out->dtype = (clnet_onnx_dtype)t->data_type;
     size_t bytes = out->numel * es;
-    int external = t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    int external =
+        t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     if (t->has_data_location && !external && t->data_location)
         return report(d, CLNET_ERR_FORMAT, "%s: unknown data_location %d", what,
                       (int)t->data_location);
@@ -266,15 +271,14 @@ static clnet_status convert_tensor(clnet_onnx_model *m, const onnx_diag *d, cons
     if (t->has_raw_data) {
         if (t->raw_data.len != bytes)
             return report(d, CLNET_ERR_FORMAT,
-                          "%s: raw_data holds %zu bytes but the shape needs %zu (%zu x %zu)",
-                          what, t->raw_data.len, bytes, out->numel, es);
+                          "%s: raw_data holds %zu bytes but the shape needs %zu (%zu x %zu)", what,
+                          t->raw_data.len, bytes, out->numel, es);
         if (bytes)
             memcpy(dst, t->raw_data.data, bytes); /* little-endian, as the host */
     } else if (typed) {
         if (typed != out->numel)
-            return report(d, CLNET_ERR_FORMAT,
-                          "%s: %s holds %zu values but the shape needs %zu", what,
-                          es == 4 ? "float_data" : "int64_data", typed, out->numel);
+            return report(d, CLNET_ERR_FORMAT, "%s: %s holds %zu values but the shape needs %zu",
+                          what, es == 4 ? "float_data" : "int64_data", typed, out->numel);
         memcpy(dst, es == 4 ? (const void *)t->float_data : (const void *)t->int64_data, bytes);
     } else if (external && (st = read_external(d, what, base_dir, t, bytes, dst)))
         return st;
@@ -334,11 +338,13 @@ static clnet_status convert_value(const onnx_diag *d, const char *kind, size_t i
     out->name = v->name;
     const Onnx__TypeProto *tp = v->type;
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
-        return report(d, CLNET_ERR_UNSUPPORTED, "%s: not a tensor (sequences, maps and sparse "
-                      "tensors are not supported)", what);
+        return report(d, CLNET_ERR_UNSUPPORTED,
+                      "%s: not a tensor (sequences, maps and sparse "
+                      "tensors are not supported)",
+                      what);
     size_t es;
-    clnet_status st = check_dtype(d, what, tp->tensor_type->has_elem_type,
-                                  tp->tensor_type->elem_type, &es);
+    clnet_status st =
+        check_dtype(d, what, tp->tensor_type->has_elem_type, tp->tensor_type->elem_type, &es);
     if (st)
         return st;
     out->dtype = (clnet_onnx_dtype)tp->tensor_type->elem_type;
@@ -354,12 +360,14 @@ static clnet_status convert_value(const onnx_diag *d, const char *kind, size_t i
         out->shape[i] = -1;
         if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
             if (dim->dim_value < 0)
-                return report(d, CLNET_ERR_FORMAT, "%s: dim %zu is negative (%" PRId64 ")",
-                              what, i, dim->dim_value);
+                return report(d, CLNET_ERR_FORMAT, "%s: dim %zu is negative (%" PRId64 ")", what, i,
+                              dim->dim_value);
             out->shape[i] = dim->dim_value;
         } else
-            out->dim_param[i] = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-                                    ? str(dim->dim_param) : "";
+            out->dim_param[i] =
+                dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                    ? str(dim->dim_param)
+                    : "";
     }
     return CLNET_OK;
 }
@@ -431,8 +439,10 @@ static clnet_status convert_attr(clnet_onnx_model *m, const onnx_diag *d, const 
     }
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
-        return report(d, CLNET_ERR_UNSUPPORTED, "%s holds a subgraph (control flow: If, Loop, "
-                      "Scan) which is not supported", what);
+        return report(d, CLNET_ERR_UNSUPPORTED,
+                      "%s holds a subgraph (control flow: If, Loop, "
+                      "Scan) which is not supported",
+                      what);
     default:
         return report(d, CLNET_ERR_UNSUPPORTED, "%s: attribute type %d is not supported", what,
                       (int)a->type);
@@ -478,8 +488,8 @@ static clnet_status convert_node(clnet_onnx_model *m, const onnx_diag *d, names 
                           what, in);
     }
     if (p->n_attribute > ONNX_MAX_ATTRS)
-        return report(d, CLNET_ERR_FORMAT, "%s: %zu attributes (at most %d)", what,
-                      p->n_attribute, ONNX_MAX_ATTRS);
+        return report(d, CLNET_ERR_FORMAT, "%s: %zu attributes (at most %d)", what, p->n_attribute,
+                      ONNX_MAX_ATTRS);
     clnet_onnx_attr *attrs = take(m, p->n_attribute ? p->n_attribute : 1, sizeof *attrs);
     if (!attrs)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
@@ -626,7 +636,8 @@ static clnet_status parse(const onnx_diag *d, const unsigned char *buf, size_t l
     ProtobufCAllocator alloc = { pb_alloc, pb_free, NULL };
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&alloc, len, buf);
     if (!mp)
-        return report(d, CLNET_ERR_FORMAT, "protobuf-c could not unpack the ModelProto (or ran "
+        return report(d, CLNET_ERR_FORMAT,
+                      "protobuf-c could not unpack the ModelProto (or ran "
                       "out of host memory)");
     clnet_onnx_model *m = clnet__calloc(1, sizeof *m);
     if (!m) {
@@ -689,8 +700,8 @@ CLNET_API clnet_status clnet_onnx_model_load(const char *path, clnet_onnx_model 
     for (size_t done = 0; !st && done < len;) {
         ssize_t r = read(fd, buf + done, len - done);
         if (r <= 0)
-            st = report(&d, CLNET_ERR_IO, "read failed: %s", r ? strerror(errno) :
-                        "the file shrank while being read");
+            st = report(&d, CLNET_ERR_IO, "read failed: %s",
+                        r ? strerror(errno) : "the file shrank while being read");
         else
             done += (size_t)r;
     }

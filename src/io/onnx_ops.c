@@ -44,8 +44,10 @@ static const clnet_onnx_op_support ops[] = {
     { "Expand", NONE, "on constants (an RNN's initial state)" },
     { "Unsqueeze", A("axes"), "axes as an attribute (opset < 13) or input" },
     { "Squeeze", A("axes"), "axes as an attribute (opset < 13) or input" },
-    { "Resize", A("coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside",
-                  "extrapolation_value", "mode", "nearest_mode"), "mode nearest" },
+    { "Resize",
+      A("coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside", "extrapolation_value",
+        "mode", "nearest_mode"),
+      "mode nearest" },
     { "Upsample", A("mode"), "mode nearest" },
     { "LSTM", A(RNN_ATTRS, "input_forget"), "input_forget 0" },
     { "GRU", A(RNN_ATTRS, "linear_before_reset"), "" },
@@ -143,8 +145,9 @@ CLNET_API clnet_status clnet_onnx_model_check_supported(const clnet_onnx_model *
             continue;
         }
         for (size_t j = 0; j < n->n_attrs; j++) {
-            const char *bad = attr_listed(op, n->attrs[j].name) ? bad_value(op->op_type, &n->attrs[j])
-                                                               : n->attrs[j].name;
+            const char *bad = attr_listed(op, n->attrs[j].name)
+                                  ? bad_value(op->op_type, &n->attrs[j])
+                                  : n->attrs[j].name;
             if (!bad)
                 continue;
             if (n->attrs[j].type == CLNET_ONNX_ATTR_STRING && bad != n->attrs[j].name)

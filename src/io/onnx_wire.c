@@ -13,7 +13,14 @@
 
 #define MAX_FIELDS 64
 
-enum { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_SGROUP = 3, WIRE_EGROUP = 4, WIRE_I32 = 5 };
+enum {
+    WIRE_VARINT = 0,
+    WIRE_I64 = 1,
+    WIRE_LEN = 2,
+    WIRE_SGROUP = 3,
+    WIRE_EGROUP = 4,
+    WIRE_I32 = 5
+};
 
 /* The path from the ModelProto to the field being read, for messages. */
 typedef struct frame {
@@ -93,7 +100,8 @@ static int scalar_wire(ProtobufCType t)
 }
 
 /* A packed run of scalars of wire type `wire`: whole elements, valid varints. */
-static clnet_status check_packed(scan *s, const unsigned char *p, const unsigned char *end, int wire)
+static clnet_status check_packed(scan *s, const unsigned char *p, const unsigned char *end,
+                                 int wire)
 {
     size_t n = (size_t)(end - p);
     if (wire == WIRE_I32 && n % 4)
@@ -173,7 +181,8 @@ static clnet_status check_message(scan *s, const unsigned char *p, const unsigne
             s->mem += ((const ProtobufCMessageDescriptor *)f->descriptor)->sizeof_message +
                       sizeof(void *);
             if (s->mem > s->mem_cap)
-                st = fail(s, at, "so many small messages that unpacking would take more than "
+                st = fail(s, at,
+                          "so many small messages that unpacking would take more than "
                           "64 MiB + 16 bytes per byte of file");
             else if (s->depth > ONNX_MAX_DEPTH)
                 st = fail(s, at, "messages nested deeper than 32");
@@ -193,7 +202,10 @@ clnet_status clnet__onnx_wire_check(const onnx_diag *d, const unsigned char *buf
      * the wire and some 250 in memory. Real models stay far below the cap
      * (their bytes are mostly tensor data); a file of millions of empty
      * messages would otherwise make protobuf-c allocate 100x its size. */
-    scan s = { .d = d, .base = buf, .depth = 0, .mem = 0,
+    scan s = { .d = d,
+               .base = buf,
+               .depth = 0,
+               .mem = 0,
                .mem_cap = ((uint64_t)64 << 20) + 16 * (uint64_t)len };
     return check_message(&s, buf, buf + len, &onnx__model_proto__descriptor);
 }
