@@ -122,5 +122,6 @@ Suite *suite_gan(void);
 Suite *suite_step(void);
 Suite *suite_semantics(void);
 Suite *suite_merge(void);
+Suite *suite_onnx(void);
 
 #endif

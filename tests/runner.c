@@ -34,6 +34,7 @@ static const struct {
     { "step", suite_step },
     { "semantics", suite_semantics },
     { "merge", suite_merge },
+    { "onnx", suite_onnx },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

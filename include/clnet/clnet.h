@@ -49,6 +49,7 @@
 #include "nn.h"
 #include "data.h"
 #include "safetensors.h"
+#include "onnx.h"
 #include "dist.h"
 #include "merge.h"
 
