@@ -47,6 +47,8 @@
 #include "optim.h"
 #include "rnn.h"
 #include "nn.h"
+#include "history.h"
+#include "callbacks.h"
 #include "data.h"
 #include "safetensors.h"
 #include "dist.h"
