@@ -49,6 +49,7 @@
 #include "nn.h"
 #include "history.h"
 #include "callbacks.h"
+#include "tblog.h"
 #include "data.h"
 #include "safetensors.h"
 #include "dist.h"
