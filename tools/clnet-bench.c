@@ -12,6 +12,7 @@
 #include <clnet/clnet.h>
 
 #include "bench/bench.h"
+#include "cli.h"
 
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
@@ -35,7 +36,9 @@ typedef struct args {
     const char *cases[MAX_CASES]; /* --case: only these (any suite, quick or not) */
     int case_count;
     const char *json, *csv, *plot;
-    const char *inject;         /* NAME[@DEVICE] */
+    const char *inject;         /* NAME[@DEVICE]; NULL or "": none */
+    size_t inject_len;          /* of NAME */
+    int inject_device;          /* DEVICE, or -1: every device */
     bench_options o;
 } args;
 
@@ -216,6 +219,37 @@ static const bench_suite *find_suite(const char *name)
     return NULL;
 }
 
+/* Is name a suite or a case of any suite (quick or not)? */
+static int known_target(const char *name, size_t len)
+{
+    for (size_t s = 0; s < NSUITES; s++) {
+        static bench_case cs[MAX_CASES];
+        int n = bench_suites[s]->list(0, cs, MAX_CASES);
+        if (strlen(bench_suites[s]->name) == len && !strncmp(bench_suites[s]->name, name, len))
+            return 1;
+        for (int i = 0; i < n; i++)
+            if (strlen(cs[i].name) == len && !strncmp(cs[i].name, name, len))
+                return 1;
+    }
+    return 0;
+}
+
+/* NAME[@D] of --inject-fault (or the variable `from`): NAME a suite or case,
+ * D a device index. 0, or an error message and 1. */
+static int parse_inject(const char *from, const char *spec, args *a)
+{
+    const char *at = strchr(spec, '@');
+    size_t len = at ? (size_t)(at - spec) : strlen(spec);
+    a->inject_len = len;
+    a->inject_device = -1;
+    if (!known_target(spec, len)) {
+        fprintf(stderr, "clnet-bench: %s: no suite or case \"%.*s\" (--list-suites lists them)\n",
+                from, (int)len, spec);
+        return 1;
+    }
+    return at && !cli_int_i("clnet-bench", from, at + 1, 0, MAX_DEVICES - 1, &a->inject_device);
+}
+
 /* 0: parsed; otherwise the exit status (EXIT_OK after --help and friends). */
 static int parse(int argc, char **argv, args *a)
 {
@@ -267,13 +301,8 @@ static int parse(int argc, char **argv, args *a)
             }
             a->cases[a->case_count++] = v;
         } else if (!strcmp(s, "--reps")) {
-            char *end;
-            long r = strtol(v, &end, 10);
-            if (*end || r < 1 || r > 10000) {
-                fprintf(stderr, "clnet-bench: --reps takes a count in 1..10000, not \"%s\"\n", v);
+            if (!cli_int_i("clnet-bench", s, v, 1, 10000, &reps))
                 return EXIT_USAGE;
-            }
-            reps = (int)r;
         } else if (!strcmp(s, "--json"))
             a->json = v;
         else if (!strcmp(s, "--csv"))
@@ -299,19 +328,23 @@ static int parse(int argc, char **argv, args *a)
     a->o.reps = reps ? reps : a->o.quick ? 5 : 10;
     a->o.target_s = a->o.quick ? 0.005 : 0.02;
     a->o.case_budget_s = a->o.quick ? 2.0 : 20.0;
-    if (!a->inject)
+    int from_env = !a->inject;
+    if (from_env)
         a->inject = getenv("CLNET_BENCH_INJECT_FAULT");
+    /* An empty variable means no fault; an empty option is a mistake. */
+    if (a->inject && (*a->inject || !from_env) &&
+        parse_inject(from_env ? "CLNET_BENCH_INJECT_FAULT" : "--inject-fault", a->inject, a))
+        return EXIT_USAGE;
     return 0;
 }
 
-/* Does the fault-injection spec NAME[@D] name this suite or case on device d? */
-static int inject_here(const char *spec, const char *suite, const char *name, int d)
+/* Does the fault-injection spec (parsed by parse_inject) name this suite or
+ * case on device d? */
+static int inject_here(const args *a, const char *suite, const char *name, int d)
 {
-    if (!spec || !*spec)
-        return 0;
-    const char *at = strchr(spec, '@');
-    size_t len = at ? (size_t)(at - spec) : strlen(spec);
-    if (at && atoi(at + 1) != d)
+    const char *spec = a->inject;
+    size_t len = a->inject_len;
+    if (!spec || !*spec || (a->inject_device >= 0 && a->inject_device != d))
         return 0;
     return (strlen(suite) == len && !strncmp(spec, suite, len)) ||
            (strlen(name) == len && !strncmp(spec, name, len));
@@ -479,7 +512,7 @@ static void run_suite(session *s, clnet_context *ctx, int d, const bench_suite *
         bench_result *r = &s->results[d * s->p->count + i];
         const bench_case *c = &s->p->cases[i];
         r->peak = *peak;
-        int inject = inject_here(s->a->inject, su->name, c->name, d);
+        int inject = inject_here(s->a, su->name, c->name, d);
         bench_run_case(ctx, su, c, &s->a->o, &s->refs[i], inject, r);
         if (r->ok)
             cc->first_s += fmax(0.0, r->first_ms - r->median_ms) * 1e-3;

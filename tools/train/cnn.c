@@ -91,7 +91,8 @@ int train_cnn(clnet_context *ctx, const options *o)
             print_allreduce(o->dist, m, &before, steps);
         fflush(stdout);
     }
-    if (o->eval_only && evaluate(o, m, &ev, &test_loss, &test_acc)) {
+    /* --eval-only and --epochs 0 evaluate what was loaded (or built). */
+    if ((o->eval_only || o->epochs == 0) && evaluate(o, m, &ev, &test_loss, &test_acc)) {
         rc = fail(ctx, "evaluating");
         goto done;
     }

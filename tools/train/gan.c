@@ -363,6 +363,11 @@ int train_gan(clnet_context *ctx, const options *o_in)
     clnet_dataset *train_set = NULL, *test_set = NULL;
     clnet_model *g = NULL, *d = NULL;
     int rc = 1, training = !o->sample && !o->eval_only;
+    if (training && o->epochs == 0) {
+        fprintf(stderr, "clnet-train: gan --epochs 0 trains nothing: give --epochs N >= 1, or "
+                        "--sample N / --eval-only --score FILE with --load FILE\n");
+        return 2;
+    }
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.adam.lr = (float)o->lr;
     cp.adam.beta1 = 0.5f;

@@ -1,12 +1,20 @@
 /* clnet-train — trains clnet's reference models on Fashion-MNIST on the
  * chosen device, with progress, test accuracy and saved weights. Uses only
  * the public API. This file: options, the device, and shared helpers. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../cli.h"
 #include "train.h"
+
+/* The options' ranges: generous, but small enough that no count overflows
+ * an int and a typo of a few digits is caught. */
+#define P "clnet-train"
+enum { MAX_EPOCHS = 1000000, MAX_BATCH = 65536, MAX_SAMPLE = 100000 };
+#define MAX_LR 10.0
 
 static const struct {
     const char *name, *help;
@@ -50,6 +58,8 @@ static void usage(FILE *f)
             CLNET_FASHION_MNIST_DIR);
 }
 
+/* 1: parsed; 0: a usage error (the usage follows); -1: a bad value (the
+ * message said which option and what it takes). */
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){ .epochs = 3, .batch_size = 32, .lr = 1e-3, .seed = 1,
@@ -64,7 +74,7 @@ static int parse(int argc, char **argv, options *o)
                     !strcmp(a, "--label-smoothing");
         if (takes && !v) {
             fprintf(stderr, "clnet-train: %s needs a value\n", a);
-            return 0;
+            return -1;
         }
         if (takes)
             i++;
@@ -72,18 +82,38 @@ static int parse(int argc, char **argv, options *o)
             usage(stdout);
             exit(0);
         } else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--epochs")) { o->epochs = atoi(v); o->epochs_set = 1; }
-        else if (!strcmp(a, "--batch-size")) { o->batch_size = atoi(v); o->batch_set = 1; }
-        else if (!strcmp(a, "--lr")) { o->lr = atof(v); o->lr_set = 1; }
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--limit")) o->limit = atol(v);
+        else if (!strcmp(a, "--epochs")) {
+            if (!cli_int_i(P, a, v, 0, MAX_EPOCHS, &o->epochs))
+                return -1;
+            o->epochs_set = 1;
+        } else if (!strcmp(a, "--batch-size")) {
+            if (!cli_int_i(P, a, v, 1, MAX_BATCH, &o->batch_size))
+                return -1;
+            o->batch_set = 1;
+        } else if (!strcmp(a, "--lr")) {
+            if (!cli_real(P, a, v, 0.0, 1, MAX_LR, 0, &o->lr))
+                return -1;
+            o->lr_set = 1;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_u64(P, a, v, ULLONG_MAX, &o->seed))
+                return -1;
+        } else if (!strcmp(a, "--limit")) {
+            long long n;
+            if (!cli_int(P, a, v, 1, LONG_MAX, &n))
+                return -1;
+            o->limit = (long)n;
+        } else if (!strcmp(a, "--sample")) {
+            if (!cli_int_i(P, a, v, 1, MAX_SAMPLE, &o->sample))
+                return -1;
+        } else if (!strcmp(a, "--label-smoothing")) {
+            if (!cli_real(P, a, v, 0.0, 0, 1.0, 1, &o->label_smoothing))
+                return -1;
+        }
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--save")) o->save = v;
         else if (!strcmp(a, "--load")) o->load = v;
-        else if (!strcmp(a, "--sample")) o->sample = atoi(v);
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--score")) o->score = v;
-        else if (!strcmp(a, "--label-smoothing")) o->label_smoothing = atof(v);
         else if (!strcmp(a, "--eval-only")) o->eval_only = 1;
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "--ranks")) o->ranks = 1;
@@ -95,12 +125,6 @@ static int parse(int argc, char **argv, options *o)
     }
     if (!o->model) {
         fprintf(stderr, "clnet-train: which model?\n");
-        return 0;
-    }
-    if (o->epochs < 0 || o->batch_size <= 0 || o->lr <= 0 || o->limit < 0 || o->sample < 0 ||
-        !(o->label_smoothing >= 0 && o->label_smoothing < 1)) {
-        fprintf(stderr, "clnet-train: --epochs >= 0, --batch-size > 0, --lr > 0, --limit >= 0, "
-                        "--sample >= 0, 0 <= --label-smoothing < 1\n");
         return 0;
     }
     if (o->eval_only && !o->load) {
@@ -195,8 +219,10 @@ void on_progress(void *user, const clnet_progress *p)
 int main(int argc, char **argv)
 {
     options o;
-    if (!parse(argc, argv, &o)) {
-        usage(stderr);
+    int parsed = parse(argc, argv, &o);
+    if (parsed <= 0) {
+        if (parsed == 0)
+            usage(stderr);
         return 2;
     }
     size_t which = NMODELS;

@@ -55,7 +55,8 @@ int train_rnn(clnet_context *ctx, const options *o)
                1e3 * secs / (double)((n + o->batch_size - 1) / o->batch_size));
         fflush(stdout);
     }
-    if (o->eval_only && clnet_model_evaluate(m, &ev, 500, &test_loss, &test_acc)) {
+    /* --eval-only and --epochs 0 evaluate what was loaded (or built). */
+    if ((o->eval_only || o->epochs == 0) && clnet_model_evaluate(m, &ev, 500, &test_loss, &test_acc)) {
         rc = fail(ctx, "evaluating");
         goto done;
     }

@@ -1,0 +1,31 @@
+/* The tools' command-line numbers: one strict parser for every numeric
+ * option of clnet-train and clnet-bench (docs/hardening.md, "Tools"). */
+#ifndef CLNET_TOOLS_CLI_H
+#define CLNET_TOOLS_CLI_H
+
+/* Each parser reads the whole of text as one number and checks its range.
+ * Accepted: decimal digits, with one leading '-' for the signed kinds only;
+ * the reals also take what strtod takes (1e-3, .5, 0x1p-4) but never inf or
+ * nan. Refused: an empty string, leading or trailing blanks or characters,
+ * overflow, a value out of range. On success *out is set and 1 returned; on
+ * failure *out is untouched, 0 is returned and one line goes to stderr:
+ *   PROG: OPTION takes an integer in MIN..MAX, not "TEXT"
+ * so the user learns which option, what it allows and what was given. */
+
+/* An integer in [min, max]. */
+int cli_int(const char *prog, const char *option, const char *text, long long min, long long max,
+            long long *out);
+
+/* An unsigned 64-bit integer in [0, max] (seeds: max = ULLONG_MAX). */
+int cli_u64(const char *prog, const char *option, const char *text, unsigned long long max,
+            unsigned long long *out);
+
+/* A finite real in the interval from lo to hi; lo_open / hi_open exclude
+ * that end ("(0, 10]" is lo 0 open, hi 10 closed). */
+int cli_real(const char *prog, const char *option, const char *text, double lo, int lo_open,
+             double hi, int hi_open, double *out);
+
+/* int-typed conveniences of cli_int for options stored as int or long. */
+int cli_int_i(const char *prog, const char *option, const char *text, int min, int max, int *out);
+
+#endif
