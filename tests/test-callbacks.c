@@ -538,21 +538,133 @@ START_TEST(validation_split_holds_out_the_last_samples)
     clnet_model *a = small_model(ctx, CLNET_OPTIMIZER_ADAM, 0.02f);
     clnet_model *b = small_model(ctx, CLNET_OPTIMIZER_ADAM, 0.02f);
     clnet_history ha = CLNET_HISTORY_INIT, hb = CLNET_HISTORY_INIT;
+    double vl, va;
     clnet_fit_params fp = fit_params(2, NULL, 0, &ha);
     fp.validation_split = 0.25; /* 16 of 64 */
     CK_OK(ctx, clnet_model_fit(a, &fp, &data));
     clnet_dataset_view head = { xs, ys, 48 }, tail = { xs + 4 * 48, ys + 48, 16 };
     fp = fit_params(2, NULL, 0, &hb);
     fp.validation = &tail;
+    fp.validation_batch_size = 5; /* 5, 5, 5, 1: the same means up to rounding */
     CK_OK(ctx, clnet_model_fit(b, &fp, &head));
     for (int e = 0; e < 2; e++) {
         ck_assert(ha.epochs[e].loss == hb.epochs[e].loss);
-        ck_assert(ha.epochs[e].val_loss == hb.epochs[e].val_loss && ha.epochs[e].val_loss > 0);
+        ck_assert_msg(fabs(ha.epochs[e].val_loss - hb.epochs[e].val_loss) < 1e-6 * ha.epochs[e].val_loss &&
+                      ha.epochs[e].val_loss > 0, "%.9g vs %.9g", ha.epochs[e].val_loss, hb.epochs[e].val_loss);
+        ck_assert(ha.epochs[e].val_accuracy == hb.epochs[e].val_accuracy);
     }
+    CK_OK(ctx, clnet_model_evaluate(b, &tail, 5, &vl, &va));
+    ck_assert(vl == hb.epochs[1].val_loss && va == hb.epochs[1].val_accuracy);
     clnet_history_free(&ha);
     clnet_history_free(&hb);
     clnet_model_destroy(a);
     clnet_model_destroy(b);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* ---- Resuming ---------------------------------------------------------------------------- */
+
+/* 4-8-dropout-2, so that the dropout counter and seed matter too. */
+static clnet_model *dropout_model(clnet_context *ctx, clnet_optimizer opt, uint64_t seed)
+{
+    clnet_model *m;
+    CK_OK(ctx, clnet_model_create(ctx, 1, (int64_t[]){ 4 }, seed, &m));
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 8;
+    d.activation = CLNET_ACT_RELU;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    CK_OK(ctx, clnet_model_add_dropout(m, 0.3f));
+    d.units = 2;
+    d.activation = CLNET_ACT_SOFTMAX;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
+    p.optimizer = opt;
+    p.adam.lr = 0.02f;
+    p.sgd.lr = 0.05f;
+    p.sgd.momentum = 0.9f;
+    CK_OK(ctx, clnet_model_compile(m, &p));
+    return m;
+}
+
+static void all_params(clnet_context *ctx, clnet_model *m, float *out, size_t cap)
+{
+    size_t at = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i]->nparams; k++) {
+            size_t n = clnet_tensor_numel(m->layers[i]->params[k].value);
+            ck_assert(at + n <= cap);
+            download(ctx, m->layers[i]->params[k].value, out + at, n);
+            at += n;
+        }
+}
+
+START_TEST(a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit)
+{
+    clnet_context *ctx = test_context();
+    blobs(N, xs, ys, 8);
+    clnet_dataset_view data = { xs, ys, N };
+    char dir[] = "/tmp/clnet-resume-XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    char path[64];
+    snprintf(path, sizeof path, "%s/e{epoch}.state", dir);
+    static const clnet_optimizer opts[] = { CLNET_OPTIMIZER_ADAM, CLNET_OPTIMIZER_SGD, CLNET_OPTIMIZER_RMSPROP };
+    for (int o = 0; o < 3; o++) {
+        /* One run of 4 epochs that saves its state after each. */
+        clnet_model *a = dropout_model(ctx, opts[o], 11);
+        clnet_callback cb;
+        clnet_checkpoint_params cp = CLNET_CHECKPOINT_PARAMS_DEFAULT;
+        cp.path = path;
+        cp.training_state = 1;
+        CK_OK(ctx, clnet_callback_checkpoint(ctx, &cp, &cb));
+        clnet_history ha = CLNET_HISTORY_INIT, hb = CLNET_HISTORY_INIT;
+        clnet_fit_params fp = fit_params(4, &cb, 1, &ha);
+        fp.batch_size = 12;
+        CK_OK(ctx, clnet_model_fit(a, &fp, &data));
+        clnet_callback_release(&cb);
+        /* A model with another seed and its own first steps, resumed from
+         * epoch 2, must end with a's weights exactly. */
+        clnet_model *b = dropout_model(ctx, opts[o], 99);
+        clnet_fit_params one = fit_params(1, NULL, 0, NULL);
+        CK_OK(ctx, clnet_model_fit(b, &one, &data));
+        char e2[64];
+        snprintf(e2, sizeof e2, "%s/e2.state", dir);
+        int epoch = -1;
+        CK_OK(ctx, clnet_model_load_training_state(b, e2, &epoch));
+        ck_assert_int_eq(epoch, 2);
+        fp = fit_params(4, NULL, 0, &hb);
+        fp.batch_size = 12;
+        fp.initial_epoch = epoch;
+        CK_OK(ctx, clnet_model_fit(b, &fp, &data));
+        float pa[64], pb[64];
+        all_params(ctx, a, pa, 64);
+        all_params(ctx, b, pb, 64);
+        ck_assert_msg(memcmp(pa, pb, 42 * sizeof(float)) == 0, "optimizer %d: weights differ", o);
+        ck_assert_int_eq(hb.count, 2);
+        ck_assert_int_eq(hb.epochs[0].epoch, 3);
+        ck_assert(hb.epochs[1].loss == ha.epochs[3].loss);
+        /* A weights-only file or another optimizer's state is refused. */
+        char w[64];
+        snprintf(w, sizeof w, "%s/w.safetensors", dir);
+        CK_OK(ctx, clnet_model_save(a, w));
+        CK_FAILS(ctx, CLNET_ERR_FORMAT, "not a training state", clnet_model_load_training_state(b, w, &epoch));
+        clnet_model *c = dropout_model(ctx, opts[(o + 1) % 3], 1);
+        CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "optimizer", clnet_model_load_training_state(c, e2, &epoch));
+        clnet_model_destroy(c);
+        for (int e = 1; e <= 4; e++) {
+            snprintf(w, sizeof w, "%s/e%d.state", dir, e);
+            ck_assert_int_eq(unlink(w), 0);
+        }
+        snprintf(w, sizeof w, "%s/w.safetensors", dir);
+        unlink(w);
+        fp.initial_epoch = 5;
+        CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "initial_epoch", clnet_model_fit(b, &fp, &data));
+        clnet_history_free(&ha);
+        clnet_history_free(&hb);
+        clnet_model_destroy(a);
+        clnet_model_destroy(b);
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -574,6 +686,7 @@ Suite *suite_callbacks(void)
     tcase_add_test(tc, early_stopping_stops_and_restores_the_best_weights);
     tcase_add_test(tc, checkpoints_keep_the_best_or_every_epoch);
     tcase_add_test(tc, validation_split_holds_out_the_last_samples);
+    tcase_add_test(tc, a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit);
     suite_add_tcase(s, tc);
     return s;
 }

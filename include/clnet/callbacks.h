@@ -144,6 +144,7 @@ typedef struct clnet_checkpoint_params {
     const char *path;                  /* copied */
     clnet_monitor monitor;
     int save_best_only;
+    int training_state;                /* nonzero: clnet_model_save_training_state, to resume */
 } clnet_checkpoint_params;
 #define CLNET_CHECKPOINT_PARAMS_DEFAULT                                                     \
     ((clnet_checkpoint_params){ .path = NULL, .monitor = CLNET_MONITOR_VAL_LOSS })
@@ -151,6 +152,23 @@ typedef struct clnet_checkpoint_params {
 /* *out is caller-owned: clnet_callback_release. */
 CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet_checkpoint_params *p,
                                                  clnet_callback *out);
+
+/* ---- Resuming ------------------------------------------------------------------------ */
+
+/* Saves what a fit needs to continue exactly where it stopped: every
+ * parameter (running statistics too), the optimizer's state (Adam's or
+ * RMSprop's moments, SGD's momentum, the step count), the dropout counter,
+ * the model's seed, and `epoch`, the epochs done. One safetensors file,
+ * written atomically. */
+CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, const char *path,
+                                                       int epoch);
+/* Loads such a file into a model built and compiled as the saved one was
+ * (the same layers and optimizer; its seed is replaced by the saved one) and
+ * sets *epoch to the epochs done. Everything is checked before anything
+ * changes. Continue with clnet_fit_params.initial_epoch = *epoch and the
+ * same epochs, batch size and shuffle seed: the weights then equal, bit for
+ * bit, those of a fit that never stopped. */
+CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const char *path, int *epoch);
 
 #ifdef __cplusplus
 }

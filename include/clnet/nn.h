@@ -227,6 +227,11 @@ typedef struct clnet_fit_params {
     /* Without `validation`: in [0, 1), the last fraction of the samples
      * (before shuffling, as Keras) is held out and used as validation data. */
     double validation_split;
+    int validation_batch_size;         /* validation's batch size; <= 0: batch_size */
+    /* Epochs already done (0..epochs): fit runs epochs initial_epoch + 1 ..
+     * epochs, with the sample orders an uninterrupted fit would use there
+     * (clnet_model_load_training_state). */
+    int initial_epoch;
     clnet_history *history;            /* optional: fit appends a row per epoch (borrowed) */
     const clnet_callback *callbacks;   /* optional: ncallbacks hooks, called in order (borrowed) */
     int ncallbacks;

@@ -347,7 +347,7 @@ CLNET_API int clnet_callback_stopped_epoch(const clnet_callback *cb, int *best)
 
 typedef struct checkpoint_state {
     clnet_monitor monitor;
-    int save_best_only;
+    int save_best_only, training_state;
     double best;
     char path[];                       /* the template, "{epoch}" not yet replaced */
 } checkpoint_state;
@@ -372,13 +372,15 @@ static clnet_status checkpoint_epoch_end(void *user, clnet_model *m, clnet_fit_e
     }
     const char *mark = strstr(s->path, "{epoch}");
     if (!mark)
-        return clnet_model_save(m, s->path);
+        return s->training_state ? clnet_model_save_training_state(m, s->path, ev->epoch)
+                                 : clnet_model_save(m, s->path);
     size_t n = strlen(s->path) + 16;
     char *path = clnet__malloc(n);
     if (!path)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "checkpoint: out of host memory");
     snprintf(path, n, "%.*s%d%s", (int)(mark - s->path), s->path, ev->log->epoch, mark + 7);
-    clnet_status st = clnet_model_save(m, path);
+    clnet_status st = s->training_state ? clnet_model_save_training_state(m, path, ev->epoch)
+                                        : clnet_model_save(m, path);
     clnet__free(path);
     return st;
 }
@@ -395,6 +397,7 @@ CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_callback_checkpoint: out of host memory");
     s->monitor = p->monitor;
     s->save_best_only = p->save_best_only;
+    s->training_state = p->training_state;
     memcpy(s->path, p->path, n + 1);
     *out = (clnet_callback){ .train_begin = checkpoint_train_begin, .epoch_end = checkpoint_epoch_end,
                              .user = s, .destroy = free_user };
@@ -443,6 +446,10 @@ clnet_status clnet__fit_begin(clnet__fit_run *r, clnet_model *m, const clnet_fit
     r->p = p;
     r->train = *data;
     r->validation = p->validation;
+    if (p->initial_epoch < 0 || p->initial_epoch > p->epochs)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_fit: initial_epoch must be in 0..epochs (is %d of %d)",
+                            p->initial_epoch, p->epochs);
     if (p->ncallbacks < 0 || (p->ncallbacks > 0 && !p->callbacks))
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_model_fit: ncallbacks is %d with callbacks %s", p->ncallbacks,
@@ -478,6 +485,19 @@ clnet_status clnet__fit_begin(clnet__fit_run *r, clnet_model *m, const clnet_fit
     r->first_epoch = h && h->count > 0 && h->epochs ? h->epochs[h->count - 1].epoch + 1 : 1;
     clnet_fit_event ev = event(r, 0);
     return run_hook(r, HOOK_TRAIN_BEGIN, &ev);
+}
+
+clnet_status clnet__fit_skip(clnet__fit_run *r, uint64_t *state, int64_t count)
+{
+    if (!r->p->initial_epoch || !r->p->shuffle)
+        return CLNET_OK;
+    int32_t *order = clnet__malloc((size_t)count * sizeof *order);
+    if (!order)
+        return clnet__error(r->m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_fit: out of host memory");
+    for (int e = 0; e < r->p->initial_epoch; e++)
+        clnet__sample_order(order, count, 1, state);
+    clnet__free(order);
+    return CLNET_OK;
 }
 
 clnet_status clnet__fit_epoch_begin(clnet__fit_run *r, int epoch)

@@ -22,6 +22,9 @@ typedef struct clnet__fit_run {
  * train_begin. */
 clnet_status clnet__fit_begin(clnet__fit_run *r, clnet_model *m, const clnet_fit_params *p,
                               const clnet_dataset_view *data);
+/* Advances *state past the sample orders of the initial_epoch epochs
+ * already done, as fit would have drawn them. */
+clnet_status clnet__fit_skip(clnet__fit_run *r, uint64_t *state, int64_t count);
 /* epoch_begin; then reads the learning rate the epoch uses. */
 clnet_status clnet__fit_epoch_begin(clnet__fit_run *r, int epoch);
 /* batch_end with the running means in *pr. */

@@ -434,7 +434,9 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
     if ((st = device_data_make(m, data, b, 1, &d)))
         return st;
     uint64_t state = p->shuffle_seed;
-    for (int e = 1; e <= p->epochs && !st && !r.stop; e++) {
+    if ((st = clnet__fit_skip(&r, &state, d.count)))
+        goto skip_failed;
+    for (int e = p->initial_epoch + 1; e <= p->epochs && !st && !r.stop; e++) {
         if ((st = clnet__fit_epoch_begin(&r, e)))
             break;
         double t0 = clnet__now();
@@ -448,7 +450,8 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
         pr.loss = l / (double)r.seen;
         pr.accuracy = sparse_targets(m) ? c / (double)r.seen : -1;
         if (r.validation &&
-            (st = clnet_model_evaluate(m, r.validation, (int)b, &pr.val_loss, &pr.val_accuracy)))
+            (st = clnet_model_evaluate(m, r.validation, p->validation_batch_size > 0 ? p->validation_batch_size : (int)b,
+                                       &pr.val_loss, &pr.val_accuracy)))
             break;
         pr.elapsed = clnet__now() - t0;
         pr.eta = 0;
@@ -456,6 +459,7 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
         report(p, &pr);
         st = clnet__fit_epoch_end(&r, &pr);
     }
+skip_failed:
     device_data_free(&d);
     return clnet__fit_end(&r, st);
 }
