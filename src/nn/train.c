@@ -435,7 +435,7 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
         return st;
     uint64_t state = p->shuffle_seed;
     if ((st = clnet__fit_skip(&r, &state, d.count)))
-        goto skip_failed;
+        goto done;
     for (int e = p->initial_epoch + 1; e <= p->epochs && !st && !r.stop; e++) {
         if ((st = clnet__fit_epoch_begin(&r, e)))
             break;
@@ -449,9 +449,9 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
             break;
         pr.loss = l / (double)r.seen;
         pr.accuracy = sparse_targets(m) ? c / (double)r.seen : -1;
+        int vb = p->validation_batch_size > 0 ? p->validation_batch_size : (int)b;
         if (r.validation &&
-            (st = clnet_model_evaluate(m, r.validation, p->validation_batch_size > 0 ? p->validation_batch_size : (int)b,
-                                       &pr.val_loss, &pr.val_accuracy)))
+            (st = clnet_model_evaluate(m, r.validation, vb, &pr.val_loss, &pr.val_accuracy)))
             break;
         pr.elapsed = clnet__now() - t0;
         pr.eta = 0;
@@ -459,7 +459,7 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
         report(p, &pr);
         st = clnet__fit_epoch_end(&r, &pr);
     }
-skip_failed:
+done:
     device_data_free(&d);
     return clnet__fit_end(&r, st);
 }

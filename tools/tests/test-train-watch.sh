@@ -83,5 +83,12 @@ done
 grep -q "<svg" "$tmp/curves.svg" || bad "curves.svg is not SVG"
 [ "$(head -c 4 "$tmp/curves.pdf")" = "%PDF" ] || bad "curves.pdf is not a PDF"
 
+# gan --logdir: its losses and sample grid in the event file.
+"$train" gan --limit 128 --batch-size 64 --epochs 1 --quiet --out "$tmp/g.png" --logdir "$tmp/gtb" \
+    >"$tmp/run.out" 2>&1 || bad "gan run failed: $(tail -3 "$tmp/run.out")"
+for tag in samples epoch/d_loss epoch/g_loss; do
+    cat "$tmp"/gtb/events.out.tfevents.* 2>/dev/null | grep -a -q "$tag" || bad "gan --logdir: no $tag"
+done
+
 [ "$failures" -eq 0 ] || exit 1
 echo "train-watch: all checks passed"

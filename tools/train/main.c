@@ -53,8 +53,8 @@ static void usage(FILE *f)
             "  --score FILE       gan: score samples with a CNN saved by clnet-train cnn --save\n"
             "  --label-smoothing F  gan: train D towards 1 - F on real images (default 0)\n"
             "  --quiet            no per-step progress\n"
-            "  --logdir DIR       cnn/lstm/rnn: TensorBoard event files (metrics, batch loss,\n"
-            "                     weight histograms) in DIR\n"
+            "  --logdir DIR       TensorBoard event files in DIR: cnn/lstm/rnn metrics, batch\n"
+            "                     loss, weight histograms; gan losses and sample grids\n"
             "  --csv FILE         the per-epoch history as CSV, rewritten after every epoch\n"
             "  --checkpoint FILE  save the weights of the epoch with the best test loss, and\n"
             "                     every epoch's training state as FILE.state (for --resume)\n"
@@ -143,7 +143,10 @@ static int parse(int argc, char **argv, options *o)
         fprintf(stderr, "clnet-train: which model?\n");
         return 0;
     }
-    if (watch_wanted(o) && (o->ranks || !strcmp(o->model, "gan") || o->eval_only)) {
+    /* gan has its own loop, not fit: of these it takes --logdir only. */
+    int gan_extra = !strcmp(o->model, "gan") && (o->csv || o->checkpoint || o->plot || o->resume ||
+                                                 o->early_stopping >= 0 || o->schedule_set);
+    if (watch_wanted(o) && (o->ranks || gan_extra || o->eval_only)) {
         fprintf(stderr, "clnet-train: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule, "
                         "--plot and --resume are for training cnn, lstm or rnn in one process\n");
         return 0;
