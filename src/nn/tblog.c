@@ -34,24 +34,17 @@ static clnet_status fail(clnet_tblog *w, clnet_status st, const char *fmt, ...)
 
 /* ---- TFRecord framing ------------------------------------------------------------ */
 
-/* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), bit by bit per
- * byte through a table built on first use. */
+/* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), bit by bit: no
+ * table, so no state shared between threads; records are small (an image
+ * of tens of KiB takes well under a millisecond). */
 static uint32_t crc32c(const uint8_t *p, size_t n)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
-    }
     uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++)
-        c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+    }
     return c ^ 0xffffffffu;
 }
 
