@@ -587,7 +587,8 @@ static clnet_model *dropout_model(clnet_context *ctx, clnet_optimizer opt, uint6
     return m;
 }
 
-static void all_params(clnet_context *ctx, clnet_model *m, float *out, size_t cap)
+/* Every parameter on the host; returns how many floats. */
+static size_t all_params(clnet_context *ctx, clnet_model *m, float *out, size_t cap)
 {
     size_t at = 0;
     for (int i = 0; i < m->nlayers; i++)
@@ -597,7 +598,69 @@ static void all_params(clnet_context *ctx, clnet_model *m, float *out, size_t ca
             download(ctx, m->layers[i]->params[k].value, out + at, n);
             at += n;
         }
+    return at;
 }
+
+/* LSTM(5) over (7, 4) sequences, then Dense(2, softmax): the recurrent
+ * layers' state through a resume (the blobs' rows repeated as steps). */
+static clnet_model *lstm_model(clnet_context *ctx, clnet_optimizer opt, uint64_t seed)
+{
+    clnet_model *m;
+    CK_OK(ctx, clnet_model_create(ctx, 2, (int64_t[]){ 7, 4 }, seed, &m));
+    clnet_rnn_layer_params r = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+    r.units = 5;
+    CK_OK(ctx, clnet_model_add_lstm(m, &r));
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 2;
+    d.activation = CLNET_ACT_SOFTMAX;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
+    p.optimizer = opt;
+    p.sgd.lr = 0.05f;
+    p.sgd.momentum = 0.9f;
+    CK_OK(ctx, clnet_model_compile(m, &p));
+    return m;
+}
+
+START_TEST(a_resumed_lstm_fit_equals_an_uninterrupted_one_bit_for_bit)
+{
+    clnet_context *ctx = test_context();
+    enum { M = 40 };
+    static float seq[M * 7 * 4];
+    blobs(M, xs, ys, 12);
+    for (int i = 0; i < M; i++)
+        for (int t = 0; t < 7; t++)
+            for (int k = 0; k < 4; k++)
+                seq[(i * 7 + t) * 4 + k] = xs[4 * i + k] * (float)(t + 1) / 7.0f;
+    clnet_dataset_view data = { seq, ys, M };
+    char dir[] = "/tmp/clnet-resume-lstm-XXXXXX", path[64];
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/s.state", dir);
+    for (int o = 0; o < 2; o++) {
+        clnet_optimizer opt = o ? CLNET_OPTIMIZER_SGD : CLNET_OPTIMIZER_ADAM;
+        clnet_model *a = lstm_model(ctx, opt, 5), *b = lstm_model(ctx, opt, 6);
+        clnet_fit_params fp = fit_params(1, NULL, 0, NULL);
+        fp.batch_size = 9;
+        CK_OK(ctx, clnet_model_fit(a, &fp, &data));
+        CK_OK(ctx, clnet_model_save_training_state(a, path, 1));
+        fp.epochs = 3;
+        fp.initial_epoch = 1;
+        CK_OK(ctx, clnet_model_fit(a, &fp, &data)); /* a goes on without a reload */
+        int epoch;
+        CK_OK(ctx, clnet_model_load_training_state(b, path, &epoch));
+        CK_OK(ctx, clnet_model_fit(b, &fp, &data));
+        static float pa[256], pb[256];
+        size_t na = all_params(ctx, a, pa, 256), nb = all_params(ctx, b, pb, 256);
+        ck_assert(na == nb && na == 4 * 5 * (4 + 5 + 2) + 5 * 2 + 2);
+        ck_assert_msg(memcmp(pa, pb, na * sizeof *pa) == 0, "optimizer %d: weights differ", o);
+        clnet_model_destroy(a);
+        clnet_model_destroy(b);
+    }
+    unlink(path);
+    ck_assert_int_eq(rmdir(dir), 0);
+    clnet_context_destroy(ctx);
+}
+END_TEST
 
 START_TEST(a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit)
 {
@@ -637,9 +700,9 @@ START_TEST(a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit)
         fp.initial_epoch = epoch;
         CK_OK(ctx, clnet_model_fit(b, &fp, &data));
         float pa[64], pb[64];
-        all_params(ctx, a, pa, 64);
-        all_params(ctx, b, pb, 64);
-        ck_assert_msg(memcmp(pa, pb, 42 * sizeof(float)) == 0, "optimizer %d: weights differ", o);
+        size_t na = all_params(ctx, a, pa, 64);
+        ck_assert(all_params(ctx, b, pb, 64) == na && na == 4 * 8 + 8 + 8 * 2 + 2);
+        ck_assert_msg(memcmp(pa, pb, na * sizeof(float)) == 0, "optimizer %d: weights differ", o);
         ck_assert_int_eq(hb.count, 2);
         ck_assert_int_eq(hb.epochs[0].epoch, 3);
         ck_assert(hb.epochs[1].loss == ha.epochs[3].loss);
@@ -687,6 +750,7 @@ Suite *suite_callbacks(void)
     tcase_add_test(tc, checkpoints_keep_the_best_or_every_epoch);
     tcase_add_test(tc, validation_split_holds_out_the_last_samples);
     tcase_add_test(tc, a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit);
+    tcase_add_test(tc, a_resumed_lstm_fit_equals_an_uninterrupted_one_bit_for_bit);
     suite_add_tcase(s, tc);
     return s;
 }
