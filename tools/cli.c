@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* strtoll and friends skip leading blanks and take a sign; we take neither
  * blanks nor '+', and '-' only where the kind is signed. */
@@ -88,4 +89,41 @@ int cli_int_i(const char *prog, const char *option, const char *text, int min, i
         return 0;
     *out = (int)v;
     return 1;
+}
+
+/* Is [s, end) an optional sign and one or more digits? */
+static int int_text(const char *s, const char *end)
+{
+    if (s < end && (*s == '-' || *s == '+'))
+        s++;
+    if (s == end)
+        return 0;
+    for (; s < end; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+int cli_device(const char *prog, const char *option, const char *spec)
+{
+    if (!spec || !*spec) {
+        fprintf(stderr, "%s: %s needs a device spec, not an empty one\n", prog, option);
+        return 0;
+    }
+    const char *colon = strchr(spec, ':');
+    if (!colon || strchr(colon + 1, ':') || !int_text(spec, colon) ||
+        !int_text(colon + 1, colon + strlen(colon)))
+        return 1; /* not P:D: the library matches it as a name */
+    /* Both sides are digit strings now; only the range is left to check. */
+    const char *sides[2] = { spec, colon + 1 };
+    int ok = 1;
+    for (int k = 0; k < 2; k++) {
+        errno = 0;
+        long long v = strtoll(sides[k], NULL, 10);
+        ok = ok && *sides[k] != '+' && !errno && v >= 0 && v <= 65535;
+    }
+    if (!ok)
+        fprintf(stderr, "%s: %s P:D takes a platform and a device index in 0..65535, not \"%s\"\n",
+                prog, option, spec);
+    return ok;
 }

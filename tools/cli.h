@@ -25,6 +25,13 @@ int cli_u64(const char *prog, const char *option, const char *text, unsigned lon
 int cli_real(const char *prog, const char *option, const char *text, double lo, int lo_open,
              double hi, int hi_open, double *out);
 
+/* A device spec handed to the library (gpu, cpu, a name substring, P:D):
+ * refuses an empty spec, and a P:D whose indices (signed digit strings on
+ * both sides of the only ':') are not in 0..65535, which the library's
+ * parser would wrap ("4294967296:0" is device 0:0). Names that merely
+ * contain a ':' pass. 1 if fine; 0 after a message. */
+int cli_device(const char *prog, const char *option, const char *spec);
+
 /* int-typed conveniences of cli_int for options stored as int or long. */
 int cli_int_i(const char *prog, const char *option, const char *text, int min, int max, int *out);
 

@@ -13,6 +13,7 @@
 
 #include "bench/bench.h"
 #include "cli.h"
+#include "outfile.h"
 
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
@@ -277,6 +278,8 @@ static int parse(int argc, char **argv, args *a)
             usage(stdout);
             return -1;
         } else if (!strcmp(s, "--device")) {
+            if (!cli_device("clnet-bench", s, v))
+                return EXIT_USAGE;
             if (!strcmp(v, "all"))
                 a->all_devices = 1;
             else if (a->device_count == MAX_DEVICES) {
@@ -286,7 +289,7 @@ static int parse(int argc, char **argv, args *a)
                 a->devices[a->device_count++] = v;
         } else if (!strcmp(s, "--suite")) {
             if (!find_suite(v)) {
-                fprintf(stderr, "clnet-bench: unknown suite \"%s\"; suites:", v);
+                fprintf(stderr, "clnet-bench: --suite: unknown suite \"%s\"; suites:", v);
                 for (size_t k = 0; k < NSUITES; k++)
                     fprintf(stderr, " %s", bench_suites[k]->name);
                 fprintf(stderr, "\n");
@@ -442,8 +445,8 @@ static int make_plan(const args *a, plan *p)
         for (int i = 0; i < p->count && !found; i++)
             found = !strcmp(p->cases[i].name, a->cases[k]);
         if (!found) {
-            fprintf(stderr, "clnet-bench: no case \"%s\" in the chosen suites (--list-suites)\n",
-                    a->cases[k]);
+            fprintf(stderr, "clnet-bench: --case: no case \"%s\" in the chosen suites "
+                            "(--list-suites)\n", a->cases[k]);
             return EXIT_USAGE;
         }
     }
@@ -649,6 +652,11 @@ static int run(args *a)
     int status = make_plan(a, &p);
     if (status)
         return status;
+    /* The output files' paths, before the run that fills them. */
+    if ((a->json && !out_check("clnet-bench", "--json", a->json)) ||
+        (a->csv && !out_check("clnet-bench", "--csv", a->csv)) ||
+        (a->plot && !out_check("clnet-bench", "--plot", a->plot)))
+        return EXIT_USAGE;
     char tmp[] = "/tmp/clnet-bench-XXXXXX", clnet_dir[1100] = "";
     if (a->o.cold && make_cold_caches(tmp, clnet_dir, sizeof clnet_dir))
         return EXIT_ERROR;

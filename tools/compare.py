@@ -146,6 +146,7 @@ def main():
     p.add_argument("--json", metavar="FILE", help="write every result as one JSON array")
     p.add_argument("--csv", metavar="FILE", help="the same as CSV")
     args = p.parse_args()
+    peerlib.check_outputs("compare.py", args)
 
     bench = find_bench(args.bench)
     cases = args.case

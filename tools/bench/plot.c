@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "outfile.h"
 
 #ifndef CLNET_BENCH_HAVE_PNG
 int bench_write_plot(const char *path, const bench_run_info *info, const bench_result *rs, int n)
@@ -212,17 +213,16 @@ static void panel(canvas *c, const layout *L, const bench_run_info *info, const 
 
 static int save_png(const char *path, const canvas *c)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
+    out_file o;
+    if (!out_open(&o, "clnet-bench", path))
         return 1;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        return 1;
+        return !out_fail(&o, "clnet-bench");
     }
-    png_init_io(png, f);
+    out_png_io(png, &o);
     png_set_IHDR(png, info, (png_uint_32)c->w, (png_uint_32)c->h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -230,7 +230,7 @@ static int save_png(const char *path, const canvas *c)
         png_write_row(png, c->px + 3 * (size_t)y * (size_t)c->w);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    return fclose(f) ? 1 : 0;
+    return !out_commit(&o, "clnet-bench");
 }
 
 int bench_write_plot(const char *path, const bench_run_info *info, const bench_result *rs, int n)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "outfile.h"
 
 double bench_gflops(const bench_result *r)
 {
@@ -270,9 +271,10 @@ static void fields(const bench_run_info *info, const bench_result *r, field *out
 
 int bench_write_json(const char *path, const bench_run_info *info, const bench_result *rs, int n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    out_file o;
+    if (!out_open(&o, "clnet-bench", path))
         return 1;
+    FILE *f = o.f;
     fprintf(f, "[");
     for (int i = 0; i < n; i++) {
         field fs[NCOLUMNS];
@@ -291,7 +293,7 @@ int bench_write_json(const char *path, const bench_run_info *info, const bench_r
         fprintf(f, "}");
     }
     fprintf(f, "\n]\n");
-    return fclose(f) ? 1 : 0;
+    return !out_commit(&o, "clnet-bench");
 }
 
 static void csv_string(FILE *f, const char *s)
@@ -313,9 +315,10 @@ static void csv_string(FILE *f, const char *s)
 
 int bench_write_csv(const char *path, const bench_run_info *info, const bench_result *rs, int n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    out_file o;
+    if (!out_open(&o, "clnet-bench", path))
         return 1;
+    FILE *f = o.f;
     for (size_t c = 0; c < NCOLUMNS; c++)
         fprintf(f, "%s%s", c ? "," : "", columns[c]);
     fprintf(f, "\n");
@@ -333,5 +336,5 @@ int bench_write_csv(const char *path, const bench_run_info *info, const bench_re
         }
         fprintf(f, "\n");
     }
-    return fclose(f) ? 1 : 0;
+    return !out_commit(&o, "clnet-bench");
 }

@@ -30,6 +30,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     peerlib.common_args(p, ["gemm"])
     args = p.parse_args()
+    peerlib.check_outputs("peer_numpy.py", args)
     reps = args.reps or (5 if args.quick else 10)
     np.ones((2, 2), np.float32) @ np.ones((2, 2), np.float32)  # loads the BLAS
     blas = peerlib.loaded_blas()

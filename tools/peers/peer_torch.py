@@ -211,6 +211,7 @@ def main():
     p.add_argument("--threads", default="1,2",
                    help="comma-separated intra-op thread counts (default 1,2)")
     args = p.parse_args()
+    peerlib.check_outputs("peer_torch.py", args)
     reps = args.reps or (5 if args.quick else 10)
     torch.manual_seed(0)
     torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # loads the BLAS

@@ -422,19 +422,72 @@ def print_side_by_side(rs, out=sys.stdout, width=18):
               "".join((" %" + str(width) + "s") % c for c in cells), file=out)
 
 
+def _target(path):
+    """The file a write to path replaces: a symlink's target, or path."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def check_outputs(prog, args):
+    """Before the work, as clnet-bench does (tools/outfile.c): an existing
+    --json/--csv target must be a regular file (never a device node, FIFO or
+    directory) and its directory must take a new file. Exits with status 2
+    and a message naming the option otherwise."""
+    for option, path in (("--json", args.json), ("--csv", args.csv)):
+        if path is None:
+            continue
+        why = None
+        if not path:
+            why = "an empty path"
+        elif os.path.lexists(path) and not os.path.exists(path):
+            why = "a symlink to nothing"
+        elif os.path.exists(path) and not os.path.isfile(path):
+            why = "not a regular file; refusing to replace it"
+        else:
+            probe = "%s.tmp-%d-probe" % (_target(path), os.getpid())
+            try:
+                os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                os.unlink(probe)
+            except OSError as e:
+                why = "cannot create a file there: %s" % e.strerror
+        if why:
+            print('%s: %s "%s": %s' % (prog, option, path, why), file=sys.stderr)
+            sys.exit(2)
+
+
+def _write_atomic(path, fill, **open_args):
+    """fill(f) into PATH.tmp-PID-N next to the target, fsync, rename: a
+    failed write (a full disk) leaves the old file as it was."""
+    dest = _target(path)
+    tmp = "%s.tmp-%d-%x" % (dest, os.getpid(), id(fill) & 0xffff)
+    try:
+        with open(tmp, "x", **open_args) as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path, rs):
-    with open(path, "w") as f:
+    def fill(f):
         json.dump([{c: r.get(c) for c in COLUMNS} for r in rs], f, indent=1)
         f.write("\n")
+    _write_atomic(path, fill)
 
 
 def write_csv(path, rs):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(COLUMNS)
-        for r in rs:
-            w.writerow(["" if r.get(c) is None else
-                        "%.6g" % r[c] if isinstance(r[c], float) else r[c] for c in COLUMNS])
+    _write_atomic(path, lambda f: _fill_csv(f, rs), newline="")
+
+
+def _fill_csv(f, rs):
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rs:
+        w.writerow(["" if r.get(c) is None else
+                    "%.6g" % r[c] if isinstance(r[c], float) else r[c] for c in COLUMNS])
 
 
 def common_args(parser, suites):

@@ -63,6 +63,27 @@ done <<TABLE
 --label-smoothing|1;-0.1;1.5;1e-400|0;0.1;0.999
 TABLE
 
+# --device P:D: indices in 0..65535 (the library's parser would wrap them);
+# names pass to the library as they are.
+for v in 4294967296:0 0:4294967296 -1:0 0:-1 +0:0 99999999999999999999:1 ''; do
+    refuse --device "$train" cnn --data "$tmp/none" --device "$v"
+    refuse --device "$bench" --device "$v" --list-suites
+done
+for v in 0:0 65535:1 cpu gpu 'gfx90a:sramecc+:xnack-' 1:2:3 all; do
+    [ "$v" = all ] || accept "$train" cnn --device "$v" --help
+    accept "$bench" --device "$v" --list-suites --help
+done
+
+# Path and name options: an empty value is a mistake, not "the default".
+for opt in --data --save --load --out --score; do
+    refuse "$opt" "$train" gan --data "$tmp/none" "$opt" ''
+done
+quick_case="--case gemm_m32n676k9 --quick --reps 1 --no-peak"
+for opt in --json --csv --plot --suite --case; do
+    # shellcheck disable=SC2086 # quick_case is a list of words
+    refuse "$opt" "$bench" $quick_case "$opt" ''
+done
+
 # clnet-bench --reps
 for v in 0 -1 10001 1e3 x '' ' 5' 5x inf nan 99999999999999999999; do
     refuse --reps "$bench" --reps "$v" --list-suites

@@ -32,12 +32,15 @@ static void print_allreduce(const clnet_dist *d, const clnet_model *m, clnet_dis
 
 int train_cnn(clnet_context *ctx, const options *o)
 {
+    int lead = clnet_dist_rank(o->dist) == 0;
+    /* (main checked --save before a run in one process) */
+    if (o->save && lead && o->dist && check_output(o, "--save", o->save))
+        return 2;
     clnet_dataset *train, *test;
     if (load_data(o, &train, &test))
         return 1;
     clnet_model *m = NULL;
     int rc = 1;
-    int lead = clnet_dist_rank(o->dist) == 0;
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.adam.lr = (float)o->lr;
     if (build_cnn(ctx, o->seed, &m) || clnet_model_compile(m, &cp)) {
@@ -101,10 +104,8 @@ int train_cnn(clnet_context *ctx, const options *o)
         goto done;
     }
     if (o->save && lead) {
-        if (clnet_model_save(m, o->save)) {
-            rc = fail(ctx, "saving weights");
+        if (save_weights(ctx, m, o->save))
             goto done;
-        }
         printf("saved weights to %s\n", o->save);
     }
     if (lead)

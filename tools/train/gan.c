@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../outfile.h"
 #include "train.h"
 
 enum { GRID = 8, SIDE = 28, PIXELS = SIDE * SIDE, SCORE_N = 1000 };
@@ -28,12 +29,22 @@ static int write_grid(const char *path, const float *img, int n, int cols)
 {
     int rows = (n + cols - 1) / cols, w = cols * (SIDE + 1) + 1, h = rows * (SIDE + 1) + 1;
     unsigned char *px = calloc((size_t)w * (size_t)h, 1);
-    FILE *f = px ? fopen(path, "wb") : NULL;
-    png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    out_file out = { 0 };
+    if (!px) {
+        fprintf(stderr, "clnet-train: out of host memory for a %dx%d sample grid\n", w, h);
+        return 1;
+    }
+    if (!out_open(&out, "clnet-train", path)) {
+        free(px);
+        return 1;
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    int rc = 1;
-    if (!info || setjmp(png_jmpbuf(png)))
-        goto done;
+    if (!info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, info ? &info : NULL);
+        free(px);
+        return !out_fail(&out, "clnet-train");
+    }
     for (int k = 0; k < n; k++)
         for (int y = 0; y < SIDE; y++)
             for (int x = 0; x < SIDE; x++) {
@@ -42,23 +53,16 @@ static int write_grid(const char *path, const float *img, int n, int cols)
                 px[(size_t)((k / cols) * (SIDE + 1) + 1 + y) * (size_t)w +
                    (size_t)((k % cols) * (SIDE + 1) + 1 + x)] = (unsigned char)(v + 0.5f);
             }
-    png_init_io(png, f);
+    out_png_io(png, &out);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
         png_write_row(png, px + (size_t)y * (size_t)w);
     png_write_end(png, NULL);
-    rc = 0;
-done:
-    if (png)
-        png_destroy_write_struct(&png, info ? &info : NULL);
-    if (f && fclose(f))
-        rc = 1;
+    png_destroy_write_struct(&png, &info);
     free(px);
-    if (rc)
-        fprintf(stderr, "clnet-train: cannot write %s\n", path);
-    return rc;
+    return !out_commit(&out, "clnet-train");
 }
 
 /* ---- Sampling ------------------------------------------------------------------------- */
@@ -114,7 +118,9 @@ static int epoch_grid(clnet_context *ctx, clnet_model *g, const options *o, cons
 {
     float *img = malloc(GRID * GRID * PIXELS * sizeof *img);
     int rc = !img || generate(ctx, g, GRID * GRID, o->seed, GRID_STREAM, img);
-    if (rc && img)
+    if (!img)
+        fprintf(stderr, "clnet-train: out of host memory for the sample grid\n");
+    else if (rc)
         fail(ctx, "sampling");
     rc = rc || write_grid(path, img, GRID * GRID, GRID);
     rc = rc || (tb && log_grid(tb, epoch, img));
@@ -141,8 +147,11 @@ static int score(clnet_context *ctx, clnet_model *g, const options *o, const cln
     float *img = malloc((size_t)n * PIXELS * sizeof *img),
           *probs = malloc((size_t)n * 10 * sizeof *probs);
     int rc = 1;
-    if (!img || !probs)
+    if (!img || !probs) {
+        fprintf(stderr, "clnet-train: out of host memory for scoring %lld samples\n",
+                (long long)n);
         goto done;
+    }
     if (build_cnn(ctx, 1, &cnn) || clnet_model_load(cnn, o->score)) {
         rc = fail(ctx, "loading the classifier");
         goto done;
@@ -270,8 +279,8 @@ static int save_both(clnet_context *ctx, clnet_model *g, clnet_model *d, const c
 {
     char dpath[4096];
     snprintf(dpath, sizeof dpath, "%s.d", path);
-    if (clnet_model_save(g, path) || clnet_model_save(d, dpath))
-        return fail(ctx, "saving weights");
+    if (save_weights(ctx, g, path) || save_weights(ctx, d, dpath))
+        return 1;
     printf("saved the generator to %s and the discriminator to %s\n", path, dpath);
     fflush(stdout);
     return 0;
@@ -323,6 +332,10 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
         char path[4096];
         if (run_epoch(ctx, t, real, ord, n, o, &state, &es))
             goto done;
+        /* The checkpoint first: a grid that cannot be written loses no
+         * training, and an interrupted run keeps its progress. */
+        if (o->save && save_both(ctx, g, d, o->save))
+            goto done;
         grid_path(o, e, path, sizeof path);
         if (epoch_grid(ctx, g, o, path, tb, e))
             goto done;
@@ -338,9 +351,6 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
                e, o->epochs, es.d_loss / k, es.g_loss / k, es.secs, es.secs * 1e3 / k, es.d_ms / k,
                es.g_ms / k, path);
         fflush(stdout);
-        /* A checkpoint every epoch: an interrupted run keeps its progress. */
-        if (o->save && save_both(ctx, g, d, o->save))
-            goto done;
     }
     if (tb)
         printf("TensorBoard events: %s\n", clnet_tblog_path(tb));
@@ -353,6 +363,22 @@ done:
     return rc;
 }
 
+int gan_check_outputs(const options *o)
+{
+    char path[4096];
+    int training = !o->sample && !o->eval_only;
+    if (training && o->save) {
+        snprintf(path, sizeof path, "%s.d", o->save);
+        if (check_output(o, "--save", o->save) || check_output(o, "--save", path))
+            return 2;
+    }
+    if (training) { /* every epoch's grid goes to the same directory */
+        grid_path(o, 1, path, sizeof path);
+        return check_output(o, "--out", path);
+    }
+    return o->sample ? check_output(o, "--out", o->out ? o->out : "gan-samples.png") : 0;
+}
+
 /* ---- Entry ----------------------------------------------------------------------------- */
 
 /* --load FILE: the generator from FILE, the discriminator from FILE.d when
@@ -361,6 +387,8 @@ static int load_both(clnet_context *ctx, clnet_model *g, clnet_model *d, const c
 {
     char dpath[4096];
     snprintf(dpath, sizeof dpath, "%s.d", path);
+    if (access(dpath, F_OK) == 0 && !in_check("clnet-train", "--load", dpath))
+        return 1;
     if (clnet_model_load(g, path) || (access(dpath, F_OK) == 0 && clnet_model_load(d, dpath)))
         return fail(ctx, "loading weights");
     return 0;
@@ -373,7 +401,12 @@ static int sample(clnet_context *ctx, clnet_model *g, const options *o)
     while (cols * cols < o->sample)
         cols++;
     float *img = malloc((size_t)o->sample * PIXELS * sizeof *img);
-    if (!img || generate(ctx, g, o->sample, o->seed, SAMPLE_STREAM, img)) {
+    if (!img) {
+        fprintf(stderr, "clnet-train: out of host memory for %d samples (%.0f MiB)\n", o->sample,
+                (double)o->sample * PIXELS * sizeof *img / 1048576.0);
+        return 1;
+    }
+    if (generate(ctx, g, o->sample, o->seed, SAMPLE_STREAM, img)) {
         free(img);
         return fail(ctx, "sampling");
     }
@@ -406,6 +439,7 @@ int train_gan(clnet_context *ctx, const options *o_in)
                         "--sample N / --eval-only --score FILE with --load FILE\n");
         return 2;
     }
+
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.adam.lr = (float)o->lr;
     cp.adam.beta1 = 0.5f;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../cli.h"
+#include "../outfile.h"
 #include "train.h"
 
 /* The options' ranges: generous, but small enough that no count overflows
@@ -85,8 +86,8 @@ static int parse(int argc, char **argv, options *o)
                     !strcmp(a, "--data") || !strcmp(a, "--save") || !strcmp(a, "--load") ||
                     !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score") ||
                     !strcmp(a, "--label-smoothing") || watch_takes(a);
-        if (takes && !v) {
-            fprintf(stderr, "clnet-train: %s needs a value\n", a);
+        if (takes && (!v || !*v)) {
+            fprintf(stderr, "clnet-train: %s needs a value%s\n", a, v ? ", not an empty one" : "");
             return -1;
         }
         if (takes)
@@ -94,8 +95,11 @@ static int parse(int argc, char **argv, options *o)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
-        } else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--epochs")) {
+        } else if (!strcmp(a, "--device")) {
+            if (!cli_device(P, a, v))
+                return -1;
+            o->device = v;
+        } else if (!strcmp(a, "--epochs")) {
             if (!cli_int_i(P, a, v, 0, MAX_EPOCHS, &o->epochs))
                 return -1;
             o->epochs_set = 1;
@@ -121,8 +125,7 @@ static int parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--label-smoothing")) {
             if (!cli_real(P, a, v, 0.0, 0, 1.0, 1, &o->label_smoothing))
                 return -1;
-        }
-        else if (watch_takes(a)) {
+        } else if (watch_takes(a)) {
             if (!watch_parse(a, v, o))
                 return -1;
         } else if (!strcmp(a, "--data")) o->data = v;
@@ -210,19 +213,104 @@ static int join(options *o, const char *model, clnet_context **ctx)
     return 0;
 }
 
+/* Which of the split's two files is missing from dir (plain or .gz), or
+ * NULL when both are there. */
+static const char *missing_file(const char *dir, const char *split, char *buf, size_t size)
+{
+    static const char *const kinds[2] = { "images-idx3-ubyte", "labels-idx1-ubyte" };
+    for (int k = 0; k < 2; k++) {
+        char gz[4200];
+        snprintf(buf, size, "%s/%s-%s", dir, split, kinds[k]);
+        snprintf(gz, sizeof gz, "%s.gz", buf);
+        if (access(buf, F_OK) != 0 && access(gz, F_OK) != 0)
+            return buf;
+    }
+    return NULL;
+}
+
+/* The split's geometry against the models' input: 0, or a message and 1. */
+static int check_geometry(const options *o, const char *split, const clnet_dataset *ds)
+{
+    if (ds->rows == IMAGE_SIDE && ds->cols == IMAGE_SIDE && ds->count > 0)
+        return 0;
+    if (ds->count == 0)
+        fprintf(stderr, "clnet-train: %s/%s-images-idx3-ubyte holds no images\n", o->data, split);
+    else
+        fprintf(stderr, "clnet-train: %s/%s-images-idx3-ubyte holds %zu images of %dx%d pixels; "
+                        "the %s model takes %dx%d images (Fashion-MNIST's)\n",
+                o->data, split, ds->count, ds->rows, ds->cols, o->model, IMAGE_SIDE, IMAGE_SIDE);
+    return 1;
+}
+
+/* The data files that exist are regular files (a FIFO would block the
+ * reader): 0, or a message and 1. */
+static int check_data_files(const char *dir)
+{
+    static const char *const names[4] = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" };
+    char path[4200];
+    for (int k = 0; k < 8; k++) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, names[k / 2], k % 2 ? ".gz" : "");
+        if (access(path, F_OK) == 0 && !in_check("clnet-train", "--data", path))
+            return 1;
+    }
+    return 0;
+}
+
 int load_data(const options *o, clnet_dataset **train, clnet_dataset **test)
 {
-    char err[2048];
+    char err[2048], path[4096];
     *train = *test = NULL;
-    if (clnet_dataset_load_mnist(o->data, "train", train, err, sizeof err) ||
-        clnet_dataset_load_mnist(o->data, "t10k", test, err, sizeof err)) {
-        fprintf(stderr, "clnet-train: %s\n(install the data with: apt-get install dataset-fashion-mnist)\n",
-                err);
+    if (check_data_files(o->data))
+        return 1;
+    const char *split = "train";
+    if (clnet_dataset_load_mnist(o->data, split, train, err, sizeof err) ||
+        clnet_dataset_load_mnist(o->data, split = "t10k", test, err, sizeof err)) {
+        fprintf(stderr, "clnet-train: %s\n", err);
+        /* The install hint only when the files are not there: not after an
+         * out-of-memory or for a corrupt file, where the message says what
+         * is wrong. */
+        const char *missing = missing_file(o->data, split, path, sizeof path);
+        if (missing && !strcmp(o->data, CLNET_FASHION_MNIST_DIR))
+            fprintf(stderr, "(no %s: install the data with: apt-get install "
+                            "dataset-fashion-mnist)\n", missing);
+        else if (missing)
+            fprintf(stderr, "(no %s[.gz]: --data DIR must hold Fashion-MNIST's IDX files)\n",
+                    missing);
         clnet_dataset_free(*train);
         *train = NULL;
         return 1;
     }
+    if (check_geometry(o, "train", *train) || check_geometry(o, "t10k", *test)) {
+        clnet_dataset_free(*train);
+        clnet_dataset_free(*test);
+        *train = *test = NULL;
+        return 1;
+    }
     return 0;
+}
+
+int save_weights(clnet_context *ctx, clnet_model *m, const char *path)
+{
+    char dest[4096];
+    /* Checked again: the path may have changed during training. */
+    if (!out_check("clnet-train", "--save", path) || !out_target(path, dest, sizeof dest)) {
+        if (job)
+            clnet_dist_abort(job, 1);
+        return 1;
+    }
+    if (clnet_model_save(m, dest))
+        return fail(ctx, "saving weights");
+    return 0;
+}
+
+int check_output(const options *o, const char *option, const char *path)
+{
+    if (out_check("clnet-train", option, path))
+        return 0;
+    if (o->dist)
+        clnet_dist_abort(o->dist, 2);
+    return 2;
 }
 
 void on_progress(void *user, const clnet_progress *p)
@@ -262,8 +350,22 @@ int main(int argc, char **argv)
     clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
     p.device = o.device;
     clnet_context *ctx;
+    int parallel = o.ranks || (clnet_dist_launched() && !strcmp(o.model, "cnn"));
+    /* The files this run writes, before any work (a data-parallel run
+     * checks on rank 0, in train_cnn). */
+    if (!parallel) {
+        int bad = !strcmp(o.model, "gan") ? gan_check_outputs(&o)
+                  : o.save                ? check_output(&o, "--save", o.save)
+                                          : 0;
+        if (bad)
+            return bad;
+    }
+    /* The files it reads: regular files (a FIFO would block the reader). */
+    if ((o.load && !in_check("clnet-train", "--load", o.load)) ||
+        (o.score && !in_check("clnet-train", "--score", o.score)))
+        return 2;
     /* Under mpirun cnn runs data-parallel by itself; --ranks asks for it. */
-    if (o.ranks || (clnet_dist_launched() && !strcmp(o.model, "cnn"))) {
+    if (parallel) {
         if (join(&o, o.model, &ctx))
             return 1;
     } else if (clnet_context_create(&p, &ctx, err, sizeof err)) {

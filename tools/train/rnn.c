@@ -60,15 +60,14 @@ int train_rnn(clnet_context *ctx, const options *o)
         fflush(stdout);
     }
     /* --eval-only and --epochs 0 evaluate what was loaded (or built). */
-    if ((o->eval_only || o->epochs == 0) && clnet_model_evaluate(m, &ev, 500, &test_loss, &test_acc)) {
+    if ((o->eval_only || o->epochs == 0) &&
+        clnet_model_evaluate(m, &ev, 500, &test_loss, &test_acc)) {
         rc = fail(ctx, "evaluating");
         goto done;
     }
     if (o->save) {
-        if (clnet_model_save(m, o->save)) {
-            rc = fail(ctx, "saving weights");
+        if (save_weights(ctx, m, o->save))
             goto done;
-        }
         printf("saved weights to %s\n", o->save);
     }
     printf("test accuracy: %.4f\n", test_acc);

@@ -31,6 +31,9 @@ typedef struct options {
 int train_cnn(clnet_context *ctx, const options *o);
 int train_gan(clnet_context *ctx, const options *o);
 int train_rnn(clnet_context *ctx, const options *o); /* "lstm" and "rnn" */
+/* Checks every path the gan run will write (check_output): 0 or the exit
+ * status. */
+int gan_check_outputs(const options *o);
 
 
 /* Helpers shared by the models (main.c). */
@@ -39,8 +42,18 @@ double now(void);
  * rank and ends the whole job (clnet_dist_abort), since the other ranks may
  * be waiting for this one. */
 int fail(clnet_context *ctx, const char *what);
-/* Loads Fashion-MNIST's train and t10k splits; prints the error. */
+/* Every model here takes 28x28 images (one channel). */
+enum { IMAGE_SIDE = 28 };
+
+/* Loads Fashion-MNIST's train and t10k splits and checks that their images
+ * are IMAGE_SIDE square; prints the error (naming the file and the shapes). */
 int load_data(const options *o, clnet_dataset **train, clnet_dataset **test);
+/* An output path (outfile.h's out_check), before the work: 0, or a message
+ * and the exit status 2 (in a data-parallel run, the job ends). */
+int check_output(const options *o, const char *option, const char *path);
+/* Saves m's weights to path (through a symlink to its target; never over a
+ * device node, FIFO or directory): 0, or a message and 1. */
+int save_weights(clnet_context *ctx, clnet_model *m, const char *path);
 
 /* watch.c: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule,
  * --plot. watch_takes: a is one of them; watch_parse: 1 parsed, 0 a bad
