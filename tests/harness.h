@@ -123,5 +123,6 @@ Suite *suite_step(void);
 Suite *suite_semantics(void);
 Suite *suite_merge(void);
 Suite *suite_onnx(void);
+Suite *suite_callbacks(void);
 
 #endif

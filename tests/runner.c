@@ -35,6 +35,7 @@ static const struct {
     { "semantics", suite_semantics },
     { "merge", suite_merge },
     { "onnx", suite_onnx },
+    { "callbacks", suite_callbacks },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -254,6 +254,10 @@ typedef struct clnet_dataset_view {
     int64_t count;
 } clnet_dataset_view;
 
+/* clnet/history.h and clnet/callbacks.h. */
+typedef struct clnet_history clnet_history;
+typedef struct clnet_callback clnet_callback;
+
 typedef struct clnet_fit_params {
     int epochs;
     int batch_size;
@@ -262,12 +266,26 @@ typedef struct clnet_fit_params {
     const clnet_dataset_view *validation; /* optional */
     clnet_progress_fn progress;        /* optional; e.g. clnet_progress_print */
     void *progress_user;
+    /* Without `validation`: in [0, 1), the last fraction of the samples
+     * (before shuffling, as Keras) is held out and used as validation data. */
+    double validation_split;
+    int validation_batch_size;         /* validation's batch size; <= 0: batch_size */
+    /* Epochs already done (0..epochs): fit runs epochs initial_epoch + 1 ..
+     * epochs, with the sample orders an uninterrupted fit would use there
+     * (clnet_model_load_training_state). */
+    int initial_epoch;
+    clnet_history *history;            /* optional: fit appends a row per epoch (borrowed) */
+    const clnet_callback *callbacks;   /* optional: ncallbacks hooks, called in order (borrowed) */
+    int ncallbacks;
 } clnet_fit_params;
 #define CLNET_FIT_PARAMS_DEFAULT                                                            \
     ((clnet_fit_params){ .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 })
 
 /* Trains on the host arrays in data. A sparse label outside [0, classes)
- * fails with CLNET_ERR_INVALID_ARG naming the sample, before any step. */
+ * fails with CLNET_ERR_INVALID_ARG naming the sample, before any step.
+ * Each epoch: the callbacks' epoch_begin (a schedule sets the learning
+ * rate), the steps (batch_end after each), validation, progress, epoch_end,
+ * then the history row (docs/training.md). */
 CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p,
                                        const clnet_dataset_view *data);
 /* Mean loss and the loss's metric in *accuracy (see clnet_loss: accuracy for

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fit_hooks.h"
 #include "nn_impl.h"
 #include "tensor/tensor_impl.h"
 
@@ -548,7 +549,7 @@ static void report(const clnet_fit_params *p, clnet_progress *pr)
 }
 
 static clnet_status fit_epoch(clnet_model *m, const clnet_fit_params *p, device_data *d,
-                              clnet_progress *pr, double t0)
+                              clnet_progress *pr, double t0, clnet__fit_run *r)
 {
     int64_t b = d->batch, steps = (d->count + b - 1) / b;
     /* Reading the loss waits for the device: do it about ten times a second
@@ -556,15 +557,18 @@ static clnet_status fit_epoch(clnet_model *m, const clnet_fit_params *p, device_
     int64_t every = steps < 50 ? 1 : steps / 50;
     clnet_status st = CLNET_OK;
     pr->steps = steps;
-    for (int64_t s = 0; s < steps && !st; s++) {
+    for (int64_t s = 0; s < steps && !st && !r->stop; s++) {
         int64_t n = d->count - s * b < b ? d->count - s * b : b;
+        r->seen = s * b + n;
         clnet_tensor *bx, *by;
         if (!(st = gather(d, s * b, n, 1, &bx, &by)) && !(st = train_step(m, bx, by)))
             st = accumulate(m, n);
         clnet_tensor_destroy(bx);
         clnet_tensor_destroy(by);
         pr->step = s + 1;
-        if (!st && p->progress && ((s + 1) % every == 0 || s + 1 == steps)) {
+        /* Callbacks with batch_end read the loss after every step. */
+        if (!st && (p->progress || r->batch_hooks) &&
+            ((s + 1) % every == 0 || s + 1 == steps || r->batch_hooks)) {
             double l, c, seen = (double)(s * b + n);
             if ((st = read_sums(m, &l, &c)))
                 break;
@@ -574,6 +578,8 @@ static clnet_status fit_epoch(clnet_model *m, const clnet_fit_params *p, device_
             pr->eta = pr->elapsed / (double)(s + 1) * (double)(steps - s - 1);
             if (s + 1 < steps)
                 report(p, pr);
+            if (r->batch_hooks && (st = clnet__fit_batch_end(r, pr)))
+                break;
         }
     }
     return st;
@@ -585,35 +591,44 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL && p->epochs >= 0 && p->batch_size > 0);
     clnet_status st = need_loss(m, "clnet_model_fit");
-    if (st || (st = check_view(m, "clnet_model_fit", data, 1)))
+    clnet__fit_run r;
+    if (st || (st = check_view(m, "clnet_model_fit", data, 1)) || (st = clnet__fit_begin(&r, m, p, data)))
         return st;
+    data = &r.train;
     int64_t b = p->batch_size < data->count ? p->batch_size : data->count;
     device_data d;
     if ((st = device_data_make(m, data, b, 1, &d)))
         return st;
     uint64_t state = p->shuffle_seed;
-    for (int e = 1; e <= p->epochs && !st; e++) {
+    if ((st = clnet__fit_skip(&r, &state, d.count)))
+        goto done;
+    for (int e = p->initial_epoch + 1; e <= p->epochs && !st && !r.stop; e++) {
+        if ((st = clnet__fit_epoch_begin(&r, e)))
+            break;
         double t0 = clnet__now();
         clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
                               .metric = metric_name(m) };
         if ((st = set_order(m, &d, p->shuffle, &state)) || (st = clnet_tensor_fill(m->loss_sum, 0)) ||
-            (st = clnet_tensor_fill(m->correct_sum, 0)) || (st = fit_epoch(m, p, &d, &pr, t0)))
+            (st = clnet_tensor_fill(m->correct_sum, 0)) || (st = fit_epoch(m, p, &d, &pr, t0, &r)))
             break;
         double l, c;
         if ((st = read_sums(m, &l, &c)))
             break;
-        pr.loss = l / (double)d.count;
-        pr.accuracy = c / (double)d.count;
-        if (p->validation &&
-            (st = clnet_model_evaluate(m, p->validation, (int)b, &pr.val_loss, &pr.val_accuracy)))
+        pr.loss = l / (double)r.seen;
+        pr.accuracy = c / (double)r.seen;
+        int vb = p->validation_batch_size > 0 ? p->validation_batch_size : (int)b;
+        if (r.validation &&
+            (st = clnet_model_evaluate(m, r.validation, vb, &pr.val_loss, &pr.val_accuracy)))
             break;
         pr.elapsed = clnet__now() - t0;
         pr.eta = 0;
         pr.end_of_epoch = 1;
         report(p, &pr);
+        st = clnet__fit_epoch_end(&r, &pr);
     }
+done:
     device_data_free(&d);
-    return st;
+    return clnet__fit_end(&r, st);
 }
 
 CLNET_API void clnet_progress_print(void *user, const clnet_progress *p)

@@ -67,7 +67,11 @@ int train_cnn(clnet_context *ctx, const options *o)
     fflush(stdout);
     clnet_dist_stats before = { 0 };
     double test_acc = 0, test_loss = 0;
-    for (int e = 1; e <= (o->eval_only ? 0 : o->epochs); e++) {
+    if (watch_wanted(o) && watch_fit(ctx, o, m, &tv, &ev, &test_loss, &test_acc)) {
+        rc = 1;
+        goto done;
+    }
+    for (int e = 1; e <= (o->eval_only || watch_wanted(o) ? 0 : o->epochs); e++) {
         clnet_fit_params fp = CLNET_FIT_PARAMS_DEFAULT;
         fp.epochs = 1;
         fp.batch_size = o->batch_size;

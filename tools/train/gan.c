@@ -91,8 +91,30 @@ static clnet_status generate(clnet_context *ctx, clnet_model *g, int64_t n, unsi
     return st;
 }
 
-/* The grid of the fixed noise batch: 64 samples, 8x8. */
-static int epoch_grid(clnet_context *ctx, clnet_model *g, const options *o, const char *path)
+/* The grid as 8-bit grey pixels, for TensorBoard (the same mapping as the
+ * PNG file's). */
+static int log_grid(clnet_tblog *tb, int epoch, const float *img)
+{
+    enum { WIDE = GRID * SIDE };
+    static uint8_t px[WIDE * WIDE];
+    for (int k = 0; k < GRID * GRID; k++)
+        for (int y = 0; y < SIDE; y++)
+            for (int x = 0; x < SIDE; x++) {
+                float v = (img[(size_t)k * PIXELS + (size_t)(y * SIDE + x)] + 1.0f) * 127.5f;
+                px[(k / GRID * SIDE + y) * WIDE + k % GRID * SIDE + x] =
+                    (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5f);
+            }
+    if (clnet_tblog_image(tb, "samples", epoch, WIDE, WIDE, 1, px)) {
+        fprintf(stderr, "clnet-train: --logdir: %s\n", clnet_tblog_errmsg(tb));
+        return 1;
+    }
+    return 0;
+}
+
+/* The grid of the fixed noise batch: 64 samples, 8x8; also to TensorBoard
+ * when tb is not NULL. */
+static int epoch_grid(clnet_context *ctx, clnet_model *g, const options *o, const char *path,
+                      clnet_tblog *tb, int epoch)
 {
     float *img = malloc(GRID * GRID * PIXELS * sizeof *img);
     int rc = !img || generate(ctx, g, GRID * GRID, o->seed, GRID_STREAM, img);
@@ -101,6 +123,7 @@ static int epoch_grid(clnet_context *ctx, clnet_model *g, const options *o, cons
     else if (rc)
         fail(ctx, "sampling");
     rc = rc || write_grid(path, img, GRID * GRID, GRID);
+    rc = rc || (tb && log_grid(tb, epoch, img));
     free(img);
     return rc;
 }
@@ -287,6 +310,7 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
     gp.real_label = (float)(1.0 - o->label_smoothing);
     gp.seed = o->seed;
     gan_trainer *t = NULL;
+    clnet_tblog *tb = NULL;
     clnet_tensor *real = NULL;
     int32_t *ord = malloc((size_t)n * sizeof *ord);
     int rc = 1;
@@ -298,6 +322,11 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
            (long long)n, o->batch_size, o->epochs, o->lr, (double)gp.real_label);
     fflush(stdout);
     unsigned long long state = o->seed * 1000003ull;
+    char err[1024];
+    if (o->logdir && clnet_tblog_open(o->logdir, &tb, err, sizeof err)) {
+        fprintf(stderr, "clnet-train: --logdir: %s\n", err);
+        goto done;
+    }
     for (int e = 1; e <= o->epochs; e++) {
         epoch_stats es;
         char path[4096];
@@ -308,17 +337,26 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
         if (o->save && save_both(ctx, g, d, o->save))
             goto done;
         grid_path(o, e, path, sizeof path);
-        if (epoch_grid(ctx, g, o, path))
+        if (epoch_grid(ctx, g, o, path, tb, e))
             goto done;
         double k = (double)es.steps;
+        if (tb && (clnet_tblog_scalar(tb, "epoch/d_loss", e, es.d_loss / k) ||
+                   clnet_tblog_scalar(tb, "epoch/g_loss", e, es.g_loss / k) ||
+                   clnet_tblog_scalar(tb, "epoch/seconds", e, es.secs))) {
+            fprintf(stderr, "clnet-train: --logdir: %s\n", clnet_tblog_errmsg(tb));
+            goto done;
+        }
         printf("epoch %d/%d: d_loss %.4f, g_loss %.4f, %.1f s, %.1f ms/step (D %.1f + G %.1f), "
                "samples %s\n",
                e, o->epochs, es.d_loss / k, es.g_loss / k, es.secs, es.secs * 1e3 / k, es.d_ms / k,
                es.g_ms / k, path);
         fflush(stdout);
     }
+    if (tb)
+        printf("TensorBoard events: %s\n", clnet_tblog_path(tb));
     rc = 0;
 done:
+    clnet_tblog_close(tb);
     gan_trainer_destroy(t);
     clnet_tensor_destroy(real);
     free(ord);

@@ -54,6 +54,19 @@ static void usage(FILE *f)
             "  --score FILE       gan: score samples with a CNN saved by clnet-train cnn --save\n"
             "  --label-smoothing F  gan: train D towards 1 - F on real images (default 0)\n"
             "  --quiet            no per-step progress\n"
+            "  --logdir DIR       TensorBoard event files in DIR: cnn/lstm/rnn metrics, batch\n"
+            "                     loss, weight histograms; gan losses and sample grids\n"
+            "  --csv FILE         the per-epoch history as CSV, rewritten after every epoch\n"
+            "  --checkpoint FILE  save the weights of the epoch with the best test loss, and\n"
+            "                     every epoch's training state as FILE.state (for --resume)\n"
+            "                     (\"{epoch}\" in FILE becomes the epoch's number)\n"
+            "  --early-stopping N stop after N epochs without a better test loss; keep the best\n"
+            "  --lr-schedule SPEC step:N:GAMMA, exp:GAMMA, cosine:N[:MIN_LR] or\n"
+            "                     plateau:PATIENCE[:FACTOR], optionally ,warmup:N (per epoch)\n"
+            "  --plot FILE        loss and accuracy curves (.png, .svg or .pdf)\n"
+            "  --resume STATE     continue a run from a FILE.state --checkpoint FILE left\n"
+            "                     With any of these seven, all epochs run in one fit with the\n"
+            "                     test set as validation data (docs/training.md).\n"
             "  --ranks            cnn: data-parallel over MPI ranks, one device each (automatic\n"
             "                     under mpirun); e.g. mpirun -np 2 clnet-train cnn (docs/dist.md)\n",
             CLNET_FASHION_MNIST_DIR);
@@ -64,7 +77,7 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){ .epochs = 3, .batch_size = 32, .lr = 1e-3, .seed = 1,
-                    .data = CLNET_FASHION_MNIST_DIR };
+                    .data = CLNET_FASHION_MNIST_DIR, .early_stopping = -1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -72,7 +85,7 @@ static int parse(int argc, char **argv, options *o)
                     !strcmp(a, "--lr") || !strcmp(a, "--seed") || !strcmp(a, "--limit") ||
                     !strcmp(a, "--data") || !strcmp(a, "--save") || !strcmp(a, "--load") ||
                     !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score") ||
-                    !strcmp(a, "--label-smoothing");
+                    !strcmp(a, "--label-smoothing") || watch_takes(a);
         if (takes && (!v || !*v)) {
             fprintf(stderr, "clnet-train: %s needs a value%s\n", a, v ? ", not an empty one" : "");
             return -1;
@@ -112,6 +125,9 @@ static int parse(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--label-smoothing")) {
             if (!cli_real(P, a, v, 0.0, 0, 1.0, 1, &o->label_smoothing))
                 return -1;
+        } else if (watch_takes(a)) {
+            if (!watch_parse(a, v, o))
+                return -1;
         } else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--save")) o->save = v;
         else if (!strcmp(a, "--load")) o->load = v;
@@ -128,6 +144,14 @@ static int parse(int argc, char **argv, options *o)
     }
     if (!o->model) {
         fprintf(stderr, "clnet-train: which model?\n");
+        return 0;
+    }
+    /* gan has its own loop, not fit: of these it takes --logdir only. */
+    int gan_extra = !strcmp(o->model, "gan") && (o->csv || o->checkpoint || o->plot || o->resume ||
+                                                 o->early_stopping >= 0 || o->schedule_set);
+    if (watch_wanted(o) && (o->ranks || gan_extra || o->eval_only)) {
+        fprintf(stderr, "clnet-train: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule, "
+                        "--plot and --resume are for training cnn, lstm or rnn in one process\n");
         return 0;
     }
     if (o->eval_only && !o->load) {

@@ -32,7 +32,11 @@ int train_rnn(clnet_context *ctx, const options *o)
            (long long)n, (long long)test->count, o->batch_size, o->eval_only ? 0 : o->epochs, o->lr);
     fflush(stdout);
     double test_acc = 0, test_loss = 0;
-    for (int e = 1; e <= (o->eval_only ? 0 : o->epochs); e++) {
+    if (watch_wanted(o) && watch_fit(ctx, o, m, &tv, &ev, &test_loss, &test_acc)) {
+        rc = 1;
+        goto done;
+    }
+    for (int e = 1; e <= (o->eval_only || watch_wanted(o) ? 0 : o->epochs); e++) {
         clnet_fit_params fp = CLNET_FIT_PARAMS_DEFAULT;
         fp.batch_size = o->batch_size;
         fp.shuffle_seed = o->seed * 1000003ull + (unsigned long long)e;

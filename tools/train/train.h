@@ -19,6 +19,12 @@ typedef struct options {
     int epochs_set, lr_set, batch_set;  /* given on the command line */
     int ranks;                          /* --ranks: data-parallel over MPI ranks */
     clnet_dist *dist;                   /* set in data-parallel runs (cnn only) */
+    /* Watching and steering (watch.c): paths or NULL; early_stopping is the
+     * patience, -1 for none. */
+    const char *logdir, *csv, *checkpoint, *plot, *resume;
+    int early_stopping;
+    int schedule_set;
+    clnet_lr_schedule_params schedule;
 } options;
 
 /* Each model's entry point: returns the process exit status. */
@@ -48,6 +54,22 @@ int check_output(const options *o, const char *option, const char *path);
 /* Saves m's weights to path (through a symlink to its target; never over a
  * device node, FIFO or directory): 0, or a message and 1. */
 int save_weights(clnet_context *ctx, clnet_model *m, const char *path);
+
+/* watch.c: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule,
+ * --plot. watch_takes: a is one of them; watch_parse: 1 parsed, 0 a bad
+ * value (the message is printed); watch_wanted: any was given. watch_fit
+ * trains all epochs in one fit with ev as validation data, prints a line
+ * per epoch and leaves the final weights' test loss and accuracy; returns
+ * the exit status. */
+int watch_takes(const char *a);
+int watch_parse(const char *a, const char *v, options *o);
+int watch_wanted(const options *o);
+int watch_fit(clnet_context *ctx, const options *o, clnet_model *m, const clnet_dataset_view *tv,
+              const clnet_dataset_view *ev, double *test_loss, double *test_acc);
+/* watch.c: loss and accuracy curves of a history, drawn with tools/plot.c
+ * (cairo); PNG, SVG or PDF by the file name's extension. 0 on success, else
+ * a message in err. */
+int plot_history(const clnet_history *h, const char *path, char *err, size_t err_size);
 
 /* A progress callback that keeps the epoch's running loss and accuracy and
  * draws the live line on a terminal. */
