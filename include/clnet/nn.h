@@ -93,7 +93,12 @@ CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_p
 CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p);
 /* Conv2DTranspose on NCHW (the data gradient of a convolution): kernel
  * (in_channels, filters, kh, kw) as PyTorch's ConvTranspose2d, bias
- * (filters). 'same' padding gives output = input * stride (Keras). */
+ * (filters). 'same' padding gives output = input * stride (Keras), cropping
+ * floor(t / 2) rows and columns at the top and left and ceil(t / 2) at the
+ * bottom and right, t = extent - stride, extent = dilation * (k - 1) + 1.
+ * In PyTorch: ConvTranspose2d(padding = t // 2), then y[..., :H * stride,
+ * :W * stride] when t is odd (padding = t / 2 alone when even); for extent <
+ * stride, padding 0 and output_padding = stride - extent (docs/weights.md). */
 CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
                                                         const clnet_conv2d_layer_params *p);
 /* UpSampling2D: nearest-neighbour, each pixel repeated size_h x size_w. */
