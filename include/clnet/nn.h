@@ -307,7 +307,9 @@ CLNET_API clnet_status clnet_model_load(clnet_model *m, const char *path);
  * "weight_ih", ...: docs/weights.md), in PyTorch's layouts. An unknown layer
  * or name fails with CLNET_ERR_INVALID_ARG naming the layer's parameters.
  * Gradients exist for trained parameters only (not running statistics) and
- * hold what the last backward wrote (a frozen layer's are not computed). */
+ * hold what the last backward wrote (undefined before the first; a frozen
+ * layer's are not computed); one set before clnet_model_step is what the
+ * step applies. Setting a parameter leaves the optimizer's state as it is. */
 
 /* The index of the layer called `name` ("dense_1", as the summary prints it);
  * *index is -1 and CLNET_ERR_INVALID_ARG when there is none. */
