@@ -12,8 +12,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <png.h>
 #include <zlib.h>
 
+#include "clnet/data.h"
 #include "harness.h"
 
 /* test-io-corpus.c */
@@ -857,6 +859,141 @@ START_TEST(safetensors_write_fails_cleanly)
 }
 END_TEST
 
+/* ---- PNG image grids ---------------------------------------------------------- */
+
+/* Reads an 8-bit gray PNG with libpng (an independent decoder); caller frees. */
+static unsigned char *png_read_gray(const char *path, int *w, int *h)
+{
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    ck_assert_msg(png_image_begin_read_from_file(&im, path), "libpng: %s", im.message);
+    ck_assert_int_eq(im.format & PNG_FORMAT_FLAG_COLOR, 0);
+    im.format = PNG_FORMAT_GRAY;
+    unsigned char *px = malloc(PNG_IMAGE_SIZE(im));
+    ck_assert_msg(png_image_finish_read(&im, NULL, px, 0, NULL), "libpng: %s", im.message);
+    *w = (int)im.width;
+    *h = (int)im.height;
+    return px;
+}
+
+/* Expected gray level: round(255 (v - lo) / (hi - lo)), clamped, NaN black. */
+static int want_level(float v, float lo, float hi)
+{
+    double t = 255.0 * ((double)v - lo) / ((double)hi - lo);
+    return isnan(t) || t <= 0 ? 0 : t >= 255 ? 255 : (int)floor(t + 0.5);
+}
+
+/* Every pixel of the grid: images where the layout puts them, black borders
+ * and empty cells, at awkward sizes and in both layouts. */
+START_TEST(png_grid_pixels_read_back)
+{
+    char dir[256], path[300];
+    tmpdir_make(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/grid.png", dir);
+    const struct { int64_t n; int h, w; clnet_png_grid_params p; int cols, border; } cases[] = {
+        { 5, 3, 7, CLNET_PNG_GRID_PARAMS_DEFAULT, 3, 1 },
+        { 1, 1, 1, CLNET_PNG_GRID_PARAMS_DEFAULT, 1, 1 },
+        { 7, 31, 1, { .cols = 2, .lo = 0.0f, .hi = 1.0f, .border = 0 }, 2, 0 },
+        { 3, 2, 33, { .cols = 9, .lo = -3.0f, .hi = 5.0f, .border = 3 }, 3, 3 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t n = cases[c].n;
+        int h = cases[c].h, w = cases[c].w, cols = cases[c].cols, b = cases[c].border;
+        float lo = cases[c].p.lo, hi = cases[c].p.hi;
+        size_t total = (size_t)n * (size_t)h * (size_t)w;
+        float *img = malloc(total * sizeof *img);
+        uint64_t seed = 100 + c;
+        /* Levels 0.2 and 0.7 above a gray level (away from rounding ties, and
+         * telling rounding from truncation), values past both ends, NaN. */
+        for (size_t i = 0; i < total; i++) {
+            float u;
+            fill_uniform(&u, 1, 0, 1, &seed);
+            img[i] = lo + (hi - lo) * ((float)(int)(u * 256) + (i % 2 ? 0.7f : 0.2f)) / 255.0f;
+        }
+        img[0] = hi + 10;
+        if (total > 2) {
+            img[1] = lo - 10;
+            img[2] = NAN;
+        }
+        char err[512] = "";
+        ck_assert_msg(clnet_png_write_grid(path, img, n, h, w, c == 0 ? NULL : &cases[c].p, err,
+                                           sizeof err) == CLNET_OK, "%s", err);
+        int gw, gh;
+        unsigned char *px = png_read_gray(path, &gw, &gh);
+        int rows = (int)((n + cols - 1) / cols);
+        ck_assert_int_eq(gw, cols * (w + b) + b);
+        ck_assert_int_eq(gh, rows * (h + b) + b);
+        for (int y = 0; y < gh; y++)
+            for (int x = 0; x < gw; x++) {
+                int cy = (y - b) / (h + b), cx = (x - b) / (w + b);
+                int iy = y - b - cy * (h + b), ix = x - b - cx * (w + b);
+                int64_t k = (int64_t)cy * cols + cx;
+                int inside = y >= b && x >= b && iy < h && ix < w && k < n;
+                int want = inside ? want_level(img[((size_t)k * (size_t)h + (size_t)iy) * (size_t)w + (size_t)ix], lo, hi) : 0;
+                ck_assert_msg(px[(size_t)y * (size_t)gw + (size_t)x] == want,
+                              "case %zu: pixel (%d, %d) is %d, want %d", c, y, x,
+                              px[(size_t)y * (size_t)gw + (size_t)x], want);
+            }
+        free(px);
+        free(img);
+    }
+    ck_assert_int_eq(tmpdir_count(dir), 1); /* no temporary file left */
+    tmpdir_remove(dir);
+}
+END_TEST
+
+START_TEST(png_grid_refuses_bad_arguments)
+{
+    char dir[256], path[300], err[512];
+    tmpdir_make(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/g.png", dir);
+    float img[4] = { 0, 0.5f, -0.5f, 1 };
+    clnet_png_grid_params p = CLNET_PNG_GRID_PARAMS_DEFAULT;
+    const struct { clnet_status st; const char *needle; clnet_png_grid_params p; const char *path;
+                   const float *img; int64_t n; int h, w; } cases[] = {
+        { CLNET_ERR_INVALID_ARG, "path is NULL", p, NULL, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "path is empty", p, "", img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "images is NULL", p, path, NULL, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "count 0", p, path, img, 0, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "height 0", p, path, img, 1, 0, 2 },
+        { CLNET_ERR_INVALID_ARG, "width -1", p, path, img, 1, 2, -1 },
+        { CLNET_ERR_INVALID_ARG, "cols -1", { .cols = -1, .lo = 0, .hi = 1, .border = 1 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "border 65", { .cols = 0, .lo = 0, .hi = 1, .border = 65 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "lo < hi", { .lo = 1, .hi = 1, .border = 1 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "finite", { .lo = NAN, .hi = 1, .border = 1 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "finite", { .lo = 0, .hi = INFINITY, .border = 1 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG, "finite", { .lo = 0, .hi = 1e-40f, .border = 1 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_TOO_LARGE, "exceeds", p, path, img, (int64_t)1 << 40, 1, 1 },
+        { CLNET_ERR_TOO_LARGE, "exceeds", p, path, img, 2, INT_MAX, INT_MAX },
+        { CLNET_ERR_IO, "cannot create a temporary file", p, "/nonexistent-dir/g.png", img, 1, 2, 2 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        err[0] = '\0';
+        clnet_status st = clnet_png_write_grid(cases[c].path, cases[c].img, cases[c].n, cases[c].h,
+                                               cases[c].w, &cases[c].p, err, sizeof err);
+        ck_assert_msg(st == cases[c].st && strstr(err, cases[c].needle) &&
+                          strstr(err, "clnet_png_write_grid"),
+                      "case %zu: status %d, message \"%s\", wanted \"%s\"", c, (int)st, err,
+                      cases[c].needle);
+    }
+    ck_assert_int_eq(tmpdir_count(dir), 0);
+    /* A failed rename (the path is a directory) leaves no temporary file and
+     * the old file wins: the directory is still there and empty. */
+    char sub[320];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    ck_assert_int_eq(clnet_png_write_grid(sub, img, 1, 2, 2, NULL, err, sizeof err), CLNET_ERR_IO);
+    ck_assert_msg(strstr(err, "rename") && strstr(err, "unchanged"), "%s", err);
+    ck_assert_int_eq(tmpdir_count(dir), 1);
+    ck_assert_int_eq(tmpdir_count(sub), 0);
+    /* NULL err is fine. */
+    ck_assert_int_eq(clnet_png_write_grid(NULL, img, 1, 2, 2, NULL, NULL, 0), CLNET_ERR_INVALID_ARG);
+    rmdir(sub);
+    tmpdir_remove(dir);
+}
+END_TEST
+
 Suite *suite_io(void)
 {
     Suite *s = suite_create("io");
@@ -884,6 +1021,11 @@ Suite *suite_io(void)
     tcase_add_test(tc, safetensors_load_errors);
     tcase_add_test(tc, safetensors_write_rejects_bad_args);
     tcase_add_test(tc, safetensors_write_fails_cleanly);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("png");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, png_grid_pixels_read_back);
+    tcase_add_test(tc, png_grid_refuses_bad_arguments);
     suite_add_tcase(s, tc);
     io_add_corpus_tests(s);
     return s;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "clnet/nn.h"
+#include "clnet/safetensors.h"
+#include "clnet/version.h"
 #include "harness.h"
 #include "nn/nn_impl.h"
 
@@ -587,6 +589,355 @@ START_TEST(save_then_load_predicts_the_same)
 }
 END_TEST
 
+/* ---- Parameters in memory, by layer and name (s3-nnextras) -------------------------- */
+
+/* Dense(3 -> 2) then BatchNormalization: known weights set from the host give
+ * the known output; the gradients a backward writes are dW = dy^T x and
+ * db = sum dy; a gradient set from the host is what the step applies. */
+START_TEST(params_and_grads_in_memory)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = model_new(ctx, 1, (int64_t[]){ 3 });
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 2;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.1f, 1e-3f));
+    clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
+    cp.optimizer = CLNET_OPTIMIZER_SGD;
+    cp.sgd.lr = 0.5f;
+    cp.loss = CLNET_LOSS_MSE;
+    CK_OK(ctx, clnet_model_compile(m, &cp));
+    int dense = -7, bn = -7;
+    CK_OK(ctx, clnet_model_layer_index(m, "dense_1", &dense));
+    CK_OK(ctx, clnet_model_layer_index(m, "batch_normalization_1", &bn));
+    ck_assert_int_eq(dense, 0);
+    ck_assert_int_eq(bn, 1);
+    ck_assert_str_eq(clnet_model_layer_name(m, 1), "batch_normalization_1");
+    ck_assert_ptr_null(clnet_model_layer_name(m, 2));
+    const float w[6] = { 1, -2, 0.5f, 3, 0.25f, -1 }, b[2] = { 0.125f, -4 };
+    CK_OK(ctx, clnet_model_set_param(m, dense, "kernel", 2, (int64_t[]){ 2, 3 }, w));
+    CK_OK(ctx, clnet_model_set_param(m, dense, "bias", 1, (int64_t[]){ 2 }, b));
+    float got[6];
+    CK_OK(ctx, clnet_model_get_param(m, dense, "kernel", got, 6));
+    ck_assert_int_eq(memcmp(got, w, sizeof w), 0);
+    /* The borrowed tensor is the parameter itself. */
+    clnet_tensor *kt;
+    CK_OK(ctx, clnet_model_param(m, dense, "kernel", &kt));
+    ck_assert_int_eq(clnet_tensor_dim(kt, 0), 2);
+    ck_assert_int_eq(clnet_tensor_dim(kt, 1), 3);
+    download(ctx, kt, got, 6);
+    ck_assert_int_eq(memcmp(got, w, sizeof w), 0);
+    /* Batch-norm's running statistics in inference: y = (z - mean) / sqrt(var + eps). */
+    const float mean[2] = { 1, 2 }, var[2] = { 4, 0.25f };
+    CK_OK(ctx, clnet_model_set_param(m, bn, "running_mean", 1, (int64_t[]){ 2 }, mean));
+    CK_OK(ctx, clnet_model_set_param(m, bn, "running_var", 1, (int64_t[]){ 2 }, var));
+    const float x[2 * 3] = { 1, 2, 3, -1, 0.5f, 2 };
+    float y[4];
+    CK_OK(ctx, clnet_model_predict(m, x, 2, 2, y));
+    for (int r = 0; r < 2; r++)
+        for (int o = 0; o < 2; o++) {
+            double z = b[o];
+            for (int i = 0; i < 3; i++)
+                z += (double)w[o * 3 + i] * x[r * 3 + i];
+            double want = (z - mean[o]) / sqrt((double)var[o] + 1e-3);
+            ck_assert_msg(fabs(y[r * 2 + o] - want) <= 1e-5 * fmax(1, fabs(want)),
+                          "y[%d][%d] = %g, want %g", r, o, y[r * 2 + o], want);
+        }
+    /* Gradients: Dense alone (the batch-norm frozen would still pass dy
+     * through it scaled; use a model of the Dense layer only). */
+    clnet_model *lin = model_new(ctx, 1, (int64_t[]){ 3 });
+    CK_OK(ctx, clnet_model_add_dense(lin, &d));
+    CK_OK(ctx, clnet_model_compile(lin, &cp));
+    CK_OK(ctx, clnet_model_set_param(lin, 0, "kernel", 2, (int64_t[]){ 2, 3 }, w));
+    CK_OK(ctx, clnet_model_set_param(lin, 0, "bias", 1, (int64_t[]){ 2 }, b));
+    clnet_tensor *tx = tensor_from(ctx, 2, (int64_t[]){ 2, 3 }, x);
+    const float dy[4] = { 1, -0.5f, 2, 0.25f };
+    clnet_tensor *tdy = tensor_from(ctx, 2, (int64_t[]){ 2, 2 }, dy);
+    CK_OK(ctx, clnet_model_forward(lin, tx, 1, NULL, NULL));
+    CK_OK(ctx, clnet_model_backward(lin, tdy, NULL));
+    float gw[6], gb[2];
+    CK_OK(ctx, clnet_model_get_grad(lin, 0, "kernel", gw, 6));
+    CK_OK(ctx, clnet_model_get_grad(lin, 0, "bias", gb, 2));
+    for (int o = 0; o < 2; o++) {
+        ck_assert_float_eq(gb[o], dy[o] + dy[2 + o]);
+        for (int i = 0; i < 3; i++)
+            ck_assert_float_eq(gw[o * 3 + i], dy[o] * x[i] + dy[2 + o] * x[3 + i]);
+    }
+    /* A gradient from the host is what SGD applies: w - lr g. */
+    const float g[6] = { 2, 4, -8, 0.5f, 0, 1 };
+    CK_OK(ctx, clnet_model_set_grad(lin, 0, "kernel", 2, (int64_t[]){ 2, 3 }, g));
+    clnet_tensor *gt;
+    CK_OK(ctx, clnet_model_grad(lin, 0, "bias", &gt));
+    CK_OK(ctx, clnet_tensor_fill(gt, 0.0));
+    CK_OK(ctx, clnet_model_step(lin));
+    CK_OK(ctx, clnet_model_get_param(lin, 0, "kernel", got, 6));
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq(got[i], w[i] - 0.5f * g[i]);
+    CK_OK(ctx, clnet_model_get_param(lin, 0, "bias", got, 2));
+    ck_assert_int_eq(memcmp(got, b, sizeof b), 0);
+    clnet_tensor_destroy(tdy);
+    clnet_tensor_destroy(tx);
+    clnet_model_destroy(lin);
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+START_TEST(params_in_memory_refuse_bad_arguments)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = model_new(ctx, 1, (int64_t[]){ 3 });
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 2;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.1f, 1e-3f));
+    float buf[8] = { 0 };
+    clnet_tensor *t = (clnet_tensor *)1;
+    int idx = 5;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "no layer named \"dense_2\"",
+             clnet_model_layer_index(m, "dense_2", &idx));
+    ck_assert_int_eq(idx, -1);
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 2 outside [0, 2)", clnet_model_param(m, 2, "kernel", &t));
+    ck_assert_ptr_null(t);
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer -1 outside", clnet_model_get_param(m, -1, "bias", buf, 2));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "no parameter \"weight\" (it has \"kernel\", \"bias\")",
+             clnet_model_get_param(m, 0, "weight", buf, 6));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "(null)", clnet_model_get_param(m, 0, NULL, buf, 6));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "\"kernel\" is (2, 3), 6 floats; dst holds 5",
+             clnet_model_get_param(m, 0, "kernel", buf, 5));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "is (2, 3); the data given is (3, 2) (transposed",
+             clnet_model_set_param(m, 0, "kernel", 2, (int64_t[]){ 3, 2 }, buf));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "the data given is (6)",
+             clnet_model_set_param(m, 0, "kernel", 1, (int64_t[]){ 6 }, buf));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "\"bias\" is (2)",
+             clnet_model_set_grad(m, 0, "bias", 1, (int64_t[]){ 3 }, buf));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "\"running_var\" is not trained and has no gradient",
+             clnet_model_get_grad(m, 1, "running_var", buf, 2));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "invalid argument",
+             clnet_model_set_param(m, 0, "bias", 1, (int64_t[]){ 2 }, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "invalid argument", clnet_model_get_param(m, 0, "bias", NULL, 2));
+    ck_assert_int_eq(clnet_model_param(NULL, 0, "bias", &t), CLNET_ERR_INVALID_ARG);
+    /* Nothing changed on the failed sets. */
+    CK_OK(ctx, clnet_model_grad(m, 1, "gamma", &t));
+    ck_assert_ptr_nonnull(t);
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* Each model its own name; every row of the summary, long names included,
+ * as wide as its rules, so the parameter counts line up. */
+START_TEST(summary_names_models_and_keeps_columns)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *a = model_new(ctx, 3, (int64_t[]){ 1, 6, 6 }), *b = model_new(ctx, 1, (int64_t[]){ 3 });
+    ck_assert_str_eq(clnet_model_name(a), "sequential");
+    ck_assert_str_eq(clnet_model_name(b), "sequential_1");
+    clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+    c.filters = 2;
+    CK_OK(ctx, clnet_model_add_conv2d(a, &c));
+    CK_OK(ctx, clnet_model_add_batchnorm(a, 0.1f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_conv2d_transpose(a, &c));
+    CK_OK(ctx, clnet_model_add_flatten(a));
+    CK_OK(ctx, clnet_model_set_name(a, "generator"));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CK_OK(ctx, clnet_model_summary(a, f));
+    fclose(f);
+    ck_assert_msg(!strncmp(text, "Model: \"generator\"\n", 19), "%s", text);
+    ck_assert_msg(strstr(text, "batch_normalization_1 (BatchNormalization)") &&
+                      strstr(text, "conv2d_transpose_1 (Conv2DTranspose)"),
+                  "%s", text);
+    /* Every line after the first: a rule or a row, all of one width; a row's
+     * count ends the line. */
+    size_t width = 0;
+    int rows = 0;
+    for (char *line = strchr(text, '\n') + 1, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        *end = '\0';
+        size_t n = (size_t)(end - line);
+        if (line[0] == '_' && !width)
+            width = n;
+        if (strstr(line, "(None") || line[0] == '_' || line[0] == '=' || !strncmp(line, " Layer", 6)) {
+            ck_assert_msg(n == width, "line of %zu characters, rules of %zu:\n%s", n, width, text);
+            rows += strstr(line, "(None") != NULL;
+        }
+    }
+    ck_assert_int_eq(rows, 4);
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "1 to 63", clnet_model_set_name(b, ""));
+    char longname[80];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[79] = '\0';
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "79 bytes", clnet_model_set_name(b, longname));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "byte 1", clnet_model_set_name(b, "a\nb"));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "quote", clnet_model_set_name(b, "a\"b"));
+    ck_assert_str_eq(clnet_model_name(b), "sequential_1");
+    free(text);
+    clnet_model_destroy(a);
+    clnet_model_destroy(b);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* Keras' single bias: the directional check through a stack of each cell
+ * (the bias's gradient included), Keras' parameter counts, and the same
+ * outputs as the two-bias layer with bias_ih = bias and bias_hh = 0. */
+START_TEST(recurrent_single_bias_gradients_and_counts)
+{
+    clnet_context *ctx = test_context();
+    typedef clnet_status (*add_fn)(clnet_model *, const clnet_rnn_layer_params *);
+    const add_fn adds[] = { clnet_model_add_simple_rnn, clnet_model_add_lstm };
+    const char *names[] = { "single-bias SimpleRNN stack", "single-bias LSTM stack" };
+    /* Keras: SimpleRNN(4) on 3 features: 4*3 + 4*4 + 4 = 32, then (3) on 4:
+     * 12 + 9 + 3 = 24; LSTM: 4 * 32 = 128 and 4 * 24 = 96. */
+    const size_t keras[2][2] = { { 32, 24 }, { 128, 96 } };
+    for (int k = 0; k < 2; k++) {
+        clnet_model *m = model_new(ctx, 2, (int64_t[]){ 5, 3 });
+        clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+        p.units = 4;
+        p.return_sequences = 1;
+        p.single_bias = 1;
+        p.unit_forget_bias = k == 1;
+        CK_OK(ctx, adds[k](m, &p));
+        p.return_sequences = 0;
+        p.units = 3;
+        CK_OK(ctx, adds[k](m, &p));
+        clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+        d.units = 2;
+        CK_OK(ctx, clnet_model_add_dense(m, &d));
+        ck_assert_int_eq(m->layers[0]->nparams, 3);
+        ck_assert_str_eq(m->layers[0]->params[2].name, "bias");
+        ck_assert_uint_eq(clnet_model_param_count(m), keras[k][0] + keras[k][1] + 3 * 2 + 2);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        CK_OK(ctx, clnet_model_summary(m, f));
+        fclose(f);
+        char want[64];
+        snprintf(want, sizeof want, "%zu\n", keras[k][0]);
+        ck_assert_msg(strstr(text, want), "%s", text);
+        free(text);
+        /* A zero bias would hide a bias that never reaches the cell: move it. */
+        for (int l = 0; l < 2; l++) {
+            clnet_tensor *b;
+            CK_OK(ctx, clnet_model_param(m, l, "bias", &b));
+            CK_OK(ctx, clnet_tensor_rand_uniform(b, 5, (uint64_t)l, -0.5f, 0.5f));
+        }
+        check_directional(ctx, m, 3, 61 + (uint64_t)k, names[k]);
+
+        /* The two-bias twin: same seed, so the same weights. */
+        clnet_model *t = model_new(ctx, 2, (int64_t[]){ 5, 3 });
+        p.units = 4;
+        p.return_sequences = 1;
+        p.single_bias = 0;
+        p.unit_forget_bias = 0;
+        CK_OK(ctx, adds[k](t, &p));
+        p.units = 3;
+        p.return_sequences = 0;
+        CK_OK(ctx, adds[k](t, &p));
+        CK_OK(ctx, clnet_model_add_dense(t, &d));
+        for (int l = 0; l < 3; l++)
+            for (int q = 0; q < 2; q++) {
+                const char *pn = l < 2 ? (q ? "weight_hh" : "weight_ih") : (q ? "bias" : "kernel");
+                clnet_tensor *src, *dst;
+                CK_OK(ctx, clnet_model_param(m, l, pn, &src));
+                CK_OK(ctx, clnet_model_param(t, l, pn, &dst));
+                CK_OK(ctx, clnet_tensor_copy(dst, src));
+            }
+        for (int l = 0; l < 2; l++) {
+            clnet_tensor *src, *dih, *dhh;
+            CK_OK(ctx, clnet_model_param(m, l, "bias", &src));
+            CK_OK(ctx, clnet_model_param(t, l, "bias_ih", &dih));
+            CK_OK(ctx, clnet_model_param(t, l, "bias_hh", &dhh));
+            CK_OK(ctx, clnet_tensor_copy(dih, src));
+            CK_OK(ctx, clnet_tensor_fill(dhh, 0.0));
+        }
+        enum { N = 2 };
+        float x[N * 15], ym[N * 2], yt[N * 2];
+        uint64_t seed = 9;
+        fill_uniform(x, N * 15, -1, 1, &seed);
+        CK_OK(ctx, clnet_model_predict(m, x, N, N, ym));
+        CK_OK(ctx, clnet_model_predict(t, x, N, N, yt));
+        for (int i = 0; i < N * 2; i++)
+            ck_assert_msg(fabsf(ym[i] - yt[i]) <= 1e-6f, "%s: output %d: %g vs %g", names[k], i,
+                          ym[i], yt[i]);
+        clnet_model_destroy(t);
+        clnet_model_destroy(m);
+    }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* unit_forget_bias sets the forget block, in both bias variants; what Keras
+ * does not have is refused, with the reason. */
+START_TEST(recurrent_layer_options)
+{
+    clnet_context *ctx = test_context();
+    enum { H = 3 };
+    for (int single = 0; single < 2; single++) {
+        clnet_model *m = model_new(ctx, 2, (int64_t[]){ 5, 2 });
+        clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+        p.units = H;
+        p.single_bias = single;
+        p.unit_forget_bias = 1;
+        CK_OK(ctx, clnet_model_add_lstm(m, &p));
+        float b[4 * H], bhh[4 * H];
+        CK_OK(ctx, clnet_model_get_param(m, 0, single ? "bias" : "bias_ih", b, 4 * H));
+        if (!single)
+            CK_OK(ctx, clnet_model_get_param(m, 0, "bias_hh", bhh, 4 * H));
+        float lim = 1.0f / sqrtf((float)H);
+        for (int i = 0; i < 4 * H; i++) {
+            int forget = i >= H && i < 2 * H;
+            float sum = b[i] + (single ? 0.0f : bhh[i]);
+            if (forget)
+                ck_assert_msg(sum == 1.0f, "single %d: forget bias %d sums to %g", single, i, sum);
+            else if (single)
+                ck_assert_msg(b[i] == 0.0f, "single bias %d is %g, not 0", i, b[i]);
+            else
+                ck_assert_msg(fabsf(b[i]) <= lim && fabsf(bhh[i]) <= lim && b[i] != 0.0f,
+                              "bias %d: %g, %g", i, b[i], bhh[i]);
+        }
+        /* The file's names and metadata, as docs/weights.md lists them. */
+        char path[] = "/tmp/clnet-nn-rnn-XXXXXX";
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        CK_OK(ctx, clnet_model_save(m, path));
+        clnet_safetensors *st;
+        char err[256];
+        ck_assert_int_eq(clnet_safetensors_load(path, &st, err, sizeof err), CLNET_OK);
+        ck_assert_uint_eq(st->count, single ? 3 : 4);
+        const char *names[2][4] = { { "layers.0.weight_ih", "layers.0.weight_hh", "layers.0.bias_ih",
+                                      "layers.0.bias_hh" },
+                                    { "layers.0.weight_ih", "layers.0.weight_hh", "layers.0.bias" } };
+        for (int i = 0; i < (single ? 3 : 4); i++)
+            ck_assert_msg(clnet_safetensors_find(st, names[single][i]), "no %s", names[single][i]);
+        ck_assert_str_eq(clnet_safetensors_metadata(st, "format"), "pt");
+        ck_assert_str_eq(clnet_safetensors_metadata(st, "clnet_version"), CLNET_VERSION_STRING);
+        clnet_safetensors_free(st);
+        unlink(path);
+        clnet_model_destroy(m);
+    }
+    clnet_model *m = model_new(ctx, 2, (int64_t[]){ 5, 2 });
+    clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+    ck_assert(p.recurrent_dropout == 0.0f && !p.single_bias && !p.unit_forget_bias);
+    p.units = 2;
+    p.single_bias = 1;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "reset_after", clnet_model_add_gru(m, &p));
+    p.single_bias = 0;
+    p.unit_forget_bias = 1;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "LSTM only", clnet_model_add_gru(m, &p));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "LSTM only", clnet_model_add_simple_rnn(m, &p));
+    p.unit_forget_bias = 0;
+    p.recurrent_dropout = 0.25f;
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "recurrent_dropout 0.25", clnet_model_add_lstm(m, &p));
+    ck_assert_int_eq(clnet_model_layer_count(m), 0);
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 Suite *suite_nn(void)
 {
     Suite *s = suite_create("nn");
@@ -608,6 +959,14 @@ Suite *suite_nn(void)
     tcase_add_test(tc, training_is_deterministic);
     tcase_add_test(tc, frozen_layers_keep_their_weights);
     tcase_add_test(tc, save_then_load_predicts_the_same);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("extras");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, params_and_grads_in_memory);
+    tcase_add_test(tc, params_in_memory_refuse_bad_arguments);
+    tcase_add_test(tc, summary_names_models_and_keeps_columns);
+    tcase_add_test(tc, recurrent_single_bias_gradients_and_counts);
+    tcase_add_test(tc, recurrent_layer_options);
     suite_add_tcase(s, tc);
     return s;
 }

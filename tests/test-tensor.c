@@ -293,6 +293,63 @@ START_TEST(gather_rows_in_any_order)
 }
 END_TEST
 
+/* Partial transfers on a view in the middle of its storage (so the view's own
+ * offset counts too), at awkward offsets and counts; the host side has NaN
+ * guard bands, and the elements outside the range must stay as they were. */
+START_TEST(partial_transfers_touch_only_their_range)
+{
+    clnet_context *ctx = test_context();
+    enum { ROWS = 3, COLS = 33, G = 5 };
+    int64_t shape[2] = { ROWS, COLS };
+    float all[ROWS * COLS], back[ROWS * COLS];
+    uint64_t seed = 77;
+    fill_uniform(all, ROWS * COLS, -4.0f, 4.0f, &seed);
+    clnet_tensor *t = tensor_from(ctx, 2, shape, all), *mid;
+    CK_OK(ctx, clnet_tensor_slice(t, 1, 1, &mid)); /* elements [33, 66) of the storage */
+    const size_t cases[][2] = { { 0, 33 }, { 0, 1 }, { 32, 1 }, { 7, 3 }, { 1, 31 }, { 33, 0 } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t off = cases[c][0], cnt = cases[c][1];
+        float host[G + COLS + G];
+        for (size_t i = 0; i < sizeof host / sizeof *host; i++)
+            host[i] = NAN;
+        CK_OK(ctx, clnet_tensor_upload(t, all, sizeof all));
+        CK_OK(ctx, clnet_tensor_download_range(mid, off, cnt, host + G));
+        for (size_t i = 0; i < sizeof host / sizeof *host; i++) {
+            int inside = i >= G && i < G + cnt;
+            if (inside)
+                ck_assert_msg(host[i] == all[COLS + off + i - G], "case %zu: element %zu", c, i - G);
+            else
+                ck_assert_msg(isnan(host[i]), "case %zu: host guard %zu written", c, i);
+        }
+        /* Upload the negated range and check every element of the storage. */
+        float neg[COLS];
+        for (size_t i = 0; i < cnt; i++)
+            neg[i] = -all[COLS + off + i];
+        CK_OK(ctx, clnet_tensor_upload_range(mid, off, cnt, neg));
+        download(ctx, t, back, ROWS * COLS);
+        for (size_t i = 0; i < ROWS * COLS; i++) {
+            int inside = i >= COLS + off && i < COLS + off + cnt;
+            ck_assert_msg(back[i] == (inside ? -all[i] : all[i]), "case %zu: storage element %zu",
+                          c, i);
+        }
+    }
+    /* Bounds, including ones whose sum overflows. */
+    float one[2];
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside the tensor's 33", clnet_tensor_download_range(mid, 33, 1, one));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_download_range(mid, 32, 2, one));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_download_range(mid, 1, SIZE_MAX, one));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_upload_range(mid, SIZE_MAX, 2, one));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_upload_range(mid, 34, 0, one));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dst", clnet_tensor_download_range(mid, 0, 1, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "src", clnet_tensor_upload_range(mid, 0, 1, NULL));
+    ck_assert_int_eq(clnet_tensor_download_range(NULL, 0, 0, one), CLNET_ERR_INVALID_ARG);
+    CK_OK(ctx, clnet_tensor_download_range(mid, 5, 0, NULL));
+    clnet_tensor_destroy(mid);
+    clnet_tensor_destroy(t);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 Suite *suite_tensor(void)
 {
     Suite *s = suite_create("tensor");
@@ -308,6 +365,7 @@ Suite *suite_tensor(void)
     tcase_add_test(tc, oversized_tensors_are_refused_early);
     tcase_add_test(tc, bad_arguments_are_named);
     tcase_add_test(tc, gather_rows_in_any_order);
+    tcase_add_test(tc, partial_transfers_touch_only_their_range);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,8 @@
 /* clnet — datasets on the host: IDX files (plain or gzip) and MNIST-style
- * image/label pairs. Host memory only; nothing here touches OpenCL.
- * Thread-safety: the loaders keep no state and may run in several threads at
- * once; their results are plain data that the caller owns. */
+ * image/label pairs; image grids written as PNG. Host memory only; nothing
+ * here touches OpenCL. Thread-safety: the loaders and the writer keep no
+ * state and may run in several threads at once; their results are plain
+ * data that the caller owns. */
 #ifndef CLNET_DATA_H
 #define CLNET_DATA_H
 
@@ -91,6 +92,34 @@ CLNET_API clnet_status clnet_dataset_load_mnist(const char *dir, const char *spl
                                                 clnet_dataset **out, char *err, size_t err_size);
 /* Frees a dataset and its arrays; NULL is a no-op. */
 CLNET_API void clnet_dataset_free(clnet_dataset *ds);
+
+/* ---- Image grids ---------------------------------------------------------- */
+
+typedef struct clnet_png_grid_params {
+    int cols;                          /* images per row; 0: the smallest c with c * c >= count */
+    float lo, hi;                      /* values lo..hi map to black..white (clamped; NaN: black) */
+    int border;                        /* black pixels between and around images, 0..64 */
+} clnet_png_grid_params;
+/* A grid of [-1, 1] images (a tanh generator's), one black pixel apart. */
+#define CLNET_PNG_GRID_PARAMS_DEFAULT                                                       \
+    ((clnet_png_grid_params){ .cols = 0, .lo = -1.0f, .hi = 1.0f, .border = 1 })
+
+/* Writes count single-channel images of height x width floats (row-major,
+ * one after another) as one 8-bit grayscale PNG: image k at grid row k / cols,
+ * column k % cols, each value v as round(255 (v - lo) / (hi - lo)) clamped to
+ * 0..255. p NULL means the defaults. The file is written to a temporary file
+ * next to path and renamed over it, so a failed write leaves an existing file
+ * as it was. Errors: CLNET_ERR_INVALID_ARG for a NULL or empty path, NULL
+ * images, a count, height or width below 1, cols or border out of range, a
+ * range that is not finite with lo < hi; CLNET_ERR_TOO_LARGE for a grid of
+ * more than 1 GiB; CLNET_ERR_IO when the file cannot be written (the
+ * message names the step and the file); CLNET_ERR_HOST_MEMORY. err
+ * (optional, err_size bytes) receives the message. Host only, no OpenCL;
+ * keeps no state (thread-safe). */
+CLNET_API clnet_status clnet_png_write_grid(const char *path, const float *images, int64_t count,
+                                            int height, int width,
+                                            const clnet_png_grid_params *p, char *err,
+                                            size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -98,7 +98,12 @@ CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_p
 CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p);
 /* Conv2DTranspose on NCHW (the data gradient of a convolution): kernel
  * (in_channels, filters, kh, kw) as PyTorch's ConvTranspose2d, bias
- * (filters). 'same' padding gives output = input * stride (Keras). */
+ * (filters). 'same' padding gives output = input * stride (Keras), cropping
+ * floor(t / 2) rows and columns at the top and left and ceil(t / 2) at the
+ * bottom and right, t = extent - stride, extent = dilation * (k - 1) + 1.
+ * In PyTorch: ConvTranspose2d(padding = t // 2), then y[..., :H * stride,
+ * :W * stride] when t is odd (padding = t / 2 alone when even); for extent <
+ * stride, padding 0 and output_padding = stride - extent (docs/weights.md). */
 CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
                                                         const clnet_conv2d_layer_params *p);
 /* UpSampling2D: nearest-neighbour, each pixel repeated size_h x size_w. */
@@ -123,13 +128,30 @@ CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum,
  * gate orders and weight layouts (clnet/rnn.h): parameters weight_ih
  * (gates * units, features), weight_hh (gates * units, units), bias_ih,
  * bias_hh (gates * units), initialized uniform in +-1/sqrt(units) as PyTorch
- * does. Initial states are zero. */
+ * does. Initial states are zero.
+ * single_bias (SimpleRNN and LSTM): Keras' one bias instead of PyTorch's
+ * two: the parameters are weight_ih, weight_hh and "bias" (gates * units,
+ * starting at zero as in Keras), which the cell adds where PyTorch adds
+ * bias_ih + bias_hh; the parameter count is then Keras's, e.g. LSTM
+ * 4 * (units * (features + units) + units). A GRU keeps two biases (Keras'
+ * default reset_after=True GRU has two as well): CLNET_ERR_INVALID_ARG.
+ * unit_forget_bias (LSTM only, as in Keras): the forget gate's bias block
+ * (rows units .. 2 units) starts at 1; with two biases bias_ih's block is 1
+ * and bias_hh's 0. Other cells: CLNET_ERR_INVALID_ARG.
+ * recurrent_dropout: 0, the default (and Keras'): no dropout is applied to
+ * the recurrent state. Nonzero values are refused (CLNET_ERR_UNSUPPORTED):
+ * it is not implemented. */
 typedef struct clnet_rnn_layer_params {
     int units;
     int return_sequences;              /* output (batch, steps, units); else the last state */
     int return_state;                  /* keep the final states: clnet_model_rnn_state */
+    int single_bias;                   /* 0: bias_ih and bias_hh (PyTorch); 1: one bias (Keras) */
+    int unit_forget_bias;              /* LSTM: the forget gate's bias starts at 1 */
+    float recurrent_dropout;           /* must be 0 */
 } clnet_rnn_layer_params;
-#define CLNET_RNN_LAYER_PARAMS_DEFAULT ((clnet_rnn_layer_params){ .units = 1 })
+#define CLNET_RNN_LAYER_PARAMS_DEFAULT                                                      \
+    ((clnet_rnn_layer_params){ .units = 1, .single_bias = 0, .unit_forget_bias = 0,         \
+                               .recurrent_dropout = 0.0f })
 
 CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p);
 CLNET_API clnet_status clnet_model_add_lstm(clnet_model *m, const clnet_rnn_layer_params *p);
@@ -147,8 +169,17 @@ CLNET_API int clnet_model_layer_count(const clnet_model *m);
 CLNET_API int clnet_model_output_shape(const clnet_model *m, int64_t shape[CLNET_MAX_DIMS]);
 /* Number of parameters (trainable and not). */
 CLNET_API size_t clnet_model_param_count(const clnet_model *m);
+/* The model's name, as the summary's first line prints it. A new model is
+ * called "sequential", later ones on the same context "sequential_1",
+ * "sequential_2", ... (Keras' names); set_name replaces it with a copy of
+ * name: 1 to CLNET_MODEL_NAME_MAX - 1 bytes, no control characters or
+ * quotes (CLNET_ERR_INVALID_ARG). clnet_model_name's result is borrowed:
+ * valid until the next set_name or destroy. */
+#define CLNET_MODEL_NAME_MAX 64
+CLNET_API clnet_status clnet_model_set_name(clnet_model *m, const char *name);
+CLNET_API const char *clnet_model_name(const clnet_model *m);
 /* Writes a Keras-style summary table (layer, output shape, parameter count)
- * to f. */
+ * to f; the columns widen to fit long layer names and shapes. */
 CLNET_API clnet_status clnet_model_summary(const clnet_model *m, FILE *f);
 /* Freezes (0) or unfreezes (1) layer i's parameters: a frozen layer still
  * passes gradients to its input but its weights never change: backward
@@ -339,6 +370,44 @@ CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path);
 /* Loads a file saved by clnet_model_save (or converted from PyTorch): every
  * parameter must be present with its exact shape and dtype F32. */
 CLNET_API clnet_status clnet_model_load(clnet_model *m, const char *path);
+
+/* Parameters in memory. A parameter is named by its layer's index and its
+ * name within the layer, the names of the weight files without the
+ * "layers.<i>." prefix ("kernel", "bias", "gamma", "running_mean",
+ * "weight_ih", ...: docs/weights.md), in PyTorch's layouts. An unknown layer
+ * or name fails with CLNET_ERR_INVALID_ARG naming the layer's parameters.
+ * Gradients exist for trained parameters only (not running statistics) and
+ * hold what the last backward wrote (undefined before the first; a frozen
+ * layer's are not computed); one set before clnet_model_step is what the
+ * step applies. Setting a parameter leaves the optimizer's state as it is. */
+
+/* The index of the layer called `name` ("dense_1", as the summary prints it);
+ * *index is -1 and CLNET_ERR_INVALID_ARG when there is none. */
+CLNET_API clnet_status clnet_model_layer_index(const clnet_model *m, const char *name, int *index);
+/* Layer i's name; borrowed, valid until the model is destroyed; NULL when i
+ * is out of range. */
+CLNET_API const char *clnet_model_layer_name(const clnet_model *m, int layer);
+/* The parameter's (or its gradient's) device tensor. Borrowed: valid until
+ * the model is destroyed; writing to it (clnet_tensor_upload, ops) changes
+ * the model. */
+CLNET_API clnet_status clnet_model_param(clnet_model *m, int layer, const char *name,
+                                         clnet_tensor **value);
+CLNET_API clnet_status clnet_model_grad(clnet_model *m, int layer, const char *name,
+                                        clnet_tensor **grad);
+/* Copies the parameter (or gradient) to dst, which holds count floats: count
+ * must equal its element count (CLNET_ERR_SHAPE naming the shape otherwise).
+ * Waits for queued work. */
+CLNET_API clnet_status clnet_model_get_param(const clnet_model *m, int layer, const char *name,
+                                             float *dst, size_t count);
+CLNET_API clnet_status clnet_model_get_grad(const clnet_model *m, int layer, const char *name,
+                                            float *dst, size_t count);
+/* Copies src, a row-major array of the given shape, into the parameter (or
+ * gradient). The shape must be the parameter's exactly (CLNET_ERR_SHAPE
+ * naming both otherwise; a transposed Keras kernel is called so). */
+CLNET_API clnet_status clnet_model_set_param(clnet_model *m, int layer, const char *name, int ndim,
+                                             const int64_t *shape, const float *src);
+CLNET_API clnet_status clnet_model_set_grad(clnet_model *m, int layer, const char *name, int ndim,
+                                            const int64_t *shape, const float *src);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,15 @@ CLNET_API size_t clnet_tensor_offset(const clnet_tensor *t);
 CLNET_API clnet_status clnet_tensor_upload(clnet_tensor *t, const void *src, size_t bytes);
 /* Copies the tensor to host memory, waiting for queued work. */
 CLNET_API clnet_status clnet_tensor_download(const clnet_tensor *t, void *dst, size_t bytes);
+/* Part of a tensor: elements [offset, offset + count) in row-major order
+ * (element indices, not bytes), to or from count * dtype size bytes of host
+ * memory. offset + count must not exceed numel (CLNET_ERR_SHAPE, naming both,
+ * otherwise); count 0 copies nothing. Elements outside the range are left as
+ * they are. Waits as the whole-tensor calls do. */
+CLNET_API clnet_status clnet_tensor_upload_range(clnet_tensor *t, size_t offset, size_t count,
+                                                 const void *src);
+CLNET_API clnet_status clnet_tensor_download_range(const clnet_tensor *t, size_t offset,
+                                                   size_t count, void *dst);
 
 /* A view with another shape and the same number of elements; at most one dim
  * may be -1 and is inferred. *out is caller-owned (clnet_tensor_destroy). */

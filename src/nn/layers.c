@@ -137,6 +137,8 @@ void clnet__layer_free(clnet__layer *l)
     clnet_tensor_destroy(l->dpre_buf);
     clnet_tensor_destroy(l->save_mean);
     clnet_tensor_destroy(l->save_invstd);
+    clnet_tensor_destroy(l->zero_bias);
+    clnet_tensor_destroy(l->spare_dbias);
     for (int i = 0; i < l->nextra; i++) {
         clnet_tensor_destroy(l->extra[i].view);
         clnet_tensor_destroy(l->extra[i].buf);

@@ -6,20 +6,25 @@
 
 #include "clnet/rnn.h"
 #include "nn_impl.h"
+#include "runtime/alloc.h"
 #include "tensor/tensor_impl.h"
 
 enum { X_RESERVE, X_SEQ, X_H, X_C };
 
+/* PyTorch's four parameters, or Keras' three with b_hh = 0. */
 static clnet_rnn_weights weights(const clnet__layer *l)
 {
     return (clnet_rnn_weights){ l->params[0].value, l->params[1].value, l->params[2].value,
-                                l->params[3].value };
+                                l->zero_bias ? l->zero_bias : l->params[3].value };
 }
 
+/* With a single bias, a_x + a_h holds b_ih + b_hh in every gate of the RNN
+ * and LSTM cells, so db_hh = db_ih: the bias takes db_ih and db_hh goes to
+ * a spare (GRU, where the two differ, has no single-bias variant). */
 static clnet_rnn_grads grads(const clnet__layer *l)
 {
     return (clnet_rnn_grads){ l->params[0].grad, l->params[1].grad, l->params[2].grad,
-                              l->params[3].grad };
+                              l->zero_bias ? l->spare_dbias : l->params[3].grad };
 }
 
 static clnet_status rnn_forward(clnet__layer *l, clnet__io *io, int training)
@@ -63,11 +68,46 @@ static void add_extra(clnet__layer *l, int ndim, const int64_t *shape)
     l->nextra++;
 }
 
+/* Keras' unit_forget_bias: the LSTM forget block (rows h..2h) of the bias
+ * starts at 1; with two biases b_ih's block is 1 and b_hh's 0, so that their
+ * sum, what the cell adds, is 1. */
+static clnet_status unit_forget_bias(clnet__layer *l, int64_t h)
+{
+    float *buf = clnet__malloc((size_t)h * sizeof *buf);
+    if (!buf)
+        return clnet__error(l->model->ctx, CLNET_ERR_HOST_MEMORY, "LSTM: out of host memory");
+    clnet_status st = CLNET_OK;
+    for (int k = 0; k < l->nparams - 2 && !st; k++) {
+        for (int64_t i = 0; i < h; i++)
+            buf[i] = k == 0 ? 1.0f : 0.0f;
+        st = clnet_tensor_upload_range(l->params[2 + k].value, (size_t)h, (size_t)h, buf);
+    }
+    clnet__free(buf);
+    return st;
+}
+
 static clnet_status add_rnn(clnet_model *m, const clnet_rnn_layer_params *p, int cell,
                             const clnet__layer_ops *ops, const char *prefix)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL && p->units > 0);
+    if (p->single_bias && cell == 3)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "layer %d (GRU): single_bias: a GRU keeps two biases, as Keras' "
+                            "default reset_after=True GRU does (bias_ih, bias_hh); "
+                            "reset_after=False is not supported",
+                            m->nlayers);
+    if (p->unit_forget_bias && cell != 4)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "layer %d (%s): unit_forget_bias applies to LSTM only (the forget "
+                            "gate's bias)",
+                            m->nlayers, ops->type);
+    if (p->recurrent_dropout != 0.0f)
+        return clnet__error(m->ctx, CLNET_ERR_UNSUPPORTED,
+                            "layer %d (%s): recurrent_dropout %g: dropout on the recurrent state "
+                            "is not implemented; leave it 0 (the default) or add a Dropout layer "
+                            "after the recurrent layer",
+                            m->nlayers, ops->type, (double)p->recurrent_dropout);
     int nd = m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim;
     const int64_t *in = m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape;
     if (nd != 2) {
@@ -102,15 +142,26 @@ static clnet_status add_rnn(clnet_model *m, const clnet_rnn_layer_params *p, int
     add_extra(l, 1, l->return_state && cell == 4 ? &h : none);                /* X_C */
     int64_t wih[2] = { cell * h, f }, whh[2] = { cell * h, h }, b = cell * h;
     if ((st = clnet__param_add(l, "weight_ih", 2, wih, 1)) ||
-        (st = clnet__param_add(l, "weight_hh", 2, whh, 1)) ||
-        (st = clnet__param_add(l, "bias_ih", 1, &b, 1)) ||
-        (st = clnet__param_add(l, "bias_hh", 1, &b, 1)))
+        (st = clnet__param_add(l, "weight_hh", 2, whh, 1)))
         return st;
-    /* PyTorch's initialization: every parameter uniform in +-1/sqrt(units). */
+    if (p->single_bias) {
+        if ((st = clnet__param_add(l, "bias", 1, &b, 1)) ||
+            (st = clnet_tensor_create(m->ctx, CLNET_F32, 1, &b, &l->zero_bias)) ||
+            (st = clnet_tensor_fill(l->zero_bias, 0.0)) ||
+            (st = clnet_tensor_create(m->ctx, CLNET_F32, 1, &b, &l->spare_dbias)))
+            return st;
+    } else if ((st = clnet__param_add(l, "bias_ih", 1, &b, 1)) ||
+               (st = clnet__param_add(l, "bias_hh", 1, &b, 1))) {
+        return st;
+    }
+    /* PyTorch's initialization: every parameter uniform in +-1/sqrt(units);
+     * Keras' single bias starts at zero (param_add's fill). */
     float lim = (float)(1.0 / sqrt((double)h));
-    for (int i = 0; i < 4 && !st; i++)
+    for (int i = 0; i < (p->single_bias ? 2 : 4) && !st; i++)
         st = clnet_tensor_rand_uniform(l->params[i].value, m->seed,
                                        ((uint64_t)l->index << 8) | (uint64_t)i, -lim, lim);
+    if (!st && p->unit_forget_bias)
+        st = unit_forget_bias(l, h);
     return st;
 }
 

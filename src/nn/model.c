@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nn_impl.h"
+#include "runtime/context_impl.h"
 #include "tensor/tensor_impl.h"
 
 CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const int64_t *input_shape,
@@ -24,6 +25,12 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_create: out of host memory");
     m->ctx = ctx;
     m->seed = seed;
+    /* Keras' names, counted per context: "sequential", "sequential_1", ... */
+    if (ctx->models_created)
+        snprintf(m->name, sizeof m->name, "sequential_%d", ctx->models_created);
+    else
+        snprintf(m->name, sizeof m->name, "sequential");
+    ctx->models_created++;
     m->check_numerics = clnet__numerics_enabled();
     m->in_ndim = ndim;
     memcpy(m->in_shape, input_shape, (size_t)ndim * sizeof *input_shape);
@@ -396,32 +403,79 @@ CLNET_API size_t clnet_model_param_count(const clnet_model *m)
     return n;
 }
 
+CLNET_API clnet_status clnet_model_set_name(clnet_model *m, const char *name)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, name != NULL);
+    size_t n = strlen(name);
+    if (n == 0 || n >= sizeof m->name)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_set_name: the name has %zu bytes; it needs 1 to %d", n,
+                            CLNET_MODEL_NAME_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == '"' || name[i] == 0x7f)
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "clnet_model_set_name: byte %zu of the name is a control character "
+                                "or a quote",
+                                i);
+    memcpy(m->name, name, n + 1);
+    return CLNET_OK;
+}
+
+CLNET_API const char *clnet_model_name(const clnet_model *m)
+{
+    return m ? m->name : NULL;
+}
+
+/* Layer i's first two summary columns: "name (Type)" and "(None, ...)". */
+static void summary_cells(const clnet__layer *l, char name[80], char shape[128])
+{
+    snprintf(name, 80, "%s (%s)", l->name, l->ops->type);
+    size_t n = (size_t)snprintf(shape, 128, "(None");
+    for (int d = 0; d < l->out_ndim && n < 128; d++)
+        n += (size_t)snprintf(shape + n, 128 - n, ", %lld", (long long)l->out_shape[d]);
+    if (n < 128)
+        snprintf(shape + n, 128 - n, ")");
+}
+
+static void summary_rule(FILE *f, int width, char c)
+{
+    for (int i = 0; i < width; i++)
+        fputc(c, f);
+    fputc('\n', f);
+}
+
 CLNET_API clnet_status clnet_model_summary(const clnet_model *m, FILE *f)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, f != NULL);
-    const char *rule = "_________________________________________________________________\n";
-    fprintf(f, "Model: \"sequential\"\n%s", rule);
-    fprintf(f, " %-28s %-24s %10s\n", "Layer (type)", "Output Shape", "Param #");
-    fprintf(f, "=================================================================\n");
+    /* Keras' widths, widened to the longest cell so the columns stay aligned. */
+    int wname = 28, wshape = 24;
+    for (int i = 0; i < m->nlayers; i++) {
+        char name[80], shape[128];
+        summary_cells(m->layers[i], name, shape);
+        wname = (int)strlen(name) > wname ? (int)strlen(name) : wname;
+        wshape = (int)strlen(shape) > wshape ? (int)strlen(shape) : wshape;
+    }
+    int width = 1 + wname + 1 + wshape + 1 + 10;
+    fprintf(f, "Model: \"%s\"\n", m->name);
+    summary_rule(f, width, '_');
+    fprintf(f, " %-*s %-*s %10s\n", wname, "Layer (type)", wshape, "Output Shape", "Param #");
+    summary_rule(f, width, '=');
     size_t total = 0, trainable = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const clnet__layer *l = m->layers[i];
-        char name[64], shape[64];
-        snprintf(name, sizeof name, "%s (%s)", l->name, l->ops->type);
-        size_t n = (size_t)snprintf(shape, sizeof shape, "(None");
-        for (int d = 0; d < l->out_ndim && n < sizeof shape; d++)
-            n += (size_t)snprintf(shape + n, sizeof shape - n, ", %lld", (long long)l->out_shape[d]);
-        if (n < sizeof shape)
-            snprintf(shape + n, sizeof shape - n, ")");
-        fprintf(f, " %-28s %-24s %10zu\n", name, shape, layer_params(l, 0));
+        char name[80], shape[128];
+        summary_cells(l, name, shape);
+        fprintf(f, " %-*s %-*s %10zu\n", wname, name, wshape, shape, layer_params(l, 0));
         if (i + 1 < m->nlayers)
             fprintf(f, "\n");
         total += layer_params(l, 0);
         trainable += l->trainable ? layer_params(l, 1) : 0;
     }
-    fprintf(f, "=================================================================\n");
-    fprintf(f, "Total params: %zu\nTrainable params: %zu\nNon-trainable params: %zu\n%s", total,
-            trainable, total - trainable, rule);
+    summary_rule(f, width, '=');
+    fprintf(f, "Total params: %zu\nTrainable params: %zu\nNon-trainable params: %zu\n", total,
+            trainable, total - trainable);
+    summary_rule(f, width, '_');
     return CLNET_OK;
 }

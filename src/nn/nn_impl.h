@@ -81,6 +81,9 @@ struct clnet__layer {
     /* Recurrent layers. */
     int cell;                          /* 1 RNN, 4 LSTM, 3 GRU (gate blocks) */
     int return_sequences, return_state;
+    /* Keras' single bias: the one "bias" parameter is b_ih; b_hh is zeros and
+     * its gradient (equal to b_ih's for these cells) goes to a spare. */
+    clnet_tensor *zero_bias, *spare_dbias;
 };
 
 /* Hooks for data-parallel training (src/dist); unused members are NULL.
@@ -96,6 +99,7 @@ typedef struct clnet__model_hooks {
 
 struct clnet_model {
     clnet_context *ctx;
+    char name[CLNET_MODEL_NAME_MAX];   /* as the summary prints it */
     uint64_t seed;
     int in_ndim;
     int64_t in_shape[CLNET_MAX_DIMS];

@@ -44,6 +44,7 @@ struct clnet_context {
     clnet_log_fn log;
     void *log_user;
     char errmsg[CLNET_ERRMSG_SIZE];
+    int models_created;                /* default model names (src/nn/model.c) */
 };
 
 /* Disk cache (diskcache.c). The key text names the device, the driver, the

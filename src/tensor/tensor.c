@@ -161,6 +161,41 @@ CLNET_API clnet_status clnet_tensor_download(const clnet_tensor *t, void *dst, s
                               dst);
 }
 
+/* [offset, offset + count) inside t's elements, without overflow. */
+static clnet_status check_range(const clnet_tensor *t, const char *func, size_t offset,
+                                size_t count)
+{
+    if (offset > t->numel || count > t->numel - offset)
+        return clnet__error(t->ctx, CLNET_ERR_SHAPE,
+                            "%s: elements [%zu, %zu + %zu) lie outside the tensor's %zu elements",
+                            func, offset, offset, count, t->numel);
+    return CLNET_OK;
+}
+
+CLNET_API clnet_status clnet_tensor_upload_range(clnet_tensor *t, size_t offset, size_t count,
+                                                 const void *src)
+{
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    CLNET_CHECK_ARG(t->ctx, src != NULL || count == 0);
+    clnet_status st = check_range(t, "clnet_tensor_upload_range", offset, count);
+    if (st || count == 0)
+        return st;
+    size_t es = clnet_dtype_size(t->dtype);
+    return clnet__buffer_write(t->ctx, clnet__mem(t), (t->offset + offset) * es, count * es, src);
+}
+
+CLNET_API clnet_status clnet_tensor_download_range(const clnet_tensor *t, size_t offset,
+                                                   size_t count, void *dst)
+{
+    CLNET_CHECK_ARG(NULL, t != NULL);
+    CLNET_CHECK_ARG(t->ctx, dst != NULL || count == 0);
+    clnet_status st = check_range(t, "clnet_tensor_download_range", offset, count);
+    if (st || count == 0)
+        return st;
+    size_t es = clnet_dtype_size(t->dtype);
+    return clnet__buffer_read(t->ctx, clnet__mem(t), (t->offset + offset) * es, count * es, dst);
+}
+
 static clnet_status make_view(const clnet_tensor *t, size_t offset, size_t numel, int ndim,
                               const int64_t *shape, clnet_tensor **out)
 {

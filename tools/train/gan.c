@@ -1,7 +1,6 @@
 /* clnet-train gan — the reference DCGAN on Fashion-MNIST scaled to [-1, 1]:
  * training with a sample grid per epoch, sampling from a saved generator, and
  * the classifier-based score of generated against real images (docs/gan.md). */
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,45 +23,16 @@ static const char *const class_names[10] = { "T-shirt/top", "Trouser",   "Pullov
 /* ---- PNG grid ---------------------------------------------------------------------- */
 
 /* Writes n images in [-1, 1] as a grayscale grid of `cols` columns, one pixel
- * of black between images. Returns 0 on success. */
+ * of black between images (clnet_png_write_grid). Returns 0 on success. */
 static int write_grid(const char *path, const float *img, int n, int cols)
 {
-    int rows = (n + cols - 1) / cols, w = cols * (SIDE + 1) + 1, h = rows * (SIDE + 1) + 1;
-    unsigned char *px = calloc((size_t)w * (size_t)h, 1);
-    out_file out = { 0 };
-    if (!px) {
-        fprintf(stderr, "clnet-train: out of host memory for a %dx%d sample grid\n", w, h);
-        return 1;
-    }
-    if (!out_open(&out, "clnet-train", path)) {
-        free(px);
-        return 1;
-    }
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info || setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, info ? &info : NULL);
-        free(px);
-        return !out_fail(&out, "clnet-train");
-    }
-    for (int k = 0; k < n; k++)
-        for (int y = 0; y < SIDE; y++)
-            for (int x = 0; x < SIDE; x++) {
-                float v = (img[(size_t)k * PIXELS + y * SIDE + x] + 1.0f) * 127.5f;
-                v = v < 0 ? 0 : v > 255 ? 255 : v;
-                px[(size_t)((k / cols) * (SIDE + 1) + 1 + y) * (size_t)w +
-                   (size_t)((k % cols) * (SIDE + 1) + 1 + x)] = (unsigned char)(v + 0.5f);
-            }
-    out_png_io(png, &out);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++)
-        png_write_row(png, px + (size_t)y * (size_t)w);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    free(px);
-    return !out_commit(&out, "clnet-train");
+    clnet_png_grid_params p = CLNET_PNG_GRID_PARAMS_DEFAULT;
+    p.cols = cols;
+    char err[1024];
+    if (clnet_png_write_grid(path, img, n, SIDE, SIDE, &p, err, sizeof err) == CLNET_OK)
+        return 0;
+    fprintf(stderr, "clnet-train: %s\n", err);
+    return 1;
 }
 
 /* ---- Sampling ------------------------------------------------------------------------- */
