@@ -264,7 +264,8 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
 typedef struct clnet_progress {
     int epoch, epochs;                 /* 1-based */
     int64_t step, steps;               /* 1-based within the epoch */
-    double loss, accuracy;             /* running means over the epoch so far */
+    double loss, accuracy;             /* running means over the epoch so far; accuracy is
+                                        * the loss's metric (clnet_loss), named by metric */
     double elapsed, eta;               /* seconds */
     int end_of_epoch;                  /* 1 on the epoch's last call */
     double val_loss, val_accuracy;     /* end of epoch, with validation data; else -1 */
