@@ -107,7 +107,10 @@ def check_file(root, rel, text):
     for line in text.splitlines():
         if EXAMPLE in line:
             examples.update(line.split(EXAMPLE, 1)[1].replace("-->", " ").replace("*/", " ").split())
+    fenced = False
     for lineno, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
         if IGNORE in line or EXAMPLE in line:
             continue
         for m in TREE_PATH.finditer(line):
@@ -124,7 +127,7 @@ def check_file(root, rel, text):
                 continue
             if not (exists(root, os.path.join(here, name)) or exists(root, name)):
                 bad.append((lineno, name))
-        if rel.endswith(".md"):
+        if rel.endswith(".md") and not fenced:  # code is not a link: self[0](x)
             for m in MD_LINK.finditer(line):
                 target = m.group(1)
                 if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("/"):
