@@ -144,8 +144,8 @@ static clnet_status fit_step(clnet_dist *d, clnet_model *m, shard *s, const int3
     clnet_tensor *x, *y;
     if (!(st = shard_load(s, order + lo, hi - lo, &x, &y)) &&
         !(st = clnet_model_train_on_batch(m, x, y, NULL, NULL)) &&
-        !(st = clnet_axpy(s->loss_sum, (float)(hi - lo), m->loss)) && sparse_targets(m))
-        st = clnet_axpy(s->correct_sum, 1.0f, m->correct);
+        !(st = clnet_axpy(s->loss_sum, (float)(hi - lo), m->loss)))
+        st = clnet_axpy(s->correct_sum, (float)clnet__model_metric_scale(m, hi - lo), m->correct);
     clnet_tensor_destroy(x);
     clnet_tensor_destroy(y);
     return st;
@@ -170,7 +170,7 @@ static clnet_status fit_epoch(clnet_dist *d, clnet_model *m, const clnet_fit_par
         if ((st = reduce_sums(d, m, s, sums)))
             break;
         pr->loss = sums[0] / seen;
-        pr->accuracy = sparse_targets(m) ? sums[1] / seen : -1;
+        pr->accuracy = sums[1] / seen;
         pr->elapsed = clnet__now() - t0;
         pr->eta = pr->elapsed / (double)(i + 1) * (double)(steps - i - 1);
         if (p->progress && d->rank == 0)
@@ -229,14 +229,15 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
     uint64_t state = p->shuffle_seed;
     for (int e = 1; e <= p->epochs && !st; e++) {
         double t0 = clnet__now(), sums[2];
-        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1 };
+        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
+                              .metric = clnet__model_metric_name(m) };
         clnet__sample_order(order, data->count, p->shuffle, &state);
         if ((st = clnet_tensor_fill(s.loss_sum, 0)) || (st = clnet_tensor_fill(s.correct_sum, 0)) ||
             (st = fit_epoch(d, m, p, &s, order, b, &pr, t0)) ||
             (st = reduce_sums(d, m, &s, sums)) || (st = sync_untrained(d, m)))
             break;
         pr.loss = sums[0] / (double)data->count;
-        pr.accuracy = sparse_targets(m) ? sums[1] / (double)data->count : -1;
+        pr.accuracy = sums[1] / (double)data->count;
         if (p->validation &&
             (st = clnet_dist_evaluate(d, m, p->validation, (int)b, &pr.val_loss, &pr.val_accuracy)))
             break;
@@ -277,7 +278,7 @@ CLNET_API clnet_status clnet_dist_evaluate(clnet_dist *d, clnet_model *m,
                                     (const unsigned char *)data->y + (size_t)lo * yrow, hi - lo };
         st = clnet_model_evaluate(m, &mine, batch_size, &l, &acc);
         sums[0] = l * (double)(hi - lo);
-        sums[1] = sparse_targets(m) ? acc * (double)(hi - lo) : 0;
+        sums[1] = acc * (double)(hi - lo);
     }
     if ((st = clnet__dist_agree(d, m->ctx, st, "clnet_dist_evaluate",
                                 clnet_context_errmsg(m->ctx))) ||
@@ -287,6 +288,6 @@ CLNET_API clnet_status clnet_dist_evaluate(clnet_dist *d, clnet_model *m,
     if (loss)
         *loss = sums[0] / (double)data->count;
     if (accuracy)
-        *accuracy = sparse_targets(m) ? sums[1] / (double)data->count : -1.0;
+        *accuracy = sums[1] / (double)data->count;
     return CLNET_OK;
 }

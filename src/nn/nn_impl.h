@@ -152,6 +152,11 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch);
 const clnet_tensor *clnet__model_logits(const clnet_model *m);
 /* The output activation (clnet__layer_output_act of the last layer). */
 int clnet__model_output_act(const clnet_model *m);
+/* The loss's metric (accuracy, or the MAE for MSE): its name, and the factor
+ * that turns m->correct after a batch of n samples into the batch's sum of
+ * per-sample metrics (src/nn/train.c; the data-parallel fit uses them too). */
+double clnet__model_metric_scale(const clnet_model *m, int64_t n);
+const char *clnet__model_metric_name(const clnet_model *m);
 
 /* train.c: the sample order fit uses for an epoch: 0..n-1, shuffled
  * (Fisher-Yates on splitmix64, continuing *state) when shuffle is nonzero.

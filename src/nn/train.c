@@ -178,7 +178,7 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
 }
 
 /* Loss into m->loss, its gradient at the logits into m->dlogits, the
- * metric's raw value into m->correct (see metric_scale). */
+ * metric's raw value into m->correct (see clnet__model_metric_scale). */
 static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
 {
     const clnet_tensor *logits = clnet__model_logits(m);
@@ -213,7 +213,7 @@ static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
 /* The metric summed over a batch of n samples is metric_scale * m->correct:
  * m->correct counts rows (sparse, categorical) or elements (binary) or is the
  * mean absolute error over the elements (MSE). */
-static double metric_scale(const clnet_model *m, int64_t n)
+double clnet__model_metric_scale(const clnet_model *m, int64_t n)
 {
     const clnet__layer *l = m->layers[m->nlayers - 1];
     double per = 1;                    /* output elements per sample */
@@ -231,7 +231,7 @@ static double metric_scale(const clnet_model *m, int64_t n)
     }
 }
 
-static const char *metric_name(const clnet_model *m)
+const char *clnet__model_metric_name(const clnet_model *m)
 {
     return m->compile.loss == CLNET_LOSS_MSE ? "mae" : "accuracy";
 }
@@ -338,7 +338,7 @@ CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_te
     if (!st && loss && isnan(v) && (st = check_device_labels(m, func, y)))
         return st;
     if (!st && accuracy && !(st = clnet_tensor_download(m->correct, &v, sizeof v)))
-        *accuracy = metric_scale(m, x->shape[0]) * v / (double)x->shape[0];
+        *accuracy = clnet__model_metric_scale(m, x->shape[0]) * v / (double)x->shape[0];
     return st;
 }
 
@@ -461,7 +461,7 @@ static clnet_status read_sums(clnet_model *m, double *loss, double *correct)
 static clnet_status accumulate(clnet_model *m, int64_t n)
 {
     clnet_status st = clnet_axpy(m->loss_sum, (float)n, m->loss);
-    return st ? st : clnet_axpy(m->correct_sum, (float)metric_scale(m, n), m->correct);
+    return st ? st : clnet_axpy(m->correct_sum, (float)clnet__model_metric_scale(m, n), m->correct);
 }
 
 static clnet_status check_view(clnet_model *m, const char *func, const clnet_dataset_view *v,
@@ -607,7 +607,7 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
             break;
         double t0 = clnet__now();
         clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
-                              .metric = metric_name(m) };
+                              .metric = clnet__model_metric_name(m) };
         if ((st = set_order(m, &d, p->shuffle, &state)) || (st = clnet_tensor_fill(m->loss_sum, 0)) ||
             (st = clnet_tensor_fill(m->correct_sum, 0)) || (st = fit_epoch(m, p, &d, &pr, t0, &r)))
             break;
