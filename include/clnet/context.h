@@ -96,8 +96,15 @@ CLNET_API void clnet_system_free(clnet_system *sys);
  * are independent and may be used from different threads. */
 typedef struct clnet_context clnet_context;
 
-/* Receives every error message a context records. */
+/* Receives every error message a context records (status: the error), and
+ * reports with status CLNET_OK: the CLNET_PROFILE=1 kernel-time table when the
+ * context is destroyed. The library itself never prints; a program that wants
+ * these on stderr passes clnet_log_stderr. */
 typedef void (*clnet_log_fn)(void *user, clnet_status status, const char *message);
+
+/* A log callback that prints to stderr: a report as it is, an error as
+ * "clnet: CLNET_ERR_...: message". user is ignored. */
+CLNET_API void clnet_log_stderr(void *user, clnet_status status, const char *message);
 
 typedef struct clnet_context_params {
     /* Which device. NULL or "": the CLNET_DEVICE environment variable, else the
@@ -120,8 +127,9 @@ typedef struct clnet_context_params {
     /* Non-zero: the queue records profiling events (for the caller's own
      * events through clnet/opencl.h). CLNET_PROFILE_KERNELS: clnet also times
      * every kernel it launches (clnet_context_kernel_times). The environment
-     * variable CLNET_PROFILE=1 turns kernel timing on for every context and
-     * prints a table of them to stderr when the context is destroyed. */
+     * variable CLNET_PROFILE=1 (or 0; another value fails the creation) turns
+     * kernel timing on for every context and sends a table of them to the log
+     * callback when the context is destroyed (clnet_log_stderr prints it). */
     int profiling;
     clnet_log_fn log;                  /* optional; called on every recorded error */
     void *log_user;

@@ -1,5 +1,6 @@
 /* clnet — device enumeration, the device profile and device choice. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,32 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
 
 typedef cl_device_id device_ids[MAX_PLATFORMS][MAX_DEVICES];
 
+/* Device discovery runs one thread at a time. The one piece of global state
+ * in clnet, and on purpose: the ICD loader and pocl set up their platform and
+ * device records on first use without a lock of their own, and threads that
+ * enumerate at once crashed inside clGetDeviceInfo (tests/test-runtime.c,
+ * threads_create_contexts_at_once). Everything else a context does is its
+ * own. */
+static pthread_mutex_t discovery_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static clnet_status query_locked(clnet_system **out, cl_platform_id *pids,
+                                 cl_device_id (*dids)[MAX_DEVICES], char *err, size_t err_size)
+{
+    pthread_mutex_lock(&discovery_lock);
+    clnet_status st = query(out, pids, dids, err, err_size);
+    pthread_mutex_unlock(&discovery_lock);
+    return st;
+}
+
+clnet_status clnet__device_info_locked(cl_platform_id p, cl_device_id d, clnet_device_info *info,
+                                       char *err, size_t err_size)
+{
+    pthread_mutex_lock(&discovery_lock);
+    clnet_status st = clnet__device_info(p, d, info, err, err_size);
+    pthread_mutex_unlock(&discovery_lock);
+    return st;
+}
+
 CLNET_API clnet_status clnet_system_query(clnet_system **out, char *err, size_t err_size)
 {
     if (!out) {
@@ -535,7 +562,7 @@ CLNET_API clnet_status clnet_system_query(clnet_system **out, char *err, size_t 
         clnet__errbuf(err, err_size, "clnet_system_query: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
-    clnet_status st = query(out, pids, *ids, err, err_size);
+    clnet_status st = query_locked(out, pids, *ids, err, err_size);
     clnet__free(ids);
     return st;
 }
@@ -648,7 +675,7 @@ clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, 
         clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
-    clnet_status st = query(&sys, pids, *ids, err, err_size);
+    clnet_status st = query_locked(&sys, pids, *ids, err, err_size);
     if (st) {
         clnet__free(ids);
         return st;

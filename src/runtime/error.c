@@ -134,3 +134,14 @@ double clnet__now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+CLNET_API void clnet_log_stderr(void *user, clnet_status status, const char *message)
+{
+    (void)user;
+    /* The one place the library writes to stderr: only when the caller
+     * passes this function as its log callback. */
+    if (status == CLNET_OK)
+        fprintf(stderr, "%s\n", message);
+    else
+        fprintf(stderr, "clnet: %s: %s\n", clnet_status_name(status), message);
+}

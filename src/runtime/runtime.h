@@ -51,6 +51,14 @@ const char *clnet__cl_error_name(cl_int err);
  * work-group size is chosen so that it fits the device's local memory. */
 #define CLNET_LOCAL_BYTES_PER_ITEM 32
 
+/* The environment knobs (env.c), read and checked once when a context is
+ * created: an unknown value fails clnet_context_create. */
+typedef struct clnet__env {
+    int gemm_kernel;                   /* CLNET_GEMM_KERNEL: -1 unset (the device's
+                                        * choice), else 0 own, 1 packed, 2 clblast */
+    int profile;                       /* CLNET_PROFILE=1 */
+} clnet__env;
+
 /* Read once when the context is created; picks kernel variants. */
 typedef struct clnet__profile {
     clnet_device_info info;
@@ -67,6 +75,7 @@ typedef struct clnet__profile {
                                         * binary compiles every kernel in it again (pocl;
                                         * docs/speed.md). Tests force 1 with the variant
                                         * "diskcache.store". */
+    clnet__env env;                    /* the environment, as read at creation */
 } clnet__profile;
 
 /* Non-zero when the device has every feature in `need` (CLNET_FEATURE_*
