@@ -119,10 +119,12 @@ typedef struct clnet_context_params {
     const char *device;
     /* Where compiled kernels are kept between processes. NULL: the
      * CLNET_CACHE_DIR environment variable, else $XDG_CACHE_HOME/clnet, else
-     * ~/.cache/clnet. "" disables the disk cache. Where the driver keeps its
-     * own cache and handing out a binary costs a compile (pocl, unless
-     * POCL_KERNEL_CACHE=0), clnet stores nothing there and relies on the
-     * driver's cache; it still loads what an earlier version stored. */
+     * ~/.cache/clnet. "" disables the disk cache. On pocl clnet neither
+     * stores nor loads binaries (even with POCL_KERNEL_CACHE=0): pocl keeps
+     * its own cache, and its binaries are neither cheap to fetch nor safe to
+     * share between processes (docs/hardening.md). Only regular files are
+     * read from the directory; an entry that fails any check, or whose
+     * binary lacks a kernel, is rebuilt from source and replaced. */
     const char *cache_dir;
     /* Non-zero: the queue records profiling events (for the caller's own
      * events through clnet/opencl.h). CLNET_PROFILE_KERNELS: clnet also times

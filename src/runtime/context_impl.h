@@ -10,6 +10,7 @@ typedef struct clnet__program {
     char *name;
     char *options;
     cl_program program;
+    int from_cache;                    /* built from a disk-cache binary */
     int nkernels;
     char **kernel_names;
     cl_kernel *kernels;
@@ -53,6 +54,10 @@ char *clnet__diskcache_key(const clnet_context *ctx, const char *prelude, size_t
                            const char *source, size_t source_len, const char *options);
 int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned char **binary,
                           size_t *size);
+/* clnet__diskcache_parse (cachefile.h) checks an entry's bytes. */
+/* Removes key's entry if it is a regular file (one whose binary failed to
+ * yield its kernels). */
+void clnet__diskcache_drop(const clnet_context *ctx, const char *key);
 /* Best effort: a cache that cannot be written only costs speed. */
 void clnet__diskcache_store(const clnet_context *ctx, const char *key,
                             const unsigned char *binary, size_t size);

@@ -266,14 +266,18 @@ void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info)
              prof->cl12 ? "-cl-std=CL1.2 " : "", prof->wg_size);
     snprintf(prof->feature_options, sizeof prof->feature_options, "%s-DCLNET_WG=%zu", fstd,
              prof->wg_size);
-    /* pocl keeps every program it builds in its own disk cache (unless
-     * POCL_KERNEL_CACHE=0), so a second process builds from source in ~30 ms
-     * a program; but asking it for a program's binary compiles every kernel
-     * in the program for a generic work-group size first, which doubled to
-     * quadrupled the first run's compile time (docs/speed.md, "Cold start"). */
-    const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
+    /* pocl keeps every program it builds in its own disk cache, so a second
+     * process builds from source in ~30 ms a program; asking it for a
+     * program's binary compiles every kernel in the program for a generic
+     * work-group size first, which doubled to quadrupled the first run's
+     * compile time (docs/speed.md, "Cold start"). And its binaries are not
+     * self-contained: with POCL_KERNEL_CACHE=0 each names one temporary
+     * directory that every process loading it uses and deletes, so two
+     * processes sharing clnet's cache aborted in pocl, and a binary with bad
+     * contents aborts pocl at load, which no check of clnet's can prevent.
+     * So on pocl clnet neither stores nor loads binaries (docs/hardening.md). */
     int pocl = strstr(copy.platform_name, "Portable Computing Language") != NULL;
-    prof->store_binaries = !pocl || (pocl_cache && !strcmp(pocl_cache, "0"));
+    prof->store_binaries = !pocl;
 }
 
 /* ---- Probe ------------------------------------------------------------------ */

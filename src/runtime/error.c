@@ -118,16 +118,6 @@ void clnet__errbuf(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-uint64_t clnet__fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 double clnet__now(void)
 {
     struct timespec ts;

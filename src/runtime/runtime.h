@@ -70,11 +70,11 @@ typedef struct clnet__profile {
                                         * feature: -cl-std=CL2.0 or CL3.0 where the
                                         * device compiles it, so the feature's macros
                                         * (cl/prelude.cl: CLNET_HAS_*) are defined */
-    int store_binaries;                /* store built programs in clnet's disk cache; 0 where
-                                        * the driver caches them itself and fetching a
-                                        * binary compiles every kernel in it again (pocl;
-                                        * docs/speed.md). Tests force 1 with the variant
-                                        * "diskcache.store". */
+    int store_binaries;                /* use clnet's disk cache (load and store); 0 where
+                                        * the driver caches programs itself and its
+                                        * binaries are neither cheap nor safe to share
+                                        * (pocl; docs/speed.md, docs/hardening.md). Tests
+                                        * force 1 with the variant "diskcache.store". */
     clnet__env env;                    /* the environment, as read at creation */
 } clnet__profile;
 
@@ -183,7 +183,7 @@ extern const size_t clnet__cl_source_count;
 
 /* ---- Small helpers --------------------------------------------------------- */
 
-/* 64-bit FNV-1a, continued from h (start with CLNET_FNV_OFFSET). */
+/* 64-bit FNV-1a (cachefile.c), continued from h (start with CLNET_FNV_OFFSET). */
 #define CLNET_FNV_OFFSET 0xcbf29ce484222325ull
 uint64_t clnet__fnv1a(uint64_t h, const void *data, size_t n);
 
