@@ -120,5 +120,6 @@ Suite *suite_faults(void);
 Suite *suite_limits(void);
 Suite *suite_gan(void);
 Suite *suite_step(void);
+Suite *suite_hardening(void);
 
 #endif

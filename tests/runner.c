@@ -32,6 +32,7 @@ static const struct {
     { "limits", suite_limits },
     { "gan", suite_gan },
     { "step", suite_step },
+    { "hardening", suite_hardening },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -294,6 +294,7 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
     CLNET_CHECK_ARG(m->ctx, p != NULL && p->filters > 0 && p->kernel_h > 0 && p->kernel_w > 0);
     CLNET_CHECK_ARG(m->ctx, p->stride_h > 0 && p->stride_w > 0 && p->dilation_h > 0 &&
                                 p->dilation_w > 0 && valid_activation(p->activation));
+    CLNET_CHECK_ARG(m->ctx, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME);
     char need[160];
     if (in_ndim(m) != 3) {
         snprintf(need, sizeof need, "%s needs (batch, channels, height, width)", kind->label);
@@ -428,6 +429,7 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL && p->pool_h > 0 && p->pool_w > 0 && p->stride_h >= 0 &&
                                 p->stride_w >= 0);
+    CLNET_CHECK_ARG(m->ctx, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME);
     if (in_ndim(m) != 3)
         return shape_error(m, ops->type, "pooling needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);

@@ -1,10 +1,13 @@
 /* clnet — device enumeration, the device profile and device choice. */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "context_impl.h"
 
@@ -396,17 +399,77 @@ static const char *no_platform_help =
     "/etc/OpenCL/vendors (or OCL_ICD_VENDORS points elsewhere). To run on any CPU, "
     "install pocl: apt-get install pocl-opencl-icd";
 
+/* How many ICDs are registered where the loader looks: OCL_ICD_VENDORS (a
+ * directory, or one .icd file) or /etc/OpenCL/vendors; *where names it. */
+static int registered_icds(const char **where)
+{
+    const char *dir = getenv("OCL_ICD_VENDORS");
+    struct stat st;
+    *where = dir && *dir ? dir : "/etc/OpenCL/vendors";
+    if (stat(*where, &st) != 0)
+        return 0;
+    if (S_ISREG(st.st_mode))
+        return 1;
+    DIR *d = S_ISDIR(st.st_mode) ? opendir(*where) : NULL;
+    int n = 0;
+    if (!d)
+        return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -1 : 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        n += len > 4 && !strcmp(e->d_name + len - 4, ".icd");
+    }
+    closedir(d);
+    return n;
+}
+
+/* No platform: "install pocl" only when no driver is registered at all; a
+ * registered one that did not load is the host's trouble (memory, file
+ * descriptors) or a broken driver, and the message says which it saw. */
+static void no_platform(char *err, size_t err_size, int saved_errno)
+{
+    const char *where;
+    int n = registered_icds(&where);
+    if (n == 0) {
+        clnet__errbuf(err, err_size, "%s", no_platform_help);
+        return;
+    }
+    const char *cause = saved_errno == ENOMEM ? "out of memory (ulimit -v?)"
+                        : saved_errno == EMFILE || saved_errno == ENFILE
+                            ? "out of file descriptors (ulimit -n?)"
+                            : NULL;
+    if (n < 0)
+        clnet__errbuf(err, err_size,
+                      "no OpenCL platform loaded, and the ICD registry %s cannot be read: %s; the "
+                      "host is out of memory or file descriptors (ulimit -v, ulimit -n)",
+                      where, strerror(errno));
+    else if (cause)
+        clnet__errbuf(err, err_size,
+                      "no OpenCL platform loaded although %d driver(s) (ICDs) are registered in "
+                      "%s: the ICD loader failed: %s",
+                      n, where, cause);
+    else
+        clnet__errbuf(err, err_size,
+                      "no OpenCL platform loaded although %d driver(s) (ICDs) are registered in "
+                      "%s: the ICD loader could not load them (%s): check that the driver's "
+                      "library is installed, and the host's memory and file-descriptor limits "
+                      "(ulimit -v, ulimit -n)",
+                      n, where, saved_errno ? strerror(saved_errno) : "no reason given");
+}
+
 static clnet_status get_platforms(cl_platform_id *ids, cl_uint *count, char *err, size_t err_size)
 {
     cl_uint n = 0;
+    errno = 0;
     cl_int e = clGetPlatformIDs(MAX_PLATFORMS, ids, &n);
+    int saved_errno = errno;
     if (e == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (e == CL_SUCCESS && n == 0)) {
-        clnet__errbuf(err, err_size, "%s", no_platform_help);
+        no_platform(err, err_size, saved_errno);
         return CLNET_ERR_NO_PLATFORM;
     }
     if (e != CL_SUCCESS) {
-        clnet__errbuf(err, err_size, "clGetPlatformIDs failed: %s (%d)", clnet__cl_error_name(e),
-                      (int)e);
+        clnet__errbuf(err, err_size, "clGetPlatformIDs failed: %s (%d)%s", clnet__cl_error_name(e),
+                      (int)e,
+                      e == CL_OUT_OF_HOST_MEMORY ? ": the host is out of memory (ulimit -v?)" : "");
         return clnet__cl_status(e);
     }
     *count = n < MAX_PLATFORMS ? n : MAX_PLATFORMS;
