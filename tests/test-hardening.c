@@ -12,6 +12,7 @@
 
 #include "clnet/data.h"
 #include "harness.h"
+#include "runtime/fault.h"
 
 /* ---- Output shapes at the limits ---------------------------------------------- */
 
@@ -199,6 +200,21 @@ START_TEST(registered_icd_that_fails_to_load_is_not_missing)
 }
 END_TEST
 
+/* The driver out of host memory while listing its devices (seen under
+ * ulimit -v) is the host's trouble, not "no OpenCL device found". */
+START_TEST(device_listing_out_of_memory_says_so)
+{
+    char err[2048];
+    clnet_context *ctx = NULL;
+    clnet__fault_arm("clGetDeviceIDs", 1, CL_OUT_OF_HOST_MEMORY);
+    clnet_status st = clnet_context_create(NULL, &ctx, err, sizeof err);
+    clnet__fault_disarm();
+    ck_assert_msg(st == CLNET_ERR_HOST_MEMORY, "%s: %s", clnet_status_name(st), err);
+    ck_assert_msg(strstr(err, "out of host memory") && strstr(err, "clGetDeviceIDs"), "%s", err);
+    ck_assert_ptr_null(ctx);
+}
+END_TEST
+
 Suite *suite_hardening(void)
 {
     Suite *s = suite_create("hardening");
@@ -218,6 +234,7 @@ Suite *suite_hardening(void)
     tcase_add_test(tc, bad_padding_enum_is_rejected);
     tcase_add_test(tc, empty_model_says_so);
     tcase_add_test(tc, registered_icd_that_fails_to_load_is_not_missing);
+    tcase_add_test(tc, device_listing_out_of_memory_says_so);
     suite_add_tcase(s, tc);
     return s;
 }
