@@ -298,6 +298,8 @@ static void run_children(const char *dir, int n)
  * each reads the environment afresh; this process never does. */
 START_TEST(two_processes_share_a_cache)
 {
+    if (getenv("CK_FORK") && !strcmp(getenv("CK_FORK"), "no"))
+        return; /* the children of a process that touched OpenCL inherit a broken runtime */
     char *dir = temp_dir();
     setenv("POCL_KERNEL_CACHE", "0", 1);
     run_children(dir, 1); /* warms the cache */
