@@ -247,10 +247,10 @@ CLNET_API clnet_status clnet_idx_load(const char *path, clnet_idx **out, char *e
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
         int e = errno;
         close(fd);
-        return fail(err, err_size, CLNET_ERR_IO, "%s: %s", path,
-                    S_ISREG(sb.st_mode) ? strerror(e)
-                    : S_ISDIR(sb.st_mode) ? "is a directory, not an IDX file"
-                                          : "is not a regular file (a FIFO, socket or device)");
+        return fail(err, err_size, CLNET_ERR_IO, "%s: cannot read: %s", path,
+                    S_ISREG(sb.st_mode) || !sb.st_mode ? strerror(e)
+                    : S_ISDIR(sb.st_mode) ? strerror(EISDIR)
+                                          : "not a regular file (a FIFO, socket or device)");
     }
     errno = 0;
     reader r = { gzdopen(fd, "rb"), path, err, err_size };
