@@ -554,11 +554,11 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
             continue;
         }
         if (e == CL_OUT_OF_HOST_MEMORY) { /* the host's fault, not the platform's */
-            clnet_system_free(sys);
             clnet__errbuf(err, err_size,
                           "clnet_system_query: out of host memory: clGetDeviceIDs on platform "
                           "\"%s\" failed: CL_OUT_OF_HOST_MEMORY (ulimit -v?)",
                           pi->name);
+            clnet_system_free(sys);
             return CLNET_ERR_HOST_MEMORY;
         }
         if (e != CL_SUCCESS) {
