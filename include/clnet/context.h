@@ -93,7 +93,8 @@ CLNET_API void clnet_system_free(clnet_system *sys);
 /* A context: one device, one in-order queue, the kernels built for it and
  * the last error. Thread-safety: a context and everything created from it
  * (tensors included) must be used by one thread at a time; distinct contexts
- * are independent and may be used from different threads. */
+ * are independent and may be created, used and destroyed from different
+ * threads at once (device discovery is serialized inside clnet). */
 typedef struct clnet_context clnet_context;
 
 /* Receives every error message a context records (status: the error), and
