@@ -124,5 +124,6 @@ Suite *suite_semantics(void);
 Suite *suite_merge(void);
 Suite *suite_onnx(void);
 Suite *suite_callbacks(void);
+Suite *suite_hardening(void);
 
 #endif

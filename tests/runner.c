@@ -36,6 +36,7 @@ static const struct {
     { "merge", suite_merge },
     { "onnx", suite_onnx },
     { "callbacks", suite_callbacks },
+    { "hardening", suite_hardening },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

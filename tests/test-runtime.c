@@ -1,8 +1,10 @@
 /* clnet tests — the runtime: device choice, contexts, errors, build logs. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clnet/opencl.h"
@@ -753,6 +755,180 @@ START_TEST(kernel_times_count_every_launch)
 }
 END_TEST
 
+/* Every environment knob is checked when a context is created: an unknown
+ * value fails with a message naming the variable and the values it takes
+ * (CLNET_GEMM_KERNEL=garbage used to be ignored, CLNET_PROFILE=garbage read
+ * as on). */
+static const struct {
+    const char *var, *bad, *says;
+} bad_knobs[] = {
+    { "CLNET_GEMM_KERNEL", "garbage", "own, packed or clblast" },
+    { "CLNET_GEMM_KERNEL", "OWN", "own, packed or clblast" },
+    { "CLNET_PROFILE", "garbage", "0 or 1" },
+    { "CLNET_PROFILE", "yes", "0 or 1" },
+    { "CLNET_CHECK_NUMERICS", "on", "0 or 1" },
+    { "CLNET_KERNEL_DIR", "/nonexistent/clnet-kernels", "not a directory" },
+    { "CLNET_KERNEL_DIR", "/dev/null", "not a directory" },
+    { "CLNET_DIST_TIMEOUT", "ten", "positive number of seconds" },
+    { "CLNET_DIST_TIMEOUT", "-5", "positive number of seconds" },
+    { "CLNET_DIST_BUCKET_KB", "inf", "positive number of KiB" },
+};
+
+START_TEST(bad_environment_values_fail_creation)
+{
+    char err[2048];
+    clnet_context *ctx = (clnet_context *)1;
+    setenv(bad_knobs[_i].var, bad_knobs[_i].bad, 1);
+    ck_assert_int_eq(create(getenv("CLNET_TEST_DEVICE"), &ctx, err, sizeof err),
+                     CLNET_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ctx);
+    ck_assert_msg(strstr(err, bad_knobs[_i].var) && strstr(err, bad_knobs[_i].says),
+                  "%s=%s: %s", bad_knobs[_i].var, bad_knobs[_i].bad, err);
+    unsetenv(bad_knobs[_i].var);
+}
+END_TEST
+
+/* The values the knobs take are read once, into the context's profile. */
+START_TEST(good_environment_values_are_read)
+{
+    static const char *const gemm[] = { "own", "packed", "clblast" };
+    for (int i = 0; i < 3; i++) {
+        setenv("CLNET_GEMM_KERNEL", gemm[i], 1);
+        clnet_context *ctx = test_context();
+        ck_assert_int_eq(clnet__context_profile(ctx)->env.gemm_kernel, i);
+        clnet_context_destroy(ctx);
+    }
+    setenv("CLNET_GEMM_KERNEL", "", 1); /* empty: the default */
+    setenv("CLNET_PROFILE", "0", 1);
+    clnet_context *ctx = test_context();
+    ck_assert_int_eq(clnet__context_profile(ctx)->env.gemm_kernel, -1);
+    ck_assert_int_eq(clnet__context_profile(ctx)->env.profile, 0);
+    clnet_context_destroy(ctx);
+    unsetenv("CLNET_GEMM_KERNEL");
+    unsetenv("CLNET_PROFILE");
+}
+END_TEST
+
+static char profile_log[65536];
+static void keep_report(void *user, clnet_status st, const char *msg)
+{
+    (void)user;
+    if (st == CLNET_OK)
+        snprintf(profile_log, sizeof profile_log, "%s", msg);
+}
+
+/* CLNET_PROFILE=1 sends the kernel-time table to the log callback when the
+ * context goes; the library itself writes nothing to stderr (it used to
+ * print the table there). */
+START_TEST(profile_table_goes_to_the_log)
+{
+    char path[] = "/tmp/clnet-stderr-XXXXXX", err[2048];
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    setenv("CLNET_PROFILE", "1", 1);
+    for (int with_log = 0; with_log < 2; with_log++) {
+        ck_assert_int_eq(dup2(fd, 2), 2);
+        clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+        p.device = getenv("CLNET_TEST_DEVICE");
+        p.log = with_log ? keep_report : NULL;
+        clnet_context *ctx = NULL;
+        ck_assert_int_eq(clnet_context_create(&p, &ctx, err, sizeof err), CLNET_OK);
+        int64_t n = 33;
+        clnet_tensor *t;
+        CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
+        CK_OK(ctx, clnet_tensor_fill(t, 3.0));
+        CK_OK(ctx, clnet_context_finish(ctx));
+        clnet_tensor_destroy(t);
+        clnet_context_destroy(ctx);
+        fflush(stderr);
+        ck_assert_int_eq(dup2(saved, 2), 2);
+    }
+    unsetenv("CLNET_PROFILE");
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    close(fd);
+    close(saved);
+    unlink(path);
+    ck_assert_msg(st.st_size == 0, "the library wrote %lld bytes to stderr", (long long)st.st_size);
+    ck_assert_msg(strstr(profile_log, "clnet profile:") && strstr(profile_log, "fill_f32"),
+                  "report: %s", profile_log);
+}
+END_TEST
+
+/* Distinct contexts may be created and used from different threads at once
+ * (context.h). Device discovery used to race inside the ICD loader and pocl
+ * (SIGSEGV in strlen under clGetDeviceInfo, most runs with only pocl's ICD
+ * registered): meson runs this case again with OCL_ICD_VENDORS naming pocl's
+ * ICD alone (test "runtime-threads"). */
+enum { THREADS = 8, ROUNDS = 3 };
+
+/* Under AddressSanitizer a thread that created a pocl context fails at its
+ * exit, inside ASan, to unmap its alternate signal stack ("unable to
+ * unmap", every run; not with use_sigaltstack=0): the stack ASan finds
+ * installed there is no longer its own. ASAN_OPTIONS still overrides this
+ * default. Without ASan the function is unused. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "use_sigaltstack=0";
+}
+
+typedef struct {
+    int index;
+    char err[512];
+} thread_job;
+
+static void *thread_body(void *arg)
+{
+    thread_job *job = arg;
+    for (int r = 0; r < ROUNDS; r++) {
+        clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
+        p.device = getenv("CLNET_TEST_DEVICE");
+        clnet_context *ctx = NULL;
+        clnet_tensor *t = NULL;
+        int64_t n = 7;
+        float v[7];
+        float want = (float)(job->index * 10 + r);
+        if (clnet_context_create(&p, &ctx, job->err, sizeof job->err) != CLNET_OK)
+            return NULL;
+        if (clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t) || clnet_tensor_fill(t, want) ||
+            clnet_tensor_download(t, v, sizeof v)) {
+            snprintf(job->err, sizeof job->err, "thread %d: %s", job->index,
+                     clnet_context_errmsg(ctx));
+        } else {
+            for (int i = 0; i < 7; i++)
+                if (v[i] != want) {
+                    snprintf(job->err, sizeof job->err, "thread %d: read %g at [%d], not %g",
+                             job->index, v[i], i, want);
+                    break;
+                }
+        }
+        clnet_tensor_destroy(t);
+        clnet_context_destroy(ctx);
+        if (job->err[0])
+            return NULL;
+    }
+    return NULL;
+}
+
+START_TEST(threads_create_contexts_at_once)
+{
+    pthread_t th[THREADS];
+    thread_job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i].index = i;
+        jobs[i].err[0] = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thread_body, &jobs[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < THREADS; i++)
+        ck_assert_msg(jobs[i].err[0] == 0, "thread %d: %s", i, jobs[i].err);
+}
+END_TEST
+
 START_TEST(version_matches_headers)
 {
     ck_assert_str_eq(clnet_version(), CLNET_VERSION_STRING);
@@ -779,6 +955,10 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, profile_records_device_features);
     tcase_add_test(tc, default_choice_skips_a_device_whose_probe_fails);
     tcase_add_test(tc, empty_platforms_are_listed_with_a_reason);
+    tcase_add_loop_test(tc, bad_environment_values_fail_creation, 0,
+                        (int)(sizeof bad_knobs / sizeof bad_knobs[0]));
+    tcase_add_test(tc, good_environment_values_are_read);
+    tcase_add_test(tc, profile_table_goes_to_the_log);
     suite_add_tcase(s, tc);
     tc = tcase_create("kernels");
     tcase_set_timeout(tc, 300);
@@ -787,6 +967,10 @@ Suite *suite_runtime(void)
     tcase_add_test(tc, kernel_dir_overrides_embedded_sources);
     tcase_add_test(tc, feature_variant_builds_or_falls_back);
     tcase_add_test(tc, probe_passes_and_reports_failures);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, threads_create_contexts_at_once);
     suite_add_tcase(s, tc);
     return s;
 }

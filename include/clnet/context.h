@@ -93,11 +93,19 @@ CLNET_API void clnet_system_free(clnet_system *sys);
 /* A context: one device, one in-order queue, the kernels built for it and
  * the last error. Thread-safety: a context and everything created from it
  * (tensors included) must be used by one thread at a time; distinct contexts
- * are independent and may be used from different threads. */
+ * are independent and may be created, used and destroyed from different
+ * threads at once (device discovery is serialized inside clnet). */
 typedef struct clnet_context clnet_context;
 
-/* Receives every error message a context records. */
+/* Receives every error message a context records (status: the error), and
+ * reports with status CLNET_OK: the CLNET_PROFILE=1 kernel-time table when the
+ * context is destroyed. The library itself never prints; a program that wants
+ * these on stderr passes clnet_log_stderr. */
 typedef void (*clnet_log_fn)(void *user, clnet_status status, const char *message);
+
+/* A log callback that prints to stderr: a report as it is, an error as
+ * "clnet: CLNET_ERR_...: message". user is ignored. */
+CLNET_API void clnet_log_stderr(void *user, clnet_status status, const char *message);
 
 typedef struct clnet_context_params {
     /* Which device. NULL or "": the CLNET_DEVICE environment variable, else the
@@ -112,16 +120,19 @@ typedef struct clnet_context_params {
     const char *device;
     /* Where compiled kernels are kept between processes. NULL: the
      * CLNET_CACHE_DIR environment variable, else $XDG_CACHE_HOME/clnet, else
-     * ~/.cache/clnet. "" disables the disk cache. Where the driver keeps its
-     * own cache and handing out a binary costs a compile (pocl, unless
-     * POCL_KERNEL_CACHE=0), clnet stores nothing there and relies on the
-     * driver's cache; it still loads what an earlier version stored. */
+     * ~/.cache/clnet. "" disables the disk cache. On pocl clnet neither
+     * stores nor loads binaries (even with POCL_KERNEL_CACHE=0): pocl keeps
+     * its own cache, and its binaries are neither cheap to fetch nor safe to
+     * share between processes (docs/hardening.md). Only regular files are
+     * read from the directory; an entry that fails any check, or whose
+     * binary lacks a kernel, is rebuilt from source and replaced. */
     const char *cache_dir;
     /* Non-zero: the queue records profiling events (for the caller's own
      * events through clnet/opencl.h). CLNET_PROFILE_KERNELS: clnet also times
      * every kernel it launches (clnet_context_kernel_times). The environment
-     * variable CLNET_PROFILE=1 turns kernel timing on for every context and
-     * prints a table of them to stderr when the context is destroyed. */
+     * variable CLNET_PROFILE=1 (or 0; another value fails the creation) turns
+     * kernel timing on for every context and sends a table of them to the log
+     * callback when the context is destroyed (clnet_log_stderr prints it). */
     int profiling;
     clnet_log_fn log;                  /* optional; called on every recorded error */
     void *log_user;

@@ -58,7 +58,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_params_set_same(clnet_conv2d_param
  * w (k, c, r, s). CLNET_ERR_INVALID_ARG for NULL pointers or bad params (a
  * stride or dilation < 1, a negative padding); CLNET_ERR_SHAPE when the
  * channels differ, a dimension is negative, the kernel is empty or larger
- * than the padded input. No context is involved, so there is no message;
+ * than the padded input; CLNET_ERR_TOO_LARGE when a size overflows int64
+ * (pads near INT_MAX, sizes near INT64_MAX). No context is involved, so there is no message;
  * the operations below report the same checks with one. */
 CLNET_API clnet_status clnet_conv2d_output_shape(const clnet_conv2d_params *p,
                                                  const int64_t x_shape[4], const int64_t w_shape[4],

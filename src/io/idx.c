@@ -3,12 +3,14 @@
  * anything it sizes is allocated, and the data is read in growing chunks, so
  * a short file never makes us allocate what its header claims. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "clnet/data.h"
@@ -232,11 +234,31 @@ CLNET_API clnet_status clnet_idx_load(const char *path, clnet_idx **out, char *e
     if (!path)
         return fail(err, err_size, CLNET_ERR_INVALID_ARG,
                     "clnet_idx_load: invalid argument: path != NULL");
+    /* Only a regular file: a FIFO would block the open or the reads, a
+     * device (/dev/zero) never ends. O_NONBLOCK keeps the open itself from
+     * waiting; the file is then read in blocking mode. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, err_size, errno == ENOMEM ? CLNET_ERR_HOST_MEMORY : CLNET_ERR_IO,
+                    "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    memset(&sb, 0, sizeof sb);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, err_size, CLNET_ERR_IO, "%s: cannot read: %s", path,
+                    S_ISREG(sb.st_mode) || !sb.st_mode ? strerror(e)
+                    : S_ISDIR(sb.st_mode) ? strerror(EISDIR)
+                                          : "not a regular file (a FIFO, socket or device)");
+    }
     errno = 0;
-    reader r = { gzopen(path, "rb"), path, err, err_size };
-    if (!r.gz)
-        return fail(err, err_size, errno ? CLNET_ERR_IO : CLNET_ERR_HOST_MEMORY,
-                    "%s: cannot open: %s", path, errno ? strerror(errno) : "out of host memory");
+    reader r = { gzdopen(fd, "rb"), path, err, err_size };
+    if (!r.gz) {
+        close(fd);
+        return fail(err, err_size, CLNET_ERR_HOST_MEMORY, "%s: cannot open: out of host memory",
+                    path);
+    }
     gzbuffer(r.gz, 1u << 17);
     clnet_idx *idx = clnet__calloc(1, sizeof *idx);
     unsigned char *data = NULL;

@@ -273,6 +273,9 @@ CLNET_API clnet_status clnet_model_forward(clnet_model *m, const clnet_tensor *x
                                            const clnet_tensor **y, const clnet_tensor **logits)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
+    if (m->nlayers == 0)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_forward: the model has no layers: add at least one");
     clnet_status st = check_input(m, "clnet_model_forward", x);
     if (st || (st = clnet__model_bind(m, x->shape[0])))
         return st;

@@ -4,6 +4,7 @@
 #include <limits.h>
 
 #include "clnet/conv.h"
+#include "runtime/checked.h"
 
 /* The params checks of src/ops/conv.c, without a message. */
 static int params_ok(const clnet_conv2d_params *p, int transpose)
@@ -15,24 +16,32 @@ static int params_ok(const clnet_conv2d_params *p, int transpose)
                           p->output_pad_w >= 0 && p->output_pad_w < p->stride_w);
 }
 
-/* Output size along one axis, or -1 when the dilated kernel does not fit. */
-static int64_t conv_out(int64_t in, int64_t pads, int64_t k, int64_t stride, int64_t dil)
+/* Output size along one axis, or -1 when the dilated kernel does not fit.
+ * Every step is checked: pads near INT_MAX or sizes near INT64_MAX set
+ * *overflow instead of wrapping. */
+static int64_t conv_out(int64_t in, int64_t pads, int64_t k, int64_t stride, int64_t dil,
+                        int *overflow)
 {
-    int64_t room = in + pads - dil * (k - 1) - 1;
+    int64_t extent = clnet__add_i64(clnet__mul_i64(dil, k - 1, overflow), 1, overflow);
+    int64_t room = clnet__sub_i64(clnet__add_i64(in, pads, overflow), extent, overflow);
     return room < 0 ? -1 : room / stride + 1;
 }
 
 /* Input size along one axis of the transposed convolution's output. */
 static int64_t transpose_out(int64_t in, int64_t pads, int64_t k, int64_t stride, int64_t dil,
-                             int64_t opad)
+                             int64_t opad, int *overflow)
 {
-    return (in - 1) * stride - pads + dil * (k - 1) + 1 + opad;
+    int64_t span = clnet__mul_i64(in - 1, stride, overflow);
+    int64_t extent = clnet__add_i64(clnet__mul_i64(dil, k - 1, overflow), 1, overflow);
+    int64_t y = clnet__sub_i64(span, pads, overflow);
+    return clnet__add_i64(clnet__add_i64(y, extent, overflow), opad, overflow);
 }
 
 /* The output shape y of a convolution of x (N, C, H, W) with w (K, C, R, S),
  * or with transpose, of the transposed convolution of x (N, K, H_in, W_in).
  * Returns 0, or which check failed: 1 channels, 2 the kernel is empty or
- * larger than the padded input, 3 the transposed output would be empty. */
+ * larger than the padded input, 3 the transposed output would be empty, 4 a
+ * size overflows int64. */
 static int derive_shape(const clnet_conv2d_params *p, int transpose, const int64_t *x,
                         const int64_t *w, int64_t *y)
 {
@@ -40,19 +49,22 @@ static int derive_shape(const clnet_conv2d_params *p, int transpose, const int64
         return 1;
     if (w[2] < 1 || w[3] < 1)
         return 2;
-    int64_t ph = p->pad_top + p->pad_bottom, pw = p->pad_left + p->pad_right;
+    int overflow = 0;
+    int64_t ph = (int64_t)p->pad_top + p->pad_bottom, pw = (int64_t)p->pad_left + p->pad_right;
     if (!transpose) {
         y[0] = x[0];
         y[1] = w[0];
-        y[2] = conv_out(x[2], ph, w[2], p->stride_h, p->dilation_h);
-        y[3] = conv_out(x[3], pw, w[3], p->stride_w, p->dilation_w);
-        return y[2] < 0 || y[3] < 0 ? 2 : 0;
+        y[2] = conv_out(x[2], ph, w[2], p->stride_h, p->dilation_h, &overflow);
+        y[3] = conv_out(x[3], pw, w[3], p->stride_w, p->dilation_w, &overflow);
+        return overflow ? 4 : y[2] < 0 || y[3] < 0 ? 2 : 0;
     }
+    if (x[2] < 1 || x[3] < 1)
+        return 3;
     y[0] = x[0];
     y[1] = w[1];
-    y[2] = transpose_out(x[2], ph, w[2], p->stride_h, p->dilation_h, p->output_pad_h);
-    y[3] = transpose_out(x[3], pw, w[3], p->stride_w, p->dilation_w, p->output_pad_w);
-    return x[2] < 1 || x[3] < 1 || y[2] < 1 || y[3] < 1 ? 3 : 0;
+    y[2] = transpose_out(x[2], ph, w[2], p->stride_h, p->dilation_h, p->output_pad_h, &overflow);
+    y[3] = transpose_out(x[3], pw, w[3], p->stride_w, p->dilation_w, p->output_pad_w, &overflow);
+    return overflow ? 4 : y[2] < 1 || y[3] < 1 ? 3 : 0;
 }
 
 static int shapes_ok(const int64_t *s, int n)
@@ -72,8 +84,9 @@ CLNET_API clnet_status clnet_conv2d_output_shape(const clnet_conv2d_params *p,
     if (!shapes_ok(x_shape, 4) || !shapes_ok(w_shape, 4))
         return CLNET_ERR_SHAPE;
     int64_t y[4];
-    if (derive_shape(p, 0, x_shape, w_shape, y))
-        return CLNET_ERR_SHAPE;
+    int why = derive_shape(p, 0, x_shape, w_shape, y);
+    if (why)
+        return why == 4 ? CLNET_ERR_TOO_LARGE : CLNET_ERR_SHAPE;
     for (int i = 0; i < 4; i++)
         y_shape[i] = y[i];
     return CLNET_OK;
@@ -89,8 +102,9 @@ CLNET_API clnet_status clnet_conv2d_transpose_output_shape(const clnet_conv2d_pa
     if (!shapes_ok(x_shape, 4) || !shapes_ok(w_shape, 4))
         return CLNET_ERR_SHAPE;
     int64_t y[4];
-    if (derive_shape(p, 1, x_shape, w_shape, y))
-        return CLNET_ERR_SHAPE;
+    int why = derive_shape(p, 1, x_shape, w_shape, y);
+    if (why)
+        return why == 4 ? CLNET_ERR_TOO_LARGE : CLNET_ERR_SHAPE;
     for (int i = 0; i < 4; i++)
         y_shape[i] = y[i];
     return CLNET_OK;

@@ -416,13 +416,10 @@ int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
  * other device. */
 static int default_kernel(const clnet_context *ctx, const clnet__gemm_desc *d)
 {
-    const char *env = getenv("CLNET_GEMM_KERNEL");
-    if (env && !strcmp(env, "own"))
-        return CLNET__GEMM_OWN;
-    if (env && !strcmp(env, "packed"))
-        return CLNET__GEMM_PACKED;
-    if (env && !strcmp(env, "clblast"))
-        return 2;
+    static const int from_env[] = { CLNET__GEMM_OWN, CLNET__GEMM_PACKED, 2 };
+    int env = clnet__context_profile(ctx)->env.gemm_kernel; /* checked at creation */
+    if (env >= 0)
+        return from_env[env];
     if (clnet__context_profile(ctx)->info.type != CLNET_DEVICE_CPU)
         return 2;
     return clnet__gemm_cpu_kernel(d);

@@ -45,8 +45,8 @@ static int resolve_cache_dir(const char *param, char **out)
     return (*out = dup_str(buf)) != NULL;
 }
 
-static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char *err,
-                                 size_t err_size)
+static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir,
+                                 const clnet__env *env, char *err, size_t err_size)
 {
     const char *kdir = getenv("CLNET_KERNEL_DIR");
     if (!resolve_cache_dir(cache_dir, &ctx->cache_dir) ||
@@ -55,6 +55,7 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char
         return CLNET_ERR_HOST_MEMORY;
     }
     clnet__profile_init(&ctx->profile, &ctx->profile.info);
+    ctx->profile.env = *env;
     /* Kernels keep local arrays of the work-group size (at least 1): a
      * device with less local memory than one work-item needs fails here,
      * not at its first launch. */
@@ -71,7 +72,8 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, char
 
 /* Opens a context on one device: OpenCL context, queue, caches, profile. */
 static clnet_status open_device(const clnet__candidate *c, const clnet_context_params *params,
-                                clnet_context **out, char *err, size_t err_size)
+                                const clnet__env *env, clnet_context **out, char *err,
+                                size_t err_size)
 {
     clnet_context *ctx = clnet__calloc(1, sizeof *ctx);
     *out = NULL;
@@ -96,7 +98,7 @@ static clnet_status open_device(const clnet__candidate *c, const clnet_context_p
         goto fail;
     }
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device,
-                                      params->profiling || clnet__kprof_wanted(params)
+                                      params->profiling || clnet__kprof_wanted(params, env)
                                           ? CL_QUEUE_PROFILING_ENABLE
                                           : 0,
                                       &e);
@@ -107,9 +109,9 @@ static clnet_status open_device(const clnet__candidate *c, const clnet_context_p
         st = clnet__cl_status(e);
         goto fail;
     }
-    if ((st = finish_setup(ctx, params->cache_dir, err, err_size)))
+    if ((st = finish_setup(ctx, params->cache_dir, env, err, err_size)))
         goto fail;
-    if (clnet__kprof_wanted(params) && (st = clnet__kprof_create(ctx))) {
+    if (clnet__kprof_wanted(params, env) && (st = clnet__kprof_create(ctx))) {
         clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
         goto fail;
     }
@@ -148,9 +150,13 @@ clnet_status clnet__context_create_probed(const clnet_context_params *params,
     *out = NULL;
     if (!params)
         params = &defaults;
+    clnet__env env;
+    clnet_status st = clnet__env_read(&env, err, err_size);
+    if (st)
+        return st;
     clnet__candidate *cand;
     int n;
-    clnet_status st = clnet__device_candidates(params->device, &cand, &n, err, err_size);
+    st = clnet__device_candidates(params->device, &cand, &n, err, err_size);
     if (st)
         return st;
     /* With one device there is nothing to choose: its own errors, at the first
@@ -161,7 +167,7 @@ clnet_status clnet__context_create_probed(const clnet_context_params *params,
     clnet_status last = CLNET_OK;
     for (int i = 0; i < n; i++) {
         clnet_context *ctx;
-        st = open_device(&cand[i], params, &ctx, why, sizeof why);
+        st = open_device(&cand[i], params, &env, &ctx, why, sizeof why);
         if (!st && probe && (st = probe(ctx, why, sizeof why)) != CLNET_OK) {
             clnet_context_destroy(ctx);
             ctx = NULL;
@@ -206,6 +212,10 @@ CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context contex
         return CLNET_ERR_INVALID_ARG;
     }
     *out = NULL;
+    clnet__env env;
+    clnet_status st = clnet__env_read(&env, err, err_size);
+    if (st)
+        return st;
     clnet_context *ctx = clnet__calloc(1, sizeof *ctx);
     if (!ctx) {
         clnet__errbuf(err, err_size, "clnet_context_wrap: out of host memory");
@@ -213,21 +223,20 @@ CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context contex
     }
     cl_int e = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof ctx->platform, &ctx->platform,
                                NULL);
-    clnet_status st;
     if (e != CL_SUCCESS) {
         clnet__errbuf(err, err_size, "clnet_context_wrap: clGetDeviceInfo failed: %s (%d)",
                       clnet__cl_error_name(e), (int)e);
         st = clnet__cl_status(e);
         goto fail;
     }
-    if ((st = clnet__device_info(ctx->platform, device, &ctx->profile.info, err, err_size)))
+    if ((st = clnet__device_info_locked(ctx->platform, device, &ctx->profile.info, err, err_size)))
         goto fail;
     clRetainContext(context);
     clRetainCommandQueue(queue);
     ctx->device = device;
     ctx->context = context;
     ctx->queue = queue;
-    if ((st = finish_setup(ctx, cache_dir, err, err_size)))
+    if ((st = finish_setup(ctx, cache_dir, &env, err, err_size)))
         goto fail;
     *out = ctx;
     return CLNET_OK;

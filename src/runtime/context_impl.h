@@ -10,6 +10,7 @@ typedef struct clnet__program {
     char *name;
     char *options;
     cl_program program;
+    int from_cache;                    /* built from a disk-cache binary */
     int nkernels;
     char **kernel_names;
     cl_kernel *kernels;
@@ -54,13 +55,22 @@ char *clnet__diskcache_key(const clnet_context *ctx, const char *prelude, size_t
                            const char *source, size_t source_len, const char *options);
 int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned char **binary,
                           size_t *size);
+/* clnet__diskcache_parse (cachefile.h) checks an entry's bytes. */
+/* Removes key's entry if it is a regular file (one whose binary failed to
+ * yield its kernels). */
+void clnet__diskcache_drop(const clnet_context *ctx, const char *key);
 /* Best effort: a cache that cannot be written only costs speed. */
 void clnet__diskcache_store(const clnet_context *ctx, const char *key,
                             const unsigned char *binary, size_t size);
 
+/* Reads and checks every environment variable the library reads (env.c);
+ * on an unknown value, CLNET_ERR_INVALID_ARG and a message naming the
+ * variable and its allowed values in err. */
+clnet_status clnet__env_read(clnet__env *env, char *err, size_t err_size);
+
 /* Kernel timing (kprof.c). */
 typedef struct clnet__kprof clnet__kprof;
-int clnet__kprof_wanted(const clnet_context_params *params);
+int clnet__kprof_wanted(const clnet_context_params *params, const clnet__env *env);
 clnet_status clnet__kprof_create(clnet_context *ctx);
 void clnet__kprof_destroy(clnet_context *ctx);
 /* Keeps a launch's event (owned from now on) for its kernel's row. */
@@ -71,6 +81,10 @@ void clnet__kprof_completed(clnet_context *ctx);
 /* Device profile (device.c). */
 clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_info *info,
                                 char *err, size_t err_size);
+/* The same under the discovery lock (device.c), for a device not found by
+ * clnet's own enumeration (clnet_context_wrap). */
+clnet_status clnet__device_info_locked(cl_platform_id p, cl_device_id d, clnet_device_info *info,
+                                       char *err, size_t err_size);
 void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info);
 
 /* A device a spec fits, with what the context needs to open it. */

@@ -1,9 +1,13 @@
 /* clnet — device enumeration, the device profile and device choice. */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "context_impl.h"
 
@@ -265,14 +269,18 @@ void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info)
              prof->cl12 ? "-cl-std=CL1.2 " : "", prof->wg_size);
     snprintf(prof->feature_options, sizeof prof->feature_options, "%s-DCLNET_WG=%zu", fstd,
              prof->wg_size);
-    /* pocl keeps every program it builds in its own disk cache (unless
-     * POCL_KERNEL_CACHE=0), so a second process builds from source in ~30 ms
-     * a program; but asking it for a program's binary compiles every kernel
-     * in the program for a generic work-group size first, which doubled to
-     * quadrupled the first run's compile time (docs/speed.md, "Cold start"). */
-    const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
+    /* pocl keeps every program it builds in its own disk cache, so a second
+     * process builds from source in ~30 ms a program; asking it for a
+     * program's binary compiles every kernel in the program for a generic
+     * work-group size first, which doubled to quadrupled the first run's
+     * compile time (docs/speed.md, "Cold start"). And its binaries are not
+     * self-contained: with POCL_KERNEL_CACHE=0 each names one temporary
+     * directory that every process loading it uses and deletes, so two
+     * processes sharing clnet's cache aborted in pocl, and a binary with bad
+     * contents aborts pocl at load, which no check of clnet's can prevent.
+     * So on pocl clnet neither stores nor loads binaries (docs/hardening.md). */
     int pocl = strstr(copy.platform_name, "Portable Computing Language") != NULL;
-    prof->store_binaries = !pocl || (pocl_cache && !strcmp(pocl_cache, "0"));
+    prof->store_binaries = !pocl;
 }
 
 /* ---- Probe ------------------------------------------------------------------ */
@@ -391,17 +399,77 @@ static const char *no_platform_help =
     "/etc/OpenCL/vendors (or OCL_ICD_VENDORS points elsewhere). To run on any CPU, "
     "install pocl: apt-get install pocl-opencl-icd";
 
+/* How many ICDs are registered where the loader looks: OCL_ICD_VENDORS (a
+ * directory, or one .icd file) or /etc/OpenCL/vendors; *where names it. */
+static int registered_icds(const char **where)
+{
+    const char *dir = getenv("OCL_ICD_VENDORS");
+    struct stat st;
+    *where = dir && *dir ? dir : "/etc/OpenCL/vendors";
+    if (stat(*where, &st) != 0)
+        return 0;
+    if (S_ISREG(st.st_mode))
+        return 1;
+    DIR *d = S_ISDIR(st.st_mode) ? opendir(*where) : NULL;
+    int n = 0;
+    if (!d)
+        return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -1 : 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        n += len > 4 && !strcmp(e->d_name + len - 4, ".icd");
+    }
+    closedir(d);
+    return n;
+}
+
+/* No platform: "install pocl" only when no driver is registered at all; a
+ * registered one that did not load is the host's trouble (memory, file
+ * descriptors) or a broken driver, and the message says which it saw. */
+static void no_platform(char *err, size_t err_size, int saved_errno)
+{
+    const char *where;
+    int n = registered_icds(&where);
+    if (n == 0) {
+        clnet__errbuf(err, err_size, "%s", no_platform_help);
+        return;
+    }
+    const char *cause = saved_errno == ENOMEM ? "out of memory (ulimit -v?)"
+                        : saved_errno == EMFILE || saved_errno == ENFILE
+                            ? "out of file descriptors (ulimit -n?)"
+                            : NULL;
+    if (n < 0)
+        clnet__errbuf(err, err_size,
+                      "no OpenCL platform loaded, and the ICD registry %s cannot be read: %s; the "
+                      "host is out of memory or file descriptors (ulimit -v, ulimit -n)",
+                      where, strerror(errno));
+    else if (cause)
+        clnet__errbuf(err, err_size,
+                      "no OpenCL platform loaded although %d driver(s) (ICDs) are registered in "
+                      "%s: the ICD loader failed: %s",
+                      n, where, cause);
+    else
+        clnet__errbuf(err, err_size,
+                      "no OpenCL platform loaded although %d driver(s) (ICDs) are registered in "
+                      "%s: the ICD loader could not load them (%s): check that the driver's "
+                      "library is installed, and the host's memory and file-descriptor limits "
+                      "(ulimit -v, ulimit -n)",
+                      n, where, saved_errno ? strerror(saved_errno) : "no reason given");
+}
+
 static clnet_status get_platforms(cl_platform_id *ids, cl_uint *count, char *err, size_t err_size)
 {
     cl_uint n = 0;
+    errno = 0;
     cl_int e = clGetPlatformIDs(MAX_PLATFORMS, ids, &n);
+    int saved_errno = errno;
     if (e == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (e == CL_SUCCESS && n == 0)) {
-        clnet__errbuf(err, err_size, "%s", no_platform_help);
+        no_platform(err, err_size, saved_errno);
         return CLNET_ERR_NO_PLATFORM;
     }
     if (e != CL_SUCCESS) {
-        clnet__errbuf(err, err_size, "clGetPlatformIDs failed: %s (%d)", clnet__cl_error_name(e),
-                      (int)e);
+        clnet__errbuf(err, err_size, "clGetPlatformIDs failed: %s (%d)%s", clnet__cl_error_name(e),
+                      (int)e,
+                      e == CL_OUT_OF_HOST_MEMORY ? ": the host is out of memory (ulimit -v?)" : "");
         return clnet__cl_status(e);
     }
     *count = n < MAX_PLATFORMS ? n : MAX_PLATFORMS;
@@ -485,6 +553,14 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
             empty_platform_note(pi->name, pi->note, sizeof pi->note);
             continue;
         }
+        if (e == CL_OUT_OF_HOST_MEMORY) { /* the host's fault, not the platform's */
+            clnet__errbuf(err, err_size,
+                          "clnet_system_query: out of host memory: clGetDeviceIDs on platform "
+                          "\"%s\" failed: CL_OUT_OF_HOST_MEMORY (ulimit -v?)",
+                          pi->name);
+            clnet_system_free(sys);
+            return CLNET_ERR_HOST_MEMORY;
+        }
         if (e != CL_SUCCESS) {
             snprintf(pi->note, sizeof pi->note, "skipped: clGetDeviceIDs failed: %s (%d)",
                      clnet__cl_error_name(e), (int)e);
@@ -522,6 +598,32 @@ static clnet_status query(clnet_system **out, cl_platform_id *pids,
 
 typedef cl_device_id device_ids[MAX_PLATFORMS][MAX_DEVICES];
 
+/* Device discovery runs one thread at a time. The one piece of global state
+ * in clnet, and on purpose: the ICD loader and pocl set up their platform and
+ * device records on first use without a lock of their own, and threads that
+ * enumerate at once crashed inside clGetDeviceInfo (tests/test-runtime.c,
+ * threads_create_contexts_at_once). Everything else a context does is its
+ * own. */
+static pthread_mutex_t discovery_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static clnet_status query_locked(clnet_system **out, cl_platform_id *pids,
+                                 cl_device_id (*dids)[MAX_DEVICES], char *err, size_t err_size)
+{
+    pthread_mutex_lock(&discovery_lock);
+    clnet_status st = query(out, pids, dids, err, err_size);
+    pthread_mutex_unlock(&discovery_lock);
+    return st;
+}
+
+clnet_status clnet__device_info_locked(cl_platform_id p, cl_device_id d, clnet_device_info *info,
+                                       char *err, size_t err_size)
+{
+    pthread_mutex_lock(&discovery_lock);
+    clnet_status st = clnet__device_info(p, d, info, err, err_size);
+    pthread_mutex_unlock(&discovery_lock);
+    return st;
+}
+
 CLNET_API clnet_status clnet_system_query(clnet_system **out, char *err, size_t err_size)
 {
     if (!out) {
@@ -535,7 +637,7 @@ CLNET_API clnet_status clnet_system_query(clnet_system **out, char *err, size_t 
         clnet__errbuf(err, err_size, "clnet_system_query: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
-    clnet_status st = query(out, pids, *ids, err, err_size);
+    clnet_status st = query_locked(out, pids, *ids, err, err_size);
     clnet__free(ids);
     return st;
 }
@@ -648,7 +750,7 @@ clnet_status clnet__device_candidates(const char *spec, clnet__candidate **out, 
         clnet__errbuf(err, err_size, "clnet_context_create: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
-    clnet_status st = query(&sys, pids, *ids, err, err_size);
+    clnet_status st = query_locked(&sys, pids, *ids, err, err_size);
     if (st) {
         clnet__free(ids);
         return st;

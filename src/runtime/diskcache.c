@@ -1,6 +1,7 @@
 /* clnet — the on-disk program cache: device binaries keyed by device,
  * driver, options and source, written atomically, verified on every load. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +11,7 @@
 #include "clnet/version.h"
 #include "context_impl.h"
 
-/* File layout (little-endian host order; a foreign file fails the checks):
- *   char magic[8] = "CLNETPC1"; uint32 key_len; uint32 zero; uint64 bin_len;
- *   uint64 checksum (FNV-1a of the binary); key text; binary. */
-#define MAGIC "CLNETPC1"
-#define HEADER_SIZE 32
-#define MAX_FILE (512u << 20)
-
-typedef struct header {
-    char magic[8];
-    uint32_t key_len, zero;
-    uint64_t bin_len, checksum;
-} header;
+#include "cachefile.h"
 
 char *clnet__diskcache_key(const clnet_context *ctx, const char *prelude, size_t prelude_len,
                            const char *source, size_t source_len, const char *options)
@@ -49,51 +39,75 @@ char *clnet__diskcache_key(const clnet_context *ctx, const char *prelude, size_t
     return key;
 }
 
-static void key_path(const clnet_context *ctx, const char *key, char *path, size_t size)
+/* The entry's file name; 0 when the directory name leaves no room for it. */
+static int key_path(const clnet_context *ctx, const char *key, char *path, size_t size)
 {
     uint64_t h = clnet__fnv1a(CLNET_FNV_OFFSET, key, strlen(key));
-    snprintf(path, size, "%s/%016llx.bin", ctx->cache_dir, (unsigned long long)h);
+    int n = snprintf(path, size, "%s/%016llx.bin", ctx->cache_dir, (unsigned long long)h);
+    return n > 0 && (size_t)n < size;
+}
+
+/* Reads a whole entry: only a regular file (not a FIFO, which would block
+ * the open or the read, a device, a directory or a symbolic link) of at most
+ * MAX_FILE bytes. Returns the malloc'd bytes, or NULL. */
+static unsigned char *read_entry(const char *path, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    unsigned char *data = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < HEADER_SIZE ||
+        (unsigned long long)st.st_size > MAX_FILE ||
+        !(data = clnet__malloc((size_t)st.st_size))) {
+        close(fd);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, data + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
+        clnet__free(data);
+        return NULL;
+    }
+    *size = n;
+    return data;
 }
 
 int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned char **binary,
                           size_t *size)
 {
     char path[4096];
-    key_path(ctx, key, path, sizeof path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    unsigned char *data = NULL;
-    int ok = 0;
-    long n = -1;
-    header h;
-    size_t key_len = strlen(key);
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    if (n < HEADER_SIZE || (unsigned long)n > MAX_FILE || fseek(f, 0, SEEK_SET) != 0 ||
-        fread(&h, 1, HEADER_SIZE, f) != HEADER_SIZE)
-        goto done;
-    /* Every size is checked against the file before anything is allocated. */
-    if (memcmp(h.magic, MAGIC, 8) || h.zero || h.key_len != key_len ||
-        h.bin_len == 0 || h.bin_len != (uint64_t)n - HEADER_SIZE - key_len)
-        goto done;
-    if (!(data = clnet__malloc(key_len + h.bin_len)) ||
-        fread(data, 1, key_len + h.bin_len, f) != key_len + h.bin_len)
-        goto done;
-    if (memcmp(data, key, key_len) ||
-        clnet__fnv1a(CLNET_FNV_OFFSET, data + key_len, h.bin_len) != h.checksum)
-        goto done;
-    memmove(data, data + key_len, h.bin_len);
-    *binary = data;
-    *size = h.bin_len;
-    data = NULL;
-    ok = 1;
-done:
-    clnet__free(data);
-    fclose(f);
-    if (!ok)
+    struct stat st;
+    size_t n = 0, off = 0, len = 0;
+    if (!key_path(ctx, key, path, sizeof path) || lstat(path, &st) != 0)
+        return 0; /* no entry: not a rejection */
+    unsigned char *data = read_entry(path, &n);
+    if (!data || !clnet__diskcache_parse(data, n, key, &off, &len)) {
+        clnet__free(data);
         ((clnet_context *)ctx)->stats.cache_rejected += 1;
-    return ok;
+        return 0;
+    }
+    memmove(data, data + off, len);
+    *binary = data;
+    *size = len;
+    return 1;
+}
+
+void clnet__diskcache_drop(const clnet_context *ctx, const char *key)
+{
+    char path[4096];
+    struct stat st;
+    /* Only a regular file is ours to remove. */
+    if (key_path(ctx, key, path, sizeof path) && lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+        unlink(path);
 }
 
 /* mkdir -p; errors are ignored (the open that follows reports them). */
@@ -114,18 +128,27 @@ void clnet__diskcache_store(const clnet_context *ctx, const char *key,
                             const unsigned char *binary, size_t size)
 {
     char path[4096], tmp[4200];
-    key_path(ctx, key, path, sizeof path);
+    size_t key_len = strlen(key);
+    if (size == 0 || size > MAX_FILE - HEADER_SIZE - key_len ||
+        !key_path(ctx, key, path, sizeof path))
+        return;
     make_dirs(ctx->cache_dir);
     /* Unique per process and context, so concurrent writers never share a temp file. */
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%p.%llu", path, (long)getpid(), (const void *)ctx,
              (unsigned long long)ctx->stats.programs_built);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         return;
+    }
     header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MAGIC, 8);
-    h.key_len = (uint32_t)strlen(key);
+    h.key_len = (uint32_t)key_len;
     h.bin_len = size;
     h.checksum = clnet__fnv1a(CLNET_FNV_OFFSET, binary, size);
     int ok = fwrite(&h, 1, HEADER_SIZE, f) == HEADER_SIZE &&

@@ -118,19 +118,20 @@ void clnet__errbuf(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-uint64_t clnet__fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 double clnet__now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+CLNET_API void clnet_log_stderr(void *user, clnet_status status, const char *message)
+{
+    (void)user;
+    /* The one place the library writes to stderr: only when the caller
+     * passes this function as its log callback. */
+    if (status == CLNET_OK)
+        fprintf(stderr, "%s\n", message);
+    else
+        fprintf(stderr, "clnet: %s: %s\n", clnet_status_name(status), message);
 }

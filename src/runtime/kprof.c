@@ -4,6 +4,7 @@
  * queue is known to have passed it (a finish, a blocking read, the report,
  * or a full pending list, which waits); then its START..END span is added to
  * the kernel's row, found by function name. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +22,9 @@ struct clnet__kprof {
     int lost;                          /* events whose times could not be read */
 };
 
-/* CLNET_PROFILE is set and not "0". */
-static int env_profile(void)
+int clnet__kprof_wanted(const clnet_context_params *params, const clnet__env *env)
 {
-    const char *env = getenv("CLNET_PROFILE");
-    return env && *env && strcmp(env, "0") != 0;
-}
-
-int clnet__kprof_wanted(const clnet_context_params *params)
-{
-    return (params && params->profiling == CLNET_PROFILE_KERNELS) || env_profile();
+    return (params && params->profiling == CLNET_PROFILE_KERNELS) || env->profile;
 }
 
 clnet_status clnet__kprof_create(clnet_context *ctx)
@@ -39,7 +33,7 @@ clnet_status clnet__kprof_create(clnet_context *ctx)
     if (!ctx->kprof)
         return CLNET_ERR_HOST_MEMORY;
     memset(ctx->kprof, 0, sizeof *ctx->kprof);
-    ctx->kprof_report = env_profile();
+    ctx->kprof_report = ctx->profile.env.profile;
     return CLNET_OK;
 }
 
@@ -158,10 +152,42 @@ CLNET_API clnet_status clnet_context_kernel_times_reset(clnet_context *ctx)
     return st;
 }
 
-/* The CLNET_PROFILE report, to stderr. */
+/* Appends to a growing report; on allocation failure the report is dropped. */
+static void add_line(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    CLNET_PRINTF(4, 5);
+static void add_line(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (!*buf || n < 0)
+        return;
+    size_t m = strlen(line);
+    if (*len + m + 1 > *cap) {
+        size_t cap2 = 2 * (*cap + m + 1);
+        char *b = clnet__realloc(*buf, cap2);
+        if (!b) {
+            clnet__free(*buf);
+            *buf = NULL;
+            return;
+        }
+        *buf = b;
+        *cap = cap2;
+    }
+    memcpy(*buf + *len, line, m + 1);
+    *len += m;
+}
+
+/* The CLNET_PROFILE report: one message (status CLNET_OK) to the context's
+ * log callback; without a callback it goes nowhere (the library never
+ * prints; clnet_log_stderr is the callback that prints it). */
 static void report(clnet_context *ctx)
 {
     clnet__kprof *kp = ctx->kprof;
+    if (!ctx->log)
+        return;
     qsort(kp->rows, (size_t)kp->nrows, sizeof *kp->rows, by_time);
     double total = 0;
     uint64_t launches = 0;
@@ -169,17 +195,25 @@ static void report(clnet_context *ctx)
         total += kp->rows[i].ms;
         launches += kp->rows[i].launches;
     }
-    fprintf(stderr, "clnet profile: %s: %llu kernel launches, %.1f ms of device time%s\n",
-            ctx->profile.info.name, (unsigned long long)launches, total,
-            kp->lost ? " (some events unreadable)" : "");
-    fprintf(stderr, "  %-32s %10s %12s %10s %7s\n", "kernel", "launches", "total ms", "mean us",
-            "share");
+    size_t len = 0, cap = 1024;
+    char *buf = clnet__malloc(cap);
+    if (buf)
+        buf[0] = 0;
+    add_line(&buf, &len, &cap, "clnet profile: %s: %llu kernel launches, %.1f ms of device time%s\n",
+             ctx->profile.info.name, (unsigned long long)launches, total,
+             kp->lost ? " (some events unreadable)" : "");
+    add_line(&buf, &len, &cap, "  %-32s %10s %12s %10s %7s", "kernel", "launches", "total ms",
+             "mean us", "share");
     for (int i = 0; i < kp->nrows; i++) {
         const clnet_kernel_time *r = &kp->rows[i];
-        fprintf(stderr, "  %-32s %10llu %12.2f %10.1f %6.1f%%\n", r->name,
-                (unsigned long long)r->launches, r->ms, r->launches ? 1e3 * r->ms / r->launches : 0,
-                total > 0 ? 100 * r->ms / total : 0);
+        add_line(&buf, &len, &cap, "\n  %-32s %10llu %12.2f %10.1f %6.1f%%", r->name,
+                 (unsigned long long)r->launches, r->ms,
+                 r->launches ? 1e3 * r->ms / r->launches : 0,
+                 total > 0 ? 100 * r->ms / total : 0);
     }
+    if (buf)
+        ctx->log(ctx->log_user, CLNET_OK, buf);
+    clnet__free(buf);
 }
 
 void clnet__kprof_destroy(clnet_context *ctx)

@@ -113,14 +113,19 @@ static cl_program try_binary(clnet_context *ctx, const char *key, const char *op
     return NULL;
 }
 
+/* Builds a program: from clnet's disk cache where it is on for this device
+ * and allow_load, else from source (then stored). *from_cache says which. */
 static clnet_status build(clnet_context *ctx, const char *name, const char *prelude,
                           size_t prelude_len, const char *src, size_t src_len,
-                          const char *options, cl_program *out)
+                          const char *options, int allow_load, cl_program *out, int *from_cache)
 {
     double t0 = clnet__now();
-    char *key = ctx->cache_dir ? clnet__diskcache_key(ctx, prelude, prelude_len, src, src_len, options)
-                               : NULL;
-    cl_program prog = key ? try_binary(ctx, key, options) : NULL;
+    int use_cache = clnet__variant(ctx, "diskcache.store", ctx->profile.store_binaries);
+    char *key = ctx->cache_dir && use_cache
+                    ? clnet__diskcache_key(ctx, prelude, prelude_len, src, src_len, options)
+                    : NULL;
+    cl_program prog = key && allow_load ? try_binary(ctx, key, options) : NULL;
+    *from_cache = prog != NULL;
     if (prog) {
         ctx->stats.programs_loaded++;
     } else {
@@ -141,8 +146,7 @@ static clnet_status build(clnet_context *ctx, const char *name, const char *prel
         }
         ctx->stats.programs_built++;
         size_t size = 0;
-        int store = clnet__variant(ctx, "diskcache.store", ctx->profile.store_binaries);
-        unsigned char *bin = key && store ? program_binary(ctx, prog, &size) : NULL;
+        unsigned char *bin = key ? program_binary(ctx, prog, &size) : NULL;
         if (bin)
             clnet__diskcache_store(ctx, key, bin, size);
         clnet__free(bin);
@@ -190,9 +194,13 @@ static clnet_status add_program(clnet_context *ctx, const char *name, const char
     return CLNET_OK;
 }
 
+/* The kernel kname of p (created once). A program from the disk cache that
+ * lacks it reports that in *cl_err (CL_INVALID_KERNEL_NAME) without recording
+ * an error: the caller builds it again. */
 static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const char *kname,
-                                   cl_kernel *out)
+                                   cl_kernel *out, cl_int *cl_err)
 {
+    *cl_err = CL_SUCCESS;
     for (int k = 0; k < p->nkernels; k++)
         if (!strcmp(p->kernel_names[k], kname)) {
             *out = p->kernels[k];
@@ -200,6 +208,9 @@ static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const 
         }
     cl_int e;
     cl_kernel k = clCreateKernel(p->program, kname, &e);
+    *cl_err = e;
+    if (e == CL_INVALID_KERNEL_NAME && p->from_cache)
+        return CLNET_ERR_OPENCL;
     if (e != CL_SUCCESS)
         return clnet__error(ctx, clnet__cl_status(e), "kernel \"%s\" in program \"%s\": clCreateKernel failed: %s (%d)",
                             kname, p->name, clnet__cl_error_name(e), (int)e);
@@ -220,6 +231,54 @@ static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const 
     return CLNET_OK;
 }
 
+/* Loads the prelude and, unless src is given, the program's source. */
+static clnet_status sources(clnet_context *ctx, const char *name, const char **src,
+                            size_t *src_len, char **own, char **prelude, size_t *prelude_len)
+{
+    size_t own_len = 0;
+    clnet_status st = load_source(ctx, "prelude", prelude, prelude_len);
+    if (st || *src)
+        return st;
+    if ((st = load_source(ctx, name, own, &own_len)))
+        return st;
+    *src = *own;
+    *src_len = own_len;
+    return CLNET_OK;
+}
+
+/* A program loaded from clnet's disk cache lacks a kernel its source has
+ * (another program's binary under this key, say): the entry is dropped and
+ * the program built again from source. Kernels already taken from the old
+ * program keep it alive until the context goes. */
+static clnet_status rebuild(clnet_context *ctx, clnet__program *p, const char *src,
+                            size_t src_len)
+{
+    char *own = NULL, *prelude = NULL;
+    size_t prelude_len = 0;
+    cl_program prog = NULL;
+    int from_cache;
+    clnet_status st = sources(ctx, p->name, &src, &src_len, &own, &prelude, &prelude_len);
+    if (!st) {
+        char *key = ctx->cache_dir ? clnet__diskcache_key(ctx, prelude, prelude_len, src, src_len,
+                                                          p->options)
+                                   : NULL;
+        if (key)
+            clnet__diskcache_drop(ctx, key);
+        clnet__free(key);
+        ctx->stats.cache_rejected++;
+        st = build(ctx, p->name, prelude, prelude_len, src, src_len, p->options, 0, &prog,
+                   &from_cache);
+    }
+    if (!st) {
+        clReleaseProgram(p->program);
+        p->program = prog;
+        p->from_cache = 0;
+    }
+    clnet__free(own);
+    clnet__free(prelude);
+    return st;
+}
+
 static clnet_status get_kernel(clnet_context *ctx, const char *name, const char *src,
                                size_t src_len, const char *extra, const char *kname,
                                cl_kernel *out)
@@ -229,26 +288,30 @@ static clnet_status get_kernel(clnet_context *ctx, const char *name, const char 
              extra ? extra : "");
     clnet__program *p = find_program(ctx, name, options);
     clnet_status st = CLNET_OK;
-    char *own = NULL, *prelude = NULL;
-    size_t own_len = 0, prelude_len = 0;
     if (!p) {
+        char *own = NULL, *prelude = NULL;
+        size_t prelude_len = 0;
+        const char *s = src;
+        size_t s_len = src_len;
         cl_program prog = NULL;
-        if ((st = load_source(ctx, "prelude", &prelude, &prelude_len)))
-            goto done;
-        if (!src) {
-            if ((st = load_source(ctx, name, &own, &own_len)))
-                goto done;
-            src = own;
-            src_len = own_len;
-        }
-        if ((st = build(ctx, name, prelude, prelude_len, src, src_len, options, &prog)) ||
-            (st = add_program(ctx, name, options, prog, &p)))
-            goto done;
+        int from_cache = 0;
+        if (!(st = sources(ctx, name, &s, &s_len, &own, &prelude, &prelude_len)) &&
+            !(st = build(ctx, name, prelude, prelude_len, s, s_len, options, 1, &prog,
+                         &from_cache)) &&
+            !(st = add_program(ctx, name, options, prog, &p)))
+            p->from_cache = from_cache;
+        clnet__free(own);
+        clnet__free(prelude);
+        if (st)
+            return st;
     }
-    st = program_kernel(ctx, p, kname, out);
-done:
-    clnet__free(own);
-    clnet__free(prelude);
+    cl_int e;
+    st = program_kernel(ctx, p, kname, out, &e);
+    if (st && p->from_cache && e == CL_INVALID_KERNEL_NAME) {
+        if ((st = rebuild(ctx, p, src, src_len)))
+            return st;
+        st = program_kernel(ctx, p, kname, out, &e);
+    }
     return st;
 }
 

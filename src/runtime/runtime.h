@@ -51,6 +51,14 @@ const char *clnet__cl_error_name(cl_int err);
  * work-group size is chosen so that it fits the device's local memory. */
 #define CLNET_LOCAL_BYTES_PER_ITEM 32
 
+/* The environment knobs (env.c), read and checked once when a context is
+ * created: an unknown value fails clnet_context_create. */
+typedef struct clnet__env {
+    int gemm_kernel;                   /* CLNET_GEMM_KERNEL: -1 unset (the device's
+                                        * choice), else 0 own, 1 packed, 2 clblast */
+    int profile;                       /* CLNET_PROFILE=1 */
+} clnet__env;
+
 /* Read once when the context is created; picks kernel variants. */
 typedef struct clnet__profile {
     clnet_device_info info;
@@ -62,11 +70,12 @@ typedef struct clnet__profile {
                                         * feature: -cl-std=CL2.0 or CL3.0 where the
                                         * device compiles it, so the feature's macros
                                         * (cl/prelude.cl: CLNET_HAS_*) are defined */
-    int store_binaries;                /* store built programs in clnet's disk cache; 0 where
-                                        * the driver caches them itself and fetching a
-                                        * binary compiles every kernel in it again (pocl;
-                                        * docs/speed.md). Tests force 1 with the variant
-                                        * "diskcache.store". */
+    int store_binaries;                /* use clnet's disk cache (load and store); 0 where
+                                        * the driver caches programs itself and its
+                                        * binaries are neither cheap nor safe to share
+                                        * (pocl; docs/speed.md, docs/hardening.md). Tests
+                                        * force 1 with the variant "diskcache.store". */
+    clnet__env env;                    /* the environment, as read at creation */
 } clnet__profile;
 
 /* Non-zero when the device has every feature in `need` (CLNET_FEATURE_*
@@ -183,7 +192,7 @@ extern const size_t clnet__cl_source_count;
 
 /* ---- Small helpers --------------------------------------------------------- */
 
-/* 64-bit FNV-1a, continued from h (start with CLNET_FNV_OFFSET). */
+/* 64-bit FNV-1a (cachefile.c), continued from h (start with CLNET_FNV_OFFSET). */
 #define CLNET_FNV_OFFSET 0xcbf29ce484222325ull
 uint64_t clnet__fnv1a(uint64_t h, const void *data, size_t n);
 

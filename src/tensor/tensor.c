@@ -268,8 +268,8 @@ CLNET_API clnet_status clnet_tensor_slice(const clnet_tensor *t, int64_t start, 
         return clnet__error(t->ctx, CLNET_ERR_SHAPE, "clnet_tensor_slice: a 0-d tensor has no rows");
     if (start < 0 || count < 0 || start > t->shape[0] || count > t->shape[0] - start)
         return clnet__error(t->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_tensor_slice: rows [%lld, %lld) outside [0, %lld)",
-                            (long long)start, (long long)start + count, (long long)t->shape[0]);
+                            "clnet_tensor_slice: %lld rows from row %lld: outside [0, %lld)",
+                            (long long)count, (long long)start, (long long)t->shape[0]);
     size_t row = t->shape[0] ? t->numel / (size_t)t->shape[0] : 0;
     int64_t dims[CLNET_MAX_DIMS];
     memcpy(dims, t->shape, sizeof dims);
