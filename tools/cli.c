@@ -127,3 +127,9 @@ int cli_device(const char *prog, const char *option, const char *spec)
                 prog, option, spec);
     return ok;
 }
+
+void cli_log_reports(void *user, clnet_status status, const char *message)
+{
+    if (status == CLNET_OK)
+        clnet_log_stderr(user, status, message);
+}

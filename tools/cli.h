@@ -3,6 +3,8 @@
 #ifndef CLNET_TOOLS_CLI_H
 #define CLNET_TOOLS_CLI_H
 
+#include <clnet/clnet.h>
+
 /* Each parser reads the whole of text as one number and checks its range.
  * Accepted: decimal digits, with one leading '-' for the signed kinds only;
  * the reals also take what strtod takes (1e-3, .5, 0x1p-4) but never inf or
@@ -34,5 +36,10 @@ int cli_device(const char *prog, const char *option, const char *spec);
 
 /* int-typed conveniences of cli_int for options stored as int or long. */
 int cli_int_i(const char *prog, const char *option, const char *text, int min, int max, int *out);
+
+/* The tools' context log callback: prints the library's reports (the
+ * CLNET_PROFILE=1 kernel-time table) through clnet_log_stderr and drops its
+ * error messages, which the tools print themselves with their context. */
+void cli_log_reports(void *user, clnet_status status, const char *message);
 
 #endif

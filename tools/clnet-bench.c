@@ -486,6 +486,7 @@ static clnet_context *open_context(const char *spec, const char *cache_dir, char
     params.device = spec;
     params.cache_dir = cache_dir;
     params.profiling = 1;
+    params.log = cli_log_reports;
     clnet_context *ctx = NULL;
     if (clnet_context_create(&params, &ctx, err, size))
         return NULL;

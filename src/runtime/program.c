@@ -330,8 +330,14 @@ clnet_status clnet__kernel_templated(clnet_context *ctx, const char *program_nam
     snprintf(full, sizeof full, "%s%s%s", ctx->profile.options, options && *options ? " " : "",
              options ? options : "");
     clnet__program *p = find_program(ctx, program_name, full);
-    if (p)
-        return program_kernel(ctx, p, name, out);
+    if (p) {
+        /* A cached binary without the kernel goes on to get_kernel, which
+         * rebuilds it from the full source. */
+        cl_int e;
+        clnet_status kst = program_kernel(ctx, p, name, out, &e);
+        if (!(kst && p->from_cache && e == CL_INVALID_KERNEL_NAME))
+            return kst;
+    }
     char *text = NULL, *src = NULL;
     size_t len = 0, hlen = strlen(header);
     clnet_status st = load_source(ctx, template_name, &text, &len);

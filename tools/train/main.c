@@ -203,6 +203,7 @@ static int join(options *o, const char *model, clnet_context **ctx)
     }
     clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
     p.device = o->device;
+    p.log = cli_log_reports;
     if (clnet_dist_context_create(o->dist, &p, ctx, err, sizeof err)) {
         if (clnet_dist_rank(o->dist) == 0)
             fprintf(stderr, "clnet-train: %s\n", err);
@@ -349,6 +350,7 @@ int main(int argc, char **argv)
     char err[2048];
     clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
     p.device = o.device;
+    p.log = cli_log_reports;
     clnet_context *ctx;
     int parallel = o.ranks || (clnet_dist_launched() && !strcmp(o.model, "cnn"));
     /* The files this run writes, before any work (a data-parallel run
