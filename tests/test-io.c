@@ -1,6 +1,7 @@
 /* clnet tests — IDX and safetensors readers and writers (suite "io",
  * host-only: no OpenCL). Files are generated in a temporary directory; the
  * malformed safetensors corpus lives in test-io-corpus.c. */
+#define _XOPEN_SOURCE 700 /* mknod, S_IFCHR */
 #include <dirent.h>
 #include <float.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <png.h>
 #include <zlib.h>
@@ -810,6 +812,43 @@ static int files_equal(const char *path, const void *want, size_t n)
     return eq;
 }
 
+/* Special files at the paths clnet_safetensors_load and _write take: a FIFO
+ * is refused at once (opening it used to wait for a writer forever), and a
+ * FIFO, a directory or a device node at the target of a write is refused,
+ * never replaced by the rename (as root, /dev/null would have become a
+ * regular file). */
+START_TEST(safetensors_special_files)
+{
+    char dir[256], path[512], err[512];
+    tmpdir_make(dir, sizeof dir);
+    const float x[4] = { 1, 2, 3, 4 };
+    const clnet_safetensors_entry_in in[1] = { { "a", CLNET_F32, 1, { 4 }, x } };
+    clnet_safetensors *st = NULL;
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    alarm(20); /* a blocking open fails the test instead of hanging it */
+    expect("fifo load", clnet_safetensors_load(path, &st, err, sizeof err), CLNET_ERR_IO, err,
+           "not a regular file");
+    expect("fifo write", clnet_safetensors_write(path, in, 1, NULL, err, sizeof err), CLNET_ERR_IO,
+           err, "is not a regular file");
+    struct stat sb;
+    ck_assert(lstat(path, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    expect("dir write", clnet_safetensors_write(dir, in, 1, NULL, err, sizeof err), CLNET_ERR_IO,
+           err, "is not a regular file");
+    snprintf(path, sizeof path, "%s/null", dir);
+    if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0) { /* root only: CI runs as root */
+        expect("device write", clnet_safetensors_write(path, in, 1, NULL, err, sizeof err),
+               CLNET_ERR_IO, err, "is not a regular file");
+        ck_assert(lstat(path, &sb) == 0 && S_ISCHR(sb.st_mode));
+        unlink(path);
+    }
+    alarm(0);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    unlink(path);
+    tmpdir_remove(dir);
+}
+END_TEST
+
 START_TEST(safetensors_write_fails_cleanly)
 {
     char dir[256], path[512], err[512];
@@ -840,11 +879,12 @@ START_TEST(safetensors_write_fails_cleanly)
     ck_assert_msg(strstr(err, "File too large") != NULL, "%s", err);
     ck_assert_msg(files_equal(path, old, sizeof old), "the old file changed");
     ck_assert_int_eq(tmpdir_count(dir), 1);
-    /* The rename fails: the target is a directory. */
+    /* The target is a directory: refused before a temporary file is made
+     * (the rename would have failed; safetensors_special_files has the rest). */
     snprintf(path, sizeof path, "%s/subdir", dir);
     ck_assert_int_eq(mkdir(path, 0755), 0);
-    expect("rename", clnet_safetensors_write(path, in, 1, NULL, err, sizeof err), CLNET_ERR_IO,
-           err, "rename of");
+    expect("directory", clnet_safetensors_write(path, in, 1, NULL, err, sizeof err), CLNET_ERR_IO,
+           err, "is not a regular file");
     ck_assert_int_eq(tmpdir_count(dir), 2);
     /* Afterwards a normal write succeeds and replaces the old file. */
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
@@ -1021,6 +1061,7 @@ Suite *suite_io(void)
     tcase_add_test(tc, safetensors_load_errors);
     tcase_add_test(tc, safetensors_write_rejects_bad_args);
     tcase_add_test(tc, safetensors_write_fails_cleanly);
+    tcase_add_test(tc, safetensors_special_files);
     suite_add_tcase(s, tc);
     tc = tcase_create("png");
     tcase_set_timeout(tc, 300);

@@ -66,7 +66,9 @@ START_TEST(bad_spec_lists_devices)
 {
     char err[2048];
     clnet_context *ctx = (clnet_context *)1;
-    const char *bad[] = { "no-such-device-xyz", "9:9", "0:99", "accelerator-nope" };
+    /* 4294967296:0 and 0:4294967296 wrapped to 0:0 under sscanf's %d. */
+    const char *bad[] = { "no-such-device-xyz", "9:9", "0:99", "accelerator-nope", "4294967296:0",
+                          "0:4294967296" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(create(bad[i], &ctx, err, sizeof err), CLNET_ERR_NO_DEVICE);
         ck_assert_ptr_null(ctx);

@@ -642,7 +642,15 @@ CLNET_API clnet_status clnet_safetensors_load(const char *path, clnet_safetensor
     if (!path)
         return report(&d, CLNET_ERR_INVALID_ARG, "invalid argument: path != NULL");
     d.what = path;
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; the type is
+     * checked below before a byte is read, and blocking restored for reads. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = NULL;
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1 || !(f = fdopen(fd, "rb")))
+            close(fd);
+    }
     if (!f)
         return report(&d, CLNET_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat sb;
@@ -906,6 +914,12 @@ static clnet_status write_file(const diag *d, const char *path, const char *head
                                const clnet_safetensors_entry_in *entries, size_t count,
                                const uint64_t *offsets)
 {
+    /* The rename would replace whatever is at path: a device node (as root,
+     * /dev/null), a FIFO or a directory is refused, not replaced. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return report(d, CLNET_ERR_IO, "\"%.400s\" exists and is not a regular file (a device, "
+                      "FIFO or directory is never replaced)", path);
     size_t tsize = strlen(path) + 64;
     char *tmp = clnet__malloc(tsize);
     if (!tmp)

@@ -657,11 +657,30 @@ static int contains_nocase(const char *hay, const char *needle)
     return n == 0;
 }
 
+/* "P:D" with decimal indices: 1 and *p, *d set; 0 for anything else. An
+ * index past 65535 is not wrapped (sscanf's %d turned 4294967296:0 into 0:0):
+ * it is -1, which matches no device. */
+static int parse_index_spec(const char *spec, int *p, int *d)
+{
+    int *idx[2] = { p, d };
+    const char *c = spec;
+    for (int k = 0; k < 2; k++) {
+        if (!isdigit((unsigned char)*c))
+            return 0;
+        long v = 0;
+        for (; isdigit((unsigned char)*c); c++)
+            v = v > 65535 ? v : v * 10 + (*c - '0');
+        *idx[k] = v > 65535 ? -1 : (int)v;
+        if (k == 0 && *c++ != ':')
+            return 0;
+    }
+    return *c == '\0';
+}
+
 static int spec_matches(const char *spec, const clnet_device_info *di)
 {
     int p, d;
-    char tail;
-    if (sscanf(spec, "%d:%d%c", &p, &d, &tail) == 2)
+    if (parse_index_spec(spec, &p, &d))
         return p == di->platform_index && d == di->device_index;
     if (!strcasecmp(spec, "gpu"))
         return di->type == CLNET_DEVICE_GPU;
