@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "clnet/data.h"
+#include "io/atomic.h"
 #include "runtime/alloc.h"
 
 /* The most raw pixel bytes a grid may have (1 GiB): far beyond any sample
@@ -61,65 +62,17 @@ static void put_chunk(unsigned char *out, size_t *pos, const char *type, const u
     *pos += 12 + len;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return 0;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 1;
-}
-
-/* Writes bytes to a new temporary file next to path, then renames it over
- * path: a failure leaves an existing file as it was. */
+/* Writes bytes to path atomically (src/io/atomic.h): a failure leaves an
+ * existing file as it was. */
 static clnet_status write_atomic(const char *path, const unsigned char *bytes, size_t n, char *err,
                                  size_t err_size)
 {
-    size_t tsize = strlen(path) + 64;
-    char *tmp = clnet__malloc(tsize);
-    if (!tmp)
-        return fail(err, err_size, CLNET_ERR_HOST_MEMORY, "out of host memory");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int fd = -1;
-    for (unsigned attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        snprintf(tmp, tsize, "%s.tmp-%ld-%lx", path, (long)getpid(),
-                 (unsigned long)ts.tv_nsec ^ (unsigned long)attempt * 0x9e3779b9ul);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        clnet_status st = fail(err, err_size, CLNET_ERR_IO,
-                               "cannot create a temporary file next to \"%.400s\": %s", path,
-                               strerror(errno));
-        clnet__free(tmp);
-        return st;
-    }
-    const char *step = !write_all(fd, bytes, n) ? "write" : fsync(fd) != 0 ? "fsync" : NULL;
-    int saved = errno;
-    if (close(fd) != 0 && !step) {
-        step = "close";
-        saved = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "rename";
-        saved = errno;
-    }
-    clnet_status st = CLNET_OK;
-    if (step) {
-        unlink(tmp);
-        st = fail(err, err_size, CLNET_ERR_IO,
-                  "%s of \"%.400s\" failed: %s; the old file, if any, is unchanged", step,
-                  step[0] == 'r' ? path : tmp, strerror(saved));
-    }
-    clnet__free(tmp);
-    return st;
+    char msg[1024];
+    clnet__atomic_file f;
+    clnet_status st = clnet__atomic_begin(&f, path, msg, sizeof msg);
+    if (!st)
+        st = clnet__atomic_end(&f, clnet__write_all(f.fd, bytes, n), msg, sizeof msg);
+    return st ? fail(err, err_size, st, "%s", msg) : CLNET_OK;
 }
 
 /* One value to a gray level: [lo, hi] to [0, 255], clamped, rounded; NaN is

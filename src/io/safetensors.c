@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "clnet/safetensors.h"
+#include "io/atomic.h"
 #include "runtime/alloc.h"
 
 #if defined(__GNUC__)
@@ -839,21 +840,6 @@ static char *build_header(const clnet_safetensors_entry_in *entries, size_t coun
     return out;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return 0;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 1;
-}
-
 /* Writes n 4-byte values little-endian, whatever the host's byte order. */
 static int write_le32(int fd, const void *data, size_t n)
 {
@@ -867,7 +853,7 @@ static int write_le32(int fd, const void *data, size_t n)
             for (int b = 0; b < 4; b++)
                 chunk[4 * i + b] = (unsigned char)(v >> (8 * b));
         }
-        if (!write_all(fd, chunk, 4 * m))
+        if (!clnet__write_all(fd, chunk, 4 * m))
             return 0;
         src += 4 * m;
         n -= m;
@@ -875,88 +861,24 @@ static int write_le32(int fd, const void *data, size_t n)
     return 1;
 }
 
-/* Creates a new temporary file next to path; returns the fd or -1. */
-static int create_temp(const char *path, char *tmp, size_t size)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    for (unsigned attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, size, "%s.tmp-%ld-%lx", path, (long)getpid(),
-                 (unsigned long)ts.tv_nsec ^ (unsigned long)attempt * 0x9e3779b9ul);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
-/* Best effort: makes the rename durable by syncing the directory. */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? clnet__malloc((size_t)(slash - path) + 2) : NULL;
-    if (slash && !dir)
-        return;
-    if (dir) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir ? dir : ".", O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    clnet__free(dir);
-}
-
 static clnet_status write_file(const diag *d, const char *path, const char *header, size_t hlen,
                                const clnet_safetensors_entry_in *entries, size_t count,
                                const uint64_t *offsets)
 {
-    /* The rename would replace whatever is at path: a device node (as root,
-     * /dev/null), a FIFO or a directory is refused, not replaced. */
-    struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return report(d, CLNET_ERR_IO, "\"%.400s\" exists and is not a regular file (a device, "
-                      "FIFO or directory is never replaced)", path);
-    size_t tsize = strlen(path) + 64;
-    char *tmp = clnet__malloc(tsize);
-    if (!tmp)
-        return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
-    int fd = create_temp(path, tmp, tsize);
-    if (fd < 0) {
-        clnet_status st = report(d, CLNET_ERR_IO, "cannot create a temporary file next to "
-                                 "\"%.400s\": %s", path, strerror(errno));
-        clnet__free(tmp);
-        return st;
-    }
+    char msg[1024];
+    clnet__atomic_file f;
+    clnet_status st = clnet__atomic_begin(&f, path, msg, sizeof msg);
+    if (st)
+        return report(d, st, "%s", msg);
     unsigned char len8[8];
     for (int b = 0; b < 8; b++)
         len8[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
-    int ok = write_all(fd, len8, 8) && write_all(fd, header, hlen);
+    int ok = clnet__write_all(f.fd, len8, 8) && clnet__write_all(f.fd, header, hlen);
     for (size_t i = 0; ok && i < count; i++)
-        ok = write_le32(fd, entries[i].data, (size_t)(offsets[i + 1] - offsets[i]) / 4);
-    const char *step = !ok ? "write" : fsync(fd) != 0 ? "fsync" : NULL;
-    int saved = errno;
-    if (close(fd) != 0 && !step) {
-        step = "close";
-        saved = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "rename";
-        saved = errno;
-    }
-    clnet_status st = CLNET_OK;
-    if (step) {
-        unlink(tmp);
-        st = report(d, CLNET_ERR_IO, "%s of \"%.400s\" failed: %s; the old file, if any, is "
-                    "unchanged", step, step[0] == 'r' ? path : tmp, strerror(saved));
-    } else {
-        sync_parent_dir(path);
-    }
-    clnet__free(tmp);
-    return st;
+        ok = write_le32(f.fd, entries[i].data, (size_t)(offsets[i + 1] - offsets[i]) / 4);
+    if ((st = clnet__atomic_end(&f, ok, msg, sizeof msg)))
+        return report(d, st, "%s", msg);
+    return CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_safetensors_write(const char *path,
