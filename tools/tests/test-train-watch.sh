@@ -2,7 +2,8 @@
 # train-watch: clnet-train's --csv, --checkpoint, --early-stopping,
 # --lr-schedule, --logdir, --plot and --resume on a small CNN run
 # (docs/training.md): a run stopped after one epoch and resumed ends with
-# the uninterrupted run's training state, byte for byte;
+# the uninterrupted run's training state, byte for byte, for the CNN and the
+# LSTM stack;
 # the CSV's learning rates are the schedule's, the checkpoint holds the
 # weights of the best test loss (re-evaluated with --load --eval-only), the
 # event file and the curves (PNG, SVG, PDF) exist and are whole; bad values
@@ -74,6 +75,19 @@ a=$(awk -F, 'NR > 2 { print $1, $2, $3, $6 }' "$tmp/h.csv")
 b=$(awk -F, 'NR > 1 { print $1, $2, $3, $6 }' "$tmp/d.csv")
 [ "$a" = "$b" ] || bad "epochs 2-3 after resuming: $b; uninterrupted: $a"
 refuse --resume cnn --resume "$tmp/no-such.state"
+
+# The same for the reference LSTM stack (3 x LSTM(64)): every LSTM's weights
+# and Adam moments, the step count, the shuffle and the dropout counter.
+same="lstm --limit 128 --batch-size 64 --quiet --seed 5"
+"$train" $same --epochs 2 --checkpoint "$tmp/lu.safetensors" >"$tmp/run.out" 2>&1 ||
+    bad "2-epoch lstm run failed: $(tail -3 "$tmp/run.out")"
+"$train" $same --epochs 1 --checkpoint "$tmp/lr.safetensors" >"$tmp/run.out" 2>&1 ||
+    bad "1-epoch lstm run failed: $(tail -3 "$tmp/run.out")"
+"$train" $same --epochs 2 --resume "$tmp/lr.safetensors.state" --checkpoint "$tmp/ld.safetensors" \
+    >"$tmp/run.out" 2>&1 || bad "resumed lstm run failed: $(tail -3 "$tmp/run.out")"
+grep -q "resuming after epoch 1" "$tmp/run.out" || bad "no lstm resume line: $(head -5 "$tmp/run.out")"
+cmp -s "$tmp/ld.safetensors.state" "$tmp/lu.safetensors.state" ||
+    bad "the resumed lstm run's state after epoch 2 differs from the uninterrupted run's"
 
 # One epoch with early stopping at patience 0 and the curves as SVG and PDF.
 for ext in svg pdf; do
