@@ -299,7 +299,11 @@ static int save_checkpoint(clnet_context *ctx, clnet_model *g, clnet_model *d, c
 {
     char path[4200], text[256];
     snprintf(path, sizeof path, "%s.d", o->checkpoint);
-    if (save_weights(ctx, g, o->checkpoint) || save_weights(ctx, d, path))
+    /* Checked again under this option's name: the paths may have changed
+     * during training (save_weights' own check names --save). */
+    if (!out_check("clnet-train", "--checkpoint", o->checkpoint) ||
+        !out_check("clnet-train", "--checkpoint", path) || save_weights(ctx, g, o->checkpoint) ||
+        save_weights(ctx, d, path))
         return 1;
     snprintf(path, sizeof path, "%s.state", o->checkpoint);
     if (save_state(ctx, g, path, ls->epoch))
