@@ -243,6 +243,16 @@ clnet_status gan_generate(gan_trainer *t, const clnet_tensor **fakes)
     return st ? st : gan_forward_g(t, fakes);
 }
 
+uint64_t gan_noise_draws(const gan_trainer *t)
+{
+    return t->draws;
+}
+
+void gan_set_noise_draws(gan_trainer *t, uint64_t draws)
+{
+    t->draws = draws;
+}
+
 clnet_status gan_step_d(gan_trainer *t, const clnet_tensor *real)
 {
     if (!t->fakes)

@@ -78,6 +78,10 @@ void gan_trainer_destroy(gan_trainer *t);
 /* New noise (stream: the iteration counter), then G forward in training
  * mode. *fakes (optional) is borrowed, valid until G's next forward. */
 clnet_status gan_generate(gan_trainer *t, const clnet_tensor **fakes);
+/* The noise batches drawn so far: the next gan_generate's Philox stream.
+ * Saved and restored to resume a run where it stopped. */
+uint64_t gan_noise_draws(const gan_trainer *t);
+void gan_set_noise_draws(gan_trainer *t, uint64_t draws);
 /* G forward on the current noise (no new draw): for gradient checks. */
 clnet_status gan_forward_g(gan_trainer *t, const clnet_tensor **fakes);
 /* One D step on real (B, image...) and the last fakes. */

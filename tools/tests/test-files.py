@@ -104,6 +104,8 @@ writers = [
     ("lstm --save", [TRAIN, "lstm"] + quick + ["--save", "{}"], "--save"),
     ("gan --save", [TRAIN, "gan"] + quick + ["--save", "{}", "--out", os.path.join(tmp, "g.png")],
      "--save"),
+    ("gan --checkpoint", [TRAIN, "gan"] + quick + ["--checkpoint", "{}", "--out",
+                                                   os.path.join(tmp, "g.png")], "--checkpoint"),
     # --out FILE.png writes FILE-epochNN.png: the special file is epoch 1's.
     ("gan --out (training grids)", [TRAIN, "gan"] + quick + ["--out", "{}"], "--out"),
     ("bench --json", [BENCH] + bench + ["--json", "{}"], "--json"),

@@ -2,7 +2,8 @@
 # train-watch: clnet-train's --csv, --checkpoint, --early-stopping,
 # --lr-schedule, --logdir, --plot and --resume on a small CNN run
 # (docs/training.md): a run stopped after one epoch and resumed ends with
-# the uninterrupted run's training state, byte for byte;
+# the uninterrupted run's training state, byte for byte, for the CNN, the
+# LSTM stack and the GAN (gan --checkpoint/--resume);
 # the CSV's learning rates are the schedule's, the checkpoint holds the
 # weights of the best test loss (re-evaluated with --load --eval-only), the
 # event file and the curves (PNG, SVG, PDF) exist and are whole; bad values
@@ -75,6 +76,19 @@ b=$(awk -F, 'NR > 1 { print $1, $2, $3, $6 }' "$tmp/d.csv")
 [ "$a" = "$b" ] || bad "epochs 2-3 after resuming: $b; uninterrupted: $a"
 refuse --resume cnn --resume "$tmp/no-such.state"
 
+# The same for the reference LSTM stack (3 x LSTM(64)): every LSTM's weights
+# and Adam moments, the step count, the shuffle and the dropout counter.
+same="lstm --limit 128 --batch-size 64 --quiet --seed 5"
+"$train" $same --epochs 2 --checkpoint "$tmp/lu.safetensors" >"$tmp/run.out" 2>&1 ||
+    bad "2-epoch lstm run failed: $(tail -3 "$tmp/run.out")"
+"$train" $same --epochs 1 --checkpoint "$tmp/lr.safetensors" >"$tmp/run.out" 2>&1 ||
+    bad "1-epoch lstm run failed: $(tail -3 "$tmp/run.out")"
+"$train" $same --epochs 2 --resume "$tmp/lr.safetensors.state" --checkpoint "$tmp/ld.safetensors" \
+    >"$tmp/run.out" 2>&1 || bad "resumed lstm run failed: $(tail -3 "$tmp/run.out")"
+grep -q "resuming after epoch 1" "$tmp/run.out" || bad "no lstm resume line: $(head -5 "$tmp/run.out")"
+cmp -s "$tmp/ld.safetensors.state" "$tmp/lu.safetensors.state" ||
+    bad "the resumed lstm run's state after epoch 2 differs from the uninterrupted run's"
+
 # One epoch with early stopping at patience 0 and the curves as SVG and PDF.
 for ext in svg pdf; do
     "$train" cnn --limit 64 --epochs 1 --quiet --early-stopping 0 --lr-schedule cosine:4 \
@@ -89,6 +103,29 @@ grep -q "<svg" "$tmp/curves.svg" || bad "curves.svg is not SVG"
 for tag in samples epoch/d_loss epoch/g_loss; do
     cat "$tmp"/gtb/events.out.tfevents.* 2>/dev/null | grep -a -q "$tag" || bad "gan --logdir: no $tag"
 done
+
+# gan --checkpoint/--resume (its own loop, docs/gan.md): G's and D's weights
+# and training states (Adam moments, step counts) and the loop's state (the
+# epoch, the noise draws, the shuffle) after a run stopped after epoch 1 and
+# resumed are the uninterrupted 2-epoch run's, byte for byte.
+same="gan --limit 128 --batch-size 64 --quiet --seed 7 --out $tmp/g.png"
+"$train" $same --epochs 2 --checkpoint "$tmp/gu.st" >"$tmp/run.out" 2>&1 ||
+    bad "2-epoch gan run failed: $(tail -3 "$tmp/run.out")"
+"$train" $same --epochs 1 --checkpoint "$tmp/gr.st" >"$tmp/run.out" 2>&1 ||
+    bad "1-epoch gan run failed: $(tail -3 "$tmp/run.out")"
+"$train" $same --epochs 2 --resume "$tmp/gr.st.state" --checkpoint "$tmp/gd.st" >"$tmp/run.out" 2>&1 ||
+    bad "resumed gan run failed: $(tail -3 "$tmp/run.out")"
+grep -q "resuming after epoch 1" "$tmp/run.out" || bad "no gan resume line: $(head -5 "$tmp/run.out")"
+for f in "" .d .state .state.d .state.gan; do
+    cmp -s "$tmp/gd.st$f" "$tmp/gu.st$f" ||
+        bad "gan: the resumed run's checkpoint$f after epoch 2 differs from the uninterrupted run's"
+done
+# A state set from two epochs (a run killed between the writes) is refused.
+cp "$tmp/gr.st.state.d" "$tmp/gu.st.state.d"
+"$train" $same --epochs 3 --resume "$tmp/gu.st.state" >"$tmp/run.out" 2>&1 &&
+    bad "gan resumed from states of epochs 2 and 1"
+grep -q "not from the same epoch" "$tmp/run.out" || bad "gan mixed states: $(tail -1 "$tmp/run.out")"
+refuse --checkpoint gan --checkpoint "$tmp/g-{epoch}.st"
 
 [ "$failures" -eq 0 ] || exit 1
 echo "train-watch: all checks passed"

@@ -266,6 +266,104 @@ static void grid_path(const options *o, int e, char *buf, size_t size)
     snprintf(buf, size, "%.*s-epoch%02d.png", (int)len, out, e);
 }
 
+/* ---- Checkpoints and resuming --------------------------------------------------------- */
+
+/* --checkpoint FILE, after every epoch: G's and D's weights to FILE and
+ * FILE.d (as --save), their training states (parameters, Adam moments, step
+ * counts: clnet_model_save_training_state) to FILE.state and FILE.state.d,
+ * and last the loop's own state to FILE.state.gan, a text file
+ *   clnet-gan-state-1
+ *   epoch E
+ *   noise_draws N     (gan_noise_draws: the next noise batch's Philox stream)
+ *   shuffle S         (the splitmix64 state of the next epoch's permutation)
+ * --resume FILE.state reads the three and refuses them unless their epochs
+ * agree (a run killed between the writes). docs/gan.md, "Resuming". */
+#define LOOP_FORMAT "clnet-gan-state-1"
+
+typedef struct loop_state {
+    int epoch;
+    unsigned long long draws, shuffle;
+} loop_state;
+
+static int save_state(clnet_context *ctx, clnet_model *m, const char *path, int epoch)
+{
+    if (!out_check("clnet-train", "--checkpoint", path))
+        return 1;
+    if (clnet_model_save_training_state(m, path, epoch))
+        return fail(ctx, "--checkpoint");
+    return 0;
+}
+
+static int save_checkpoint(clnet_context *ctx, clnet_model *g, clnet_model *d, const options *o,
+                           const loop_state *ls)
+{
+    char path[4200], text[256];
+    snprintf(path, sizeof path, "%s.d", o->checkpoint);
+    /* Checked again under this option's name: the paths may have changed
+     * during training (save_weights' own check names --save). */
+    if (!out_check("clnet-train", "--checkpoint", o->checkpoint) ||
+        !out_check("clnet-train", "--checkpoint", path) || save_weights(ctx, g, o->checkpoint) ||
+        save_weights(ctx, d, path))
+        return 1;
+    snprintf(path, sizeof path, "%s.state", o->checkpoint);
+    if (save_state(ctx, g, path, ls->epoch))
+        return 1;
+    snprintf(path, sizeof path, "%s.state.d", o->checkpoint);
+    if (save_state(ctx, d, path, ls->epoch))
+        return 1;
+    snprintf(path, sizeof path, "%s.state.gan", o->checkpoint);
+    int len =
+        snprintf(text, sizeof text, LOOP_FORMAT "\nepoch %d\nnoise_draws %llu\nshuffle %llu\n",
+                 ls->epoch, ls->draws, ls->shuffle);
+    out_file f;
+    if (!out_open(&f, "clnet-train", path))
+        return 1;
+    if (!out_write(&f, text, (size_t)len)) {
+        out_fail(&f, "clnet-train");
+        return 1;
+    }
+    return !out_commit(&f, "clnet-train");
+}
+
+static int load_checkpoint(clnet_context *ctx, clnet_model *g, clnet_model *d, const char *state,
+                           loop_state *ls)
+{
+    char path[4200], format[32] = "";
+    int eg = -1, ed = -1;
+    snprintf(path, sizeof path, "%s.gan", state);
+    if (!in_check("clnet-train", "--resume", path))
+        return 1;
+    FILE *f = fopen(path, "r");
+    int ok = f &&
+             fscanf(f, "%31s epoch %d noise_draws %llu shuffle %llu", format, &ls->epoch,
+                    &ls->draws, &ls->shuffle) == 4 &&
+             !strcmp(format, LOOP_FORMAT) && ls->epoch >= 0;
+    if (f)
+        fclose(f);
+    if (!ok) {
+        fprintf(stderr,
+                "clnet-train: --resume: %s is not a GAN loop state (" LOOP_FORMAT
+                ": epoch, noise_draws, shuffle) as gan --checkpoint writes\n",
+                path);
+        return 1;
+    }
+    if (clnet_model_load_training_state(g, state, &eg))
+        return fail(ctx, "--resume (the generator)");
+    snprintf(path, sizeof path, "%s.d", state);
+    if (!in_check("clnet-train", "--resume", path))
+        return 1;
+    if (clnet_model_load_training_state(d, path, &ed))
+        return fail(ctx, "--resume (the discriminator)");
+    if (eg != ls->epoch || ed != ls->epoch) {
+        fprintf(stderr,
+                "clnet-train: --resume: %s (epoch %d), %s.d (epoch %d) and %s.gan (epoch %d) "
+                "are not from the same epoch\n",
+                state, eg, state, ed, state, ls->epoch);
+        return 1;
+    }
+    return 0;
+}
+
 static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const options *o,
                  const clnet_dataset *data)
 {
@@ -292,12 +390,28 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
            (long long)n, o->batch_size, o->epochs, o->lr, (double)gp.real_label);
     fflush(stdout);
     unsigned long long state = o->seed * 1000003ull;
+    int first = 1;
+    if (o->resume) {
+        loop_state ls;
+        if (load_checkpoint(ctx, g, d, o->resume, &ls))
+            goto done;
+        if (ls.epoch > o->epochs) {
+            fprintf(stderr, "clnet-train: --resume: %s holds %d epochs, more than --epochs %d\n",
+                    o->resume, ls.epoch, o->epochs);
+            goto done;
+        }
+        gan_set_noise_draws(t, ls.draws);
+        state = ls.shuffle;
+        first = ls.epoch + 1;
+        printf("resuming after epoch %d from %s\n", ls.epoch, o->resume);
+        fflush(stdout);
+    }
     char err[1024];
     if (o->logdir && clnet_tblog_open(o->logdir, &tb, err, sizeof err)) {
         fprintf(stderr, "clnet-train: --logdir: %s\n", err);
         goto done;
     }
-    for (int e = 1; e <= o->epochs; e++) {
+    for (int e = first; e <= o->epochs; e++) {
         epoch_stats es;
         char path[4096];
         if (run_epoch(ctx, t, real, ord, n, o, &state, &es))
@@ -305,6 +419,9 @@ static int train(clnet_context *ctx, clnet_model *g, clnet_model *d, const optio
         /* The checkpoint first: a grid that cannot be written loses no
          * training, and an interrupted run keeps its progress. */
         if (o->save && save_both(ctx, g, d, o->save))
+            goto done;
+        loop_state ls = { .epoch = e, .draws = gan_noise_draws(t), .shuffle = state };
+        if (o->checkpoint && save_checkpoint(ctx, g, d, o, &ls))
             goto done;
         grid_path(o, e, path, sizeof path);
         if (epoch_grid(ctx, g, o, path, tb, e))
@@ -341,6 +458,19 @@ int gan_check_outputs(const options *o)
         snprintf(path, sizeof path, "%s.d", o->save);
         if (check_output(o, "--save", o->save) || check_output(o, "--save", path))
             return 2;
+    }
+    if (training && o->checkpoint) {
+        if (strstr(o->checkpoint, "{epoch}")) {
+            fprintf(stderr, "clnet-train: gan --checkpoint %s: the GAN keeps the last epoch's "
+                            "checkpoint only, without {epoch}\n", o->checkpoint);
+            return 2;
+        }
+        static const char *const suffix[] = { "", ".d", ".state", ".state.d", ".state.gan" };
+        for (int i = 0; i < 5; i++) {
+            snprintf(path, sizeof path, "%s%s", o->checkpoint, suffix[i]);
+            if (check_output(o, "--checkpoint", path))
+                return 2;
+        }
     }
     if (training) { /* every epoch's grid goes to the same directory */
         grid_path(o, 1, path, sizeof path);

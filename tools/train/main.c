@@ -65,6 +65,7 @@ static void usage(FILE *f)
             "                     plateau:PATIENCE[:FACTOR], optionally ,warmup:N (per epoch)\n"
             "  --plot FILE        loss and accuracy curves (.png, .svg or .pdf)\n"
             "  --resume STATE     continue a run from a FILE.state --checkpoint FILE left\n"
+            "                     (gan: both models and the loop; docs/gan.md)\n"
             "                     With any of these seven, all epochs run in one fit with the\n"
             "                     test set as validation data (docs/training.md).\n"
             "  --ranks            cnn: data-parallel over MPI ranks, one device each (automatic\n"
@@ -146,12 +147,14 @@ static int parse(int argc, char **argv, options *o)
         fprintf(stderr, "clnet-train: which model?\n");
         return 0;
     }
-    /* gan has its own loop, not fit: of these it takes --logdir only. */
-    int gan_extra = !strcmp(o->model, "gan") && (o->csv || o->checkpoint || o->plot || o->resume ||
-                                                 o->early_stopping >= 0 || o->schedule_set);
+    /* gan has its own loop, not fit: of these it takes --logdir, --checkpoint
+     * and --resume (gan.c). */
+    int gan_extra = !strcmp(o->model, "gan") && (o->csv || o->plot || o->early_stopping >= 0 ||
+                                                 o->schedule_set);
     if (watch_wanted(o) && (o->ranks || gan_extra || o->eval_only)) {
         fprintf(stderr, "clnet-train: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule, "
-                        "--plot and --resume are for training cnn, lstm or rnn in one process\n");
+                        "--plot and --resume are for training cnn, lstm or rnn in one process (gan: "
+                        "--logdir, --checkpoint and --resume only)\n");
         return 0;
     }
     if (o->eval_only && !o->load) {
