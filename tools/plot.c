@@ -155,11 +155,26 @@ static void draw_series(cairo_t *cr, const plot_panel *p, const frame *f)
             }
     }
     cairo_restore(cr);
-    /* Legend, top right inside the frame. */
+    /* Legend, inside the frame on the right: at the top unless the lines end
+     * in the upper half (rising accuracy), then at the bottom; on a white
+     * box so that a line under it does not cross the names. */
     cairo_set_font_size(cr, 11);
+    int upper = 0, ends = 0;
+    for (int s = 0; s < p->nseries; s++)
+        for (int i = p->series[s].n - 1; i >= 0; i--)
+            if (p->series[s].y[i] >= 0 && isfinite(p->series[s].y[i])) {
+                upper += fy(f, p->series[s].y[i]) < f->y0 + f->h / 2;
+                ends++;
+                break;
+            }
+    double top = 2 * upper > ends ? f->y0 + f->h - 12 - 16 * p->nseries : f->y0 + 4;
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+    cairo_rectangle(cr, f->x0 + f->w - 136, top, 130, 8 + 16 * p->nseries);
+    cairo_fill(cr);
+    cairo_set_line_width(cr, 2);
     for (int s = 0; s < p->nseries; s++) {
         const plot_series *ps = &p->series[s];
-        double y = f->y0 + 16 + 16 * s, x = f->x0 + f->w - 130;
+        double y = top + 16 + 16 * s, x = f->x0 + f->w - 130;
         cairo_set_source_rgb(cr, ps->rgb[0], ps->rgb[1], ps->rgb[2]);
         cairo_set_dash(cr, dash, ps->dashed ? 2 : 0, 0);
         cairo_move_to(cr, x, y - 4);
