@@ -227,6 +227,21 @@ START_TEST(history_csv_is_written_whole)
     ck_assert_str_eq(text, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n"
                            "1,0.5,0.75,0.625,0.5,0.001,1.250\n"
                            "2,0.25,,,,0.0005,2.000\n");
+    /* A user's file: 0666 less the umask, as fopen would make it (mkstemp's
+     * 0600 hid the CSV from other users). */
+    mode_t mask = umask(022);
+    umask(mask);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0666 & ~mask);
+    /* A FIFO at the path is refused and stays a FIFO (a rename replaced it). */
+    char fifo[96];
+    snprintf(fifo, sizeof fifo, "%s/p.csv", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(clnet_history_write_csv(&h, fifo, err, sizeof err), CLNET_ERR_IO);
+    ck_assert_msg(strstr(err, "not a regular file") != NULL, "%s", err);
+    ck_assert(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    unlink(fifo);
     /* Only the file itself is left in the directory: no temporary. */
     char cmd[128];
     snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) = 1", dir);

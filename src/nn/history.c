@@ -1,5 +1,5 @@
 /* clnet — training history (include/clnet/history.h): rows appended by fit,
- * and the CSV writer (temporary file next to the target, fsync, rename). */
+ * and the CSV writer (one atomic write: src/io/atomic.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clnet/history.h"
+#include "io/atomic.h"
 #include "runtime/alloc.h"
 
 CLNET_API clnet_status clnet_history_append(clnet_history *h, const clnet_epoch_log *row)
@@ -64,25 +65,14 @@ CLNET_API clnet_status clnet_history_write_csv(const clnet_history *h, const cha
         return fail(err, err_size, CLNET_ERR_INVALID_ARG,
                     "clnet_history_write_csv: invalid argument: %s", !h ? "history is NULL"
                     : !path || !path[0] ? "path is NULL or empty" : "the history is corrupt");
-    size_t n = strlen(path) + 16;
-    char *tmp = clnet__malloc(n);
-    if (!tmp)
+    /* The rows in memory (a few hundred bytes an epoch), then one atomic
+     * write (src/io/atomic.h): an existing file survives any failure, and a
+     * device node or FIFO at path is refused, not replaced. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
         return fail(err, err_size, CLNET_ERR_HOST_MEMORY, "clnet_history_write_csv: out of host memory");
-    snprintf(tmp, n, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        clnet_status st = fail(err, err_size, CLNET_ERR_IO, "clnet_history_write_csv: cannot create "
-                               "a temporary file next to \"%.400s\": %s", path, strerror(errno));
-        clnet__free(tmp);
-        return st;
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        clnet__free(tmp);
-        return fail(err, err_size, CLNET_ERR_IO, "clnet_history_write_csv: fdopen: %s", strerror(errno));
-    }
     fputs("epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n", f);
     for (int i = 0; i < h->count; i++) {
         const clnet_epoch_log *r = &h->epochs[i];
@@ -95,22 +85,16 @@ CLNET_API clnet_status clnet_history_write_csv(const clnet_history *h, const cha
         field(f, r->seconds, "%.3f");
         fputc('\n', f);
     }
-    const char *step = ferror(f) ? "write" : fflush(f) ? "write" : fsync(fd) ? "fsync" : NULL;
-    int saved = errno;
-    if (fclose(f) && !step) {
-        step = "close";
-        saved = errno;
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(text);
+        return fail(err, err_size, CLNET_ERR_HOST_MEMORY, "clnet_history_write_csv: out of host memory");
     }
-    if (!step && rename(tmp, path)) {
-        step = "rename";
-        saved = errno;
-    }
-    clnet_status st = CLNET_OK;
-    if (step) {
-        unlink(tmp);
-        st = fail(err, err_size, CLNET_ERR_IO, "clnet_history_write_csv: %s of \"%.400s\" failed: "
-                  "%s; the old file, if any, is unchanged", step, path, strerror(saved));
-    }
-    clnet__free(tmp);
-    return st;
+    char msg[1024];
+    clnet__atomic_file af;
+    clnet_status st = clnet__atomic_begin(&af, path, msg, sizeof msg);
+    if (!st)
+        st = clnet__atomic_end(&af, clnet__write_all(af.fd, text, len), msg, sizeof msg);
+    free(text); /* open_memstream's buffer comes from malloc */
+    return st ? fail(err, err_size, st, "clnet_history_write_csv: %s", msg) : CLNET_OK;
 }
