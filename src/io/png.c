@@ -1,13 +1,9 @@
 /* clnet — image grids as 8-bit grayscale PNG files (clnet/data.h), encoded
  * with zlib, which the library links already, and written atomically. */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "clnet/data.h"

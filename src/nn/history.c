@@ -1,11 +1,9 @@
 /* clnet — training history (include/clnet/history.h): rows appended by fit,
  * and the CSV writer (one atomic write: src/io/atomic.h). */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clnet/history.h"
 #include "io/atomic.h"
