@@ -195,8 +195,18 @@ void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t *state)
         x[i] = lo + (hi - lo) * (float)((double)(test_rng(state) >> 11) * 0x1.0p-53);
 }
 
+static int env_flag(const char *name)
+{
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 int test_long(void)
 {
-    const char *e = getenv("CLNET_TEST_LONG");
-    return e && *e && strcmp(e, "0") != 0;
+    return env_flag("CLNET_TEST_LONG");
+}
+
+int test_small(void)
+{
+    return !test_long() && env_flag("CLNET_TEST_SMALL");
 }

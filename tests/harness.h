@@ -97,6 +97,10 @@ void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t *state);
 
 /* The shape tier: 0 = quick (CI), 1 = long (CLNET_TEST_LONG=1). */
 int test_long(void);
+/* CLNET_TEST_SMALL=1 (and not the long tier): suites that step whole
+ * reference models use small batches, for stacks a thousand times slower
+ * than pocl (rusticl on llvmpipe); the claims checked are the same. */
+int test_small(void);
 
 /* Suites; each lives in tests/test-<name>.c. */
 Suite *suite_harness(void);

@@ -300,7 +300,8 @@ static void check_model(stepper *s, const char *label, long waits_read)
 START_TEST(cnn_step_wastes_nothing)
 {
     clnet_context *ctx = test_context();
-    int64_t batch = _i ? 64 : 32;
+    /* The reference batches; 4 and 8 in the small tier (the same kernels). */
+    int64_t batch = test_small() ? (_i ? 8 : 4) : (_i ? 64 : 32);
     stepper s = cnn_stepper(ctx, 28, batch);
     char label[32];
     snprintf(label, sizeof label, "CNN b%lld", (long long)batch);
@@ -313,20 +314,23 @@ END_TEST
 START_TEST(lstm_step_wastes_nothing)
 {
     clnet_context *ctx = test_context();
-    stepper s = lstm_stepper(ctx, 32);
-    check_model(&s, "3xLSTM(64) b32", 1);
+    int64_t batch = test_small() ? 4 : 32;
+    stepper s = lstm_stepper(ctx, batch);
+    char label[32];
+    snprintf(label, sizeof label, "3xLSTM(64) b%lld", (long long)batch);
+    check_model(&s, label, 1);
     stepper_free(&s);
     clnet_context_destroy(ctx);
 }
 END_TEST
 
 /* One DCGAN iteration (G forward, D step, G step): no wait; reading both
- * losses: two. Batch 64 (the reference) in the long tier, 16 otherwise:
- * the same layers and kernels. */
+ * losses: two. Batch 64 (the reference) in the long tier, 16 otherwise
+ * (2 in the small tier): the same layers and kernels. */
 START_TEST(dcgan_iteration_wastes_nothing)
 {
     clnet_context *ctx = test_context();
-    int64_t batch = test_long() ? 64 : 16;
+    int64_t batch = test_long() ? 64 : test_small() ? 2 : 16;
     stepper s = gan_stepper(ctx, batch);
     char label[32];
     snprintf(label, sizeof label, "DCGAN b%lld", (long long)batch);
@@ -344,9 +348,10 @@ START_TEST(fit_waits_do_not_grow_with_steps)
     clnet_context *ctx = test_context();
     clnet_model *m = cnn_at(ctx, 28);
     compile(ctx, m, CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY);
-    enum { N = 128 };
-    float *x = malloc((size_t)N * 784 * sizeof *x);
-    int32_t y[N];
+    enum { NMAX = 128 };
+    const int64_t N = test_small() ? 32 : NMAX; /* steps of 8: 16, 4, 16 (small: 4, 1, 4) */
+    float *x = malloc((size_t)NMAX * 784 * sizeof *x);
+    int32_t y[NMAX];
     uint64_t seed = 3;
     fill_uniform(x, (size_t)N * 784, 0, 1, &seed);
     for (int i = 0; i < N; i++)
@@ -355,7 +360,7 @@ START_TEST(fit_waits_do_not_grow_with_steps)
     fp.batch_size = 8;
     clnet_context_stats d[2];
     for (int run = 0; run < 3; run++) {
-        clnet_dataset_view v = { x, y, run == 1 ? 32 : N }; /* 16, 4, 16 steps */
+        clnet_dataset_view v = { x, y, run == 1 ? N / 4 : N };
         clnet_context_stats a = stats(ctx), b;
         CK_OK(ctx, clnet_model_fit(m, &fp, &v));
         b = stats(ctx);
@@ -423,9 +428,12 @@ static double timed_step(stepper *s)
 START_TEST(new_batch_size_builds_no_program)
 {
     clnet_context *ctx = test_context();
-    stepper s = cnn_stepper(ctx, 28, 32);
+    /* From 32 to 64, 1, 17 and back; the small tier from 4 to 8, 1, 3, 4. */
+    const int small = test_small();
+    const int64_t start = small ? 4 : 32;
+    stepper s = cnn_stepper(ctx, 28, start);
     run_step(&s);
-    static const int64_t batches[] = { 64, 1, 17, 32 };
+    const int64_t batches[] = { small ? 8 : 64, 1, small ? 3 : 17, start };
     for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
         clnet_tensor_destroy(s.x);
         clnet_tensor_destroy(s.y);
@@ -434,7 +442,7 @@ START_TEST(new_batch_size_builds_no_program)
         ck_assert_msg(b.programs == 0 && b.build_calls == 0,
                       "CNN at batch %lld: %llu programs, %ld clBuildProgram calls",
                       (long long)batches[i], (unsigned long long)b.programs, b.build_calls);
-        if (batches[i] == 32)
+        if (batches[i] == start)
             continue;
         clnet_tensor_destroy(s.x);
         clnet_tensor_destroy(s.y);
@@ -445,7 +453,7 @@ START_TEST(new_batch_size_builds_no_program)
     }
     stepper_free(&s);
     /* The LSTM stack likewise. */
-    s = lstm_stepper(ctx, 32);
+    s = lstm_stepper(ctx, small ? 4 : 32);
     run_step(&s);
     clnet_tensor_destroy(s.x);
     clnet_tensor_destroy(s.y);
