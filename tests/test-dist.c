@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "clnet/dist.h"
+#include "clnet/history.h"
 #include "harness.h"
 #include "nn/nn_impl.h"
 
@@ -347,6 +348,14 @@ START_TEST(bad_attachments_are_refused)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "not attached", clnet_dist_fit(d, raw, &fp, &s.view));
     fp.batch_size = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size > 0", clnet_dist_fit(d, m, &fp, &s.view));
+    /* What clnet_model_fit alone takes is refused by name, not ignored. */
+    clnet_history h = CLNET_HISTORY_INIT;
+    clnet_fit_params more = CLNET_FIT_PARAMS_DEFAULT;
+    more.history = &h;
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "history is set", clnet_dist_fit(d, m, &more, &s.view));
+    more.history = NULL;
+    more.initial_epoch = 1;
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "initial_epoch is set", clnet_dist_fit(d, m, &more, &s.view));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size is 0",
              clnet_dist_evaluate(d, m, &s.view, 0, NULL, NULL));
     s.view.count = 0;

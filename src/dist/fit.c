@@ -210,12 +210,22 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
     if (!p || p->epochs < 0 || p->batch_size <= 0)
         return clnet__dist_fail(d, m->ctx, CLNET_ERR_INVALID_ARG,
                                 "clnet_dist_fit: params needs epochs >= 0 and batch_size > 0");
-    /* TODO: run the callbacks and keep the history here too (rank 0's view
-     * of the global metrics); until then say so rather than ignore them. */
-    if (p->ncallbacks || p->history || p->validation_split > 0 || p->initial_epoch)
+    /* TODO: run the callbacks and keep the history here too (the metrics
+     * are all-reduced, so every rank sees the same rows; files written by a
+     * callback would need rank 0 alone and a broadcast of ev->stop); until
+     * then name what is asked and what works rather than ignore it. */
+    const char *asked = p->ncallbacks               ? "callbacks"
+                      : p->history                  ? "history"
+                      : p->validation_split > 0     ? "validation_split"
+                      : p->initial_epoch            ? "initial_epoch"
+                                                    : NULL;
+    if (asked)
         return clnet__dist_fail(d, m->ctx, CLNET_ERR_UNSUPPORTED,
-                                "clnet_dist_fit: callbacks, history, validation_split and "
-                                "initial_epoch are clnet_model_fit's only for now");
+                                "clnet_dist_fit: %s is set, and callbacks, history, validation_split "
+                                "and initial_epoch are clnet_model_fit's only for now; clnet_dist_fit "
+                                "takes epochs, batch_size, shuffle, shuffle_seed, validation (held "
+                                "out data, evaluated over the ranks) and progress (called on rank 0)",
+                                asked);
     if ((st = check_data(d, m, "clnet_dist_fit", data)))
         return st;
     int64_t b = p->batch_size < data->count ? p->batch_size : data->count;
