@@ -349,11 +349,12 @@ START_TEST(bad_attachments_are_refused)
     fp.batch_size = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size > 0", clnet_dist_fit(d, m, &fp, &s.view));
     /* What clnet_model_fit alone takes is refused by name, not ignored. */
-    clnet_history h = CLNET_HISTORY_INIT;
+    clnet_callback cb = { 0 };
     clnet_fit_params more = CLNET_FIT_PARAMS_DEFAULT;
-    more.history = &h;
-    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "history is set", clnet_dist_fit(d, m, &more, &s.view));
-    more.history = NULL;
+    more.callbacks = &cb;
+    more.ncallbacks = 1;
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "callbacks is set", clnet_dist_fit(d, m, &more, &s.view));
+    more.ncallbacks = 0;
     more.initial_epoch = 1;
     CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "initial_epoch is set", clnet_dist_fit(d, m, &more, &s.view));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size is 0",
@@ -452,6 +453,7 @@ typedef struct run {
     float *params;
     losses log;
     clnet_dist_stats stats;
+    clnet_history history;             /* the ranks' run: every rank's own */
 } run;
 
 static run train_ranks(clnet_dist *d, clnet_context *ctx, const dataset *s, int b)
@@ -466,6 +468,7 @@ static run train_ranks(clnet_dist *d, clnet_context *ctx, const dataset *s, int 
     fp.shuffle_seed = 5;
     fp.progress = keep_loss;
     fp.progress_user = &out.log;
+    fp.history = &out.history;
     CK_OK(ctx, clnet_dist_fit(d, m, &fp, &s->view));
     CK_OK(ctx, clnet_dist_check_params(d, m));
     CK_OK(ctx, clnet_dist_get_stats(d, m, &out.stats));
@@ -528,6 +531,22 @@ START_TEST(ranks_match_one_process)
         char label[96];
         snprintf(label, sizeof label, "%d ranks vs one process, %lld rows, %d bucket(s)", n,
                  (long long)cases[c].count, cases[c].buckets);
+        /* Every rank's history: epochs 1 and 2 with the all-reduced
+         * metrics (the same on every rank: min = max over the ranks), on
+         * rank 0 those progress reported. */
+        ck_assert_int_eq(got.history.count, 2);
+        for (int e = 0; e < 2; e++) {
+            const clnet_epoch_log *row = &got.history.epochs[e];
+            double v[3] = { row->loss, row->accuracy, row->lr }, lo[3], hi[3];
+            ck_assert_int_eq(MPI_Allreduce(v, lo, 3, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD), MPI_SUCCESS);
+            ck_assert_int_eq(MPI_Allreduce(v, hi, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+            ck_assert_msg(!memcmp(lo, hi, sizeof lo), "epoch %d: the ranks' history rows differ", e + 1);
+            ck_assert_int_eq(row->epoch, e + 1);
+            ck_assert(row->lr == (double)0.01f && row->seconds > 0 && row->val_loss == -1);
+            if (r == 0)
+                ck_assert(row->loss == got.log.loss[e] && row->accuracy == got.log.accuracy[e]);
+        }
+        clnet_history_free(&got.history);
         if (r == 0) {
             ck_assert_uint_eq(got.n, ref.n);
             ck_assert_msg(
@@ -551,6 +570,7 @@ START_TEST(ranks_match_one_process)
             ck_assert_msg(!memcmp(again.params, got.params, got.n * sizeof(float)),
                           "rank %d: two identical runs differ", r);
             free(again.params);
+            clnet_history_free(&again.history);
         }
         /* Negative control: DDP's equal weights are biased by the uneven
          * shards and must fail the comparison that passed above. */
@@ -561,6 +581,7 @@ START_TEST(ranks_match_one_process)
                     count_off(label, eq.params, ref.params, eq.n, PARAM_ATOL, PARAM_RTOL, 1) > 0,
                     "equal weights pass the comparison: it cannot see the weighting");
             free(eq.params);
+            clnet_history_free(&eq.history);
         }
         free(ref.params);
         free(got.params);

@@ -160,7 +160,11 @@ CLNET_API clnet_status clnet_dist_check_params(clnet_dist *d, const clnet_model 
  * Loss and accuracy are reduced over the ranks; p->progress is called on
  * rank 0 only (validation: clnet_dist_evaluate). At the end of each epoch
  * the non-trained parameters (BatchNorm's running statistics, which each
- * rank computes from its own shard) are copied from rank 0. */
+ * rank computes from its own shard) are copied from rank 0. p->history,
+ * if set, gets each epoch's row on every rank (the reduced metrics, the
+ * same on all; seconds are the rank's own). Callbacks, validation_split
+ * and initial_epoch are clnet_model_fit's only for now:
+ * CLNET_ERR_UNSUPPORTED, naming the field. */
 CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet_fit_params *p,
                                       const clnet_dataset_view *data);
 
