@@ -12,8 +12,6 @@
 extern "C" {
 #endif
 
-typedef struct clnet_callback clnet_callback;
-
 /* What a callback sees. Borrowed: valid during the call only. */
 typedef struct clnet_fit_event {
     int epoch, epochs;                 /* 1-based epoch of this fit; epochs as fit was asked */
