@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clnet/callbacks.h"
+#include "clnet/safetensors.h"
 #include "harness.h"
 #include "nn/nn_impl.h"
 
@@ -747,6 +748,118 @@ START_TEST(a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit)
 }
 END_TEST
 
+/* Files' bytes equal (both exist). */
+static int same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    ck_assert(fa && fb);
+    int ca, cb, same = 1;
+    do {
+        ca = getc(fa);
+        cb = getc(fb);
+        same = ca == cb;
+    } while (same && ca != EOF);
+    fclose(fa);
+    fclose(fb);
+    return same;
+}
+
+/* The callbacks' own state travels in the training state too: resumed
+ * after epoch 3, with early stopping one epoch into its wait and the
+ * plateau schedule having lowered the rate, the fit lowers the rate, stops
+ * and restores the best weights as the fit that never stopped, and writes
+ * the same state file byte for byte. */
+START_TEST(a_resumed_fit_keeps_early_stopping_and_plateau_state)
+{
+    clnet_context *ctx = test_context();
+    blobs(N, xs, ys, 9);
+    clnet_dataset_view data = { xs, ys, N };
+    char dir[] = "/tmp/clnet-resume-cb-XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    /* Best at 2; 3, 4, 5 do not improve: early stopping (patience 3) stops
+     * after 5; the plateau (patience 1) halves the rate after 3 and 5. */
+    static const double vl[] = { 1.0, 0.8, 0.9, 0.95, 0.97, 0.99, 1.0, 1.0 };
+    char paths[2][64], files[2][64];
+    recorder rs[2];
+    clnet_history hs[2] = { CLNET_HISTORY_INIT, CLNET_HISTORY_INIT };
+    clnet_model *ms[2];
+    for (int run = 0; run < 2; run++) {
+        snprintf(paths[run], sizeof paths[run], "%s/%c{epoch}.state", dir, "ab"[run]);
+        ms[run] = small_model(ctx, CLNET_OPTIMIZER_ADAM, 0.02f);
+        rs[run] = (recorder){ .ctx = ctx, .craft = vl };
+        clnet_callback cbs[4] = { recorder_callback(&rs[run], 0) };
+        clnet_lr_schedule_params sp = CLNET_LR_SCHEDULE_PARAMS_DEFAULT;
+        sp.kind = CLNET_LR_PLATEAU;
+        sp.factor = 0.5;
+        sp.patience = 1;
+        CK_OK(ctx, clnet_callback_lr_schedule(ctx, &sp, &cbs[1]));
+        clnet_early_stopping_params ep = CLNET_EARLY_STOPPING_PARAMS_DEFAULT;
+        ep.patience = 3;
+        ep.restore_best_weights = 1;
+        CK_OK(ctx, clnet_callback_early_stopping(ctx, &ep, &cbs[2]));
+        clnet_checkpoint_params cp = CLNET_CHECKPOINT_PARAMS_DEFAULT;
+        cp.path = paths[run];
+        cp.training_state = 1;
+        CK_OK(ctx, clnet_callback_checkpoint(ctx, &cp, &cbs[3]));
+        clnet_fit_params fp = fit_params(8, cbs, 4, &hs[run]);
+        fp.validation_split = 0.25;
+        if (run == 1) {                /* from run a's state after epoch 3 */
+            snprintf(files[0], sizeof files[0], "%s/a3.state", dir);
+            CK_OK(ctx, clnet_model_load_training_state(ms[1], files[0], &fp.initial_epoch));
+            CK_OK(ctx, clnet_callback_load_state(ms[1], files[0], cbs, 4));
+            ck_assert_int_eq(fp.initial_epoch, 3);
+            rs[1].epoch_begins = 3;
+        }
+        CK_OK(ctx, clnet_model_fit(ms[run], &fp, &data));
+        int best;
+        ck_assert_int_eq(clnet_callback_stopped_epoch(&cbs[2], &best), 5);
+        ck_assert_int_eq(best, 2);
+        for (int i = 1; i < 4; i++)
+            clnet_callback_release(&cbs[i]);
+    }
+    ck_assert_int_eq(hs[0].count, 5);
+    ck_assert_int_eq(hs[1].count, 2);
+    for (int e = 3; e < 5; e++)
+        ck_assert_msg(rs[1].lr[e] == rs[0].lr[e], "epoch %d: lr %g resumed, %g uninterrupted", e + 1,
+                      rs[1].lr[e], rs[0].lr[e]);
+    ck_assert(rs[0].lr[4] < rs[0].lr[3] && rs[0].lr[3] < rs[0].lr[2]);
+    float pa[44], pb[44];
+    params_of(ctx, ms[0], pa);
+    params_of(ctx, ms[1], pb);
+    ck_assert_int_eq(memcmp(pa, rs[0].weights[1], sizeof pa), 0);    /* epoch 2's */
+    ck_assert_int_eq(memcmp(pb, pa, sizeof pa), 0);
+    snprintf(files[0], sizeof files[0], "%s/a5.state", dir);
+    snprintf(files[1], sizeof files[1], "%s/b5.state", dir);
+    ck_assert_msg(same_file(files[0], files[1]), "the state after epoch 5 differs");
+    /* A mangled callback state is refused, naming it; a callback the file
+     * holds no state for is left alone. */
+    snprintf(files[0], sizeof files[0], "%s/bad.state", dir);
+    const char *meta[] = { "format", "clnet-training-state-1", "callback.early_stopping.0", "0x1p+0 x 2", NULL };
+    CK_OK(ctx, clnet_safetensors_write(files[0], NULL, 0, meta, NULL, 0));
+    clnet_callback more[2];
+    clnet_early_stopping_params ep = CLNET_EARLY_STOPPING_PARAMS_DEFAULT;
+    CK_OK(ctx, clnet_callback_early_stopping(ctx, &ep, &more[0]));
+    clnet_lr_schedule_params sp = CLNET_LR_SCHEDULE_PARAMS_DEFAULT;
+    CK_OK(ctx, clnet_callback_lr_schedule(ctx, &sp, &more[1]));
+    CK_FAILS(ctx, CLNET_ERR_FORMAT, "callback.early_stopping.0", clnet_callback_load_state(ms[0], files[0], more, 2));
+    CK_OK(ctx, clnet_callback_load_state(ms[0], files[0], &more[1], 1));
+    clnet_callback_release(&more[0]);
+    clnet_callback_release(&more[1]);
+    unlink(files[0]);
+    for (int e = 1; e <= 5; e++)
+        for (int run = 0; run < 2; run++) {
+            snprintf(files[0], sizeof files[0], "%s/%c%d.state", dir, "ab"[run], e);
+            unlink(files[0]);
+        }
+    for (int run = 0; run < 2; run++) {
+        clnet_history_free(&hs[run]);
+        clnet_model_destroy(ms[run]);
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 Suite *suite_callbacks(void)
 {
     Suite *s = suite_create("callbacks");
@@ -766,6 +879,7 @@ Suite *suite_callbacks(void)
     tcase_add_test(tc, validation_split_holds_out_the_last_samples);
     tcase_add_test(tc, a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit);
     tcase_add_test(tc, a_resumed_lstm_fit_equals_an_uninterrupted_one_bit_for_bit);
+    tcase_add_test(tc, a_resumed_fit_keeps_early_stopping_and_plateau_state);
     suite_add_tcase(s, tc);
     return s;
 }

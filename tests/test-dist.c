@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clnet/callbacks.h"
 #include "clnet/dist.h"
+#include "clnet/history.h"
 #include "harness.h"
 #include "nn/nn_impl.h"
 
@@ -317,6 +319,14 @@ START_TEST(check_params_names_a_diverged_rank)
 }
 END_TEST
 
+static clnet_status batch_hook(void *user, clnet_model *m, clnet_fit_event *ev)
+{
+    (void)user;
+    (void)m;
+    (void)ev;
+    return CLNET_OK;
+}
+
 START_TEST(bad_attachments_are_refused)
 {
     clnet_dist *d = dist_with(0, 0);
@@ -347,6 +357,16 @@ START_TEST(bad_attachments_are_refused)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "not attached", clnet_dist_fit(d, raw, &fp, &s.view));
     fp.batch_size = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size > 0", clnet_dist_fit(d, m, &fp, &s.view));
+    /* What clnet_model_fit alone takes is refused by name, not ignored. */
+    clnet_callback cb = { .batch_end = batch_hook };
+    clnet_fit_params more = CLNET_FIT_PARAMS_DEFAULT;
+    more.callbacks = &cb;
+    more.ncallbacks = 1;
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "a callback with batch_end is set",
+             clnet_dist_fit(d, m, &more, &s.view));
+    more.ncallbacks = 0;
+    more.initial_epoch = 1;
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "initial_epoch is set", clnet_dist_fit(d, m, &more, &s.view));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size is 0",
              clnet_dist_evaluate(d, m, &s.view, 0, NULL, NULL));
     s.view.count = 0;
@@ -443,6 +463,7 @@ typedef struct run {
     float *params;
     losses log;
     clnet_dist_stats stats;
+    clnet_history history;             /* the ranks' run: every rank's own */
 } run;
 
 static run train_ranks(clnet_dist *d, clnet_context *ctx, const dataset *s, int b)
@@ -457,6 +478,7 @@ static run train_ranks(clnet_dist *d, clnet_context *ctx, const dataset *s, int 
     fp.shuffle_seed = 5;
     fp.progress = keep_loss;
     fp.progress_user = &out.log;
+    fp.history = &out.history;
     CK_OK(ctx, clnet_dist_fit(d, m, &fp, &s->view));
     CK_OK(ctx, clnet_dist_check_params(d, m));
     CK_OK(ctx, clnet_dist_get_stats(d, m, &out.stats));
@@ -519,6 +541,22 @@ START_TEST(ranks_match_one_process)
         char label[96];
         snprintf(label, sizeof label, "%d ranks vs one process, %lld rows, %d bucket(s)", n,
                  (long long)cases[c].count, cases[c].buckets);
+        /* Every rank's history: epochs 1 and 2 with the all-reduced
+         * metrics (the same on every rank: min = max over the ranks), on
+         * rank 0 those progress reported. */
+        ck_assert_int_eq(got.history.count, 2);
+        for (int e = 0; e < 2; e++) {
+            const clnet_epoch_log *row = &got.history.epochs[e];
+            double v[3] = { row->loss, row->accuracy, row->lr }, lo[3], hi[3];
+            ck_assert_int_eq(MPI_Allreduce(v, lo, 3, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD), MPI_SUCCESS);
+            ck_assert_int_eq(MPI_Allreduce(v, hi, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+            ck_assert_msg(!memcmp(lo, hi, sizeof lo), "epoch %d: the ranks' history rows differ", e + 1);
+            ck_assert_int_eq(row->epoch, e + 1);
+            ck_assert(row->lr == (double)0.01f && row->seconds > 0 && row->val_loss == -1);
+            if (r == 0)
+                ck_assert(row->loss == got.log.loss[e] && row->accuracy == got.log.accuracy[e]);
+        }
+        clnet_history_free(&got.history);
         if (r == 0) {
             ck_assert_uint_eq(got.n, ref.n);
             ck_assert_msg(
@@ -542,6 +580,7 @@ START_TEST(ranks_match_one_process)
             ck_assert_msg(!memcmp(again.params, got.params, got.n * sizeof(float)),
                           "rank %d: two identical runs differ", r);
             free(again.params);
+            clnet_history_free(&again.history);
         }
         /* Negative control: DDP's equal weights are biased by the uneven
          * shards and must fail the comparison that passed above. */
@@ -552,11 +591,94 @@ START_TEST(ranks_match_one_process)
                     count_off(label, eq.params, ref.params, eq.n, PARAM_ATOL, PARAM_RTOL, 1) > 0,
                     "equal weights pass the comparison: it cannot see the weighting");
             free(eq.params);
+            clnet_history_free(&eq.history);
         }
         free(ref.params);
         free(got.params);
         free_data(&s);
     }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* ---- Callbacks on rank 0 ------------------------------------------------------------------- */
+
+/* A user callback (first in the list) that replaces the validation loss
+ * with a crafted one and keeps the weights of each epoch. */
+typedef struct crafter {
+    clnet_context *ctx;
+    int calls;
+    float *weights[8];
+    size_t n;
+} crafter;
+
+static clnet_status craft_epoch_end(void *user, clnet_model *m, clnet_fit_event *ev)
+{
+    static const double vl[] = { 1.0, 0.5, 0.7, 0.4, 0.3, 0.2 };
+    crafter *c = user;
+    c->calls++;
+    ev->log->val_loss = vl[ev->epoch - 1];
+    c->weights[ev->epoch - 1] = params_of(c->ctx, m, &c->n);
+    return CLNET_OK;
+}
+
+/* Rank 0 runs the callbacks; the others follow its learning rate, stop
+ * and best weights: a step schedule halving the rate each epoch and early
+ * stopping (patience 1, best weights restored) on crafted losses (best at
+ * epoch 2, epoch 3 worse) stop every rank after epoch 3 with epoch 2's
+ * weights, every rank's history holding the halved rates. */
+START_TEST(callbacks_run_on_rank_0_and_every_rank_follows)
+{
+    clnet_context *ctx = test_context();
+    clnet_dist *d = dist_with(0, 0);
+    int r = clnet_dist_rank(d);
+    clnet_model *m = small_cnn(ctx, 7 + 1000 * (uint64_t)r, 8);
+    CK_OK(ctx, clnet_dist_attach(d, m));
+    dataset s = make_data(64, 13);
+    crafter c = { .ctx = ctx };
+    clnet_callback cbs[3] = { { .epoch_end = craft_epoch_end, .user = &c } };
+    clnet_lr_schedule_params sp = CLNET_LR_SCHEDULE_PARAMS_DEFAULT;
+    sp.kind = CLNET_LR_STEP;
+    sp.step_epochs = 1;
+    sp.gamma = 0.5;
+    CK_OK(ctx, clnet_callback_lr_schedule(ctx, &sp, &cbs[1]));
+    clnet_early_stopping_params ep = CLNET_EARLY_STOPPING_PARAMS_DEFAULT;
+    ep.patience = 1;
+    ep.restore_best_weights = 1;
+    CK_OK(ctx, clnet_callback_early_stopping(ctx, &ep, &cbs[2]));
+    clnet_history h = CLNET_HISTORY_INIT;
+    clnet_fit_params fp = CLNET_FIT_PARAMS_DEFAULT;
+    fp.epochs = 6;
+    fp.batch_size = 16;
+    fp.shuffle_seed = 3;
+    fp.callbacks = cbs;
+    fp.ncallbacks = 3;
+    fp.history = &h;
+    CK_OK(ctx, clnet_dist_fit(d, m, &fp, &s.view));
+    ck_assert_int_eq(c.calls, r == 0 ? 3 : 0);
+    ck_assert_int_eq(h.count, 3);
+    for (int e = 0; e < 3; e++)
+        ck_assert_msg(h.epochs[e].lr == (double)(float)(0.01f * pow(0.5, e)),
+                      "rank %d epoch %d: lr %g", r, e + 1, h.epochs[e].lr);
+    CK_OK(ctx, clnet_dist_check_params(d, m));
+    size_t n;
+    float *now = params_of(ctx, m, &n);
+    if (r == 0) {
+        int best;
+        ck_assert_int_eq(clnet_callback_stopped_epoch(&cbs[2], &best), 3);
+        ck_assert_int_eq(best, 2);
+        ck_assert(n == c.n && !memcmp(now, c.weights[1], n * sizeof *now));
+        ck_assert(memcmp(now, c.weights[2], n * sizeof *now));
+    }
+    free(now);
+    for (int e = 0; e < 8; e++)
+        free(c.weights[e]);
+    clnet_callback_release(&cbs[1]);
+    clnet_callback_release(&cbs[2]);
+    clnet_history_free(&h);
+    free_data(&s);
+    clnet_dist_destroy(d);
+    clnet_model_destroy(m);
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -601,6 +723,7 @@ static Suite *suite_dist(void)
     tcase_add_test(tc, a_second_backward_replaces_the_first);
     tcase_add_test(tc, ranks_match_one_process);
     tcase_add_test(tc, evaluation_is_reduced_over_ranks);
+    tcase_add_test(tc, callbacks_run_on_rank_0_and_every_rank_follows);
     suite_add_tcase(s, tc);
     return s;
 }

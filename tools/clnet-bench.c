@@ -36,7 +36,7 @@ typedef struct args {
     int suite_count;
     const char *cases[MAX_CASES]; /* --case: only these (any suite, quick or not) */
     int case_count;
-    const char *json, *csv, *plot;
+    const char *json, *csv, *plot, *plot_data;
     const char *inject;         /* NAME[@DEVICE]; NULL or "": none */
     size_t inject_len;          /* of NAME */
     int inject_device;          /* DEVICE, or -1: every device */
@@ -185,7 +185,8 @@ static void usage(FILE *f)
             "usage: clnet-bench --list\n"
             "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--case NAME ...]\n"
             "                   [--quick] [--check] [--reps N] [--cold] [--no-peak]\n"
-            "                   [--json FILE] [--csv FILE] [--plot FILE.png]\n"
+            "                   [--json FILE] [--csv FILE] [--plot FILE.png|.svg|.pdf]\n"
+            "                   [--plot-data FILE.csv]\n"
             "  --list            list every OpenCL platform and device\n"
             "  --list-suites     list the suites and their cases (with --quick: the quick set)\n"
             "  --device SPEC     a device spec (\"0:1\", \"cpu\", \"pocl\"; see --list);\n"
@@ -203,7 +204,11 @@ static void usage(FILE *f)
             "  --no-peak         do not measure the device's peak FLOP/s and bandwidth\n"
             "  --json FILE       write the results as a JSON array\n"
             "  --csv FILE        write the results as CSV (same columns)\n"
-            "  --plot FILE.png   grouped bars of GFLOP/s or GB/s per case and device\n"
+            "  --plot FILE.png   grouped bars of GFLOP/s or GB/s per case and device (log scale\n"
+            "                    where they span decades) and, with several devices, each\n"
+            "                    one's speed-up over device 0; FILE.svg or FILE.pdf: the same\n"
+            "                    drawing as SVG or PDF\n"
+            "  --plot-data FILE  the numbers the plot draws, as CSV (panel,case,device,value)\n"
             "  --inject-fault NAME[@D]  perturb one output element of suite or case NAME (on\n"
             "                    device index D only) before --check compares it; also\n"
             "                    CLNET_BENCH_INJECT_FAULT. For testing --check.\n"
@@ -260,6 +265,7 @@ static int parse(int argc, char **argv, args *a)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(s, "--device") || !strcmp(s, "--suite") || !strcmp(s, "--reps") ||
                     !strcmp(s, "--json") || !strcmp(s, "--csv") || !strcmp(s, "--plot") ||
+                    !strcmp(s, "--plot-data") ||
                     !strcmp(s, "--inject-fault") || !strcmp(s, "--case");
         if (takes && !v) {
             fprintf(stderr, "clnet-bench: %s needs a value\n", s);
@@ -312,6 +318,8 @@ static int parse(int argc, char **argv, args *a)
             a->csv = v;
         else if (!strcmp(s, "--plot"))
             a->plot = v;
+        else if (!strcmp(s, "--plot-data"))
+            a->plot_data = v;
         else if (!strcmp(s, "--inject-fault"))
             a->inject = v;
         else if (!strcmp(s, "--quick"))
@@ -626,8 +634,8 @@ static int write_files(const session *s)
         bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->json);
     if (a->csv && bench_write_csv(a->csv, &s->info, s->results, n))
         bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->csv);
-    if (a->plot && bench_write_plot(a->plot, &s->info, s->results, n))
-        bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->plot);
+    if ((a->plot || a->plot_data) && bench_write_plot(a->plot, a->plot_data, &s->info, s->results, n))
+        bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->plot ? a->plot : a->plot_data);
     return bad != 0;
 }
 
@@ -656,7 +664,8 @@ static int run(args *a)
     /* The output files' paths, before the run that fills them. */
     if ((a->json && !out_check("clnet-bench", "--json", a->json)) ||
         (a->csv && !out_check("clnet-bench", "--csv", a->csv)) ||
-        (a->plot && !out_check("clnet-bench", "--plot", a->plot)))
+        (a->plot && !out_check("clnet-bench", "--plot", a->plot)) ||
+        (a->plot_data && !out_check("clnet-bench", "--plot-data", a->plot_data)))
         return EXIT_USAGE;
     char tmp[] = "/tmp/clnet-bench-XXXXXX", clnet_dir[1100] = "";
     if (a->o.cold && make_cold_caches(tmp, clnet_dir, sizeof clnet_dir))

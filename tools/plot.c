@@ -1,32 +1,21 @@
 /* clnet tools — line charts with cairo (tools/plot.h): axes with round
  * ticks, a linear or log y axis, a legend; the same drawing on an image
  * (PNG), SVG or PDF surface. */
-#include <cairo-pdf.h>
-#include <cairo-svg.h>
-#include <cairo.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
+#include "draw.h"
 #include "plot.h"
 
 #define PI 3.14159265358979323846
 
-/* A round step giving about `want` ticks over [lo, hi]. */
-static double tick_step(double lo, double hi, int want)
-{
-    double raw = (hi - lo) / want, p = pow(10, floor(log10(raw))), f = raw / p;
-    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
-}
-
 typedef struct frame {
     double x0, y0, w, h;               /* the plotting area on the canvas */
-    double xmin, xmax, ymin, ymax;     /* ymin/ymax in log10 for a log axis */
-    int log_y;
+    double xmin, xmax;
+    draw_axis y;
 } frame;
 
 static double fx(const frame *f, double x)
@@ -36,47 +25,27 @@ static double fx(const frame *f, double x)
 
 static double fy(const frame *f, double y)
 {
-    double v = f->log_y ? log10(y) : y;
-    return f->y0 + f->h - (v - f->ymin) / (f->ymax - f->ymin) * f->h;
-}
-
-static void text(cairo_t *cr, double x, double y, double align, const char *s)
-{
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, s, &e);
-    cairo_move_to(cr, x - align * e.width - e.x_bearing, y);
-    cairo_show_text(cr, s);
+    return f->y0 + f->h - draw_axis_frac(&f->y, y) * f->h;
 }
 
 static void data_range(const plot_panel *p, frame *f)
 {
-    f->xmin = f->ymin = INFINITY;
-    f->xmax = f->ymax = -INFINITY;
-    int all_positive = 1;
+    double ymin = INFINITY, ymax = -INFINITY;
+    f->xmin = INFINITY;
+    f->xmax = -INFINITY;
     for (int s = 0; s < p->nseries; s++)
         for (int i = 0; i < p->series[s].n; i++) {
             double x = p->series[s].x[i], y = p->series[s].y[i];
             if (y < 0 || !isfinite(y))
                 continue;
-            all_positive &= y > 0;
             f->xmin = fmin(f->xmin, x);
             f->xmax = fmax(f->xmax, x);
-            f->ymin = fmin(f->ymin, y);
-            f->ymax = fmax(f->ymax, y);
+            ymin = fmin(ymin, y);
+            ymax = fmax(ymax, y);
         }
-    if (!isfinite(f->xmin)) {
-        f->xmin = 0, f->xmax = 1, f->ymin = 0, f->ymax = 1;
-        all_positive = 0;
-    }
-    f->log_y = p->log_y && all_positive && f->ymax / f->ymin > 10;
-    if (f->log_y) {
-        f->ymin = floor(log10(f->ymin));
-        f->ymax = ceil(log10(f->ymax));
-    } else {
-        double pad = f->ymax > f->ymin ? 0.05 * (f->ymax - f->ymin) : 0.5;
-        f->ymin -= pad;
-        f->ymax += pad;
-    }
+    if (!isfinite(f->xmin))
+        f->xmin = 0, f->xmax = 1, ymin = 0, ymax = 1;
+    draw_axis_fit(&f->y, ymin, ymax, p->log_y, 0);
     if (f->xmax <= f->xmin)
         f->xmin -= 0.5, f->xmax += 0.5;
     double xpad = 0.03 * (f->xmax - f->xmin);   /* the end points' dots show whole */
@@ -88,38 +57,23 @@ static void draw_axes(cairo_t *cr, const plot_panel *p, const frame *f)
 {
     char label[32];
     cairo_set_font_size(cr, 11);
-    cairo_set_line_width(cr, 1);
-    /* Grid and tick labels. */
-    double step = tick_step(f->ymin, f->ymax, 5);
-    for (double v = ceil(f->ymin / step) * step; v <= f->ymax + 1e-9 * step; v += step) {
-        double y = f->log_y ? pow(10, v) : v;
-        double py = fy(f, y);
-        if (f->log_y && fabs(v - round(v)) > 1e-9)
-            continue;
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, f->x0, py);
-        cairo_line_to(cr, f->x0 + f->w, py);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        snprintf(label, sizeof label, "%g", y);
-        text(cr, f->x0 - 6, py + 4, 1.0, label);
-    }
-    double xs = fmax(1, tick_step(f->xmin, f->xmax, 8));
+    draw_y_grid(cr, &f->y, f->x0, f->y0, f->w, f->h, "");
+    double xs = fmax(1, draw_tick_step(f->xmin, f->xmax, 8));
     for (double x = ceil(f->xmin / xs) * xs; x <= f->xmax + 1e-9; x += xs) {
         snprintf(label, sizeof label, "%g", x);
-        text(cr, fx(f, x), f->y0 + f->h + 16, 0.5, label);
+        draw_text(cr, fx(f, x), f->y0 + f->h + 16, 0.5, label);
     }
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_rectangle(cr, f->x0, f->y0, f->w, f->h);
     cairo_stroke(cr);
-    text(cr, f->x0 + f->w / 2, f->y0 + f->h + 34, 0.5, p->xlabel ? p->xlabel : "");
+    draw_text(cr, f->x0 + f->w / 2, f->y0 + f->h + 34, 0.5, p->xlabel ? p->xlabel : "");
     cairo_save(cr);
     cairo_translate(cr, f->x0 - 48, f->y0 + f->h / 2);
     cairo_rotate(cr, -PI / 2);
-    text(cr, 0, 0, 0.5, p->ylabel ? p->ylabel : "");
+    draw_text(cr, 0, 0, 0.5, p->ylabel ? p->ylabel : "");
     cairo_restore(cr);
     cairo_set_font_size(cr, 14);
-    text(cr, f->x0 + f->w / 2, f->y0 - 10, 0.5, p->title ? p->title : "");
+    draw_text(cr, f->x0 + f->w / 2, f->y0 - 10, 0.5, p->title ? p->title : "");
 }
 
 static void draw_series(cairo_t *cr, const plot_panel *p, const frame *f)
@@ -182,37 +136,42 @@ static void draw_series(cairo_t *cr, const plot_panel *p, const frame *f)
         cairo_stroke(cr);
         cairo_set_dash(cr, dash, 0, 0);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        text(cr, x + 30, y, 0, ps->name ? ps->name : "");
+        draw_text(cr, x + 30, y, 0, ps->name ? ps->name : "");
     }
 }
 
-static void draw(cairo_t *cr, const plot_panel *panels, int npanels, int width, int height)
+typedef struct drawing {
+    const plot_panel *panels;
+    int npanels, width, height;
+} drawing;
+
+static void draw(cairo_t *cr, void *user)
 {
+    const drawing *d = user;
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    double pw = (double)width / npanels;
-    for (int i = 0; i < npanels; i++) {
-        frame f = { .x0 = i * pw + 70, .y0 = 36, .w = pw - 95, .h = height - 90 };
-        data_range(&panels[i], &f);
-        draw_axes(cr, &panels[i], &f);
-        draw_series(cr, &panels[i], &f);
+    double pw = (double)d->width / d->npanels;
+    for (int i = 0; i < d->npanels; i++) {
+        frame f = { .x0 = i * pw + 70, .y0 = 36, .w = pw - 95, .h = d->height - 90 };
+        data_range(&d->panels[i], &f);
+        draw_axes(cr, &d->panels[i], &f);
+        draw_series(cr, &d->panels[i], &f);
     }
 }
 
-static int ends_with(const char *s, const char *suffix)
+static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int length)
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcasecmp(s + n - k, suffix);
+    return fwrite(data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
 }
 
 int plot_write(const char *path, const plot_panel *panels, int npanels, int width, int height,
                char *err, size_t err_size)
 {
-    int kind = ends_with(path, ".png") ? 0 : ends_with(path, ".svg") ? 1 : ends_with(path, ".pdf") ? 2 : -1;
-    if (kind < 0 || npanels < 1 || width < 100 || height < 100) {
+    draw_kind kind = draw_kind_of(path);
+    if (kind == DRAW_UNKNOWN || npanels < 1 || width < 100 || height < 100) {
         snprintf(err, err_size, "%s: %s", path,
-                 kind < 0 ? "the file name must end in .png, .svg or .pdf" : "nothing to draw");
+                 kind == DRAW_UNKNOWN ? "the file name must end in .png, .svg or .pdf" : "nothing to draw");
         return -1;
     }
     char tmp[4096];
@@ -220,19 +179,19 @@ int plot_write(const char *path, const plot_panel *panels, int npanels, int widt
         snprintf(err, err_size, "the path is too long");
         return -1;
     }
-    cairo_surface_t *s = kind == 0 ? cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height)
-                       : kind == 1 ? cairo_svg_surface_create(tmp, width, height)
-                                   : cairo_pdf_surface_create(tmp, width, height);
-    cairo_t *cr = cairo_create(s);
-    draw(cr, panels, npanels, width, height);
-    cairo_destroy(cr);
-    cairo_status_t cs = kind == 0 ? cairo_surface_write_to_png(s, tmp) : CAIRO_STATUS_SUCCESS;
-    cairo_surface_finish(s);
-    if (cs == CAIRO_STATUS_SUCCESS)
-        cs = cairo_surface_status(s);
-    cairo_surface_destroy(s);
-    if (cs != CAIRO_STATUS_SUCCESS) {
-        snprintf(err, err_size, "writing %s failed: %s", tmp, cairo_status_to_string(cs));
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, err_size, "creating %s failed: %s", tmp, strerror(errno));
+        return -1;
+    }
+    drawing d = { panels, npanels, width, height };
+    cairo_status_t cs = draw_render(kind, width, height, draw, &d, to_file, f);
+    int werr = ferror(f) ? errno : 0;
+    if (fclose(f) != 0 && !werr)
+        werr = errno ? errno : EIO;
+    if (cs != CAIRO_STATUS_SUCCESS || werr) {
+        snprintf(err, err_size, "writing %s failed: %s", tmp,
+                 werr ? strerror(werr) : cairo_status_to_string(cs));
         unlink(tmp);
         return -1;
     }

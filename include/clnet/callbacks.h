@@ -20,6 +20,8 @@ typedef struct clnet_fit_event {
                                         * later callbacks and the history see the change */
     const clnet_history *history;      /* the fit's history, if the caller gave one; else NULL */
     int stop;                          /* set nonzero to end training after this batch or epoch */
+    const clnet_callback *callbacks;   /* the fit's callbacks (clnet_fit_params.callbacks) */
+    int ncallbacks;
 } clnet_fit_event;
 
 typedef clnet_status (*clnet_callback_fn)(void *user, clnet_model *m, clnet_fit_event *ev);
@@ -34,11 +36,11 @@ typedef clnet_status (*clnet_callback_fn)(void *user, clnet_model *m, clnet_fit_
  * the hook and the epoch, followed by the context's message at the time.
  * A user's own callback fills in the members directly; destroy is for
  * the built-ins (clnet_callback_release calls it). */
-typedef struct clnet_callback {
+struct clnet_callback {
     clnet_callback_fn train_begin, epoch_begin, batch_end, epoch_end, train_end;
     void *user;
     void (*destroy)(void *user);
-} clnet_callback;
+};
 
 /* Frees what a built-in callback owns (destroy(user)) and zeroes *cb; a
  * user's callback without destroy is only zeroed. NULL is a no-op. */
@@ -139,7 +141,11 @@ CLNET_API int clnet_callback_stopped_epoch(const clnet_callback *cb, int *best);
 /* Saves the weights with clnet_model_save (atomic: the old file stays whole
  * until the new one is complete) at each epoch's end, or with save_best_only
  * only when monitor improved on the best so far. "{epoch}" in path is
- * replaced by the epoch number (one file per epoch). */
+ * replaced by the epoch number (one file per epoch). With training_state
+ * it writes clnet_model_save_training_state's file instead, with the state
+ * of the fit's built-in callbacks too (the schedule's plateau, early
+ * stopping's best value, wait counter and best weights, the checkpoints'
+ * best values) as they are when it runs: list it after them. */
 typedef struct clnet_checkpoint_params {
     const char *path;                  /* copied */
     clnet_monitor monitor;
@@ -169,6 +175,18 @@ CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, con
  * same epochs, batch size and shuffle seed: the weights then equal, bit for
  * bit, those of a fit that never stopped. */
 CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const char *path, int *epoch);
+/* Restores the state of the built-in callbacks among cbs[0..n) (schedules,
+ * early stopping, checkpoints) from a training state that a checkpoint
+ * callback with training_state wrote, so that a fit resumed from it stops,
+ * lowers the rate and saves as the fit that never stopped would have. The
+ * k-th callback of a kind takes the state the k-th of that kind saved; one
+ * the file holds no state for starts afresh, users' callbacks are left
+ * alone. Call after clnet_model_load_training_state, on callbacks made for
+ * the fit that resumes (fit's train_begin keeps what this set, once). The
+ * model must be built and compiled as the saved one was. Everything is
+ * checked before anything changes. */
+CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *path, clnet_callback *cbs,
+                                                 int n);
 
 #ifdef __cplusplus
 }

@@ -160,7 +160,15 @@ CLNET_API clnet_status clnet_dist_check_params(clnet_dist *d, const clnet_model 
  * Loss and accuracy are reduced over the ranks; p->progress is called on
  * rank 0 only (validation: clnet_dist_evaluate). At the end of each epoch
  * the non-trained parameters (BatchNorm's running statistics, which each
- * rank computes from its own shard) are copied from rank 0. */
+ * rank computes from its own shard) are copied from rank 0. p->history,
+ * if set, gets each epoch's row on every rank (the reduced metrics, the
+ * same on all; seconds are the rank's own). p->callbacks run on rank 0
+ * only (one set of files, one decision; their event's history is rank
+ * 0's): every rank then takes rank 0's learning rate after epoch_begin,
+ * stops when it stops, and after train_end takes rank 0's weights (early
+ * stopping's restored best ones). A hook's error fails every rank.
+ * validation_split, initial_epoch and callbacks with batch_end are
+ * clnet_model_fit's only for now: CLNET_ERR_UNSUPPORTED, naming them. */
 CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet_fit_params *p,
                                       const clnet_dataset_view *data);
 

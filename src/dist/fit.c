@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clnet/callbacks.h"
+#include "clnet/history.h"
 #include "dist_impl.h"
+#include "nn/fit_hooks.h"
 #include "tensor/tensor_impl.h"
 
 static int sparse_targets(const clnet_model *m)
@@ -200,6 +203,106 @@ static clnet_status sync_untrained(clnet_dist *d, clnet_model *m)
     return st;
 }
 
+/* ---- History and callbacks over the ranks ----
+ * Rank 0 runs the callbacks (src/nn's fit hooks, as clnet_model_fit does):
+ * one set of files, one decision. After each hook every rank learns its
+ * status (agreed), after epoch_begin rank 0's learning rate (a schedule),
+ * after epoch_end whether to stop, after train_end rank 0's weights (early
+ * stopping may have restored its best). Every rank appends the epoch's row
+ * to its own history: the metrics are the all-reduced ones, the same on
+ * every rank; seconds are the rank's own. */
+
+typedef struct hooks {
+    int on, rank0, stop;
+    clnet__fit_run r; /* rank 0's, when on */
+} hooks;
+
+static int run_here(const hooks *h)
+{
+    return h->on && h->rank0;
+}
+
+static clnet_status agree(clnet_dist *d, clnet_model *m, clnet_status local)
+{
+    return clnet__dist_agree(d, m->ctx, local, "clnet_dist_fit: a callback on rank 0",
+                             clnet_context_errmsg(m->ctx));
+}
+
+static clnet_status hooks_begin(hooks *h, clnet_dist *d, clnet_model *m, const clnet_fit_params *p,
+                                const clnet_dataset_view *data)
+{
+    if (!h->on)
+        return CLNET_OK;
+    return agree(d, m, h->rank0 ? clnet__fit_begin(&h->r, m, p, data) : CLNET_OK);
+}
+
+static clnet_status hooks_epoch_begin(hooks *h, clnet_dist *d, clnet_model *m, int epoch)
+{
+    if (!h->on)
+        return CLNET_OK;
+    clnet_status st = agree(d, m, h->rank0 ? clnet__fit_epoch_begin(&h->r, epoch) : CLNET_OK);
+    double lr = h->rank0 ? clnet_model_learning_rate(m) : -1;
+    if (!st)
+        st = clnet__dist_allreduce(d, m->ctx, &lr, 1, MPI_DOUBLE, MPI_MAX,
+                                   "sharing rank 0's learning rate");
+    return st || h->rank0 ? st : clnet_model_set_learning_rate(m, lr);
+}
+
+static clnet_status hooks_epoch_end(hooks *h, clnet_dist *d, clnet_model *m,
+                                    const clnet_fit_params *p, const clnet_progress *pr)
+{
+    clnet_status st = CLNET_OK;
+    if (run_here(h)) {
+        st = clnet__fit_epoch_end(&h->r, pr); /* appends rank 0's row */
+    } else if (p->history) {
+        const clnet_history *hist = p->history;
+        int last = hist->count > 0 && hist->epochs ? hist->epochs[hist->count - 1].epoch : 0;
+        clnet_epoch_log row = { .epoch = last + 1,
+                                .loss = pr->loss,
+                                .accuracy = pr->accuracy,
+                                .val_loss = pr->val_loss,
+                                .val_accuracy = pr->val_accuracy,
+                                .lr = clnet_model_learning_rate(m),
+                                .seconds = pr->elapsed };
+        if ((st = clnet_history_append(p->history, &row)))
+            clnet__error(m->ctx, st, "clnet_dist_fit: out of host memory for the history");
+    }
+    if (!p->history && !h->on)
+        return CLNET_OK;
+    if ((st = agree(d, m, st)) || !h->on)
+        return st;
+    int stop = run_here(h) && h->r.stop;
+    st = clnet__dist_allreduce(d, m->ctx, &stop, 1, MPI_INT, MPI_MAX, "sharing rank 0's stop");
+    h->stop = stop;
+    return st;
+}
+
+static clnet_status hooks_end(hooks *h, clnet_dist *d, clnet_model *m, clnet_status st)
+{
+    if (!h->on || st)
+        return st;
+    if ((st = agree(d, m, h->rank0 ? clnet__fit_end(&h->r, CLNET_OK) : CLNET_OK)))
+        return st;
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        n += m->layers[i]->nparams;
+    clnet_tensor **t = calloc((size_t)n + 1, sizeof *t);
+    st = t ? CLNET_OK
+           : clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_dist_fit: out of host memory");
+    if ((st = agree(d, m, st))) { /* no rank waits in the copy for one that cannot */
+        free(t);
+        return st;
+    }
+    n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i]->nparams; k++)
+            t[n++] = m->layers[i]->params[k].value;
+    st = n ? clnet__dist_bcast_tensors(d, m, t, n, "copying rank 0's weights after the callbacks")
+           : CLNET_OK;
+    free(t);
+    return st;
+}
+
 CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet_fit_params *p,
                                       const clnet_dataset_view *data)
 {
@@ -210,12 +313,25 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
     if (!p || p->epochs < 0 || p->batch_size <= 0)
         return clnet__dist_fail(d, m->ctx, CLNET_ERR_INVALID_ARG,
                                 "clnet_dist_fit: params needs epochs >= 0 and batch_size > 0");
-    /* TODO: run the callbacks and keep the history here too (rank 0's view
-     * of the global metrics); until then say so rather than ignore them. */
-    if (p->ncallbacks || p->history || p->validation_split > 0 || p->initial_epoch)
-        return clnet__dist_fail(d, m->ctx, CLNET_ERR_UNSUPPORTED,
-                                "clnet_dist_fit: callbacks, history, validation_split and "
-                                "initial_epoch are clnet_model_fit's only for now");
+    const char *asked = p->validation_split > 0 ? "validation_split"
+                        : p->initial_epoch      ? "initial_epoch"
+                                                : NULL;
+    for (int i = 0; !asked && i < p->ncallbacks && p->callbacks; i++)
+        if (p->callbacks[i].batch_end)
+            asked = "a callback with batch_end";
+    if (asked)
+        return clnet__dist_fail(
+            d, m->ctx, CLNET_ERR_UNSUPPORTED,
+            "clnet_dist_fit: %s is set, and validation_split, initial_epoch and "
+            "batch_end hooks are clnet_model_fit's only for now; clnet_dist_fit "
+            "takes epochs, batch_size, shuffle, shuffle_seed, validation (held "
+            "out data, evaluated over the ranks), history (every rank), "
+            "callbacks (run on rank 0) and progress (called on rank 0)",
+            asked);
+    if (p->ncallbacks < 0 || (p->ncallbacks > 0 && !p->callbacks))
+        return clnet__dist_fail(d, m->ctx, CLNET_ERR_INVALID_ARG,
+                                "clnet_dist_fit: ncallbacks is %d with callbacks %s", p->ncallbacks,
+                                p->callbacks ? "set" : "NULL");
     if ((st = check_data(d, m, "clnet_dist_fit", data)))
         return st;
     int64_t b = p->batch_size < data->count ? p->batch_size : data->count;
@@ -226,8 +342,13 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
                                 "clnet_dist_fit: out of host memory");
     if ((st = shard_make(d, m, data, (b + d->size - 1) / d->size, &s)))
         goto done;
+    hooks h = { .on = p->ncallbacks > 0, .rank0 = d->rank == 0 };
+    if ((st = hooks_begin(&h, d, m, p, data)))
+        goto done;
     uint64_t state = p->shuffle_seed;
-    for (int e = 1; e <= p->epochs && !st; e++) {
+    for (int e = 1; e <= p->epochs && !st && !h.stop; e++) {
+        if ((st = hooks_epoch_begin(&h, d, m, e)))
+            break;
         double t0 = clnet__now(), sums[2];
         clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
                               .metric = clnet__model_metric_name(m) };
@@ -246,7 +367,10 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
         pr.end_of_epoch = 1;
         if (p->progress && d->rank == 0)
             p->progress(p->progress_user, &pr);
+        if ((st = hooks_epoch_end(&h, d, m, p, &pr)))
+            break;
     }
+    st = hooks_end(&h, d, m, st);
 done:
     shard_free(&s);
     free(order);

@@ -3,6 +3,7 @@
  * run them and keep the history (src/nn/fit_hooks.h). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fit_hooks.h"
@@ -135,12 +136,17 @@ typedef struct schedule_state {
     double lr0;
     double plateau_lr, best;           /* PLATEAU */
     int wait, cooldown, seen;
+    int resumed;                       /* clnet_callback_load_state filled it: keep it once */
 } schedule_state;
 
 static clnet_status schedule_train_begin(void *user, clnet_model *m, clnet_fit_event *ev)
 {
     (void)ev;
     schedule_state *s = user;
+    if (s->resumed) {
+        s->resumed = 0;
+        return CLNET_OK;
+    }
     s->lr0 = s->p.initial_lr > 0 ? s->p.initial_lr : clnet_model_learning_rate(m);
     s->plateau_lr = s->lr0;
     s->best = INFINITY;
@@ -270,6 +276,7 @@ typedef struct early_state {
     double best;
     int wait, best_epoch, stopped_epoch;
     snapshot weights;
+    int resumed;                       /* clnet_callback_load_state filled it: keep it once */
 } early_state;
 
 static clnet_status early_train_begin(void *user, clnet_model *m, clnet_fit_event *ev)
@@ -277,6 +284,10 @@ static clnet_status early_train_begin(void *user, clnet_model *m, clnet_fit_even
     (void)m;
     (void)ev;
     early_state *s = user;
+    if (s->resumed) {
+        s->resumed = 0;
+        return CLNET_OK;
+    }
     s->best = INFINITY;
     s->wait = s->best_epoch = s->stopped_epoch = 0;
     return CLNET_OK;
@@ -349,6 +360,7 @@ typedef struct checkpoint_state {
     clnet_monitor monitor;
     int save_best_only, training_state;
     double best;
+    int resumed;                       /* clnet_callback_load_state filled it: keep it once */
     char path[];                       /* the template, "{epoch}" not yet replaced */
 } checkpoint_state;
 
@@ -356,7 +368,10 @@ static clnet_status checkpoint_train_begin(void *user, clnet_model *m, clnet_fit
 {
     (void)m;
     (void)ev;
-    ((checkpoint_state *)user)->best = INFINITY;
+    checkpoint_state *s = user;
+    if (!s->resumed)
+        s->best = INFINITY;
+    s->resumed = 0;
     return CLNET_OK;
 }
 
@@ -372,14 +387,16 @@ static clnet_status checkpoint_epoch_end(void *user, clnet_model *m, clnet_fit_e
     }
     const char *mark = strstr(s->path, "{epoch}");
     if (!mark)
-        return s->training_state ? clnet_model_save_training_state(m, s->path, ev->epoch)
+        return s->training_state ? clnet__save_training_state(m, s->path, ev->epoch, ev->callbacks,
+                                                              ev->ncallbacks)
                                  : clnet_model_save(m, s->path);
     size_t n = strlen(s->path) + 16;
     char *path = clnet__malloc(n);
     if (!path)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "checkpoint: out of host memory");
     snprintf(path, n, "%.*s%d%s", (int)(mark - s->path), s->path, ev->log->epoch, mark + 7);
-    clnet_status st = s->training_state ? clnet_model_save_training_state(m, path, ev->epoch)
+    clnet_status st = s->training_state ? clnet__save_training_state(m, path, ev->epoch, ev->callbacks,
+                                                                     ev->ncallbacks)
                                         : clnet_model_save(m, path);
     clnet__free(path);
     return st;
@@ -401,6 +418,122 @@ CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet
     memcpy(s->path, p->path, n + 1);
     *out = (clnet_callback){ .train_begin = checkpoint_train_begin, .epoch_end = checkpoint_epoch_end,
                              .user = s, .destroy = free_user };
+    return CLNET_OK;
+}
+
+/* ---- State for resuming (resume.c writes and reads it) ---------------------------------- */
+
+enum { KIND_OTHER, KIND_SCHEDULE, KIND_EARLY, KIND_CHECKPOINT };
+
+static int kind_of(const clnet_callback *cb)
+{
+    if (!cb->user)
+        return KIND_OTHER;
+    return cb->epoch_end == schedule_epoch_end ? KIND_SCHEDULE
+         : cb->epoch_end == early_epoch_end    ? KIND_EARLY
+         : cb->epoch_end == checkpoint_epoch_end ? KIND_CHECKPOINT : KIND_OTHER;
+}
+
+int clnet__callback_key(const clnet_callback *cbs, int i, char *key, size_t size)
+{
+    static const char *names[] = { "", "lr_schedule", "early_stopping", "checkpoint" };
+    int kind = kind_of(&cbs[i]), k = 0;
+    if (kind == KIND_OTHER)
+        return 0;
+    for (int j = 0; j < i; j++)
+        k += kind_of(&cbs[j]) == kind;
+    snprintf(key, size, "callback.%s.%d", names[kind], k);
+    return 1;
+}
+
+/* Doubles as C99 hex floats ("%a"): read back bit for bit by strtod. */
+void clnet__callback_state(const clnet_callback *cb, char *buf, size_t size, const float **weights,
+                           size_t *nweights)
+{
+    *weights = NULL;
+    *nweights = 0;
+    switch (kind_of(cb)) {
+    case KIND_SCHEDULE: {
+        const schedule_state *s = cb->user;
+        snprintf(buf, size, "%a %a %a %d %d %d", s->lr0, s->plateau_lr, s->best, s->wait, s->cooldown,
+                 s->seen);
+        break;
+    }
+    case KIND_EARLY: {
+        const early_state *s = cb->user;
+        snprintf(buf, size, "%a %d %d", s->best, s->wait, s->best_epoch);
+        if (s->p.restore_best_weights && s->best_epoch) {
+            *weights = s->weights.data;
+            *nweights = s->weights.n;
+        }
+        break;
+    }
+    case KIND_CHECKPOINT:
+        snprintf(buf, size, "%a", ((const checkpoint_state *)cb->user)->best);
+        break;
+    default:
+        snprintf(buf, size, "-");
+    }
+}
+
+/* Reads n numbers of text ("d" an int, "g" a double) into out[]; the
+ * whole string, nothing left over. */
+static int parse_numbers(const char *text, const char *kinds, double *out)
+{
+    const char *at = text;
+    for (int i = 0; kinds[i]; i++) {
+        char *end;
+        while (*at == ' ')
+            at++;
+        out[i] = strtod(at, &end);
+        if (end == at || (kinds[i] == 'd' && (out[i] != floor(out[i]) || fabs(out[i]) > 1e9)))
+            return 0;
+        at = end;
+    }
+    return *at == 0;
+}
+
+clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const char *key, const char *text,
+                                     const float *weights, size_t nweights, int apply)
+{
+    double v[6];
+    int kind = kind_of(cb);
+    int ok = kind == KIND_SCHEDULE ? parse_numbers(text, "gggddd", v) && v[3] >= 0 && v[4] >= 0
+           : kind == KIND_EARLY    ? parse_numbers(text, "gdd", v) && v[1] >= 0 && v[2] >= 0
+           : kind == KIND_CHECKPOINT && parse_numbers(text, "g", v);
+    const early_state *es = kind == KIND_EARLY ? cb->user : NULL;
+    int need_weights = es && es->p.restore_best_weights && ok && v[2] > 0;
+    if (!ok || (need_weights && nweights != param_floats(m)))
+        return clnet__error(m->ctx, CLNET_ERR_FORMAT,
+                            "clnet_callback_load_state: %s: \"%s\" %s", key, text,
+                            !ok ? "is not this callback's state"
+                                : "needs the best weights, of the model's size, next to it");
+    if (!apply)
+        return CLNET_OK;
+    if (kind == KIND_SCHEDULE) {
+        schedule_state *s = cb->user;
+        s->lr0 = v[0], s->plateau_lr = v[1], s->best = v[2];
+        s->wait = (int)v[3], s->cooldown = (int)v[4], s->seen = (int)v[5];
+        s->resumed = 1;
+    } else if (kind == KIND_EARLY) {
+        early_state *s = cb->user;
+        if (need_weights) {
+            float *w = clnet__malloc((nweights ? nweights : 1) * sizeof(float));
+            if (!w)
+                return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                                    "clnet_callback_load_state: out of host memory");
+            memcpy(w, weights, nweights * sizeof(float));
+            clnet__free(s->weights.data);
+            s->weights = (snapshot){ w, nweights };
+        }
+        s->best = v[0], s->wait = (int)v[1], s->best_epoch = (int)v[2];
+        s->stopped_epoch = 0;
+        s->resumed = 1;
+    } else {
+        checkpoint_state *s = cb->user;
+        s->best = v[0];
+        s->resumed = 1;
+    }
     return CLNET_OK;
 }
 
@@ -435,7 +568,8 @@ static clnet_status run_hook(clnet__fit_run *r, int hook, clnet_fit_event *ev)
 
 static clnet_fit_event event(clnet__fit_run *r, int epoch)
 {
-    return (clnet_fit_event){ .epoch = epoch, .epochs = r->p->epochs, .history = r->p->history };
+    return (clnet_fit_event){ .epoch = epoch, .epochs = r->p->epochs, .history = r->p->history,
+                              .callbacks = r->p->callbacks, .ncallbacks = r->p->ncallbacks };
 }
 
 clnet_status clnet__fit_begin(clnet__fit_run *r, clnet_model *m, const clnet_fit_params *p,

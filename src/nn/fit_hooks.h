@@ -34,4 +34,23 @@ clnet_status clnet__fit_epoch_end(clnet__fit_run *r, const clnet_progress *pr);
 /* train_end, unless st already is an error; returns the first error. */
 clnet_status clnet__fit_end(clnet__fit_run *r, clnet_status st);
 
+/* ---- The built-in callbacks' state in a training-state file (resume.c) ---- */
+
+/* The metadata key of cbs[i]'s state, "callback.KIND.K" (K counts the
+ * callbacks of that kind before it); 0 for a callback without state (a
+ * user's own). */
+int clnet__callback_key(const clnet_callback *cbs, int i, char *key, size_t size);
+/* cb's state as text, and the host floats of early stopping's best weights
+ * (borrowed from cb; *weights NULL when it holds none). */
+void clnet__callback_state(const clnet_callback *cb, char *buf, size_t size, const float **weights,
+                           size_t *nweights);
+/* Checks text (and the weights) as cb's state; with apply, sets it so that
+ * the next train_begin keeps it. */
+clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const char *key, const char *text,
+                                     const float *weights, size_t nweights, int apply);
+/* clnet_model_save_training_state with the state of the built-in callbacks
+ * among cbs. */
+clnet_status clnet__save_training_state(const clnet_model *m, const char *path, int epoch,
+                                        const clnet_callback *cbs, int ncbs);
+
 #endif

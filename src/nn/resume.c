@@ -1,6 +1,8 @@
 /* clnet — training state for resuming (include/clnet/callbacks.h): the
  * parameters, the optimizer's moments, step count, dropout counter, seed
- * and epoch in one safetensors file, so a fit continued from it with
+ * and epoch in one safetensors file, and the built-in callbacks' state
+ * (metadata "callback.KIND.K", early stopping's best weights as the tensor
+ * "callback.KIND.K.best_weights"), so a fit continued from it with
  * initial_epoch gives the same weights, bit for bit, as one never stopped. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 
 #include "clnet/callbacks.h"
 #include "clnet/safetensors.h"
+#include "fit_hooks.h"
 #include "nn_impl.h"
 
 #define STATE_FORMAT "clnet-training-state-1"
@@ -40,19 +43,33 @@ static int list_state(const clnet_model *m, state_tensor *out)
     return n;
 }
 
+/* What the callbacks add: metadata pairs and best-weight tensors. */
+typedef struct callback_state {
+    char key[64], value[160], tensor[80];
+} callback_state;
+
 CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, const char *path, int epoch)
 {
+    return clnet__save_training_state(m, path, epoch, NULL, 0);
+}
+
+clnet_status clnet__save_training_state(const clnet_model *m, const char *path, int epoch,
+                                        const clnet_callback *cbs, int ncbs)
+{
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, path != NULL && epoch >= 0);
+    CLNET_CHECK_ARG(m->ctx, path != NULL && epoch >= 0 && ncbs >= 0 && (cbs || !ncbs));
     if (!m->compiled)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_model_save_training_state: compile the model first");
-    int n = list_state(m, NULL);
+    int n = list_state(m, NULL), nt = n, nm = 0;
     state_tensor *ts = clnet__calloc((size_t)n + 1, sizeof *ts);
-    clnet_safetensors_entry_in *e = clnet__calloc((size_t)n + 1, sizeof *e);
-    clnet_status st = ts && e ? CLNET_OK
-                              : clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
-                                             "clnet_model_save_training_state: out of host memory");
+    clnet_safetensors_entry_in *e = clnet__calloc((size_t)(n + ncbs) + 1, sizeof *e);
+    callback_state *cs = clnet__calloc((size_t)ncbs + 1, sizeof *cs);
+    const char **meta = clnet__calloc(14 + 2 * (size_t)ncbs, sizeof *meta);
+    clnet_status st = ts && e && cs && meta
+                          ? CLNET_OK
+                          : clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                                         "clnet_model_save_training_state: out of host memory");
     if (!st)
         list_state(m, ts);
     for (int i = 0; i < n && !st; i++) {
@@ -73,16 +90,40 @@ CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, con
         snprintf(seed, sizeof seed, "%" PRIu64, m->seed);
         snprintf(ep, sizeof ep, "%d", epoch);
         snprintf(opt, sizeof opt, "%d", (int)m->compile.optimizer);
-        const char *meta[] = { "format", STATE_FORMAT, "step_count", steps, "dropout_calls", drops,
-                               "seed", seed, "epoch", ep, "optimizer", opt, NULL };
-        if ((st = clnet_safetensors_write(path, e, (size_t)n, meta, err, sizeof err)))
+        const char *fixed[] = { "format", STATE_FORMAT, "step_count", steps, "dropout_calls", drops,
+                                "seed", seed, "epoch", ep, "optimizer", opt };
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            meta[nm++] = fixed[i];
+        for (int i = 0; i < ncbs; i++) {
+            const float *w;
+            size_t nw;
+            if (!clnet__callback_key(cbs, i, cs[i].key, sizeof cs[i].key))
+                continue;
+            clnet__callback_state(&cbs[i], cs[i].value, sizeof cs[i].value, &w, &nw);
+            meta[nm++] = cs[i].key;
+            meta[nm++] = cs[i].value;
+            if (w) {                    /* borrowed from the callback: not freed below */
+                snprintf(cs[i].tensor, sizeof cs[i].tensor, "%s.best_weights", cs[i].key);
+                e[nt++] = (clnet_safetensors_entry_in){ .name = cs[i].tensor, .dtype = CLNET_F32,
+                                                        .ndim = 1, .shape = { (int64_t)nw }, .data = w };
+            }
+        }
+        meta[nm] = NULL;
+        if ((st = clnet_safetensors_write(path, e, (size_t)nt, meta, err, sizeof err)))
             clnet__error(m->ctx, st, "clnet_model_save_training_state: %s", err);
     }
     for (int i = 0; e && i < n; i++)
         clnet__free((void *)e[i].data);
+    clnet__free(meta);
+    clnet__free(cs);
     clnet__free(e);
     clnet__free(ts);
     return st;
+}
+
+static int is_callback_entry(const char *name)
+{
+    return !strncmp(name, "callback.", 9);
 }
 
 /* An unsigned decimal metadata value; 0 if missing or malformed. */
@@ -146,10 +187,13 @@ CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const cha
                               "F32 of %zu values", path, ts[i].name, e ? "of another shape or type" : "missing",
                               clnet_tensor_numel(ts[i].t));
     }
-    if (!st && f->count != (size_t)n)
+    size_t own = 0;                    /* the model's tensors, without the callbacks' */
+    for (size_t i = 0; i < f->count; i++)
+        own += !is_callback_entry(f->entries[i].name);
+    if (!st && own != (size_t)n)
         st = clnet__error(m->ctx, CLNET_ERR_FORMAT,
                           "clnet_model_load_training_state: %s holds %zu tensors, the model's state "
-                          "%d: it was saved from another model or optimizer", path, f->count, n);
+                          "%d: it was saved from another model or optimizer", path, own, n);
     for (int i = 0; i < n && !st; i++) {
         const clnet_safetensors_entry *e = clnet_safetensors_find(f, ts[i].name);
         st = clnet_tensor_upload(ts[i].t, e->data, e->size);
@@ -162,6 +206,41 @@ CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const cha
     }
 done:
     clnet__free(ts);
+    clnet_safetensors_free(f);
+    return st;
+}
+
+CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *path, clnet_callback *cbs,
+                                                 int n)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    CLNET_CHECK_ARG(m->ctx, path != NULL && n >= 0 && (cbs != NULL || n == 0));
+    char err[1024];
+    clnet_safetensors *f = NULL;
+    clnet_status st = clnet_safetensors_load(path, &f, err, sizeof err);
+    if (st)
+        return clnet__error(m->ctx, st, "clnet_callback_load_state: %s", err);
+    const char *format = clnet_safetensors_metadata(f, "format");
+    if (!format || strcmp(format, STATE_FORMAT))
+        st = clnet__error(m->ctx, CLNET_ERR_FORMAT,
+                          "clnet_callback_load_state: %s is not a training state saved by "
+                          "clnet_model_save_training_state (metadata format \"%s\")", path,
+                          format ? format : "missing");
+    /* Two passes: every check, then every change. */
+    for (int apply = 0; apply < 2 && !st; apply++)
+        for (int i = 0; i < n && !st; i++) {
+            char key[64], tensor[80];
+            if (!clnet__callback_key(cbs, i, key, sizeof key))
+                continue;
+            const char *text = clnet_safetensors_metadata(f, key);
+            if (!text)
+                continue;               /* none saved: it starts afresh */
+            snprintf(tensor, sizeof tensor, "%s.best_weights", key);
+            const clnet_safetensors_entry *w = clnet_safetensors_find(f, tensor);
+            int usable = w && !strcmp(w->dtype, "F32") && w->ndim == 1;
+            st = clnet__callback_restore(m, &cbs[i], key, text, usable ? w->data : NULL,
+                                         usable ? w->numel : 0, apply);
+        }
     clnet_safetensors_free(f);
     return st;
 }

@@ -123,6 +123,9 @@ typedef struct bench_run_info {
     const char *host;
 } bench_run_info;
 
+/* Device `device`'s result of case `name` among rs[0..n); NULL if none. */
+const bench_result *bench_find(const bench_result *rs, int n, int device, const char *name);
+
 /* Derived numbers, NAN where not applicable. */
 double bench_gflops(const bench_result *r);
 double bench_gbps(const bench_result *r);
@@ -139,8 +142,12 @@ void bench_print_compile(FILE *f, const bench_run_info *info, const bench_compil
 int bench_write_json(const char *path, const bench_run_info *info, const bench_result *rs, int n);
 int bench_write_csv(const char *path, const bench_run_info *info, const bench_result *rs, int n);
 /* Grouped bars of GFLOP/s (or GB/s), one group per workload, one bar per
- * device. Returns 0 on success; 1 (with a message) if built without libpng. */
-int bench_write_plot(const char *path, const bench_run_info *info, const bench_result *rs, int n);
+ * device, and with several devices each one's speed-up over device 0, to
+ * path (PNG, or SVG/PDF by its extension; NULL: none); the numbers drawn
+ * as CSV to data_path (NULL: none). Returns 0 on success; 1 after a
+ * message. */
+int bench_write_plot(const char *path, const char *data_path, const bench_run_info *info,
+                     const bench_result *rs, int n);
 
 /* ---- Measuring one case ------------------------------------------------ */
 

@@ -122,7 +122,7 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
     }
 }
 
-static const bench_result *find(const bench_result *rs, int n, int device, const char *name)
+const bench_result *bench_find(const bench_result *rs, int n, int device, const char *name)
 {
     for (int i = 0; i < n; i++)
         if (rs[i].device == device && !strcmp(rs[i].c.name, name))
@@ -167,7 +167,7 @@ void bench_print_side_by_side(FILE *f, const bench_run_info *info, const bench_r
         fprintf(f, "%-34s", base->c.name);
         for (int d = 0; d < info->device_count; d++) {
             char buf[64];
-            cell(buf, sizeof buf, find(rs, n, d, base->c.name), base);
+            cell(buf, sizeof buf, bench_find(rs, n, d, base->c.name), base);
             fprintf(f, " %18s", buf);
         }
         fprintf(f, "\n");

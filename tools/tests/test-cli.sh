@@ -79,7 +79,7 @@ for opt in --data --save --load --out --score; do
     refuse "$opt" "$train" gan --data "$tmp/none" "$opt" ''
 done
 quick_case="--case gemm_m32n676k9 --quick --reps 1 --no-peak"
-for opt in --json --csv --plot --suite --case; do
+for opt in --json --csv --plot --plot-data --suite --case; do
     # shellcheck disable=SC2086 # quick_case is a list of words
     refuse "$opt" "$bench" $quick_case "$opt" ''
 done

@@ -111,6 +111,7 @@ writers = [
     ("bench --json", [BENCH] + bench + ["--json", "{}"], "--json"),
     ("bench --csv", [BENCH] + bench + ["--csv", "{}"], "--csv"),
     ("bench --plot", [BENCH] + bench + ["--plot", "{}"], "--plot"),
+    ("bench --plot-data", [BENCH] + bench + ["--plot-data", "{}"], "--plot-data"),
 ]
 for label, cmd, option in writers:
     grids = "grids" in label

@@ -85,6 +85,7 @@ cases = [
     ("bench --json", [BENCH] + bench + ["--json", mnt + "/b.json"], ["b.json"]),
     ("bench --csv", [BENCH] + bench + ["--csv", mnt + "/b.csv"], ["b.csv"]),
     ("bench --plot", [BENCH] + bench + ["--plot", mnt + "/b.png"], ["b.png"]),
+    ("bench --plot SVG", [BENCH] + bench + ["--plot", mnt + "/b.svg"], ["b.svg"]),
 ]
 try:
     for label, cmd, names in cases:

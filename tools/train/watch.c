@@ -251,6 +251,17 @@ int watch_fit(clnet_context *ctx, const options *o, clnet_model *m, const clnet_
             goto done;
         }
     }
+    if (o->early_stopping >= 0) {
+        clnet_early_stopping_params ep = CLNET_EARLY_STOPPING_PARAMS_DEFAULT;
+        ep.patience = o->early_stopping;
+        ep.restore_best_weights = 1;
+        if (clnet_callback_early_stopping(ctx, &ep, &cbs[n++])) {
+            rc = fail(ctx, "--early-stopping");
+            goto done;
+        }
+    }
+    /* Last: the training state holds the other callbacks' state of the
+     * epoch just ended (early stopping's wait counter) for --resume. */
     if (o->checkpoint) {
         clnet_checkpoint_params cp = CLNET_CHECKPOINT_PARAMS_DEFAULT;
         cp.path = o->checkpoint;
@@ -267,15 +278,6 @@ int watch_fit(clnet_context *ctx, const options *o, clnet_model *m, const clnet_
             goto done;
         }
     }
-    if (o->early_stopping >= 0) {
-        clnet_early_stopping_params ep = CLNET_EARLY_STOPPING_PARAMS_DEFAULT;
-        ep.patience = o->early_stopping;
-        ep.restore_best_weights = 1;
-        if (clnet_callback_early_stopping(ctx, &ep, &cbs[n++])) {
-            rc = fail(ctx, "--early-stopping");
-            goto done;
-        }
-    }
     epoch_log log = { .quiet = o->quiet || !isatty(fileno(stderr)) };
     clnet_fit_params fp = CLNET_FIT_PARAMS_DEFAULT;
     fp.epochs = o->epochs;
@@ -289,7 +291,8 @@ int watch_fit(clnet_context *ctx, const options *o, clnet_model *m, const clnet_
     fp.callbacks = cbs;
     fp.ncallbacks = n;
     if (o->resume) {
-        if (clnet_model_load_training_state(m, o->resume, &fp.initial_epoch)) {
+        if (clnet_model_load_training_state(m, o->resume, &fp.initial_epoch) ||
+            clnet_callback_load_state(m, o->resume, cbs, n)) {
             rc = fail(ctx, "--resume");
             goto done;
         }
