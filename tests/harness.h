@@ -105,6 +105,7 @@ Suite *suite_cache(void);
 Suite *suite_tensor(void);
 Suite *suite_rng(void);
 Suite *suite_elementwise(void);
+Suite *suite_op(void);
 Suite *suite_ref(void);
 Suite *suite_gemm(void);
 Suite *suite_conv(void);

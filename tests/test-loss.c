@@ -633,8 +633,8 @@ START_TEST(loss_bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &three, &fl));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s30, &z));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, (int64_t[]){22}, &big));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "target is 7x3, expected 3x7", clnet_loss_mse(a, c, loss, g));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dpred is 7x3, expected 3x7", clnet_loss_mse(a, b, loss, c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "target is (7, 3), expected (3, 7)", clnet_loss_mse(a, c, loss, g));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dpred is (7, 3), expected (3, 7)", clnet_loss_mse(a, b, loss, c));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pred is NULL", clnet_loss_mse(NULL, b, loss, g));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "target is NULL", clnet_loss_bce_logits(a, NULL, loss, g));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x must be float32", clnet_loss_bce_logits(ints, b, loss, g));
@@ -642,18 +642,18 @@ START_TEST(loss_bad_arguments_are_named)
              clnet_loss_mse(a, b, loss2, g));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "loss and dx are both NULL",
              clnet_loss_bce_logits(a, b, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dlogits is 7x3, expected 3x7",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dlogits is (7, 3), expected (3, 7)",
              clnet_loss_softmax_xent(a, b, loss, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "target is 7x3", clnet_loss_softmax_xent(a, c, loss, g));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "target is (7, 3)", clnet_loss_softmax_xent(a, c, loss, g));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels must be int32",
              clnet_loss_sparse_softmax_xent(a, fl, loss, g));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels holds 4 elements, expected 3 (the rows of logits, 3x7)",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels holds 4 elements, expected 3 (the rows of logits, (3, 7))",
              clnet_loss_sparse_softmax_xent(a, lab4, loss, g));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "labels is NULL",
              clnet_loss_sparse_softmax_xent(a, NULL, loss, g));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "loss and dlogits are both NULL",
              clnet_loss_sparse_softmax_xent(a, lab, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "logits is 3x0, with no classes",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "logits is (3, 0), with no classes",
              clnet_loss_sparse_softmax_xent(z, lab, loss, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels holds 4 elements", clnet_accuracy(a, lab4, loss));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "correct holds 2 elements", clnet_accuracy(a, lab, loss2));

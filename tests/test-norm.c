@@ -785,17 +785,17 @@ START_TEST(batchnorm_bad_arguments)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL",
              train(NULL, g, NULL, y, NULL, NULL, NULL, NULL));
     ck_assert_int_eq(train(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), CLNET_ERR_INVALID_ARG);
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 2x3x4x5, expected 2x3x4x4",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is (2, 3, 4, 5), expected (2, 3, 4, 4)",
              train(x, NULL, NULL, yb, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "gamma is 4, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "gamma is (4), expected 3",
              train(x, g4, NULL, y, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "beta is 1x3, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "beta is (1, 3), expected 3",
              train(x, g, g2d, y, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "running_var is 4", train(x, g, g, y, g, g4, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "save_invstd is 4", train(x, g, g, y, NULL, NULL, NULL, g4));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "running_var is (4)", train(x, g, g, y, g, g4, NULL, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "save_invstd is (4)", train(x, g, g, y, NULL, NULL, NULL, g4));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x must be float32",
              train(xi, NULL, NULL, y, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x is 6, expected (N, C, ...)",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x is (6), expected (N, C, ...)",
              train(x1, NULL, NULL, x1, NULL, NULL, NULL, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "gamma belongs to another context",
              train(x, go, NULL, y, NULL, NULL, NULL, NULL));
@@ -816,10 +816,10 @@ START_TEST(batchnorm_bad_arguments)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_var is NULL", infer(x, NULL, NULL, g, NULL, y));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "save_invstd is NULL",
              backward(x, y, NULL, g, NULL, y, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx is 2x3x4x5, expected 2x3x4x4",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx is (2, 3, 4, 5), expected (2, 3, 4, 4)",
              backward(x, y, NULL, g, g, yb, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 2x3x4x5", backward(x, yb, NULL, g, g, y, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dgamma is 4, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is (2, 3, 4, 5)", backward(x, yb, NULL, g, g, y, NULL, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dgamma is (4), expected 3",
              backward(x, y, NULL, g, g, y, g4, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_mean is NULL",
              clnet_batchnorm_backward_inference(NULL, x, y, NULL, NULL, rv, y, NULL, NULL));

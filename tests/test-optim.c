@@ -478,7 +478,7 @@ START_TEST(optim_bad_arguments)
              clnet_sgd_step(&sp, 1, q.p, q.g, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "t (0) must be >= 1",
              clnet_sgd_step(&sp, 0, q.p, q.g, q.m));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "momentum_buf is 2x3, expected 6 (param's shape)",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "momentum_buf is (2, 3), expected (6) (param's shape)",
              clnet_sgd_step(&sp, 1, q.p, q.g, m23));
     sp.dampening = 0.5f, sp.nesterov = 1;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "nesterov needs momentum > 0",
@@ -495,7 +495,7 @@ START_TEST(optim_bad_arguments)
              clnet_adam_step(&ap, 0, q.p, q.g, q.m, q.v));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "t (-3)", clnet_adam_step(&ap, -3, q.p, q.g, q.m, q.v));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "v is NULL", clnet_adam_step(&ap, 1, q.p, q.g, q.m, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "m is 2x3", clnet_adam_step(&ap, 1, q.p, q.g, m23, q.v));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "m is (2, 3)", clnet_adam_step(&ap, 1, q.p, q.g, m23, q.v));
     ap.beta1 = 1.0f;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "beta1 (1) must be in [0, 1)",
              clnet_adam_step(&ap, 1, q.p, q.g, q.m, q.v));
@@ -513,7 +513,7 @@ START_TEST(optim_bad_arguments)
              clnet_rmsprop_step(&rp, q.p, q.g, q.v));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "sq_avg is NULL",
              clnet_rmsprop_step(NULL, q.p, q.g, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "grad is 2x3", clnet_rmsprop_step(NULL, q.p, m23, q.v));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "grad is (2, 3)", clnet_rmsprop_step(NULL, q.p, m23, q.v));
     ck_assert_int_eq(clnet_rmsprop_step(NULL, NULL, NULL, NULL), CLNET_ERR_INVALID_ARG);
     clnet_tensor_destroy(m23), clnet_tensor_destroy(gi), clnet_tensor_destroy(go);
     quad_free(&q);

@@ -382,10 +382,10 @@ const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t s
     if (!size)
         return buf;
     buf[0] = 0;
-    if (ndim == 0)
-        snprintf(buf, size, "scalar");
     for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)shape[i]);
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "(%lld", (long long)shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, ndim ? ")" : "()");
     return buf;
 }
 

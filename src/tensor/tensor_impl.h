@@ -32,7 +32,8 @@ static inline cl_mem clnet__mem(const clnet_tensor *t)
 clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
                                const clnet_tensor *const *ts, const char *const *names);
 
-/* Writes a shape as "2x8x5x5" ("scalar" for 0-D) into buf; returns buf. */
+/* Writes a shape as "(2, 8, 5, 5)" ("()" for 0-D) into buf; returns buf. The one
+ * shape format of every message. */
 const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
 
 static inline const char *clnet__tensor_shape_str(const clnet_tensor *t, char *buf, size_t size)
