@@ -56,11 +56,10 @@ static const tolerance tol_tanh_bwd = {
  * (a lane's share of a chunk, the tree, then at most m / (32 WG) + 1 chunk
  * partials; never worse than one work-group's share of m). */
 
-enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 static double row_depth(int variant, int cols, size_t wg)
 {
-    return variant == ROW_GROUP ? ceil((double)cols / (double)wg) + log2((double)wg) : cols;
+    return variant == CLNET_V_ROW_GROUP ? ceil((double)cols / (double)wg) + log2((double)wg) : cols;
 }
 
 /* ---- Comparators ------------------------------------------------------------ */
@@ -496,7 +495,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     double depth = row_depth(variant, cols, clnet__context_profile(ctx)->wg_size);
     char label[128];
     snprintf(label, sizeof label, "%s %dx%d %s", log_ ? "log_softmax" : "softmax", rows, cols,
-             variant == ROW_GROUP ? "group" : "item");
+             variant == CLNET_V_ROW_GROUP ? "group" : "item");
     CK_OK(ctx, clnet__force_variant(ctx, "softmax.forward", variant));
     CK_OK(ctx, clnet__force_variant(ctx, "softmax.backward", variant));
     float *x = host_f32(n), *dy = host_f32(n), *y = host_f32(n), *got = host_f32(n);
@@ -518,7 +517,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     /* docs/ops.md's rel_error < 1e-5, except for the item variant forced onto
      * rows longer than 4096: its sequential row sum drifts (within the
      * bound); the dispatcher gives rows longer than WG to work-groups. */
-    if (variant == ROW_GROUP || cols <= 4096)
+    if (variant == CLNET_V_ROW_GROUP || cols <= 4096)
         ck_assert_msg(rel_error(got, ref, n) < 1e-5, "%s forward: relative error", label);
     expect_same_bits(ctx, g1.view, g2.view, n, label);
     expect_unchanged(ctx, tx, x, n, label);
@@ -752,7 +751,6 @@ END_TEST
 
 /* Bias backward variants (src/ops/act.c): strided lanes of work-groups, or
  * runs of planes in float8 lanes; -1: the library's choice. */
-enum { BIAS_GROUPS = 0, BIAS_PLANES = 1 };
 
 /* The longest chain of roundings of db's sums under variant v: groups, a
  * lane's strided share, the tree and the chunks (bounded by m / WG +
@@ -761,7 +759,7 @@ enum { BIAS_GROUPS = 0, BIAS_PLANES = 1 };
 static double bias_depth(int v, int nb, int hw, size_t wg)
 {
     double m = (double)nb * hw;
-    if (v != BIAS_PLANES)
+    if (v != CLNET_V_BIAS_PLANES)
         return ceil(m / (double)wg) + log2((double)wg) + 2;
     int run = hw < 256 ? hw : 256, runs = (hw + run - 1) / run;
     return ceil(run / 8.0) + 11 + (double)nb * runs;
@@ -829,7 +827,7 @@ START_TEST(bias_matches_reference)
 {
     static const int cs[] = {1, 3, 7, 32}, hws[] = {1, 9, 676}, ns[] = {1, 3};
     clnet_context *ctx = test_context();
-    for (int v = BIAS_GROUPS; v <= BIAS_PLANES; v++) {
+    for (int v = CLNET_V_BIAS_GROUPS; v <= CLNET_V_BIAS_PLANES; v++) {
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 3; j++)
                 for (int k = 0; k < 2; k++)

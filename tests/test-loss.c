@@ -48,7 +48,6 @@
 #define U 0x1.0p-24
 #define TINY 0x1.0p-126
 
-enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 /* ---- Comparator and helpers (as in test-act.c) -------------------------------- */
 
@@ -302,7 +301,7 @@ static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const
     int64_t shape[2] = {d->rows, d->cols};
     char label[128];
     snprintf(label, sizeof label, "%s %s %dx%d %s", d->t ? "xent" : "sparse xent", what, d->rows,
-             d->cols, variant == ROW_GROUP ? "group" : "item");
+             d->cols, variant == CLNET_V_ROW_GROUP ? "group" : "item");
     CK_OK(ctx, clnet__force_variant(ctx, "softmax_xent.forward", variant));
     clnet_tensor *tx = tensor_from(ctx, 2, shape, d->x);
     clnet_tensor *tt =
@@ -319,7 +318,7 @@ static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const
     double ref = d->t ? ref_loss_softmax_xent(d->rows, d->cols, xd, td, gref)
                       : ref_loss_sparse_softmax_xent(d->rows, d->cols, xd, d->labels, gref);
     double depth =
-        variant == ROW_GROUP ? ceil((double)d->cols / (double)wg) + log2((double)wg) : d->cols;
+        variant == CLNET_V_ROW_GROUP ? ceil((double)d->cols / (double)wg) + log2((double)wg) : d->cols;
     double lbound = xent_bounds(d, xd, td, depth, wg, bound);
     ck_assert_msg(isfinite(loss), "%s: loss %g", label, (double)loss);
     check_loss_value(label, loss, ref, lbound);

@@ -1,6 +1,7 @@
 /* clnet tests — the op layer (src/ops/op.h): every rule of the one argument
- * checker and its message, the aliasing rule, the shape format and the
- * launch helper's argument count. */
+ * checker and its message, the aliasing rule, the shape format, the
+ * launch helper's argument count and the registry of variants. */
+#include <limits.h>
 #include <string.h>
 
 #include "harness.h"
@@ -25,8 +26,8 @@ static clnet_tensor *make(clnet_context *ctx, clnet_dtype dtype, int64_t rows, i
     } while (0)
 
 static const clnet__tspec unary[] = {
-    { "x", .rank = 2 },
-    { "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) },
+    { .name = "x", .rank = 2 },
+    { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) },
 };
 
 START_TEST(presence_context_and_dtype)
@@ -50,13 +51,13 @@ START_TEST(presence_context_and_dtype)
            CLNET_OP_CHECK(&op, "f", unary, xo, y));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: x: dtype int32 but expected float32",
            CLNET_OP_CHECK(&op, "f", unary, xi, y));
-    static const clnet__tspec idx[] = { { "i", .flags = CLNET_T_I32 }, { "a", .flags = CLNET_T_ANY_DTYPE } };
+    static const clnet__tspec idx[] = { { .name = "i", .flags = CLNET_T_I32 }, { .name = "a", .flags = CLNET_T_ANY_DTYPE } };
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: i: dtype float32 but expected int32",
            CLNET_OP_CHECK(&op, "f", idx, x, x));
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", idx, xi, x), CLNET_OK);
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", idx, xi, xi), CLNET_OK);
     /* An optional tensor may be NULL; given, it is checked like any. */
-    static const clnet__tspec opt[] = { { .name = "x" }, { "b", .flags = CLNET_T_OPTIONAL, .rank = 1 } };
+    static const clnet__tspec opt[] = { { .name = "x" }, { .name = "b", .flags = CLNET_T_OPTIONAL, .rank = 1 } };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", opt, x, NULL), CLNET_OK);
     ck_assert_ptr_null(clnet__op_t(&op, 1));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: b: shape (3, 4) but expected 1 dimensions",
@@ -83,7 +84,7 @@ START_TEST(rank_like_size_and_wanted_shape)
            CLNET_OP_CHECK(&op, "f", unary, s, y));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: y: shape (4, 3) but expected (3, 4) (the shape of x)",
            CLNET_OP_CHECK(&op, "f", unary, x, y));
-    static const clnet__tspec sized[] = { { .name = "x" }, { "y", .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0) } };
+    static const clnet__tspec sized[] = { { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0) } };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", sized, x, flat), CLNET_OK);
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: y: shape () but expected 12 elements (as x)",
            CLNET_OP_CHECK(&op, "f", sized, x, s));
@@ -112,9 +113,9 @@ START_TEST(aliasing_is_by_storage)
     CK_OK(ctx, clnet_tensor_slice(base, 1, 2, &b));  /* rows 1-2: overlaps a in part */
     CK_OK(ctx, clnet_tensor_slice(base, 2, 2, &c));  /* rows 2-3: touches a, no overlap */
     CK_OK(ctx, clnet_tensor_slice(base, 0, 0, &empty));
-    static const clnet__tspec strict[] = { { .name = "x" }, { "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) } };
+    static const clnet__tspec strict[] = { { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) } };
     static const clnet__tspec exact[] = { { .name = "x" },
-                                          { "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) } };
+                                          { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) } };
     clnet__op op;
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", strict, a, other), CLNET_OK);
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", strict, a, c), CLNET_OK);
@@ -125,14 +126,14 @@ START_TEST(aliasing_is_by_storage)
            "f: y: overlaps x in part (only exact aliasing is allowed)",
            CLNET_OP_CHECK(&op, "f", exact, a, b));
     /* Empty tensors overlap nothing. */
-    static const clnet__tspec loose[] = { { .name = "x" }, { "y", .flags = CLNET_T_OUT } };
+    static const clnet__tspec loose[] = { { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT } };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", loose, empty, empty), CLNET_OK);
     /* Two outputs, and an alias allowed with one input only. */
     static const clnet__tspec two[] = {
         { .name = "x" },
         { .name = "g" },
-        { "y", .flags = CLNET_T_OUT, .alias = CLNET_ALIAS(0) },
-        { "z", .flags = CLNET_T_OUT },
+        { .name = "y", .flags = CLNET_T_OUT, .alias = CLNET_ALIAS(0) },
+        { .name = "z", .flags = CLNET_T_OUT },
     };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", two, a, other, a, c), CLNET_OK);
     CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps g", CLNET_OP_CHECK(&op, "f", two, a, c, c, other));
@@ -179,15 +180,54 @@ START_TEST(launch_counts_its_arguments)
     CK_OK(ctx, clnet_tensor_download(y, w, sizeof w));
     for (int i = 0; i < 21; i++)
         ck_assert_float_eq(w[i], 2 * v[i]);
-    ck_assert_int_ne(CLNET_RUN1D(ctx, "t", "elementwise", "scale", 21, CLNET_ARG_TENSOR(y),
-                                 CLNET_ARG_TENSOR(x), CLNET_ARG_ULONG(21), CLNET_ARG_FLOAT(2),
-                                 CLNET_ARG_INT(0)),
-                     CLNET_OK);
+    clnet_status st = CLNET_RUN1D(ctx, "t", "elementwise", "scale", 21, CLNET_ARG_TENSOR(y),
+                                  CLNET_ARG_TENSOR(x), CLNET_ARG_ULONG(21), CLNET_ARG_FLOAT(2),
+                                  CLNET_ARG_INT(0));
+    ck_assert_int_ne(st, CLNET_OK);
     ck_assert_ptr_nonnull(strstr(clnet_context_errmsg(ctx), "t: "));
     /* n = 0 launches nothing, whatever the list. */
     CK_OK(ctx, CLNET_RUN1D(ctx, "t", "elementwise", "scale", 0, CLNET_ARG_INT(0)));
     clnet_tensor_destroy(y);
     clnet_tensor_destroy(x);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* The registry (src/runtime/knobs.h): every key takes its range and -1
+ * (clear); an unknown key, or a value outside the range, is an error. */
+START_TEST(variants_come_from_the_registry)
+{
+    static const struct {
+        const char *name;
+        int lo, hi;
+    } reg[] = {
+#define ROW(name, lo, hi) { name, lo, hi },
+        CLNET_VARIANTS(ROW)
+#undef ROW
+    };
+    clnet_context *ctx = test_context();
+    for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++) {
+        CK_OK(ctx, clnet__force_variant(ctx, reg[i].name, reg[i].lo));
+        ck_assert_int_eq(clnet__variant(ctx, reg[i].name, -7), reg[i].lo);
+        CK_OK(ctx, clnet__force_variant(ctx, reg[i].name, reg[i].hi));
+        ck_assert_int_eq(clnet__variant(ctx, reg[i].name, -7), reg[i].hi);
+        if (reg[i].hi < INT_MAX)
+            CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "is outside",
+                     clnet__force_variant(ctx, reg[i].name, reg[i].hi + 1));
+        if (reg[i].lo > 0)
+            CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "is outside",
+                     clnet__force_variant(ctx, reg[i].name, reg[i].lo - 1));
+        CK_OK(ctx, clnet__force_variant(ctx, reg[i].name, -1));
+        ck_assert_int_eq(clnet__variant(ctx, reg[i].name, -7), -7);
+    }
+    CK_MSG(ctx, CLNET_ERR_INVALID_ARG,
+           "clnet__force_variant: conv2d.forward = 4 is outside [0, 3] (or < 0 to clear)",
+           clnet__force_variant(ctx, "conv2d.forward", CLNET_V_CONV_WIDE + 1));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "no variant named \"conv2d.fwd\"",
+             clnet__force_variant(ctx, "conv2d.fwd", 0));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "no variant named",
+             clnet__force_variant(ctx, "conv2d.fwd", -1));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "invalid argument", clnet__force_variant(ctx, NULL, 0));
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -202,6 +242,7 @@ Suite *suite_op(void)
     tcase_add_test(tc, aliasing_is_by_storage);
     tcase_add_test(tc, shape_format);
     tcase_add_test(tc, launch_counts_its_arguments);
+    tcase_add_test(tc, variants_come_from_the_registry);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -41,16 +41,20 @@ static const struct op_info {
                  "a block of S = sh*sw dy values summed in float: 2*S*2^-24*sum|dy|" },
 };
 
-/* Kernel variants: RUN_ELEMENT (0) one output per work-item, RUN_ROW (1) a
- * row, MAX_2X2 (2) max pooling's float4 kernels for 2x2 windows of stride 2
- * inside the image (other shapes and ops fall back to one of the others). */
+/* Kernel variants (src/runtime/knobs.h): CLNET_V_RUN_ELEMENT one output per
+ * work-item, CLNET_V_RUN_ROW a row, CLNET_V_MAX_2X2 max pooling's float4
+ * kernels for 2x2 windows of stride 2 inside the image (other shapes fall
+ * back to one of the others; the other ops run one output per work-item). */
 #define NVARIANTS 3
 static const char *const variant_names[NVARIANTS] = { "element", "row", "2x2" };
 
 static void force_all(clnet_context *ctx, int v)
 {
-    for (int o = 0; o < NOPS; o++)
-        CK_OK(ctx, clnet__force_variant(ctx, ops[o].name, v));
+    for (int o = 0; o < NOPS; o++) {
+        int max = o == MAX_FWD || o == MAX_BWD;
+        CK_OK(ctx, clnet__force_variant(ctx, ops[o].name,
+                                        v == CLNET_V_MAX_2X2 && !max ? CLNET_V_RUN_ELEMENT : v));
+    }
 }
 
 /* ---- One problem ------------------------------------------------------------- */

@@ -7,7 +7,6 @@
 #include "tensor/tensor_impl.h"
 
 /* Row kernels: a row per work-item, or a row per work-group (see act.cl). */
-enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 /* An output may alias an input exactly (the same elements: same storage,
  * offset and size) but not overlap it in part. */
@@ -178,12 +177,12 @@ static clnet_status launch_rows(clnet_context *ctx, const char *func, const char
                                 int nargs, const clnet__arg *a, size_t rows)
 {
     char name[64];
-    snprintf(name, sizeof name, "%s_%s", base, variant == ROW_GROUP ? "group" : "item");
+    snprintf(name, sizeof name, "%s_%s", base, variant == CLNET_V_ROW_GROUP ? "group" : "item");
     cl_kernel k;
     clnet_status st = clnet__kernel(ctx, "act", NULL, name, &k);
     if (st)
         return st;
-    if (variant != ROW_GROUP)
+    if (variant != CLNET_V_ROW_GROUP)
         return clnet__launch1d(ctx, k, func, nargs, a, rows);
     size_t wg = clnet__context_profile(ctx)->wg_size, global = rows * wg;
     return clnet__launch(ctx, k, func, nargs, a, 1, &global, &wg);
@@ -193,7 +192,7 @@ static clnet_status launch_rows(clnet_context *ctx, const char *func, const char
 static int row_variant(clnet_context *ctx, const char *op, int cols)
 {
     size_t wg = clnet__context_profile(ctx)->wg_size;
-    return clnet__variant(ctx, op, (size_t)cols > wg ? ROW_GROUP : ROW_ITEM);
+    return clnet__variant(ctx, op, (size_t)cols > wg ? CLNET_V_ROW_GROUP : CLNET_V_ROW_ITEM);
 }
 
 static clnet_status softmax_fwd(const char *func, int log_, const clnet_tensor *x, clnet_tensor *y)
@@ -405,12 +404,11 @@ CLNET_API clnet_status clnet_bias_add(const clnet_tensor *x, const clnet_tensor 
 #define BIAS_PER_LANE 32
 #define BIAS_MAX_CHUNKS 64
 
-/* The first level by planes (BIAS_PLANES, CPUs, planes of at least
+/* The first level by planes (CLNET_V_BIAS_PLANES, CPUs, planes of at least
  * BIAS_PLANE_MIN pixels): runs of up to BIAS_RUN pixels in float8 lanes. The
  * group variant's strided scalar walk costs ~10 cycles an element on pocl
  * (0.3-0.65 ms per CNN conv layer); the lanes make it a contiguous vector
  * loop. Variant "bias.backward". */
-enum { BIAS_GROUPS = 0, BIAS_PLANES = 1 };
 #define BIAS_RUN 256
 #define BIAS_PLANE_MIN 32
 
@@ -459,8 +457,8 @@ CLNET_API clnet_status clnet_bias_backward(const clnet_tensor *dy, clnet_tensor 
         return clnet_tensor_fill(db, 0.0);
     int cpu = clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU;
     int v = clnet__variant(ctx, "bias.backward",
-                           cpu && hw >= BIAS_PLANE_MIN ? BIAS_PLANES : BIAS_GROUPS);
-    if (v == BIAS_PLANES && dy->numel / ((size_t)c * hw) * ((hw + BIAS_RUN - 1) / BIAS_RUN) <
+                           cpu && hw >= BIAS_PLANE_MIN ? CLNET_V_BIAS_PLANES : CLNET_V_BIAS_GROUPS);
+    if (v == CLNET_V_BIAS_PLANES && dy->numel / ((size_t)c * hw) * ((hw + BIAS_RUN - 1) / BIAS_RUN) <
                                 UINT32_MAX)
         return bias_backward_planes(ctx, func, dy, db, c, hw);
     size_t wg = clnet__context_profile(ctx)->wg_size, m = dy->numel / (size_t)c;

@@ -217,21 +217,11 @@ static size_t round_up(size_t x, size_t to)
     return (x + to - 1) / to * to;
 }
 
-/* 1 where the device has a hardware fma (CL_FP_FMA), else 0. */
-static int has_fma(clnet_context *ctx)
-{
-    cl_device_fp_config fp = 0;
-    if (clGetDeviceInfo(clnet_context_cl_device(ctx), CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp,
-                        NULL) != CL_SUCCESS)
-        fp = 0;
-    return (fp & CL_FP_FMA) ? 1 : 0;
-}
-
 /* One program for all of clnet's kernels (cl/gemm.cl), so that a GEMM of a
  * new shape never builds one, whichever kernel it takes. */
 static void own_options(clnet_context *ctx, char *buf, size_t size)
 {
-    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, has_fma(ctx),
+    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, clnet__context_profile(ctx)->fma,
              PACK_MR, PACK_NV);
 }
 
@@ -401,14 +391,14 @@ int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
 {
     size_t batch = d->batch ? d->batch : 1;
     if (d->k == 0)
-        return CLNET__GEMM_OWN; /* nothing to multiply (clnet__gemm scales C first) */
+        return CLNET_V_GEMM_OWN; /* nothing to multiply (clnet__gemm scales C first) */
     int large = d->k >= PACKED_MIN_MNK || d->m * d->n > (PACKED_MIN_MNK - 1) / d->k;
     if (large && d->n >= 256)
-        return CLNET__GEMM_PACKED;
+        return CLNET_V_GEMM_PACKED;
     int bad_nt = d->trans_b && (d->trans_a || d->k <= 128 || d->k % 16);
     if (batch == 1 && d->m >= 32 && d->n >= 32 && bad_nt)
-        return CLNET__GEMM_PACKED;
-    return CLNET__GEMM_OWN;
+        return CLNET_V_GEMM_PACKED;
+    return CLNET_V_GEMM_OWN;
 }
 
 /* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own, packed or clblast in the
@@ -416,7 +406,7 @@ int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
  * other device. */
 static int default_kernel(const clnet_context *ctx, const clnet__gemm_desc *d)
 {
-    static const int from_env[] = { CLNET__GEMM_OWN, CLNET__GEMM_PACKED, 2 };
+    static const int from_env[] = { CLNET_V_GEMM_OWN, CLNET_V_GEMM_PACKED, 2 };
     int env = clnet__context_profile(ctx)->env.gemm_kernel; /* checked at creation */
     if (env >= 0)
         return from_env[env];
@@ -433,9 +423,9 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
     if (d->k == 0)
         return scale_c(ctx, d, what);
     int kernel = clnet__variant(ctx, "gemm.kernel", default_kernel(ctx, d));
-    if (kernel == CLNET__GEMM_OWN)
+    if (kernel == CLNET_V_GEMM_OWN)
         return own_gemm(ctx, d, batch, what);
-    if (kernel == CLNET__GEMM_PACKED) {
+    if (kernel == CLNET_V_GEMM_PACKED) {
         int no_scratch;
         clnet_status st = own_packed(ctx, d, batch, what, &no_scratch);
         /* No room for its scratch: unless forced, the in-place kernel, which

@@ -10,7 +10,6 @@
 #define MAX_GROUPS 256
 
 /* Row kernels: a row per work-item, or a row per work-group. */
-enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 static size_t groups_for(clnet_context *ctx, size_t n)
 {
@@ -246,10 +245,10 @@ static clnet_status xent(const char *func, int sparse, const clnet_tensor *x, co
         return loss ? clnet_tensor_fill(loss, NAN) : CLNET_OK;
     size_t wg = clnet__context_profile(ctx)->wg_size;
     int variant =
-        clnet__variant(ctx, "softmax_xent.forward", (size_t)cols > wg ? ROW_GROUP : ROW_ITEM);
+        clnet__variant(ctx, "softmax_xent.forward", (size_t)cols > wg ? CLNET_V_ROW_GROUP : CLNET_V_ROW_ITEM);
     char name[64];
     snprintf(name, sizeof name, "%sxent_%s", sparse ? "sparse_" : "",
-             variant == ROW_GROUP ? "group" : "item");
+             variant == CLNET_V_ROW_GROUP ? "group" : "item");
     cl_mem ws;
     cl_kernel k;
     /* Workspace: a loss per row, then finish_mean's partials. */
@@ -269,7 +268,7 @@ static clnet_status xent(const char *func, int sparse, const clnet_tensor *x, co
                       CLNET_ARG_ULONG(rows),
                       CLNET_ARG_INT(cols),
                       CLNET_ARG_FLOAT((float)rows)};
-    size_t global = variant == ROW_GROUP ? rows * wg : rows;
+    size_t global = variant == CLNET_V_ROW_GROUP ? rows * wg : rows;
     if ((st = clnet__launch(ctx, k, func, 12, a, 1, &global, &wg)) || !loss)
         return st;
     return finish_mean(ctx, func, ws, 0, rows, rows, loss, (double)rows);

@@ -160,10 +160,9 @@ static clnet_status launch(clnet_context *ctx, const char *kernel, const char *f
 }
 
 /* The apply kernels' elements per work-item (cl/norm.cl plane_run): a run of
- * up to 256 elements of one plane on CPUs (APPLY_RUN: one division per run,
+ * up to 256 elements of one plane on CPUs (CLNET_V_APPLY_RUN: one division per run,
  * a loop the compiler vectorizes; 7-10x faster on pocl), one element per
- * work-item elsewhere (APPLY_ELEMENT). Variant "batchnorm.apply". */
-enum { APPLY_ELEMENT = 0, APPLY_RUN = 1 };
+ * work-item elsewhere (CLNET_V_APPLY_ELEMENT). Variant "batchnorm.apply". */
 #define APPLY_RUN_LENGTH 256
 
 /* Launches an apply kernel whose last argument is the run length. */
@@ -171,8 +170,8 @@ static clnet_status launch_apply(clnet_context *ctx, const char *kernel, const c
                                  int nargs, clnet__arg *args, const bn_layout *l)
 {
     int cpu = clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU;
-    int v = clnet__variant(ctx, "batchnorm.apply", cpu ? APPLY_RUN : APPLY_ELEMENT);
-    size_t run = v == APPLY_RUN ? APPLY_RUN_LENGTH : 1;
+    int v = clnet__variant(ctx, "batchnorm.apply", cpu ? CLNET_V_APPLY_RUN : CLNET_V_APPLY_ELEMENT);
+    size_t run = v == CLNET_V_APPLY_RUN ? APPLY_RUN_LENGTH : 1;
     if (run > l->hw)
         run = l->hw ? l->hw : 1;
     args[nargs - 1] = CLNET_ARG_ULONG(run);

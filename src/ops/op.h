@@ -16,7 +16,7 @@ enum {
 
 /* One tensor of an op. Zero means "no constraint" in every field, so an
  * entry names only what it requires:
- *   { "y", .flags = CLNET_T_OUT, .rank = 4, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) } */
+ *   { .name = "y", .flags = CLNET_T_OUT, .rank = 4, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) } */
 typedef struct clnet__tspec {
     const char *name;  /* the parameter's name, as messages print it */
     unsigned flags;    /* CLNET_T_* */

@@ -12,7 +12,6 @@
 
 /* How many outputs of one row each work-item produces; every op here asks
  * clnet__variant("<op>.<direction>") so tests can force each. */
-enum { RUN_ELEMENT = 0, RUN_ROW = 1, MAX_2X2 = 2 /* max pooling only, when fits_2x2() */ };
 
 typedef struct geom {
     int64_t n, c;
@@ -136,8 +135,8 @@ static clnet_status launch_runs(const clnet__op *op, const char *kernel, const c
                                 const clnet__arg *args)
 {
     int chosen =
-        clnet__context_profile(op->ctx)->info.type == CLNET_DEVICE_CPU ? RUN_ROW : RUN_ELEMENT;
-    int run = clnet__variant(op->ctx, variant, chosen) == RUN_ROW ? cols : 1;
+        clnet__context_profile(op->ctx)->info.type == CLNET_DEVICE_CPU ? CLNET_V_RUN_ROW : CLNET_V_RUN_ELEMENT;
+    int run = clnet__variant(op->ctx, variant, chosen) == CLNET_V_RUN_ROW ? cols : 1;
     clnet__arg a[24];
     memcpy(a, args, (size_t)nargs * sizeof *a);
     a[nargs] = CLNET_ARG_INT(run);
@@ -155,7 +154,7 @@ static int use_2x2(clnet_context *ctx, const char *variant, const clnet_pool2d_p
 {
     int fits = p->window_h == 2 && p->window_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
                p->pad_top == 0 && p->pad_left == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
-    return fits && clnet__variant(ctx, variant, MAX_2X2) == MAX_2X2;
+    return fits && clnet__variant(ctx, variant, CLNET_V_MAX_2X2) == CLNET_V_MAX_2X2;
 }
 
 /* The geometry arguments shared by the pooling kernels, after the buffers. */
@@ -208,9 +207,9 @@ static clnet_status max_backward_from(const clnet__op *op, const clnet_pool2d_pa
 
 /* x and y, for the forward calls (y: the pooled shape, after the geometry). */
 static const clnet__tspec forward_spec[] = {
-    { "x", .rank = 4 },
-    { "y", .flags = CLNET_T_OUT, .rank = 4 },
-    { "idx", .flags = CLNET_T_OUT | CLNET_T_I32 | CLNET_T_OPTIONAL, .like = CLNET_LIKE(1) },
+    { .name = "x", .rank = 4 },
+    { .name = "y", .flags = CLNET_T_OUT, .rank = 4 },
+    { .name = "idx", .flags = CLNET_T_OUT | CLNET_T_I32 | CLNET_T_OPTIONAL, .like = CLNET_LIKE(1) },
 };
 
 CLNET_API clnet_status clnet_pool2d_max_forward(const clnet_pool2d_params *params,
@@ -247,9 +246,9 @@ CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *para
                                                  clnet_tensor *dx)
 {
     static const clnet__tspec spec[] = {
-        { "x", .rank = 4 },
-        { "dy", .rank = 4 },
-        { "dx", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) },
+        { .name = "x", .rank = 4 },
+        { .name = "dy", .rank = 4 },
+        { .name = "dx", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) },
     };
     clnet__op op;
     geom g;
@@ -270,9 +269,9 @@ CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *para
 
 /* The backward calls: dx carries the input shape; dy must be its pooled one. */
 static const clnet__tspec backward_spec[] = {
-    { "dx", .flags = CLNET_T_OUT, .rank = 4 },
-    { "dy", .rank = 4 },
-    { "idx", .flags = CLNET_T_I32 | CLNET_T_OPTIONAL, .like = CLNET_LIKE(1) },
+    { .name = "dx", .flags = CLNET_T_OUT, .rank = 4 },
+    { .name = "dy", .rank = 4 },
+    { .name = "idx", .flags = CLNET_T_I32 | CLNET_T_OPTIONAL, .like = CLNET_LIKE(1) },
 };
 
 CLNET_API clnet_status clnet_pool2d_max_backward_indices(const clnet_pool2d_params *params,

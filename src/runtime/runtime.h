@@ -11,6 +11,7 @@
 #include "clnet/opencl.h"
 #include "clnet/context.h"
 #include "alloc.h"
+#include "knobs.h"
 
 #if defined(__GNUC__)
 #define CLNET_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -75,6 +76,7 @@ typedef struct clnet__profile {
                                         * binaries are neither cheap nor safe to share
                                         * (pocl; docs/speed.md, docs/hardening.md). Tests
                                         * force 1 with the variant "diskcache.store". */
+    int fma;                           /* a hardware single-precision fma (CL_FP_FMA) */
     clnet__env env;                    /* the environment, as read at creation */
 } clnet__profile;
 
@@ -167,7 +169,9 @@ clnet_status clnet__gemm_scratch(clnet_context *ctx, size_t bytes, cl_mem *out);
  * im2col convolution, a tiled or a simple kernel) asks which one to run with
  * clnet__variant(ctx, "conv2d.forward", chosen), passing the one it would
  * choose by shape and device; tests force each variant in turn with
- * clnet__force_variant (value < 0 clears). Names are "<op>.<direction>". */
+ * clnet__force_variant (value < 0 clears). Names are "<op>.<direction>";
+ * every name and the values it takes are registered in knobs.h, and forcing
+ * a name or a value not there is CLNET_ERR_INVALID_ARG. */
 int clnet__variant(const clnet_context *ctx, const char *op, int chosen);
 clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value);
 
