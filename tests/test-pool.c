@@ -1095,6 +1095,7 @@ Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("pool");
+    tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors, allow_unexpected_errors);
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, pool_matches_reference, 0, NQUICK);
     tcase_add_loop_test(tc, pool_reference_cnn_layers, 0, NCNN);
