@@ -340,34 +340,41 @@ static clnet_status upsample_check(const clnet__op *op, int sh, int sw)
     return clnet__op_want_shape(op, 1, 4, want);
 }
 
+/* Nearest upsampling by (sh, sw) between t[0] (small) and t[1] (big): the
+ * forward reads t[0] and runs over the big planes, the backward reads t[1]
+ * and runs over the small ones. */
+static clnet_status upsample(const clnet__op *op, const char *kernel, const char *variant, int sh,
+                             int sw, int backward)
+{
+    clnet_status st = upsample_check(op, sh, sw);
+    if (st)
+        return st;
+    const clnet_tensor *in = op->t[backward], *out = op->t[!backward];
+    const int64_t *s = op->t[0]->shape;
+    int h = (int)s[2], w = (int)s[3];
+    return launch_runs(op, kernel, variant, s[0] * s[1], backward ? h : h * sh,
+                       backward ? w : w * sw,
+                       CLNET_ARGS(CLNET_ARG_TENSOR(in), CLNET_ARG_TENSOR(out),
+                                  CLNET_ARG_ULONG(s[0] * s[1]), CLNET_ARG_INT(h), CLNET_ARG_INT(w),
+                                  CLNET_ARG_INT(sh), CLNET_ARG_INT(sw)));
+}
+
 CLNET_API clnet_status clnet_upsample2d_nearest_forward(int scale_h, int scale_w,
                                                         const clnet_tensor *x, clnet_tensor *y)
 {
     clnet__op op;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, y, NULL)) ||
-        (st = upsample_check(&op, scale_h, scale_w)))
-        return st;
-    int h = (int)x->shape[2], w = (int)x->shape[3];
-    return launch_runs(&op, "upsample2d_nearest_forward", "upsample2d_nearest.forward",
-                       x->shape[0] * x->shape[1], h * scale_h, w * scale_w,
-                       CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(y),
-                                  CLNET_ARG_ULONG(x->shape[0] * x->shape[1]), CLNET_ARG_INT(h),
-                                  CLNET_ARG_INT(w), CLNET_ARG_INT(scale_h), CLNET_ARG_INT(scale_w)));
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, y, NULL);
+    return st ? st
+              : upsample(&op, "upsample2d_nearest_forward", "upsample2d_nearest.forward", scale_h,
+                         scale_w, 0);
 }
 
 CLNET_API clnet_status clnet_upsample2d_nearest_backward(int scale_h, int scale_w,
                                                          const clnet_tensor *dy, clnet_tensor *dx)
 {
     clnet__op op;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, backward_spec, dx, dy, NULL)) ||
-        (st = upsample_check(&op, scale_h, scale_w)))
-        return st;
-    int h = (int)dx->shape[2], w = (int)dx->shape[3];
-    return launch_runs(&op, "upsample2d_nearest_backward", "upsample2d_nearest.backward",
-                       dx->shape[0] * dx->shape[1], h, w,
-                       CLNET_ARGS(CLNET_ARG_TENSOR(dy), CLNET_ARG_TENSOR(dx),
-                                  CLNET_ARG_ULONG(dx->shape[0] * dx->shape[1]), CLNET_ARG_INT(h),
-                                  CLNET_ARG_INT(w), CLNET_ARG_INT(scale_h), CLNET_ARG_INT(scale_w)));
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_spec, dx, dy, NULL);
+    return st ? st
+              : upsample(&op, "upsample2d_nearest_backward", "upsample2d_nearest.backward",
+                         scale_h, scale_w, 1);
 }
