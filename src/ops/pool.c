@@ -123,6 +123,16 @@ static clnet_status pool_check(const clnet__op *op, const clnet_pool2d_params *p
     return clnet__op_want_shape(op, out, 4, (const int64_t[]){ g->n, g->c, g->oh, g->ow });
 }
 
+/* A pooling call's checks: the table (three tensors, the input side first,
+ * then the pooled side), then the parameters and the pooled shape. */
+static clnet_status pool_begin(clnet__op *op, const char *func, const clnet__tspec *spec,
+                               const clnet_pool2d_params *p, const clnet_tensor *a,
+                               const clnet_tensor *b, const clnet_tensor *c, geom *g)
+{
+    clnet_status st = clnet__op_check(op, func, spec, 3, (const clnet_tensor *const[]){ a, b, c });
+    return st ? st : pool_check(op, p, 0, 1, g);
+}
+
 /* ---- Launches ---------------------------------------------------------------- */
 
 /* Runs `kernel` over planes x rows x cols outputs; its arguments are args
@@ -217,9 +227,8 @@ CLNET_API clnet_status clnet_pool2d_max_forward(const clnet_pool2d_params *param
 {
     clnet__op op;
     geom g;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, y, NULL)) ||
-        (st = pool_check(&op, params, 0, 1, &g)))
+    clnet_status st = pool_begin(&op, __func__, forward_spec, params, x, y, NULL, &g);
+    if (st)
         return st;
     return max_forward(&op, "pool2d_max.forward", params, &g, x, clnet__mem(y), y->offset, NULL,
                        0);
@@ -231,9 +240,8 @@ CLNET_API clnet_status clnet_pool2d_max_forward_indices(const clnet_pool2d_param
 {
     clnet__op op;
     geom g;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, y, idx)) ||
-        (st = pool_check(&op, params, 0, 1, &g)))
+    clnet_status st = pool_begin(&op, __func__, forward_spec, params, x, y, idx, &g);
+    if (st)
         return st;
     if (!idx)
         return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "idx: must not be NULL");
@@ -252,9 +260,8 @@ CLNET_API clnet_status clnet_pool2d_max_backward(const clnet_pool2d_params *para
     };
     clnet__op op;
     geom g;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, spec, x, dy, dx)) ||
-        (st = pool_check(&op, params, 0, 1, &g)) || g.n * g.c == 0)
+    clnet_status st = pool_begin(&op, __func__, spec, params, x, dy, dx, &g);
+    if (st || g.n * g.c == 0)
         return st;
     /* Pass 1: each window's first maximum, as an int plane index, into the
      * workspace; pass 2: the gather. Finding each maximum once costs less
@@ -280,9 +287,8 @@ CLNET_API clnet_status clnet_pool2d_max_backward_indices(const clnet_pool2d_para
 {
     clnet__op op;
     geom g;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, backward_spec, dx, dy, idx)) ||
-        (st = pool_check(&op, params, 0, 1, &g)))
+    clnet_status st = pool_begin(&op, __func__, backward_spec, params, dx, dy, idx, &g);
+    if (st)
         return st;
     if (!idx)
         return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "idx: must not be NULL");
@@ -291,32 +297,35 @@ CLNET_API clnet_status clnet_pool2d_max_backward_indices(const clnet_pool2d_para
     return max_backward_from(&op, params, &g, clnet__mem(idx), idx->offset, dy, dx);
 }
 
-CLNET_API clnet_status clnet_pool2d_avg_forward(const clnet_pool2d_params *params,
-                                                const clnet_tensor *x, clnet_tensor *y)
+/* Average pooling: the forward reads x and runs over the pooled planes, the
+ * backward reads dy and runs over the input planes. */
+static clnet_status avg(const char *func, const clnet__tspec *spec, const char *kernel,
+                        const char *variant, const clnet_pool2d_params *params,
+                        const clnet_tensor *in_side, const clnet_tensor *pooled, int backward)
 {
     clnet__op op;
     geom g;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, y, NULL)) ||
-        (st = pool_check(&op, params, 0, 1, &g)))
+    clnet_status st = pool_begin(&op, func, spec, params, in_side, pooled, NULL, &g);
+    if (st)
         return st;
-    return launch_runs(&op, "pool2d_avg_forward", "pool2d_avg.forward", g.n * g.c, g.oh, g.ow,
-                       CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(y), GEOM_ARGS(g, params),
+    const clnet_tensor *in = backward ? pooled : in_side, *out = backward ? in_side : pooled;
+    return launch_runs(&op, kernel, variant, g.n * g.c, backward ? g.h : g.oh,
+                       backward ? g.w : g.ow,
+                       CLNET_ARGS(CLNET_ARG_TENSOR(in), CLNET_ARG_TENSOR(out), GEOM_ARGS(g, params),
                                   CLNET_ARG_INT(params->count_include_pad != 0)));
+}
+
+CLNET_API clnet_status clnet_pool2d_avg_forward(const clnet_pool2d_params *params,
+                                                const clnet_tensor *x, clnet_tensor *y)
+{
+    return avg(__func__, forward_spec, "pool2d_avg_forward", "pool2d_avg.forward", params, x, y, 0);
 }
 
 CLNET_API clnet_status clnet_pool2d_avg_backward(const clnet_pool2d_params *params,
                                                  const clnet_tensor *dy, clnet_tensor *dx)
 {
-    clnet__op op;
-    geom g;
-    clnet_status st;
-    if ((st = CLNET_OP_CHECK(&op, __func__, backward_spec, dx, dy, NULL)) ||
-        (st = pool_check(&op, params, 0, 1, &g)))
-        return st;
-    return launch_runs(&op, "pool2d_avg_backward", "pool2d_avg.backward", g.n * g.c, g.h, g.w,
-                       CLNET_ARGS(CLNET_ARG_TENSOR(dy), CLNET_ARG_TENSOR(dx), GEOM_ARGS(g, params),
-                                  CLNET_ARG_INT(params->count_include_pad != 0)));
+    return avg(__func__, backward_spec, "pool2d_avg_backward", "pool2d_avg.backward", params, dx,
+               dy, 1);
 }
 
 /* ---- Nearest upsampling ----------------------------------------------------------- */
