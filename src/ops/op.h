@@ -74,14 +74,9 @@ static inline const clnet_tensor *clnet__op_t(const clnet__op *op, int i)
 
 /* ---- Launches ------------------------------------------------------------------- */
 
-/* Kernel arguments as a list: CLNET_ARGS(a, b, c) expands to the count and
- * the array, for the (nargs, args) parameters of the launch functions. */
-#define CLNET_ARGS(...)                                                                           \
-    (int)(sizeof((clnet__arg[]){ __VA_ARGS__ }) / sizeof(clnet__arg)),                            \
-        (const clnet__arg[]){ __VA_ARGS__ }
-
-/* A tensor as the kernel's (buffer, element offset) pair. */
-#define CLNET_ARG_TENSOR(t) CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG((t)->offset)
+/* CLNET_ARGS (src/runtime/runtime.h) writes kernel arguments as a counted
+ * list; CLNET_ARG_TENSOR (src/tensor/tensor_impl.h) is a tensor's buffer
+ * and element offset. */
 
 /* Gets kernel `kernel` of program `program` (no extra options) and runs it
  * over n work-items (the profile's work-group size); n = 0 does nothing. */

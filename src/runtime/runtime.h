@@ -133,6 +133,13 @@ typedef struct clnet__arg {
 #define CLNET_ARG_FLOAT(x) ((clnet__arg){ sizeof(cl_float), 0, { .f = (cl_float)(x) } })
 #define CLNET_ARG_LOCAL(bytes) ((clnet__arg){ (bytes), 1, { .ul = 0 } })
 
+/* Kernel arguments as a list: CLNET_ARGS(a, b, c) expands to the count and
+ * the array, for the (nargs, args) parameters of the launch functions, so
+ * that no launch carries a hand-counted number. */
+#define CLNET_ARGS(...)                                                                           \
+    (int)(sizeof((clnet__arg[]){ __VA_ARGS__ }) / sizeof(clnet__arg)),                            \
+        (const clnet__arg[]){ __VA_ARGS__ }
+
 /* Sets the arguments and enqueues an ND-range of `dims` dimensions. global
  * sizes are rounded up to multiples of local (non-uniform work-groups are
  * never assumed): kernels guard against the excess. local may be NULL (the

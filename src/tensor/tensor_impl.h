@@ -27,6 +27,9 @@ static inline cl_mem clnet__mem(const clnet_tensor *t)
     return t->storage ? t->storage->mem : NULL;
 }
 
+/* A tensor as a kernel's (buffer, element offset) pair: two arguments. */
+#define CLNET_ARG_TENSOR(t) CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG((t)->offset)
+
 /* Checks that every tensor is non-NULL, float32, of ctx, and holds n
  * elements; records which argument is wrong. names are the parameter names. */
 clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
