@@ -777,11 +777,12 @@ static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_
     for (int pass = 0; pass < (gru ? 2 : 1); pass++) {
         /* RNN and LSTM: db_hh = db_ih from one pass; GRU: one pass each. */
         view src = pass ? dgh : dgx, out = pass ? bh : bi, out2 = gru ? (view){ 0 } : bh;
-        clnet__arg args[] = { CLNET_ARG_MEM(src.mem), CLNET_ARG_ULONG(src.off),
-                              CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
-                              CLNET_ARG_MEM(out.mem), CLNET_ARG_ULONG(out.off),
-                              CLNET_ARG_MEM(out2.mem), CLNET_ARG_ULONG(out2.off) };
-        if ((st = clnet__launch1d(k->ctx, kern, k->func, 8, args, gh)))
+        if ((st = clnet__launch1d(k->ctx, kern, k->func,
+                                  CLNET_ARGS(CLNET_ARG_MEM(src.mem), CLNET_ARG_ULONG(src.off),
+                                             CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
+                                             CLNET_ARG_MEM(out.mem), CLNET_ARG_ULONG(out.off),
+                                             CLNET_ARG_MEM(out2.mem), CLNET_ARG_ULONG(out2.off)),
+                                  gh)))
             return st;
     }
     return CLNET_OK;
