@@ -6,11 +6,46 @@
 
 #include "harness.h"
 
+/* Set in the runner's process by an unchecked fixture, before Check forks
+ * the test: each test inherits it. */
+static int strict_errors;
+static int errors_expected;
+
+void fail_on_unexpected_errors(void)
+{
+    strict_errors = 1;
+}
+
+void allow_unexpected_errors(void)
+{
+    strict_errors = 0;
+}
+
+int expect_errors(int on)
+{
+    int prev = errors_expected;
+    errors_expected = on;
+    return prev;
+}
+
+int unexpected_error(clnet_status status)
+{
+    return status != CLNET_OK && strict_errors && !errors_expected;
+}
+
+static void test_log(void *user, clnet_status status, const char *message)
+{
+    (void)user;
+    if (unexpected_error(status))
+        ck_abort_msg("unexpected clnet error %s: %s", clnet_status_name(status), message);
+}
+
 clnet_context *test_context(void)
 {
     char err[4096];
     clnet_context_params p = CLNET_CONTEXT_PARAMS_DEFAULT;
     p.device = getenv("CLNET_TEST_DEVICE");
+    p.log = test_log;
     clnet_context *ctx = NULL;
     clnet_status st = clnet_context_create(&p, &ctx, err, sizeof err);
     ck_assert_msg(st == CLNET_OK, "clnet_context_create: %s: %s", clnet_status_name(st), err);

@@ -13,6 +13,19 @@
  * with the library's message if it cannot be created. */
 clnet_context *test_context(void);
 
+/* The log handler of every test_context: an error message that the test did
+ * not announce fails the test, naming the message. CK_FAILS announces its
+ * own call's; a test that expects others (a fault sweep, a fallback it
+ * provokes) brackets them with expect_errors(1) ... expect_errors(prev),
+ * which returns the previous setting. Suites turn the handler on per test
+ * case: tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors,
+ * allow_unexpected_errors). */
+void fail_on_unexpected_errors(void);
+void allow_unexpected_errors(void);
+int expect_errors(int on);
+/* Whether the handler fails the test on a message of this status now. */
+int unexpected_error(clnet_status status);
+
 /* Asserts that a clnet call returned CLNET_OK, printing the context's message. */
 #define CK_OK(ctx, call)                                                                          \
     do {                                                                                          \
@@ -24,7 +37,9 @@ clnet_context *test_context(void);
 /* Asserts a specific failure status and that the message contains `needle`. */
 #define CK_FAILS(ctx, want, needle, call)                                                         \
     do {                                                                                          \
+        int prev_ = expect_errors(1);                                                             \
         clnet_status st_ = (call);                                                                \
+        expect_errors(prev_);                                                                     \
         ck_assert_msg(st_ == (want), "%s returned %s, expected %s (%s)", #call,                   \
                       clnet_status_name(st_), clnet_status_name(want), clnet_context_errmsg(ctx)); \
         ck_assert_msg(strstr(clnet_context_errmsg(ctx), (needle)) != NULL,                        \
@@ -109,6 +124,7 @@ Suite *suite_cache(void);
 Suite *suite_tensor(void);
 Suite *suite_rng(void);
 Suite *suite_elementwise(void);
+Suite *suite_op(void);
 Suite *suite_ref(void);
 Suite *suite_gemm(void);
 Suite *suite_conv(void);

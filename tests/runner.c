@@ -12,6 +12,7 @@ static const struct {
     Suite *(*make)(void);
 } suites[] = {
     { "harness", suite_harness },
+    { "op", suite_op },
     { "ref", suite_ref },
     { "runtime", suite_runtime },
     { "cache", suite_cache },

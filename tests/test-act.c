@@ -56,11 +56,10 @@ static const tolerance tol_tanh_bwd = {
  * (a lane's share of a chunk, the tree, then at most m / (32 WG) + 1 chunk
  * partials; never worse than one work-group's share of m). */
 
-enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 static double row_depth(int variant, int cols, size_t wg)
 {
-    return variant == ROW_GROUP ? ceil((double)cols / (double)wg) + log2((double)wg) : cols;
+    return variant == CLNET_V_ROW_GROUP ? ceil((double)cols / (double)wg) + log2((double)wg) : cols;
 }
 
 /* ---- Comparators ------------------------------------------------------------ */
@@ -378,45 +377,45 @@ START_TEST(activation_bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &c));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &n, &ints));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &m, &big));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
              clnet_activation_forward(CLNET_ACT_RELU, 0, NULL, a));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL",
              clnet_activation_forward(CLNET_ACT_RELU, 0, a, NULL));
     ck_assert_int_eq(clnet_activation_forward(CLNET_ACT_RELU, 0, NULL, NULL),
                      CLNET_ERR_INVALID_ARG);
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x holds 9",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (8) but expected 9 elements (as x)",
              clnet_activation_forward(CLNET_ACT_TANH, 0, big, a));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "float32", clnet_activation_forward(CLNET_ACT_TANH, 0, ints, a));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "act = 9",
              clnet_activation_forward((clnet_activation)9, 0, a, b));
     ck_assert_str_eq(clnet_activation_name((clnet_activation)9), "unknown");
     ck_assert_str_eq(clnet_activation_name(CLNET_ACT_LEAKY_RELU), "leaky_relu");
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL (relu backward reads x)",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL (relu backward reads x)",
              clnet_activation_backward(CLNET_ACT_RELU, 0, NULL, a, b, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y is NULL (sigmoid backward reads y)",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL (sigmoid backward reads y)",
              clnet_activation_backward(CLNET_ACT_SIGMOID, 0, a, NULL, b, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL",
              clnet_activation_backward(CLNET_ACT_TANH, 0, NULL, a, NULL, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy holds 9",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (9) but expected 8 elements (as dx)",
              clnet_activation_backward(CLNET_ACT_TANH, 0, NULL, a, big, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x holds 9", /* given but unused: still checked */
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (9) but expected 8 elements (as dx)", /* given but unused: still checked */
              clnet_activation_backward(CLNET_ACT_TANH, 0, big, a, b, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx must be float32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: dtype int32 but expected float32",
              clnet_activation_backward(CLNET_ACT_NONE, 0, NULL, NULL, a, ints));
     CK_OK(ctx, clnet_activation_backward(CLNET_ACT_NONE, 0, NULL, NULL, a, b));
     /* Outputs may alias inputs exactly, not in part. */
     clnet_tensor *p, *q;
     CK_OK(ctx, clnet_tensor_slice(big, 0, 8, &p));
     CK_OK(ctx, clnet_tensor_slice(big, 1, 8, &q));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y overlaps x in part",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: overlaps x in part",
              clnet_activation_forward(CLNET_ACT_RELU, 0, p, q));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx overlaps dy in part",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: overlaps dy in part",
              clnet_activation_backward(CLNET_ACT_RELU, 0, a, NULL, p, q));
     /* Another context's tensor. */
     clnet_context *other = test_context();
     clnet_tensor *foreign;
     CK_OK(other, clnet_tensor_create(other, CLNET_F32, 1, &n, &foreign));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x belongs to another context",
+    CK_FAILS(other, CLNET_ERR_INVALID_ARG, "y: belongs to another context",
              clnet_activation_forward(CLNET_ACT_RELU, 0, foreign, a));
     clnet_tensor_destroy(foreign);
     clnet_context_destroy(other);
@@ -496,7 +495,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     double depth = row_depth(variant, cols, clnet__context_profile(ctx)->wg_size);
     char label[128];
     snprintf(label, sizeof label, "%s %dx%d %s", log_ ? "log_softmax" : "softmax", rows, cols,
-             variant == ROW_GROUP ? "group" : "item");
+             variant == CLNET_V_ROW_GROUP ? "group" : "item");
     CK_OK(ctx, clnet__force_variant(ctx, "softmax.forward", variant));
     CK_OK(ctx, clnet__force_variant(ctx, "softmax.backward", variant));
     float *x = host_f32(n), *dy = host_f32(n), *y = host_f32(n), *got = host_f32(n);
@@ -518,7 +517,7 @@ static void softmax_case(clnet_context *ctx, const shape2 *s, int log_, int vari
     /* docs/ops.md's rel_error < 1e-5, except for the item variant forced onto
      * rows longer than 4096: its sequential row sum drifts (within the
      * bound); the dispatcher gives rows longer than WG to work-groups. */
-    if (variant == ROW_GROUP || cols <= 4096)
+    if (variant == CLNET_V_ROW_GROUP || cols <= 4096)
         ck_assert_msg(rel_error(got, ref, n) < 1e-5, "%s forward: relative error", label);
     expect_same_bits(ctx, g1.view, g2.view, n, label);
     expect_unchanged(ctx, tx, x, n, label);
@@ -735,13 +734,13 @@ START_TEST(softmax_bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s73, &c));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &s21, &flat));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 2, s37, &ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 7x3, expected 3x7", clnet_softmax_forward(a, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 21, expected 3x7", clnet_log_softmax_forward(a, flat));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL", clnet_softmax_forward(NULL, a));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y must be float32", clnet_softmax_forward(a, ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 7x3, expected 3x7", clnet_softmax_backward(a, c, b));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx is 7x3", clnet_log_softmax_backward(a, b, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy is NULL", clnet_log_softmax_backward(a, NULL, b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (7, 3) but expected (3, 7)", clnet_softmax_forward(a, c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (21) but expected (3, 7)", clnet_log_softmax_forward(a, flat));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_softmax_forward(NULL, a));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32", clnet_softmax_forward(a, ints));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (7, 3) but expected (3, 7)", clnet_softmax_backward(a, c, b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (7, 3)", clnet_log_softmax_backward(a, b, c));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL", clnet_log_softmax_backward(a, NULL, b));
     clnet_tensor_destroy(a), clnet_tensor_destroy(b), clnet_tensor_destroy(c);
     clnet_tensor_destroy(flat), clnet_tensor_destroy(ints);
     clnet_context_destroy(ctx);
@@ -752,7 +751,6 @@ END_TEST
 
 /* Bias backward variants (src/ops/act.c): strided lanes of work-groups, or
  * runs of planes in float8 lanes; -1: the library's choice. */
-enum { BIAS_GROUPS = 0, BIAS_PLANES = 1 };
 
 /* The longest chain of roundings of db's sums under variant v: groups, a
  * lane's strided share, the tree and the chunks (bounded by m / WG +
@@ -761,7 +759,7 @@ enum { BIAS_GROUPS = 0, BIAS_PLANES = 1 };
 static double bias_depth(int v, int nb, int hw, size_t wg)
 {
     double m = (double)nb * hw;
-    if (v != BIAS_PLANES)
+    if (v != CLNET_V_BIAS_PLANES)
         return ceil(m / (double)wg) + log2((double)wg) + 2;
     int run = hw < 256 ? hw : 256, runs = (hw + run - 1) / run;
     return ceil(run / 8.0) + 11 + (double)nb * runs;
@@ -829,7 +827,7 @@ START_TEST(bias_matches_reference)
 {
     static const int cs[] = {1, 3, 7, 32}, hws[] = {1, 9, 676}, ns[] = {1, 3};
     clnet_context *ctx = test_context();
-    for (int v = BIAS_GROUPS; v <= BIAS_PLANES; v++) {
+    for (int v = CLNET_V_BIAS_GROUPS; v <= CLNET_V_BIAS_PLANES; v++) {
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 3; j++)
                 for (int k = 0; k < 2; k++)
@@ -855,20 +853,20 @@ START_TEST(bias_bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &five, &b5));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &five, &flat));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &three, &ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 2x3x4x5, expected 2x3x4x4", clnet_bias_add(x, b, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b holds 5 elements, expected 3", clnet_bias_add(x, b5, x));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x is 5, expected at least 2 dims",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 4, 5) but expected (2, 3, 4, 4)", clnet_bias_add(x, b, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: holds 5 elements, expected 3", clnet_bias_add(x, b5, x));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (5) but expected at least 2 dims",
              clnet_bias_add(flat, b5, flat));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b must be float32", clnet_bias_add(x, ints, x));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b is NULL", clnet_bias_add(x, NULL, x));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db holds 5 elements, expected 3", clnet_bias_backward(x, b5));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db is NULL", clnet_bias_backward(x, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db must be float32", clnet_bias_backward(x, ints));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: dtype int32 but expected float32", clnet_bias_add(x, ints, x));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b: must not be NULL", clnet_bias_add(x, NULL, x));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: holds 5 elements, expected 3", clnet_bias_backward(x, b5));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: must not be NULL", clnet_bias_backward(x, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: dtype int32 but expected float32", clnet_bias_backward(x, ints));
     /* db inside dy's storage. */
     clnet_tensor *whole, *inside;
     CK_OK(ctx, clnet_tensor_reshape(x, 1, (int64_t[]){96}, &whole));
     CK_OK(ctx, clnet_tensor_slice(whole, 5, 3, &inside));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db overlaps dy", clnet_bias_backward(x, inside));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: overlaps dy", clnet_bias_backward(x, inside));
     /* No images: db = 0. */
     int64_t s0[2] = {0, 3};
     clnet_tensor *empty;
@@ -972,6 +970,7 @@ Suite *suite_act(void)
 {
     Suite *s = suite_create("act");
     TCase *tc = tcase_create("act");
+    tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors, allow_unexpected_errors);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, bounded_comparator_fails_when_it_should);
     tcase_add_loop_test(tc, activation_forward_matches_reference, 0, NACTS);

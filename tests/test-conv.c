@@ -27,7 +27,6 @@
 #define REL_ERROR_MAX 1e-5
 
 /* The implementations src/ops/conv.c chooses among ("conv2d.<direction>"). */
-enum { VAR_IM2COL = 0, VAR_GEMM1X1 = 1, VAR_DIRECT = 2, VAR_WIDE = 3 };
 
 /* One convolution; a transposed case is described by the convolution it
  * transposes (h, w are then the transposed convolution's output size). */
@@ -248,8 +247,8 @@ static clnet_status device_call(const problem *pb, direction d, clnet_tensor *ou
 }
 
 /* The variants that apply to the case in direction d (a forced variant that
- * does not apply falls back to im2col, which is tested anyway; VAR_WIDE falls
- * back to VAR_DIRECT where the forward has a stride and for the filter
+ * does not apply falls back to im2col, which is tested anyway; CLNET_V_CONV_WIDE falls
+ * back to CLNET_V_CONV_DIRECT where the forward has a stride and for the filter
  * gradient, so the matrix runs it on every shape). */
 static int variants_of(const problem *pb, direction d, int *out)
 {
@@ -259,11 +258,11 @@ static int variants_of(const problem *pb, direction d, int *out)
     int n = 0;
     if (!dirs[d].variant)
         return 0;
-    out[n++] = VAR_IM2COL;
+    out[n++] = CLNET_V_CONV_IM2COL;
     if (one)
-        out[n++] = VAR_GEMM1X1;
-    out[n++] = VAR_DIRECT;
-    out[n++] = VAR_WIDE;
+        out[n++] = CLNET_V_CONV_GEMM1X1;
+    out[n++] = CLNET_V_CONV_DIRECT;
+    out[n++] = CLNET_V_CONV_WIDE;
     return n;
 }
 

@@ -296,7 +296,7 @@ static void set_variants(clnet_context *ctx, int params, int kernel)
  * kc 4 splits every k > 4 into several blocks, kc 12 leaves a padded tail. */
 static void set_packed(clnet_context *ctx, int kc)
 {
-    set_variants(ctx, 1, CLNET__GEMM_PACKED);
+    set_variants(ctx, 1, CLNET_V_GEMM_PACKED);
     CK_OK(ctx, clnet__force_variant(ctx, "gemm.kc", kc > 0 ? kc : -1));
 }
 
@@ -315,7 +315,7 @@ static int loop_variants(clnet_context *ctx, int i)
         return i;
     }
     if (i < 10)
-        set_variants(ctx, 1, CLNET__GEMM_OWN);
+        set_variants(ctx, 1, CLNET_V_GEMM_OWN);
     else
         set_packed(ctx, kcs[(i - 10) / 2]);
     return (i & 1) << 2;
@@ -397,7 +397,7 @@ START_TEST(gemm_reference_model_shapes)
 {
     clnet_context *ctx = test_context();
     if (_i < 6)
-        set_variants(ctx, _i & 1, _i < 4 ? 2 : CLNET__GEMM_OWN);
+        set_variants(ctx, _i & 1, _i < 4 ? 2 : CLNET_V_GEMM_OWN);
     else
         set_packed(ctx, 0);
     for (size_t s = 0; s < NMODEL; s++) {
@@ -532,7 +532,7 @@ START_TEST(gemm_views_of_one_buffer)
     }
     for (int params = 0; params < 4; params++) { /* 2: clnet's kernel, 3 packed */
         if (params < 3)
-            set_variants(ctx, params & 1, params < 2 ? 2 : CLNET__GEMM_OWN);
+            set_variants(ctx, params & 1, params < 2 ? 2 : CLNET_V_GEMM_OWN);
         else
             set_packed(ctx, 4);
         CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, views[0], views[1], 0.0f,
@@ -766,7 +766,7 @@ START_TEST(gemm_cpu_dispatch_rule)
         clnet__gemm_desc d = { .trans_a = rule[i].ta, .trans_b = rule[i].tb, .m = rule[i].m,
                                .n = rule[i].n, .k = rule[i].k, .batch = rule[i].batch };
         int got = clnet__gemm_cpu_kernel(&d);
-        ck_assert_msg(got == (rule[i].packed ? CLNET__GEMM_PACKED : CLNET__GEMM_OWN),
+        ck_assert_msg(got == (rule[i].packed ? CLNET_V_GEMM_PACKED : CLNET_V_GEMM_OWN),
                       "%s%s %zux%zux%zu batch %zu: kernel %d", rule[i].ta ? "T" : "N",
                       rule[i].tb ? "T" : "N", rule[i].m, rule[i].n, rule[i].k, rule[i].batch,
                       got);
@@ -912,7 +912,7 @@ START_TEST(gemm_packed_matches_gemm_tile_bitwise)
             fill_values(c0, (size_t)(m * n), 0, &seed);
             for (int v = 0; v < 3; v++) {
                 if (v == 0)
-                    set_variants(ctx, 1, CLNET__GEMM_OWN);
+                    set_variants(ctx, 1, CLNET_V_GEMM_OWN);
                 else
                     set_packed(ctx, v == 1 ? 0 : 12);
                 run_on(ctx, ta, tb, sa, a, sb, b, sc, c0, out[v]);

@@ -780,24 +780,25 @@ START_TEST(batchnorm_bad_arguments)
     clnet_tensor *xi = make(ctx, CLNET_I32, 4, xs), *x1 = filled(ctx, 1, &one_d, 1);
     clnet_tensor *xn1 = filled(ctx, 2, row, 1), *yn1 = filled(ctx, 2, row, 0);
     clnet_tensor *go = filled(other, 1, &c3, 1), *rv = filled(ctx, 1, &c3, 1);
+    clnet_tensor *rm = filled(ctx, 1, &c3, 0); /* outputs overlap no input */
     clnet_tensor *xe = make(ctx, CLNET_F32, 3, e0), *ye = make(ctx, CLNET_F32, 3, e0);
     clnet_batchnorm_params p = CLNET_BATCHNORM_PARAMS_DEFAULT;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
              train(NULL, g, NULL, y, NULL, NULL, NULL, NULL));
     ck_assert_int_eq(train(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), CLNET_ERR_INVALID_ARG);
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 2x3x4x5, expected 2x3x4x4",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 4, 5) but expected (2, 3, 4, 4)",
              train(x, NULL, NULL, yb, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "gamma is 4, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "gamma: shape (4) but expected (3)",
              train(x, g4, NULL, y, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "beta is 1x3, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "beta: shape (1, 3) but expected (3)",
              train(x, g, g2d, y, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "running_var is 4", train(x, g, g, y, g, g4, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "save_invstd is 4", train(x, g, g, y, NULL, NULL, NULL, g4));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x must be float32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "running_var: shape (4)", train(x, g, g, y, rm, g4, NULL, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "save_invstd: shape (4)", train(x, g, g, y, NULL, NULL, NULL, g4));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32",
              train(xi, NULL, NULL, y, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x is 6, expected (N, C, ...)",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (6) but expected (N, C, ...)",
              train(x1, NULL, NULL, x1, NULL, NULL, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "gamma belongs to another context",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "gamma: belongs to another context",
              train(x, go, NULL, y, NULL, NULL, NULL, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "at least 2 values per channel",
              train(xn1, NULL, NULL, yn1, NULL, NULL, NULL, NULL));
@@ -813,20 +814,20 @@ START_TEST(batchnorm_bad_arguments)
              clnet_batchnorm_forward_training(&p, x, NULL, NULL, y, NULL, NULL, NULL, NULL));
     /* Inference accepts one value per channel but needs the running stats. */
     CK_OK(ctx, infer(xn1, NULL, NULL, g, rv, yn1));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_var is NULL", infer(x, NULL, NULL, g, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "save_invstd is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_var: must not be NULL", infer(x, NULL, NULL, g, NULL, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "save_invstd: must not be NULL",
              backward(x, y, NULL, g, NULL, y, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx is 2x3x4x5, expected 2x3x4x4",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (2, 3, 4, 5) but expected (2, 3, 4, 4)",
              backward(x, y, NULL, g, g, yb, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 2x3x4x5", backward(x, yb, NULL, g, g, y, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dgamma is 4, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 3, 4, 5)", backward(x, yb, NULL, g, g, y, NULL, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dgamma: shape (4) but expected (3)",
              backward(x, y, NULL, g, g, y, g4, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_mean is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_mean: must not be NULL",
              clnet_batchnorm_backward_inference(NULL, x, y, NULL, NULL, rv, y, NULL, NULL));
     /* Empty tensors: nothing to do, success, no launch. */
-    CK_OK(ctx, train(xe, g, g, ye, g, rv, NULL, NULL));
+    CK_OK(ctx, train(xe, g, g, ye, rm, rv, NULL, NULL));
     CK_OK(ctx, backward(xe, ye, g, g, rv, ye, NULL, NULL));
-    clnet_tensor *ts[] = { x, y, yb, g, g4, g2d, xi, x1, xn1, yn1, go, rv, xe, ye };
+    clnet_tensor *ts[] = { x, y, yb, g, g4, g2d, xi, x1, xn1, yn1, go, rv, rm, xe, ye };
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         clnet_tensor_destroy(ts[i]);
     clnet_context_destroy(other);
@@ -1041,15 +1042,15 @@ START_TEST(dropout_bad_arguments)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "rate (1.5)",
              clnet_dropout_forward(1.5f, 1, 1, x, y, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "rate (nan)", clnet_dropout_backward(NAN, 1, 1, x, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x holds 5 elements, y holds 6",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (6) but expected 5 elements (as x)",
              clnet_dropout_forward(0.5f, 1, 1, x, y6, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "mask holds 6", clnet_dropout_forward(0.5f, 1, 1, x, y, y6));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "mask: shape (6) but expected 5 elements (as x)", clnet_dropout_forward(0.5f, 1, 1, x, y, y6));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
              clnet_dropout_forward(0.5f, 1, 1, NULL, y, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y must be float32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32",
              clnet_dropout_forward(0.5f, 1, 1, x, yi, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy is NULL", clnet_dropout_backward(0.5f, 1, 1, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy holds 5 elements, dx holds 6",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL", clnet_dropout_backward(0.5f, 1, 1, NULL, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (6) but expected 5 elements (as dy)",
              clnet_dropout_backward(0.5f, 1, 1, x, y6));
     CK_OK(ctx, clnet_dropout_forward(0.5f, 1, 1, e, e, e));
     clnet_tensor_destroy(x), clnet_tensor_destroy(y), clnet_tensor_destroy(y6);
@@ -1062,6 +1063,7 @@ Suite *suite_norm(void)
 {
     Suite *s = suite_create("norm");
     TCase *tc = tcase_create("batchnorm");
+    tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors, allow_unexpected_errors);
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, batchnorm_matches_reference, 0, NHW);
     tcase_add_test(tc, batchnorm_large_channels);
@@ -1073,6 +1075,7 @@ Suite *suite_norm(void)
     tcase_add_test(tc, comparator_negative_controls);
     suite_add_tcase(s, tc);
     TCase *td = tcase_create("dropout");
+    tcase_add_unchecked_fixture(td, fail_on_unexpected_errors, allow_unexpected_errors);
     tcase_set_timeout(td, 300);
     tcase_add_loop_test(td, dropout_matches_cpu_philox, 0, NDROP);
     tcase_add_test(td, dropout_mask_statistics);

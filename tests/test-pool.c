@@ -41,16 +41,20 @@ static const struct op_info {
                  "a block of S = sh*sw dy values summed in float: 2*S*2^-24*sum|dy|" },
 };
 
-/* Kernel variants: RUN_ELEMENT (0) one output per work-item, RUN_ROW (1) a
- * row, MAX_2X2 (2) max pooling's float4 kernels for 2x2 windows of stride 2
- * inside the image (other shapes and ops fall back to one of the others). */
+/* Kernel variants (src/runtime/knobs.h): CLNET_V_RUN_ELEMENT one output per
+ * work-item, CLNET_V_RUN_ROW a row, CLNET_V_MAX_2X2 max pooling's float4
+ * kernels for 2x2 windows of stride 2 inside the image (other shapes fall
+ * back to one of the others; the other ops run one output per work-item). */
 #define NVARIANTS 3
 static const char *const variant_names[NVARIANTS] = { "element", "row", "2x2" };
 
 static void force_all(clnet_context *ctx, int v)
 {
-    for (int o = 0; o < NOPS; o++)
-        CK_OK(ctx, clnet__force_variant(ctx, ops[o].name, v));
+    for (int o = 0; o < NOPS; o++) {
+        int max = o == MAX_FWD || o == MAX_BWD;
+        CK_OK(ctx, clnet__force_variant(ctx, ops[o].name,
+                                        v == CLNET_V_MAX_2X2 && !max ? CLNET_V_RUN_ELEMENT : v));
+    }
 }
 
 /* ---- One problem ------------------------------------------------------------- */
@@ -817,34 +821,34 @@ START_TEST(pool_bad_arguments_are_named)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params->pad_bottom is -1",
              clnet_pool2d_avg_backward(&q, dy, dx));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params is NULL", clnet_pool2d_max_forward(NULL, x, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL", clnet_pool2d_max_forward(&p, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y is NULL", clnet_pool2d_avg_forward(&p, x, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy is NULL", clnet_pool2d_max_backward(&p, x, NULL, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx is NULL", clnet_pool2d_avg_backward(&p, dy, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 1x2x3x2, expected 1x2x2x2",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_pool2d_max_forward(&p, NULL, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL", clnet_pool2d_avg_forward(&p, x, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL", clnet_pool2d_max_backward(&p, x, NULL, dx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL", clnet_pool2d_avg_backward(&p, dy, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (1, 2, 3, 2) but expected (1, 2, 2, 2)",
              clnet_pool2d_max_forward(&p, x, ybad));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 1x2x3x2, expected 1x2x2x2",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (1, 2, 3, 2) but expected (1, 2, 2, 2)",
              clnet_pool2d_max_backward(&p, x, ybad, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx is 1x2x2x2, expected 1x2x4x4",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (1, 2, 2, 2) but expected (1, 2, 4, 4)",
              clnet_pool2d_max_backward(&p, x, dy, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 1x2x4x4, expected 1x2x2x2",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (1, 2, 4, 4) but expected (1, 2, 2, 2)",
              clnet_pool2d_avg_backward(&p, x, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x must be float32, is int32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32",
              clnet_pool2d_max_forward(&p, xi, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y must be 4-D (N, C, H, W), has 3 dims",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 2, 2) but expected 4 dimensions",
              clnet_pool2d_avg_forward(&p, x, y3));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx overlaps x", clnet_pool2d_max_backward(&p, x, dy, x));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: overlaps x", clnet_pool2d_max_backward(&p, x, dy, x));
     /* An output that shares storage with the input (a view of the same buffer). */
     clnet_tensor *flat, *part, *alias;
     int64_t n32 = 32, n8 = 8;
     CK_OK(ctx, clnet_tensor_reshape(x, 1, &n32, &flat));
     CK_OK(ctx, clnet_tensor_slice(flat, 3, n8, &part));
     CK_OK(ctx, clnet_tensor_reshape(part, 4, ys, &alias));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y overlaps x", clnet_pool2d_avg_forward(&p, x, alias));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: overlaps x", clnet_pool2d_avg_forward(&p, x, alias));
     /* A tensor of another context. */
     clnet_context *other = test_context();
     clnet_tensor *foreign = make(other, CLNET_F32, 4, ys);
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y belongs to another context",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: belongs to another context",
              clnet_pool2d_max_forward(&p, x, foreign));
     clnet_tensor_destroy(foreign);
     clnet_context_destroy(other);
@@ -871,15 +875,15 @@ START_TEST(upsample_bad_arguments_are_named)
     clnet_tensor *xi = make(ctx, CLNET_I32, 4, s);
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "scale_h 0 and scale_w 3 must be >= 1",
              clnet_upsample2d_nearest_forward(0, 3, x, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 2x3x8x15, expected 2x3x8x10",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 8, 15) but expected (2, 3, 8, 10)",
              clnet_upsample2d_nearest_forward(2, 2, x, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 2x3x8x15, expected 2x3x12x15",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 3, 8, 15) but expected (2, 3, 12, 15)",
              clnet_upsample2d_nearest_backward(3, 3, y, x));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
              clnet_upsample2d_nearest_forward(2, 3, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL",
              clnet_upsample2d_nearest_backward(2, 3, y, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx must be float32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: dtype int32 but expected float32",
              clnet_upsample2d_nearest_backward(2, 3, y, xi));
     /* Kernels index a plane with int: a larger one is refused (no overflow
      * on the way; an empty tensor may have any dims). */
@@ -997,13 +1001,13 @@ START_TEST(max_indices_bad_arguments_are_named)
     clnet_pool2d_params p = CLNET_POOL2D_PARAMS_DEFAULT;
     CK_OK(ctx, clnet_pool2d_max_forward_indices(&p, x, y, idx));
     CK_OK(ctx, clnet_pool2d_max_backward_indices(&p, idx, dy, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx is NULL", clnet_pool2d_max_forward_indices(&p, x, y, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx must be a 4-D int32", clnet_pool2d_max_forward_indices(&p, x, y, fidx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx is 1x2x2x3, expected 1x2x2x2",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx: must not be NULL", clnet_pool2d_max_forward_indices(&p, x, y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: dtype float32 but expected int32", clnet_pool2d_max_forward_indices(&p, x, y, fidx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: shape (1, 2, 2, 3) but expected (1, 2, 2, 2)",
              clnet_pool2d_max_forward_indices(&p, x, y, sidx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx is NULL", clnet_pool2d_max_backward_indices(&p, NULL, dy, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx must be a 4-D int32", clnet_pool2d_max_backward_indices(&p, fidx, dy, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx is 1x2x2x3", clnet_pool2d_max_backward_indices(&p, sidx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx: must not be NULL", clnet_pool2d_max_backward_indices(&p, NULL, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: dtype float32 but expected int32", clnet_pool2d_max_backward_indices(&p, fidx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: shape (1, 2, 2, 3)", clnet_pool2d_max_backward_indices(&p, sidx, dy, dx));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy", clnet_pool2d_max_backward_indices(&p, idx, x, dx));
     clnet_tensor *ts[] = { x, y, dx, dy, idx, fidx, sidx };
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
@@ -1091,6 +1095,7 @@ Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("pool");
+    tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors, allow_unexpected_errors);
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, pool_matches_reference, 0, NQUICK);
     tcase_add_loop_test(tc, pool_reference_cnn_layers, 0, NCNN);

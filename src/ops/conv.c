@@ -14,17 +14,8 @@
 
 /* Implementations, chosen per call by shape and passed through
  * clnet__variant(ctx, "conv2d.<direction>", v) so tests can force each one.
- * A forced variant that does not apply to the shape falls back to im2col. */
-enum {
-    VAR_IM2COL = 0,  /* im2col (or col2im) + GEMM: any shape */
-    VAR_GEMM1X1 = 1, /* 1x1 kernel, stride 1, no padding: the GEMM alone */
-    VAR_DIRECT = 2,  /* direct kernels on packed weights: any shape */
-    VAR_WIDE = 3     /* direct kernels with the pixels along the lanes
-                        (cl/conv_wide.cl): conv_wide for the forward (stride
-                        1; else conv_packed) and the data gradient (its
-                        phases are stride 1), conv_filter_wide for the
-                        filter gradient (stride 1; else conv_filter) */
-};
+ * A forced variant that does not apply to the shape falls back to im2col.
+ * The values are CLNET_V_CONV_* of src/runtime/knobs.h. */
 
 /* The workspace an op asks for at most (before chunking the batch), unless a
  * single image needs more. "conv2d.chunk" forces the images per chunk. */
@@ -701,8 +692,8 @@ static clnet_status backward_filter_direct(clnet_context *ctx, const char *func,
 static int choose(const clnet_context *ctx, const geom *g, size_t reduction)
 {
     if (clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU)
-        return g->sh == 1 && g->sw == 1 ? VAR_WIDE : VAR_DIRECT;
-    return is_1x1(g) ? VAR_GEMM1X1 : reduction <= DIRECT_MAX_REDUCTION ? VAR_DIRECT : VAR_IM2COL;
+        return g->sh == 1 && g->sw == 1 ? CLNET_V_CONV_WIDE : CLNET_V_CONV_DIRECT;
+    return is_1x1(g) ? CLNET_V_CONV_GEMM1X1 : reduction <= DIRECT_MAX_REDUCTION ? CLNET_V_CONV_DIRECT : CLNET_V_CONV_IM2COL;
 }
 
 /* The filter gradient's implementation. On CPUs, for stride 1, the one whose
@@ -717,7 +708,7 @@ static int choose_filter(const clnet_context *ctx, const geom *g)
     double crs = (double)g->c * g->r * g->s;
     double wide = g->ow / (8 * ceil(g->ow / 8.0));
     double packed = g->k * crs / (8 * ceil(g->k / 8.0) * 8 * ceil(crs / 8));
-    return g->sh == 1 && g->sw == 1 && wide >= packed ? VAR_WIDE : VAR_DIRECT;
+    return g->sh == 1 && g->sw == 1 && wide >= packed ? CLNET_V_CONV_WIDE : CLNET_V_CONV_DIRECT;
 }
 
 /* y = conv(x, w) + b for a checked, non-empty geometry. */
@@ -742,9 +733,9 @@ static clnet_status forward(clnet_context *ctx, const char *func, const geom *g,
                           .c = clnet__mem(y),
                           .ldc = P,
                           .stride_c = K * P};
-    if (v == VAR_DIRECT || v == VAR_WIDE)
-        return forward_direct(ctx, func, g, x, w, b, y, v == VAR_WIDE);
-    if (v == VAR_GEMM1X1 && is_1x1(g)) {
+    if (v == CLNET_V_CONV_DIRECT || v == CLNET_V_CONV_WIDE)
+        return forward_direct(ctx, func, g, x, w, b, y, v == CLNET_V_CONV_WIDE);
+    if (v == CLNET_V_CONV_GEMM1X1 && is_1x1(g)) {
         d.b = clnet__mem(x);
         d.b_off = x->offset;
         d.stride_b = chw;
@@ -793,9 +784,9 @@ static clnet_status backward_data(clnet_context *ctx, const char *func, const ge
                           .ldb = P,
                           .stride_b = K * P,
                           .ldc = P};
-    if (v == VAR_DIRECT || v == VAR_WIDE)
-        return backward_data_direct(ctx, func, g, w, dy, b, dx, v == VAR_WIDE);
-    if (v == VAR_GEMM1X1 && is_1x1(g)) {
+    if (v == CLNET_V_CONV_DIRECT || v == CLNET_V_CONV_WIDE)
+        return backward_data_direct(ctx, func, g, w, dy, b, dx, v == CLNET_V_CONV_WIDE);
+    if (v == CLNET_V_CONV_GEMM1X1 && is_1x1(g)) {
         d.b_off = dy->offset;
         d.c = clnet__mem(dx);
         d.c_off = dx->offset;
@@ -834,8 +825,8 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
     size_t chw = (size_t)g->c * g->h * g->w, N = (size_t)g->n;
     int v = clnet__variant(ctx, "conv2d.backward_filter", choose_filter(ctx, g));
     clnet_status st = CLNET_OK;
-    if (v == VAR_DIRECT || v == VAR_WIDE)
-        return backward_filter_direct(ctx, func, g, x, dy, dw, v == VAR_WIDE);
+    if (v == CLNET_V_CONV_DIRECT || v == CLNET_V_CONV_WIDE)
+        return backward_filter_direct(ctx, func, g, x, dy, dw, v == CLNET_V_CONV_WIDE);
     clnet__gemm_desc d = {.trans_b = 1,
                           .m = K,
                           .n = crs,
@@ -843,7 +834,7 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
                           .c = clnet__mem(dw),
                           .c_off = dw->offset,
                           .ldc = crs};
-    if (v == VAR_GEMM1X1 && is_1x1(g)) {
+    if (v == CLNET_V_CONV_GEMM1X1 && is_1x1(g)) {
         d.k = d.lda = d.ldb = P;
         d.a = clnet__mem(dy);
         d.b = clnet__mem(x);

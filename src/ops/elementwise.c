@@ -1,42 +1,38 @@
 /* clnet — elementwise arithmetic on float32 tensors (cl/elementwise.cl). */
 #include "clnet/ops.h"
-#include "tensor/tensor_impl.h"
+#include "ops/op.h"
+
+/* z = x op y: one size; z may be x or y. */
+static const clnet__tspec binary_spec[] = {
+    { .name = "z", .flags = CLNET_T_OUT, .alias = CLNET_ALIAS(1) | CLNET_ALIAS(2) },
+    { .name = "x", .size_of = CLNET_SIZE_OF(0) },
+    { .name = "y", .size_of = CLNET_SIZE_OF(0) },
+};
+
+/* y = f(alpha, x[, y]): one size; y may be x. */
+static const clnet__tspec scaled_spec[] = {
+    { .name = "y", .flags = CLNET_T_OUT, .alias = CLNET_ALIAS(1) },
+    { .name = "x", .size_of = CLNET_SIZE_OF(0) },
+};
 
 static clnet_status binary(const char *kernel, const char *func, clnet_tensor *z,
                            const clnet_tensor *x, const clnet_tensor *y)
 {
-    CLNET_CHECK_ARG(NULL, z != NULL);
-    const clnet_tensor *ts[] = { z, x, y };
-    static const char *const names[] = { "z", "x", "y" };
-    clnet_status st = clnet__check_same(z->ctx, func, 3, ts, names);
-    if (st || z->numel == 0)
-        return st;
-    cl_kernel k;
-    if ((st = clnet__kernel(z->ctx, "elementwise", NULL, kernel, &k)))
-        return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(z)), CLNET_ARG_ULONG(z->offset),
-                       CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
-                       CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),
-                       CLNET_ARG_ULONG(z->numel) };
-    return clnet__launch1d(z->ctx, k, func, 7, a, z->numel);
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, func, binary_spec, z, x, y);
+    return st ? st
+              : CLNET_RUN1D(op.ctx, func, "elementwise", kernel, z->numel, CLNET_ARG_TENSOR(z),
+                            CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(y), CLNET_ARG_ULONG(z->numel));
 }
 
 static clnet_status scaled(const char *kernel, const char *func, clnet_tensor *y,
                            const clnet_tensor *x, float alpha)
 {
-    CLNET_CHECK_ARG(NULL, y != NULL);
-    const clnet_tensor *ts[] = { y, x };
-    static const char *const names[] = { "y", "x" };
-    clnet_status st = clnet__check_same(y->ctx, func, 2, ts, names);
-    if (st || y->numel == 0)
-        return st;
-    cl_kernel k;
-    if ((st = clnet__kernel(y->ctx, "elementwise", NULL, kernel, &k)))
-        return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),
-                       CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
-                       CLNET_ARG_ULONG(y->numel), CLNET_ARG_FLOAT(alpha) };
-    return clnet__launch1d(y->ctx, k, func, 6, a, y->numel);
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, func, scaled_spec, y, x);
+    return st ? st
+              : CLNET_RUN1D(op.ctx, func, "elementwise", kernel, y->numel, CLNET_ARG_TENSOR(y),
+                            CLNET_ARG_TENSOR(x), CLNET_ARG_ULONG(y->numel), CLNET_ARG_FLOAT(alpha));
 }
 
 CLNET_API clnet_status clnet_add(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y)

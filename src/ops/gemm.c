@@ -149,16 +149,18 @@ static clnet_status scale_c(clnet_context *ctx, const clnet__gemm_desc *d, const
     if (d->beta == 0.0f) {
         if ((st = clnet__kernel(ctx, "tensor", NULL, "fill_f32", &k)))
             return st;
-        clnet__arg a[] = { CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(count),
-                           CLNET_ARG_FLOAT(0.0f) };
-        return clnet__launch1d(ctx, k, what, 4, a, count);
+        return clnet__launch1d(ctx, k, what,
+                               CLNET_ARGS(CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off),
+                                          CLNET_ARG_ULONG(count), CLNET_ARG_FLOAT(0.0f)),
+                               count);
     }
     if ((st = clnet__kernel(ctx, "elementwise", NULL, "scale", &k)))
         return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(d->c),        CLNET_ARG_ULONG(d->c_off),
-                       CLNET_ARG_MEM(d->c),        CLNET_ARG_ULONG(d->c_off),
-                       CLNET_ARG_ULONG(count),     CLNET_ARG_FLOAT(d->beta) };
-    return clnet__launch1d(ctx, k, what, 6, a, count);
+    return clnet__launch1d(ctx, k, what,
+                           CLNET_ARGS(CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off),
+                                      CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off),
+                                      CLNET_ARG_ULONG(count), CLNET_ARG_FLOAT(d->beta)),
+                           count);
 }
 
 /* Batched GEMM through CLBlastSgemmBatched, with an offset per item, not
@@ -217,21 +219,11 @@ static size_t round_up(size_t x, size_t to)
     return (x + to - 1) / to * to;
 }
 
-/* 1 where the device has a hardware fma (CL_FP_FMA), else 0. */
-static int has_fma(clnet_context *ctx)
-{
-    cl_device_fp_config fp = 0;
-    if (clGetDeviceInfo(clnet_context_cl_device(ctx), CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp,
-                        NULL) != CL_SUCCESS)
-        fp = 0;
-    return (fp & CL_FP_FMA) ? 1 : 0;
-}
-
 /* One program for all of clnet's kernels (cl/gemm.cl), so that a GEMM of a
  * new shape never builds one, whichever kernel it takes. */
 static void own_options(clnet_context *ctx, char *buf, size_t size)
 {
-    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, has_fma(ctx),
+    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, clnet__context_profile(ctx)->fma,
              PACK_MR, PACK_NV);
 }
 
@@ -244,19 +236,18 @@ static clnet_status own_gemm_nt(clnet_context *ctx, const clnet__gemm_desc *d, s
     if (st)
         return st;
     int many = batch > 1;
-    clnet__arg a[] = {
-        CLNET_ARG_MEM(d->a),   CLNET_ARG_ULONG(d->a_off), CLNET_ARG_ULONG(many ? d->stride_a : 0),
-        CLNET_ARG_ULONG(d->lda),
-        CLNET_ARG_MEM(d->b),   CLNET_ARG_ULONG(d->b_off), CLNET_ARG_ULONG(many ? d->stride_b : 0),
-        CLNET_ARG_ULONG(d->ldb),
-        CLNET_ARG_MEM(d->c),   CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(d->ldc),
-        CLNET_ARG_ULONG(many ? d->stride_c : 0),
-        CLNET_ARG_UINT(d->m),  CLNET_ARG_UINT(d->n),      CLNET_ARG_UINT(d->k),
-        CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta),
-    };
     size_t global[3] = { round_up(d->n, 4) / 4, round_up(d->m, 4) / 4, batch };
     static const size_t local[3] = { 1, 1, 1 };
-    return clnet__launch(ctx, k, what, 17, a, 3, global, local);
+    return clnet__launch(
+        ctx, k, what,
+        CLNET_ARGS(
+            CLNET_ARG_MEM(d->a), CLNET_ARG_ULONG(d->a_off), CLNET_ARG_ULONG(many ? d->stride_a : 0),
+            CLNET_ARG_ULONG(d->lda), CLNET_ARG_MEM(d->b), CLNET_ARG_ULONG(d->b_off),
+            CLNET_ARG_ULONG(many ? d->stride_b : 0), CLNET_ARG_ULONG(d->ldb), CLNET_ARG_MEM(d->c),
+            CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(d->ldc),
+            CLNET_ARG_ULONG(many ? d->stride_c : 0), CLNET_ARG_UINT(d->m), CLNET_ARG_UINT(d->n),
+            CLNET_ARG_UINT(d->k), CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta)),
+        3, global, local);
 }
 
 /* The GEMM on clnet's kernels (cl/gemm.cl), reading A and B in place: no
@@ -278,34 +269,24 @@ static clnet_status own_gemm(clnet_context *ctx, const clnet__gemm_desc *d, size
     if (st)
         return st;
     int many = batch > 1;
-    clnet__arg a[] = {
-        CLNET_ARG_MEM(d->a),
-        CLNET_ARG_ULONG(d->a_off),
-        CLNET_ARG_ULONG(many ? d->stride_a : 0),
-        CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda), /* op(A)[i][p] at i * rs + p * cs */
-        CLNET_ARG_ULONG(d->trans_a ? d->lda : 1),
-        CLNET_ARG_MEM(d->b),
-        CLNET_ARG_ULONG(d->b_off),
-        CLNET_ARG_ULONG(many ? d->stride_b : 0),
-        CLNET_ARG_ULONG(d->trans_b ? 1 : d->ldb), /* op(B)[p][j] at p * rs + j * cs */
-        CLNET_ARG_ULONG(d->trans_b ? d->ldb : 1),
-        CLNET_ARG_MEM(d->c),
-        CLNET_ARG_ULONG(d->c_off),
-        CLNET_ARG_ULONG(d->ldc),
-        CLNET_ARG_ULONG(many ? d->stride_c : 0),
-        CLNET_ARG_UINT(d->m),
-        CLNET_ARG_UINT(d->n),
-        CLNET_ARG_UINT(d->k),
-        CLNET_ARG_FLOAT(d->alpha),
-        CLNET_ARG_FLOAT(d->beta),
-    };
     size_t global[3] = { round_up(d->n, OWN_NR) / OWN_NR, round_up(d->m, OWN_MR) / OWN_MR, batch };
     static const size_t local[3] = { 1, 1, 1 };
-    return clnet__launch(ctx, k, what, 19, a, 3, global, local);
+    /* op(A)[i][p] lies at i * rs + p * cs, op(B)[p][j] at p * rs + j * cs:
+     * each operand passes its (rs, cs) after its batch stride. */
+    return clnet__launch(
+        ctx, k, what,
+        CLNET_ARGS(
+            CLNET_ARG_MEM(d->a), CLNET_ARG_ULONG(d->a_off), CLNET_ARG_ULONG(many ? d->stride_a : 0),
+            CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda), CLNET_ARG_ULONG(d->trans_a ? d->lda : 1),
+            CLNET_ARG_MEM(d->b), CLNET_ARG_ULONG(d->b_off), CLNET_ARG_ULONG(many ? d->stride_b : 0),
+            CLNET_ARG_ULONG(d->trans_b ? 1 : d->ldb), CLNET_ARG_ULONG(d->trans_b ? d->ldb : 1),
+            CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off), CLNET_ARG_ULONG(d->ldc),
+            CLNET_ARG_ULONG(many ? d->stride_c : 0), CLNET_ARG_UINT(d->m), CLNET_ARG_UINT(d->n),
+            CLNET_ARG_UINT(d->k), CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta)),
+        3, global, local);
 }
 
 /* ---- clnet's packed kernel (cl/gemm.cl's gemm_pack, gemm_packed) ------------- */
-
 
 /* Where a packed GEMM's pieces lie in its scratch (floats): op(A)'s row
  * panels, op(B)'s column panels, then, when k takes several blocks, the
@@ -329,29 +310,29 @@ static clnet_status packed_block(clnet_context *ctx, const clnet__gemm_desc *d,
         return st;
     size_t kc = d->k - p0 < pl->kc ? d->k - p0 : pl->kc;
     static const size_t one[1] = { 1 };
-    clnet__arg ap[] = {
-        CLNET_ARG_MEM(d->a), CLNET_ARG_ULONG(d->a_off + ib * d->stride_a),
-        CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda), CLNET_ARG_ULONG(d->trans_a ? d->lda : 1),
-        CLNET_ARG_UINT(d->m),
-        CLNET_ARG_MEM(d->b), CLNET_ARG_ULONG(d->b_off + ib * d->stride_b),
-        CLNET_ARG_ULONG(d->trans_b ? 1 : d->ldb), CLNET_ARG_ULONG(d->trans_b ? d->ldb : 1),
-        CLNET_ARG_UINT(d->n),
-        CLNET_ARG_UINT(p0), CLNET_ARG_UINT(kc), CLNET_ARG_UINT(pl->kcp),
-        CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0),
-    };
     size_t panels = pl->mpan + pl->npan, tiles = pl->mpan * pl->npan;
-    if ((st = clnet__launch(ctx, kp, what, 15, ap, 1, &panels, one)))
+    if ((st = clnet__launch(
+             ctx, kp, what,
+             CLNET_ARGS(CLNET_ARG_MEM(d->a), CLNET_ARG_ULONG(d->a_off + ib * d->stride_a),
+                        CLNET_ARG_ULONG(d->trans_a ? 1 : d->lda),
+                        CLNET_ARG_ULONG(d->trans_a ? d->lda : 1), CLNET_ARG_UINT(d->m),
+                        CLNET_ARG_MEM(d->b), CLNET_ARG_ULONG(d->b_off + ib * d->stride_b),
+                        CLNET_ARG_ULONG(d->trans_b ? 1 : d->ldb),
+                        CLNET_ARG_ULONG(d->trans_b ? d->ldb : 1), CLNET_ARG_UINT(d->n),
+                        CLNET_ARG_UINT(p0), CLNET_ARG_UINT(kc), CLNET_ARG_UINT(pl->kcp),
+                        CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0)),
+             1, &panels, one)))
         return st;
     size_t mcp = PACK_MC / PACK_MR < pl->mpan ? PACK_MC / PACK_MR : pl->mpan;
-    clnet__arg at[] = {
-        CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0), CLNET_ARG_ULONG(pl->bp_off),
-        CLNET_ARG_ULONG(pl->part_off),
-        CLNET_ARG_MEM(d->c), CLNET_ARG_ULONG(d->c_off + ib * d->stride_c),
-        CLNET_ARG_ULONG(d->ldc), CLNET_ARG_UINT(d->m), CLNET_ARG_UINT(d->n),
-        CLNET_ARG_UINT(pl->kcp), CLNET_ARG_UINT(mcp), CLNET_ARG_UINT(p0 == 0),
-        CLNET_ARG_UINT(p0 + kc == d->k), CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta),
-    };
-    return clnet__launch(ctx, kt, what, 15, at, 1, &tiles, one);
+    return clnet__launch(
+        ctx, kt, what,
+        CLNET_ARGS(CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0), CLNET_ARG_ULONG(pl->bp_off),
+                   CLNET_ARG_ULONG(pl->part_off), CLNET_ARG_MEM(d->c),
+                   CLNET_ARG_ULONG(d->c_off + ib * d->stride_c), CLNET_ARG_ULONG(d->ldc),
+                   CLNET_ARG_UINT(d->m), CLNET_ARG_UINT(d->n), CLNET_ARG_UINT(pl->kcp),
+                   CLNET_ARG_UINT(mcp), CLNET_ARG_UINT(p0 == 0), CLNET_ARG_UINT(p0 + kc == d->k),
+                   CLNET_ARG_FLOAT(d->alpha), CLNET_ARG_FLOAT(d->beta)),
+        1, &tiles, one);
 }
 
 /* The GEMM on the packed kernel: k in blocks of equal length (at most
@@ -401,14 +382,14 @@ int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
 {
     size_t batch = d->batch ? d->batch : 1;
     if (d->k == 0)
-        return CLNET__GEMM_OWN; /* nothing to multiply (clnet__gemm scales C first) */
+        return CLNET_V_GEMM_OWN; /* nothing to multiply (clnet__gemm scales C first) */
     int large = d->k >= PACKED_MIN_MNK || d->m * d->n > (PACKED_MIN_MNK - 1) / d->k;
     if (large && d->n >= 256)
-        return CLNET__GEMM_PACKED;
+        return CLNET_V_GEMM_PACKED;
     int bad_nt = d->trans_b && (d->trans_a || d->k <= 128 || d->k % 16);
     if (batch == 1 && d->m >= 32 && d->n >= 32 && bad_nt)
-        return CLNET__GEMM_PACKED;
-    return CLNET__GEMM_OWN;
+        return CLNET_V_GEMM_PACKED;
+    return CLNET_V_GEMM_OWN;
 }
 
 /* "gemm.kernel" unforced: CLNET_GEMM_KERNEL=own, packed or clblast in the
@@ -416,7 +397,7 @@ int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d)
  * other device. */
 static int default_kernel(const clnet_context *ctx, const clnet__gemm_desc *d)
 {
-    static const int from_env[] = { CLNET__GEMM_OWN, CLNET__GEMM_PACKED, 2 };
+    static const int from_env[] = { CLNET_V_GEMM_OWN, CLNET_V_GEMM_PACKED, 2 };
     int env = clnet__context_profile(ctx)->env.gemm_kernel; /* checked at creation */
     if (env >= 0)
         return from_env[env];
@@ -433,9 +414,9 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
     if (d->k == 0)
         return scale_c(ctx, d, what);
     int kernel = clnet__variant(ctx, "gemm.kernel", default_kernel(ctx, d));
-    if (kernel == CLNET__GEMM_OWN)
+    if (kernel == CLNET_V_GEMM_OWN)
         return own_gemm(ctx, d, batch, what);
-    if (kernel == CLNET__GEMM_PACKED) {
+    if (kernel == CLNET_V_GEMM_PACKED) {
         int no_scratch;
         clnet_status st = own_packed(ctx, d, batch, what, &no_scratch);
         /* No room for its scratch: unless forced, the in-place kernel, which

@@ -37,8 +37,8 @@ typedef struct clnet__gemm_desc {
  *                  by size (XGEMM_MIN_INDIRECT_SIZE); 0: the direct kernel
  *                  for every size; 1: the indirect one (Xgemm after
  *                  copy/pad/transpose) for every size;
- *                  3 (CLNET__GEMM_OWN): clnet's kernels that read A and B
- *                  in place; 4 (CLNET__GEMM_PACKED): clnet's packed
+ *                  3 (CLNET_V_GEMM_OWN): clnet's kernels that read A and B
+ *                  in place; 4 (CLNET_V_GEMM_PACKED): clnet's packed
  *                  kernel; both cl/gemm.cl, never CLBlast (docs/gemm.md).
  *   "gemm.kc"      the packed kernel's longest k block (default 256; tests
  *                  force short ones).
@@ -46,8 +46,8 @@ typedef struct clnet__gemm_desc {
  * entry: elsewhere CLBlast's own database is never touched (its values
  * could not be restored). Unforced, "gemm.kernel" is
  * clnet__gemm_cpu_kernel's choice (3 or 4) on CPU devices, else 2. The
- * environment variable CLNET_GEMM_KERNEL=own, packed or clblast, read at
- * each call, replaces that choice (a forced variant still wins), for
+ * environment variable CLNET_GEMM_KERNEL=own, packed or clblast, read when
+ * the context is created, replaces that choice (a forced variant still wins), for
  * benchmarks. Every kernel is deterministic; CLBlast's and gemm_tile_nt's
  * results may differ from the others in the last bits (other summation
  * orders); gemm_tile and the packed kernel agree bit for bit. */
@@ -63,13 +63,9 @@ const char *clnet__gemm_params_label(const clnet_context *ctx);
 int clnet__gemm_params_applied(clnet_context *ctx);
 #define CLNET__GEMM_APPLIED(params, kernel) (1 + (params) + 2 * (kernel))
 
-/* "gemm.kernel" value for clnet's own kernel (cl/gemm.cl). */
-#define CLNET__GEMM_OWN 3
-/* "gemm.kernel" value for clnet's packed kernel (cl/gemm.cl: gemm_pack, gemm_packed). */
-#define CLNET__GEMM_PACKED 4
 
-/* The kernel a CPU device runs d on, unforced: CLNET__GEMM_OWN or
- * CLNET__GEMM_PACKED, by shape and transposes (docs/gemm.md). */
+/* The kernel a CPU device runs d on, unforced: CLNET_V_GEMM_OWN or
+ * CLNET_V_GEMM_PACKED, by shape and transposes (docs/gemm.md). */
 int clnet__gemm_cpu_kernel(const clnet__gemm_desc *d);
 
 #endif

@@ -4,13 +4,10 @@
 #include <stdio.h>
 
 #include "clnet/loss.h"
-#include "tensor/tensor_impl.h"
+#include "ops/op.h"
 
 /* At most this many first-level partial sums (as clnet_sum). */
 #define MAX_GROUPS 256
-
-/* Row kernels: a row per work-item, or a row per work-group. */
-enum { ROW_ITEM = 0, ROW_GROUP = 1 };
 
 static size_t groups_for(clnet_context *ctx, size_t n)
 {
@@ -18,70 +15,34 @@ static size_t groups_for(clnet_context *ctx, size_t n)
     return g < 1 ? 1 : g > MAX_GROUPS ? MAX_GROUPS : g;
 }
 
-/* Checks one tensor: non-NULL unless optional, of ctx, of dtype. */
-static clnet_status check_one(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                              const char *name, int optional, clnet_dtype dtype)
-{
-    if (!t)
-        return optional ? CLNET_OK
-                        : clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                                       "%s: invalid argument: %s is NULL", func, name);
-    if (t->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
-                            name);
-    if (t->dtype != dtype)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be %s", func, name,
-                            dtype == CLNET_I32 ? "int32" : "float32");
-    return CLNET_OK;
-}
+/* The tables of the losses: input, target, loss, gradient. The loss is one
+ * float32 element overlapping nothing; the gradient has the input's shape
+ * and may be the input or the target, exactly. */
+#define LOSS_SPEC(x, t, tflags, tlike, dx)                                                        \
+    {                                                                                             \
+        { .name = x },                                                                            \
+        { .name = t, .flags = tflags, .like = tlike },                                            \
+        { .name = "loss", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL },                              \
+        { .name = dx,                                                                             \
+          .flags = CLNET_T_OUT | CLNET_T_OPTIONAL,                                                \
+          .like = CLNET_LIKE(0),                                                                  \
+          .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },                                             \
+    }
 
-/* t (if given) has ref's exact shape. */
-static clnet_status check_like(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                               const char *name, const clnet_tensor *ref, const char *rname)
-{
-    if (!t || clnet__same_shape(t, ref))
-        return CLNET_OK;
-    char a[96], b[96];
-    return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (the shape of %s)", func,
-                        name, clnet__tensor_shape_str(t, a, sizeof a), clnet__tensor_shape_str(ref, b, sizeof b), rname);
-}
+static const clnet__tspec pred_spec[] = LOSS_SPEC("pred", "target", 0, CLNET_LIKE(0), "dpred");
+static const clnet__tspec x_spec[] = LOSS_SPEC("x", "target", 0, CLNET_LIKE(0), "dx");
+static const clnet__tspec xent_spec[] = LOSS_SPEC("logits", "target", 0, CLNET_LIKE(0), "dlogits");
+static const clnet__tspec sparse_spec[] = LOSS_SPEC("logits", "labels", CLNET_T_I32, 0, "dlogits");
 
-/* The gradient may alias its input exactly, never in part. */
-static int overlaps(const clnet_tensor *a, const clnet_tensor *b)
+/* The loss (tensor 2) holds one element; loss and gradient are not both NULL. */
+static clnet_status check_outputs(const clnet__op *op)
 {
-    return a && b && a->storage && a->storage == b->storage && a->offset < b->offset + b->numel &&
-           b->offset < a->offset + a->numel;
-}
-
-static int exact_alias(const clnet_tensor *a, const clnet_tensor *b)
-{
-    return a->storage == b->storage && a->offset == b->offset && a->numel == b->numel;
-}
-
-static clnet_status check_grad_alias(clnet_context *ctx, const char *func, const clnet_tensor *g,
-                                     const char *gname, const clnet_tensor *in, const char *iname)
-{
-    if (overlaps(g, in) && !exact_alias(g, in))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: %s overlaps %s in part (only exact aliasing is allowed)", func,
-                            gname, iname);
-    return CLNET_OK;
-}
-
-/* The loss output: one float32 element, sharing no storage with the others. */
-static clnet_status check_loss(clnet_context *ctx, const char *func, const clnet_tensor *loss,
-                               const clnet_tensor *const *others, const char *const *names,
-                               int count)
-{
-    clnet_status st = check_one(ctx, func, loss, "loss", 1, CLNET_F32);
-    if (st || !loss)
-        return st;
-    if (loss->numel != 1)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: loss holds %zu elements, expected 1", func,
-                            loss->numel);
-    for (int i = 0; i < count; i++)
-        if (overlaps(loss, others[i]))
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: loss overlaps %s", func, names[i]);
+    if (op->t[2] && op->t[2]->numel != 1)
+        return clnet__op_fail(op, CLNET_ERR_SHAPE, "loss: holds %zu elements, expected 1",
+                              op->t[2]->numel);
+    if (!op->t[2] && !op->t[3])
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: loss and %s are both NULL",
+                              op->spec[3].name);
     return CLNET_OK;
 }
 
@@ -96,307 +57,237 @@ static clnet_status finish_mean(clnet_context *ctx, const char *func, cl_mem buf
     clnet_status st;
     if (count > wg) {
         size_t g = groups_for(ctx, count), global = g * wg;
-        clnet__arg a[] = {CLNET_ARG_MEM(buf), CLNET_ARG_ULONG(off), CLNET_ARG_ULONG(count),
-                          CLNET_ARG_MEM(buf), CLNET_ARG_ULONG(part_off)};
         if ((st = clnet__kernel(ctx, "reduce", NULL, "sum_partial", &k)) ||
-            (st = clnet__launch(ctx, k, func, 5, a, 1, &global, &wg)))
+            (st = clnet__launch(ctx, k, func,
+                                CLNET_ARGS(CLNET_ARG_MEM(buf), CLNET_ARG_ULONG(off),
+                                           CLNET_ARG_ULONG(count), CLNET_ARG_MEM(buf),
+                                           CLNET_ARG_ULONG(part_off)),
+                                1, &global, &wg)))
             return st;
         off = part_off;
         count = g;
     }
     if ((st = clnet__kernel(ctx, "loss", NULL, "loss_finish", &k)))
         return st;
-    clnet__arg a[] = {CLNET_ARG_MEM(buf),           CLNET_ARG_ULONG(off),
-                      CLNET_ARG_ULONG(count),       CLNET_ARG_MEM(clnet__mem(out)),
-                      CLNET_ARG_ULONG(out->offset), CLNET_ARG_FLOAT(divisor)};
-    return clnet__launch(ctx, k, func, 6, a, 1, &wg, &wg);
+    return clnet__launch(ctx, k, func,
+                         CLNET_ARGS(CLNET_ARG_MEM(buf), CLNET_ARG_ULONG(off), CLNET_ARG_ULONG(count),
+                                    CLNET_ARG_TENSOR(out), CLNET_ARG_FLOAT(divisor)),
+                         1, &wg, &wg);
 }
 
 /* ---- elementwise losses --------------------------------------------------- */
 
-static clnet_status elementwise_loss(const char *func, const char *kernel, const char *xname,
-                                     const clnet_tensor *x, const clnet_tensor *t,
-                                     clnet_tensor *loss, clnet_tensor *dx, const char *dxname)
+static clnet_status elementwise_loss(const char *func, const char *kernel,
+                                     const clnet__tspec *spec, const clnet_tensor *x,
+                                     const clnet_tensor *t, clnet_tensor *loss, clnet_tensor *dx)
 {
-    const clnet_tensor *any = x ? x : t ? t : loss ? loss : dx;
-    CLNET_CHECK_ARG(NULL, any != NULL);
-    clnet_context *ctx = any->ctx;
+    clnet__op op;
     clnet_status st;
-    if ((st = check_one(ctx, func, x, xname, 0, CLNET_F32)) ||
-        (st = check_one(ctx, func, t, "target", 0, CLNET_F32)) ||
-        (st = check_one(ctx, func, dx, dxname, 1, CLNET_F32)) ||
-        (st = check_like(ctx, func, t, "target", x, xname)) ||
-        (st = check_like(ctx, func, dx, dxname, x, xname)) ||
-        (st = check_grad_alias(ctx, func, dx, dxname, x, xname)) ||
-        (st = check_grad_alias(ctx, func, dx, dxname, t, "target")) ||
-        (st = check_loss(ctx, func, loss, (const clnet_tensor *[]){x, t, dx},
-                         (const char *const[]){xname, "target", dxname}, 3)))
+    if ((st = clnet__op_check(&op, func, spec, 4, (const clnet_tensor *const[]){ x, t, loss, dx })) ||
+        (st = check_outputs(&op)))
         return st;
-    if (!loss && !dx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: loss and %s are both NULL", func, dxname);
     size_t n = x->numel;
     if (n == 0)
         return loss ? clnet_tensor_fill(loss, NAN) : CLNET_OK;
-    size_t g = groups_for(ctx, n), wg = clnet__context_profile(ctx)->wg_size;
+    size_t g = groups_for(op.ctx, n), wg = clnet__context_profile(op.ctx)->wg_size;
     cl_mem ws;
     cl_kernel k;
     /* Workspace: g partials, then room for finish_mean's own partials. */
-    if ((st = clnet__workspace(ctx, 2 * g * sizeof(float), &ws)) ||
-        (st = clnet__kernel(ctx, "loss", NULL, kernel, &k)))
+    if ((st = clnet__workspace(op.ctx, 2 * g * sizeof(float), &ws)) ||
+        (st = clnet__kernel(op.ctx, "loss", NULL, kernel, &k)))
         return st;
-    clnet__arg a[] = {CLNET_ARG_MEM(clnet__mem(x)),
-                      CLNET_ARG_ULONG(x->offset),
-                      CLNET_ARG_MEM(clnet__mem(t)),
-                      CLNET_ARG_ULONG(t->offset),
-                      CLNET_ARG_ULONG(n),
-                      CLNET_ARG_MEM(dx ? clnet__mem(dx) : ws),
-                      CLNET_ARG_ULONG(dx ? dx->offset : 0),
-                      CLNET_ARG_INT(dx != NULL),
-                      CLNET_ARG_FLOAT((float)n),
-                      CLNET_ARG_MEM(ws),
-                      CLNET_ARG_ULONG(0)};
     size_t global = g * wg;
-    if ((st = clnet__launch(ctx, k, func, 11, a, 1, &global, &wg)) || !loss)
+    if ((st = clnet__launch(op.ctx, k, func,
+                            CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(n),
+                                       CLNET_ARG_MEM(dx ? clnet__mem(dx) : ws),
+                                       CLNET_ARG_ULONG(dx ? dx->offset : 0),
+                                       CLNET_ARG_INT(dx != NULL), CLNET_ARG_FLOAT((float)n),
+                                       CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0)),
+                            1, &global, &wg)) ||
+        !loss)
         return st;
-    return finish_mean(ctx, func, ws, 0, g, g, loss, (double)n);
+    return finish_mean(op.ctx, func, ws, 0, g, g, loss, (double)n);
 }
 
 CLNET_API clnet_status clnet_loss_mse(const clnet_tensor *pred, const clnet_tensor *target,
                                       clnet_tensor *loss, clnet_tensor *dpred)
 {
-    return elementwise_loss("clnet_loss_mse", "mse_partial", "pred", pred, target, loss, dpred,
-                            "dpred");
+    return elementwise_loss(__func__, "mse_partial", pred_spec, pred, target, loss, dpred);
 }
 
 CLNET_API clnet_status clnet_loss_mae(const clnet_tensor *pred, const clnet_tensor *target,
                                       clnet_tensor *loss, clnet_tensor *dpred)
 {
-    return elementwise_loss("clnet_loss_mae", "mae_partial", "pred", pred, target, loss, dpred,
-                            "dpred");
+    return elementwise_loss(__func__, "mae_partial", pred_spec, pred, target, loss, dpred);
 }
 
 CLNET_API clnet_status clnet_loss_bce_logits(const clnet_tensor *x, const clnet_tensor *target,
                                              clnet_tensor *loss, clnet_tensor *dx)
 {
-    return elementwise_loss("clnet_loss_bce_logits", "bce_partial", "x", x, target, loss, dx, "dx");
+    return elementwise_loss(__func__, "bce_partial", x_spec, x, target, loss, dx);
 }
 
 /* ---- softmax cross-entropy and accuracy ------------------------------------ */
 
-/* logits as (rows, classes) over the last axis; classes >= 1 unless empty. */
-static clnet_status rows_classes(clnet_context *ctx, const char *func, const clnet_tensor *x,
-                                 size_t *rows, int *cols)
+/* Tensor 0 as (rows, classes) over the last axis; classes >= 1 unless empty. */
+static clnet_status rows_classes(const clnet__op *op, size_t *rows, int *cols)
 {
+    const clnet_tensor *x = op->t[0];
     char s[96];
     int64_t c = x->ndim ? x->shape[x->ndim - 1] : 1;
     size_t r = 1;
     for (int i = 0; i + 1 < x->ndim; i++)
         r *= (size_t)x->shape[i];
     if (c > 0x7fffffff)
-        return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: logits has more than 2^31 - 1 classes",
-                            func);
+        return clnet__op_fail(op, CLNET_ERR_TOO_LARGE, "%s: more than 2^31 - 1 classes",
+                              op->spec[0].name);
     if (c == 0 && r > 0)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: logits is %s, with no classes", func,
-                            clnet__tensor_shape_str(x, s, sizeof s));
+        return clnet__op_fail(op, CLNET_ERR_SHAPE, "%s: shape %s, with no classes",
+                              op->spec[0].name, clnet__tensor_shape_str(x, s, sizeof s));
     *rows = r;
     *cols = (int)c;
     return CLNET_OK;
 }
 
-/* labels: int32 with one element per row of logits. */
-static clnet_status check_labels(clnet_context *ctx, const char *func, const clnet_tensor *labels,
-                                 const clnet_tensor *logits, size_t rows)
+/* labels (tensor 1): one element per row of logits. */
+static clnet_status check_labels(const clnet__op *op, size_t rows)
 {
-    clnet_status st = check_one(ctx, func, labels, "labels", 0, CLNET_I32);
-    if (st || labels->numel == rows)
-        return st;
+    if (op->t[1]->numel == rows)
+        return CLNET_OK;
     char s[96];
-    return clnet__error(ctx, CLNET_ERR_SHAPE,
-                        "%s: labels holds %zu elements, expected %zu (the rows of logits, %s)",
-                        func, labels->numel, rows, clnet__tensor_shape_str(logits, s, sizeof s));
+    return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                          "labels: holds %zu elements, expected %zu (the rows of logits, %s)",
+                          op->t[1]->numel, rows, clnet__tensor_shape_str(op->t[0], s, sizeof s));
 }
 
 static clnet_status xent(const char *func, int sparse, const clnet_tensor *x, const clnet_tensor *t,
                          clnet_tensor *loss, clnet_tensor *dx)
 {
-    const char *tname = sparse ? "labels" : "target";
-    const clnet_tensor *any = x ? x : t ? t : loss ? loss : dx;
-    CLNET_CHECK_ARG(NULL, any != NULL);
-    clnet_context *ctx = any->ctx;
+    clnet__op op;
     size_t rows = 0;
     int cols = 0;
     clnet_status st;
-    if ((st = check_one(ctx, func, x, "logits", 0, CLNET_F32)) ||
-        (st = rows_classes(ctx, func, x, &rows, &cols)) ||
-        (st = sparse ? check_labels(ctx, func, t, x, rows)
-                     : check_one(ctx, func, t, "target", 0, CLNET_F32)) ||
-        (st = sparse ? CLNET_OK : check_like(ctx, func, t, "target", x, "logits")) ||
-        (st = check_one(ctx, func, dx, "dlogits", 1, CLNET_F32)) ||
-        (st = check_like(ctx, func, dx, "dlogits", x, "logits")) ||
-        (st = check_grad_alias(ctx, func, dx, "dlogits", x, "logits")) ||
-        (st = check_grad_alias(ctx, func, dx, "dlogits", t, tname)) ||
-        (st = check_loss(ctx, func, loss, (const clnet_tensor *[]){x, t, dx},
-                         (const char *const[]){"logits", tname, "dlogits"}, 3)))
+    if ((st = clnet__op_check(&op, func, sparse ? sparse_spec : xent_spec, 4,
+                              (const clnet_tensor *const[]){ x, t, loss, dx })) ||
+        (st = rows_classes(&op, &rows, &cols)) || (sparse && (st = check_labels(&op, rows))) ||
+        (st = check_outputs(&op)))
         return st;
-    if (!loss && !dx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: loss and dlogits are both NULL", func);
     if (rows == 0)
         return loss ? clnet_tensor_fill(loss, NAN) : CLNET_OK;
-    size_t wg = clnet__context_profile(ctx)->wg_size;
-    int variant =
-        clnet__variant(ctx, "softmax_xent.forward", (size_t)cols > wg ? ROW_GROUP : ROW_ITEM);
+    size_t wg = clnet__context_profile(op.ctx)->wg_size;
+    int variant = clnet__variant(op.ctx, "softmax_xent.forward",
+                                 (size_t)cols > wg ? CLNET_V_ROW_GROUP : CLNET_V_ROW_ITEM);
     char name[64];
     snprintf(name, sizeof name, "%sxent_%s", sparse ? "sparse_" : "",
-             variant == ROW_GROUP ? "group" : "item");
+             variant == CLNET_V_ROW_GROUP ? "group" : "item");
     cl_mem ws;
     cl_kernel k;
     /* Workspace: a loss per row, then finish_mean's partials. */
-    size_t g = groups_for(ctx, rows);
-    if ((st = clnet__workspace(ctx, (rows + g) * sizeof(float), &ws)) ||
-        (st = clnet__kernel(ctx, "loss", NULL, name, &k)))
+    size_t g = groups_for(op.ctx, rows);
+    if ((st = clnet__workspace(op.ctx, (rows + g) * sizeof(float), &ws)) ||
+        (st = clnet__kernel(op.ctx, "loss", NULL, name, &k)))
         return st;
-    clnet__arg a[] = {CLNET_ARG_MEM(clnet__mem(x)),
-                      CLNET_ARG_ULONG(x->offset),
-                      CLNET_ARG_MEM(clnet__mem(t)),
-                      CLNET_ARG_ULONG(t->offset),
-                      CLNET_ARG_MEM(dx ? clnet__mem(dx) : ws),
-                      CLNET_ARG_ULONG(dx ? dx->offset : 0),
-                      CLNET_ARG_INT(dx != NULL),
-                      CLNET_ARG_MEM(ws),
-                      CLNET_ARG_ULONG(0),
-                      CLNET_ARG_ULONG(rows),
-                      CLNET_ARG_INT(cols),
-                      CLNET_ARG_FLOAT((float)rows)};
-    size_t global = variant == ROW_GROUP ? rows * wg : rows;
-    if ((st = clnet__launch(ctx, k, func, 12, a, 1, &global, &wg)) || !loss)
+    size_t global = variant == CLNET_V_ROW_GROUP ? rows * wg : rows;
+    if ((st = clnet__launch(op.ctx, k, func,
+                            CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(t),
+                                       CLNET_ARG_MEM(dx ? clnet__mem(dx) : ws),
+                                       CLNET_ARG_ULONG(dx ? dx->offset : 0),
+                                       CLNET_ARG_INT(dx != NULL), CLNET_ARG_MEM(ws),
+                                       CLNET_ARG_ULONG(0), CLNET_ARG_ULONG(rows),
+                                       CLNET_ARG_INT(cols), CLNET_ARG_FLOAT((float)rows)),
+                            1, &global, &wg)) ||
+        !loss)
         return st;
-    return finish_mean(ctx, func, ws, 0, rows, rows, loss, (double)rows);
+    return finish_mean(op.ctx, func, ws, 0, rows, rows, loss, (double)rows);
 }
 
 CLNET_API clnet_status clnet_loss_softmax_xent(const clnet_tensor *logits,
                                                const clnet_tensor *target, clnet_tensor *loss,
                                                clnet_tensor *dlogits)
 {
-    return xent("clnet_loss_softmax_xent", 0, logits, target, loss, dlogits);
+    return xent(__func__, 0, logits, target, loss, dlogits);
 }
 
 CLNET_API clnet_status clnet_loss_sparse_softmax_xent(const clnet_tensor *logits,
                                                       const clnet_tensor *labels,
                                                       clnet_tensor *loss, clnet_tensor *dlogits)
 {
-    return xent("clnet_loss_sparse_softmax_xent", 1, logits, labels, loss, dlogits);
-}
-
-/* correct: one element of ctx (int32 or float32), overlapping no input. */
-static clnet_status check_correct(clnet_context *ctx, const char *func, const clnet_tensor *correct,
-                                  const clnet_tensor *a, const clnet_tensor *b)
-{
-    if (!correct)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: correct is NULL",
-                            func);
-    if (correct->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: correct belongs to another context",
-                            func);
-    if (correct->dtype != CLNET_I32 && correct->dtype != CLNET_F32)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: correct must be int32 or float32", func);
-    if (correct->numel != 1)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: correct holds %zu elements, expected 1",
-                            func, correct->numel);
-    if (overlaps(correct, a) || overlaps(correct, b))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: correct overlaps an input", func);
-    return CLNET_OK;
+    return xent(__func__, 1, logits, labels, loss, dlogits);
 }
 
 /* Counts with `kernel` (arguments x, xo, t, to, n, extra, part, po, where
- * extra is cols or the threshold) over n items, then count_finish. */
-static clnet_status count(clnet_context *ctx, const char *func, const char *kernel,
-                          const clnet_tensor *x, const clnet_tensor *t, size_t n, clnet__arg extra,
-                          clnet_tensor *correct)
+ * extra is cols or the threshold) over n items, then count_finish into
+ * correct (tensor 2: one element, int32 or float32). */
+static clnet_status count(const clnet__op *op, const char *kernel, size_t n, clnet__arg extra)
 {
+    const clnet_tensor *x = op->t[0], *t = op->t[1], *correct = op->t[2];
+    if (correct->numel != 1)
+        return clnet__op_fail(op, CLNET_ERR_SHAPE, "correct: holds %zu elements, expected 1",
+                              correct->numel);
     if (n == 0)
-        return clnet_tensor_fill(correct, 0.0);
-    size_t g = groups_for(ctx, n), wg = clnet__context_profile(ctx)->wg_size;
+        return clnet_tensor_fill((clnet_tensor *)correct, 0.0);
+    size_t g = groups_for(op->ctx, n), wg = clnet__context_profile(op->ctx)->wg_size;
     cl_mem ws;
     cl_kernel k1, k2;
     clnet_status st;
-    if ((st = clnet__workspace(ctx, g * sizeof(int32_t), &ws)) ||
-        (st = clnet__kernel(ctx, "loss", NULL, kernel, &k1)) ||
-        (st = clnet__kernel(ctx, "loss", NULL, "count_finish", &k2)))
+    if ((st = clnet__workspace(op->ctx, g * sizeof(int32_t), &ws)) ||
+        (st = clnet__kernel(op->ctx, "loss", NULL, kernel, &k1)) ||
+        (st = clnet__kernel(op->ctx, "loss", NULL, "count_finish", &k2)))
         return st;
-    clnet__arg a1[] = {CLNET_ARG_MEM(clnet__mem(x)),
-                       CLNET_ARG_ULONG(x->offset),
-                       CLNET_ARG_MEM(clnet__mem(t)),
-                       CLNET_ARG_ULONG(t->offset),
-                       CLNET_ARG_ULONG(n),
-                       extra,
-                       CLNET_ARG_MEM(ws),
-                       CLNET_ARG_ULONG(0)};
-    clnet__arg a2[] = {CLNET_ARG_MEM(ws),
-                       CLNET_ARG_ULONG(0),
-                       CLNET_ARG_ULONG(g),
-                       CLNET_ARG_MEM(clnet__mem(correct)),
-                       CLNET_ARG_ULONG(correct->offset),
-                       CLNET_ARG_INT(correct->dtype == CLNET_F32)};
     size_t global = g * wg;
-    if ((st = clnet__launch(ctx, k1, func, 8, a1, 1, &global, &wg)))
+    if ((st = clnet__launch(op->ctx, k1, op->func,
+                            CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(n),
+                                       extra, CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0)),
+                            1, &global, &wg)))
         return st;
-    return clnet__launch(ctx, k2, func, 6, a2, 1, &wg, &wg);
+    return clnet__launch(op->ctx, k2, op->func,
+                         CLNET_ARGS(CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(0), CLNET_ARG_ULONG(g),
+                                    CLNET_ARG_TENSOR(correct),
+                                    CLNET_ARG_INT(correct->dtype == CLNET_F32)),
+                         1, &wg, &wg);
 }
+
+#define CORRECT { .name = "correct", .flags = CLNET_T_OUT | CLNET_T_ANY_DTYPE }
 
 CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_tensor *labels,
                                       clnet_tensor *correct)
 {
-    static const char func[] = "clnet_accuracy";
-    const clnet_tensor *any = logits ? logits : labels ? labels : correct;
-    CLNET_CHECK_ARG(NULL, any != NULL);
-    clnet_context *ctx = any->ctx;
+    static const clnet__tspec spec[] = { { .name = "logits" },
+                                         { .name = "labels", .flags = CLNET_T_I32 },
+                                         CORRECT };
+    clnet__op op;
     size_t rows = 0;
     int cols = 0;
     clnet_status st;
-    if ((st = check_one(ctx, func, logits, "logits", 0, CLNET_F32)) ||
-        (st = rows_classes(ctx, func, logits, &rows, &cols)) ||
-        (st = check_labels(ctx, func, labels, logits, rows)) ||
-        (st = check_correct(ctx, func, correct, logits, labels)))
+    if ((st = CLNET_OP_CHECK(&op, __func__, spec, logits, labels, correct)) ||
+        (st = rows_classes(&op, &rows, &cols)) || (st = check_labels(&op, rows)))
         return st;
-    return count(ctx, func, "accuracy_partial", logits, labels, rows, CLNET_ARG_INT(cols), correct);
+    return count(&op, "accuracy_partial", rows, CLNET_ARG_INT(cols));
 }
+
+/* pred, target of one shape; correct. */
+static const clnet__tspec pair_spec[] = { { .name = "pred" },
+                                          { .name = "target", .like = CLNET_LIKE(0) },
+                                          CORRECT };
 
 CLNET_API clnet_status clnet_categorical_accuracy(const clnet_tensor *pred,
                                                   const clnet_tensor *target,
                                                   clnet_tensor *correct)
 {
-    static const char func[] = "clnet_categorical_accuracy";
-    const clnet_tensor *any = pred ? pred : target ? target : correct;
-    CLNET_CHECK_ARG(NULL, any != NULL);
-    clnet_context *ctx = any->ctx;
+    clnet__op op;
     size_t rows = 0;
     int cols = 0;
     clnet_status st;
-    if ((st = check_one(ctx, func, pred, "pred", 0, CLNET_F32)) ||
-        (st = rows_classes(ctx, func, pred, &rows, &cols)) ||
-        (st = check_one(ctx, func, target, "target", 0, CLNET_F32)) ||
-        (st = check_like(ctx, func, target, "target", pred, "pred")) ||
-        (st = check_correct(ctx, func, correct, pred, target)))
+    if ((st = CLNET_OP_CHECK(&op, __func__, pair_spec, pred, target, correct)) ||
+        (st = rows_classes(&op, &rows, &cols)))
         return st;
-    return count(ctx, func, "categorical_accuracy_partial", pred, target, rows, CLNET_ARG_INT(cols),
-                 correct);
+    return count(&op, "categorical_accuracy_partial", rows, CLNET_ARG_INT(cols));
 }
 
 CLNET_API clnet_status clnet_binary_accuracy(const clnet_tensor *pred, const clnet_tensor *target,
                                              float threshold, clnet_tensor *correct)
 {
-    static const char func[] = "clnet_binary_accuracy";
-    const clnet_tensor *any = pred ? pred : target ? target : correct;
-    CLNET_CHECK_ARG(NULL, any != NULL);
-    clnet_context *ctx = any->ctx;
-    clnet_status st;
-    if ((st = check_one(ctx, func, pred, "pred", 0, CLNET_F32)) ||
-        (st = check_one(ctx, func, target, "target", 0, CLNET_F32)) ||
-        (st = check_like(ctx, func, target, "target", pred, "pred")) ||
-        (st = check_correct(ctx, func, correct, pred, target)))
-        return st;
-    return count(ctx, func, "binary_accuracy_partial", pred, target, pred->numel,
-                 CLNET_ARG_FLOAT(threshold), correct);
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, pair_spec, pred, target, correct);
+    return st ? st : count(&op, "binary_accuracy_partial", pred->numel, CLNET_ARG_FLOAT(threshold));
 }

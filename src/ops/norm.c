@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "clnet/norm.h"
-#include "tensor/tensor_impl.h"
+#include "ops/op.h"
 
 /* Which optional tensors are present (keep in sync with cl/norm.cl). */
 enum {
@@ -31,106 +31,48 @@ typedef struct bn_layout {
     int c;
 } bn_layout;
 
-static clnet_status check_x(clnet_context *ctx, const char *func, const char *name,
-                            const clnet_tensor *x, bn_layout *l)
+/* x (tensor 0) as (n, c, hw); then every tensor in vecs (indices, -1
+ * ends) that is given must be (c). */
+static clnet_status check_layout(const clnet__op *op, const int *vecs, bn_layout *l)
 {
+    const clnet_tensor *x = op->t[0];
     char s[96];
-    if (!x)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                            name);
-    if (x->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
-                            name);
-    if (x->dtype != CLNET_F32)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
     if (x->ndim < 2)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s is %s, expected (N, C, ...) with at "
-                            "least 2 dims",
-                            func, name, clnet__tensor_shape_str(x, s, sizeof s));
+        return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                              "x: shape %s but expected (N, C, ...) with at least 2 dims",
+                              clnet__tensor_shape_str(x, s, sizeof s));
     if (x->shape[1] > INT32_MAX)
-        return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: %s has %lld channels (at most %d)", func,
-                            name, (long long)x->shape[1], (int)INT32_MAX);
+        return clnet__op_fail(op, CLNET_ERR_TOO_LARGE, "x: %lld channels (at most %d)",
+                              (long long)x->shape[1], (int)INT32_MAX);
     l->numel = x->numel;
     l->c = (int)x->shape[1];
     l->hw = 1;
     for (int i = 2; i < x->ndim; i++)
         l->hw *= (size_t)x->shape[i];
     l->m = (size_t)x->shape[0] * l->hw;
-    return CLNET_OK;
+    clnet_status st = CLNET_OK;
+    for (int i = 0; vecs[i] >= 0 && !st; i++)
+        st = clnet__op_want_shape(op, vecs[i], 1, &x->shape[1]);
+    return st;
 }
 
-/* t (required) is float32 of ctx with x's exact shape. */
-static clnet_status check_like(clnet_context *ctx, const char *func, const char *name,
-                               const clnet_tensor *t, const clnet_tensor *x)
-{
-    char s[96], e[96];
-    if (!t)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                            name);
-    if (t->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
-                            name);
-    if (t->dtype != CLNET_F32)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
-    int same = t->ndim == x->ndim;
-    for (int i = 0; same && i < x->ndim; i++)
-        same = t->shape[i] == x->shape[i];
-    if (!same)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s", func, name,
-                            clnet__tensor_shape_str(t, s, sizeof s), clnet__tensor_shape_str(x, e, sizeof e));
-    return CLNET_OK;
-}
-
-/* t is a 1-D float32 tensor of c elements, or NULL when optional. */
-static clnet_status check_vec(clnet_context *ctx, const char *func, const char *name,
-                              const clnet_tensor *t, int c, int optional)
-{
-    char s[96];
-    if (!t && optional)
-        return CLNET_OK;
-    if (!t)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                            name);
-    if (t->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
-                            name);
-    if (t->dtype != CLNET_F32)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, name);
-    if (t->ndim != 1 || t->shape[0] != c)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %d (one per channel)",
-                            func, name, clnet__tensor_shape_str(t, s, sizeof s), c);
-    return CLNET_OK;
-}
-
-static clnet_status check_params(clnet_context *ctx, const char *func,
-                                 const clnet_batchnorm_params *in, clnet_batchnorm_params *out)
+static clnet_status check_params(const clnet__op *op, const clnet_batchnorm_params *in,
+                                 clnet_batchnorm_params *out)
 {
     *out = in ? *in : CLNET_BATCHNORM_PARAMS_DEFAULT;
     if (!(out->eps >= 0.0f) || !isfinite(out->eps))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: eps (%g) must be finite and >= 0", func,
-                            (double)out->eps);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "invalid argument: eps (%g) must be finite and >= 0", (double)out->eps);
     if (!(out->momentum >= 0.0f && out->momentum <= 1.0f))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: momentum (%g) must be in [0, 1]", func,
-                            (double)out->momentum);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "invalid argument: momentum (%g) must be in [0, 1]",
+                              (double)out->momentum);
     return CLNET_OK;
 }
 
-/* Checks the per-channel tensors named in names[0..count-1] (NULL allowed
- * where optional[i]). */
-static clnet_status check_vecs(clnet_context *ctx, const char *func, int c, int count,
-                               const clnet_tensor *const *ts, const char *const *names,
-                               const int *optional)
-{
-    for (int i = 0; i < count; i++) {
-        clnet_status st = check_vec(ctx, func, names[i], ts[i], c, optional[i]);
-        if (st)
-            return st;
-    }
-    return CLNET_OK;
-}
+/* Per-channel tensors: optional inputs, and outputs that overlap nothing. */
+#define VEC_IN(n) { .name = n, .flags = CLNET_T_OPTIONAL }
+#define VEC_OUT(n) { .name = n, .flags = CLNET_T_OUT | CLNET_T_OPTIONAL }
 
 /* ---- Launch helpers -------------------------------------------------------------- */
 
@@ -160,10 +102,9 @@ static clnet_status launch(clnet_context *ctx, const char *kernel, const char *f
 }
 
 /* The apply kernels' elements per work-item (cl/norm.cl plane_run): a run of
- * up to 256 elements of one plane on CPUs (APPLY_RUN: one division per run,
+ * up to 256 elements of one plane on CPUs (CLNET_V_APPLY_RUN: one division per run,
  * a loop the compiler vectorizes; 7-10x faster on pocl), one element per
- * work-item elsewhere (APPLY_ELEMENT). Variant "batchnorm.apply". */
-enum { APPLY_ELEMENT = 0, APPLY_RUN = 1 };
+ * work-item elsewhere (CLNET_V_APPLY_ELEMENT). Variant "batchnorm.apply". */
 #define APPLY_RUN_LENGTH 256
 
 /* Launches an apply kernel whose last argument is the run length. */
@@ -171,8 +112,8 @@ static clnet_status launch_apply(clnet_context *ctx, const char *kernel, const c
                                  int nargs, clnet__arg *args, const bn_layout *l)
 {
     int cpu = clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU;
-    int v = clnet__variant(ctx, "batchnorm.apply", cpu ? APPLY_RUN : APPLY_ELEMENT);
-    size_t run = v == APPLY_RUN ? APPLY_RUN_LENGTH : 1;
+    int v = clnet__variant(ctx, "batchnorm.apply", cpu ? CLNET_V_APPLY_RUN : CLNET_V_APPLY_ELEMENT);
+    size_t run = v == CLNET_V_APPLY_RUN ? APPLY_RUN_LENGTH : 1;
     if (run > l->hw)
         run = l->hw ? l->hw : 1;
     args[nargs - 1] = CLNET_ARG_ULONG(run);
@@ -253,30 +194,35 @@ CLNET_API clnet_status clnet_batchnorm_forward_training(
     const clnet_tensor *beta, clnet_tensor *y, clnet_tensor *running_mean,
     clnet_tensor *running_var, clnet_tensor *save_mean, clnet_tensor *save_invstd)
 {
-    static const char func[] = "clnet_batchnorm_forward_training";
-    const clnet_tensor *vecs[] = { gamma, beta, running_mean, running_var, save_mean, save_invstd };
-    const clnet_tensor *all[] = { x,           y,         gamma,      beta, running_mean,
-                                  running_var, save_mean, save_invstd };
-    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    const char *func = __func__;
+    static const clnet__tspec spec[] = {
+        { .name = "x" },
+        VEC_IN("gamma"),
+        VEC_IN("beta"),
+        { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) },
+        VEC_OUT("running_mean"),
+        VEC_OUT("running_var"),
+        VEC_OUT("save_mean"),
+        VEC_OUT("save_invstd"),
+    };
+    static const int vecs[] = { 1, 2, 4, 5, 6, 7, -1 };
+    clnet__op op;
     clnet_batchnorm_params p;
     bn_layout l;
-    static const char *const names[] = { "gamma",       "beta",      "running_mean",
-                                         "running_var", "save_mean", "save_invstd" };
-    static const int optional[] = { 1, 1, 1, 1, 1, 1 };
     clnet_status st;
-    if ((st = check_params(ctx, func, params, &p)) || (st = check_x(ctx, func, "x", x, &l)) ||
-        (st = check_like(ctx, func, "y", y, x)) ||
-        (st = check_vecs(ctx, func, l.c, 6, vecs, names, optional)))
+    if ((st = CLNET_OP_CHECK(&op, func, spec, x, gamma, beta, y, running_mean, running_var,
+                             save_mean, save_invstd)) ||
+        (st = check_params(&op, params, &p)) || (st = check_layout(&op, vecs, &l)))
         return st;
+    clnet_context *ctx = op.ctx;
     if (l.numel == 0)
         return CLNET_OK;
     char s[96];
     if (l.m < 2)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: x is %s: training needs at least 2 values per channel "
-                            "(N * HW = %zu)",
-                            func, clnet__tensor_shape_str(x, s, sizeof s), l.m);
+        return clnet__op_fail(&op, CLNET_ERR_SHAPE,
+                              "x: shape %s: training needs at least 2 values per channel "
+                              "(N * HW = %zu)",
+                              clnet__tensor_shape_str(x, s, sizeof s), l.m);
     int G = groups_per_channel(ctx, l.m);
     size_t C = (size_t)l.c;
     /* Workspace: 2 floats per partial, mu0, then the mean and invstd
@@ -311,20 +257,24 @@ CLNET_API clnet_status clnet_batchnorm_forward_inference(
     const clnet_tensor *beta, const clnet_tensor *running_mean, const clnet_tensor *running_var,
     clnet_tensor *y)
 {
-    static const char func[] = "clnet_batchnorm_forward_inference";
-    const clnet_tensor *vecs[] = { gamma, beta, running_mean, running_var };
-    const clnet_tensor *all[] = { x, y, gamma, beta, running_mean, running_var };
-    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    const char *func = __func__;
+    static const clnet__tspec spec[] = {
+        { .name = "x" },
+        VEC_IN("gamma"),
+        VEC_IN("beta"),
+        { .name = "running_mean" },
+        { .name = "running_var" },
+        { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) },
+    };
+    static const int vecs[] = { 1, 2, 3, 4, -1 };
+    clnet__op op;
     clnet_batchnorm_params p;
     bn_layout l;
-    static const char *const names[] = { "gamma", "beta", "running_mean", "running_var" };
-    static const int optional[] = { 1, 1, 0, 0 };
     clnet_status st;
-    if ((st = check_params(ctx, func, params, &p)) || (st = check_x(ctx, func, "x", x, &l)) ||
-        (st = check_like(ctx, func, "y", y, x)) ||
-        (st = check_vecs(ctx, func, l.c, 4, vecs, names, optional)))
+    if ((st = CLNET_OP_CHECK(&op, func, spec, x, gamma, beta, running_mean, running_var, y)) ||
+        (st = check_params(&op, params, &p)) || (st = check_layout(&op, vecs, &l)))
         return st;
+    clnet_context *ctx = op.ctx;
     if (l.numel == 0)
         return CLNET_OK;
     cl_mem ws;
@@ -372,20 +322,29 @@ static clnet_status backward_common(clnet_context *ctx, const char *func, const 
     return launch_apply(ctx, "bn_backward_apply", func, NARGS(a3), a3, l);
 }
 
-/* The checks both backward calls share: vecs[0..2] are gamma, dgamma and
- * dbeta (optional), vecs[3..4] the saved or the running statistics. */
-static clnet_status backward_checks(clnet_context *ctx, const char *func,
-                                    const clnet_batchnorm_params *params, const clnet_tensor *x,
-                                    const clnet_tensor *dy, const clnet_tensor *dx,
-                                    const clnet_tensor *const vecs[5], const char *const names[5],
+/* Both backward calls: x, dy, gamma, the saved or the running statistics,
+ * then dx (which may be x or dy, exactly), dgamma and dbeta. */
+#define BACKWARD_SPEC(mean, var)                                                                  \
+    {                                                                                             \
+        { .name = "x" }, { .name = "dy", .like = CLNET_LIKE(0) }, VEC_IN("gamma"),                \
+        { .name = mean }, { .name = var },                                                        \
+        { .name = "dx",                                                                           \
+          .flags = CLNET_T_OUT,                                                                   \
+          .like = CLNET_LIKE(0),                                                                  \
+          .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },                                             \
+        VEC_OUT("dgamma"), VEC_OUT("dbeta"),                                                      \
+    }
+
+static clnet_status backward_checks(clnet__op *op, const char *func, const clnet__tspec *spec,
+                                    const clnet_tensor *const ts[8],
+                                    const clnet_batchnorm_params *params,
                                     clnet_batchnorm_params *p, bn_layout *l)
 {
-    static const int optional[] = { 1, 1, 1, 0, 0 };
+    static const int vecs[] = { 2, 3, 4, 6, 7, -1 };
     clnet_status st;
-    if ((st = check_params(ctx, func, params, p)) || (st = check_x(ctx, func, "x", x, l)) ||
-        (st = check_like(ctx, func, "dy", dy, x)) || (st = check_like(ctx, func, "dx", dx, x)))
+    if ((st = clnet__op_check(op, func, spec, 8, ts)) || (st = check_params(op, params, p)))
         return st;
-    return check_vecs(ctx, func, l->c, 5, vecs, names, optional);
+    return check_layout(op, vecs, l);
 }
 
 CLNET_API clnet_status clnet_batchnorm_backward(const clnet_batchnorm_params *params,
@@ -395,17 +354,18 @@ CLNET_API clnet_status clnet_batchnorm_backward(const clnet_batchnorm_params *pa
                                                 const clnet_tensor *save_invstd, clnet_tensor *dx,
                                                 clnet_tensor *dgamma, clnet_tensor *dbeta)
 {
-    static const char func[] = "clnet_batchnorm_backward";
-    const clnet_tensor *vecs[] = { gamma, dgamma, dbeta, save_mean, save_invstd };
-    const clnet_tensor *all[] = { x, dy, dx, gamma, dgamma, dbeta, save_mean, save_invstd };
-    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    static const char *const names[] = { "gamma", "dgamma", "dbeta", "save_mean", "save_invstd" };
+    const char *func = __func__;
+    static const clnet__tspec spec[] = BACKWARD_SPEC("save_mean", "save_invstd");
+    clnet__op op;
     clnet_batchnorm_params p;
     bn_layout l;
-    clnet_status st = backward_checks(ctx, func, params, x, dy, dx, vecs, names, &p, &l);
+    clnet_status st = backward_checks(
+        &op, func, spec,
+        (const clnet_tensor *const[]){ x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta },
+        params, &p, &l);
     if (st || l.numel == 0)
         return st;
+    clnet_context *ctx = op.ctx;
     int G = groups_per_channel(ctx, l.m);
     cl_mem ws;
     if ((st = clnet__workspace(ctx, (2 * (size_t)G + 3) * (size_t)l.c * sizeof(float), &ws)))
@@ -420,18 +380,18 @@ CLNET_API clnet_status clnet_batchnorm_backward_inference(
     const clnet_tensor *gamma, const clnet_tensor *running_mean, const clnet_tensor *running_var,
     clnet_tensor *dx, clnet_tensor *dgamma, clnet_tensor *dbeta)
 {
-    static const char func[] = "clnet_batchnorm_backward_inference";
-    const clnet_tensor *vecs[] = { gamma, dgamma, dbeta, running_mean, running_var };
-    const clnet_tensor *all[] = { x, dy, dx, gamma, dgamma, dbeta, running_mean, running_var };
-    clnet_context *ctx = clnet__first_ctx(NARGS(all), all);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    static const char *const names[] = { "gamma", "dgamma", "dbeta", "running_mean",
-                                         "running_var" };
+    const char *func = __func__;
+    static const clnet__tspec spec[] = BACKWARD_SPEC("running_mean", "running_var");
+    clnet__op op;
     clnet_batchnorm_params p;
     bn_layout l;
-    clnet_status st = backward_checks(ctx, func, params, x, dy, dx, vecs, names, &p, &l);
+    clnet_status st = backward_checks(
+        &op, func, spec,
+        (const clnet_tensor *const[]){ x, dy, gamma, running_mean, running_var, dx, dgamma, dbeta },
+        params, &p, &l);
     if (st || l.numel == 0)
         return st;
+    clnet_context *ctx = op.ctx;
     int G = groups_per_channel(ctx, l.m);
     size_t C = (size_t)l.c;
     /* Workspace: partials, dx coefficients, then mean and invstd. */
@@ -446,21 +406,26 @@ CLNET_API clnet_status clnet_batchnorm_backward_inference(
 
 /* ---- Dropout ---------------------------------------------------------------------- */
 
-static clnet_status dropout(const char *func, float rate, uint64_t seed, uint64_t stream,
-                            const clnet_tensor *x, const char *xname, clnet_tensor *y,
-                            const char *yname, clnet_tensor *mask)
+/* x, then y (which may be x exactly) and the optional mask, all one size. */
+#define DROPOUT_SPEC(x, y)                                                                        \
+    {                                                                                             \
+        { .name = x },                                                                            \
+        { .name = y, .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0), .alias = CLNET_ALIAS(0) }, \
+        { .name = "mask", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .size_of = CLNET_SIZE_OF(0) },  \
+    }
+
+static clnet_status dropout(const char *func, const clnet__tspec *spec, float rate, uint64_t seed,
+                            uint64_t stream, const clnet_tensor *x, clnet_tensor *y,
+                            clnet_tensor *mask)
 {
-    const clnet_tensor *ts[] = { y, x, mask };
-    const char *const names[] = { yname, xname, "mask" };
-    clnet_context *ctx = clnet__first_ctx(NARGS(ts), ts);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    clnet_status st = clnet__check_same(ctx, func, mask ? 3 : 2, ts, names);
+    clnet__op op;
+    clnet_status st = clnet__op_check(&op, func, spec, 3, (const clnet_tensor *const[]){ x, y, mask });
     if (st)
         return st;
+    clnet_context *ctx = op.ctx;
     if (!(rate >= 0.0f && rate <= 1.0f))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: rate (%g) must be in [0, 1]", func,
-                            (double)rate);
+        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "invalid argument: rate (%g) must be in [0, 1]",
+                              (double)rate);
     if (y->numel == 0)
         return CLNET_OK;
     /* Rounded once on the host; the device multiplies (correctly rounded). */
@@ -483,11 +448,13 @@ CLNET_API clnet_status clnet_dropout_forward(float rate, uint64_t seed, uint64_t
                                              const clnet_tensor *x, clnet_tensor *y,
                                              clnet_tensor *mask)
 {
-    return dropout("clnet_dropout_forward", rate, seed, stream, x, "x", y, "y", mask);
+    static const clnet__tspec spec[] = DROPOUT_SPEC("x", "y");
+    return dropout(__func__, spec, rate, seed, stream, x, y, mask);
 }
 
 CLNET_API clnet_status clnet_dropout_backward(float rate, uint64_t seed, uint64_t stream,
                                               const clnet_tensor *dy, clnet_tensor *dx)
 {
-    return dropout("clnet_dropout_backward", rate, seed, stream, dy, "dy", dx, "dx", NULL);
+    static const clnet__tspec spec[] = DROPOUT_SPEC("dy", "dx");
+    return dropout(__func__, spec, rate, seed, stream, dy, dx, NULL);
 }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "clnet/optim.h"
-#include "tensor/tensor_impl.h"
+#include "ops/op.h"
 
 /* Kernel flags (keep in sync with cl/optim.cl). */
 enum { OPT_FIRST = 1, OPT_L2 = 2, OPT_MOMENTUM = 4, OPT_NESTEROV = 8, OPT_DECOUPLED = 16 };
@@ -12,93 +12,51 @@ enum { OPT_FIRST = 1, OPT_L2 = 2, OPT_MOMENTUM = 4, OPT_NESTEROV = 8, OPT_DECOUP
 /* At most this many partial sums of squares per gradient tensor. */
 #define MAX_GROUPS_PER_TENSOR 64
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-#define TARG(t) CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG((t)->offset)
-
 /* ---- Checks ------------------------------------------------------------------ */
 
-/* ts[0] is the parameter; every other tensor needs its context, float32 and
- * its exact shape. ts[i] may be NULL only where optional[i]. */
-static clnet_status check_tensors(clnet_context *ctx, const char *func, int count,
-                                  const clnet_tensor *const *ts, const char *const *names,
-                                  const int *optional)
-{
-    char s[96], e[96];
-    for (int i = 0; i < count; i++) {
-        const clnet_tensor *t = ts[i];
-        if (!t && optional[i])
-            continue;
-        if (!t)
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL",
-                                func, names[i]);
-        if (t->ctx != ctx)
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
-                                func, names[i]);
-        if (t->dtype != CLNET_F32)
-            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, names[i]);
-        int same = t->ndim == ts[0]->ndim;
-        for (int d = 0; same && d < t->ndim; d++)
-            same = t->shape[d] == ts[0]->shape[d];
-        if (!same)
-            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (param's shape)",
-                                func, names[i], clnet__tensor_shape_str(t, s, sizeof s),
-                                clnet__tensor_shape_str(ts[0], e, sizeof e));
-    }
-    return CLNET_OK;
-}
+/* Every state tensor has the parameter's shape; the step writes the
+ * parameter and its state, which overlap nothing. */
+#define STATE(n) { .name = n, .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) }
 
 /* A scalar hyper-parameter must lie in [lo, hi] (hi_open: [lo, hi)); NaN never does. */
-static clnet_status check_range(clnet_context *ctx, const char *func, const char *name, float x,
-                                double lo, double hi, int hi_open)
+static clnet_status check_range(const clnet__op *op, const char *name, float x, double lo,
+                                double hi, int hi_open)
 {
     int ok = x >= lo && (hi_open ? x < hi : x <= hi);
     if (ok)
         return CLNET_OK;
     if (isinf(hi))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: %s (%g) must be "
-                            ">= %g",
-                            func, name, (double)x, lo);
-    return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                        "%s: invalid argument: %s (%g) must be in "
-                        "[%g, %g%s",
-                        func, name, (double)x, lo, hi, hi_open ? ")" : "]");
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: %s (%g) must be >= %g",
+                              name, (double)x, lo);
+    return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: %s (%g) must be in [%g, %g%s",
+                          name, (double)x, lo, hi, hi_open ? ")" : "]");
 }
 
-static clnet_status check_step(clnet_context *ctx, const char *func, int64_t t)
+static clnet_status check_step(const clnet__op *op, int64_t t)
 {
     if (t >= 1)
         return CLNET_OK;
-    return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                        "%s: invalid argument: t (%lld) must be >= 1 (the first step is 1)", func,
-                        (long long)t);
-}
-
-static clnet_status launch(clnet_context *ctx, const char *kernel, const char *func, int nargs,
-                           const clnet__arg *args, size_t n)
-{
-    cl_kernel k;
-    clnet_status st = clnet__kernel(ctx, "optim", NULL, kernel, &k);
-    return st ? st : clnet__launch1d(ctx, k, func, nargs, args, n);
+    return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                          "invalid argument: t (%lld) must be >= 1 (the first step is 1)",
+                          (long long)t);
 }
 
 /* ---- SGD ----------------------------------------------------------------------- */
 
-static clnet_status sgd_checks(clnet_context *ctx, const char *func, const clnet_sgd_params *p,
-                               int64_t t)
+static clnet_status sgd_checks(const clnet__op *op, const clnet_sgd_params *p, int64_t t)
 {
     clnet_status st;
-    if ((st = check_range(ctx, func, "lr", p->lr, 0, INFINITY, 0)) ||
-        (st = check_range(ctx, func, "momentum", p->momentum, 0, INFINITY, 0)) ||
-        (st = check_range(ctx, func, "dampening", p->dampening, 0, 1, 0)) ||
-        (st = check_range(ctx, func, "weight_decay", p->weight_decay, 0, INFINITY, 0)) ||
-        (st = check_step(ctx, func, t)))
+    if ((st = check_range(op, "lr", p->lr, 0, INFINITY, 0)) ||
+        (st = check_range(op, "momentum", p->momentum, 0, INFINITY, 0)) ||
+        (st = check_range(op, "dampening", p->dampening, 0, 1, 0)) ||
+        (st = check_range(op, "weight_decay", p->weight_decay, 0, INFINITY, 0)) ||
+        (st = check_step(op, t)))
         return st;
     if (p->nesterov && (p->momentum <= 0.0f || p->dampening != 0.0f))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: nesterov needs momentum > 0 (%g) and "
-                            "dampening 0 (%g)",
-                            func, (double)p->momentum, (double)p->dampening);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "invalid argument: nesterov needs momentum > 0 (%g) and dampening 0 "
+                              "(%g)",
+                              (double)p->momentum, (double)p->dampening);
     return CLNET_OK;
 }
 
@@ -106,67 +64,56 @@ CLNET_API clnet_status clnet_sgd_step(const clnet_sgd_params *params, int64_t t,
                                       clnet_tensor *param, const clnet_tensor *grad,
                                       clnet_tensor *momentum_buf)
 {
-    static const char func[] = "clnet_sgd_step";
-    const clnet_tensor *ts[] = { param, grad, momentum_buf };
-    static const char *const names[] = { "param", "grad", "momentum_buf" };
-    clnet_context *ctx = clnet__first_ctx(3, ts);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    static const clnet__tspec spec[] = {
+        { .name = "param", .flags = CLNET_T_OUT },
+        { .name = "grad", .like = CLNET_LIKE(0) },
+        { .name = "momentum_buf", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0) },
+    };
     clnet_sgd_params p = params ? *params : CLNET_SGD_PARAMS_DEFAULT;
     int momentum = p.momentum > 0.0f;
-    const int optional[] = { 0, 0, !momentum };
+    clnet__op op;
     clnet_status st;
-    if ((st = sgd_checks(ctx, func, &p, t)))
+    /* Without momentum the buffer is neither read nor checked. */
+    if ((st = CLNET_OP_CHECK(&op, __func__, spec, param, grad, momentum ? momentum_buf : NULL)) ||
+        (st = sgd_checks(&op, &p, t)))
         return st;
     if (momentum && !momentum_buf)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: momentum_buf is NULL but momentum is %g", func,
-                            (double)p.momentum);
-    if ((st = check_tensors(ctx, func, momentum ? 3 : 2, ts, names, optional)) || param->numel == 0)
-        return st;
+        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG,
+                              "momentum_buf: must not be NULL when momentum is %g",
+                              (double)p.momentum);
     int flags = (t == 1 ? OPT_FIRST : 0) | (p.weight_decay != 0.0f ? OPT_L2 : 0) |
                 (momentum ? OPT_MOMENTUM : 0) | (p.nesterov ? OPT_NESTEROV : 0);
     const clnet_tensor *buf = momentum ? momentum_buf : param; /* not touched without momentum */
-    clnet__arg a[] = { TARG(param),
-                       TARG(grad),
-                       TARG(buf),
-                       CLNET_ARG_ULONG(param->numel),
-                       CLNET_ARG_FLOAT(p.lr),
+    return CLNET_RUN1D(op.ctx, op.func, "optim", "sgd_step", param->numel, CLNET_ARG_TENSOR(param),
+                       CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(buf),
+                       CLNET_ARG_ULONG(param->numel), CLNET_ARG_FLOAT(p.lr),
                        CLNET_ARG_FLOAT(p.momentum),
                        CLNET_ARG_FLOAT((float)(1.0 - (double)p.dampening)),
-                       CLNET_ARG_FLOAT(p.weight_decay),
-                       CLNET_ARG_INT(flags) };
-    return launch(ctx, "sgd_step", func, NARGS(a), a, param->numel);
+                       CLNET_ARG_FLOAT(p.weight_decay), CLNET_ARG_INT(flags));
 }
 
 /* ---- Adam ------------------------------------------------------------------------- */
-
-static clnet_status adam_checks(clnet_context *ctx, const char *func, const clnet_adam_params *p,
-                                int64_t t)
-{
-    clnet_status st;
-    if ((st = check_range(ctx, func, "lr", p->lr, 0, INFINITY, 0)) ||
-        (st = check_range(ctx, func, "beta1", p->beta1, 0, 1, 1)) ||
-        (st = check_range(ctx, func, "beta2", p->beta2, 0, 1, 1)) ||
-        (st = check_range(ctx, func, "eps", p->eps, 0, INFINITY, 0)) ||
-        (st = check_range(ctx, func, "weight_decay", p->weight_decay, 0, INFINITY, 0)))
-        return st;
-    return check_step(ctx, func, t);
-}
 
 CLNET_API clnet_status clnet_adam_step(const clnet_adam_params *params, int64_t t,
                                        clnet_tensor *param, const clnet_tensor *grad,
                                        clnet_tensor *m, clnet_tensor *v)
 {
-    static const char func[] = "clnet_adam_step";
-    const clnet_tensor *ts[] = { param, grad, m, v };
-    static const char *const names[] = { "param", "grad", "m", "v" };
-    static const int optional[] = { 0, 0, 0, 0 };
-    clnet_context *ctx = clnet__first_ctx(4, ts);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    static const clnet__tspec spec[] = {
+        { .name = "param", .flags = CLNET_T_OUT },
+        { .name = "grad", .like = CLNET_LIKE(0) },
+        STATE("m"),
+        STATE("v"),
+    };
     clnet_adam_params p = params ? *params : CLNET_ADAM_PARAMS_DEFAULT;
+    clnet__op op;
     clnet_status st;
-    if ((st = adam_checks(ctx, func, &p, t)) ||
-        (st = check_tensors(ctx, func, 4, ts, names, optional)) || param->numel == 0)
+    if ((st = CLNET_OP_CHECK(&op, __func__, spec, param, grad, m, v)) ||
+        (st = check_range(&op, "lr", p.lr, 0, INFINITY, 0)) ||
+        (st = check_range(&op, "beta1", p.beta1, 0, 1, 1)) ||
+        (st = check_range(&op, "beta2", p.beta2, 0, 1, 1)) ||
+        (st = check_range(&op, "eps", p.eps, 0, INFINITY, 0)) ||
+        (st = check_range(&op, "weight_decay", p.weight_decay, 0, INFINITY, 0)) ||
+        (st = check_step(&op, t)))
         return st;
     /* Per-step scalars in double, rounded once: no pow() per element. */
     double b1 = p.beta1, b2 = p.beta2, td = (double)t;
@@ -174,22 +121,15 @@ CLNET_API clnet_status clnet_adam_step(const clnet_adam_params *params, int64_t 
     int l2 = !p.decoupled && p.weight_decay != 0.0f;
     int decoupled = p.decoupled && p.weight_decay != 0.0f;
     int flags = (t == 1 ? OPT_FIRST : 0) | (l2 ? OPT_L2 : 0) | (decoupled ? OPT_DECOUPLED : 0);
-    clnet__arg a[] = { TARG(param),
-                       TARG(grad),
-                       TARG(m),
-                       TARG(v),
-                       CLNET_ARG_ULONG(param->numel),
-                       CLNET_ARG_FLOAT(p.beta1),
-                       CLNET_ARG_FLOAT((float)(1.0 - b1)),
-                       CLNET_ARG_FLOAT(p.beta2),
-                       CLNET_ARG_FLOAT((float)(1.0 - b2)),
-                       CLNET_ARG_FLOAT(p.eps),
-                       CLNET_ARG_FLOAT(p.weight_decay),
+    return CLNET_RUN1D(op.ctx, op.func, "optim", "adam_step", param->numel,
+                       CLNET_ARG_TENSOR(param), CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(m),
+                       CLNET_ARG_TENSOR(v), CLNET_ARG_ULONG(param->numel),
+                       CLNET_ARG_FLOAT(p.beta1), CLNET_ARG_FLOAT((float)(1.0 - b1)),
+                       CLNET_ARG_FLOAT(p.beta2), CLNET_ARG_FLOAT((float)(1.0 - b2)),
+                       CLNET_ARG_FLOAT(p.eps), CLNET_ARG_FLOAT(p.weight_decay),
                        CLNET_ARG_FLOAT((float)(1.0 - (double)p.lr * (double)p.weight_decay)),
                        CLNET_ARG_FLOAT((float)((double)p.lr / bc1)),
-                       CLNET_ARG_FLOAT((float)(1.0 / sqrt(bc2))),
-                       CLNET_ARG_INT(flags) };
-    return launch(ctx, "adam_step", func, NARGS(a), a, param->numel);
+                       CLNET_ARG_FLOAT((float)(1.0 / sqrt(bc2))), CLNET_ARG_INT(flags));
 }
 
 /* ---- RMSprop ------------------------------------------------------------------------ */
@@ -197,32 +137,27 @@ CLNET_API clnet_status clnet_adam_step(const clnet_adam_params *params, int64_t 
 CLNET_API clnet_status clnet_rmsprop_step(const clnet_rmsprop_params *params, clnet_tensor *param,
                                           const clnet_tensor *grad, clnet_tensor *sq_avg)
 {
-    static const char func[] = "clnet_rmsprop_step";
-    const clnet_tensor *ts[] = { param, grad, sq_avg };
-    static const char *const names[] = { "param", "grad", "sq_avg" };
-    static const int optional[] = { 0, 0, 0 };
-    clnet_context *ctx = clnet__first_ctx(3, ts);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
+    static const clnet__tspec spec[] = {
+        { .name = "param", .flags = CLNET_T_OUT },
+        { .name = "grad", .like = CLNET_LIKE(0) },
+        STATE("sq_avg"),
+    };
     clnet_rmsprop_params p = params ? *params : CLNET_RMSPROP_PARAMS_DEFAULT;
+    clnet__op op;
     clnet_status st;
-    if ((st = check_range(ctx, func, "lr", p.lr, 0, INFINITY, 0)) ||
-        (st = check_range(ctx, func, "alpha", p.alpha, 0, 1, 0)) ||
-        (st = check_range(ctx, func, "eps", p.eps, 0, INFINITY, 0)) ||
-        (st = check_range(ctx, func, "weight_decay", p.weight_decay, 0, INFINITY, 0)) ||
-        (st = check_tensors(ctx, func, 3, ts, names, optional)) || param->numel == 0)
+    if ((st = CLNET_OP_CHECK(&op, __func__, spec, param, grad, sq_avg)) ||
+        (st = check_range(&op, "lr", p.lr, 0, INFINITY, 0)) ||
+        (st = check_range(&op, "alpha", p.alpha, 0, 1, 0)) ||
+        (st = check_range(&op, "eps", p.eps, 0, INFINITY, 0)) ||
+        (st = check_range(&op, "weight_decay", p.weight_decay, 0, INFINITY, 0)))
         return st;
     int flags = p.weight_decay != 0.0f ? OPT_L2 : 0;
-    clnet__arg a[] = { TARG(param),
-                       TARG(grad),
-                       TARG(sq_avg),
-                       CLNET_ARG_ULONG(param->numel),
-                       CLNET_ARG_FLOAT(p.lr),
-                       CLNET_ARG_FLOAT(p.alpha),
-                       CLNET_ARG_FLOAT((float)(1.0 - (double)p.alpha)),
-                       CLNET_ARG_FLOAT(p.eps),
-                       CLNET_ARG_FLOAT(p.weight_decay),
-                       CLNET_ARG_INT(flags) };
-    return launch(ctx, "rmsprop_step", func, NARGS(a), a, param->numel);
+    return CLNET_RUN1D(op.ctx, op.func, "optim", "rmsprop_step", param->numel,
+                       CLNET_ARG_TENSOR(param), CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(sq_avg),
+                       CLNET_ARG_ULONG(param->numel), CLNET_ARG_FLOAT(p.lr),
+                       CLNET_ARG_FLOAT(p.alpha), CLNET_ARG_FLOAT((float)(1.0 - (double)p.alpha)),
+                       CLNET_ARG_FLOAT(p.eps), CLNET_ARG_FLOAT(p.weight_decay),
+                       CLNET_ARG_INT(flags));
 }
 
 /* ---- Clipping --------------------------------------------------------------------------- */
@@ -279,9 +214,9 @@ static clnet_status clip_partials(clnet_context *ctx, const char *func, clnet_te
         size_t groups = clip_groups(wg, grads[i]->numel);
         if (!groups)
             continue;
-        clnet__arg a[] = { TARG(grads[i]), CLNET_ARG_ULONG(grads[i]->numel), CLNET_ARG_MEM(ws),
-                           CLNET_ARG_ULONG(at) };
-        clnet_status st = launch(ctx, "sumsq_partial", func, NARGS(a), a, groups * wg);
+        clnet_status st = CLNET_RUN1D(ctx, func, "optim", "sumsq_partial", groups * wg,
+                                      CLNET_ARG_TENSOR(grads[i]), CLNET_ARG_ULONG(grads[i]->numel),
+                                      CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(at));
         if (st)
             return st;
         at += groups;
@@ -312,22 +247,16 @@ CLNET_API clnet_status clnet_clip_grad_norm(clnet_tensor *const *grads, int coun
         (st = clip_partials(ctx, func, grads, count, ws)))
         return st;
     cl_mem norm_mem = total_norm ? clnet__mem(total_norm) : ws;
-    clnet__arg a[] = { CLNET_ARG_MEM(ws),
-                       CLNET_ARG_ULONG(parts),
-                       CLNET_ARG_FLOAT(max_norm),
-                       CLNET_ARG_ULONG(parts),
-                       CLNET_ARG_MEM(norm_mem),
-                       CLNET_ARG_ULONG(total_norm ? total_norm->offset : 0),
-                       CLNET_ARG_INT(total_norm != NULL) };
-    if ((st = launch(ctx, "clip_coef", func, NARGS(a), a, wg)))
+    if ((st = CLNET_RUN1D(ctx, func, "optim", "clip_coef", wg, CLNET_ARG_MEM(ws),
+                          CLNET_ARG_ULONG(parts), CLNET_ARG_FLOAT(max_norm), CLNET_ARG_ULONG(parts),
+                          CLNET_ARG_MEM(norm_mem),
+                          CLNET_ARG_ULONG(total_norm ? total_norm->offset : 0),
+                          CLNET_ARG_INT(total_norm != NULL))))
         return st;
-    for (int i = 0; i < count; i++) {
-        if (grads[i]->numel == 0)
-            continue;
-        clnet__arg b[] = { TARG(grads[i]), CLNET_ARG_ULONG(grads[i]->numel), CLNET_ARG_MEM(ws),
-                           CLNET_ARG_ULONG(parts) };
-        if ((st = launch(ctx, "clip_apply", func, NARGS(b), b, grads[i]->numel)))
+    for (int i = 0; i < count; i++)
+        if ((st = CLNET_RUN1D(ctx, func, "optim", "clip_apply", grads[i]->numel,
+                              CLNET_ARG_TENSOR(grads[i]), CLNET_ARG_ULONG(grads[i]->numel),
+                              CLNET_ARG_MEM(ws), CLNET_ARG_ULONG(parts))))
             return st;
-    }
     return CLNET_OK;
 }

@@ -376,19 +376,18 @@ static clnet_status copy_rows(const call *k, view dst, view src, size_t rows, si
 /* ---- the fused LSTM recurrence (cl/rnn.cl: lstm_*_fused) ------------------ */
 
 /* How an LSTM runs its steps; "lstm.forward" and "lstm.backward" choose:
- *   REC_GEMM   a step GEMM (clnet__gemm) and a gate kernel per step, two or
+ *   CLNET_V_REC_GEMM   a step GEMM (clnet__gemm) and a gate kernel per step, two or
  *              more launches per step (the RNN and GRU always run this);
- *   REC_STEP   one fused kernel per step, over many work-groups;
- *   REC_SEQ    the same kernel, every step in one launch of one work-group
+ *   CLNET_V_REC_STEP   one fused kernel per step, over many work-groups;
+ *   CLNET_V_REC_SEQ    the same kernel, every step in one launch of one work-group
  *              (barriers between steps; one compute unit).
- * Unforced, on devices other than GPUs: REC_SEQ when REC_STEP would launch
+ * Unforced, on devices other than GPUs: CLNET_V_REC_SEQ when CLNET_V_REC_STEP would launch
  * one work-group per step anyway (its tiles fit one), or when a step's
  * recurrent product is at most SEQ_MAX_MACS multiply-adds (there a launch
  * costs more than the second core gives; docs/rnn.md has the measurements);
- * else REC_STEP. GPUs: REC_STEP (one work-group would leave the other compute
+ * else CLNET_V_REC_STEP. GPUs: CLNET_V_REC_STEP (one work-group would leave the other compute
  * units idle; untested on a GPU so far). T = 0 and an empty N or H run
- * REC_GEMM whatever is forced (nothing to fuse). */
-enum { REC_GEMM = 0, REC_STEP = 1, REC_SEQ = 2 };
+ * CLNET_V_REC_GEMM whatever is forced (nothing to fuse). */
 #define SEQ_MAX_MACS ((size_t)1 << 21)
 
 static size_t fused_items(const call *k);
@@ -396,12 +395,12 @@ static size_t fused_items(const call *k);
 static int recurrence(const call *k, const char *variant)
 {
     if (k->c->kind != CELL_LSTM || !k->n || !k->h || !k->t || k->t > INT_MAX)
-        return REC_GEMM;
+        return CLNET_V_REC_GEMM;
     const clnet__profile *prof = clnet__context_profile(k->ctx);
     int small = fused_items(k) <= prof->wg_size || k->n * k->gh <= SEQ_MAX_MACS / k->h;
-    int chosen = prof->info.type != CLNET_DEVICE_GPU && small ? REC_SEQ : REC_STEP;
+    int chosen = prof->info.type != CLNET_DEVICE_GPU && small ? CLNET_V_REC_SEQ : CLNET_V_REC_STEP;
     int v = clnet__variant(k->ctx, variant, chosen);
-    return v == REC_STEP || v == REC_SEQ ? v : REC_GEMM;
+    return v == CLNET_V_REC_STEP || v == CLNET_V_REC_SEQ ? v : CLNET_V_REC_GEMM;
 }
 
 /* The packed w_hh: 4*H x roundup(H, 8) either way round. */
@@ -440,7 +439,7 @@ static size_t fused_items(const call *k)
 }
 
 /* Launches `kern` over the steps first .. last (counting down when `down`,
- * the backward): REC_STEP once per step over every tile, REC_SEQ as one
+ * the backward): CLNET_V_REC_STEP once per step over every tile, CLNET_V_REC_SEQ as one
  * work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
  * (32 at H = 64). The kernel's step arguments are the last two of l, filled
  * here: forward (first step, count), backward (first, last). Bounding a
@@ -455,9 +454,9 @@ static clnet_status launch_steps(const call *k, cl_kernel kern, arglist *l, int 
                                  int last, int down)
 {
     size_t wg = clnet__context_profile(k->ctx)->wg_size;
-    int per = rec == REC_SEQ ? (int)(SEQ_UNIT_STEPS / padded(k->h)) : 1;
+    int per = rec == CLNET_V_REC_SEQ ? (int)(SEQ_UNIT_STEPS / padded(k->h)) : 1;
     per = per < 1 ? 1 : per;
-    size_t items = rec == REC_SEQ ? wg : fused_items(k);
+    size_t items = rec == CLNET_V_REC_SEQ ? wg : fused_items(k);
     int steps = (down ? first - last : last - first) + 1;
     l->n += 2;
     for (int done = 0; done < steps; done += per) {
@@ -620,7 +619,7 @@ static clnet_status forward(const cell *c, const fwd_args *a)
     fwd_plan p;
     cl_kernel kern;
     int rec = recurrence(&k, "lstm.forward");
-    if ((st = plan_forward(&k, a, rec != REC_GEMM, &p)) ||
+    if ((st = plan_forward(&k, a, rec != CLNET_V_REC_GEMM, &p)) ||
         (st = clnet__kernel(k.ctx, "rnn", NULL, rec ? "lstm_fwd_fused" : c->fwd_kernel, &kern)))
         return st;
     /* a_x for every step at once: (N*T, F) x (F, G*H) into the gates. */
@@ -778,11 +777,12 @@ static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_
     for (int pass = 0; pass < (gru ? 2 : 1); pass++) {
         /* RNN and LSTM: db_hh = db_ih from one pass; GRU: one pass each. */
         view src = pass ? dgh : dgx, out = pass ? bh : bi, out2 = gru ? (view){ 0 } : bh;
-        clnet__arg args[] = { CLNET_ARG_MEM(src.mem), CLNET_ARG_ULONG(src.off),
-                              CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
-                              CLNET_ARG_MEM(out.mem), CLNET_ARG_ULONG(out.off),
-                              CLNET_ARG_MEM(out2.mem), CLNET_ARG_ULONG(out2.off) };
-        if ((st = clnet__launch1d(k->ctx, kern, k->func, 8, args, gh)))
+        if ((st = clnet__launch1d(k->ctx, kern, k->func,
+                                  CLNET_ARGS(CLNET_ARG_MEM(src.mem), CLNET_ARG_ULONG(src.off),
+                                             CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
+                                             CLNET_ARG_MEM(out.mem), CLNET_ARG_ULONG(out.off),
+                                             CLNET_ARG_MEM(out2.mem), CLNET_ARG_ULONG(out2.off)),
+                                  gh)))
             return st;
     }
     return CLNET_OK;
@@ -797,7 +797,7 @@ static clnet_status backward(const cell *c, const bwd_args *a)
     bwd_plan p;
     cl_kernel kern;
     int rec = recurrence(&k, "lstm.backward");
-    if ((st = plan_backward(&k, a, rec != REC_GEMM, &p)) ||
+    if ((st = plan_backward(&k, a, rec != CLNET_V_REC_GEMM, &p)) ||
         (st = clnet__kernel(k.ctx, "rnn", NULL, rec ? "lstm_bwd_fused" : c->bwd_kernel, &kern)))
         return st;
     if (rec)

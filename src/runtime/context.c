@@ -5,6 +5,7 @@
 
 #include "clnet/clnet.h"
 #include "context_impl.h"
+#include "knobs.h"
 
 CLNET_API const char *clnet_version(void)
 {
@@ -56,6 +57,12 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir,
     }
     clnet__profile_init(&ctx->profile, &ctx->profile.info);
     ctx->profile.env = *env;
+    /* Device facts that kernels are built with, queried once here, not per
+     * call. A failed query only costs the fma. */
+    cl_device_fp_config fp = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) != CL_SUCCESS)
+        fp = 0;
+    ctx->profile.fma = (fp & CL_FP_FMA) != 0;
     /* Kernels keep local arrays of the work-group size (at least 1): a
      * device with less local memory than one work-item needs fails here,
      * not at its first launch. */
@@ -369,9 +376,31 @@ int clnet__variant(const clnet_context *ctx, const char *op, int chosen)
     return chosen;
 }
 
+/* The registry (knobs.h) as a table. */
+static const struct {
+    const char *name;
+    int lo, hi;
+} variants[] = {
+#define CLNET_VARIANT_ROW(name, lo, hi) { name, lo, hi },
+    CLNET_VARIANTS(CLNET_VARIANT_ROW)
+#undef CLNET_VARIANT_ROW
+};
+
 clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value)
 {
-    CLNET_CHECK_ARG(ctx, op != NULL && strlen(op) < sizeof ctx->forced[0].op);
+    CLNET_CHECK_ARG(ctx, op != NULL);
+    size_t v = 0, nv = sizeof variants / sizeof variants[0];
+    while (v < nv && strcmp(variants[v].name, op))
+        v++;
+    if (v == nv)
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet__force_variant: no variant named \"%.64s\" (src/runtime/knobs.h "
+                            "lists them)",
+                            op);
+    if (value >= 0 && (value < variants[v].lo || value > variants[v].hi))
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet__force_variant: %s = %d is outside [%d, %d] (or < 0 to clear)",
+                            op, value, variants[v].lo, variants[v].hi);
     for (int i = 0; i < ctx->nforced; i++)
         if (!strcmp(ctx->forced[i].op, op)) {
             if (value < 0)
@@ -383,7 +412,8 @@ clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value)
     if (value < 0)
         return CLNET_OK;
     if (ctx->nforced == (int)(sizeof ctx->forced / sizeof ctx->forced[0]))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "clnet__force_variant: too many forced variants");
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet__force_variant: too many forced variants");
     snprintf(ctx->forced[ctx->nforced].op, sizeof ctx->forced[0].op, "%s", op);
     ctx->forced[ctx->nforced++].value = value;
     return CLNET_OK;

@@ -11,6 +11,7 @@
 #include "clnet/opencl.h"
 #include "clnet/context.h"
 #include "alloc.h"
+#include "knobs.h"
 
 #if defined(__GNUC__)
 #define CLNET_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -75,6 +76,7 @@ typedef struct clnet__profile {
                                         * binaries are neither cheap nor safe to share
                                         * (pocl; docs/speed.md, docs/hardening.md). Tests
                                         * force 1 with the variant "diskcache.store". */
+    int fma;                           /* a hardware single-precision fma (CL_FP_FMA) */
     clnet__env env;                    /* the environment, as read at creation */
 } clnet__profile;
 
@@ -131,6 +133,13 @@ typedef struct clnet__arg {
 #define CLNET_ARG_FLOAT(x) ((clnet__arg){ sizeof(cl_float), 0, { .f = (cl_float)(x) } })
 #define CLNET_ARG_LOCAL(bytes) ((clnet__arg){ (bytes), 1, { .ul = 0 } })
 
+/* Kernel arguments as a list: CLNET_ARGS(a, b, c) expands to the count and
+ * the array, for the (nargs, args) parameters of the launch functions, so
+ * that no launch carries a hand-counted number. */
+#define CLNET_ARGS(...)                                                                           \
+    (int)(sizeof((clnet__arg[]){ __VA_ARGS__ }) / sizeof(clnet__arg)),                            \
+        (const clnet__arg[]){ __VA_ARGS__ }
+
 /* Sets the arguments and enqueues an ND-range of `dims` dimensions. global
  * sizes are rounded up to multiples of local (non-uniform work-groups are
  * never assumed): kernels guard against the excess. local may be NULL (the
@@ -167,7 +176,9 @@ clnet_status clnet__gemm_scratch(clnet_context *ctx, size_t bytes, cl_mem *out);
  * im2col convolution, a tiled or a simple kernel) asks which one to run with
  * clnet__variant(ctx, "conv2d.forward", chosen), passing the one it would
  * choose by shape and device; tests force each variant in turn with
- * clnet__force_variant (value < 0 clears). Names are "<op>.<direction>". */
+ * clnet__force_variant (value < 0 clears). Names are "<op>.<direction>";
+ * every name and the values it takes are registered in knobs.h, and forcing
+ * a name or a value not there is CLNET_ERR_INVALID_ARG. */
 int clnet__variant(const clnet_context *ctx, const char *op, int chosen);
 clnet_status clnet__force_variant(clnet_context *ctx, const char *op, int value);
 

@@ -13,12 +13,12 @@ static clnet_status rand_fill(clnet_tensor *t, const char *kernel, const char *f
     clnet_status st = clnet__kernel(t->ctx, "rng", NULL, kernel, &k);
     if (st)
         return st;
-    clnet__arg args[] = { CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG(t->offset),
-                          CLNET_ARG_ULONG(t->numel),   CLNET_ARG_UINT(seed),
-                          CLNET_ARG_UINT(seed >> 32),  CLNET_ARG_UINT(stream),
-                          CLNET_ARG_UINT(stream >> 32), CLNET_ARG_FLOAT(a),
-                          CLNET_ARG_FLOAT(b) };
-    return clnet__launch1d(t->ctx, k, func, 9, args, (t->numel + 3) / 4);
+    return clnet__launch1d(t->ctx, k, func,
+                           CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel),
+                                      CLNET_ARG_UINT(seed), CLNET_ARG_UINT(seed >> 32),
+                                      CLNET_ARG_UINT(stream), CLNET_ARG_UINT(stream >> 32),
+                                      CLNET_ARG_FLOAT(a), CLNET_ARG_FLOAT(b)),
+                           (t->numel + 3) / 4);
 }
 
 CLNET_API clnet_status clnet_tensor_rand_uniform(clnet_tensor *t, uint64_t seed, uint64_t stream,

@@ -290,15 +290,17 @@ CLNET_API clnet_status clnet_tensor_fill(clnet_tensor *t, double value)
                                 "clnet_tensor_fill: %g is not an int32 value", value);
         if ((st = clnet__kernel(t->ctx, "tensor", NULL, "fill_i32", &k)))
             return st;
-        clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG(t->offset),
-                           CLNET_ARG_ULONG(t->numel), CLNET_ARG_INT((int)value) };
-        return clnet__launch1d(t->ctx, k, "clnet_tensor_fill", 4, a, t->numel);
+        return clnet__launch1d(t->ctx, k, "clnet_tensor_fill",
+                               CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel),
+                                          CLNET_ARG_INT((int)value)),
+                               t->numel);
     }
     if ((st = clnet__kernel(t->ctx, "tensor", NULL, "fill_f32", &k)))
         return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG(t->offset),
-                       CLNET_ARG_ULONG(t->numel), CLNET_ARG_FLOAT((float)value) };
-    return clnet__launch1d(t->ctx, k, "clnet_tensor_fill", 4, a, t->numel);
+    return clnet__launch1d(t->ctx, k, "clnet_tensor_fill",
+                           CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel),
+                                      CLNET_ARG_FLOAT((float)value)),
+                           t->numel);
 }
 
 CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *src)
@@ -316,10 +318,10 @@ CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *
     clnet_status st = clnet__kernel(dst->ctx, "tensor", NULL, "copy_32", &k);
     if (st)
         return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(dst)), CLNET_ARG_ULONG(dst->offset),
-                       CLNET_ARG_MEM(clnet__mem(src)), CLNET_ARG_ULONG(src->offset),
-                       CLNET_ARG_ULONG(dst->numel) };
-    return clnet__launch1d(dst->ctx, k, "clnet_tensor_copy", 5, a, dst->numel);
+    return clnet__launch1d(dst->ctx, k, "clnet_tensor_copy",
+                           CLNET_ARGS(CLNET_ARG_TENSOR(dst), CLNET_ARG_TENSOR(src),
+                                      CLNET_ARG_ULONG(dst->numel)),
+                           dst->numel);
 }
 
 CLNET_API clnet_status clnet_tensor_gather_rows(clnet_tensor *dst, const clnet_tensor *src,
@@ -350,11 +352,11 @@ CLNET_API clnet_status clnet_tensor_gather_rows(clnet_tensor *dst, const clnet_t
     clnet_status st = clnet__kernel(ctx, "tensor", NULL, "gather_rows_32", &k);
     if (st)
         return st;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(dst)), CLNET_ARG_ULONG(dst->offset),
-                       CLNET_ARG_MEM(clnet__mem(src)), CLNET_ARG_ULONG(src->offset),
-                       CLNET_ARG_MEM(clnet__mem(indices)), CLNET_ARG_ULONG(indices->offset),
-                       CLNET_ARG_ULONG(rows), CLNET_ARG_ULONG(row), CLNET_ARG_ULONG(src_rows) };
-    return clnet__launch1d(ctx, k, "clnet_tensor_gather_rows", 9, a, dst->numel);
+    return clnet__launch1d(ctx, k, "clnet_tensor_gather_rows",
+                           CLNET_ARGS(CLNET_ARG_TENSOR(dst), CLNET_ARG_TENSOR(src),
+                                      CLNET_ARG_TENSOR(indices), CLNET_ARG_ULONG(rows),
+                                      CLNET_ARG_ULONG(row), CLNET_ARG_ULONG(src_rows)),
+                           dst->numel);
 }
 
 clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
@@ -382,10 +384,10 @@ const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t s
     if (!size)
         return buf;
     buf[0] = 0;
-    if (ndim == 0)
-        snprintf(buf, size, "scalar");
     for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld", (long long)shape[i]);
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "(%lld", (long long)shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, ndim ? ")" : "()");
     return buf;
 }
 

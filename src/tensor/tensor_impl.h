@@ -27,12 +27,16 @@ static inline cl_mem clnet__mem(const clnet_tensor *t)
     return t->storage ? t->storage->mem : NULL;
 }
 
+/* A tensor as a kernel's (buffer, element offset) pair: two arguments. */
+#define CLNET_ARG_TENSOR(t) CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG((t)->offset)
+
 /* Checks that every tensor is non-NULL, float32, of ctx, and holds n
  * elements; records which argument is wrong. names are the parameter names. */
 clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
                                const clnet_tensor *const *ts, const char *const *names);
 
-/* Writes a shape as "2x8x5x5" ("scalar" for 0-D) into buf; returns buf. */
+/* Writes a shape as "(2, 8, 5, 5)" ("()" for 0-D) into buf; returns buf. The one
+ * shape format of every message. */
 const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
 
 static inline const char *clnet__tensor_shape_str(const clnet_tensor *t, char *buf, size_t size)
