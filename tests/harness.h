@@ -125,5 +125,6 @@ Suite *suite_merge(void);
 Suite *suite_onnx(void);
 Suite *suite_callbacks(void);
 Suite *suite_hardening(void);
+Suite *suite_conv_grouped(void);
 
 #endif

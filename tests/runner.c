@@ -37,6 +37,7 @@ static const struct {
     { "onnx", suite_onnx },
     { "callbacks", suite_callbacks },
     { "hardening", suite_hardening },
+    { "conv-grouped", suite_conv_grouped },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -40,6 +40,7 @@
 #include "ops.h"
 #include "gemm.h"
 #include "conv.h"
+#include "conv_grouped.h"
 #include "pool.h"
 #include "act.h"
 #include "loss.h"
