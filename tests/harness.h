@@ -126,5 +126,6 @@ Suite *suite_onnx(void);
 Suite *suite_callbacks(void);
 Suite *suite_hardening(void);
 Suite *suite_conv_grouped(void);
+Suite *suite_npy(void);
 
 #endif

@@ -38,6 +38,7 @@ static const struct {
     { "callbacks", suite_callbacks },
     { "hardening", suite_hardening },
     { "conv-grouped", suite_conv_grouped },
+    { "npy", suite_npy },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

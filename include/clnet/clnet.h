@@ -54,6 +54,7 @@
 #include "data.h"
 #include "safetensors.h"
 #include "onnx.h"
+#include "npy.h"
 #include "dist.h"
 #include "merge.h"
 
