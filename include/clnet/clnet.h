@@ -55,6 +55,7 @@
 #include "onnx.h"
 #include "dist.h"
 #include "merge.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
