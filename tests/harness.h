@@ -122,6 +122,7 @@ Suite *suite_gan(void);
 Suite *suite_step(void);
 Suite *suite_semantics(void);
 Suite *suite_merge(void);
+Suite *suite_graph(void);
 Suite *suite_onnx(void);
 Suite *suite_callbacks(void);
 Suite *suite_hardening(void);

@@ -34,6 +34,7 @@ static const struct {
     { "step", suite_step },
     { "semantics", suite_semantics },
     { "merge", suite_merge },
+    { "graph", suite_graph },
     { "onnx", suite_onnx },
     { "callbacks", suite_callbacks },
     { "hardening", suite_hardening },

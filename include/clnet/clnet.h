@@ -57,6 +57,7 @@
 #include "npy.h"
 #include "dist.h"
 #include "merge.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
