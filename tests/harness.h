@@ -128,5 +128,6 @@ Suite *suite_callbacks(void);
 Suite *suite_hardening(void);
 Suite *suite_conv_grouped(void);
 Suite *suite_npy(void);
+Suite *suite_onnx_run(void);
 
 #endif

