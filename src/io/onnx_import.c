@@ -24,8 +24,22 @@ typedef struct value {
     clnet_node node;
 } value;
 
+/* The batch dim in a folded shape: any value the model is run with. */
+#define BATCH INT64_MIN
+
+/* A folded int64 constant (Shape, Gather, Unsqueeze, Concat on shapes): a
+ * scalar (ndim 0) or a vector of up to CLNET_MAX_DIMS values. */
+typedef struct folded {
+    const char *name;
+    int ndim;
+    size_t n;
+    int64_t v[CLNET_MAX_DIMS];
+} folded;
+
 typedef struct imp {
     clnet_context *ctx;
+    folded *ints;
+    size_t nints;
     const clnet_onnx_model *om;
     const clnet_onnx_graph *g;
     clnet_model *m;
@@ -99,6 +113,7 @@ static const char *const mapped_ops[] = {
     "MatMul",  "Add",         "Sub",
     "Mul",     "Concat",      "BatchNormalization",
     "Dropout", "Identity",    "Constant",
+    "Shape",   "Gather",      "Unsqueeze",
 };
 
 /* Appends "; what" to the refusal list in buf unless it is there already. */
@@ -423,24 +438,138 @@ static clnet_status op_batchnorm(imp *im, const clnet_onnx_node *n)
     return define_out(im, n);
 }
 
+/* ---- Shape arithmetic, folded at import -------------------------------------- */
+
+/* The int64 constant `name`: folded, or an INT64 initializer of at most
+ * CLNET_MAX_DIMS values in 0 or 1 dims. 0 if there is none. */
+static int get_ints(const imp *im, const char *name, folded *out)
+{
+    for (size_t i = im->nints; i-- > 0;)
+        if (!strcmp(im->ints[i].name, name)) {
+            *out = im->ints[i];
+            return 1;
+        }
+    const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, name);
+    if (!t || t->dtype != CLNET_ONNX_INT64 || t->ndim > 1 || t->numel > CLNET_MAX_DIMS)
+        return 0;
+    out->name = name;
+    out->ndim = t->ndim;
+    out->n = t->numel;
+    memcpy(out->v, t->i64, t->numel * sizeof *t->i64);
+    return 1;
+}
+
+static clnet_status fold(imp *im, const clnet_onnx_node *n, const folded *f)
+{
+    folded *v = clnet__realloc(im->ints, (im->nints + 1) * sizeof *v);
+    if (!v)
+        return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
+    im->ints = v;
+    im->ints[im->nints] = *f;
+    im->ints[im->nints++].name = n->outputs[0];
+    return CLNET_OK;
+}
+
+static clnet_status not_foldable(const imp *im, const clnet_onnx_node *n)
+{
+    return fail(im, CLNET_ERR_UNSUPPORTED,
+                "clnet_onnx_import: node '%s' (%s): only shape arithmetic on constants "
+                "(Shape, Gather, Unsqueeze, Concat of int64 vectors) is imported",
+                node_label(n), n->op_type);
+}
+
+/* Shape(x): (batch, dims...) of a computed value, [start, end). */
+static clnet_status op_shape(imp *im, const clnet_onnx_node *n, clnet_node x)
+{
+    int64_t shape[CLNET_MAX_DIMS];
+    int nd = clnet_model_node_shape(im->m, x, shape) + 1;
+    int64_t start = attr_int(n, "start", 0), end = attr_int(n, "end", nd);
+    start = start < 0 ? start + nd : start;
+    end = end < 0 ? end + nd : end > nd ? nd : end;
+    if (nd > CLNET_MAX_DIMS || start < 0 || start > end)
+        return not_foldable(im, n);
+    folded f = { NULL, 1, 0, { 0 } };
+    for (int64_t i = start; i < end; i++)
+        f.v[f.n++] = i == 0 ? BATCH : shape[i - 1];
+    return fold(im, n, &f);
+}
+
+/* Gather(data, indices) on axis 0 of a folded vector. */
+static clnet_status op_gather(imp *im, const clnet_onnx_node *n)
+{
+    folded d, idx, f = { NULL, 0, 0, { 0 } };
+    if (n->n_inputs != 2 || attr_int(n, "axis", 0) != 0 || !get_ints(im, n->inputs[0], &d) ||
+        !get_ints(im, n->inputs[1], &idx) || d.ndim != 1)
+        return not_foldable(im, n);
+    f.ndim = idx.ndim;
+    for (size_t i = 0; i < idx.n; i++) {
+        int64_t k = idx.v[i] < 0 ? idx.v[i] + (int64_t)d.n : idx.v[i];
+        if (k < 0 || k >= (int64_t)d.n)
+            return fail(im, CLNET_ERR_FORMAT,
+                        "clnet_onnx_import: node '%s' (Gather): index %lld out of range",
+                        node_label(n), (long long)idx.v[i]);
+        f.v[f.n++] = d.v[k];
+    }
+    return fold(im, n, &f);
+}
+
+/* Unsqueeze of a folded scalar to a 1-vector (axes [0]). */
+static clnet_status op_unsqueeze(imp *im, const clnet_onnx_node *n)
+{
+    folded d, axes = { NULL, 1, 1, { 0 } };
+    const clnet_onnx_attr *a = attr(n, "axes");
+    if (a && (a->type != CLNET_ONNX_ATTR_INTS || a->count != 1))
+        return not_foldable(im, n);
+    if (a)
+        axes.v[0] = a->ints[0];
+    else if (n->n_inputs < 2 || !get_ints(im, n->inputs[1], &axes) || axes.n != 1)
+        return not_foldable(im, n);
+    if (!get_ints(im, n->inputs[0], &d) || d.ndim != 0 || axes.v[0] != 0)
+        return not_foldable(im, n);
+    d.ndim = 1;
+    return fold(im, n, &d);
+}
+
+/* Concat of folded vectors (axis 0): 0 when done (*st says how), 1 when
+ * n's inputs are not all int64 constants (a Concat of computed values). */
+static int concat_folds(imp *im, const clnet_onnx_node *n, clnet_status *st)
+{
+    folded f = { NULL, 1, 0, { 0 } }, part;
+    for (size_t i = 0; i < n->n_inputs; i++) {
+        if (!get_ints(im, n->inputs[i], &part))
+            return 1;
+        if (part.ndim != 1 || f.n + part.n > CLNET_MAX_DIMS) {
+            *st = not_foldable(im, n);
+            return 0;
+        }
+        memcpy(f.v + f.n, part.v, part.n * sizeof *part.v);
+        f.n += part.n;
+    }
+    *st = fold(im, n, &f);
+    return 0;
+}
+
 static clnet_status op_reshape(imp *im, const clnet_onnx_node *n, clnet_node x)
 {
-    const clnet_onnx_tensor *t =
-        n->n_inputs > 1 ? clnet_onnx_model_find_tensor(im->om, n->inputs[1]) : NULL;
+    folded t;
+    int have = n->n_inputs > 1 && get_ints(im, n->inputs[1], &t);
     int64_t in[CLNET_MAX_DIMS], shape[CLNET_MAX_DIMS];
     int nd = clnet_model_node_shape(im->m, x, in);
-    if (!t || t->dtype != CLNET_ONNX_INT64 || t->ndim != 1 || t->numel < 2 ||
-        t->numel > CLNET_MAX_DIMS || (t->i64[0] != 0 && t->i64[0] != -1))
+    if (!have || t.ndim != 1 || t.n < 2 || (t.v[0] != 0 && t.v[0] != -1 && t.v[0] != BATCH))
         return fail(im, CLNET_ERR_UNSUPPORTED,
                     "clnet_onnx_import: node '%s' (Reshape): the shape must be a constant "
                     "(batch as 0 or -1, then up to 7 dims)",
                     node_label(n));
-    for (size_t i = 1; i < t->numel; i++) {
-        shape[i - 1] = t->i64[i];
-        if (t->i64[i] == 0 && !attr_int(n, "allowzero", 0) && (int)i - 1 < nd)
+    for (size_t i = 1; i < t.n; i++) {
+        shape[i - 1] = t.v[i];
+        if (t.v[i] == 0 && !attr_int(n, "allowzero", 0) && (int)i - 1 < nd)
             shape[i - 1] = in[i - 1];
+        if (t.v[i] == BATCH)
+            return fail(im, CLNET_ERR_UNSUPPORTED,
+                        "clnet_onnx_import: node '%s' (Reshape): the batch moves to dim %zu",
+                        node_label(n), i);
     }
-    clnet_status st = clnet_model_add_reshape(im->m, (int)t->numel - 1, shape);
+    clnet_status st = clnet_model_add_reshape(im->m, (int)t.n - 1, shape);
     return st ? lib_fail(im, n, st) : define_out(im, n);
 }
 
@@ -504,12 +633,20 @@ static clnet_status import_node(imp *im, const clnet_onnx_node *n)
     clnet_status st;
     if (!strcmp(op, "Constant"))
         return CLNET_OK; /* read through clnet_onnx_model_find_tensor */
+    if (!strcmp(op, "Gather"))
+        return op_gather(im, n);
+    if (!strcmp(op, "Unsqueeze"))
+        return op_unsqueeze(im, n);
+    if (!strcmp(op, "Concat") && !concat_folds(im, n, &st))
+        return st;
     if ((st = in_node(im, n, 0, &x)))
         return st;
     if ((st = clnet_model_set_node(im->m, x)))
         return lib_fail(im, n, st);
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout"))
         return define(im, n->outputs[0], x);
+    if (!strcmp(op, "Shape"))
+        return op_shape(im, n, x);
     if (!strcmp(op, "Conv"))
         return op_conv(im, n, x);
     if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool"))
@@ -590,7 +727,7 @@ static clnet_status make_inputs(imp *im, clnet_context *ctx)
 CLNET_API clnet_status clnet_onnx_import(clnet_context *ctx, const clnet_onnx_model *om,
                                          clnet_model **out, char *err, size_t err_size)
 {
-    imp im = { ctx, om, clnet_onnx_model_graph(om), NULL, NULL, 0, err, err_size };
+    imp im = { ctx, NULL, 0, om, clnet_onnx_model_graph(om), NULL, NULL, 0, err, err_size };
     if (!out)
         return fail(&im, CLNET_ERR_INVALID_ARG, "clnet_onnx_import: invalid argument: out");
     *out = NULL;
@@ -611,6 +748,7 @@ CLNET_API clnet_status clnet_onnx_import(clnet_context *ctx, const clnet_onnx_mo
     if (!st && (st = clnet_model_set_outputs(im.m, (int)im.g->n_outputs, outs)))
         fail(&im, st, "clnet_onnx_import: outputs: %s", clnet_context_errmsg(ctx));
     clnet__free(im.vals);
+    clnet__free(im.ints);
     if (st) {
         clnet_model_destroy(im.m);
         return st;

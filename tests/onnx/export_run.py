@@ -5,8 +5,9 @@ weights in eval mode, and PyTorch's outputs on random inputs:
   NAME.onnx, NAME.in.npy (the input), NAME.out.npy (PyTorch's output)
 
 Models: the reference CNN (batch 3); a residual block with batch norm and a
-Concat of two branches ending in global average pooling, a Gemm
-minus a MatMul (batch 2); and 'unsupported', a depthwise Conv followed by HardSwish and
+Concat of two branches ending in global average pooling, a view
+(x.size(0), -1) that exports as a Shape/Gather/Unsqueeze/Concat chain, a
+Gemm minus a MatMul (batch 2); and 'unsupported', a depthwise Conv followed by HardSwish and
 Erf, which the importer must refuse with every op named. Needs Debian's
 python3-torch (and its numpy).
 
@@ -37,7 +38,7 @@ class Residual(nn.Module):
         r = torch.relu(self.bn(self.conv(h) + h))  # after the Add: not folded into the Conv
         c = torch.cat([r, torch.sigmoid(self.side(r))], 1)
         g = nn.functional.adaptive_avg_pool2d(self.pool(c), 1)
-        f = torch.flatten(g, 1)
+        f = g.view(g.size(0), -1)  # Shape, Gather, Unsqueeze, Concat, Reshape
         return torch.tanh(self.head(f)) - torch.matmul(f, self.w)
 
 
