@@ -126,6 +126,41 @@ START_TEST(unsupported_ops_listed_at_once)
 }
 END_TEST
 
+/* Graphs the reader accepts and the importer refuses (export_bad in
+ * tests/onnx/export_run.py): the status and a message naming the node. */
+static const struct {
+    const char *file;
+    clnet_status want;
+    const char *needle;
+} bad_models[] = {
+    { "bad_kernel", CLNET_ERR_FORMAT, "node 'conv' (Conv): kernel_shape or the bias disagrees" },
+    { "bad_pads", CLNET_ERR_UNSUPPORTED, "pads 0,0,1,1 on 5x5 are neither none nor 'same'" },
+    { "bad_gemm", CLNET_ERR_SHAPE, "node 'gemm' (Gemm): input has 3 dims after the batch" },
+    { "bad_add", CLNET_ERR_UNSUPPORTED, "input 'C' is a constant" },
+    { "bad_reshape", CLNET_ERR_UNSUPPORTED, "node 'reshape' (Reshape): the shape must be" },
+    { "bad_gather", CLNET_ERR_FORMAT, "node 'gather' (Gather): index 5 out of range" },
+    { "bad_softmax", CLNET_ERR_UNSUPPORTED, "node 'softmax' (Softmax): only over the features" },
+};
+
+START_TEST(bad_graphs_name_the_node)
+{
+    ck_assert_int_eq(export_rc, 0);
+    clnet_context *ctx = test_context();
+    for (size_t i = 0; i < sizeof bad_models / sizeof bad_models[0]; i++) {
+        char path[512], err[1024] = "";
+        snprintf(path, sizeof path, "%s/%s.onnx", export_dir, bad_models[i].file);
+        clnet_model *m = (clnet_model *)path;
+        clnet_status st = clnet_onnx_import_file(ctx, path, &m, err, sizeof err);
+        ck_assert_msg(st == bad_models[i].want, "%s: %s, expected %s (%s)", bad_models[i].file,
+                      clnet_status_name(st), clnet_status_name(bad_models[i].want), err);
+        ck_assert_msg(strstr(err, bad_models[i].needle), "%s: message \"%s\" lacks \"%s\"",
+                      bad_models[i].file, err, bad_models[i].needle);
+        ck_assert_ptr_null(m);
+    }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 Suite *suite_onnx_run(void)
 {
     Suite *s = suite_create("onnx-run");
@@ -135,6 +170,7 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, torch_cnn_matches_pytorch);
     tcase_add_test(tc, torch_residual_concat_matches_pytorch);
     tcase_add_test(tc, unsupported_ops_listed_at_once);
+    tcase_add_test(tc, bad_graphs_name_the_node);
     suite_add_tcase(s, tc);
     return s;
 }
