@@ -24,7 +24,8 @@ static void usage(FILE *f)
 
 /* One --input or --output: an optional NAME= and a path. */
 typedef struct io_arg {
-    const char *name; /* NULL: by order */
+    const char *name; /* NULL: by order; else name_len bytes of argv */
+    size_t name_len;
     const char *path;
 } io_arg;
 
@@ -33,27 +34,22 @@ static void split(const char *text, io_arg *a)
     const char *eq = strchr(text, '=');
     const char *dot = strrchr(text, '.');
     /* NAME=FILE; a path with '=' before its extension and no NAME is rare
-     * enough that NAME= wins. */
+     * enough that NAME= wins (the name is then checked against the model). */
+    a->name = NULL;
+    a->name_len = 0;
+    a->path = text;
     if (eq && eq != text && (!dot || eq < dot)) {
-        size_t n = (size_t)(eq - text);
-        char *name = malloc(n + 1);
-        if (name) {
-            memcpy(name, text, n);
-            name[n] = 0;
-        }
-        a->name = name;
+        a->name = text;
+        a->name_len = (size_t)(eq - text);
         a->path = eq + 1;
-    } else {
-        a->name = NULL;
-        a->path = text;
     }
 }
 
 /* The index of the model's value named `name` among n values, -1 if none. */
-static int find_value(const clnet_onnx_value *v, size_t n, const char *name)
+static int find_value(const clnet_onnx_value *v, size_t n, const io_arg *a)
 {
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(v[i].name, name))
+        if (strlen(v[i].name) == a->name_len && !strncmp(v[i].name, a->name, a->name_len))
             return (int)i;
     return -1;
 }
@@ -66,10 +62,11 @@ static int match(const char *option, const io_arg *args, int nargs, const clnet_
     for (size_t i = 0; i < nv; i++)
         slot[i] = -1;
     for (int a = 0; a < nargs; a++) {
-        int i = args[a].name ? find_value(v, nv, args[a].name) : a;
+        int i = args[a].name ? find_value(v, nv, &args[a]) : a;
         if (i < 0 || i >= (int)nv) {
-            fprintf(stderr, P ": %s %s%s%s: the model has %zu %s (", option,
-                    args[a].name ? args[a].name : "", args[a].name ? "=" : "", args[a].path, nv,
+            /* name, when set, starts the argument's text: NAME=FILE. */
+            fprintf(stderr, P ": %s %s: the model has %zu %s (", option,
+                    args[a].name ? args[a].name : args[a].path, nv,
                     option[2] == 'i' ? "inputs" : "outputs");
             for (size_t k = 0; k < nv; k++)
                 fprintf(stderr, "%s%s", k ? ", " : "", v[k].name);
@@ -224,9 +221,5 @@ done:
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
     clnet_onnx_model_destroy(om);
-    for (int i = 0; i < nin; i++)
-        free((char *)in[i].name);
-    for (int i = 0; i < nout; i++)
-        free((char *)out[i].name);
     return rc;
 }
