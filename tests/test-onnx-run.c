@@ -109,8 +109,8 @@ END_TEST
 
 /* An imported model trains: the CNN compiled with sparse cross-entropy
  * fits 8 random images with random labels, the loss falling by half in 20
- * Adam steps (lr 3e-3) (it starts near ln 10; a model whose gradients did not reach
- * the imported weights could not memorize the batch). */
+ * Adam steps at lr 3e-3 (it starts near ln 10; a model whose gradients did
+ * not reach the imported weights could not memorize the batch). */
 START_TEST(imported_cnn_trains)
 {
     ck_assert_int_eq(export_rc, 0);
