@@ -142,8 +142,12 @@ Suite *suite_gan(void);
 Suite *suite_step(void);
 Suite *suite_semantics(void);
 Suite *suite_merge(void);
+Suite *suite_graph(void);
 Suite *suite_onnx(void);
 Suite *suite_callbacks(void);
 Suite *suite_hardening(void);
+Suite *suite_conv_grouped(void);
+Suite *suite_npy(void);
+Suite *suite_onnx_run(void);
 
 #endif

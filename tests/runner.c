@@ -35,9 +35,13 @@ static const struct {
     { "step", suite_step },
     { "semantics", suite_semantics },
     { "merge", suite_merge },
+    { "graph", suite_graph },
     { "onnx", suite_onnx },
     { "callbacks", suite_callbacks },
     { "hardening", suite_hardening },
+    { "conv-grouped", suite_conv_grouped },
+    { "npy", suite_npy },
+    { "onnx-run", suite_onnx_run },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

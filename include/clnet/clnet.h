@@ -40,6 +40,7 @@
 #include "ops.h"
 #include "gemm.h"
 #include "conv.h"
+#include "conv_grouped.h"
 #include "pool.h"
 #include "act.h"
 #include "loss.h"
@@ -53,8 +54,11 @@
 #include "data.h"
 #include "safetensors.h"
 #include "onnx.h"
+#include "npy.h"
+#include "onnx_import.h"
 #include "dist.h"
 #include "merge.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -232,6 +232,15 @@ typedef enum clnet_loss {
                                                      * fit, evaluate, train_on_batch refuse */
 } clnet_loss;
 
+/* How a loss reduces over a sample's features (clnet_compile_params). */
+typedef enum clnet_reduction {
+    CLNET_REDUCTION_MEAN = 0,          /* mean over the features (and the batch) */
+    CLNET_REDUCTION_SUM                /* sum over the features, mean over the batch */
+} clnet_reduction;
+
+/* The most inputs, and the most outputs, one model has (clnet/graph.h). */
+#define CLNET_MODEL_MAX_IO 8
+
 typedef enum clnet_optimizer {
     CLNET_OPTIMIZER_ADAM = 0,
     CLNET_OPTIMIZER_SGD,
@@ -246,6 +255,16 @@ typedef struct clnet_compile_params {
     clnet_loss loss;
     float clip_norm;                   /* > 0: clip gradients by global norm */
     int from_logits;                   /* cross-entropy losses: the output is raw scores */
+    /* MSE and binary CE: over each sample's features, the mean (0, as before)
+     * or the sum (a VAE's reconstruction term); the batch is always averaged.
+     * Other losses take CLNET_REDUCTION_MEAN only. */
+    clnet_reduction reduction;
+    /* Graph models (clnet/graph.h): 0 = `loss` on the one output, weight 1;
+     * else the number of outputs, output k taking losses[k] weighted by
+     * loss_weights[k] (>= 0), from_logits and reduction for all. */
+    int nlosses;
+    clnet_loss losses[CLNET_MODEL_MAX_IO];
+    float loss_weights[CLNET_MODEL_MAX_IO];
 } clnet_compile_params;
 #define CLNET_COMPILE_PARAMS_DEFAULT                                                        \
     ((clnet_compile_params){ .optimizer = CLNET_OPTIMIZER_ADAM,                             \

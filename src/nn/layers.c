@@ -23,24 +23,30 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
 static clnet_status shape_error(clnet_model *m, const char *type, const char *need)
 {
     char in[128];
-    shape_str(m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim,
-              m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape, in, sizeof in);
+    shape_str(clnet__cursor_ndim(m), clnet__cursor_shape(m), in, sizeof in);
     return clnet__error(m->ctx, CLNET_ERR_SHAPE, "layer %d (%s): input %s, but %s", m->nlayers,
                         type, in, need);
 }
 
 static int in_ndim(const clnet_model *m)
 {
-    return m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim;
+    return clnet__cursor_ndim(m);
 }
 
 static const int64_t *in_shape(const clnet_model *m)
 {
-    return m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape;
+    return clnet__cursor_shape(m);
 }
 
 clnet_status clnet__layer_new(clnet_model *m, const clnet__layer_ops *ops, const char *prefix,
                               int out_ndim, const int64_t *out_shape, clnet__layer **out)
+{
+    return clnet__layer_new_at(m, ops, prefix, 1, &m->cursor, out_ndim, out_shape, out);
+}
+
+clnet_status clnet__layer_new_at(clnet_model *m, const clnet__layer_ops *ops, const char *prefix,
+                                 int nin, const int *in, int out_ndim, const int64_t *out_shape,
+                                 clnet__layer **out)
 {
     if (m->compiled)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
@@ -64,14 +70,16 @@ clnet_status clnet__layer_new(clnet_model *m, const clnet__layer_ops *ops, const
     l->model = m;
     l->index = m->nlayers;
     l->trainable = 1;
+    snprintf(l->type, sizeof l->type, "%s", ops->type);
     snprintf(l->name, sizeof l->name, "%s_%d", prefix, same + 1);
-    l->in_ndim = in_ndim(m);
-    memcpy(l->in_shape, in_shape(m), sizeof l->in_shape);
+    l->in_ndim = m->nodes[in[0]].ndim;
+    memcpy(l->in_shape, m->nodes[in[0]].shape, sizeof l->in_shape);
     l->out_ndim = out_ndim;
     memcpy(l->out_shape, out_shape, (size_t)out_ndim * sizeof *out_shape);
     m->layers[m->nlayers++] = l;
     *out = l;
-    return CLNET_OK;
+    /* From here a failure leaves the layer to clnet__add_end to remove. */
+    return clnet__app_add(m, l, nin, in);
 }
 
 clnet_status clnet__param_add(clnet__layer *l, const char *name, int ndim, const int64_t *shape,
@@ -126,7 +134,8 @@ void clnet__layer_free(clnet__layer *l)
     if (!l)
         return;
     for (int i = 0; i < l->nparams; i++) {
-        clnet_tensor_destroy(l->params[i].value);
+        if (!l->owner)
+            clnet_tensor_destroy(l->params[i].value);
         clnet_tensor_destroy(l->params[i].grad);
         clnet_tensor_destroy(l->params[i].m);
         clnet_tensor_destroy(l->params[i].v);
@@ -145,6 +154,11 @@ void clnet__layer_free(clnet__layer *l)
     }
     for (int i = 0; i < 4; i++)
         clnet_tensor_destroy(l->mat[i]);
+    clnet_tensor_destroy(l->kl);
+    if (!l->owner) {
+        clnet__free(l->fwd_expr);
+        clnet__free(l->bwd_expr);
+    }
     clnet__free(l);
 }
 
@@ -282,9 +296,9 @@ static clnet_status dense_backward(clnet__layer *l, clnet__io *io)
     return st;
 }
 
-static const clnet__layer_ops dense_ops = { "Dense", 0, dense_forward, dense_backward };
+static const clnet__layer_ops dense_ops = { "Dense", 0, dense_forward, dense_backward, 0 };
 
-CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p)
+static clnet_status add_dense(clnet_model *m, const clnet_dense_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, p != NULL);
@@ -365,11 +379,11 @@ static clnet_status conv_backward(clnet__layer *l, clnet__io *io)
 static const conv_kind conv_kinds[2] = {
     { "Conv2D", "conv2d", 0, clnet_conv2d_forward, clnet_conv2d_backward_data,
       clnet_conv2d_backward_filter, clnet_conv2d_params_set_same, clnet_conv2d_output_shape,
-      { "Conv2D", 0, conv_forward, conv_backward } },
+      { "Conv2D", 0, conv_forward, conv_backward, 0 } },
     { "Conv2DTranspose", "conv2d_transpose", 1, clnet_conv2d_transpose_forward,
       clnet_conv2d_transpose_backward_data, clnet_conv2d_transpose_backward_filter,
       clnet_conv2d_transpose_params_set_same, clnet_conv2d_transpose_output_shape,
-      { "Conv2DTranspose", 0, conv_forward, conv_backward } },
+      { "Conv2DTranspose", 0, conv_forward, conv_backward, 0 } },
 };
 
 static const conv_kind *kind_of(const clnet__layer *l)
@@ -437,12 +451,12 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
     return CLNET_OK;
 }
 
-CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p)
+static clnet_status add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p)
 {
     return add_conv(m, p, &conv_kinds[0]);
 }
 
-CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
+static clnet_status add_conv2d_transpose(clnet_model *m,
                                                         const clnet_conv2d_layer_params *p)
 {
     return add_conv(m, p, &conv_kinds[1]);
@@ -462,9 +476,9 @@ static clnet_status upsample_backward(clnet__layer *l, clnet__io *io)
                   : CLNET_OK;
 }
 
-static const clnet__layer_ops upsample_ops = { "UpSampling2D", 0, upsample_forward, upsample_backward };
+static const clnet__layer_ops upsample_ops = { "UpSampling2D", 0, upsample_forward, upsample_backward, 0 };
 
-CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, int size_w)
+static clnet_status add_upsampling2d(clnet_model *m, int size_h, int size_w)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     if (size_h <= 0 || size_w <= 0)
@@ -510,8 +524,8 @@ static clnet_status avgpool_backward(clnet__layer *l, clnet__io *io)
     return io->dx ? clnet_pool2d_avg_backward(&l->pool, io->dy, io->dx) : CLNET_OK;
 }
 
-static const clnet__layer_ops maxpool_ops = { "MaxPool2D", 0, maxpool_forward, maxpool_backward };
-static const clnet__layer_ops avgpool_ops = { "AvgPool2D", 0, avgpool_forward, avgpool_backward };
+static const clnet__layer_ops maxpool_ops = { "MaxPool2D", 0, maxpool_forward, maxpool_backward, 0 };
+static const clnet__layer_ops avgpool_ops = { "AvgPool2D", 0, avgpool_forward, avgpool_backward, 0 };
 
 /* Keras' 'same' pooling: output ceil(in / stride), padding split as for
  * convolutions, padded cells ignored by max and not counted by average. */
@@ -568,20 +582,20 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     return CLNET_OK;
 }
 
-CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
+static clnet_status add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
 {
     return add_pool(m, p, &maxpool_ops, "max_pooling2d");
 }
 
-CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
+static clnet_status add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
 {
     return add_pool(m, p, &avgpool_ops, "average_pooling2d");
 }
 
 /* ---- Flatten and Reshape (views) --------------------------------------------------------- */
 
-static const clnet__layer_ops flatten_ops = { "Flatten", 1, NULL, NULL };
-static const clnet__layer_ops reshape_ops = { "Reshape", 1, NULL, NULL };
+static const clnet__layer_ops flatten_ops = { "Flatten", 1, NULL, NULL, 0 };
+static const clnet__layer_ops reshape_ops = { "Reshape", 1, NULL, NULL, 0 };
 
 static int64_t numel(int ndim, const int64_t *shape)
 {
@@ -591,7 +605,7 @@ static int64_t numel(int ndim, const int64_t *shape)
     return n;
 }
 
-CLNET_API clnet_status clnet_model_add_flatten(clnet_model *m)
+static clnet_status add_flatten(clnet_model *m)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     int64_t n = numel(in_ndim(m), in_shape(m));
@@ -599,7 +613,7 @@ CLNET_API clnet_status clnet_model_add_flatten(clnet_model *m)
     return clnet__layer_new(m, &flatten_ops, "flatten", 1, &n, &l);
 }
 
-CLNET_API clnet_status clnet_model_add_reshape(clnet_model *m, int ndim, const int64_t *shape)
+static clnet_status add_reshape(clnet_model *m, int ndim, const int64_t *shape)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, ndim >= 1 && ndim < CLNET_MAX_DIMS && shape != NULL);
@@ -647,9 +661,9 @@ static clnet_status activation_backward(clnet__layer *l, clnet__io *io)
 }
 
 static const clnet__layer_ops activation_ops = { "Activation", 0, activation_forward,
-                                                 activation_backward };
+                                                 activation_backward, 0 };
 
-CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha)
+static clnet_status add_activation(clnet_model *m, clnet_activation act, float alpha)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     clnet_status st = check_activation(m, "Activation", act);
@@ -688,9 +702,9 @@ static clnet_status dropout_backward(clnet__layer *l, clnet__io *io)
     return clnet_dropout_backward(l->rate, l->model->seed, dropout_stream(l), io->dy, io->dx);
 }
 
-static const clnet__layer_ops dropout_ops = { "Dropout", 0, dropout_forward, dropout_backward };
+static const clnet__layer_ops dropout_ops = { "Dropout", 0, dropout_forward, dropout_backward, 0 };
 
-CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate)
+static clnet_status add_dropout(clnet_model *m, float rate)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     if (!(rate >= 0.0f && rate < 1.0f))
@@ -731,9 +745,9 @@ static clnet_status batchnorm_backward(clnet__layer *l, clnet__io *io)
 }
 
 static const clnet__layer_ops batchnorm_ops = { "BatchNormalization", 0, batchnorm_forward,
-                                                batchnorm_backward };
+                                                batchnorm_backward, 0 };
 
-CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps)
+static clnet_status add_batchnorm(clnet_model *m, float momentum, float eps)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     if (!(momentum >= 0.0f && momentum <= 1.0f && eps >= 0.0f))
@@ -761,4 +775,84 @@ CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum,
         (st = clnet_tensor_create(m->ctx, CLNET_F32, 1, &c, &l->save_invstd)))
         return st;
     return CLNET_OK;
+}
+
+/* ---- The public adds: nothing half-built stays after a failure -------------- */
+
+CLNET_API clnet_status clnet_model_add_dense(clnet_model *m, const clnet_dense_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_dense(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_conv2d(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
+                                                        const clnet_conv2d_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_conv2d_transpose(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, int size_w)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_upsampling2d(m, size_h, size_w));
+}
+
+CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_maxpool2d(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_avgpool2d(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_flatten(clnet_model *m)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_flatten(m));
+}
+
+CLNET_API clnet_status clnet_model_add_reshape(clnet_model *m, int ndim, const int64_t *shape)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_reshape(m, ndim, shape));
+}
+
+CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_activation(m, act, alpha));
+}
+
+CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_dropout(m, rate));
+}
+
+CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_batchnorm(m, momentum, eps));
 }

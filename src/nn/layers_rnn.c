@@ -57,9 +57,9 @@ static clnet_status rnn_backward(clnet__layer *l, clnet__io *io)
     }
 }
 
-static const clnet__layer_ops simple_rnn_ops = { "SimpleRNN", 0, rnn_forward, rnn_backward };
-static const clnet__layer_ops lstm_ops = { "LSTM", 0, rnn_forward, rnn_backward };
-static const clnet__layer_ops gru_ops = { "GRU", 0, rnn_forward, rnn_backward };
+static const clnet__layer_ops simple_rnn_ops = { "SimpleRNN", 0, rnn_forward, rnn_backward, 0 };
+static const clnet__layer_ops lstm_ops = { "LSTM", 0, rnn_forward, rnn_backward, 0 };
+static const clnet__layer_ops gru_ops = { "GRU", 0, rnn_forward, rnn_backward, 0 };
 
 static void add_extra(clnet__layer *l, int ndim, const int64_t *shape)
 {
@@ -165,17 +165,17 @@ static clnet_status add_rnn(clnet_model *m, const clnet_rnn_layer_params *p, int
     return st;
 }
 
-CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p)
+static clnet_status add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p)
 {
     return add_rnn(m, p, 1, &simple_rnn_ops, "simple_rnn");
 }
 
-CLNET_API clnet_status clnet_model_add_lstm(clnet_model *m, const clnet_rnn_layer_params *p)
+static clnet_status add_lstm(clnet_model *m, const clnet_rnn_layer_params *p)
 {
     return add_rnn(m, p, 4, &lstm_ops, "lstm");
 }
 
-CLNET_API clnet_status clnet_model_add_gru(clnet_model *m, const clnet_rnn_layer_params *p)
+static clnet_status add_gru(clnet_model *m, const clnet_rnn_layer_params *p)
 {
     return add_rnn(m, p, 3, &gru_ops, "gru");
 }
@@ -192,8 +192,31 @@ CLNET_API clnet_status clnet_model_rnn_state(const clnet_model *m, int layer,
     if (!m->batch)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_rnn_state: no forward pass yet");
     if (h)
-        *h = l->return_sequences ? l->extra[X_H].view : m->acts[layer + 1];
+        *h = l->return_sequences ? l->extra[X_H].view : m->nodes[m->apps[l->app].out].act;
     if (c)
         *c = l->cell == 4 ? l->extra[X_C].view : NULL;
     return CLNET_OK;
+}
+
+/* The public adds: nothing half-built stays after a failure. */
+
+CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_simple_rnn(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_lstm(clnet_model *m, const clnet_rnn_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_lstm(m, p));
+}
+
+CLNET_API clnet_status clnet_model_add_gru(clnet_model *m, const clnet_rnn_layer_params *p)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    clnet__mark mark = clnet__add_begin(m);
+    return clnet__add_end(m, mark, add_gru(m, p));
 }

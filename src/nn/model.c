@@ -39,7 +39,11 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
     if ((st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->loss)) ||
         (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->correct)) ||
         (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->loss_sum)) ||
-        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->correct_sum))) {
+        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->correct_sum)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->extra_loss)) ||
+        (st = clnet_tensor_fill(m->extra_loss, 0.0)) ||
+        (st = clnet_tensor_create(ctx, CLNET_F32, 0, &one, &m->out_loss)) ||
+        (st = clnet__graph_init(m))) {
         clnet_model_destroy(m);
         return st;
     }
@@ -49,50 +53,59 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
 
 static void free_views(clnet_model *m)
 {
-    /* Either array may be missing after a failed allocation. */
-    for (int i = 0; i <= m->nlayers && m->acts && m->grads; i++) {
-        clnet_tensor_destroy(m->acts[i]);
-        clnet_tensor_destroy(m->grads[i]);
-        m->acts[i] = m->grads[i] = NULL;
+    for (int i = 0; i < m->nnodes; i++) {
+        clnet_tensor_destroy(m->nodes[i].act);
+        clnet_tensor_destroy(m->nodes[i].grad);
+        m->nodes[i].act = m->nodes[i].grad = NULL;
     }
-    for (int i = 0; i < m->nlayers; i++) {
-        clnet_tensor_destroy(m->layers[i]->pre);
-        clnet_tensor_destroy(m->layers[i]->dpre);
-        m->layers[i]->pre = m->layers[i]->dpre = NULL;
-        for (int k = 0; k < m->layers[i]->nextra; k++) {
-            clnet_tensor_destroy(m->layers[i]->extra[k].view);
-            m->layers[i]->extra[k].view = NULL;
+    for (int a = 0; a < m->napps; a++) {
+        clnet__layer *l = m->apps[a].l;
+        clnet_tensor_destroy(l->pre);
+        clnet_tensor_destroy(l->dpre);
+        l->pre = l->dpre = NULL;
+        for (int k = 0; k < l->nextra; k++) {
+            clnet_tensor_destroy(l->extra[k].view);
+            l->extra[k].view = NULL;
         }
     }
-    clnet_tensor_destroy(m->dlogits);
-    m->dlogits = NULL;
+    for (int k = 0; k < CLNET_MODEL_MAX_IO; k++) {
+        clnet_tensor_destroy(m->dlogits_v[k]);
+        m->dlogits_v[k] = NULL;
+    }
     m->batch = 0;
 }
 
 static void free_buffers(clnet_model *m)
 {
     free_views(m);
-    for (int i = 0; i <= m->nlayers && m->act_buf && m->grad_buf; i++) {
-        clnet_tensor_destroy(m->act_buf[i]);
-        clnet_tensor_destroy(m->grad_buf[i]);
+    for (int i = 0; i < m->nnodes; i++) {
+        clnet_tensor_destroy(m->nodes[i].act_buf);
+        clnet_tensor_destroy(m->nodes[i].grad_buf);
+        m->nodes[i].act_buf = m->nodes[i].grad_buf = NULL;
     }
-    for (int i = 0; i < m->nlayers; i++) {
-        clnet_tensor_destroy(m->layers[i]->pre_buf);
-        clnet_tensor_destroy(m->layers[i]->dpre_buf);
-        m->layers[i]->pre_buf = m->layers[i]->dpre_buf = NULL;
-        for (int k = 0; k < m->layers[i]->nextra; k++) {
-            clnet_tensor_destroy(m->layers[i]->extra[k].buf);
-            m->layers[i]->extra[k].buf = NULL;
+    for (int a = 0; a < m->napps; a++) {
+        clnet__layer *l = m->apps[a].l;
+        clnet_tensor_destroy(l->pre_buf);
+        clnet_tensor_destroy(l->dpre_buf);
+        l->pre_buf = l->dpre_buf = NULL;
+        l->eps_batch = 0;
+        for (int k = 0; k < l->nextra; k++) {
+            clnet_tensor_destroy(l->extra[k].buf);
+            l->extra[k].buf = NULL;
         }
     }
-    clnet_tensor_destroy(m->dlogits_buf);
-    m->dlogits_buf = NULL;
-    clnet__free(m->act_buf);
-    clnet__free(m->grad_buf);
-    clnet__free(m->acts);
-    clnet__free(m->grads);
-    m->act_buf = m->grad_buf = m->acts = m->grads = NULL;
+    for (int k = 0; k < CLNET_MODEL_MAX_IO; k++) {
+        clnet_tensor_destroy(m->dlogits_buf[k]);
+        m->dlogits_buf[k] = NULL;
+    }
+    clnet_tensor_destroy(m->scratch_buf);
+    m->scratch_buf = NULL;
     m->max_batch = 0;
+}
+
+void clnet__model_unbind(clnet_model *m)
+{
+    free_buffers(m);
 }
 
 CLNET_API void clnet_model_destroy(clnet_model *m)
@@ -100,13 +113,20 @@ CLNET_API void clnet_model_destroy(clnet_model *m)
     if (!m)
         return;
     free_buffers(m);
+    /* Clones first: they borrow their owners' parameters. */
+    for (int a = 0; a < m->napps; a++)
+        if (m->apps[a].l->owner)
+            clnet__layer_free(m->apps[a].l);
     for (int i = 0; i < m->nlayers; i++)
         clnet__layer_free(m->layers[i]);
     clnet__free(m->layers);
+    clnet__graph_free(m);
     clnet_tensor_destroy(m->loss);
     clnet_tensor_destroy(m->correct);
     clnet_tensor_destroy(m->loss_sum);
     clnet_tensor_destroy(m->correct_sum);
+    clnet_tensor_destroy(m->extra_loss);
+    clnet_tensor_destroy(m->out_loss);
     clnet__free(m);
 }
 
@@ -143,43 +163,88 @@ static clnet_status batch_view(const clnet_tensor *buf, int64_t batch, int ndim,
     return st;
 }
 
-static int last_out_ndim(const clnet_model *m)
+int clnet__output_node(const clnet_model *m, int k)
 {
-    return m->nlayers ? m->layers[m->nlayers - 1]->out_ndim : m->in_ndim;
+    return m->noutputs ? m->outputs[k] : m->nnodes - 1;
 }
 
-static const int64_t *last_out_shape(const clnet_model *m)
+static int output_count(const clnet_model *m)
 {
-    return m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->in_shape;
+    return m->noutputs ? m->noutputs : 1;
 }
 
-/* Allocates every buffer for max_batch rows. A view layer's output buffer is
- * its input buffer (Flatten and Reshape copy nothing). */
+const clnet__layer *clnet__output_layer(const clnet_model *m, int k)
+{
+    const clnet__node *n = &m->nodes[clnet__output_node(m, k)];
+    return n->app >= 0 ? m->apps[n->app].l : NULL;
+}
+
+static int is_output(const clnet_model *m, int node)
+{
+    for (int k = 0; k < output_count(m); k++)
+        if (clnet__output_node(m, k) == node)
+            return 1;
+    return 0;
+}
+
+/* Which storage each node uses. A view layer's (Flatten, Reshape) output
+ * shares its input's activations, unless the input is the caller's tensor;
+ * it shares the input's gradient too when it is that input's one consumer
+ * and the input is no output (else the gradients there are summed). */
+static void plan_storage(clnet_model *m)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        m->nodes[i].uses = 0;
+        m->nodes[i].act_of = m->nodes[i].grad_of = -1;
+    }
+    for (int a = 0; a < m->napps; a++)
+        for (int k = 0; k < m->apps[a].nin; k++)
+            m->nodes[m->apps[a].in[k]].uses++;
+    for (int a = 0; a < m->napps; a++) {
+        const clnet__app *p = &m->apps[a];
+        const clnet__node *in = &m->nodes[p->in[0]];
+        if (!p->l->ops->is_view || in->input >= 0)
+            continue;
+        m->nodes[p->out].act_of = p->in[0];
+        if (in->uses == 1 && !is_output(m, p->in[0]))
+            m->nodes[p->out].grad_of = p->in[0];
+    }
+}
+
+static int64_t node_numel(const clnet__node *n)
+{
+    int64_t e = 1;
+    for (int d = 0; d < n->ndim; d++)
+        e *= n->shape[d];
+    return e;
+}
+
+/* Allocates every buffer for max_batch rows. */
 static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
 {
-    size_t n = (size_t)m->nlayers + 1;
-    if (!(m->act_buf = clnet__calloc(n, sizeof *m->act_buf)) || !(m->grad_buf = clnet__calloc(n, sizeof *m->grad_buf)) ||
-        !(m->acts = clnet__calloc(n, sizeof *m->acts)) || !(m->grads = clnet__calloc(n, sizeof *m->grads)))
-        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "model buffers: out of host memory");
+    plan_storage(m);
     clnet_status st;
-    for (int i = 0; i <= m->nlayers; i++) {
-        int nd = i ? m->layers[i - 1]->out_ndim : m->in_ndim;
-        const int64_t *sh = i ? m->layers[i - 1]->out_shape : m->in_shape;
-        if (i > 1 && m->layers[i - 1]->ops->is_view) {
-            /* Share the input's storage through a flat view of it. */
-            int64_t flat[2] = { max_batch, -1 };
-            if ((st = clnet_tensor_reshape(m->act_buf[i - 1], 2, flat, &m->act_buf[i])) ||
-                (st = clnet_tensor_reshape(m->grad_buf[i - 1], 2, flat, &m->grad_buf[i])))
-                return st;
-            continue;
-        }
-        /* acts[0] is the caller's input: only its gradient needs a buffer. */
-        if ((i && (st = batch_tensor(m->ctx, max_batch, nd, sh, &m->act_buf[i]))) ||
-            (st = batch_tensor(m->ctx, max_batch, nd, sh, &m->grad_buf[i])))
+    int64_t flat[2] = { max_batch, -1 }, most = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        clnet__node *n = &m->nodes[i];
+        if (n->act_of >= 0)
+            st = clnet_tensor_reshape(m->nodes[n->act_of].act_buf, 2, flat, &n->act_buf);
+        else
+            /* An input's activations are the caller's tensor. */
+            st = n->input >= 0 ? CLNET_OK : batch_tensor(m->ctx, max_batch, n->ndim, n->shape, &n->act_buf);
+        if (st)
             return st;
+        if (n->grad_of >= 0)
+            st = clnet_tensor_reshape(m->nodes[n->grad_of].grad_buf, 2, flat, &n->grad_buf);
+        else
+            st = batch_tensor(m->ctx, max_batch, n->ndim, n->shape, &n->grad_buf);
+        if (st)
+            return st;
+        if (n->uses > 1 && node_numel(n) > most)
+            most = node_numel(n);
     }
-    for (int i = 0; i < m->nlayers; i++) {
-        clnet__layer *l = m->layers[i];
+    for (int a = 0; a < m->napps; a++) {
+        clnet__layer *l = m->apps[a].l;
         if (l->has_pre && ((st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->pre_buf)) ||
                            (st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->dpre_buf))))
             return st;
@@ -188,7 +253,12 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
                                          l->extra[k].shape, &l->extra[k].buf)))
                 return st;
     }
-    if ((st = batch_tensor(m->ctx, max_batch, last_out_ndim(m), last_out_shape(m), &m->dlogits_buf)))
+    for (int k = 0; k < output_count(m); k++) {
+        const clnet__node *n = &m->nodes[clnet__output_node(m, k)];
+        if ((st = batch_tensor(m->ctx, max_batch, n->ndim, n->shape, &m->dlogits_buf[k])))
+            return st;
+    }
+    if (most && (st = batch_tensor(m->ctx, max_batch, 1, &most, &m->scratch_buf)))
         return st;
     m->max_batch = max_batch;
     return CLNET_OK;
@@ -196,7 +266,7 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
 
 clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
 {
-    if (batch == m->batch && m->acts)
+    if (batch == m->batch && m->max_batch)
         return CLNET_OK;
     clnet_status st;
     if (batch > m->max_batch) {
@@ -205,15 +275,14 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
             return st;
     }
     free_views(m);
-    for (int i = 0; i <= m->nlayers; i++) {
-        int nd = i ? m->layers[i - 1]->out_ndim : m->in_ndim;
-        const int64_t *sh = i ? m->layers[i - 1]->out_shape : m->in_shape;
-        if ((i && (st = batch_view(m->act_buf[i], batch, nd, sh, &m->acts[i]))) ||
-            (st = batch_view(m->grad_buf[i], batch, nd, sh, &m->grads[i])))
+    for (int i = 0; i < m->nnodes; i++) {
+        clnet__node *n = &m->nodes[i];
+        if ((n->act_buf && (st = batch_view(n->act_buf, batch, n->ndim, n->shape, &n->act))) ||
+            (st = batch_view(n->grad_buf, batch, n->ndim, n->shape, &n->grad)))
             return st;
     }
-    for (int i = 0; i < m->nlayers; i++) {
-        clnet__layer *l = m->layers[i];
+    for (int a = 0; a < m->napps; a++) {
+        clnet__layer *l = m->apps[a].l;
         if (l->has_pre && ((st = batch_view(l->pre_buf, batch, l->out_ndim, l->out_shape, &l->pre)) ||
                            (st = batch_view(l->dpre_buf, batch, l->out_ndim, l->out_shape, &l->dpre))))
             return st;
@@ -221,97 +290,366 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
             if ((st = batch_view(l->extra[k].buf, batch, l->extra[k].ndim, l->extra[k].shape, &l->extra[k].view)))
                 return st;
     }
-    if ((st = batch_view(m->dlogits_buf, batch, last_out_ndim(m), last_out_shape(m), &m->dlogits)))
-        return st;
+    for (int k = 0; k < output_count(m); k++) {
+        const clnet__node *n = &m->nodes[clnet__output_node(m, k)];
+        if ((st = batch_view(m->dlogits_buf[k], batch, n->ndim, n->shape, &m->dlogits_v[k])))
+            return st;
+    }
     m->batch = batch;
     return CLNET_OK;
 }
 
+const clnet_tensor *clnet__node_act(const clnet_model *m, int node)
+{
+    const clnet__node *n = &m->nodes[node];
+    return n->input >= 0 ? m->x[n->input] : n->act;
+}
+
+int clnet__output_act(const clnet_model *m, int k)
+{
+    const clnet__layer *l = clnet__output_layer(m, k);
+    return l ? clnet__layer_output_act(l) : CLNET_ACT_NONE;
+}
+
 int clnet__model_output_act(const clnet_model *m)
 {
-    return m->nlayers ? clnet__layer_output_act(m->layers[m->nlayers - 1]) : CLNET_ACT_NONE;
+    return clnet__output_act(m, 0);
 }
 
 /* Softmax and sigmoid outputs have logits apart from the output: backward
  * starts before them, and the matching cross-entropy reads them. */
-static int has_logits(const clnet_model *m)
+static int has_logits(const clnet_model *m, int k)
 {
-    int act = clnet__model_output_act(m);
+    int act = clnet__output_act(m, k);
     return act == CLNET_ACT_SOFTMAX || act == CLNET_ACT_SIGMOID;
+}
+
+const clnet_tensor *clnet__output_logits(const clnet_model *m, int k)
+{
+    int node = clnet__output_node(m, k);
+    if (!has_logits(m, k))
+        return clnet__node_act(m, node);
+    const clnet__app *p = &m->apps[m->nodes[node].app];
+    if (p->l->has_pre)
+        return p->l->pre;
+    /* A separate Activation layer: its input. */
+    return clnet__node_act(m, p->in[0]);
 }
 
 const clnet_tensor *clnet__model_logits(const clnet_model *m)
 {
-    if (!has_logits(m))
-        return m->acts[m->nlayers];
-    const clnet__layer *l = m->layers[m->nlayers - 1];
-    if (l->has_pre)
-        return l->pre;
-    /* A separate Activation layer: its input. */
-    return m->nlayers > 1 ? m->acts[m->nlayers - 1] : m->input;
+    return clnet__output_logits(m, 0);
 }
 
-static clnet_status check_input(clnet_model *m, const char *func, const clnet_tensor *x)
+static void shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
 {
-    CLNET_CHECK_ARG(m->ctx, x != NULL);
-    int ok = x->ctx == m->ctx && x->dtype == CLNET_F32 && x->ndim == m->in_ndim + 1 && x->shape[0] > 0;
-    for (int i = 0; ok && i < m->in_ndim; i++)
-        ok = x->shape[i + 1] == m->in_shape[i];
+    size_t n = (size_t)snprintf(buf, size, "(batch");
+    for (int i = 0; i < ndim && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, ", %lld", (long long)shape[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, ")");
+}
+
+static clnet_status check_input(clnet_model *m, const char *func, int i, const clnet_tensor *x)
+{
+    const clnet__node *n = &m->nodes[m->inputs[i]];
+    int ok = x && x->ctx == m->ctx && x->dtype == CLNET_F32 && x->ndim == n->ndim + 1 && x->shape[0] > 0;
+    for (int d = 0; ok && d < n->ndim; d++)
+        ok = x->shape[d + 1] == n->shape[d];
+    if (ok && i > 0 && x->shape[0] != m->x[0]->shape[0])
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                            "%s: input %d has a batch of %lld, input 0 of %lld: they must agree",
+                            func, i, (long long)x->shape[0], (long long)m->x[0]->shape[0]);
     if (!ok) {
         char want[128];
-        size_t n = (size_t)snprintf(want, sizeof want, "(batch");
-        for (int i = 0; i < m->in_ndim && n < sizeof want; i++)
-            n += (size_t)snprintf(want + n, sizeof want - n, ", %lld", (long long)m->in_shape[i]);
+        shape_text(n->ndim, n->shape, want, sizeof want);
+        if (m->ninputs == 1)
+            return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                                "%s: x must be a float32 tensor %s of this model's context, batch >= 1",
+                                func, want);
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "%s: x must be a float32 tensor %s) of this model's context, batch >= 1",
-                            func, want);
+                            "%s: input %d must be a float32 tensor %s of this model's context, "
+                            "batch >= 1",
+                            func, i, want);
     }
     return CLNET_OK;
+}
+
+/* The Sampling layers' KL terms, weighted, into m->extra_loss. */
+static clnet_status sum_extra_losses(clnet_model *m)
+{
+    clnet_status st = clnet_tensor_fill(m->extra_loss, 0.0);
+    for (int a = 0; !st && a < m->napps; a++) {
+        const clnet__layer *l = m->apps[a].l;
+        if (l->kl && l->kl_weight > 0.0f)
+            st = clnet_axpy(m->extra_loss, l->kl_weight, l->kl);
+    }
+    return st;
+}
+
+clnet_status clnet__model_forward(clnet_model *m, const char *func, int nx,
+                                  const clnet_tensor *const *x, int training)
+{
+    if (m->napps == 0)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has no layers: add at least one", func);
+    if (nx != m->ninputs || !x)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has %d input%s, %d given", func, m->ninputs,
+                            m->ninputs == 1 ? "" : "s", x ? nx : 0);
+    m->x[0] = x[0];
+    clnet_status st = CLNET_OK;
+    for (int i = 0; i < nx && !st; i++)
+        st = check_input(m, func, i, x[i]);
+    if (st || (st = clnet__model_bind(m, x[0]->shape[0])))
+        return st;
+    for (int i = 0; i < nx; i++)
+        m->x[i] = x[i];
+    m->trained_forward = training != 0;
+    if (training)
+        m->dropout_calls++;
+    for (int a = 0; a < m->napps; a++) {
+        const clnet__app *p = &m->apps[a];
+        clnet__layer *l = p->l;
+        clnet__node *out = &m->nodes[p->out];
+        if (l->ops->is_view) {
+            /* A view of the caller's tensor needs a copy of its own. */
+            if (out->act_of < 0 && (st = clnet_tensor_copy(out->act, clnet__node_act(m, p->in[0]))))
+                return st;
+            continue;
+        }
+        clnet__io io = { .x = clnet__node_act(m, p->in[0]), .y = out->act, .pre = l->pre, .nin = p->nin };
+        for (int k = 0; k < p->nin; k++)
+            io.xs[k] = clnet__node_act(m, p->in[k]);
+        if ((st = l->ops->forward(l, &io, training)))
+            return clnet__error(m->ctx, st, "layer %d (%s): %s", l->index, l->name,
+                                clnet_context_errmsg(m->ctx));
+    }
+    return m->nextra_loss ? sum_extra_losses(m) : CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_model_forward(clnet_model *m, const clnet_tensor *x, int training,
                                            const clnet_tensor **y, const clnet_tensor **logits)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    if (m->nlayers == 0)
+    static const char func[] = "clnet_model_forward";
+    CLNET_CHECK_ARG(m->ctx, x != NULL);
+    if (m->ninputs != 1 || output_count(m) != 1)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_forward: the model has no layers: add at least one");
-    clnet_status st = check_input(m, "clnet_model_forward", x);
-    if (st || (st = clnet__model_bind(m, x->shape[0])))
+                            "%s: the model has %d inputs and %d outputs: use "
+                            "clnet_model_forward_multi and clnet_model_output_tensor",
+                            func, m->ninputs, output_count(m));
+    clnet_status st = clnet__model_forward(m, func, 1, &x, training);
+    if (st)
         return st;
-    m->input = x;
-    m->trained_forward = training != 0;
-    if (training)
-        m->dropout_calls++;
-    for (int i = 0; i < m->nlayers; i++) {
-        clnet__layer *l = m->layers[i];
-        if (l->ops->is_view) {
-            /* A leading view layer has a buffer of its own (the input is the
-             * caller's tensor); later ones share their input's storage. */
-            if (i == 0 && (st = clnet_tensor_copy(m->acts[1], x)))
-                return st;
-            continue;
-        }
-        clnet__io io = { .x = i ? m->acts[i] : x, .y = m->acts[i + 1], .pre = l->pre };
-        if ((st = l->ops->forward(l, &io, training)))
-            return clnet__error(m->ctx, st, "layer %d (%s): %s", i, l->name, clnet_context_errmsg(m->ctx));
-    }
     if (y)
-        *y = m->acts[m->nlayers];
+        *y = clnet__node_act(m, clnet__output_node(m, 0));
     if (logits)
         *logits = clnet__model_logits(m);
     return CLNET_OK;
 }
 
-/* The first layer that needs a gradient: frozen leading layers need none. */
-static int first_needed(const clnet_model *m, int want_dx)
+/* Sends gradient g to node n: copied when n holds none yet, else added. */
+static clnet_status pass_grad(clnet__node *n, const clnet_tensor *g)
 {
-    if (want_dx)
-        return 0;
-    for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i]->trainable && m->layers[i]->nparams > 0 && m->layers[i]->params[0].grad)
-            return i;
-    return m->nlayers;
+    clnet_status st = CLNET_OK;
+    if (!n->written) {
+        if (g != n->grad)
+            st = clnet_tensor_copy(n->grad, g);
+    } else
+        st = clnet_axpy(n->grad, 1.0f, g);
+    n->written = 1;
+    n->dy = n->grad;
+    return st;
+}
+
+/* A scratch view shaped as node n's batch, for a gradient to be added. */
+static clnet_status scratch_for(clnet_model *m, const clnet__node *n, clnet_tensor **out)
+{
+    clnet_tensor *flat;
+    int64_t len = (int64_t)clnet_tensor_numel(n->grad);
+    clnet_status st = clnet_tensor_reshape(m->scratch_buf, 1, (int64_t[]){ -1 }, &flat);
+    if (st)
+        return st;
+    clnet_tensor *part;
+    st = clnet_tensor_slice(flat, 0, len, &part);
+    clnet_tensor_destroy(flat);
+    if (st)
+        return st;
+    int64_t dims[CLNET_MAX_DIMS];
+    int nd = clnet_tensor_shape(n->grad, dims);
+    st = clnet_tensor_reshape(part, nd, dims, out);
+    clnet_tensor_destroy(part);
+    return st;
+}
+
+/* Runs application p's backward; its inputs' gradients are summed. */
+static clnet_status app_backward(clnet_model *m, const clnet__app *p, int fused)
+{
+    clnet__layer *l = p->l;
+    clnet__node *out = &m->nodes[p->out];
+    clnet_status st = CLNET_OK;
+    if (l->ops->is_view) {
+        clnet__node *in = &m->nodes[p->in[0]];
+        if (!in->need)
+            return CLNET_OK;
+        l->ran = 1;
+        if (out->grad_of == p->in[0] && out->dy == out->grad) {
+            /* The same storage: the gradient is there already. */
+            in->written = 1;
+            in->dy = in->grad;
+            return CLNET_OK;
+        }
+        return pass_grad(in, out->dy);
+    }
+    clnet__io io = { .x = clnet__node_act(m, p->in[0]), .y = out->act, .dy = out->dy, .pre = l->pre,
+                     .dpre = l->dpre, .dy_is_pre = fused, .nin = p->nin };
+    clnet_tensor *tmp = NULL;
+    int sum_into = -1;
+    for (int k = 0; k < p->nin; k++) {
+        clnet__node *in = &m->nodes[p->in[k]];
+        io.xs[k] = clnet__node_act(m, p->in[k]);
+        if (!in->need)
+            continue;
+        io.dxs[k] = in->grad;
+        io.betas[k] = in->written ? 1.0f : 0.0f;
+        /* An input twice (x * x): the second gradient adds to the first. */
+        for (int j = 0; j < k; j++)
+            if (p->in[j] == p->in[k])
+                io.betas[k] = 1.0f;
+    }
+    io.dx = io.dxs[0];
+    if (!l->ops->accumulates && io.dx && m->nodes[p->in[0]].written) {
+        /* The layer overwrites dx: send it to scratch, then add. */
+        if ((st = scratch_for(m, &m->nodes[p->in[0]], &tmp)))
+            return st;
+        io.dx = tmp;
+        sum_into = p->in[0];
+    }
+    if ((st = l->ops->backward(l, &io)))
+        st = clnet__error(m->ctx, st, "layer %d (%s) backward: %s", l->index, l->name,
+                          clnet_context_errmsg(m->ctx));
+    else if (sum_into >= 0)
+        st = clnet_axpy(m->nodes[sum_into].grad, 1.0f, tmp);
+    clnet_tensor_destroy(tmp);
+    for (int k = 0; k < p->nin; k++)
+        if (io.dxs[k]) {
+            m->nodes[p->in[k]].written = 1;
+            m->nodes[p->in[k]].dy = m->nodes[p->in[k]].grad;
+        }
+    l->ran = 1;
+    return st;
+}
+
+static int trains(const clnet__layer *l)
+{
+    return l->trainable && l->nparams > 0 && l->params[0].grad;
+}
+
+/* After layer l's own application: its gradients are final once its clones'
+ * (which ran earlier in backward) are added; a trainable layer no gradient
+ * reached gets zeros. */
+static clnet_status finish_layer(clnet_model *m, clnet__layer *l)
+{
+    clnet_status st = CLNET_OK;
+    int shared = 0;
+    for (int a = 0; a < m->napps; a++)
+        shared |= m->apps[a].l->owner == l;
+    if (!trains(l) || (!shared && l->ran))
+        return CLNET_OK;
+    for (int k = 0; !st && !l->ran && k < l->nparams; k++)
+        if (l->params[k].grad)
+            st = clnet_tensor_fill(l->params[k].grad, 0.0);
+    for (int a = 0; !st && a < m->napps; a++) {
+        const clnet__layer *c = m->apps[a].l;
+        for (int k = 0; c->owner == l && c->ran && !st && k < c->nparams; k++)
+            if (c->params[k].grad)
+                st = clnet_axpy(l->params[k].grad, 1.0f, c->params[k].grad);
+    }
+    return st;
+}
+
+clnet_status clnet__model_backward(clnet_model *m, const char *func, int ny,
+                                   const clnet_tensor *const *dlogits, int nx,
+                                   const clnet_tensor **dx)
+{
+    if (!m->batch || !m->x[0] || !m->trained_forward)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: needs a forward pass in training mode first", func);
+    if (ny != output_count(m) || !dlogits)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d output%s, %d given",
+                            func, output_count(m), output_count(m) == 1 ? "" : "s", dlogits ? ny : 0);
+    if (dx && nx != m->ninputs)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d input%s, dx for %d",
+                            func, m->ninputs, m->ninputs == 1 ? "" : "s", nx);
+    clnet_status st = CLNET_OK;
+    /* Which nodes need a gradient: a wanted dx, or a trained parameter
+     * behind them. */
+    for (int i = 0; i < m->nnodes; i++) {
+        clnet__node *n = &m->nodes[i];
+        n->need = n->input >= 0 && dx != NULL;
+        n->written = 0;
+        n->dy = NULL;
+    }
+    for (int a = 0; a < m->napps; a++) {
+        const clnet__app *p = &m->apps[a];
+        int need = trains(p->l);
+        for (int k = 0; k < p->nin; k++)
+            need |= m->nodes[p->in[k]].need;
+        m->nodes[p->out].need = need;
+        p->l->ran = 0;
+    }
+    /* The seeds: an output no layer reads takes the caller's tensor as it
+     * is; one that feeds layers too gets a copy its consumers add to. */
+    for (int k = 0; k < ny; k++) {
+        int node = clnet__output_node(m, k);
+        clnet__node *n = &m->nodes[node];
+        const clnet_tensor *g = dlogits[k];
+        if (!g)
+            continue;
+        if (g->numel != n->grad->numel || g->dtype != CLNET_F32)
+            return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                                "%s: dlogits%s holds %zu elements, the output %zu", func,
+                                ny > 1 ? "[k]" : "", g->numel, n->grad->numel);
+        if (n->uses && has_logits(m, k))
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: output %d ends in softmax or sigmoid and feeds other layers "
+                                "too: a gradient at its logits cannot be summed with theirs; end "
+                                "the output with its own Activation layer",
+                                func, k);
+        if (n->uses) {
+            if ((st = clnet_tensor_copy(n->grad, g)))
+                return st;
+            n->dy = n->grad;
+        } else
+            n->dy = g;
+        n->written = 1;
+    }
+    for (int a = m->napps - 1; a >= 0; a--) {
+        const clnet__app *p = &m->apps[a];
+        clnet__layer *l = p->l;
+        const clnet__node *out = &m->nodes[p->out];
+        int reached = out->written || (l->kl && l->kl_weight > 0.0f);
+        int fused = 0;
+        for (int k = 0; k < ny; k++)
+            fused |= dlogits[k] && clnet__output_node(m, k) == p->out && has_logits(m, k);
+        if (reached && out->need && (st = app_backward(m, p, fused)))
+            return st;
+        if (!l->owner) {
+            if ((st = finish_layer(m, l)))
+                return st;
+            if (m->hooks.grads_ready && !l->ops->is_view && (l->ran || trains(l)) &&
+                (st = m->hooks.grads_ready(m->hooks.user, m, l->index)))
+                return st;
+        }
+    }
+    for (int i = 0; dx && i < m->ninputs; i++) {
+        clnet__node *n = &m->nodes[m->inputs[i]];
+        if (!n->written && (st = clnet_tensor_fill(n->grad, 0.0)))
+            return st;
+        dx[i] = n->grad;
+    }
+    return CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *dlogits,
@@ -319,42 +657,13 @@ CLNET_API clnet_status clnet_model_backward(clnet_model *m, const clnet_tensor *
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, dlogits != NULL);
-    if (!m->batch || !m->input || !m->trained_forward)
+    static const char func[] = "clnet_model_backward";
+    if (m->ninputs != 1 || output_count(m) != 1)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_backward: needs a forward pass in training mode first");
-    const clnet_tensor *out = m->acts[m->nlayers];
-    if (dlogits->numel != out->numel || dlogits->dtype != CLNET_F32)
-        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "clnet_model_backward: dlogits holds %zu elements, the output %zu",
-                            dlogits->numel, out->numel);
-    int fused = has_logits(m);
-    int stop = first_needed(m, dx != NULL);
-    clnet_status st = CLNET_OK;
-    const clnet_tensor *dy = dlogits;
-    for (int i = m->nlayers - 1; i >= stop; i--) {
-        clnet__layer *l = m->layers[i];
-        if (l->ops->is_view) {
-            /* The gradient buffer below is the same storage: copy only when
-             * dy is not already there. */
-            if ((i == 0 || dy != m->grads[i + 1]) && (i > 0 || dx) &&
-                (st = clnet_tensor_copy(m->grads[i], dy)))
-                return st;
-            dy = m->grads[i];
-            continue;
-        }
-        clnet__io io = { .x = i ? m->acts[i] : m->input, .y = m->acts[i + 1], .dy = dy,
-                         .dx = i > stop || dx ? m->grads[i] : NULL, .pre = l->pre, .dpre = l->dpre,
-                         .dy_is_pre = fused && i == m->nlayers - 1 };
-        if ((st = l->ops->backward(l, &io)))
-            return clnet__error(m->ctx, st, "layer %d (%s) backward: %s", i, l->name,
-                                clnet_context_errmsg(m->ctx));
-        if (m->hooks.grads_ready && (st = m->hooks.grads_ready(m->hooks.user, m, i)))
-            return st;
-        dy = m->grads[i];
-    }
-    if (dx)
-        *dx = m->grads[0];
-    return CLNET_OK;
+                            "%s: the model has %d inputs and %d outputs: use "
+                            "clnet_model_backward_multi",
+                            func, m->ninputs, output_count(m));
+    return clnet__model_backward(m, func, 1, &dlogits, 1, dx);
 }
 
 CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int trainable)
@@ -364,14 +673,18 @@ CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int 
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_model_set_trainable: layer %d outside [0, %d)", layer, m->nlayers);
     m->layers[layer]->trainable = trainable != 0;
+    /* A shared layer's other applications follow it. */
+    for (int a = 0; a < m->napps; a++)
+        if (m->apps[a].l->owner == m->layers[layer])
+            m->apps[a].l->trainable = trainable != 0;
     return CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_model_set_all_trainable(clnet_model *m, int trainable)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    for (int i = 0; i < m->nlayers; i++)
-        m->layers[i]->trainable = trainable != 0;
+    for (int a = 0; a < m->napps; a++)
+        m->apps[a].l->trainable = trainable != 0;
     return CLNET_OK;
 }
 
@@ -384,9 +697,9 @@ CLNET_API int clnet_model_output_shape(const clnet_model *m, int64_t shape[CLNET
 {
     if (!m || !shape)
         return 0;
-    int nd = last_out_ndim(m);
-    memcpy(shape, last_out_shape(m), (size_t)nd * sizeof *shape);
-    return nd;
+    const clnet__node *n = &m->nodes[clnet__output_node(m, 0)];
+    memcpy(shape, n->shape, (size_t)n->ndim * sizeof *shape);
+    return n->ndim;
 }
 
 static size_t layer_params(const clnet__layer *l, int trained_only)
@@ -430,15 +743,16 @@ CLNET_API const char *clnet_model_name(const clnet_model *m)
     return m ? m->name : NULL;
 }
 
-/* Layer i's first two summary columns: "name (Type)" and "(None, ...)". */
-static void summary_cells(const clnet__layer *l, char name[80], char shape[128])
+/* A row's first two summary columns: "name (Type)" and "(None, ...)". */
+static void summary_cells(const char *lname, const char *type, int ndim, const int64_t *shape,
+                          char name[80], char out[128])
 {
-    snprintf(name, 80, "%s (%s)", l->name, l->ops->type);
-    size_t n = (size_t)snprintf(shape, 128, "(None");
-    for (int d = 0; d < l->out_ndim && n < 128; d++)
-        n += (size_t)snprintf(shape + n, 128 - n, ", %lld", (long long)l->out_shape[d]);
+    snprintf(name, 80, "%s (%s)", lname, type);
+    size_t n = (size_t)snprintf(out, 128, "(None");
+    for (int d = 0; d < ndim && n < 128; d++)
+        n += (size_t)snprintf(out + n, 128 - n, ", %lld", (long long)shape[d]);
     if (n < 128)
-        snprintf(shape + n, 128 - n, ")");
+        snprintf(out + n, 128 - n, ")");
 }
 
 static void summary_rule(FILE *f, int width, char c)
@@ -448,29 +762,100 @@ static void summary_rule(FILE *f, int width, char c)
     fputc('\n', f);
 }
 
+/* A chain: one input, each layer applied once to the previous node, the
+ * output last. Its summary is the sequential one (no "Connected to"). */
+static int is_chain(const clnet_model *m)
+{
+    if (m->ninputs != 1 || output_count(m) != 1 || clnet__output_node(m, 0) != m->nnodes - 1)
+        return 0;
+    for (int a = 0; a < m->napps; a++)
+        if (m->apps[a].nin != 1 || m->apps[a].l->owner ||
+            m->apps[a].in[0] != (a ? m->apps[a - 1].out : m->inputs[0]))
+            return 0;
+    return 1;
+}
+
+/* Input i's name in the summary, Keras': "input_layer", "input_layer_1". */
+static void input_name(int i, char *buf, size_t size)
+{
+    if (i)
+        snprintf(buf, size, "input_layer_%d", i);
+    else
+        snprintf(buf, size, "input_layer");
+}
+
+/* The names of the nodes layer l's applications read, ", "-separated. */
+static void connected_to(const clnet_model *m, const clnet__layer *l, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int a = 0; a < m->napps; a++) {
+        const clnet__app *p = &m->apps[a];
+        if (p->l != l && p->l->owner != l)
+            continue;
+        for (int k = 0; k < p->nin && n < size; k++) {
+            const clnet__node *in = &m->nodes[p->in[k]];
+            char name[40];
+            if (in->input >= 0)
+                input_name(in->input, name, sizeof name);
+            else {
+                const clnet__layer *src = m->apps[in->app].l;
+                snprintf(name, sizeof name, "%s", (src->owner ? src->owner : src)->name);
+            }
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", name);
+        }
+    }
+}
+
 CLNET_API clnet_status clnet_model_summary(const clnet_model *m, FILE *f)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, f != NULL);
+    int graph = !is_chain(m);
     /* Keras' widths, widened to the longest cell so the columns stay aligned. */
-    int wname = 28, wshape = 24;
-    for (int i = 0; i < m->nlayers; i++) {
-        char name[80], shape[128];
-        summary_cells(m->layers[i], name, shape);
+    int wname = 28, wshape = 24, wconn = 20;
+    char name[80], shape[128], conn[512];
+    for (int i = 0; graph && i < m->ninputs; i++) {
+        const clnet__node *n = &m->nodes[m->inputs[i]];
+        char in[40];
+        input_name(i, in, sizeof in);
+        summary_cells(in, "InputLayer", n->ndim, n->shape, name, shape);
         wname = (int)strlen(name) > wname ? (int)strlen(name) : wname;
         wshape = (int)strlen(shape) > wshape ? (int)strlen(shape) : wshape;
     }
-    int width = 1 + wname + 1 + wshape + 1 + 10;
-    fprintf(f, "Model: \"%s\"\n", m->name);
-    summary_rule(f, width, '_');
-    fprintf(f, " %-*s %-*s %10s\n", wname, "Layer (type)", wshape, "Output Shape", "Param #");
-    summary_rule(f, width, '=');
-    size_t total = 0, trainable = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const clnet__layer *l = m->layers[i];
-        char name[80], shape[128];
-        summary_cells(l, name, shape);
-        fprintf(f, " %-*s %-*s %10zu\n", wname, name, wshape, shape, layer_params(l, 0));
+        summary_cells(l->name, l->type, l->out_ndim, l->out_shape, name, shape);
+        wname = (int)strlen(name) > wname ? (int)strlen(name) : wname;
+        wshape = (int)strlen(shape) > wshape ? (int)strlen(shape) : wshape;
+        connected_to(m, l, conn, sizeof conn);
+        wconn = (int)strlen(conn) > wconn ? (int)strlen(conn) : wconn;
+    }
+    int width = 1 + wname + 1 + wshape + 1 + 10 + (graph ? 1 + wconn : 0);
+    fprintf(f, "Model: \"%s\"\n", m->name);
+    summary_rule(f, width, '_');
+    fprintf(f, " %-*s %-*s %10s", wname, "Layer (type)", wshape, "Output Shape", "Param #");
+    if (graph)
+        fprintf(f, " %s", "Connected to");
+    fprintf(f, "\n");
+    summary_rule(f, width, '=');
+    size_t total = 0, trainable = 0;
+    for (int i = 0; graph && i < m->ninputs; i++) {
+        const clnet__node *n = &m->nodes[m->inputs[i]];
+        char in[40];
+        input_name(i, in, sizeof in);
+        summary_cells(in, "InputLayer", n->ndim, n->shape, name, shape);
+        fprintf(f, " %-*s %-*s %10d %s\n\n", wname, name, wshape, shape, 0, "-");
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        const clnet__layer *l = m->layers[i];
+        summary_cells(l->name, l->type, l->out_ndim, l->out_shape, name, shape);
+        fprintf(f, " %-*s %-*s %10zu", wname, name, wshape, shape, layer_params(l, 0));
+        if (graph) {
+            connected_to(m, l, conn, sizeof conn);
+            fprintf(f, " %s", conn);
+        }
+        fprintf(f, "\n");
         if (i + 1 < m->nlayers)
             fprintf(f, "\n");
         total += layer_params(l, 0);

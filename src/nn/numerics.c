@@ -44,19 +44,21 @@ static clnet_status blame_forward(clnet_model *m, float loss)
     int bad = 0;
     size_t at = 0;
     float v = 0;
-    clnet_status st = scan(m->input, &bad, &at, &v);
-    if (!st && bad)
-        return clnet__error(m->ctx, CLNET_ERR_NUMERICS,
-                            "numerics check: the loss is %g; the input x holds %g at element %zu",
-                            (double)loss, (double)v, at);
-    for (int i = 0; !st && i < m->nlayers; i++) {
-        const clnet__layer *l = m->layers[i];
+    clnet_status st = CLNET_OK;
+    for (int i = 0; i < m->ninputs && !st; i++)
+        if ((st = scan(m->x[i], &bad, &at, &v)) == CLNET_OK && bad)
+            return clnet__error(m->ctx, CLNET_ERR_NUMERICS,
+                                "numerics check: the loss is %g; the input x%s holds %g at element %zu",
+                                (double)loss, m->ninputs > 1 ? " (one of them)" : "", (double)v, at);
+    for (int a = 0; !st && a < m->napps; a++) {
+        const clnet__layer *l = m->apps[a].l;
+        int i = l->index;
         if ((st = scan(l->has_pre ? l->pre : NULL, &bad, &at, &v)) == CLNET_OK && bad)
             return clnet__error(m->ctx, CLNET_ERR_NUMERICS,
                                 "numerics check: the loss is %g; layer %d (%s) first gives a "
                                 "non-finite value: its pre-activation holds %g at element %zu",
                                 (double)loss, i, l->name, (double)v, at);
-        if (!st && (st = scan(m->acts[i + 1], &bad, &at, &v)) == CLNET_OK && bad)
+        if (!st && (st = scan(m->nodes[m->apps[a].out].act, &bad, &at, &v)) == CLNET_OK && bad)
             return clnet__error(m->ctx, CLNET_ERR_NUMERICS,
                                 "numerics check: the loss is %g; layer %d (%s) first gives a "
                                 "non-finite value: its output holds %g at element %zu",

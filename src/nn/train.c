@@ -35,12 +35,13 @@ static const char *act_name(int act)
 /* The one rule for an output activation and a loss (nn.h, docs/losses.md):
  * the natural pair is fused into the loss from logits, from_logits takes raw
  * scores, MSE takes anything, everything else is refused here. */
-static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params *p)
+static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params *p, int k,
+                                      clnet_loss kind)
 {
-    const clnet__layer *l = m->layers[m->nlayers - 1];
-    int act = clnet__model_output_act(m);
-    const char *f = "clnet_model_compile", *loss = loss_name(p->loss);
-    if (p->loss == CLNET_LOSS_MSE || p->loss == CLNET_LOSS_NONE) {
+    const clnet__layer *l = clnet__output_layer(m, k);
+    int act = clnet__output_act(m, k);
+    const char *f = "clnet_model_compile", *loss = loss_name(kind);
+    if (kind == CLNET_LOSS_MSE || kind == CLNET_LOSS_NONE) {
         if (p->from_logits)
             return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                                 "%s: from_logits applies to the cross-entropy losses only, not to "
@@ -48,7 +49,10 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
                                 f, loss);
         return CLNET_OK;
     }
-    if (p->loss == CLNET_LOSS_CATEGORICAL_CROSSENTROPY && l->out_ndim == 3)
+    if (!l)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: output %d is a model input; only MSE or no loss can take it", f, k);
+    if (kind == CLNET_LOSS_CATEGORICAL_CROSSENTROPY && l->out_ndim == 3)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: categorical cross-entropy on the NCHW output of layer %d (%s) "
                             "would take the classes on the width axis; per-pixel cross-entropy "
@@ -63,9 +67,9 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
                             "(%s) applies %s: remove that activation, or keep a %s output and set "
                             "from_logits = 0",
                             f, loss, l->index, l->name, act_name(act), 
-                            p->loss == CLNET_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
+                            kind == CLNET_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
     }
-    int want = p->loss == CLNET_LOSS_BINARY_CROSSENTROPY ? CLNET_ACT_SIGMOID : CLNET_ACT_SOFTMAX;
+    int want = kind == CLNET_LOSS_BINARY_CROSSENTROPY ? CLNET_ACT_SIGMOID : CLNET_ACT_SOFTMAX;
     if (act == want)
         return CLNET_OK;
     return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
@@ -82,6 +86,63 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
                         act_name(want));
 }
 
+/* Output k's loss and weight under p. */
+static clnet_loss output_loss(const clnet_compile_params *p, int k)
+{
+    return p->nlosses ? p->losses[k] : p->loss;
+}
+
+static float output_weight(const clnet_compile_params *p, int k)
+{
+    return p->nlosses ? p->loss_weights[k] : 1.0f;
+}
+
+/* A loss per output, each meeting its output's activation by the rule. */
+static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
+{
+    static const char f[] = "clnet_model_compile";
+    int outs = clnet_model_output_count(m);
+    if (p->reduction != CLNET_REDUCTION_MEAN && p->reduction != CLNET_REDUCTION_SUM)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: reduction is %d (not a clnet_reduction)",
+                            f, (int)p->reduction);
+    if (p->nlosses != 0 && p->nlosses != outs)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: nlosses is %d but the model has %d output%s (0 takes `loss` for "
+                            "a model of one output)",
+                            f, p->nlosses, outs, outs == 1 ? "" : "s");
+    if (!p->nlosses && outs != 1)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has %d outputs: give a loss for each (nlosses, losses[], "
+                            "loss_weights[])",
+                            f, outs);
+    for (int k = 0; k < outs; k++) {
+        clnet_loss kind = output_loss(p, k);
+        float w = output_weight(p, k);
+        if (kind < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || kind > CLNET_LOSS_NONE)
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: losses[%d] is %d (not a clnet_loss)",
+                                f, k, (int)kind);
+        if (!(w >= 0.0f && w < 1e30f))
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: loss_weights[%d] is %g (must be finite and >= 0)", f, k, (double)w);
+        if (p->reduction == CLNET_REDUCTION_SUM && kind != CLNET_LOSS_MSE &&
+            kind != CLNET_LOSS_BINARY_CROSSENTROPY && kind != CLNET_LOSS_NONE)
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: CLNET_REDUCTION_SUM applies to MSE and binary cross-entropy; "
+                                "%s sums over the classes already: use CLNET_REDUCTION_MEAN",
+                                f, loss_name(kind));
+        int64_t shape[CLNET_MAX_DIMS];
+        int nd = clnet_model_node_shape(m, clnet__output_node(m, k), shape);
+        if (kind == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && nd != 1)
+            return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                                "clnet_model_compile: sparse categorical cross-entropy needs a (batch, "
+                                "classes) output");
+        clnet_status st = check_output_rule(m, p, k, kind);
+        if (st)
+            return st;
+    }
+    return CLNET_OK;
+}
+
 CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
@@ -91,13 +152,9 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_model_compile: loss is %d (not a clnet_loss)", (int)p->loss);
     CLNET_CHECK_ARG(m->ctx, p->clip_norm >= 0.0f);
-    if (!m->nlayers)
+    if (!m->napps)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_compile: the model has no layers");
-    if (p->loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && m->layers[m->nlayers - 1]->out_ndim != 1)
-        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "clnet_model_compile: sparse categorical cross-entropy needs a (batch, "
-                            "classes) output");
-    clnet_status rule = check_output_rule(m, p);
+    clnet_status rule = check_losses(m, p);
     if (rule)
         return rule;
     m->compile = *p;
@@ -128,15 +185,23 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
     return CLNET_OK;
 }
 
+/* Every trained gradient, however many. */
 static clnet_status clip(clnet_model *m)
 {
-    clnet_tensor *grads[256];
     int n = 0;
     for (int i = 0; i < m->nlayers; i++)
+        n += m->layers[i]->nparams;
+    clnet_tensor **grads = clnet__malloc((size_t)(n ? n : 1) * sizeof *grads);
+    if (!grads)
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_step: out of host memory");
+    n = 0;
+    for (int i = 0; i < m->nlayers; i++)
         for (int k = 0; m->layers[i]->trainable && k < m->layers[i]->nparams; k++)
-            if (m->layers[i]->params[k].grad && n < 256)
+            if (m->layers[i]->params[k].grad)
                 grads[n++] = m->layers[i]->params[k].grad;
-    return n ? clnet_clip_grad_norm(grads, n, m->compile.clip_norm, NULL) : CLNET_OK;
+    clnet_status st = n ? clnet_clip_grad_norm(grads, n, m->compile.clip_norm, NULL) : CLNET_OK;
+    clnet__free(grads);
+    return st;
 }
 
 CLNET_API clnet_status clnet_model_step(clnet_model *m)
@@ -177,37 +242,74 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
     return CLNET_OK;
 }
 
-/* Loss into m->loss, its gradient at the logits into m->dlogits, the
- * metric's raw value into m->correct (see clnet__model_metric_scale). */
-static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
+/* Output k's loss into `loss`, its gradient at the logits into
+ * m->dlogits_v[k], the metric's raw value into `correct` (see
+ * clnet__model_metric_scale); before the reduction and the weight. */
+static clnet_status loss_raw(clnet_model *m, int k, const clnet_tensor *y, clnet_tensor *loss,
+                             clnet_tensor *correct)
 {
-    const clnet_tensor *logits = clnet__model_logits(m);
-    const clnet_tensor *out = m->acts[m->nlayers];
-    int act = clnet__model_output_act(m);
+    const clnet_tensor *logits = clnet__output_logits(m, k);
+    const clnet_tensor *out = clnet__node_act(m, clnet__output_node(m, k));
+    int act = clnet__output_act(m, k);
+    clnet_tensor *dlogits = m->dlogits_v[k];
     clnet_status st;
-    switch (m->compile.loss) {
+    switch (output_loss(&m->compile, k)) {
     case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
-        st = clnet_loss_sparse_softmax_xent(logits, y, m->loss, m->dlogits);
-        return st ? st : clnet_accuracy(out, y, m->correct);
+        st = clnet_loss_sparse_softmax_xent(logits, y, loss, dlogits);
+        return st || !correct ? st : clnet_accuracy(out, y, correct);
     case CLNET_LOSS_CATEGORICAL_CROSSENTROPY:
-        st = clnet_loss_softmax_xent(logits, y, m->loss, m->dlogits);
-        return st ? st : clnet_categorical_accuracy(out, y, m->correct);
+        st = clnet_loss_softmax_xent(logits, y, loss, dlogits);
+        return st || !correct ? st : clnet_categorical_accuracy(out, y, correct);
     case CLNET_LOSS_BINARY_CROSSENTROPY:
-        st = clnet_loss_bce_logits(logits, y, m->loss, m->dlogits);
-        return st ? st : clnet_binary_accuracy(out, y, m->compile.from_logits ? 0.0f : 0.5f, m->correct);
+        st = clnet_loss_bce_logits(logits, y, loss, dlogits);
+        return st || !correct ? st
+                              : clnet_binary_accuracy(out, y, m->compile.from_logits ? 0.0f : 0.5f, correct);
     case CLNET_LOSS_MSE:
         /* On the output; backward starts at the logits of a softmax or
          * sigmoid output, so the chain rule through it is applied here. */
-        st = clnet_loss_mse(out, y, m->loss, m->dlogits);
+        st = clnet_loss_mse(out, y, loss, dlogits);
         if (!st && act == CLNET_ACT_SIGMOID)
-            st = clnet_activation_backward(CLNET_ACT_SIGMOID, 0.0f, NULL, out, m->dlogits, m->dlogits);
+            st = clnet_activation_backward(CLNET_ACT_SIGMOID, 0.0f, NULL, out, dlogits, dlogits);
         else if (!st && act == CLNET_ACT_SOFTMAX)
-            st = clnet__softmax_backward(m->layers[m->nlayers - 1], out, m->dlogits, m->dlogits);
-        return st ? st : clnet_loss_mae(out, y, m->correct, NULL);
+            st = clnet__softmax_backward(clnet__output_layer(m, k), out, dlogits, dlogits);
+        return st || !correct ? st : clnet_loss_mae(out, y, correct, NULL);
     case CLNET_LOSS_NONE:
         break;
     }
     return CLNET_ERR_INTERNAL;
+}
+
+/* Output k's loss as compiled: the raw loss, times the features per sample
+ * for CLNET_REDUCTION_SUM (a mean over all elements becomes a sum over each
+ * sample's, averaged over the batch), times the output's weight; the
+ * gradient likewise. Nothing is scaled by 1, so the default is the raw loss's
+ * bits. */
+static clnet_status loss_one(clnet_model *m, int k, const clnet_tensor *y, clnet_tensor *loss,
+                             clnet_tensor *correct)
+{
+    clnet_status st = loss_raw(m, k, y, loss, correct);
+    double f = output_weight(&m->compile, k);
+    if (m->compile.reduction == CLNET_REDUCTION_SUM) {
+        int64_t shape[CLNET_MAX_DIMS];
+        int nd = clnet_model_node_shape(m, clnet__output_node(m, k), shape);
+        for (int d = 0; d < nd; d++)
+            f *= (double)shape[d];
+    }
+    if (!st && f != 1.0 &&
+        !(st = clnet_scale(loss, loss, (float)f)))
+        st = clnet_scale(m->dlogits_v[k], m->dlogits_v[k], (float)f);
+    return st;
+}
+
+/* The loss of a model of one output into m->loss (plus the layers' terms),
+ * its gradient at the logits into m->dlogits_v[0], the metric into
+ * m->correct. */
+static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
+{
+    clnet_status st = loss_one(m, 0, y, m->loss, m->correct);
+    if (!st && m->nextra_loss)
+        st = clnet_axpy(m->loss, 1.0f, m->extra_loss);
+    return st;
 }
 
 /* The metric summed over a batch of n samples is metric_scale * m->correct:
@@ -215,13 +317,14 @@ static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
  * mean absolute error over the elements (MSE). */
 double clnet__model_metric_scale(const clnet_model *m, int64_t n)
 {
-    const clnet__layer *l = m->layers[m->nlayers - 1];
+    int64_t shape[CLNET_MAX_DIMS];
+    int nd = clnet_model_output_shape(m, shape);
     double per = 1;                    /* output elements per sample */
-    for (int i = 0; i < l->out_ndim; i++)
-        per *= (double)l->out_shape[i];
-    switch (m->compile.loss) {
+    for (int i = 0; i < nd; i++)
+        per *= (double)shape[i];
+    switch (output_loss(&m->compile, 0)) {
     case CLNET_LOSS_CATEGORICAL_CROSSENTROPY:
-        return (double)l->out_shape[l->out_ndim - 1] / per;
+        return (double)shape[nd - 1] / per;
     case CLNET_LOSS_BINARY_CROSSENTROPY:
         return 1.0 / per;
     case CLNET_LOSS_MSE:
@@ -233,14 +336,20 @@ double clnet__model_metric_scale(const clnet_model *m, int64_t n)
 
 const char *clnet__model_metric_name(const clnet_model *m)
 {
-    return m->compile.loss == CLNET_LOSS_MSE ? "mae" : "accuracy";
+    return output_loss(&m->compile, 0) == CLNET_LOSS_MSE ? "mae" : "accuracy";
 }
 
 static clnet_status need_loss(clnet_model *m, const char *func)
 {
     if (!m->compiled)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: compile the model first", func);
-    if (m->compile.loss == CLNET_LOSS_NONE)
+    if (m->ninputs != 1 || clnet_model_output_count(m) != 1)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has %d inputs and %d outputs; fit, evaluate, predict "
+                            "and train_on_batch take one of each: use "
+                            "clnet_model_train_on_batch_multi",
+                            func, m->ninputs, clnet_model_output_count(m));
+    if (output_loss(&m->compile, 0) == CLNET_LOSS_NONE)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: the model was compiled with CLNET_LOSS_NONE (optimizer only): "
                             "compile it with a loss, or train it with forward / backward / step",
@@ -250,13 +359,14 @@ static clnet_status need_loss(clnet_model *m, const char *func)
 
 static int sparse_targets(const clnet_model *m)
 {
-    return m->compile.loss == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    return output_loss(&m->compile, 0) == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
 }
 
 static int64_t classes(const clnet_model *m)
 {
-    const clnet__layer *l = m->layers[m->nlayers - 1];
-    return l->out_shape[l->out_ndim - 1];
+    int64_t shape[CLNET_MAX_DIMS];
+    int nd = clnet_model_output_shape(m, shape);
+    return shape[nd - 1];
 }
 
 /* Sparse labels must name a class: the device loss would give NaN. */
@@ -284,9 +394,11 @@ static clnet_status check_targets(clnet_model *m, const char *func, const clnet_
                                      "CLNET_LOSS_CATEGORICAL_CROSSENTROPY)"
                                    : "%s: %s takes float32 targets, but y is %s (int32 class "
                                      "labels go with CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)",
-                            func, sparse ? (y->dtype == CLNET_I32 ? "int32" : "float32") : loss_name(m->compile.loss),
+                            func, sparse ? (y->dtype == CLNET_I32 ? "int32" : "float32") : loss_name(output_loss(&m->compile, 0)),
                             (y->dtype == CLNET_I32 ? "int32" : "float32"));
-    size_t want = sparse ? (size_t)batch : (size_t)batch * clnet_tensor_numel(m->acts[m->nlayers]) / (size_t)m->batch;
+    size_t want = sparse ? (size_t)batch
+                         : (size_t)batch * clnet_tensor_numel(clnet__node_act(m, clnet__output_node(m, 0))) /
+                               (size_t)m->batch;
     if (y->ctx != m->ctx || y->numel != want)
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
                             "%s: y must hold %zu %s values for a batch of %lld (has %zu)", func, want,
@@ -300,7 +412,7 @@ static clnet_status train_step(clnet_model *m, const clnet_tensor *x, const clne
     clnet_status st = clnet_model_forward(m, x, 1, NULL, NULL);
     if (st || (st = check_targets(m, "clnet_model_train_on_batch", y, x->shape[0])) ||
         (st = loss_and_grad(m, y)) || (m->check_numerics && (st = clnet__check_loss(m))) ||
-        (st = clnet_model_backward(m, m->dlogits, NULL)))
+        (st = clnet_model_backward(m, m->dlogits_v[0], NULL)))
         return st;
     return clnet_model_step(m);
 }
@@ -339,6 +451,50 @@ CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_te
         return st;
     if (!st && accuracy && !(st = clnet_tensor_download(m->correct, &v, sizeof v)))
         *accuracy = clnet__model_metric_scale(m, x->shape[0]) * v / (double)x->shape[0];
+    return st;
+}
+
+CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
+                                                        const clnet_tensor *const *x, int ny,
+                                                        const clnet_tensor *const *y,
+                                                        double *loss)
+{
+    CLNET_CHECK_ARG(NULL, m != NULL);
+    static const char func[] = "clnet_model_train_on_batch_multi";
+    if (!m->compiled)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: compile the model first", func);
+    int outs = clnet_model_output_count(m);
+    if (ny != outs || !y)
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d output%s, %d targets given",
+                            func, outs, outs == 1 ? "" : "s", y ? ny : 0);
+    clnet_status st = clnet__model_forward(m, func, nx, x, 1);
+    const clnet_tensor *seed[CLNET_MODEL_MAX_IO] = { 0 };
+    if (st || (st = clnet_tensor_fill(m->loss, 0.0)))
+        return st;
+    for (int k = 0; k < outs && !st; k++) {
+        clnet_loss kind = output_loss(&m->compile, k);
+        if (kind == CLNET_LOSS_NONE)
+            continue;
+        int sparse = kind == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+        const clnet_tensor *out = clnet__node_act(m, clnet__output_node(m, k));
+        if (!y[k] || y[k]->ctx != m->ctx || y[k]->dtype != (sparse ? CLNET_I32 : CLNET_F32) ||
+            y[k]->numel != (sparse ? (size_t)m->batch : out->numel))
+            return clnet__error(m->ctx, CLNET_ERR_SHAPE,
+                                "%s: y[%d] must hold %zu %s for output %d's %s", func, k,
+                                sparse ? (size_t)m->batch : out->numel,
+                                sparse ? "int32 labels" : "float32 targets", k, loss_name(kind));
+        if (!(st = loss_one(m, k, y[k], m->out_loss, k ? NULL : m->correct)))
+            st = clnet_axpy(m->loss, 1.0f, m->out_loss);
+        seed[k] = m->dlogits_v[k];
+    }
+    if (!st && m->nextra_loss)
+        st = clnet_axpy(m->loss, 1.0f, m->extra_loss);
+    if (st || (m->check_numerics && (st = clnet__check_loss(m))) ||
+        (st = clnet__model_backward(m, func, outs, seed, 0, NULL)) || (st = clnet_model_step(m)))
+        return st;
+    float v;
+    if (loss && !(st = clnet_tensor_download(m->loss, &v, sizeof v)))
+        *loss = v;
     return st;
 }
 
