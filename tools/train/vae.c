@@ -234,9 +234,9 @@ done:
 /* ---- Training ------------------------------------------------------------------------------ */
 
 /* One epoch over n images in shuffled batches (the last one smaller when B
- * does not divide n, as PyTorch's loader). Losses are read every 10 steps
- * and at the end: *loss, *rec, *kl are their image-weighted means over the
- * batches read. */
+ * does not divide n, as PyTorch's loader). Losses are read every step (a
+ * few bytes; the step is far longer): *rec and *kl are their image-weighted
+ * means over the epoch, as PyTorch's peer reports them. */
 static int run_epoch(clnet_context *ctx, vae_trainer *t, const clnet_tensor *train, int32_t *ord,
                      int64_t n, const options *o, unsigned long long *state, double *rec,
                      double *kl, double *secs, int64_t *steps)
@@ -264,14 +264,12 @@ static int run_epoch(clnet_context *ctx, vae_trainer *t, const clnet_tensor *tra
         clnet_tensor_destroy(xv);
         if (st)
             goto done;
-        if ((s + 1) % 10 == 0 || s + 1 == *steps) {
-            double r, l;
-            if (vae_losses(t, &r, &l))
-                goto done;
-            wsum += (double)k;
-            rsum += r * (double)k;
-            ksum += l * (double)k;
-        }
+        double r, l;
+        if (vae_losses(t, &r, &l))
+            goto done;
+        wsum += (double)k;
+        rsum += r * (double)k;
+        ksum += l * (double)k;
         if (!o->quiet && (s + 1) % (live ? 10 : 100) == 0)
             fprintf(stderr, "%s  %lld/%lld - %.0fs - loss %.4f%s", live ? "\r\033[K" : "",
                     (long long)s + 1, (long long)*steps, now() - t0, (rsum + ksum) / wsum,
