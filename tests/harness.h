@@ -139,6 +139,7 @@ Suite *suite_nn(void);
 Suite *suite_faults(void);
 Suite *suite_limits(void);
 Suite *suite_gan(void);
+Suite *suite_vae(void);
 Suite *suite_step(void);
 Suite *suite_semantics(void);
 Suite *suite_merge(void);

@@ -32,6 +32,7 @@ static const struct {
     { "faults", suite_faults },
     { "limits", suite_limits },
     { "gan", suite_gan },
+    { "vae", suite_vae },
     { "step", suite_step },
     { "semantics", suite_semantics },
     { "merge", suite_merge },

@@ -18,7 +18,7 @@
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
     &bench_suite_gemm, &bench_suite_conv, &bench_suite_pool, &bench_suite_act, &bench_suite_cnn,
-    &bench_suite_lstm, &bench_suite_gan,
+    &bench_suite_lstm, &bench_suite_gan, &bench_suite_vae,
 };
 #define NSUITES (sizeof bench_suites / sizeof bench_suites[0])
 

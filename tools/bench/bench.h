@@ -70,6 +70,7 @@ extern const bench_suite bench_suite_act;
 extern const bench_suite bench_suite_cnn;
 extern const bench_suite bench_suite_lstm;
 extern const bench_suite bench_suite_gan;
+extern const bench_suite bench_suite_vae;
 
 /* ---- Peak -------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "bench-check-suites: $*"; cat "$tmp/out"; exit 1; }
 
-for suite in conv pool act cnn lstm gan; do
+for suite in conv pool act cnn lstm gan vae; do
     "$bench" --suite "$suite" --quick --check --reps 1 --no-peak --inject-fault "$suite" \
         --csv "$tmp/r.csv" >"$tmp/out" 2>&1
     status=$?
@@ -22,7 +22,7 @@ for suite in conv pool act cnn lstm gan; do
         fail "$suite: $fails of $rows cases flagged the injected fault"
 done
 
-"$bench" --suite conv --suite pool --suite act --suite cnn --suite lstm --suite gan --quick --check --reps 1 \
+"$bench" --suite conv --suite pool --suite act --suite cnn --suite lstm --suite gan --suite vae --quick --check --reps 1 \
     --no-peak --csv "$tmp/r.csv" >"$tmp/out" 2>&1 || fail "clean run failed with status $?"
 bad=$(awk -F, 'NR > 1 && $17 != "pass"' "$tmp/r.csv")
 [ -z "$bad" ] || fail "cases did not pass without a fault: $bad"

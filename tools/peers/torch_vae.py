@@ -56,16 +56,47 @@ class SamePadStride2(nn.Module):
         return F.pad(x, (0, 1, 0, 1))
 
 
-class CropTo(nn.Module):
-    """TensorFlow 'same' for a 3x3 stride-2 transposed convolution: the first
-    2 * in rows and columns of the padding-0 output (2 * in + 1)."""
+class ConvTransposeSame(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d(cin, cout, 3, stride) with TensorFlow 'same' output
+    (in * stride), computed through F.conv2d: this torch's CPU transposed
+    convolution (slow_conv_transpose2d) is about 6x slower than its direct
+    convolution, and a 3-epoch run would take hours. Same parameters (weight
+    (cin, cout, 3, 3), bias), same arithmetic up to the float summation order.
 
-    def __init__(self, size):
-        super().__init__()
-        self.size = size
+    Stride 2: output row 2i + a of the transposed convolution reads
+    x[i] * w[0] + x[i-1] * w[2] (a = 0) or x[i] * w[1] (a = 1), so the four
+    (row, column) phases are one 2x2 convolution of x padded by one row and
+    column before, with 4 * cout channels, and a pixel shuffle. TensorFlow
+    'same' keeps rows 0 .. 2 * in - 1 of the padding-0 output (2 * in + 1
+    rows), the rows this computes; PyTorch's padding=1, output_padding=1
+    would keep rows 1 .. 2 * in instead (same shape, shifted by one).
+    Stride 1: the convolution with the flipped kernel, padding 1."""
+
+    TAP = ((2, 0), (None, 1))  # phase a: kernel index at window row 0 (x[i-1]), 1 (x[i])
+
+    def __init__(self, cin, cout, stride):
+        super().__init__(cin, cout, 3, stride=stride)
 
     def forward(self, x):
-        return x[:, :, :self.size, :self.size]
+        w = self.weight
+        if self.stride[0] == 1:
+            return F.conv2d(x, w.flip(2, 3).transpose(0, 1), self.bias, padding=1)
+        cin, cout = w.shape[0], w.shape[1]
+        zero = w.new_zeros(cout, cin)
+        phases = []
+        for a in range(2):
+            for b in range(2):
+                rows = []
+                for p in range(2):
+                    ka = self.TAP[a][p]
+                    rows.append(torch.stack([
+                        w[:, :, ka, self.TAP[b][q]].t()
+                        if ka is not None and self.TAP[b][q] is not None else zero
+                        for q in range(2)], -1))
+                phases.append(torch.stack(rows, -2))  # (cout, cin, 2, 2)
+        wc = torch.stack(phases, 1).reshape(cout * 4, cin, 2, 2)
+        y = F.conv2d(F.pad(x, (1, 0, 1, 0)), wc, self.bias.repeat_interleave(4))
+        return F.pixel_shuffle(y, 2)
 
 
 class VAE(nn.Module):
@@ -81,9 +112,9 @@ class VAE(nn.Module):
         # loss, inside binary_cross_entropy_with_logits.
         self.decoder = nn.Sequential(
             nn.Linear(LATENT, 7 * 7 * 64), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-            nn.ConvTranspose2d(64, 64, 3, stride=2), CropTo(14), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 3, stride=2), CropTo(28), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 3, padding=1))
+            ConvTransposeSame(64, 64, 2), nn.ReLU(),    # 7 -> 14
+            ConvTransposeSame(64, 32, 2), nn.ReLU(),    # 14 -> 28
+            ConvTransposeSame(32, 1, 1))
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)

@@ -28,6 +28,8 @@ static const struct {
     { "rnn", "the same stack with SimpleRNN(64) layers", train_rnn },
     { "gan", "DCGAN: generator from 100-d noise to 28x28, discriminator with\n"
              "                     LeakyReLU and dropout; Adam(2e-4, beta1 0.5); BCE", train_gan },
+    { "vae", "variational autoencoder, 2-d latent (Keras' example): conv encoder,\n"
+             "                     Conv2DTranspose decoder; BCE summed over pixels + KL", train_vae },
 };
 #define NMODELS (sizeof models / sizeof models[0])
 
@@ -41,17 +43,19 @@ static void usage(FILE *f)
             "  --device SPEC      gpu, cpu, P:D or a name substring (default: CLNET_DEVICE, else\n"
             "                     the first GPU, else the first CPU)\n"
             "  --epochs N         (default: 3; gan: 10)\n"
-            "  --batch-size N     (default: 32; gan: 64)\n"
+            "  --batch-size N     (default: 32; gan: 64; vae: 128)\n"
             "  --lr F             Adam's learning rate (default: 0.001; gan: 0.0002)\n"
             "  --seed N           weights, shuffling, dropout and noise (default 1)\n"
             "  --limit N          train on the first N training images only\n"
             "  --data DIR         Fashion-MNIST IDX files (default %s)\n"
-            "  --save FILE        save the trained weights (safetensors; gan: FILE and FILE.d)\n"
+            "  --save FILE        save the trained weights (safetensors; gan, vae: FILE and FILE.d)\n"
             "  --load FILE        start from saved weights\n"
             "  --eval-only        only evaluate (with --load)\n"
             "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
             "  --out FILE         gan: where the sample grid goes (PNG)\n"
-            "  --score FILE       gan: score samples with a CNN saved by clnet-train cnn --save\n"
+            "                     vae: the pictures' prefix (default vae: vae-samples.png,\n"
+            "                     vae-reconstructions.png, vae-manifold.png)\n"
+            "  --score FILE       gan, vae: score samples with a CNN saved by clnet-train cnn --save\n"
             "  --label-smoothing F  gan: train D towards 1 - F on real images (default 0)\n"
             "  --quiet            no per-step progress\n"
             "  --logdir DIR       TensorBoard event files in DIR: cnn/lstm/rnn metrics, batch\n"
@@ -151,10 +155,10 @@ static int parse(int argc, char **argv, options *o)
      * and --resume (gan.c). */
     int gan_extra = !strcmp(o->model, "gan") && (o->csv || o->plot || o->early_stopping >= 0 ||
                                                  o->schedule_set);
-    if (watch_wanted(o) && (o->ranks || gan_extra || o->eval_only)) {
+    if (watch_wanted(o) && (o->ranks || gan_extra || o->eval_only || !strcmp(o->model, "vae"))) {
         fprintf(stderr, "clnet-train: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule, "
                         "--plot and --resume are for training cnn, lstm or rnn in one process (gan: "
-                        "--logdir, --checkpoint and --resume only)\n");
+                        "--logdir, --checkpoint and --resume only; vae: none)\n");
         return 0;
     }
     if (o->eval_only && !o->load) {
@@ -360,6 +364,7 @@ int main(int argc, char **argv)
      * checks on rank 0, in train_cnn). */
     if (!parallel) {
         int bad = !strcmp(o.model, "gan") ? gan_check_outputs(&o)
+                  : !strcmp(o.model, "vae") ? vae_check_outputs(&o)
                   : o.save                ? check_output(&o, "--save", o.save)
                                           : 0;
         if (bad)

@@ -10,7 +10,7 @@
 #include "../models.h"
 
 typedef struct options {
-    const char *model, *device, *data, *save, *load, *out, *score;
+    const char *model, *device, *data, *save, *load, *out, *score; /* out: gan's grid, vae's prefix */
     int epochs, batch_size, eval_only, quiet, sample;
     long limit;
     double lr;
@@ -31,6 +31,9 @@ typedef struct options {
 int train_cnn(clnet_context *ctx, const options *o);
 int train_gan(clnet_context *ctx, const options *o);
 int train_rnn(clnet_context *ctx, const options *o); /* "lstm" and "rnn" */
+int train_vae(clnet_context *ctx, const options *o);
+/* Checks every path the vae run will write: 0 or the exit status. */
+int vae_check_outputs(const options *o);
 /* Checks every path the gan run will write (check_output): 0 or the exit
  * status. */
 int gan_check_outputs(const options *o);

@@ -1,0 +1,425 @@
+/* clnet-bench suite "vae": the reference VAE (tools/vae.c) as a whole: a
+ * training step at batch 128 (encoder, sampling, decoder, BCE summed over
+ * pixels + KL, both backwards, two Adam steps), checked afterwards against
+ * the float64 reference of both networks' inference forward. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "ref.h"
+#include "vae.h"
+
+#define BATCH 128
+#define PIXELS (28 * 28)
+
+/* The layers' FLOP per sample, forward (2 per multiply-add; a transposed
+ * convolution as the convolution it transposes). */
+#define ENC_FWD_FLOP (2.0 * (32.0 * 196 * 9 + 64.0 * 49 * 32 * 9 + 3136.0 * 16 + 16.0 * 4))
+#define DEC_FWD_FLOP                                                                               \
+    (2.0 * (2.0 * 3136 + 64.0 * 196 * 64 * 9 + 32.0 * 784 * 64 * 9 + 784.0 * 32 * 9))
+
+static int vae_list(int quick, bench_case *out, int max)
+{
+    (void)quick;
+    if (max < 1)
+        return 0;
+    bench_case *c = &out[0];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "vae_train_b%d", BATCH);
+    c->about = "VAE training step: encoder, sampling, decoder, BCE + KL, backward, Adam (both)";
+    c->quick = 1;
+    /* forward + two backward passes' worth, as the cnn suite counts */
+    c->flops = 3 * (ENC_FWD_FLOP + DEC_FWD_FLOP) * BATCH;
+    c->p[0] = BATCH;
+    return 1;
+}
+
+typedef struct vae_state {
+    clnet_model *enc, *dec;
+    vae_trainer *t;
+    clnet_tensor *x; /* (B, 1, 28, 28), uniform in [0, 1) */
+} vae_state;
+
+static void vae_teardown(void *state)
+{
+    vae_state *s = state;
+    if (!s)
+        return;
+    clnet_tensor_destroy(s->x);
+    vae_trainer_destroy(s->t);
+    clnet_model_destroy(s->dec);
+    clnet_model_destroy(s->enc);
+    free(s);
+}
+
+/* As clnet-train vae: Adam lr 1e-3; no compiled loss (the trainer computes it). */
+static clnet_status vae_setup(clnet_context *ctx, const bench_case *c, void **state)
+{
+    *state = NULL;
+    vae_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return CLNET_ERR_HOST_MEMORY;
+    int64_t b = c->p[0];
+    clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
+    cp.loss = CLNET_LOSS_NONE;
+    clnet_status st = build_vae_encoder(ctx, 1, &s->enc);
+    if (!st)
+        st = build_vae_decoder(ctx, 2, &s->dec);
+    if (!st)
+        st = clnet_model_compile(s->enc, &cp);
+    if (!st)
+        st = clnet_model_compile(s->dec, &cp);
+    if (!st)
+        st = vae_trainer_create(ctx, s->enc, s->dec, b, 1, &s->t);
+    if (!st)
+        st = clnet_tensor_create(ctx, CLNET_F32, 4, (int64_t[]){ b, 1, 28, 28 }, &s->x);
+    if (!st)
+        st = clnet_tensor_rand_uniform(s->x, 7, 0, 0.0f, 1.0f);
+    if (st) {
+        vae_teardown(s);
+        return st;
+    }
+    *state = s;
+    return CLNET_OK;
+}
+
+static clnet_status vae_run(void *state)
+{
+    vae_state *s = state;
+    return vae_step(s->t, s->x); /* the losses are not read: nothing waits */
+}
+
+/* ---- Checking: the encoder on 2 images, the decoder on their means -----------
+ * After the timed steps, the encoder runs in inference mode on rows 0-1 of
+ * the case's images, and the decoder on the means it returned (z = mean, as
+ * the reconstructions picture). Both models' parameters are read back through
+ * the public API and the networks evaluated in float64 with tests/ref.c: the
+ * encoder on the device's images, the decoder on the device's means (so
+ * that its check does not inherit the encoder's error). The bounds are
+ * suite-gan.c's, carried layer by layer (a linear layer summing K products
+ * and its bias errs by 2 (K + 1) u times the sum of the terms' magnitudes;
+ * relu is exact and 1-Lipschitz), with the same normwise criterion on top.
+ * The decoder is compared before its sigmoid (the logits the loss reads).
+ * TODO(share): the act/linear/normwise helpers are suite-gan.c's, copied
+ * while both suites were written in parallel; move them to model-check.c. */
+#define CHECK_BATCH 2
+#define U 0x1.0p-24
+#define REL_MAX 1e-5
+
+enum { E_K1, E_B1, E_K2, E_B2, E_K3, E_B3, E_K4, E_B4, NE };
+static const bench_param e_params[NE] = {
+    { "layers.0.kernel", 4, { 32, 1, 3, 3 } },  { "layers.0.bias", 1, { 32 } },
+    { "layers.1.kernel", 4, { 64, 32, 3, 3 } }, { "layers.1.bias", 1, { 64 } },
+    { "layers.3.kernel", 2, { 16, 3136 } },     { "layers.3.bias", 1, { 16 } },
+    { "layers.4.kernel", 2, { 4, 16 } },        { "layers.4.bias", 1, { 4 } },
+};
+
+enum { D_K1, D_B1, D_K2, D_B2, D_K3, D_B3, D_K4, D_B4, ND };
+static const bench_param d_params[ND] = {
+    { "layers.0.kernel", 2, { 3136, 2 } },      { "layers.0.bias", 1, { 3136 } },
+    { "layers.2.kernel", 4, { 64, 64, 3, 3 } }, { "layers.2.bias", 1, { 64 } },
+    { "layers.3.kernel", 4, { 64, 32, 3, 3 } }, { "layers.3.bias", 1, { 32 } },
+    { "layers.4.kernel", 4, { 32, 1, 3, 3 } },  { "layers.4.bias", 1, { 1 } },
+};
+
+/* An activation (float64), its error bound and the magnitude of the last
+ * linear layer's sums (|W| |x| + |b|: what their terms add up to in
+ * absolute value), n elements each. */
+typedef struct act {
+    double *a, *e, *m;
+    size_t n;
+} act;
+
+static clnet_status act_alloc(act *t, size_t n)
+{
+    t->a = malloc(n * sizeof *t->a);
+    t->e = malloc(n * sizeof *t->e);
+    t->m = malloc(n * sizeof *t->m);
+    t->n = n;
+    return t->a && t->e && t->m ? CLNET_OK : CLNET_ERR_HOST_MEMORY;
+}
+
+static void act_free(act *t)
+{
+    free(t->a);
+    free(t->e);
+    free(t->m);
+    t->a = t->e = t->m = NULL;
+}
+
+/* The input x (n floats) as the device holds it: exactly. */
+static clnet_status act_from(act *t, const float *x, size_t n)
+{
+    clnet_status st = act_alloc(t, n);
+    for (size_t i = 0; !st && i < n; i++)
+        t->a[i] = x[i], t->e[i] = 0.0, t->m[i] = fabs((double)x[i]);
+    return st;
+}
+
+/* One linear layer, kernel w->p[k], bias w->p[kb] (kb < 0: none), replacing
+ * *t by its output and bound. conv: a convolution (transpose = 0) or a
+ * transposed one described by the convolution it transposes (1); NULL: a
+ * dense layer of `in` -> `out` on `rows` rows. terms: K, the products one
+ * output sums at most. */
+typedef struct linear_layer {
+    const ref_conv2d *conv;
+    int transpose, rows, in, out, terms, channels;
+    size_t out_count;
+} linear_layer;
+
+static void linear_apply(const linear_layer *l, const double *x, const double *w, const double *b,
+                         double *y)
+{
+    if (l->conv && l->transpose)
+        ref_conv2d_transpose_forward(l->conv, x, w, b, y);
+    else if (l->conv)
+        ref_conv2d_forward(l->conv, x, w, b, y);
+    else {
+        ref_gemm m = { .trans_b = 1,
+                       .m = l->rows,
+                       .n = l->out,
+                       .k = l->in,
+                       .lda = l->in,
+                       .ldb = l->in,
+                       .ldc = l->out,
+                       .alpha = 1.0 };
+        ref_gemm_forward(&m, x, w, y);
+        if (b)
+            ref_bias_forward(l->rows, l->out, 1, y, b, y);
+    }
+}
+
+static clnet_status linear(const linear_layer *l, const bench_weights *w, int k, int kb, act *t)
+{
+    double g = 2.0 * (l->terms + 1) * U;
+    act y = { 0 };
+    double *gb = kb >= 0 ? malloc((size_t)l->channels * sizeof *gb) : NULL;
+    clnet_status st = act_alloc(&y, l->out_count);
+    if (!st && kb >= 0 && !gb)
+        st = CLNET_ERR_HOST_MEMORY;
+    if (st) {
+        act_free(&y);
+        free(gb);
+        return st;
+    }
+    for (int i = 0; kb >= 0 && i < l->channels; i++)
+        gb[i] = g * w->abs[kb][i];
+    for (size_t i = 0; i < t->n; i++) { /* the input's bound, then its own roundings */
+        t->m[i] = fabs(t->a[i]);
+        t->e[i] += g * t->m[i];
+    }
+    linear_apply(l, t->a, w->p[k], kb >= 0 ? w->p[kb] : NULL, y.a);
+    linear_apply(l, t->e, w->abs[k], gb, y.e);
+    linear_apply(l, t->m, w->abs[k], kb >= 0 ? w->abs[kb] : NULL, y.m);
+    free(gb);
+    act_free(t);
+    *t = y;
+    return CLNET_OK;
+}
+
+static void relu(act *t)
+{
+    ref_act_relu_forward(t->n, t->a, t->a);
+}
+
+/* A 3x3 convolution with Keras' "same" padding: stride 2 of an even input
+ * (no row or column before, one after): c x h x h to k x h/2 x h/2; stride
+ * 1: one each side. */
+static ref_conv2d conv3(int n, int c, int h, int k, int stride)
+{
+    int after = 1, before = stride == 2 ? 0 : 1;
+    return (ref_conv2d){ .n = n,
+                         .c = c,
+                         .h = h,
+                         .w = h,
+                         .k = k,
+                         .r = 3,
+                         .s = 3,
+                         .stride_h = stride,
+                         .stride_w = stride,
+                         .pad_t = before,
+                         .pad_b = after,
+                         .pad_l = before,
+                         .pad_r = after,
+                         .dil_h = 1,
+                         .dil_w = 1 };
+}
+
+/* The encoder in float64 on images x (CHECK_BATCH, 1, 28, 28): (B, 4). */
+static clnet_status e_forward(const bench_weights *w, const float *x, act *t)
+{
+    const int b = CHECK_BATCH;
+    ref_conv2d c1 = conv3(b, 1, 28, 32, 2), c2 = conv3(b, 32, 14, 64, 2);
+    linear_layer l1 = { &c1, 0, 0, 0, 0, 9, 32, (size_t)b * 32 * 196 };
+    linear_layer l2 = { &c2, 0, 0, 0, 0, 32 * 9, 64, (size_t)b * 64 * 49 };
+    linear_layer d1 = { NULL, 0, b, 3136, 16, 3136, 16, (size_t)b * 16 };
+    linear_layer d2 = { NULL, 0, b, 16, 4, 16, 4, (size_t)b * 4 };
+    clnet_status st = act_from(t, x, (size_t)b * PIXELS);
+    if (!st && !(st = linear(&l1, w, E_K1, E_B1, t)))
+        relu(t);
+    if (!st && !(st = linear(&l2, w, E_K2, E_B2, t)))
+        relu(t); /* NCHW flattens to (b, 3136) as it lies */
+    if (!st && !(st = linear(&d1, w, E_K3, E_B3, t)))
+        relu(t);
+    if (!st)
+        st = linear(&d2, w, E_K4, E_B4, t);
+    if (st)
+        act_free(t);
+    return st;
+}
+
+/* The decoder in float64 on z (CHECK_BATCH, 2): logits (B, 1, 28, 28). */
+static clnet_status d_forward(const bench_weights *w, const float *z, act *t)
+{
+    const int b = CHECK_BATCH;
+    /* The transposed convolutions are the data gradients of these. */
+    ref_conv2d t1 = conv3(b, 64, 14, 64, 2), t2 = conv3(b, 32, 28, 64, 2),
+               t3 = conv3(b, 1, 28, 32, 1);
+    linear_layer dense = { NULL, 0, b, 2, 3136, 2, 3136, (size_t)b * 3136 };
+    /* A transposed output sums at most (input channels) x (taps) products. */
+    linear_layer l1 = { &t1, 1, 0, 0, 0, 64 * 9, 64, (size_t)b * 64 * 196 };
+    linear_layer l2 = { &t2, 1, 0, 0, 0, 64 * 9, 32, (size_t)b * 32 * 784 };
+    linear_layer l3 = { &t3, 1, 0, 0, 0, 32 * 9, 1, (size_t)b * 784 };
+    clnet_status st = act_from(t, z, (size_t)b * VAE_LATENT);
+    if (!st && !(st = linear(&dense, w, D_K1, D_B1, t)))
+        relu(t);
+    if (!st && !(st = linear(&l1, w, D_K2, D_B2, t)))
+        relu(t);
+    if (!st && !(st = linear(&l2, w, D_K3, D_B3, t)))
+        relu(t);
+    if (!st)
+        st = linear(&l3, w, D_K4, D_B4, t);
+    if (st)
+        act_free(t);
+    return st;
+}
+
+/* The device's side: images rows 0..CHECK_BATCH-1, the encoder's (B, 4),
+ * z = its means, the decoder's logits of z; inference mode. */
+static clnet_status device_forward(vae_state *s, float **x, float **h, float **z, float **logits)
+{
+    clnet_context *ctx = clnet_tensor_context(s->x);
+    clnet_tensor *x2 = NULL, *zt = NULL;
+    const clnet_tensor *y = NULL, *lg = NULL;
+    *x = *h = *z = *logits = NULL;
+    clnet_status st = clnet_tensor_slice(s->x, 0, CHECK_BATCH, &x2);
+    if (!st)
+        st = bench_download(x2, x);
+    if (!st)
+        st = clnet_model_forward(s->enc, x2, 0, &y, NULL);
+    if (!st)
+        st = bench_download(y, h);
+    if (!st && !(*z = malloc(CHECK_BATCH * VAE_LATENT * sizeof **z)))
+        st = CLNET_ERR_HOST_MEMORY;
+    for (int r = 0; !st && r < CHECK_BATCH; r++)
+        for (int j = 0; j < VAE_LATENT; j++)
+            (*z)[r * VAE_LATENT + j] = (*h)[r * 2 * VAE_LATENT + j];
+    if (!st)
+        st = clnet_tensor_create(ctx, CLNET_F32, 2, (int64_t[]){ CHECK_BATCH, VAE_LATENT }, &zt);
+    if (!st)
+        st = clnet_tensor_upload(zt, *z, CHECK_BATCH * VAE_LATENT * sizeof **z);
+    if (!st)
+        st = clnet_model_forward(s->dec, zt, 0, NULL, &lg);
+    if (!st)
+        st = bench_download(lg, logits);
+    clnet_tensor_destroy(zt);
+    clnet_tensor_destroy(x2);
+    return st;
+}
+
+/* ||got - ref|| / ||ref|| as a share of its limit, REL_MAX scaled by
+ * kappa / KAPPA_WELL where kappa = ||r->m|| / ||ref|| exceeds KAPPA_WELL. */
+#define KAPPA_WELL 20.0
+
+static double normwise_share(const float *got, const act *r)
+{
+    double num = 0, den = 0, mag = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        double d = got[i] - r->a[i];
+        num += d * d;
+        den += r->a[i] * r->a[i];
+        mag += r->m[i] * r->m[i];
+    }
+    if (!(den > 0))
+        return num == 0 ? 0 : INFINITY;
+    double kappa = sqrt(mag / den), limit = REL_MAX * fmax(1.0, kappa / KAPPA_WELL);
+    double rel = sqrt(num / den) / limit;
+    return isnan(rel) ? INFINITY : rel;
+}
+
+/* Marks the whole span [start, start + n) bad when its normwise error is
+ * over the limit (a wrong output whose elements all stay within the loose
+ * bound). */
+static void normwise_check(bench_check *out, size_t start, const float *got, const act *r,
+                           double *share)
+{
+    double q = normwise_share(got, r);
+    *share = fmax(*share, q);
+    if (!(q < 1.0) && !out->bad) {
+        out->bad = r->n;
+        out->first_bad = start;
+        out->first_ref = r->a[0];
+        out->first_got = got[0];
+    }
+}
+
+static clnet_status reference(vae_state *s, const float *x, const float *z, act *rh, act *rl)
+{
+    bench_weights w;
+    clnet_status st = bench_weights_load(s->enc, "vae", e_params, NE, &w);
+    if (st)
+        return st;
+    st = e_forward(&w, x, rh);
+    bench_weights_free(&w);
+    if (!st && !(st = bench_weights_load(s->dec, "vae", d_params, ND, &w))) {
+        st = d_forward(&w, z, rl);
+        bench_weights_free(&w);
+    }
+    return st;
+}
+
+static clnet_status vae_check(void *state, const bench_case *c, void **ref_cache, int inject_fault,
+                              bench_check *out)
+{
+    (void)c;
+    (void)ref_cache; /* the weights differ per device after training: no sharing */
+    vae_state *s = state;
+    float *x = NULL, *h = NULL, *z = NULL, *logits = NULL;
+    act rh = { 0 }, rl = { 0 };
+    clnet_status st = device_forward(s, &x, &h, &z, &logits);
+    if (!st)
+        st = reference(s, x, z, &rh, &rl);
+    if (!st) {
+        if (inject_fault)
+            logits[PIXELS + 14 * 28 + 14] += 1.0f; /* image 1's centre */
+        double share = 0;
+        bench_check_begin(out, "fp64 encoder and decoder forward, layered bound + normwise");
+        bench_check_span(out, h, rh.a, rh.e, rh.n);
+        bench_check_span(out, logits, rl.a, rl.e, rl.n);
+        normwise_check(out, 0, h, &rh, &share);
+        normwise_check(out, rh.n, logits, &rl, &share);
+        bench_check_end(out);
+        snprintf(out->note, sizeof out->note,
+                 "encoder of images 0-%d, decoder of their means: max %.2g of bound, normwise %.2g",
+                 CHECK_BATCH - 1, out->max_ratio, share);
+    }
+    act_free(&rl);
+    act_free(&rh);
+    free(logits);
+    free(z);
+    free(h);
+    free(x);
+    return st;
+}
+
+const bench_suite bench_suite_vae = {
+    .name = "vae",
+    .about = "the reference VAE (tools/vae.c): a training step of the encoder-sampling-decoder "
+             "loop at batch 128",
+    .list = vae_list,
+    .setup = vae_setup,
+    .run = vae_run,
+    .check = vae_check,
+    .teardown = vae_teardown,
+};
