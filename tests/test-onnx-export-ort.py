@@ -63,8 +63,8 @@ def main():
         if r.returncode != 0:
             sys.exit("the onnx-export suite failed (exit %d)" % r.returncode)
         models = sorted(glob.glob(os.path.join(d, "*.onnx")))
-        if len(models) < 6:
-            sys.exit("expected 6 models in %s, found %d" % (d, len(models)))
+        if len(models) < 7:
+            sys.exit("expected 7 models in %s, found %d" % (d, len(models)))
         bad = 0
         for path in models:
             name = os.path.basename(path)[:-5]

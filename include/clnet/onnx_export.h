@@ -21,8 +21,9 @@ extern "C" {
  * Inputs are named "input" (or "input_0", "input_1", ... for several),
  * outputs "output" (or "output_0", ...), each of shape (batch, ...) with a
  * symbolic batch dim; weights are float32 initializers named
- * "<layer name>.<parameter>". A layer that has no ONNX form here (RNNs,
- * Sampling, Expression, BatchNormalization over (batch, steps, features))
+ * "<layer name>.<parameter>" (a recurrent layer's as ONNX's W, R and B).
+ * A layer that has no ONNX form here (Sampling, Expression, a shared
+ * recurrent layer, BatchNormalization over (batch, steps, features))
  * is CLNET_ERR_UNSUPPORTED naming the layer, and nothing is written;
  * CLNET_ERR_IO names the path and the cause. The model is only read (its
  * weights are downloaded from the device). Thread-safety: as m's context. */

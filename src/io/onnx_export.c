@@ -268,6 +268,113 @@ static char *param(exporter *e, const clnet__layer *l, int p, int transpose, cln
     return t ? name : NULL;
 }
 
+/* Parameter p's values on the host (in the arena), or NULL with *st set
+ * (or e->oom). */
+static float *host_param(exporter *e, const clnet__layer *l, int p, size_t *n, clnet_status *st)
+{
+    const clnet_tensor *v = (l->owner ? l->owner : l)->params[p].value;
+    *n = clnet_tensor_numel(v);
+    float *host = ex_alloc(e, *n * sizeof *host);
+    if (host && (*st = clnet_tensor_download(v, host, *n * sizeof *host)))
+        return NULL;
+    return host;
+}
+
+/* A float32 initializer of the given shape from values[0..n). */
+static char *init_f32_shaped(exporter *e, char *name, int ndim, const int64_t *shape,
+                             const float *v, size_t n)
+{
+    Onnx__TensorProto *t = init(e, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndim, shape, n * 4);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        put_le(t->raw_data.data + 4 * i, u, 4);
+    }
+    return name;
+}
+
+/* Copies the gate blocks of rows (each h rows of cols values) from clnet's
+ * order (PyTorch's: LSTM i f g o, GRU r z n) into ONNX's (LSTM i o f c,
+ * GRU z r h): dst block k is src block order[k]. */
+static void reorder_gates(float *dst, const float *src, int gates, const int *order, size_t h,
+                          size_t cols)
+{
+    for (int k = 0; k < gates; k++)
+        memcpy(dst + (size_t)k * h * cols, src + (size_t)order[k] * h * cols,
+               h * cols * sizeof *dst);
+}
+
+static clnet_status unsupported(const clnet_model *m, const clnet__layer *l, const char *why);
+
+/* SimpleRNN, LSTM, GRU: ONNX's RNN ops take (steps, batch, features)
+ * (layout 0; layout 1 needs opset 14), so the input is transposed in and
+ * the output out; W, R and B in ONNX's gate order, B = [Wb, Rb] (Rb zeros
+ * for Keras' single bias). */
+static clnet_status rnn(exporter *e, const clnet__layer *l, char *in, char *out)
+{
+    static const int lstm_order[4] = { 0, 3, 1, 2 }, gru_order[3] = { 1, 0, 2 },
+                     rnn_order[1] = { 0 };
+    if (l->owner)
+        return unsupported(e->m, l, "a shared recurrent layer");
+    int g = l->cell;
+    const int *order = g == 4 ? lstm_order : g == 3 ? gru_order : rnn_order;
+    int64_t ws[CLNET_MAX_DIMS];
+    clnet_tensor_shape(l->params[1].value, ws); /* weight_hh (g * h, h) */
+    size_t h = (size_t)ws[1];
+    size_t f = (size_t)l->in_shape[1], n;
+    clnet_status st = CLNET_OK;
+    float *wih = host_param(e, l, 0, &n, &st), *whh = host_param(e, l, 1, &n, &st);
+    float *b0 = l->nparams >= 3 ? host_param(e, l, 2, &n, &st) : NULL;
+    float *b1 = l->nparams >= 4 ? host_param(e, l, 3, &n, &st) : NULL;
+    float *w = ex_alloc(e, g * h * f * sizeof *w), *r = ex_alloc(e, g * h * h * sizeof *r),
+          *b = ex_alloc(e, 2 * g * h * sizeof *b);
+    if (st)
+        return st;
+    if (!wih || !whh || !w || !r || !b || (l->nparams >= 3 && !b0) || (l->nparams >= 4 && !b1))
+        return CLNET_OK; /* e->oom */
+    reorder_gates(w, wih, g, order, h, f);
+    reorder_gates(r, whh, g, order, h, h);
+    if (b0)
+        reorder_gates(b, b0, g, order, h, 1);
+    if (b1)
+        reorder_gates(b + g * h, b1, g, order, h, 1);
+    int64_t wshape[3] = { 1, (int64_t)(g * h), (int64_t)f },
+            rshape[3] = { 1, (int64_t)(g * h), (int64_t)h },
+            bshape[2] = { 1, (int64_t)(2 * g * h) }, tperm[3] = { 1, 0, 2 };
+    char *xt = ex_str(e, "%s_steps_first", out), *y = ex_str(e, "%s_Y", out),
+         *yh = ex_str(e, "%s_Y_h", out);
+    char *ins[4] = { xt, init_f32_shaped(e, ex_str(e, "%s.W", l->name), 3, wshape, w, g * h * f),
+                     init_f32_shaped(e, ex_str(e, "%s.R", l->name), 3, rshape, r, g * h * h),
+                     init_f32_shaped(e, ex_str(e, "%s.B", l->name), 2, bshape, b, 2 * g * h) };
+    char *outs[2] = { y, yh };
+    Onnx__NodeProto *nd = node(e, "Transpose", 1, &in, 1, &xt);
+    attr_ints(e, nd, "perm", 3, tperm);
+    if (!ins[1] || !ins[2] || !ins[3])
+        return CLNET_OK;
+    nd = node(e, g == 4 ? "LSTM" : g == 3 ? "GRU" : "RNN", 4, ins, 2, outs);
+    attr_int(e, nd, "hidden_size", (int64_t)h);
+    if (g == 3)
+        attr_int(e, nd, "linear_before_reset", 1);
+    if (l->return_sequences) {
+        /* Y (steps, 1, batch, h) -> (steps, batch, h) -> (batch, steps, h) */
+        int64_t axis = 1;
+        char *sq = ex_str(e, "%s_Y_squeezed", out);
+        char *sqin[2] = { y, init_i64(e, ex_str(e, "%s.axes1", out), 1, &axis) };
+        if (sqin[1])
+            node(e, "Squeeze", 2, sqin, 1, &sq);
+        nd = node(e, "Transpose", 1, &sq, 1, &out);
+        attr_ints(e, nd, "perm", 3, tperm);
+    } else {
+        int64_t axis = 0;
+        char *sqin[2] = { yh, init_i64(e, ex_str(e, "%s.axes0", out), 1, &axis) };
+        if (sqin[1])
+            node(e, "Squeeze", 2, sqin, 1, &out);
+    }
+    return CLNET_OK;
+}
+
 /* Emits the activation act (alpha for leaky relu; softmax over the channels
  * when the value is NCHW, out_ndim 3, else the last axis) of `in` into
  * `out`. */
@@ -488,6 +595,8 @@ static clnet_status app(exporter *e, const clnet__app *a)
         attr_int(e, n, "axis", 1);
         return CLNET_OK;
     }
+    if (!strcmp(t, "LSTM") || !strcmp(t, "GRU") || !strcmp(t, "SimpleRNN"))
+        return rnn(e, l, in, out);
     return unsupported(e->m, l, "");
 }
 

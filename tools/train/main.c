@@ -359,8 +359,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (o.save_onnx && strcmp(o.model, "cnn")) {
-        fprintf(stderr, "clnet-train: --save-onnx: only the cnn model can be written as ONNX "
-                        "(%s has layers without an ONNX form here)\n", o.model);
+        fprintf(stderr, "clnet-train: --save-onnx: only cnn takes it so far, not %s (--save "
+                        "saves the weights)\n", o.model);
         return 2;
     }
     size_t which = NMODELS;
