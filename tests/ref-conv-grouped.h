@@ -14,15 +14,13 @@
  *                w[k,c',u,v] * x[n, g*(c/groups) + c', iy, ix]
  *
  * with iy, ix as in ref_conv2d_forward and x = 0 outside the image. */
-void ref_conv2d_grouped_forward(const ref_conv2d *p, int groups, const double *x,
-                                const double *w, const double *bias, double *y);
+void ref_conv2d_grouped_forward(const ref_conv2d *p, int groups, const double *x, const double *w,
+                                const double *bias, double *y);
 /* dx (n, c, h, w) from w and dy (n, k, oh, ow). */
-void ref_conv2d_grouped_backward_data(const ref_conv2d *p, int groups,
-                                      const double *w, const double *dy,
-                                      double *dx);
+void ref_conv2d_grouped_backward_data(const ref_conv2d *p, int groups, const double *w,
+                                      const double *dy, double *dx);
 /* dw (k, c/groups, r, s) from x and dy. */
-void ref_conv2d_grouped_backward_filter(const ref_conv2d *p, int groups,
-                                        const double *x, const double *dy,
-                                        double *dw);
+void ref_conv2d_grouped_backward_filter(const ref_conv2d *p, int groups, const double *x,
+                                        const double *dy, double *dw);
 
 #endif

@@ -108,9 +108,9 @@ START_TEST(torch_residual_concat_matches_pytorch)
 END_TEST
 
 /* An imported model trains: the CNN compiled with sparse cross-entropy
- * fits 8 random images with random labels, the loss falling by half in 60
- * Adam steps (it starts near ln 10; a model whose gradients did not reach
- * the imported weights could not memorize the batch). */
+ * fits 8 random images with random labels, the loss falling by half in 20
+ * Adam steps at lr 3e-3 (it starts near ln 10; a model whose gradients did
+ * not reach the imported weights could not memorize the batch). */
 START_TEST(imported_cnn_trains)
 {
     ck_assert_int_eq(export_rc, 0);
@@ -120,6 +120,7 @@ START_TEST(imported_cnn_trains)
     clnet_model *m;
     ck_assert_msg(clnet_onnx_import_file(ctx, path, &m, err, sizeof err) == CLNET_OK, "%s", err);
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
+    cp.adam.lr = 3e-3f; /* few steps: the rusticl pass runs this 3x slower */
     CK_OK(ctx, clnet_model_compile(m, &cp));
     const int64_t xs[4] = { 8, 1, 28, 28 }, ys[1] = { 8 };
     float *xh = host_f32(8 * 28 * 28);
@@ -134,12 +135,12 @@ START_TEST(imported_cnn_trains)
     CK_OK(ctx, clnet_tensor_upload(x, xh, 8 * 28 * 28 * sizeof(float)));
     CK_OK(ctx, clnet_tensor_upload(y, labels, sizeof labels));
     double first = 0, loss = 0;
-    for (int step = 0; step < 60; step++) {
+    for (int step = 0; step < 20; step++) {
         CK_OK(ctx, clnet_model_train_on_batch(m, x, y, &loss, NULL));
         if (step == 0)
             first = loss;
     }
-    ck_assert_msg(first > 1.5 && loss < first / 2, "loss %g after 60 steps, %g at the first", loss,
+    ck_assert_msg(first > 1.5 && loss < first / 2, "loss %g after 20 steps, %g at the first", loss,
                   first);
     free(xh);
     clnet_tensor_destroy(x);
