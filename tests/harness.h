@@ -150,5 +150,6 @@ Suite *suite_hardening(void);
 Suite *suite_conv_grouped(void);
 Suite *suite_npy(void);
 Suite *suite_onnx_run(void);
+Suite *suite_onnx_export(void);
 
 #endif

@@ -43,6 +43,7 @@ static const struct {
     { "conv-grouped", suite_conv_grouped },
     { "npy", suite_npy },
     { "onnx-run", suite_onnx_run },
+    { "onnx-export", suite_onnx_export },
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

@@ -56,6 +56,7 @@
 #include "onnx.h"
 #include "npy.h"
 #include "onnx_import.h"
+#include "onnx_export.h"
 #include "dist.h"
 #include "merge.h"
 #include "graph.h"

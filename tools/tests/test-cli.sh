@@ -75,7 +75,7 @@ for v in 0:0 65535:1 cpu gpu 'gfx90a:sramecc+:xnack-' 1:2:3 all; do
 done
 
 # Path and name options: an empty value is a mistake, not "the default".
-for opt in --data --save --load --out --score; do
+for opt in --data --save --save-onnx --load --out --score; do
     refuse "$opt" "$train" gan --data "$tmp/none" "$opt" ''
 done
 quick_case="--case gemm_m32n676k9 --quick --reps 1 --no-peak"

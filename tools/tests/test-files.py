@@ -102,6 +102,7 @@ def specials(tag, suffix=""):
 writers = [
     ("cnn --save", [TRAIN, "cnn"] + quick + ["--save", "{}"], "--save"),
     ("lstm --save", [TRAIN, "lstm"] + quick + ["--save", "{}"], "--save"),
+    ("cnn --save-onnx", [TRAIN, "cnn"] + quick + ["--save-onnx", "{}"], "--save-onnx"),
     ("gan --save", [TRAIN, "gan"] + quick + ["--save", "{}", "--out", os.path.join(tmp, "g.png")],
      "--save"),
     ("gan --checkpoint", [TRAIN, "gan"] + quick + ["--checkpoint", "{}", "--out",

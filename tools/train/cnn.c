@@ -36,6 +36,8 @@ int train_cnn(clnet_context *ctx, const options *o)
     /* (main checked --save before a run in one process) */
     if (o->save && lead && o->dist && check_output(o, "--save", o->save))
         return 2;
+    if (o->save_onnx && lead && o->dist && check_output(o, "--save-onnx", o->save_onnx))
+        return 2;
     clnet_dataset *train, *test;
     if (load_data(o, &train, &test))
         return 1;
@@ -107,6 +109,11 @@ int train_cnn(clnet_context *ctx, const options *o)
         if (save_weights(ctx, m, o->save))
             goto done;
         printf("saved weights to %s\n", o->save);
+    }
+    if (o->save_onnx && lead) {
+        if (save_onnx(ctx, m, o->save_onnx))
+            goto done;
+        printf("saved the model as ONNX to %s\n", o->save_onnx);
     }
     if (lead)
         printf("test accuracy: %.4f\n", test_acc);

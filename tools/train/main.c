@@ -49,6 +49,8 @@ static void usage(FILE *f)
             "  --limit N          train on the first N training images only\n"
             "  --data DIR         Fashion-MNIST IDX files (default %s)\n"
             "  --save FILE        save the trained weights (safetensors; gan, vae: FILE and FILE.d)\n"
+            "  --save-onnx FILE   cnn: save the trained model as ONNX (opset 13), for ONNX\n"
+            "                     Runtime or clnet-run\n"
             "  --load FILE        start from saved weights\n"
             "  --eval-only        only evaluate (with --load)\n"
             "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
@@ -89,6 +91,7 @@ static int parse(int argc, char **argv, options *o)
         int takes = !strcmp(a, "--device") || !strcmp(a, "--epochs") || !strcmp(a, "--batch-size") ||
                     !strcmp(a, "--lr") || !strcmp(a, "--seed") || !strcmp(a, "--limit") ||
                     !strcmp(a, "--data") || !strcmp(a, "--save") || !strcmp(a, "--load") ||
+                    !strcmp(a, "--save-onnx") ||
                     !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score") ||
                     !strcmp(a, "--label-smoothing") || watch_takes(a);
         if (takes && (!v || !*v)) {
@@ -135,6 +138,7 @@ static int parse(int argc, char **argv, options *o)
                 return -1;
         } else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--save")) o->save = v;
+        else if (!strcmp(a, "--save-onnx")) o->save_onnx = v;
         else if (!strcmp(a, "--load")) o->load = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--score")) o->score = v;
@@ -312,6 +316,19 @@ int save_weights(clnet_context *ctx, clnet_model *m, const char *path)
     return 0;
 }
 
+int save_onnx(clnet_context *ctx, clnet_model *m, const char *path)
+{
+    char dest[4096];
+    if (!out_check("clnet-train", "--save-onnx", path) || !out_target(path, dest, sizeof dest)) {
+        if (job)
+            clnet_dist_abort(job, 1);
+        return 1;
+    }
+    if (clnet_model_save_onnx(m, dest))
+        return fail(ctx, "saving the model as ONNX");
+    return 0;
+}
+
 int check_output(const options *o, const char *option, const char *path)
 {
     if (out_check("clnet-train", option, path))
@@ -345,6 +362,11 @@ int main(int argc, char **argv)
             usage(stderr);
         return 2;
     }
+    if (o.save_onnx && strcmp(o.model, "cnn")) {
+        fprintf(stderr, "clnet-train: --save-onnx: only cnn takes it so far, not %s (--save "
+                        "saves the weights)\n", o.model);
+        return 2;
+    }
     size_t which = NMODELS;
     for (size_t i = 0; i < NMODELS; i++)
         if (!strcmp(o.model, models[i].name))
@@ -367,6 +389,8 @@ int main(int argc, char **argv)
                   : !strcmp(o.model, "vae") ? vae_check_outputs(&o)
                   : o.save                ? check_output(&o, "--save", o.save)
                                           : 0;
+        if (!bad && o.save_onnx)
+            bad = check_output(&o, "--save-onnx", o.save_onnx);
         if (bad)
             return bad;
     }

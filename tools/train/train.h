@@ -11,6 +11,7 @@
 
 typedef struct options {
     const char *model, *device, *data, *save, *load, *out, *score; /* out: gan's grid, vae's prefix */
+    const char *save_onnx;              /* cnn: --save-onnx FILE */
     int epochs, batch_size, eval_only, quiet, sample;
     long limit;
     double lr;
@@ -57,6 +58,8 @@ int check_output(const options *o, const char *option, const char *path);
 /* Saves m's weights to path (through a symlink to its target; never over a
  * device node, FIFO or directory): 0, or a message and 1. */
 int save_weights(clnet_context *ctx, clnet_model *m, const char *path);
+/* --save-onnx: the model as ONNX (clnet_model_save_onnx); 0 or 1 after a message. */
+int save_onnx(clnet_context *ctx, clnet_model *m, const char *path);
 
 /* watch.c: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule,
  * --plot. watch_takes: a is one of them; watch_parse: 1 parsed, 0 a bad
