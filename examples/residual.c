@@ -31,9 +31,11 @@ static clnet_status residual_block(clnet_model *m, int filters)
     c.filters = filters;
     c.padding = CLNET_PADDING_SAME;
     clnet_status st;
-    if ((st = clnet_model_add_conv2d(m, &c)) || (st = clnet_model_add_batchnorm(m, BN_MOMENTUM, 1e-3f)) ||
+    if ((st = clnet_model_add_conv2d(m, &c)) ||
+        (st = clnet_model_add_batchnorm(m, BN_MOMENTUM, 1e-3f)) ||
         (st = clnet_model_add_activation(m, CLNET_ACT_RELU, 0)) ||
-        (st = clnet_model_add_conv2d(m, &c)) || (st = clnet_model_add_batchnorm(m, BN_MOMENTUM, 1e-3f)))
+        (st = clnet_model_add_conv2d(m, &c)) ||
+        (st = clnet_model_add_batchnorm(m, BN_MOMENTUM, 1e-3f)))
         return st;
     clnet_node sum[2] = { x, clnet_model_node(m) };
     if ((st = clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, sum)))
@@ -97,9 +99,10 @@ int main(int argc, char **argv)
     double loss, acc;
     clnet_status st = clnet_model_create(ctx, 3, (int64_t[]){ 1, 28, 28 }, /*seed*/ 1, &m);
     if (!st && !(st = build(m)) && !(st = clnet_model_summary(m, stdout)) &&
-        !(st = clnet_model_fit(m, &fit, &(clnet_dataset_view){ train->images, train->labels, limit })) &&
-        !(st = clnet_model_evaluate(m, &(clnet_dataset_view){ t10k->images, t10k->labels, test }, 256,
-                                    &loss, &acc)))
+        !(st = clnet_model_fit(m, &fit,
+                               &(clnet_dataset_view){ train->images, train->labels, limit })) &&
+        !(st = clnet_model_evaluate(m, &(clnet_dataset_view){ t10k->images, t10k->labels, test },
+                                    256, &loss, &acc)))
         printf("test loss: %.4f\ntest accuracy: %.4f\n", loss, acc);
     if (st)
         fprintf(stderr, "residual: %s\n", clnet_context_errmsg(ctx));

@@ -186,10 +186,9 @@ CLNET_API clnet_status clnet_model_backward_multi(clnet_model *m, int ny,
  * (optional) receives the total; reading it waits for the device. */
 CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
                                                         const clnet_tensor *const *x, int ny,
-                                                        const clnet_tensor *const *y,
-                                                        double *loss);
+                                                        const clnet_tensor *const *y, double *loss);
 /* The sum of the layers' weighted loss terms (the KL of Sampling layers) of
- * the last training forward, 0 when it has none. Waits for the device. */
+ * the last forward, 0 when it has none. Waits for the device. */
 CLNET_API clnet_status clnet_model_extra_loss(clnet_model *m, double *loss);
 
 #ifdef __cplusplus
