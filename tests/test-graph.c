@@ -213,7 +213,8 @@ START_TEST(sampling_matches_the_reference)
     clnet_tensor *tg = tensor_from(ctx, 2, (int64_t[]){ batch, f }, g);
     const clnet_tensor *seeds[1] = { tg };
     CK_OK(ctx, clnet_model_backward_multi(m, 1, seeds, 2, dx));
-    double *dg = widen(g, n), *rm = host_f64(n), *rl = host_f64(n), *km = host_f64(n), *kll = host_f64(n);
+    double *dg = widen(g, n), *rm = host_f64(n), *rl = host_f64(n), *km = host_f64(n),
+           *kll = host_f64(n);
     ref_sampling_backward(n, dl, de, dg, rm, rl);
     ref_kl_backward(n, 1.0 / 3, dm, dl, km, kll);
     for (size_t i = 0; i < n; i++) {
@@ -272,7 +273,8 @@ START_TEST(expression_layer_matches_swish)
     clnet_model *bad = model_new(ctx, 1, &f);
     CK_OK(ctx, clnet_model_add_expression(bad, "oops", "x +* 2", "1.0f"));
     CK_FAILS(ctx, CLNET_ERR_BUILD, "oops_1", clnet_model_forward(bad, tx, 0, &y, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "name", clnet_model_add_expression(bad, "a b", "x", "1.0f"));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "name",
+             clnet_model_add_expression(bad, "a b", "x", "1.0f"));
     free(hx), free(got), free(g), free(d), free(ref), free(dg);
     clnet_tensor_destroy(tx);
     clnet_tensor_destroy(tg);
@@ -356,10 +358,12 @@ static int graph_fd(clnet_context *ctx, clnet_model *m, int64_t batch, uint64_t 
                 if (m->layers[l]->params[k].grad && m->layers[l]->trainable && seen++ == c) {
                     target = m->layers[l]->params[k].value;
                     grad = m->layers[l]->params[k].grad;
-                    snprintf(what, sizeof what, "%s %s", m->layers[l]->name, m->layers[l]->params[k].name);
+                    snprintf(what, sizeof what, "%s %s", m->layers[l]->name,
+                             m->layers[l]->params[k].name);
                 }
         size_t n = clnet_tensor_numel(target);
-        float *t0 = host_f32(n), *dir = rand_host(n, -1, 1, &seed), *an = host_f32(n), *tp = host_f32(n);
+        float *t0 = host_f32(n), *dir = rand_host(n, -1, 1, &seed), *an = host_f32(n),
+              *tp = host_f32(n);
         download(ctx, target, t0, n);
         download(ctx, grad, an, n);
         double analytic = 0, inf = 0, numeric = 0;
@@ -385,8 +389,8 @@ static int graph_fd(clnet_context *ctx, clnet_model *m, int64_t batch, uint64_t 
         }
         if (!ok) {
             failures++;
-            fprintf(stderr, "%s: %s: analytic %.6g, finite difference %.6g\n", label, what, analytic,
-                    numeric);
+            fprintf(stderr, "%s: %s: analytic %.6g, finite difference %.6g\n", label, what,
+                    analytic, numeric);
         }
         free(t0), free(dir), free(an), free(tp);
     }
@@ -583,7 +587,8 @@ START_TEST(two_outputs_with_weighted_losses)
     CK_OK(ctx, clnet_model_compile(m, &p));
     uint64_t seed = 81;
     clnet_tensor *tx = node_input(ctx, m, clnet_model_input(m, 0), batch, -1, 1, &seed, NULL);
-    float *ya = rand_host((size_t)batch * 5, -1, 1, &seed), *yb = rand_host((size_t)batch * 7, 0, 1, &seed);
+    float *ya = rand_host((size_t)batch * 5, -1, 1, &seed),
+          *yb = rand_host((size_t)batch * 7, 0, 1, &seed);
     clnet_tensor *ta = tensor_from(ctx, 2, (int64_t[]){ batch, 5 }, ya);
     clnet_tensor *tb = tensor_from(ctx, 2, (int64_t[]){ batch, 7 }, yb);
     const clnet_tensor *xs[1] = { tx }, *ys[2] = { ta, tb };
@@ -596,7 +601,8 @@ START_TEST(two_outputs_with_weighted_losses)
         for (int k = 0; k < m->layers[l]->nparams; k++) {
             clnet_tensor *t = m->layers[l]->params[k].value;
             size_t n = clnet_tensor_numel(t);
-            float *t0 = host_f32(n), *dir = rand_host(n, -1, 1, &seed), *an = host_f32(n), *tp = host_f32(n);
+            float *t0 = host_f32(n), *dir = rand_host(n, -1, 1, &seed), *an = host_f32(n),
+                  *tp = host_f32(n);
             download(ctx, t, t0, n);
             download(ctx, m->layers[l]->params[k].grad, an, n);
             double analytic = 0, step = 2e-3, f[2];
@@ -620,7 +626,8 @@ START_TEST(two_outputs_with_weighted_losses)
     ck_assert_int_eq(failures, 0);
     /* One-output calls refuse a model of two outputs. */
     const clnet_tensor *y;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_model_forward_multi", clnet_model_forward(m, tx, 0, &y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_model_forward_multi",
+             clnet_model_forward(m, tx, 0, &y, NULL));
     free(ya), free(yb);
     clnet_tensor_destroy(tx);
     clnet_tensor_destroy(ta);
@@ -677,7 +684,8 @@ static clnet_model *chain(clnet_context *ctx, int explicit_nodes)
     return m;
 }
 
-static void same_bits(clnet_context *ctx, const clnet_tensor *a, const clnet_tensor *b, const char *what)
+static void same_bits(clnet_context *ctx, const clnet_tensor *a, const clnet_tensor *b,
+                      const char *what)
 {
     size_t n = clnet_tensor_numel(a);
     ck_assert_uint_eq(n, clnet_tensor_numel(b));
@@ -713,7 +721,8 @@ START_TEST(chain_built_as_graph_gives_the_same_bits)
     for (int l = 0; l < clnet_model_layer_count(a); l++)
         for (int k = 0; k < a->layers[l]->nparams; k++)
             if (a->layers[l]->params[k].grad)
-                same_bits(ctx, a->layers[l]->params[k].grad, b->layers[l]->params[k].grad, a->layers[l]->name);
+                same_bits(ctx, a->layers[l]->params[k].grad, b->layers[l]->params[k].grad,
+                          a->layers[l]->name);
     /* The dead branch got zeros, not stale memory. */
     float dead[12 * 2];
     CK_OK(ctx, clnet_model_get_grad(b, clnet_model_layer_count(b) - 1, "kernel", dead, 12 * 2));
@@ -727,7 +736,8 @@ START_TEST(chain_built_as_graph_gives_the_same_bits)
     }
     for (int l = 0; l < clnet_model_layer_count(a); l++)
         for (int k = 0; k < a->layers[l]->nparams; k++)
-            same_bits(ctx, a->layers[l]->params[k].value, b->layers[l]->params[k].value, a->layers[l]->name);
+            same_bits(ctx, a->layers[l]->params[k].value, b->layers[l]->params[k].value,
+                      a->layers[l]->name);
     clnet_tensor_destroy(tx);
     clnet_tensor_destroy(ty);
     clnet_tensor_destroy(tg);
@@ -770,20 +780,21 @@ START_TEST(failed_adds_leave_no_half_built_layer)
     ck_assert_uint_eq(clnet_model_param_count(m), 4 * 2);
     /* Bad nodes, shapes, after compile. */
     clnet_node bogus[2] = { x, 99 };
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "nodes[1]", clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, bogus));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "nodes[1]",
+             clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, bogus));
     CK_OK(ctx, clnet_model_add_global_avgpool2d(m));
     clnet_node mixed[2] = { x, clnet_model_node(m) };
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "input 1", clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, mixed));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "exactly 2", clnet_model_add_merge(m, CLNET_MERGE_SUBTRACT, 3,
-                                                                          (clnet_node[]){ x, x, x }));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "exactly 2",
+             clnet_model_add_merge(m, CLNET_MERGE_SUBTRACT, 3, (clnet_node[]){ x, x, x }));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "channels", clnet_model_add_global_avgpool2d(m));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "not a node", clnet_model_set_node(m, -1));
     ck_assert_int_eq(clnet_model_layer_count(m), 2);
     clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
     p.loss = CLNET_LOSS_MSE;
     CK_OK(ctx, clnet_model_compile(m, &p));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "after compile", clnet_model_add_merge(m, CLNET_MERGE_ADD, 2,
-                                                                              (clnet_node[]){ x, x }));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "after compile",
+             clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, (clnet_node[]){ x, x }));
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
 }
@@ -863,6 +874,85 @@ START_TEST(summary_shows_connections_and_weights_round_trip)
 }
 END_TEST
 
+/* A file with the names sequential models always had (layers.<i>.<param>,
+ * the Activation layer 1 taking an index but no tensors), written here by
+ * hand as an older clnet wrote it, loads into the model built with add_*. */
+START_TEST(sequential_weight_files_still_load)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = model_new(ctx, 1, (int64_t[]){ 3 });
+    clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+    d.units = 2;
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_TANH, 0));
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    const float k0[6] = { 1, 2, 3, 4, 5, 6 }, b0[2] = { -1, 1 }, k2[4] = { 0.5f, -0.5f, 2, 3 },
+                b2[2] = { 7, 8 };
+    clnet_safetensors_entry_in e[4] = {
+        { "layers.0.kernel", CLNET_F32, 2, { 2, 3 }, k0 },
+        { "layers.0.bias", CLNET_F32, 1, { 2 }, b0 },
+        { "layers.2.kernel", CLNET_F32, 2, { 2, 2 }, k2 },
+        { "layers.2.bias", CLNET_F32, 1, { 2 }, b2 },
+    };
+    char path[] = "/tmp/clnet-graph-seq-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    const char *meta[] = { "format", "pt", NULL };
+    CK_OK(ctx, clnet_safetensors_write(path, e, 4, meta, NULL, 0));
+    CK_OK(ctx, clnet_model_load(m, path));
+    float got[6];
+    CK_OK(ctx, clnet_model_get_param(m, 0, "kernel", got, 6));
+    ck_assert(memcmp(got, k0, sizeof k0) == 0);
+    CK_OK(ctx, clnet_model_get_param(m, 2, "bias", got, 2));
+    ck_assert(memcmp(got, b2, sizeof b2) == 0);
+    /* And what it saves carries the same names. */
+    CK_OK(ctx, clnet_model_save(m, path));
+    clnet_safetensors *st;
+    char err[256];
+    CK_OK(ctx, clnet_safetensors_load(path, &st, err, sizeof err));
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(clnet_safetensors_find(st, e[i].name) != NULL, "%s missing", e[i].name);
+    clnet_safetensors_free(st);
+    unlink(path);
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* evaluate on a graph with a Sampling layer reports the loss plus the KL
+ * term of the inference forward (eps from the inference stream). */
+START_TEST(evaluate_adds_the_kl_term)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = tiny_vae(ctx, 0.5f);
+    CK_OK(ctx, clnet_model_hold_noise(m, 0));
+    clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
+    p.loss = CLNET_LOSS_MSE;
+    p.reduction = CLNET_REDUCTION_SUM;
+    CK_OK(ctx, clnet_model_compile(m, &p));
+    enum { N = 5 };
+    uint64_t seed = 101;
+    float *x = rand_host(N * 7, -1, 1, &seed), out[N * 7];
+    double loss, mae, extra;
+    CK_OK(ctx, clnet_model_evaluate(m, &(clnet_dataset_view){ x, x, N }, N, &loss, &mae));
+    clnet_tensor *tx = tensor_from(ctx, 2, (int64_t[]){ N, 7 }, x);
+    const clnet_tensor *y;
+    CK_OK(ctx, clnet_model_forward(m, tx, 0, &y, NULL));
+    download(ctx, y, out, N * 7);
+    CK_OK(ctx, clnet_model_extra_loss(m, &extra));
+    ck_assert(extra > 0);
+    double want = extra;
+    for (int i = 0; i < N * 7; i++)
+        want += ((double)out[i] - x[i]) * ((double)out[i] - x[i]) / N;
+    ck_assert_msg(fabs(loss - want) <= 1e-5 * want, "evaluate %.8g, forward + KL %.8g", loss, want);
+    free(x);
+    clnet_tensor_destroy(tx);
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 Suite *suite_graph(void)
 {
     Suite *s = suite_create("graph");
@@ -887,6 +977,8 @@ Suite *suite_graph(void)
     tcase_add_test(t, failed_adds_leave_no_half_built_layer);
     tcase_add_test(t, clipping_reaches_every_gradient);
     tcase_add_test(t, summary_shows_connections_and_weights_round_trip);
+    tcase_add_test(t, sequential_weight_files_still_load);
+    tcase_add_test(t, evaluate_adds_the_kl_term);
     suite_add_tcase(s, t);
     return s;
 }

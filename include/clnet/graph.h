@@ -105,16 +105,17 @@ CLNET_API clnet_status clnet_model_add_global_avgpool2d(clnet_model *m);
  *   kl_weight * mean over the batch of -0.5 * sum_j (1 + logvar - mean^2 -
  *   exp(logvar))
  * (the sum over the last axis: a row per sample for (batch, latent)).
- * Training forwards compute it (clnet_model_extra_loss); train_on_batch,
+ * Every forward computes it (clnet_model_extra_loss); train_on_batch,
  * fit and evaluate add it to the loss they report; clnet_model_backward
  * always adds its gradient to mean's and logvar's, whatever dlogits holds.
- * kl_weight >= 0 (0: no term). */
+ * kl_weight >= 0 (0: no term). The layer cannot be shared
+ * (clnet_model_reuse). */
 CLNET_API clnet_status clnet_model_add_sampling(clnet_model *m, clnet_node mean, clnet_node logvar,
                                                 float kl_weight);
-/* Holds (1) or releases (0) every Sampling layer's eps: while held, training
- * forwards reuse the eps the last one drew (at that batch size; a larger
- * batch draws again) instead of drawing new numbers. For gradient checks
- * and for evaluating a trained VAE on a fixed noise. */
+/* Holds (1) or releases (0) every Sampling layer's eps: while held, a
+ * forward reuses the eps the last forward drew when the batch size is the
+ * same (another batch size draws again) instead of drawing new numbers.
+ * For gradient checks and for evaluating a trained VAE on a fixed noise. */
 CLNET_API clnet_status clnet_model_hold_noise(clnet_model *m, int hold);
 
 /* A custom elementwise layer at the cursor from OpenCL C expressions
@@ -136,7 +137,10 @@ CLNET_API clnet_status clnet_model_add_expression(clnet_model *m, const char *na
  * cursor's shape must be the layer's input shape. Gradients of all its
  * applications are summed into its one gradient; summary, save, load,
  * param_count and the layer index see the layer once. Recurrent layers
- * cannot be reused (CLNET_ERR_UNSUPPORTED). */
+ * and layers of several inputs cannot be reused (CLNET_ERR_UNSUPPORTED). A
+ * shared Dropout draws the same mask in each application; a shared
+ * BatchNormalization updates its running statistics in each training
+ * application. */
 CLNET_API clnet_status clnet_model_reuse(clnet_model *m, int layer);
 
 /* ---- Outputs and losses --------------------------------------------------------------- */
@@ -182,10 +186,9 @@ CLNET_API clnet_status clnet_model_backward_multi(clnet_model *m, int ny,
  * (optional) receives the total; reading it waits for the device. */
 CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
                                                         const clnet_tensor *const *x, int ny,
-                                                        const clnet_tensor *const *y,
-                                                        double *loss);
+                                                        const clnet_tensor *const *y, double *loss);
 /* The sum of the layers' weighted loss terms (the KL of Sampling layers) of
- * the last training forward, 0 when it has none. Waits for the device. */
+ * the last forward, 0 when it has none. Waits for the device. */
 CLNET_API clnet_status clnet_model_extra_loss(clnet_model *m, double *loss);
 
 #ifdef __cplusplus

@@ -1,6 +1,7 @@
-/* clnet — layers and sequential models: build from an input shape with shape
- * inference, train with fit / evaluate / predict, or drive forward / backward
- * / step by hand (two models for a GAN). */
+/* clnet — layers and models (sequential, or graphs: clnet/graph.h): build
+ * from an input shape with shape inference, train with fit / evaluate /
+ * predict, or drive forward / backward / step by hand (two models for a
+ * GAN). */
 #ifndef CLNET_NN_H
 #define CLNET_NN_H
 
@@ -17,9 +18,10 @@
 extern "C" {
 #endif
 
-/* A sequential model: layers applied in order to a batch. The model owns its
- * layers, parameters, gradients, optimizer state and activation buffers.
- * Thread-safety: as its context. */
+/* A model: layers applied to a batch, in order (a sequential model) or as a
+ * graph of several inputs, branches and outputs (clnet/graph.h). The model
+ * owns its layers, parameters, gradients, optimizer state and activation
+ * buffers. Thread-safety: as its context. */
 typedef struct clnet_model clnet_model;
 
 /* Creates an empty model for inputs of `ndim` dims (without the batch dim),
@@ -32,9 +34,11 @@ CLNET_API clnet_status clnet_model_create(clnet_context *ctx, int ndim, const in
 CLNET_API void clnet_model_destroy(clnet_model *m);
 
 /* ---- Layers ---------------------------------------------------------------
- * Each add appends a layer whose input is the previous layer's output, infers
+ * Each add appends a layer whose input is the cursor (clnet/graph.h): the
+ * previous layer's output unless the cursor was moved; it infers
  * its output shape, creates and initializes its parameters, and fails with
- * CLNET_ERR_SHAPE naming the layer and both shapes if the input does not fit. */
+ * CLNET_ERR_SHAPE naming the layer and both shapes if the input does not fit.
+ * A failed add leaves the model as it was. */
 
 typedef enum clnet_init {
     CLNET_INIT_GLOROT_UNIFORM = 0,     /* Keras' default for kernels */
@@ -365,7 +369,8 @@ CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_te
  * the optimizer to trainable layers. A model driven only this way compiles
  * with CLNET_LOSS_NONE. */
 
-/* Runs the model on x (batch, input...). *y is borrowed: valid until the next
+/* Runs a model of one input and one output (else CLNET_ERR_INVALID_ARG: see
+ * clnet_model_forward_multi) on x (batch, input...). *y is borrowed: valid until the next
  * forward. When the output activation is softmax or sigmoid (fused in the last
  * layer or a separate Activation layer as the last layer), *y holds the
  * probabilities and *logits (optional) the values before that activation;

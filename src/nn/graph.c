@@ -237,8 +237,8 @@ static clnet_status merge_backward(clnet__layer *l, clnet__io *io)
         if (!io->dxs[k])
             continue;
         dx[k] = io->dxs[k];
-        st = clnet_merge_backward((clnet_merge_op)l->merge_op, io->nin, io->xs, io->dy, io->betas[k],
-                                  dx);
+        st = clnet_merge_backward((clnet_merge_op)l->merge_op, io->nin, io->xs, io->dy,
+                                  io->betas[k], dx);
     }
     return st;
 }
@@ -327,7 +327,8 @@ static clnet_status add_concat(clnet_model *m, int axis, int n, const clnet_node
         return st;
     if (n < 1 || n > CLNET_MERGE_MAX_INPUTS)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "layer %d (Concatenate): n is %d; it takes 1 to 8 nodes", m->nlayers, n);
+                            "layer %d (Concatenate): n is %d; it takes 1 to 8 nodes", m->nlayers,
+                            n);
     if ((st = check_nodes(m, func, n, nodes)))
         return st;
     const clnet__node *a = &m->nodes[nodes[0]];
@@ -384,7 +385,8 @@ static clnet_status gap_backward(clnet__layer *l, clnet__io *io)
     return io->dx ? clnet_global_avg_pool2d_backward(io->dy, io->betas[0], io->dx) : CLNET_OK;
 }
 
-static const clnet__layer_ops gap_ops = { "GlobalAveragePooling2D", 0, gap_forward, gap_backward, 1 };
+static const clnet__layer_ops gap_ops = { "GlobalAveragePooling2D", 0, gap_forward, gap_backward,
+                                          1 };
 
 static clnet_status add_gap(clnet_model *m)
 {
@@ -432,8 +434,8 @@ static clnet_status sampling_forward(clnet__layer *l, clnet__io *io, int trainin
     if (m->hold_noise && l->eps_batch == m->batch)
         st = clnet_sampling_forward_eps(io->xs[0], io->xs[1], eps, io->y);
     else
-        st = clnet_sampling_forward(io->xs[0], io->xs[1], m->seed, sampling_stream(l, training), eps,
-                                    io->y);
+        st = clnet_sampling_forward(io->xs[0], io->xs[1], m->seed, sampling_stream(l, training),
+                                    eps, io->y);
     if (st)
         return st;
     l->eps_batch = m->batch;
@@ -449,7 +451,8 @@ static clnet_status sampling_backward(clnet__layer *l, clnet__io *io)
     const clnet_tensor *lv = io->xs[1], *eps = l->extra[X_EPS].view;
     float b0 = io->betas[0], b1 = io->betas[1];
     clnet_status st = CLNET_OK;
-    if (io->dy && io->dxs[0] && !(st = clnet_sampling_backward(lv, eps, io->dy, b0, io->dxs[0], NULL)))
+    if (io->dy && io->dxs[0] &&
+        !(st = clnet_sampling_backward(lv, eps, io->dy, b0, io->dxs[0], NULL)))
         b0 = 1.0f;
     if (!st && io->dy && io->dxs[1] &&
         !(st = clnet_sampling_backward(lv, eps, io->dy, b1, NULL, io->dxs[1])))
@@ -471,9 +474,11 @@ static clnet_status sampling_backward(clnet__layer *l, clnet__io *io)
     return st;
 }
 
-static const clnet__layer_ops sampling_ops = { "Sampling", 0, sampling_forward, sampling_backward, 1 };
+static const clnet__layer_ops sampling_ops = { "Sampling", 0, sampling_forward, sampling_backward,
+                                               1 };
 
-static clnet_status add_sampling(clnet_model *m, clnet_node mean, clnet_node logvar, float kl_weight)
+static clnet_status add_sampling(clnet_model *m, clnet_node mean, clnet_node logvar,
+                                 float kl_weight)
 {
     static const char func[] = "clnet_model_add_sampling";
     clnet_status st = check_building(m, func);
@@ -554,7 +559,8 @@ static char *copy_text(const char *s)
     return p;
 }
 
-static clnet_status add_expression(clnet_model *m, const char *name, const char *fwd, const char *bwd)
+static clnet_status add_expression(clnet_model *m, const char *name, const char *fwd,
+                                   const char *bwd)
 {
     static const char func[] = "clnet_model_add_expression";
     clnet_status st = check_building(m, func);
@@ -595,7 +601,8 @@ CLNET_API clnet_status clnet_model_add_expression(clnet_model *m, const char *na
     return clnet__add_end(m, mark, add_expression(m, name, fwd_expr, bwd_expr));
 }
 
-/* ---- Shared layers ---------------------------------------------------------------------------- */
+/* ---- Shared layers ----------------------------------------------------------------------------
+ */
 
 /* A clone of `o` for another application: its parameters' values borrowed,
  * its own gradients and per-application state. */
@@ -654,13 +661,13 @@ static clnet_status reuse(clnet_model *m, int layer)
                             "reused at the cursor",
                             func, layer, o->name, first->nin);
     const clnet__node *in = &m->nodes[m->cursor];
-    if (in->ndim != o->in_ndim || memcmp(in->shape, o->in_shape, (size_t)in->ndim * sizeof *in->shape)) {
+    if (in->ndim != o->in_ndim ||
+        memcmp(in->shape, o->in_shape, (size_t)in->ndim * sizeof *in->shape)) {
         char have[128], want[128];
         shape_text(in, have, sizeof have);
         shape_text(&m->nodes[first->in[0]], want, sizeof want);
-        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "%s: layer %d (%s) takes %s, the cursor is %s", func, layer, o->name,
-                            want, have);
+        return clnet__error(m->ctx, CLNET_ERR_SHAPE, "%s: layer %d (%s) takes %s, the cursor is %s",
+                            func, layer, o->name, want, have);
     }
     clnet__layer *l = NULL;
     if ((st = clone_layer(m, o, &l))) {
@@ -713,7 +720,8 @@ CLNET_API int clnet_model_output_count(const clnet_model *m)
 
 CLNET_API clnet_node clnet_model_output(const clnet_model *m, int index)
 {
-    return m && index >= 0 && index < clnet_model_output_count(m) ? clnet__output_node(m, index) : -1;
+    return m && index >= 0 && index < clnet_model_output_count(m) ? clnet__output_node(m, index)
+                                                                  : -1;
 }
 
 /* ---- Several inputs and outputs ----------------------------------------------------------- */
@@ -752,7 +760,8 @@ CLNET_API clnet_status clnet_model_node_tensor(clnet_model *m, clnet_node node,
     if (st)
         return st;
     if (!m->batch || !m->x[0])
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_node_tensor: no forward pass yet");
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_node_tensor: no forward pass yet");
     *value = clnet__node_act(m, node);
     return CLNET_OK;
 }
@@ -770,7 +779,8 @@ CLNET_API clnet_status clnet_model_extra_loss(clnet_model *m, double *loss)
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, loss != NULL);
     float v = 0;
-    clnet_status st = m->nextra_loss ? clnet_tensor_download(m->extra_loss, &v, sizeof v) : CLNET_OK;
+    clnet_status st =
+        m->nextra_loss ? clnet_tensor_download(m->extra_loss, &v, sizeof v) : CLNET_OK;
     *loss = v;
     return st;
 }

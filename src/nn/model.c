@@ -56,7 +56,8 @@ static void free_views(clnet_model *m)
     for (int i = 0; i < m->nnodes; i++) {
         clnet_tensor_destroy(m->nodes[i].act);
         clnet_tensor_destroy(m->nodes[i].grad);
-        m->nodes[i].act = m->nodes[i].grad = NULL;
+        clnet_tensor_destroy(m->nodes[i].scratch);
+        m->nodes[i].act = m->nodes[i].grad = m->nodes[i].scratch = NULL;
     }
     for (int a = 0; a < m->napps; a++) {
         clnet__layer *l = m->apps[a].l;
@@ -127,6 +128,7 @@ CLNET_API void clnet_model_destroy(clnet_model *m)
     clnet_tensor_destroy(m->correct_sum);
     clnet_tensor_destroy(m->extra_loss);
     clnet_tensor_destroy(m->out_loss);
+    clnet__free(m->clip_grads);
     clnet__free(m);
 }
 
@@ -264,6 +266,29 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
     return CLNET_OK;
 }
 
+/* A view of the scratch buffer shaped as node n's batch (n->uses > 1), for
+ * a gradient to be added to n's. */
+static clnet_status scratch_view(const clnet_model *m, const clnet__node *n, int64_t batch,
+                                 clnet_tensor **out)
+{
+    clnet_tensor *flat, *part;
+    int64_t len = batch, dims[CLNET_MAX_DIMS];
+    for (int d = 0; d < n->ndim; d++)
+        len *= n->shape[d];
+    clnet_status st = clnet_tensor_reshape(m->scratch_buf, 1, (int64_t[]){ -1 }, &flat);
+    if (st)
+        return st;
+    st = clnet_tensor_slice(flat, 0, len, &part);
+    clnet_tensor_destroy(flat);
+    if (st)
+        return st;
+    dims[0] = batch;
+    memcpy(dims + 1, n->shape, (size_t)n->ndim * sizeof *dims);
+    st = clnet_tensor_reshape(part, n->ndim + 1, dims, out);
+    clnet_tensor_destroy(part);
+    return st;
+}
+
 clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
 {
     if (batch == m->batch && m->max_batch)
@@ -278,7 +303,8 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
     for (int i = 0; i < m->nnodes; i++) {
         clnet__node *n = &m->nodes[i];
         if ((n->act_buf && (st = batch_view(n->act_buf, batch, n->ndim, n->shape, &n->act))) ||
-            (st = batch_view(n->grad_buf, batch, n->ndim, n->shape, &n->grad)))
+            (st = batch_view(n->grad_buf, batch, n->ndim, n->shape, &n->grad)) ||
+            (n->uses > 1 && (st = scratch_view(m, n, batch, &n->scratch))))
             return st;
     }
     for (int a = 0; a < m->napps; a++) {
@@ -350,16 +376,17 @@ static void shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
         snprintf(buf + n, size - n, ")");
 }
 
-static clnet_status check_input(clnet_model *m, const char *func, int i, const clnet_tensor *x)
+static clnet_status check_input(clnet_model *m, const char *func, int i, const clnet_tensor *x,
+                                const clnet_tensor *x0)
 {
     const clnet__node *n = &m->nodes[m->inputs[i]];
     int ok = x && x->ctx == m->ctx && x->dtype == CLNET_F32 && x->ndim == n->ndim + 1 && x->shape[0] > 0;
     for (int d = 0; ok && d < n->ndim; d++)
         ok = x->shape[d + 1] == n->shape[d];
-    if (ok && i > 0 && x->shape[0] != m->x[0]->shape[0])
+    if (ok && i > 0 && x->shape[0] != x0->shape[0])
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
                             "%s: input %d has a batch of %lld, input 0 of %lld: they must agree",
-                            func, i, (long long)x->shape[0], (long long)m->x[0]->shape[0]);
+                            func, i, (long long)x->shape[0], (long long)x0->shape[0]);
     if (!ok) {
         char want[128];
         shape_text(n->ndim, n->shape, want, sizeof want);
@@ -397,10 +424,9 @@ clnet_status clnet__model_forward(clnet_model *m, const char *func, int nx,
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: the model has %d input%s, %d given", func, m->ninputs,
                             m->ninputs == 1 ? "" : "s", x ? nx : 0);
-    m->x[0] = x[0];
     clnet_status st = CLNET_OK;
     for (int i = 0; i < nx && !st; i++)
-        st = check_input(m, func, i, x[i]);
+        st = check_input(m, func, i, x[i], x[0]);
     if (st || (st = clnet__model_bind(m, x[0]->shape[0])))
         return st;
     for (int i = 0; i < nx; i++)
@@ -463,26 +489,6 @@ static clnet_status pass_grad(clnet__node *n, const clnet_tensor *g)
     return st;
 }
 
-/* A scratch view shaped as node n's batch, for a gradient to be added. */
-static clnet_status scratch_for(clnet_model *m, const clnet__node *n, clnet_tensor **out)
-{
-    clnet_tensor *flat;
-    int64_t len = (int64_t)clnet_tensor_numel(n->grad);
-    clnet_status st = clnet_tensor_reshape(m->scratch_buf, 1, (int64_t[]){ -1 }, &flat);
-    if (st)
-        return st;
-    clnet_tensor *part;
-    st = clnet_tensor_slice(flat, 0, len, &part);
-    clnet_tensor_destroy(flat);
-    if (st)
-        return st;
-    int64_t dims[CLNET_MAX_DIMS];
-    int nd = clnet_tensor_shape(n->grad, dims);
-    st = clnet_tensor_reshape(part, nd, dims, out);
-    clnet_tensor_destroy(part);
-    return st;
-}
-
 /* Runs application p's backward; its inputs' gradients are summed. */
 static clnet_status app_backward(clnet_model *m, const clnet__app *p, int fused)
 {
@@ -504,7 +510,6 @@ static clnet_status app_backward(clnet_model *m, const clnet__app *p, int fused)
     }
     clnet__io io = { .x = clnet__node_act(m, p->in[0]), .y = out->act, .dy = out->dy, .pre = l->pre,
                      .dpre = l->dpre, .dy_is_pre = fused, .nin = p->nin };
-    clnet_tensor *tmp = NULL;
     int sum_into = -1;
     for (int k = 0; k < p->nin; k++) {
         clnet__node *in = &m->nodes[p->in[k]];
@@ -521,17 +526,14 @@ static clnet_status app_backward(clnet_model *m, const clnet__app *p, int fused)
     io.dx = io.dxs[0];
     if (!l->ops->accumulates && io.dx && m->nodes[p->in[0]].written) {
         /* The layer overwrites dx: send it to scratch, then add. */
-        if ((st = scratch_for(m, &m->nodes[p->in[0]], &tmp)))
-            return st;
-        io.dx = tmp;
+        io.dx = m->nodes[p->in[0]].scratch;
         sum_into = p->in[0];
     }
     if ((st = l->ops->backward(l, &io)))
         st = clnet__error(m->ctx, st, "layer %d (%s) backward: %s", l->index, l->name,
                           clnet_context_errmsg(m->ctx));
     else if (sum_into >= 0)
-        st = clnet_axpy(m->nodes[sum_into].grad, 1.0f, tmp);
-    clnet_tensor_destroy(tmp);
+        st = clnet_axpy(m->nodes[sum_into].grad, 1.0f, m->nodes[sum_into].scratch);
     for (int k = 0; k < p->nin; k++)
         if (io.dxs[k]) {
             m->nodes[p->in[k]].written = 1;

@@ -123,6 +123,7 @@ typedef struct clnet__node {
     int act_of, grad_of;               /* a view's output: the node whose storage it shares, or -1 */
     clnet_tensor *act_buf, *grad_buf;  /* max batch; an input has no act_buf */
     clnet_tensor *act, *grad;          /* this batch's views */
+    clnet_tensor *scratch;             /* uses > 1: this batch's view of the scratch buffer */
     /* Backward. */
     int need;                          /* some parameter or a wanted dx lies behind it */
     int written;                       /* its gradient holds a sum already */
@@ -174,6 +175,7 @@ struct clnet_model {
     /* Node buffers are sized for max_batch; their views for batch. */
     int64_t max_batch, batch;
     clnet_tensor *scratch_buf;         /* a gradient summed into a node (uses > 1) */
+    clnet_tensor **clip_grads;         /* room for every gradient (compile), for clipping */
     const clnet_tensor *x[CLNET_MODEL_MAX_IO]; /* the caller's inputs of the last forward */
 
     int trained_forward;               /* the last forward ran in training mode */

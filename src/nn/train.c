@@ -157,6 +157,13 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
     clnet_status rule = check_losses(m, p);
     if (rule)
         return rule;
+    int ngrads = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        ngrads += m->layers[i]->nparams;
+    clnet_tensor **room = clnet__realloc(m->clip_grads, (size_t)(ngrads ? ngrads : 1) * sizeof *room);
+    if (!room)
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_compile: out of host memory");
+    m->clip_grads = room;
     m->compile = *p;
     for (int i = 0; i < m->nlayers; i++) {
         clnet__layer *l = m->layers[i];
@@ -185,23 +192,15 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
     return CLNET_OK;
 }
 
-/* Every trained gradient, however many. */
+/* Every trained gradient, however many (compile made room for all). */
 static clnet_status clip(clnet_model *m)
 {
     int n = 0;
     for (int i = 0; i < m->nlayers; i++)
-        n += m->layers[i]->nparams;
-    clnet_tensor **grads = clnet__malloc((size_t)(n ? n : 1) * sizeof *grads);
-    if (!grads)
-        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_step: out of host memory");
-    n = 0;
-    for (int i = 0; i < m->nlayers; i++)
         for (int k = 0; m->layers[i]->trainable && k < m->layers[i]->nparams; k++)
             if (m->layers[i]->params[k].grad)
-                grads[n++] = m->layers[i]->params[k].grad;
-    clnet_status st = n ? clnet_clip_grad_norm(grads, n, m->compile.clip_norm, NULL) : CLNET_OK;
-    clnet__free(grads);
-    return st;
+                m->clip_grads[n++] = m->layers[i]->params[k].grad;
+    return n ? clnet_clip_grad_norm(m->clip_grads, n, m->compile.clip_norm, NULL) : CLNET_OK;
 }
 
 CLNET_API clnet_status clnet_model_step(clnet_model *m)
