@@ -48,7 +48,7 @@ static void usage(FILE *f)
             "  --seed N           weights, shuffling, dropout and noise (default 1)\n"
             "  --limit N          train on the first N training images only\n"
             "  --data DIR         Fashion-MNIST IDX files (default %s)\n"
-            "  --save FILE        save the trained weights (safetensors; gan, vae: FILE and FILE.d)\n"
+            "  --save FILE        save the trained weights (safetensors; gan: FILE and FILE.d)\n"
             "  --load FILE        start from saved weights\n"
             "  --eval-only        only evaluate (with --load)\n"
             "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
