@@ -1,75 +1,52 @@
-/* clnet tools — the reference VAE (docs/vae.md): its encoder and decoder and
- * the loop that joins them through sampling and the KL term; shared by
- * clnet-train vae and clnet-bench's vae suite. */
+/* clnet tools — the reference VAE (docs/vae.md) as one graph model
+ * (clnet/graph.h): encoder, two heads, the Sampling layer (which adds the KL
+ * term) and decoder, trained by the library's own train_on_batch; plus a
+ * decoder-only model that takes a copy of the decoder's weights for the
+ * pictures and the score. Shared by clnet-train vae and clnet-bench's vae
+ * suite. */
 #ifndef CLNET_TOOLS_VAE_H
 #define CLNET_TOOLS_VAE_H
 
 #include <clnet/clnet.h>
+#include <clnet/graph.h>
 
 #define VAE_LATENT 2
 
-/* The encoder, images (batch, 1, 28, 28) in [0, 1] to (batch, 4) = the mean
- * (columns 0-1) and log-variance (columns 2-3) of q(z | x):
- * Conv2D(32, 3x3, stride 2, same, relu) > Conv2D(64, 3x3, stride 2, same,
- * relu) > Flatten > Dense(16, relu) > Dense(4). The last Dense is Keras'
- * two Dense(2) heads side by side: the same arithmetic, and its kernel is
- * drawn as two Glorot-uniform 16x2 kernels would be. Not compiled; *out is
- * caller-owned (clnet_model_destroy). */
-clnet_status build_vae_encoder(clnet_context *ctx, unsigned long long seed, clnet_model **out);
-
-/* The decoder, z (batch, 2) to images (batch, 1, 28, 28) in [0, 1]:
+/* The layers of the whole model, by index (the weight files' "layers.<i>."):
+ * encoder Conv2D(32, 3x3, stride 2, same, relu) > Conv2D(64, ...) > Flatten >
+ * Dense(16, relu), then from that one node the heads Dense(2) (the mean of
+ * q(z | x)) and Dense(2) (its log-variance), Sampling (KL weight 1), decoder
  * Dense(7*7*64, relu) > Reshape(64, 7, 7) > Conv2DTranspose(64, 3x3,
- * stride 2, same, relu) > Conv2DTranspose(32, 3x3, stride 2, same, relu) >
- * Conv2DTranspose(1, 3x3, same, sigmoid); the loss reads the logits before
- * the sigmoid. Not compiled; *out is caller-owned. */
-clnet_status build_vae_decoder(clnet_context *ctx, unsigned long long seed, clnet_model **out);
+ * stride 2, same, relu) > Conv2DTranspose(32, ...) > Conv2DTranspose(1, 3x3,
+ * same, sigmoid). The decoder-only model's layer i is VAE_DECODER + i. */
+enum { VAE_MEAN_LAYER = 4, VAE_LOGVAR_LAYER = 5, VAE_SAMPLING_LAYER = 6, VAE_DECODER = 7 };
 
-/* One loop over two compiled models (CLNET_LOSS_NONE). A step on x (B, 1,
- * 28, 28), B = the trainer's batch:
- *   h = E(x); mean, logvar = the halves of h;
- *   z = mean + exp(logvar / 2) * eps, eps ~ N(0, I) from Philox (seed,
- *       stream), stream = the steps taken so far;
- *   logits = D(z) before its sigmoid;
- *   loss = mean over the batch of [ BCE(logits, x) summed over the 784
- *          pixels + KL(N(mean, exp(logvar)) || N(0, I)) ]
- * and its gradient back through D, the sampling, the KL term and E, then one
- * optimizer step of each. Losses stay on the device until read.
- * Thread-safety: as the models' context. */
-typedef struct vae_trainer vae_trainer;
+typedef struct vae {
+    clnet_context *ctx;
+    clnet_model *model;   /* images (batch, 1, 28, 28) -> their reconstructions */
+    clnet_model *decoder; /* z (batch, 2) -> images; vae_sync_decoder fills it */
+    clnet_node mean, logvar, z;
+} vae;
 
-/* enc and dec are borrowed and must outlive the trainer; *out is
- * caller-owned (vae_trainer_destroy). CLNET_ERR_SHAPE when enc does not map
- * 1x28x28 images to 2 * VAE_LATENT values or dec VAE_LATENT values to
- * 1x28x28 images, CLNET_ERR_INVALID_ARG for batch < 1. The trainer's own
- * checks return a status only (no message); failures inside library calls
- * carry the context's. */
-clnet_status vae_trainer_create(clnet_context *ctx, clnet_model *enc, clnet_model *dec,
-                                int64_t batch, unsigned long long seed, vae_trainer **out);
-void vae_trainer_destroy(vae_trainer *t);
+/* Builds and compiles both models: the whole one with binary cross-entropy
+ * summed over the 784 pixels (mean over the batch) on the reconstruction,
+ * plus the Sampling layer's KL term, Adam at learning rate lr; the decoder
+ * with no loss (it only predicts). The whole model is trained with y = x.
+ * *out is caller-owned (vae_destroy). */
+clnet_status vae_create(clnet_context *ctx, unsigned long long seed, float lr, vae **out);
+void vae_destroy(vae *v);
 
-/* The loss and its gradients (training mode) without a step, for x of k
- * rows, 1 <= k <= the trainer's batch (an epoch's last, smaller batch).
- * eps: NULL draws new noise (stream = the steps taken so far); else
- * k * VAE_LATENT given numbers, held fixed (gradient checks). */
-clnet_status vae_backward(vae_trainer *t, const clnet_tensor *x, const float *eps);
-/* vae_backward with new noise, then one step of both models. */
-clnet_status vae_step(vae_trainer *t, const clnet_tensor *x);
-/* The last step's (or evaluation's) batch means of the two terms, read from
- * the device (waits). Either may be NULL. */
-clnet_status vae_losses(vae_trainer *t, double *reconstruction, double *kl);
-/* Steps taken (the next step's noise stream); set to resume. */
-uint64_t vae_steps(const vae_trainer *t);
-
-/* The loss of x (B rows, 1 <= B <= the trainer's batch) in inference mode,
- * eps from (seed, stream): per-image means of both terms via vae_losses. */
-clnet_status vae_evaluate(vae_trainer *t, const clnet_tensor *x, unsigned long long seed,
-                          unsigned long long stream);
+/* Copies the decoder's parameters of the whole model into the decoder-only
+ * model (by layer and name), so that it decodes as the trained model does. */
+clnet_status vae_sync_decoder(vae *v);
 
 /* Decodes n latent points (n x VAE_LATENT floats, host) to n images in
- * [0, 1] (host, n * 784 floats), in batches of up to the trainer's batch. */
-clnet_status vae_decode(vae_trainer *t, const float *z, int64_t n, float *img);
+ * [0, 1] (host, n * 784 floats) with the decoder-only model: call
+ * vae_sync_decoder after training first. */
+clnet_status vae_decode(vae *v, const float *z, int64_t n, float *img);
 /* The means of q(z | x) for n images (host, n * 784 floats in [0, 1]) into
- * z (n x VAE_LATENT), in inference mode. */
-clnet_status vae_encode(vae_trainer *t, const float *x, int64_t n, float *z);
+ * z (n x VAE_LATENT): the mean head's node after inference forwards of the
+ * whole model, in chunks of `batch`. */
+clnet_status vae_encode(vae *v, const float *x, int64_t n, int64_t batch, float *z);
 
 #endif

@@ -1,7 +1,8 @@
-/* clnet-bench suite "vae": the reference VAE (tools/vae.c) as a whole: a
- * training step at batch 128 (encoder, sampling, decoder, BCE summed over
- * pixels + KL, both backwards, two Adam steps), checked afterwards against
- * the float64 reference of both networks' inference forward. */
+/* clnet-bench suite "vae": the reference VAE (tools/vae.c, one graph model)
+ * as a whole: a train_on_batch at batch 128 (encoder, Sampling, decoder,
+ * BCE summed over pixels + KL, backward, an Adam step), checked afterwards
+ * against the float64 reference of the encoder's and (through the
+ * decoder-only copy) the decoder's inference forward. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 
 /* The layers' FLOP per sample, forward (2 per multiply-add; a transposed
  * convolution as the convolution it transposes). */
-#define ENC_FWD_FLOP (2.0 * (32.0 * 196 * 9 + 64.0 * 49 * 32 * 9 + 3136.0 * 16 + 16.0 * 4))
+#define ENC_FWD_FLOP (2.0 * (32.0 * 196 * 9 + 64.0 * 49 * 32 * 9 + 3136.0 * 16 + 2 * 16.0 * 2))
 #define DEC_FWD_FLOP                                                                               \
     (2.0 * (2.0 * 3136 + 64.0 * 196 * 64 * 9 + 32.0 * 784 * 64 * 9 + 784.0 * 32 * 9))
 
@@ -27,7 +28,8 @@ static int vae_list(int quick, bench_case *out, int max)
     bench_case *c = &out[0];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "vae_train_b%d", BATCH);
-    c->about = "VAE training step: encoder, sampling, decoder, BCE + KL, backward, Adam (both)";
+    c->about = "VAE training step (one graph model): encoder, sampling, decoder, BCE + KL, "
+               "backward, Adam";
     c->quick = 1;
     /* forward + two backward passes' worth, as the cnn suite counts */
     c->flops = 3 * (ENC_FWD_FLOP + DEC_FWD_FLOP) * BATCH;
@@ -36,8 +38,7 @@ static int vae_list(int quick, bench_case *out, int max)
 }
 
 typedef struct vae_state {
-    clnet_model *enc, *dec;
-    vae_trainer *t;
+    vae *v;
     clnet_tensor *x; /* (B, 1, 28, 28), uniform in [0, 1) */
 } vae_state;
 
@@ -47,13 +48,11 @@ static void vae_teardown(void *state)
     if (!s)
         return;
     clnet_tensor_destroy(s->x);
-    vae_trainer_destroy(s->t);
-    clnet_model_destroy(s->dec);
-    clnet_model_destroy(s->enc);
+    vae_destroy(s->v);
     free(s);
 }
 
-/* As clnet-train vae: Adam lr 1e-3; no compiled loss (the trainer computes it). */
+/* As clnet-train vae: Adam lr 1e-3, BCE summed over the pixels + KL. */
 static clnet_status vae_setup(clnet_context *ctx, const bench_case *c, void **state)
 {
     *state = NULL;
@@ -61,17 +60,7 @@ static clnet_status vae_setup(clnet_context *ctx, const bench_case *c, void **st
     if (!s)
         return CLNET_ERR_HOST_MEMORY;
     int64_t b = c->p[0];
-    clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
-    cp.loss = CLNET_LOSS_NONE;
-    clnet_status st = build_vae_encoder(ctx, 1, &s->enc);
-    if (!st)
-        st = build_vae_decoder(ctx, 2, &s->dec);
-    if (!st)
-        st = clnet_model_compile(s->enc, &cp);
-    if (!st)
-        st = clnet_model_compile(s->dec, &cp);
-    if (!st)
-        st = vae_trainer_create(ctx, s->enc, s->dec, b, 1, &s->t);
+    clnet_status st = vae_create(ctx, 1, 1e-3f, &s->v);
     if (!st)
         st = clnet_tensor_create(ctx, CLNET_F32, 4, (int64_t[]){ b, 1, 28, 28 }, &s->x);
     if (!st)
@@ -87,13 +76,15 @@ static clnet_status vae_setup(clnet_context *ctx, const bench_case *c, void **st
 static clnet_status vae_run(void *state)
 {
     vae_state *s = state;
-    return vae_step(s->t, s->x); /* the losses are not read: nothing waits */
+    /* the loss is not read: nothing waits */
+    return clnet_model_train_on_batch(s->v->model, s->x, s->x, NULL, NULL);
 }
 
 /* ---- Checking: the encoder on 2 images, the decoder on their means -----------
- * After the timed steps, the encoder runs in inference mode on rows 0-1 of
- * the case's images, and the decoder on the means it returned (z = mean, as
- * the reconstructions picture). Both models' parameters are read back through
+ * After the timed steps, the whole model runs in inference mode on rows 0-1
+ * of the case's images (its heads' nodes give the encoder's output), and the
+ * decoder-only model, its weights copied (vae_sync_decoder), on the means
+ * (z = mean, as the reconstructions picture). Both models' parameters are read back through
  * the public API and the networks evaluated in float64 with tests/ref.c: the
  * encoder on the device's images, the decoder on the device's means (so
  * that its check does not inherit the encoder's error). The bounds are
@@ -107,20 +98,22 @@ static clnet_status vae_run(void *state)
 #define U 0x1.0p-24
 #define REL_MAX 1e-5
 
-enum { E_K1, E_B1, E_K2, E_B2, E_K3, E_B3, E_K4, E_B4, NE };
+/* The whole model's weights (tools/vae.h's layer numbering). */
+enum { E_K1, E_B1, E_K2, E_B2, E_K3, E_B3, E_KM, E_BM, E_KV, E_BV, NE };
 static const bench_param e_params[NE] = {
     { "layers.0.kernel", 4, { 32, 1, 3, 3 } },  { "layers.0.bias", 1, { 32 } },
     { "layers.1.kernel", 4, { 64, 32, 3, 3 } }, { "layers.1.bias", 1, { 64 } },
     { "layers.3.kernel", 2, { 16, 3136 } },     { "layers.3.bias", 1, { 16 } },
-    { "layers.4.kernel", 2, { 4, 16 } },        { "layers.4.bias", 1, { 4 } },
+    { "layers.4.kernel", 2, { 2, 16 } },        { "layers.4.bias", 1, { 2 } },
+    { "layers.5.kernel", 2, { 2, 16 } },        { "layers.5.bias", 1, { 2 } },
 };
 
 enum { D_K1, D_B1, D_K2, D_B2, D_K3, D_B3, D_K4, D_B4, ND };
 static const bench_param d_params[ND] = {
-    { "layers.0.kernel", 2, { 3136, 2 } },      { "layers.0.bias", 1, { 3136 } },
-    { "layers.2.kernel", 4, { 64, 64, 3, 3 } }, { "layers.2.bias", 1, { 64 } },
-    { "layers.3.kernel", 4, { 64, 32, 3, 3 } }, { "layers.3.bias", 1, { 32 } },
-    { "layers.4.kernel", 4, { 32, 1, 3, 3 } },  { "layers.4.bias", 1, { 1 } },
+    { "layers.7.kernel", 2, { 3136, 2 } },       { "layers.7.bias", 1, { 3136 } },
+    { "layers.9.kernel", 4, { 64, 64, 3, 3 } },  { "layers.9.bias", 1, { 64 } },
+    { "layers.10.kernel", 4, { 64, 32, 3, 3 } }, { "layers.10.bias", 1, { 32 } },
+    { "layers.11.kernel", 4, { 32, 1, 3, 3 } },  { "layers.11.bias", 1, { 1 } },
 };
 
 /* An activation (float64), its error bound and the magnitude of the last
@@ -246,6 +239,20 @@ static ref_conv2d conv3(int n, int c, int h, int k, int stride)
                          .dil_w = 1 };
 }
 
+/* The two heads' outputs (B, 2) each side by side: (B, 4), mean then
+ * log-variance per row (as device_forward lays the device's out). */
+static clnet_status join_heads(const act *mean, const act *logvar, act *t)
+{
+    clnet_status st = act_alloc(t, mean->n * 2);
+    for (size_t i = 0; !st && i < mean->n; i++) {
+        size_t r = i / VAE_LATENT, j = i % VAE_LATENT, at = r * 2 * VAE_LATENT + j;
+        t->a[at] = mean->a[i], t->e[at] = mean->e[i], t->m[at] = mean->m[i];
+        at += VAE_LATENT;
+        t->a[at] = logvar->a[i], t->e[at] = logvar->e[i], t->m[at] = logvar->m[i];
+    }
+    return st;
+}
+
 /* The encoder in float64 on images x (CHECK_BATCH, 1, 28, 28): (B, 4). */
 static clnet_status e_forward(const bench_weights *w, const float *x, act *t)
 {
@@ -254,7 +261,8 @@ static clnet_status e_forward(const bench_weights *w, const float *x, act *t)
     linear_layer l1 = { &c1, 0, 0, 0, 0, 9, 32, (size_t)b * 32 * 196 };
     linear_layer l2 = { &c2, 0, 0, 0, 0, 32 * 9, 64, (size_t)b * 64 * 49 };
     linear_layer d1 = { NULL, 0, b, 3136, 16, 3136, 16, (size_t)b * 16 };
-    linear_layer d2 = { NULL, 0, b, 16, 4, 16, 4, (size_t)b * 4 };
+    linear_layer d2 = { NULL, 0, b, 16, 2, 16, 2, (size_t)b * 2 };
+    act lv = { 0 }, mean = { 0 };
     clnet_status st = act_from(t, x, (size_t)b * PIXELS);
     if (!st && !(st = linear(&l1, w, E_K1, E_B1, t)))
         relu(t);
@@ -262,8 +270,19 @@ static clnet_status e_forward(const bench_weights *w, const float *x, act *t)
         relu(t); /* NCHW flattens to (b, 3136) as it lies */
     if (!st && !(st = linear(&d1, w, E_K3, E_B3, t)))
         relu(t);
-    if (!st)
-        st = linear(&d2, w, E_K4, E_B4, t);
+    /* Both heads read the Dense(16)'s output. */
+    if (!st && !(st = act_alloc(&lv, t->n))) {
+        memcpy(lv.a, t->a, t->n * sizeof *lv.a);
+        memcpy(lv.e, t->e, t->n * sizeof *lv.e);
+        memcpy(lv.m, t->m, t->n * sizeof *lv.m);
+    }
+    if (!st && !(st = linear(&d2, w, E_KV, E_BV, &lv)) && !(st = linear(&d2, w, E_KM, E_BM, t))) {
+        mean = *t;
+        *t = (act){ 0 };
+        st = join_heads(&mean, &lv, t);
+    }
+    act_free(&mean);
+    act_free(&lv);
     if (st)
         act_free(t);
     return st;
@@ -301,26 +320,34 @@ static clnet_status device_forward(vae_state *s, float **x, float **h, float **z
 {
     clnet_context *ctx = clnet_tensor_context(s->x);
     clnet_tensor *x2 = NULL, *zt = NULL;
-    const clnet_tensor *y = NULL, *lg = NULL;
+    const clnet_tensor *mt = NULL, *lt = NULL, *lg = NULL;
+    float *lv = NULL;
     *x = *h = *z = *logits = NULL;
     clnet_status st = clnet_tensor_slice(s->x, 0, CHECK_BATCH, &x2);
     if (!st)
         st = bench_download(x2, x);
     if (!st)
-        st = clnet_model_forward(s->enc, x2, 0, &y, NULL);
-    if (!st)
-        st = bench_download(y, h);
-    if (!st && !(*z = malloc(CHECK_BATCH * VAE_LATENT * sizeof **z)))
+        st = clnet_model_forward(s->v->model, x2, 0, NULL, NULL);
+    if (!st && !(st = clnet_model_node_tensor(s->v->model, s->v->mean, &mt)) &&
+        !(st = clnet_model_node_tensor(s->v->model, s->v->logvar, &lt)) &&
+        !(st = bench_download(mt, z)))
+        st = bench_download(lt, &lv);
+    if (!st && !(*h = malloc(CHECK_BATCH * 2 * VAE_LATENT * sizeof **h)))
         st = CLNET_ERR_HOST_MEMORY;
     for (int r = 0; !st && r < CHECK_BATCH; r++)
-        for (int j = 0; j < VAE_LATENT; j++)
-            (*z)[r * VAE_LATENT + j] = (*h)[r * 2 * VAE_LATENT + j];
+        for (int j = 0; j < VAE_LATENT; j++) {
+            (*h)[r * 2 * VAE_LATENT + j] = (*z)[r * VAE_LATENT + j];
+            (*h)[r * 2 * VAE_LATENT + VAE_LATENT + j] = lv[r * VAE_LATENT + j];
+        }
+    free(lv);
     if (!st)
         st = clnet_tensor_create(ctx, CLNET_F32, 2, (int64_t[]){ CHECK_BATCH, VAE_LATENT }, &zt);
     if (!st)
         st = clnet_tensor_upload(zt, *z, CHECK_BATCH * VAE_LATENT * sizeof **z);
     if (!st)
-        st = clnet_model_forward(s->dec, zt, 0, NULL, &lg);
+        st = vae_sync_decoder(s->v);
+    if (!st)
+        st = clnet_model_forward(s->v->decoder, zt, 0, NULL, &lg);
     if (!st)
         st = bench_download(lg, logits);
     clnet_tensor_destroy(zt);
@@ -367,12 +394,12 @@ static void normwise_check(bench_check *out, size_t start, const float *got, con
 static clnet_status reference(vae_state *s, const float *x, const float *z, act *rh, act *rl)
 {
     bench_weights w;
-    clnet_status st = bench_weights_load(s->enc, "vae", e_params, NE, &w);
+    clnet_status st = bench_weights_load(s->v->model, "vae", e_params, NE, &w);
     if (st)
         return st;
     st = e_forward(&w, x, rh);
     bench_weights_free(&w);
-    if (!st && !(st = bench_weights_load(s->dec, "vae", d_params, ND, &w))) {
+    if (!st && !(st = bench_weights_load(s->v->model, "vae", d_params, ND, &w))) {
         st = d_forward(&w, z, rl);
         bench_weights_free(&w);
     }
@@ -416,7 +443,7 @@ static clnet_status vae_check(void *state, const bench_case *c, void **ref_cache
 const bench_suite bench_suite_vae = {
     .name = "vae",
     .about = "the reference VAE (tools/vae.c): a training step of the encoder-sampling-decoder "
-             "loop at batch 128",
+             "graph model at batch 128",
     .list = vae_list,
     .setup = vae_setup,
     .run = vae_run,

@@ -48,7 +48,7 @@ static void usage(FILE *f)
             "  --seed N           weights, shuffling, dropout and noise (default 1)\n"
             "  --limit N          train on the first N training images only\n"
             "  --data DIR         Fashion-MNIST IDX files (default %s)\n"
-            "  --save FILE        save the trained weights (safetensors; gan, vae: FILE and FILE.d)\n"
+            "  --save FILE        save the trained weights (safetensors; gan: FILE and FILE.d)\n"
             "  --save-onnx FILE   cnn: save the trained model as ONNX (opset 13), for ONNX\n"
             "                     Runtime or clnet-run\n"
             "  --load FILE        start from saved weights\n"

@@ -13,10 +13,6 @@
 
 enum { SIDE = 28, PIXELS = SIDE * SIDE, GRID = 8, MANIFOLD = 30, SCORE_N = 1000, EVAL_CHUNK = 100 };
 
-/* The test loss's noise: fixed for every run, whatever --seed and
- * --batch-size, so runs are compared on the same z noise (images 100c ..
- * 100c + 99 of the test set use stream c). */
-#define EVAL_SEED 12345ull
 /* Philox streams of the pictures' and the score's prior samples: far from
  * the training steps' streams (0, 1, ...). */
 #define GRID_STREAM 0x6772696400000000ull
@@ -61,25 +57,14 @@ static void shuffle(int32_t *ord, int64_t n, unsigned long long *state)
 /* ---- Test loss ------------------------------------------------------------------------ */
 
 /* The mean over the test images of reconstruction + KL, in nats, one z per
- * image (EVAL_SEED, chunks of EVAL_CHUNK). */
-static int test_loss(clnet_context *ctx, vae_trainer *t, const clnet_tensor *test, double *loss)
+ * image: clnet_model_evaluate of the whole model with y = x in chunks of
+ * EVAL_CHUNK. Its z noise is the Sampling layer's inference draw (the
+ * model's seed, the count 0): the same for every run of one --seed. */
+static int test_loss(clnet_context *ctx, vae *v, const clnet_dataset *test, double *loss)
 {
-    const int64_t batch = EVAL_CHUNK;
-    int64_t n = clnet_tensor_dim(test, 0);
-    double sum = 0;
-    for (int64_t s = 0; s < n; s += batch) {
-        int64_t k = n - s < batch ? n - s : batch;
-        clnet_tensor *x;
-        double rec, kl;
-        if (clnet_tensor_slice(test, s, k, &x))
-            return fail(ctx, "evaluating");
-        clnet_status st = vae_evaluate(t, x, EVAL_SEED, (unsigned long long)(s / batch));
-        clnet_tensor_destroy(x);
-        if (st || vae_losses(t, &rec, &kl))
-            return fail(ctx, "evaluating");
-        sum += (rec + kl) * (double)k;
-    }
-    *loss = sum / (double)n;
+    clnet_dataset_view d = { test->images, test->images, (int64_t)test->count };
+    if (clnet_model_evaluate(v->model, &d, EVAL_CHUNK, loss, NULL))
+        return fail(ctx, "evaluating");
     return 0;
 }
 
@@ -129,7 +114,7 @@ static const char *const picture_names[3] = { "samples", "reconstructions", "man
  * 5, 7) above their reconstructions from z = mean (rows 2, 4, 6, 8); the
  * decoded 30x30 grid over [-1, 1]^2 of the latent plane, z0 growing to the
  * right and z1 upwards (as the Keras example's plot_latent_space). */
-static int pictures(clnet_context *ctx, vae_trainer *t, const options *o, const clnet_dataset *test)
+static int pictures(clnet_context *ctx, vae *t, const options *o, const clnet_dataset *test)
 {
     enum { PAIRS = GRID * GRID / 2, NM = MANIFOLD * MANIFOLD };
     float *img = malloc(NM * PIXELS * sizeof *img), *z = malloc(NM * VAE_LATENT * sizeof *z),
@@ -148,7 +133,7 @@ static int pictures(clnet_context *ctx, vae_trainer *t, const options *o, const 
     }
     if (write_grid(path[0], img, GRID * GRID, GRID))
         goto done;
-    if (vae_encode(t, test->images, PAIRS, z) || vae_decode(t, z, PAIRS, img)) {
+    if (vae_encode(t, test->images, PAIRS, EVAL_CHUNK, z) || vae_decode(t, z, PAIRS, img)) {
         rc = fail(ctx, "reconstructing test images");
         goto done;
     }
@@ -183,7 +168,7 @@ done:
 
 /* ---- Score ------------------------------------------------------------------------------- */
 
-static int score(clnet_context *ctx, vae_trainer *t, const options *o, const clnet_dataset *test)
+static int score(clnet_context *ctx, vae *t, const options *o, const clnet_dataset *test)
 {
     int64_t n = SCORE_N < (int64_t)test->count ? SCORE_N : (int64_t)test->count;
     clnet_model *cnn = NULL;
@@ -234,12 +219,15 @@ done:
 /* ---- Training ------------------------------------------------------------------------------ */
 
 /* One epoch over n images in shuffled batches (the last one smaller when B
- * does not divide n, as PyTorch's loader). Losses are read every step (a
- * few bytes; the step is far longer): *rec and *kl are their image-weighted
- * means over the epoch, as PyTorch's peer reports them. */
-static int run_epoch(clnet_context *ctx, vae_trainer *t, const clnet_tensor *train, int32_t *ord,
-                     int64_t n, const options *o, unsigned long long *state, double *rec,
-                     double *kl, double *secs, int64_t *steps)
+ * does not divide n, as PyTorch's loader), each one train_on_batch of the
+ * whole model with y = x. Losses are read every step (a few bytes; the step
+ * is far longer): the total and the Sampling layer's KL term
+ * (clnet_model_extra_loss), the reconstruction their difference; *rec and
+ * *kl are their image-weighted means over the epoch, as PyTorch's peer
+ * reports them. */
+static int run_epoch(clnet_context *ctx, vae *t, const clnet_tensor *train, int32_t *ord, int64_t n,
+                     const options *o, unsigned long long *state, double *rec, double *kl,
+                     double *secs, int64_t *steps)
 {
     int64_t b = o->batch_size, is[1] = { b }, bs[4] = { b, 1, SIDE, SIDE };
     clnet_tensor *idx = NULL, *batch = NULL;
@@ -254,19 +242,18 @@ static int run_epoch(clnet_context *ctx, vae_trainer *t, const clnet_tensor *tra
     for (int64_t s = 0; s < *steps; s++) {
         int64_t k = n - s * b < b ? n - s * b : b;
         clnet_tensor *iv = NULL, *xv = NULL;
+        double total = 0, r, l;
         clnet_status st = clnet_tensor_slice(idx, 0, k, &iv);
         if (!st)
             st = clnet_tensor_slice(batch, 0, k, &xv);
         if (!st && !(st = clnet_tensor_upload(iv, ord + s * b, (size_t)k * sizeof *ord)) &&
             !(st = clnet_tensor_gather_rows(xv, train, iv)))
-            st = vae_step(t, xv);
+            st = clnet_model_train_on_batch(t->model, xv, xv, &total, NULL);
         clnet_tensor_destroy(iv);
         clnet_tensor_destroy(xv);
-        if (st)
+        if (st || clnet_model_extra_loss(t->model, &l))
             goto done;
-        double r, l;
-        if (vae_losses(t, &r, &l))
-            goto done;
+        r = total - l;
         wsum += (double)k;
         rsum += r * (double)k;
         ksum += l * (double)k;
@@ -289,20 +276,7 @@ done:
     return rc;
 }
 
-/* --save FILE: the encoder to FILE, the decoder to FILE.d. */
-static int save_both(clnet_context *ctx, clnet_model *enc, clnet_model *dec, const char *path)
-{
-    char dpath[4200];
-    snprintf(dpath, sizeof dpath, "%s.d", path);
-    if (save_weights(ctx, enc, path) || save_weights(ctx, dec, dpath))
-        return 1;
-    printf("saved the encoder to %s and the decoder to %s\n", path, dpath);
-    fflush(stdout);
-    return 0;
-}
-
-static int train(clnet_context *ctx, vae_trainer *t, clnet_model *enc, clnet_model *dec,
-                 const options *o, const clnet_dataset *data)
+static int train(clnet_context *ctx, vae *t, const options *o, const clnet_dataset *data)
 {
     int64_t n = o->limit && (size_t)o->limit < data->count ? o->limit : (int64_t)data->count;
     clnet_tensor *x = NULL;
@@ -322,7 +296,7 @@ static int train(clnet_context *ctx, vae_trainer *t, clnet_model *enc, clnet_mod
         int64_t steps;
         if (run_epoch(ctx, t, x, ord, n, o, &state, &rec, &kl, &secs, &steps))
             goto done;
-        if (o->save && save_both(ctx, enc, dec, o->save))
+        if (o->save && save_weights(ctx, t->model, o->save))
             goto done;
         printf("epoch %d/%d: loss %.4f (reconstruction %.4f, kl %.4f), %.1f s, %.1f ms/step\n", e,
                o->epochs, rec + kl, rec, kl, secs, secs * 1e3 / (double)steps);
@@ -339,28 +313,13 @@ int vae_check_outputs(const options *o)
 {
     char path[4200];
     int training = !o->eval_only;
-    if (training && o->save) {
-        snprintf(path, sizeof path, "%s.d", o->save);
-        if (check_output(o, "--save", o->save) || check_output(o, "--save", path))
-            return 2;
-    }
+    if (training && o->save && check_output(o, "--save", o->save))
+        return 2;
     for (int i = 0; i < 3; i++) {
         picture_path(o, picture_names[i], path, sizeof path);
         if (check_output(o, "--out", path))
             return 2;
     }
-    return 0;
-}
-
-/* --load FILE: the encoder from FILE, the decoder from FILE.d. */
-static int load_both(clnet_context *ctx, clnet_model *enc, clnet_model *dec, const char *path)
-{
-    char dpath[4200];
-    snprintf(dpath, sizeof dpath, "%s.d", path);
-    if (!in_check("clnet-train", "--load", dpath))
-        return 1;
-    if (clnet_model_load(enc, path) || clnet_model_load(dec, dpath))
-        return fail(ctx, "loading weights");
     return 0;
 }
 
@@ -376,45 +335,30 @@ int train_vae(clnet_context *ctx, const options *o_in)
         return 2;
     }
     clnet_dataset *train_set = NULL, *test_set = NULL;
-    clnet_model *enc = NULL, *dec = NULL;
-    vae_trainer *t = NULL;
-    clnet_tensor *test = NULL;
+    vae *t = NULL;
     int rc = 1;
-    clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
-    cp.adam.lr = (float)o->lr;
-    cp.loss = CLNET_LOSS_NONE; /* the trainer computes its losses */
     if (load_data(o, &train_set, &test_set))
         return 1;
-    if (build_vae_encoder(ctx, o->seed, &enc) || build_vae_decoder(ctx, o->seed + 1, &dec) ||
-        clnet_model_compile(enc, &cp) || clnet_model_compile(dec, &cp) ||
-        /* room for the training batch and the test loss's chunks */
-        vae_trainer_create(ctx, enc, dec, o->batch_size > EVAL_CHUNK ? o->batch_size : EVAL_CHUNK,
-                           o->seed, &t)) {
+    if (vae_create(ctx, o->seed, (float)o->lr, &t)) {
         rc = fail(ctx, "building the VAE");
         goto done;
     }
-    if (!o->quiet && training) {
-        clnet_model_summary(enc, stdout);
-        clnet_model_summary(dec, stdout);
-    }
+    if (!o->quiet && training)
+        clnet_model_summary(t->model, stdout);
     double loss = 0;
-    if ((o->load && load_both(ctx, enc, dec, o->load)) ||
-        (training && train(ctx, t, enc, dec, o, train_set)) || pictures(ctx, t, o, test_set) ||
-        (o->score && score(ctx, t, o, test_set)))
+    if (o->load && (!in_check("clnet-train", "--load", o->load) ||
+                    (clnet_model_load(t->model, o->load) && fail(ctx, "loading weights"))))
         goto done;
-    if (upload_images(ctx, test_set, (int64_t)test_set->count, &test)) {
-        rc = fail(ctx, "uploading the test images");
+    if ((training && train(ctx, t, o, train_set)) ||
+        (vae_sync_decoder(t) && fail(ctx, "copying the decoder's weights")) ||
+        pictures(ctx, t, o, test_set) || (o->score && score(ctx, t, o, test_set)))
         goto done;
-    }
-    if (test_loss(ctx, t, test, &loss))
+    if (test_loss(ctx, t, test_set, &loss))
         goto done;
     printf("test loss: %.4f\n", loss);
     rc = 0;
 done:
-    clnet_tensor_destroy(test);
-    vae_trainer_destroy(t);
-    clnet_model_destroy(enc);
-    clnet_model_destroy(dec);
+    vae_destroy(t);
     clnet_dataset_free(train_set);
     clnet_dataset_free(test_set);
     return rc;
