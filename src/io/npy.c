@@ -3,7 +3,6 @@
  * Host-only. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,39 +11,17 @@
 
 #include "clnet/npy.h"
 #include "io/atomic.h"
+#include "io/diag.h"
 #include "runtime/alloc.h"
 #include "runtime/checked.h"
 
-#if defined(__GNUC__)
-#define NPY_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define NPY_PRINTF(f, a)
-#endif
 
 static const char MAGIC[6] = { '\x93', 'N', 'U', 'M', 'P', 'Y' };
 
 /* ---- Errors ------------------------------------------------------------- */
 
-typedef struct diag {
-    const char *what; /* "clnet_npy_parse" or the path */
-    char *err;
-    size_t err_size;
-} diag;
-
-static clnet_status report(const diag *d, clnet_status st, const char *fmt, ...) NPY_PRINTF(3, 4);
-
-static clnet_status report(const diag *d, clnet_status st, const char *fmt, ...)
-{
-    if (d->err && d->err_size) {
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        snprintf(d->err, d->err_size, "%s: %s", d->what, msg);
-    }
-    return st;
-}
+typedef clnet__diag diag; /* what: "clnet_npy_parse" or the path */
+#define report clnet__diag_report
 
 /* ---- The header's dict literal ------------------------------------------ */
 

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +20,6 @@
 
 /* ---- Errors and memory -------------------------------------------------- */
 
-clnet_status clnet__onnx_report(const onnx_diag *d, clnet_status st, const char *fmt, ...)
-{
-    if (d->err && d->err_size) {
-        char msg[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        snprintf(d->err, d->err_size, "%s: %s", d->what, msg);
-    }
-    return st;
-}
 #define report clnet__onnx_report
 
 /* Every block the model holds is on one list, freed together. */

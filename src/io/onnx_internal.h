@@ -7,12 +7,7 @@
 #include <stddef.h>
 
 #include "clnet/onnx.h"
-
-#if defined(__GNUC__)
-#define ONNX_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define ONNX_PRINTF(f, a)
-#endif
+#include "io/diag.h"
 
 /* The deepest message nesting accepted; ONNX's own models nest about 8 deep
  * (Model > Graph > ValueInfo > Type > Tensor > Shape > Dimension). The bound
@@ -24,14 +19,8 @@
 #define ONNX_MAX_ATTRS 256
 
 /* Where messages go and what they start with (the function or the path). */
-typedef struct onnx_diag {
-    const char *what;
-    char *err;
-    size_t err_size;
-} onnx_diag;
-
-clnet_status clnet__onnx_report(const onnx_diag *d, clnet_status st, const char *fmt, ...)
-    ONNX_PRINTF(3, 4);
+typedef clnet__diag onnx_diag;
+#define clnet__onnx_report clnet__diag_report
 
 /* Walks buf[0..len) as an encoded onnx.ModelProto before protobuf-c sees it:
  * every tag, varint, length and wire type is checked against the schema,

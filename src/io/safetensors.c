@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +15,8 @@
 
 #include "clnet/safetensors.h"
 #include "io/atomic.h"
+#include "io/diag.h"
 #include "runtime/alloc.h"
-
-#if defined(__GNUC__)
-#define ST_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define ST_PRINTF(f, a)
-#endif
 
 /* Shapes and offsets are JSON numbers, which cJSON holds as doubles: only
  * integers below 2^53 are exact, so larger values are refused. */
@@ -34,26 +28,8 @@
 
 /* Where messages go and what they start with ("clnet_safetensors_parse" or
  * the path of the file). */
-typedef struct diag {
-    const char *what;
-    char *err;
-    size_t err_size;
-} diag;
-
-static clnet_status report(const diag *d, clnet_status st, const char *fmt, ...) ST_PRINTF(3, 4);
-
-static clnet_status report(const diag *d, clnet_status st, const char *fmt, ...)
-{
-    if (d->err && d->err_size) {
-        char msg[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        snprintf(d->err, d->err_size, "%s: %s", d->what, msg);
-    }
-    return st;
-}
+typedef clnet__diag diag;
+#define report clnet__diag_report
 
 /* ---- Small helpers ------------------------------------------------------ */
 
