@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bound.h"
 #include "models.h"
 #include "ref.h"
 
@@ -173,8 +174,7 @@ static clnet_status gan_run(void *state)
  * (suite-lstm.c's rule): D's logits of a barely trained D sit near 0, sums
  * whose terms cancel. */
 #define CHECK_BATCH 2
-#define U 0x1.0p-24
-#define REL_MAX 1e-5
+#define U BENCH_U
 #define PIXELS (28 * 28)
 
 
@@ -195,104 +195,10 @@ static const bench_param d_params[ND] = {
     { "layers.5.kernel", 2, { 1, 6272 } },       { "layers.5.bias", 1, { 1 } },
 };
 
-/* An activation (float64), its error bound and the magnitude of the last
- * linear layer's sums (|W| |x| + |b|: what their terms add up to in
- * absolute value), n elements each. */
-typedef struct act {
-    double *a, *e, *m;
-    size_t n;
-} act;
-
-static clnet_status act_alloc(act *t, size_t n)
-{
-    t->a = malloc(n * sizeof *t->a);
-    t->e = malloc(n * sizeof *t->e);
-    t->m = malloc(n * sizeof *t->m);
-    t->n = n;
-    return t->a && t->e && t->m ? CLNET_OK : CLNET_ERR_HOST_MEMORY;
-}
-
-static void act_free(act *t)
-{
-    free(t->a);
-    free(t->e);
-    free(t->m);
-    t->a = t->e = t->m = NULL;
-}
-
-/* The input x (n floats) as the device holds it: exactly. */
-static clnet_status act_from(act *t, const float *x, size_t n)
-{
-    clnet_status st = act_alloc(t, n);
-    for (size_t i = 0; !st && i < n; i++)
-        t->a[i] = x[i], t->e[i] = 0.0, t->m[i] = fabs((double)x[i]);
-    return st;
-}
-
-/* One linear layer, kernel w->p[k], bias w->p[kb] (kb < 0: none), replacing
- * *t by its output and bound. conv: a convolution (transpose = 0) or a
- * transposed one described by the convolution it transposes (1); NULL: a
- * dense layer of `in` -> `out` on `rows` rows. terms: K, the products one
- * output sums at most. */
-typedef struct linear_layer {
-    const ref_conv2d *conv;
-    int transpose, rows, in, out, terms, channels;
-    size_t out_count;
-} linear_layer;
-
-static void linear_apply(const linear_layer *l, const double *x, const double *w, const double *b,
-                         double *y)
-{
-    if (l->conv && l->transpose)
-        ref_conv2d_transpose_forward(l->conv, x, w, b, y);
-    else if (l->conv)
-        ref_conv2d_forward(l->conv, x, w, b, y);
-    else {
-        ref_gemm m = { .trans_b = 1,
-                       .m = l->rows,
-                       .n = l->out,
-                       .k = l->in,
-                       .lda = l->in,
-                       .ldb = l->in,
-                       .ldc = l->out,
-                       .alpha = 1.0 };
-        ref_gemm_forward(&m, x, w, y);
-        if (b)
-            ref_bias_forward(l->rows, l->out, 1, y, b, y);
-    }
-}
-
-static clnet_status linear(const linear_layer *l, const bench_weights *w, int k, int kb, act *t)
-{
-    double g = 2.0 * (l->terms + 1) * U;
-    act y = { 0 };
-    double *gb = kb >= 0 ? malloc((size_t)l->channels * sizeof *gb) : NULL;
-    clnet_status st = act_alloc(&y, l->out_count);
-    if (!st && kb >= 0 && !gb)
-        st = CLNET_ERR_HOST_MEMORY;
-    if (st) {
-        act_free(&y);
-        free(gb);
-        return st;
-    }
-    for (int i = 0; kb >= 0 && i < l->channels; i++)
-        gb[i] = g * w->abs[kb][i];
-    for (size_t i = 0; i < t->n; i++) { /* the input's bound, then its own roundings */
-        t->m[i] = fabs(t->a[i]);
-        t->e[i] += g * t->m[i];
-    }
-    linear_apply(l, t->a, w->p[k], kb >= 0 ? w->p[kb] : NULL, y.a);
-    linear_apply(l, t->e, w->abs[k], gb, y.e);
-    linear_apply(l, t->m, w->abs[k], kb >= 0 ? w->abs[kb] : NULL, y.m);
-    free(gb);
-    act_free(t);
-    *t = y;
-    return CLNET_OK;
-}
 
 /* Batch norm in inference mode over (rows, c, hw), parameters from w->p[k]
  * (gamma, beta, running mean, running variance), eps as the model's. */
-static clnet_status batchnorm(const bench_weights *w, int k, int rows, int c, int hw, act *t)
+static clnet_status batchnorm(const bench_weights *w, int k, int rows, int c, int hw, bench_act *t)
 {
     const double eps = (double)1e-3f;
     const double *gamma = w->p[k], *beta = w->p[k + 1], *mean = w->p[k + 2], *var = w->p[k + 3];
@@ -311,14 +217,14 @@ static clnet_status batchnorm(const bench_weights *w, int k, int rows, int c, in
     return CLNET_OK;
 }
 
-static void leaky_relu(act *t)
+static void leaky_relu(bench_act *t)
 {
     ref_act_leaky_relu_forward(t->n, (double)0.2f, t->a, t->a);
     for (size_t i = 0; i < t->n; i++)
         t->e[i] += U * fabs(t->a[i]);
 }
 
-static void tanh_act(act *t)
+static void tanh_act(bench_act *t)
 {
     ref_act_tanh_forward(t->n, t->a, t->a);
     for (size_t i = 0; i < t->n; i++)
@@ -347,45 +253,45 @@ static ref_conv2d conv5s2(int n, int c, int h, int k)
 }
 
 /* G in float64 on noise z (CHECK_BATCH, 100): images and bounds. */
-static clnet_status g_forward(const bench_weights *w, const float *z, act *t)
+static clnet_status g_forward(const bench_weights *w, const float *z, bench_act *t)
 {
     const int b = CHECK_BATCH;
     /* The transposed convolutions are the data gradients of these. */
     ref_conv2d t1 = conv5s2(b, 64, 14, 128), t2 = conv5s2(b, 1, 28, 64);
-    linear_layer dense = { NULL, 0, b, 100, 6272, 100, 6272, (size_t)b * 6272 };
+    bench_linear_layer dense = { NULL, 0, b, 100, 6272, 100, 6272, (size_t)b * 6272 };
     /* A transposed output sums at most (input channels) x (taps) products. */
-    linear_layer l1 = { &t1, 1, 0, 0, 0, 128 * 25, 64, (size_t)b * 64 * 14 * 14 };
-    linear_layer l2 = { &t2, 1, 0, 0, 0, 64 * 25, 1, (size_t)b * PIXELS };
-    clnet_status st = act_from(t, z, (size_t)b * DCGAN_NOISE_DIM);
-    if (!st && !(st = linear(&dense, w, G_DENSE, -1, t)) &&
+    bench_linear_layer l1 = { &t1, 1, 0, 0, 0, 128 * 25, 64, (size_t)b * 64 * 14 * 14 };
+    bench_linear_layer l2 = { &t2, 1, 0, 0, 0, 64 * 25, 1, (size_t)b * PIXELS };
+    clnet_status st = bench_act_from(t, z, (size_t)b * DCGAN_NOISE_DIM);
+    if (!st && !(st = bench_linear(&dense, w, G_DENSE, -1, t)) &&
         !(st = batchnorm(w, G_BN1, b, 128, 49, t)))
         leaky_relu(t);
-    if (!st && !(st = linear(&l1, w, G_T1, -1, t)) && !(st = batchnorm(w, G_BN2, b, 64, 196, t)))
+    if (!st && !(st = bench_linear(&l1, w, G_T1, -1, t)) && !(st = batchnorm(w, G_BN2, b, 64, 196, t)))
         leaky_relu(t);
-    if (!st && !(st = linear(&l2, w, G_T2, G_T2_BIAS, t)))
+    if (!st && !(st = bench_linear(&l2, w, G_T2, G_T2_BIAS, t)))
         tanh_act(t);
     if (st)
-        act_free(t);
+        bench_act_free(t);
     return st;
 }
 
 /* D in float64 on images x (CHECK_BATCH, 1, 28, 28): logits and bounds. */
-static clnet_status d_forward(const bench_weights *w, const float *x, act *t)
+static clnet_status d_forward(const bench_weights *w, const float *x, bench_act *t)
 {
     const int b = CHECK_BATCH;
     ref_conv2d c1 = conv5s2(b, 1, 28, 64), c2 = conv5s2(b, 64, 14, 128);
-    linear_layer l1 = { &c1, 0, 0, 0, 0, 25, 64, (size_t)b * 64 * 14 * 14 };
-    linear_layer l2 = { &c2, 0, 0, 0, 0, 64 * 25, 128, (size_t)b * 128 * 7 * 7 };
-    linear_layer dense = { NULL, 0, b, 6272, 1, 6272, 1, (size_t)b };
-    clnet_status st = act_from(t, x, (size_t)b * PIXELS);
-    if (!st && !(st = linear(&l1, w, D_K1, D_B1, t)))
+    bench_linear_layer l1 = { &c1, 0, 0, 0, 0, 25, 64, (size_t)b * 64 * 14 * 14 };
+    bench_linear_layer l2 = { &c2, 0, 0, 0, 0, 64 * 25, 128, (size_t)b * 128 * 7 * 7 };
+    bench_linear_layer dense = { NULL, 0, b, 6272, 1, 6272, 1, (size_t)b };
+    clnet_status st = bench_act_from(t, x, (size_t)b * PIXELS);
+    if (!st && !(st = bench_linear(&l1, w, D_K1, D_B1, t)))
         leaky_relu(t);
-    if (!st && !(st = linear(&l2, w, D_K2, D_B2, t)))
+    if (!st && !(st = bench_linear(&l2, w, D_K2, D_B2, t)))
         leaky_relu(t); /* NCHW flattens to (b, 6272) as it lies */
     if (!st)
-        st = linear(&dense, w, D_K3, D_B3, t);
+        st = bench_linear(&dense, w, D_K3, D_B3, t);
     if (st)
-        act_free(t);
+        bench_act_free(t);
     return st;
 }
 
@@ -411,44 +317,9 @@ static clnet_status device_forward(gan_state *s, float **z, float **img, float *
     return st;
 }
 
-/* ||got - ref|| / ||ref|| as a share of its limit, REL_MAX scaled by
- * kappa / KAPPA_WELL where kappa = ||r->m|| / ||ref|| exceeds KAPPA_WELL. */
-#define KAPPA_WELL 20.0
-
-static double normwise_share(const float *got, const act *r)
-{
-    double num = 0, den = 0, mag = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        double d = got[i] - r->a[i];
-        num += d * d;
-        den += r->a[i] * r->a[i];
-        mag += r->m[i] * r->m[i];
-    }
-    if (!(den > 0))
-        return num == 0 ? 0 : INFINITY;
-    double kappa = sqrt(mag / den), limit = REL_MAX * fmax(1.0, kappa / KAPPA_WELL);
-    double rel = sqrt(num / den) / limit;
-    return isnan(rel) ? INFINITY : rel;
-}
-
-/* Marks the whole span [start, start + n) bad when its normwise error is
- * over the limit (a wrong output whose elements all stay within the loose
- * bound). */
-static void normwise_check(bench_check *out, size_t start, const float *got, const act *r,
-                           double *share)
-{
-    double q = normwise_share(got, r);
-    *share = fmax(*share, q);
-    if (!(q < 1.0) && !out->bad) {
-        out->bad = r->n;
-        out->first_bad = start;
-        out->first_ref = r->a[0];
-        out->first_got = got[0];
-    }
-}
 
 /* The float64 side: G's images of z and D's logits of the device's images. */
-static clnet_status reference(gan_state *s, const float *z, const float *img, act *ri, act *rl)
+static clnet_status reference(gan_state *s, const float *z, const float *img, bench_act *ri, bench_act *rl)
 {
     bench_weights w;
     clnet_status st = bench_weights_load(s->g, "gan", g_params, NG, &w);
@@ -470,7 +341,7 @@ static clnet_status gan_check(void *state, const bench_case *c, void **ref_cache
     (void)ref_cache; /* the weights differ per device after training: no sharing */
     gan_state *s = state;
     float *z = NULL, *img = NULL, *logits = NULL;
-    act ri = { 0 }, rl = { 0 };
+    bench_act ri = { 0 }, rl = { 0 };
     clnet_status st = device_forward(s, &z, &img, &logits);
     if (!st)
         st = reference(s, z, img, &ri, &rl);
@@ -481,15 +352,15 @@ static clnet_status gan_check(void *state, const bench_case *c, void **ref_cache
         bench_check_begin(out, "fp64 G and D forward, layered bound + normwise");
         bench_check_span(out, img, ri.a, ri.e, ri.n);
         bench_check_span(out, logits, rl.a, rl.e, rl.n);
-        normwise_check(out, 0, img, &ri, &share);
-        normwise_check(out, ri.n, logits, &rl, &share);
+        bench_normwise_check(out, 0, img, &ri, &share);
+        bench_normwise_check(out, ri.n, logits, &rl, &share);
         bench_check_end(out);
         snprintf(out->note, sizeof out->note,
                  "G images, D logits of noise rows 0-%d: max %.2g of bound, normwise %.2g of limit",
                  CHECK_BATCH - 1, out->max_ratio, share);
     }
-    act_free(&rl);
-    act_free(&ri);
+    bench_act_free(&rl);
+    bench_act_free(&ri);
     free(logits);
     free(img);
     free(z);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bound.h"
 #include "ref.h"
 #include "vae.h"
 
@@ -92,11 +93,9 @@ static clnet_status vae_run(void *state)
  * and its bias errs by 2 (K + 1) u times the sum of the terms' magnitudes;
  * relu is exact and 1-Lipschitz), with the same normwise criterion on top.
  * The decoder is compared before its sigmoid (the logits the loss reads).
- * TODO(share): the act/linear/normwise helpers are suite-gan.c's, copied
- * while both suites were written in parallel; move them to model-check.c. */
+ * The carried bounds and the criterion are bound.c's, shared with the gan
+ * suite. */
 #define CHECK_BATCH 2
-#define U 0x1.0p-24
-#define REL_MAX 1e-5
 
 /* The whole model's weights (tools/vae.h's layer numbering). */
 enum { E_K1, E_B1, E_K2, E_B2, E_K3, E_B3, E_KM, E_BM, E_KV, E_BV, NE };
@@ -116,102 +115,8 @@ static const bench_param d_params[ND] = {
     { "layers.11.kernel", 4, { 32, 1, 3, 3 } },  { "layers.11.bias", 1, { 1 } },
 };
 
-/* An activation (float64), its error bound and the magnitude of the last
- * linear layer's sums (|W| |x| + |b|: what their terms add up to in
- * absolute value), n elements each. */
-typedef struct act {
-    double *a, *e, *m;
-    size_t n;
-} act;
 
-static clnet_status act_alloc(act *t, size_t n)
-{
-    t->a = malloc(n * sizeof *t->a);
-    t->e = malloc(n * sizeof *t->e);
-    t->m = malloc(n * sizeof *t->m);
-    t->n = n;
-    return t->a && t->e && t->m ? CLNET_OK : CLNET_ERR_HOST_MEMORY;
-}
-
-static void act_free(act *t)
-{
-    free(t->a);
-    free(t->e);
-    free(t->m);
-    t->a = t->e = t->m = NULL;
-}
-
-/* The input x (n floats) as the device holds it: exactly. */
-static clnet_status act_from(act *t, const float *x, size_t n)
-{
-    clnet_status st = act_alloc(t, n);
-    for (size_t i = 0; !st && i < n; i++)
-        t->a[i] = x[i], t->e[i] = 0.0, t->m[i] = fabs((double)x[i]);
-    return st;
-}
-
-/* One linear layer, kernel w->p[k], bias w->p[kb] (kb < 0: none), replacing
- * *t by its output and bound. conv: a convolution (transpose = 0) or a
- * transposed one described by the convolution it transposes (1); NULL: a
- * dense layer of `in` -> `out` on `rows` rows. terms: K, the products one
- * output sums at most. */
-typedef struct linear_layer {
-    const ref_conv2d *conv;
-    int transpose, rows, in, out, terms, channels;
-    size_t out_count;
-} linear_layer;
-
-static void linear_apply(const linear_layer *l, const double *x, const double *w, const double *b,
-                         double *y)
-{
-    if (l->conv && l->transpose)
-        ref_conv2d_transpose_forward(l->conv, x, w, b, y);
-    else if (l->conv)
-        ref_conv2d_forward(l->conv, x, w, b, y);
-    else {
-        ref_gemm m = { .trans_b = 1,
-                       .m = l->rows,
-                       .n = l->out,
-                       .k = l->in,
-                       .lda = l->in,
-                       .ldb = l->in,
-                       .ldc = l->out,
-                       .alpha = 1.0 };
-        ref_gemm_forward(&m, x, w, y);
-        if (b)
-            ref_bias_forward(l->rows, l->out, 1, y, b, y);
-    }
-}
-
-static clnet_status linear(const linear_layer *l, const bench_weights *w, int k, int kb, act *t)
-{
-    double g = 2.0 * (l->terms + 1) * U;
-    act y = { 0 };
-    double *gb = kb >= 0 ? malloc((size_t)l->channels * sizeof *gb) : NULL;
-    clnet_status st = act_alloc(&y, l->out_count);
-    if (!st && kb >= 0 && !gb)
-        st = CLNET_ERR_HOST_MEMORY;
-    if (st) {
-        act_free(&y);
-        free(gb);
-        return st;
-    }
-    for (int i = 0; kb >= 0 && i < l->channels; i++)
-        gb[i] = g * w->abs[kb][i];
-    for (size_t i = 0; i < t->n; i++) { /* the input's bound, then its own roundings */
-        t->m[i] = fabs(t->a[i]);
-        t->e[i] += g * t->m[i];
-    }
-    linear_apply(l, t->a, w->p[k], kb >= 0 ? w->p[kb] : NULL, y.a);
-    linear_apply(l, t->e, w->abs[k], gb, y.e);
-    linear_apply(l, t->m, w->abs[k], kb >= 0 ? w->abs[kb] : NULL, y.m);
-    free(gb);
-    act_free(t);
-    *t = y;
-    return CLNET_OK;
-}
-
-static void relu(act *t)
+static void relu(bench_act *t)
 {
     ref_act_relu_forward(t->n, t->a, t->a);
 }
@@ -241,9 +146,9 @@ static ref_conv2d conv3(int n, int c, int h, int k, int stride)
 
 /* The two heads' outputs (B, 2) each side by side: (B, 4), mean then
  * log-variance per row (as device_forward lays the device's out). */
-static clnet_status join_heads(const act *mean, const act *logvar, act *t)
+static clnet_status join_heads(const bench_act *mean, const bench_act *logvar, bench_act *t)
 {
-    clnet_status st = act_alloc(t, mean->n * 2);
+    clnet_status st = bench_act_alloc(t, mean->n * 2);
     for (size_t i = 0; !st && i < mean->n; i++) {
         size_t r = i / VAE_LATENT, j = i % VAE_LATENT, at = r * 2 * VAE_LATENT + j;
         t->a[at] = mean->a[i], t->e[at] = mean->e[i], t->m[at] = mean->m[i];
@@ -254,63 +159,63 @@ static clnet_status join_heads(const act *mean, const act *logvar, act *t)
 }
 
 /* The encoder in float64 on images x (CHECK_BATCH, 1, 28, 28): (B, 4). */
-static clnet_status e_forward(const bench_weights *w, const float *x, act *t)
+static clnet_status e_forward(const bench_weights *w, const float *x, bench_act *t)
 {
     const int b = CHECK_BATCH;
     ref_conv2d c1 = conv3(b, 1, 28, 32, 2), c2 = conv3(b, 32, 14, 64, 2);
-    linear_layer l1 = { &c1, 0, 0, 0, 0, 9, 32, (size_t)b * 32 * 196 };
-    linear_layer l2 = { &c2, 0, 0, 0, 0, 32 * 9, 64, (size_t)b * 64 * 49 };
-    linear_layer d1 = { NULL, 0, b, 3136, 16, 3136, 16, (size_t)b * 16 };
-    linear_layer d2 = { NULL, 0, b, 16, 2, 16, 2, (size_t)b * 2 };
-    act lv = { 0 }, mean = { 0 };
-    clnet_status st = act_from(t, x, (size_t)b * PIXELS);
-    if (!st && !(st = linear(&l1, w, E_K1, E_B1, t)))
+    bench_linear_layer l1 = { &c1, 0, 0, 0, 0, 9, 32, (size_t)b * 32 * 196 };
+    bench_linear_layer l2 = { &c2, 0, 0, 0, 0, 32 * 9, 64, (size_t)b * 64 * 49 };
+    bench_linear_layer d1 = { NULL, 0, b, 3136, 16, 3136, 16, (size_t)b * 16 };
+    bench_linear_layer d2 = { NULL, 0, b, 16, 2, 16, 2, (size_t)b * 2 };
+    bench_act lv = { 0 }, mean = { 0 };
+    clnet_status st = bench_act_from(t, x, (size_t)b * PIXELS);
+    if (!st && !(st = bench_linear(&l1, w, E_K1, E_B1, t)))
         relu(t);
-    if (!st && !(st = linear(&l2, w, E_K2, E_B2, t)))
+    if (!st && !(st = bench_linear(&l2, w, E_K2, E_B2, t)))
         relu(t); /* NCHW flattens to (b, 3136) as it lies */
-    if (!st && !(st = linear(&d1, w, E_K3, E_B3, t)))
+    if (!st && !(st = bench_linear(&d1, w, E_K3, E_B3, t)))
         relu(t);
     /* Both heads read the Dense(16)'s output. */
-    if (!st && !(st = act_alloc(&lv, t->n))) {
+    if (!st && !(st = bench_act_alloc(&lv, t->n))) {
         memcpy(lv.a, t->a, t->n * sizeof *lv.a);
         memcpy(lv.e, t->e, t->n * sizeof *lv.e);
         memcpy(lv.m, t->m, t->n * sizeof *lv.m);
     }
-    if (!st && !(st = linear(&d2, w, E_KV, E_BV, &lv)) && !(st = linear(&d2, w, E_KM, E_BM, t))) {
+    if (!st && !(st = bench_linear(&d2, w, E_KV, E_BV, &lv)) && !(st = bench_linear(&d2, w, E_KM, E_BM, t))) {
         mean = *t;
-        *t = (act){ 0 };
+        *t = (bench_act){ 0 };
         st = join_heads(&mean, &lv, t);
     }
-    act_free(&mean);
-    act_free(&lv);
+    bench_act_free(&mean);
+    bench_act_free(&lv);
     if (st)
-        act_free(t);
+        bench_act_free(t);
     return st;
 }
 
 /* The decoder in float64 on z (CHECK_BATCH, 2): logits (B, 1, 28, 28). */
-static clnet_status d_forward(const bench_weights *w, const float *z, act *t)
+static clnet_status d_forward(const bench_weights *w, const float *z, bench_act *t)
 {
     const int b = CHECK_BATCH;
     /* The transposed convolutions are the data gradients of these. */
     ref_conv2d t1 = conv3(b, 64, 14, 64, 2), t2 = conv3(b, 32, 28, 64, 2),
                t3 = conv3(b, 1, 28, 32, 1);
-    linear_layer dense = { NULL, 0, b, 2, 3136, 2, 3136, (size_t)b * 3136 };
+    bench_linear_layer dense = { NULL, 0, b, 2, 3136, 2, 3136, (size_t)b * 3136 };
     /* A transposed output sums at most (input channels) x (taps) products. */
-    linear_layer l1 = { &t1, 1, 0, 0, 0, 64 * 9, 64, (size_t)b * 64 * 196 };
-    linear_layer l2 = { &t2, 1, 0, 0, 0, 64 * 9, 32, (size_t)b * 32 * 784 };
-    linear_layer l3 = { &t3, 1, 0, 0, 0, 32 * 9, 1, (size_t)b * 784 };
-    clnet_status st = act_from(t, z, (size_t)b * VAE_LATENT);
-    if (!st && !(st = linear(&dense, w, D_K1, D_B1, t)))
+    bench_linear_layer l1 = { &t1, 1, 0, 0, 0, 64 * 9, 64, (size_t)b * 64 * 196 };
+    bench_linear_layer l2 = { &t2, 1, 0, 0, 0, 64 * 9, 32, (size_t)b * 32 * 784 };
+    bench_linear_layer l3 = { &t3, 1, 0, 0, 0, 32 * 9, 1, (size_t)b * 784 };
+    clnet_status st = bench_act_from(t, z, (size_t)b * VAE_LATENT);
+    if (!st && !(st = bench_linear(&dense, w, D_K1, D_B1, t)))
         relu(t);
-    if (!st && !(st = linear(&l1, w, D_K2, D_B2, t)))
+    if (!st && !(st = bench_linear(&l1, w, D_K2, D_B2, t)))
         relu(t);
-    if (!st && !(st = linear(&l2, w, D_K3, D_B3, t)))
+    if (!st && !(st = bench_linear(&l2, w, D_K3, D_B3, t)))
         relu(t);
     if (!st)
-        st = linear(&l3, w, D_K4, D_B4, t);
+        st = bench_linear(&l3, w, D_K4, D_B4, t);
     if (st)
-        act_free(t);
+        bench_act_free(t);
     return st;
 }
 
@@ -355,43 +260,8 @@ static clnet_status device_forward(vae_state *s, float **x, float **h, float **z
     return st;
 }
 
-/* ||got - ref|| / ||ref|| as a share of its limit, REL_MAX scaled by
- * kappa / KAPPA_WELL where kappa = ||r->m|| / ||ref|| exceeds KAPPA_WELL. */
-#define KAPPA_WELL 20.0
 
-static double normwise_share(const float *got, const act *r)
-{
-    double num = 0, den = 0, mag = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        double d = got[i] - r->a[i];
-        num += d * d;
-        den += r->a[i] * r->a[i];
-        mag += r->m[i] * r->m[i];
-    }
-    if (!(den > 0))
-        return num == 0 ? 0 : INFINITY;
-    double kappa = sqrt(mag / den), limit = REL_MAX * fmax(1.0, kappa / KAPPA_WELL);
-    double rel = sqrt(num / den) / limit;
-    return isnan(rel) ? INFINITY : rel;
-}
-
-/* Marks the whole span [start, start + n) bad when its normwise error is
- * over the limit (a wrong output whose elements all stay within the loose
- * bound). */
-static void normwise_check(bench_check *out, size_t start, const float *got, const act *r,
-                           double *share)
-{
-    double q = normwise_share(got, r);
-    *share = fmax(*share, q);
-    if (!(q < 1.0) && !out->bad) {
-        out->bad = r->n;
-        out->first_bad = start;
-        out->first_ref = r->a[0];
-        out->first_got = got[0];
-    }
-}
-
-static clnet_status reference(vae_state *s, const float *x, const float *z, act *rh, act *rl)
+static clnet_status reference(vae_state *s, const float *x, const float *z, bench_act *rh, bench_act *rl)
 {
     bench_weights w;
     clnet_status st = bench_weights_load(s->v->model, "vae", e_params, NE, &w);
@@ -413,7 +283,7 @@ static clnet_status vae_check(void *state, const bench_case *c, void **ref_cache
     (void)ref_cache; /* the weights differ per device after training: no sharing */
     vae_state *s = state;
     float *x = NULL, *h = NULL, *z = NULL, *logits = NULL;
-    act rh = { 0 }, rl = { 0 };
+    bench_act rh = { 0 }, rl = { 0 };
     clnet_status st = device_forward(s, &x, &h, &z, &logits);
     if (!st)
         st = reference(s, x, z, &rh, &rl);
@@ -424,15 +294,15 @@ static clnet_status vae_check(void *state, const bench_case *c, void **ref_cache
         bench_check_begin(out, "fp64 encoder and decoder forward, layered bound + normwise");
         bench_check_span(out, h, rh.a, rh.e, rh.n);
         bench_check_span(out, logits, rl.a, rl.e, rl.n);
-        normwise_check(out, 0, h, &rh, &share);
-        normwise_check(out, rh.n, logits, &rl, &share);
+        bench_normwise_check(out, 0, h, &rh, &share);
+        bench_normwise_check(out, rh.n, logits, &rl, &share);
         bench_check_end(out);
         snprintf(out->note, sizeof out->note,
                  "encoder of images 0-%d, decoder of their means: max %.2g of bound, normwise %.2g",
                  CHECK_BATCH - 1, out->max_ratio, share);
     }
-    act_free(&rl);
-    act_free(&rh);
+    bench_act_free(&rl);
+    bench_act_free(&rh);
     free(logits);
     free(z);
     free(h);
