@@ -9,6 +9,7 @@
 
 #include "clnet/act.h"
 #include "clnet/conv.h"
+#include "conv_impl.h"
 #include "gemm.h"
 #include "tensor/tensor_impl.h"
 
@@ -65,8 +66,8 @@ static clnet_status check_params(clnet_context *ctx, const char *func, const cln
     return CLNET_OK;
 }
 
-static clnet_status check_tensor(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                                 const char *name, int ndim)
+clnet_status clnet__conv_check_tensor(clnet_context *ctx, const char *func, const clnet_tensor *t,
+                                      const char *name, int ndim)
 {
     if (!t)
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
@@ -96,8 +97,10 @@ static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_c
                              const char *yn, geom *g)
 {
     clnet_status st;
-    if ((st = check_tensor(ctx, func, xt, xn, 4)) || (st = check_tensor(ctx, func, wt, wn, 4)) ||
-        (st = check_tensor(ctx, func, yt, yn, 4)) || (st = check_params(ctx, func, p, transpose)))
+    if ((st = clnet__conv_check_tensor(ctx, func, xt, xn, 4)) ||
+        (st = clnet__conv_check_tensor(ctx, func, wt, wn, 4)) ||
+        (st = clnet__conv_check_tensor(ctx, func, yt, yn, 4)) ||
+        (st = check_params(ctx, func, p, transpose)))
         return st;
     const clnet_tensor *src = transpose ? yt : xt, *dst = transpose ? xt : yt;
     const char *srcn = transpose ? yn : xn, *dstn = transpose ? xn : yn;
@@ -150,7 +153,7 @@ static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_c
 static clnet_status check_bias(clnet_context *ctx, const char *func, const clnet_tensor *b,
                                const char *name, int channels)
 {
-    clnet_status st = check_tensor(ctx, func, b, name, 1);
+    clnet_status st = clnet__conv_check_tensor(ctx, func, b, name, 1);
     if (st)
         return st;
     if (b->shape[0] != channels)
@@ -999,7 +1002,7 @@ CLNET_API clnet_status clnet_conv2d_backward_bias(const clnet_tensor *dy, clnet_
     const char *func = __func__;
     clnet_context *ctx = ctx_of(db, dy, NULL);
     CLNET_CHECK_ARG(NULL, ctx != NULL);
-    clnet_status st = check_tensor(ctx, func, dy, "dy", 4);
+    clnet_status st = clnet__conv_check_tensor(ctx, func, dy, "dy", 4);
     if (st || (st = check_bias(ctx, func, db, "db", (int)dy->shape[1])) ||
         (st = check_overlap(ctx, func, db, "db", dy, "dy")))
         return st;

@@ -5,6 +5,7 @@
 
 #include "clnet/act.h"
 #include "clnet/conv_grouped.h"
+#include "conv_impl.h"
 #include "tensor/tensor_impl.h"
 
 /* Implementations, chosen per call and passed through
@@ -43,26 +44,6 @@ CLNET_API clnet_status clnet_conv2d_grouped_output_shape(const clnet_conv2d_para
 
 /* ---- Argument checks ------------------------------------------------------ */
 
-static clnet_status check_tensor(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                                 const char *name, int ndim)
-{
-    if (!t)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                            name);
-    if (t->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
-                            name);
-    if (t->dtype != CLNET_F32 || t->ndim != ndim)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s must be a %d-D float32 tensor (is %d-D%s)", func, name, ndim,
-                            t->ndim, t->dtype == CLNET_F32 ? "" : ", not float32");
-    for (int i = 0; i < ndim; i++)
-        if (t->shape[i] > INT_MAX)
-            return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: %s has a dimension over %d", func,
-                                name, INT_MAX);
-    return CLNET_OK;
-}
-
 static clnet_status check_params(clnet_context *ctx, const char *func, const clnet_conv2d_params *p,
                                  int groups)
 {
@@ -94,8 +75,10 @@ static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_c
                              const char *yn, ggeom *g)
 {
     clnet_status st;
-    if ((st = check_tensor(ctx, func, xt, xn, 4)) || (st = check_tensor(ctx, func, wt, wn, 4)) ||
-        (st = check_tensor(ctx, func, yt, yn, 4)) || (st = check_params(ctx, func, p, groups)))
+    if ((st = clnet__conv_check_tensor(ctx, func, xt, xn, 4)) ||
+        (st = clnet__conv_check_tensor(ctx, func, wt, wn, 4)) ||
+        (st = clnet__conv_check_tensor(ctx, func, yt, yn, 4)) ||
+        (st = check_params(ctx, func, p, groups)))
         return st;
     const int64_t *xs = xt->shape, *ws = wt->shape, *ys = yt->shape;
     char xb[96], wb[96], yb[96], eb[96];
@@ -140,7 +123,7 @@ static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_c
 
 static clnet_status check_bias(clnet_context *ctx, const char *func, const clnet_tensor *b, int k)
 {
-    clnet_status st = check_tensor(ctx, func, b, "b", 1);
+    clnet_status st = clnet__conv_check_tensor(ctx, func, b, "b", 1);
     if (st)
         return st;
     if (b->shape[0] != k)
