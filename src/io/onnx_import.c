@@ -141,8 +141,8 @@ static clnet_status check_mapped(const imp *im)
             continue;
         }
         if (!strcmp(n->op_type, "Conv") && attr_int(n, "group", 1) != 1) {
-            /* TODO(issue #19): needs a grouped Conv2D layer in src/nn; the
-             * primitive exists (clnet/conv_grouped.h). */
+            /* Refused: there is no grouped Conv2D layer yet, only the
+             * primitive (clnet/conv_grouped.h); docs/onnx.md lists it. */
             snprintf(what, sizeof what, "Conv.group=%lld (grouped layers not imported yet)",
                      (long long)attr_int(n, "group", 1));
             refuse(list, sizeof list, what);

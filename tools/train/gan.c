@@ -176,22 +176,6 @@ static clnet_status upload_real(clnet_context *ctx, const clnet_dataset *train, 
     return st;
 }
 
-/* A fresh permutation of [0, n) for each epoch (splitmix64 Fisher-Yates). */
-static void shuffle(int32_t *ord, int64_t n, unsigned long long *state)
-{
-    for (int64_t i = 0; i < n; i++)
-        ord[i] = (int32_t)i;
-    for (int64_t i = n - 1; i > 0; i--) {
-        unsigned long long z = (*state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        int64_t j = (int64_t)((z ^ (z >> 31)) % (unsigned long long)(i + 1));
-        int32_t t = ord[i];
-        ord[i] = ord[j];
-        ord[j] = t;
-    }
-}
-
 typedef struct epoch_stats {
     double d_loss, g_loss, d_ms, g_ms, secs;
     int64_t steps;
@@ -206,7 +190,7 @@ static int run_epoch(clnet_context *ctx, gan_trainer *t, const clnet_tensor *rea
     clnet_tensor *idx = NULL, *batch = NULL;
     int rc = 1;
     *es = (epoch_stats){ .steps = steps };
-    shuffle(ord, n, state);
+    train_shuffle(ord, n, state);
     if (clnet_tensor_create(ctx, CLNET_I32, 1, is, &idx) ||
         clnet_tensor_create(ctx, CLNET_F32, 4, bs, &batch))
         goto done;

@@ -338,6 +338,21 @@ int check_output(const options *o, const char *option, const char *path)
     return 2;
 }
 
+void train_shuffle(int32_t *ord, int64_t n, unsigned long long *state)
+{
+    for (int64_t i = 0; i < n; i++)
+        ord[i] = (int32_t)i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        unsigned long long z = (*state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        int64_t j = (int64_t)((z ^ (z >> 31)) % (unsigned long long)(i + 1));
+        int32_t t = ord[i];
+        ord[i] = ord[j];
+        ord[j] = t;
+    }
+}
+
 void on_progress(void *user, const clnet_progress *p)
 {
     epoch_log *log = user;

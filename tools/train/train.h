@@ -84,5 +84,8 @@ typedef struct epoch_log {
     double loss, accuracy;
 } epoch_log;
 void on_progress(void *user, const clnet_progress *p);
+/* A fresh permutation of [0, n) in ord for each epoch of the custom loops
+ * (gan, vae): splitmix64 Fisher-Yates, continuing *state. */
+void train_shuffle(int32_t *ord, int64_t n, unsigned long long *state);
 
 #endif

@@ -37,23 +37,6 @@ static clnet_status upload_images(clnet_context *ctx, const clnet_dataset *ds, i
     return st;
 }
 
-/* A fresh permutation of [0, n) for each epoch (splitmix64 Fisher-Yates, as
- * the GAN's). */
-static void shuffle(int32_t *ord, int64_t n, unsigned long long *state)
-{
-    for (int64_t i = 0; i < n; i++)
-        ord[i] = (int32_t)i;
-    for (int64_t i = n - 1; i > 0; i--) {
-        unsigned long long z = (*state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        int64_t j = (int64_t)((z ^ (z >> 31)) % (unsigned long long)(i + 1));
-        int32_t t = ord[i];
-        ord[i] = ord[j];
-        ord[j] = t;
-    }
-}
-
 /* ---- Test loss ------------------------------------------------------------------------ */
 
 /* The mean over the test images of reconstruction + KL, in nats, one z per
@@ -233,7 +216,7 @@ static int run_epoch(clnet_context *ctx, vae *t, const clnet_tensor *train, int3
     clnet_tensor *idx = NULL, *batch = NULL;
     double wsum = 0, rsum = 0, ksum = 0, t0 = now();
     int rc = 1;
-    shuffle(ord, n, state);
+    train_shuffle(ord, n, state);
     *steps = (n + b - 1) / b;
     if (clnet_tensor_create(ctx, CLNET_I32, 1, is, &idx) ||
         clnet_tensor_create(ctx, CLNET_F32, 4, bs, &batch))
