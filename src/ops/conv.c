@@ -730,112 +730,76 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
 
 /* ---- Public entry points -------------------------------------------------- */
 
-/* The tables of the public functions: every tensor 4-D float32 (the bias
- * 1-D), every output overlapping nothing else of the call. */
-static const clnet__tspec forward_spec[] = {
-    { .name = "x", .rank = 4 },
-    { .name = "w", .rank = 4 },
-    { .name = "b", .flags = CLNET_T_OPTIONAL, .rank = 1 },
-    { .name = "y", .flags = CLNET_T_OUT, .rank = 4 },
-};
-static const clnet__tspec backward_data_spec[] = {
-    { .name = "w", .rank = 4 },
-    { .name = "dy", .rank = 4 },
-    { .name = "dx", .flags = CLNET_T_OUT, .rank = 4 },
-};
-static const clnet__tspec backward_filter_spec[] = {
-    { .name = "x", .rank = 4 },
-    { .name = "dy", .rank = 4 },
-    { .name = "dw", .flags = CLNET_T_OUT, .rank = 4 },
-};
-
-/* The roles (src/ops/conv_impl.h) of each table's tensors, for the
- * convolution and for the transposed one, whose input plays the
- * convolution's y (or dy) and whose output its x (or dx). */
-static const clnet__conv_roles forward_roles = { .x = 0, .w = 1, .y = 3, .b = 2 };
+/* The transposed convolution's input plays the convolution's y (or dy)
+ * and its output the convolution's x (or dx). */
 static const clnet__conv_roles transpose_forward_roles = { .x = 3, .w = 1, .y = 0, .b = 2 };
-static const clnet__conv_roles backward_data_roles = { .x = 2, .w = 0, .y = 1, .b = -1 };
 static const clnet__conv_roles transpose_backward_data_roles = { .x = 1, .w = 0, .y = 2, .b = -1 };
-static const clnet__conv_roles backward_filter_roles = { .x = 0, .w = 2, .y = 1, .b = -1 };
 static const clnet__conv_roles transpose_backward_filter_roles = { .x = 1, .w = 2, .y = 0, .b = -1 };
 
-/* y = conv(x, w) + b, in convolution roles r of a checked op: geometry,
- * empty cases, then forward(). */
-static clnet_status run_forward(const clnet__op *op, const clnet_conv2d_params *p, int transpose,
-                                clnet__conv_roles r)
+enum direction { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
+
+/* One direction in convolution roles r of a checked op: the geometry, the
+ * empty cases (an empty output: nothing; an empty reduction: zeros, plus
+ * the bias), then the implementation. */
+static clnet_status run(const clnet__op *op, const clnet_conv2d_params *p, int transpose,
+                        clnet__conv_roles r, enum direction dir)
 {
     geom g;
     clnet_status st = geometry(op, p, transpose, r, &g);
     if (st)
         return st;
-    const clnet_tensor *x = op->t[r.x], *w = op->t[r.w], *b = r.b >= 0 ? op->t[r.b] : NULL;
-    clnet_tensor *y = (clnet_tensor *)op->t[r.y];
-    if (y->numel == 0)
+    const clnet_tensor *x = op->t[r.x], *w = op->t[r.w], *y = op->t[r.y];
+    const clnet_tensor *b = r.b >= 0 ? op->t[r.b] : NULL;
+    /* The output of the direction, and the two tensors it reduces over. */
+    const clnet_tensor *out = dir == FORWARD ? y : dir == BACKWARD_DATA ? x : w;
+    const clnet_tensor *in0 = dir == FORWARD ? x : y, *in1 = dir == BACKWARD_FILTER ? x : w;
+    if (out->numel == 0)
         return CLNET_OK;
-    if (x->numel == 0 || w->numel == 0)
-        return zero_plus_bias(op->ctx, op->func, y, b);
-    return forward(op->ctx, op->func, &g, x, w, b, y);
+    if (in0->numel == 0 || in1->numel == 0)
+        return zero_plus_bias(op->ctx, op->func, (clnet_tensor *)out, b);
+    if (dir == FORWARD)
+        return forward(op->ctx, op->func, &g, x, w, b, y);
+    if (dir == BACKWARD_DATA)
+        return backward_data(op->ctx, op->func, &g, w, y, b, x);
+    return backward_filter(op->ctx, op->func, &g, x, y, w);
 }
 
-/* dx (+ b) for convolution roles r of a checked op. */
-static clnet_status run_backward_data(const clnet__op *op, const clnet_conv2d_params *p,
-                                      int transpose, clnet__conv_roles r)
-{
-    geom g;
-    clnet_status st = geometry(op, p, transpose, r, &g);
-    if (st)
-        return st;
-    const clnet_tensor *w = op->t[r.w], *dy = op->t[r.y], *b = r.b >= 0 ? op->t[r.b] : NULL;
-    clnet_tensor *dx = (clnet_tensor *)op->t[r.x];
-    if (dx->numel == 0)
-        return CLNET_OK;
-    if (dy->numel == 0 || w->numel == 0)
-        return zero_plus_bias(op->ctx, op->func, dx, b);
-    return backward_data(op->ctx, op->func, &g, w, dy, b, dx);
-}
+/* Checks a public function's tensors against its table, then runs. */
+#define CHECK_AND_RUN(spec, transpose, roles, dir, ...)                                           \
+    check_and_run(__func__, (spec), (int)(sizeof(spec) / sizeof((spec)[0])),                     \
+                  (const clnet_tensor *const[]){ __VA_ARGS__ }, p, (transpose), (roles), (dir))
 
-/* dw for convolution roles r of a checked op. */
-static clnet_status run_backward_filter(const clnet__op *op, const clnet_conv2d_params *p,
-                                        int transpose, clnet__conv_roles r)
+static clnet_status check_and_run(const char *func, const clnet__tspec *spec, int count,
+                                  const clnet_tensor *const *ts, const clnet_conv2d_params *p,
+                                  int transpose, clnet__conv_roles r, enum direction dir)
 {
-    geom g;
-    clnet_status st = geometry(op, p, transpose, r, &g);
-    if (st)
-        return st;
-    const clnet_tensor *x = op->t[r.x], *dy = op->t[r.y];
-    clnet_tensor *dw = (clnet_tensor *)op->t[r.w];
-    if (dw->numel == 0)
-        return CLNET_OK;
-    if (x->numel == 0 || dy->numel == 0)
-        return clnet_tensor_fill(dw, 0.0);
-    return backward_filter(op->ctx, op->func, &g, x, dy, dw);
+    clnet__op op;
+    clnet_status st = clnet__op_check(&op, func, spec, count, ts);
+    return st ? st : run(&op, p, transpose, r, dir);
 }
 
 CLNET_API clnet_status clnet_conv2d_forward(const clnet_conv2d_params *p, const clnet_tensor *x,
                                             const clnet_tensor *w, const clnet_tensor *b,
                                             clnet_tensor *y)
 {
-    clnet__op op;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, w, b, y);
-    return st ? st : run_forward(&op, p, 0, forward_roles);
+    return CHECK_AND_RUN(clnet__conv_forward_spec, 0, clnet__conv_forward_roles,
+                         FORWARD, x, w, b, y);
 }
 
 CLNET_API clnet_status clnet_conv2d_backward_data(const clnet_conv2d_params *p,
                                                   const clnet_tensor *w, const clnet_tensor *dy,
                                                   clnet_tensor *dx)
 {
-    clnet__op op;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_data_spec, w, dy, dx);
-    return st ? st : run_backward_data(&op, p, 0, backward_data_roles);
+    return CHECK_AND_RUN(clnet__conv_backward_data_spec, 0, clnet__conv_backward_data_roles,
+                         BACKWARD_DATA, w, dy, dx);
 }
 
 CLNET_API clnet_status clnet_conv2d_backward_filter(const clnet_conv2d_params *p,
                                                     const clnet_tensor *x, const clnet_tensor *dy,
                                                     clnet_tensor *dw)
 {
-    clnet__op op;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_filter_spec, x, dy, dw);
-    return st ? st : run_backward_filter(&op, p, 0, backward_filter_roles);
+    return CHECK_AND_RUN(clnet__conv_backward_filter_spec, 0, clnet__conv_backward_filter_roles,
+                         BACKWARD_FILTER, x, dy, dw);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_forward(const clnet_conv2d_params *p,
@@ -843,9 +807,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_forward(const clnet_conv2d_params 
                                                       const clnet_tensor *b, clnet_tensor *y)
 {
     /* The transpose's forward is the convolution's data gradient. */
-    clnet__op op;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, w, b, y);
-    return st ? st : run_backward_data(&op, p, 1, transpose_forward_roles);
+    return CHECK_AND_RUN(clnet__conv_forward_spec, 1, transpose_forward_roles,
+                         BACKWARD_DATA, x, w, b, y);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_backward_data(const clnet_conv2d_params *p,
@@ -853,9 +816,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_backward_data(const clnet_conv2d_p
                                                             const clnet_tensor *dy,
                                                             clnet_tensor *dx)
 {
-    clnet__op op;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_data_spec, w, dy, dx);
-    return st ? st : run_forward(&op, p, 1, transpose_backward_data_roles);
+    return CHECK_AND_RUN(clnet__conv_backward_data_spec, 1, transpose_backward_data_roles,
+                         FORWARD, w, dy, dx);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_backward_filter(const clnet_conv2d_params *p,
@@ -863,9 +825,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_backward_filter(const clnet_conv2d
                                                               const clnet_tensor *dy,
                                                               clnet_tensor *dw)
 {
-    clnet__op op;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_filter_spec, x, dy, dw);
-    return st ? st : run_backward_filter(&op, p, 1, transpose_backward_filter_roles);
+    return CHECK_AND_RUN(clnet__conv_backward_filter_spec, 1, transpose_backward_filter_roles,
+                         BACKWARD_FILTER, x, dy, dw);
 }
 
 static const clnet__tspec backward_bias_spec[] = {

@@ -4,6 +4,26 @@
 
 #include "ops/conv_impl.h"
 
+const clnet__tspec clnet__conv_forward_spec[4] = {
+    { .name = "x", .rank = 4 },
+    { .name = "w", .rank = 4 },
+    { .name = "b", .flags = CLNET_T_OPTIONAL, .rank = 1 },
+    { .name = "y", .flags = CLNET_T_OUT, .rank = 4 },
+};
+const clnet__tspec clnet__conv_backward_data_spec[3] = {
+    { .name = "w", .rank = 4 },
+    { .name = "dy", .rank = 4 },
+    { .name = "dx", .flags = CLNET_T_OUT, .rank = 4 },
+};
+const clnet__tspec clnet__conv_backward_filter_spec[3] = {
+    { .name = "x", .rank = 4 },
+    { .name = "dy", .rank = 4 },
+    { .name = "dw", .flags = CLNET_T_OUT, .rank = 4 },
+};
+const clnet__conv_roles clnet__conv_forward_roles = { .x = 0, .w = 1, .y = 3, .b = 2 };
+const clnet__conv_roles clnet__conv_backward_data_roles = { .x = 2, .w = 0, .y = 1, .b = -1 };
+const clnet__conv_roles clnet__conv_backward_filter_roles = { .x = 0, .w = 2, .y = 1, .b = -1 };
+
 clnet_status clnet__conv_check_dims(const clnet__op *op)
 {
     for (int i = 0; i < op->count; i++) {

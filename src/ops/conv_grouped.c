@@ -79,28 +79,6 @@ static clnet_status geometry(const clnet__op *op, const clnet_conv2d_params *p, 
     return CLNET_OK;
 }
 
-/* The tables: every tensor 4-D float32 (the bias 1-D), every output
- * overlapping nothing else of the call; and their convolution roles. */
-static const clnet__tspec forward_spec[] = {
-    { .name = "x", .rank = 4 },
-    { .name = "w", .rank = 4 },
-    { .name = "b", .flags = CLNET_T_OPTIONAL, .rank = 1 },
-    { .name = "y", .flags = CLNET_T_OUT, .rank = 4 },
-};
-static const clnet__tspec backward_data_spec[] = {
-    { .name = "w", .rank = 4 },
-    { .name = "dy", .rank = 4 },
-    { .name = "dx", .flags = CLNET_T_OUT, .rank = 4 },
-};
-static const clnet__tspec backward_filter_spec[] = {
-    { .name = "x", .rank = 4 },
-    { .name = "dy", .rank = 4 },
-    { .name = "dw", .flags = CLNET_T_OUT, .rank = 4 },
-};
-static const clnet__conv_roles forward_roles = { .x = 0, .w = 1, .y = 3, .b = 2 };
-static const clnet__conv_roles backward_data_roles = { .x = 2, .w = 0, .y = 1, .b = -1 };
-static const clnet__conv_roles backward_filter_roles = { .x = 0, .w = 2, .y = 1, .b = -1 };
-
 /* ---- Launches ------------------------------------------------------------- */
 
 /* Runs kernel `name` of cl/conv_grouped.cl over `items` work-items; its
@@ -128,8 +106,8 @@ CLNET_API clnet_status clnet_conv2d_grouped_forward(const clnet_conv2d_params *p
 {
     clnet__op op;
     ggeom g;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, forward_spec, x, w, b, y);
-    if (st || (st = geometry(&op, p, groups, forward_roles, &g)))
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, clnet__conv_forward_spec, x, w, b, y);
+    if (st || (st = geometry(&op, p, groups, clnet__conv_forward_roles, &g)))
         return st;
     if (y->numel == 0)
         return CLNET_OK;
@@ -152,8 +130,8 @@ CLNET_API clnet_status clnet_conv2d_grouped_backward_data(const clnet_conv2d_par
 {
     clnet__op op;
     ggeom g;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_data_spec, w, dy, dx);
-    if (st || (st = geometry(&op, p, groups, backward_data_roles, &g)))
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, clnet__conv_backward_data_spec, w, dy, dx);
+    if (st || (st = geometry(&op, p, groups, clnet__conv_backward_data_roles, &g)))
         return st;
     if (dx->numel == 0)
         return CLNET_OK;
@@ -172,8 +150,8 @@ CLNET_API clnet_status clnet_conv2d_grouped_backward_filter(const clnet_conv2d_p
 {
     clnet__op op;
     ggeom g;
-    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_filter_spec, x, dy, dw);
-    if (st || (st = geometry(&op, p, groups, backward_filter_roles, &g)))
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, clnet__conv_backward_filter_spec, x, dy, dw);
+    if (st || (st = geometry(&op, p, groups, clnet__conv_backward_filter_roles, &g)))
         return st;
     if (dw->numel == 0)
         return CLNET_OK;

@@ -14,6 +14,18 @@ typedef struct clnet__conv_roles {
     int x, w, y, b;
 } clnet__conv_roles;
 
+/* The tables of the dense and grouped convolutions' three directions
+ * (the transposed convolution's too, in other roles): every tensor 4-D
+ * float32, the bias 1-D and optional, each output overlapping nothing else
+ * of the call. forward: x, w, b, y; backward_data: w, dy, dx;
+ * backward_filter: x, dy, dw. */
+extern const clnet__tspec clnet__conv_forward_spec[4];
+extern const clnet__tspec clnet__conv_backward_data_spec[3];
+extern const clnet__tspec clnet__conv_backward_filter_spec[3];
+/* Their convolution roles. */
+extern const clnet__conv_roles clnet__conv_forward_roles, clnet__conv_backward_data_roles,
+    clnet__conv_backward_filter_roles;
+
 /* Every dimension of every tensor of op is at most INT_MAX (the kernels'
  * int arithmetic): else CLNET_ERR_TOO_LARGE naming the tensor. */
 clnet_status clnet__conv_check_dims(const clnet__op *op);
