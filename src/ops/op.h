@@ -62,6 +62,11 @@ clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec
  * A NULL optional tensor passes. */
 clnet_status clnet__op_want_shape(const clnet__op *op, int i, int ndim, const int64_t *shape);
 
+/* The same, naming the dimensions in the message: "<func>: y: shape
+ * (2, 4, 5) but expected (2, 3, 5) (N x T x H)". */
+clnet_status clnet__op_want_shape_as(const clnet__op *op, int i, int ndim, const int64_t *shape,
+                                     const char *dims);
+
 /* Records "<func>: <fmt...>" with status on the op's context. */
 clnet_status clnet__op_fail(const clnet__op *op, clnet_status status, const char *fmt, ...)
     CLNET_PRINTF(3, 4);
