@@ -31,7 +31,7 @@ typedef struct clnet__tspec {
 #define CLNET_LIKE(k) ((k) + 1)
 #define CLNET_SIZE_OF(k) ((k) + 1)
 #define CLNET_ALIAS(k) (1u << (k))
-#define CLNET_OP_MAX_TENSORS 16
+#define CLNET_OP_MAX_TENSORS 20
 
 /* A checked call: what later checks and launches need. */
 typedef struct clnet__op {
