@@ -100,28 +100,54 @@ static int variant(clnet_context *ctx, const char *op, int groups)
 
 /* ---- The three directions ------------------------------------------------- */
 
+enum direction { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
+static const char *const variant_names[] = { "conv2d_grouped.forward",
+                                             "conv2d_grouped.backward_data",
+                                             "conv2d_grouped.backward_filter" };
+static const char *const kernel_names[] = { "conv_grouped_forward", "conv_grouped_backward_data",
+                                            "conv_grouped_backward_filter" };
+
+/* One direction in convolution roles r of a checked op: the geometry, the
+ * empty cases (an empty output: nothing; an empty reduction: zeros, plus
+ * the bias), then the dense convolution or the grouped kernel. */
+static clnet_status run(const clnet__op *op, const clnet_conv2d_params *p, int groups,
+                        clnet__conv_roles r, enum direction dir)
+{
+    ggeom g = { 0 };
+    clnet_status st = geometry(op, p, groups, r, &g);
+    if (st)
+        return st;
+    const clnet_tensor *x = op->t[r.x], *w = op->t[r.w], *y = op->t[r.y];
+    const clnet_tensor *b = r.b >= 0 ? op->t[r.b] : NULL;
+    clnet_tensor *out = (clnet_tensor *)(dir == FORWARD ? y : dir == BACKWARD_DATA ? x : w);
+    const clnet_tensor *in0 = dir == FORWARD ? x : y, *in1 = dir == BACKWARD_FILTER ? x : w;
+    if (out->numel == 0)
+        return CLNET_OK;
+    if (variant(op->ctx, variant_names[dir], groups) == VAR_DENSE)
+        return dir == FORWARD         ? clnet_conv2d_forward(p, x, w, b, out)
+               : dir == BACKWARD_DATA ? clnet_conv2d_backward_data(p, w, y, out)
+                                      : clnet_conv2d_backward_filter(p, x, y, out);
+    if (in0->numel == 0 || in1->numel == 0) {
+        if ((st = clnet_tensor_fill(out, 0.0)) || !b)
+            return st;
+        return clnet_bias_add(out, b, out);
+    }
+    /* The output, then the tensors the kernel reads (the forward's bias last). */
+    if (dir == FORWARD)
+        return LAUNCH(op, kernel_names[dir], out->numel, &g, CLNET_ARG_TENSOR(y),
+                      CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(w), CLNET_ARG_TENSOR(b ? b : w),
+                      CLNET_ARG_INT(b != NULL));
+    return LAUNCH(op, kernel_names[dir], out->numel, &g, CLNET_ARG_TENSOR(out),
+                  CLNET_ARG_TENSOR(dir == BACKWARD_DATA ? w : x), CLNET_ARG_TENSOR(y));
+}
+
 CLNET_API clnet_status clnet_conv2d_grouped_forward(const clnet_conv2d_params *p, int groups,
                                                     const clnet_tensor *x, const clnet_tensor *w,
                                                     const clnet_tensor *b, clnet_tensor *y)
 {
     clnet__op op;
-    ggeom g;
     clnet_status st = CLNET_OP_CHECK(&op, __func__, clnet__conv_forward_spec, x, w, b, y);
-    if (st || (st = geometry(&op, p, groups, clnet__conv_forward_roles, &g)))
-        return st;
-    if (y->numel == 0)
-        return CLNET_OK;
-    if (variant(op.ctx, "conv2d_grouped.forward", groups) == VAR_DENSE)
-        return clnet_conv2d_forward(p, x, w, b, y);
-    if (x->numel == 0 || w->numel == 0) {
-        /* An empty reduction: zeros plus the bias. */
-        if ((st = clnet_tensor_fill(y, 0.0)) || !b)
-            return st;
-        return clnet_bias_add(y, b, y);
-    }
-    return LAUNCH(&op, "conv_grouped_forward", y->numel, &g, CLNET_ARG_TENSOR(y),
-                  CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(w), CLNET_ARG_TENSOR(b ? b : w),
-                  CLNET_ARG_INT(b != NULL));
+    return st ? st : run(&op, p, groups, clnet__conv_forward_roles, FORWARD);
 }
 
 CLNET_API clnet_status clnet_conv2d_grouped_backward_data(const clnet_conv2d_params *p, int groups,
@@ -129,18 +155,8 @@ CLNET_API clnet_status clnet_conv2d_grouped_backward_data(const clnet_conv2d_par
                                                           const clnet_tensor *dy, clnet_tensor *dx)
 {
     clnet__op op;
-    ggeom g;
     clnet_status st = CLNET_OP_CHECK(&op, __func__, clnet__conv_backward_data_spec, w, dy, dx);
-    if (st || (st = geometry(&op, p, groups, clnet__conv_backward_data_roles, &g)))
-        return st;
-    if (dx->numel == 0)
-        return CLNET_OK;
-    if (variant(op.ctx, "conv2d_grouped.backward_data", groups) == VAR_DENSE)
-        return clnet_conv2d_backward_data(p, w, dy, dx);
-    if (dy->numel == 0 || w->numel == 0)
-        return clnet_tensor_fill(dx, 0.0);
-    return LAUNCH(&op, "conv_grouped_backward_data", dx->numel, &g, CLNET_ARG_TENSOR(dx),
-                  CLNET_ARG_TENSOR(w), CLNET_ARG_TENSOR(dy));
+    return st ? st : run(&op, p, groups, clnet__conv_backward_data_roles, BACKWARD_DATA);
 }
 
 CLNET_API clnet_status clnet_conv2d_grouped_backward_filter(const clnet_conv2d_params *p,
@@ -149,16 +165,6 @@ CLNET_API clnet_status clnet_conv2d_grouped_backward_filter(const clnet_conv2d_p
                                                             clnet_tensor *dw)
 {
     clnet__op op;
-    ggeom g;
     clnet_status st = CLNET_OP_CHECK(&op, __func__, clnet__conv_backward_filter_spec, x, dy, dw);
-    if (st || (st = geometry(&op, p, groups, clnet__conv_backward_filter_roles, &g)))
-        return st;
-    if (dw->numel == 0)
-        return CLNET_OK;
-    if (variant(op.ctx, "conv2d_grouped.backward_filter", groups) == VAR_DENSE)
-        return clnet_conv2d_backward_filter(p, x, dy, dw);
-    if (x->numel == 0 || dy->numel == 0)
-        return clnet_tensor_fill(dw, 0.0);
-    return LAUNCH(&op, "conv_grouped_backward_filter", dw->numel, &g, CLNET_ARG_TENSOR(dw),
-                  CLNET_ARG_TENSOR(x), CLNET_ARG_TENSOR(dy));
+    return st ? st : run(&op, p, groups, clnet__conv_backward_filter_roles, BACKWARD_FILTER);
 }

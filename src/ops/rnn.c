@@ -373,25 +373,29 @@ static size_t fused_items(const call *k)
     return (k->n + FUSED_ROWS - 1) / FUSED_ROWS * (padded(k->h) / 8);
 }
 
-/* Launches `kern` over the steps first .. last (counting down when `down`,
- * the backward): CLNET_V_REC_STEP once per step over every tile, CLNET_V_REC_SEQ as one
- * work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
- * (32 at H = 64). The kernel's step arguments are the last two, filled
- * here: forward (first step, count), backward (first, last); args holds
- * the others. Bounding a
- * launch's work bounds its run time (GPU watchdogs), and Mesa's llvmpipe
- * (rusticl, Mesa 22.3) computes wrong values from roughly the 10,000th
- * H x step of one launch on (measured: step 41 at H = 256, 77 at 128,
- * 138-148 at 64; 347 at 16), while launches of 4x this budget (H = 64,
- * 128) agreed bit for bit with one launch per step. */
+/* Packs w_hh into `packed` (pack_w_hh), then launches `kern` over the steps first .. last
+ * (counting down when `down`, the backward): CLNET_V_REC_STEP once per step over every tile,
+ * CLNET_V_REC_SEQ as one work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
+ * (32 at H = 64). The kernel's step arguments are the last two, filled here: forward (first step,
+ * count), backward (first, last); args holds the others. Bounding a launch's work bounds its run
+ * time (GPU watchdogs), and Mesa's llvmpipe (rusticl, Mesa 22.3) computes wrong values from
+ * roughly the 10,000th H x step of one launch on (measured: step 41 at H = 256, 77 at 128, 138-148
+ * at 64; 347 at 16), while launches of 4x this budget (H = 64, 128) agreed bit for bit with one
+ * launch per step.
+ */
 #define SEQ_UNIT_STEPS 2048
 
 /* The most arguments of a fused kernel, its two step arguments included. */
 #define STEP_ARGS_MAX 40
 
-static clnet_status launch_steps(const call *k, cl_kernel kern, int nargs, const clnet__arg *args,
-                                 int rec, int first, int last, int down)
+static clnet_status launch_steps(const call *k, cl_kernel kern, const clnet_tensor *w_hh,
+                                 view packed, int nargs, const clnet__arg *args, int rec, int first,
+                                 int last, int down)
 {
+    /* w_hh packed first: transposed for the forward (lstm_pack_wt). */
+    clnet_status st = pack_w_hh(k, w_hh, !down, packed);
+    if (st)
+        return st;
     size_t wg = clnet__context_profile(k->ctx)->wg_size;
     int per = rec == CLNET_V_REC_SEQ ? (int)(SEQ_UNIT_STEPS / padded(k->h)) : 1;
     per = per < 1 ? 1 : per;
@@ -404,8 +408,7 @@ static clnet_status launch_steps(const call *k, cl_kernel kern, int nargs, const
         int s = down ? first - done : first + done, count = steps - done < per ? steps - done : per;
         all[nargs] = CLNET_ARG_INT(s);
         all[nargs + 1] = CLNET_ARG_INT(down ? s - count + 1 : count);
-        clnet_status st = clnet__launch1d(k->ctx, kern, k->func, nargs + 2, all, items);
-        if (st)
+        if ((st = clnet__launch1d(k->ctx, kern, k->func, nargs + 2, all, items)))
             return st;
     }
     return CLNET_OK;
@@ -517,11 +520,8 @@ static clnet_status forward_fused(const call *k, const fwd_args *a, const fwd_pl
                                   cl_kernel kern, int rec)
 {
     size_t h = k->h;
-    clnet_status st = pack_w_hh(k, a->w->w_hh, 1, p->packed);
-    if (st)
-        return st;
     return launch_steps(
-        k, kern,
+        k, kern, a->w->w_hh, p->packed,
         CLNET_ARGS(VIEW_LD(p->gates), VIEW(p->packed), VIEW(tview(a->w->b_ih, 0)),
                    VIEW(tview(a->w->b_hh, 0)), VIEW_LD(tview(a->h0, h)), VIEW_LD(tview(a->c0, h)),
                    VIEW_LD(p->c_states), CLNET_ARG_INT(p->c_pingpong),
@@ -656,11 +656,8 @@ static clnet_status backward_fused(const call *k, const bwd_args *a, const bwd_p
                                    cl_kernel kern, int rec)
 {
     size_t h = k->h;
-    clnet_status st = pack_w_hh(k, a->w->w_hh, 0, p->packed);
-    if (st)
-        return st;
     return launch_steps(
-        k, kern,
+        k, kern, a->w->w_hh, p->packed,
         CLNET_ARGS(VIEW_LD(p->res_gates), VIEW_LD(p->res_extra), VIEW(p->packed),
                    VIEW_LD(tview(a->dy, k->t * h)), VIEW(tview(a->dhT, h)), VIEW(tview(a->dcT, h)),
                    VIEW(p->dc), VIEW_LD(p->dgx), VIEW(tview(a->dh0, h)), VIEW(tview(a->dc0, h)),
