@@ -709,20 +709,20 @@ START_TEST(bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 4, is, &ints));
     CK_OK(ctx, clnet_conv2d_forward(&p, x, w, b, y)); /* the baseline is valid */
 
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params is NULL", clnet_conv2d_forward(NULL, x, w, b, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x is NULL", clnet_conv2d_forward(&p, NULL, w, b, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "w is NULL", clnet_conv2d_forward(&p, x, NULL, b, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y is NULL", clnet_conv2d_forward(&p, x, w, b, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params: must not be NULL", clnet_conv2d_forward(NULL, x, w, b, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_conv2d_forward(&p, NULL, w, b, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "w: must not be NULL", clnet_conv2d_forward(&p, x, NULL, b, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL", clnet_conv2d_forward(&p, x, w, b, NULL));
     ck_assert_int_eq(clnet_conv2d_forward(&p, NULL, NULL, NULL, NULL), CLNET_ERR_INVALID_ARG);
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "channels differ", clnet_conv2d_forward(&p, x, w4, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 2x8x5x5, expected 2x8x6x6",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 8, 5, 5) but expected (2, 8, 6, 6)",
              clnet_conv2d_forward(&p, x, w, b, ybad));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "larger than x 2x3x8x8",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "larger than x (2, 3, 8, 8)",
              clnet_conv2d_forward(&p, x, big, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b is 7, expected 8", clnet_conv2d_forward(&p, x, w, b7, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x must be a 4-D float32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: shape (7) but expected (8)", clnet_conv2d_forward(&p, x, w, b7, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (2, 3, 64) but expected 4 dimensions",
              clnet_conv2d_forward(&p, x3, w, b, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "not float32", clnet_conv2d_forward(&p, ints, w, b, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32", clnet_conv2d_forward(&p, ints, w, b, y));
     q = p, q.stride_w = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "stride 1x0", clnet_conv2d_forward(&q, x, w, b, y));
     q = p, q.dilation_h = 0;
@@ -736,29 +736,29 @@ START_TEST(bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_reshape(row, 4, is, &xv));
     CK_OK(ctx, clnet_tensor_slice(buf, 300, 576, &view));
     CK_OK(ctx, clnet_tensor_reshape(view, 4, ys, &yv));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y overlaps x", clnet_conv2d_forward(&p, xv, w, NULL, yv));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx overlaps dy",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: overlaps x", clnet_conv2d_forward(&p, xv, w, NULL, yv));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: overlaps dy",
              clnet_conv2d_backward_data(&p, w, yv, xv));
 
     /* Backward directions and the transpose name their own arguments. */
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 2x8x5x5, expected 2x8x6x6",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 8, 5, 5) but expected (2, 8, 6, 6)",
              clnet_conv2d_backward_data(&p, w, ybad, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx is NULL", clnet_conv2d_backward_data(&p, w, y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL", clnet_conv2d_backward_data(&p, w, y, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "channels differ", clnet_conv2d_backward_filter(&p, x, y, w4));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL",
              clnet_conv2d_backward_filter(&p, x, NULL, dw));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db is 5, expected 8", clnet_conv2d_backward_bias(y, db5));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db is NULL", clnet_conv2d_backward_bias(y, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y is 2x3x8x8, expected 2x3x7x7",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: shape (5) but expected (8)", clnet_conv2d_backward_bias(y, db5));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: must not be NULL", clnet_conv2d_backward_bias(y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 8, 8) but expected (2, 3, 7, 7)",
              clnet_conv2d_transpose_forward(&p, ybad, w, NULL, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b is 8, expected 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: shape (8) but expected (3)",
              clnet_conv2d_transpose_forward(&p, y, w, b, dx));
     q = p, q.stride_h = 2, q.output_pad_h = 2;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "output_pad 2x0",
              clnet_conv2d_transpose_forward(&q, y, w, NULL, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL",
              clnet_conv2d_transpose_backward_data(&p, w, dx, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy is 2x3x8x8, expected 2x3x7x7",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 3, 8, 8) but expected (2, 3, 7, 7)",
              clnet_conv2d_transpose_backward_filter(&p, ybad, dx, dw));
     /* Planes past int range are refused, even when empty. */
     clnet_tensor *huge_x = make(ctx, 4, 0, 1, 50000, 50000),
@@ -771,9 +771,9 @@ START_TEST(bad_arguments_are_named)
     clnet_tensor_destroy(w1);
     /* A tensor of another context. */
     clnet_context *other = test_context();
-    clnet_tensor *xo = make(other, 4, 2, 3, 8, 8);
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x belongs to another context",
-             clnet_conv2d_forward(&p, xo, w, b, y));
+    clnet_tensor *xo = make(other, 4, 2, 8, 6, 6);
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: belongs to another context",
+             clnet_conv2d_forward(&p, x, w, b, xo));
     clnet_tensor_destroy(xo);
     clnet_context_destroy(other);
     /* The library stays usable. */

@@ -1032,29 +1032,29 @@ START_TEST(gemm_bad_arguments_name_the_argument)
     CK_OK(ctx, clnet_tensor_fill(c, sentinel()));
     const clnet_trans N = CLNET_NO_TRANS, T = CLNET_TRANS;
 
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "a is NULL", clnet_gemm(N, N, 1, NULL, b, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b is NULL", clnet_gemm(N, N, 1, a, NULL, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c is NULL", clnet_gemm(N, N, 1, a, b, 0, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c is NULL",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "a: must not be NULL", clnet_gemm(N, N, 1, NULL, b, 0, c));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b: must not be NULL", clnet_gemm(N, N, 1, a, NULL, 0, c));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c: must not be NULL", clnet_gemm(N, N, 1, a, b, 0, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c: must not be NULL",
              clnet_gemm_batched(N, N, 1, a3d, b3d, 0, NULL));
     ck_assert_int_eq(clnet_gemm(N, N, 1, NULL, NULL, 0, NULL), CLNET_ERR_INVALID_ARG);
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "trans_a", clnet_gemm((clnet_trans)7, N, 1, a, b, 0, c));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "trans_b", clnet_gemm(N, (clnet_trans)-1, 1, a, b, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "a must be a 2-D float32", clnet_gemm(N, N, 1, a3d, b, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "c must be a 3-D float32",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "a: shape (2, 3, 4) but expected 2 dimensions", clnet_gemm(N, N, 1, a3d, b, 0, c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "c: shape (3, 5) but expected 3 dimensions",
              clnet_gemm_batched(N, N, 1, a3d, b3d, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b must be a 2-D float32 tensor (is 2-D int32)",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: dtype int32 but expected float32",
              clnet_gemm(N, N, 1, a, ints, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b belongs to another context",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b: belongs to another context",
              clnet_gemm(N, N, 1, a, foreign, 0, c));
     /* op(a) is 3x4: op(b) must have 4 rows; b^T (5x4) has 5. */
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "op(b) is 5x4, op(a) 3x4: op(b) needs 4 rows",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: op(b) is 5x4, op(a) 3x4: op(b) needs 4 rows",
              clnet_gemm(N, T, 1, a, b, 0, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "op(b) is 5x5, op(a) 3x4", clnet_gemm(N, N, 1, a, b55, 0, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "op(b) is 4x5, op(a) 4x3", clnet_gemm(T, N, 1, a, b, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "c is 3x6, expected 3x5", clnet_gemm(N, N, 1, a, b, 0, wrong_c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "c: shape (3, 6) but expected (3, 5)", clnet_gemm(N, N, 1, a, b, 0, wrong_c));
     /* Batched: a has batch 2, c 3 (1 would be shared). */
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "a has batch 2, c has 3",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "a: batch 2, c has 3",
              clnet_gemm_batched(N, N, 1, a3d, b3d, 0, c3d));
     /* c overlapping a or b in one buffer: rows 0-3 and 2-5 of `big`. */
     CK_OK(ctx, clnet_tensor_slice(big, 0, 4, &lo));
@@ -1062,9 +1062,9 @@ START_TEST(gemm_bad_arguments_name_the_argument)
     clnet_tensor *sq;
     const int64_t s44[2] = { 4, 4 };
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s44, &sq));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c overlaps a", clnet_gemm(N, N, 1, lo, sq, 0, hi));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c overlaps b", clnet_gemm(N, N, 1, sq, lo, 0, hi));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c overlaps a", clnet_gemm(N, N, 1, sq, sq, 0, sq));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c: overlaps a", clnet_gemm(N, N, 1, lo, sq, 0, hi));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c: overlaps b", clnet_gemm(N, N, 1, sq, lo, 0, hi));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "c: overlaps a", clnet_gemm(N, N, 1, sq, sq, 0, sq));
     /* Nothing was queued: c still holds its sentinel; and the context works. */
     float got[15];
     download(ctx, c, got, 15);

@@ -1195,16 +1195,16 @@ static void bad_forward_args(clnet_context *ctx, const devdata *d, outs *o)
     clnet_tensor *x = d->t[I_X], *h0 = d->t[I_H0], *c0 = d->t[I_C0];
     clnet_tensor *y = V(o, O_Y), *hT = V(o, O_HT), *cT = V(o, O_CT), *res = o->reserve.view;
     clnet_rnn_weights w = d->w;
-    FAILS(INVALID_ARG, "clnet_lstm_forward: invalid argument: w is NULL",
+    FAILS(INVALID_ARG, "clnet_lstm_forward: w: must not be NULL",
           FWD(NULL, x, h0, c0, y, hT, cT, res));
-    FAILS(INVALID_ARG, "x is NULL", FWD(&w, NULL, h0, c0, y, hT, cT, res));
-    FAILS(INVALID_ARG, "y is NULL", FWD(&w, x, h0, c0, NULL, hT, cT, res));
+    FAILS(INVALID_ARG, "x: must not be NULL", FWD(&w, NULL, h0, c0, y, hT, cT, res));
+    FAILS(INVALID_ARG, "y: must not be NULL", FWD(&w, x, h0, c0, NULL, hT, cT, res));
     w.w_ih = NULL;
-    FAILS(INVALID_ARG, "w->w_ih is NULL", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(INVALID_ARG, "w->w_ih: must not be NULL", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w, w.w_hh = NULL;
-    FAILS(INVALID_ARG, "w->w_hh is NULL", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(INVALID_ARG, "w->w_hh: must not be NULL", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w, w.b_hh = NULL;
-    FAILS(INVALID_ARG, "w->b_hh is NULL", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(INVALID_ARG, "w->b_hh: must not be NULL", FWD(&w, x, h0, c0, y, hT, cT, res));
     clnet_tensor *x2 = make(ctx, CLNET_F32, 2, 2, 12, 0), *xi = make(ctx, CLNET_I32, 3, 2, 3, 4);
     clnet_tensor *whh = make(ctx, CLNET_F32, 2, 20, 4, 0), *wih = make(ctx, CLNET_F32, 2, 20, 3, 0);
     clnet_tensor *b19 = make(ctx, CLNET_F32, 1, 19, 0, 0), *s35 = make(ctx, CLNET_F32, 2, 3, 5, 0);
@@ -1212,40 +1212,40 @@ static void bad_forward_args(clnet_context *ctx, const devdata *d, outs *o)
     int64_t need = clnet_lstm_reserve_size(2, 3, 4, 5);
     clnet_tensor *small = make(ctx, CLNET_F32, 1, need - 1, 0, 0);
     w = d->w;
-    FAILS(SHAPE, "x is 2x12, expected a 3-D (N, T, F)", FWD(&w, x2, h0, c0, y, hT, cT, res));
-    FAILS(SHAPE, "x must be float32", FWD(&w, xi, h0, c0, y, hT, cT, res));
+    FAILS(SHAPE, "x: shape (2, 12) but expected 3 dimensions", FWD(&w, x2, h0, c0, y, hT, cT, res));
+    FAILS(SHAPE, "x: dtype int32 but expected float32", FWD(&w, xi, h0, c0, y, hT, cT, res));
     w.w_hh = whh;
-    FAILS(SHAPE, "w->w_hh is 20x4, expected (4*H)xH", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(SHAPE, "w->w_hh: shape (20, 4) but expected 4*H x H", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w, w.w_ih = wih;
-    FAILS(SHAPE, "w->w_ih is 20x3, expected 20x4 (4*H x F)", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(SHAPE, "w->w_ih: shape (20, 3) but expected (20, 4) (4*H x F)", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w, w.b_ih = b19;
-    FAILS(SHAPE, "w->b_ih is 19, expected 20 (4*H)", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(SHAPE, "w->b_ih: shape (19) but expected (20) (4*H)", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w;
-    FAILS(SHAPE, "h0 is 3x5, expected 2x5 (N x H)", FWD(&w, x, s35, c0, y, hT, cT, res));
-    FAILS(SHAPE, "c0 is 3x5", FWD(&w, x, h0, s35, y, hT, cT, res));
-    FAILS(SHAPE, "y is 2x4x5, expected 2x3x5", FWD(&w, x, h0, c0, y245, hT, cT, res));
-    FAILS(SHAPE, "hT is 3x5", FWD(&w, x, h0, c0, y, s35, cT, res));
-    FAILS(SHAPE, "cT is 3x5", FWD(&w, x, h0, c0, y, hT, s35, res));
+    FAILS(SHAPE, "h0: shape (3, 5) but expected (2, 5) (N x H)", FWD(&w, x, s35, c0, y, hT, cT, res));
+    FAILS(SHAPE, "c0: shape (3, 5)", FWD(&w, x, h0, s35, y, hT, cT, res));
+    FAILS(SHAPE, "y: shape (2, 4, 5) but expected (2, 3, 5)", FWD(&w, x, h0, c0, y245, hT, cT, res));
+    FAILS(SHAPE, "hT: shape (3, 5)", FWD(&w, x, h0, c0, y, s35, cT, res));
+    FAILS(SHAPE, "cT: shape (3, 5)", FWD(&w, x, h0, c0, y, hT, s35, res));
     char msg[128];
-    snprintf(msg, sizeof msg, "reserve holds %lld elements, needs %lld (clnet_lstm_reserve_size)",
+    snprintf(msg, sizeof msg, "reserve: holds %lld elements, needs %lld (clnet_lstm_reserve_size)",
              (long long)need - 1, (long long)need);
     FAILS(SHAPE, msg, FWD(&w, x, h0, c0, y, hT, cT, small));
     /* Outputs that overlap inputs or each other (big holds any reserve). */
     clnet_tensor *big = make(ctx, CLNET_F32, 1, 256, 0, 0);
     clnet_tensor *yb = view_of(ctx, big, 0, 3, 2, 3, 5), *hb = view_of(ctx, big, 20, 2, 2, 5, 0);
     clnet_tensor *xb = view_of(ctx, big, 29, 3, 2, 3, 4), *far = view_of(ctx, big, 30, 2, 2, 5, 0);
-    FAILS(INVALID_ARG, "y overlaps hT", FWD(&w, x, h0, c0, yb, hb, cT, res));
-    FAILS(INVALID_ARG, "y overlaps x", FWD(&w, xb, h0, c0, yb, hT, cT, res));
-    FAILS(INVALID_ARG, "reserve overlaps h0", FWD(&w, x, far, c0, y, hT, cT, big));
+    FAILS(INVALID_ARG, "y: overlaps hT", FWD(&w, x, h0, c0, yb, hb, cT, res));
+    FAILS(INVALID_ARG, "y: overlaps x", FWD(&w, xb, h0, c0, yb, hT, cT, res));
+    FAILS(INVALID_ARG, "reserve: overlaps h0", FWD(&w, x, far, c0, y, hT, cT, big));
     clnet_context *other = test_context();
     clnet_tensor *xo = make(other, CLNET_F32, 3, 2, 3, 4);
-    FAILS(INVALID_ARG, "x belongs to another context", FWD(&w, xo, h0, c0, y, hT, cT, res));
+    FAILS(INVALID_ARG, "x: belongs to another context", FWD(&w, xo, h0, c0, y, hT, cT, res));
     clnet_tensor_destroy(xo);
     clnet_context_destroy(other);
     /* The other cells share the checks; their own G shows. */
-    FAILS(SHAPE, "clnet_rnn_forward: w->w_hh is 20x5, expected (1*H)xH",
+    FAILS(SHAPE, "clnet_rnn_forward: w->w_hh: shape (20, 5) but expected 1*H x H",
           clnet_rnn_forward(&w, x, h0, y, hT, res));
-    FAILS(SHAPE, "clnet_gru_forward: w->w_hh is 20x5, expected (3*H)xH",
+    FAILS(SHAPE, "clnet_gru_forward: w->w_hh: shape (20, 5) but expected 3*H x H",
           clnet_gru_forward(&w, x, h0, y, hT, res));
     clnet_tensor *all[] = { x2, xi, whh, wih, b19, s35, y245, small, yb, hb, xb, far, big };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -1259,41 +1259,41 @@ static void bad_backward_args(clnet_context *ctx, const devdata *d, outs *o)
     clnet_tensor *dx = V(o, O_DX), *dh0 = V(o, O_DH0), *dc0 = V(o, O_DC0);
     const clnet_rnn_grads g = { V(o, O_DW_IH), V(o, O_DW_HH), V(o, O_DB_IH), V(o, O_DB_HH) };
     clnet_rnn_grads dw = g;
-    FAILS(INVALID_ARG, "clnet_lstm_backward: invalid argument: reserve is NULL",
+    FAILS(INVALID_ARG, "clnet_lstm_backward: reserve: must not be NULL",
           BWD(NULL, dy, dhT, dcT, dx, dh0, dc0, &dw));
-    FAILS(INVALID_ARG, "dw is NULL", BWD(res, dy, dhT, dcT, dx, dh0, dc0, NULL));
+    FAILS(INVALID_ARG, "dw: must not be NULL", BWD(res, dy, dhT, dcT, dx, dh0, dc0, NULL));
     dw.dw_hh = NULL;
-    FAILS(INVALID_ARG, "dw->dw_hh is NULL", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(INVALID_ARG, "dw->dw_hh: must not be NULL", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     clnet_tensor *small = make(ctx, CLNET_F32, 1, clnet_lstm_reserve_size(2, 3, 4, 5) - 1, 0, 0);
     clnet_tensor *s35 = make(ctx, CLNET_F32, 2, 3, 5, 0), *y245 = make(ctx, CLNET_F32, 3, 2, 4, 5);
     clnet_tensor *x235 = make(ctx, CLNET_F32, 3, 2, 3, 5);
-    clnet_tensor *w205 = make(ctx, CLNET_F32, 2, 20, 5, 0);
+    clnet_tensor *w205 = make(ctx, CLNET_F32, 2, 20, 5, 0), *w204 = make(ctx, CLNET_F32, 2, 20, 4, 0);
     clnet_tensor *b19 = make(ctx, CLNET_F32, 1, 19, 0, 0);
     dw = g;
-    FAILS(SHAPE, "reserve holds", BWD(small, dy, dhT, dcT, dx, dh0, dc0, &dw));
-    FAILS(SHAPE, "dy is 2x4x5, expected 2x3x5", BWD(res, y245, dhT, dcT, dx, dh0, dc0, &dw));
-    FAILS(SHAPE, "dhT is 3x5", BWD(res, dy, s35, dcT, dx, dh0, dc0, &dw));
-    FAILS(SHAPE, "dcT is 3x5", BWD(res, dy, dhT, s35, dx, dh0, dc0, &dw));
-    FAILS(SHAPE, "dx is 2x3x5, expected 2x3x4 (N x T x F)",
+    FAILS(SHAPE, "reserve: holds", BWD(small, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dy: shape (2, 4, 5) but expected (2, 3, 5)", BWD(res, y245, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dhT: shape (3, 5)", BWD(res, dy, s35, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dcT: shape (3, 5)", BWD(res, dy, dhT, s35, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dx: shape (2, 3, 5) but expected (2, 3, 4) (N x T x F)",
           BWD(res, dy, dhT, dcT, x235, dh0, dc0, &dw));
-    FAILS(SHAPE, "dh0 is 3x5", BWD(res, dy, dhT, dcT, dx, s35, dc0, &dw));
-    FAILS(SHAPE, "dc0 is 3x5", BWD(res, dy, dhT, dcT, dx, dh0, s35, &dw));
+    FAILS(SHAPE, "dh0: shape (3, 5)", BWD(res, dy, dhT, dcT, dx, s35, dc0, &dw));
+    FAILS(SHAPE, "dc0: shape (3, 5)", BWD(res, dy, dhT, dcT, dx, dh0, s35, &dw));
     dw.dw_ih = w205;
-    FAILS(SHAPE, "dw->dw_ih is 20x5, expected 20x4 (4*H x F)",
+    FAILS(SHAPE, "dw->dw_ih: shape (20, 5) but expected (20, 4) (4*H x F)",
           BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.db_hh = b19;
-    FAILS(SHAPE, "dw->db_hh is 19, expected 20 (4*H)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
-    dw = g, dw.dw_hh = g.dw_ih;
-    FAILS(SHAPE, "dw->dw_hh is 20x4, expected 20x5", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dw->db_hh: shape (19) but expected (20) (4*H)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    dw = g, dw.dw_hh = w204;
+    FAILS(SHAPE, "dw->dw_hh: shape (20, 4) but expected (20, 5)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.db_ih = g.db_hh;
-    FAILS(INVALID_ARG, "dw->db_ih overlaps dw->db_hh", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(INVALID_ARG, "dw->db_ih: overlaps dw->db_hh", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     clnet_tensor *big = make(ctx, CLNET_F32, 1, 64, 0, 0);
     clnet_tensor *xb = view_of(ctx, big, 0, 3, 2, 3, 4), *dxb = view_of(ctx, big, 23, 3, 2, 3, 4);
-    FAILS(INVALID_ARG, "dx overlaps x",
+    FAILS(INVALID_ARG, "dx: overlaps x",
           clnet_lstm_backward(&d->w, xb, res, dy, dhT, dcT, dxb, dh0, dc0, &g));
-    FAILS(SHAPE, "clnet_gru_backward: w->w_hh is 20x5, expected (3*H)xH",
+    FAILS(SHAPE, "clnet_gru_backward: w->w_hh: shape (20, 5) but expected 3*H x H",
           clnet_gru_backward(&d->w, d->t[I_X], res, dy, dhT, dx, dh0, &g));
-    clnet_tensor *all[] = { small, s35, y245, x235, w205, b19, xb, dxb, big };
+    clnet_tensor *all[] = { small, s35, y245, x235, w205, w204, b19, xb, dxb, big };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         clnet_tensor_destroy(all[i]);
 }

@@ -9,7 +9,7 @@
 
 #include "clnet/act.h"
 #include "clnet/conv.h"
-#include "conv_impl.h"
+#include "ops/conv_impl.h"
 #include "gemm.h"
 #include "tensor/tensor_impl.h"
 
@@ -37,111 +37,36 @@ typedef struct geom {
 
 /* ---- Argument checks ------------------------------------------------------ */
 
-static void shape_str(char *buf, size_t size, const int64_t *s)
-{
-    snprintf(buf, size, "%lldx%lldx%lldx%lld", (long long)s[0], (long long)s[1], (long long)s[2],
-             (long long)s[3]);
-}
-
-static clnet_status check_params(clnet_context *ctx, const char *func, const clnet_conv2d_params *p,
-                                 int transpose)
-{
-    if (!p)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: params is NULL",
-                            func);
-    if (p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: stride %dx%d and dilation %dx%d must be >= 1",
-                            func, p->stride_h, p->stride_w, p->dilation_h, p->dilation_w);
-    if (p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: negative padding (top %d, bottom %d, left %d, "
-                            "right %d)",
-                            func, p->pad_top, p->pad_bottom, p->pad_left, p->pad_right);
-    if (transpose && (p->output_pad_h < 0 || p->output_pad_h >= p->stride_h ||
-                      p->output_pad_w < 0 || p->output_pad_w >= p->stride_w))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: output_pad %dx%d must lie in [0, stride %dx%d)",
-                            func, p->output_pad_h, p->output_pad_w, p->stride_h, p->stride_w);
-    return CLNET_OK;
-}
-
-clnet_status clnet__conv_check_tensor(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                                      const char *name, int ndim)
-{
-    if (!t)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                            name);
-    if (t->ctx != ctx)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context", func,
-                            name);
-    if (t->dtype != CLNET_F32 || t->ndim != ndim)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s must be a %d-D float32 tensor (is %d-D%s)", func, name, ndim,
-                            t->ndim, t->dtype == CLNET_F32 ? "" : ", not float32");
-    for (int i = 0; i < ndim; i++)
-        if (t->shape[i] > INT_MAX)
-            return clnet__error(ctx, CLNET_ERR_TOO_LARGE, "%s: %s has a dimension over %d", func,
-                                name, INT_MAX);
-    return CLNET_OK;
-}
-
-/* Checks the three tensors of one call and fills g. In convolution terms xt
- * is (N, C, H, W), wt (K, C, R, S) and yt (N, K, OH, OW), whatever their role
- * in the call (xn, wn, yn name them). For a convolution yt's shape is derived
- * from xt and wt; for a transposed one (transpose = 1) xt's from yt and wt.
- * The derived tensor is the one the message blames. */
-static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_conv2d_params *p,
-                             int transpose, const clnet_tensor *xt, const char *xn,
-                             const clnet_tensor *wt, const char *wn, const clnet_tensor *yt,
-                             const char *yn, geom *g)
+/* Checks the geometry of a call whose tensors passed its table and fills g
+ * (src/ops/conv_impl.h names the roles). For a convolution y's shape is
+ * derived from x and w; for a transposed one (transpose = 1) x's from y and
+ * w. The derived tensor is the one the message blames. */
+static clnet_status geometry(const clnet__op *op, const clnet_conv2d_params *p, int transpose,
+                             clnet__conv_roles r, geom *g)
 {
     clnet_status st;
-    if ((st = clnet__conv_check_tensor(ctx, func, xt, xn, 4)) ||
-        (st = clnet__conv_check_tensor(ctx, func, wt, wn, 4)) ||
-        (st = clnet__conv_check_tensor(ctx, func, yt, yn, 4)) ||
-        (st = check_params(ctx, func, p, transpose)))
+    if ((st = clnet__conv_check_dims(op)) || (st = clnet__conv_check_params(op, p, transpose)) ||
+        (st = clnet__conv_check_channels(op, r, 1, transpose)))
         return st;
-    const clnet_tensor *src = transpose ? yt : xt, *dst = transpose ? xt : yt;
-    const char *srcn = transpose ? yn : xn, *dstn = transpose ? xn : yn;
-    char ss[96], ws[96], ds[96], es[96];
+    const clnet_tensor *xt = op->t[r.x], *wt = op->t[r.w], *yt = op->t[r.y];
     int64_t want[4];
-    shape_str(ss, sizeof ss, src->shape);
-    shape_str(ws, sizeof ws, wt->shape);
-    shape_str(ds, sizeof ds, dst->shape);
-    if (src->shape[1] != wt->shape[transpose ? 0 : 1])
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s is %s but %s is %s: channels differ (%s is K x C x R x S%s)",
-                            func, srcn, ss, wn, ws, wn,
-                            transpose ? ", K the input channels of the transpose" : "");
-    if (!transpose && clnet_conv2d_output_shape(p, src->shape, wt->shape, want))
-        return clnet__error(
-            ctx, CLNET_ERR_SHAPE,
-            "%s: the kernel of %s (%s, dilation %dx%d) is empty or larger than %s %s with "
-            "padding %d+%d x %d+%d",
-            func, wn, ws, p->dilation_h, p->dilation_w, srcn, ss, p->pad_top, p->pad_bottom,
-            p->pad_left, p->pad_right);
-    if (transpose && clnet_conv2d_transpose_output_shape(p, src->shape, wt->shape, want))
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s %s and %s %s give an empty output with these params", func,
-                            srcn, ss, wn, ws);
-    if (want[0] != dst->shape[0] || want[1] != dst->shape[1] || want[2] != dst->shape[2] ||
-        want[3] != dst->shape[3]) {
-        shape_str(es, sizeof es, want);
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s for %s %s and %s %s",
-                            func, dstn, ds, es, srcn, ss, wn, ws);
+    if (!transpose && clnet_conv2d_output_shape(p, xt->shape, wt->shape, want))
+        return clnet__conv_fail_empty(op, p, r);
+    if (transpose && clnet_conv2d_transpose_output_shape(p, yt->shape, wt->shape, want)) {
+        char ys[96], ws[96];
+        return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                              "%s %s and %s %s give an empty output with these params",
+                              op->spec[r.y].name, clnet__tensor_shape_str(yt, ys, sizeof ys),
+                              op->spec[r.w].name, clnet__tensor_shape_str(wt, ws, sizeof ws));
     }
-    const int64_t *xs = xt->shape, *wsh = wt->shape, *ys = yt->shape;
-    /* Kernels index planes and filters with int (each factor is <= INT_MAX,
-     * so no product of two overflows, and || stops before a third would). */
-    if (xs[2] + p->pad_top + p->pad_bottom > INT_MAX ||
-        xs[3] + p->pad_left + p->pad_right > INT_MAX || xs[2] * xs[3] > INT_MAX ||
-        ys[2] * ys[3] > INT_MAX || wsh[2] * wsh[3] > INT_MAX ||
-        wsh[1] * wsh[2] * wsh[3] > INT_MAX || wsh[0] * wsh[2] * wsh[3] > INT_MAX)
-        return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
-                            "%s: an image plane, padded side or filter of %s %s, %s %s has over %d "
-                            "elements",
-                            func, srcn, ss, wn, ws, INT_MAX);
+    if ((st = clnet__op_want_shape(op, transpose ? r.x : r.y, 4, want)) ||
+        (st = clnet__conv_check_extent(op, p, r)))
+        return st;
+    /* The bias: one per output channel (the transpose's are C). */
+    if (r.b >= 0 && (st = clnet__op_want_shape(op, r.b, 1,
+                                               (const int64_t[]){ transpose ? xt->shape[1]
+                                                                            : wt->shape[0] })))
+        return st;
     *g = (geom){(int)xt->shape[0], (int)xt->shape[1], (int)xt->shape[2], (int)xt->shape[3],
                 (int)wt->shape[0], (int)wt->shape[2], (int)wt->shape[3], (int)yt->shape[2],
                 (int)yt->shape[3], p->stride_h,       p->stride_w,       p->pad_top,
@@ -150,80 +75,26 @@ static clnet_status geometry(clnet_context *ctx, const char *func, const clnet_c
     return CLNET_OK;
 }
 
-static clnet_status check_bias(clnet_context *ctx, const char *func, const clnet_tensor *b,
-                               const char *name, int channels)
-{
-    clnet_status st = clnet__conv_check_tensor(ctx, func, b, name, 1);
-    if (st)
-        return st;
-    if (b->shape[0] != channels)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s is %lld, expected %d (one per output channel)", func, name,
-                            (long long)b->shape[0], channels);
-    return CLNET_OK;
-}
-
-/* Refuses an output that shares elements with an input. */
-static clnet_status check_overlap(clnet_context *ctx, const char *func, const clnet_tensor *out,
-                                  const char *outn, const clnet_tensor *in, const char *inn)
-{
-    if (!in || !clnet__mem(out) || clnet__mem(out) != clnet__mem(in))
-        return CLNET_OK;
-    if (in->offset < out->offset + out->numel && out->offset < in->offset + in->numel)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s overlaps %s",
-                            func, outn, inn);
-    return CLNET_OK;
-}
-
-/* The context of the first non-NULL tensor, or NULL. */
-static clnet_context *ctx_of(const clnet_tensor *a, const clnet_tensor *b, const clnet_tensor *c)
-{
-    return a ? a->ctx : b ? b->ctx : c ? c->ctx : NULL;
-}
-
 /* ---- Kernel launches ---------------------------------------------------- */
 
-/* Launches kernel `name` of cl/<program>.cl over `items` work-items. */
-static clnet_status launch_in(clnet_context *ctx, const char *func, const char *program,
-                              const char *name, int nargs, const clnet__arg *a, size_t items)
-{
-    cl_kernel k;
-    clnet_status st = clnet__kernel(ctx, program, NULL, name, &k);
-    return st ? st : clnet__launch1d(ctx, k, func, nargs, a, items);
-}
-
-/* Launches kernel `name` of cl/conv.cl over `items` work-items. */
-static clnet_status launch(clnet_context *ctx, const char *func, const char *name, int nargs,
-                           const clnet__arg *a, size_t items)
-{
-    return launch_in(ctx, func, "conv", name, nargs, a, items);
-}
-
-/* Appends int arguments; returns the new count. */
-static int add_ints(clnet__arg *a, int at, const int *v, int n)
-{
-    for (int i = 0; i < n; i++)
-        a[at + i] = CLNET_ARG_INT(v[i]);
-    return at + n;
-}
+/* Runs kernel `name` of cl/conv.cl over `items` work-items. */
+#define LAUNCH(ctx, func, name, items, ...)                                                       \
+    CLNET_RUN1D((ctx), (func), "conv", (name), (items), __VA_ARGS__)
 
 /* The geometry arguments (GEOM in cl/conv.cl). */
-static int add_geom(clnet__arg *a, int at, const geom *g)
-{
-    const int v[] = {g->c,  g->h,  g->w,  g->r,  g->s,  g->oh, g->ow,
-                     g->sh, g->sw, g->pt, g->pl, g->dh, g->dw};
-    return add_ints(a, at, v, 13);
-}
+#define GEOM_ARGS(g)                                                                              \
+    CLNET_ARG_INT((g)->c), CLNET_ARG_INT((g)->h), CLNET_ARG_INT((g)->w), CLNET_ARG_INT((g)->r),   \
+        CLNET_ARG_INT((g)->s), CLNET_ARG_INT((g)->oh), CLNET_ARG_INT((g)->ow),                    \
+        CLNET_ARG_INT((g)->sh), CLNET_ARG_INT((g)->sw), CLNET_ARG_INT((g)->pt),                   \
+        CLNET_ARG_INT((g)->pl), CLNET_ARG_INT((g)->dh), CLNET_ARG_INT((g)->dw)
 
 /* im2col of nb images starting at element xo of x into col at co. */
 static clnet_status im2col(clnet_context *ctx, const char *func, const geom *g, cl_mem x, size_t xo,
                            cl_mem col, size_t co, size_t sn, size_t scrs, int nb)
 {
-    clnet__arg a[20] = {CLNET_ARG_MEM(x),    CLNET_ARG_ULONG(xo), CLNET_ARG_MEM(col),
-                        CLNET_ARG_ULONG(co), CLNET_ARG_ULONG(sn), CLNET_ARG_ULONG(scrs),
-                        CLNET_ARG_INT(nb)};
-    return launch(ctx, func, "im2col", add_geom(a, 7, g), a,
-                  (size_t)nb * g->c * g->r * g->s * g->oh);
+    return LAUNCH(ctx, func, "im2col", (size_t)nb * g->c * g->r * g->s * g->oh, CLNET_ARG_MEM(x),
+                  CLNET_ARG_ULONG(xo), CLNET_ARG_MEM(col), CLNET_ARG_ULONG(co),
+                  CLNET_ARG_ULONG(sn), CLNET_ARG_ULONG(scrs), CLNET_ARG_INT(nb), GEOM_ARGS(g));
 }
 
 /* col2im of nb images from col at co into dx at xo, plus the bias b if any. */
@@ -231,38 +102,28 @@ static clnet_status col2im(clnet_context *ctx, const char *func, const geom *g, 
                            size_t co, size_t sn, size_t scrs, const clnet_tensor *b, cl_mem dx,
                            size_t xo, int nb)
 {
-    clnet__arg a[24] = {CLNET_ARG_MEM(col),
-                        CLNET_ARG_ULONG(co),
-                        CLNET_ARG_ULONG(sn),
-                        CLNET_ARG_ULONG(scrs),
-                        CLNET_ARG_MEM(b ? clnet__mem(b) : col),
-                        CLNET_ARG_ULONG(b ? b->offset : 0),
-                        CLNET_ARG_INT(b != NULL),
-                        CLNET_ARG_MEM(dx),
-                        CLNET_ARG_ULONG(xo),
-                        CLNET_ARG_INT(nb)};
-    return launch(ctx, func, "col2im", add_geom(a, 10, g), a, (size_t)nb * g->c * g->h);
+    return LAUNCH(ctx, func, "col2im", (size_t)nb * g->c * g->h, CLNET_ARG_MEM(col),
+                  CLNET_ARG_ULONG(co), CLNET_ARG_ULONG(sn), CLNET_ARG_ULONG(scrs),
+                  CLNET_ARG_MEM(b ? clnet__mem(b) : col), CLNET_ARG_ULONG(b ? b->offset : 0),
+                  CLNET_ARG_INT(b != NULL), CLNET_ARG_MEM(dx), CLNET_ARG_ULONG(xo),
+                  CLNET_ARG_INT(nb), GEOM_ARGS(g));
 }
 
 /* dst (B, A, P) = src (A, B, P) with the first two axes swapped. */
 static clnet_status swap01(clnet_context *ctx, const char *func, cl_mem src, size_t so, cl_mem dst,
                            size_t dso, size_t A, size_t B, size_t P)
 {
-    clnet__arg a[] = {CLNET_ARG_MEM(src),   CLNET_ARG_ULONG(so), CLNET_ARG_MEM(dst),
-                      CLNET_ARG_ULONG(dso), CLNET_ARG_INT(A),    CLNET_ARG_INT(B),
-                      CLNET_ARG_INT(P)};
-    return launch(ctx, func, "swap01", 7, a, A * B);
+    return LAUNCH(ctx, func, "swap01", A * B, CLNET_ARG_MEM(src), CLNET_ARG_ULONG(so),
+                  CLNET_ARG_MEM(dst), CLNET_ARG_ULONG(dso), CLNET_ARG_INT(A), CLNET_ARG_INT(B),
+                  CLNET_ARG_INT(P));
 }
 
 /* y (N, K, P) += b[K]. */
 static clnet_status bias_add(clnet_context *ctx, const char *func, const clnet_tensor *y,
                              const clnet_tensor *b, int K, size_t P)
 {
-    clnet__arg a[] = {
-        CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset), CLNET_ARG_MEM(clnet__mem(b)),
-        CLNET_ARG_ULONG(b->offset),   CLNET_ARG_INT(K),           CLNET_ARG_INT(P),
-        CLNET_ARG_ULONG(y->numel)};
-    return launch(ctx, func, "bias_add", 7, a, y->numel);
+    return LAUNCH(ctx, func, "bias_add", y->numel, CLNET_ARG_TENSOR(y), CLNET_ARG_TENSOR(b),
+                  CLNET_ARG_INT(K), CLNET_ARG_INT(P), CLNET_ARG_ULONG(y->numel));
 }
 
 static int round8(int n)
@@ -276,12 +137,11 @@ static clnet_status pack_weights(clnet_context *ctx, const char *func, const cln
                                  long wo, const int st[4], int ci, int co, int cop, int r, int s,
                                  cl_mem pk, size_t pko)
 {
-    clnet__arg a[13] = {CLNET_ARG_MEM(clnet__mem(w)), CLNET_ARG_ULONG(w->offset + (size_t)wo)};
-    const int v[] = {ci, co, cop, r, s};
-    add_ints(a, 2, st, 4);
-    a[6] = CLNET_ARG_MEM(pk);
-    a[7] = CLNET_ARG_ULONG(pko);
-    return launch(ctx, func, "pack_weights", add_ints(a, 8, v, 5), a, (size_t)ci * r * s * cop);
+    return LAUNCH(ctx, func, "pack_weights", (size_t)ci * r * s * cop,
+                  CLNET_ARG_MEM(clnet__mem(w)), CLNET_ARG_ULONG(w->offset + (size_t)wo),
+                  CLNET_ARG_INT(st[0]), CLNET_ARG_INT(st[1]), CLNET_ARG_INT(st[2]),
+                  CLNET_ARG_INT(st[3]), CLNET_ARG_MEM(pk), CLNET_ARG_ULONG(pko), CLNET_ARG_INT(ci),
+                  CLNET_ARG_INT(co), CLNET_ARG_INT(cop), CLNET_ARG_INT(r), CLNET_ARG_INT(s));
 }
 
 /* out (nb, c, hp, wp) = in (nb, c, h, w) shifted by (top, left), zero-filled. */
@@ -289,11 +149,10 @@ static clnet_status pad_copy(clnet_context *ctx, const char *func, cl_mem in, si
                              int c, int h, int w, cl_mem out, size_t oo, int hp, int wp, int top,
                              int left)
 {
-    clnet__arg a[12] = {CLNET_ARG_MEM(in),  CLNET_ARG_ULONG(io), CLNET_ARG_INT(c),
-                        CLNET_ARG_INT(h),   CLNET_ARG_INT(w),    CLNET_ARG_MEM(out),
-                        CLNET_ARG_ULONG(oo)};
-    const int v[] = {hp, wp, top, left, nb};
-    return launch(ctx, func, "pad_copy", add_ints(a, 7, v, 5), a, (size_t)nb * c * hp);
+    return LAUNCH(ctx, func, "pad_copy", (size_t)nb * c * hp, CLNET_ARG_MEM(in),
+                  CLNET_ARG_ULONG(io), CLNET_ARG_INT(c), CLNET_ARG_INT(h), CLNET_ARG_INT(w),
+                  CLNET_ARG_MEM(out), CLNET_ARG_ULONG(oo), CLNET_ARG_INT(hp), CLNET_ARG_INT(wp),
+                  CLNET_ARG_INT(top), CLNET_ARG_INT(left), CLNET_ARG_INT(nb));
 }
 
 /* One launch of conv_packed (cl/conv.cl states the formula), or with wide
@@ -314,36 +173,31 @@ typedef struct packed_launch {
     int wide;
 } packed_launch;
 
+/* The arguments conv_packed and conv_wide share, first in both. */
+#define PACKED_ARGS(L)                                                                            \
+    CLNET_ARG_MEM((L)->x), CLNET_ARG_ULONG((L)->xo), CLNET_ARG_ULONG((L)->xsn),                   \
+        CLNET_ARG_ULONG((L)->xsc), CLNET_ARG_INT((L)->xsy), CLNET_ARG_MEM((L)->pk),               \
+        CLNET_ARG_ULONG((L)->pko), CLNET_ARG_INT((L)->cop),                                       \
+        CLNET_ARG_MEM((L)->b ? clnet__mem((L)->b) : (L)->pk),                                     \
+        CLNET_ARG_ULONG((L)->b ? (L)->b->offset : 0), CLNET_ARG_INT((L)->b != NULL),              \
+        CLNET_ARG_MEM((L)->y), CLNET_ARG_ULONG((L)->yo), CLNET_ARG_ULONG((L)->ysn),               \
+        CLNET_ARG_ULONG((L)->yso), CLNET_ARG_INT((L)->ysi), CLNET_ARG_INT((L)->ysj),              \
+        CLNET_ARG_INT((L)->n), CLNET_ARG_INT((L)->ci), CLNET_ARG_INT((L)->co),                    \
+        CLNET_ARG_INT((L)->r), CLNET_ARG_INT((L)->s), CLNET_ARG_INT((L)->oh),                     \
+        CLNET_ARG_INT((L)->ow)
+
 static clnet_status conv_packed(clnet_context *ctx, const char *func, const packed_launch *L)
 {
-    clnet__arg a[28] = {CLNET_ARG_MEM(L->x),
-                        CLNET_ARG_ULONG(L->xo),
-                        CLNET_ARG_ULONG(L->xsn),
-                        CLNET_ARG_ULONG(L->xsc),
-                        CLNET_ARG_INT(L->xsy),
-                        CLNET_ARG_MEM(L->pk),
-                        CLNET_ARG_ULONG(L->pko),
-                        CLNET_ARG_INT(L->cop),
-                        CLNET_ARG_MEM(L->b ? clnet__mem(L->b) : L->pk),
-                        CLNET_ARG_ULONG(L->b ? L->b->offset : 0),
-                        CLNET_ARG_INT(L->b != NULL),
-                        CLNET_ARG_MEM(L->y),
-                        CLNET_ARG_ULONG(L->yo),
-                        CLNET_ARG_ULONG(L->ysn),
-                        CLNET_ARG_ULONG(L->yso)};
     size_t q = (size_t)(L->oh - 1) * L->xsy + L->ow; /* conv_wide's grid */
-    if (L->wide && L->sh == 1 && L->sw == 1 && q >= 24) {
+    if (L->wide && L->sh == 1 && L->sw == 1 && q >= 24)
         /* 4 channels x 24 pixels of the grid of pitch xsy per work-item */
-        const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r,
-                         L->s,   L->oh,  L->ow, L->dh, L->dw};
-        return launch_in(ctx, func, "conv_wide", "conv_wide", add_ints(a, 15, v, 11), a,
-                         (size_t)L->n * (size_t)((L->co + 3) / 4) * ((q + 23) / 24));
-    }
-    const int v[] = {L->ysi, L->ysj, L->n,  L->ci, L->co, L->r, L->s,
-                     L->oh,  L->ow,  L->sh, L->sw, L->dh, L->dw};
+        return CLNET_RUN1D(ctx, func, "conv_wide", "conv_wide",
+                           (size_t)L->n * (size_t)((L->co + 3) / 4) * ((q + 23) / 24),
+                           PACKED_ARGS(L), CLNET_ARG_INT(L->dh), CLNET_ARG_INT(L->dw));
     size_t pblocks = ((size_t)L->oh * L->ow + 7) / 8;
-    return launch(ctx, func, "conv_packed", add_ints(a, 15, v, 13), a,
-                  (size_t)L->n * (size_t)(L->cop / 8) * pblocks);
+    return LAUNCH(ctx, func, "conv_packed", (size_t)L->n * (size_t)(L->cop / 8) * pblocks,
+                  PACKED_ARGS(L), CLNET_ARG_INT(L->sh), CLNET_ARG_INT(L->sw), CLNET_ARG_INT(L->dh),
+                  CLNET_ARG_INT(L->dw));
 }
 
 /* Fills t with zeros, then adds the bias b (channels = dim 1) if any. */
@@ -619,38 +473,34 @@ static clnet_status filter_chunk(clnet_context *ctx, const char *func, const fil
     const geom *g = F->g;
     int split = F->slices > 1;
     size_t count = (size_t)g->k * g->c * g->r * g->s;
-    clnet__arg a[24] = {CLNET_ARG_MEM(L->x), CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn),
-                        CLNET_ARG_ULONG(L->xsc), CLNET_ARG_INT(L->xsy)};
-    int n = 5;
-    if (F->wide) {
-        a[n++] = CLNET_ARG_MEM(F->dy);
-        a[n++] = CLNET_ARG_ULONG(F->dyo);
-    } else {
-        a[n++] = CLNET_ARG_MEM(F->ws);
-        a[n++] = CLNET_ARG_ULONG(0);
-        a[n++] = CLNET_ARG_INT(F->kp);
-    }
-    a[n++] = CLNET_ARG_MEM(split ? F->ws : clnet__mem(dw));
-    a[n++] = CLNET_ARG_ULONG(split ? F->part : dw->offset);
-    a[n++] = CLNET_ARG_ULONG(count);
-    a[n++] = CLNET_ARG_INT(F->slices);
-    const int v[] = {!split && acc, cnt,   g->k,  g->c,  g->r,  g->s,
-                     g->oh,         g->ow, g->sh, g->sw, g->dh, g->dw};
+    cl_mem out = split ? F->ws : clnet__mem(dw);
+    size_t outo = split ? F->part : dw->offset;
     clnet_status st;
-    if (F->wide) { /* no strides: v without sh, sw */
-        const int vw[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[10], v[11]};
-        st = launch_in(ctx, func, "conv_wide", "conv_filter_wide", add_ints(a, n, vw, 10), a,
-                       F->slices * F->items);
-    } else {
-        st = launch(ctx, func, "conv_filter", add_ints(a, n, v, 12), a, F->slices * F->items);
-    }
+    if (F->wide) /* dy itself; no strides */
+        st = CLNET_RUN1D(ctx, func, "conv_wide", "conv_filter_wide", F->slices * F->items,
+                         CLNET_ARG_MEM(L->x), CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn),
+                         CLNET_ARG_ULONG(L->xsc), CLNET_ARG_INT(L->xsy), CLNET_ARG_MEM(F->dy),
+                         CLNET_ARG_ULONG(F->dyo), CLNET_ARG_MEM(out), CLNET_ARG_ULONG(outo),
+                         CLNET_ARG_ULONG(count), CLNET_ARG_INT(F->slices),
+                         CLNET_ARG_INT(!split && acc), CLNET_ARG_INT(cnt), CLNET_ARG_INT(g->k),
+                         CLNET_ARG_INT(g->c), CLNET_ARG_INT(g->r), CLNET_ARG_INT(g->s),
+                         CLNET_ARG_INT(g->oh), CLNET_ARG_INT(g->ow), CLNET_ARG_INT(g->dh),
+                         CLNET_ARG_INT(g->dw));
+    else /* dy packed pixel-major at element 0 of ws */
+        st = LAUNCH(ctx, func, "conv_filter", F->slices * F->items, CLNET_ARG_MEM(L->x),
+                    CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn), CLNET_ARG_ULONG(L->xsc),
+                    CLNET_ARG_INT(L->xsy), CLNET_ARG_MEM(F->ws), CLNET_ARG_ULONG(0),
+                    CLNET_ARG_INT(F->kp), CLNET_ARG_MEM(out), CLNET_ARG_ULONG(outo),
+                    CLNET_ARG_ULONG(count), CLNET_ARG_INT(F->slices), CLNET_ARG_INT(!split && acc),
+                    CLNET_ARG_INT(cnt), CLNET_ARG_INT(g->k), CLNET_ARG_INT(g->c),
+                    CLNET_ARG_INT(g->r), CLNET_ARG_INT(g->s), CLNET_ARG_INT(g->oh),
+                    CLNET_ARG_INT(g->ow), CLNET_ARG_INT(g->sh), CLNET_ARG_INT(g->sw),
+                    CLNET_ARG_INT(g->dh), CLNET_ARG_INT(g->dw));
     if (st || !split)
         return st;
-    clnet__arg sa[] = {
-        CLNET_ARG_MEM(F->ws), CLNET_ARG_ULONG(F->part),      CLNET_ARG_INT(F->slices),
-        CLNET_ARG_ULONG(count), CLNET_ARG_MEM(clnet__mem(dw)), CLNET_ARG_ULONG(dw->offset),
-        CLNET_ARG_INT(acc)};
-    return launch(ctx, func, "sum_slices", 7, sa, count);
+    return LAUNCH(ctx, func, "sum_slices", count, CLNET_ARG_MEM(F->ws), CLNET_ARG_ULONG(F->part),
+                  CLNET_ARG_INT(F->slices), CLNET_ARG_ULONG(count), CLNET_ARG_TENSOR(dw),
+                  CLNET_ARG_INT(acc));
 }
 
 /* dw by conv_filter over dy packed pixel-major, or with wide (stride 1
@@ -677,10 +527,11 @@ static clnet_status backward_filter_direct(clnet_context *ctx, const char *func,
         int cnt = (int)min_sz(nb, (size_t)g->n - n0);
         packed_launch L;
         F.dyo = dy->offset + n0 * g->k * P;
-        clnet__arg pa[] = {CLNET_ARG_MEM(F.dy), CLNET_ARG_ULONG(F.dyo), CLNET_ARG_MEM(F.ws),
-                           CLNET_ARG_ULONG(0),  CLNET_ARG_INT(cnt),     CLNET_ARG_INT(g->k),
-                           CLNET_ARG_INT(F.kp), CLNET_ARG_INT(P)};
-        if ((!F.wide && (st = launch(ctx, func, "pack_dy", 8, pa, cnt * P))) ||
+        if ((!F.wide &&
+             (st = LAUNCH(ctx, func, "pack_dy", cnt * P, CLNET_ARG_MEM(F.dy),
+                          CLNET_ARG_ULONG(F.dyo), CLNET_ARG_MEM(F.ws), CLNET_ARG_ULONG(0),
+                          CLNET_ARG_INT(cnt), CLNET_ARG_INT(g->k), CLNET_ARG_INT(F.kp),
+                          CLNET_ARG_INT(P)))) ||
             (st = direct_input(ctx, func, g, x, n0, cnt, F.ws, nb * dyper, &L)) ||
             (st = filter_chunk(ctx, func, &F, &L, cnt, dw, n0 > 0)))
             break;
@@ -879,106 +730,85 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
 
 /* ---- Public entry points -------------------------------------------------- */
 
-static size_t numel_of(const geom *g, int which)
+/* The transposed convolution's input plays the convolution's y (or dy)
+ * and its output the convolution's x (or dx). */
+static const clnet__conv_roles transpose_forward_roles = { .x = 3, .w = 1, .y = 0, .b = 2 };
+static const clnet__conv_roles transpose_backward_data_roles = { .x = 1, .w = 0, .y = 2, .b = -1 };
+static const clnet__conv_roles transpose_backward_filter_roles = { .x = 1, .w = 2, .y = 0, .b = -1 };
+
+enum direction { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
+
+/* One direction in convolution roles r of a checked op: the geometry, the
+ * empty cases (an empty output: nothing; an empty reduction: zeros, plus
+ * the bias), then the implementation. */
+static clnet_status run(const clnet__op *op, const clnet_conv2d_params *p, int transpose,
+                        clnet__conv_roles r, enum direction dir)
 {
-    switch (which) {
-    case 0:
-        return (size_t)g->n * g->c * g->h * g->w;
-    case 1:
-        return (size_t)g->k * g->c * g->r * g->s;
-    default:
-        return (size_t)g->n * g->k * g->oh * g->ow;
-    }
+    geom g;
+    clnet_status st = geometry(op, p, transpose, r, &g);
+    if (st)
+        return st;
+    const clnet_tensor *x = op->t[r.x], *w = op->t[r.w], *y = op->t[r.y];
+    const clnet_tensor *b = r.b >= 0 ? op->t[r.b] : NULL;
+    /* The output of the direction, and the two tensors it reduces over. */
+    const clnet_tensor *out = dir == FORWARD ? y : dir == BACKWARD_DATA ? x : w;
+    const clnet_tensor *in0 = dir == FORWARD ? x : y, *in1 = dir == BACKWARD_FILTER ? x : w;
+    if (out->numel == 0)
+        return CLNET_OK;
+    if (in0->numel == 0 || in1->numel == 0)
+        return zero_plus_bias(op->ctx, op->func, (clnet_tensor *)out, b);
+    if (dir == FORWARD)
+        return forward(op->ctx, op->func, &g, x, w, b, y);
+    if (dir == BACKWARD_DATA)
+        return backward_data(op->ctx, op->func, &g, w, y, b, x);
+    return backward_filter(op->ctx, op->func, &g, x, y, w);
 }
 
-/* y = conv(x, w) + b: checks, empty cases, then forward(). */
-static clnet_status run_forward(const char *func, const clnet_conv2d_params *p, int transpose,
-                                const clnet_tensor *x, const clnet_tensor *w, const clnet_tensor *b,
-                                clnet_tensor *y, const char *xn, const char *yn)
-{
-    clnet_context *ctx = ctx_of(y, x, w);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    geom g;
-    clnet_status st = geometry(ctx, func, p, transpose, x, xn, w, "w", y, yn, &g);
-    if (st || (b && (st = check_bias(ctx, func, b, "b", g.k))) ||
-        (st = check_overlap(ctx, func, y, yn, x, xn)) ||
-        (st = check_overlap(ctx, func, y, yn, w, "w")) ||
-        (st = check_overlap(ctx, func, y, yn, b, "b")))
-        return st;
-    if (y->numel == 0)
-        return CLNET_OK;
-    if (numel_of(&g, 0) == 0 || numel_of(&g, 1) == 0)
-        return zero_plus_bias(ctx, func, y, b);
-    return forward(ctx, func, &g, x, w, b, y);
-}
+/* Checks a public function's tensors against its table, then runs. */
+#define CHECK_AND_RUN(spec, transpose, roles, dir, ...)                                           \
+    check_and_run(__func__, (spec), (int)(sizeof(spec) / sizeof((spec)[0])),                     \
+                  (const clnet_tensor *const[]){ __VA_ARGS__ }, p, (transpose), (roles), (dir))
 
-static clnet_status run_backward_data(const char *func, const clnet_conv2d_params *p, int transpose,
-                                      const clnet_tensor *w, const clnet_tensor *dy,
-                                      const clnet_tensor *b, clnet_tensor *dx, const char *dyn,
-                                      const char *dxn)
+static clnet_status check_and_run(const char *func, const clnet__tspec *spec, int count,
+                                  const clnet_tensor *const *ts, const clnet_conv2d_params *p,
+                                  int transpose, clnet__conv_roles r, enum direction dir)
 {
-    clnet_context *ctx = ctx_of(dx, w, dy);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    geom g;
-    clnet_status st = geometry(ctx, func, p, transpose, dx, dxn, w, "w", dy, dyn, &g);
-    if (st || (b && (st = check_bias(ctx, func, b, "b", g.c))) ||
-        (st = check_overlap(ctx, func, dx, dxn, dy, dyn)) ||
-        (st = check_overlap(ctx, func, dx, dxn, w, "w")) ||
-        (st = check_overlap(ctx, func, dx, dxn, b, "b")))
-        return st;
-    if (dx->numel == 0)
-        return CLNET_OK;
-    if (numel_of(&g, 2) == 0 || numel_of(&g, 1) == 0)
-        return zero_plus_bias(ctx, func, dx, b);
-    return backward_data(ctx, func, &g, w, dy, b, dx);
-}
-
-static clnet_status run_backward_filter(const char *func, const clnet_conv2d_params *p,
-                                        int transpose, const clnet_tensor *x,
-                                        const clnet_tensor *dy, clnet_tensor *dw, const char *xn,
-                                        const char *dyn)
-{
-    clnet_context *ctx = ctx_of(dw, x, dy);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    geom g;
-    clnet_status st = geometry(ctx, func, p, transpose, x, xn, dw, "dw", dy, dyn, &g);
-    if (st || (st = check_overlap(ctx, func, dw, "dw", x, xn)) ||
-        (st = check_overlap(ctx, func, dw, "dw", dy, dyn)))
-        return st;
-    if (dw->numel == 0)
-        return CLNET_OK;
-    if (numel_of(&g, 0) == 0 || numel_of(&g, 2) == 0)
-        return clnet_tensor_fill(dw, 0.0);
-    return backward_filter(ctx, func, &g, x, dy, dw);
+    clnet__op op;
+    clnet_status st = clnet__op_check(&op, func, spec, count, ts);
+    return st ? st : run(&op, p, transpose, r, dir);
 }
 
 CLNET_API clnet_status clnet_conv2d_forward(const clnet_conv2d_params *p, const clnet_tensor *x,
                                             const clnet_tensor *w, const clnet_tensor *b,
                                             clnet_tensor *y)
 {
-    return run_forward(__func__, p, 0, x, w, b, y, "x", "y");
+    return CHECK_AND_RUN(clnet__conv_forward_spec, 0, clnet__conv_forward_roles,
+                         FORWARD, x, w, b, y);
 }
 
 CLNET_API clnet_status clnet_conv2d_backward_data(const clnet_conv2d_params *p,
                                                   const clnet_tensor *w, const clnet_tensor *dy,
                                                   clnet_tensor *dx)
 {
-    return run_backward_data(__func__, p, 0, w, dy, NULL, dx, "dy", "dx");
+    return CHECK_AND_RUN(clnet__conv_backward_data_spec, 0, clnet__conv_backward_data_roles,
+                         BACKWARD_DATA, w, dy, dx);
 }
 
 CLNET_API clnet_status clnet_conv2d_backward_filter(const clnet_conv2d_params *p,
                                                     const clnet_tensor *x, const clnet_tensor *dy,
                                                     clnet_tensor *dw)
 {
-    return run_backward_filter(__func__, p, 0, x, dy, dw, "x", "dy");
+    return CHECK_AND_RUN(clnet__conv_backward_filter_spec, 0, clnet__conv_backward_filter_roles,
+                         BACKWARD_FILTER, x, dy, dw);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_forward(const clnet_conv2d_params *p,
                                                       const clnet_tensor *x, const clnet_tensor *w,
                                                       const clnet_tensor *b, clnet_tensor *y)
 {
-    /* The transpose's x plays the convolution's dy, its y the convolution's dx. */
-    return run_backward_data(__func__, p, 1, w, x, b, y, "x", "y");
+    /* The transpose's forward is the convolution's data gradient. */
+    return CHECK_AND_RUN(clnet__conv_forward_spec, 1, transpose_forward_roles,
+                         BACKWARD_DATA, x, w, b, y);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_backward_data(const clnet_conv2d_params *p,
@@ -986,7 +816,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_backward_data(const clnet_conv2d_p
                                                             const clnet_tensor *dy,
                                                             clnet_tensor *dx)
 {
-    return run_forward(__func__, p, 1, dy, w, NULL, dx, "dy", "dx");
+    return CHECK_AND_RUN(clnet__conv_backward_data_spec, 1, transpose_backward_data_roles,
+                         FORWARD, w, dy, dx);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_backward_filter(const clnet_conv2d_params *p,
@@ -994,17 +825,20 @@ CLNET_API clnet_status clnet_conv2d_transpose_backward_filter(const clnet_conv2d
                                                               const clnet_tensor *dy,
                                                               clnet_tensor *dw)
 {
-    return run_backward_filter(__func__, p, 1, dy, x, dw, "dy", "x");
+    return CHECK_AND_RUN(clnet__conv_backward_filter_spec, 1, transpose_backward_filter_roles,
+                         BACKWARD_FILTER, x, dy, dw);
 }
+
+static const clnet__tspec backward_bias_spec[] = {
+    { .name = "dy", .rank = 4 },
+    { .name = "db", .flags = CLNET_T_OUT, .rank = 1 },
+};
 
 CLNET_API clnet_status clnet_conv2d_backward_bias(const clnet_tensor *dy, clnet_tensor *db)
 {
-    const char *func = __func__;
-    clnet_context *ctx = ctx_of(db, dy, NULL);
-    CLNET_CHECK_ARG(NULL, ctx != NULL);
-    clnet_status st = clnet__conv_check_tensor(ctx, func, dy, "dy", 4);
-    if (st || (st = check_bias(ctx, func, db, "db", (int)dy->shape[1])) ||
-        (st = check_overlap(ctx, func, db, "db", dy, "dy")))
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_bias_spec, dy, db);
+    if (st || (st = clnet__op_want_shape(&op, 1, 1, (const int64_t[]){ dy->shape[1] })))
         return st;
     /* The same sum as the channel bias of clnet/act.h: two levels, in a
      * fixed order, with enough work-groups for every compute unit. */

@@ -11,6 +11,7 @@
 #include "clnet/gemm.h"
 #include "gemm.h"
 #include "gemm_params.h"
+#include "ops/op.h"
 #include "tensor/tensor_impl.h"
 
 static const char *clblast_name(CLBlastStatusCode s)
@@ -453,94 +454,56 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
 
 /* ---- The public calls on tensors ------------------------------------------- */
 
-static const char *const arg_names[] = { "c", "a", "b" };
+/* The tables of clnet_gemm (2-D) and clnet_gemm_batched (3-D): c
+ * overlaps neither a nor b. */
+static const clnet__tspec gemm_spec[] = {
+    { .name = "a", .rank = 2 },
+    { .name = "b", .rank = 2 },
+    { .name = "c", .flags = CLNET_T_OUT, .rank = 2 },
+};
+static const clnet__tspec gemm_batched_spec[] = {
+    { .name = "a", .rank = 3 },
+    { .name = "b", .rank = 3 },
+    { .name = "c", .flags = CLNET_T_OUT, .rank = 3 },
+};
 
-/* Checks that the three tensors exist, share c's context and are float32
- * with `dims` dimensions. The context is c's, else the first one given, so
- * a NULL c is still reported somewhere. */
-static clnet_status check_tensors(const char *func, int dims, clnet_trans trans_a,
-                                  clnet_trans trans_b, const clnet_tensor *const ts[3])
+/* Checks what the table cannot say about a checked op of `dims`
+ * dimensions (2 or 3) and fills the description. */
+static clnet_status describe(const clnet__op *op, int dims, clnet_trans trans_a,
+                             clnet_trans trans_b, float alpha, float beta, clnet__gemm_desc *d)
 {
-    clnet_context *ctx = ts[0] ? ts[0]->ctx : ts[1] ? ts[1]->ctx : ts[2] ? ts[2]->ctx : NULL;
-    for (int i = 0; i < 3; i++) {
-        if (!ts[i])
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL",
-                                func, arg_names[i]);
-        if (ts[i]->ctx != ctx)
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
-                                func, arg_names[i]);
-        if (ts[i]->dtype != CLNET_F32 || ts[i]->ndim != dims)
-            return clnet__error(ctx, CLNET_ERR_SHAPE,
-                                "%s: %s must be a %d-D float32 tensor (is %d-D %s)", func,
-                                arg_names[i], dims, ts[i]->ndim,
-                                ts[i]->dtype == CLNET_F32 ? "float32" : "int32");
-    }
+    const clnet_tensor *a = op->t[0], *b = op->t[1], *c = op->t[2];
     if ((trans_a != CLNET_NO_TRANS && trans_a != CLNET_TRANS) ||
         (trans_b != CLNET_NO_TRANS && trans_b != CLNET_TRANS))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: trans_a is %d, trans_b %d (want CLNET_NO_TRANS "
-                            "or CLNET_TRANS)", func, (int)trans_a, (int)trans_b);
-    return CLNET_OK;
-}
-
-/* The batch count (c's) or an error when a or b has another one than 1. */
-static clnet_status check_batch(const char *func, const clnet_tensor *const ts[3], size_t *batch)
-{
-    *batch = (size_t)ts[0]->shape[0];
-    for (int i = 1; i < 3; i++)
-        if (ts[i]->shape[0] != ts[0]->shape[0] && ts[i]->shape[0] != 1)
-            return clnet__error(ts[0]->ctx, CLNET_ERR_SHAPE,
-                                "%s: %s has batch %lld, c has %lld (a batch of 1 is shared)", func,
-                                arg_names[i], (long long)ts[i]->shape[0],
-                                (long long)ts[0]->shape[0]);
-    return CLNET_OK;
-}
-
-/* Refuses a c whose elements overlap a's or b's in the same buffer, and an
- * element past INT_MAX: CLBlast passes offsets to its kernels as int. */
-static clnet_status check_overlap(const char *func, const clnet_tensor *const ts[3])
-{
-    const clnet_tensor *c = ts[0];
-    for (int i = 0; i < 3; i++)
-        if (ts[i]->offset + ts[i]->numel > (size_t)INT_MAX)
-            return clnet__error(c->ctx, CLNET_ERR_UNSUPPORTED,
-                                "%s: %s ends at element %zu; CLBlast indexes with int", func,
-                                arg_names[i], ts[i]->offset + ts[i]->numel);
-    for (int i = 1; i < 3; i++)
-        if (clnet__mem(c) && clnet__mem(ts[i]) == clnet__mem(c) &&
-            ts[i]->offset < c->offset + c->numel && c->offset < ts[i]->offset + ts[i]->numel)
-            return clnet__error(c->ctx, CLNET_ERR_INVALID_ARG,
-                                "%s: invalid argument: c overlaps %s in the same buffer", func,
-                                arg_names[i]);
-    return CLNET_OK;
-}
-
-/* Fills the description from tensors of `dims` dimensions (2 or 3). */
-static clnet_status describe(const char *func, int dims, clnet_trans trans_a, clnet_trans trans_b,
-                             float alpha, const clnet_tensor *a, const clnet_tensor *b, float beta,
-                             clnet_tensor *c, clnet__gemm_desc *d)
-{
-    const clnet_tensor *const ts[3] = { c, a, b };
-    clnet_status st = check_tensors(func, dims, trans_a, trans_b, ts);
-    if (st)
-        return st;
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "trans_a is %d, trans_b %d (want CLNET_NO_TRANS or CLNET_TRANS)",
+                              (int)trans_a, (int)trans_b);
     int o = dims - 2; /* index of the row dimension */
     size_t ar = (size_t)a->shape[o], ac = (size_t)a->shape[o + 1];
     size_t br = (size_t)b->shape[o], bc = (size_t)b->shape[o + 1];
     size_t m = trans_a ? ac : ar, ka = trans_a ? ar : ac;
     size_t kb = trans_b ? bc : br, n = trans_b ? br : bc;
     if (ka != kb)
-        return clnet__error(c->ctx, CLNET_ERR_SHAPE,
-                            "%s: op(b) is %zux%zu, op(a) %zux%zu: op(b) needs %zu rows (b%s)", func,
-                            kb, n, m, ka, ka, trans_b ? " transposed" : "");
-    if ((size_t)c->shape[o] != m || (size_t)c->shape[o + 1] != n)
-        return clnet__error(c->ctx, CLNET_ERR_SHAPE, "%s: c is %lldx%lld, expected %zux%zu", func,
-                            (long long)c->shape[o], (long long)c->shape[o + 1], m, n);
-    size_t batch = 1;
-    if (dims == 3 && (st = check_batch(func, ts, &batch)))
+        return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                              "b: op(b) is %zux%zu, op(a) %zux%zu: op(b) needs %zu rows (b%s)", kb,
+                              n, m, ka, ka, trans_b ? " transposed" : "");
+    /* c's batch is the call's; a batch of 1 in a or b is shared. */
+    const int64_t want[3] = { c->shape[0], (int64_t)m, (int64_t)n };
+    clnet_status st = clnet__op_want_shape(op, 2, dims, dims == 3 ? want : want + 1);
+    if (st)
         return st;
-    if ((st = check_overlap(func, ts)))
-        return st;
+    for (int i = 0; i < 2 && dims == 3; i++)
+        if (op->t[i]->shape[0] != c->shape[0] && op->t[i]->shape[0] != 1)
+            return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                                  "%s: batch %lld, c has %lld (a batch of 1 is shared)",
+                                  op->spec[i].name, (long long)op->t[i]->shape[0],
+                                  (long long)c->shape[0]);
+    /* CLBlast passes offsets to its kernels as int. */
+    for (int i = 0; i < 3; i++)
+        if (op->t[i]->offset + op->t[i]->numel > (size_t)INT_MAX)
+            return clnet__op_fail(op, CLNET_ERR_UNSUPPORTED,
+                                  "%s: ends at element %zu; CLBlast indexes with int",
+                                  op->spec[i].name, op->t[i]->offset + op->t[i]->numel);
     int shared_a = dims == 3 && a->shape[0] == 1, shared_b = dims == 3 && b->shape[0] == 1;
     *d = (clnet__gemm_desc){
         .trans_a = trans_a == CLNET_TRANS, .trans_b = trans_b == CLNET_TRANS,
@@ -548,7 +511,7 @@ static clnet_status describe(const char *func, int dims, clnet_trans trans_a, cl
         .a = clnet__mem(a), .a_off = a->offset, .lda = ac, .stride_a = shared_a ? 0 : ar * ac,
         .b = clnet__mem(b), .b_off = b->offset, .ldb = bc, .stride_b = shared_b ? 0 : br * bc,
         .c = clnet__mem(c), .c_off = c->offset, .ldc = n, .stride_c = m * n,
-        .batch = batch,
+        .batch = dims == 3 ? (size_t)c->shape[0] : 1,
     };
     return CLNET_OK;
 }
@@ -557,18 +520,22 @@ CLNET_API clnet_status clnet_gemm(clnet_trans trans_a, clnet_trans trans_b, floa
                                   const clnet_tensor *a, const clnet_tensor *b, float beta,
                                   clnet_tensor *c)
 {
+    clnet__op op;
     clnet__gemm_desc d;
-    clnet_status st = describe("clnet_gemm", 2, trans_a, trans_b, alpha, a, b, beta, c, &d);
-    return st ? st : clnet__gemm(c->ctx, &d, "clnet_gemm");
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, gemm_spec, a, b, c);
+    if (st || (st = describe(&op, 2, trans_a, trans_b, alpha, beta, &d)))
+        return st;
+    return clnet__gemm(op.ctx, &d, op.func);
 }
 
 CLNET_API clnet_status clnet_gemm_batched(clnet_trans trans_a, clnet_trans trans_b, float alpha,
                                           const clnet_tensor *a, const clnet_tensor *b,
                                           float beta, clnet_tensor *c)
 {
+    clnet__op op;
     clnet__gemm_desc d;
-    clnet_status st = describe("clnet_gemm_batched", 3, trans_a, trans_b, alpha, a, b, beta, c, &d);
-    if (st || d.batch == 0)
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, gemm_batched_spec, a, b, c);
+    if (st || (st = describe(&op, 3, trans_a, trans_b, alpha, beta, &d)) || d.batch == 0)
         return st;
-    return clnet__gemm(c->ctx, &d, "clnet_gemm_batched");
+    return clnet__gemm(op.ctx, &d, op.func);
 }

@@ -3,53 +3,38 @@
 #include <stdio.h>
 
 #include "clnet/merge.h"
-#include "tensor/tensor_impl.h"
+#include "ops/op.h"
 
-static const char *const xnames[CLNET_MERGE_MAX_INPUTS] = { "x[0]", "x[1]", "x[2]", "x[3]",
-                                                            "x[4]", "x[5]", "x[6]", "x[7]" };
-static const char *const dxnames[CLNET_MERGE_MAX_INPUTS] = { "dx[0]", "dx[1]", "dx[2]", "dx[3]",
-                                                             "dx[4]", "dx[5]", "dx[6]", "dx[7]" };
+/* Runs kernel `kernel` of cl/merge.cl over n work-items. */
+#define LAUNCH(op, kernel, n, ...) CLNET_RUN1D((op)->ctx, (op)->func, "merge", (kernel), (n), __VA_ARGS__)
 
-static clnet_status run(clnet_context *ctx, const char *func, const char *kernel, int nargs,
-                        const clnet__arg *a, size_t items)
+/* Table entries for the eight slots of an input or gradient list. */
+#define SLOTS(base, ...)                                                                          \
+    { .name = base "[0]", __VA_ARGS__ }, { .name = base "[1]", __VA_ARGS__ },                     \
+        { .name = base "[2]", __VA_ARGS__ }, { .name = base "[3]", __VA_ARGS__ },                 \
+        { .name = base "[4]", __VA_ARGS__ }, { .name = base "[5]", __VA_ARGS__ },                 \
+        { .name = base "[6]", __VA_ARGS__ }, { .name = base "[7]", __VA_ARGS__ }
+
+/* The bits of the slots 1 .. 8, the list that follows entry 0. */
+#define LIST_BITS (0x1feu)
+
+/* Checks a call of `head` (table entry 0), the list a (entries 1 .. 8,
+ * named aname; the array must be given) and the list b (entries 9 .. 16,
+ * NULLs where b is NULL): the first `count` entries of spec. */
+static clnet_status check_lists(clnet__op *op, const char *func, const clnet__tspec *spec,
+                                int count, const clnet_tensor *head, int n,
+                                const clnet_tensor *const *a, const char *aname,
+                                const clnet_tensor *const *b)
 {
-    cl_kernel k;
-    clnet_status st = clnet__kernel(ctx, "merge", NULL, kernel, &k);
-    return st ? st : clnet__launch1d(ctx, k, func, nargs, a, items);
-}
-
-/* One tensor: non-NULL, of ctx, float32. */
-static clnet_status check_one(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                              const char *name)
-{
-    const clnet_tensor *ts[] = { t };
-    const char *names[] = { name };
-    return clnet__check_same(ctx, func, 1, ts, names);
-}
-
-/* t has ref's exact shape. */
-static clnet_status check_shape(clnet_context *ctx, const char *func, const clnet_tensor *t,
-                                const char *name, const clnet_tensor *ref, const char *rname)
-{
-    if (clnet__same_shape(t, ref))
-        return CLNET_OK;
-    char a[96], b[96];
-    return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (the shape of %s)", func,
-                        name, clnet__tensor_shape_str(t, a, sizeof a),
-                        clnet__tensor_shape_str(ref, b, sizeof b), rname);
-}
-
-/* Every tensor of ts (NULLs skipped) is non-NULL-checked, of ctx, float32
- * and of ts[0]'s shape. */
-static clnet_status check_like(clnet_context *ctx, const char *func, int count,
-                               const clnet_tensor *const *ts, const char *const *names)
-{
-    clnet_status st;
-    for (int i = 0; i < count; i++)
-        if ((i == 0 || ts[i]) && ((st = check_one(ctx, func, ts[i], names[i])) ||
-                                  (st = check_shape(ctx, func, ts[i], names[i], ts[0], names[0]))))
-            return st;
-    return CLNET_OK;
+    const clnet_tensor *ts[1 + 2 * CLNET_MERGE_MAX_INPUTS] = { head };
+    for (int i = 0; i < CLNET_MERGE_MAX_INPUTS; i++) {
+        ts[1 + i] = a && i < n ? a[i] : NULL;
+        ts[1 + CLNET_MERGE_MAX_INPUTS + i] = b && i < n ? b[i] : NULL;
+    }
+    clnet_status st = clnet__op_check(op, func, spec, count, ts);
+    if (st || a)
+        return st;
+    return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "%s: must not be NULL", aname);
 }
 
 /* ---- merges ---------------------------------------------------------------- */
@@ -61,104 +46,79 @@ CLNET_API const char *clnet_merge_op_name(clnet_merge_op op)
     return (int)op >= 0 && (int)op < 3 ? merge_names[op] : "unknown";
 }
 
-static clnet_status check_merge_op(clnet_context *ctx, const char *func, clnet_merge_op op, int n)
+static clnet_status check_merge_op(const clnet__op *op, clnet_merge_op mop, int n)
 {
-    if ((int)op < 0 || (int)op > CLNET_MERGE_MULTIPLY)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: op = %d is not a clnet_merge_op", func, (int)op);
-    if (n < 2 || n > CLNET_MERGE_MAX_INPUTS || (op == CLNET_MERGE_SUBTRACT && n != 2))
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: n = %d inputs for %s (2%s)", func, n,
-                            merge_names[op],
-                            op == CLNET_MERGE_SUBTRACT ? " exactly" : " to CLNET_MERGE_MAX_INPUTS");
+    if ((int)mop < 0 || (int)mop > CLNET_MERGE_MULTIPLY)
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "op = %d is not a clnet_merge_op",
+                              (int)mop);
+    if (n < 2 || n > CLNET_MERGE_MAX_INPUTS || (mop == CLNET_MERGE_SUBTRACT && n != 2))
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "n = %d inputs for %s (2%s)", n,
+                              merge_names[mop],
+                              mop == CLNET_MERGE_SUBTRACT ? " exactly" : " to CLNET_MERGE_MAX_INPUTS");
     return CLNET_OK;
 }
 
-/* The kernels' eight input slots: x[0 .. n-1], then `fill` (never read). */
-static void merge_slots(int n, const clnet_tensor *const *x, const clnet_tensor *fill,
-                        clnet__arg *a)
+/* The number of list entries to check: n within [0, CLNET_MERGE_MAX_INPUTS]
+ * (the count is checked, with its own message, once a context is known). */
+static int slots(int n)
 {
-    for (int i = 0; i < CLNET_MERGE_MAX_INPUTS; i++) {
-        const clnet_tensor *t = x && i < n ? x[i] : fill;
-        a[2 * i] = CLNET_ARG_MEM(clnet__mem(t));
-        a[2 * i + 1] = CLNET_ARG_ULONG(t == fill ? 0 : t->offset);
-    }
+    return n < 0 ? 0 : n > CLNET_MERGE_MAX_INPUTS ? CLNET_MERGE_MAX_INPUTS : n;
 }
+
+/* The kernels' eight input slots: x[0 .. n-1], then `fill` (never read). */
+#define MERGE_SLOT(x, n, fill, i) CLNET_ARG_TENSOR((x) && (i) < (n) ? (x)[i] : (fill))
+#define MERGE_SLOTS(x, n, fill)                                                                   \
+    MERGE_SLOT(x, n, fill, 0), MERGE_SLOT(x, n, fill, 1), MERGE_SLOT(x, n, fill, 2),              \
+        MERGE_SLOT(x, n, fill, 3), MERGE_SLOT(x, n, fill, 4), MERGE_SLOT(x, n, fill, 5),          \
+        MERGE_SLOT(x, n, fill, 6), MERGE_SLOT(x, n, fill, 7)
+
+/* y, then x[i] of y's shape; y may be any x[i] exactly. */
+static const clnet__tspec merge_forward_spec[1 + CLNET_MERGE_MAX_INPUTS] = {
+    { .name = "y", .flags = CLNET_T_OUT, .alias = LIST_BITS },
+    SLOTS("x", .like = CLNET_LIKE(0)),
+};
 
 CLNET_API clnet_status clnet_merge_forward(clnet_merge_op op, int n, const clnet_tensor *const *x,
                                            clnet_tensor *y)
 {
-    static const char func[] = "clnet_merge_forward";
-    clnet_context *ctx = y ? y->ctx : x && n > 0 && x[0] ? x[0]->ctx : NULL;
-    CLNET_CHECK_ARG(ctx, y != NULL);
-    CLNET_CHECK_ARG(ctx, x != NULL);
-    clnet_status st = check_merge_op(ctx, func, op, n);
-    if (st || (st = check_one(ctx, func, y, "y")))
+    clnet__op o;
+    clnet_status st = check_lists(&o, __func__, merge_forward_spec, 1 + (x ? slots(n) : 0), y, n,
+                                  x, "x", NULL);
+    if (st || (st = check_merge_op(&o, op, n)) || y->numel == 0)
         return st;
-    for (int i = 0; i < n; i++)
-        if ((st = check_one(ctx, func, x[i], xnames[i])) ||
-            (st = check_shape(ctx, func, x[i], xnames[i], y, "y")) ||
-            (st = clnet__check_overlap(ctx, func, y, "y", x[i], xnames[i], 1)))
-            return st;
-    if (y->numel == 0)
-        return CLNET_OK;
-    clnet__arg a[5 + 2 * CLNET_MERGE_MAX_INPUTS] = { CLNET_ARG_MEM(clnet__mem(y)),
-                                                     CLNET_ARG_ULONG(y->offset), CLNET_ARG_INT(op),
-                                                     CLNET_ARG_INT(n), CLNET_ARG_ULONG(y->numel) };
-    merge_slots(n, x, x[0], a + 5);
-    return run(ctx, func, "merge_forward", 5 + 2 * CLNET_MERGE_MAX_INPUTS, a, y->numel);
+    return LAUNCH(&o, "merge_forward", y->numel, CLNET_ARG_TENSOR(y), CLNET_ARG_INT(op),
+                  CLNET_ARG_INT(n), CLNET_ARG_ULONG(y->numel), MERGE_SLOTS(x, n, x[0]));
 }
+
+/* dy, then dx[i] (optional) and x[i], each of dy's shape; a dx[i] may be
+ * another exactly, and overlaps neither dy nor any x[j]. */
+static const clnet__tspec merge_backward_spec[1 + 2 * CLNET_MERGE_MAX_INPUTS] = {
+    { .name = "dy" },
+    SLOTS("dx", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0),
+          .alias = LIST_BITS),
+    SLOTS("x", .like = CLNET_LIKE(0)),
+};
 
 CLNET_API clnet_status clnet_merge_backward(clnet_merge_op op, int n, const clnet_tensor *const *x,
                                             const clnet_tensor *dy, float beta,
                                             clnet_tensor *const *dx)
 {
-    static const char func[] = "clnet_merge_backward";
-    clnet_context *ctx = dy ? dy->ctx : NULL;
-    CLNET_CHECK_ARG(ctx, dy != NULL);
-    CLNET_CHECK_ARG(ctx, dx != NULL);
-    clnet_status st = check_merge_op(ctx, func, op, n);
-    if (st || (st = check_one(ctx, func, dy, "dy")))
+    clnet__op o;
+    clnet_status st = check_lists(&o, __func__, merge_backward_spec,
+                                  1 + CLNET_MERGE_MAX_INPUTS + (x ? slots(n) : 0), dy, n,
+                                  (const clnet_tensor *const *)dx, "dx", x);
+    if (st || (st = check_merge_op(&o, op, n)))
         return st;
     if (op == CLNET_MERGE_MULTIPLY && !x)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: x is NULL (multiply's gradient reads x)", func);
-    for (int i = 0; x && i < n; i++)
-        if ((st = check_one(ctx, func, x[i], xnames[i])) ||
-            (st = check_shape(ctx, func, x[i], xnames[i], dy, "dy")))
+        return clnet__op_fail(&o, CLNET_ERR_INVALID_ARG,
+                              "x: must not be NULL (multiply's gradient reads x)");
+    for (int i = 0; i < n && dy->numel; i++)
+        if (dx[i] && (st = LAUNCH(&o, "merge_backward", dy->numel, CLNET_ARG_TENSOR(dx[i]),
+                                  CLNET_ARG_TENSOR(dy), CLNET_ARG_INT(op), CLNET_ARG_INT(n),
+                                  CLNET_ARG_INT(i), CLNET_ARG_FLOAT(beta),
+                                  CLNET_ARG_ULONG(dy->numel),
+                                  MERGE_SLOTS(op == CLNET_MERGE_MULTIPLY ? x : NULL, n, dy))))
             return st;
-    for (int i = 0; i < n; i++) {
-        if (!dx[i])
-            continue;
-        if ((st = check_one(ctx, func, dx[i], dxnames[i])) ||
-            (st = check_shape(ctx, func, dx[i], dxnames[i], dy, "dy")) ||
-            (st = clnet__check_overlap(ctx, func, dx[i], dxnames[i], dy, "dy", 0)))
-            return st;
-        for (int j = 0; j < n; j++)
-            if ((x &&
-                 (st = clnet__check_overlap(ctx, func, dx[i], dxnames[i], x[j], xnames[j], 0))) ||
-                (j != i &&
-                 (st = clnet__check_overlap(ctx, func, dx[i], dxnames[i], dx[j], dxnames[j], 1))))
-                return st;
-    }
-    if (dy->numel == 0)
-        return CLNET_OK;
-    for (int i = 0; i < n; i++) {
-        if (!dx[i])
-            continue;
-        clnet__arg a[9 + 2 * CLNET_MERGE_MAX_INPUTS] = { CLNET_ARG_MEM(clnet__mem(dx[i])),
-                                                         CLNET_ARG_ULONG(dx[i]->offset),
-                                                         CLNET_ARG_MEM(clnet__mem(dy)),
-                                                         CLNET_ARG_ULONG(dy->offset),
-                                                         CLNET_ARG_INT(op),
-                                                         CLNET_ARG_INT(n),
-                                                         CLNET_ARG_INT(i),
-                                                         CLNET_ARG_FLOAT(beta),
-                                                         CLNET_ARG_ULONG(dy->numel) };
-        merge_slots(n, op == CLNET_MERGE_MULTIPLY ? x : NULL, dy, a + 9);
-        if ((st = run(ctx, func, "merge_backward", 9 + 2 * CLNET_MERGE_MAX_INPUTS, a, dy->numel)))
-            return st;
-    }
     return CLNET_OK;
 }
 
@@ -171,53 +131,45 @@ typedef struct concat_geom {
     int64_t ext[CLNET_MERGE_MAX_INPUTS];
 } concat_geom;
 
-/* Checks that part (named name) fits y along axis ax; returns its extent. */
-static clnet_status check_part(clnet_context *ctx, const char *func, const clnet_tensor *part,
-                               const char *name, const clnet_tensor *y, const char *yname, int ax)
+/* Checks that the op's tensor i fits y (tensor yi) but along axis ax. */
+static clnet_status check_part(const clnet__op *op, int i, int yi, int ax)
 {
-    clnet_status st = check_one(ctx, func, part, name);
-    if (st)
-        return st;
+    const clnet_tensor *part = op->t[i], *y = op->t[yi];
     int fits = part->ndim == y->ndim;
     for (int d = 0; fits && d < y->ndim; d++)
         fits = d == ax || part->shape[d] == y->shape[d];
     if (fits)
         return CLNET_OK;
     char a[96], b[96];
-    return clnet__error(ctx, CLNET_ERR_SHAPE,
-                        "%s: %s is %s, which does not fit %s (%s) but along axis %d", func, name,
-                        clnet__tensor_shape_str(part, a, sizeof a), yname,
-                        clnet__tensor_shape_str(y, b, sizeof b), ax);
+    return clnet__op_fail(op, CLNET_ERR_SHAPE, "%s: shape %s, which does not fit %s %s but along axis %d",
+                          op->spec[i].name, clnet__tensor_shape_str(part, a, sizeof a),
+                          op->spec[yi].name, clnet__tensor_shape_str(y, b, sizeof b), ax);
 }
 
-/* parts[i] gives input i's shape (dx[i], else x[i]). */
-static clnet_status concat_check(clnet_context *ctx, const char *func, int axis, int n,
-                                 const clnet_tensor *const *parts, const char *const *pnames,
-                                 const clnet_tensor *y, const char *yname, int *ax_out,
+/* The geometry of a checked op whose tensor 0 is y (or dy) and whose input
+ * i takes its shape from tensor parts[i] (dx[i], else x[i]). */
+static clnet_status concat_check(const clnet__op *op, int axis, int n, const int *parts, int *ax_out,
                                  concat_geom *g)
 {
-    clnet_status st = check_one(ctx, func, y, yname);
-    if (st)
-        return st;
+    const clnet_tensor *y = op->t[0];
     if (n < 1 || n > CLNET_MERGE_MAX_INPUTS)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: n = %d inputs (1 to CLNET_MERGE_MAX_INPUTS)",
-                            func, n);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "n = %d inputs (1 to CLNET_MERGE_MAX_INPUTS)", n);
     int ax = axis < 0 ? axis + y->ndim : axis;
     if (y->ndim == 0 || ax < 0 || ax >= y->ndim)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: axis %d of a %d-D tensor", func, axis, y->ndim);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "axis %d of a %d-D tensor", axis, y->ndim);
     int64_t sum = 0;
+    clnet_status st;
     for (int i = 0; i < n; i++) {
-        if ((st = check_part(ctx, func, parts[i], pnames[i], y, yname, ax)))
+        if ((st = check_part(op, parts[i], 0, ax)))
             return st;
-        g->ext[i] = parts[i]->shape[ax];
+        g->ext[i] = op->t[parts[i]]->shape[ax];
         sum += g->ext[i];
     }
     if (sum != y->shape[ax])
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: the inputs' extents along axis %d sum to %lld, %s has %lld", func,
-                            ax, (long long)sum, yname, (long long)y->shape[ax]);
+        return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                              "the inputs' extents along axis %d sum to %lld, %s has %lld", ax,
+                              (long long)sum, op->spec[0].name, (long long)y->shape[ax]);
     g->outer = g->after = 1;
     for (int d = 0; d < ax; d++)
         g->outer *= (size_t)y->shape[d];
@@ -227,78 +179,72 @@ static clnet_status concat_check(clnet_context *ctx, const char *func, int axis,
     return CLNET_OK;
 }
 
+/* y, then the x[i] it concatenates (overlapping none of them). */
+static const clnet__tspec concat_forward_spec[1 + CLNET_MERGE_MAX_INPUTS] = {
+    { .name = "y", .flags = CLNET_T_OUT },
+    SLOTS("x", .flags = 0),
+};
+
 CLNET_API clnet_status clnet_concat_forward(int axis, int n, const clnet_tensor *const *x,
                                             clnet_tensor *y)
 {
-    static const char func[] = "clnet_concat_forward";
-    clnet_context *ctx = y ? y->ctx : x && n > 0 && x[0] ? x[0]->ctx : NULL;
-    CLNET_CHECK_ARG(ctx, y != NULL);
-    CLNET_CHECK_ARG(ctx, x != NULL);
+    clnet__op op;
     concat_geom g;
     int ax;
-    clnet_status st = concat_check(ctx, func, axis, n, x, xnames, y, "y", &ax, &g);
-    if (st)
+    static const int parts[CLNET_MERGE_MAX_INPUTS] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    clnet_status st = check_lists(&op, __func__, concat_forward_spec, 1 + (x ? slots(n) : 0), y,
+                                  n, x, "x", NULL);
+    if (st || (st = concat_check(&op, axis, n, parts, &ax, &g)))
         return st;
-    for (int i = 0; i < n; i++)
-        if ((st = clnet__check_overlap(ctx, func, y, "y", x[i], xnames[i], 0)))
-            return st;
     size_t y_inner = (size_t)y->shape[ax] * g.after, off = 0;
     for (int i = 0; i < n && y->numel; i++) {
         size_t inner = (size_t)g.ext[i] * g.after;
-        if (x[i]->numel) {
-            clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(y)),    CLNET_ARG_ULONG(y->offset),
-                               CLNET_ARG_ULONG(y_inner),        CLNET_ARG_ULONG(off),
-                               CLNET_ARG_MEM(clnet__mem(x[i])), CLNET_ARG_ULONG(x[i]->offset),
-                               CLNET_ARG_ULONG(inner),          CLNET_ARG_ULONG(x[i]->numel) };
-            if ((st = run(ctx, func, "concat_forward", 8, a, x[i]->numel)))
-                return st;
-        }
+        if ((st = LAUNCH(&op, "concat_forward", x[i]->numel, CLNET_ARG_TENSOR(y),
+                         CLNET_ARG_ULONG(y_inner), CLNET_ARG_ULONG(off), CLNET_ARG_TENSOR(x[i]),
+                         CLNET_ARG_ULONG(inner), CLNET_ARG_ULONG(x[i]->numel))))
+            return st;
         off += inner;
     }
     return CLNET_OK;
 }
 
+/* dy, then dx[i] (optional, overlapping nothing else), then x[i] (optional:
+ * they give the shape of a part whose dx[i] is not wanted). */
+static const clnet__tspec concat_backward_spec[1 + 2 * CLNET_MERGE_MAX_INPUTS] = {
+    { .name = "dy" },
+    SLOTS("dx", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL),
+    SLOTS("x", .flags = CLNET_T_OPTIONAL),
+};
+
 CLNET_API clnet_status clnet_concat_backward(int axis, int n, const clnet_tensor *const *x,
                                              const clnet_tensor *dy, float beta,
                                              clnet_tensor *const *dx)
 {
-    static const char func[] = "clnet_concat_backward";
-    clnet_context *ctx = dy ? dy->ctx : NULL;
-    CLNET_CHECK_ARG(ctx, dy != NULL);
-    CLNET_CHECK_ARG(ctx, dx != NULL);
-    CLNET_CHECK_ARG(ctx, n >= 1 && n <= CLNET_MERGE_MAX_INPUTS);
-    const clnet_tensor *parts[CLNET_MERGE_MAX_INPUTS];
-    const char *pnames[CLNET_MERGE_MAX_INPUTS];
-    for (int i = 0; i < n; i++) {
-        parts[i] = dx[i] ? dx[i] : x ? x[i] : NULL;
-        pnames[i] = dx[i] || !x ? dxnames[i] : xnames[i];
+    clnet__op op;
+    clnet_status st = check_lists(&op, __func__, concat_backward_spec,
+                                  1 + 2 * CLNET_MERGE_MAX_INPUTS, dy, n,
+                                  (const clnet_tensor *const *)dx, "dx", x);
+    if (st)
+        return st;
+    int parts[CLNET_MERGE_MAX_INPUTS] = { 0 };
+    for (int i = 0; i < slots(n); i++) {
+        parts[i] = dx[i] ? 1 + i : x && x[i] ? 1 + CLNET_MERGE_MAX_INPUTS + i : -1;
+        if (parts[i] < 0)
+            return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG,
+                                  "dx[%d]: must not be NULL without x[%d]", i, i);
     }
     concat_geom g;
     int ax;
-    clnet_status st = concat_check(ctx, func, axis, n, parts, pnames, dy, "dy", &ax, &g);
-    if (st)
+    if ((st = concat_check(&op, axis, n, parts, &ax, &g)))
         return st;
-    for (int i = 0; i < n; i++)
-        for (int j = -1; dx[i] && j < i; j++)
-            if ((st = clnet__check_overlap(ctx, func, dx[i], dxnames[i], j < 0 ? dy : dx[j],
-                                           j < 0 ? "dy" : dxnames[j], 0)))
-                return st;
     size_t y_inner = (size_t)dy->shape[ax] * g.after, off = 0;
     for (int i = 0; i < n && dy->numel; i++) {
         size_t inner = (size_t)g.ext[i] * g.after;
-        if (dx[i] && dx[i]->numel) {
-            clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(dx[i])),
-                               CLNET_ARG_ULONG(dx[i]->offset),
-                               CLNET_ARG_ULONG(inner),
-                               CLNET_ARG_MEM(clnet__mem(dy)),
-                               CLNET_ARG_ULONG(dy->offset),
-                               CLNET_ARG_ULONG(y_inner),
-                               CLNET_ARG_ULONG(off),
-                               CLNET_ARG_FLOAT(beta),
-                               CLNET_ARG_ULONG(dx[i]->numel) };
-            if ((st = run(ctx, func, "concat_backward", 9, a, dx[i]->numel)))
-                return st;
-        }
+        if (dx[i] && (st = LAUNCH(&op, "concat_backward", dx[i]->numel, CLNET_ARG_TENSOR(dx[i]),
+                                  CLNET_ARG_ULONG(inner), CLNET_ARG_TENSOR(dy),
+                                  CLNET_ARG_ULONG(y_inner), CLNET_ARG_ULONG(off),
+                                  CLNET_ARG_FLOAT(beta), CLNET_ARG_ULONG(dx[i]->numel))))
+            return st;
         off += inner;
     }
     return CLNET_OK;
@@ -306,263 +252,198 @@ CLNET_API clnet_status clnet_concat_backward(int axis, int n, const clnet_tensor
 
 /* ---- global average pooling --------------------------------------------------- */
 
-/* x is (N, C, H, W) with H * W > 0; y is (N, C) or (N, C, 1, 1). */
-static clnet_status gap_check(clnet_context *ctx, const char *func, const clnet_tensor *x,
-                              const char *xname, const clnet_tensor *y, const char *yname)
+/* The op's tensor xi is (N, C, H, W) with H * W > 0 (its rank is in the
+ * table); tensor yi is (N, C) or (N, C, 1, 1). */
+static clnet_status gap_check(const clnet__op *op, int xi, int yi)
 {
-    clnet_status st;
-    if ((st = check_one(ctx, func, x, xname)) || (st = check_one(ctx, func, y, yname)))
-        return st;
+    const clnet_tensor *x = op->t[xi], *y = op->t[yi];
     char a[96], b[96];
-    if (x->ndim != 4)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected 4-D (N, C, H, W)", func,
-                            xname, clnet__tensor_shape_str(x, a, sizeof a));
     if (x->shape[2] * x->shape[3] == 0)
-        return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s is %s: an empty plane has no mean", func,
-                            xname, clnet__tensor_shape_str(x, a, sizeof a));
+        return clnet__op_fail(op, CLNET_ERR_SHAPE, "%s: shape %s: an empty plane has no mean",
+                              op->spec[xi].name, clnet__tensor_shape_str(x, a, sizeof a));
     int ok = (y->ndim == 2 || (y->ndim == 4 && y->shape[2] == 1 && y->shape[3] == 1)) &&
              y->shape[0] == x->shape[0] && y->shape[1] == x->shape[1];
-    if (!ok)
-        return clnet__error(ctx, CLNET_ERR_SHAPE,
-                            "%s: %s is %s, expected %lldx%lld (or x1x1) for %s %s", func, yname,
-                            clnet__tensor_shape_str(y, a, sizeof a), (long long)x->shape[0],
-                            (long long)x->shape[1], xname, clnet__tensor_shape_str(x, b, sizeof b));
-    return clnet__check_overlap(ctx, func, y, yname, x, xname, 0);
+    if (ok)
+        return CLNET_OK;
+    return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                          "%s: shape %s but expected (%lld, %lld) or (%lld, %lld, 1, 1) for %s %s",
+                          op->spec[yi].name, clnet__tensor_shape_str(y, a, sizeof a),
+                          (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[0],
+                          (long long)x->shape[1], op->spec[xi].name,
+                          clnet__tensor_shape_str(x, b, sizeof b));
 }
+
+static const clnet__tspec gap_forward_spec[] = {
+    { .name = "x", .rank = 4 },
+    { .name = "y", .flags = CLNET_T_OUT },
+};
 
 CLNET_API clnet_status clnet_global_avg_pool2d_forward(const clnet_tensor *x, clnet_tensor *y)
 {
-    static const char func[] = "clnet_global_avg_pool2d_forward";
-    clnet_context *ctx = y ? y->ctx : x ? x->ctx : NULL;
-    clnet_status st = gap_check(ctx, func, x, "x", y, "y");
-    if (st || y->numel == 0)
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, gap_forward_spec, x, y);
+    if (st || (st = gap_check(&op, 0, 1)))
         return st;
     size_t hw = (size_t)(x->shape[2] * x->shape[3]);
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(y)), CLNET_ARG_ULONG(y->offset),
-                       CLNET_ARG_MEM(clnet__mem(x)), CLNET_ARG_ULONG(x->offset),
-                       CLNET_ARG_ULONG(hw),          CLNET_ARG_ULONG(y->numel) };
-    return run(ctx, func, "gap_forward", 6, a, y->numel);
+    return LAUNCH(&op, "gap_forward", y->numel, CLNET_ARG_TENSOR(y), CLNET_ARG_TENSOR(x),
+                  CLNET_ARG_ULONG(hw), CLNET_ARG_ULONG(y->numel));
 }
+
+static const clnet__tspec gap_backward_spec[] = {
+    { .name = "dy" },
+    { .name = "dx", .flags = CLNET_T_OUT, .rank = 4 },
+};
 
 CLNET_API clnet_status clnet_global_avg_pool2d_backward(const clnet_tensor *dy, float beta,
                                                         clnet_tensor *dx)
 {
-    static const char func[] = "clnet_global_avg_pool2d_backward";
-    clnet_context *ctx = dx ? dx->ctx : dy ? dy->ctx : NULL;
-    clnet_status st = gap_check(ctx, func, dx, "dx", dy, "dy");
-    if (st || dx->numel == 0)
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, gap_backward_spec, dy, dx);
+    if (st || (st = gap_check(&op, 1, 0)))
         return st;
     size_t hw = (size_t)(dx->shape[2] * dx->shape[3]);
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(dx)), CLNET_ARG_ULONG(dx->offset),
-                       CLNET_ARG_MEM(clnet__mem(dy)), CLNET_ARG_ULONG(dy->offset),
-                       CLNET_ARG_ULONG(hw),           CLNET_ARG_FLOAT(beta),
-                       CLNET_ARG_ULONG(dx->numel) };
-    return run(ctx, func, "gap_backward", 7, a, dx->numel);
+    return LAUNCH(&op, "gap_backward", dx->numel, CLNET_ARG_TENSOR(dx), CLNET_ARG_TENSOR(dy),
+                  CLNET_ARG_ULONG(hw), CLNET_ARG_FLOAT(beta), CLNET_ARG_ULONG(dx->numel));
 }
 
 /* ---- sampling ------------------------------------------------------------------ */
 
-static clnet_status sampling_check(clnet_context *ctx, const char *func, const clnet_tensor *mean,
-                                   const clnet_tensor *logvar, const clnet_tensor *eps,
-                                   const clnet_tensor *z)
-{
-    const clnet_tensor *ts[] = { mean, logvar, eps, z };
-    static const char *const names[] = { "mean", "logvar", "eps", "z" };
-    clnet_status st;
-    for (int i = 0; i < 4; i++)
-        if ((st = check_one(ctx, func, ts[i], names[i])) ||
-            (st = check_shape(ctx, func, ts[i], names[i], mean, "mean")))
-            return st;
-    if ((st = clnet__check_overlap(ctx, func, z, "z", mean, "mean", 1)) ||
-        (st = clnet__check_overlap(ctx, func, z, "z", logvar, "logvar", 1)) ||
-        (st = clnet__check_overlap(ctx, func, eps, "eps", z, "z", 0)) ||
-        (st = clnet__check_overlap(ctx, func, eps, "eps", mean, "mean", 0)) ||
-        (st = clnet__check_overlap(ctx, func, eps, "eps", logvar, "logvar", 0)))
-        return st;
-    return CLNET_OK;
-}
+/* mean, logvar, eps and z of one shape; z may be mean or logvar exactly;
+ * eps overlaps none of them. The forward draws eps (an output); the _eps
+ * form reads it. */
+static const clnet__tspec sampling_spec[] = {
+    { .name = "mean" },
+    { .name = "logvar", .like = CLNET_LIKE(0) },
+    { .name = "eps", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) },
+    { .name = "z", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0),
+      .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },
+};
+static const clnet__tspec sampling_eps_spec[] = {
+    { .name = "mean" },
+    { .name = "logvar", .like = CLNET_LIKE(0) },
+    { .name = "eps", .like = CLNET_LIKE(0) },
+    { .name = "z", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0),
+      .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },
+};
 
-static clnet_status sampling_launch(clnet_context *ctx, const char *func, const clnet_tensor *mean,
+static clnet_status sampling_launch(const clnet__op *op, const clnet_tensor *mean,
                                     const clnet_tensor *logvar, const clnet_tensor *eps,
                                     clnet_tensor *z)
 {
-    if (z->numel == 0)
-        return CLNET_OK;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(z)),      CLNET_ARG_ULONG(z->offset),
-                       CLNET_ARG_MEM(clnet__mem(mean)),   CLNET_ARG_ULONG(mean->offset),
-                       CLNET_ARG_MEM(clnet__mem(logvar)), CLNET_ARG_ULONG(logvar->offset),
-                       CLNET_ARG_MEM(clnet__mem(eps)),    CLNET_ARG_ULONG(eps->offset),
-                       CLNET_ARG_ULONG(z->numel) };
-    return run(ctx, func, "sampling_forward", 9, a, z->numel);
+    return LAUNCH(op, "sampling_forward", z->numel, CLNET_ARG_TENSOR(z), CLNET_ARG_TENSOR(mean),
+                  CLNET_ARG_TENSOR(logvar), CLNET_ARG_TENSOR(eps), CLNET_ARG_ULONG(z->numel));
 }
 
 CLNET_API clnet_status clnet_sampling_forward(const clnet_tensor *mean, const clnet_tensor *logvar,
                                               uint64_t seed, uint64_t stream, clnet_tensor *eps,
                                               clnet_tensor *z)
 {
-    static const char func[] = "clnet_sampling_forward";
-    clnet_context *ctx = z ? z->ctx : mean ? mean->ctx : NULL;
-    clnet_status st = sampling_check(ctx, func, mean, logvar, eps, z);
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, sampling_spec, mean, logvar, eps, z);
     if (st || (st = clnet_tensor_rand_normal(eps, seed, stream, 0.0f, 1.0f)))
         return st;
-    return sampling_launch(ctx, func, mean, logvar, eps, z);
+    return sampling_launch(&op, mean, logvar, eps, z);
 }
 
 CLNET_API clnet_status clnet_sampling_forward_eps(const clnet_tensor *mean,
                                                   const clnet_tensor *logvar,
                                                   const clnet_tensor *eps, clnet_tensor *z)
 {
-    static const char func[] = "clnet_sampling_forward_eps";
-    clnet_context *ctx = z ? z->ctx : mean ? mean->ctx : NULL;
-    clnet_status st = sampling_check(ctx, func, mean, logvar, eps, z);
-    return st ? st : sampling_launch(ctx, func, mean, logvar, eps, z);
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, sampling_eps_spec, mean, logvar, eps, z);
+    return st ? st : sampling_launch(&op, mean, logvar, eps, z);
 }
 
-/* The two optional outputs of a backward: at least one given, each of the
- * inputs' shape, overlapping neither the inputs nor each other. */
-static clnet_status check_grads(clnet_context *ctx, const char *func, const clnet_tensor *const *in,
-                                const char *const *inames, int nin, clnet_tensor *g0,
-                                const char *n0, clnet_tensor *g1, const char *n1)
-{
-    if (!g0 && !g1)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s and %s are NULL",
-                            func, n0, n1);
-    clnet_tensor *gs[] = { g0, g1 };
-    const char *gn[] = { n0, n1 };
-    clnet_status st;
-    for (int k = 0; k < 2; k++) {
-        if (!gs[k])
-            continue;
-        if ((st = check_one(ctx, func, gs[k], gn[k])) ||
-            (st = check_shape(ctx, func, gs[k], gn[k], in[0], inames[0])))
-            return st;
-        for (int i = 0; i < nin; i++)
-            if ((st = clnet__check_overlap(ctx, func, gs[k], gn[k], in[i], inames[i], 0)))
-                return st;
-    }
-    return clnet__check_overlap(ctx, func, g0, n0, g1, n1, 0);
-}
+/* dz, logvar and eps of one shape, then the optional dmean and dlogvar of
+ * that shape, overlapping nothing else. */
+static const clnet__tspec sampling_backward_spec[] = {
+    { .name = "dz" },
+    { .name = "logvar", .like = CLNET_LIKE(0) },
+    { .name = "eps", .like = CLNET_LIKE(0) },
+    { .name = "dmean", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0) },
+    { .name = "dlogvar", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0) },
+};
 
 CLNET_API clnet_status clnet_sampling_backward(const clnet_tensor *logvar, const clnet_tensor *eps,
                                                const clnet_tensor *dz, float beta,
                                                clnet_tensor *dmean, clnet_tensor *dlogvar)
 {
-    static const char func[] = "clnet_sampling_backward";
-    const clnet_tensor *in[] = { dz, logvar, eps };
-    static const char *const inames[] = { "dz", "logvar", "eps" };
-    clnet_context *ctx = clnet__first_ctx(3, in);
-    clnet_status st = check_like(ctx, func, 3, in, inames);
-    if (st || (st = check_grads(ctx, func, in, inames, 3, dmean, "dmean", dlogvar, "dlogvar")) ||
-        dz->numel == 0)
+    clnet__op op;
+    clnet_status st =
+        CLNET_OP_CHECK(&op, __func__, sampling_backward_spec, dz, logvar, eps, dmean, dlogvar);
+    if (st)
         return st;
+    if (!dmean && !dlogvar)
+        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "dmean and dlogvar are NULL");
     /* A missing output's slot takes the other's buffer; the kernel skips it. */
     const clnet_tensor *m = dmean ? dmean : dlogvar, *l = dlogvar ? dlogvar : dmean;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(m)),
-                       CLNET_ARG_ULONG(m->offset),
-                       CLNET_ARG_MEM(clnet__mem(l)),
-                       CLNET_ARG_ULONG(l->offset),
-                       CLNET_ARG_MEM(clnet__mem(logvar)),
-                       CLNET_ARG_ULONG(logvar->offset),
-                       CLNET_ARG_MEM(clnet__mem(eps)),
-                       CLNET_ARG_ULONG(eps->offset),
-                       CLNET_ARG_MEM(clnet__mem(dz)),
-                       CLNET_ARG_ULONG(dz->offset),
-                       CLNET_ARG_INT(dmean != NULL),
-                       CLNET_ARG_INT(dlogvar != NULL),
-                       CLNET_ARG_FLOAT(beta),
-                       CLNET_ARG_ULONG(dz->numel) };
-    return run(ctx, func, "sampling_backward", 14, a, dz->numel);
+    return LAUNCH(&op, "sampling_backward", dz->numel, CLNET_ARG_TENSOR(m), CLNET_ARG_TENSOR(l),
+                  CLNET_ARG_TENSOR(logvar), CLNET_ARG_TENSOR(eps), CLNET_ARG_TENSOR(dz),
+                  CLNET_ARG_INT(dmean != NULL), CLNET_ARG_INT(dlogvar != NULL),
+                  CLNET_ARG_FLOAT(beta), CLNET_ARG_ULONG(dz->numel));
 }
 
 /* ---- KL divergence ----------------------------------------------------------------- */
+
+/* mean and logvar of one shape; the optional outputs overlap nothing else:
+ * the loss (its size depends on the reduction), the gradients of mean's
+ * shape. */
+static const clnet__tspec kl_spec[] = {
+    { .name = "mean" },
+    { .name = "logvar", .like = CLNET_LIKE(0) },
+    { .name = "loss", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL },
+    { .name = "dmean", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0) },
+    { .name = "dlogvar", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0) },
+};
 
 CLNET_API clnet_status clnet_kl_normal(clnet_kl_reduction reduction, const clnet_tensor *mean,
                                        const clnet_tensor *logvar, float beta, clnet_tensor *loss,
                                        clnet_tensor *dmean, clnet_tensor *dlogvar)
 {
-    static const char func[] = "clnet_kl_normal";
-    const clnet_tensor *in[] = { mean, logvar };
-    static const char *const inames[] = { "mean", "logvar" };
-    clnet_context *ctx = clnet__first_ctx(2, in);
-    clnet_status st = check_like(ctx, func, 2, in, inames);
+    clnet__op op;
+    clnet_status st = CLNET_OP_CHECK(&op, __func__, kl_spec, mean, logvar, loss, dmean, dlogvar);
     if (st)
         return st;
     if ((int)reduction < 0 || (int)reduction > CLNET_KL_PER_ROW)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: reduction = %d is not a clnet_kl_reduction",
-                            func, (int)reduction);
+        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG,
+                              "reduction = %d is not a clnet_kl_reduction", (int)reduction);
     int64_t c = mean->ndim ? mean->shape[mean->ndim - 1] : 1;
     if (c > 0x7fffffff)
-        return clnet__error(ctx, CLNET_ERR_TOO_LARGE,
-                            "%s: the last axis has %lld entries, more than 2^31 - 1", func,
-                            (long long)c);
+        return clnet__op_fail(&op, CLNET_ERR_TOO_LARGE,
+                              "the last axis has %lld entries, more than 2^31 - 1", (long long)c);
     size_t rows = 1;
     for (int d = 0; d + 1 < mean->ndim; d++)
         rows *= (size_t)mean->shape[d];
     if (!loss && !dmean && !dlogvar)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: invalid argument: loss, dmean and dlogvar are NULL", func);
-    if (!loss && (st = check_grads(ctx, func, in, inames, 2, dmean, "dmean", dlogvar, "dlogvar")))
-        return st;
-    if (loss) {
-        size_t want = reduction == CLNET_KL_PER_ROW ? rows : 1;
-        if ((st = check_one(ctx, func, loss, "loss")))
-            return st;
-        if (loss->numel != want)
-            return clnet__error(ctx, CLNET_ERR_SHAPE,
-                                "%s: loss holds %zu elements, expected %zu (%s)", func, loss->numel,
-                                want, reduction == CLNET_KL_PER_ROW ? "one per row" : "one");
-        const clnet_tensor *others[] = { mean, logvar, dmean, dlogvar };
-        static const char *const onames[] = { "mean", "logvar", "dmean", "dlogvar" };
-        for (int i = 0; i < 4; i++)
-            if ((st = clnet__check_overlap(ctx, func, loss, "loss", others[i], onames[i], 0)))
-                return st;
-        if ((dmean || dlogvar) &&
-            (st = check_grads(ctx, func, in, inames, 2, dmean, "dmean", dlogvar, "dlogvar")))
-            return st;
-    }
+        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "loss, dmean and dlogvar are NULL");
+    size_t want = reduction == CLNET_KL_PER_ROW ? rows : 1;
+    if (loss && loss->numel != want)
+        return clnet__op_fail(&op, CLNET_ERR_SHAPE, "loss: holds %zu elements, expected %zu (%s)",
+                              loss->numel, want,
+                              reduction == CLNET_KL_PER_ROW ? "one per row" : "one");
     if (loss && loss->numel) {
         cl_mem kl = clnet__mem(loss);
         size_t ko = loss->offset;
         if (reduction != CLNET_KL_PER_ROW) {
             ko = 0;
-            if ((st = clnet__workspace(ctx, (rows ? rows : 1) * sizeof(float), &kl)))
+            if ((st = clnet__workspace(op.ctx, (rows ? rows : 1) * sizeof(float), &kl)))
                 return st;
         }
-        clnet__arg a[] = { CLNET_ARG_MEM(kl),
-                           CLNET_ARG_ULONG(ko),
-                           CLNET_ARG_MEM(clnet__mem(mean)),
-                           CLNET_ARG_ULONG(mean->offset),
-                           CLNET_ARG_MEM(clnet__mem(logvar)),
-                           CLNET_ARG_ULONG(logvar->offset),
-                           CLNET_ARG_INT(c),
-                           CLNET_ARG_ULONG(rows) };
-        if (rows && (st = run(ctx, func, "kl_rows", 8, a, rows)))
+        if ((st = LAUNCH(&op, "kl_rows", rows, CLNET_ARG_MEM(kl), CLNET_ARG_ULONG(ko),
+                         CLNET_ARG_TENSOR(mean), CLNET_ARG_TENSOR(logvar), CLNET_ARG_INT(c),
+                         CLNET_ARG_ULONG(rows))))
             return st;
-        if (reduction != CLNET_KL_PER_ROW) {
-            clnet__arg r[] = { CLNET_ARG_MEM(clnet__mem(loss)), CLNET_ARG_ULONG(loss->offset),
-                               CLNET_ARG_MEM(kl), CLNET_ARG_ULONG(rows),
-                               CLNET_ARG_INT(reduction == CLNET_KL_MEAN) };
-            if ((st = run(ctx, func, "kl_reduce", 5, r, 1)))
-                return st;
-        }
+        if (reduction != CLNET_KL_PER_ROW &&
+            (st = LAUNCH(&op, "kl_reduce", 1, CLNET_ARG_TENSOR(loss), CLNET_ARG_MEM(kl),
+                         CLNET_ARG_ULONG(rows), CLNET_ARG_INT(reduction == CLNET_KL_MEAN))))
+            return st;
     }
-    if ((!dmean && !dlogvar) || mean->numel == 0)
+    if (!dmean && !dlogvar)
         return CLNET_OK;
     float s = reduction == CLNET_KL_MEAN ? (float)(1.0 / (double)rows) : 1.0f;
     const clnet_tensor *m = dmean ? dmean : dlogvar, *l = dlogvar ? dlogvar : dmean;
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet__mem(m)),
-                       CLNET_ARG_ULONG(m->offset),
-                       CLNET_ARG_MEM(clnet__mem(l)),
-                       CLNET_ARG_ULONG(l->offset),
-                       CLNET_ARG_MEM(clnet__mem(mean)),
-                       CLNET_ARG_ULONG(mean->offset),
-                       CLNET_ARG_MEM(clnet__mem(logvar)),
-                       CLNET_ARG_ULONG(logvar->offset),
-                       CLNET_ARG_INT(dmean != NULL),
-                       CLNET_ARG_INT(dlogvar != NULL),
-                       CLNET_ARG_FLOAT(s),
-                       CLNET_ARG_FLOAT(beta),
-                       CLNET_ARG_ULONG(mean->numel) };
-    return run(ctx, func, "kl_backward", 13, a, mean->numel);
+    return LAUNCH(&op, "kl_backward", mean->numel, CLNET_ARG_TENSOR(m), CLNET_ARG_TENSOR(l),
+                  CLNET_ARG_TENSOR(mean), CLNET_ARG_TENSOR(logvar), CLNET_ARG_INT(dmean != NULL),
+                  CLNET_ARG_INT(dlogvar != NULL), CLNET_ARG_FLOAT(s), CLNET_ARG_FLOAT(beta),
+                  CLNET_ARG_ULONG(mean->numel));
 }

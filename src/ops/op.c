@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ops/op.h"
 
@@ -110,6 +111,12 @@ clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec
 
 clnet_status clnet__op_want_shape(const clnet__op *op, int i, int ndim, const int64_t *shape)
 {
+    return clnet__op_want_shape_as(op, i, ndim, shape, NULL);
+}
+
+clnet_status clnet__op_want_shape_as(const clnet__op *op, int i, int ndim, const int64_t *shape,
+                                     const char *dims)
+{
     const clnet_tensor *t = op->t[i];
     if (!t)
         return CLNET_OK;
@@ -118,8 +125,13 @@ clnet_status clnet__op_want_shape(const clnet__op *op, int i, int ndim, const in
         same = t->shape[d] == shape[d];
     if (same)
         return CLNET_OK;
-    char want[128];
-    return shape_fail(op, i, clnet__shape_str(ndim, shape, want, sizeof want));
+    char want[160];
+    clnet__shape_str(ndim, shape, want, sizeof want);
+    if (dims) {
+        size_t used = strlen(want);
+        snprintf(want + used, sizeof want - used, " (%s)", dims);
+    }
+    return shape_fail(op, i, want);
 }
 
 clnet_status clnet__run1d(clnet_context *ctx, const char *func, const char *program,

@@ -31,7 +31,7 @@ typedef struct clnet__tspec {
 #define CLNET_LIKE(k) ((k) + 1)
 #define CLNET_SIZE_OF(k) ((k) + 1)
 #define CLNET_ALIAS(k) (1u << (k))
-#define CLNET_OP_MAX_TENSORS 16
+#define CLNET_OP_MAX_TENSORS 20
 
 /* A checked call: what later checks and launches need. */
 typedef struct clnet__op {
@@ -61,6 +61,11 @@ clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec
  * op's geometry: "<func>: y: shape (3, 4, 5) but expected (3, 4, 6)".
  * A NULL optional tensor passes. */
 clnet_status clnet__op_want_shape(const clnet__op *op, int i, int ndim, const int64_t *shape);
+
+/* The same, naming the dimensions in the message: "<func>: y: shape
+ * (2, 4, 5) but expected (2, 3, 5) (N x T x H)". */
+clnet_status clnet__op_want_shape_as(const clnet__op *op, int i, int ndim, const int64_t *shape,
+                                     const char *dims);
 
 /* Records "<func>: <fmt...>" with status on the op's context. */
 clnet_status clnet__op_fail(const clnet__op *op, clnet_status status, const char *fmt, ...)

@@ -6,11 +6,14 @@
  * steps and the bias gradients one column-sum kernel. The LSTM by default
  * fuses each step's GEMM into its kernel, and on CPUs runs whole runs of
  * steps in one launch ("lstm.forward" / "lstm.backward" variants, below). */
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "clnet/rnn.h"
 #include "gemm.h"
+#include "ops/op.h"
 #include "tensor/tensor_impl.h"
 
 /* ---- cells and the reserve's layout -------------------------------------- */
@@ -89,138 +92,103 @@ CLNET_API int64_t clnet_gru_reserve_size(int64_t n, int64_t t, int64_t f, int64_
 
 /* ---- argument checks ------------------------------------------------------ */
 
-/* One call being checked: its cell, name, context and sizes. */
+/* One checked call: its cell, its op (tensors, context, name) and sizes. */
 typedef struct call {
     const cell *c;
     const char *func;
     clnet_context *ctx;
+    clnet__op op;
     size_t n, t, f, h, gh;
 } call;
 
-static const char *shape_str(const clnet_tensor *t, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "x" : "",
-                                 (long long)t->shape[i]);
-    if (t->ndim == 0)
-        snprintf(buf, size, "a scalar");
-    return buf;
-}
+/* The tensors of a forward, in its table's order (y first, so that a
+ * message about any other argument goes to y's context). */
+enum { F_Y, F_X, F_W_IH, F_W_HH, F_B_IH, F_B_HH, F_H0, F_C0, F_HT, F_CT, F_RESERVE, F_COUNT };
+static const clnet__tspec forward_spec[F_COUNT] = {
+    [F_Y] = { .name = "y", .flags = CLNET_T_OUT, .rank = 3 },
+    [F_X] = { .name = "x", .rank = 3 },
+    [F_W_IH] = { .name = "w->w_ih", .rank = 2 },
+    [F_W_HH] = { .name = "w->w_hh", .rank = 2 },
+    [F_B_IH] = { .name = "w->b_ih", .rank = 1 },
+    [F_B_HH] = { .name = "w->b_hh", .rank = 1 },
+    [F_H0] = { .name = "h0", .flags = CLNET_T_OPTIONAL, .rank = 2 },
+    [F_C0] = { .name = "c0", .flags = CLNET_T_OPTIONAL, .rank = 2 },
+    [F_HT] = { .name = "hT", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .rank = 2 },
+    [F_CT] = { .name = "cT", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .rank = 2 },
+    [F_RESERVE] = { .name = "reserve", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL },
+};
 
-/* The first non-NULL tensor's context (to record a message on), or NULL. */
-static clnet_context *find_ctx(const clnet_tensor *const *ts, int count)
-{
-    for (int i = 0; i < count; i++)
-        if (ts[i])
-            return ts[i]->ctx;
-    return NULL;
-}
+/* The backward's (the weight gradients first, as they are required). */
+enum {
+    B_DW_IH, B_DW_HH, B_DB_IH, B_DB_HH, B_X, B_W_IH, B_W_HH, B_RESERVE, B_DY, B_DHT, B_DCT, B_DX,
+    B_DH0, B_DC0, B_COUNT
+};
+static const clnet__tspec backward_spec[B_COUNT] = {
+    [B_DW_IH] = { .name = "dw->dw_ih", .flags = CLNET_T_OUT, .rank = 2 },
+    [B_DW_HH] = { .name = "dw->dw_hh", .flags = CLNET_T_OUT, .rank = 2 },
+    [B_DB_IH] = { .name = "dw->db_ih", .flags = CLNET_T_OUT, .rank = 1 },
+    [B_DB_HH] = { .name = "dw->db_hh", .flags = CLNET_T_OUT, .rank = 1 },
+    [B_X] = { .name = "x", .rank = 3 },
+    [B_W_IH] = { .name = "w->w_ih", .rank = 2 },
+    [B_W_HH] = { .name = "w->w_hh", .rank = 2 },
+    [B_RESERVE] = { .name = "reserve" },
+    [B_DY] = { .name = "dy", .flags = CLNET_T_OPTIONAL, .rank = 3 },
+    [B_DHT] = { .name = "dhT", .flags = CLNET_T_OPTIONAL, .rank = 2 },
+    [B_DCT] = { .name = "dcT", .flags = CLNET_T_OPTIONAL, .rank = 2 },
+    [B_DX] = { .name = "dx", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .rank = 3 },
+    [B_DH0] = { .name = "dh0", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .rank = 2 },
+    [B_DC0] = { .name = "dc0", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .rank = 2 },
+};
 
-/* t: non-NULL (unless optional), of the call's context, float32. */
-static clnet_status check_common(const call *k, const char *name, const clnet_tensor *t,
-                                 int optional)
+/* Refuses a NULL weights or gradients struct, before its tensors are read;
+ * the message goes to the context of the first tensor given. */
+static clnet_status check_struct(const call *k, const void *p, const char *name, int count,
+                                 const clnet_tensor *const *ts)
 {
-    if (!t)
-        return optional ? CLNET_OK
-                        : clnet__error(k->ctx, CLNET_ERR_INVALID_ARG,
-                                       "%s: invalid argument: %s is NULL", k->func, name);
-    if (t->ctx != k->ctx)
-        return clnet__error(k->ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
-                            k->func, name);
-    if (t->dtype != CLNET_F32)
-        return clnet__error(k->ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", k->func, name);
-    return CLNET_OK;
-}
-
-/* t as check_common, with exactly the shape {d0, d1[, d2]} (ndim 1..3);
- * `dims` names the expected dimensions for the message ("N x H"). */
-static clnet_status expect(const call *k, const char *name, const clnet_tensor *t, int optional,
-                           int ndim, size_t d0, size_t d1, size_t d2, const char *dims)
-{
-    clnet_status st = check_common(k, name, t, optional);
-    if (st || !t)
-        return st;
-    size_t want[3] = { d0, d1, d2 };
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++)
-        ok = (size_t)t->shape[i] == want[i];
-    if (ok)
+    if (p)
         return CLNET_OK;
-    char got[96], exp[96];
-    if (ndim == 1)
-        snprintf(exp, sizeof exp, "%zu", d0);
-    else if (ndim == 2)
-        snprintf(exp, sizeof exp, "%zux%zu", d0, d1);
-    else
-        snprintf(exp, sizeof exp, "%zux%zux%zu", d0, d1, d2);
-    return clnet__error(k->ctx, CLNET_ERR_SHAPE, "%s: %s is %s, expected %s (%s)", k->func, name,
-                        shape_str(t, got, sizeof got), exp, dims);
+    clnet_context *ctx = clnet__first_ctx(count, ts);
+    CLNET_CHECK_ARG(ctx, ctx != NULL);
+    return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s: must not be NULL", k->func, name);
+}
+
+/* Tensor i (if given) has exactly {d0, d1[, d2]}; `dims` names them. */
+static clnet_status expect(const call *k, int i, int ndim, size_t d0, size_t d1, size_t d2,
+                           const char *dims)
+{
+    const int64_t want[3] = { (int64_t)d0, (int64_t)d1, (int64_t)d2 };
+    return clnet__op_want_shape_as(&k->op, i, ndim, want, dims);
 }
 
 /* Reads N, T, F from x and H from w_hh (G*H, H), then checks w_ih. */
-static clnet_status check_sizes(call *k, const clnet_rnn_weights *w, const clnet_tensor *x)
+static clnet_status check_sizes(call *k, int xi, int w_ih, int w_hh)
 {
-    char buf[96];
-    clnet_status st;
-    if (!w)
-        return clnet__error(k->ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: w is NULL",
-                            k->func);
-    if ((st = check_common(k, "x", x, 0)))
-        return st;
-    if (x->ndim != 3)
-        return clnet__error(k->ctx, CLNET_ERR_SHAPE, "%s: x is %s, expected a 3-D (N, T, F) tensor",
-                            k->func, shape_str(x, buf, sizeof buf));
-    if ((st = check_common(k, "w->w_hh", w->w_hh, 0)))
-        return st;
-    const clnet_tensor *u = w->w_hh;
-    if (u->ndim != 2 || u->shape[0] != k->c->gates * u->shape[1])
-        return clnet__error(k->ctx, CLNET_ERR_SHAPE, "%s: w->w_hh is %s, expected (%d*H)xH",
-                            k->func, shape_str(u, buf, sizeof buf), k->c->gates);
+    const clnet_tensor *x = k->op.t[xi], *u = k->op.t[w_hh];
+    char dims[32];
+    if (u->shape[0] != k->c->gates * u->shape[1]) {
+        snprintf(dims, sizeof dims, "%d*H x H", k->c->gates);
+        return clnet__op_fail(&k->op, CLNET_ERR_SHAPE, "w->w_hh: shape (%lld, %lld) but expected %s",
+                              (long long)u->shape[0], (long long)u->shape[1], dims);
+    }
     k->n = (size_t)x->shape[0], k->t = (size_t)x->shape[1], k->f = (size_t)x->shape[2];
     k->h = (size_t)u->shape[1], k->gh = (size_t)u->shape[0];
     if (k->n > INT_MAX || k->gh > INT_MAX)
-        return clnet__error(k->ctx, CLNET_ERR_TOO_LARGE, "%s: N (%zu) and %d*H (%zu) must be at "
-                            "most INT_MAX", k->func, k->n, k->c->gates, k->gh);
-    snprintf(buf, sizeof buf, "%d*H x F", k->c->gates);
-    return expect(k, "w->w_ih", w->w_ih, 0, 2, k->gh, k->f, 0, buf);
+        return clnet__op_fail(&k->op, CLNET_ERR_TOO_LARGE,
+                              "N (%zu) and %d*H (%zu) must be at most INT_MAX", k->n,
+                              k->c->gates, k->gh);
+    snprintf(dims, sizeof dims, "%d*H x F", k->c->gates);
+    return expect(k, w_ih, 2, k->gh, k->f, 0, dims);
 }
 
-static int overlap(const clnet_tensor *a, const clnet_tensor *b)
+static clnet_status check_reserve(const call *k, int i)
 {
-    return a && b && a->numel && b->numel && clnet__mem(a) == clnet__mem(b) &&
-           a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-
-/* No output may share elements with an input or with another output. */
-static clnet_status check_overlaps(const call *k, int nout, const clnet_tensor *const *outs,
-                                   const char *const *onames, int nin,
-                                   const clnet_tensor *const *ins, const char *const *inames)
-{
-    for (int i = 0; i < nout; i++) {
-        for (int j = 0; j < nin; j++)
-            if (overlap(outs[i], ins[j]))
-                return clnet__error(k->ctx, CLNET_ERR_INVALID_ARG, "%s: %s overlaps %s", k->func,
-                                    onames[i], inames[j]);
-        for (int j = i + 1; j < nout; j++)
-            if (overlap(outs[i], outs[j]))
-                return clnet__error(k->ctx, CLNET_ERR_INVALID_ARG, "%s: %s overlaps %s", k->func,
-                                    onames[i], onames[j]);
-    }
-    return CLNET_OK;
-}
-
-static clnet_status check_reserve(const call *k, const clnet_tensor *reserve, int optional)
-{
-    clnet_status st = check_common(k, "reserve", reserve, optional);
-    if (st || !reserve)
-        return st;
+    const clnet_tensor *reserve = k->op.t[i];
+    if (!reserve)
+        return CLNET_OK;
     int64_t need = reserve_size(k->c, (int64_t)k->n, (int64_t)k->t, (int64_t)k->f, (int64_t)k->h);
     if ((int64_t)reserve->numel < need)
-        return clnet__error(k->ctx, CLNET_ERR_SHAPE,
-                            "%s: reserve holds %zu elements, needs %lld (%s)", k->func,
-                            reserve->numel, (long long)need, k->c->reserve_fn);
+        return clnet__op_fail(&k->op, CLNET_ERR_SHAPE, "reserve: holds %zu elements, needs %lld (%s)",
+                              reserve->numel, (long long)need, k->c->reserve_fn);
     return CLNET_OK;
 }
 
@@ -232,32 +200,29 @@ typedef struct fwd_args {
 
 static clnet_status check_forward(call *k, const fwd_args *a)
 {
-    /* Messages go to the required output's context, else any argument's. */
-    const clnet_tensor *all[] = { a->y, a->x, a->h0, a->c0, a->hT, a->cT, a->reserve,
-                                  a->w ? a->w->w_ih : NULL };
-    k->ctx = find_ctx(all, 8);
-    CLNET_CHECK_ARG(k->ctx, k->ctx != NULL);
-    clnet_status st;
-    int lstm = k->c->kind == CELL_LSTM;
+    const clnet_rnn_weights *w = a->w;
+    const clnet_tensor *ts[F_COUNT] = {
+        [F_Y] = a->y,    [F_X] = a->x,   [F_H0] = a->h0, [F_C0] = a->c0,
+        [F_HT] = a->hT,  [F_CT] = a->cT, [F_RESERVE] = a->reserve,
+    };
+    clnet_status st = check_struct(k, w, "w", F_COUNT, ts);
+    if (st)
+        return st;
+    ts[F_W_IH] = w->w_ih, ts[F_W_HH] = w->w_hh, ts[F_B_IH] = w->b_ih, ts[F_B_HH] = w->b_hh;
+    if ((st = clnet__op_check(&k->op, k->func, forward_spec, F_COUNT, ts)))
+        return st;
+    k->ctx = k->op.ctx;
     char gh[16];
     snprintf(gh, sizeof gh, "%d*H", k->c->gates);
-    if ((st = check_sizes(k, a->w, a->x)) ||
-        (st = expect(k, "w->b_ih", a->w->b_ih, 0, 1, k->gh, 0, 0, gh)) ||
-        (st = expect(k, "w->b_hh", a->w->b_hh, 0, 1, k->gh, 0, 0, gh)) ||
-        (st = expect(k, "h0", a->h0, 1, 2, k->n, k->h, 0, "N x H")) ||
-        (lstm && (st = expect(k, "c0", a->c0, 1, 2, k->n, k->h, 0, "N x H"))) ||
-        (st = expect(k, "y", a->y, 0, 3, k->n, k->t, k->h, "N x T x H")) ||
-        (st = expect(k, "hT", a->hT, 1, 2, k->n, k->h, 0, "N x H")) ||
-        (lstm && (st = expect(k, "cT", a->cT, 1, 2, k->n, k->h, 0, "N x H"))) ||
-        (st = check_reserve(k, a->reserve, 1)))
+    if ((st = check_sizes(k, F_X, F_W_IH, F_W_HH)) || (st = expect(k, F_B_IH, 1, k->gh, 0, 0, gh)) ||
+        (st = expect(k, F_B_HH, 1, k->gh, 0, 0, gh)) ||
+        (st = expect(k, F_H0, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, F_C0, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, F_Y, 3, k->n, k->t, k->h, "N x T x H")) ||
+        (st = expect(k, F_HT, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, F_CT, 2, k->n, k->h, 0, "N x H")))
         return st;
-    const clnet_tensor *outs[] = { a->y, a->hT, a->cT, a->reserve };
-    const clnet_tensor *ins[] = { a->x, a->h0, a->c0, a->w->w_ih, a->w->w_hh, a->w->b_ih,
-                                  a->w->b_hh };
-    static const char *const onames[] = { "y", "hT", "cT", "reserve" };
-    static const char *const inames[] = { "x", "h0", "c0", "w->w_ih", "w->w_hh", "w->b_ih",
-                                          "w->b_hh" };
-    return check_overlaps(k, 4, outs, onames, 7, ins, inames);
+    return check_reserve(k, F_RESERVE);
 }
 
 typedef struct bwd_args {
@@ -269,42 +234,39 @@ typedef struct bwd_args {
 
 static clnet_status check_backward(call *k, const bwd_args *a)
 {
-    /* Messages go to a required output's context, else any argument's. */
-    const clnet_tensor *all[] = { a->dw ? a->dw->dw_ih : NULL, a->x, a->reserve, a->dy, a->dhT,
-                                  a->dcT, a->dx, a->dh0, a->dc0, a->w ? a->w->w_ih : NULL };
-    k->ctx = find_ctx(all, 10);
-    CLNET_CHECK_ARG(k->ctx, k->ctx != NULL);
+    const clnet_rnn_weights *w = a->w;
+    const clnet_rnn_grads *dw = a->dw;
+    const clnet_tensor *ts[B_COUNT] = {
+        [B_X] = a->x,     [B_RESERVE] = a->reserve, [B_DY] = a->dy,   [B_DHT] = a->dhT,
+        [B_DCT] = a->dcT, [B_DX] = a->dx,           [B_DH0] = a->dh0, [B_DC0] = a->dc0,
+    };
     clnet_status st;
-    int lstm = k->c->kind == CELL_LSTM;
+    if ((st = check_struct(k, w, "w", B_COUNT, ts)))
+        return st;
+    ts[B_W_IH] = w->w_ih, ts[B_W_HH] = w->w_hh;
+    if ((st = check_struct(k, dw, "dw", B_COUNT, ts)))
+        return st;
+    ts[B_DW_IH] = dw->dw_ih, ts[B_DW_HH] = dw->dw_hh, ts[B_DB_IH] = dw->db_ih;
+    ts[B_DB_HH] = dw->db_hh;
+    if ((st = clnet__op_check(&k->op, k->func, backward_spec, B_COUNT, ts)))
+        return st;
+    k->ctx = k->op.ctx;
     char gf[16], gh[16], ghh[16];
     snprintf(gf, sizeof gf, "%d*H x F", k->c->gates);
     snprintf(gh, sizeof gh, "%d*H", k->c->gates);
     snprintf(ghh, sizeof ghh, "%d*H x H", k->c->gates);
-    if ((st = check_sizes(k, a->w, a->x)))
+    if ((st = check_sizes(k, B_X, B_W_IH, B_W_HH)) || (st = check_reserve(k, B_RESERVE)) ||
+        (st = expect(k, B_DY, 3, k->n, k->t, k->h, "N x T x H")) ||
+        (st = expect(k, B_DHT, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, B_DCT, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, B_DX, 3, k->n, k->t, k->f, "N x T x F")) ||
+        (st = expect(k, B_DH0, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, B_DC0, 2, k->n, k->h, 0, "N x H")) ||
+        (st = expect(k, B_DW_IH, 2, k->gh, k->f, 0, gf)) ||
+        (st = expect(k, B_DW_HH, 2, k->gh, k->h, 0, ghh)) ||
+        (st = expect(k, B_DB_IH, 1, k->gh, 0, 0, gh)))
         return st;
-    if (!a->dw)
-        return clnet__error(k->ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: dw is NULL",
-                            k->func);
-    if ((st = check_reserve(k, a->reserve, 0)) ||
-        (st = expect(k, "dy", a->dy, 1, 3, k->n, k->t, k->h, "N x T x H")) ||
-        (st = expect(k, "dhT", a->dhT, 1, 2, k->n, k->h, 0, "N x H")) ||
-        (lstm && (st = expect(k, "dcT", a->dcT, 1, 2, k->n, k->h, 0, "N x H"))) ||
-        (st = expect(k, "dx", a->dx, 1, 3, k->n, k->t, k->f, "N x T x F")) ||
-        (st = expect(k, "dh0", a->dh0, 1, 2, k->n, k->h, 0, "N x H")) ||
-        (lstm && (st = expect(k, "dc0", a->dc0, 1, 2, k->n, k->h, 0, "N x H"))) ||
-        (st = expect(k, "dw->dw_ih", a->dw->dw_ih, 0, 2, k->gh, k->f, 0, gf)) ||
-        (st = expect(k, "dw->dw_hh", a->dw->dw_hh, 0, 2, k->gh, k->h, 0, ghh)) ||
-        (st = expect(k, "dw->db_ih", a->dw->db_ih, 0, 1, k->gh, 0, 0, gh)) ||
-        (st = expect(k, "dw->db_hh", a->dw->db_hh, 0, 1, k->gh, 0, 0, gh)))
-        return st;
-    const clnet_tensor *outs[] = { a->dx, a->dh0, a->dc0, a->dw->dw_ih, a->dw->dw_hh,
-                                   a->dw->db_ih, a->dw->db_hh };
-    const clnet_tensor *ins[] = { a->x, a->reserve, a->dy, a->dhT, a->dcT, a->w->w_ih, a->w->w_hh };
-    static const char *const onames[] = { "dx", "dh0", "dc0", "dw->dw_ih", "dw->dw_hh",
-                                          "dw->db_ih", "dw->db_hh" };
-    static const char *const inames[] = { "x", "reserve", "dy", "dhT", "dcT", "w->w_ih",
-                                          "w->w_hh" };
-    return check_overlaps(k, 7, outs, onames, 7, ins, inames);
+    return expect(k, B_DB_HH, 1, k->gh, 0, 0, gh);
 }
 
 /* ---- launches --------------------------------------------------------------- */
@@ -326,25 +288,14 @@ static view at(view v, size_t elements)
     return v;
 }
 
-/* A kernel's argument list, built in order. */
-typedef struct arglist {
-    clnet__arg a[40];
-    int n;
-} arglist;
+/* A view as kernel arguments: its buffer and offset, then (VIEW_LD) its
+ * leading dimension. */
+#define VIEW(v) CLNET_ARG_MEM((v).mem), CLNET_ARG_ULONG((v).off)
+#define VIEW_LD(v) VIEW(v), CLNET_ARG_ULONG((v).ld)
 
-static void push(arglist *l, clnet__arg x)
-{
-    l->a[l->n++] = x;
-}
-
-/* A buffer and its offset, then the leading dimension when with_ld. */
-static void push_view(arglist *l, view v, int with_ld)
-{
-    push(l, CLNET_ARG_MEM(v.mem));
-    push(l, CLNET_ARG_ULONG(v.off));
-    if (with_ld)
-        push(l, CLNET_ARG_ULONG(v.ld));
-}
+/* Runs kernel `kern` over n work-items with a counted argument list. */
+#define LAUNCH(k, kern, n, ...)                                                                   \
+    clnet__launch1d((k)->ctx, (kern), (k)->func, CLNET_ARGS(__VA_ARGS__), (n))
 
 /* c = op(a) op(b) + beta c with op(a) m x k, op(b) k x n. */
 static clnet_status gemm(const call *k, int ta, int tb, size_t m, size_t n, size_t kk, view a,
@@ -361,16 +312,8 @@ static clnet_status gemm(const call *k, int ta, int tb, size_t m, size_t n, size
 /* dst rows = src rows (rows x cols); zeros when src.mem is NULL. */
 static clnet_status copy_rows(const call *k, view dst, view src, size_t rows, size_t cols)
 {
-    cl_kernel kern;
-    clnet_status st = clnet__kernel(k->ctx, "rnn", NULL, "rnn_copy_rows", &kern);
-    if (st)
-        return st;
-    arglist l = { .n = 0 };
-    push_view(&l, dst, 1);
-    push_view(&l, src, 1);
-    push(&l, CLNET_ARG_ULONG(rows));
-    push(&l, CLNET_ARG_ULONG(cols));
-    return clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, rows * cols);
+    return CLNET_RUN1D(k->ctx, k->func, "rnn", "rnn_copy_rows", rows * cols, VIEW_LD(dst),
+                       VIEW_LD(src), CLNET_ARG_ULONG(rows), CLNET_ARG_ULONG(cols));
 }
 
 /* ---- the fused LSTM recurrence (cl/rnn.cl: lstm_*_fused) ------------------ */
@@ -417,17 +360,9 @@ static size_t packed_elems(size_t h)
 /* lstm_pack_wt (transposed, the forward's) or lstm_pack_w into dst. */
 static clnet_status pack_w_hh(const call *k, const clnet_tensor *w_hh, int transposed, view dst)
 {
-    cl_kernel kern;
-    clnet_status st = clnet__kernel(k->ctx, "rnn", NULL, transposed ? "lstm_pack_wt" : "lstm_pack_w",
-                                    &kern);
-    if (st)
-        return st;
-    arglist l = { .n = 0 };
-    push_view(&l, dst, 0);
-    push_view(&l, tview(w_hh, 0), 0);
-    push(&l, CLNET_ARG_INT(k->h));
-    push(&l, CLNET_ARG_INT(padded(k->h)));
-    return clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, packed_elems(k->h));
+    return CLNET_RUN1D(k->ctx, k->func, "rnn", transposed ? "lstm_pack_wt" : "lstm_pack_w",
+                       packed_elems(k->h), VIEW(dst), VIEW(tview(w_hh, 0)), CLNET_ARG_INT(k->h),
+                       CLNET_ARG_INT(padded(k->h)));
 }
 
 /* Tiles of lstm_*_fused: FUSED_ROWS batch rows x 8 units each. */
@@ -438,33 +373,42 @@ static size_t fused_items(const call *k)
     return (k->n + FUSED_ROWS - 1) / FUSED_ROWS * (padded(k->h) / 8);
 }
 
-/* Launches `kern` over the steps first .. last (counting down when `down`,
- * the backward): CLNET_V_REC_STEP once per step over every tile, CLNET_V_REC_SEQ as one
- * work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
- * (32 at H = 64). The kernel's step arguments are the last two of l, filled
- * here: forward (first step, count), backward (first, last). Bounding a
- * launch's work bounds its run time (GPU watchdogs), and Mesa's llvmpipe
- * (rusticl, Mesa 22.3) computes wrong values from roughly the 10,000th
- * H x step of one launch on (measured: step 41 at H = 256, 77 at 128,
- * 138-148 at 64; 347 at 16), while launches of 4x this budget (H = 64,
- * 128) agreed bit for bit with one launch per step. */
+/* Packs w_hh into `packed` (pack_w_hh), then launches `kern` over the steps first .. last
+ * (counting down when `down`, the backward): CLNET_V_REC_STEP once per step over every tile,
+ * CLNET_V_REC_SEQ as one work-group over at most SEQ_UNIT_STEPS / roundup(H, 8) steps per launch
+ * (32 at H = 64). The kernel's step arguments are the last two, filled here: forward (first step,
+ * count), backward (first, last); args holds the others. Bounding a launch's work bounds its run
+ * time (GPU watchdogs), and Mesa's llvmpipe (rusticl, Mesa 22.3) computes wrong values from
+ * roughly the 10,000th H x step of one launch on (measured: step 41 at H = 256, 77 at 128, 138-148
+ * at 64; 347 at 16), while launches of 4x this budget (H = 64, 128) agreed bit for bit with one
+ * launch per step.
+ */
 #define SEQ_UNIT_STEPS 2048
 
-static clnet_status launch_steps(const call *k, cl_kernel kern, arglist *l, int rec, int first,
+/* The most arguments of a fused kernel, its two step arguments included. */
+#define STEP_ARGS_MAX 40
+
+static clnet_status launch_steps(const call *k, cl_kernel kern, const clnet_tensor *w_hh,
+                                 view packed, int nargs, const clnet__arg *args, int rec, int first,
                                  int last, int down)
 {
+    /* w_hh packed first: transposed for the forward (lstm_pack_wt). */
+    clnet_status st = pack_w_hh(k, w_hh, !down, packed);
+    if (st)
+        return st;
     size_t wg = clnet__context_profile(k->ctx)->wg_size;
     int per = rec == CLNET_V_REC_SEQ ? (int)(SEQ_UNIT_STEPS / padded(k->h)) : 1;
     per = per < 1 ? 1 : per;
     size_t items = rec == CLNET_V_REC_SEQ ? wg : fused_items(k);
     int steps = (down ? first - last : last - first) + 1;
-    l->n += 2;
+    clnet__arg all[STEP_ARGS_MAX];
+    assert(nargs + 2 <= STEP_ARGS_MAX);
+    memcpy(all, args, (size_t)nargs * sizeof *args);
     for (int done = 0; done < steps; done += per) {
         int s = down ? first - done : first + done, count = steps - done < per ? steps - done : per;
-        l->a[l->n - 2] = CLNET_ARG_INT(s);
-        l->a[l->n - 1] = CLNET_ARG_INT(down ? s - count + 1 : count);
-        clnet_status st = clnet__launch1d(k->ctx, kern, k->func, l->n, l->a, items);
-        if (st)
+        all[nargs] = CLNET_ARG_INT(s);
+        all[nargs + 1] = CLNET_ARG_INT(down ? s - count + 1 : count);
+        if ((st = clnet__launch1d(k->ctx, kern, k->func, nargs + 2, all, items)))
             return st;
     }
     return CLNET_OK;
@@ -530,24 +474,21 @@ static clnet_status forward_step(const call *k, const fwd_args *a, const fwd_pla
         hw.mem = NULL; /* h_{t-1} = 0: no product, the kernel reads zeros */
     else if ((st = gemm(k, 0, 1, n, gh, h, h_prev, tview(a->w->w_hh, h), 0.0f, hw)))
         return st;
-    arglist l = { .n = 0 };
-    push_view(&l, at(p->gates, s * gh), 1);
-    push_view(&l, hw, 0);
-    push_view(&l, tview(a->w->b_ih, 0), 0);
-    push_view(&l, tview(a->w->b_hh, 0), 0);
+    view gates = at(p->gates, s * gh), b_ih = tview(a->w->b_ih, 0), b_hh = tview(a->w->b_hh, 0);
+    view out = at(y, s * h);
     if (k->c->kind == CELL_LSTM) {
         view c_in, c_out;
         c_views(p, a, s, n * h, h, &c_in, &c_out);
-        push_view(&l, c_in, 1);
-        push_view(&l, c_out, 1);
-    } else if (k->c->kind == CELL_GRU) {
-        push_view(&l, h_prev, 1);
-        push_view(&l, at(p->hn, s * h), 1);
+        return LAUNCH(k, kern, n * h, VIEW_LD(gates), VIEW(hw), VIEW(b_ih), VIEW(b_hh),
+                      VIEW_LD(c_in), VIEW_LD(c_out), VIEW_LD(out), CLNET_ARG_INT(n),
+                      CLNET_ARG_INT(h));
     }
-    push_view(&l, at(y, s * h), 1);
-    push(&l, CLNET_ARG_INT(n));
-    push(&l, CLNET_ARG_INT(h));
-    return clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, n * h);
+    if (k->c->kind == CELL_GRU)
+        return LAUNCH(k, kern, n * h, VIEW_LD(gates), VIEW(hw), VIEW(b_ih), VIEW(b_hh),
+                      VIEW_LD(h_prev), VIEW_LD(at(p->hn, s * h)), VIEW_LD(out), CLNET_ARG_INT(n),
+                      CLNET_ARG_INT(h));
+    return LAUNCH(k, kern, n * h, VIEW_LD(gates), VIEW(hw), VIEW(b_ih), VIEW(b_hh), VIEW_LD(out),
+                  CLNET_ARG_INT(n), CLNET_ARG_INT(h));
 }
 
 /* After the steps: the final states, and the reserve's hprev and c_0. */
@@ -579,26 +520,15 @@ static clnet_status forward_fused(const call *k, const fwd_args *a, const fwd_pl
                                   cl_kernel kern, int rec)
 {
     size_t h = k->h;
-    clnet_status st = pack_w_hh(k, a->w->w_hh, 1, p->packed);
-    if (st)
-        return st;
-    arglist l = { .n = 0 };
-    push_view(&l, p->gates, 1);
-    push_view(&l, p->packed, 0);
-    push_view(&l, tview(a->w->b_ih, 0), 0);
-    push_view(&l, tview(a->w->b_hh, 0), 0);
-    push_view(&l, tview(a->h0, h), 1);
-    push_view(&l, tview(a->c0, h), 1);
-    push_view(&l, p->c_states, 1);
-    push(&l, CLNET_ARG_INT(p->c_pingpong));
-    push_view(&l, a->reserve ? p->hprev : (view){ NULL, 0, 0 }, 1);
-    push_view(&l, tview(a->y, k->t * h), 1);
-    push_view(&l, tview(a->hT, h), 0);
-    push_view(&l, tview(a->cT, h), 0);
-    push(&l, CLNET_ARG_INT(k->n));
-    push(&l, CLNET_ARG_INT(h));
-    push(&l, CLNET_ARG_INT(k->t));
-    return launch_steps(k, kern, &l, rec, 0, (int)k->t - 1, 0);
+    return launch_steps(
+        k, kern, a->w->w_hh, p->packed,
+        CLNET_ARGS(VIEW_LD(p->gates), VIEW(p->packed), VIEW(tview(a->w->b_ih, 0)),
+                   VIEW(tview(a->w->b_hh, 0)), VIEW_LD(tview(a->h0, h)), VIEW_LD(tview(a->c0, h)),
+                   VIEW_LD(p->c_states), CLNET_ARG_INT(p->c_pingpong),
+                   VIEW_LD(a->reserve ? p->hprev : tview(NULL, 0)),
+                   VIEW_LD(tview(a->y, k->t * h)), VIEW(tview(a->hT, h)), VIEW(tview(a->cT, h)),
+                   CLNET_ARG_INT(k->n), CLNET_ARG_INT(h), CLNET_ARG_INT(k->t)),
+        rec, 0, (int)k->t - 1, 0);
 }
 
 static clnet_status forward(const cell *c, const fwd_args *a)
@@ -701,24 +631,19 @@ static clnet_status backward_step(const call *k, const bwd_args *a, const bwd_pl
     size_t n = k->n, t = k->t, h = k->h, gh = k->gh;
     int gru = k->c->kind == CELL_GRU;
     view dgh = at(p->dgh, s * gh);
-    arglist l = { .n = 0 };
-    push_view(&l, at(p->res_gates, s * gh), 1);
-    if (k->c->kind == CELL_LSTM) {
-        push_view(&l, at(p->res_extra, s * h), 1);
-    } else if (gru) {
-        push_view(&l, at(p->res_extra, s * h), 1);
-        push_view(&l, at(p->res_hprev, s * h), 1);
-    }
-    push_view(&l, at(tview(a->dy, t * h), s * h), 1);
-    push_view(&l, p->dh, 0);
+    view gates = at(p->res_gates, s * gh), extra = at(p->res_extra, s * h);
+    view dy = at(tview(a->dy, t * h), s * h), dgx = at(p->dgx, s * gh);
+    clnet_status st;
     if (k->c->kind == CELL_LSTM)
-        push_view(&l, p->dc, 0);
-    push_view(&l, at(p->dgx, s * gh), 1);
-    if (gru)
-        push_view(&l, dgh, 1);
-    push(&l, CLNET_ARG_INT(n));
-    push(&l, CLNET_ARG_INT(h));
-    clnet_status st = clnet__launch1d(k->ctx, kern, k->func, l.n, l.a, n * h);
+        st = LAUNCH(k, kern, n * h, VIEW_LD(gates), VIEW_LD(extra), VIEW_LD(dy), VIEW(p->dh),
+                    VIEW(p->dc), VIEW_LD(dgx), CLNET_ARG_INT(n), CLNET_ARG_INT(h));
+    else if (gru)
+        st = LAUNCH(k, kern, n * h, VIEW_LD(gates), VIEW_LD(extra),
+                    VIEW_LD(at(p->res_hprev, s * h)), VIEW_LD(dy), VIEW(p->dh), VIEW_LD(dgx),
+                    VIEW_LD(dgh), CLNET_ARG_INT(n), CLNET_ARG_INT(h));
+    else
+        st = LAUNCH(k, kern, n * h, VIEW_LD(gates), VIEW_LD(dy), VIEW(p->dh), VIEW_LD(dgx),
+                    CLNET_ARG_INT(n), CLNET_ARG_INT(h));
     if (st || (s == 0 && !a->dh0))
         return st;
     /* dL/dh_{t-1} = dgh W_hh (+ GRU's bypass term, which the kernel left in dh). */
@@ -731,24 +656,13 @@ static clnet_status backward_fused(const call *k, const bwd_args *a, const bwd_p
                                    cl_kernel kern, int rec)
 {
     size_t h = k->h;
-    clnet_status st = pack_w_hh(k, a->w->w_hh, 0, p->packed);
-    if (st)
-        return st;
-    arglist l = { .n = 0 };
-    push_view(&l, p->res_gates, 1);
-    push_view(&l, p->res_extra, 1);
-    push_view(&l, p->packed, 0);
-    push_view(&l, tview(a->dy, k->t * h), 1);
-    push_view(&l, tview(a->dhT, h), 0);
-    push_view(&l, tview(a->dcT, h), 0);
-    push_view(&l, p->dc, 0);
-    push_view(&l, p->dgx, 1);
-    push_view(&l, tview(a->dh0, h), 0);
-    push_view(&l, tview(a->dc0, h), 0);
-    push(&l, CLNET_ARG_INT(k->n));
-    push(&l, CLNET_ARG_INT(h));
-    push(&l, CLNET_ARG_INT(k->t));
-    return launch_steps(k, kern, &l, rec, (int)k->t - 1, a->dh0 ? -1 : 0, 1);
+    return launch_steps(
+        k, kern, a->w->w_hh, p->packed,
+        CLNET_ARGS(VIEW_LD(p->res_gates), VIEW_LD(p->res_extra), VIEW(p->packed),
+                   VIEW_LD(tview(a->dy, k->t * h)), VIEW(tview(a->dhT, h)), VIEW(tview(a->dcT, h)),
+                   VIEW(p->dc), VIEW_LD(p->dgx), VIEW(tview(a->dh0, h)), VIEW(tview(a->dc0, h)),
+                   CLNET_ARG_INT(k->n), CLNET_ARG_INT(h), CLNET_ARG_INT(k->t)),
+        rec, (int)k->t - 1, a->dh0 ? -1 : 0, 1);
 }
 
 /* After the steps: dh0, dc0 (unless the fused kernel wrote them), then dx,
@@ -777,12 +691,8 @@ static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_
     for (int pass = 0; pass < (gru ? 2 : 1); pass++) {
         /* RNN and LSTM: db_hh = db_ih from one pass; GRU: one pass each. */
         view src = pass ? dgh : dgx, out = pass ? bh : bi, out2 = gru ? (view){ 0 } : bh;
-        if ((st = clnet__launch1d(k->ctx, kern, k->func,
-                                  CLNET_ARGS(CLNET_ARG_MEM(src.mem), CLNET_ARG_ULONG(src.off),
-                                             CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
-                                             CLNET_ARG_MEM(out.mem), CLNET_ARG_ULONG(out.off),
-                                             CLNET_ARG_MEM(out2.mem), CLNET_ARG_ULONG(out2.off)),
-                                  gh)))
+        if ((st = LAUNCH(k, kern, gh, VIEW(src), CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
+                         VIEW(out), VIEW(out2))))
             return st;
     }
     return CLNET_OK;

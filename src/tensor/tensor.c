@@ -359,25 +359,6 @@ CLNET_API clnet_status clnet_tensor_gather_rows(clnet_tensor *dst, const clnet_t
                            dst->numel);
 }
 
-clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
-                               const clnet_tensor *const *ts, const char *const *names)
-{
-    for (int i = 0; i < count; i++) {
-        if (!ts[i])
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s is NULL", func,
-                                names[i]);
-        if (ts[i]->ctx != ctx)
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s belongs to another context",
-                                func, names[i]);
-        if (ts[i]->dtype != CLNET_F32)
-            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s must be float32", func, names[i]);
-        if (ts[i]->numel != ts[0]->numel)
-            return clnet__error(ctx, CLNET_ERR_SHAPE, "%s: %s holds %zu elements, %s holds %zu",
-                                func, names[i], ts[i]->numel, names[0], ts[0]->numel);
-    }
-    return CLNET_OK;
-}
-
 const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
 {
     size_t used = 0;
@@ -413,16 +394,4 @@ int clnet__overlaps(const clnet_tensor *a, const clnet_tensor *b)
 {
     return a && b && a->storage && a->storage == b->storage && a->offset < b->offset + b->numel &&
            b->offset < a->offset + a->numel;
-}
-
-clnet_status clnet__check_overlap(clnet_context *ctx, const char *func, const clnet_tensor *out,
-                                  const char *oname, const clnet_tensor *in, const char *iname,
-                                  int alias_ok)
-{
-    if (!clnet__overlaps(out, in))
-        return CLNET_OK;
-    if (alias_ok && out->offset == in->offset && out->numel == in->numel)
-        return CLNET_OK;
-    return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: %s overlaps %s%s", func, oname, iname,
-                        alias_ok ? " in part (only exact aliasing is allowed)" : "");
 }

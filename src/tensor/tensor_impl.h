@@ -30,11 +30,6 @@ static inline cl_mem clnet__mem(const clnet_tensor *t)
 /* A tensor as a kernel's (buffer, element offset) pair: two arguments. */
 #define CLNET_ARG_TENSOR(t) CLNET_ARG_MEM(clnet__mem(t)), CLNET_ARG_ULONG((t)->offset)
 
-/* Checks that every tensor is non-NULL, float32, of ctx, and holds n
- * elements; records which argument is wrong. names are the parameter names. */
-clnet_status clnet__check_same(clnet_context *ctx, const char *func, int count,
-                               const clnet_tensor *const *ts, const char *const *names);
-
 /* Writes a shape as "(2, 8, 5, 5)" ("()" for 0-D) into buf; returns buf. The one
  * shape format of every message. */
 const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
@@ -54,12 +49,5 @@ clnet_context *clnet__first_ctx(int count, const clnet_tensor *const *ts);
 /* Whether a and b share storage and some element (NULLs and empty tensors
  * overlap nothing). */
 int clnet__overlaps(const clnet_tensor *a, const clnet_tensor *b);
-
-/* Refuses an output that overlaps an input: CLNET_ERR_INVALID_ARG naming
- * both, unless alias_ok and they are exactly the same elements (same
- * storage, offset and size). in may be NULL. */
-clnet_status clnet__check_overlap(clnet_context *ctx, const char *func, const clnet_tensor *out,
-                                  const char *oname, const clnet_tensor *in, const char *iname,
-                                  int alias_ok);
 
 #endif
