@@ -845,14 +845,14 @@ START_TEST(recurrent_single_bias_gradients_and_counts)
                 clnet_tensor *src, *dst;
                 CK_OK(ctx, clnet_model_param(m, l, pn, &src));
                 CK_OK(ctx, clnet_model_param(t, l, pn, &dst));
-                CK_OK(ctx, clnet_tensor_copy(dst, src));
+                CK_OK(ctx, clnet_tensor_copy(src, dst));
             }
         for (int l = 0; l < 2; l++) {
             clnet_tensor *src, *dih, *dhh;
             CK_OK(ctx, clnet_model_param(m, l, "bias", &src));
             CK_OK(ctx, clnet_model_param(t, l, "bias_ih", &dih));
             CK_OK(ctx, clnet_model_param(t, l, "bias_hh", &dhh));
-            CK_OK(ctx, clnet_tensor_copy(dih, src));
+            CK_OK(ctx, clnet_tensor_copy(src, dih));
             CK_OK(ctx, clnet_tensor_fill(dhh, 0.0));
         }
         enum { N = 2 };

@@ -654,7 +654,7 @@ static clnet_status activation_backward(clnet__layer *l, clnet__io *io)
     if (!io->dx)
         return CLNET_OK;
     if (io->dy_is_pre)
-        return clnet_tensor_copy(io->dx, io->dy);
+        return clnet_tensor_copy(io->dy, io->dx);
     if (l->act == CLNET_ACT_SOFTMAX)
         return clnet__softmax_backward(l, io->y, io->dy, io->dx);
     return clnet_activation_backward(l->act, l->alpha, io->x, io->y, io->dy, io->dx);
@@ -689,7 +689,7 @@ static uint64_t dropout_stream(const clnet__layer *l)
 static clnet_status dropout_forward(clnet__layer *l, clnet__io *io, int training)
 {
     if (!training || l->rate == 0.0f)
-        return clnet_tensor_copy(io->y, io->x);
+        return clnet_tensor_copy(io->x, io->y);
     return clnet_dropout_forward(l->rate, l->model->seed, dropout_stream(l), io->x, io->y, NULL);
 }
 
@@ -698,7 +698,7 @@ static clnet_status dropout_backward(clnet__layer *l, clnet__io *io)
     if (!io->dx)
         return CLNET_OK;
     if (l->rate == 0.0f)
-        return clnet_tensor_copy(io->dx, io->dy);
+        return clnet_tensor_copy(io->dy, io->dx);
     return clnet_dropout_backward(l->rate, l->model->seed, dropout_stream(l), io->dy, io->dx);
 }
 

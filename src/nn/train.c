@@ -295,8 +295,8 @@ static clnet_status loss_one(clnet_model *m, int k, const clnet_tensor *y, clnet
             f *= (double)shape[d];
     }
     if (!st && f != 1.0 &&
-        !(st = clnet_scale(loss, loss, (float)f)))
-        st = clnet_scale(m->dlogits_v[k], m->dlogits_v[k], (float)f);
+        !(st = clnet_scale((float)f, loss, loss)))
+        st = clnet_scale((float)f, m->dlogits_v[k], m->dlogits_v[k]);
     return st;
 }
 
@@ -307,7 +307,7 @@ static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
 {
     clnet_status st = loss_one(m, 0, y, m->loss, m->correct);
     if (!st && m->nextra_loss)
-        st = clnet_axpy(m->loss, 1.0f, m->extra_loss);
+        st = clnet_axpy(1.0f, m->extra_loss, m->loss);
     return st;
 }
 
@@ -483,11 +483,11 @@ CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
                                 sparse ? (size_t)m->batch : out->numel,
                                 sparse ? "int32 labels" : "float32 targets", k, loss_name(kind));
         if (!(st = loss_one(m, k, y[k], m->out_loss, k ? NULL : m->correct)))
-            st = clnet_axpy(m->loss, 1.0f, m->out_loss);
+            st = clnet_axpy(1.0f, m->out_loss, m->loss);
         seed[k] = m->dlogits_v[k];
     }
     if (!st && m->nextra_loss)
-        st = clnet_axpy(m->loss, 1.0f, m->extra_loss);
+        st = clnet_axpy(1.0f, m->extra_loss, m->loss);
     if (st || (m->check_numerics && (st = clnet__check_loss(m))) ||
         (st = clnet__model_backward(m, func, outs, seed, 0, NULL)) || (st = clnet_model_step(m)))
         return st;
@@ -559,10 +559,10 @@ static clnet_status gather(device_data *d, int64_t start, int64_t n, int with_ta
     clnet_status st;
     if ((st = clnet_tensor_slice(d->order, start, n, &idx)) ||
         (st = clnet_tensor_slice(d->bx, 0, n, bx)) ||
-        (st = clnet_tensor_gather_rows(*bx, d->x, idx)))
+        (st = clnet_tensor_gather_rows(d->x, idx, *bx)))
         goto done;
     if (with_targets &&
-        ((st = clnet_tensor_slice(d->by, 0, n, by)) || (st = clnet_tensor_gather_rows(*by, d->y, idx))))
+        ((st = clnet_tensor_slice(d->by, 0, n, by)) || (st = clnet_tensor_gather_rows(d->y, idx, *by))))
         goto done;
 done:
     clnet_tensor_destroy(idx);
@@ -615,8 +615,8 @@ static clnet_status read_sums(clnet_model *m, double *loss, double *correct)
 /* Accumulates this batch's mean loss (weighted by its size) and correct count. */
 static clnet_status accumulate(clnet_model *m, int64_t n)
 {
-    clnet_status st = clnet_axpy(m->loss_sum, (float)n, m->loss);
-    return st ? st : clnet_axpy(m->correct_sum, (float)clnet__model_metric_scale(m, n), m->correct);
+    clnet_status st = clnet_axpy((float)n, m->loss, m->loss_sum);
+    return st ? st : clnet_axpy((float)clnet__model_metric_scale(m, n), m->correct, m->correct_sum);
 }
 
 static clnet_status check_view(clnet_model *m, const char *func, const clnet_dataset_view *v,
