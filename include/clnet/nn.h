@@ -1,7 +1,13 @@
 /* clnet — layers and models (sequential, or graphs: clnet/graph.h): build
  * from an input shape with shape inference, train with fit / evaluate /
  * predict, or drive forward / backward / step by hand (two models for a
- * GAN). */
+ * GAN).
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_NN_H
 #define CLNET_NN_H
 
@@ -65,9 +71,10 @@ typedef struct clnet_dense_params {
     int use_bias;
     clnet_init kernel_init;
 } clnet_dense_params;
-#define CLNET_DENSE_PARAMS_DEFAULT                                                          \
-    ((clnet_dense_params){ .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f,         \
-                           .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM })
+#define CLNET_DENSE_PARAMS_INIT                                                                    \
+    { .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                      \
+      .kernel_init = CLNET_INIT_GLOROT_UNIFORM }
+#define CLNET_DENSE_PARAMS_DEFAULT ((clnet_dense_params)CLNET_DENSE_PARAMS_INIT)
 
 typedef struct clnet_conv2d_layer_params {
     int filters, kernel_h, kernel_w;
@@ -78,20 +85,20 @@ typedef struct clnet_conv2d_layer_params {
     int use_bias;
     clnet_init kernel_init;
 } clnet_conv2d_layer_params;
-#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT                                                   \
-    ((clnet_conv2d_layer_params){ .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, \
-                                  .stride_w = 1, .dilation_h = 1, .dilation_w = 1,           \
-                                  .padding = CLNET_PADDING_VALID,                            \
-                                  .activation = CLNET_ACT_NONE, .alpha = 0.2f,               \
-                                  .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM })
+#define CLNET_CONV2D_LAYER_PARAMS_INIT                                                             \
+    { .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,                    \
+      .dilation_h = 1, .dilation_w = 1, .padding = CLNET_PADDING_VALID,                            \
+      .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                                  \
+      .kernel_init = CLNET_INIT_GLOROT_UNIFORM }
+#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT ((clnet_conv2d_layer_params)CLNET_CONV2D_LAYER_PARAMS_INIT)
 
 typedef struct clnet_pool2d_layer_params {
     int pool_h, pool_w;
     int stride_h, stride_w;            /* 0: the pool size (Keras' default) */
     clnet_padding padding;
 } clnet_pool2d_layer_params;
-#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT                                                   \
-    ((clnet_pool2d_layer_params){ .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID })
+#define CLNET_POOL2D_LAYER_PARAMS_INIT { .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID }
+#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT ((clnet_pool2d_layer_params)CLNET_POOL2D_LAYER_PARAMS_INIT)
 
 /* Dense: inputs (batch, features), or (batch, steps, features) where it
  * applies to the last axis at every step (Keras' Dense, TimeDistributed;
@@ -153,9 +160,9 @@ typedef struct clnet_rnn_layer_params {
     int unit_forget_bias;              /* LSTM: the forget gate's bias starts at 1 */
     float recurrent_dropout;           /* must be 0 */
 } clnet_rnn_layer_params;
-#define CLNET_RNN_LAYER_PARAMS_DEFAULT                                                      \
-    ((clnet_rnn_layer_params){ .units = 1, .single_bias = 0, .unit_forget_bias = 0,         \
-                               .recurrent_dropout = 0.0f })
+#define CLNET_RNN_LAYER_PARAMS_INIT \
+    { .units = 1, .single_bias = 0, .unit_forget_bias = 0, .recurrent_dropout = 0.0f }
+#define CLNET_RNN_LAYER_PARAMS_DEFAULT ((clnet_rnn_layer_params)CLNET_RNN_LAYER_PARAMS_INIT)
 
 CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p);
 CLNET_API clnet_status clnet_model_add_lstm(clnet_model *m, const clnet_rnn_layer_params *p);
@@ -270,12 +277,11 @@ typedef struct clnet_compile_params {
     clnet_loss losses[CLNET_MODEL_MAX_IO];
     float loss_weights[CLNET_MODEL_MAX_IO];
 } clnet_compile_params;
-#define CLNET_COMPILE_PARAMS_DEFAULT                                                        \
-    ((clnet_compile_params){ .optimizer = CLNET_OPTIMIZER_ADAM,                             \
-                             .adam = CLNET_ADAM_PARAMS_DEFAULT,                             \
-                             .sgd = CLNET_SGD_PARAMS_DEFAULT,                               \
-                             .rmsprop = CLNET_RMSPROP_PARAMS_DEFAULT,                       \
-                             .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY })
+#define CLNET_COMPILE_PARAMS_INIT                                                                  \
+    { .optimizer = CLNET_OPTIMIZER_ADAM, .adam = CLNET_ADAM_PARAMS_INIT,                           \
+      .sgd = CLNET_SGD_PARAMS_INIT, .rmsprop = CLNET_RMSPROP_PARAMS_INIT,                          \
+      .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY }
+#define CLNET_COMPILE_PARAMS_DEFAULT ((clnet_compile_params)CLNET_COMPILE_PARAMS_INIT)
 
 /* Chooses the optimizer and the loss; creates optimizer state. Fails with
  * CLNET_ERR_INVALID_ARG when the output activation and the loss do not go
@@ -333,8 +339,8 @@ typedef struct clnet_fit_params {
     const clnet_callback *callbacks;   /* optional: ncallbacks hooks, called in order (borrowed) */
     int ncallbacks;
 } clnet_fit_params;
-#define CLNET_FIT_PARAMS_DEFAULT                                                            \
-    ((clnet_fit_params){ .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 })
+#define CLNET_FIT_PARAMS_INIT { .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 }
+#define CLNET_FIT_PARAMS_DEFAULT ((clnet_fit_params)CLNET_FIT_PARAMS_INIT)
 
 /* Trains on the host arrays in data. A sparse label outside [0, classes)
  * fails with CLNET_ERR_INVALID_ARG naming the sample, before any step.

@@ -310,7 +310,10 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
     clnet_status st;
     if (!attached(d, m, "clnet_dist_fit", &st))
         return st;
-    if (!p || p->epochs < 0 || p->batch_size <= 0)
+    static const clnet_fit_params defaults = CLNET_FIT_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    if (p->epochs < 0 || p->batch_size <= 0)
         return clnet__dist_fail(d, m->ctx, CLNET_ERR_INVALID_ARG,
                                 "clnet_dist_fit: params needs epochs >= 0 and batch_size > 0");
     const char *asked = p->validation_split > 0 ? "validation_split"

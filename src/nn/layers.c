@@ -301,7 +301,9 @@ static const clnet__layer_ops dense_ops = { "Dense", 0, dense_forward, dense_bac
 static clnet_status add_dense(clnet_model *m, const clnet_dense_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_dense_params defaults = CLNET_DENSE_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     CHECK_FIELD(m, "Dense", p, units, p->units > 0, "must be >= 1");
     int nd = in_ndim(m);
     if (nd != 1 && nd != 2)
@@ -395,7 +397,9 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
                              const conv_kind *kind)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_conv2d_layer_params defaults = CLNET_CONV2D_LAYER_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     const char *t = kind->label;
     CHECK_FIELD(m, t, p, filters, p->filters > 0, "must be >= 1");
     CHECK_FIELD(m, t, p, kernel_h, p->kernel_h > 0, "must be >= 1");
@@ -543,7 +547,9 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
                              const clnet__layer_ops *ops, const char *prefix)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_pool2d_layer_params defaults = CLNET_POOL2D_LAYER_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     CHECK_FIELD(m, ops->type, p, pool_h, p->pool_h > 0, "must be >= 1");
     CHECK_FIELD(m, ops->type, p, pool_w, p->pool_w > 0, "must be >= 1");
     CHECK_FIELD(m, ops->type, p, stride_h, p->stride_h >= 0, "must be >= 0; 0 is the pool size");

@@ -146,7 +146,9 @@ static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
 CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_compile_params defaults = CLNET_COMPILE_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM && p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
     if (p->loss < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || p->loss > CLNET_LOSS_NONE)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
@@ -744,7 +746,10 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
                                        const clnet_dataset_view *data)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->epochs >= 0 && p->batch_size > 0);
+    static const clnet_fit_params defaults = CLNET_FIT_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CLNET_CHECK_ARG(m->ctx, p->epochs >= 0 && p->batch_size > 0);
     clnet_status st = need_loss(m, "clnet_model_fit");
     clnet__fit_run r;
     if (st || (st = check_view(m, "clnet_model_fit", data, 1)) || (st = clnet__fit_begin(&r, m, p, data)))
