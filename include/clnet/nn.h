@@ -58,11 +58,10 @@ typedef enum clnet_padding {
     CLNET_PADDING_SAME                 /* Keras' 'same': output = ceil(input / stride) */
 } clnet_padding;
 
-/* The layer's activation: CLNET_ACT_* or softmax over the feature axis, as
- * Keras: the channels of NCHW images (a Conv2D's output, an Activation layer
- * on one), the last axis of (batch, features) and (batch, steps,
- * features). */
-#define CLNET_ACT_SOFTMAX ((clnet_activation)100)
+/* A layer's activation is any clnet_activation; CLNET_ACT_SOFTMAX is over
+ * the feature axis, as Keras: the channels of NCHW images (a Conv2D's
+ * output, an Activation layer on one), the last axis of (batch, features)
+ * and (batch, steps, features). */
 
 typedef struct clnet_dense_params {
     int units;

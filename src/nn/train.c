@@ -29,7 +29,7 @@ static const char *loss_name(clnet_loss loss)
 
 static const char *act_name(int act)
 {
-    return act == CLNET_ACT_SOFTMAX ? "softmax" : clnet_activation_name((clnet_activation)act);
+    return clnet_activation_name((clnet_activation)act);
 }
 
 /* The one rule for an output activation and a loss (nn.h, docs/losses.md):
