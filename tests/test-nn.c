@@ -137,7 +137,7 @@ static clnet_model *model_new(clnet_context *ctx, int ndim, const int64_t *shape
     return m;
 }
 
-static void compile(clnet_context *ctx, clnet_model *m, clnet_loss loss)
+static void compile(clnet_context *ctx, clnet_model *m, clnet_loss_kind loss)
 {
     clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
     p.loss = loss;

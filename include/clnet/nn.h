@@ -232,7 +232,7 @@ CLNET_API clnet_status clnet_model_set_all_trainable(clnet_model *m, int trainab
  * target's side of the threshold (output > 0.5, or > 0 with from_logits;
  * target > 0.5), as Keras' binary_accuracy; MSE: the mean absolute error
  * (Keras' "mae"), not an accuracy. */
-typedef enum clnet_loss {
+typedef enum clnet_loss_kind {
     CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 0, /* int32 labels in [0, classes) */
     CLNET_LOSS_CATEGORICAL_CROSSENTROPY,            /* one-hot / probability targets */
     CLNET_LOSS_BINARY_CROSSENTROPY,                 /* float targets in [0, 1] */
@@ -240,7 +240,7 @@ typedef enum clnet_loss {
     CLNET_LOSS_NONE                                 /* optimizer only: a custom loop computes
                                                      * the loss (forward / backward / step);
                                                      * fit, evaluate, train_on_batch refuse */
-} clnet_loss;
+} clnet_loss_kind;
 
 /* How a loss reduces over a sample's features (clnet_compile_params). */
 typedef enum clnet_reduction {
@@ -262,7 +262,7 @@ typedef struct clnet_compile_params {
     clnet_adam_params adam;
     clnet_sgd_params sgd;
     clnet_rmsprop_params rmsprop;
-    clnet_loss loss;
+    clnet_loss_kind loss;
     float clip_norm;                   /* > 0: clip gradients by global norm */
     int from_logits;                   /* cross-entropy losses: the output is raw scores */
     /* MSE and binary CE: over each sample's features, the mean (0, as before)
@@ -273,7 +273,7 @@ typedef struct clnet_compile_params {
      * else the number of outputs, output k taking losses[k] weighted by
      * loss_weights[k] (>= 0), from_logits and reduction for all. */
     int nlosses;
-    clnet_loss losses[CLNET_MODEL_MAX_IO];
+    clnet_loss_kind losses[CLNET_MODEL_MAX_IO];
     float loss_weights[CLNET_MODEL_MAX_IO];
 } clnet_compile_params;
 #define CLNET_COMPILE_PARAMS_INIT                                                                  \
@@ -293,7 +293,7 @@ typedef struct clnet_progress {
     int epoch, epochs;                 /* 1-based */
     int64_t step, steps;               /* 1-based within the epoch */
     double loss, accuracy;             /* running means over the epoch so far; accuracy is
-                                        * the loss's metric (clnet_loss), named by metric */
+                                        * the loss's metric (clnet_loss_kind), named by metric */
     double elapsed, eta;               /* seconds */
     int end_of_epoch;                  /* 1 on the epoch's last call */
     double val_loss, val_accuracy;     /* end of epoch, with validation data; else -1 */
@@ -348,7 +348,7 @@ typedef struct clnet_fit_params {
  * then the history row (docs/training.md). */
 CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p,
                                        const clnet_dataset_view *data);
-/* Mean loss and the loss's metric in *accuracy (see clnet_loss: accuracy for
+/* Mean loss and the loss's metric in *accuracy (see clnet_loss_kind: accuracy for
  * the cross-entropy losses, the mean absolute error for MSE). */
 CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_view *data,
                                             int batch_size, double *loss, double *accuracy);

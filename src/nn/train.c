@@ -10,7 +10,7 @@
 #include "nn_impl.h"
 #include "tensor/tensor_impl.h"
 
-static const char *loss_name(clnet_loss loss)
+static const char *loss_name(clnet_loss_kind loss)
 {
     switch (loss) {
     case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
@@ -36,7 +36,7 @@ static const char *act_name(int act)
  * the natural pair is fused into the loss from logits, from_logits takes raw
  * scores, MSE takes anything, everything else is refused here. */
 static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params *p, int k,
-                                      clnet_loss kind)
+                                      clnet_loss_kind kind)
 {
     const clnet__layer *l = clnet__output_layer(m, k);
     int act = clnet__output_act(m, k);
@@ -87,7 +87,7 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
 }
 
 /* Output k's loss and weight under p. */
-static clnet_loss output_loss(const clnet_compile_params *p, int k)
+static clnet_loss_kind output_loss(const clnet_compile_params *p, int k)
 {
     return p->nlosses ? p->losses[k] : p->loss;
 }
@@ -116,10 +116,10 @@ static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
                             "loss_weights[])",
                             f, outs);
     for (int k = 0; k < outs; k++) {
-        clnet_loss kind = output_loss(p, k);
+        clnet_loss_kind kind = output_loss(p, k);
         float w = output_weight(p, k);
         if (kind < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || kind > CLNET_LOSS_NONE)
-            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: losses[%d] is %d (not a clnet_loss)",
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: losses[%d] is %d (not a clnet_loss_kind)",
                                 f, k, (int)kind);
         if (!(w >= 0.0f && w < 1e30f))
             return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
@@ -152,7 +152,7 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
     CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM && p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
     if (p->loss < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || p->loss > CLNET_LOSS_NONE)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_compile: loss is %d (not a clnet_loss)", (int)p->loss);
+                            "clnet_model_compile: loss is %d (not a clnet_loss_kind)", (int)p->loss);
     CLNET_CHECK_ARG(m->ctx, p->clip_norm >= 0.0f);
     if (!m->napps)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_compile: the model has no layers");
@@ -473,7 +473,7 @@ CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
     if (st || (st = clnet_tensor_fill(m->loss, 0.0)))
         return st;
     for (int k = 0; k < outs && !st; k++) {
-        clnet_loss kind = output_loss(&m->compile, k);
+        clnet_loss_kind kind = output_loss(&m->compile, k);
         if (kind == CLNET_LOSS_NONE)
             continue;
         int sparse = kind == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
