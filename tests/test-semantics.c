@@ -587,8 +587,8 @@ START_TEST(bad_fields_named)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 1 (Dense): activation is 77",
              clnet_model_add_dense(m, &d));
     clnet_pool2d_layer_params pp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
-    pp.pool_h = 0;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pool_h is 0", clnet_model_add_maxpool2d(m, &pp));
+    pp.window_h = 0;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "window_h is 0", clnet_model_add_maxpool2d(m, &pp));
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
 }

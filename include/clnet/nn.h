@@ -92,11 +92,11 @@ typedef struct clnet_conv2d_layer_params {
 #define CLNET_CONV2D_LAYER_PARAMS_DEFAULT ((clnet_conv2d_layer_params)CLNET_CONV2D_LAYER_PARAMS_INIT)
 
 typedef struct clnet_pool2d_layer_params {
-    int pool_h, pool_w;
-    int stride_h, stride_w;            /* 0: the pool size (Keras' default) */
+    int window_h, window_w;
+    int stride_h, stride_w;            /* 0: the window size (Keras' default) */
     clnet_padding padding;
 } clnet_pool2d_layer_params;
-#define CLNET_POOL2D_LAYER_PARAMS_INIT { .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID }
+#define CLNET_POOL2D_LAYER_PARAMS_INIT { .window_h = 2, .window_w = 2, .padding = CLNET_PADDING_VALID }
 #define CLNET_POOL2D_LAYER_PARAMS_DEFAULT ((clnet_pool2d_layer_params)CLNET_POOL2D_LAYER_PARAMS_INIT)
 
 /* Dense: inputs (batch, features), or (batch, steps, features) where it

@@ -550,8 +550,8 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     static const clnet_pool2d_layer_params defaults = CLNET_POOL2D_LAYER_PARAMS_INIT;
     if (!p)
         p = &defaults;
-    CHECK_FIELD(m, ops->type, p, pool_h, p->pool_h > 0, "must be >= 1");
-    CHECK_FIELD(m, ops->type, p, pool_w, p->pool_w > 0, "must be >= 1");
+    CHECK_FIELD(m, ops->type, p, window_h, p->window_h > 0, "must be >= 1");
+    CHECK_FIELD(m, ops->type, p, window_w, p->window_w > 0, "must be >= 1");
     CHECK_FIELD(m, ops->type, p, stride_h, p->stride_h >= 0, "must be >= 0; 0 is the pool size");
     CHECK_FIELD(m, ops->type, p, stride_w, p->stride_w >= 0, "must be >= 0; 0 is the pool size");
     CHECK_FIELD(m, ops->type, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
@@ -560,10 +560,10 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
         return shape_error(m, ops->type, "pooling needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);
     clnet_pool2d_params pp = CLNET_POOL2D_PARAMS_DEFAULT;
-    pp.window_h = p->pool_h;
-    pp.window_w = p->pool_w;
-    pp.stride_h = p->stride_h ? p->stride_h : p->pool_h;
-    pp.stride_w = p->stride_w ? p->stride_w : p->pool_w;
+    pp.window_h = p->window_h;
+    pp.window_w = p->window_w;
+    pp.stride_h = p->stride_h ? p->stride_h : p->window_h;
+    pp.stride_w = p->stride_w ? p->stride_w : p->window_w;
     if (p->padding == CLNET_PADDING_SAME) {
         pool_same_padding(in[1], pp.window_h, pp.stride_h, &pp.pad_top, &pp.pad_bottom);
         pool_same_padding(in[2], pp.window_w, pp.stride_w, &pp.pad_left, &pp.pad_right);
@@ -571,7 +571,7 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     int64_t xs[4] = { 1, in[0], in[1], in[2] }, ys[4];
     if (clnet_pool2d_output_shape(&pp, xs, ys) != CLNET_OK) {
         char need[128];
-        snprintf(need, sizeof need, "a %dx%d window does not fit it", p->pool_h, p->pool_w);
+        snprintf(need, sizeof need, "a %dx%d window does not fit it", p->window_h, p->window_w);
         return shape_error(m, ops->type, need);
     }
     clnet__layer *l;
