@@ -389,6 +389,12 @@ START_TEST(activation_bad_arguments_are_named)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "act = 9",
              clnet_activation_forward((clnet_activation)9, 0, a, b));
     ck_assert_str_eq(clnet_activation_name((clnet_activation)9), "unknown");
+    /* Softmax is in the enum (a layer's activation) but not elementwise. */
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "softmax is not elementwise",
+             clnet_activation_forward(CLNET_ACT_SOFTMAX, 0, a, b));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "softmax is not elementwise",
+             clnet_activation_backward(CLNET_ACT_SOFTMAX, 0, a, b, b, c));
+    ck_assert_str_eq(clnet_activation_name(CLNET_ACT_SOFTMAX), "softmax");
     ck_assert_str_eq(clnet_activation_name(CLNET_ACT_LEAKY_RELU), "leaky_relu");
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL (relu backward reads x)",
              clnet_activation_backward(CLNET_ACT_RELU, 0, NULL, a, b, c));

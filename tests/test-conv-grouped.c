@@ -388,7 +388,7 @@ START_TEST(bad_arguments_are_named)
     p.stride_w = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "stride 1x0",
              clnet_conv2d_grouped_forward(&p, 3, x, w, NULL, y));
-    p = (clnet_conv2d_params)CLNET_CONV2D_PARAMS_DEFAULT;
+    p = CLNET_CONV2D_PARAMS_DEFAULT;
     p.dilation_h = 3;
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "larger than x",
              clnet_conv2d_grouped_forward(&p, 3, x, w, NULL, y));

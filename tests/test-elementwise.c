@@ -81,20 +81,20 @@ START_TEST(ops_match_reference)
             const float alpha = -1.7f;
             switch ((op)o) {
             case OP_ADD:
-                CK_OK(ctx, clnet_add(g.view, x, y));
+                CK_OK(ctx, clnet_add(x, y, g.view));
                 ref_eltwise_add((size_t)d.n, d.dx, d.dy, d.ref);
                 break;
             case OP_MUL:
-                CK_OK(ctx, clnet_mul(g.view, x, y));
+                CK_OK(ctx, clnet_mul(x, y, g.view));
                 ref_eltwise_mul((size_t)d.n, d.dx, d.dy, d.ref);
                 break;
             case OP_SCALE:
-                CK_OK(ctx, clnet_scale(g.view, x, alpha));
+                CK_OK(ctx, clnet_scale(alpha, x, g.view));
                 ref_eltwise_scale((size_t)d.n, alpha, d.dx, d.ref);
                 break;
             default:
-                CK_OK(ctx, clnet_tensor_copy(g.view, y));
-                CK_OK(ctx, clnet_axpy(g.view, alpha, x));
+                CK_OK(ctx, clnet_tensor_copy(y, g.view));
+                CK_OK(ctx, clnet_axpy(alpha, x, g.view));
                 memcpy(d.ref, d.dy, (size_t)d.n * sizeof(double));
                 ref_eltwise_axpy((size_t)d.n, alpha, d.dx, d.ref);
                 break;
@@ -124,8 +124,8 @@ START_TEST(ops_alias_and_views)
     /* z = x + y with z aliasing x, on two halves of one buffer. */
     CK_OK(ctx, clnet_tensor_slice(x, 0, half, &a));
     CK_OK(ctx, clnet_tensor_slice(x, half, half, &b));
-    CK_OK(ctx, clnet_add(a, a, b));
-    CK_OK(ctx, clnet_scale(b, b, 2.0f));
+    CK_OK(ctx, clnet_add(a, b, a));
+    CK_OK(ctx, clnet_scale(2.0f, b, b));
     download(ctx, x, d.got, 66);
     for (int i = 0; i < 33; i++) {
         ck_assert(d.got[i] == d.x[i] + d.x[i + 33]);
@@ -135,16 +135,16 @@ START_TEST(ops_alias_and_views)
     int64_t shape[2] = { 3, 11 };
     clnet_tensor *m;
     CK_OK(ctx, clnet_tensor_reshape(a, 2, shape, &m));
-    CK_OK(ctx, clnet_mul(m, m, b));
+    CK_OK(ctx, clnet_mul(m, b, m));
     clnet_tensor *bad;
     int64_t nb = 32;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &nb, &bad));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (32) but expected", clnet_add(a, b, bad));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_add(a, NULL, b));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (32) but expected", clnet_axpy(a, 1.0f, bad));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (32) but expected", clnet_add(b, bad, a));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_add(NULL, b, a));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (32) but expected", clnet_axpy(1.0f, bad, a));
     clnet_tensor *ints;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &half, &ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32", clnet_scale(ints, a, 1.0f));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32", clnet_scale(1.0f, a, ints));
     clnet_tensor_destroy(ints);
     clnet_tensor_destroy(bad);
     clnet_tensor_destroy(m);
@@ -182,7 +182,7 @@ START_TEST(sum_matches_reference)
     guarded g;
     int64_t one = 1;
     guarded_create(ctx, 1, &one, &g);
-    CK_OK(ctx, clnet_sum(g.view, x));
+    CK_OK(ctx, clnet_sum(x, g.view));
     guard_check(ctx, &g, "sum");
     download(ctx, g.view, &again, 1);
     ck_assert_int_eq(memcmp(&got, &again, sizeof got), 0);
@@ -210,7 +210,7 @@ START_TEST(sum_of_a_view_and_bad_outputs)
     ck_assert(got == (float)want); /* small integers: exact in any order */
     int64_t two = 2;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &two, &out));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "one float32 element", clnet_sum(out, v));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "one float32 element", clnet_sum(v, out));
     clnet_tensor_destroy(out);
     clnet_tensor_destroy(v);
     clnet_tensor_destroy(t);

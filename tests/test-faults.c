@@ -93,7 +93,7 @@ static clnet_status build_gan(clnet_context *ctx, clnet_model **g, clnet_model *
     return CLNET_OK;
 }
 
-static clnet_status compile(clnet_model *m, clnet_loss loss)
+static clnet_status compile(clnet_model *m, clnet_loss_kind loss)
 {
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.loss = loss;

@@ -67,7 +67,7 @@ START_TEST(transpose_output_shape_at_the_limits)
     p.dilation_h = 2;
     ck_assert_int_eq(clnet_conv2d_transpose_output_shape(&p, x, w, y), CLNET_ERR_TOO_LARGE);
     /* Large pads bring it back into range: exact. */
-    p = (clnet_conv2d_params)CLNET_CONV2D_PARAMS_DEFAULT;
+    p = CLNET_CONV2D_PARAMS_DEFAULT;
     x[2] = 5;
     w[2] = 3;
     p.stride_h = INT_MAX;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clnet/callbacks.h"
 #include "clnet/nn.h"
 #include "clnet/safetensors.h"
 #include "clnet/version.h"
@@ -136,7 +137,7 @@ static clnet_model *model_new(clnet_context *ctx, int ndim, const int64_t *shape
     return m;
 }
 
-static void compile(clnet_context *ctx, clnet_model *m, clnet_loss loss)
+static void compile(clnet_context *ctx, clnet_model *m, clnet_loss_kind loss)
 {
     clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
     p.loss = loss;
@@ -383,6 +384,63 @@ START_TEST(reference_cnn_shapes_and_summary)
                   "%s", text);
     free(text);
     clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* NULL params mean the defaults: each layer added with NULL, and the model
+ * compiled with NULL, matches the one built from the _DEFAULT macros. */
+static clnet_model *defaults_model(clnet_context *ctx, int with_null)
+{
+    clnet_model *m;
+    clnet_conv2d_layer_params cp = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+    clnet_pool2d_layer_params pp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
+    clnet_dense_params dp = CLNET_DENSE_PARAMS_DEFAULT;
+    clnet_compile_params kp = CLNET_COMPILE_PARAMS_DEFAULT;
+    CK_OK(ctx, clnet_model_create(ctx, 3, (int64_t[]){ 1, 7, 7 }, 3, &m));
+    CK_OK(ctx, clnet_model_add_conv2d(m, with_null ? NULL : &cp));
+    CK_OK(ctx, clnet_model_add_maxpool2d(m, with_null ? NULL : &pp));
+    CK_OK(ctx, clnet_model_add_flatten(m));
+    CK_OK(ctx, clnet_model_add_dense(m, with_null ? NULL : &dp));
+    /* The default loss (sparse categorical cross-entropy) wants a softmax. */
+    CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_SOFTMAX, 0.0f));
+    CK_OK(ctx, clnet_model_compile(m, with_null ? NULL : &kp));
+    return m;
+}
+
+START_TEST(null_params_mean_the_defaults)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *a = defaults_model(ctx, 1), *b = defaults_model(ctx, 0);
+    int64_t sa[CLNET_MAX_DIMS], sb[CLNET_MAX_DIMS];
+    ck_assert_int_eq(clnet_model_output_shape(a, sa), 1);
+    ck_assert_int_eq(clnet_model_output_shape(b, sb), 1);
+    /* 3x3 filter (9 + 1), 7 -> 5 -> 2x2 pool -> 2, Dense(1) on 4 (4 + 1). */
+    ck_assert_int_eq(sa[0], 1);
+    ck_assert_int_eq(sa[0], sb[0]);
+    ck_assert_uint_eq(clnet_model_param_count(a), 15);
+    ck_assert_uint_eq(clnet_model_param_count(a), clnet_model_param_count(b));
+    clnet_model_destroy(a);
+    clnet_model_destroy(b);
+    clnet_model *r;
+    CK_OK(ctx, clnet_model_create(ctx, 2, (int64_t[]){ 4, 3 }, 3, &r));
+    CK_OK(ctx, clnet_model_add_lstm(r, NULL));
+    ck_assert_int_eq(clnet_model_output_shape(r, sa), 1);
+    ck_assert_int_eq(sa[0], 1); /* units 1, last step only */
+    clnet_model_destroy(r);
+    /* Callbacks: the schedule and early stopping take their defaults; a
+     * checkpoint's defaults have no path. */
+    clnet_lr_schedule_params lp = CLNET_LR_SCHEDULE_PARAMS_DEFAULT;
+    lp.kind = CLNET_LR_CONSTANT;
+    ck_assert(clnet_lr_schedule_at(NULL, 0.5, 3) == clnet_lr_schedule_at(&lp, 0.5, 3));
+    ck_assert(clnet_lr_schedule_at(NULL, 0.5, 3) == 0.5);
+    clnet_callback cb;
+    CK_OK(ctx, clnet_callback_lr_schedule(ctx, NULL, &cb));
+    clnet_callback_release(&cb);
+    CK_OK(ctx, clnet_callback_early_stopping(ctx, NULL, &cb));
+    clnet_callback_release(&cb);
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_callback_checkpoint",
+             clnet_callback_checkpoint(ctx, NULL, &cb));
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -845,14 +903,14 @@ START_TEST(recurrent_single_bias_gradients_and_counts)
                 clnet_tensor *src, *dst;
                 CK_OK(ctx, clnet_model_param(m, l, pn, &src));
                 CK_OK(ctx, clnet_model_param(t, l, pn, &dst));
-                CK_OK(ctx, clnet_tensor_copy(dst, src));
+                CK_OK(ctx, clnet_tensor_copy(src, dst));
             }
         for (int l = 0; l < 2; l++) {
             clnet_tensor *src, *dih, *dhh;
             CK_OK(ctx, clnet_model_param(m, l, "bias", &src));
             CK_OK(ctx, clnet_model_param(t, l, "bias_ih", &dih));
             CK_OK(ctx, clnet_model_param(t, l, "bias_hh", &dhh));
-            CK_OK(ctx, clnet_tensor_copy(dih, src));
+            CK_OK(ctx, clnet_tensor_copy(src, dih));
             CK_OK(ctx, clnet_tensor_fill(dhh, 0.0));
         }
         enum { N = 2 };
@@ -969,6 +1027,7 @@ Suite *suite_nn(void)
     tcase_add_test(tc, summary_names_models_and_keeps_columns);
     tcase_add_test(tc, recurrent_single_bias_gradients_and_counts);
     tcase_add_test(tc, recurrent_layer_options);
+    tcase_add_test(tc, null_params_mean_the_defaults);
     suite_add_tcase(s, tc);
     return s;
 }

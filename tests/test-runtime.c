@@ -141,7 +141,7 @@ START_TEST(several_contexts_at_once)
     for (int i = 0; i < 33; i++)
         ck_assert(x[i] == 1.5f && y[i] == -2.0f);
     /* A tensor of one context is refused by another's op. */
-    CK_FAILS(a, CLNET_ERR_INVALID_ARG, "another context", clnet_add(ta, ta, tb));
+    CK_FAILS(a, CLNET_ERR_INVALID_ARG, "another context", clnet_add(ta, tb, ta));
     clnet_tensor_destroy(ta);
     clnet_tensor_destroy(tb);
     clnet_context_destroy(a);
@@ -719,7 +719,7 @@ START_TEST(kernel_times_count_every_launch)
     CK_OK(ctx, clnet_tensor_fill(a, 1.0));
     CK_OK(ctx, clnet_tensor_fill(b, 2.0));
     for (int i = 0; i < 5; i++)
-        CK_OK(ctx, clnet_add(a, a, b));
+        CK_OK(ctx, clnet_add(a, b, a));
     clnet_kernel_time rows[32];
     int count = -1;
     clnet_context_stats s;

@@ -22,7 +22,7 @@
 
 static const int acts[] = { CLNET_ACT_NONE,    CLNET_ACT_RELU, CLNET_ACT_LEAKY_RELU,
                             CLNET_ACT_SIGMOID, CLNET_ACT_TANH, CLNET_ACT_SOFTMAX };
-static const clnet_loss losses[] = { CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+static const clnet_loss_kind losses[] = { CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                                      CLNET_LOSS_CATEGORICAL_CROSSENTROPY,
                                      CLNET_LOSS_BINARY_CROSSENTROPY, CLNET_LOSS_MSE };
 #define NACTS ((int)(sizeof acts / sizeof acts[0]))
@@ -31,7 +31,7 @@ static const clnet_loss losses[] = { CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
 
 typedef struct cell {
     int act;
-    clnet_loss loss;
+    clnet_loss_kind loss;
     int separate; /* Dense(units) + Activation(act) */
     int from_logits;
     int64_t batch, steps, units; /* steps > 1: input (batch, steps, F) */
@@ -587,8 +587,8 @@ START_TEST(bad_fields_named)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 1 (Dense): activation is 77",
              clnet_model_add_dense(m, &d));
     clnet_pool2d_layer_params pp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
-    pp.pool_h = 0;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pool_h is 0", clnet_model_add_maxpool2d(m, &pp));
+    pp.window_h = 0;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "window_h is 0", clnet_model_add_maxpool2d(m, &pp));
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
 }

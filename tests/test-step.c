@@ -68,7 +68,7 @@ static void make_batch(stepper *s, int ndim, const int64_t *in, int64_t batch, i
     free(y);
 }
 
-static void compile(clnet_context *ctx, clnet_model *m, clnet_loss loss)
+static void compile(clnet_context *ctx, clnet_model *m, clnet_loss_kind loss)
 {
     clnet_compile_params p = CLNET_COMPILE_PARAMS_DEFAULT;
     p.loss = loss;

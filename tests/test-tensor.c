@@ -154,7 +154,7 @@ START_TEST(fill_and_copy)
         uint64_t seed = 7 + k;
         fill_uniform(src, (size_t)n, -1, 1, &seed);
         clnet_tensor *s = tensor_from(ctx, 1, &n, src);
-        CK_OK(ctx, clnet_tensor_copy(g.view, s));
+        CK_OK(ctx, clnet_tensor_copy(s, g.view));
         guard_check(ctx, &g, "copy");
         download(ctx, g.view, out, (size_t)n);
         ck_assert_int_eq(memcmp(src, out, (size_t)n * sizeof *out), 0);
@@ -168,8 +168,8 @@ START_TEST(fill_and_copy)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &a, &ta));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &b, &tb));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &a, &ti));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "clnet_tensor_copy", clnet_tensor_copy(ta, tb));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dtype", clnet_tensor_copy(ta, ti));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "clnet_tensor_copy", clnet_tensor_copy(tb, ta));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dtype", clnet_tensor_copy(ti, ta));
     clnet_tensor_destroy(ta);
     clnet_tensor_destroy(tb);
     clnet_tensor_destroy(ti);
@@ -189,11 +189,11 @@ START_TEST(empty_tensors_do_nothing)
     ck_assert_uint_eq(clnet_tensor_numel(t), 0);
     ck_assert_ptr_null(clnet_tensor_cl_mem(t));
     CK_OK(ctx, clnet_tensor_fill(t, 1.0));
-    CK_OK(ctx, clnet_tensor_copy(u, t));
+    CK_OK(ctx, clnet_tensor_copy(t, u));
     CK_OK(ctx, clnet_tensor_upload(t, NULL, 0));
     CK_OK(ctx, clnet_tensor_download(t, NULL, 0));
     CK_OK(ctx, clnet_tensor_rand_uniform(t, 1, 0, 0, 1));
-    CK_OK(ctx, clnet_add(u, t, t));
+    CK_OK(ctx, clnet_add(t, t, u));
     float s = 5;
     CK_OK(ctx, clnet_sum_host(t, &s));
     ck_assert(s == 0.0f);
@@ -272,7 +272,7 @@ START_TEST(gather_rows_in_any_order)
     CK_OK(ctx, clnet_tensor_upload(it, idx, sizeof idx));
     guarded g;
     guarded_create(ctx, 3, dshape, &g);
-    CK_OK(ctx, clnet_tensor_gather_rows(g.view, s, it));
+    CK_OK(ctx, clnet_tensor_gather_rows(s, it, g.view));
     guard_check(ctx, &g, "gather_rows");
     download(ctx, g.view, got, 135);
     for (int r = 0; r < 9; r++)
@@ -283,8 +283,8 @@ START_TEST(gather_rows_in_any_order)
     int64_t bad[2] = { 9, 4 };
     clnet_tensor *b;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, bad, &b));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "rows of 4", clnet_tensor_gather_rows(b, s, it));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "int32", clnet_tensor_gather_rows(g.view, s, s));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "rows of 4", clnet_tensor_gather_rows(s, it, b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "int32", clnet_tensor_gather_rows(s, s, g.view));
     clnet_tensor_destroy(b);
     guarded_destroy(&g);
     clnet_tensor_destroy(it);

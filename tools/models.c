@@ -260,8 +260,8 @@ clnet_status gan_step_d(gan_trainer *t, const clnet_tensor *real)
     const clnet_tensor *logits;
     clnet_status st;
     if ((st = clnet_model_set_all_trainable(t->d, 1)) ||
-        (st = clnet_tensor_copy(t->xd_real, real)) ||
-        (st = clnet_tensor_copy(t->xd_fake, t->fakes)) ||
+        (st = clnet_tensor_copy(real, t->xd_real)) ||
+        (st = clnet_tensor_copy(t->fakes, t->xd_fake)) ||
         (st = clnet_model_forward(t->d, t->xd, 1, NULL, &logits)) ||
         (st = clnet_loss_bce_logits(logits, t->yd, t->loss_d, t->dl_d)) ||
         (st = clnet_model_backward(t->d, t->dl_d, NULL)))

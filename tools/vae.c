@@ -130,7 +130,7 @@ clnet_status vae_sync_decoder(vae *v)
             if (!st)
                 st = clnet_model_param(v->decoder, layers[i], names[k], &dst);
             if (!st)
-                st = clnet_tensor_copy(dst, src);
+                st = clnet_tensor_copy(src, dst);
             if (st)
                 return st;
         }

@@ -28,7 +28,11 @@ typedef enum clnet_activation {
     CLNET_ACT_RELU,       /* y = x > 0 ? x : 0 */
     CLNET_ACT_LEAKY_RELU, /* y = x > 0 ? x : alpha * x */
     CLNET_ACT_SIGMOID,    /* y = 1 / (1 + exp(-x)) */
-    CLNET_ACT_TANH        /* y = tanh(x) */
+    CLNET_ACT_TANH,       /* y = tanh(x) */
+    /* Softmax over the feature axis: a layer's activation (clnet/nn.h), not
+     * an elementwise one; clnet_activation_forward and _backward refuse it
+     * (clnet_softmax_forward below computes it). */
+    CLNET_ACT_SOFTMAX
 } clnet_activation;
 
 /* A short constant name ("relu"); "unknown" for a value outside the enum. */

@@ -1,7 +1,13 @@
 /* clnet — callbacks in clnet_model_fit: a C function at the start and end of
  * training, of each epoch and after each batch that reads the metrics and
  * can stop training; built in: model checkpoints, early stopping and
- * learning-rate schedules. docs/training.md explains the order of events. */
+ * learning-rate schedules. docs/training.md explains the order of events.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults (a checkpoint's defaults have no path, so NULL fails). */
 #ifndef CLNET_CALLBACKS_H
 #define CLNET_CALLBACKS_H
 
@@ -92,10 +98,10 @@ typedef struct clnet_lr_schedule_params {
     double min_delta;                  /* PLATEAU: an improvement must beat the best by more */
     int cooldown;                      /* PLATEAU: epochs after a reduction before counting again */
 } clnet_lr_schedule_params;
-#define CLNET_LR_SCHEDULE_PARAMS_DEFAULT                                                    \
-    ((clnet_lr_schedule_params){ .kind = CLNET_LR_CONSTANT, .step_epochs = 10, .gamma = 0.1, \
-                                 .cosine_epochs = 10, .monitor = CLNET_MONITOR_VAL_LOSS,     \
-                                 .factor = 0.1, .patience = 10 })
+#define CLNET_LR_SCHEDULE_PARAMS_INIT                                                              \
+    { .kind = CLNET_LR_CONSTANT, .step_epochs = 10, .gamma = 0.1, .cosine_epochs = 10,             \
+      .monitor = CLNET_MONITOR_VAL_LOSS, .factor = 0.1, .patience = 10 }
+#define CLNET_LR_SCHEDULE_PARAMS_DEFAULT ((clnet_lr_schedule_params)CLNET_LR_SCHEDULE_PARAMS_INIT)
 
 /* The learning rate a schedule gives epoch `epoch` (1-based) from lr0, for
  * every kind but PLATEAU (which depends on the metrics; this returns its
@@ -123,8 +129,8 @@ typedef struct clnet_early_stopping_params {
     double min_delta;                  /* >= 0 */
     int restore_best_weights;
 } clnet_early_stopping_params;
-#define CLNET_EARLY_STOPPING_PARAMS_DEFAULT                                                  \
-    ((clnet_early_stopping_params){ .monitor = CLNET_MONITOR_VAL_LOSS, .patience = 5 })
+#define CLNET_EARLY_STOPPING_PARAMS_INIT { .monitor = CLNET_MONITOR_VAL_LOSS, .patience = 5 }
+#define CLNET_EARLY_STOPPING_PARAMS_DEFAULT ((clnet_early_stopping_params)CLNET_EARLY_STOPPING_PARAMS_INIT)
 
 /* *out is caller-owned: clnet_callback_release. After fit,
  * clnet_callback_stopped_epoch tells whether and when it stopped. */
@@ -152,8 +158,8 @@ typedef struct clnet_checkpoint_params {
     int save_best_only;
     int training_state;                /* nonzero: clnet_model_save_training_state, to resume */
 } clnet_checkpoint_params;
-#define CLNET_CHECKPOINT_PARAMS_DEFAULT                                                     \
-    ((clnet_checkpoint_params){ .path = NULL, .monitor = CLNET_MONITOR_VAL_LOSS })
+#define CLNET_CHECKPOINT_PARAMS_INIT { .path = NULL, .monitor = CLNET_MONITOR_VAL_LOSS }
+#define CLNET_CHECKPOINT_PARAMS_DEFAULT ((clnet_checkpoint_params)CLNET_CHECKPOINT_PARAMS_INIT)
 
 /* *out is caller-owned: clnet_callback_release. */
 CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet_checkpoint_params *p,

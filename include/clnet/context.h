@@ -1,5 +1,11 @@
 /* clnet — devices and contexts: choosing an OpenCL device, and the context
- * that owns its queue, its compiled kernels and its last error. */
+ * that owns its queue, its compiled kernels and its last error.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_CONTEXT_H
 #define CLNET_CONTEXT_H
 
@@ -138,7 +144,9 @@ typedef struct clnet_context_params {
     void *log_user;
 } clnet_context_params;
 
-#define CLNET_CONTEXT_PARAMS_DEFAULT { NULL, NULL, 0, NULL, NULL }
+#define CLNET_CONTEXT_PARAMS_INIT \
+    { .device = NULL, .cache_dir = NULL, .profiling = 0, .log = NULL, .log_user = NULL }
+#define CLNET_CONTEXT_PARAMS_DEFAULT ((clnet_context_params)CLNET_CONTEXT_PARAMS_INIT)
 
 /* Creates a context. params may be NULL (all defaults). On success *out is
  * caller-owned: destroy it with clnet_context_destroy(); if devices were

@@ -1,6 +1,12 @@
 /* clnet — 2-D convolution (cross-correlation) of NCHW float32 tensors:
  * forward, backward to data, filter and bias, and the transposed
- * convolution ("deconvolution") with its backward passes. */
+ * convolution ("deconvolution") with its backward passes.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). The ops here need their params: a
+ * NULL params pointer is CLNET_ERR_INVALID_ARG. */
 #ifndef CLNET_CONV_H
 #define CLNET_CONV_H
 
@@ -28,10 +34,8 @@ typedef struct clnet_conv2d_params {
 } clnet_conv2d_params;
 
 /* Stride 1, no padding, dilation 1, no output padding. */
-#define CLNET_CONV2D_PARAMS_DEFAULT                                                                \
-    {                                                                                              \
-        .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1                             \
-    }
+#define CLNET_CONV2D_PARAMS_INIT { .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1 }
+#define CLNET_CONV2D_PARAMS_DEFAULT ((clnet_conv2d_params)CLNET_CONV2D_PARAMS_INIT)
 
 /* Sets p's padding to TensorFlow/Keras "same" for an in_h x in_w input and an
  * r x s kernel, with p's stride and dilation (which must be >= 1): per axis,

@@ -2,7 +2,13 @@
  * image/label pairs; image grids written as PNG. Host memory only; nothing
  * here touches OpenCL. Thread-safety: the loaders and the writer keep no
  * state and may run in several threads at once; their results are plain
- * data that the caller owns. */
+ * data that the caller owns.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_DATA_H
 #define CLNET_DATA_H
 
@@ -101,8 +107,8 @@ typedef struct clnet_png_grid_params {
     int border;                        /* black pixels between and around images, 0..64 */
 } clnet_png_grid_params;
 /* A grid of [-1, 1] images (a tanh generator's), one black pixel apart. */
-#define CLNET_PNG_GRID_PARAMS_DEFAULT                                                       \
-    ((clnet_png_grid_params){ .cols = 0, .lo = -1.0f, .hi = 1.0f, .border = 1 })
+#define CLNET_PNG_GRID_PARAMS_INIT { .cols = 0, .lo = -1.0f, .hi = 1.0f, .border = 1 }
+#define CLNET_PNG_GRID_PARAMS_DEFAULT ((clnet_png_grid_params)CLNET_PNG_GRID_PARAMS_INIT)
 
 /* Writes count single-channel images of height x width floats (row-major,
  * one after another) as one 8-bit grayscale PNG: image k at grid row k / cols,

@@ -18,7 +18,13 @@
  *
  * Thread-safety: a clnet_dist is used by one thread at a time, the thread
  * that created it (MPI_THREAD_FUNNELED), together with the contexts and
- * models it works on. */
+ * models it works on.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_DIST_H
 #define CLNET_DIST_H
 
@@ -55,7 +61,8 @@ typedef struct clnet_dist_params {
      * runs MPI itself); NULL: MPI_COMM_WORLD. */
     const void *mpi_comm;
 } clnet_dist_params;
-#define CLNET_DIST_PARAMS_DEFAULT ((clnet_dist_params){ .timeout_s = 0 })
+#define CLNET_DIST_PARAMS_INIT { .timeout_s = 0 }
+#define CLNET_DIST_PARAMS_DEFAULT ((clnet_dist_params)CLNET_DIST_PARAMS_INIT)
 
 /* 1 when clnet was built with MPI, else 0. */
 CLNET_API int clnet_dist_available(void);

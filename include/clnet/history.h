@@ -23,7 +23,8 @@ typedef struct clnet_epoch_log {
 } clnet_epoch_log;
 
 /* The epochs of one or more fits, oldest first. Start from
- * CLNET_HISTORY_INIT (all zero) and pass it as clnet_fit_params.history:
+ * CLNET_HISTORY_INIT (all zero; CLNET_HISTORY_DEFAULT in an assignment)
+ * and pass it as clnet_fit_params.history:
  * every fit appends one row per epoch it ran. The rows are owned by the
  * history: free them with clnet_history_free. Read count and epochs freely;
  * change them only through these functions.
@@ -33,7 +34,8 @@ typedef struct clnet_history {
     int capacity;
     clnet_epoch_log *epochs;
 } clnet_history;
-#define CLNET_HISTORY_INIT ((clnet_history){ 0, 0, NULL })
+#define CLNET_HISTORY_INIT { .count = 0, .capacity = 0, .epochs = NULL }
+#define CLNET_HISTORY_DEFAULT ((clnet_history)CLNET_HISTORY_INIT)
 
 /* Appends a copy of *row (fit does this; exposed for tools that merge
  * histories). CLNET_ERR_HOST_MEMORY leaves the history as it was. */

@@ -1,7 +1,13 @@
 /* clnet — layers and models (sequential, or graphs: clnet/graph.h): build
  * from an input shape with shape inference, train with fit / evaluate /
  * predict, or drive forward / backward / step by hand (two models for a
- * GAN). */
+ * GAN).
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_NN_H
 #define CLNET_NN_H
 
@@ -52,11 +58,10 @@ typedef enum clnet_padding {
     CLNET_PADDING_SAME                 /* Keras' 'same': output = ceil(input / stride) */
 } clnet_padding;
 
-/* The layer's activation: CLNET_ACT_* or softmax over the feature axis, as
- * Keras: the channels of NCHW images (a Conv2D's output, an Activation layer
- * on one), the last axis of (batch, features) and (batch, steps,
- * features). */
-#define CLNET_ACT_SOFTMAX ((clnet_activation)100)
+/* A layer's activation is any clnet_activation; CLNET_ACT_SOFTMAX is over
+ * the feature axis, as Keras: the channels of NCHW images (a Conv2D's
+ * output, an Activation layer on one), the last axis of (batch, features)
+ * and (batch, steps, features). */
 
 typedef struct clnet_dense_params {
     int units;
@@ -65,9 +70,10 @@ typedef struct clnet_dense_params {
     int use_bias;
     clnet_init kernel_init;
 } clnet_dense_params;
-#define CLNET_DENSE_PARAMS_DEFAULT                                                          \
-    ((clnet_dense_params){ .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f,         \
-                           .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM })
+#define CLNET_DENSE_PARAMS_INIT                                                                    \
+    { .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                      \
+      .kernel_init = CLNET_INIT_GLOROT_UNIFORM }
+#define CLNET_DENSE_PARAMS_DEFAULT ((clnet_dense_params)CLNET_DENSE_PARAMS_INIT)
 
 typedef struct clnet_conv2d_layer_params {
     int filters, kernel_h, kernel_w;
@@ -78,20 +84,20 @@ typedef struct clnet_conv2d_layer_params {
     int use_bias;
     clnet_init kernel_init;
 } clnet_conv2d_layer_params;
-#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT                                                   \
-    ((clnet_conv2d_layer_params){ .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, \
-                                  .stride_w = 1, .dilation_h = 1, .dilation_w = 1,           \
-                                  .padding = CLNET_PADDING_VALID,                            \
-                                  .activation = CLNET_ACT_NONE, .alpha = 0.2f,               \
-                                  .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM })
+#define CLNET_CONV2D_LAYER_PARAMS_INIT                                                             \
+    { .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,                    \
+      .dilation_h = 1, .dilation_w = 1, .padding = CLNET_PADDING_VALID,                            \
+      .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                                  \
+      .kernel_init = CLNET_INIT_GLOROT_UNIFORM }
+#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT ((clnet_conv2d_layer_params)CLNET_CONV2D_LAYER_PARAMS_INIT)
 
 typedef struct clnet_pool2d_layer_params {
-    int pool_h, pool_w;
-    int stride_h, stride_w;            /* 0: the pool size (Keras' default) */
+    int window_h, window_w;
+    int stride_h, stride_w;            /* 0: the window size (Keras' default) */
     clnet_padding padding;
 } clnet_pool2d_layer_params;
-#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT                                                   \
-    ((clnet_pool2d_layer_params){ .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID })
+#define CLNET_POOL2D_LAYER_PARAMS_INIT { .window_h = 2, .window_w = 2, .padding = CLNET_PADDING_VALID }
+#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT ((clnet_pool2d_layer_params)CLNET_POOL2D_LAYER_PARAMS_INIT)
 
 /* Dense: inputs (batch, features), or (batch, steps, features) where it
  * applies to the last axis at every step (Keras' Dense, TimeDistributed;
@@ -153,9 +159,9 @@ typedef struct clnet_rnn_layer_params {
     int unit_forget_bias;              /* LSTM: the forget gate's bias starts at 1 */
     float recurrent_dropout;           /* must be 0 */
 } clnet_rnn_layer_params;
-#define CLNET_RNN_LAYER_PARAMS_DEFAULT                                                      \
-    ((clnet_rnn_layer_params){ .units = 1, .single_bias = 0, .unit_forget_bias = 0,         \
-                               .recurrent_dropout = 0.0f })
+#define CLNET_RNN_LAYER_PARAMS_INIT \
+    { .units = 1, .single_bias = 0, .unit_forget_bias = 0, .recurrent_dropout = 0.0f }
+#define CLNET_RNN_LAYER_PARAMS_DEFAULT ((clnet_rnn_layer_params)CLNET_RNN_LAYER_PARAMS_INIT)
 
 CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p);
 CLNET_API clnet_status clnet_model_add_lstm(clnet_model *m, const clnet_rnn_layer_params *p);
@@ -226,7 +232,7 @@ CLNET_API clnet_status clnet_model_set_all_trainable(clnet_model *m, int trainab
  * target's side of the threshold (output > 0.5, or > 0 with from_logits;
  * target > 0.5), as Keras' binary_accuracy; MSE: the mean absolute error
  * (Keras' "mae"), not an accuracy. */
-typedef enum clnet_loss {
+typedef enum clnet_loss_kind {
     CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 0, /* int32 labels in [0, classes) */
     CLNET_LOSS_CATEGORICAL_CROSSENTROPY,            /* one-hot / probability targets */
     CLNET_LOSS_BINARY_CROSSENTROPY,                 /* float targets in [0, 1] */
@@ -234,7 +240,7 @@ typedef enum clnet_loss {
     CLNET_LOSS_NONE                                 /* optimizer only: a custom loop computes
                                                      * the loss (forward / backward / step);
                                                      * fit, evaluate, train_on_batch refuse */
-} clnet_loss;
+} clnet_loss_kind;
 
 /* How a loss reduces over a sample's features (clnet_compile_params). */
 typedef enum clnet_reduction {
@@ -256,7 +262,7 @@ typedef struct clnet_compile_params {
     clnet_adam_params adam;
     clnet_sgd_params sgd;
     clnet_rmsprop_params rmsprop;
-    clnet_loss loss;
+    clnet_loss_kind loss;
     float clip_norm;                   /* > 0: clip gradients by global norm */
     int from_logits;                   /* cross-entropy losses: the output is raw scores */
     /* MSE and binary CE: over each sample's features, the mean (0, as before)
@@ -267,15 +273,14 @@ typedef struct clnet_compile_params {
      * else the number of outputs, output k taking losses[k] weighted by
      * loss_weights[k] (>= 0), from_logits and reduction for all. */
     int nlosses;
-    clnet_loss losses[CLNET_MODEL_MAX_IO];
+    clnet_loss_kind losses[CLNET_MODEL_MAX_IO];
     float loss_weights[CLNET_MODEL_MAX_IO];
 } clnet_compile_params;
-#define CLNET_COMPILE_PARAMS_DEFAULT                                                        \
-    ((clnet_compile_params){ .optimizer = CLNET_OPTIMIZER_ADAM,                             \
-                             .adam = CLNET_ADAM_PARAMS_DEFAULT,                             \
-                             .sgd = CLNET_SGD_PARAMS_DEFAULT,                               \
-                             .rmsprop = CLNET_RMSPROP_PARAMS_DEFAULT,                       \
-                             .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY })
+#define CLNET_COMPILE_PARAMS_INIT                                                                  \
+    { .optimizer = CLNET_OPTIMIZER_ADAM, .adam = CLNET_ADAM_PARAMS_INIT,                           \
+      .sgd = CLNET_SGD_PARAMS_INIT, .rmsprop = CLNET_RMSPROP_PARAMS_INIT,                          \
+      .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY }
+#define CLNET_COMPILE_PARAMS_DEFAULT ((clnet_compile_params)CLNET_COMPILE_PARAMS_INIT)
 
 /* Chooses the optimizer and the loss; creates optimizer state. Fails with
  * CLNET_ERR_INVALID_ARG when the output activation and the loss do not go
@@ -288,7 +293,7 @@ typedef struct clnet_progress {
     int epoch, epochs;                 /* 1-based */
     int64_t step, steps;               /* 1-based within the epoch */
     double loss, accuracy;             /* running means over the epoch so far; accuracy is
-                                        * the loss's metric (clnet_loss), named by metric */
+                                        * the loss's metric (clnet_loss_kind), named by metric */
     double elapsed, eta;               /* seconds */
     int end_of_epoch;                  /* 1 on the epoch's last call */
     double val_loss, val_accuracy;     /* end of epoch, with validation data; else -1 */
@@ -333,8 +338,8 @@ typedef struct clnet_fit_params {
     const clnet_callback *callbacks;   /* optional: ncallbacks hooks, called in order (borrowed) */
     int ncallbacks;
 } clnet_fit_params;
-#define CLNET_FIT_PARAMS_DEFAULT                                                            \
-    ((clnet_fit_params){ .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 })
+#define CLNET_FIT_PARAMS_INIT { .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 }
+#define CLNET_FIT_PARAMS_DEFAULT ((clnet_fit_params)CLNET_FIT_PARAMS_INIT)
 
 /* Trains on the host arrays in data. A sparse label outside [0, classes)
  * fails with CLNET_ERR_INVALID_ARG naming the sample, before any step.
@@ -343,7 +348,7 @@ typedef struct clnet_fit_params {
  * then the history row (docs/training.md). */
 CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p,
                                        const clnet_dataset_view *data);
-/* Mean loss and the loss's metric in *accuracy (see clnet_loss: accuracy for
+/* Mean loss and the loss's metric in *accuracy (see clnet_loss_kind: accuracy for
  * the cross-entropy losses, the mean absolute error for MSE). */
 CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_view *data,
                                             int batch_size, double *loss, double *accuracy);

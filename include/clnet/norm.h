@@ -1,6 +1,12 @@
 /* clnet — batch normalization and dropout on float32 tensors: forward
  * (training and inference) and backward, with deterministic per-channel
- * reductions and a counter-based (Philox) dropout mask. */
+ * reductions and a counter-based (Philox) dropout mask.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_NORM_H
 #define CLNET_NORM_H
 
@@ -47,7 +53,8 @@ typedef struct clnet_batchnorm_params {
 } clnet_batchnorm_params;
 
 /* PyTorch's defaults: eps 1e-5, momentum 0.1. A NULL params means these. */
-#define CLNET_BATCHNORM_PARAMS_DEFAULT ((clnet_batchnorm_params){ .eps = 1e-5f, .momentum = 0.1f })
+#define CLNET_BATCHNORM_PARAMS_INIT { .eps = 1e-5f, .momentum = 0.1f }
+#define CLNET_BATCHNORM_PARAMS_DEFAULT ((clnet_batchnorm_params)CLNET_BATCHNORM_PARAMS_INIT)
 
 /* Training forward: y = gamma * (x - mean) * invstd + beta per channel, with
  * the batch mean and invstd = 1 / sqrt(var + eps), var the biased batch

@@ -1,7 +1,8 @@
 /* clnet — elementwise arithmetic and reductions on float32 tensors. All
  * operands of one call belong to the same context and hold the same number of
  * elements (shapes may differ). Work is queued; nothing waits unless a result
- * is read back to the host. */
+ * is read back to the host. As everywhere in clnet, parameters come first,
+ * then inputs, then outputs. */
 #ifndef CLNET_OPS_H
 #define CLNET_OPS_H
 
@@ -12,18 +13,18 @@ extern "C" {
 #endif
 
 /* z = x + y (z may alias x or y). */
-CLNET_API clnet_status clnet_add(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y);
+CLNET_API clnet_status clnet_add(const clnet_tensor *x, const clnet_tensor *y, clnet_tensor *z);
 /* z = x * y, elementwise (z may alias x or y). */
-CLNET_API clnet_status clnet_mul(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y);
+CLNET_API clnet_status clnet_mul(const clnet_tensor *x, const clnet_tensor *y, clnet_tensor *z);
 /* y = alpha * x (y may alias x). */
-CLNET_API clnet_status clnet_scale(clnet_tensor *y, const clnet_tensor *x, float alpha);
+CLNET_API clnet_status clnet_scale(float alpha, const clnet_tensor *x, clnet_tensor *y);
 /* y = alpha * x + y. */
-CLNET_API clnet_status clnet_axpy(clnet_tensor *y, float alpha, const clnet_tensor *x);
+CLNET_API clnet_status clnet_axpy(float alpha, const clnet_tensor *x, clnet_tensor *y);
 
 /* out (one element, any shape) = sum of all elements of x, in float32 with a
  * fixed, deterministic order: the same input on the same device gives the
  * same bits. An empty x sums to 0. */
-CLNET_API clnet_status clnet_sum(clnet_tensor *out, const clnet_tensor *x);
+CLNET_API clnet_status clnet_sum(const clnet_tensor *x, clnet_tensor *out);
 /* The sum of x, read back to the host (waits for queued work). */
 CLNET_API clnet_status clnet_sum_host(const clnet_tensor *x, float *out);
 

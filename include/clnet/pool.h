@@ -1,5 +1,11 @@
 /* clnet — 2-D max and average pooling and nearest-neighbour upsampling on
- * NCHW float32 tensors, forward and backward. */
+ * NCHW float32 tensors, forward and backward.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). The ops here need their params: a
+ * NULL params pointer is CLNET_ERR_INVALID_ARG. */
 #ifndef CLNET_POOL_H
 #define CLNET_POOL_H
 
@@ -43,9 +49,10 @@ typedef struct clnet_pool2d_params {
  * as Keras/TensorFlow and cuDNN's "exclude padding" mode: a border average is
  * then the mean of real inputs, not diluted by zeros (PyTorch's AvgPool2d
  * defaults to 1; without padding the two agree). */
-#define CLNET_POOL2D_PARAMS_DEFAULT                                                               \
-    { .window_h = 2, .window_w = 2, .stride_h = 2, .stride_w = 2, .pad_top = 0, .pad_bottom = 0,  \
-      .pad_left = 0, .pad_right = 0, .count_include_pad = 0 }
+#define CLNET_POOL2D_PARAMS_INIT                                                                   \
+    { .window_h = 2, .window_w = 2, .stride_h = 2, .stride_w = 2, .pad_top = 0,                    \
+      .pad_bottom = 0, .pad_left = 0, .pad_right = 0, .count_include_pad = 0 }
+#define CLNET_POOL2D_PARAMS_DEFAULT ((clnet_pool2d_params)CLNET_POOL2D_PARAMS_INIT)
 
 /* The output shape (N, C, OH, OW) for an input of shape x_shape (N, C, H, W)
  * into y_shape. Pure: no context, so a failure returns a status without a

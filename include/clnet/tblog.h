@@ -1,7 +1,13 @@
 /* clnet — TensorBoard event files written by clnet itself: scalars, images
  * and histograms as TensorFlow's Event/Summary records in TFRecord framing,
  * and a fit callback that logs the metrics. docs/training.md describes the
- * format. */
+ * format.
+ *
+ * Params: each clnet_x_params struct here has CLNET_X_PARAMS_INIT, a
+ * designated-initializer brace list (for `static const` and local
+ * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
+ * literal (for assignment and arguments). A NULL params pointer means the
+ * defaults. */
 #ifndef CLNET_TBLOG_H
 #define CLNET_TBLOG_H
 
@@ -50,7 +56,8 @@ typedef struct clnet_tensorboard_params {
     int every_steps;                   /* > 0: "batch/loss" every this many steps */
     int histograms;                    /* nonzero: each parameter's values at each epoch's end */
 } clnet_tensorboard_params;
-#define CLNET_TENSORBOARD_PARAMS_DEFAULT ((clnet_tensorboard_params){ 0, 0 })
+#define CLNET_TENSORBOARD_PARAMS_INIT { .every_steps = 0, .histograms = 0 }
+#define CLNET_TENSORBOARD_PARAMS_DEFAULT ((clnet_tensorboard_params)CLNET_TENSORBOARD_PARAMS_INIT)
 
 /* A fit callback that writes, at each epoch's end, the scalars "epoch/loss",
  * "epoch/accuracy", "epoch/val_loss", "epoch/val_accuracy" (those the run

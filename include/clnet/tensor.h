@@ -76,14 +76,14 @@ CLNET_API clnet_status clnet_tensor_slice(const clnet_tensor *t, int64_t start, 
 /* Sets every element to value (converted to the tensor's dtype). */
 CLNET_API clnet_status clnet_tensor_fill(clnet_tensor *t, double value);
 /* dst = src; same dtype and element count (shapes may differ). */
-CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *src);
+CLNET_API clnet_status clnet_tensor_copy(const clnet_tensor *src, clnet_tensor *dst);
 
 /* dst row i = src row indices[i] along the first dimension (a batch drawn
  * from a dataset in shuffled order). dst and src share dtype and row size;
  * indices is int32 with dst's row count. An index outside src's rows gives a
  * row of zeros (never an out-of-bounds read). dst must not overlap src. */
-CLNET_API clnet_status clnet_tensor_gather_rows(clnet_tensor *dst, const clnet_tensor *src,
-                                                const clnet_tensor *indices);
+CLNET_API clnet_status clnet_tensor_gather_rows(const clnet_tensor *src, const clnet_tensor *indices,
+                                                clnet_tensor *dst);
 
 /* Random fills with the counter-based Philox4x32-10 generator: element i of
  * the tensor takes word i % 4 of Philox(counter = {i / 4 (64 bits), stream

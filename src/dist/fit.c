@@ -147,8 +147,8 @@ static clnet_status fit_step(clnet_dist *d, clnet_model *m, shard *s, const int3
     clnet_tensor *x, *y;
     if (!(st = shard_load(s, order + lo, hi - lo, &x, &y)) &&
         !(st = clnet_model_train_on_batch(m, x, y, NULL, NULL)) &&
-        !(st = clnet_axpy(s->loss_sum, (float)(hi - lo), m->loss)))
-        st = clnet_axpy(s->correct_sum, (float)clnet__model_metric_scale(m, hi - lo), m->correct);
+        !(st = clnet_axpy((float)(hi - lo), m->loss, s->loss_sum)))
+        st = clnet_axpy((float)clnet__model_metric_scale(m, hi - lo), m->correct, s->correct_sum);
     clnet_tensor_destroy(x);
     clnet_tensor_destroy(y);
     return st;
@@ -310,7 +310,10 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
     clnet_status st;
     if (!attached(d, m, "clnet_dist_fit", &st))
         return st;
-    if (!p || p->epochs < 0 || p->batch_size <= 0)
+    static const clnet_fit_params defaults = CLNET_FIT_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    if (p->epochs < 0 || p->batch_size <= 0)
         return clnet__dist_fail(d, m->ctx, CLNET_ERR_INVALID_ARG,
                                 "clnet_dist_fit: params needs epochs >= 0 and batch_size > 0");
     const char *asked = p->validation_split > 0 ? "validation_split"

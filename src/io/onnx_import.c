@@ -361,7 +361,7 @@ static clnet_status op_pool(imp *im, const clnet_onnx_node *n, clnet_node x, int
                     "not imported",
                     node_label(n), n->op_type);
     clnet_pool2d_layer_params p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
-    p.pool_h = (int)k[0], p.pool_w = (int)k[1];
+    p.window_h = (int)k[0], p.window_w = (int)k[1];
     p.stride_h = (int)s[0], p.stride_w = (int)s[1];
     p.padding = pad;
     st = avg ? clnet_model_add_avgpool2d(im->m, &p) : clnet_model_add_maxpool2d(im->m, &p);

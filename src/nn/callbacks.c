@@ -112,7 +112,10 @@ static int schedule_valid(const clnet_lr_schedule_params *p)
 
 CLNET_API double clnet_lr_schedule_at(const clnet_lr_schedule_params *p, double lr0, int epoch)
 {
-    if (!p || !schedule_valid(p) || epoch < 1 || !(lr0 >= 0))
+    static const clnet_lr_schedule_params defaults = CLNET_LR_SCHEDULE_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    if (!schedule_valid(p) || epoch < 1 || !(lr0 >= 0))
         return -1;
     if (epoch <= p->warmup_epochs)
         return lr0 * epoch / p->warmup_epochs;
@@ -200,7 +203,9 @@ CLNET_API clnet_status clnet_callback_lr_schedule(clnet_context *ctx,
 {
     CLNET_CHECK_ARG(ctx, out != NULL);
     memset(out, 0, sizeof *out);
-    CLNET_CHECK_ARG(ctx, p != NULL);
+    static const clnet_lr_schedule_params defaults = CLNET_LR_SCHEDULE_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     if (!schedule_valid(p))
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_callback_lr_schedule: invalid params for kind %d (see "
@@ -334,7 +339,10 @@ CLNET_API clnet_status clnet_callback_early_stopping(clnet_context *ctx,
 {
     CLNET_CHECK_ARG(ctx, out != NULL);
     memset(out, 0, sizeof *out);
-    CLNET_CHECK_ARG(ctx, p != NULL && valid_monitor(p->monitor) && p->patience >= 0 &&
+    static const clnet_early_stopping_params defaults = CLNET_EARLY_STOPPING_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CLNET_CHECK_ARG(ctx, valid_monitor(p->monitor) && p->patience >= 0 &&
                              p->min_delta >= 0 && p->min_delta < INFINITY);
     early_state *s = clnet__calloc(1, sizeof *s);
     if (!s)
@@ -407,7 +415,10 @@ CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet
 {
     CLNET_CHECK_ARG(ctx, out != NULL);
     memset(out, 0, sizeof *out);
-    CLNET_CHECK_ARG(ctx, p != NULL && p->path != NULL && p->path[0] && valid_monitor(p->monitor));
+    static const clnet_checkpoint_params defaults = CLNET_CHECKPOINT_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CLNET_CHECK_ARG(ctx, p->path != NULL && p->path[0] && valid_monitor(p->monitor));
     size_t n = strlen(p->path);
     checkpoint_state *s = clnet__calloc(1, sizeof *s + n + 1);
     if (!s)

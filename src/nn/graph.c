@@ -468,9 +468,9 @@ static clnet_status sampling_backward(clnet__layer *l, clnet__io *io)
     if ((st = clnet_kl_normal(CLNET_KL_MEAN, io->xs[0], lv, 0.0f, NULL, tm, tl)))
         return st;
     if (tm)
-        st = b0 == 0.0f ? clnet_scale(io->dxs[0], tm, w) : clnet_axpy(io->dxs[0], w, tm);
+        st = b0 == 0.0f ? clnet_scale(w, tm, io->dxs[0]) : clnet_axpy(w, tm, io->dxs[0]);
     if (!st && tl)
-        st = b1 == 0.0f ? clnet_scale(io->dxs[1], tl, w) : clnet_axpy(io->dxs[1], w, tl);
+        st = b1 == 0.0f ? clnet_scale(w, tl, io->dxs[1]) : clnet_axpy(w, tl, io->dxs[1]);
     return st;
 }
 

@@ -32,7 +32,7 @@ CLNET_API void clnet_history_free(clnet_history *h)
     if (!h)
         return;
     clnet__free(h->epochs);
-    *h = CLNET_HISTORY_INIT;
+    *h = CLNET_HISTORY_DEFAULT;
 }
 
 static clnet_status fail(char *err, size_t err_size, clnet_status st, const char *fmt, ...)

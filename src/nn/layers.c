@@ -301,7 +301,9 @@ static const clnet__layer_ops dense_ops = { "Dense", 0, dense_forward, dense_bac
 static clnet_status add_dense(clnet_model *m, const clnet_dense_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_dense_params defaults = CLNET_DENSE_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     CHECK_FIELD(m, "Dense", p, units, p->units > 0, "must be >= 1");
     int nd = in_ndim(m);
     if (nd != 1 && nd != 2)
@@ -395,7 +397,9 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
                              const conv_kind *kind)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_conv2d_layer_params defaults = CLNET_CONV2D_LAYER_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     const char *t = kind->label;
     CHECK_FIELD(m, t, p, filters, p->filters > 0, "must be >= 1");
     CHECK_FIELD(m, t, p, kernel_h, p->kernel_h > 0, "must be >= 1");
@@ -543,9 +547,11 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
                              const clnet__layer_ops *ops, const char *prefix)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
-    CHECK_FIELD(m, ops->type, p, pool_h, p->pool_h > 0, "must be >= 1");
-    CHECK_FIELD(m, ops->type, p, pool_w, p->pool_w > 0, "must be >= 1");
+    static const clnet_pool2d_layer_params defaults = CLNET_POOL2D_LAYER_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CHECK_FIELD(m, ops->type, p, window_h, p->window_h > 0, "must be >= 1");
+    CHECK_FIELD(m, ops->type, p, window_w, p->window_w > 0, "must be >= 1");
     CHECK_FIELD(m, ops->type, p, stride_h, p->stride_h >= 0, "must be >= 0; 0 is the pool size");
     CHECK_FIELD(m, ops->type, p, stride_w, p->stride_w >= 0, "must be >= 0; 0 is the pool size");
     CHECK_FIELD(m, ops->type, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
@@ -554,10 +560,10 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
         return shape_error(m, ops->type, "pooling needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);
     clnet_pool2d_params pp = CLNET_POOL2D_PARAMS_DEFAULT;
-    pp.window_h = p->pool_h;
-    pp.window_w = p->pool_w;
-    pp.stride_h = p->stride_h ? p->stride_h : p->pool_h;
-    pp.stride_w = p->stride_w ? p->stride_w : p->pool_w;
+    pp.window_h = p->window_h;
+    pp.window_w = p->window_w;
+    pp.stride_h = p->stride_h ? p->stride_h : p->window_h;
+    pp.stride_w = p->stride_w ? p->stride_w : p->window_w;
     if (p->padding == CLNET_PADDING_SAME) {
         pool_same_padding(in[1], pp.window_h, pp.stride_h, &pp.pad_top, &pp.pad_bottom);
         pool_same_padding(in[2], pp.window_w, pp.stride_w, &pp.pad_left, &pp.pad_right);
@@ -565,7 +571,7 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     int64_t xs[4] = { 1, in[0], in[1], in[2] }, ys[4];
     if (clnet_pool2d_output_shape(&pp, xs, ys) != CLNET_OK) {
         char need[128];
-        snprintf(need, sizeof need, "a %dx%d window does not fit it", p->pool_h, p->pool_w);
+        snprintf(need, sizeof need, "a %dx%d window does not fit it", p->window_h, p->window_w);
         return shape_error(m, ops->type, need);
     }
     clnet__layer *l;
@@ -654,7 +660,7 @@ static clnet_status activation_backward(clnet__layer *l, clnet__io *io)
     if (!io->dx)
         return CLNET_OK;
     if (io->dy_is_pre)
-        return clnet_tensor_copy(io->dx, io->dy);
+        return clnet_tensor_copy(io->dy, io->dx);
     if (l->act == CLNET_ACT_SOFTMAX)
         return clnet__softmax_backward(l, io->y, io->dy, io->dx);
     return clnet_activation_backward(l->act, l->alpha, io->x, io->y, io->dy, io->dx);
@@ -689,7 +695,7 @@ static uint64_t dropout_stream(const clnet__layer *l)
 static clnet_status dropout_forward(clnet__layer *l, clnet__io *io, int training)
 {
     if (!training || l->rate == 0.0f)
-        return clnet_tensor_copy(io->y, io->x);
+        return clnet_tensor_copy(io->x, io->y);
     return clnet_dropout_forward(l->rate, l->model->seed, dropout_stream(l), io->x, io->y, NULL);
 }
 
@@ -698,7 +704,7 @@ static clnet_status dropout_backward(clnet__layer *l, clnet__io *io)
     if (!io->dx)
         return CLNET_OK;
     if (l->rate == 0.0f)
-        return clnet_tensor_copy(io->dx, io->dy);
+        return clnet_tensor_copy(io->dy, io->dx);
     return clnet_dropout_backward(l->rate, l->model->seed, dropout_stream(l), io->dy, io->dx);
 }
 

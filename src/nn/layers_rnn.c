@@ -90,7 +90,10 @@ static clnet_status add_rnn(clnet_model *m, const clnet_rnn_layer_params *p, int
                             const clnet__layer_ops *ops, const char *prefix)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->units > 0);
+    static const clnet_rnn_layer_params defaults = CLNET_RNN_LAYER_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CLNET_CHECK_ARG(m->ctx, p->units > 0);
     if (p->single_bias && cell == 3)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "layer %d (GRU): single_bias: a GRU keeps two biases, as Keras' "

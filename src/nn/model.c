@@ -409,7 +409,7 @@ static clnet_status sum_extra_losses(clnet_model *m)
     for (int a = 0; !st && a < m->napps; a++) {
         const clnet__layer *l = m->apps[a].l;
         if (l->kl && l->kl_weight > 0.0f)
-            st = clnet_axpy(m->extra_loss, l->kl_weight, l->kl);
+            st = clnet_axpy(l->kl_weight, l->kl, m->extra_loss);
     }
     return st;
 }
@@ -440,7 +440,7 @@ clnet_status clnet__model_forward(clnet_model *m, const char *func, int nx,
         clnet__node *out = &m->nodes[p->out];
         if (l->ops->is_view) {
             /* A view of the caller's tensor needs a copy of its own. */
-            if (out->act_of < 0 && (st = clnet_tensor_copy(out->act, clnet__node_act(m, p->in[0]))))
+            if (out->act_of < 0 && (st = clnet_tensor_copy(clnet__node_act(m, p->in[0]), out->act)))
                 return st;
             continue;
         }
@@ -481,9 +481,9 @@ static clnet_status pass_grad(clnet__node *n, const clnet_tensor *g)
     clnet_status st = CLNET_OK;
     if (!n->written) {
         if (g != n->grad)
-            st = clnet_tensor_copy(n->grad, g);
+            st = clnet_tensor_copy(g, n->grad);
     } else
-        st = clnet_axpy(n->grad, 1.0f, g);
+        st = clnet_axpy(1.0f, g, n->grad);
     n->written = 1;
     n->dy = n->grad;
     return st;
@@ -533,7 +533,7 @@ static clnet_status app_backward(clnet_model *m, const clnet__app *p, int fused)
         st = clnet__error(m->ctx, st, "layer %d (%s) backward: %s", l->index, l->name,
                           clnet_context_errmsg(m->ctx));
     else if (sum_into >= 0)
-        st = clnet_axpy(m->nodes[sum_into].grad, 1.0f, m->nodes[sum_into].scratch);
+        st = clnet_axpy(1.0f, m->nodes[sum_into].scratch, m->nodes[sum_into].grad);
     for (int k = 0; k < p->nin; k++)
         if (io.dxs[k]) {
             m->nodes[p->in[k]].written = 1;
@@ -566,7 +566,7 @@ static clnet_status finish_layer(clnet_model *m, clnet__layer *l)
         const clnet__layer *c = m->apps[a].l;
         for (int k = 0; c->owner == l && c->ran && !st && k < c->nparams; k++)
             if (c->params[k].grad)
-                st = clnet_axpy(l->params[k].grad, 1.0f, c->params[k].grad);
+                st = clnet_axpy(1.0f, c->params[k].grad, l->params[k].grad);
     }
     return st;
 }
@@ -620,7 +620,7 @@ clnet_status clnet__model_backward(clnet_model *m, const char *func, int ny,
                                 "the output with its own Activation layer",
                                 func, k);
         if (n->uses) {
-            if ((st = clnet_tensor_copy(n->grad, g)))
+            if ((st = clnet_tensor_copy(g, n->grad)))
                 return st;
             n->dy = n->grad;
         } else

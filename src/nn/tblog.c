@@ -426,7 +426,10 @@ CLNET_API clnet_status clnet_callback_tensorboard(clnet_context *ctx, clnet_tblo
 {
     CLNET_CHECK_ARG(ctx, out != NULL);
     memset(out, 0, sizeof *out);
-    CLNET_CHECK_ARG(ctx, w != NULL && p != NULL && p->every_steps >= 0);
+    static const clnet_tensorboard_params defaults = CLNET_TENSORBOARD_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CLNET_CHECK_ARG(ctx, w != NULL && p->every_steps >= 0);
     tb_state *s = clnet__calloc(1, sizeof *s);
     if (!s)
         return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_callback_tensorboard: out of host memory");

@@ -10,7 +10,7 @@
 #include "nn_impl.h"
 #include "tensor/tensor_impl.h"
 
-static const char *loss_name(clnet_loss loss)
+static const char *loss_name(clnet_loss_kind loss)
 {
     switch (loss) {
     case CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY:
@@ -29,14 +29,14 @@ static const char *loss_name(clnet_loss loss)
 
 static const char *act_name(int act)
 {
-    return act == CLNET_ACT_SOFTMAX ? "softmax" : clnet_activation_name((clnet_activation)act);
+    return clnet_activation_name((clnet_activation)act);
 }
 
 /* The one rule for an output activation and a loss (nn.h, docs/losses.md):
  * the natural pair is fused into the loss from logits, from_logits takes raw
  * scores, MSE takes anything, everything else is refused here. */
 static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params *p, int k,
-                                      clnet_loss kind)
+                                      clnet_loss_kind kind)
 {
     const clnet__layer *l = clnet__output_layer(m, k);
     int act = clnet__output_act(m, k);
@@ -87,7 +87,7 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
 }
 
 /* Output k's loss and weight under p. */
-static clnet_loss output_loss(const clnet_compile_params *p, int k)
+static clnet_loss_kind output_loss(const clnet_compile_params *p, int k)
 {
     return p->nlosses ? p->losses[k] : p->loss;
 }
@@ -116,10 +116,10 @@ static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
                             "loss_weights[])",
                             f, outs);
     for (int k = 0; k < outs; k++) {
-        clnet_loss kind = output_loss(p, k);
+        clnet_loss_kind kind = output_loss(p, k);
         float w = output_weight(p, k);
         if (kind < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || kind > CLNET_LOSS_NONE)
-            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: losses[%d] is %d (not a clnet_loss)",
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: losses[%d] is %d (not a clnet_loss_kind)",
                                 f, k, (int)kind);
         if (!(w >= 0.0f && w < 1e30f))
             return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
@@ -146,11 +146,13 @@ static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
 CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL);
+    static const clnet_compile_params defaults = CLNET_COMPILE_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
     CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM && p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
     if (p->loss < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || p->loss > CLNET_LOSS_NONE)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_compile: loss is %d (not a clnet_loss)", (int)p->loss);
+                            "clnet_model_compile: loss is %d (not a clnet_loss_kind)", (int)p->loss);
     CLNET_CHECK_ARG(m->ctx, p->clip_norm >= 0.0f);
     if (!m->napps)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_compile: the model has no layers");
@@ -295,8 +297,8 @@ static clnet_status loss_one(clnet_model *m, int k, const clnet_tensor *y, clnet
             f *= (double)shape[d];
     }
     if (!st && f != 1.0 &&
-        !(st = clnet_scale(loss, loss, (float)f)))
-        st = clnet_scale(m->dlogits_v[k], m->dlogits_v[k], (float)f);
+        !(st = clnet_scale((float)f, loss, loss)))
+        st = clnet_scale((float)f, m->dlogits_v[k], m->dlogits_v[k]);
     return st;
 }
 
@@ -307,7 +309,7 @@ static clnet_status loss_and_grad(clnet_model *m, const clnet_tensor *y)
 {
     clnet_status st = loss_one(m, 0, y, m->loss, m->correct);
     if (!st && m->nextra_loss)
-        st = clnet_axpy(m->loss, 1.0f, m->extra_loss);
+        st = clnet_axpy(1.0f, m->extra_loss, m->loss);
     return st;
 }
 
@@ -471,7 +473,7 @@ CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
     if (st || (st = clnet_tensor_fill(m->loss, 0.0)))
         return st;
     for (int k = 0; k < outs && !st; k++) {
-        clnet_loss kind = output_loss(&m->compile, k);
+        clnet_loss_kind kind = output_loss(&m->compile, k);
         if (kind == CLNET_LOSS_NONE)
             continue;
         int sparse = kind == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
@@ -483,11 +485,11 @@ CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
                                 sparse ? (size_t)m->batch : out->numel,
                                 sparse ? "int32 labels" : "float32 targets", k, loss_name(kind));
         if (!(st = loss_one(m, k, y[k], m->out_loss, k ? NULL : m->correct)))
-            st = clnet_axpy(m->loss, 1.0f, m->out_loss);
+            st = clnet_axpy(1.0f, m->out_loss, m->loss);
         seed[k] = m->dlogits_v[k];
     }
     if (!st && m->nextra_loss)
-        st = clnet_axpy(m->loss, 1.0f, m->extra_loss);
+        st = clnet_axpy(1.0f, m->extra_loss, m->loss);
     if (st || (m->check_numerics && (st = clnet__check_loss(m))) ||
         (st = clnet__model_backward(m, func, outs, seed, 0, NULL)) || (st = clnet_model_step(m)))
         return st;
@@ -559,10 +561,10 @@ static clnet_status gather(device_data *d, int64_t start, int64_t n, int with_ta
     clnet_status st;
     if ((st = clnet_tensor_slice(d->order, start, n, &idx)) ||
         (st = clnet_tensor_slice(d->bx, 0, n, bx)) ||
-        (st = clnet_tensor_gather_rows(*bx, d->x, idx)))
+        (st = clnet_tensor_gather_rows(d->x, idx, *bx)))
         goto done;
     if (with_targets &&
-        ((st = clnet_tensor_slice(d->by, 0, n, by)) || (st = clnet_tensor_gather_rows(*by, d->y, idx))))
+        ((st = clnet_tensor_slice(d->by, 0, n, by)) || (st = clnet_tensor_gather_rows(d->y, idx, *by))))
         goto done;
 done:
     clnet_tensor_destroy(idx);
@@ -615,8 +617,8 @@ static clnet_status read_sums(clnet_model *m, double *loss, double *correct)
 /* Accumulates this batch's mean loss (weighted by its size) and correct count. */
 static clnet_status accumulate(clnet_model *m, int64_t n)
 {
-    clnet_status st = clnet_axpy(m->loss_sum, (float)n, m->loss);
-    return st ? st : clnet_axpy(m->correct_sum, (float)clnet__model_metric_scale(m, n), m->correct);
+    clnet_status st = clnet_axpy((float)n, m->loss, m->loss_sum);
+    return st ? st : clnet_axpy((float)clnet__model_metric_scale(m, n), m->correct, m->correct_sum);
 }
 
 static clnet_status check_view(clnet_model *m, const char *func, const clnet_dataset_view *v,
@@ -744,7 +746,10 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
                                        const clnet_dataset_view *data)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    CLNET_CHECK_ARG(m->ctx, p != NULL && p->epochs >= 0 && p->batch_size > 0);
+    static const clnet_fit_params defaults = CLNET_FIT_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    CLNET_CHECK_ARG(m->ctx, p->epochs >= 0 && p->batch_size > 0);
     clnet_status st = need_loss(m, "clnet_model_fit");
     clnet__fit_run r;
     if (st || (st = check_view(m, "clnet_model_fit", data, 1)) || (st = clnet__fit_begin(&r, m, p, data)))

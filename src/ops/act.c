@@ -10,7 +10,7 @@
 
 /* ---- activations ---------------------------------------------------------- */
 
-static const char *const act_names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh"};
+static const char *const act_names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"};
 #define ACT_COUNT ((int)(sizeof act_names / sizeof act_names[0]))
 
 CLNET_API const char *clnet_activation_name(clnet_activation act)
@@ -23,6 +23,9 @@ static clnet_status check_act(const clnet__op *op, clnet_activation act)
     if ((int)act < 0 || (int)act >= ACT_COUNT)
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
                               "invalid argument: act = %d is not a clnet_activation", (int)act);
+    if (act == CLNET_ACT_SOFTMAX)
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "invalid argument: softmax is not elementwise (clnet_softmax_forward)");
     return CLNET_OK;
 }
 

@@ -35,22 +35,22 @@ static clnet_status scaled(const char *kernel, const char *func, clnet_tensor *y
                             CLNET_ARG_TENSOR(x), CLNET_ARG_ULONG(y->numel), CLNET_ARG_FLOAT(alpha));
 }
 
-CLNET_API clnet_status clnet_add(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y)
+CLNET_API clnet_status clnet_add(const clnet_tensor *x, const clnet_tensor *y, clnet_tensor *z)
 {
     return binary("add", "clnet_add", z, x, y);
 }
 
-CLNET_API clnet_status clnet_mul(clnet_tensor *z, const clnet_tensor *x, const clnet_tensor *y)
+CLNET_API clnet_status clnet_mul(const clnet_tensor *x, const clnet_tensor *y, clnet_tensor *z)
 {
     return binary("mul", "clnet_mul", z, x, y);
 }
 
-CLNET_API clnet_status clnet_scale(clnet_tensor *y, const clnet_tensor *x, float alpha)
+CLNET_API clnet_status clnet_scale(float alpha, const clnet_tensor *x, clnet_tensor *y)
 {
     return scaled("scale", "clnet_scale", y, x, alpha);
 }
 
-CLNET_API clnet_status clnet_axpy(clnet_tensor *y, float alpha, const clnet_tensor *x)
+CLNET_API clnet_status clnet_axpy(float alpha, const clnet_tensor *x, clnet_tensor *y)
 {
     return scaled("axpy", "clnet_axpy", y, x, alpha);
 }

@@ -17,7 +17,7 @@ static clnet_status sum_pass(const clnet__op *op, cl_kernel k, cl_mem x, size_t 
                          1, &global, &wg);
 }
 
-CLNET_API clnet_status clnet_sum(clnet_tensor *out, const clnet_tensor *x)
+CLNET_API clnet_status clnet_sum(const clnet_tensor *x, clnet_tensor *out)
 {
     static const clnet__tspec spec[] = { { .name = "out", .flags = CLNET_T_OUT }, { .name = "x" } };
     clnet__op op;
@@ -53,7 +53,7 @@ CLNET_API clnet_status clnet_sum_host(const clnet_tensor *x, float *out)
     clnet_status st = clnet_tensor_create(x->ctx, CLNET_F32, 0, NULL, &s);
     if (st)
         return st;
-    if (!(st = clnet_sum(s, x)))
+    if (!(st = clnet_sum(x, s)))
         st = clnet_tensor_download(s, out, sizeof *out);
     clnet_tensor_destroy(s);
     return st;

@@ -149,7 +149,7 @@ clnet_status clnet__context_create_probed(const clnet_context_params *params,
                                           clnet__probe_fn probe, clnet_context **out, char *err,
                                           size_t err_size)
 {
-    static const clnet_context_params defaults = CLNET_CONTEXT_PARAMS_DEFAULT;
+    static const clnet_context_params defaults = CLNET_CONTEXT_PARAMS_INIT;
     if (!out) {
         clnet__errbuf(err, err_size, "clnet_context_create: invalid argument: out != NULL");
         return CLNET_ERR_INVALID_ARG;

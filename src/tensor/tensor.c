@@ -303,7 +303,7 @@ CLNET_API clnet_status clnet_tensor_fill(clnet_tensor *t, double value)
                            t->numel);
 }
 
-CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *src)
+CLNET_API clnet_status clnet_tensor_copy(const clnet_tensor *src, clnet_tensor *dst)
 {
     CLNET_CHECK_ARG(NULL, dst != NULL);
     CLNET_CHECK_ARG(dst->ctx, src != NULL);
@@ -324,8 +324,8 @@ CLNET_API clnet_status clnet_tensor_copy(clnet_tensor *dst, const clnet_tensor *
                            dst->numel);
 }
 
-CLNET_API clnet_status clnet_tensor_gather_rows(clnet_tensor *dst, const clnet_tensor *src,
-                                                const clnet_tensor *indices)
+CLNET_API clnet_status clnet_tensor_gather_rows(const clnet_tensor *src, const clnet_tensor *indices,
+                                                clnet_tensor *dst)
 {
     CLNET_CHECK_ARG(NULL, dst != NULL);
     clnet_context *ctx = dst->ctx;

@@ -199,7 +199,7 @@ static int run_epoch(clnet_context *ctx, gan_trainer *t, const clnet_tensor *rea
     for (int64_t s = 0; s < steps; s++) {
         double a = now(), dl, gl;
         if (clnet_tensor_upload(idx, ord + s * b, (size_t)b * sizeof *ord) ||
-            clnet_tensor_gather_rows(batch, real, idx) || gan_generate(t, NULL) ||
+            clnet_tensor_gather_rows(real, idx, batch) || gan_generate(t, NULL) ||
             gan_step_d(t, batch) || clnet_context_finish(ctx))
             goto done;
         double m = now();

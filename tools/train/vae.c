@@ -230,7 +230,7 @@ static int run_epoch(clnet_context *ctx, vae *t, const clnet_tensor *train, int3
         if (!st)
             st = clnet_tensor_slice(batch, 0, k, &xv);
         if (!st && !(st = clnet_tensor_upload(iv, ord + s * b, (size_t)k * sizeof *ord)) &&
-            !(st = clnet_tensor_gather_rows(xv, train, iv)))
+            !(st = clnet_tensor_gather_rows(train, iv, xv)))
             st = clnet_model_train_on_batch(t->model, xv, xv, &total, NULL);
         clnet_tensor_destroy(iv);
         clnet_tensor_destroy(xv);
