@@ -138,6 +138,15 @@ START_TEST(torch_gru_sequence_matches_pytorch)
 }
 END_TEST
 
+/* Constant operands of Add, Sub, Mul, Div (scalars, per channel, per
+ * feature, a constant minus x), nearest Resize by 2 x 3 and LogSoftmax
+ * (batch 2, 3x5x7 images). */
+START_TEST(torch_constant_arithmetic_matches_pytorch)
+{
+    run_model("arith");
+}
+END_TEST
+
 /* An imported model trains: the CNN compiled with sparse cross-entropy
  * fits 8 random images with random labels, the loss falling by half in 20
  * Adam steps at lr 3e-3 (it starts near ln 10; a model whose gradients did
@@ -210,10 +219,11 @@ static const struct {
     { "bad_kernel", CLNET_ERR_FORMAT, "node 'conv' (Conv): kernel_shape or the bias disagrees" },
     { "bad_pads", CLNET_ERR_UNSUPPORTED, "pads 0,0,1,1 on 5x5 are neither none nor 'same'" },
     { "bad_gemm", CLNET_ERR_SHAPE, "node 'gemm' (Gemm): input has 3 dims after the batch" },
-    { "bad_add", CLNET_ERR_UNSUPPORTED, "input 'C' is a constant" },
+    { "bad_add", CLNET_ERR_UNSUPPORTED, "node 'add' (Add): a constant operand is imported as" },
     { "bad_reshape", CLNET_ERR_UNSUPPORTED, "node 'reshape' (Reshape): the shape must be" },
     { "bad_gather", CLNET_ERR_FORMAT, "node 'gather' (Gather): index 5 out of range" },
     { "bad_softmax", CLNET_ERR_UNSUPPORTED, "node 'softmax' (Softmax): only over the features" },
+    { "bad_div", CLNET_ERR_UNSUPPORTED, "node 'div' (Div): a division of two computed values" },
     { "bad_convt", CLNET_ERR_UNSUPPORTED, "node 'convtranspose' (ConvTranspose): crops 1,1,0,0" },
     { "bad_lstm", CLNET_ERR_UNSUPPORTED, "not supported: LSTM.direction=bidirectional" },
 };
@@ -252,6 +262,7 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, torch_vae_decoder_matches_pytorch);
     tcase_add_test(tc, torch_lstm_stack_matches_pytorch);
     tcase_add_test(tc, torch_gru_sequence_matches_pytorch);
+    tcase_add_test(tc, torch_constant_arithmetic_matches_pytorch);
     suite_add_tcase(s, tc);
     return s;
 }

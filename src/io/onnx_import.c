@@ -136,8 +136,8 @@ static const char *const mapped_ops[] = {
 /* Transposed convolutions and recurrent layers, with the ops PyTorch writes
  * around them. */
 static const char *const mapped_ops_seq[] = {
-    "ConvTranspose", "Slice", "ConstantOfShape", "Expand", "Squeeze", "Transpose", "LSTM",
-    "GRU",           "RNN",
+    "ConvTranspose", "Slice", "ConstantOfShape", "Expand", "Squeeze",  "Transpose", "LSTM", "GRU",
+    "RNN",           "Div",   "LogSoftmax",      "Resize", "Upsample",
 };
 
 /* Appends "; what" to the refusal list in buf unless it is there already. */
@@ -1073,6 +1073,180 @@ static clnet_status op_rnn(imp *im, size_t idx, const clnet_onnx_node *n)
     return define_seq(im, n->outputs[0], &y, L_T1BF);
 }
 
+/* ---- Constants in arithmetic, LogSoftmax, Resize -------------------------------- */
+
+/* A float constant as an OpenCL C literal that reads back to the same float
+ * (hex, so nothing rounds). */
+static void literal(char *buf, size_t size, float c)
+{
+    snprintf(buf, size, "(%af)", (double)c);
+}
+
+/* An elementwise expression layer (clnet_model_add_expression). */
+static clnet_status add_expr(imp *im, const clnet_onnx_node *n, const char *name, const char *fwd,
+                             const char *bwd)
+{
+    clnet_status st = clnet_model_add_expression(im->m, name, fwd, bwd);
+    return st ? lib_fail(im, n, st) : define_out(im, n);
+}
+
+/* y = scale * x + shift per channel (C of NCHW) or per feature ((batch, F)):
+ * a frozen 1x1 Conv2D or Dense with the scales on its diagonal (the other
+ * products are zeros, so sums are exact). The layer keeps the constants
+ * out of training. */
+static clnet_status add_affine(imp *im, const clnet_onnx_node *n, int images, int64_t c,
+                               const float *scale, const float *shift)
+{
+    clnet_status st;
+    if (images) {
+        clnet_conv2d_layer_params p = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        p.filters = (int)c, p.kernel_h = p.kernel_w = 1, p.use_bias = shift != NULL;
+        st = clnet_model_add_conv2d(im->m, &p);
+    } else {
+        clnet_dense_params p = CLNET_DENSE_PARAMS_DEFAULT;
+        p.units = (int)c, p.use_bias = shift != NULL;
+        st = clnet_model_add_dense(im->m, &p);
+    }
+    if (st)
+        return lib_fail(im, n, st);
+    float *k = clnet__calloc((size_t)(c * c), sizeof *k);
+    if (!k)
+        return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
+    for (int64_t i = 0; i < c; i++)
+        k[i * c + i] = scale[i];
+    const int64_t ks[4] = { c, c, 1, 1 };
+    st = set_param(im, n, "kernel", images ? 4 : 2, ks, k);
+    clnet__free(k);
+    if (!st && shift)
+        st = set_param(im, n, "bias", 1, &c, shift);
+    if (!st && (st = clnet_model_set_trainable(
+                    im->m, clnet_model_node_layer(im->m, clnet_model_node(im->m)), 0)))
+        st = lib_fail(im, n, st);
+    return st ? st : define_out(im, n);
+}
+
+/* Add, Sub, Mul, Div with one float constant operand, numpy-broadcast: a
+ * scalar (an expression layer), or one value per channel ((C, 1, 1) on NCHW)
+ * or per feature ((F) on (batch, F)): add_affine. */
+static clnet_status op_const_arith(imp *im, const clnet_onnx_node *n, int cfirst)
+{
+    const clnet_onnx_tensor *c = clnet_onnx_model_find_tensor(im->om, n->inputs[cfirst ? 0 : 1]);
+    clnet_node x;
+    clnet_status st;
+    char op = n->op_type[0], lit[64], fwd[160], bwd[160], name[24];
+    if ((st = in_node(im, n, cfirst ? 1 : 0, &x)) || (st = clnet_model_set_node(im->m, x)))
+        return st ? st : lib_fail(im, n, st);
+    for (size_t i = 0; i < c->numel; i++)
+        if (!isfinite(c->f32[i]))
+            return fail(im, CLNET_ERR_UNSUPPORTED,
+                        "clnet_onnx_import: node '%s' (%s): a constant operand that is not "
+                        "finite",
+                        node_label(n), n->op_type);
+    if (c->numel == 1) {
+        literal(lit, sizeof lit, c->f32[0]);
+        const char *sym = op == 'A' ? "+" : op == 'S' ? "-" : op == 'M' ? "*" : "/";
+        if (cfirst)
+            snprintf(fwd, sizeof fwd, "%s %s x", lit, sym);
+        else
+            snprintf(fwd, sizeof fwd, "x %s %s", sym, lit);
+        if (op == 'A' || (op == 'S' && !cfirst))
+            snprintf(bwd, sizeof bwd, "1.0f");
+        else if (op == 'S')
+            snprintf(bwd, sizeof bwd, "-1.0f");
+        else if (op == 'M')
+            snprintf(bwd, sizeof bwd, "%s", lit);
+        else if (!cfirst)
+            snprintf(bwd, sizeof bwd, "1.0f / %s", lit);
+        else
+            snprintf(bwd, sizeof bwd, "-y / x");
+        snprintf(name, sizeof name, "onnx_%s",
+                 op == 'A'   ? "add"
+                 : op == 'S' ? "sub"
+                 : op == 'M' ? "mul"
+                             : "div");
+        return add_expr(im, n, name, fwd, bwd);
+    }
+    int64_t shape[CLNET_MAX_DIMS];
+    int nd = clnet_model_node_shape(im->m, x, shape);
+    /* (C, 1, 1) or (1, C, 1, 1) on (C, H, W); (F) or (1, F) on (F). */
+    int images = nd == 3 && c->ndim >= 3 && c->ndim <= 4 && c->shape[c->ndim - 3] == shape[0] &&
+                 c->shape[c->ndim - 2] == 1 && c->shape[c->ndim - 1] == 1 &&
+                 (c->ndim == 3 || c->shape[0] == 1);
+    int feats = nd == 1 && c->ndim >= 1 && c->ndim <= 2 && c->shape[c->ndim - 1] == shape[0] &&
+                (c->ndim == 1 || c->shape[0] == 1);
+    if ((!images && !feats) || (cfirst && op == 'D'))
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (%s): a constant operand is imported as a "
+                    "scalar, per channel ((C, 1, 1) on NCHW) or per feature ((F) on (batch, "
+                    "F)), and not as a divisor's dividend",
+                    node_label(n), n->op_type);
+    int64_t ch = shape[0];
+    float *buf = clnet__malloc(2 * (size_t)ch * sizeof *buf);
+    if (!buf)
+        return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
+    float *scale = buf, *shift = buf + ch;
+    for (int64_t i = 0; i < ch; i++) {
+        float v = c->f32[i];
+        scale[i] = op == 'M' ? v : op == 'D' ? 1.0f / v : op == 'S' && cfirst ? -1.0f : 1.0f;
+        shift[i] = op == 'A' ? v : op == 'S' ? (cfirst ? v : -v) : 0.0f;
+    }
+    st = add_affine(im, n, images, ch, scale, op == 'A' || op == 'S' ? shift : NULL);
+    clnet__free(buf);
+    return st;
+}
+
+/* LogSoftmax over the features of (batch, features): softmax, then log. */
+static clnet_status op_log_softmax(imp *im, const clnet_onnx_node *n, clnet_node x)
+{
+    clnet_status st = op_softmax(im, n, x);
+    if (st)
+        return st;
+    return add_expr(im, n, "log", "log(x)", "1.0f / x");
+}
+
+/* Resize / Upsample, nearest, by integer scales of the rows and columns:
+ * UpSampling2D. Scales (or Resize's sizes) must be constants. */
+static clnet_status op_resize(imp *im, const clnet_onnx_node *n, clnet_node x)
+{
+    int64_t shape[CLNET_MAX_DIMS], k[2] = { 0, 0 };
+    const clnet_onnx_tensor *sc = NULL;
+    folded sz;
+    int nd = clnet_model_node_shape(im->m, x, shape);
+    int upsample = n->op_type[0] == 'U';
+    const char *mode = attr_str(n, "mode", "nearest");
+    const char *ctm = attr_str(n, "coordinate_transformation_mode", "half_pixel");
+    const char *nm = attr_str(n, "nearest_mode", "round_prefer_floor");
+    size_t si = upsample ? 1 : 2;
+    if (si < n->n_inputs && n->inputs[si][0])
+        sc = clnet_onnx_model_find_tensor(im->om, n->inputs[si]);
+    if (sc && sc->dtype == CLNET_ONNX_FLOAT && sc->numel == 4 && sc->f32[0] == 1.0f &&
+        sc->f32[1] == 1.0f && sc->f32[2] >= 1.0f && sc->f32[3] >= 1.0f && sc->f32[2] <= 1024.0f &&
+        sc->f32[3] <= 1024.0f && sc->f32[2] == floorf(sc->f32[2]) &&
+        sc->f32[3] == floorf(sc->f32[3]))
+        k[0] = (int64_t)sc->f32[2], k[1] = (int64_t)sc->f32[3];
+    else if (!upsample && n->n_inputs > 3 && get_ints(im, n->inputs[3], &sz) && sz.n == 4 &&
+             nd == 3 && sz.v[2] % shape[1] == 0 && sz.v[3] % shape[2] == 0 && sz.v[1] == shape[0])
+        k[0] = sz.v[2] / shape[1], k[1] = sz.v[3] / shape[2];
+    /* With an integer scale, asymmetric coordinates with floor (PyTorch's
+     * nearest) read input row floor(i / k): UpSampling2D's repeat. */
+    if (nd != 3 || k[0] < 1 || k[1] < 1 || strcmp(mode, "nearest") ||
+        (!upsample && (strcmp(ctm, "asymmetric") || strcmp(nm, "floor"))))
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (%s): only nearest, asymmetric, floor by "
+                    "constant integer scales [1, 1, h, w] of NCHW images is imported",
+                    node_label(n), n->op_type);
+    clnet_status st = clnet_model_add_upsampling2d(im->m, (int)k[0], (int)k[1]);
+    return st ? lib_fail(im, n, st) : define_out(im, n);
+}
+
+/* Whether input i of n is a float constant. */
+static int is_fconst(const imp *im, const clnet_onnx_node *n, size_t i)
+{
+    const clnet_onnx_tensor *t =
+        i < n->n_inputs ? clnet_onnx_model_find_tensor(im->om, n->inputs[i]) : NULL;
+    return t && t->dtype == CLNET_ONNX_FLOAT;
+}
+
 static clnet_status import_node(imp *im, size_t idx, const clnet_onnx_node *n)
 {
     const char *op = n->op_type;
@@ -1088,6 +1262,14 @@ static clnet_status import_node(imp *im, size_t idx, const clnet_onnx_node *n)
         return op_relayout(im, n);
     if (!strcmp(op, "LSTM") || !strcmp(op, "GRU") || !strcmp(op, "RNN"))
         return op_rnn(im, idx, n);
+    if ((!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) &&
+        n->n_inputs == 2 && (is_fconst(im, n, 0) || is_fconst(im, n, 1)))
+        return op_const_arith(im, n, is_fconst(im, n, 0));
+    if (!strcmp(op, "Div"))
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (Div): a division of two computed values is "
+                    "not imported (only by a constant)",
+                    node_label(n));
     if (!strcmp(op, "Gather") && n->n_inputs && find_value(im, n->inputs[0]))
         return op_step(im, n, find_value(im, n->inputs[0]));
     if (!strcmp(op, "Gather"))
@@ -1108,6 +1290,10 @@ static clnet_status import_node(imp *im, size_t idx, const clnet_onnx_node *n)
         return op_conv(im, n, x);
     if (!strcmp(op, "ConvTranspose"))
         return op_conv_transpose(im, idx, n, x);
+    if (!strcmp(op, "LogSoftmax"))
+        return op_log_softmax(im, n, x);
+    if (!strcmp(op, "Resize") || !strcmp(op, "Upsample"))
+        return op_resize(im, n, x);
     if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool"))
         return op_pool(im, n, x, op[0] == 'A');
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul"))

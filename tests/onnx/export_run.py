@@ -125,7 +125,7 @@ def export_bad(outdir):
     write_model(outdir, 'bad_gemm', [node('Gemm', ['x', 'G'], ['y'], attr_int('transB', 1))],
                 [float_tensor('G', [4, 75])], img, [1, 4])
     write_model(outdir, 'bad_add', [node('Add', ['x', 'C'], ['y'])],
-                [float_tensor('C', [4])], [1, 4], [1, 4])
+                [float_tensor('C', [3])], [1, 4], [1, 4])
     write_model(outdir, 'bad_reshape', [node('Reshape', ['x', 'S'], ['y'])],
                 [int64_tensor('S', [2, -1])], [1, 4], [2, 2])
     write_model(outdir, 'bad_gather', [node('Shape', ['x'], ['s']),
@@ -133,6 +133,7 @@ def export_bad(outdir):
                 [int64_tensor('I', [5])], [1, 4], [1])
     write_model(outdir, 'bad_softmax', [node('Softmax', ['x'], ['y'], attr_int('axis', 1))],
                 [], img, img)
+    write_model(outdir, 'bad_div', [node('Div', ['x', 'x'], ['y'])], [], [1, 4], [1, 4])
     export_bad_transposed(outdir, img)
 
 
@@ -234,6 +235,33 @@ class Sequence(nn.Module):
         return self.rnn(x)[0]
 
 
+class Arith(nn.Module):
+    """Constants in arithmetic, numpy-broadcast: per channel (C, 1, 1) on
+    NCHW (Add, Mul), scalars (Sub, Div, a constant minus x), per feature
+    (F) on (batch, F) (Mul, Sub); nearest Resize by 2 x 3; LogSoftmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 15, 7)
+        self.b = nn.Parameter(torch.randn(4, 1, 1))
+        self.register_buffer('s', torch.rand(4, 1, 1) + 0.5)
+        self.register_buffer('v', torch.rand(7) + 0.5)
+        self.register_buffer('u', torch.randn(7))
+
+    def forward(self, x):
+        h = (self.conv(x) + self.b) * self.s
+        h = 0.25 - (h - 0.5) / 3.0
+        h = nn.functional.interpolate(h, scale_factor=(2, 3), mode='nearest')
+        z = self.fc(h.flatten(1)) * self.v - self.u
+        return nn.functional.log_softmax(z, 1)
+
+
+def export_arith(outdir):
+    torch.manual_seed(8)
+    export(outdir, 'arith', Arith(), torch.randn(2, 3, 5, 7))
+
+
 def export_generative(outdir):
     torch.manual_seed(4)
     gen = dcgan_generator()
@@ -271,6 +299,7 @@ def main():
     export_bad(outdir)
     export_generative(outdir)
     export_recurrent(outdir)
+    export_arith(outdir)
 
 
 if __name__ == '__main__':
