@@ -897,13 +897,16 @@ static int step_uses(const imp *im, size_t from, const char *name, int depth)
     return use;
 }
 
+/* Defines name as from's node in `layout`. from may point into im->vals,
+ * which define reallocates: copied first. */
 static clnet_status define_seq(imp *im, const char *name, const value *from, int layout)
 {
-    clnet_status st = define(im, name, from->node);
+    value v = *from;
+    clnet_status st = define(im, name, v.node);
     if (!st) {
         im->vals[im->nvals - 1].layout = layout;
-        im->vals[im->nvals - 1].last = from->last;
-        im->vals[im->nvals - 1].steps = from->steps;
+        im->vals[im->nvals - 1].last = v.last;
+        im->vals[im->nvals - 1].steps = v.steps;
     }
     return st;
 }
