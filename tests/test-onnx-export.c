@@ -19,6 +19,7 @@
 #include "clnet/onnx.h"
 #include "clnet/onnx_export.h"
 #include "clnet/onnx_import.h"
+#include "models.h"
 
 /* The same float32 kernels run the same ops on both sides; only a changed
  * summation order (none expected) could differ. */
@@ -52,7 +53,7 @@ static void randomize_bn(clnet_context *ctx, clnet_model *m, int layer, int c)
 {
     static const char *names[4] = { "gamma", "beta", "running_mean", "running_var" };
     uint64_t rng = 77;
-    float v[64];
+    float v[128];
     int64_t shape[1] = { c };
     for (int p = 0; p < 4; p++) {
         fill_uniform(v, (size_t)c, p == 3 ? 0.5f : -1.0f, p == 3 ? 2.0f : 1.0f, &rng);
@@ -215,6 +216,25 @@ static clnet_model *make_recurrent(clnet_context *ctx)
     return m;
 }
 
+/* What clnet-train lstm and gan --save-onnx write: the reference 3 x LSTM(64)
+ * stack and the DCGAN generator (batch norm with random statistics), built
+ * by tools/models.c as the tool builds them. */
+static clnet_model *make_lstm_stack(clnet_context *ctx)
+{
+    clnet_model *m;
+    CK_OK(ctx, build_rnn_stack(ctx, "lstm", 3, &m));
+    return m;
+}
+
+static clnet_model *make_generator(clnet_context *ctx)
+{
+    clnet_model *m;
+    CK_OK(ctx, build_dcgan_generator(ctx, 4, &m));
+    randomize_bn(ctx, m, 2, 128);
+    randomize_bn(ctx, m, 5, 64);
+    return m;
+}
+
 static double max_rel(const float *got, const float *want, size_t n)
 {
     double scale = 0, err = 0;
@@ -337,6 +357,18 @@ START_TEST(recurrent_written)
 }
 END_TEST
 
+START_TEST(lstm_stack_round_trip)
+{
+    round_trip("lstm_stack", make_lstm_stack, 2, 1);
+}
+END_TEST
+
+START_TEST(generator_round_trip)
+{
+    round_trip("generator", make_generator, 3, 1);
+}
+END_TEST
+
 START_TEST(sequence_written)
 {
     round_trip("sequence", make_sequence, 1, 0);
@@ -387,6 +419,8 @@ Suite *suite_onnx_export(void)
     tcase_add_test(tc, sequence_written);
     tcase_add_test(tc, recurrent_written);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, lstm_stack_round_trip);
+    tcase_add_test(tc, generator_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
