@@ -145,6 +145,46 @@ START_TEST(torchvision_mobilenet_v2_matches_pytorch)
 }
 END_TEST
 
+/* Transposed convolutions (PyTorch's pads and the Slice that crops them to
+ * Keras' 'same'), batch norm after them, Tanh and Sigmoid outputs: the DCGAN
+ * generator (batch 3) and the VAE decoder (batch 2) of tools/peers. */
+START_TEST(torch_dcgan_generator_matches_pytorch)
+{
+    run_model("dcgan");
+}
+END_TEST
+
+START_TEST(torch_vae_decoder_matches_pytorch)
+{
+    run_model("vae_decoder");
+}
+END_TEST
+
+/* ONNX's LSTM and GRU gate orders and layouts, the Transpose, Squeeze,
+ * ConstantOfShape and Slice chains PyTorch writes around them: the 3 x
+ * LSTM(64) reference stack ending in its last step (batch 3), and two GRU(5)
+ * layers returning the whole sequence (batch 1, 9 steps, 7 features). */
+START_TEST(torch_lstm_stack_matches_pytorch)
+{
+    run_model("lstm");
+}
+END_TEST
+
+START_TEST(torch_gru_sequence_matches_pytorch)
+{
+    run_model("gru");
+}
+END_TEST
+
+/* Constant operands of Add, Sub, Mul, Div (scalars, per channel, per
+ * feature, a constant minus x), nearest Resize by 2 x 3 and LogSoftmax
+ * (batch 2, 3x5x7 images). */
+START_TEST(torch_constant_arithmetic_matches_pytorch)
+{
+    run_model("arith");
+}
+END_TEST
+
 /* An imported model trains: the CNN compiled with sparse cross-entropy
  * fits 8 random images with random labels, the loss falling by half in 20
  * Adam steps at lr 3e-3 (it starts near ln 10; a model whose gradients did
@@ -221,10 +261,13 @@ static const struct {
       "node 'maxpool' (MaxPool): layer 0 (MaxPool2D): "
       "pad_bottom is 2 (must be >= 0 and smaller" },
     { "bad_gemm", CLNET_ERR_SHAPE, "node 'gemm' (Gemm): input has 3 dims after the batch" },
-    { "bad_add", CLNET_ERR_UNSUPPORTED, "input 'C' is a constant" },
+    { "bad_add", CLNET_ERR_UNSUPPORTED, "node 'add' (Add): a constant operand is imported as" },
     { "bad_reshape", CLNET_ERR_UNSUPPORTED, "node 'reshape' (Reshape): the shape must be" },
     { "bad_gather", CLNET_ERR_FORMAT, "node 'gather' (Gather): index 5 out of range" },
     { "bad_softmax", CLNET_ERR_UNSUPPORTED, "node 'softmax' (Softmax): only over the features" },
+    { "bad_div", CLNET_ERR_UNSUPPORTED, "node 'div' (Div): a division of two computed values" },
+    { "bad_convt", CLNET_ERR_UNSUPPORTED, "node 'convtranspose' (ConvTranspose): crops 1,1,0,0" },
+    { "bad_lstm", CLNET_ERR_UNSUPPORTED, "not supported: LSTM.direction=bidirectional" },
 };
 
 START_TEST(bad_graphs_name_the_node)
@@ -260,6 +303,11 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, unsupported_ops_listed_at_once);
     tcase_add_test(tc, bad_graphs_name_the_node);
     tcase_add_test(tc, imported_cnn_trains);
+    tcase_add_test(tc, torch_dcgan_generator_matches_pytorch);
+    tcase_add_test(tc, torch_vae_decoder_matches_pytorch);
+    tcase_add_test(tc, torch_lstm_stack_matches_pytorch);
+    tcase_add_test(tc, torch_gru_sequence_matches_pytorch);
+    tcase_add_test(tc, torch_constant_arithmetic_matches_pytorch);
     suite_add_tcase(s, tc);
     return s;
 }

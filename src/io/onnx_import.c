@@ -18,23 +18,40 @@
 #define IMP_PRINTF(f, a)
 #endif
 
-/* A computed value: an ONNX name and the clnet node that holds it. */
+/* How an ONNX value lies in its clnet node. Recurrent layers take and make
+ * (batch, steps, features) in clnet and (steps, batch, features) in ONNX, so
+ * the importer keeps the clnet node and notes ONNX's view of it. */
+enum layout {
+    L_PLAIN = 0, /* ONNX (batch, dims...) is the clnet node */
+    L_TBF,       /* ONNX (steps, batch, F): clnet (batch, steps, F) */
+    L_T1BF,      /* ONNX (steps, 1, batch, F), an RNN's Y: clnet (batch, steps, F) */
+    L_1BF        /* ONNX (1, batch, F), an RNN's Y_h: clnet (batch, F) */
+};
+
+/* A computed value: an ONNX name and the clnet node that holds it. `last`:
+ * ONNX holds a whole sequence of `steps` steps, the clnet node only its last
+ * step (a recurrent layer whose other steps nothing reads). */
 typedef struct value {
     const char *name;
     clnet_node node;
+    int layout, last;
+    int64_t steps;
 } value;
 
 /* The batch dim in a folded shape: any value the model is run with. */
 #define BATCH INT64_MIN
 
 /* A folded int64 constant (Shape, Gather, Unsqueeze, Concat on shapes): a
- * scalar (ndim 0) or a vector of up to CLNET_MAX_DIMS values. */
+ * scalar (ndim 0) or a vector of up to CLNET_MAX_DIMS values; ndim ZEROS:
+ * a float tensor of zeros instead (ConstantOfShape, Expand, Slice of one:
+ * an RNN's initial state). */
 typedef struct folded {
     const char *name;
     int ndim;
     size_t n;
     int64_t v[CLNET_MAX_DIMS];
 } folded;
+#define ZEROS (-1)
 
 typedef struct imp {
     clnet_context *ctx;
@@ -117,6 +134,13 @@ static const char *const mapped_ops[] = {
     "Clip",
 };
 
+/* Transposed convolutions and recurrent layers, with the ops PyTorch writes
+ * around them. */
+static const char *const mapped_ops_seq[] = {
+    "ConvTranspose", "Slice", "ConstantOfShape", "Expand", "Squeeze",  "Transpose", "LSTM", "GRU",
+    "RNN",           "Div",   "LogSoftmax",      "Resize", "Upsample",
+};
+
 /* Appends "; what" to the refusal list in buf unless it is there already. */
 static void refuse(char *buf, size_t size, const char *what)
 {
@@ -124,6 +148,40 @@ static void refuse(char *buf, size_t size, const char *what)
         return;
     size_t len = strlen(buf);
     snprintf(buf + len, size - len, "%s%s", len ? "; " : "", what);
+}
+
+/* The ConvTranspose and RNN attribute values the importer refuses by name. */
+static void refuse_rnn_attrs(const clnet_onnx_node *n, char *list, size_t size)
+{
+    char what[256];
+    int rnn =
+        !strcmp(n->op_type, "LSTM") || !strcmp(n->op_type, "GRU") || !strcmp(n->op_type, "RNN");
+    if (!strcmp(n->op_type, "ConvTranspose")) {
+        if (attr_int(n, "group", 1) != 1) {
+            snprintf(what, sizeof what, "ConvTranspose.group=%lld",
+                     (long long)attr_int(n, "group", 1));
+            refuse(list, size, what);
+        }
+        if (attr(n, "output_shape"))
+            refuse(list, size, "ConvTranspose.output_shape");
+        if (strcmp(attr_str(n, "auto_pad", "NOTSET"), "NOTSET")) {
+            snprintf(what, sizeof what, "ConvTranspose.auto_pad=%s", attr_str(n, "auto_pad", ""));
+            refuse(list, size, what);
+        }
+    }
+    if (rnn && strcmp(attr_str(n, "direction", "forward"), "forward")) {
+        snprintf(what, sizeof what, "%s.direction=%s (one forward direction only)", n->op_type,
+                 attr_str(n, "direction", ""));
+        refuse(list, size, what);
+    }
+    if (rnn && (attr(n, "activations") || attr(n, "clip"))) {
+        snprintf(what, sizeof what, "%s.%s", n->op_type, attr(n, "clip") ? "clip" : "activations");
+        refuse(list, size, what);
+    }
+    if (!strcmp(n->op_type, "GRU") && attr_int(n, "linear_before_reset", 0) != 1)
+        refuse(list, size, "GRU.linear_before_reset=0 (clnet's GRU is PyTorch's, reset after)");
+    if (!strcmp(n->op_type, "LSTM") && attr_int(n, "input_forget", 0))
+        refuse(list, size, "LSTM.input_forget=1");
 }
 
 /* Checks every node; all refusals in one message. */
@@ -135,6 +193,8 @@ static clnet_status check_mapped(const imp *im)
         int known = 0;
         for (size_t k = 0; k < sizeof mapped_ops / sizeof mapped_ops[0]; k++)
             known |= !strcmp(n->op_type, mapped_ops[k]) && !n->domain[0];
+        for (size_t k = 0; k < sizeof mapped_ops_seq / sizeof mapped_ops_seq[0]; k++)
+            known |= !strcmp(n->op_type, mapped_ops_seq[k]) && !n->domain[0];
         if (!known) {
             snprintf(what, sizeof what, "op %s%s%s", n->domain, n->domain[0] ? "." : "",
                      n->op_type);
@@ -148,6 +208,7 @@ static clnet_status check_mapped(const imp *im)
         }
         if (!strcmp(n->op_type, "Gemm") && attr_int(n, "transA", 0))
             refuse(list, sizeof list, "Gemm.transA=1");
+        refuse_rnn_attrs(n, list, sizeof list);
     }
     if (list[0])
         return fail(im, CLNET_ERR_UNSUPPORTED, "clnet_onnx_import: not supported: %s", list);
@@ -162,18 +223,24 @@ static clnet_status define(imp *im, const char *name, clnet_node node)
     if (!v)
         return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
     im->vals = v;
-    im->vals[im->nvals++] = (value){ name, node };
+    im->vals[im->nvals++] = (value){ name, node, L_PLAIN, 0, 0 };
     return CLNET_OK;
+}
+
+static value *find_value(const imp *im, const char *name)
+{
+    for (size_t i = im->nvals; i-- > 0;)
+        if (!strcmp(im->vals[i].name, name))
+            return &im->vals[i];
+    return NULL;
 }
 
 static int lookup(const imp *im, const char *name, clnet_node *node)
 {
-    for (size_t i = im->nvals; i-- > 0;)
-        if (!strcmp(im->vals[i].name, name)) {
-            *node = im->vals[i].node;
-            return 1;
-        }
-    return 0;
+    const value *v = find_value(im, name);
+    if (v)
+        *node = v->node;
+    return v != NULL;
 }
 
 static const char *node_label(const clnet_onnx_node *n)
@@ -187,11 +254,19 @@ static clnet_status in_node(const imp *im, const clnet_onnx_node *n, size_t i, c
     if (i >= n->n_inputs || !n->inputs[i][0])
         return fail(im, CLNET_ERR_FORMAT, "clnet_onnx_import: node '%s' (%s) lacks input %zu",
                     node_label(n), n->op_type, i);
-    if (!lookup(im, n->inputs[i], node))
+    const value *v = find_value(im, n->inputs[i]);
+    if (!v)
         return fail(im, CLNET_ERR_UNSUPPORTED,
                     "clnet_onnx_import: node '%s' (%s): input '%s' is a constant where the "
                     "importer needs a computed value",
                     node_label(n), n->op_type, n->inputs[i]);
+    if (v->layout != L_PLAIN || v->last)
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (%s): input '%s' is a recurrent layer's "
+                    "output in ONNX's (steps, batch, ...) layout; only Squeeze, Transpose "
+                    "(1, 0, 2), another RNN and a Gather of the last step are imported on it",
+                    node_label(n), n->op_type, n->inputs[i]);
+    *node = v->node;
     return CLNET_OK;
 }
 
@@ -469,7 +544,7 @@ static int get_ints(const imp *im, const char *name, folded *out)
     for (size_t i = im->nints; i-- > 0;)
         if (!strcmp(im->ints[i].name, name)) {
             *out = im->ints[i];
-            return 1;
+            return out->ndim != ZEROS;
         }
     const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, name);
     if (!t || t->dtype != CLNET_ONNX_INT64 || t->ndim > 1 || t->numel > CLNET_MAX_DIMS)
@@ -688,13 +763,581 @@ static clnet_status op_clip(imp *im, const clnet_onnx_node *n)
     return st ? lib_fail(im, n, st) : define_out(im, n);
 }
 
-static clnet_status import_node(imp *im, const clnet_onnx_node *n)
+
+/* ---- Transposed convolution ----------------------------------------------------- */
+
+/* The one node that reads `name` after node `from`, or NULL when none, several
+ * or a graph output do. */
+static const clnet_onnx_node *sole_consumer(const imp *im, size_t from, const char *name)
+{
+    const clnet_onnx_node *found = NULL;
+    for (size_t i = 0; i < im->g->n_outputs; i++)
+        if (!strcmp(im->g->outputs[i].name, name))
+            return NULL;
+    for (size_t j = from + 1; j < im->g->n_nodes; j++)
+        for (size_t k = 0; k < im->g->nodes[j].n_inputs; k++)
+            if (!strcmp(im->g->nodes[j].inputs[k], name)) {
+                if (found)
+                    return NULL;
+                found = &im->g->nodes[j];
+            }
+    return found;
+}
+
+/* A Slice node s of a 4-D value of `size` rows and columns (size[0], size[1])
+ * that crops only rows and columns with step 1: adds what it cuts to the
+ * crops (cb before, ce after) and updates size. 0 when it does more. */
+static int fold_crop(const imp *im, const clnet_onnx_node *s, int64_t size[2], int64_t cb[2],
+                     int64_t ce[2])
+{
+    folded st, en, ax = { NULL, 1, 4, { 0, 1, 2, 3 } }, sp;
+    if (s->n_inputs < 3 || !get_ints(im, s->inputs[1], &st) || !get_ints(im, s->inputs[2], &en) ||
+        (s->n_inputs > 3 && s->inputs[3][0] && !get_ints(im, s->inputs[3], &ax)) || st.n != en.n ||
+        ax.n != st.n)
+        return 0;
+    if (s->n_inputs > 4 && s->inputs[4][0]) {
+        if (!get_ints(im, s->inputs[4], &sp) || sp.n != st.n)
+            return 0;
+        for (size_t i = 0; i < sp.n; i++)
+            if (sp.v[i] != 1)
+                return 0;
+    }
+    for (size_t i = 0; i < st.n; i++) {
+        int64_t a = ax.v[i] < 0 ? ax.v[i] + 4 : ax.v[i];
+        if (a < 0 || a > 3)
+            return 0;
+        if (a < 2) { /* the batch and the channels stay whole */
+            if (st.v[i] != 0 || en.v[i] < INT32_MAX)
+                return 0;
+            continue;
+        }
+        int64_t n = size[a - 2], b = st.v[i], e = en.v[i];
+        b = b < 0 ? (b < -n ? 0 : b + n) : (b > n ? n : b);
+        e = e < 0 ? (e < -n ? 0 : e + n) : (e > n ? n : e);
+        if (e <= b)
+            return 0;
+        cb[a - 2] += b;
+        ce[a - 2] += n - e;
+        size[a - 2] = e - b;
+    }
+    return 1;
+}
+
+/* ConvTranspose: clnet's Conv2DTranspose, which crops nothing (VALID) or
+ * Keras' 'same' crops. ONNX's pads crop the full output (rows (in - 1) *
+ * stride + extent) before and after, output_padding adds rows after, and
+ * PyTorch writes an uneven crop as pads plus a Slice: a Slice chain that is
+ * the output's only reader is folded in (its output becomes the layer's). */
+static clnet_status op_conv_transpose(imp *im, size_t idx, const clnet_onnx_node *n, clnet_node x)
+{
+    const clnet_onnx_tensor *w, *b;
+    clnet_status st;
+    if ((st = in_const(im, n, 1, 4, 0, &w)) || (st = in_const(im, n, 2, 1, 1, &b)))
+        return st;
+    int64_t shape[CLNET_MAX_DIMS], k[2] = { w->shape[2], w->shape[3] }, s[2] = { 1, 1 },
+                                   d[2] = { 1, 1 }, pads[4] = { 0, 0, 0, 0 }, op[2] = { 0, 0 };
+    if (clnet_model_node_shape(im->m, x, shape) != 3)
+        return fail(im, CLNET_ERR_SHAPE,
+                    "clnet_onnx_import: node '%s' (ConvTranspose) needs NCHW images as input",
+                    node_label(n));
+    if (!attr_ints(n, "kernel_shape", 2, k) || !attr_ints(n, "strides", 2, s) ||
+        !attr_ints(n, "dilations", 2, d) || !attr_ints(n, "pads", 4, pads) ||
+        !attr_ints(n, "output_padding", 2, op) || k[0] != w->shape[2] || k[1] != w->shape[3] ||
+        w->shape[0] != shape[0] || (b && b->shape[0] != w->shape[1]) || s[0] < 1 || s[1] < 1 ||
+        d[0] < 1 || d[1] < 1 || s[0] > 1024 || s[1] > 1024 || d[0] > 1024 || d[1] > 1024 ||
+        pads[0] < 0 || pads[1] < 0 || pads[2] < 0 || pads[3] < 0 || op[0] < 0 || op[1] < 0)
+        return fail(im, CLNET_ERR_FORMAT,
+                    "clnet_onnx_import: node '%s' (ConvTranspose): kernel_shape, strides, "
+                    "dilations, pads, output_padding, the bias or the input's channels disagree "
+                    "with the weight (in, out, kh, kw)",
+                    node_label(n));
+    int64_t cb[2] = { pads[0], pads[1] }, ce[2] = { pads[2] - op[0], pads[3] - op[1] }, size[2];
+    int64_t ext[2] = { d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1 };
+    for (int a = 0; a < 2; a++)
+        size[a] = (shape[a + 1] - 1) * s[a] + ext[a] - cb[a] - ce[a];
+    const char *out[8] = { n->outputs[0] };
+    int nout = 1;
+    for (const clnet_onnx_node *c;
+         nout < 8 && (c = sole_consumer(im, idx, out[nout - 1])) && !strcmp(c->op_type, "Slice") &&
+         !strcmp(c->inputs[0], out[nout - 1]) && fold_crop(im, c, size, cb, ce);)
+        out[nout++] = c->outputs[0];
+    int same = 1, valid = 1;
+    for (int a = 0; a < 2; a++) {
+        int64_t t = ext[a] - s[a];
+        same &= cb[a] == (t > 0 ? t / 2 : 0) && ce[a] == (t > 0 ? t - t / 2 : t);
+        valid &= cb[a] == 0 && ce[a] == 0;
+    }
+    if (!same && !valid)
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (ConvTranspose): crops %lld,%lld,%lld,%lld "
+                    "(top, left, bottom, right: pads less output_padding, and a Slice after it) "
+                    "are neither none nor Keras' 'same'",
+                    node_label(n), (long long)cb[0], (long long)cb[1], (long long)ce[0],
+                    (long long)ce[1]);
+    clnet_conv2d_layer_params p = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+    p.filters = (int)w->shape[1];
+    p.kernel_h = (int)k[0], p.kernel_w = (int)k[1];
+    p.stride_h = (int)s[0], p.stride_w = (int)s[1];
+    p.dilation_h = (int)d[0], p.dilation_w = (int)d[1];
+    p.padding = valid ? CLNET_PADDING_VALID : CLNET_PADDING_SAME;
+    p.use_bias = b != NULL;
+    if ((st = clnet_model_add_conv2d_transpose(im->m, &p)))
+        return lib_fail(im, n, st);
+    if ((st = set_param(im, n, "kernel", 4, w->shape, w->f32)) ||
+        (b && (st = set_param(im, n, "bias", 1, b->shape, b->f32))))
+        return st;
+    /* The folded Slices' outputs (each read only by the next Slice, which
+     * import_node then skips) and the last one, the layer's output. */
+    for (int i = nout > 1; i < nout; i++)
+        if ((st = define(im, out[i], clnet_model_node(im->m))))
+            return st;
+    return CLNET_OK;
+}
+
+/* ---- Recurrent layers and their layouts ------------------------------------------- */
+
+static clnet_status fold_zeros(imp *im, const clnet_onnx_node *n)
+{
+    folded f = { NULL, ZEROS, 0, { 0 } };
+    return fold(im, n, &f);
+}
+
+/* Whether `name` is a tensor of zeros: folded so, or a float constant. */
+static int is_zeros(const imp *im, const char *name)
+{
+    for (size_t i = im->nints; i-- > 0;)
+        if (!strcmp(im->ints[i].name, name))
+            return im->ints[i].ndim == ZEROS;
+    const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, name);
+    if (!t || t->dtype != CLNET_ONNX_FLOAT)
+        return 0;
+    for (size_t i = 0; i < t->numel; i++)
+        if (t->f32[i] != 0.0f)
+            return 0;
+    return 1;
+}
+
+/* ConstantOfShape (value 0), Expand and Slice of zeros: an initial state. */
+static clnet_status op_zeros(imp *im, const clnet_onnx_node *n)
+{
+    const clnet_onnx_attr *a = attr(n, "value");
+    int zero = !strcmp(n->op_type, "ConstantOfShape")
+                   ? !a || (a->type == CLNET_ONNX_ATTR_TENSOR && a->t->dtype == CLNET_ONNX_FLOAT &&
+                            a->t->numel == 1 && a->t->f32[0] == 0.0f)
+                   : n->n_inputs >= 1 && is_zeros(im, n->inputs[0]);
+    if (!zero)
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (%s): imported only on zeros (an RNN's "
+                    "initial state) or, for Slice, as the crop after a ConvTranspose",
+                    node_label(n), n->op_type);
+    return fold_zeros(im, n);
+}
+
+/* How the nodes after `from` read `name`: 0 nothing, 1 only the last step
+ * (through Squeeze, Transpose, Identity, then a Gather; op_step checks the
+ * Gather), 2 anything else. */
+static int step_uses(const imp *im, size_t from, const char *name, int depth)
+{
+    int use = 0;
+    for (size_t i = 0; i < im->g->n_outputs; i++)
+        if (!strcmp(im->g->outputs[i].name, name))
+            return 2;
+    for (size_t j = from + 1; j < im->g->n_nodes; j++) {
+        const clnet_onnx_node *c = &im->g->nodes[j];
+        for (size_t k = 0; k < c->n_inputs; k++) {
+            if (strcmp(c->inputs[k], name))
+                continue;
+            int u = 2;
+            if (k == 0 && depth < 8 &&
+                (!strcmp(c->op_type, "Squeeze") || !strcmp(c->op_type, "Transpose") ||
+                 !strcmp(c->op_type, "Identity")))
+                u = step_uses(im, j, c->outputs[0], depth + 1);
+            else if (k == 0 && !strcmp(c->op_type, "Gather"))
+                u = 1;
+            use = u > use ? u : use;
+        }
+    }
+    return use;
+}
+
+/* Defines name as from's node in `layout`. from may point into im->vals,
+ * which define reallocates: copied first. */
+static clnet_status define_seq(imp *im, const char *name, const value *from, int layout)
+{
+    value v = *from;
+    clnet_status st = define(im, name, v.node);
+    if (!st) {
+        im->vals[im->nvals - 1].layout = layout;
+        im->vals[im->nvals - 1].last = v.last;
+        im->vals[im->nvals - 1].steps = v.steps;
+    }
+    return st;
+}
+
+static clnet_status not_layout(const imp *im, const clnet_onnx_node *n)
+{
+    return fail(im, CLNET_ERR_UNSUPPORTED,
+                "clnet_onnx_import: node '%s' (%s): only the layout changes around a recurrent "
+                "layer are imported (Transpose (1, 0, 2) of a sequence, Squeeze of an RNN's "
+                "direction axis)",
+                node_label(n), n->op_type);
+}
+
+/* Transpose (1, 0, 2) between (batch, steps, F) and (steps, batch, F), and
+ * Squeeze of an RNN output's direction axis: new names for the same node. */
+static clnet_status op_relayout(imp *im, const clnet_onnx_node *n)
+{
+    const value *v = n->n_inputs ? find_value(im, n->inputs[0]) : NULL;
+    int64_t shape[CLNET_MAX_DIMS];
+    if (!v)
+        return not_layout(im, n);
+    int nd = clnet_model_node_shape(im->m, v->node, shape);
+    if (!strcmp(n->op_type, "Transpose")) {
+        int64_t perm[3] = { 0, 0, 0 };
+        const clnet_onnx_attr *a = attr(n, "perm");
+        if (!a || !attr_ints(n, "perm", 3, perm) || perm[0] != 1 || perm[1] != 0 || perm[2] != 2 ||
+            !(v->layout == L_TBF || (v->layout == L_PLAIN && (nd == 2 || v->last))))
+            return not_layout(im, n);
+        return define_seq(im, n->outputs[0], v, v->layout == L_TBF ? L_PLAIN : L_TBF);
+    }
+    folded axes = { NULL, 1, 0, { 0 } };
+    const clnet_onnx_attr *a = attr(n, "axes");
+    if (a && a->type == CLNET_ONNX_ATTR_INTS && a->count == 1)
+        axes.n = 1, axes.v[0] = a->ints[0];
+    else if (!a && n->n_inputs > 1)
+        get_ints(im, n->inputs[1], &axes);
+    if (axes.n == 1 && v->layout == L_T1BF && (axes.v[0] == 1 || axes.v[0] == -3))
+        return define_seq(im, n->outputs[0], v, L_TBF);
+    if (axes.n == 1 && v->layout == L_1BF && (axes.v[0] == 0 || axes.v[0] == -3))
+        return define_seq(im, n->outputs[0], v, L_PLAIN);
+    return not_layout(im, n);
+}
+
+/* Gather of one step of a sequence: the last one, of a layer that keeps only
+ * its last step. */
+static clnet_status op_step(imp *im, const clnet_onnx_node *n, const value *v)
+{
+    folded idx;
+    int axis = v->layout == L_PLAIN ? 1 : 0;
+    int64_t a = attr_int(n, "axis", 0);
+    if (n->n_inputs == 2 && get_ints(im, n->inputs[1], &idx) && idx.ndim == 0 && a == axis &&
+        v->last && (v->layout == L_PLAIN || v->layout == L_TBF) &&
+        (idx.v[0] == -1 || idx.v[0] == v->steps - 1))
+        return define(im, n->outputs[0], v->node);
+    if (n->n_inputs == 2 && get_ints(im, n->inputs[1], &idx) && idx.ndim == 0 && a == 0 &&
+        v->layout == L_1BF && (idx.v[0] == 0 || idx.v[0] == -1))
+        return define(im, n->outputs[0], v->node);
+    return fail(im, CLNET_ERR_UNSUPPORTED,
+                "clnet_onnx_import: node '%s' (Gather): on a sequence, only the last step "
+                "(index -1 on the steps axis) of a recurrent layer whose other steps nothing "
+                "reads is imported",
+                node_label(n));
+}
+
+/* The RNN kinds: ONNX's gate count and, for each of clnet's (PyTorch's)
+ * gate blocks, the ONNX block it comes from (LSTM: clnet i f g o from ONNX
+ * i o f c; GRU: clnet r z n from ONNX z r h). */
+static const struct rnn_kind {
+    const char *op;
+    int gates;
+    int from[4];
+} rnn_kinds[3] = {
+    { "RNN", 1, { 0 } },
+    { "LSTM", 4, { 0, 2, 3, 1 } },
+    { "GRU", 3, { 1, 0, 2 } },
+};
+
+/* Copies the gate blocks of a (gates * units, cols) ONNX matrix into clnet's
+ * order. */
+static void regate(const struct rnn_kind *rk, const float *src, int64_t units, int64_t cols,
+                   float *dst)
+{
+    size_t block = (size_t)(units * cols);
+    for (int g = 0; g < rk->gates; g++)
+        memcpy(dst + (size_t)g * block, src + (size_t)rk->from[g] * block, block * sizeof *dst);
+}
+
+static clnet_status rnn_fail(const imp *im, const clnet_onnx_node *n, const char *why)
+{
+    return fail(im, CLNET_ERR_UNSUPPORTED, "clnet_onnx_import: node '%s' (%s): %s", node_label(n),
+                n->op_type, why);
+}
+
+/* LSTM, GRU, RNN (forward, one direction): clnet's layer of that cell on
+ * (batch, steps, features), weights regated; Y (steps, 1, batch, units) is
+ * the layer's sequence, or its last step when only that is read; Y_h the
+ * last step when Y is not read. */
+static clnet_status op_rnn(imp *im, size_t idx, const clnet_onnx_node *n)
+{
+    const struct rnn_kind *rk = &rnn_kinds[n->op_type[0] == 'L' ? 1 : n->op_type[0] == 'G' ? 2 : 0];
+    const value *x = n->n_inputs ? find_value(im, n->inputs[0]) : NULL;
+    int64_t shape[CLNET_MAX_DIMS];
+    if (attr_int(n, "layout", 0) != 0)
+        return rnn_fail(im, n, "layout 1 (batch first) is not imported");
+    if (!x || x->last || x->layout != L_TBF || clnet_model_node_shape(im->m, x->node, shape) != 2)
+        return rnn_fail(im, n, "X must be a computed (steps, batch, features) sequence");
+    const clnet_onnx_tensor *w, *r, *b;
+    clnet_status st;
+    if ((st = in_const(im, n, 1, 3, 0, &w)) || (st = in_const(im, n, 2, 3, 0, &r)) ||
+        (st = in_const(im, n, 3, 2, 1, &b)))
+        return st;
+    int64_t gh = w->shape[1], units = gh / rk->gates, feat = shape[1];
+    if (w->shape[0] != 1 || gh % rk->gates || units < 1 || w->shape[2] != feat ||
+        r->shape[0] != 1 || r->shape[1] != gh || r->shape[2] != units ||
+        attr_int(n, "hidden_size", units) != units ||
+        (b && (b->shape[0] != 1 || b->shape[1] != 2 * gh)))
+        return fail(im, CLNET_ERR_FORMAT,
+                    "clnet_onnx_import: node '%s' (%s): W, R, B or hidden_size disagree (W (1, "
+                    "%d * units, %lld), R (1, %d * units, units), B (1, %d * units))",
+                    node_label(n), n->op_type, rk->gates, (long long)feat, rk->gates,
+                    2 * rk->gates);
+    if (n->n_inputs > 4 && n->inputs[4][0])
+        return rnn_fail(im, n, "sequence_lens is not imported (every sequence runs all steps)");
+    for (size_t i = 5; i < n->n_inputs && i < 7; i++)
+        if (n->inputs[i][0] && !is_zeros(im, n->inputs[i]))
+            return rnn_fail(im, n, "initial states other than zeros are not imported");
+    if (n->n_inputs > 7 && n->inputs[7][0])
+        return rnn_fail(im, n, "peephole weights (P) are not imported");
+    int uy = step_uses(im, idx, n->outputs[0], 0);
+    int uh = n->n_outputs > 1 && n->outputs[1][0] ? step_uses(im, idx, n->outputs[1], 0) : 0;
+    if (n->n_outputs > 2 && n->outputs[2][0] && step_uses(im, idx, n->outputs[2], 0))
+        return rnn_fail(im, n, "Y_c (the final cell state) is read: not imported");
+    if (uy && uh)
+        return rnn_fail(im, n, "Y and Y_h are both read: not imported");
+    clnet_rnn_layer_params p = CLNET_RNN_LAYER_PARAMS_DEFAULT;
+    p.units = (int)units;
+    p.return_sequences = uy == 2;
+    st = rk->gates == 4   ? clnet_model_add_lstm(im->m, &p)
+         : rk->gates == 3 ? clnet_model_add_gru(im->m, &p)
+                          : clnet_model_add_simple_rnn(im->m, &p);
+    if (st)
+        return lib_fail(im, n, st);
+    size_t nw = (size_t)(gh * feat), nr = (size_t)(gh * units);
+    float *buf = clnet__malloc((nw + nr + 2 * (size_t)gh) * sizeof *buf);
+    if (!buf)
+        return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
+    float *wi = buf, *wh = wi + nw, *bi = wh + nr, *bh = bi + gh;
+    regate(rk, w->f32, units, feat, wi);
+    regate(rk, r->f32, units, units, wh);
+    if (b) {
+        regate(rk, b->f32, units, 1, bi);
+        regate(rk, b->f32 + gh, units, 1, bh);
+    } else {
+        memset(bi, 0, 2 * (size_t)gh * sizeof *bi);
+    }
+    const int64_t ws[2] = { gh, feat }, rs[2] = { gh, units };
+    if (!(st = set_param(im, n, "weight_ih", 2, ws, wi)) &&
+        !(st = set_param(im, n, "weight_hh", 2, rs, wh)) &&
+        !(st = set_param(im, n, "bias_ih", 1, &gh, bi)))
+        st = set_param(im, n, "bias_hh", 1, &gh, bh);
+    clnet__free(buf);
+    if (st)
+        return st;
+    value y = { NULL, clnet_model_node(im->m), 0, uy == 1, shape[0] };
+    if (uh)
+        return define_seq(im, n->outputs[1], &y, L_1BF);
+    return define_seq(im, n->outputs[0], &y, L_T1BF);
+}
+
+/* ---- Constants in arithmetic, LogSoftmax, Resize -------------------------------- */
+
+/* A float constant as an OpenCL C literal that reads back to the same float
+ * (hex, so nothing rounds). */
+static void literal(char *buf, size_t size, float c)
+{
+    snprintf(buf, size, "(%af)", (double)c);
+}
+
+/* An elementwise expression layer (clnet_model_add_expression). */
+static clnet_status add_expr(imp *im, const clnet_onnx_node *n, const char *name, const char *fwd,
+                             const char *bwd)
+{
+    clnet_status st = clnet_model_add_expression(im->m, name, fwd, bwd);
+    return st ? lib_fail(im, n, st) : define_out(im, n);
+}
+
+/* y = scale * x + shift per channel (C of NCHW) or per feature ((batch, F)):
+ * a frozen 1x1 Conv2D or Dense with the scales on its diagonal (the other
+ * products are zeros, so sums are exact). The layer keeps the constants
+ * out of training. */
+static clnet_status add_affine(imp *im, const clnet_onnx_node *n, int images, int64_t c,
+                               const float *scale, const float *shift)
+{
+    clnet_status st;
+    if (images) {
+        clnet_conv2d_layer_params p = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        p.filters = (int)c, p.kernel_h = p.kernel_w = 1, p.use_bias = shift != NULL;
+        st = clnet_model_add_conv2d(im->m, &p);
+    } else {
+        clnet_dense_params p = CLNET_DENSE_PARAMS_DEFAULT;
+        p.units = (int)c, p.use_bias = shift != NULL;
+        st = clnet_model_add_dense(im->m, &p);
+    }
+    if (st)
+        return lib_fail(im, n, st);
+    float *k = clnet__calloc((size_t)(c * c), sizeof *k);
+    if (!k)
+        return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
+    for (int64_t i = 0; i < c; i++)
+        k[i * c + i] = scale[i];
+    const int64_t ks[4] = { c, c, 1, 1 };
+    st = set_param(im, n, "kernel", images ? 4 : 2, ks, k);
+    clnet__free(k);
+    if (!st && shift)
+        st = set_param(im, n, "bias", 1, &c, shift);
+    if (!st && (st = clnet_model_set_trainable(
+                    im->m, clnet_model_node_layer(im->m, clnet_model_node(im->m)), 0)))
+        st = lib_fail(im, n, st);
+    return st ? st : define_out(im, n);
+}
+
+/* Add, Sub, Mul, Div with one float constant operand, numpy-broadcast: a
+ * scalar (an expression layer), or one value per channel ((C, 1, 1) on NCHW)
+ * or per feature ((F) on (batch, F)): add_affine. */
+static clnet_status op_const_arith(imp *im, const clnet_onnx_node *n, int cfirst)
+{
+    const clnet_onnx_tensor *c = clnet_onnx_model_find_tensor(im->om, n->inputs[cfirst ? 0 : 1]);
+    clnet_node x;
+    clnet_status st;
+    char op = n->op_type[0], lit[64], fwd[160], bwd[160], name[24];
+    if ((st = in_node(im, n, cfirst ? 1 : 0, &x)) || (st = clnet_model_set_node(im->m, x)))
+        return st ? st : lib_fail(im, n, st);
+    for (size_t i = 0; i < c->numel; i++)
+        if (!isfinite(c->f32[i]))
+            return fail(im, CLNET_ERR_UNSUPPORTED,
+                        "clnet_onnx_import: node '%s' (%s): a constant operand that is not "
+                        "finite",
+                        node_label(n), n->op_type);
+    if (c->numel == 1) {
+        literal(lit, sizeof lit, c->f32[0]);
+        const char *sym = op == 'A' ? "+" : op == 'S' ? "-" : op == 'M' ? "*" : "/";
+        if (cfirst)
+            snprintf(fwd, sizeof fwd, "%s %s x", lit, sym);
+        else
+            snprintf(fwd, sizeof fwd, "x %s %s", sym, lit);
+        if (op == 'A' || (op == 'S' && !cfirst))
+            snprintf(bwd, sizeof bwd, "1.0f");
+        else if (op == 'S')
+            snprintf(bwd, sizeof bwd, "-1.0f");
+        else if (op == 'M')
+            snprintf(bwd, sizeof bwd, "%s", lit);
+        else if (!cfirst)
+            snprintf(bwd, sizeof bwd, "1.0f / %s", lit);
+        else
+            snprintf(bwd, sizeof bwd, "-y / x");
+        snprintf(name, sizeof name, "onnx_%s",
+                 op == 'A'   ? "add"
+                 : op == 'S' ? "sub"
+                 : op == 'M' ? "mul"
+                             : "div");
+        return add_expr(im, n, name, fwd, bwd);
+    }
+    int64_t shape[CLNET_MAX_DIMS];
+    int nd = clnet_model_node_shape(im->m, x, shape);
+    /* (C, 1, 1) or (1, C, 1, 1) on (C, H, W); (F) or (1, F) on (F). */
+    int images = nd == 3 && c->ndim >= 3 && c->ndim <= 4 && c->shape[c->ndim - 3] == shape[0] &&
+                 c->shape[c->ndim - 2] == 1 && c->shape[c->ndim - 1] == 1 &&
+                 (c->ndim == 3 || c->shape[0] == 1);
+    int feats = nd == 1 && c->ndim >= 1 && c->ndim <= 2 && c->shape[c->ndim - 1] == shape[0] &&
+                (c->ndim == 1 || c->shape[0] == 1);
+    if ((!images && !feats) || (cfirst && op == 'D'))
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (%s): a constant operand is imported as a "
+                    "scalar, per channel ((C, 1, 1) on NCHW) or per feature ((F) on (batch, "
+                    "F)), and not as a divisor's dividend",
+                    node_label(n), n->op_type);
+    int64_t ch = shape[0];
+    float *buf = clnet__malloc(2 * (size_t)ch * sizeof *buf);
+    if (!buf)
+        return fail(im, CLNET_ERR_HOST_MEMORY, "clnet_onnx_import: out of host memory");
+    float *scale = buf, *shift = buf + ch;
+    for (int64_t i = 0; i < ch; i++) {
+        float v = c->f32[i];
+        scale[i] = op == 'M' ? v : op == 'D' ? 1.0f / v : op == 'S' && cfirst ? -1.0f : 1.0f;
+        shift[i] = op == 'A' ? v : op == 'S' ? (cfirst ? v : -v) : 0.0f;
+    }
+    st = add_affine(im, n, images, ch, scale, op == 'A' || op == 'S' ? shift : NULL);
+    clnet__free(buf);
+    return st;
+}
+
+/* LogSoftmax over the features of (batch, features): softmax, then log. */
+static clnet_status op_log_softmax(imp *im, const clnet_onnx_node *n, clnet_node x)
+{
+    clnet_status st = op_softmax(im, n, x);
+    if (st)
+        return st;
+    return add_expr(im, n, "log", "log(x)", "1.0f / x");
+}
+
+/* Resize / Upsample, nearest, by integer scales of the rows and columns:
+ * UpSampling2D. Scales (or Resize's sizes) must be constants. */
+static clnet_status op_resize(imp *im, const clnet_onnx_node *n, clnet_node x)
+{
+    int64_t shape[CLNET_MAX_DIMS], k[2] = { 0, 0 };
+    const clnet_onnx_tensor *sc = NULL;
+    folded sz;
+    int nd = clnet_model_node_shape(im->m, x, shape);
+    int upsample = n->op_type[0] == 'U';
+    const char *mode = attr_str(n, "mode", "nearest");
+    const char *ctm = attr_str(n, "coordinate_transformation_mode", "half_pixel");
+    const char *nm = attr_str(n, "nearest_mode", "round_prefer_floor");
+    size_t si = upsample ? 1 : 2;
+    if (si < n->n_inputs && n->inputs[si][0])
+        sc = clnet_onnx_model_find_tensor(im->om, n->inputs[si]);
+    if (sc && sc->dtype == CLNET_ONNX_FLOAT && sc->numel == 4 && sc->f32[0] == 1.0f &&
+        sc->f32[1] == 1.0f && sc->f32[2] >= 1.0f && sc->f32[3] >= 1.0f && sc->f32[2] <= 1024.0f &&
+        sc->f32[3] <= 1024.0f && sc->f32[2] == floorf(sc->f32[2]) &&
+        sc->f32[3] == floorf(sc->f32[3]))
+        k[0] = (int64_t)sc->f32[2], k[1] = (int64_t)sc->f32[3];
+    else if (!upsample && n->n_inputs > 3 && get_ints(im, n->inputs[3], &sz) && sz.n == 4 &&
+             nd == 3 && sz.v[2] % shape[1] == 0 && sz.v[3] % shape[2] == 0 && sz.v[1] == shape[0])
+        k[0] = sz.v[2] / shape[1], k[1] = sz.v[3] / shape[2];
+    /* With an integer scale, asymmetric coordinates with floor (PyTorch's
+     * nearest) read input row floor(i / k): UpSampling2D's repeat. */
+    if (nd != 3 || k[0] < 1 || k[1] < 1 || strcmp(mode, "nearest") ||
+        (!upsample && (strcmp(ctm, "asymmetric") || strcmp(nm, "floor"))))
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (%s): only nearest, asymmetric, floor by "
+                    "constant integer scales [1, 1, h, w] of NCHW images is imported",
+                    node_label(n), n->op_type);
+    clnet_status st = clnet_model_add_upsampling2d(im->m, (int)k[0], (int)k[1]);
+    return st ? lib_fail(im, n, st) : define_out(im, n);
+}
+
+/* Whether input i of n is a float constant. */
+static int is_fconst(const imp *im, const clnet_onnx_node *n, size_t i)
+{
+    const clnet_onnx_tensor *t =
+        i < n->n_inputs ? clnet_onnx_model_find_tensor(im->om, n->inputs[i]) : NULL;
+    return t && t->dtype == CLNET_ONNX_FLOAT;
+}
+
+static clnet_status import_node(imp *im, size_t idx, const clnet_onnx_node *n)
 {
     const char *op = n->op_type;
     clnet_node x = -1;
     clnet_status st;
     if (!strcmp(op, "Constant"))
         return CLNET_OK; /* read through clnet_onnx_model_find_tensor */
+    if (n->n_outputs && find_value(im, n->outputs[0]))
+        return CLNET_OK; /* folded into an earlier node (a Slice after a ConvTranspose) */
+    if (!strcmp(op, "ConstantOfShape") || !strcmp(op, "Expand") || !strcmp(op, "Slice"))
+        return op_zeros(im, n);
+    if (!strcmp(op, "Squeeze") || !strcmp(op, "Transpose"))
+        return op_relayout(im, n);
+    if (!strcmp(op, "LSTM") || !strcmp(op, "GRU") || !strcmp(op, "RNN"))
+        return op_rnn(im, idx, n);
+    if ((!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) &&
+        n->n_inputs == 2 && (is_fconst(im, n, 0) || is_fconst(im, n, 1)))
+        return op_const_arith(im, n, is_fconst(im, n, 0));
+    if (!strcmp(op, "Div"))
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (Div): a division of two computed values is "
+                    "not imported (only by a constant)",
+                    node_label(n));
+    if (!strcmp(op, "Gather") && n->n_inputs && find_value(im, n->inputs[0]))
+        return op_step(im, n, find_value(im, n->inputs[0]));
     if (!strcmp(op, "Gather"))
         return op_gather(im, n);
     if (!strcmp(op, "Unsqueeze"))
@@ -711,6 +1354,12 @@ static clnet_status import_node(imp *im, const clnet_onnx_node *n)
         return op_shape(im, n, x);
     if (!strcmp(op, "Conv"))
         return op_conv(im, n, x);
+    if (!strcmp(op, "ConvTranspose"))
+        return op_conv_transpose(im, idx, n, x);
+    if (!strcmp(op, "LogSoftmax"))
+        return op_log_softmax(im, n, x);
+    if (!strcmp(op, "Resize") || !strcmp(op, "Upsample"))
+        return op_resize(im, n, x);
     if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool"))
         return op_pool(im, n, x, op[0] == 'A');
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul"))
@@ -802,7 +1451,7 @@ CLNET_API clnet_status clnet_onnx_import(clnet_context *ctx, const clnet_onnx_mo
     if (!st)
         st = make_inputs(&im, ctx);
     for (size_t i = 0; !st && i < im.g->n_nodes; i++)
-        st = import_node(&im, &im.g->nodes[i]);
+        st = import_node(&im, i, &im.g->nodes[i]);
     clnet_node outs[CLNET_MODEL_MAX_IO];
     for (size_t i = 0; !st && i < im.g->n_outputs; i++)
         if (!lookup(&im, im.g->outputs[i].name, &outs[i]))

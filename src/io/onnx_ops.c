@@ -52,6 +52,8 @@ static const clnet_onnx_op_support ops[] = {
     { "LSTM", A(RNN_ATTRS, "input_forget"), "input_forget 0" },
     { "GRU", A(RNN_ATTRS, "linear_before_reset"), "" },
     { "RNN", A(RNN_ATTRS), "" },
+    { "Slice", NONE, "the crop after a ConvTranspose; on zeros" },
+    { "ConstantOfShape", A("value"), "zeros (an RNN's initial state)" },
 };
 
 CLNET_API const clnet_onnx_op_support *clnet_onnx_supported_ops(size_t *count)

@@ -14,9 +14,11 @@ counted (PyTorch writes a counting one as Pad + AveragePool), a clamp at
 0; batch 2); torchvision's resnet18 and mobilenet_v2 (random
 weights and batch-norm statistics, batch 1 at 224x224; resnet18 at
 batch 8 too with CLNET_TEST_LONG=1, from the same file: its batch dim is
-symbolic);
-'unsupported', a MaxPool with ceil_mode followed by HardSwish and Erf,
-which the importer must refuse with every op named; and bad_*.onnx,
+symbolic); the DCGAN generator and the VAE decoder (ConvTranspose with
+PyTorch's crops), the 3 x LSTM(64) stack and a 2-layer GRU
+(export_generative, export_recurrent); 'unsupported', a MaxPool with
+ceil_mode followed by HardSwish and Erf, which the importer must refuse
+with every op named; and bad_*.onnx,
 hand-written graphs the reader accepts but the importer must refuse with a
 message naming the node (export_bad). Needs Debian's
 python3-torch (and its numpy).
@@ -119,6 +121,10 @@ def attr_int(name, v):
     return f_bytes(5, f_bytes(1, name) + f_varint(3, v) + f_varint(20, 2))
 
 
+def attr_str(name, v):
+    return f_bytes(5, f_bytes(1, name) + f_bytes(4, v) + f_varint(20, 3))
+
+
 def node(op, ins, outs, *attrs):
     return (b''.join(f_bytes(1, i) for i in ins) + b''.join(f_bytes(2, o) for o in outs) +
             f_bytes(3, op.lower()) + f_bytes(4, op) + b''.join(attrs))
@@ -160,7 +166,7 @@ def export_bad(outdir):
     write_model(outdir, 'bad_gemm', [node('Gemm', ['x', 'G'], ['y'], attr_int('transB', 1))],
                 [float_tensor('G', [4, 75])], img, [1, 4])
     write_model(outdir, 'bad_add', [node('Add', ['x', 'C'], ['y'])],
-                [float_tensor('C', [4])], [1, 4], [1, 4])
+                [float_tensor('C', [3])], [1, 4], [1, 4])
     write_model(outdir, 'bad_reshape', [node('Reshape', ['x', 'S'], ['y'])],
                 [int64_tensor('S', [2, -1])], [1, 4], [2, 2])
     write_model(outdir, 'bad_gather', [node('Shape', ['x'], ['s']),
@@ -168,6 +174,149 @@ def export_bad(outdir):
                 [int64_tensor('I', [5])], [1, 4], [1])
     write_model(outdir, 'bad_softmax', [node('Softmax', ['x'], ['y'], attr_int('axis', 1))],
                 [], img, img)
+    write_model(outdir, 'bad_div', [node('Div', ['x', 'x'], ['y'])], [], [1, 4], [1, 4])
+    export_bad_transposed(outdir, img)
+
+
+def export_bad_transposed(outdir, img):
+    """A crop that is not Keras' 'same' (one row before instead of one after:
+    3x3 stride 2 'same' crops 0 and 1), and a bidirectional LSTM."""
+    write_model(outdir, 'bad_convt', [node('ConvTranspose', ['x', 'T'], ['y'],
+                                           attr_ints('strides', [2, 2]),
+                                           attr_ints('pads', [1, 1, 0, 0]))],
+                [float_tensor('T', [3, 2, 3, 3])], img, [1, 2, 10, 10])
+    write_model(outdir, 'bad_lstm', [node('LSTM', ['x', 'W', 'R'], ['y'],
+                                          attr_int('hidden_size', 2),
+                                          attr_str('direction', 'bidirectional'))],
+                [float_tensor('W', [2, 8, 3]), float_tensor('R', [2, 8, 2])], [4, 1, 3],
+                [4, 2, 1, 2])
+
+
+# ---- Transposed convolutions and recurrent layers (the reference models) ----
+
+class View(nn.Module):
+    """x.view(x.size(0), *shape): nn.Unflatten does not export here."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.view(x.size(0), *self.shape)
+
+
+class CropTo(nn.Module):
+    """Keras' 'same' transposed convolution as PyTorch writes it: the
+    ConvTranspose's output cut to `size` rows and columns (a Slice)."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        return x[:, :, :self.size, :self.size]
+
+
+def random_bn(model):
+    with torch.no_grad():  # statistics that are not the identity
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
+def dcgan_generator():
+    """tools/peers/torch_train.py dcgan()'s generator (Unflatten as a view):
+    5x5 stride-2 ConvTranspose with padding 1, then a crop to 2 * in."""
+    return nn.Sequential(
+        nn.Linear(100, 128 * 7 * 7, bias=False), View(128, 7, 7),
+        nn.BatchNorm2d(128, eps=1e-3), nn.LeakyReLU(0.2),
+        nn.ConvTranspose2d(128, 64, 5, stride=2, padding=1, bias=False), CropTo(14),
+        nn.BatchNorm2d(64, eps=1e-3), nn.LeakyReLU(0.2),
+        nn.ConvTranspose2d(64, 1, 5, stride=2, padding=1), CropTo(28), nn.Tanh())
+
+
+def vae_decoder():
+    """tools/peers/torch_vae.py's decoder with its sigmoid, its
+    ConvTransposeSame written as PyTorch's ConvTranspose2d: 3x3 stride 2
+    without padding cut to 2 * in (TensorFlow's 'same'), and 3x3 stride 1
+    padding 1."""
+    return nn.Sequential(
+        nn.Linear(2, 7 * 7 * 64), nn.ReLU(), View(64, 7, 7),
+        nn.ConvTranspose2d(64, 64, 3, stride=2), CropTo(14), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 3, stride=2), CropTo(28), nn.ReLU(),
+        nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1), nn.Sigmoid())
+
+
+class LastStep(nn.Module):
+    """tools/peers/torch_train.py RecurrentStack: 3 x LSTM(64) over the 28
+    rows of an image, the last step into Linear(10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(28, 64, num_layers=3, batch_first=True)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        y, _ = self.rnn(x.reshape(x.shape[0], 28, 28))
+        return self.fc(y[:, -1])
+
+
+class Sequence(nn.Module):
+    """Two stacked recurrent layers of 5 units on 9 steps of 7 features,
+    returning the whole sequence (Y, Squeeze, Transpose)."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.rnn = cell(7, 5, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+class Arith(nn.Module):
+    """Constants in arithmetic, numpy-broadcast: per channel (C, 1, 1) on
+    NCHW (Add, Mul), scalars (Sub, Div, a constant minus x), per feature
+    (F) on (batch, F) (Mul, Sub); nearest Resize by 2 x 3; LogSoftmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 15, 7)
+        self.b = nn.Parameter(torch.randn(4, 1, 1))
+        self.register_buffer('s', torch.rand(4, 1, 1) + 0.5)
+        self.register_buffer('v', torch.rand(7) + 0.5)
+        self.register_buffer('u', torch.randn(7))
+
+    def forward(self, x):
+        h = (self.conv(x) + self.b) * self.s
+        h = 0.25 - (h - 0.5) / 3.0
+        h = nn.functional.interpolate(h, scale_factor=(2, 3), mode='nearest')
+        z = self.fc(h.flatten(1)) * self.v - self.u
+        return nn.functional.log_softmax(z, 1)
+
+
+def export_arith(outdir):
+    torch.manual_seed(8)
+    export(outdir, 'arith', Arith(), torch.randn(2, 3, 5, 7))
+
+
+def export_generative(outdir):
+    torch.manual_seed(4)
+    gen = dcgan_generator()
+    random_bn(gen)
+    export(outdir, 'dcgan', gen, torch.randn(3, 100))
+    torch.manual_seed(5)
+    export(outdir, 'vae_decoder', vae_decoder(), torch.randn(2, 2) * 2)
+
+
+def export_recurrent(outdir):
+    torch.manual_seed(6)
+    export(outdir, 'lstm', LastStep(), torch.rand(3, 1, 28, 28))
+    torch.manual_seed(7)
+    export(outdir, 'gru', Sequence(nn.GRU), torch.randn(1, 9, 7))
 
 
 def export_torchvision(outdir, full):
@@ -214,6 +363,9 @@ def main():
     export(outdir, 'vision', vision, torch.randn(2, 3, 19, 17))
     export_torchvision(outdir, os.environ.get('CLNET_TEST_LONG') == '1')
     export_bad(outdir)
+    export_generative(outdir)
+    export_recurrent(outdir)
+    export_arith(outdir)
 
 
 if __name__ == '__main__':

@@ -103,6 +103,8 @@ writers = [
     ("cnn --save", [TRAIN, "cnn"] + quick + ["--save", "{}"], "--save"),
     ("lstm --save", [TRAIN, "lstm"] + quick + ["--save", "{}"], "--save"),
     ("cnn --save-onnx", [TRAIN, "cnn"] + quick + ["--save-onnx", "{}"], "--save-onnx"),
+    ("gan --save-onnx", [TRAIN, "gan"] + quick + ["--save-onnx", "{}", "--out",
+                                                  os.path.join(tmp, "g.png")], "--save-onnx"),
     ("gan --save", [TRAIN, "gan"] + quick + ["--save", "{}", "--out", os.path.join(tmp, "g.png")],
      "--save"),
     ("gan --checkpoint", [TRAIN, "gan"] + quick + ["--checkpoint", "{}", "--out",

@@ -544,6 +544,13 @@ int train_gan(clnet_context *ctx, const options *o_in)
         (training && train(ctx, g, d, o, train_set)) || (o->sample && sample(ctx, g, o)) ||
         (o->score && score(ctx, g, o, test_set)))
         goto done;
+    /* --save-onnx: the generator, in its inference form (the running
+     * statistics), after training or as loaded. */
+    if (o->save_onnx) {
+        if (save_onnx(ctx, g, o->save_onnx))
+            goto done;
+        printf("saved the generator as ONNX to %s\n", o->save_onnx);
+    }
     rc = 0;
 done:
     clnet_model_destroy(g);

@@ -70,6 +70,11 @@ int train_rnn(clnet_context *ctx, const options *o)
             goto done;
         printf("saved weights to %s\n", o->save);
     }
+    if (o->save_onnx) {
+        if (save_onnx(ctx, m, o->save_onnx))
+            goto done;
+        printf("saved the model as ONNX to %s\n", o->save_onnx);
+    }
     printf("test accuracy: %.4f\n", test_acc);
     rc = 0;
 done:
