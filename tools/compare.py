@@ -165,6 +165,10 @@ def run_onnx(args, bench):
         ok = [r for r in results if r["name"] == name and not r.get("error")
               and r.get("check") != "fail" and r.get("median_ms")]
         mine = [r for r in ok if not r["device"].startswith(("onnxruntime", "pytorch"))]
+        for r in results:
+            if r["name"] == name and r.get("error") and r["device"] and \
+                    not r["device"].startswith(("onnxruntime", "pytorch")):
+                print("  %-18s clnet on %s: %s" % (name, r["device"][:40], r["error"][:100]))
         for m in mine:
             cells = []
             for peer in ("onnxruntime", "pytorch"):
