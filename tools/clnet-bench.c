@@ -18,7 +18,7 @@
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
     &bench_suite_gemm, &bench_suite_conv, &bench_suite_pool, &bench_suite_act, &bench_suite_cnn,
-    &bench_suite_lstm, &bench_suite_gan, &bench_suite_vae,
+    &bench_suite_lstm, &bench_suite_gan, &bench_suite_vae, &bench_suite_onnx,
 };
 #define NSUITES (sizeof bench_suites / sizeof bench_suites[0])
 
@@ -37,6 +37,8 @@ typedef struct args {
     const char *cases[MAX_CASES]; /* --case: only these (any suite, quick or not) */
     int case_count;
     const char *json, *csv, *plot, *plot_data;
+    const char *onnx;           /* --onnx FILE: the onnx suite's model */
+    int batch;                  /* --batch N (with --onnx); 0: the file's */
     const char *inject;         /* NAME[@DEVICE]; NULL or "": none */
     size_t inject_len;          /* of NAME */
     int inject_device;          /* DEVICE, or -1: every device */
@@ -187,6 +189,8 @@ static void usage(FILE *f)
             "                   [--quick] [--check] [--reps N] [--cold] [--no-peak]\n"
             "                   [--json FILE] [--csv FILE] [--plot FILE.png|.svg|.pdf]\n"
             "                   [--plot-data FILE.csv]\n"
+            "       clnet-bench --onnx MODEL.onnx [--batch N] [--device ... | --device all]\n"
+            "                   [--check] [other options as above]\n"
             "  --list            list every OpenCL platform and device\n"
             "  --list-suites     list the suites and their cases (with --quick: the quick set)\n"
             "  --device SPEC     a device spec (\"0:1\", \"cpu\", \"pocl\"; see --list);\n"
@@ -209,6 +213,9 @@ static void usage(FILE *f)
             "                    one's speed-up over device 0; FILE.svg or FILE.pdf: the same\n"
             "                    drawing as SVG or PDF\n"
             "  --plot-data FILE  the numbers the plot draws, as CSV (panel,case,device,value)\n"
+            "  --onnx FILE       time the ONNX model FILE (imported on each device): inference\n"
+            "                    and a training step (suite onnx; the only suite unless --suite)\n"
+            "  --batch N         the batch --onnx runs (default: the file's, else 1)\n"
             "  --inject-fault NAME[@D]  perturb one output element of suite or case NAME (on\n"
             "                    device index D only) before --check compares it; also\n"
             "                    CLNET_BENCH_INJECT_FAULT. For testing --check.\n"
@@ -265,7 +272,7 @@ static int parse(int argc, char **argv, args *a)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(s, "--device") || !strcmp(s, "--suite") || !strcmp(s, "--reps") ||
                     !strcmp(s, "--json") || !strcmp(s, "--csv") || !strcmp(s, "--plot") ||
-                    !strcmp(s, "--plot-data") ||
+                    !strcmp(s, "--plot-data") || !strcmp(s, "--onnx") || !strcmp(s, "--batch") ||
                     !strcmp(s, "--inject-fault") || !strcmp(s, "--case");
         if (takes && !v) {
             fprintf(stderr, "clnet-bench: %s needs a value\n", s);
@@ -322,6 +329,12 @@ static int parse(int argc, char **argv, args *a)
             a->plot_data = v;
         else if (!strcmp(s, "--inject-fault"))
             a->inject = v;
+        else if (!strcmp(s, "--onnx"))
+            a->onnx = v;
+        else if (!strcmp(s, "--batch")) {
+            if (!cli_int_i("clnet-bench", s, v, 1, 65536, &a->batch))
+                return EXIT_USAGE;
+        }
         else if (!strcmp(s, "--quick"))
             a->o.quick = 1;
         else if (!strcmp(s, "--check"))
@@ -335,6 +348,16 @@ static int parse(int argc, char **argv, args *a)
             usage(stderr);
             return EXIT_USAGE;
         }
+    }
+    if (a->batch && !a->onnx) {
+        fprintf(stderr, "clnet-bench: --batch goes with --onnx\n");
+        return EXIT_USAGE;
+    }
+    if (a->onnx) { /* the model read before --inject-fault names its cases */
+        if (bench_onnx_configure(a->onnx, a->batch))
+            return EXIT_ERROR;
+        if (!a->suite_count)
+            a->suites[a->suite_count++] = "onnx";
     }
     a->o.reps = reps ? reps : a->o.quick ? 5 : 10;
     a->o.target_s = a->o.quick ? 0.005 : 0.02;
@@ -695,6 +718,7 @@ done:
     for (int i = 0; i < p.count; i++)
         free(s.refs[i]);
     free(s.results);
+    bench_onnx_release();
     if (a->o.cold)
         remove_tree(tmp);
     return status;

@@ -7,11 +7,16 @@ peers; docs/bench.md explains the columns.
   tools/compare.py --quick                      # default device, all suites
   tools/compare.py --device all --check --json all.json
   tools/compare.py --targets --lock /tmp/clnet-bench.lock   # issue #9's table
+  tools/compare.py --onnx resnet18.onnx --batch 8 --lock /tmp/clnet-bench.lock
 
 --targets runs only the workloads of issue #9's speed targets (tools/
 targets.py) and prints one row per target: clnet's median, the peer's, the
 ratio, the target and whether it is met, under a header naming the date, the
 machine, the OpenCL device and the peers' versions.
+
+--onnx MODEL runs clnet-bench --onnx MODEL and tools/peers/onnx_peers.py
+(ONNX Runtime's CPU provider and the PyTorch model it was exported from, 1
+and 2 threads) and prints one table with clnet's time over each peer's best.
 """
 
 import argparse
@@ -121,6 +126,67 @@ def run_all(args, bench, suites, cases=None):
     return results, status
 
 
+# torchvision models the PyTorch peer recognizes by the file's name
+# (resnet18.onnx); others need --torch-model.
+TORCHVISION = {"resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+               "mobilenet_v3_large", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x1_0",
+               "alexnet", "vgg11", "googlenet", "densenet121", "efficientnet_b0"}
+
+
+def run_onnx(args, bench):
+    """clnet-bench --onnx on the chosen devices, then the ONNX peers; prints
+    the combined table and clnet's ratios to the peers' best. Returns
+    clnet-bench's exit status."""
+    batch = ["--batch", str(args.batch)] if args.batch else []
+    common = (["--quick"] if args.quick else []) + (["--reps", str(args.reps)] if args.reps else [])
+    stem = os.path.splitext(os.path.basename(args.onnx))[0]
+    torch_model = args.torch_model or ("torchvision:" + stem if stem in TORCHVISION else None)
+    with tempfile.TemporaryDirectory(prefix="clnet-compare-") as tmp:
+        cmd = [bench, "--onnx", args.onnx] + batch + common
+        cmd += sum((["--device", d] for d in args.device), [])
+        cmd += (["--check"] if args.check else []) + (["--cold"] if args.cold else [])
+        results, status = run(cmd + ["--json", os.path.join(tmp, "clnet.json")],
+                              os.path.join(tmp, "clnet.json"), "clnet-bench", args.lock)
+        if not results:
+            return status or 1
+        # The peers at the batch clnet-bench ran (the file's unless --batch).
+        nb = results[0]["name"].rsplit("_b", 1)[1]
+        cmd = [peer_python(), os.path.join(HERE, "peers", "onnx_peers.py"), args.onnx,
+               "--batch", nb, "--threads", args.threads] + common
+        cmd += ["--torch-model", torch_model] if torch_model else []
+        rs, _ = run(cmd + ["--json", os.path.join(tmp, "peers.json")],
+                    os.path.join(tmp, "peers.json"), "the ONNX peers", args.lock)
+        results += rs
+    print("\n==== combined ====")
+    peerlib.print_side_by_side(results, width=26)
+    print("(2.00x: twice as fast as device 0, 0.50x: half as fast)")
+    print("\nclnet over each peer's best thread count (median ms; a ratio < 1: clnet faster):")
+    for name in sorted({r["name"] for r in results}):
+        ok = [r for r in results if r["name"] == name and not r.get("error")
+              and r.get("check") != "fail" and r.get("median_ms")]
+        mine = [r for r in ok if not r["device"].startswith(("onnxruntime", "pytorch"))]
+        for r in results:
+            if r["name"] == name and r.get("error") and r["device"] and \
+                    not r["device"].startswith(("onnxruntime", "pytorch")):
+                print("  %-18s clnet on %s: %s" % (name, r["device"][:40], r["error"][:100]))
+        for m in mine:
+            cells = []
+            for peer in ("onnxruntime", "pytorch"):
+                best = min((r for r in ok if r["device"].startswith(peer)),
+                           key=lambda r: r["median_ms"], default=None)
+                if best:
+                    cells.append("%s %.3g ms (%s): %.2f" % (peer, best["median_ms"],
+                                                           best["device"].split("(")[1][:-1],
+                                                           m["median_ms"] / best["median_ms"]))
+            print("  %-18s clnet %.3g ms on %s; %s" % (name, m["median_ms"], m["device"][:40],
+                                                      "; ".join(cells) or "no peer"))
+    if args.json:
+        peerlib.write_json(args.json, results)
+    if args.csv:
+        peerlib.write_csv(args.csv, results)
+    return status
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", action="append", default=[],
@@ -143,10 +209,19 @@ def main():
     p.add_argument("--lock", metavar="FILE",
                    help="run each benchmark under `flock FILE` (timing runs never overlap)")
     p.add_argument("--bench", metavar="PATH", help="the clnet-bench to run")
+    p.add_argument("--onnx", metavar="MODEL",
+                   help="compare on this ONNX model: clnet-bench --onnx and "
+                   "tools/peers/onnx_peers.py (ONNX Runtime, PyTorch)")
+    p.add_argument("--batch", type=int, default=0, help="with --onnx: the batch")
+    p.add_argument("--torch-model", metavar="SPEC",
+                   help="with --onnx: the PyTorch model (torchvision:NAME or FILE.py:NAME; "
+                   "default: torchvision:STEM when the file's name is a torchvision model)")
     p.add_argument("--json", metavar="FILE", help="write every result as one JSON array")
     p.add_argument("--csv", metavar="FILE", help="the same as CSV")
     args = p.parse_args()
     peerlib.check_outputs("compare.py", args)
+    if args.onnx:
+        return run_onnx(args, find_bench(args.bench))
 
     bench = find_bench(args.bench)
     cases = args.case

@@ -71,6 +71,13 @@ extern const bench_suite bench_suite_cnn;
 extern const bench_suite bench_suite_lstm;
 extern const bench_suite bench_suite_gan;
 extern const bench_suite bench_suite_vae;
+extern const bench_suite bench_suite_onnx;
+
+/* The onnx suite's model (clnet-bench --onnx FILE --batch N; batch 0: the
+ * file's fixed batch, else 1), read once on the host. Returns 0, or 1 after
+ * a message. Without it the suite has no cases. */
+int bench_onnx_configure(const char *path, int batch);
+void bench_onnx_release(void);
 
 /* ---- Peak -------------------------------------------------------------- */
 

@@ -90,6 +90,11 @@ for v in 0 -1 10001 1e3 x '' ' 5' 5x inf nan 99999999999999999999; do
 done
 for v in 1 5 10000; do accept "$bench" --reps "$v" --list-suites --help; done
 refuse --reps "$bench" --reps
+# clnet-bench --batch (with --onnx: the value is refused before the file is read)
+for v in 0 -1 65537 x '' ' 2' 2x inf nan 99999999999999999999; do
+    refuse --batch "$bench" --onnx /nonexistent.onnx --batch "$v" --list-suites
+done
+refuse --batch "$bench" --list-suites --batch 2
 # clnet-bench --inject-fault NAME[@D]: NAME a suite or case, D in 0..15.
 for v in nosuch '' @0 gemm@ gemm@x gemm@-1 gemm@16 gemm@4294967296 'gemm@ 1' gemm@1x; do
     refuse --inject-fault "$bench" --inject-fault "$v" --list-suites
