@@ -305,7 +305,7 @@ START_TEST(grouped_and_padded_layers_match_the_reference)
         c.pad_top = 1, c.pad_left = 0, c.pad_bottom = 2, c.pad_right = 1;
         CK_OK(ctx, clnet_model_add_conv2d(m, &c));
         clnet_pool2d_layer_params mp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT, ap = mp;
-        mp.pool_h = mp.pool_w = 3, mp.stride_h = mp.stride_w = 2;
+        mp.window_h = mp.window_w = 3, mp.stride_h = mp.stride_w = 2;
         mp.padding = CLNET_PADDING_EXPLICIT;
         mp.pad_top = 1, mp.pad_left = 1, mp.pad_bottom = 1, mp.pad_right = 0;
         CK_OK(ctx, clnet_model_add_maxpool2d(m, &mp));
@@ -565,7 +565,7 @@ START_TEST(grouped_padded_graph_gradients_match_finite_differences)
         p.pad_top = 1, p.pad_right = 1;
         CK_OK(ctx, clnet_model_add_maxpool2d(m, &p));
         p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
-        p.pool_h = p.pool_w = 3, p.stride_h = p.stride_w = 2;
+        p.window_h = p.window_w = 3, p.stride_h = p.stride_w = 2;
         p.padding = CLNET_PADDING_EXPLICIT, p.count_include_pad = 1;
         p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 1;
         CK_OK(ctx, clnet_model_add_avgpool2d(m, &p));

@@ -229,7 +229,7 @@ static clnet_model *make_vision(clnet_context *ctx)
     dw.groups = 4, dw.pad_left = 1, dw.pad_bottom = 2, dw.pad_right = 1;
     g.groups = 2;
     clnet_pool2d_layer_params mp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT, ap = mp;
-    mp.pool_h = mp.pool_w = 3, mp.stride_h = mp.stride_w = 2, mp.padding = CLNET_PADDING_EXPLICIT;
+    mp.window_h = mp.window_w = 3, mp.stride_h = mp.stride_w = 2, mp.padding = CLNET_PADDING_EXPLICIT;
     mp.pad_top = mp.pad_left = mp.pad_right = 1;
     ap.stride_h = ap.stride_w = 1, ap.padding = CLNET_PADDING_EXPLICIT, ap.count_include_pad = 1;
     ap.pad_top = ap.pad_right = 1;

@@ -601,14 +601,14 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
                     p->padding == CLNET_PADDING_EXPLICIT,
                 "must be CLNET_PADDING_VALID, SAME or EXPLICIT");
     if (p->padding == CLNET_PADDING_EXPLICIT) {
-        CHECK_FIELD(m, ops->type, p, pad_top, p->pad_top >= 0 && p->pad_top < p->pool_h,
-                    "must be >= 0 and smaller than pool_h");
-        CHECK_FIELD(m, ops->type, p, pad_bottom, p->pad_bottom >= 0 && p->pad_bottom < p->pool_h,
-                    "must be >= 0 and smaller than pool_h");
-        CHECK_FIELD(m, ops->type, p, pad_left, p->pad_left >= 0 && p->pad_left < p->pool_w,
-                    "must be >= 0 and smaller than pool_w");
-        CHECK_FIELD(m, ops->type, p, pad_right, p->pad_right >= 0 && p->pad_right < p->pool_w,
-                    "must be >= 0 and smaller than pool_w");
+        CHECK_FIELD(m, ops->type, p, pad_top, p->pad_top >= 0 && p->pad_top < p->window_h,
+                    "must be >= 0 and smaller than window_h");
+        CHECK_FIELD(m, ops->type, p, pad_bottom, p->pad_bottom >= 0 && p->pad_bottom < p->window_h,
+                    "must be >= 0 and smaller than window_h");
+        CHECK_FIELD(m, ops->type, p, pad_left, p->pad_left >= 0 && p->pad_left < p->window_w,
+                    "must be >= 0 and smaller than window_w");
+        CHECK_FIELD(m, ops->type, p, pad_right, p->pad_right >= 0 && p->pad_right < p->window_w,
+                    "must be >= 0 and smaller than window_w");
         CHECK_FIELD(m, ops->type, p, count_include_pad,
                     p->count_include_pad == 0 || p->count_include_pad == 1, "must be 0 or 1");
     }
