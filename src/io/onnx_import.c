@@ -114,7 +114,7 @@ static const char *const mapped_ops[] = {
     "Mul",     "Concat",      "BatchNormalization",
     "Dropout", "Identity",    "Constant",
     "Shape",   "Gather",      "Unsqueeze",
-    "Clip",
+    "Clip",    "HardSwish",
 };
 
 /* Appends "; what" to the refusal list in buf unless it is there already. */
@@ -746,7 +746,8 @@ static clnet_status import_node(imp *im, const clnet_onnx_node *n)
         st = clnet_model_add_flatten(im->m);
         return st ? lib_fail(im, n, st) : define_out(im, n);
     }
-    clnet_activation act = !strcmp(op, "Relu")        ? CLNET_ACT_RELU
+    clnet_activation act = !strcmp(op, "HardSwish")   ? CLNET_ACT_HARD_SWISH
+                           : !strcmp(op, "Relu")      ? CLNET_ACT_RELU
                            : !strcmp(op, "LeakyRelu") ? CLNET_ACT_LEAKY_RELU
                            : !strcmp(op, "Sigmoid")   ? CLNET_ACT_SIGMOID
                                                       : CLNET_ACT_TANH;
