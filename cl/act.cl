@@ -34,6 +34,18 @@ __kernel void relu6_forward(__global float *y, ulong yo, __global const float *x
     }
 }
 
+/* x * (clamp(x + 3, 0, 6) / 6): x + 3 is exact near -3 (Sterbenz), and
+ * the division before the product keeps FLT_MAX finite. */
+__kernel void hard_swish_forward(__global float *y, ulong yo, __global const float *x, ulong xo,
+                                 ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        y[yo + i] = v * (fmin(fmax(v + 3.0f, 0.0f), 6.0f) / 6.0f);
+    }
+}
+
 __kernel void leaky_relu_forward(__global float *y, ulong yo, __global const float *x, ulong xo,
                                  ulong n, float alpha)
 {
@@ -85,6 +97,18 @@ __kernel void relu6_backward(__global float *dx, ulong dxo, __global const float
     if (i < n) {
         float v = x[xo + i];
         dx[dxo + i] = v > 0.0f && v < 6.0f ? dy[dyo + i] : 0.0f;
+    }
+}
+
+/* PyTorch's branches; (2x + 3) / 6 rather than x / 3 + 0.5, which cancels
+ * near x = -1.5. A NaN x fails both comparisons: dx = dy, as PyTorch's. */
+__kernel void hard_swish_backward(__global float *dx, ulong dxo, __global const float *x, ulong xo,
+                                  __global const float *dy, ulong dyo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i], g = dy[dyo + i];
+        dx[dxo + i] = v < -3.0f ? 0.0f : v <= 3.0f ? g * (2.0f * v + 3.0f) / 6.0f : g;
     }
 }
 

@@ -170,6 +170,10 @@ void ref_act_relu_backward(size_t n, const double *x, const double *dy,
 /* relu6: min(max(x, 0), 6), NaN kept; the gradient passes in (0, 6). */
 void ref_act_relu6_forward(size_t n, const double *x, double *y);
 void ref_act_relu6_backward(size_t n, const double *x, const double *dy, double *dx);
+/* hard swish: x * min(max(x + 3, 0), 6) / 6; the gradient 0 below -3,
+ * (2x + 3) / 6 up to 3 (PyTorch's branches), 1 above. */
+void ref_act_hard_swish_forward(size_t n, const double *x, double *y);
+void ref_act_hard_swish_backward(size_t n, const double *x, const double *dy, double *dx);
 void ref_act_leaky_relu_forward(size_t n, double alpha, const double *x,
                                 double *y);
 /* dx = x > 0 ? dy : alpha * dy. From x (y's sign flips when alpha < 0). */

@@ -33,6 +33,10 @@ static const tolerance tol_sigmoid = {
     TINY, 16 * U, 0, "exp 6u, then 1 + e and the division: <= 11u (spec bound), 16u with margin"};
 static const tolerance tol_tanh = {TINY, 12 * U, 0, "the device's tanh, <= 5 ulp = 10u (spec)"};
 static const tolerance tol_sigmoid_bwd = {TINY, 4 * U, 0, "dy*y, 1-y and the product: 3 roundings"};
+static const tolerance tol_hard_swish = {
+    TINY, 4 * U, 0, "x + 3 (exact near -3), / 6 and the product: 3 roundings"};
+static const tolerance tol_hard_swish_bwd = {
+    TINY, 4 * U, 0, "2x + 3 (exact near -1.5), dy times it, / 6: 3 roundings"};
 static const tolerance tol_tanh_bwd = {
     TINY, 5 * U, 0, "1-y, 1+y and two products: 4 roundings (no 1-y*y cancellation)"};
 
@@ -127,7 +131,7 @@ static void trust(const double *ref, size_t n, double max_zero_frac, const char 
 
 /* ---- Activations --------------------------------------------------------------- */
 
-#define NACTS 6
+#define NACTS 7
 static const float alpha_leaky = 0.01f;
 
 static void ref_forward(clnet_activation act, double alpha, size_t n, const double *x, double *y)
@@ -147,6 +151,9 @@ static void ref_forward(clnet_activation act, double alpha, size_t n, const doub
         break;
     case CLNET_ACT_RELU6:
         ref_act_relu6_forward(n, x, y);
+        break;
+    case CLNET_ACT_HARD_SWISH:
+        ref_act_hard_swish_forward(n, x, y);
         break;
     default:
         memcpy(y, x, n * sizeof *y);
@@ -173,6 +180,9 @@ static void ref_backward(clnet_activation act, double alpha, size_t n, const dou
     case CLNET_ACT_RELU6:
         ref_act_relu6_backward(n, x, dy, dx);
         break;
+    case CLNET_ACT_HARD_SWISH:
+        ref_act_hard_swish_backward(n, x, dy, dx);
+        break;
     default:
         memcpy(dx, dy, n * sizeof *dx);
         break;
@@ -185,6 +195,8 @@ static tolerance act_tol(clnet_activation act, int backward)
         return backward ? tol_sigmoid_bwd : tol_sigmoid;
     if (act == CLNET_ACT_TANH)
         return backward ? tol_tanh_bwd : tol_tanh;
+    if (act == CLNET_ACT_HARD_SWISH)
+        return backward ? tol_hard_swish_bwd : tol_hard_swish;
     return tol_bitwise;
 }
 
@@ -199,6 +211,8 @@ static void act_input(clnet_activation act, float *x, size_t n, uint64_t seed)
         lo = -5, hi = 5;
     else if (act == CLNET_ACT_RELU6) /* a fifth below 0, a fifth above 6 */
         lo = -2, hi = 8;
+    else if (act == CLNET_ACT_HARD_SWISH) /* a sixth below -3, a sixth above 3 */
+        lo = -4.5f, hi = 4.5f;
     fill_uniform(x, n, lo, hi, &seed);
     x[0] = 0.75f; /* n = 1 must not be a zero case */
 }
@@ -312,8 +326,10 @@ START_TEST(activation_in_place_equals_out_of_place)
         expect_same_bits(ctx, txy, ty, 1000, clnet_activation_name(act));
         CK_OK(ctx, clnet_activation_backward(
                        act, alpha_leaky,
-                       act <= CLNET_ACT_LEAKY_RELU || act == CLNET_ACT_RELU6 ? txy : NULL, txy, tdy,
-                       tdy));
+                       act <= CLNET_ACT_LEAKY_RELU || act == CLNET_ACT_RELU6 ? txy
+                       : act == CLNET_ACT_HARD_SWISH ? tx /* y does not give x back */
+                                                     : NULL,
+                       txy, tdy, tdy));
         download(ctx, tdy, got, 1000);
         ck_assert_msg(memcmp(got, want, sizeof got) == 0, "%s: in-place backward differs",
                       clnet_activation_name(act));

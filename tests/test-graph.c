@@ -376,6 +376,46 @@ START_TEST(grouped_and_padded_layers_match_the_reference)
 }
 END_TEST
 
+/* Bad groups and pads: each refused with the field or the shapes named,
+ * the model left as it was. */
+START_TEST(grouped_and_padded_params_are_checked)
+{
+    clnet_context *ctx = test_context();
+    clnet_model *m = model_new(ctx, 3, (int64_t[]){ 6, 5, 5 });
+    clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+    c.filters = 4, c.groups = 4;
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "groups 4 must divide the 6 channels and the 4 filters",
+             clnet_model_add_conv2d(m, &c));
+    c.groups = -1;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "groups is -1", clnet_model_add_conv2d(m, &c));
+    c.groups = 2;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "(Conv2DTranspose): groups is 2 (must be 0 or 1",
+             clnet_model_add_conv2d_transpose(m, &c));
+    c.groups = 1, c.padding = CLNET_PADDING_EXPLICIT, c.pad_right = -1;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pad_right is -1", clnet_model_add_conv2d(m, &c));
+    c.pad_right = 0;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "padding is 2 (must be CLNET_PADDING_VALID or",
+             clnet_model_add_conv2d_transpose(m, &c));
+    c.padding = (clnet_padding)3;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "padding is 3", clnet_model_add_conv2d(m, &c));
+    clnet_pool2d_layer_params p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
+    p.padding = CLNET_PADDING_EXPLICIT, p.pad_left = 2;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pad_left is 2 (must be >= 0 and smaller than pool_w)",
+             clnet_model_add_maxpool2d(m, &p));
+    p.pad_left = 1, p.count_include_pad = 2;
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "count_include_pad is 2",
+             clnet_model_add_avgpool2d(m, &p));
+    ck_assert_int_eq(clnet_model_layer_count(m), 0);
+    /* Valid: groups 0 is ungrouped; a 7x7 kernel fits 5x5 padded by 1. */
+    c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+    c.groups = 0, c.kernel_h = c.kernel_w = 7, c.padding = CLNET_PADDING_EXPLICIT;
+    c.pad_top = c.pad_bottom = c.pad_left = c.pad_right = 1;
+    CK_OK(ctx, clnet_model_add_conv2d(m, &c));
+    clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- Finite differences of whole graphs ------------------------------------------------ */
 
 /* The function checked: F = sum_k <v_k, logits_k> + the layers' loss terms
@@ -1098,6 +1138,7 @@ Suite *suite_graph(void)
     tcase_add_test(t, sampling_matches_the_reference);
     tcase_add_test(t, expression_layer_matches_swish);
     tcase_add_test(t, grouped_and_padded_layers_match_the_reference);
+    tcase_add_test(t, grouped_and_padded_params_are_checked);
     suite_add_tcase(s, t);
     t = tcase_create("gradients");
     tcase_set_timeout(t, 180);

@@ -434,6 +434,22 @@ START_TEST(refusals)
     ck_assert_int_ne(access(path, F_OK), 0);
     clnet_model_destroy(m);
 
+    /* Hard swish, fused or a layer: ONNX's HardSwish is opset 14. */
+    for (int fused = 0; fused < 2; fused++) {
+        clnet_dense_params d = dense(2, fused ? CLNET_ACT_HARD_SWISH : CLNET_ACT_NONE);
+        CK_OK(ctx, clnet_model_create(ctx, 1, in, 1, &m));
+        CK_OK(ctx, clnet_model_add_dense(m, &d));
+        if (!fused)
+            CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_HARD_SWISH, 0));
+        ck_assert_int_eq(clnet_model_save_onnx(m, path), CLNET_ERR_UNSUPPORTED);
+        msg = clnet_context_errmsg(ctx);
+        ck_assert_msg(strstr(msg, fused ? "(Dense)" : "(Activation)") &&
+                          strstr(msg, "hard swish (ONNX's HardSwish needs opset 14"),
+                      "%s", msg);
+        ck_assert_int_ne(access(path, F_OK), 0);
+        clnet_model_destroy(m);
+    }
+
     m = make_mlp(ctx);
     ck_assert_int_eq(clnet_model_save_onnx(m, dir), CLNET_ERR_IO);
     ck_assert_msg(strstr(clnet_context_errmsg(ctx), dir), "%s", clnet_context_errmsg(ctx));

@@ -30,6 +30,7 @@ typedef enum clnet_activation {
     CLNET_ACT_SIGMOID,    /* y = 1 / (1 + exp(-x)) */
     CLNET_ACT_TANH,       /* y = tanh(x) */
     CLNET_ACT_RELU6,      /* y = min(max(x, 0), 6) (MobileNet's; ONNX Clip(0, 6)) */
+    CLNET_ACT_HARD_SWISH, /* y = x * (min(max(x + 3, 0), 6) / 6) (MobileNetV3's; ONNX HardSwish) */
     /* Softmax over the feature axis: a layer's activation (clnet/nn.h), not
      * an elementwise one; clnet_activation_forward and _backward refuse it
      * (clnet_softmax_forward below computes it). */
@@ -44,7 +45,8 @@ CLNET_API const char *clnet_activation_name(clnet_activation act);
  *
  * Special values: NaN propagates through every activation. relu(-0) = +0,
  * relu(-Inf) = 0, relu(+Inf) = +Inf (relu6 likewise, with +Inf and
- * everything above 6 giving 6); leaky relu keeps the sign of zero for
+ * everything above 6 giving 6; hard swish is the formula as written, so
+ * hard_swish(-Inf) = -Inf * 0 = NaN, as PyTorch's); leaky relu keeps the sign of zero for
  * alpha > 0 and gives alpha * x for x <= 0 (so -Inf stays -Inf). sigmoid is
  * evaluated without overflow for any x (exp of a non-positive argument only):
  * sigmoid(+Inf) = 1, sigmoid(-Inf) = +0, sigmoid(x) = 1 for x >= 17.4,
@@ -62,6 +64,9 @@ CLNET_API clnet_status clnet_activation_forward(clnet_activation act, float alph
  *   RELU:        x: dx = x > 0 ? dy : 0. y may be NULL.
  *   LEAKY_RELU:  x: dx = x > 0 ? dy : alpha * dy. y may be NULL.
  *   RELU6:       x: dx = 0 < x < 6 ? dy : 0 (PyTorch's). y may be NULL.
+ *   HARD_SWISH:  x: dx = x < -3 ? 0 : x <= 3 ? dy * (2x + 3) / 6 : dy
+ *                (PyTorch's branches). y may be NULL; y does not give x
+ *                back, so an in-place forward leaves nothing to pass.
  *   SIGMOID:     y: dx = dy * y * (1 - y). x may be NULL.
  *   TANH:        y: dx = dy * (1 - y) * (1 + y) (= 1 - y^2, without its
  *                cancellation near |y| = 1). x may be NULL.
@@ -69,8 +74,8 @@ CLNET_API clnet_status clnet_activation_forward(clnet_activation act, float alph
  * with alpha > 0 may be passed y as x: y > 0 exactly when x > 0 (and
  * y < 6 exactly when x < 6). A tensor that is
  * given but not read is still checked (context, dtype, size). dx may alias
- * dy. A NaN x gives dx = 0 for relu and alpha * dy for leaky relu (NaN > 0 is
- * false); a NaN y or dy gives NaN. */
+ * dy. A NaN x gives dx = 0 for relu and relu6, alpha * dy for leaky relu
+ * (NaN > 0 is false) and dy for hard swish; a NaN y or dy gives NaN. */
 CLNET_API clnet_status clnet_activation_backward(clnet_activation act, float alpha,
                                                  const clnet_tensor *x, const clnet_tensor *y,
                                                  const clnet_tensor *dy, clnet_tensor *dx);

@@ -576,6 +576,8 @@ static clnet_status app(exporter *e, const clnet__app *a)
     const char *t = l->ops->type;
     char *in = e->value[a->in[0]], *out = e->value[a->out];
     Onnx__NodeProto *n;
+    if (l->act == CLNET_ACT_HARD_SWISH)
+        return unsupported(e->m, l, "hard swish (ONNX's HardSwish needs opset 14; this is 13)");
     if (!strcmp(t, "Dense"))
         return dense(e, l, in, out);
     if (!strcmp(t, "Conv2D") || !strcmp(t, "Conv2DTranspose"))

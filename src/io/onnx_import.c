@@ -131,7 +131,7 @@ static const char *const mapped_ops[] = {
     "Mul",     "Concat",      "BatchNormalization",
     "Dropout", "Identity",    "Constant",
     "Shape",   "Gather",      "Unsqueeze",
-    "Clip",
+    "Clip",    "HardSwish",
 };
 
 /* Transposed convolutions and recurrent layers, with the ops PyTorch writes
@@ -1395,7 +1395,8 @@ static clnet_status import_node(imp *im, size_t idx, const clnet_onnx_node *n)
         st = clnet_model_add_flatten(im->m);
         return st ? lib_fail(im, n, st) : define_out(im, n);
     }
-    clnet_activation act = !strcmp(op, "Relu")        ? CLNET_ACT_RELU
+    clnet_activation act = !strcmp(op, "HardSwish")   ? CLNET_ACT_HARD_SWISH
+                           : !strcmp(op, "Relu")      ? CLNET_ACT_RELU
                            : !strcmp(op, "LeakyRelu") ? CLNET_ACT_LEAKY_RELU
                            : !strcmp(op, "Sigmoid")   ? CLNET_ACT_SIGMOID
                                                       : CLNET_ACT_TANH;

@@ -167,7 +167,7 @@ static int valid_activation(clnet_activation a)
 {
     return a == CLNET_ACT_NONE || a == CLNET_ACT_RELU || a == CLNET_ACT_LEAKY_RELU ||
            a == CLNET_ACT_SIGMOID || a == CLNET_ACT_TANH || a == CLNET_ACT_RELU6 ||
-           a == CLNET_ACT_SOFTMAX;
+           a == CLNET_ACT_HARD_SWISH || a == CLNET_ACT_SOFTMAX;
 }
 
 /* A bad field of a layer's params: names the layer, the field, its value and
@@ -190,8 +190,8 @@ static clnet_status check_activation(clnet_model *m, const char *type, clnet_act
 {
     if (!valid_activation(act))
         return field_error(m, type, "activation", (long long)act,
-                           "must be CLNET_ACT_NONE, RELU, LEAKY_RELU, SIGMOID, TANH, RELU6 or "
-                           "SOFTMAX");
+                           "must be CLNET_ACT_NONE, RELU, LEAKY_RELU, SIGMOID, TANH, RELU6, "
+                           "HARD_SWISH or SOFTMAX");
     return CLNET_OK;
 }
 

@@ -10,7 +10,8 @@
 
 /* ---- activations ---------------------------------------------------------- */
 
-static const char *const act_names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "relu6", "softmax"};
+static const char *const act_names[] = { "none",  "relu",       "leaky_relu", "sigmoid",
+                                         "tanh",  "relu6",      "hard_swish", "softmax" };
 #define ACT_COUNT ((int)(sizeof act_names / sizeof act_names[0]))
 
 CLNET_API const char *clnet_activation_name(clnet_activation act)
@@ -58,8 +59,8 @@ CLNET_API clnet_status clnet_activation_forward(clnet_activation act, float alph
                                                 const clnet_tensor *x, clnet_tensor *y)
 {
     static const char *const kernels[] = {
-        NULL,           "relu_forward", "leaky_relu_forward", "sigmoid_forward",
-        "tanh_forward", "relu6_forward"
+        NULL,           "relu_forward",  "leaky_relu_forward", "sigmoid_forward",
+        "tanh_forward", "relu6_forward", "hard_swish_forward"
     };
     static const clnet__tspec spec[] = {
         { .name = "x" },
@@ -84,7 +85,8 @@ CLNET_API clnet_status clnet_activation_backward(clnet_activation act, float alp
                                            "leaky_relu_backward",
                                            "sigmoid_backward",
                                            "tanh_backward",
-                                           "relu6_backward" };
+                                           "relu6_backward",
+                                           "hard_swish_backward" };
     /* x and y are optional to the table; the one this activation reads is
      * required below. Given but unused, the other is still checked. */
     static const clnet__tspec spec[] = {

@@ -10,20 +10,21 @@ Concat of two branches ending in global average pooling, a view
 Gemm minus a MatMul (batch 2); 'vision', the layers of torchvision's
 models on odd sizes (a strided padded Conv, ReLU6, a depthwise and a grouped
 Conv with unequal pads, MaxPool with pads, AveragePool with pads not
-counted (PyTorch writes a counting one as Pad + AveragePool), a clamp at
-0; batch 2); torchvision's resnet18 and mobilenet_v2 (random
+counted (PyTorch writes a counting one as Pad + AveragePool), HardSwish,
+a clamp at 0; batch 2, opset 14); torchvision's resnet18 and mobilenet_v2 (random
 weights and batch-norm statistics, batch 1 at 224x224; resnet18 at
 batch 8 too with CLNET_TEST_LONG=1, from the same file: its batch dim is
 symbolic); the DCGAN generator and the VAE decoder (ConvTranspose with
 PyTorch's crops), the 3 x LSTM(64) stack and a 2-layer GRU
 (export_generative, export_recurrent); 'unsupported', a MaxPool with
-ceil_mode followed by HardSwish and Erf, which the importer must refuse
+ceil_mode followed by Selu and Erf, which the importer must refuse
 with every op named; and bad_*.onnx,
 hand-written graphs the reader accepts but the importer must refuse with a
 message naming the node (export_bad). Needs Debian's
 python3-torch (and its numpy).
 
-Usage: export_run.py OUTDIR
+Usage: export_run.py OUTDIR [--no-torchvision]
+(--no-torchvision: the small models only, for tests that need no more)
 """
 import os
 import struct
@@ -68,13 +69,15 @@ class Vision(nn.Module):
         self.pool = nn.MaxPool2d(3, 2, padding=1)
         self.avg = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
         self.head = nn.Linear(12 * 6 * 5, 7)
-        with torch.no_grad():  # both of relu6's bounds reached
+        with torch.no_grad():  # both of relu6's bounds, both of hardswish's bends reached
             self.stem.weight.mul_(4)
+            self.grouped.weight.mul_(4)
 
     def forward(self, x):
         h = nn.functional.relu6(self.stem(x))
         h = nn.functional.relu6(self.bn(self.dw(h)))
-        h = self.avg(self.pool(self.grouped(h)))
+        h = nn.functional.hardswish(self.grouped(h))  # opset 14
+        h = self.avg(self.pool(h))
         return self.head(torch.clamp(h, min=0).flatten(1))
 
 
@@ -95,7 +98,7 @@ class Unsupported(nn.Module):
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
 
     def forward(self, x):
-        return torch.erf(nn.functional.hardswish(self.pool(x)))
+        return torch.erf(nn.functional.selu(self.pool(x)))
 
 
 def export(outdir, name, model, x, opset=13):
@@ -340,6 +343,8 @@ def export_torchvision(outdir, full):
 
 
 def main():
+    if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ['--no-torchvision']):
+        sys.exit('usage: export_run.py OUTDIR [--no-torchvision]')
     outdir = sys.argv[1]
     warnings.simplefilter('ignore')
     torch.manual_seed(1)
@@ -360,8 +365,9 @@ def main():
     torch.manual_seed(4)
     vision = Vision()
     randomize_bn(vision)
-    export(outdir, 'vision', vision, torch.randn(2, 3, 19, 17))
-    export_torchvision(outdir, os.environ.get('CLNET_TEST_LONG') == '1')
+    export(outdir, 'vision', vision, torch.randn(2, 3, 19, 17), opset=14)
+    if '--no-torchvision' not in sys.argv:
+        export_torchvision(outdir, os.environ.get('CLNET_TEST_LONG') == '1')
     export_bad(outdir)
     export_generative(outdir)
     export_recurrent(outdir)
