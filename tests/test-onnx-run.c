@@ -138,6 +138,14 @@ START_TEST(torch_gru_sequence_matches_pytorch)
 }
 END_TEST
 
+/* nn.RNN (tanh), which PyTorch writes with activations ["Tanh"]: the same
+ * two-layer sequence model (batch 2). */
+START_TEST(torch_rnn_sequence_matches_pytorch)
+{
+    run_model("srnn");
+}
+END_TEST
+
 /* Constant operands of Add, Sub, Mul, Div (scalars, per channel, per
  * feature, a constant minus x), nearest Resize by 2 x 3 and LogSoftmax
  * (batch 2, 3x5x7 images). */
@@ -262,6 +270,7 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, torch_vae_decoder_matches_pytorch);
     tcase_add_test(tc, torch_lstm_stack_matches_pytorch);
     tcase_add_test(tc, torch_gru_sequence_matches_pytorch);
+    tcase_add_test(tc, torch_rnn_sequence_matches_pytorch);
     tcase_add_test(tc, torch_constant_arithmetic_matches_pytorch);
     suite_add_tcase(s, tc);
     return s;

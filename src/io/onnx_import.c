@@ -173,7 +173,10 @@ static void refuse_rnn_attrs(const clnet_onnx_node *n, char *list, size_t size)
                  attr_str(n, "direction", ""));
         refuse(list, size, what);
     }
-    if (rnn && (attr(n, "activations") || attr(n, "clip"))) {
+    const clnet_onnx_attr *act = attr(n, "activations");
+    int tanh_only = act && act->type == CLNET_ONNX_ATTR_STRINGS && act->count == 1 &&
+                    !strcmp(act->strings[0], "Tanh") && !strcmp(n->op_type, "RNN");
+    if (rnn && ((act && !tanh_only) || attr(n, "clip"))) {
         snprintf(what, sizeof what, "%s.%s", n->op_type, attr(n, "clip") ? "clip" : "activations");
         refuse(list, size, what);
     }

@@ -276,6 +276,8 @@ def export_recurrent(outdir):
     export(outdir, 'lstm', LastStep(), torch.rand(3, 1, 28, 28))
     torch.manual_seed(7)
     export(outdir, 'gru', Sequence(nn.GRU), torch.randn(1, 9, 7))
+    torch.manual_seed(9)
+    export(outdir, 'srnn', Sequence(nn.RNN), torch.randn(2, 9, 7))
 
 
 def main():
