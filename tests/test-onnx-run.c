@@ -155,6 +155,14 @@ START_TEST(torch_constant_arithmetic_matches_pytorch)
 }
 END_TEST
 
+/* A Transpose that moves only dims of extent 1 (a Conv's 1x1 output to
+ * channels last) is a Reshape (batch 3). */
+START_TEST(torch_unit_transpose_matches_pytorch)
+{
+    run_model("permute");
+}
+END_TEST
+
 /* An imported model trains: the CNN compiled with sparse cross-entropy
  * fits 8 random images with random labels, the loss falling by half in 20
  * Adam steps at lr 3e-3 (it starts near ln 10; a model whose gradients did
@@ -231,6 +239,7 @@ static const struct {
     { "bad_reshape", CLNET_ERR_UNSUPPORTED, "node 'reshape' (Reshape): the shape must be" },
     { "bad_gather", CLNET_ERR_FORMAT, "node 'gather' (Gather): index 5 out of range" },
     { "bad_softmax", CLNET_ERR_UNSUPPORTED, "node 'softmax' (Softmax): only over the features" },
+    { "bad_transpose", CLNET_ERR_UNSUPPORTED, "node 'transpose' (Transpose): only the layout" },
     { "bad_div", CLNET_ERR_UNSUPPORTED, "node 'div' (Div): a division of two computed values" },
     { "bad_convt", CLNET_ERR_UNSUPPORTED, "node 'convtranspose' (ConvTranspose): crops 1,1,0,0" },
     { "bad_lstm", CLNET_ERR_UNSUPPORTED, "not supported: LSTM.direction=bidirectional" },
@@ -272,6 +281,7 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, torch_gru_sequence_matches_pytorch);
     tcase_add_test(tc, torch_rnn_sequence_matches_pytorch);
     tcase_add_test(tc, torch_constant_arithmetic_matches_pytorch);
+    tcase_add_test(tc, torch_unit_transpose_matches_pytorch);
     suite_add_tcase(s, tc);
     return s;
 }
