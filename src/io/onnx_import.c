@@ -1176,8 +1176,10 @@ static clnet_status op_const_arith(imp *im, const clnet_onnx_node *n, int cfirst
     clnet_node x;
     clnet_status st;
     char op = n->op_type[0], lit[64], fwd[160], bwd[160], name[24];
-    if ((st = in_node(im, n, cfirst ? 1 : 0, &x)) || (st = clnet_model_set_node(im->m, x)))
-        return st ? st : lib_fail(im, n, st);
+    if ((st = in_node(im, n, cfirst ? 1 : 0, &x)))
+        return st;
+    if ((st = clnet_model_set_node(im->m, x)))
+        return lib_fail(im, n, st);
     for (size_t i = 0; i < c->numel; i++)
         if (!isfinite(c->f32[i]))
             return fail(im, CLNET_ERR_UNSUPPORTED,
