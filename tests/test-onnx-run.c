@@ -177,12 +177,28 @@ START_TEST(torch_gru_sequence_matches_pytorch)
 }
 END_TEST
 
+/* nn.RNN (tanh), which PyTorch writes with activations ["Tanh"]: the same
+ * two-layer sequence model (batch 2). */
+START_TEST(torch_rnn_sequence_matches_pytorch)
+{
+    run_model("srnn");
+}
+END_TEST
+
 /* Constant operands of Add, Sub, Mul, Div (scalars, per channel, per
  * feature, a constant minus x), nearest Resize by 2 x 3 and LogSoftmax
  * (batch 2, 3x5x7 images). */
 START_TEST(torch_constant_arithmetic_matches_pytorch)
 {
     run_model("arith");
+}
+END_TEST
+
+/* A Transpose that moves only dims of extent 1 (a Conv's 1x1 output to
+ * channels last) is a Reshape (batch 3). */
+START_TEST(torch_unit_transpose_matches_pytorch)
+{
+    run_model("permute");
 }
 END_TEST
 
@@ -265,6 +281,7 @@ static const struct {
     { "bad_reshape", CLNET_ERR_UNSUPPORTED, "node 'reshape' (Reshape): the shape must be" },
     { "bad_gather", CLNET_ERR_FORMAT, "node 'gather' (Gather): index 5 out of range" },
     { "bad_softmax", CLNET_ERR_UNSUPPORTED, "node 'softmax' (Softmax): only over the features" },
+    { "bad_transpose", CLNET_ERR_UNSUPPORTED, "node 'transpose' (Transpose): only the layout" },
     { "bad_div", CLNET_ERR_UNSUPPORTED, "node 'div' (Div): a division of two computed values" },
     { "bad_convt", CLNET_ERR_UNSUPPORTED, "node 'convtranspose' (ConvTranspose): crops 1,1,0,0" },
     { "bad_lstm", CLNET_ERR_UNSUPPORTED, "not supported: LSTM.direction=bidirectional" },
@@ -307,7 +324,9 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, torch_vae_decoder_matches_pytorch);
     tcase_add_test(tc, torch_lstm_stack_matches_pytorch);
     tcase_add_test(tc, torch_gru_sequence_matches_pytorch);
+    tcase_add_test(tc, torch_rnn_sequence_matches_pytorch);
     tcase_add_test(tc, torch_constant_arithmetic_matches_pytorch);
+    tcase_add_test(tc, torch_unit_transpose_matches_pytorch);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -174,7 +174,10 @@ static void refuse_rnn_attrs(const clnet_onnx_node *n, char *list, size_t size)
                  attr_str(n, "direction", ""));
         refuse(list, size, what);
     }
-    if (rnn && (attr(n, "activations") || attr(n, "clip"))) {
+    const clnet_onnx_attr *act = attr(n, "activations");
+    int tanh_only = act && act->type == CLNET_ONNX_ATTR_STRINGS && act->count == 1 &&
+                    !strcmp(act->strings[0], "Tanh") && !strcmp(n->op_type, "RNN");
+    if (rnn && ((act && !tanh_only) || attr(n, "clip"))) {
         snprintf(what, sizeof what, "%s.%s", n->op_type, attr(n, "clip") ? "clip" : "activations");
         refuse(list, size, what);
     }
@@ -977,10 +980,42 @@ static clnet_status define_seq(imp *im, const char *name, const value *from, int
 static clnet_status not_layout(const imp *im, const clnet_onnx_node *n)
 {
     return fail(im, CLNET_ERR_UNSUPPORTED,
-                "clnet_onnx_import: node '%s' (%s): only the layout changes around a recurrent "
-                "layer are imported (Transpose (1, 0, 2) of a sequence, Squeeze of an RNN's "
-                "direction axis)",
+                "clnet_onnx_import: node '%s' (%s): only the layout changes are imported "
+                "(a Transpose that keeps the batch first and moves only dims of extent 1, "
+                "Transpose (1, 0, 2) of a sequence, Squeeze of an RNN's direction axis)",
                 node_label(n), n->op_type);
+}
+
+/* A Transpose of a plain value that keeps the batch first and moves only
+ * dims of extent 1 (the data stays in place): a Reshape, or nothing for the
+ * identity. */
+static clnet_status op_transpose_view(imp *im, const clnet_onnx_node *n, clnet_node x)
+{
+    int64_t shape[CLNET_MAX_DIMS], out[CLNET_MAX_DIMS], perm[CLNET_MAX_DIMS + 1];
+    int nd = clnet_model_node_shape(im->m, x, shape), identity = 1;
+    const clnet_onnx_attr *a = attr(n, "perm");
+    if (!a || a->type != CLNET_ONNX_ATTR_INTS || a->count != (size_t)nd + 1 || a->ints[0] != 0)
+        return not_layout(im, n);
+    memcpy(perm, a->ints, ((size_t)nd + 1) * sizeof *perm);
+    int64_t prev = 0; /* the last non-unit dim taken, counted with the batch */
+    for (int i = 1; i <= nd; i++) {
+        if (perm[i] < 1 || perm[i] > nd)
+            return not_layout(im, n);
+        for (int j = 1; j < i; j++)
+            if (perm[j] == perm[i])
+                return not_layout(im, n);
+        out[i - 1] = shape[perm[i] - 1];
+        identity &= perm[i] == i;
+        if (out[i - 1] != 1) {
+            if (perm[i] < prev)
+                return not_layout(im, n);
+            prev = perm[i];
+        }
+    }
+    if (identity)
+        return define(im, n->outputs[0], x);
+    clnet_status st = clnet_model_add_reshape(im->m, nd, out);
+    return st ? lib_fail(im, n, st) : define_out(im, n);
 }
 
 /* Transpose (1, 0, 2) between (batch, steps, F) and (steps, batch, F), and
@@ -992,6 +1027,10 @@ static clnet_status op_relayout(imp *im, const clnet_onnx_node *n)
     if (!v)
         return not_layout(im, n);
     int nd = clnet_model_node_shape(im->m, v->node, shape);
+    const clnet_onnx_attr *pa = attr(n, "perm");
+    if (!strcmp(n->op_type, "Transpose") && v->layout == L_PLAIN && !v->last && pa &&
+        pa->type == CLNET_ONNX_ATTR_INTS && pa->count >= 1 && pa->ints[0] == 0)
+        return op_transpose_view(im, n, v->node);
     if (!strcmp(n->op_type, "Transpose")) {
         int64_t perm[3] = { 0, 0, 0 };
         const clnet_onnx_attr *a = attr(n, "perm");
@@ -1200,8 +1239,10 @@ static clnet_status op_const_arith(imp *im, const clnet_onnx_node *n, int cfirst
     clnet_node x;
     clnet_status st;
     char op = n->op_type[0], lit[64], fwd[160], bwd[160], name[24];
-    if ((st = in_node(im, n, cfirst ? 1 : 0, &x)) || (st = clnet_model_set_node(im->m, x)))
-        return st ? st : lib_fail(im, n, st);
+    if ((st = in_node(im, n, cfirst ? 1 : 0, &x)))
+        return st;
+    if ((st = clnet_model_set_node(im->m, x)))
+        return lib_fail(im, n, st);
     for (size_t i = 0; i < c->numel; i++)
         if (!isfinite(c->f32[i]))
             return fail(im, CLNET_ERR_UNSUPPORTED,

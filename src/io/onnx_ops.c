@@ -51,7 +51,7 @@ static const clnet_onnx_op_support ops[] = {
     { "Upsample", A("mode"), "mode nearest" },
     { "LSTM", A(RNN_ATTRS, "input_forget"), "input_forget 0" },
     { "GRU", A(RNN_ATTRS, "linear_before_reset"), "" },
-    { "RNN", A(RNN_ATTRS), "" },
+    { "RNN", A(RNN_ATTRS, "activations"), "activations Tanh (the default, which PyTorch writes)" },
     { "Slice", NONE, "the crop after a ConvTranspose; on zeros" },
     { "ConstantOfShape", A("value"), "zeros (an RNN's initial state)" },
 };
@@ -88,6 +88,10 @@ static const char *bad_value(const char *op, const clnet_onnx_attr *a)
         return a->type == CLNET_ONNX_ATTR_INT && a->i == 0 ? NULL : "storage_order";
     if (!strcmp(op, "LSTM") && !strcmp(a->name, "input_forget"))
         return a->type == CLNET_ONNX_ATTR_INT && a->i == 0 ? NULL : "input_forget";
+    if (!strcmp(op, "RNN") && !strcmp(a->name, "activations"))
+        return a->type == CLNET_ONNX_ATTR_STRINGS && a->count == 1 && !strcmp(a->strings[0], "Tanh")
+                   ? NULL
+                   : "activations";
     return NULL;
 }
 

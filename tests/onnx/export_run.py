@@ -177,6 +177,9 @@ def export_bad(outdir):
                 [int64_tensor('I', [5])], [1, 4], [1])
     write_model(outdir, 'bad_softmax', [node('Softmax', ['x'], ['y'], attr_int('axis', 1))],
                 [], img, img)
+    write_model(outdir, 'bad_transpose', [node('Transpose', ['x'], ['y'],
+                                               attr_ints('perm', [0, 2, 1]))],
+                [], [1, 2, 3], [1, 3, 2])
     write_model(outdir, 'bad_div', [node('Div', ['x', 'x'], ['y'])], [], [1, 4], [1, 4])
     export_bad_transposed(outdir, img)
 
@@ -279,6 +282,15 @@ class Sequence(nn.Module):
         return self.rnn(x)[0]
 
 
+class Permute(nn.Module):
+    def __init__(self, *perm):
+        super().__init__()
+        self.perm = perm
+
+    def forward(self, x):
+        return x.permute(*self.perm)
+
+
 class Arith(nn.Module):
     """Constants in arithmetic, numpy-broadcast: per channel (C, 1, 1) on
     NCHW (Add, Mul), scalars (Sub, Div, a constant minus x), per feature
@@ -304,6 +316,11 @@ class Arith(nn.Module):
 def export_arith(outdir):
     torch.manual_seed(8)
     export(outdir, 'arith', Arith(), torch.randn(2, 3, 5, 7))
+    # A Transpose that moves only dims of extent 1: a view.
+    torch.manual_seed(10)
+    export(outdir, 'permute', nn.Sequential(nn.Conv2d(3, 6, 5), Permute(0, 2, 3, 1),
+                                            nn.Flatten(), nn.Linear(6, 3)),
+           torch.randn(3, 3, 5, 5))
 
 
 def export_generative(outdir):
@@ -320,6 +337,8 @@ def export_recurrent(outdir):
     export(outdir, 'lstm', LastStep(), torch.rand(3, 1, 28, 28))
     torch.manual_seed(7)
     export(outdir, 'gru', Sequence(nn.GRU), torch.randn(1, 9, 7))
+    torch.manual_seed(9)
+    export(outdir, 'srnn', Sequence(nn.RNN), torch.randn(2, 9, 7))
 
 
 def export_torchvision(outdir, full):
