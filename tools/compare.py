@@ -143,6 +143,7 @@ def run_onnx(args, bench):
     torch_model = args.torch_model or ("torchvision:" + stem if stem in TORCHVISION else None)
     with tempfile.TemporaryDirectory(prefix="clnet-compare-") as tmp:
         cmd = [bench, "--onnx", args.onnx] + batch + common
+        cmd += sum((["--case", c] for c in args.case or []), [])
         cmd += sum((["--device", d] for d in args.device), [])
         cmd += (["--check"] if args.check else []) + (["--cold"] if args.cold else [])
         results, status = run(cmd + ["--json", os.path.join(tmp, "clnet.json")],
@@ -154,6 +155,8 @@ def run_onnx(args, bench):
         cmd = [peer_python(), os.path.join(HERE, "peers", "onnx_peers.py"), args.onnx,
                "--batch", nb, "--threads", args.threads] + common
         cmd += ["--torch-model", torch_model] if torch_model else []
+        if args.case and not any("_train_" in c for c in args.case):
+            cmd += ["--no-train"]  # --case onnx_infer_bN: inference only
         rs, _ = run(cmd + ["--json", os.path.join(tmp, "peers.json")],
                     os.path.join(tmp, "peers.json"), "the ONNX peers", args.lock)
         results += rs

@@ -24,6 +24,7 @@ typedef struct interp {
     size_t n, cap;
     const clnet_onnx_node *node; /* the node being evaluated, for messages */
     double flops;
+    int dry; /* count FLOPs only: the sums of Conv, Gemm and MatMul skipped */
     char *err;
     size_t err_size;
 } interp;
@@ -311,7 +312,7 @@ static int conv(interp *in, onnx_ref_value *y)
     int64_t cg = C / groups, mg = M / groups, KH = win.k[0], KW = win.k[1];
     if (alloc_value(in, y, 4, (int64_t[]){ N, M, OH, OW }))
         return -1;
-    for (int64_t n = 0; n < N; n++)
+    for (int64_t n = 0; n < N && !in->dry; n++)
         for (int64_t m = 0; m < M; m++) {
             int64_t g = m / mg;
             for (int64_t oh = 0; oh < OH; oh++)
@@ -436,7 +437,7 @@ static int gemm(interp *in, onnx_ref_value *y)
         return fail(in, "inner dims %lld and %lld", (long long)K, (long long)KB);
     if (alloc_value(in, y, 2, (int64_t[]){ M, N }))
         return -1;
-    for (int64_t i = 0; i < M; i++)
+    for (int64_t i = 0; i < M && !in->dry; i++)
         for (int64_t j = 0; j < N; j++) {
             double s = 0.0;
             for (int64_t k = 0; k < K; k++)
@@ -471,7 +472,7 @@ static int matmul(interp *in, const onnx_ref_value *a, const onnx_ref_value *b, 
         return fail(in, "batch dims differ");
     if (alloc_value(in, y, a->ndim, shape))
         return -1;
-    for (size_t p = 0; p < batch; p++) {
+    for (size_t p = 0; p < batch && !in->dry; p++) {
         const double *ap = a->d + p * (size_t)(M * K);
         const double *bp = b->d + (b->ndim > 2 ? p * (size_t)(K * N) : 0);
         for (int64_t i = 0; i < M; i++)
@@ -842,10 +843,11 @@ static void drop_dead(interp *in, size_t node)
         }
 }
 
-int onnx_ref_run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, onnx_ref_value *out,
-                 double *flops, char *err, size_t err_size)
+static int run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, onnx_ref_value *out,
+               double *flops, int dry, char *err, size_t err_size)
 {
-    interp in = { .om = om, .g = clnet_onnx_model_graph(om), .err = err, .err_size = err_size };
+    interp in = { .om = om, .g = clnet_onnx_model_graph(om), .dry = dry, .err = err,
+                  .err_size = err_size };
     int rc = 0;
     if (!in.g || nx != (int)in.g->n_inputs)
         rc = fail(&in, "%d inputs given, the graph has %zu", nx, in.g ? in.g->n_inputs : 0);
@@ -853,7 +855,8 @@ int onnx_ref_run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, on
         onnx_ref_value v;
         rc = alloc_value(&in, &v, x[i].ndim, x[i].shape);
         if (!rc) {
-            memcpy(v.d, x[i].d, v.n * sizeof *v.d);
+            if (x[i].d)
+                memcpy(v.d, x[i].d, v.n * sizeof *v.d);
             rc = put(&in, in.g->inputs[i].name, &v);
         }
     }
@@ -868,7 +871,7 @@ int onnx_ref_run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, on
         drop_dead(&in, i);
     }
     in.node = NULL;
-    for (size_t k = 0; !rc && k < in.g->n_outputs; k++) {
+    for (size_t k = 0; !rc && out && k < in.g->n_outputs; k++) {
         const onnx_ref_value *v = get(&in, in.g->outputs[k].name);
         rc = v ? 0 : -1;
         if (!rc) {
@@ -893,4 +896,16 @@ int onnx_ref_run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, on
     if (flops)
         *flops = in.flops;
     return rc;
+}
+
+int onnx_ref_run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, onnx_ref_value *out,
+                 double *flops, char *err, size_t err_size)
+{
+    return run(om, nx, x, out, flops, 0, err, err_size);
+}
+
+int onnx_ref_flops(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, double *flops,
+                   char *err, size_t err_size)
+{
+    return run(om, nx, x, NULL, flops, 1, err, err_size);
 }

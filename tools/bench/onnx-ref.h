@@ -32,4 +32,11 @@ typedef struct onnx_ref_value {
 int onnx_ref_run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, onnx_ref_value *out,
                  double *flops, char *err, size_t err_size);
 
+/* The FLOP count alone: the same walk with the sums of Conv, Gemm and
+ * MatMul skipped (their outputs left 0; shapes and the int64 shape
+ * arithmetic are computed as above). x[i].d may be NULL (zeros). Returns
+ * 0 and *flops, or -1 with a message. */
+int onnx_ref_flops(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, double *flops,
+                   char *err, size_t err_size);
+
 #endif

@@ -25,6 +25,7 @@ static struct {
     const char *path;
     int batch;
     int ce, logits; /* the training loss: sparse cross-entropy (on logits), else MSE */
+    double flops;   /* of one forward of the batch: Conv, Gemm, MatMul; 0: unknown */
     clnet_onnx_model *om;
 } cfg;
 
@@ -60,6 +61,19 @@ int bench_onnx_configure(const char *path, int batch)
     cfg.logits = !strcmp(op, "Gemm") || !strcmp(op, "MatMul");
     cfg.ce = g->n_outputs == 1 && g->outputs[0].ndim == 2 && g->outputs[0].shape[1] >= 2 &&
              (cfg.logits || !strcmp(op, "Softmax"));
+    /* The FLOPs of one forward, from the interpreter's shape walk; 0 (n/a)
+     * where a dim past the batch is not a number or an op has no reference. */
+    onnx_ref_value xs[CLNET_MODEL_MAX_IO] = { 0 };
+    int known = g->n_inputs <= CLNET_MODEL_MAX_IO;
+    for (size_t i = 0; known && i < g->n_inputs; i++) {
+        xs[i].ndim = g->inputs[i].ndim;
+        for (int k = 0; k < xs[i].ndim; k++) {
+            xs[i].shape[k] = k ? g->inputs[i].shape[k] : cfg.batch;
+            known &= xs[i].shape[k] >= 0;
+        }
+    }
+    if (!known || onnx_ref_flops(cfg.om, (int)g->n_inputs, xs, &cfg.flops, err, sizeof err))
+        cfg.flops = 0;
     return 0;
 }
 
@@ -83,6 +97,7 @@ static int onnx_list(int quick, bench_case *out, int max)
                             : "the ONNX model's training step: MSE to a fixed random target, "
                               "backward, Adam";
         c->quick = 1;
+        c->flops = (train ? 3.0 : 1.0) * cfg.flops; /* a training step: nominal, 3 forwards */
         c->p[0] = cfg.batch;
         c->p[1] = train;
     }

@@ -5,11 +5,13 @@
 # two pocl devices, and time a training step; a wrong output planted on
 # device 1 reads FAIL there only (exit status 3); a model the importer
 # refuses is an error naming the ops (exit status 1); --batch without --onnx
-# is a usage error (2).
-#   usage: test-onnx.sh path/to/clnet-bench SOURCE_ROOT
+# is a usage error (2). The float64 reference itself matches PyTorch's
+# outputs on both models (onnx-ref-check).
+#   usage: test-onnx.sh path/to/clnet-bench SOURCE_ROOT path/to/onnx-ref-check
 set -u
 bench=$1
 src=$2
+refcheck=$3
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "bench-onnx: $*"; cat "$tmp/out"; exit 1; }
@@ -19,6 +21,12 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     exit 77
 fi
 /usr/bin/python3 "$src/tests/onnx/export_run.py" "$tmp" >"$tmp/out" 2>&1 || fail "export failed"
+
+# The reference against PyTorch (float32) on the exported inputs.
+for m in cnn residual; do
+    "$refcheck" "$tmp/$m.onnx" "$tmp/$m.in.npy" "$tmp/$m.out.npy" >"$tmp/out" 2>&1 ||
+        fail "$m: the float64 reference does not match PyTorch"
+done
 
 # The CNN at the batch the file was exported with (3: dynamic batch, so --batch).
 "$bench" --onnx "$tmp/cnn.onnx" --batch 3 --check --reps 1 --quick --no-peak \

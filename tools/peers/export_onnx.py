@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Exports a PyTorch model to ONNX with random weights in eval mode (no
-downloads), for clnet-bench --onnx and tools/compare.py --onnx:
+"""Exports a PyTorch model to ONNX with random weights (and random batch-norm
+statistics) in eval mode (no downloads), for clnet-bench --onnx and tools/compare.py --onnx:
 
   export_onnx.py NAME OUT.onnx [--size 224] [--opset 13]
 
@@ -41,6 +41,17 @@ def main(argv):
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     model, shape = build(a.name, a.size)
+    # Batch-norm statistics and affine terms as a trained model has them,
+    # not the identity: torch.onnx.export shares equal initializers (every
+    # fresh BN's ones and zeros) through Identity nodes, which a trained
+    # model never shows and the importer does not take as layer weights.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
     model.eval()
     torch.onnx.export(model, torch.rand(shape), a.out, opset_version=a.opset,
                       input_names=["x"], output_names=["y"],

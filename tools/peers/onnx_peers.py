@@ -7,7 +7,7 @@ a batch of N uniform inputs in [-1, 1)) and, in PyTorch, onnx_train_bN
 
   onnx_peers.py MODEL.onnx [--batch N] [--threads 1,2]
                 [--torch-model torchvision:resnet18 | FILE.py:NAME]
-                [--engine ort|torch] [--json FILE] [--reps N] [--quick]
+                [--engine ort|torch] [--json FILE] [--reps N] [--quick] [--no-train]
 
 ONNX Runtime lives in a virtual environment (~/.cache/clnet/onnxruntime-venv,
 or CLNET_ORT_VENV; tools/peers/ort_run.py says how it is made) and PyTorch
@@ -102,6 +102,8 @@ def run_torch(a, threads, input_shapes):
                 model(*xs)
         rs.append(peerlib.result(device, workload(a.model, a.batch, False),
                                  peerlib.measure(infer, a.reps, a.quick), version=version))
+        if a.no_train:
+            continue
         # The loss clnet-bench takes: sparse cross-entropy for a class vector
         # made by softmax (on its log) or a linear layer, else MSE.
         model.train()
@@ -146,6 +148,7 @@ def main(argv):
     p.add_argument("--reps", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--no-train", action="store_true", help="inference only")
     a = p.parse_args(argv)
     a.reps = a.reps or (5 if a.quick else 10)
     threads = [int(s) for s in a.threads.split(",")]
@@ -161,6 +164,7 @@ def main(argv):
         with tempfile.TemporaryDirectory(prefix="clnet-onnx-peers-") as tmp:
             common = ["--batch", str(a.batch), "--threads", a.threads, "--reps", str(a.reps)]
             common += ["--quick"] if a.quick else []
+            common += ["--no-train"] if a.no_train else []
             out = os.path.join(tmp, "ort.json")
             subprocess.run([ort_python(), os.path.abspath(__file__), a.model, "--engine", "ort",
                             "--json", out] + common, check=True)
