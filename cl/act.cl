@@ -24,6 +24,16 @@ __kernel void relu_forward(__global float *y, ulong yo, __global const float *x,
     }
 }
 
+/* NaN propagates as relu's; above 6 (and +Inf) gives 6. */
+__kernel void relu6_forward(__global float *y, ulong yo, __global const float *x, ulong xo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        y[yo + i] = isnan(v) ? v : (v > 6.0f ? 6.0f : (v > 0.0f ? v : 0.0f));
+    }
+}
+
 __kernel void leaky_relu_forward(__global float *y, ulong yo, __global const float *x, ulong xo,
                                  ulong n, float alpha)
 {
@@ -65,6 +75,17 @@ __kernel void relu_backward(__global float *dx, ulong dxo, __global const float 
     size_t i = get_global_id(0);
     if (i < n)
         dx[dxo + i] = x[xo + i] > 0.0f ? dy[dyo + i] : 0.0f;
+}
+
+/* PyTorch's: the gradient passes strictly inside (0, 6). */
+__kernel void relu6_backward(__global float *dx, ulong dxo, __global const float *x, ulong xo,
+                             __global const float *dy, ulong dyo, ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i < n) {
+        float v = x[xo + i];
+        dx[dxo + i] = v > 0.0f && v < 6.0f ? dy[dyo + i] : 0.0f;
+    }
 }
 
 __kernel void leaky_relu_backward(__global float *dx, ulong dxo, __global const float *x, ulong xo,

@@ -480,6 +480,18 @@ void ref_act_relu_backward(size_t n, const double *x, const double *dy,
         dx[i] = x[i] > 0.0 ? dy[i] : 0.0;
 }
 
+void ref_act_relu6_forward(size_t n, const double *x, double *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = isnan(x[i]) ? x[i] : fmin(fmax(x[i], 0.0), 6.0);
+}
+
+void ref_act_relu6_backward(size_t n, const double *x, const double *dy, double *dx)
+{
+    for (size_t i = 0; i < n; i++)
+        dx[i] = x[i] > 0.0 && x[i] < 6.0 ? dy[i] : 0.0;
+}
+
 void ref_act_leaky_relu_forward(size_t n, double alpha, const double *x,
                                 double *y)
 {

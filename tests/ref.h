@@ -167,6 +167,9 @@ void ref_act_relu_forward(size_t n, const double *x, double *y);
 void ref_act_relu_backward(size_t n, const double *x, const double *dy,
                            double *dx);
 /* y = x > 0 ? x : alpha * x. */
+/* relu6: min(max(x, 0), 6), NaN kept; the gradient passes in (0, 6). */
+void ref_act_relu6_forward(size_t n, const double *x, double *y);
+void ref_act_relu6_backward(size_t n, const double *x, const double *dy, double *dx);
 void ref_act_leaky_relu_forward(size_t n, double alpha, const double *x,
                                 double *y);
 /* dx = x > 0 ? dy : alpha * dy. From x (y's sign flips when alpha < 0). */

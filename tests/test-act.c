@@ -127,7 +127,7 @@ static void trust(const double *ref, size_t n, double max_zero_frac, const char 
 
 /* ---- Activations --------------------------------------------------------------- */
 
-#define NACTS 5
+#define NACTS 6
 static const float alpha_leaky = 0.01f;
 
 static void ref_forward(clnet_activation act, double alpha, size_t n, const double *x, double *y)
@@ -144,6 +144,9 @@ static void ref_forward(clnet_activation act, double alpha, size_t n, const doub
         break;
     case CLNET_ACT_TANH:
         ref_act_tanh_forward(n, x, y);
+        break;
+    case CLNET_ACT_RELU6:
+        ref_act_relu6_forward(n, x, y);
         break;
     default:
         memcpy(y, x, n * sizeof *y);
@@ -166,6 +169,9 @@ static void ref_backward(clnet_activation act, double alpha, size_t n, const dou
         break;
     case CLNET_ACT_TANH:
         ref_act_tanh_backward(n, y, dy, dx);
+        break;
+    case CLNET_ACT_RELU6:
+        ref_act_relu6_backward(n, x, dy, dx);
         break;
     default:
         memcpy(dx, dy, n * sizeof *dx);
@@ -191,6 +197,8 @@ static void act_input(clnet_activation act, float *x, size_t n, uint64_t seed)
         lo = -12, hi = 12;
     else if (act == CLNET_ACT_TANH)
         lo = -5, hi = 5;
+    else if (act == CLNET_ACT_RELU6) /* a fifth below 0, a fifth above 6 */
+        lo = -2, hi = 8;
     fill_uniform(x, n, lo, hi, &seed);
     x[0] = 0.75f; /* n = 1 must not be a zero case */
 }
@@ -211,7 +219,8 @@ START_TEST(activation_forward_matches_reference)
         act_input(act, x, (size_t)n, 11 + k);
         double *dx = widen_f64(x, (size_t)n), *ref = host_f64((size_t)n);
         ref_forward(act, alpha_leaky, (size_t)n, dx, ref);
-        trust(ref, (size_t)n, act <= CLNET_ACT_LEAKY_RELU ? 0.5 : 0.3, label);
+        trust(ref, (size_t)n, act <= CLNET_ACT_LEAKY_RELU || act == CLNET_ACT_RELU6 ? 0.5 : 0.3,
+              label);
         clnet_tensor *tx = tensor_from(ctx, 1, &n, x);
         guarded g1, g2;
         guarded_create(ctx, 1, &n, &g1);
@@ -253,7 +262,7 @@ START_TEST(activation_backward_matches_reference)
         for (size_t i = 0; i < nn; i++) /* the saved y, as the device would hold it */
             y[i] = (float)dyy[i], dyy[i] = y[i];
         ref_backward(act, alpha_leaky, nn, dxx, dyy, ddy, ref);
-        trust(ref, nn, act == CLNET_ACT_RELU ? 0.5 : 0.3, label);
+        trust(ref, nn, act == CLNET_ACT_RELU || act == CLNET_ACT_RELU6 ? 0.5 : 0.3, label);
         clnet_tensor *tx = tensor_from(ctx, 1, &n, x), *ty = tensor_from(ctx, 1, &n, y);
         clnet_tensor *tdy = tensor_from(ctx, 1, &n, dy);
         guarded g1, g2;
@@ -302,7 +311,9 @@ START_TEST(activation_in_place_equals_out_of_place)
         CK_OK(ctx, clnet_activation_forward(act, alpha_leaky, txy, txy));
         expect_same_bits(ctx, txy, ty, 1000, clnet_activation_name(act));
         CK_OK(ctx, clnet_activation_backward(
-                       act, alpha_leaky, act <= CLNET_ACT_LEAKY_RELU ? txy : NULL, txy, tdy, tdy));
+                       act, alpha_leaky,
+                       act <= CLNET_ACT_LEAKY_RELU || act == CLNET_ACT_RELU6 ? txy : NULL, txy, tdy,
+                       tdy));
         download(ctx, tdy, got, 1000);
         ck_assert_msg(memcmp(got, want, sizeof got) == 0, "%s: in-place backward differs",
                       clnet_activation_name(act));

@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "nn/nn_impl.h"
+#include "ref-conv-grouped.h"
 #include "ref-graph.h"
 #include "runtime/fault.h"
 
@@ -284,6 +285,97 @@ START_TEST(expression_layer_matches_swish)
 }
 END_TEST
 
+static void same_bits(clnet_context *ctx, const clnet_tensor *a, const clnet_tensor *b,
+                      const char *what);
+
+/* A grouped Conv2D (6 channels, 4 filters, groups 2, 3x2, stride 2x1,
+ * explicit pads top 1, left 0, bottom 2, right 1), a MaxPooling2D (3x3,
+ * stride 2, pads 1, 1, 1, 0) and an AveragePooling2D counting its pads
+ * (2x2, stride 1, pads 1, 0, 0, 1) on (batch 1 and 3, 6, 7, 9): output,
+ * dx, the kernel's and the bias' gradients against the float64 chain. */
+START_TEST(grouped_and_padded_layers_match_the_reference)
+{
+    clnet_context *ctx = test_context();
+    int64_t shape[3] = { 6, 7, 9 };
+    for (int64_t batch = 1; batch <= 3; batch += 2) {
+        clnet_model *m = model_new(ctx, 3, shape);
+        clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        c.filters = 4, c.kernel_h = 3, c.kernel_w = 2, c.stride_h = 2, c.groups = 2;
+        c.padding = CLNET_PADDING_EXPLICIT;
+        c.pad_top = 1, c.pad_left = 0, c.pad_bottom = 2, c.pad_right = 1;
+        CK_OK(ctx, clnet_model_add_conv2d(m, &c));
+        clnet_pool2d_layer_params mp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT, ap = mp;
+        mp.pool_h = mp.pool_w = 3, mp.stride_h = mp.stride_w = 2;
+        mp.padding = CLNET_PADDING_EXPLICIT;
+        mp.pad_top = 1, mp.pad_left = 1, mp.pad_bottom = 1, mp.pad_right = 0;
+        CK_OK(ctx, clnet_model_add_maxpool2d(m, &mp));
+        ap.stride_h = ap.stride_w = 1, ap.padding = CLNET_PADDING_EXPLICIT;
+        ap.pad_top = 1, ap.pad_right = 1, ap.count_include_pad = 1;
+        CK_OK(ctx, clnet_model_add_avgpool2d(m, &ap));
+        int64_t os[CLNET_MAX_DIMS];
+        ck_assert_int_eq(clnet_model_output_shape(m, os), 3);
+        ck_assert(os[0] == 4 && os[1] == 2 && os[2] == 4);
+        /* The references, shaped as the layers. */
+        ref_conv2d rc = { (int)batch, 6, 7, 9, 4, 3, 2, 2, 1, 1, 2, 0, 1, 1, 1 };
+        ref_pool2d rm = { (int)batch, 4, 4, 9, 3, 3, 2, 2, 1, 1, 1, 0, 0 };
+        ref_pool2d ra = { (int)batch, 4, 2, 4, 2, 2, 1, 1, 1, 0, 0, 1, 1 };
+        size_t nx = (size_t)batch * 6 * 63, nc = (size_t)batch * 4 * 36, nm = (size_t)batch * 32;
+        uint64_t seed = 31 + (uint64_t)batch;
+        float *hx, hw[72], hb[4];
+        clnet_tensor *tx = node_input(ctx, m, clnet_model_input(m, 0), batch, -1, 1, &seed, &hx);
+        float *hbias = rand_host(4, -1, 1, &seed);
+        CK_OK(ctx, clnet_model_set_param(m, 0, "bias", 1, (int64_t[]){ 4 }, hbias));
+        CK_OK(ctx, clnet_model_get_param(m, 0, "kernel", hw, 72));
+        CK_OK(ctx, clnet_model_get_param(m, 0, "bias", hb, 4));
+        const clnet_tensor *y, *dx;
+        CK_OK(ctx, clnet_model_forward(m, tx, 1, &y, NULL));
+        double *dxh = widen(hx, nx), *dw = widen(hw, 72), *db = widen(hb, 4);
+        double *conv = host_f64(nc), *mx = host_f64(nm), *ref = host_f64(nm);
+        ref_conv2d_grouped_forward(&rc, 2, dxh, dw, db, conv);
+        ref_pool2d_max_forward(&rm, conv, mx);
+        ref_pool2d_avg_forward(&ra, mx, ref);
+        float *got = host_f32(nx);
+        download(ctx, y, got, nm);
+        check_close("grouped conv + padded pools forward", got, ref, nm);
+        float *g = rand_host(nm, -1, 1, &seed);
+        clnet_tensor *tg = tensor_from(ctx, 4, (int64_t[]){ batch, 4, 2, 4 }, g);
+        CK_OK(ctx, clnet_model_backward(m, tg, &dx));
+        double *dg = widen(g, nm), *dmx = host_f64(nm), *dconv = host_f64(nc);
+        double *rdx = host_f64(nx), rdw[72], rdb[4];
+        ref_pool2d_avg_backward(&ra, dg, dmx);
+        ref_pool2d_max_backward(&rm, conv, dmx, dconv);
+        ref_conv2d_grouped_backward_data(&rc, 2, dw, dconv, rdx);
+        ref_conv2d_grouped_backward_filter(&rc, 2, dxh, dconv, rdw);
+        ref_conv2d_backward_bias(&rc, dconv, rdb);
+        download(ctx, dx, got, nx);
+        check_close("grouped conv + padded pools dx", got, rdx, nx);
+        CK_OK(ctx, clnet_model_get_grad(m, 0, "kernel", got, 72));
+        check_close("grouped conv kernel gradient", got, rdw, 72);
+        CK_OK(ctx, clnet_model_get_grad(m, 0, "bias", got, 4));
+        check_close("grouped conv bias gradient", got, rdb, 4);
+        /* Weights: the grouped kernel (4, 3, 3, 2) saves and loads by name. */
+        char path[] = "/tmp/clnet-graph-XXXXXX";
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        CK_OK(ctx, clnet_model_save(m, path));
+        clnet_model *b = model_new(ctx, 3, shape);
+        CK_OK(ctx, clnet_model_add_conv2d(b, &c));
+        CK_OK(ctx, clnet_model_load(b, path));
+        for (int k = 0; k < 2; k++)
+            same_bits(ctx, m->layers[0]->params[k].value, b->layers[0]->params[k].value, "loaded");
+        unlink(path);
+        clnet_model_destroy(b);
+        free(hx), free(hbias), free(dxh), free(dw), free(db), free(conv), free(mx), free(ref);
+        free(got), free(g), free(dg), free(dmx), free(dconv), free(rdx);
+        clnet_tensor_destroy(tx);
+        clnet_tensor_destroy(tg);
+        clnet_model_destroy(m);
+    }
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- Finite differences of whole graphs ------------------------------------------------ */
 
 /* The function checked: F = sum_k <v_k, logits_k> + the layers' loss terms
@@ -445,6 +537,49 @@ START_TEST(residual_graph_gradients_match_finite_differences)
      * three steps while every other check passes); 52..54 pass. */
     ck_assert_int_eq(graph_fd(ctx, m, 3, 52, "residual graph", 1.0), 0);
     clnet_model_destroy(m);
+    clnet_context_destroy(ctx);
+}
+END_TEST
+
+/* A depthwise Conv2D (4 channels, depth multiplier 2, pads 1, 2, 0, 1,
+ * tanh), a grouped one (groups 2, 2x3, stride 2, pads 0, 1, 1, 0), max and
+ * average pooling with explicit pads (the average counting them), global
+ * average pooling and a Dense, on (batch 1 and 3, 4, 7, 6). */
+START_TEST(grouped_padded_graph_gradients_match_finite_differences)
+{
+    clnet_context *ctx = test_context();
+    for (int64_t batch = 1; batch <= 3; batch += 2) {
+        clnet_model *m = model_new(ctx, 3, (int64_t[]){ 4, 7, 6 });
+        clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        c.filters = 8, c.groups = 4, c.activation = CLNET_ACT_TANH;
+        c.padding = CLNET_PADDING_EXPLICIT;
+        c.pad_top = 1, c.pad_left = 2, c.pad_bottom = 0, c.pad_right = 1;
+        CK_OK(ctx, clnet_model_add_conv2d(m, &c));
+        c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
+        c.filters = 4, c.groups = 2, c.kernel_h = 2, c.stride_h = c.stride_w = 2;
+        c.padding = CLNET_PADDING_EXPLICIT;
+        c.pad_left = 1, c.pad_bottom = 1;
+        CK_OK(ctx, clnet_model_add_conv2d(m, &c));
+        clnet_pool2d_layer_params p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
+        p.stride_h = p.stride_w = 1, p.padding = CLNET_PADDING_EXPLICIT;
+        p.pad_top = 1, p.pad_right = 1;
+        CK_OK(ctx, clnet_model_add_maxpool2d(m, &p));
+        p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
+        p.pool_h = p.pool_w = 3, p.stride_h = p.stride_w = 2;
+        p.padding = CLNET_PADDING_EXPLICIT, p.count_include_pad = 1;
+        p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 1;
+        CK_OK(ctx, clnet_model_add_avgpool2d(m, &p));
+        int64_t os[CLNET_MAX_DIMS];
+        ck_assert_int_eq(clnet_model_output_shape(m, os), 3);
+        ck_assert(os[0] == 4 && os[1] == 2 && os[2] == 2);
+        CK_OK(ctx, clnet_model_add_global_avgpool2d(m));
+        clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
+        d.units = 3;
+        CK_OK(ctx, clnet_model_add_dense(m, &d));
+        ck_assert_int_eq(graph_fd(ctx, m, batch, 60 + (uint64_t)batch, "grouped padded graph", 1.0),
+                         0);
+        clnet_model_destroy(m);
+    }
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -962,6 +1097,7 @@ Suite *suite_graph(void)
     tcase_add_test(t, concat_and_global_avgpool_match_the_reference);
     tcase_add_test(t, sampling_matches_the_reference);
     tcase_add_test(t, expression_layer_matches_swish);
+    tcase_add_test(t, grouped_and_padded_layers_match_the_reference);
     suite_add_tcase(s, t);
     t = tcase_create("gradients");
     tcase_set_timeout(t, 180);
@@ -970,6 +1106,7 @@ Suite *suite_graph(void)
     tcase_add_test(t, shared_layer_gradients_are_summed);
     tcase_add_test(t, graph_fd_catches_a_wrong_gradient);
     tcase_add_test(t, two_outputs_with_weighted_losses);
+    tcase_add_test(t, grouped_padded_graph_gradients_match_finite_differences);
     suite_add_tcase(s, t);
     t = tcase_create("model");
     tcase_set_timeout(t, 120);

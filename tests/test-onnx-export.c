@@ -215,6 +215,38 @@ static clnet_model *make_recurrent(clnet_context *ctx)
     return m;
 }
 
+/* torchvision's layers: a strided depthwise Conv2D (depth multiplier 2,
+ * explicit pads top 0, left 1, bottom 2, right 1; relu6, with a kernel
+ * large enough to reach 6), a grouped 1x1 Conv2D (groups 2), MaxPool and
+ * AveragePool with explicit pads (the average counting them). */
+static clnet_model *make_vision(clnet_context *ctx)
+{
+    int64_t in[3] = { 4, 9, 7 }, ks[4] = { 8, 1, 3, 3 };
+    clnet_model *m;
+    clnet_conv2d_layer_params dw = conv(8, 3, 2, CLNET_PADDING_EXPLICIT, CLNET_ACT_RELU6),
+                              g = conv(6, 1, 1, CLNET_PADDING_VALID, CLNET_ACT_NONE);
+    dw.groups = 4, dw.pad_left = 1, dw.pad_bottom = 2, dw.pad_right = 1;
+    g.groups = 2;
+    clnet_pool2d_layer_params mp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT, ap = mp;
+    mp.pool_h = mp.pool_w = 3, mp.stride_h = mp.stride_w = 2, mp.padding = CLNET_PADDING_EXPLICIT;
+    mp.pad_top = mp.pad_left = mp.pad_right = 1;
+    ap.stride_h = ap.stride_w = 1, ap.padding = CLNET_PADDING_EXPLICIT, ap.count_include_pad = 1;
+    ap.pad_top = ap.pad_right = 1;
+    clnet_dense_params d = dense(5, CLNET_ACT_NONE);
+    CK_OK(ctx, clnet_model_create(ctx, 3, in, 3, &m));
+    CK_OK(ctx, clnet_model_add_conv2d(m, &dw));
+    float k[72];
+    uint64_t rng = 5;
+    fill_uniform(k, 72, -4.0f, 4.0f, &rng);
+    CK_OK(ctx, clnet_model_set_param(m, 0, "kernel", 4, ks, k));
+    CK_OK(ctx, clnet_model_add_conv2d(m, &g));
+    CK_OK(ctx, clnet_model_add_maxpool2d(m, &mp));
+    CK_OK(ctx, clnet_model_add_avgpool2d(m, &ap));
+    CK_OK(ctx, clnet_model_add_flatten(m));
+    CK_OK(ctx, clnet_model_add_dense(m, &d));
+    return m;
+}
+
 static double max_rel(const float *got, const float *want, size_t n)
 {
     double scale = 0, err = 0;
@@ -325,6 +357,12 @@ START_TEST(reshape_round_trip)
 }
 END_TEST
 
+START_TEST(vision_round_trip)
+{
+    round_trip("vision", make_vision, 3, 1);
+}
+END_TEST
+
 START_TEST(decoder_written)
 {
     round_trip("decoder", make_decoder, 3, 0);
@@ -383,6 +421,7 @@ Suite *suite_onnx_export(void)
     tcase_add_test(tc, cnn_round_trip);
     tcase_add_test(tc, graph_round_trip);
     tcase_add_test(tc, reshape_round_trip);
+    tcase_add_test(tc, vision_round_trip);
     tcase_add_test(tc, decoder_written);
     tcase_add_test(tc, sequence_written);
     tcase_add_test(tc, recurrent_written);

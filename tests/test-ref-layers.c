@@ -30,7 +30,7 @@ START_TEST(test_activations_hand)
 END_TEST
 
 typedef struct act_ctx {
-    int kind;  /* 0 relu, 1 leaky, 2 sigmoid, 3 tanh */
+    int kind;  /* 0 relu, 1 leaky, 2 sigmoid, 3 tanh, 4 relu6 */
     double alpha;
     size_t n;
     double *x;
@@ -43,6 +43,7 @@ static void act_fwd(const void *v, double *y)
     case 0: ref_act_relu_forward(c->n, c->x, y); break;
     case 1: ref_act_leaky_relu_forward(c->n, c->alpha, c->x, y); break;
     case 2: ref_act_sigmoid_forward(c->n, c->x, y); break;
+    case 4: ref_act_relu6_forward(c->n, c->x, y); break;
     default: ref_act_tanh_forward(c->n, c->x, y); break;
     }
 }
@@ -50,13 +51,15 @@ static void act_fwd(const void *v, double *y)
 START_TEST(test_activations_backward_match_fd)
 {
     enum { N = 37 };
-    static const char *names[4] = {"relu", "leaky_relu", "sigmoid", "tanh"};
-    for (int kind = 0; kind < 4; kind++) {
+    static const char *names[5] = {"relu", "leaky_relu", "sigmoid", "tanh", "relu6"};
+    for (int kind = 0; kind < 5; kind++) {
         double x[N], y[N], dy[N], dx[N];
         uint64_t s = 900 + (uint64_t)kind;
         fill_away_from_zero(x, N, &s);
         for (int i = 0; i < N; i++)
-            x[i] *= 3.0;  /* reach sigmoid's and tanh's tails too */
+            /* reach sigmoid's and tanh's tails too; relu6: around both
+             * kinks, 0 and 6, at least 0.3 away */
+            x[i] = x[i] * 3.0 + (kind == 4 && i % 2 ? 6.0 : 0.0);
         ref_fill_uniform(dy, N, -1, 1, &s);
         act_ctx c = {kind, 0.2, N, x};
         act_fwd(&c, y);
@@ -64,6 +67,7 @@ START_TEST(test_activations_backward_match_fd)
         case 0: ref_act_relu_backward(N, x, dy, dx); break;
         case 1: ref_act_leaky_relu_backward(N, 0.2, x, dy, dx); break;
         case 2: ref_act_sigmoid_backward(N, y, dy, dx); break;
+        case 4: ref_act_relu6_backward(N, x, dy, dx); break;
         default: ref_act_tanh_backward(N, y, dy, dx); break;
         }
         check_grad(names[kind], act_fwd, &c, x, N, N, dy, dx);

@@ -28,7 +28,8 @@ typedef enum clnet_activation {
     CLNET_ACT_RELU,       /* y = x > 0 ? x : 0 */
     CLNET_ACT_LEAKY_RELU, /* y = x > 0 ? x : alpha * x */
     CLNET_ACT_SIGMOID,    /* y = 1 / (1 + exp(-x)) */
-    CLNET_ACT_TANH        /* y = tanh(x) */
+    CLNET_ACT_TANH,       /* y = tanh(x) */
+    CLNET_ACT_RELU6       /* y = min(max(x, 0), 6) (MobileNet's; ONNX Clip(0, 6)) */
 } clnet_activation;
 
 /* A short constant name ("relu"); "unknown" for a value outside the enum. */
@@ -38,7 +39,8 @@ CLNET_API const char *clnet_activation_name(clnet_activation act);
  * may differ); y may alias x (in place). alpha is used by LEAKY_RELU only.
  *
  * Special values: NaN propagates through every activation. relu(-0) = +0,
- * relu(-Inf) = 0, relu(+Inf) = +Inf; leaky relu keeps the sign of zero for
+ * relu(-Inf) = 0, relu(+Inf) = +Inf (relu6 likewise, with +Inf and
+ * everything above 6 giving 6); leaky relu keeps the sign of zero for
  * alpha > 0 and gives alpha * x for x <= 0 (so -Inf stays -Inf). sigmoid is
  * evaluated without overflow for any x (exp of a non-positive argument only):
  * sigmoid(+Inf) = 1, sigmoid(-Inf) = +0, sigmoid(x) = 1 for x >= 17.4,
@@ -55,11 +57,13 @@ CLNET_API clnet_status clnet_activation_forward(clnet_activation act, float alph
  *   NONE:        neither (dx = dy); x and y may be NULL.
  *   RELU:        x: dx = x > 0 ? dy : 0. y may be NULL.
  *   LEAKY_RELU:  x: dx = x > 0 ? dy : alpha * dy. y may be NULL.
+ *   RELU6:       x: dx = 0 < x < 6 ? dy : 0 (PyTorch's). y may be NULL.
  *   SIGMOID:     y: dx = dy * y * (1 - y). x may be NULL.
  *   TANH:        y: dx = dy * (1 - y) * (1 + y) (= 1 - y^2, without its
  *                cancellation near |y| = 1). x may be NULL.
- * After an in-place forward (x overwritten), relu and leaky relu with
- * alpha > 0 may be passed y as x: y > 0 exactly when x > 0. A tensor that is
+ * After an in-place forward (x overwritten), relu, relu6 and leaky relu
+ * with alpha > 0 may be passed y as x: y > 0 exactly when x > 0 (and
+ * y < 6 exactly when x < 6). A tensor that is
  * given but not read is still checked (context, dtype, size). dx may alias
  * dy. A NaN x gives dx = 0 for relu and alpha * dy for leaky relu (NaN > 0 is
  * false); a NaN y or dy gives NaN. */

@@ -49,7 +49,9 @@ typedef enum clnet_init {
 
 typedef enum clnet_padding {
     CLNET_PADDING_VALID = 0,           /* no padding */
-    CLNET_PADDING_SAME                 /* Keras' 'same': output = ceil(input / stride) */
+    CLNET_PADDING_SAME,                /* Keras' 'same': output = ceil(input / stride) */
+    CLNET_PADDING_EXPLICIT             /* the params' pad_top, pad_left, pad_bottom, pad_right
+                                        * (ONNX's and PyTorch's pads; Conv2D and pooling) */
 } clnet_padding;
 
 /* The layer's activation: CLNET_ACT_* or softmax over the feature axis, as
@@ -77,6 +79,14 @@ typedef struct clnet_conv2d_layer_params {
     float alpha;
     int use_bias;
     clnet_init kernel_init;
+    /* Conv2D only: 0 or 1 is the ordinary convolution; g > 1 splits channels
+     * and filters into g groups (g divides both; filters == channels ==
+     * groups is depthwise), kernel (filters, channels / g, kh, kw) as
+     * PyTorch's Conv2d(groups=g) (clnet/conv_grouped.h). */
+    int groups;
+    /* CLNET_PADDING_EXPLICIT only (Conv2D, not Conv2DTranspose): zero
+     * padding in rows and columns, each >= 0. */
+    int pad_top, pad_left, pad_bottom, pad_right;
 } clnet_conv2d_layer_params;
 #define CLNET_CONV2D_LAYER_PARAMS_DEFAULT                                                   \
     ((clnet_conv2d_layer_params){ .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, \
@@ -89,6 +99,12 @@ typedef struct clnet_pool2d_layer_params {
     int pool_h, pool_w;
     int stride_h, stride_w;            /* 0: the pool size (Keras' default) */
     clnet_padding padding;
+    /* CLNET_PADDING_EXPLICIT only: each >= 0 and smaller than the window.
+     * Padded cells are ignored by max pooling; average pooling counts them
+     * (as zeros) when count_include_pad is 1 (PyTorch's AvgPool2d default),
+     * else divides by the input cells it covers (as 'same'). */
+    int pad_top, pad_left, pad_bottom, pad_right;
+    int count_include_pad;
 } clnet_pool2d_layer_params;
 #define CLNET_POOL2D_LAYER_PARAMS_DEFAULT                                                   \
     ((clnet_pool2d_layer_params){ .pool_h = 2, .pool_w = 2, .padding = CLNET_PADDING_VALID })

@@ -208,6 +208,19 @@ static char *init_i64(exporter *e, char *name, int count, const int64_t *v)
     return name;
 }
 
+/* A float32 scalar (0-D) initializer: Clip's min and max. */
+static char *init_f32_scalar(exporter *e, char *name, float v)
+{
+    const int64_t none[1] = { 1 }; /* ndim 0: no dims copied */
+    Onnx__TensorProto *t = init(e, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 0, none, 4);
+    if (!t)
+        return NULL;
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    put_le(t->raw_data.data, u, 4);
+    return name;
+}
+
 static char *init_f32(exporter *e, char *name, int count, const float *v)
 {
     int64_t shape[1] = { count };
@@ -395,6 +408,14 @@ static void activation(exporter *e, int act, float alpha, int out_ndim, char *in
     case CLNET_ACT_TANH:
         node(e, "Tanh", 1, &in, 1, &out);
         break;
+    case CLNET_ACT_RELU6: {
+        /* Clip with min and max as inputs (opset 11+), as PyTorch writes ReLU6. */
+        char *ins[3] = { in, init_f32_scalar(e, ex_str(e, "%s.min", out), 0.0f),
+                         init_f32_scalar(e, ex_str(e, "%s.max", out), 6.0f) };
+        if (ins[1] && ins[2])
+            node(e, "Clip", 3, ins, 1, &out);
+        break;
+    }
     case CLNET_ACT_SOFTMAX:
         n = node(e, "Softmax", 1, &in, 1, &out);
         attr_int(e, n, "axis", out_ndim == 3 ? 1 : -1);
@@ -445,6 +466,8 @@ static clnet_status conv(exporter *e, const clnet__layer *l, char *in, char *out
     attr_ints(e, n, "strides", 2, s);
     attr_ints(e, n, "dilations", 2, d);
     attr_ints(e, n, "pads", 4, pads);
+    if (l->groups > 1)
+        attr_int(e, n, "group", l->groups);
     if (transposed && (opad[0] || opad[1]))
         attr_ints(e, n, "output_padding", 2, opad);
     fused_act(e, l, lin, out);

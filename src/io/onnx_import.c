@@ -114,6 +114,7 @@ static const char *const mapped_ops[] = {
     "Mul",     "Concat",      "BatchNormalization",
     "Dropout", "Identity",    "Constant",
     "Shape",   "Gather",      "Unsqueeze",
+    "Clip",
 };
 
 /* Appends "; what" to the refusal list in buf unless it is there already. */
@@ -139,13 +140,6 @@ static clnet_status check_mapped(const imp *im)
                      n->op_type);
             refuse(list, sizeof list, what);
             continue;
-        }
-        if (!strcmp(n->op_type, "Conv") && attr_int(n, "group", 1) != 1) {
-            /* Refused: there is no grouped Conv2D layer yet, only the
-             * primitive (clnet/conv_grouped.h); docs/onnx.md lists it. */
-            snprintf(what, sizeof what, "Conv.group=%lld (grouped layers not imported yet)",
-                     (long long)attr_int(n, "group", 1));
-            refuse(list, sizeof list, what);
         }
         if ((!strcmp(n->op_type, "MaxPool") || !strcmp(n->op_type, "AveragePool")) &&
             attr_int(n, "ceil_mode", 0)) {
@@ -262,9 +256,11 @@ static void same_pads(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *befo
 }
 
 /* The clnet padding for ONNX's auto_pad and pads (top, left, bottom,
- * right) on an h x w input; -1 when neither VALID nor Keras' SAME. */
-static int padding_of(const clnet_onnx_node *n, int64_t h, int64_t w, const int64_t *k,
-                      const int64_t *s, const int64_t *d, const int64_t *pads)
+ * right; ONNX's [x1_begin, x2_begin, x1_end, x2_end]) on an h x w input:
+ * VALID, Keras' SAME, or EXPLICIT with pads (SAME_LOWER's extra row at the
+ * top written into pads). */
+static clnet_padding padding_of(const clnet_onnx_node *n, int64_t h, int64_t w, const int64_t *k,
+                                const int64_t *s, const int64_t *d, int64_t *pads)
 {
     const char *ap = attr_str(n, "auto_pad", "NOTSET");
     int64_t sp[4];
@@ -274,21 +270,26 @@ static int padding_of(const clnet_onnx_node *n, int64_t h, int64_t w, const int6
         return CLNET_PADDING_VALID;
     if (!strcmp(ap, "SAME_UPPER"))
         return CLNET_PADDING_SAME;
-    if (!strcmp(ap, "SAME_LOWER"))
-        return sp[0] == sp[2] && sp[1] == sp[3] ? CLNET_PADDING_SAME : -1;
+    if (!strcmp(ap, "SAME_LOWER")) {
+        if (sp[0] == sp[2] && sp[1] == sp[3])
+            return CLNET_PADDING_SAME;
+        pads[0] = sp[2], pads[1] = sp[3], pads[2] = sp[0], pads[3] = sp[1];
+        return CLNET_PADDING_EXPLICIT;
+    }
     if (!pads[0] && !pads[1] && !pads[2] && !pads[3])
         return CLNET_PADDING_VALID;
     if (!memcmp(pads, sp, sizeof sp))
         return CLNET_PADDING_SAME;
-    return -1;
+    return CLNET_PADDING_EXPLICIT;
 }
 
-/* Kernel, strides, dilations, pads of a Conv or pool node and the padding
- * they give; the message names the pads clnet cannot express. */
+/* Kernel, strides, dilations, pads (top, left, bottom, right) of a Conv or
+ * pool node and the padding they give. */
 static clnet_status window(imp *im, const clnet_onnx_node *n, clnet_node x, const int64_t *kdef,
-                           int64_t *k, int64_t *s, int64_t *d, clnet_padding *pad)
+                           int64_t *k, int64_t *s, int64_t *d, clnet_padding *pad, int64_t *pads)
 {
-    int64_t shape[CLNET_MAX_DIMS], pads[4] = { 0, 0, 0, 0 };
+    int64_t shape[CLNET_MAX_DIMS];
+    pads[0] = pads[1] = pads[2] = pads[3] = 0;
     if (clnet_model_node_shape(im->m, x, shape) != 3)
         return fail(im, CLNET_ERR_SHAPE,
                     "clnet_onnx_import: node '%s' (%s) needs NCHW images as input", node_label(n),
@@ -304,15 +305,14 @@ static clnet_status window(imp *im, const clnet_onnx_node *n, clnet_node x, cons
                     "clnet_onnx_import: node '%s' (%s): kernel_shape, strides, dilations or "
                     "pads are not 2-D positive values",
                     node_label(n), n->op_type);
-    int p = padding_of(n, shape[1], shape[2], k, s, d, pads);
-    if (p < 0)
-        return fail(im, CLNET_ERR_UNSUPPORTED,
-                    "clnet_onnx_import: node '%s' (%s): pads %lld,%lld,%lld,%lld on %lldx%lld "
-                    "are neither none nor 'same' (explicit padding is not imported yet)",
-                    node_label(n), n->op_type, (long long)pads[0], (long long)pads[1],
-                    (long long)pads[2], (long long)pads[3], (long long)shape[1],
-                    (long long)shape[2]);
-    *pad = (clnet_padding)p;
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0 || pads[i] > INT32_MAX)
+            return fail(im, CLNET_ERR_FORMAT,
+                        "clnet_onnx_import: node '%s' (%s): pads %lld,%lld,%lld,%lld are not "
+                        "non-negative int32 values",
+                        node_label(n), n->op_type, (long long)pads[0], (long long)pads[1],
+                        (long long)pads[2], (long long)pads[3]);
+    *pad = padding_of(n, shape[1], shape[2], k, s, d, pads);
     return CLNET_OK;
 }
 
@@ -324,10 +324,18 @@ static clnet_status op_conv(imp *im, const clnet_onnx_node *n, clnet_node x)
     clnet_status st;
     if ((st = in_const(im, n, 1, 4, 0, &w)) || (st = in_const(im, n, 2, 1, 1, &b)))
         return st;
-    int64_t k[2], s[2], d[2];
+    int64_t k[2], s[2], d[2], pads[4], xs[CLNET_MAX_DIMS];
     clnet_padding pad;
-    if ((st = window(im, n, x, w->shape + 2, k, s, d, &pad)))
+    if ((st = window(im, n, x, w->shape + 2, k, s, d, &pad, pads)))
         return st;
+    clnet_model_node_shape(im->m, x, xs);
+    int64_t group = attr_int(n, "group", 1);
+    if (group < 1 || group > INT32_MAX || w->shape[1] * group != xs[0] || w->shape[0] % group)
+        return fail(im, CLNET_ERR_FORMAT,
+                    "clnet_onnx_import: node '%s' (Conv): group %lld does not fit %lld input "
+                    "channels and a weight of (%lld, %lld, ...)",
+                    node_label(n), (long long)group, (long long)xs[0], (long long)w->shape[0],
+                    (long long)w->shape[1]);
     if (k[0] != w->shape[2] || k[1] != w->shape[3] || (b && b->shape[0] != w->shape[0]))
         return fail(im, CLNET_ERR_FORMAT,
                     "clnet_onnx_import: node '%s' (Conv): kernel_shape or the bias disagrees "
@@ -339,6 +347,9 @@ static clnet_status op_conv(imp *im, const clnet_onnx_node *n, clnet_node x)
     p.stride_h = (int)s[0], p.stride_w = (int)s[1];
     p.dilation_h = (int)d[0], p.dilation_w = (int)d[1];
     p.padding = pad;
+    p.pad_top = (int)pads[0], p.pad_left = (int)pads[1];
+    p.pad_bottom = (int)pads[2], p.pad_right = (int)pads[3];
+    p.groups = (int)group;
     p.use_bias = b != NULL;
     if ((st = clnet_model_add_conv2d(im->m, &p)))
         return lib_fail(im, n, st);
@@ -350,20 +361,31 @@ static clnet_status op_conv(imp *im, const clnet_onnx_node *n, clnet_node x)
 
 static clnet_status op_pool(imp *im, const clnet_onnx_node *n, clnet_node x, int avg)
 {
-    int64_t k[2] = { 0, 0 }, s[2], d[2];
+    int64_t k[2] = { 0, 0 }, s[2], d[2], pads[4];
     clnet_padding pad;
-    clnet_status st = window(im, n, x, k, k, s, d, &pad);
+    clnet_status st = window(im, n, x, k, k, s, d, &pad, pads);
     if (st)
         return st;
-    if (d[0] != 1 || d[1] != 1 || (avg && pad != CLNET_PADDING_VALID))
+    int include = avg && attr_int(n, "count_include_pad", 0);
+    if (d[0] != 1 || d[1] != 1)
         return fail(im, CLNET_ERR_UNSUPPORTED,
-                    "clnet_onnx_import: node '%s' (%s): dilated or padded average pooling is "
-                    "not imported",
+                    "clnet_onnx_import: node '%s' (%s): dilated pooling is not imported",
                     node_label(n), n->op_type);
     clnet_pool2d_layer_params p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
     p.pool_h = (int)k[0], p.pool_w = (int)k[1];
     p.stride_h = (int)s[0], p.stride_w = (int)s[1];
-    p.padding = pad;
+    /* clnet's 'same' average ignores the padded cells; counting them takes
+     * the pads written out. */
+    p.padding = include && pad == CLNET_PADDING_SAME ? CLNET_PADDING_EXPLICIT : pad;
+    if (p.padding == CLNET_PADDING_EXPLICIT && pad == CLNET_PADDING_SAME) {
+        int64_t xs[CLNET_MAX_DIMS];
+        clnet_model_node_shape(im->m, x, xs);
+        same_pads(xs[1], k[0], s[0], 1, &pads[0], &pads[2]);
+        same_pads(xs[2], k[1], s[1], 1, &pads[1], &pads[3]);
+    }
+    p.pad_top = (int)pads[0], p.pad_left = (int)pads[1];
+    p.pad_bottom = (int)pads[2], p.pad_right = (int)pads[3];
+    p.count_include_pad = include;
     st = avg ? clnet_model_add_avgpool2d(im->m, &p) : clnet_model_add_maxpool2d(im->m, &p);
     return st ? lib_fail(im, n, st) : define_out(im, n);
 }
@@ -626,6 +648,46 @@ static clnet_status op_softmax(imp *im, const clnet_onnx_node *n, clnet_node x)
     return st ? lib_fail(im, n, st) : define_out(im, n);
 }
 
+/* Clip's bound: input i (opset 11+, a one-element float constant; absent
+ * or "" leaves *v as is) or attribute `name` (opset < 11). */
+static clnet_status clip_bound(imp *im, const clnet_onnx_node *n, size_t i, const char *name,
+                               float *v)
+{
+    *v = attr_float(n, name, *v);
+    if (i >= n->n_inputs || !n->inputs[i][0])
+        return CLNET_OK;
+    const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, n->inputs[i]);
+    if (!t || t->dtype != CLNET_ONNX_FLOAT || t->numel != 1)
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (Clip): %s '%s' must be a one-element float "
+                    "constant",
+                    node_label(n), name, n->inputs[i]);
+    *v = t->f32[0];
+    return CLNET_OK;
+}
+
+/* Clip(0, 6) is relu6 (what PyTorch writes for ReLU6), Clip(0, +inf) relu;
+ * other bounds are refused, naming them. */
+static clnet_status op_clip(imp *im, const clnet_onnx_node *n)
+{
+    float lo = -INFINITY, hi = INFINITY;
+    clnet_status st;
+    if ((st = clip_bound(im, n, 1, "min", &lo)) || (st = clip_bound(im, n, 2, "max", &hi)))
+        return st;
+    clnet_activation act;
+    if (lo == 0.0f && hi == 6.0f)
+        act = CLNET_ACT_RELU6;
+    else if (lo == 0.0f && hi == INFINITY)
+        act = CLNET_ACT_RELU;
+    else
+        return fail(im, CLNET_ERR_UNSUPPORTED,
+                    "clnet_onnx_import: node '%s' (Clip): bounds [%g, %g] (only [0, 6], relu6, "
+                    "and [0, inf], relu)",
+                    node_label(n), (double)lo, (double)hi);
+    st = clnet_model_add_activation(im->m, act, 0.0f);
+    return st ? lib_fail(im, n, st) : define_out(im, n);
+}
+
 static clnet_status import_node(imp *im, const clnet_onnx_node *n)
 {
     const char *op = n->op_type;
@@ -666,6 +728,8 @@ static clnet_status import_node(imp *im, const clnet_onnx_node *n)
         return op_concat(im, n);
     if (!strcmp(op, "Softmax"))
         return op_softmax(im, n, x);
+    if (!strcmp(op, "Clip"))
+        return op_clip(im, n);
     if (!strcmp(op, "GlobalAveragePool")) {
         int64_t shape[CLNET_MAX_DIMS];
         clnet_model_node_shape(im->m, x, shape);

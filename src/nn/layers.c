@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clnet/conv_grouped.h"
 #include "nn_impl.h"
 #include "tensor/tensor_impl.h"
 
@@ -165,7 +166,8 @@ void clnet__layer_free(clnet__layer *l)
 static int valid_activation(clnet_activation a)
 {
     return a == CLNET_ACT_NONE || a == CLNET_ACT_RELU || a == CLNET_ACT_LEAKY_RELU ||
-           a == CLNET_ACT_SIGMOID || a == CLNET_ACT_TANH || a == CLNET_ACT_SOFTMAX;
+           a == CLNET_ACT_SIGMOID || a == CLNET_ACT_TANH || a == CLNET_ACT_RELU6 ||
+           a == CLNET_ACT_SOFTMAX;
 }
 
 /* A bad field of a layer's params: names the layer, the field, its value and
@@ -188,7 +190,8 @@ static clnet_status check_activation(clnet_model *m, const char *type, clnet_act
 {
     if (!valid_activation(act))
         return field_error(m, type, "activation", (long long)act,
-                           "must be CLNET_ACT_NONE, RELU, LEAKY_RELU, SIGMOID, TANH or SOFTMAX");
+                           "must be CLNET_ACT_NONE, RELU, LEAKY_RELU, SIGMOID, TANH, RELU6 or "
+                           "SOFTMAX");
     return CLNET_OK;
 }
 
@@ -356,8 +359,11 @@ static clnet_status conv_forward(clnet__layer *l, clnet__io *io, int training)
 {
     (void)training;
     clnet_tensor *lin = l->has_pre ? io->pre : io->y;
-    clnet_status st = kind_of(l)->forward(&l->conv, io->x, l->params[0].value,
-                                          l->nparams > 1 ? l->params[1].value : NULL, lin);
+    const clnet_tensor *b = l->nparams > 1 ? l->params[1].value : NULL;
+    clnet_status st =
+        l->groups > 1
+            ? clnet_conv2d_grouped_forward(&l->conv, l->groups, io->x, l->params[0].value, b, lin)
+            : kind_of(l)->forward(&l->conv, io->x, l->params[0].value, b, lin);
     return st ? st : act_forward(l, io);
 }
 
@@ -367,12 +373,16 @@ static clnet_status conv_backward(clnet__layer *l, clnet__io *io)
     const clnet_tensor *d;
     clnet_status st = act_backward(l, io, &d);
     if (!st && l->trainable) {
-        st = k->backward_filter(&l->conv, io->x, d, l->params[0].grad);
+        st = l->groups > 1 ? clnet_conv2d_grouped_backward_filter(&l->conv, l->groups, io->x, d,
+                                                                  l->params[0].grad)
+                           : k->backward_filter(&l->conv, io->x, d, l->params[0].grad);
         if (!st && l->nparams > 1)
             st = clnet_conv2d_backward_bias(d, l->params[1].grad);
     }
     if (!st && io->dx)
-        st = k->backward_data(&l->conv, l->params[0].value, d, io->dx);
+        st = l->groups > 1 ? clnet_conv2d_grouped_backward_data(&l->conv, l->groups,
+                                                                l->params[0].value, d, io->dx)
+                           : k->backward_data(&l->conv, l->params[0].value, d, io->dx);
     return st;
 }
 
@@ -404,8 +414,25 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
     CHECK_FIELD(m, t, p, stride_w, p->stride_w > 0, "must be >= 1");
     CHECK_FIELD(m, t, p, dilation_h, p->dilation_h > 0, "must be >= 1");
     CHECK_FIELD(m, t, p, dilation_w, p->dilation_w > 0, "must be >= 1");
-    CHECK_FIELD(m, t, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
-                "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
+    if (kind->transposed) {
+        CHECK_FIELD(m, t, p, padding,
+                    p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
+                    "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
+        CHECK_FIELD(m, t, p, groups, p->groups == 0 || p->groups == 1,
+                    "must be 0 or 1: grouped transposed convolution is not implemented");
+    } else {
+        CHECK_FIELD(m, t, p, padding,
+                    p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME ||
+                        p->padding == CLNET_PADDING_EXPLICIT,
+                    "must be CLNET_PADDING_VALID, SAME or EXPLICIT");
+        CHECK_FIELD(m, t, p, groups, p->groups >= 0, "must be >= 0; 0 and 1 are ungrouped");
+    }
+    if (p->padding == CLNET_PADDING_EXPLICIT) {
+        CHECK_FIELD(m, t, p, pad_top, p->pad_top >= 0, "must be >= 0");
+        CHECK_FIELD(m, t, p, pad_left, p->pad_left >= 0, "must be >= 0");
+        CHECK_FIELD(m, t, p, pad_bottom, p->pad_bottom >= 0, "must be >= 0");
+        CHECK_FIELD(m, t, p, pad_right, p->pad_right >= 0, "must be >= 0");
+    }
     clnet_status ast = check_activation(m, t, p->activation);
     if (ast)
         return ast;
@@ -425,12 +452,26 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
                           : clnet_conv2d_params_set_valid(&cp);
     if (st)
         return shape_error(m, kind->label, "'same' padding does not fit");
-    /* The kernel is (K, C, R, S), or (C, K, R, S) when transposed; Keras'
-     * fans follow it: in = channels (filters when transposed) * R * S. */
+    if (p->padding == CLNET_PADDING_EXPLICIT) {
+        cp.pad_top = p->pad_top;
+        cp.pad_left = p->pad_left;
+        cp.pad_bottom = p->pad_bottom;
+        cp.pad_right = p->pad_right;
+    }
+    int groups = p->groups > 1 ? p->groups : 1;
+    if (in[0] % groups || p->filters % groups) {
+        snprintf(need, sizeof need, "groups %d must divide the %lld channels and the %d filters",
+                 groups, (long long)in[0], p->filters);
+        return shape_error(m, kind->label, need);
+    }
+    /* The kernel is (K, C / groups, R, S), or (C, K, R, S) when transposed;
+     * Keras' fans follow it: in = the channels one filter reads (filters
+     * when transposed) * R * S. */
     int64_t c = in[0], k = p->filters, xs[4] = { 1, c, in[1], in[2] }, ys[4];
-    int64_t ws[4] = { kind->transposed ? c : k, kind->transposed ? k : c, p->kernel_h,
+    int64_t ws[4] = { kind->transposed ? c : k, kind->transposed ? k : c / groups, p->kernel_h,
                       p->kernel_w };
-    if (kind->output_shape(&cp, xs, ws, ys) != CLNET_OK) {
+    if ((groups > 1 ? clnet_conv2d_grouped_output_shape(&cp, groups, xs, ws, ys)
+                    : kind->output_shape(&cp, xs, ws, ys)) != CLNET_OK) {
         snprintf(need, sizeof need, "a %dx%d kernel (stride %d, %d, dilation %d, %d) does not fit it",
                  p->kernel_h, p->kernel_w, p->stride_h, p->stride_w, p->dilation_h, p->dilation_w);
         return shape_error(m, kind->label, need);
@@ -439,6 +480,7 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
     if ((st = clnet__layer_new(m, &kind->ops, kind->name, 3, ys + 1, &l)))
         return st;
     l->conv = cp;
+    l->groups = groups;
     l->act = p->activation;
     l->alpha = p->alpha;
     l->has_pre = p->activation != CLNET_ACT_NONE;
@@ -548,8 +590,22 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     CHECK_FIELD(m, ops->type, p, pool_w, p->pool_w > 0, "must be >= 1");
     CHECK_FIELD(m, ops->type, p, stride_h, p->stride_h >= 0, "must be >= 0; 0 is the pool size");
     CHECK_FIELD(m, ops->type, p, stride_w, p->stride_w >= 0, "must be >= 0; 0 is the pool size");
-    CHECK_FIELD(m, ops->type, p, padding, p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
-                "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
+    CHECK_FIELD(m, ops->type, p, padding,
+                p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME ||
+                    p->padding == CLNET_PADDING_EXPLICIT,
+                "must be CLNET_PADDING_VALID, SAME or EXPLICIT");
+    if (p->padding == CLNET_PADDING_EXPLICIT) {
+        CHECK_FIELD(m, ops->type, p, pad_top, p->pad_top >= 0 && p->pad_top < p->pool_h,
+                    "must be >= 0 and smaller than pool_h");
+        CHECK_FIELD(m, ops->type, p, pad_bottom, p->pad_bottom >= 0 && p->pad_bottom < p->pool_h,
+                    "must be >= 0 and smaller than pool_h");
+        CHECK_FIELD(m, ops->type, p, pad_left, p->pad_left >= 0 && p->pad_left < p->pool_w,
+                    "must be >= 0 and smaller than pool_w");
+        CHECK_FIELD(m, ops->type, p, pad_right, p->pad_right >= 0 && p->pad_right < p->pool_w,
+                    "must be >= 0 and smaller than pool_w");
+        CHECK_FIELD(m, ops->type, p, count_include_pad,
+                    p->count_include_pad == 0 || p->count_include_pad == 1, "must be 0 or 1");
+    }
     if (in_ndim(m) != 3)
         return shape_error(m, ops->type, "pooling needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);
@@ -561,6 +617,12 @@ static clnet_status add_pool(clnet_model *m, const clnet_pool2d_layer_params *p,
     if (p->padding == CLNET_PADDING_SAME) {
         pool_same_padding(in[1], pp.window_h, pp.stride_h, &pp.pad_top, &pp.pad_bottom);
         pool_same_padding(in[2], pp.window_w, pp.stride_w, &pp.pad_left, &pp.pad_right);
+    } else if (p->padding == CLNET_PADDING_EXPLICIT) {
+        pp.pad_top = p->pad_top;
+        pp.pad_left = p->pad_left;
+        pp.pad_bottom = p->pad_bottom;
+        pp.pad_right = p->pad_right;
+        pp.count_include_pad = p->count_include_pad;
     }
     int64_t xs[4] = { 1, in[0], in[1], in[2] }, ys[4];
     if (clnet_pool2d_output_shape(&pp, xs, ys) != CLNET_OK) {

@@ -80,6 +80,7 @@ struct clnet__layer {
     int has_pre;                       /* keeps a pre-activation buffer */
     /* Per-type configuration. */
     clnet_conv2d_params conv;
+    int groups;                        /* Conv2D: > 1 runs clnet/conv_grouped.h */
     clnet_pool2d_params pool;
     float rate;                        /* dropout */
     clnet_batchnorm_params bn;

@@ -10,7 +10,7 @@
 
 /* ---- activations ---------------------------------------------------------- */
 
-static const char *const act_names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh"};
+static const char *const act_names[] = { "none", "relu", "leaky_relu", "sigmoid", "tanh", "relu6" };
 #define ACT_COUNT ((int)(sizeof act_names / sizeof act_names[0]))
 
 CLNET_API const char *clnet_activation_name(clnet_activation act)
@@ -54,8 +54,10 @@ static clnet_status copy_or_nothing(const clnet__op *op, clnet_tensor *out, cons
 CLNET_API clnet_status clnet_activation_forward(clnet_activation act, float alpha,
                                                 const clnet_tensor *x, clnet_tensor *y)
 {
-    static const char *const kernels[] = {NULL, "relu_forward", "leaky_relu_forward",
-                                          "sigmoid_forward", "tanh_forward"};
+    static const char *const kernels[] = {
+        NULL,           "relu_forward", "leaky_relu_forward", "sigmoid_forward",
+        "tanh_forward", "relu6_forward"
+    };
     static const clnet__tspec spec[] = {
         { .name = "x" },
         { .name = "y", .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0), .alias = CLNET_ALIAS(0) },
@@ -74,8 +76,12 @@ CLNET_API clnet_status clnet_activation_backward(clnet_activation act, float alp
                                                  const clnet_tensor *x, const clnet_tensor *y,
                                                  const clnet_tensor *dy, clnet_tensor *dx)
 {
-    static const char *const kernels[] = {NULL, "relu_backward", "leaky_relu_backward",
-                                          "sigmoid_backward", "tanh_backward"};
+    static const char *const kernels[] = { NULL,
+                                           "relu_backward",
+                                           "leaky_relu_backward",
+                                           "sigmoid_backward",
+                                           "tanh_backward",
+                                           "relu6_backward" };
     /* x and y are optional to the table; the one this activation reads is
      * required below. Given but unused, the other is still checked. */
     static const clnet__tspec spec[] = {

@@ -7,8 +7,16 @@ weights in eval mode, and PyTorch's outputs on random inputs:
 Models: the reference CNN (batch 3); a residual block with batch norm and a
 Concat of two branches ending in global average pooling, a view
 (x.size(0), -1) that exports as a Shape/Gather/Unsqueeze/Concat chain, a
-Gemm minus a MatMul (batch 2); and 'unsupported', a depthwise Conv followed by HardSwish and
-Erf, which the importer must refuse with every op named; and bad_*.onnx,
+Gemm minus a MatMul (batch 2); 'vision', the layers of torchvision's
+models on odd sizes (a strided padded Conv, ReLU6, a depthwise and a grouped
+Conv with unequal pads, MaxPool with pads, AveragePool with pads not
+counted (PyTorch writes a counting one as Pad + AveragePool), a clamp at
+0; batch 2); torchvision's resnet18 and mobilenet_v2 (random
+weights and batch-norm statistics, batch 1 at 224x224; resnet18 at
+batch 8 too with CLNET_TEST_LONG=1, from the same file: its batch dim is
+symbolic);
+'unsupported', a MaxPool with ceil_mode followed by HardSwish and Erf,
+which the importer must refuse with every op named; and bad_*.onnx,
 hand-written graphs the reader accepts but the importer must refuse with a
 message naming the node (export_bad). Needs Debian's
 python3-torch (and its numpy).
@@ -48,13 +56,44 @@ class Residual(nn.Module):
         return torch.tanh(self.head(f)) - torch.matmul(f, self.w)
 
 
+class Vision(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.grouped = nn.Conv2d(8, 12, (3, 2), padding=(2, 1), groups=4)
+        self.pool = nn.MaxPool2d(3, 2, padding=1)
+        self.avg = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
+        self.head = nn.Linear(12 * 6 * 5, 7)
+        with torch.no_grad():  # both of relu6's bounds reached
+            self.stem.weight.mul_(4)
+
+    def forward(self, x):
+        h = nn.functional.relu6(self.stem(x))
+        h = nn.functional.relu6(self.bn(self.dw(h)))
+        h = self.avg(self.pool(self.grouped(h)))
+        return self.head(torch.clamp(h, min=0).flatten(1))
+
+
+def randomize_bn(model):
+    """Batch-norm statistics and affine parameters that are not the identity."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
 class Unsupported(nn.Module):
     def __init__(self):
         super().__init__()
-        self.dw = nn.Conv2d(4, 4, 3, groups=4)
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
 
     def forward(self, x):
-        return torch.erf(nn.functional.hardswish(self.dw(x)))
+        return torch.erf(nn.functional.hardswish(self.pool(x)))
 
 
 def export(outdir, name, model, x, opset=13):
@@ -112,9 +151,12 @@ def export_bad(outdir):
     write_model(outdir, 'bad_kernel', [node('Conv', ['x', 'W'], ['y'],
                                             attr_ints('kernel_shape', [2, 2]))],
                 [w], img, [1, 2, 4, 4])
-    write_model(outdir, 'bad_pads', [node('Conv', ['x', 'W'], ['y'],
-                                          attr_ints('pads', [0, 0, 1, 1]))],
-                [w], img, [1, 2, 4, 4])
+    write_model(outdir, 'bad_group', [node('Conv', ['x', 'W'], ['y'], attr_int('group', 3))],
+                [w], img, [1, 2, 3, 3])
+    write_model(outdir, 'bad_pool_pads', [node('MaxPool', ['x'], ['y'],
+                                               attr_ints('kernel_shape', [2, 2]),
+                                               attr_ints('pads', [0, 0, 2, 2]))],
+                [], img, [1, 3, 6, 6])
     write_model(outdir, 'bad_gemm', [node('Gemm', ['x', 'G'], ['y'], attr_int('transB', 1))],
                 [float_tensor('G', [4, 75])], img, [1, 4])
     write_model(outdir, 'bad_add', [node('Add', ['x', 'C'], ['y'])],
@@ -126,6 +168,26 @@ def export_bad(outdir):
                 [int64_tensor('I', [5])], [1, 4], [1])
     write_model(outdir, 'bad_softmax', [node('Softmax', ['x'], ['y'], attr_int('axis', 1))],
                 [], img, img)
+
+
+def export_torchvision(outdir, full):
+    """resnet18 and mobilenet_v2 with random weights; without torchvision
+    (Debian's python3-torchvision) the tests that need them fail saying so."""
+    try:
+        import torchvision
+    except ImportError:
+        return
+    for seed, name in ((5, 'resnet18'), (6, 'mobilenet_v2')):
+        torch.manual_seed(seed)
+        model = getattr(torchvision.models, name)(weights=None)
+        randomize_bn(model)
+        export(outdir, name, model, torch.randn(1, 3, 224, 224))
+        if name == 'resnet18' and full:  # the batch dim is symbolic: batch 8 of one file
+            x8 = torch.randn(8, 3, 224, 224)
+            with torch.no_grad():
+                y8 = model(x8)
+            np.save(os.path.join(outdir, name + '.b8.in.npy'), x8.numpy().astype('<f4'))
+            np.save(os.path.join(outdir, name + '.b8.out.npy'), y8.numpy().astype('<f4'))
 
 
 def main():
@@ -146,6 +208,11 @@ def main():
     export(outdir, 'residual', res, torch.randn(2, 3, 9, 7))
     torch.manual_seed(3)
     export(outdir, 'unsupported', Unsupported(), torch.randn(1, 4, 7, 7), opset=14)
+    torch.manual_seed(4)
+    vision = Vision()
+    randomize_bn(vision)
+    export(outdir, 'vision', vision, torch.randn(2, 3, 19, 17))
+    export_torchvision(outdir, os.environ.get('CLNET_TEST_LONG') == '1')
     export_bad(outdir)
 
 
