@@ -8,8 +8,13 @@
 
 /* Set in the runner's process by an unchecked fixture, before Check forks
  * the test: each test inherits it. */
-static int strict_errors;
+static int strict_errors, strict_default;
 static int errors_expected;
+
+void strict_by_default(void)
+{
+    strict_default = strict_errors = 1;
+}
 
 void fail_on_unexpected_errors(void)
 {
@@ -18,7 +23,7 @@ void fail_on_unexpected_errors(void)
 
 void allow_unexpected_errors(void)
 {
-    strict_errors = 0;
+    strict_errors = strict_default;
 }
 
 int expect_errors(int on)

@@ -17,9 +17,12 @@ clnet_context *test_context(void);
  * not announce fails the test, naming the message. CK_FAILS announces its
  * own call's; a test that expects others (a fault sweep, a fallback it
  * provokes) brackets them with expect_errors(1) ... expect_errors(prev),
- * which returns the previous setting. Suites turn the handler on per test
- * case: tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors,
- * allow_unexpected_errors). */
+ * which returns the previous setting. The runner turns the handler on for
+ * every suite but those that provoke errors by design (tests/runner.c:
+ * strict_by_default); a test case can also turn it on for itself:
+ * tcase_add_unchecked_fixture(tc, fail_on_unexpected_errors,
+ * allow_unexpected_errors), the teardown going back to the default. */
+void strict_by_default(void);
 void fail_on_unexpected_errors(void);
 void allow_unexpected_errors(void);
 int expect_errors(int on);

@@ -561,7 +561,7 @@ static clnet_status merge(exporter *e, const clnet__layer *l, const clnet__app *
 
 static clnet_status upsample(exporter *e, const clnet__layer *l, char *in, char *out)
 {
-    float scales[4] = { 1.0f, 1.0f, (float)l->pool.window_h, (float)l->pool.window_w };
+    float scales[4] = { 1.0f, 1.0f, (float)l->up.scale_h, (float)l->up.scale_w };
     char *ins[3] = { in, "", init_f32(e, ex_str(e, "%s.scales", out), 4, scales) };
     Onnx__NodeProto *n = ins[2] ? node(e, "Resize", 3, ins, 1, &out) : NULL;
     attr_string(e, n, "mode", "nearest");

@@ -513,12 +513,12 @@ static clnet_status add_conv2d_transpose(clnet_model *m,
 static clnet_status upsample_forward(clnet__layer *l, clnet__io *io, int training)
 {
     (void)training;
-    return clnet_upsample2d_nearest_forward(l->pool.window_h, l->pool.window_w, io->x, io->y);
+    return clnet_upsample2d_nearest_forward(l->up.scale_h, l->up.scale_w, io->x, io->y);
 }
 
 static clnet_status upsample_backward(clnet__layer *l, clnet__io *io)
 {
-    return io->dx ? clnet_upsample2d_nearest_backward(l->pool.window_h, l->pool.window_w, io->dy, io->dx)
+    return io->dx ? clnet_upsample2d_nearest_backward(l->up.scale_h, l->up.scale_w, io->dy, io->dx)
                   : CLNET_OK;
 }
 
@@ -537,8 +537,8 @@ static clnet_status add_upsampling2d(clnet_model *m, int size_h, int size_w)
     clnet__layer *l;
     clnet_status st = clnet__layer_new(m, &upsample_ops, "up_sampling2d", 3, out, &l);
     if (!st) {
-        l->pool.window_h = size_h;
-        l->pool.window_w = size_w;
+        l->up.scale_h = size_h;
+        l->up.scale_w = size_w;
     }
     return st;
 }

@@ -78,12 +78,21 @@ struct clnet__layer {
     clnet_activation act;
     float alpha;
     int has_pre;                       /* keeps a pre-activation buffer */
-    /* Per-type configuration. */
-    clnet_conv2d_params conv;
-    int groups;                        /* Conv2D: > 1 runs clnet/conv_grouped.h */
-    clnet_pool2d_params pool;
-    float rate;                        /* dropout */
-    clnet_batchnorm_params bn;
+    /* Per-kind configuration: one part per layer kind, overlaid (an
+     * anonymous union, so l->conv, l->pool, ... name them); only the
+     * layer's own kind's part is meaningful. */
+    union {
+        struct {
+            clnet_conv2d_params conv;  /* Conv2D, Conv2DTranspose */
+            int groups;                /* Conv2D: > 1 runs clnet/conv_grouped.h */
+        };
+        clnet_pool2d_params pool;      /* MaxPool2D, AveragePooling2D */
+        struct {
+            int scale_h, scale_w;      /* UpSampling2D: the repeat along each axis */
+        } up;
+        float rate;                    /* Dropout */
+        clnet_batchnorm_params bn;     /* BatchNormalization */
+    };
     /* Batch-sized buffers (max batch), and this batch's views of them. */
     clnet_tensor *pre_buf, *dpre_buf, *save_mean, *save_invstd;
     clnet_tensor *pre, *dpre;

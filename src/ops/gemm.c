@@ -360,6 +360,15 @@ static clnet_status own_packed(clnet_context *ctx, const clnet__gemm_desc *d, si
     pl.part_off = pl.bp_off + pl.npan * nr * pl.kcp;
     pl.floats = pl.part_off + (pl.nblocks > 1 ? pl.mpan * pl.npan * PACK_MR * nr : 0);
     own_options(ctx, pl.opts, sizeof pl.opts);
+    /* Past the device's largest allocation, unforced: the caller falls back
+     * quietly (a refused allocation would report an error on a call that
+     * succeeds). */
+    uint64_t max_alloc = clnet__context_profile(ctx)->info.max_alloc_bytes;
+    if (max_alloc && pl.floats * sizeof(float) > max_alloc &&
+        clnet__variant(ctx, "gemm.kernel", -1) < 0) {
+        *no_scratch = 1;
+        return CLNET_ERR_TOO_LARGE;
+    }
     cl_mem ws;
     clnet_status st = clnet__gemm_scratch(ctx, pl.floats * sizeof(float), &ws);
     *no_scratch = st == CLNET_ERR_TOO_LARGE || st == CLNET_ERR_DEVICE_MEMORY;
