@@ -400,7 +400,7 @@ START_TEST(grouped_and_padded_params_are_checked)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "padding is 3", clnet_model_add_conv2d(m, &c));
     clnet_pool2d_layer_params p = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
     p.padding = CLNET_PADDING_EXPLICIT, p.pad_left = 2;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pad_left is 2 (must be >= 0 and smaller than pool_w)",
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pad_left is 2 (must be >= 0 and smaller than window_w)",
              clnet_model_add_maxpool2d(m, &p));
     p.pad_left = 1, p.count_include_pad = 2;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "count_include_pad is 2",
