@@ -16,6 +16,7 @@
 
 #include "act.h"
 #include "conv.h"
+#include "norm.h"
 #include "optim.h"
 #include "pool.h"
 #include "tensor.h"
@@ -130,9 +131,11 @@ CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activati
  * the rest by 1 / (1 - rate); identity in inference. */
 CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate);
 /* BatchNormalization over channels (NCHW) or features ((batch, F)):
- * parameters gamma, beta; running_mean, running_var (not trained).
- * momentum in PyTorch's sense (Keras' 0.99 is 0.01 here). */
-CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps);
+ * parameters gamma, beta; running_mean, running_var (not trained). p as
+ * the op's (clnet/norm.h): momentum in PyTorch's sense (Keras' 0.99 is 0.01
+ * here), NULL for PyTorch's defaults (eps 1e-5, momentum 0.1; Keras' are
+ * eps 1e-3, momentum 0.01). */
+CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, const clnet_batchnorm_params *p);
 
 /* Recurrent layers on (batch, steps, features) sequences, PyTorch's cells,
  * gate orders and weight layouts (clnet/rnn.h): parameters weight_ih
