@@ -448,6 +448,15 @@ START_TEST(null_params_mean_the_defaults)
     clnet_callback_release(&cb);
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_callback_checkpoint",
              clnet_callback_checkpoint(ctx, NULL, &cb));
+    /* A loaded dataset is a view in one call. */
+    float images[6] = { 0 };
+    int32_t labels[3] = { 0 };
+    clnet_dataset ds = { .count = 3, .rows = 1, .cols = 2, .classes = 2, .images = images,
+                         .labels = labels };
+    clnet_dataset_view v = clnet_dataset_view_of(&ds);
+    ck_assert(v.x == images && v.y == labels && v.count == 3);
+    v = clnet_dataset_view_of(NULL);
+    ck_assert(v.x == NULL && v.y == NULL && v.count == 0);
     clnet_context_destroy(ctx);
 }
 END_TEST

@@ -16,6 +16,7 @@
 
 #include "act.h"
 #include "conv.h"
+#include "data.h"
 #include "norm.h"
 #include "optim.h"
 #include "pool.h"
@@ -310,12 +311,20 @@ typedef void (*clnet_progress_fn)(void *user, const clnet_progress *p);
  * prints; pass this as fit's progress callback to get Keras-like output. */
 CLNET_API void clnet_progress_print(void *user, const clnet_progress *p);
 
+/* Samples for fit and evaluate: borrowed host arrays. A loaded dataset
+ * (clnet/data.h) gives one with clnet_dataset_view_of. */
 typedef struct clnet_dataset_view {
     const float *x;                    /* count * prod(input_shape) floats */
     const void *y;                     /* int32 labels in [0, classes) (sparse CE) or floats
                                         * (count * prod(output)) */
     int64_t count;
 } clnet_dataset_view;
+
+/* The whole of ds as a view: x its images, y its int32 labels, count its
+ * count (set a smaller count to use the first samples only). The view
+ * borrows ds's arrays: keep ds until the view is no longer used. NULL ds
+ * gives an empty view (count 0, which fit and evaluate refuse). */
+CLNET_API clnet_dataset_view clnet_dataset_view_of(const clnet_dataset *ds);
 
 /* clnet/history.h and clnet/callbacks.h. */
 typedef struct clnet_history clnet_history;
