@@ -7,7 +7,21 @@
  * designated-initializer brace list (for `static const` and local
  * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
  * literal (for assignment and arguments). A NULL params pointer means the
- * defaults. */
+ * defaults.
+ *
+ * Errors (every fallible call here, unless its comment says more):
+ * CLNET_ERR_INVALID_ARG for a NULL model or required pointer, a field or
+ * argument out of its range, or a call out of order (training before
+ * compile); CLNET_ERR_SHAPE when a layer does not fit its input shape, or
+ * data or tensors do not fit the model; CLNET_ERR_UNSUPPORTED for an option
+ * clnet does not implement; CLNET_ERR_HOST_MEMORY and the device statuses
+ * (CLNET_ERR_DEVICE_MEMORY, CLNET_ERR_BUILD, CLNET_ERR_OPENCL) when an
+ * allocation, a build or a launch fails; CLNET_ERR_IO and CLNET_ERR_FORMAT
+ * for files (clnet_model_save, clnet_model_load, the training state);
+ * CLNET_ERR_NUMERICS for a non-finite loss or gradient with
+ * CLNET_CHECK_NUMERICS=1. The message (clnet_context_errmsg on the model's
+ * context) names the function, and the layer where one is at fault. A
+ * failed clnet_model_add_* leaves the model as it was. */
 #ifndef CLNET_NN_H
 #define CLNET_NN_H
 
