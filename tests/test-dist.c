@@ -35,8 +35,8 @@ static clnet_dist *dist_with(size_t bucket_bytes, int equal_weights)
     p.equal_weights = equal_weights;
     clnet_dist *d = NULL;
     char err[2048];
-    clnet_status st = clnet_dist_init(&p, &d, err, sizeof err);
-    ck_assert_msg(st == CLNET_OK, "clnet_dist_init: %s", err);
+    clnet_status st = clnet_dist_create(&p, &d, err, sizeof err);
+    ck_assert_msg(st == CLNET_OK, "clnet_dist_create: %s", err);
     return d;
 }
 
@@ -738,7 +738,7 @@ static int scenario(const char *name)
 {
     char err[2048];
     clnet_dist *d;
-    if (clnet_dist_init(NULL, &d, err, sizeof err)) {
+    if (clnet_dist_create(NULL, &d, err, sizeof err)) {
         fprintf(stderr, "test-dist: %s\n", err);
         return 1;
     }

@@ -87,7 +87,7 @@ static clnet_status build_gan(clnet_context *ctx, clnet_model **g, clnet_model *
         (st = clnet_model_add_conv2d_transpose(*g, &up)) || (st = clnet_model_add_conv2d(*g, &out)))
         return st;
     if ((st = clnet_model_create(ctx, 3, img, 13, d)) || (st = clnet_model_add_conv2d(*d, &dc)) ||
-        (st = clnet_model_add_batchnorm(*d, 0.1f, 1e-3f)) || (st = clnet_model_add_flatten(*d)) ||
+        (st = clnet_model_add_batchnorm(*d, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f })) || (st = clnet_model_add_flatten(*d)) ||
         (st = clnet_model_add_dropout(*d, 0.25f)) || (st = clnet_model_add_dense(*d, &dd)))
         return st;
     return CLNET_OK;

@@ -284,10 +284,10 @@ START_TEST(batchnorm_activation_reshape_gradients)
     clnet_context *ctx = test_context();
     clnet_model *m = model_new(ctx, 1, (int64_t[]){ 12 });
     CK_OK(ctx, clnet_model_add_reshape(m, 3, (int64_t[]){ 3, 2, -1 }));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.1f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_LEAKY_RELU, 0.2f));
     CK_OK(ctx, clnet_model_add_flatten(m));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.1f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
@@ -425,6 +425,13 @@ START_TEST(null_params_mean_the_defaults)
     clnet_model *r;
     CK_OK(ctx, clnet_model_create(ctx, 2, (int64_t[]){ 4, 3 }, 3, &r));
     CK_OK(ctx, clnet_model_add_lstm(r, NULL));
+    /* Batch norm takes the op's params: NULL is PyTorch's defaults. */
+    CK_OK(ctx, clnet_model_add_batchnorm(r, NULL));
+    const clnet_batchnorm_params *bn = &r->layers[r->nlayers - 1]->bn;
+    ck_assert(bn->eps == 1e-5f && bn->momentum == 0.1f);
+    CK_OK(ctx, clnet_model_add_batchnorm(r, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
+    bn = &r->layers[r->nlayers - 1]->bn;
+    ck_assert(bn->eps == 1e-3f && bn->momentum == 0.01f);
     ck_assert_int_eq(clnet_model_output_shape(r, sa), 1);
     ck_assert_int_eq(sa[0], 1); /* units 1, last step only */
     clnet_model_destroy(r);
@@ -441,6 +448,15 @@ START_TEST(null_params_mean_the_defaults)
     clnet_callback_release(&cb);
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_callback_checkpoint",
              clnet_callback_checkpoint(ctx, NULL, &cb));
+    /* A loaded dataset is a view in one call. */
+    float images[6] = { 0 };
+    int32_t labels[3] = { 0 };
+    clnet_dataset ds = { .count = 3, .rows = 1, .cols = 2, .classes = 2, .images = images,
+                         .labels = labels };
+    clnet_dataset_view v = clnet_dataset_view_of(&ds);
+    ck_assert(v.x == images && v.y == labels && v.count == 3);
+    v = clnet_dataset_view_of(NULL);
+    ck_assert(v.x == NULL && v.y == NULL && v.count == 0);
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -661,7 +677,7 @@ START_TEST(params_and_grads_in_memory)
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.1f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.optimizer = CLNET_OPTIMIZER_SGD;
     cp.sgd.lr = 0.5f;
@@ -750,7 +766,7 @@ START_TEST(params_in_memory_refuse_bad_arguments)
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.1f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     float buf[8] = { 0 };
     clnet_tensor *t = (clnet_tensor *)1;
     int idx = 5;
@@ -796,7 +812,7 @@ START_TEST(summary_names_models_and_keeps_columns)
     clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
     c.filters = 2;
     CK_OK(ctx, clnet_model_add_conv2d(a, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(a, 0.1f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_batchnorm(a, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     CK_OK(ctx, clnet_model_add_conv2d_transpose(a, &c));
     CK_OK(ctx, clnet_model_add_flatten(a));
     CK_OK(ctx, clnet_model_set_name(a, "generator"));

@@ -89,7 +89,7 @@ static clnet_model *make_cnn(clnet_context *ctx)
     clnet_dense_params d = dense(5, CLNET_ACT_SIGMOID);
     CK_OK(ctx, clnet_model_create(ctx, 3, in, 2, &m));
     CK_OK(ctx, clnet_model_add_conv2d(m, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, 0.01f, 1e-3f));
+    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
     randomize_bn(ctx, m, 1, 3);
     CK_OK(ctx, clnet_model_add_maxpool2d(m, &mp));
     CK_OK(ctx, clnet_model_add_avgpool2d(m, &ap));

@@ -136,15 +136,9 @@ CLNET_API clnet_status clnet_bias_add(const clnet_tensor *x, const clnet_tensor 
 
 /* db[c] = sum of dy over N and the spatial dims (dy shaped as x above, db
  * holding C elements); overwrites db. The sum is two-level and deterministic
- * (no atomics). On CPUs, for planes of at least 32 pixels: runs of up to 256
- * pixels of each (n, c) plane are summed in eight float8 lanes and a fixed
- * tree, then each channel's N * runs partials in order (longest chain of
- * roundings about run / 8 + 11 + N * runs). Elsewhere: chunks of each
- * channel's m = N*H*W values are summed by work-groups (each lane a strided
- * share of about 32 values, then a tree), then each channel's chunk sums (at
- * most 64) are added in order: about 32 + log2(WG) + m / (32 WG) additions
- * (WG the device's work-group size; m / (64 WG) + 70 past 64 chunks). Both
- * instead of the m of a plain loop. */
+ * (no atomics): the same dy on the same device gives the same bits, with a
+ * chain of roundings far shorter than a plain loop's N*H*W (the order and
+ * its length: docs/ops.md, "Bias gradient"). */
 CLNET_API clnet_status clnet_bias_backward(const clnet_tensor *dy, clnet_tensor *db);
 
 #ifdef __cplusplus

@@ -99,16 +99,10 @@ CLNET_API clnet_status clnet_conv2d_output_shape(const clnet_conv2d_params *p,
  * (0 * Inf). -0, denormals and FLT_MAX are ordinary values; float32 sums may
  * overflow to Inf where a float64 one would not.
  *
- * Implementation, chosen by shape and device: on CPUs, direct kernels with
- * the pixels along the vector lanes for stride 1 (and for the filter
- * gradient where its lanes do more useful work), else direct kernels with
- * weights packed 8 output channels wide (register-tiled; the data gradient
- * split into stride phases so no work is spent on the zeros a stride
- * inserts); elsewhere those packed kernels for short reductions, im2col +
- * GEMM, or a plain GEMM for 1x1 kernels with stride 1 and no padding
- * (docs/ops.md, "Convolution on CPUs"). Temporaries come from the context's workspace; batches too large
- * for it run in chunks of images. No kernel is built per shape. Thread-safety:
- * as the context. */
+ * Memory: temporaries come from the context's workspace; batches too large
+ * for it run in chunks of images. No kernel is built per shape (which
+ * implementation runs for which shape and device: docs/ops.md, "Convolution
+ * on CPUs"). Thread-safety: as the context. */
 
 /* y = conv(x, w) + b. b may be NULL (no bias). */
 CLNET_API clnet_status clnet_conv2d_forward(const clnet_conv2d_params *p, const clnet_tensor *x,

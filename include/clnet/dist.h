@@ -3,7 +3,7 @@
  * MPI_Iallreduce in buckets before every optimizer step (docs/dist.md).
  *
  * Availability: the API is always declared and always linked. In a build
- * without MPI (meson -Dmpi=disabled, or no MPI found) clnet_dist_init fails
+ * without MPI (meson -Dmpi=disabled, or no MPI found) clnet_dist_create fails
  * with CLNET_ERR_UNSUPPORTED, so no clnet_dist object can exist and the other
  * calls return CLNET_ERR_UNSUPPORTED (or 0 / 1 / "" for the queries);
  * clnet_dist_available() tells which build this is.
@@ -78,10 +78,10 @@ CLNET_API int clnet_dist_launched(void);
  * On success *out is caller-owned: free with clnet_dist_destroy. On failure
  * *out is NULL and err (optional) receives the message.
  * CLNET_ERR_UNSUPPORTED: built without MPI. CLNET_ERR_IO: MPI failed. */
-CLNET_API clnet_status clnet_dist_init(const clnet_dist_params *params, clnet_dist **out, char *err,
+CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *params, clnet_dist **out, char *err,
                                        size_t err_size);
 /* Detaches every model still attached (they must still exist), frees the
- * communicator and finalizes MPI if clnet_dist_init initialized it (every
+ * communicator and finalizes MPI if clnet_dist_create initialized it (every
  * rank should then destroy its dist: MPI_Finalize is collective). After a
  * failed collective it does neither, since they could wait for the rank
  * that failed: call clnet_dist_abort instead. NULL is a no-op. */

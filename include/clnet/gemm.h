@@ -1,4 +1,6 @@
-/* clnet — matrix multiplication (GEMM) on float32 tensors, through CLBlast. */
+/* clnet — matrix multiplication (GEMM) on float32 tensors: CLBlast on GPUs
+ * and other non-CPU devices, clnet's own kernels on CPU devices (which kernel
+ * runs where: docs/gemm.md). */
 #ifndef CLNET_GEMM_H
 #define CLNET_GEMM_H
 
@@ -22,7 +24,7 @@ typedef enum clnet_trans {
  * Semantics: overwrites c when beta == 0, without reading it (a NaN or Inf
  * in c does not propagate); otherwise accumulates into c. k == 0 gives
  * c = beta * c; m == 0 or n == 0 does nothing. Products are summed in
- * float32 in an order CLBlast chooses; the same call on the same device
+ * float32 in an order the kernel chooses; the same call on the same device
  * gives the same bits every time.
  * Aliasing: c must not overlap a or b (CLNET_ERR_INVALID_ARG); a and b may.
  * NaN policy: NaN and Inf in a or b propagate as IEEE arithmetic says, also
@@ -31,14 +33,14 @@ typedef enum clnet_trans {
  * Errors: CLNET_ERR_INVALID_ARG for a NULL tensor, a trans value other than
  * the two above, tensors of another context or an overlap; CLNET_ERR_SHAPE
  * for another dtype, ndim or shape; CLNET_ERR_UNSUPPORTED for an element
- * past INT_MAX in its buffer (CLBlast's kernels index with int). The message
+ * past INT_MAX in its buffer (the kernels index with int). The message
  * names the argument. Nothing is queued on failure.
  * Ownership: the tensors are borrowed; nothing is kept after the call. The
  * work is queued on c's context (clnet_context_finish waits for it). The
- * first 2-D and the first batched call on a context compile CLBlast's
+ * first 2-D and the first batched call on a context compile the GEMM
  * kernels: seconds on pocl until its disk cache holds them.
- * Thread-safety: as the context. CLBlast's tuning parameters are set per
- * device for the whole process (docs/gemm.md). */
+ * Thread-safety: as the context. Where CLBlast runs, its tuning parameters
+ * are set per device for the whole process (docs/gemm.md). */
 CLNET_API clnet_status clnet_gemm(clnet_trans trans_a, clnet_trans trans_b, float alpha,
                                   const clnet_tensor *a, const clnet_tensor *b, float beta,
                                   clnet_tensor *c);
@@ -47,8 +49,9 @@ CLNET_API clnet_status clnet_gemm(clnet_trans trans_a, clnet_trans trans_b, floa
  * op(b[i]) + beta * c[i] for i < batch, the batch being c's. An operand with
  * batch 1 is shared by every batch entry (broadcast), e.g. one weight matrix
  * for many inputs; any other batch must equal c's (CLNET_ERR_SHAPE). A batch
- * of 0 does nothing. It returns once the queue has drained: CLBlast uploads
- * the per-entry offsets synchronously. Everything else as clnet_gemm. */
+ * of 0 does nothing. It may return only once the queue has drained (where
+ * CLBlast runs: it uploads the per-entry offsets synchronously). Everything
+ * else as clnet_gemm. */
 CLNET_API clnet_status clnet_gemm_batched(clnet_trans trans_a, clnet_trans trans_b, float alpha,
                                           const clnet_tensor *a, const clnet_tensor *b,
                                           float beta, clnet_tensor *c);

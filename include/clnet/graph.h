@@ -15,7 +15,7 @@
  *
  *     clnet_node x = clnet_model_node(m);            // the block's input
  *     clnet_model_add_conv2d(m, &conv);              // x -> conv -> bn -> relu
- *     clnet_model_add_batchnorm(m, 0.01f, 1e-3f);
+ *     clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f });
  *     clnet_model_add_activation(m, CLNET_ACT_RELU, 0);
  *     clnet_node both[2] = { x, clnet_model_node(m) };
  *     clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, both);   // cursor: x + f(x)

@@ -15,7 +15,16 @@
  * input (no elements or no rows) gives a NaN loss (0 / 0, as PyTorch) and
  * launches nothing else. NaN in an input makes the loss NaN and the gradient
  * NaN where it touches. Tensors are borrowed for the call; nothing is
- * retained. Thread-safety: as the tensors' context. */
+ * retained. Thread-safety: as the tensors' context.
+ *
+ * Errors (every call here): CLNET_ERR_INVALID_ARG for a NULL input, both
+ * outputs NULL, tensors of another context, or an output that overlaps an
+ * input other than as stated; CLNET_ERR_SHAPE for shapes or dtypes that do
+ * not fit (a loss or count output not one float32 element, labels not int32
+ * with one per row); CLNET_ERR_TOO_LARGE for more than 2^31 - 1 classes;
+ * CLNET_ERR_DEVICE_MEMORY, CLNET_ERR_BUILD or CLNET_ERR_OPENCL when the
+ * device fails (allocating a workspace, building or launching a kernel). The message names the
+ * function and the argument; nothing is queued when a check fails. */
 #ifndef CLNET_LOSS_H
 #define CLNET_LOSS_H
 

@@ -7,7 +7,21 @@
  * designated-initializer brace list (for `static const` and local
  * initializers), and CLNET_X_PARAMS_DEFAULT, the same values as a compound
  * literal (for assignment and arguments). A NULL params pointer means the
- * defaults. */
+ * defaults.
+ *
+ * Errors (every fallible call here, unless its comment says more):
+ * CLNET_ERR_INVALID_ARG for a NULL model or required pointer, a field or
+ * argument out of its range, or a call out of order (training before
+ * compile); CLNET_ERR_SHAPE when a layer does not fit its input shape, or
+ * data or tensors do not fit the model; CLNET_ERR_UNSUPPORTED for an option
+ * clnet does not implement; CLNET_ERR_HOST_MEMORY and the device statuses
+ * (CLNET_ERR_DEVICE_MEMORY, CLNET_ERR_BUILD, CLNET_ERR_OPENCL) when an
+ * allocation, a build or a launch fails; CLNET_ERR_IO and CLNET_ERR_FORMAT
+ * for files (clnet_model_save, clnet_model_load, the training state);
+ * CLNET_ERR_NUMERICS for a non-finite loss or gradient with
+ * CLNET_CHECK_NUMERICS=1. The message (clnet_context_errmsg on the model's
+ * context) names the function, and the layer where one is at fault. A
+ * failed clnet_model_add_* leaves the model as it was. */
 #ifndef CLNET_NN_H
 #define CLNET_NN_H
 
@@ -16,6 +30,8 @@
 
 #include "act.h"
 #include "conv.h"
+#include "data.h"
+#include "norm.h"
 #include "optim.h"
 #include "pool.h"
 #include "tensor.h"
@@ -146,9 +162,11 @@ CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activati
  * the rest by 1 / (1 - rate); identity in inference. */
 CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate);
 /* BatchNormalization over channels (NCHW) or features ((batch, F)):
- * parameters gamma, beta; running_mean, running_var (not trained).
- * momentum in PyTorch's sense (Keras' 0.99 is 0.01 here). */
-CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps);
+ * parameters gamma, beta; running_mean, running_var (not trained). p as
+ * the op's (clnet/norm.h): momentum in PyTorch's sense (Keras' 0.99 is 0.01
+ * here), NULL for PyTorch's defaults (eps 1e-5, momentum 0.1; Keras' are
+ * eps 1e-3, momentum 0.01). */
+CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, const clnet_batchnorm_params *p);
 
 /* Recurrent layers on (batch, steps, features) sequences, PyTorch's cells,
  * gate orders and weight layouts (clnet/rnn.h): parameters weight_ih
@@ -323,12 +341,20 @@ typedef void (*clnet_progress_fn)(void *user, const clnet_progress *p);
  * prints; pass this as fit's progress callback to get Keras-like output. */
 CLNET_API void clnet_progress_print(void *user, const clnet_progress *p);
 
+/* Samples for fit and evaluate: borrowed host arrays. A loaded dataset
+ * (clnet/data.h) gives one with clnet_dataset_view_of. */
 typedef struct clnet_dataset_view {
     const float *x;                    /* count * prod(input_shape) floats */
     const void *y;                     /* int32 labels in [0, classes) (sparse CE) or floats
                                         * (count * prod(output)) */
     int64_t count;
 } clnet_dataset_view;
+
+/* The whole of ds as a view: x its images, y its int32 labels, count its
+ * count (set a smaller count to use the first samples only). The view
+ * borrows ds's arrays: keep ds until the view is no longer used. NULL ds
+ * gives an empty view (count 0, which fit and evaluate refuse). */
+CLNET_API clnet_dataset_view clnet_dataset_view_of(const clnet_dataset *ds);
 
 /* clnet/history.h and clnet/callbacks.h. */
 typedef struct clnet_history clnet_history;

@@ -2,7 +2,15 @@
  * operands of one call belong to the same context and hold the same number of
  * elements (shapes may differ). Work is queued; nothing waits unless a result
  * is read back to the host. As everywhere in clnet, parameters come first,
- * then inputs, then outputs. */
+ * then inputs, then outputs.
+ *
+ * Errors (every call here): CLNET_ERR_INVALID_ARG for a NULL tensor, tensors
+ * of another context, or an output that overlaps an input other than as the
+ * exact alias a call allows; CLNET_ERR_SHAPE for a dtype other than float32
+ * or another element count (clnet_sum: out not one element); CLNET_ERR_DEVICE_MEMORY, CLNET_ERR_BUILD or CLNET_ERR_OPENCL when the
+ * device fails (allocating a workspace, building or launching a kernel).
+ * The message (clnet_context_errmsg) names the function and the argument;
+ * nothing is queued when a check fails. */
 #ifndef CLNET_OPS_H
 #define CLNET_OPS_H
 

@@ -36,7 +36,16 @@ extern "C" {
  *
  * Ownership: every tensor is borrowed for the call; work is queued and the
  * call returns without waiting. An empty param does nothing.
- * Thread-safety: as the tensors' context (one thread at a time). */
+ * Thread-safety: as the tensors' context (one thread at a time).
+ *
+ * Errors (every call here): CLNET_ERR_INVALID_ARG for a NULL tensor (a state
+ * tensor the params need), tensors of another context, overlaps as above, a
+ * params field out of its range, t < 1, or (clipping) a negative count or
+ * max_norm; CLNET_ERR_SHAPE for a dtype other than float32 or a shape other
+ * than param's; CLNET_ERR_DEVICE_MEMORY, CLNET_ERR_BUILD or CLNET_ERR_OPENCL when the
+ * device fails (allocating a workspace, building or launching a kernel).
+ * The message names the function and the argument or field; nothing is
+ * queued when a check fails. */
 
 /* ---- SGD ------------------------------------------------------------------- */
 

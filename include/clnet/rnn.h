@@ -47,11 +47,9 @@ extern "C" {
  * backward) names the function and the argument. Nothing is queued when a
  * check fails.
  *
- * Numerics: float32 with float32 accumulation; the input projections of all
- * steps are one GEMM; each step is one GEMM and one fused gate kernel, or
- * (the LSTM, by default) one kernel that also computes the recurrent
- * product, the steps of a whole sequence in one launch where they are small
- * (docs/rnn.md). The variants differ in the last bits only. NaN and
+ * Numerics: float32 with float32 accumulation (how the steps run:
+ * docs/rnn.md, "How it runs"); the implementations a device may choose
+ * differ in the last bits only. NaN and
  * Inf propagate as in the formulas (a NaN input makes the affected h_t, and
  * every later step it reaches, NaN); sigmoid(+-Inf) and tanh(+-Inf) saturate
  * to their limits. Results are deterministic: the same inputs on the same

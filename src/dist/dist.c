@@ -124,7 +124,7 @@ static clnet_status find_local_rank(clnet_dist *d)
     char *names = calloc((size_t)d->size, MPI_MAX_PROCESSOR_NAME);
     if (!names)
         return clnet__dist_fail(d, NULL, CLNET_ERR_HOST_MEMORY,
-                                "clnet_dist_init: out of host memory");
+                                "clnet_dist_create: out of host memory");
     char *mine = names + (size_t)d->rank * MPI_MAX_PROCESSOR_NAME;
     int len = 0;
     MPI_Get_processor_name(mine, &len);
@@ -154,7 +154,7 @@ static void copy_err(const clnet_dist *d, char *err, size_t err_size)
         snprintf(err, err_size, "%s", d->err);
 }
 
-CLNET_API clnet_status clnet_dist_init(const clnet_dist_params *params, clnet_dist **out, char *err,
+CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *params, clnet_dist **out, char *err,
                                        size_t err_size)
 {
     CLNET_CHECK_ARG(NULL, out != NULL);
@@ -163,7 +163,7 @@ CLNET_API clnet_status clnet_dist_init(const clnet_dist_params *params, clnet_di
     clnet_dist *d = calloc(1, sizeof *d);
     if (!d) {
         if (err && err_size)
-            snprintf(err, err_size, "clnet_dist_init: out of host memory");
+            snprintf(err, err_size, "clnet_dist_create: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
     d->comm = MPI_COMM_NULL;

@@ -38,7 +38,7 @@ typedef struct attachment {
 struct clnet_dist {
     MPI_Comm comm;
     int rank, size, local_rank;
-    int finalize; /* clnet_dist_init called MPI_Init_thread */
+    int finalize; /* clnet_dist_create called MPI_Init_thread */
     int broken;   /* a collective failed: MPI_Finalize could wait forever */
     double timeout;
     size_t bucket_bytes;

@@ -1,4 +1,4 @@
-/* clnet — the data-parallel API in a build without MPI: clnet_dist_init
+/* clnet — the data-parallel API in a build without MPI: clnet_dist_create
  * fails with CLNET_ERR_UNSUPPORTED, so no clnet_dist exists, and every other
  * call returns CLNET_ERR_UNSUPPORTED or a neutral value (include/clnet/dist.h). */
 #include <stdio.h>
@@ -24,7 +24,7 @@ CLNET_API int clnet_dist_available(void)
 {
     return 0;
 }
-CLNET_API clnet_status clnet_dist_init(const clnet_dist_params *p, clnet_dist **out, char *err,
+CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *p, clnet_dist **out, char *err,
                                        size_t n)
 {
     (void)p;

@@ -815,9 +815,13 @@ static clnet_status batchnorm_backward(clnet__layer *l, clnet__io *io)
 static const clnet__layer_ops batchnorm_ops = { "BatchNormalization", 0, batchnorm_forward,
                                                 batchnorm_backward, 0 };
 
-static clnet_status add_batchnorm(clnet_model *m, float momentum, float eps)
+static clnet_status add_batchnorm(clnet_model *m, const clnet_batchnorm_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
+    static const clnet_batchnorm_params defaults = CLNET_BATCHNORM_PARAMS_INIT;
+    if (!p)
+        p = &defaults;
+    float momentum = p->momentum, eps = p->eps;
     if (!(momentum >= 0.0f && momentum <= 1.0f && eps >= 0.0f))
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "layer %d (BatchNormalization): momentum %g must be in [0, 1] and eps %g "
@@ -918,9 +922,9 @@ CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate)
     return clnet__add_end(m, mark, add_dropout(m, rate));
 }
 
-CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, float momentum, float eps)
+CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, const clnet_batchnorm_params *p)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     clnet__mark mark = clnet__add_begin(m);
-    return clnet__add_end(m, mark, add_batchnorm(m, momentum, eps));
+    return clnet__add_end(m, mark, add_batchnorm(m, p));
 }

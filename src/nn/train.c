@@ -621,6 +621,17 @@ static clnet_status accumulate(clnet_model *m, int64_t n)
     return st ? st : clnet_axpy((float)clnet__model_metric_scale(m, n), m->correct, m->correct_sum);
 }
 
+CLNET_API clnet_dataset_view clnet_dataset_view_of(const clnet_dataset *ds)
+{
+    clnet_dataset_view v = { NULL, NULL, 0 };
+    if (ds) {
+        v.x = ds->images;
+        v.y = ds->labels;
+        v.count = (int64_t)ds->count;
+    }
+    return v;
+}
+
 static clnet_status check_view(clnet_model *m, const char *func, const clnet_dataset_view *v,
                                int need_y)
 {

@@ -64,7 +64,7 @@ static int dir_var(const char *var, int must_exist, char *err, size_t err_size)
     return 1;
 }
 
-/* A positive, finite number (src/dist/dist.c reads these at clnet_dist_init;
+/* A positive, finite number (src/dist/dist.c reads these at clnet_dist_create;
  * a context checks them too, so that a typo fails at the start). */
 static int positive_var(const char *var, const char *unit, char *err, size_t err_size)
 {

@@ -208,7 +208,7 @@ static int join(options *o, const char *model, clnet_context **ctx)
                 model);
         return 1;
     }
-    if (clnet_dist_init(NULL, &o->dist, err, sizeof err)) {
+    if (clnet_dist_create(NULL, &o->dist, err, sizeof err)) {
         fprintf(stderr, "clnet-train: %s\n", err);
         return 1;
     }

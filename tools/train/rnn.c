@@ -26,8 +26,8 @@ int train_rnn(clnet_context *ctx, const options *o)
     }
     /* An image (28, 28) is a sequence of 28 rows of 28 pixels as it is. */
     int64_t n = o->limit && (size_t)o->limit < train->count ? o->limit : (int64_t)train->count;
-    clnet_dataset_view tv = { train->images, train->labels, n };
-    clnet_dataset_view ev = { test->images, test->labels, (int64_t)test->count };
+    clnet_dataset_view tv = clnet_dataset_view_of(train), ev = clnet_dataset_view_of(test);
+    tv.count = n;
     printf("training on %lld sequences of 28 rows, testing on %lld, batch %d, %d epochs, Adam lr %g\n",
            (long long)n, (long long)test->count, o->batch_size, o->eval_only ? 0 : o->epochs, o->lr);
     fflush(stdout);
