@@ -6,11 +6,10 @@
 #   tools/format-check.sh [-a] [BASE]
 #     BASE  the revision to compare with (default: origin/main if it exists,
 #           else main); files are those changed since its merge base with HEAD
-#     -a    check every tracked C/OpenCL file instead (the count of files that
-#           differ today; expect many until the one-off reformat lands)
+#     -a    check every tracked C/OpenCL file instead (what the lint test runs)
 # Exit 0 when every checked file matches the format, 1 otherwise (each file
 # and clang-format's first complaints are listed), 2 on a usage error.
-# Needs clang-format (Debian package clang-format; not in quickstart yet).
+# Needs clang-format (Debian package clang-format, a test package of ./quickstart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
