@@ -279,9 +279,9 @@ __kernel void softmax_channels_forward(__global const float *x, ulong xo, __glob
 }
 
 /* dx = y * (dy - sum_k dy_k y_k) per column. */
-__kernel void softmax_channels_backward(__global const float *y, ulong yo,
-                                        __global const float *dy, ulong dyo, __global float *dx,
-                                        ulong dxo, ulong columns, int c, ulong s)
+__kernel void softmax_channels_backward(__global const float *y, ulong yo, __global const float *dy,
+                                        ulong dyo, __global float *dx, ulong dxo, ulong columns,
+                                        int c, ulong s)
 {
     size_t id = get_global_id(0);
     if (id >= columns)

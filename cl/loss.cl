@@ -272,7 +272,8 @@ __kernel void categorical_accuracy_partial(__global const float *x, ulong xo,
     int acc = 0;
     FOR_SHARE(r, rows)
     {
-        acc += row_argmax(x, xo + r * (ulong)cols, cols) == row_argmax(t, to + r * (ulong)cols, cols);
+        acc +=
+            row_argmax(x, xo + r * (ulong)cols, cols) == row_argmax(t, to + r * (ulong)cols, cols);
     }
     acc = group_sum_int(s1, acc);
     if (get_local_id(0) == 0)

@@ -15,9 +15,9 @@ static float accumulate(float g, float beta, __global const float *old)
 
 /* The eight input slots of a merge; slots at and past n are not read. */
 #define MERGE_INPUTS                                                                               \
-    __global const float *x0, ulong o0, __global const float *x1, ulong o1,                       \
-        __global const float *x2, ulong o2, __global const float *x3, ulong o3,                   \
-        __global const float *x4, ulong o4, __global const float *x5, ulong o5,                   \
+    __global const float *x0, ulong o0, __global const float *x1, ulong o1,                        \
+        __global const float *x2, ulong o2, __global const float *x3, ulong o3,                    \
+        __global const float *x4, ulong o4, __global const float *x5, ulong o5,                    \
         __global const float *x6, ulong o6, __global const float *x7, ulong o7
 
 /* y = x0 op x1 op ... op x(n-1), left to right, one rounding per op. */
@@ -32,7 +32,13 @@ __kernel void merge_forward(__global float *y, ulong yo, int op, int n, ulong co
         float v = x##k[o##k + i];                                                                  \
         acc = op == MERGE_MULTIPLY ? acc * v : op == MERGE_SUBTRACT ? acc - v : acc + v;           \
     }
-    TERM(1) TERM(2) TERM(3) TERM(4) TERM(5) TERM(6) TERM(7)
+    TERM(1);
+    TERM(2);
+    TERM(3);
+    TERM(4);
+    TERM(5);
+    TERM(6);
+    TERM(7);
 #undef TERM
     y[yo + i] = acc;
 }
@@ -54,7 +60,14 @@ __kernel void merge_backward(__global float *dx, ulong dxo, __global const float
 #define FACTOR(k)                                                                                  \
     if (n > k && skip != k)                                                                        \
         p = p * x##k[o##k + i];
-        FACTOR(0) FACTOR(1) FACTOR(2) FACTOR(3) FACTOR(4) FACTOR(5) FACTOR(6) FACTOR(7)
+        FACTOR(0);
+        FACTOR(1);
+        FACTOR(2);
+        FACTOR(3);
+        FACTOR(4);
+        FACTOR(5);
+        FACTOR(6);
+        FACTOR(7);
 #undef FACTOR
         g = g * p;
     }
@@ -74,9 +87,8 @@ __kernel void concat_forward(__global float *y, ulong yo, ulong y_inner, ulong o
 }
 
 /* The split: dx (outer, inner) = those columns of dy (+ beta * dx). */
-__kernel void concat_backward(__global float *dx, ulong dxo, ulong inner,
-                              __global const float *dy, ulong dyo, ulong y_inner, ulong off,
-                              float beta, ulong count)
+__kernel void concat_backward(__global float *dx, ulong dxo, ulong inner, __global const float *dy,
+                              ulong dyo, ulong y_inner, ulong off, float beta, ulong count)
 {
     size_t i = get_global_id(0);
     if (i >= count)

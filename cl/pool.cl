@@ -11,8 +11,8 @@
  * runs of `run` columns. Work-item g takes run (g % runs) of row g / runs.
  * Returns 0 for the excess work-items of a rounded-up launch. */
 typedef struct run_pos {
-    ulong plane;                       /* n * C + c */
-    int row, col0, col1;               /* columns [col0, col1) of row `row` */
+    ulong plane;         /* n * C + c */
+    int row, col0, col1; /* columns [col0, col1) of row `row` */
 } run_pos;
 
 static int run_locate(ulong planes, int rows, int cols, int run, run_pos *p)
@@ -127,9 +127,9 @@ static void max_row(__global const float *x, ulong xo, ulong planes, int h, int 
  * touched): the forward, the backward's argmax pass, or both at once for
  * training. */
 __kernel void pool2d_max_forward(__global const float *x, ulong xo, __global float *y, ulong yo,
-                                 __global int *idx, ulong io, int has_y, int has_idx,
-                                 ulong planes, int h, int w, int oh, int ow, int kh, int kw,
-                                 int sh, int sw, int pt, int pl, int run)
+                                 __global int *idx, ulong io, int has_y, int has_idx, ulong planes,
+                                 int h, int w, int oh, int ow, int kh, int kw, int sh, int sw,
+                                 int pt, int pl, int run)
 {
     max_row(x, xo, planes, h, w, oh, ow, kh, kw, sh, sw, pt, pl, run, has_y ? y : 0, yo,
             has_idx ? idx : 0, io);
@@ -185,8 +185,8 @@ static void max2x2_row(__global const float *x, ulong xo, ulong planes, int h, i
     }
 }
 
-__kernel void pool2d_max2x2_forward(__global const float *x, ulong xo, __global float *y,
-                                    ulong yo, __global int *idx, ulong io, int has_y, int has_idx,
+__kernel void pool2d_max2x2_forward(__global const float *x, ulong xo, __global float *y, ulong yo,
+                                    __global int *idx, ulong io, int has_y, int has_idx,
                                     ulong planes, int h, int w, int oh, int ow)
 {
     max2x2_row(x, xo, planes, h, w, oh, ow, has_y ? y : 0, yo, has_idx ? idx : 0, io);
@@ -234,11 +234,10 @@ __kernel void pool2d_max2x2_backward(__global const int *idx, ulong io, __global
 }
 
 /* dx (planes, h, w): each element sums the dy of every window whose first
- * maximum (idx, from pool2d_max_forward or pool2d_max2x2_forward) it is, in row-major window order; 0
- * if none. The work-item that owns a run of a dx row zeroes it, then visits
- * the windows that reach the run in row-major order and adds each one's dy
- * where its maximum lies inside the run: every element gets its terms, in
- * that order, from its one owner. With run = 1 this is the plain
+ * maximum (idx, from pool2d_max_forward or pool2d_max2x2_forward) it is, in row-major window order;
+ * 0 if none. The work-item that owns a run of a dx row zeroes it, then visits the windows that
+ * reach the run in row-major order and adds each one's dy where its maximum lies inside the run:
+ * every element gets its terms, in that order, from its one owner. With run = 1 this is the plain
  * per-element gather; over a whole row each window is read once rather than
  * once per element it covers (2-3x faster on pocl). */
 __kernel void pool2d_max_backward(__global const int *idx, ulong io, __global const float *dy,
@@ -270,8 +269,8 @@ __kernel void pool2d_max_backward(__global const int *idx, ulong io, __global co
 
 /* y = (sum of the window, row-major, in float) / divisor. */
 __kernel void pool2d_avg_forward(__global const float *x, ulong xo, __global float *y, ulong yo,
-                                 ulong planes, int h, int w, int oh, int ow, int kh, int kw,
-                                 int sh, int sw, int pt, int pl, int include_pad, int run)
+                                 ulong planes, int h, int w, int oh, int ow, int kh, int kw, int sh,
+                                 int sw, int pt, int pl, int include_pad, int run)
 {
     run_pos p;
     if (!run_locate(planes, oh, ow, run, &p))
@@ -311,8 +310,7 @@ __kernel void pool2d_avg_backward(__global const float *dy, ulong dyo, __global 
     for (int i = ilo; i <= ihi; i++)
         for (int j = jlo; j <= jhi; j++) {
             int ix0 = j * sw - pl;
-            float g = dyp[i * ow + j] /
-                      window_divisor(h, w, i * sh - pt, ix0, kh, kw, include_pad);
+            float g = dyp[i * ow + j] / window_divisor(h, w, i * sh - pt, ix0, kh, kw, include_pad);
             int x1 = min(ix0 + kw, p.col1);
             for (int ix = max(ix0, p.col0); ix < x1; ix++)
                 dxr[ix] += g;

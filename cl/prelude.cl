@@ -50,20 +50,20 @@ static float row_max_part(__global const float *x, ulong o, int cols, int lane, 
  * tree has a fixed shape, so results are deterministic (no atomics), and s
  * may be reused as soon as the call returns. */
 #define CLNET_ADD(a, b) ((a) + (b))
-#define CLNET_GROUP_REDUCE(name, T, combine)                                                        \
-    static T name(__local T *s, T v)                                                                \
-    {                                                                                               \
-        int lid = get_local_id(0);                                                                  \
-        s[lid] = v;                                                                                 \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                               \
-        for (int k = CLNET_WG / 2; k > 0; k >>= 1) {                                                \
-            if (lid < k)                                                                            \
-                s[lid] = combine(s[lid], s[lid + k]);                                               \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                           \
-        }                                                                                           \
-        T r = s[0];                                                                                 \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                               \
-        return r;                                                                                   \
+#define CLNET_GROUP_REDUCE(name, T, combine)                                                       \
+    static T name(__local T *s, T v)                                                               \
+    {                                                                                              \
+        int lid = get_local_id(0);                                                                 \
+        s[lid] = v;                                                                                \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (int k = CLNET_WG / 2; k > 0; k >>= 1) {                                               \
+            if (lid < k)                                                                           \
+                s[lid] = combine(s[lid], s[lid + k]);                                              \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        T r = s[0];                                                                                \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        return r;                                                                                  \
     }
 
 CLNET_GROUP_REDUCE(group_sum, float, CLNET_ADD)

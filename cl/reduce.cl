@@ -4,8 +4,7 @@
 #pragma OPENCL FP_CONTRACT OFF
 
 /* out[oo + group] = sum of x[xo + i] for i = group*WG + lid + k*groups*WG < n. */
-__kernel void sum_partial(__global const float *x, ulong xo, ulong n, __global float *out,
-                          ulong oo)
+__kernel void sum_partial(__global const float *x, ulong xo, ulong n, __global float *out, ulong oo)
 {
     __local float scratch[CLNET_WG];
     size_t lid = get_local_id(0);

@@ -26,11 +26,10 @@ static float rnn_sigmoid(float v)
  * from the step GEMM, NULL when h_{t-1} = 0. The biases are added here. */
 
 /* h_t = tanh(a_x + b_ih + hw + b_hh); gates keep h_t, y gets it. */
-__kernel void rnn_fwd_step(__global float *gates, ulong g_off, ulong g_ld,
-                           __global const float *hw, ulong hw_off,
-                           __global const float *b_ih, ulong bi_off,
-                           __global const float *b_hh, ulong bh_off,
-                           __global float *y, ulong y_off, ulong y_ld, int n, int h)
+__kernel void rnn_fwd_step(__global float *gates, ulong g_off, ulong g_ld, __global const float *hw,
+                           ulong hw_off, __global const float *b_ih, ulong bi_off,
+                           __global const float *b_hh, ulong bh_off, __global float *y, ulong y_off,
+                           ulong y_ld, int n, int h)
 {
     size_t id = get_global_id(0);
     if (id >= (size_t)n * (size_t)h)
@@ -47,12 +46,11 @@ __kernel void rnn_fwd_step(__global float *gates, ulong g_off, ulong g_ld,
 
 /* Blocks i, f, g, o. c_in: c_{t-1} (NULL = 0); c_out: c_t. */
 __kernel void lstm_fwd_step(__global float *gates, ulong g_off, ulong g_ld,
-                            __global const float *hw, ulong hw_off,
-                            __global const float *b_ih, ulong bi_off,
-                            __global const float *b_hh, ulong bh_off,
+                            __global const float *hw, ulong hw_off, __global const float *b_ih,
+                            ulong bi_off, __global const float *b_hh, ulong bh_off,
                             __global const float *c_in, ulong ci_off, ulong ci_ld,
-                            __global float *c_out, ulong co_off, ulong co_ld,
-                            __global float *y, ulong y_off, ulong y_ld, int n, int h)
+                            __global float *c_out, ulong co_off, ulong co_ld, __global float *y,
+                            ulong y_off, ulong y_ld, int n, int h)
 {
     size_t id = get_global_id(0);
     if (id >= (size_t)n * (size_t)h)
@@ -77,13 +75,11 @@ __kernel void lstm_fwd_step(__global float *gates, ulong g_off, ulong g_ld,
 
 /* Blocks r, z, n. h_in: h_{t-1} (NULL = 0); hn_out: a_h[n] = (h_{t-1}
  * W_hn^T + b_hn), kept for the backward (NULL in inference). */
-__kernel void gru_fwd_step(__global float *gates, ulong g_off, ulong g_ld,
-                           __global const float *hw, ulong hw_off,
-                           __global const float *b_ih, ulong bi_off,
-                           __global const float *b_hh, ulong bh_off,
-                           __global const float *h_in, ulong hi_off, ulong hi_ld,
-                           __global float *hn_out, ulong hn_off, ulong hn_ld,
-                           __global float *y, ulong y_off, ulong y_ld, int n, int h)
+__kernel void gru_fwd_step(__global float *gates, ulong g_off, ulong g_ld, __global const float *hw,
+                           ulong hw_off, __global const float *b_ih, ulong bi_off,
+                           __global const float *b_hh, ulong bh_off, __global const float *h_in,
+                           ulong hi_off, ulong hi_ld, __global float *hn_out, ulong hn_off,
+                           ulong hn_ld, __global float *y, ulong y_off, ulong y_ld, int n, int h)
 {
     size_t id = get_global_id(0);
     if (id >= (size_t)n * (size_t)h)
@@ -116,8 +112,8 @@ __kernel void gru_fwd_step(__global float *gates, ulong g_off, ulong g_ld,
 
 __kernel void rnn_bwd_step(__global const float *gates, ulong g_off, ulong g_ld,
                            __global const float *dy, ulong dy_off, ulong dy_ld,
-                           __global const float *dh, ulong dh_off,
-                           __global float *dgx, ulong dgx_off, ulong dgx_ld, int n, int h)
+                           __global const float *dh, ulong dh_off, __global float *dgx,
+                           ulong dgx_off, ulong dgx_ld, int n, int h)
 {
     size_t id = get_global_id(0);
     if (id >= (size_t)n * (size_t)h)
@@ -135,9 +131,9 @@ __kernel void rnn_bwd_step(__global const float *gates, ulong g_off, ulong g_ld,
 __kernel void lstm_bwd_step(__global const float *gates, ulong g_off, ulong g_ld,
                             __global const float *c, ulong c_off, ulong c_ld,
                             __global const float *dy, ulong dy_off, ulong dy_ld,
-                            __global const float *dh, ulong dh_off,
-                            __global float *dc, ulong dc_off,
-                            __global float *dgx, ulong dgx_off, ulong dgx_ld, int n, int h)
+                            __global const float *dh, ulong dh_off, __global float *dc,
+                            ulong dc_off, __global float *dgx, ulong dgx_off, ulong dgx_ld, int n,
+                            int h)
 {
     size_t id = get_global_id(0);
     if (id >= (size_t)n * (size_t)h)
@@ -165,9 +161,8 @@ __kernel void lstm_bwd_step(__global const float *gates, ulong g_off, ulong g_ld
 __kernel void gru_bwd_step(__global const float *gates, ulong g_off, ulong g_ld,
                            __global const float *hn, ulong hn_off, ulong hn_ld,
                            __global const float *h_prev, ulong hp_off, ulong hp_ld,
-                           __global const float *dy, ulong dy_off, ulong dy_ld,
-                           __global float *dh, ulong dh_off,
-                           __global float *dgx, ulong dgx_off, ulong dgx_ld,
+                           __global const float *dy, ulong dy_off, ulong dy_ld, __global float *dh,
+                           ulong dh_off, __global float *dgx, ulong dgx_off, ulong dgx_ld,
                            __global float *dgh, ulong dgh_off, ulong dgh_ld, int n, int h)
 {
     size_t id = get_global_id(0);
@@ -197,9 +192,8 @@ __kernel void gru_bwd_step(__global const float *gates, ulong g_off, ulong g_ld,
 
 /* dst[d_off + r*d_ld + k] = src[s_off + r*s_ld + k] for r < rows, k < cols;
  * zeros when src is NULL. */
-__kernel void rnn_copy_rows(__global float *dst, ulong d_off, ulong d_ld,
-                            __global const float *src, ulong s_off, ulong s_ld, ulong rows,
-                            ulong cols)
+__kernel void rnn_copy_rows(__global float *dst, ulong d_off, ulong d_ld, __global const float *src,
+                            ulong s_off, ulong s_ld, ulong rows, ulong cols)
 {
     size_t id = get_global_id(0);
     if (id >= rows * cols)
@@ -308,17 +302,14 @@ __kernel void lstm_pack_w(__global float *wp, ulong wp_off, __global const float
  * + (c_pp ? (s&1)*n*h : (s+1)*h), and c_{-1} copied to the reserve's slot 0
  * when !c_pp; hp (NULL in inference): h_{s-1} at hp_off + b*hp_ld + s*h;
  * hT, cT (NULL = not wanted) get the last step's states. */
-__kernel void lstm_fwd_fused(__global float *gates, ulong g_off, ulong g_ld,
-                             __global const float *wt, ulong wt_off,
-                             __global const float *b_ih, ulong bi_off,
-                             __global const float *b_hh, ulong bh_off,
-                             __global const float *h0, ulong h0_off, ulong h0_ld,
-                             __global const float *c0, ulong c0_off, ulong c0_ld,
-                             __global float *cs, ulong cs_off, ulong cs_ld, int c_pp,
-                             __global float *hp, ulong hp_off, ulong hp_ld,
-                             __global float *y, ulong y_off, ulong y_ld,
-                             __global float *hT, ulong hT_off, __global float *cT, ulong cT_off,
-                             int n, int h, int t, int s0, int count)
+__kernel void
+lstm_fwd_fused(__global float *gates, ulong g_off, ulong g_ld, __global const float *wt,
+               ulong wt_off, __global const float *b_ih, ulong bi_off, __global const float *b_hh,
+               ulong bh_off, __global const float *h0, ulong h0_off, ulong h0_ld,
+               __global const float *c0, ulong c0_off, ulong c0_ld, __global float *cs,
+               ulong cs_off, ulong cs_ld, int c_pp, __global float *hp, ulong hp_off, ulong hp_ld,
+               __global float *y, ulong y_off, ulong y_ld, __global float *hT, ulong hT_off,
+               __global float *cT, ulong cT_off, int n, int h, int t, int s0, int count)
 {
     const size_t H = (size_t)h, HP = (H + 7) / 8 * 8, nj = HP / 8;
     const size_t tiles = ((size_t)n + RNN_TR - 1) / RNN_TR * nj;
@@ -371,8 +362,10 @@ __kernel void lstm_fwd_fused(__global float *gates, ulong g_off, ulong g_ld,
                     rnn_st8(g + q * H, act[q], nv);
                 }
                 ulong cbase = cs_off + b * cs_ld + j0;
-                float8 cp = s ? rnn_ld8(cs + cbase + (c_pp ? (size_t)((s - 1) & 1) * n * H : s * H), nv)
-                          : c0 ? rnn_ld8(c0 + c0_off + b * c0_ld + j0, nv) : (float8)(0.0f);
+                float8 cp =
+                    s    ? rnn_ld8(cs + cbase + (c_pp ? (size_t)((s - 1) & 1) * n * H : s * H), nv)
+                    : c0 ? rnn_ld8(c0 + c0_off + b * c0_ld + j0, nv)
+                         : (float8)(0.0f);
                 if (!s && !c_pp)
                     rnn_st8(cs + cbase, cp, nv);
                 float8 c = act[1] * cp + act[0] * act[2];
@@ -381,7 +374,8 @@ __kernel void lstm_fwd_fused(__global float *gates, ulong g_off, ulong g_ld,
                 rnn_st8(y + y_off + b * y_ld + (size_t)s * H + j0, hv, nv);
                 if (hp)
                     rnn_st8(hp + hp_off + b * hp_ld + (size_t)s * H + j0,
-                            hin ? rnn_ld8(hin + hin_off + b * hin_ld + j0, nv) : (float8)(0.0f), nv);
+                            hin ? rnn_ld8(hin + hin_off + b * hin_ld + j0, nv) : (float8)(0.0f),
+                            nv);
                 if (s == t - 1 && hT)
                     rnn_st8(hT + hT_off + b * H + j0, hv, nv);
                 if (s == t - 1 && cT)
@@ -400,14 +394,11 @@ __kernel void lstm_fwd_fused(__global float *gates, ulong g_off, ulong g_ld,
  * step 0 also writes dL/dc_{-1} to dc0 (NULL: not wanted). */
 __kernel void lstm_bwd_fused(__global const float *gates, ulong g_off, ulong g_ld,
                              __global const float *cs, ulong cs_off, ulong cs_ld,
-                             __global const float *wp, ulong wp_off,
-                             __global const float *dy, ulong dy_off, ulong dy_ld,
-                             __global const float *dhT, ulong dhT_off,
-                             __global const float *dcT, ulong dcT_off,
-                             __global float *dc, ulong dc_off,
-                             __global float *dgx, ulong dgx_off, ulong dgx_ld,
-                             __global float *dh0, ulong dh0_off,
-                             __global float *dc0, ulong dc0_off,
+                             __global const float *wp, ulong wp_off, __global const float *dy,
+                             ulong dy_off, ulong dy_ld, __global const float *dhT, ulong dhT_off,
+                             __global const float *dcT, ulong dcT_off, __global float *dc,
+                             ulong dc_off, __global float *dgx, ulong dgx_off, ulong dgx_ld,
+                             __global float *dh0, ulong dh0_off, __global float *dc0, ulong dc0_off,
                              int n, int h, int t, int s_hi, int s_lo)
 {
     const size_t H = (size_t)h, HP = (H + 7) / 8 * 8, nj = HP / 8, G = 4 * H;
@@ -421,7 +412,8 @@ __kernel void lstm_bwd_fused(__global const float *gates, ulong g_off, ulong g_l
 #pragma unroll
                 for (int r = 0; r < RNN_TR; r++)
                     dh[r] = dhT && b0 + r < (size_t)n
-                                ? rnn_ld8(dhT + dhT_off + (b0 + r) * H + j0, nv) : (float8)(0.0f);
+                                ? rnn_ld8(dhT + dhT_off + (b0 + r) * H + j0, nv)
+                                : (float8)(0.0f);
             } else {
                 /* Two partial sums (even and odd g) per row, added at the end. */
                 float8 a0[RNN_TR], a1[RNN_TR];
@@ -464,7 +456,8 @@ __kernel void lstm_bwd_fused(__global const float *gates, ulong g_off, ulong g_l
                 float8 cp = rnn_ld8(c, nv), tc = tanh(rnn_ld8(c + H, nv));
                 __global float *dcp = dc + dc_off + b * H + j0;
                 float8 dcin = s < t - 1 ? rnn_ld8(dcp, nv)
-                              : dcT ? rnn_ld8(dcT + dcT_off + b * H + j0, nv) : (float8)(0.0f);
+                              : dcT     ? rnn_ld8(dcT + dcT_off + b * H + j0, nv)
+                                        : (float8)(0.0f);
                 float8 dct = dcin + d * o * (1.0f - tc * tc);
                 __global float *out = dgx + dgx_off + b * dgx_ld + (size_t)s * G + j0;
                 rnn_st8(out, dct * gg * (i * (1.0f - i)), nv);

@@ -32,10 +32,12 @@ static clnet_status residual_block(clnet_model *m, int filters)
     c.padding = CLNET_PADDING_SAME;
     clnet_status st;
     if ((st = clnet_model_add_conv2d(m, &c)) ||
-        (st = clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = BN_MOMENTUM })) ||
+        (st = clnet_model_add_batchnorm(
+             m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = BN_MOMENTUM })) ||
         (st = clnet_model_add_activation(m, CLNET_ACT_RELU, 0)) ||
         (st = clnet_model_add_conv2d(m, &c)) ||
-        (st = clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = BN_MOMENTUM })))
+        (st = clnet_model_add_batchnorm(
+             m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = BN_MOMENTUM })))
         return st;
     clnet_node sum[2] = { x, clnet_model_node(m) };
     if ((st = clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, sum)))

@@ -85,7 +85,8 @@ size_t compare_f32(const char *label, const float *got, const double *ref, size_
         else if (tol.bitwise)
             ok = got[i] == (float)r;
         else
-            ok = g == r || (float)r == got[i] || fabs(g - r) <= tol.abs || fabs(g - r) <= tol.rel * fabs(r);
+            ok = g == r || (float)r == got[i] || fabs(g - r) <= tol.abs ||
+                 fabs(g - r) <= tol.rel * fabs(r);
         if (!ok && bad++ < 5)
             fprintf(stderr, "%s: [%zu] expected %.9g, got %.9g (tolerance abs %g rel %g%s: %s)\n",
                     label, i, r, g, tol.abs, tol.rel, tol.bitwise ? ", bitwise" : "",
@@ -103,8 +104,8 @@ size_t compare_bounds(const char *label, const float *got, const double *ref, co
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
         double err = fabs((double)got[i] - ref[i]);
-        int ok = isfinite(ref[i]) && isfinite(got[i]) &&
-                 (got[i] == (float)ref[i] || err <= bound[i]);
+        int ok =
+            isfinite(ref[i]) && isfinite(got[i]) && (got[i] == (float)ref[i] || err <= bound[i]);
         if (bound[i] > 0 && err / bound[i] > worst)
             worst = err / bound[i];
         if (!ok && bad++ < 5)

@@ -30,24 +30,24 @@ int expect_errors(int on);
 int unexpected_error(clnet_status status);
 
 /* Asserts that a clnet call returned CLNET_OK, printing the context's message. */
-#define CK_OK(ctx, call)                                                                          \
-    do {                                                                                          \
-        clnet_status st_ = (call);                                                                \
-        ck_assert_msg(st_ == CLNET_OK, "%s returned %s: %s", #call, clnet_status_name(st_),       \
-                      clnet_context_errmsg(ctx));                                                 \
+#define CK_OK(ctx, call)                                                                           \
+    do {                                                                                           \
+        clnet_status st_ = (call);                                                                 \
+        ck_assert_msg(st_ == CLNET_OK, "%s returned %s: %s", #call, clnet_status_name(st_),        \
+                      clnet_context_errmsg(ctx));                                                  \
     } while (0)
 
 /* Asserts a specific failure status and that the message contains `needle`. */
-#define CK_FAILS(ctx, want, needle, call)                                                         \
-    do {                                                                                          \
-        int prev_ = expect_errors(1);                                                             \
-        clnet_status st_ = (call);                                                                \
-        expect_errors(prev_);                                                                     \
-        ck_assert_msg(st_ == (want), "%s returned %s, expected %s (%s)", #call,                   \
+#define CK_FAILS(ctx, want, needle, call)                                                          \
+    do {                                                                                           \
+        int prev_ = expect_errors(1);                                                              \
+        clnet_status st_ = (call);                                                                 \
+        expect_errors(prev_);                                                                      \
+        ck_assert_msg(st_ == (want), "%s returned %s, expected %s (%s)", #call,                    \
                       clnet_status_name(st_), clnet_status_name(want), clnet_context_errmsg(ctx)); \
-        ck_assert_msg(strstr(clnet_context_errmsg(ctx), (needle)) != NULL,                        \
-                      "%s: message \"%s\" lacks \"%s\"", #call, clnet_context_errmsg(ctx),        \
-                      (needle));                                                                  \
+        ck_assert_msg(strstr(clnet_context_errmsg(ctx), (needle)) != NULL,                         \
+                      "%s: message \"%s\" lacks \"%s\"", #call, clnet_context_errmsg(ctx),         \
+                      (needle));                                                                   \
     } while (0)
 
 /* A tolerance: an element passes when bitwise equal to the rounded reference,
@@ -56,7 +56,7 @@ int unexpected_error(clnet_status status);
 typedef struct tolerance {
     double abs, rel;
     int bitwise;
-    const char *why;                   /* one line: why this tolerance */
+    const char *why; /* one line: why this tolerance */
 } tolerance;
 
 /* Compares n device floats with a float64 reference. Returns the number of

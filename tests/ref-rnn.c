@@ -18,8 +18,7 @@ static double sigm(double v)
 }
 
 /* a[r] = b[r] + sum_k w[r][k] v[k] for r < rows; w is rows x cols. */
-static void affine(int rows, int cols, const double *w, const double *b, const double *v,
-                   double *a)
+static void affine(int rows, int cols, const double *w, const double *b, const double *v, double *a)
 {
     for (int r = 0; r < rows; r++) {
         double s = b[r];
@@ -245,8 +244,8 @@ static void accumulate(const ref_rnn *p, const ref_rnn_in *in, const ref_rnn_gra
  * (mh, mc: the terms of dh_{s-1}, dc_{s-1}) and the magnitude that came in,
  * scaled as the true gradient's norm changed (in_sq to out_sq) -- errors
  * made at later steps shrink or grow with the gradient they ride on. */
-static double carry(double carried, double in_sq, double out_sq, const double *mh,
-                    const double *mc, int h, int lstm)
+static double carry(double carried, double in_sq, double out_sq, const double *mh, const double *mc,
+                    int h, int lstm)
 {
     double m = in_sq > 0 ? sqrt(out_sq / in_sq) * carried : 0;
     for (int j = 0; j < h; j++)
@@ -303,7 +302,7 @@ static void backward(const ref_rnn *p, const ref_rnn_in *in, const trace *tr, co
                 c_in = fmax(c_in, fmax(adh[j], adc[j]));
             }
             double in_sq = sum_sq(dh, dc, h);
-            step st = { tr->act + gat, tr->ah + gat,  tr->hs + at, tr->cs + at,
+            step st = { tr->act + gat,    tr->ah + gat,  tr->hs + at, tr->cs + at,
                         tr->cs + at + nh, tr->ahm + gat, tr->cm + at, tr->cm + at + nh };
             if (gm) { /* before the true step overwrites dc with dc_{s-1} */
                 cell_backward(p->cell, h, 1, &st, adh, adc, dax, dah, dhp, mc);
@@ -312,8 +311,8 @@ static void backward(const ref_rnn *p, const ref_rnn_in *in, const trace *tr, co
             cell_backward(p->cell, h, 0, &st, dh, dc, dax, dah, dhp, dc);
             accumulate(p, in, g, 0, b, s, st.hp, dax, dah, dhp, dhs + (size_t)b * h);
             if (gm)
-                carried[b] = carry(c_in, in_sq, sum_sq(dhs + (size_t)b * h, dc, h), mh, mc, h,
-                                   lstm);
+                carried[b] =
+                    carry(c_in, in_sq, sum_sq(dhs + (size_t)b * h, dc, h), mh, mc, h, lstm);
         }
     for (size_t i = 0; i < nh; i++) {
         if (g->dh0)
@@ -330,8 +329,8 @@ static void backward(const ref_rnn *p, const ref_rnn_in *in, const trace *tr, co
         free(all[i]);
 }
 
-void ref_rnn_backward(const ref_rnn *p, const ref_rnn_in *in, const double *dy,
-                      const double *dh_T, const double *dc_T, const ref_rnn_grad *g)
+void ref_rnn_backward(const ref_rnn *p, const ref_rnn_in *in, const double *dy, const double *dh_T,
+                      const double *dc_T, const ref_rnn_grad *g)
 {
     trace tr;
     trace_make(p, &tr);
@@ -340,9 +339,8 @@ void ref_rnn_backward(const ref_rnn *p, const ref_rnn_in *in, const double *dy,
     trace_free(&tr);
 }
 
-void ref_rnn_magnitude(const ref_rnn *p, const ref_rnn_in *in, const double *dy,
-                       const double *dh_T, const double *dc_T, double *my, double *mc_T,
-                       const ref_rnn_grad *g)
+void ref_rnn_magnitude(const ref_rnn *p, const ref_rnn_in *in, const double *dy, const double *dh_T,
+                       const double *dc_T, double *my, double *mc_T, const ref_rnn_grad *g)
 {
     int n = p->n, h = p->h, gates = ref_rnn_gates(p->cell);
     size_t nh = (size_t)n * h;

@@ -47,8 +47,8 @@ void ref_rnn_forward(const ref_rnn *p, const ref_rnn_in *in, double *y, double *
 /* Backward through time: the gradients of L = <dy, y> + <dh_T, h_T> +
  * <dc_T, c_T>. dy, dh_T and dc_T may be NULL (zeros). Recomputes the forward
  * itself; allocates temporaries that it frees before returning. */
-void ref_rnn_backward(const ref_rnn *p, const ref_rnn_in *in, const double *dy,
-                      const double *dh_T, const double *dc_T, const ref_rnn_grad *g);
+void ref_rnn_backward(const ref_rnn *p, const ref_rnn_in *in, const double *dy, const double *dh_T,
+                      const double *dc_T, const ref_rnn_grad *g);
 
 /* Magnitudes for tolerances: the size of the terms each output is summed
  * from, so that a magnitude does not shrink when its result cancels (the
@@ -67,8 +67,7 @@ void ref_rnn_backward(const ref_rnn *p, const ref_rnn_in *in, const double *dy,
  * after each step, the larger of that step's own terms and the incoming
  * magnitude scaled by how the true gradient's norm changed, so it follows a
  * gradient that decays but not one that shrinks by cancellation. */
-void ref_rnn_magnitude(const ref_rnn *p, const ref_rnn_in *in, const double *dy,
-                       const double *dh_T, const double *dc_T, double *my, double *mc_T,
-                       const ref_rnn_grad *g);
+void ref_rnn_magnitude(const ref_rnn *p, const ref_rnn_in *in, const double *dy, const double *dh_T,
+                       const double *dc_T, double *my, double *mc_T, const ref_rnn_grad *g);
 
 #endif

@@ -69,7 +69,8 @@ int main(void)
             yv[i] = (int32_t)((s = s * 1103515245u + 12345u) >> 16) % 10;
         if (clnet_tensor_create(ctx, CLNET_F32, 4, xs, &x[k]) ||
             clnet_tensor_upload(x[k], xv, sizeof xv) ||
-            clnet_tensor_create(ctx, CLNET_I32, 1, &b, &y[k]) || clnet_tensor_upload(y[k], yv, sizeof yv))
+            clnet_tensor_create(ctx, CLNET_I32, 1, &b, &y[k]) ||
+            clnet_tensor_upload(y[k], yv, sizeof yv))
             return fail(ctx, "uploading data");
     }
     long rss0 = 0;
@@ -77,7 +78,8 @@ int main(void)
     clnet_context_stats st0 = { 0 }, st;
     double loss = 0;
     for (long i = 1; i <= steps; i++) {
-        if (clnet_model_train_on_batch(m, x[i % BATCHES], y[i % BATCHES], i % 100 ? NULL : &loss, NULL))
+        if (clnet_model_train_on_batch(m, x[i % BATCHES], y[i % BATCHES], i % 100 ? NULL : &loss,
+                                       NULL))
             return fail(ctx, "training");
         if (i == WARMUP) {
             rss0 = rss_bytes();
@@ -85,8 +87,8 @@ int main(void)
             clnet_context_get_stats(ctx, &st0);
         }
         if (i % 100 == 0)
-            printf("soak: step %ld: loss %.4f, host RSS %.1f MiB, device %.2f MiB in %ld buffers\n", i,
-                   loss, rss_bytes() / 1048576.0, (double)live0.device_bytes / 1048576.0,
+            printf("soak: step %ld: loss %.4f, host RSS %.1f MiB, device %.2f MiB in %ld buffers\n",
+                   i, loss, rss_bytes() / 1048576.0, (double)live0.device_bytes / 1048576.0,
                    live0.buffers);
     }
     long rss1 = rss_bytes();
@@ -94,8 +96,8 @@ int main(void)
     clnet_context_get_stats(ctx, &st);
     int ok = rss0 > 0 && flat((double)rss0, (double)rss1, (double)sysconf(_SC_PAGESIZE)) &&
              flat((double)live0.device_bytes, (double)live.device_bytes, 0) &&
-             flat((double)st0.bytes_live, (double)st.bytes_live, 0) && live.buffers == live0.buffers &&
-             live.host_blocks == live0.host_blocks;
+             flat((double)st0.bytes_live, (double)st.bytes_live, 0) &&
+             live.buffers == live0.buffers && live.host_blocks == live0.host_blocks;
     printf("soak: %ld steps at batch %d: host RSS %ld -> %ld bytes (%+.2f%%), device %lld -> %lld "
            "bytes, %ld -> %ld buffers, %ld -> %ld host blocks\n",
            steps, BATCH, rss0, rss1, 100.0 * (double)(rss1 - rss0) / (double)rss0,
@@ -108,7 +110,8 @@ int main(void)
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
     clnet__fault_live(&live);
-    ok = ok && live.buffers == 0 && live.device_bytes == 0 && live.contexts == 0 && live.host_blocks == 0;
+    ok = ok && live.buffers == 0 && live.device_bytes == 0 && live.contexts == 0 &&
+         live.host_blocks == 0;
     printf("%d passed, %d failed\n", ok, !ok);
     return ok ? 0 : 1;
 }

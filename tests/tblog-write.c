@@ -53,7 +53,8 @@ static int fit(clnet_tblog *w)
     clnet_history h = CLNET_HISTORY_INIT;
     clnet_callback cb = { 0 };
     clnet_status st;
-    if ((st = clnet_model_create(ctx, 1, (int64_t[]){ 4 }, 1, &m)) || (st = clnet_model_add_dense(m, &d)))
+    if ((st = clnet_model_create(ctx, 1, (int64_t[]){ 4 }, 1, &m)) ||
+        (st = clnet_model_add_dense(m, &d)))
         goto done;
     d.units = 2;
     d.activation = CLNET_ACT_SOFTMAX;
@@ -69,7 +70,8 @@ static int fit(clnet_tblog *w)
     fp.ncallbacks = 1;
     clnet_dataset_view data = { x, y, N };
     if ((st = clnet_model_add_dense(m, &d)) || (st = clnet_model_compile(m, &comp)) ||
-        (st = clnet_callback_tensorboard(ctx, w, &tp, &cb)) || (st = clnet_model_fit(m, &fp, &data)))
+        (st = clnet_callback_tensorboard(ctx, w, &tp, &cb)) ||
+        (st = clnet_model_fit(m, &fp, &data)))
         goto done;
     for (int e = 0; e < h.count; e++)
         printf("{\"kind\": \"epoch\", \"epoch\": %d, \"loss\": %.17g, \"accuracy\": %.17g, "
@@ -102,7 +104,8 @@ int main(int argc, char **argv)
      * outside a oneof; simple_value is inside one). */
     static const double sv[] = { 0.0, -1.5, 3.25, 1e-7, 12345.678 };
     for (int i = 0; i < 5; i++) {
-        if (check(clnet_tblog_scalar(w, "test/scalar", i * 10, sv[i]), "scalar", clnet_tblog_errmsg(w)))
+        if (check(clnet_tblog_scalar(w, "test/scalar", i * 10, sv[i]), "scalar",
+                  clnet_tblog_errmsg(w)))
             return 1;
         printf("{\"kind\": \"scalar\", \"tag\": \"test/scalar\", \"step\": %d, \"value\": %.9g}\n",
                i * 10, (double)(float)sv[i]);
@@ -118,8 +121,10 @@ int main(int argc, char **argv)
         snprintf(tag, sizeof tag, "test/image%d", c);
         if (check(clnet_tblog_image(w, tag, i, h, wd, c, px), "image", clnet_tblog_errmsg(w)))
             return 1;
-        printf("{\"kind\": \"image\", \"tag\": \"%s\", \"step\": %d, \"height\": %d, \"width\": %d, "
-               "\"channels\": %d, \"pixels\": [", tag, i, h, wd, c);
+        printf(
+            "{\"kind\": \"image\", \"tag\": \"%s\", \"step\": %d, \"height\": %d, \"width\": %d, "
+            "\"channels\": %d, \"pixels\": [",
+            tag, i, h, wd, c);
         for (int k = 0; k < h * wd * c; k++)
             printf("%s%d", k ? ", " : "", px[k]);
         printf("]}\n");
@@ -140,11 +145,12 @@ int main(int argc, char **argv)
         int buckets;
     } hs[] = { { hv, 200, 0 }, { hv, 200, 7 }, { flat, 3, 4 }, { one, 1, 1 }, { on_limits, 7, 4 } };
     for (int i = 0; i < 5; i++) {
-        if (check(clnet_tblog_histogram(w, "test/histogram", i, hs[i].v, hs[i].n, hs[i].buckets), "histogram",
-                  clnet_tblog_errmsg(w)))
+        if (check(clnet_tblog_histogram(w, "test/histogram", i, hs[i].v, hs[i].n, hs[i].buckets),
+                  "histogram", clnet_tblog_errmsg(w)))
             return 1;
-        printf("{\"kind\": \"histogram\", \"tag\": \"test/histogram\", \"step\": %d, \"buckets\": %d, ", i,
-               hs[i].buckets ? hs[i].buckets : 30);
+        printf("{\"kind\": \"histogram\", \"tag\": \"test/histogram\", \"step\": %d, \"buckets\": "
+               "%d, ",
+               i, hs[i].buckets ? hs[i].buckets : 30);
         print_floats("values", hs[i].v, hs[i].n);
         printf("}\n");
     }

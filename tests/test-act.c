@@ -28,17 +28,22 @@
 #define U 0x1.0p-24
 #define TINY 0x1.0p-126
 
-static const tolerance tol_bitwise = {0, 0, 1, "a select or one correctly rounded product"};
+static const tolerance tol_bitwise = { 0, 0, 1, "a select or one correctly rounded product" };
 static const tolerance tol_sigmoid = {
-    TINY, 16 * U, 0, "exp 6u, then 1 + e and the division: <= 11u (spec bound), 16u with margin"};
-static const tolerance tol_tanh = {TINY, 12 * U, 0, "the device's tanh, <= 5 ulp = 10u (spec)"};
-static const tolerance tol_sigmoid_bwd = {TINY, 4 * U, 0, "dy*y, 1-y and the product: 3 roundings"};
+    TINY, 16 * U, 0, "exp 6u, then 1 + e and the division: <= 11u (spec bound), 16u with margin"
+};
+static const tolerance tol_tanh = { TINY, 12 * U, 0, "the device's tanh, <= 5 ulp = 10u (spec)" };
+static const tolerance tol_sigmoid_bwd = { TINY, 4 * U, 0,
+                                           "dy*y, 1-y and the product: 3 roundings" };
 static const tolerance tol_hard_swish = {
-    TINY, 4 * U, 0, "x + 3 (exact near -3), / 6 and the product: 3 roundings"};
+    TINY, 4 * U, 0, "x + 3 (exact near -3), / 6 and the product: 3 roundings"
+};
 static const tolerance tol_hard_swish_bwd = {
-    TINY, 4 * U, 0, "2x + 3 (exact near -1.5), dy times it, / 6: 3 roundings"};
+    TINY, 4 * U, 0, "2x + 3 (exact near -1.5), dy times it, / 6: 3 roundings"
+};
 static const tolerance tol_tanh_bwd = {
-    TINY, 5 * U, 0, "1-y, 1+y and two products: 4 roundings (no 1-y*y cancellation)"};
+    TINY, 5 * U, 0, "1-y, 1+y and two products: 4 roundings (no 1-y*y cancellation)"
+};
 
 /* Row reductions (softmax family): the longest chain of float additions is
  * the whole row for a row per work-item, or a lane's strided share plus the
@@ -59,7 +64,6 @@ static const tolerance tol_tanh_bwd = {
  * two-level fixed order: |err| <= 2 (ceil(m / WG) + log2(WG) + 2) u sum |dy|
  * (a lane's share of a chunk, the tree, then at most m / (32 WG) + 1 chunk
  * partials; never worse than one work-group's share of m). */
-
 
 static double row_depth(int variant, int cols, size_t wg)
 {
@@ -217,7 +221,7 @@ static void act_input(clnet_activation act, float *x, size_t n, uint64_t seed)
     x[0] = 0.75f; /* n = 1 must not be a zero case */
 }
 
-static const int64_t act_sizes[] = {1, 3, 7, 31, 33, 4097, 100003, 3000017};
+static const int64_t act_sizes[] = { 1, 3, 7, 31, 33, 4097, 100003, 3000017 };
 #define NACT_SIZES (sizeof act_sizes / sizeof act_sizes[0])
 
 START_TEST(activation_forward_matches_reference)
@@ -271,7 +275,8 @@ START_TEST(activation_backward_matches_reference)
         uint64_t seed = 500 + k;
         act_input(act, x, nn, seed);
         fill_uniform(dy, nn, -1, 1, &seed);
-        double *dxx = widen_f64(x, nn), *dyy = host_f64(nn), *ddy = widen_f64(dy, nn), *ref = host_f64(nn);
+        double *dxx = widen_f64(x, nn), *dyy = host_f64(nn), *ddy = widen_f64(dy, nn),
+               *ref = host_f64(nn);
         ref_forward(act, alpha_leaky, nn, dxx, dyy);
         for (size_t i = 0; i < nn; i++) /* the saved y, as the device would hold it */
             y[i] = (float)dyy[i], dyy[i] = y[i];
@@ -343,9 +348,9 @@ END_TEST
 START_TEST(activation_special_values_follow_policy)
 {
     clnet_context *ctx = test_context();
-    const float sp[] = {NAN,    -NAN,    INFINITY, -INFINITY, 0.0f,   -0.0f,  FLT_MAX, -FLT_MAX,
-                        1e-40f, -1e-40f, FLT_MIN,  1e4f,      -1e4f,  100.0f, -100.0f, 88.8f,
-                        -88.8f, 18.0f,   -18.0f,   10.0f,     -10.0f, 1.0f,   -1.0f};
+    const float sp[] = { NAN,    -NAN,    INFINITY, -INFINITY, 0.0f,   -0.0f,  FLT_MAX, -FLT_MAX,
+                         1e-40f, -1e-40f, FLT_MIN,  1e4f,      -1e4f,  100.0f, -100.0f, 88.8f,
+                         -88.8f, 18.0f,   -18.0f,   10.0f,     -10.0f, 1.0f,   -1.0f };
     enum { NS = sizeof sp / sizeof sp[0] };
     int64_t n = NS;
     float got[NS], y[NS], dy[NS], dgot[NS];
@@ -355,7 +360,7 @@ START_TEST(activation_special_values_follow_policy)
     clnet_tensor *tx = tensor_from(ctx, 1, &n, sp), *tdy = tensor_from(ctx, 1, &n, dy), *ty, *tdx;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &ty));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &tdx));
-    const float alphas[] = {0.01f, 0.2f};
+    const float alphas[] = { 0.01f, 0.2f };
     for (int a = 0; a < NACTS + 1; a++) {
         clnet_activation act = (clnet_activation)(a < NACTS ? a : CLNET_ACT_LEAKY_RELU);
         float alpha = alphas[a == NACTS];
@@ -431,7 +436,8 @@ START_TEST(activation_bad_arguments_are_named)
              clnet_activation_backward(CLNET_ACT_TANH, 0, NULL, a, NULL, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (9) but expected 8 elements (as dx)",
              clnet_activation_backward(CLNET_ACT_TANH, 0, NULL, a, big, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (9) but expected 8 elements (as dx)", /* given but unused: still checked */
+    CK_FAILS(ctx, CLNET_ERR_SHAPE,
+             "x: shape (9) but expected 8 elements (as dx)", /* given but unused: still checked */
              clnet_activation_backward(CLNET_ACT_TANH, 0, big, a, b, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: dtype int32 but expected float32",
              clnet_activation_backward(CLNET_ACT_NONE, 0, NULL, NULL, a, ints));
@@ -511,8 +517,9 @@ typedef struct shape2 {
 } shape2;
 
 static const shape2 sm_shapes[] = {
-    {2, {1, 1}},     {2, {1, 10}}, {2, {3, 7}},    {2, {32, 10}},   {2, {33, 1000}},
-    {3, {2, 3, 65}}, {1, {31}},    {2, {7, 4097}}, {2, {1000, 10}}, {2, {2, 100003}},
+    { 2, { 1, 1 } },     { 2, { 1, 10 } },     { 2, { 3, 7 } }, { 2, { 32, 10 } },
+    { 2, { 33, 1000 } }, { 3, { 2, 3, 65 } },  { 1, { 31 } },   { 2, { 7, 4097 } },
+    { 2, { 1000, 10 } }, { 2, { 2, 100003 } },
 };
 #define NSM_QUICK 9 /* all: each takes milliseconds */
 #define NSM (sizeof sm_shapes / sizeof sm_shapes[0])
@@ -610,7 +617,8 @@ static void softmax_channels_case(clnet_context *ctx, int ndim, const int64_t *d
     size_t total = (size_t)n * c * sp;
     char label[96];
     snprintf(label, sizeof label, "softmax channels n%d c%d s%d", n, c, sp);
-    float *x = host_f32(total), *dy = host_f32(total), *got = host_f32(total), *got2 = host_f32(total);
+    float *x = host_f32(total), *dy = host_f32(total), *got = host_f32(total),
+          *got2 = host_f32(total);
     fill_uniform(x, total, -4, 4, &seed);
     fill_uniform(dy, total, -1, 1, &seed);
     double *xd = widen_f64(x, total), *dyd = widen_f64(dy, total), *xr = host_f64(total),
@@ -654,7 +662,8 @@ static void softmax_channels_case(clnet_context *ctx, int ndim, const int64_t *d
     expect_unchanged(ctx, tdy, dy, total, label);
     CK_OK(ctx, clnet_softmax_channels_backward(ty, tdy, tdy)); /* dx over dy */
     download(ctx, tdy, got, total);
-    ck_assert_msg(memcmp(got, got2, total * sizeof *got) == 0, "%s: backward in place differs", label);
+    ck_assert_msg(memcmp(got, got2, total * sizeof *got) == 0, "%s: backward in place differs",
+                  label);
     guarded_destroy(&g1), guarded_destroy(&g2);
     clnet_tensor_destroy(tx), clnet_tensor_destroy(tdy), clnet_tensor_destroy(ty);
     free(x), free(dy), free(got), free(got2), free(xd), free(dyd), free(xr), free(rr), free(br);
@@ -664,12 +673,13 @@ static void softmax_channels_case(clnet_context *ctx, int ndim, const int64_t *d
 START_TEST(softmax_channels_matches_reference)
 {
     clnet_context *ctx = test_context();
-    static const int64_t shapes[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {1, 33, 2, 3}, {3, 7, 1, 31},
-                                        {1, 10, 28, 28}};
+    static const int64_t shapes[][4] = {
+        { 1, 1, 1, 1 }, { 2, 3, 5, 7 }, { 1, 33, 2, 3 }, { 3, 7, 1, 31 }, { 1, 10, 28, 28 }
+    };
     for (int i = 0; i < 5; i++)
         softmax_channels_case(ctx, 4, shapes[i], 300 + (uint64_t)i);
-    softmax_channels_case(ctx, 2, (int64_t[]){3, 7}, 310);      /* (n, c): the last axis */
-    softmax_channels_case(ctx, 3, (int64_t[]){1, 4, 33}, 311);  /* (n, c, s) */
+    softmax_channels_case(ctx, 2, (int64_t[]){ 3, 7 }, 310);     /* (n, c): the last axis */
+    softmax_channels_case(ctx, 3, (int64_t[]){ 1, 4, 33 }, 311); /* (n, c, s) */
     clnet_context_destroy(ctx);
 }
 END_TEST
@@ -678,7 +688,7 @@ END_TEST
 START_TEST(softmax_in_place_equals_out_of_place)
 {
     clnet_context *ctx = test_context();
-    int64_t shape[2] = {5, 130};
+    int64_t shape[2] = { 5, 130 };
     enum { N = 5 * 130 };
     static float x[N], dy[N], want[N], got[N];
     uint64_t seed = 9;
@@ -723,13 +733,13 @@ START_TEST(softmax_special_rows_follow_policy)
     /* Row 6: log-softmax of the maximum is -6.2e-9, which log(1 + small)
      * would round to 0; the log1p form keeps it to a few ulp. */
     const float x[R][C] = {
-        {1e4f, -1e4f, 0.0f, 5e3f},    {FLT_MAX, -FLT_MAX, 0.0f, 1.0f},
-        {80.0f, -80.0f, 0.0f, 79.0f}, {-INFINITY, 1.0f, 2.0f, 3.0f},
-        {3.0f, 3.0f, 1.0f, 3.0f},     {1e-40f, -0.0f, 0.0f, -1e-40f},
-        {20.0f, 0.0f, 0.0f, 0.0f},    {NAN, 1.0f, 2.0f, 3.0f},
-        {INFINITY, 1.0f, 2.0f, 3.0f}, {-INFINITY, -INFINITY, -INFINITY, -INFINITY},
+        { 1e4f, -1e4f, 0.0f, 5e3f },    { FLT_MAX, -FLT_MAX, 0.0f, 1.0f },
+        { 80.0f, -80.0f, 0.0f, 79.0f }, { -INFINITY, 1.0f, 2.0f, 3.0f },
+        { 3.0f, 3.0f, 1.0f, 3.0f },     { 1e-40f, -0.0f, 0.0f, -1e-40f },
+        { 20.0f, 0.0f, 0.0f, 0.0f },    { NAN, 1.0f, 2.0f, 3.0f },
+        { INFINITY, 1.0f, 2.0f, 3.0f }, { -INFINITY, -INFINITY, -INFINITY, -INFINITY },
     };
-    int64_t shape[2] = {R, C};
+    int64_t shape[2] = { R, C };
     float got[R * C];
     double xd[R * C], ref[R * C];
     for (int i = 0; i < R * C; i++)
@@ -760,20 +770,25 @@ END_TEST
 START_TEST(softmax_bad_arguments_are_named)
 {
     clnet_context *ctx = test_context();
-    int64_t s37[2] = {3, 7}, s73[2] = {7, 3}, s21 = 21;
+    int64_t s37[2] = { 3, 7 }, s73[2] = { 7, 3 }, s21 = 21;
     clnet_tensor *a, *b, *c, *flat, *ints;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s37, &a));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s37, &b));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s73, &c));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &s21, &flat));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 2, s37, &ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (7, 3) but expected (3, 7)", clnet_softmax_forward(a, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (21) but expected (3, 7)", clnet_log_softmax_forward(a, flat));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (7, 3) but expected (3, 7)",
+             clnet_softmax_forward(a, c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (21) but expected (3, 7)",
+             clnet_log_softmax_forward(a, flat));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_softmax_forward(NULL, a));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32", clnet_softmax_forward(a, ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (7, 3) but expected (3, 7)", clnet_softmax_backward(a, c, b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32",
+             clnet_softmax_forward(a, ints));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (7, 3) but expected (3, 7)",
+             clnet_softmax_backward(a, c, b));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (7, 3)", clnet_log_softmax_backward(a, b, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL", clnet_log_softmax_backward(a, NULL, b));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL",
+             clnet_log_softmax_backward(a, NULL, b));
     clnet_tensor_destroy(a), clnet_tensor_destroy(b), clnet_tensor_destroy(c);
     clnet_tensor_destroy(flat), clnet_tensor_destroy(ints);
     clnet_context_destroy(ctx);
@@ -801,7 +816,7 @@ static double bias_depth(int v, int nb, int hw, size_t wg)
 static void bias_case(clnet_context *ctx, int nb, int c, int hw, int v, uint64_t seed)
 {
     int side = hw == 9 ? 3 : hw == 676 ? 26 : 0;
-    int64_t shape[4] = {nb, c, side, side};
+    int64_t shape[4] = { nb, c, side, side };
     int ndim = hw == 1 ? 2 : 4;
     size_t n = (size_t)nb * (size_t)c * (size_t)hw, wg = clnet__context_profile(ctx)->wg_size;
     char label[96];
@@ -858,7 +873,7 @@ static void bias_case(clnet_context *ctx, int nb, int c, int hw, int v, uint64_t
 
 START_TEST(bias_matches_reference)
 {
-    static const int cs[] = {1, 3, 7, 32}, hws[] = {1, 9, 676}, ns[] = {1, 3};
+    static const int cs[] = { 1, 3, 7, 32 }, hws[] = { 1, 9, 676 }, ns[] = { 1, 3 };
     clnet_context *ctx = test_context();
     for (int v = CLNET_V_BIAS_GROUPS; v <= CLNET_V_BIAS_PLANES; v++) {
         for (int i = 0; i < 4; i++)
@@ -878,7 +893,7 @@ END_TEST
 START_TEST(bias_bad_arguments_are_named)
 {
     clnet_context *ctx = test_context();
-    int64_t s4[4] = {2, 3, 4, 4}, s4b[4] = {2, 3, 4, 5}, three = 3, five = 5;
+    int64_t s4[4] = { 2, 3, 4, 4 }, s4b[4] = { 2, 3, 4, 5 }, three = 3, five = 5;
     clnet_tensor *x, *y, *b, *b5, *flat, *ints;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, s4, &x));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, s4b, &y));
@@ -886,24 +901,27 @@ START_TEST(bias_bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &five, &b5));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &five, &flat));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &three, &ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 4, 5) but expected (2, 3, 4, 4)", clnet_bias_add(x, b, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 4, 5) but expected (2, 3, 4, 4)",
+             clnet_bias_add(x, b, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: holds 5 elements, expected 3", clnet_bias_add(x, b5, x));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (5) but expected at least 2 dims",
              clnet_bias_add(flat, b5, flat));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: dtype int32 but expected float32", clnet_bias_add(x, ints, x));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: dtype int32 but expected float32",
+             clnet_bias_add(x, ints, x));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "b: must not be NULL", clnet_bias_add(x, NULL, x));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: holds 5 elements, expected 3", clnet_bias_backward(x, b5));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: must not be NULL", clnet_bias_backward(x, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: dtype int32 but expected float32", clnet_bias_backward(x, ints));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: dtype int32 but expected float32",
+             clnet_bias_backward(x, ints));
     /* db inside dy's storage. */
     clnet_tensor *whole, *inside;
-    CK_OK(ctx, clnet_tensor_reshape(x, 1, (int64_t[]){96}, &whole));
+    CK_OK(ctx, clnet_tensor_reshape(x, 1, (int64_t[]){ 96 }, &whole));
     CK_OK(ctx, clnet_tensor_slice(whole, 5, 3, &inside));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: overlaps dy", clnet_bias_backward(x, inside));
     /* No images: db = 0. */
-    int64_t s0[2] = {0, 3};
+    int64_t s0[2] = { 0, 3 };
     clnet_tensor *empty;
-    float db[3] = {1, 1, 1};
+    float db[3] = { 1, 1, 1 };
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s0, &empty));
     CK_OK(ctx, clnet_bias_backward(empty, b));
     download(ctx, b, db, 3);
@@ -921,7 +939,7 @@ END_TEST
 /* Runs every op of the family once at rows x cols (bias as rows x cols x 2 x 2). */
 static void run_all(clnet_context *ctx, int64_t rows, int64_t cols)
 {
-    int64_t shape[2] = {rows, cols}, s4[4] = {rows, cols, 2, 2};
+    int64_t shape[2] = { rows, cols }, s4[4] = { rows, cols, 2, 2 };
     clnet_tensor *x, *y, *z, *b, *big, *big2;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &x));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &y));
@@ -971,7 +989,7 @@ END_TEST
  * bound, a NaN, an Inf, all zeros, and a non-finite reference. */
 START_TEST(bounded_comparator_fails_when_it_should)
 {
-    double ref[4] = {1.0, -2.0, 3e-3, 0.5}, bound[4] = {1e-6, 2e-6, 1e-9, 1e-7};
+    double ref[4] = { 1.0, -2.0, 3e-3, 0.5 }, bound[4] = { 1e-6, 2e-6, 1e-9, 1e-7 };
     float got[4];
     for (int i = 0; i < 4; i++)
         got[i] = (float)ref[i];
@@ -983,14 +1001,14 @@ START_TEST(bounded_comparator_fails_when_it_should)
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     got[2] = INFINITY;
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
-    float zeros[4] = {0, 0, 0, 0};
+    float zeros[4] = { 0, 0, 0, 0 };
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", zeros, ref, bound, 4), 4);
     got[2] = (float)ref[2];
     ref[3] = NAN;
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 4), 1);
     /* check_special: wrong sign of zero, NaN for a number, a number for NaN. */
-    double sref[3] = {-0.0, 1.0, NAN};
-    float sgot[3] = {0.0f, 1.0f, NAN};
+    double sref[3] = { -0.0, 1.0, NAN };
+    float sgot[3] = { 0.0f, 1.0f, NAN };
     ck_assert_uint_eq(check_special("control (expected to fail)", sgot, sref, 0, 3), 1);
     sgot[0] = -0.0f, sgot[1] = NAN;
     ck_assert_uint_eq(check_special("control (expected to fail)", sgot, sref, 0, 3), 1);

@@ -93,8 +93,16 @@ START_TEST(second_context_builds_nothing)
 }
 END_TEST
 
-typedef enum { TRUNCATE_HALF, TRUNCATE_HEADER, EMPTY, FLIP_BINARY, FLIP_KEY, GARBAGE,
-               APPENDED, NCORRUPTIONS } corruption;
+typedef enum {
+    TRUNCATE_HALF,
+    TRUNCATE_HEADER,
+    EMPTY,
+    FLIP_BINARY,
+    FLIP_KEY,
+    GARBAGE,
+    APPENDED,
+    NCORRUPTIONS
+} corruption;
 
 static void corrupt(const char *path, corruption how)
 {
@@ -108,14 +116,31 @@ static void corrupt(const char *path, corruption how)
     ck_assert_int_eq(fread(data, 1, (size_t)n, f), n);
     fclose(f);
     switch (how) {
-    case TRUNCATE_HALF: n /= 2; break;
-    case TRUNCATE_HEADER: n = 20; break;
-    case EMPTY: n = 0; break;
-    case FLIP_BINARY: data[n - 10] ^= 0x40; break;
-    case FLIP_KEY: data[40] ^= 0x01; break;
-    case GARBAGE: for (long i = 0; i < n; i++) data[i] = (unsigned char)(i * 131 + 7); break;
-    case APPENDED: memset(data + n, 0xab, 64); n += 64; break;
-    default: break;
+    case TRUNCATE_HALF:
+        n /= 2;
+        break;
+    case TRUNCATE_HEADER:
+        n = 20;
+        break;
+    case EMPTY:
+        n = 0;
+        break;
+    case FLIP_BINARY:
+        data[n - 10] ^= 0x40;
+        break;
+    case FLIP_KEY:
+        data[40] ^= 0x01;
+        break;
+    case GARBAGE:
+        for (long i = 0; i < n; i++)
+            data[i] = (unsigned char)(i * 131 + 7);
+        break;
+    case APPENDED:
+        memset(data + n, 0xab, 64);
+        n += 64;
+        break;
+    default:
+        break;
     }
     f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
@@ -214,7 +239,8 @@ START_TEST(disk_cache_left_to_pocl)
 {
     char *dir = temp_dir();
     clnet_context *a = ctx_in(dir);
-    int pocl = strstr(clnet_context_device(a)->platform_name, "Portable Computing Language") != NULL;
+    int pocl =
+        strstr(clnet_context_device(a)->platform_name, "Portable Computing Language") != NULL;
     ck_assert_int_eq(clnet__context_profile(a)->store_binaries, !pocl);
     CK_OK(a, clnet__force_variant(a, "diskcache.store", -1)); /* the device's default */
     clnet_context_stats s = use(a);
@@ -286,8 +312,8 @@ static void run_children(const char *dir, int n)
     for (int i = 0; i < n; i++) {
         int status = 0;
         ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "child %d: %s %d", i, WIFSIGNALED(status) ? "killed by signal" : "exit",
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: %s %d", i,
+                      WIFSIGNALED(status) ? "killed by signal" : "exit",
                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     }
 }
@@ -325,15 +351,22 @@ START_TEST(special_files_in_the_cache_dir)
     only_file(dir, path, sizeof path);
     ck_assert_int_eq(unlink(path), 0);
     switch (how) {
-    case SPECIAL_FIFO: ck_assert_int_eq(mkfifo(path, 0644), 0); break;
-    case SPECIAL_DIR: ck_assert_int_eq(mkdir(path, 0755), 0); break;
-    case SPECIAL_SYMLINK: ck_assert_int_eq(symlink("/dev/zero", path), 0); break;
+    case SPECIAL_FIFO:
+        ck_assert_int_eq(mkfifo(path, 0644), 0);
+        break;
+    case SPECIAL_DIR:
+        ck_assert_int_eq(mkdir(path, 0755), 0);
+        break;
+    case SPECIAL_SYMLINK:
+        ck_assert_int_eq(symlink("/dev/zero", path), 0);
+        break;
     case SPECIAL_DEVICE:
         /* Needs root (CI has it); else a symbolic link to a device stands in. */
         if (mknod(path, S_IFCHR | 0644, makedev(1, 5)) != 0)
             ck_assert_int_eq(symlink("/dev/urandom", path), 0);
         break;
-    default: break;
+    default:
+        break;
     }
     clnet_context *b = ctx_in(dir);
     CK_OK(b, clnet__force_variant(b, "diskcache.store", 1));
@@ -380,8 +413,9 @@ START_TEST(another_programs_binary_is_rebuilt)
     char *odir = temp_dir();
     a = ctx_in(odir);
     cl_kernel k;
-    CK_OK(a, clnet__kernel_from_source(a, "other", "__kernel void other_k(__global float *x)\n"
-                                                    "{ x[get_global_id(0)] = 2.0f; }\n",
+    CK_OK(a, clnet__kernel_from_source(a, "other",
+                                       "__kernel void other_k(__global float *x)\n"
+                                       "{ x[get_global_id(0)] = 2.0f; }\n",
                                        NULL, "other_k", &k));
     clnet_context_destroy(a);
     only_file(odir, opath, sizeof opath);

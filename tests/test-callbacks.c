@@ -66,10 +66,10 @@ typedef struct recorder {
     clnet_context *ctx;
     int begins, ends, batches, epoch_begins;
     double lr[MAXE], loss[MAXE], val_loss[MAXE];
-    const double *craft;               /* val_loss for epochs 1.. */
+    const double *craft; /* val_loss for epochs 1.. */
     float weights[MAXE][44];
-    int stop_epoch, stop_batch;        /* 1-based; 0: never */
-    double batch_loss;                 /* the last batch_end's running mean */
+    int stop_epoch, stop_batch; /* 1-based; 0: never */
+    double batch_loss;          /* the last batch_end's running mean */
 } recorder;
 
 static clnet_status rec_train_begin(void *user, clnet_model *m, clnet_fit_event *ev)
@@ -127,9 +127,12 @@ static clnet_status rec_train_end(void *user, clnet_model *m, clnet_fit_event *e
 
 static clnet_callback recorder_callback(recorder *r, int with_batches)
 {
-    return (clnet_callback){ .train_begin = rec_train_begin, .epoch_begin = rec_epoch_begin,
+    return (clnet_callback){ .train_begin = rec_train_begin,
+                             .epoch_begin = rec_epoch_begin,
                              .batch_end = with_batches ? rec_batch_end : NULL,
-                             .epoch_end = rec_epoch_end, .train_end = rec_train_end, .user = r };
+                             .epoch_end = rec_epoch_end,
+                             .train_end = rec_train_end,
+                             .user = r };
 }
 
 /* The progress callback's end-of-epoch values, to compare with the history. */
@@ -183,7 +186,8 @@ START_TEST(history_holds_what_fit_reported)
     for (int e = 0; e < 3; e++) {
         ck_assert_int_eq(h.epochs[e].epoch, e + 1);
         ck_assert(h.epochs[e].loss == pr.loss[e] && h.epochs[e].accuracy == pr.acc[e]);
-        ck_assert(h.epochs[e].val_loss == pr.val_loss[e] && h.epochs[e].val_accuracy == pr.val_acc[e]);
+        ck_assert(h.epochs[e].val_loss == pr.val_loss[e] &&
+                  h.epochs[e].val_accuracy == pr.val_acc[e]);
         ck_assert(h.epochs[e].loss > 0 && h.epochs[e].accuracy >= 0 && h.epochs[e].val_loss > 0);
         ck_assert(h.epochs[e].lr == (double)0.02f);
         ck_assert(h.epochs[e].seconds > 0);
@@ -303,7 +307,8 @@ START_TEST(errors_name_the_callback_and_the_epoch)
     recorder r = { .ctx = ctx };
     clnet_callback cbs[2] = { recorder_callback(&r, 0), { .epoch_begin = failing_hook } };
     clnet_fit_params fp = fit_params(4, cbs, 2, NULL);
-    CK_FAILS(ctx, CLNET_ERR_IO, "callback 1's epoch_begin at epoch 2", clnet_model_fit(m, &fp, &data));
+    CK_FAILS(ctx, CLNET_ERR_IO, "callback 1's epoch_begin at epoch 2",
+             clnet_model_fit(m, &fp, &data));
     ck_assert_int_eq(r.ends, 0);
     /* A validation monitor without validation data. */
     clnet_callback es;
@@ -321,7 +326,8 @@ START_TEST(errors_name_the_callback_and_the_epoch)
     clnet_lr_schedule_params sp = CLNET_LR_SCHEDULE_PARAMS_DEFAULT;
     sp.kind = CLNET_LR_STEP;
     sp.step_epochs = 0;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_callback_lr_schedule", clnet_callback_lr_schedule(ctx, &sp, &es));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "clnet_callback_lr_schedule",
+             clnet_callback_lr_schedule(ctx, &sp, &es));
     ck_assert(es.user == NULL);
     ep.patience = -1;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "patience", clnet_callback_early_stopping(ctx, &ep, &es));
@@ -335,8 +341,8 @@ END_TEST
 
 /* Fits `epochs` epochs with SGD (lr 0.1) under the schedule and checks the
  * rate of every epoch, as float32, against `want`. */
-static void check_schedule(clnet_context *ctx, const clnet_lr_schedule_params *sp, const double *craft,
-                           int epochs, const double *want)
+static void check_schedule(clnet_context *ctx, const clnet_lr_schedule_params *sp,
+                           const double *craft, int epochs, const double *want)
 {
     blobs(N, xs, ys, 3);
     clnet_dataset_view data = { xs, ys, N };
@@ -350,11 +356,13 @@ static void check_schedule(clnet_context *ctx, const clnet_lr_schedule_params *s
     CK_OK(ctx, clnet_model_fit(m, &fp, &data));
     ck_assert_int_eq(h.count, epochs);
     for (int e = 0; e < epochs; e++) {
-        ck_assert_msg(h.epochs[e].lr == (double)(float)want[e], "kind %d epoch %d: lr %.9g, want %.9g",
-                      (int)sp->kind, e + 1, h.epochs[e].lr, want[e]);
+        ck_assert_msg(h.epochs[e].lr == (double)(float)want[e],
+                      "kind %d epoch %d: lr %.9g, want %.9g", (int)sp->kind, e + 1, h.epochs[e].lr,
+                      want[e]);
         if (sp->kind != CLNET_LR_PLATEAU)
-            ck_assert(fabs(clnet_lr_schedule_at(sp, sp->initial_lr > 0 ? sp->initial_lr : 0.1, e + 1) -
-                           want[e]) < 1e-12);
+            ck_assert(
+                fabs(clnet_lr_schedule_at(sp, sp->initial_lr > 0 ? sp->initial_lr : 0.1, e + 1) -
+                     want[e]) < 1e-12);
     }
     clnet_callback_release(&cbs[1]);
     ck_assert(cbs[1].user == NULL);
@@ -538,7 +546,8 @@ START_TEST(checkpoints_keep_the_best_or_every_epoch)
     CK_OK(ctx, clnet_callback_checkpoint(ctx, &cp, &cbs[1]));
     r = (recorder){ .ctx = ctx, .craft = vl };
     fp.ncallbacks = 2;
-    CK_FAILS(ctx, CLNET_ERR_IO, "callback 1's epoch_end at epoch 1", clnet_model_fit(m, &fp, &data));
+    CK_FAILS(ctx, CLNET_ERR_IO, "callback 1's epoch_end at epoch 1",
+             clnet_model_fit(m, &fp, &data));
     ck_assert(strstr(clnet_context_errmsg(ctx), "/nonexistent/dir/w.safetensors") != NULL);
     clnet_callback_release(&cbs[1]);
     clnet_model_destroy(m);
@@ -565,8 +574,10 @@ START_TEST(validation_split_holds_out_the_last_samples)
     CK_OK(ctx, clnet_model_fit(b, &fp, &head));
     for (int e = 0; e < 2; e++) {
         ck_assert(ha.epochs[e].loss == hb.epochs[e].loss);
-        ck_assert_msg(fabs(ha.epochs[e].val_loss - hb.epochs[e].val_loss) < 1e-6 * ha.epochs[e].val_loss &&
-                      ha.epochs[e].val_loss > 0, "%.9g vs %.9g", ha.epochs[e].val_loss, hb.epochs[e].val_loss);
+        ck_assert_msg(fabs(ha.epochs[e].val_loss - hb.epochs[e].val_loss) <
+                              1e-6 * ha.epochs[e].val_loss &&
+                          ha.epochs[e].val_loss > 0,
+                      "%.9g vs %.9g", ha.epochs[e].val_loss, hb.epochs[e].val_loss);
         ck_assert(ha.epochs[e].val_accuracy == hb.epochs[e].val_accuracy);
     }
     CK_OK(ctx, clnet_model_evaluate(b, &tail, 5, &vl, &va));
@@ -687,7 +698,8 @@ START_TEST(a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit)
     ck_assert(mkdtemp(dir) != NULL);
     char path[64];
     snprintf(path, sizeof path, "%s/e{epoch}.state", dir);
-    static const clnet_optimizer opts[] = { CLNET_OPTIMIZER_ADAM, CLNET_OPTIMIZER_SGD, CLNET_OPTIMIZER_RMSPROP };
+    static const clnet_optimizer opts[] = { CLNET_OPTIMIZER_ADAM, CLNET_OPTIMIZER_SGD,
+                                            CLNET_OPTIMIZER_RMSPROP };
     for (int o = 0; o < 3; o++) {
         /* One run of 4 epochs that saves its state after each. */
         clnet_model *a = dropout_model(ctx, opts[o], 11);
@@ -726,9 +738,11 @@ START_TEST(a_resumed_fit_equals_an_uninterrupted_one_bit_for_bit)
         char w[64];
         snprintf(w, sizeof w, "%s/w.safetensors", dir);
         CK_OK(ctx, clnet_model_save(a, w));
-        CK_FAILS(ctx, CLNET_ERR_FORMAT, "not a training state", clnet_model_load_training_state(b, w, &epoch));
+        CK_FAILS(ctx, CLNET_ERR_FORMAT, "not a training state",
+                 clnet_model_load_training_state(b, w, &epoch));
         clnet_model *c = dropout_model(ctx, opts[(o + 1) % 3], 1);
-        CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "optimizer", clnet_model_load_training_state(c, e2, &epoch));
+        CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "optimizer",
+                 clnet_model_load_training_state(c, e2, &epoch));
         clnet_model_destroy(c);
         for (int e = 1; e <= 4; e++) {
             snprintf(w, sizeof w, "%s/e%d.state", dir, e);
@@ -803,7 +817,7 @@ START_TEST(a_resumed_fit_keeps_early_stopping_and_plateau_state)
         CK_OK(ctx, clnet_callback_checkpoint(ctx, &cp, &cbs[3]));
         clnet_fit_params fp = fit_params(8, cbs, 4, &hs[run]);
         fp.validation_split = 0.25;
-        if (run == 1) {                /* from run a's state after epoch 3 */
+        if (run == 1) { /* from run a's state after epoch 3 */
             snprintf(files[0], sizeof files[0], "%s/a3.state", dir);
             CK_OK(ctx, clnet_model_load_training_state(ms[1], files[0], &fp.initial_epoch));
             CK_OK(ctx, clnet_callback_load_state(ms[1], files[0], cbs, 4));
@@ -820,13 +834,13 @@ START_TEST(a_resumed_fit_keeps_early_stopping_and_plateau_state)
     ck_assert_int_eq(hs[0].count, 5);
     ck_assert_int_eq(hs[1].count, 2);
     for (int e = 3; e < 5; e++)
-        ck_assert_msg(rs[1].lr[e] == rs[0].lr[e], "epoch %d: lr %g resumed, %g uninterrupted", e + 1,
-                      rs[1].lr[e], rs[0].lr[e]);
+        ck_assert_msg(rs[1].lr[e] == rs[0].lr[e], "epoch %d: lr %g resumed, %g uninterrupted",
+                      e + 1, rs[1].lr[e], rs[0].lr[e]);
     ck_assert(rs[0].lr[4] < rs[0].lr[3] && rs[0].lr[3] < rs[0].lr[2]);
     float pa[44], pb[44];
     params_of(ctx, ms[0], pa);
     params_of(ctx, ms[1], pb);
-    ck_assert_int_eq(memcmp(pa, rs[0].weights[1], sizeof pa), 0);    /* epoch 2's */
+    ck_assert_int_eq(memcmp(pa, rs[0].weights[1], sizeof pa), 0); /* epoch 2's */
     ck_assert_int_eq(memcmp(pb, pa, sizeof pa), 0);
     snprintf(files[0], sizeof files[0], "%s/a5.state", dir);
     snprintf(files[1], sizeof files[1], "%s/b5.state", dir);
@@ -834,14 +848,16 @@ START_TEST(a_resumed_fit_keeps_early_stopping_and_plateau_state)
     /* A mangled callback state is refused, naming it; a callback the file
      * holds no state for is left alone. */
     snprintf(files[0], sizeof files[0], "%s/bad.state", dir);
-    const char *meta[] = { "format", "clnet-training-state-1", "callback.early_stopping.0", "0x1p+0 x 2", NULL };
+    const char *meta[] = { "format", "clnet-training-state-1", "callback.early_stopping.0",
+                           "0x1p+0 x 2", NULL };
     CK_OK(ctx, clnet_safetensors_write(files[0], NULL, 0, meta, NULL, 0));
     clnet_callback more[2];
     clnet_early_stopping_params ep = CLNET_EARLY_STOPPING_PARAMS_DEFAULT;
     CK_OK(ctx, clnet_callback_early_stopping(ctx, &ep, &more[0]));
     clnet_lr_schedule_params sp = CLNET_LR_SCHEDULE_PARAMS_DEFAULT;
     CK_OK(ctx, clnet_callback_lr_schedule(ctx, &sp, &more[1]));
-    CK_FAILS(ctx, CLNET_ERR_FORMAT, "callback.early_stopping.0", clnet_callback_load_state(ms[0], files[0], more, 2));
+    CK_FAILS(ctx, CLNET_ERR_FORMAT, "callback.early_stopping.0",
+             clnet_callback_load_state(ms[0], files[0], more, 2));
     CK_OK(ctx, clnet_callback_load_state(ms[0], files[0], &more[1], 1));
     clnet_callback_release(&more[0]);
     clnet_callback_release(&more[1]);

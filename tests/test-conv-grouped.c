@@ -373,10 +373,13 @@ START_TEST(bad_arguments_are_named)
              clnet_conv2d_grouped_forward(&p, 0, x, w, NULL, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "groups (4) must divide",
              clnet_conv2d_grouped_forward(&p, 4, x, w, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "w: shape (6, 3, 3, 3): channels differ from x (1, 6, 5, 5) (w is K x C/groups",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE,
+             "w: shape (6, 3, 3, 3): channels differ from x (1, 6, 5, 5) (w is K x C/groups",
              clnet_conv2d_grouped_forward(&p, 3, x, w3, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (1, 6, 4, 3) but expected (1, 6, 3, 3)", clnet_conv2d_grouped_forward(&p, 3, x, w, NULL, y2));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (1, 6, 4, 3) but expected (1, 6, 3, 3)", clnet_conv2d_grouped_backward_data(&p, 3, w, y2, x));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (1, 6, 4, 3) but expected (1, 6, 3, 3)",
+             clnet_conv2d_grouped_forward(&p, 3, x, w, NULL, y2));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (1, 6, 4, 3) but expected (1, 6, 3, 3)",
+             clnet_conv2d_grouped_backward_data(&p, 3, w, y2, x));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: shape (5) but expected (6)",
              clnet_conv2d_grouped_forward(&p, 3, x, w, b5, y));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",

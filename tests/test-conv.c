@@ -40,28 +40,28 @@ typedef struct conv_case {
 
 /* name n c h w k r s sh sw pt pb pl pr dh dw same bias */
 static const conv_case quick_cases[] = {
-    {"1x1 image, 1x1 kernel", 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
-    {"1x1 kernel c7 k3 7x7 b2", 2, 7, 7, 7, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
-    {"1x1 kernel stride 2", 2, 3, 7, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 0},
-    {"3x3 c3 k7 7x7", 1, 3, 7, 7, 7, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0},
-    {"3x3 pad 1 c7 k3 31x33 b2", 2, 7, 31, 33, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
-    {"2x3 asymmetric pad b3", 3, 3, 7, 7, 7, 2, 3, 1, 1, 1, 0, 2, 1, 1, 1, 0, 1},
-    {"3x1 stride 2 c1 33x31", 2, 1, 33, 31, 3, 3, 1, 2, 2, 0, 1, 0, 0, 1, 1, 0, 0},
-    {"5x5 dilation 2 31x31", 1, 3, 31, 31, 3, 5, 5, 1, 1, 2, 2, 2, 2, 2, 2, 0, 1},
-    {"5x5 same stride 2 7x7", 2, 3, 7, 7, 7, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 0},
-    {"3x3 kernel on 3x3", 1, 7, 3, 3, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
-    {"3x3 same on 1x1", 2, 3, 1, 1, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0},
-    {"3x3 pad 3 (beyond the kernel)", 1, 3, 7, 7, 3, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 0, 1},
-    {"3x3 stride 2 dilation 2 asym b3", 3, 7, 33, 31, 7, 3, 3, 2, 2, 2, 1, 0, 3, 2, 2, 0, 1},
+    { "1x1 image, 1x1 kernel", 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
+    { "1x1 kernel c7 k3 7x7 b2", 2, 7, 7, 7, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
+    { "1x1 kernel stride 2", 2, 3, 7, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 0 },
+    { "3x3 c3 k7 7x7", 1, 3, 7, 7, 7, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0 },
+    { "3x3 pad 1 c7 k3 31x33 b2", 2, 7, 31, 33, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1 },
+    { "2x3 asymmetric pad b3", 3, 3, 7, 7, 7, 2, 3, 1, 1, 1, 0, 2, 1, 1, 1, 0, 1 },
+    { "3x1 stride 2 c1 33x31", 2, 1, 33, 31, 3, 3, 1, 2, 2, 0, 1, 0, 0, 1, 1, 0, 0 },
+    { "5x5 dilation 2 31x31", 1, 3, 31, 31, 3, 5, 5, 1, 1, 2, 2, 2, 2, 2, 2, 0, 1 },
+    { "5x5 same stride 2 7x7", 2, 3, 7, 7, 7, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 0 },
+    { "3x3 kernel on 3x3", 1, 7, 3, 3, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
+    { "3x3 same on 1x1", 2, 3, 1, 1, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0 },
+    { "3x3 pad 3 (beyond the kernel)", 1, 3, 7, 7, 3, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 0, 1 },
+    { "3x3 stride 2 dilation 2 asym b3", 3, 7, 33, 31, 7, 3, 3, 2, 2, 2, 1, 0, 3, 2, 2, 0, 1 },
     /* The reference CNN's layers (batch 2). */
-    {"cnn conv1 1->32 3x3 28x28", 2, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
-    {"cnn conv2 32->64 3x3 13x13", 2, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
+    { "cnn conv1 1->32 3x3 28x28", 2, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
+    { "cnn conv2 32->64 3x3 13x13", 2, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
     /* The DCGAN's: two transposed convolutions (as the convolutions they
      * transpose: 128->64 from 7x7 to 14x14 is the conv 64->128 from 14 to 7)
      * and the discriminator's first layer. */
-    {"dcgan tconv 128->64 5x5 s2 7->14", 2, 64, 14, 14, 128, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1},
-    {"dcgan tconv 64->1 5x5 s2 14->28", 2, 1, 28, 28, 64, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1},
-    {"dcgan conv 1->64 5x5 s2 28->14", 2, 1, 28, 28, 64, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1},
+    { "dcgan tconv 128->64 5x5 s2 7->14", 2, 64, 14, 14, 128, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1 },
+    { "dcgan tconv 64->1 5x5 s2 14->28", 2, 1, 28, 28, 64, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1 },
+    { "dcgan conv 1->64 5x5 s2 28->14", 2, 1, 28, 28, 64, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1 },
 };
 #define NQUICK (int)(sizeof quick_cases / sizeof quick_cases[0])
 
@@ -111,12 +111,14 @@ static void problem_make(clnet_context *ctx, const conv_case *cc, int exact, uin
     pb->cc = *cc;
     pb->exact = exact;
     pb->seed = seed;
-    clnet_conv2d_params p = {cc->sh, cc->sw, cc->pt, cc->pb, cc->pl, cc->pr, cc->dh, cc->dw, 0, 0};
+    clnet_conv2d_params p = {
+        cc->sh, cc->sw, cc->pt, cc->pb, cc->pl, cc->pr, cc->dh, cc->dw, 0, 0
+    };
     if (cc->same)
         ck_assert_int_eq(clnet_conv2d_params_set_same(&p, cc->h, cc->w, cc->r, cc->s), CLNET_OK);
-    pb->rp = (ref_conv2d){cc->n,        cc->c,      cc->h,       cc->w,        cc->k,
-                          cc->r,        cc->s,      p.stride_h,  p.stride_w,   p.pad_top,
-                          p.pad_bottom, p.pad_left, p.pad_right, p.dilation_h, p.dilation_w};
+    pb->rp = (ref_conv2d){ cc->n,        cc->c,      cc->h,       cc->w,        cc->k,
+                           cc->r,        cc->s,      p.stride_h,  p.stride_w,   p.pad_top,
+                           p.pad_bottom, p.pad_left, p.pad_right, p.dilation_h, p.dilation_w };
     int oh = ref_conv2d_out_h(&pb->rp), ow = ref_conv2d_out_w(&pb->rp);
     /* The output padding that makes the transpose of oh give h again. */
     p.output_pad_h =
@@ -126,15 +128,15 @@ static void problem_make(clnet_context *ctx, const conv_case *cc, int exact, uin
     pb->p = p;
     if (cc->same && cc->h == oh * p.stride_h && cc->w == ow * p.stride_w) {
         /* What a user of the transpose would write gives the same params. */
-        clnet_conv2d_params t = {cc->sh, cc->sw, 0, 0, 0, 0, cc->dh, cc->dw, 0, 0};
+        clnet_conv2d_params t = { cc->sh, cc->sw, 0, 0, 0, 0, cc->dh, cc->dw, 0, 0 };
         ck_assert_int_eq(clnet_conv2d_transpose_params_set_same(&t, oh, ow, cc->r, cc->s), 0);
         ck_assert(!memcmp(&t, &p, sizeof p));
     }
-    const int64_t shapes[NARR][4] = {{cc->n, cc->c, cc->h, cc->w},
-                                     {cc->k, cc->c, cc->r, cc->s},
-                                     {cc->n, cc->k, oh, ow},
-                                     {cc->k},
-                                     {cc->c}};
+    const int64_t shapes[NARR][4] = { { cc->n, cc->c, cc->h, cc->w },
+                                      { cc->k, cc->c, cc->r, cc->s },
+                                      { cc->n, cc->k, oh, ow },
+                                      { cc->k },
+                                      { cc->c } };
     uint64_t state = seed;
     for (int i = 0; i < NARR; i++) {
         pb->ndim[i] = i < A_BK ? 4 : 1;
@@ -183,13 +185,13 @@ typedef struct dir_info {
 } dir_info;
 
 static const dir_info dirs[NDIRS] = {
-    [D_FWD] = {"forward", "conv2d.forward", A_X, A_W, A_BK, A_Y},
-    [D_BWD_DATA] = {"backward_data", "conv2d.backward_data", A_W, A_Y, -1, A_X},
-    [D_BWD_FILTER] = {"backward_filter", "conv2d.backward_filter", A_X, A_Y, -1, A_W},
-    [D_BWD_BIAS] = {"backward_bias", NULL, A_Y, -1, -1, A_BK},
-    [D_T_FWD] = {"transpose_forward", "conv2d.backward_data", A_Y, A_W, A_BC, A_X},
-    [D_T_BWD_DATA] = {"transpose_backward_data", "conv2d.forward", A_W, A_X, -1, A_Y},
-    [D_T_BWD_FILTER] = {"transpose_backward_filter", "conv2d.backward_filter", A_Y, A_X, -1, A_W},
+    [D_FWD] = { "forward", "conv2d.forward", A_X, A_W, A_BK, A_Y },
+    [D_BWD_DATA] = { "backward_data", "conv2d.backward_data", A_W, A_Y, -1, A_X },
+    [D_BWD_FILTER] = { "backward_filter", "conv2d.backward_filter", A_X, A_Y, -1, A_W },
+    [D_BWD_BIAS] = { "backward_bias", NULL, A_Y, -1, -1, A_BK },
+    [D_T_FWD] = { "transpose_forward", "conv2d.backward_data", A_Y, A_W, A_BC, A_X },
+    [D_T_BWD_DATA] = { "transpose_backward_data", "conv2d.forward", A_W, A_X, -1, A_Y },
+    [D_T_BWD_FILTER] = { "transpose_backward_filter", "conv2d.backward_filter", A_Y, A_X, -1, A_W },
 };
 
 /* The reference of direction d from inputs in[] (values or absolute values);
@@ -410,44 +412,44 @@ END_TEST
  * combinations (those whose kernel does not fit are skipped), then the
  * reference models' layers at larger batches. */
 static const conv_case long_cases[] = {
-    {"cnn conv1 b8", 8, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
-    {"cnn conv2 b8", 8, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1},
-    {"dcgan tconv1 b4", 4, 64, 14, 14, 128, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1},
-    {"dcgan tconv2 b4", 4, 1, 28, 28, 64, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1},
-    {"16->33 3x3 pad 1 stride 2 65x64", 2, 16, 65, 64, 33, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1},
-    {"3x3 stride 3 dilation 2", 2, 5, 32, 33, 9, 3, 3, 3, 3, 2, 0, 1, 2, 2, 2, 0, 0},
+    { "cnn conv1 b8", 8, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
+    { "cnn conv2 b8", 8, 32, 13, 13, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 },
+    { "dcgan tconv1 b4", 4, 64, 14, 14, 128, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1 },
+    { "dcgan tconv2 b4", 4, 1, 28, 28, 64, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1 },
+    { "16->33 3x3 pad 1 stride 2 65x64", 2, 16, 65, 64, 33, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1 },
+    { "3x3 stride 3 dilation 2", 2, 5, 32, 33, 9, 3, 3, 3, 3, 2, 0, 1, 2, 2, 2, 0, 0 },
 };
 
 START_TEST(long_grid_matches_reference)
 {
     if (!test_long())
         return;
-    static const int chans[] = {1, 3, 7}, sizes[] = {1, 3, 7, 31, 33};
-    static const int kern[][2] = {{1, 1}, {3, 3}, {2, 3}, {3, 1}, {5, 5}};
+    static const int chans[] = { 1, 3, 7 }, sizes[] = { 1, 3, 7, 31, 33 };
+    static const int kern[][2] = { { 1, 1 }, { 3, 3 }, { 2, 3 }, { 3, 1 }, { 5, 5 } };
     clnet_context *ctx = test_context();
     int idx = 0;
     for (int ci = 0; ci < 3; ci++)
         for (int si = 0; si < 5; si++)
             for (int ki = 0; ki < 5; ki++, idx++) {
                 int st = 1 + idx % 2, dil = 1 + (idx / 2) % 2, pad = (idx / 4) % 3;
-                conv_case cc = {"long grid",
-                                1 + idx % 3,
-                                chans[ci],
-                                sizes[si],
-                                sizes[(si + idx) % 5],
-                                chans[(ci + 1) % 3],
-                                kern[ki][0],
-                                kern[ki][1],
-                                st,
-                                3 - st,
-                                pad,
-                                (pad + 1) % 3,
-                                pad % 2,
-                                pad,
-                                dil,
-                                3 - dil,
-                                idx % 7 == 0,
-                                idx % 2};
+                conv_case cc = { "long grid",
+                                 1 + idx % 3,
+                                 chans[ci],
+                                 sizes[si],
+                                 sizes[(si + idx) % 5],
+                                 chans[(ci + 1) % 3],
+                                 kern[ki][0],
+                                 kern[ki][1],
+                                 st,
+                                 3 - st,
+                                 pad,
+                                 (pad + 1) % 3,
+                                 pad % 2,
+                                 pad,
+                                 dil,
+                                 3 - dil,
+                                 idx % 7 == 0,
+                                 idx % 2 };
                 if (!cc.same && (cc.h + cc.pt + cc.pb < cc.dh * (cc.r - 1) + 1 ||
                                  cc.w + cc.pl + cc.pr < cc.dw * (cc.s - 1) + 1))
                     continue;
@@ -467,10 +469,10 @@ END_TEST
 START_TEST(chunked_batches_match_reference)
 {
     clnet_context *ctx = test_context();
-    const conv_case cc = {"chunks", 3, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0, 1, 1, 1, 2, 0, 1};
+    const conv_case cc = { "chunks", 3, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0, 1, 1, 1, 2, 0, 1 };
     /* Stride 1, so that the forward runs conv_wide on each chunk's copy. */
-    const conv_case c1 = {"chunks stride 1", 3, 2, 7, 9, 5, 3, 2, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1};
-    static const int slices[] = {1, 3, 1000};
+    const conv_case c1 = { "chunks stride 1", 3, 2, 7, 9, 5, 3, 2, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1 };
+    static const int slices[] = { 1, 3, 1000 };
     for (int chunk = 1; chunk <= 2; chunk++)
         for (int sl = 0; sl < 3; sl++) {
             CK_OK(ctx, clnet__force_variant(ctx, "conv2d.chunk", chunk));
@@ -489,9 +491,9 @@ END_TEST
 START_TEST(special_values_propagate)
 {
     clnet_context *ctx = test_context();
-    const conv_case cc = {"specials", 2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1};
-    const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f, FLT_MAX, 1e-40f};
-    const direction which[] = {D_FWD, D_BWD_FILTER, D_BWD_DATA, D_BWD_BIAS};
+    const conv_case cc = { "specials", 2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1 };
+    const float specials[] = { NAN, INFINITY, -INFINITY, -0.0f, FLT_MAX, 1e-40f };
+    const direction which[] = { D_FWD, D_BWD_FILTER, D_BWD_DATA, D_BWD_BIAS };
     for (int j = 0; j < 4; j++) {
         problem pb;
         problem_make(ctx, &cc, 0, 99, &pb);
@@ -510,8 +512,8 @@ END_TEST
 START_TEST(comparator_negative_controls)
 {
     /* x (1, 2, 5, 5), w (2, 2, 3, 3), padding 1: y (1, 2, 5, 5). */
-    ref_conv2d rp = {1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
-    double x[50], w[36], ax[50], aw[36], ref[50], absref[50], zero[50] = {0};
+    ref_conv2d rp = { 1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1 };
+    double x[50], w[36], ax[50], aw[36], ref[50], absref[50], zero[50] = { 0 };
     float got[50];
     uint64_t st = 3;
     ref_fill_uniform(x, 50, -1, 1, &st);
@@ -555,9 +557,10 @@ END_TEST
 START_TEST(params_helpers_and_output_shape)
 {
     /* in, k, stride, dilation -> top, bottom */
-    static const int same[][6] = {{28, 5, 2, 1, 1, 2}, {14, 5, 2, 1, 1, 2}, {7, 3, 1, 1, 1, 1},
-                                  {7, 2, 1, 1, 0, 1},  {1, 3, 2, 1, 1, 1},  {8, 1, 2, 1, 0, 0},
-                                  {7, 3, 1, 2, 2, 2},  {13, 3, 2, 1, 1, 1}};
+    static const int same[][6] = { { 28, 5, 2, 1, 1, 2 }, { 14, 5, 2, 1, 1, 2 },
+                                   { 7, 3, 1, 1, 1, 1 },  { 7, 2, 1, 1, 0, 1 },
+                                   { 1, 3, 2, 1, 1, 1 },  { 8, 1, 2, 1, 0, 0 },
+                                   { 7, 3, 1, 2, 2, 2 },  { 13, 3, 2, 1, 1, 1 } };
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         clnet_conv2d_params p = CLNET_CONV2D_PARAMS_DEFAULT;
         p.stride_h = p.stride_w = same[i][2];
@@ -577,15 +580,15 @@ START_TEST(params_helpers_and_output_shape)
         for (int k = 1; k <= 5; k++)
             for (int s = 1; s <= 3; s++)
                 for (int d = 1; d <= 2; d++) {
-                    clnet_conv2d_params p = {s, s, 0, 0, 0, 0, d, d, 0, 0};
-                    int64_t x[4] = {2, 3, in, in + 1}, w[4] = {4, 3, k, k}, y[4], back[4];
+                    clnet_conv2d_params p = { s, s, 0, 0, 0, 0, d, d, 0, 0 };
+                    int64_t x[4] = { 2, 3, in, in + 1 }, w[4] = { 4, 3, k, k }, y[4], back[4];
                     ck_assert_int_eq(clnet_conv2d_params_set_same(&p, in, in + 1, k, k), CLNET_OK);
                     ck_assert_int_eq(clnet_conv2d_output_shape(&p, x, w, y), CLNET_OK);
                     ck_assert(y[0] == 2 && y[1] == 4 && y[2] == (in + s - 1) / s &&
                               y[3] == (in + s) / s);
                     ck_assert_int_eq(clnet_conv2d_transpose_params_set_same(&p, in, in + 1, k, k),
                                      CLNET_OK);
-                    int64_t xt[4] = {2, 4, in, in + 1};
+                    int64_t xt[4] = { 2, 4, in, in + 1 };
                     ck_assert_int_eq(clnet_conv2d_transpose_output_shape(&p, xt, w, back),
                                      CLNET_OK);
                     ck_assert_msg(back[1] == 3 && back[2] == (int64_t)in * s &&
@@ -609,15 +612,15 @@ START_TEST(params_helpers_and_output_shape)
     ck_assert_int_eq(clnet_conv2d_params_set_same(&p, 0, 5, 3, 3), CLNET_ERR_INVALID_ARG);
     ck_assert_int_eq(clnet_conv2d_params_set_same(NULL, 5, 5, 3, 3), CLNET_ERR_INVALID_ARG);
     /* Transposed output size: (in - 1) * stride - pads + dil * (k - 1) + 1 + output_pad. */
-    clnet_conv2d_params t = {2, 2, 2, 2, 2, 2, 1, 1, 1, 1};
-    int64_t x[4] = {2, 128, 7, 7}, w[4] = {128, 64, 5, 5}, y[4];
+    clnet_conv2d_params t = { 2, 2, 2, 2, 2, 2, 1, 1, 1, 1 };
+    int64_t x[4] = { 2, 128, 7, 7 }, w[4] = { 128, 64, 5, 5 }, y[4];
     ck_assert_int_eq(clnet_conv2d_transpose_output_shape(&t, x, w, y), CLNET_OK);
     ck_assert(y[0] == 2 && y[1] == 64 && y[2] == 14 && y[3] == 14);
     t.output_pad_h = 2;
     ck_assert_int_eq(clnet_conv2d_transpose_output_shape(&t, x, w, y), CLNET_ERR_INVALID_ARG);
     /* Convolution output shape and its errors. */
-    clnet_conv2d_params c = {2, 1, 1, 0, 2, 1, 1, 2, 0, 0};
-    int64_t cx[4] = {3, 4, 9, 8}, cw[4] = {5, 4, 3, 2};
+    clnet_conv2d_params c = { 2, 1, 1, 0, 2, 1, 1, 2, 0, 0 };
+    int64_t cx[4] = { 3, 4, 9, 8 }, cw[4] = { 5, 4, 3, 2 };
     ck_assert_int_eq(clnet_conv2d_output_shape(&c, cx, cw, y), CLNET_OK);
     ck_assert(y[0] == 3 && y[1] == 5 && y[2] == 4 && y[3] == 9);
     ck_assert_int_eq(clnet_conv2d_output_shape(NULL, cx, cw, y), CLNET_ERR_INVALID_ARG);
@@ -634,7 +637,7 @@ END_TEST
 
 static clnet_tensor *make(clnet_context *ctx, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
 {
-    int64_t s[4] = {a, b, c, d};
+    int64_t s[4] = { a, b, c, d };
     clnet_tensor *t;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, ndim, s, &t));
     if (clnet_tensor_numel(t))
@@ -661,7 +664,7 @@ static void expect_filled(clnet_context *ctx, guarded *g, clnet_status st, float
 START_TEST(empty_tensors)
 {
     clnet_context *ctx = test_context();
-    clnet_conv2d_params p = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    clnet_conv2d_params p = { 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 };
     clnet_tensor *x0 = make(ctx, 4, 0, 3, 5, 5), *w = make(ctx, 4, 4, 3, 3, 3),
                  *y0 = make(ctx, 4, 0, 4, 5, 5);
     clnet_tensor *b = make(ctx, 1, 4, 0, 0, 0), *xc0 = make(ctx, 4, 2, 0, 2, 2),
@@ -671,7 +674,7 @@ START_TEST(empty_tensors)
     CK_OK(ctx, clnet_conv2d_forward(&p, x0, w, b, y0));
     CK_OK(ctx, clnet_conv2d_backward_data(&p, w, y0, x0));
     guarded g;
-    int64_t ys[4] = {2, 4, 2, 2}, ws[4] = {4, 3, 3, 3}, bs = 4, xs[4] = {1, 3, 2, 2};
+    int64_t ys[4] = { 2, 4, 2, 2 }, ws[4] = { 4, 3, 3, 3 }, bs = 4, xs[4] = { 1, 3, 2, 2 };
     guarded_create(ctx, 4, ys, &g);
     expect_filled(ctx, &g, clnet_conv2d_forward(&p, xc0, wc0, b, g.view), 2.5f, "forward C = 0");
     guarded_create(ctx, 4, ws, &g);
@@ -684,7 +687,7 @@ START_TEST(empty_tensors)
     guarded_create(ctx, 4, ys, &g);
     expect_filled(ctx, &g, clnet_conv2d_transpose_forward(&p, tx, tw, b, g.view), 2.5f,
                   "transpose forward K = 0");
-    clnet_tensor *all[] = {x0, w, y0, b, xc0, wc0, wk0, dyk0, tw, tx};
+    clnet_tensor *all[] = { x0, w, y0, b, xc0, wc0, wk0, dyk0, tw, tx };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         clnet_tensor_destroy(all[i]);
     clnet_context_destroy(ctx);
@@ -705,24 +708,30 @@ START_TEST(bad_arguments_are_named)
     clnet_tensor *dx = make(ctx, 4, 2, 3, 8, 8), *dw = make(ctx, 4, 8, 3, 3, 3),
                  *db5 = make(ctx, 1, 5, 0, 0, 0);
     clnet_tensor *ints, *view, *row;
-    int64_t is[4] = {2, 3, 8, 8};
+    int64_t is[4] = { 2, 3, 8, 8 };
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 4, is, &ints));
     CK_OK(ctx, clnet_conv2d_forward(&p, x, w, b, y)); /* the baseline is valid */
 
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params: must not be NULL", clnet_conv2d_forward(NULL, x, w, b, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_conv2d_forward(&p, NULL, w, b, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "w: must not be NULL", clnet_conv2d_forward(&p, x, NULL, b, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL", clnet_conv2d_forward(&p, x, w, b, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params: must not be NULL",
+             clnet_conv2d_forward(NULL, x, w, b, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
+             clnet_conv2d_forward(&p, NULL, w, b, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "w: must not be NULL",
+             clnet_conv2d_forward(&p, x, NULL, b, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL",
+             clnet_conv2d_forward(&p, x, w, b, NULL));
     ck_assert_int_eq(clnet_conv2d_forward(&p, NULL, NULL, NULL, NULL), CLNET_ERR_INVALID_ARG);
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "channels differ", clnet_conv2d_forward(&p, x, w4, NULL, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 8, 5, 5) but expected (2, 8, 6, 6)",
              clnet_conv2d_forward(&p, x, w, b, ybad));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "larger than x (2, 3, 8, 8)",
              clnet_conv2d_forward(&p, x, big, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: shape (7) but expected (8)", clnet_conv2d_forward(&p, x, w, b7, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: shape (7) but expected (8)",
+             clnet_conv2d_forward(&p, x, w, b7, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (2, 3, 64) but expected 4 dimensions",
              clnet_conv2d_forward(&p, x3, w, b, y));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32", clnet_conv2d_forward(&p, ints, w, b, y));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32",
+             clnet_conv2d_forward(&p, ints, w, b, y));
     q = p, q.stride_w = 0;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "stride 1x0", clnet_conv2d_forward(&q, x, w, b, y));
     q = p, q.dilation_h = 0;
@@ -731,24 +740,28 @@ START_TEST(bad_arguments_are_named)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "negative padding", clnet_conv2d_forward(&q, x, w, b, y));
     /* An output that overlaps an input: both views of one buffer. */
     clnet_tensor *yv, *xv, *buf = make(ctx, 1, 2000, 0, 0, 0);
-    int64_t ys[4] = {2, 8, 6, 6};
+    int64_t ys[4] = { 2, 8, 6, 6 };
     CK_OK(ctx, clnet_tensor_slice(buf, 0, 384, &row));
     CK_OK(ctx, clnet_tensor_reshape(row, 4, is, &xv));
     CK_OK(ctx, clnet_tensor_slice(buf, 300, 576, &view));
     CK_OK(ctx, clnet_tensor_reshape(view, 4, ys, &yv));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: overlaps x", clnet_conv2d_forward(&p, xv, w, NULL, yv));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: overlaps x",
+             clnet_conv2d_forward(&p, xv, w, NULL, yv));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: overlaps dy",
              clnet_conv2d_backward_data(&p, w, yv, xv));
 
     /* Backward directions and the transpose name their own arguments. */
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 8, 5, 5) but expected (2, 8, 6, 6)",
              clnet_conv2d_backward_data(&p, w, ybad, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL", clnet_conv2d_backward_data(&p, w, y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL",
+             clnet_conv2d_backward_data(&p, w, y, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "channels differ", clnet_conv2d_backward_filter(&p, x, y, w4));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL",
              clnet_conv2d_backward_filter(&p, x, NULL, dw));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: shape (5) but expected (8)", clnet_conv2d_backward_bias(y, db5));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: must not be NULL", clnet_conv2d_backward_bias(y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "db: shape (5) but expected (8)",
+             clnet_conv2d_backward_bias(y, db5));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "db: must not be NULL",
+             clnet_conv2d_backward_bias(y, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (2, 3, 8, 8) but expected (2, 3, 7, 7)",
              clnet_conv2d_transpose_forward(&p, ybad, w, NULL, dx));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: shape (8) but expected (3)",
@@ -778,8 +791,8 @@ START_TEST(bad_arguments_are_named)
     clnet_context_destroy(other);
     /* The library stays usable. */
     CK_OK(ctx, clnet_conv2d_forward(&p, x, w, b, y));
-    clnet_tensor *all[] = {x,  w,  y,   b,    b7,   w4,  ybad, x3, big,
-                           dx, dw, db5, ints, view, row, yv,   xv, buf};
+    clnet_tensor *all[] = { x,  w,  y,   b,    b7,   w4,  ybad, x3, big,
+                            dx, dw, db5, ints, view, row, yv,   xv, buf };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         clnet_tensor_destroy(all[i]);
     clnet_context_destroy(ctx);
@@ -814,15 +827,15 @@ static void exercise(clnet_context *ctx, const conv_case *cc)
 START_TEST(new_shapes_build_no_program)
 {
     clnet_context *ctx = test_context();
-    const conv_case first = {"first", 1, 3, 7, 7, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1};
-    const conv_case second = {"second", 3, 3, 12, 9, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1};
-    const conv_case third = {"third", 2, 5, 10, 11, 2, 3, 2, 2, 1, 1, 0, 2, 1, 2, 1, 0, 1};
+    const conv_case first = { "first", 1, 3, 7, 7, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 };
+    const conv_case second = { "second", 3, 3, 12, 9, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1 };
+    const conv_case third = { "third", 2, 5, 10, 11, 2, 3, 2, 2, 1, 1, 0, 2, 1, 2, 1, 0, 1 };
     exercise(ctx, &first);
     exercise(ctx, &third);
     clnet_context_stats s0, s1;
     CK_OK(ctx, clnet_context_get_stats(ctx, &s0));
     exercise(ctx, &second);
-    const conv_case fourth = {"fourth", 4, 5, 17, 6, 3, 3, 2, 2, 1, 1, 0, 2, 1, 2, 1, 0, 1};
+    const conv_case fourth = { "fourth", 4, 5, 17, 6, 3, 3, 2, 2, 1, 1, 0, 2, 1, 2, 1, 0, 1 };
     exercise(ctx, &fourth);
     CK_OK(ctx, clnet_context_get_stats(ctx, &s1));
     ck_assert_msg(s1.programs_built + s1.programs_loaded == s0.programs_built + s0.programs_loaded,

@@ -366,7 +366,8 @@ START_TEST(bad_attachments_are_refused)
              clnet_dist_fit(d, m, &more, &s.view));
     more.ncallbacks = 0;
     more.initial_epoch = 1;
-    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "initial_epoch is set", clnet_dist_fit(d, m, &more, &s.view));
+    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "initial_epoch is set",
+             clnet_dist_fit(d, m, &more, &s.view));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "batch_size is 0",
              clnet_dist_evaluate(d, m, &s.view, 0, NULL, NULL));
     s.view.count = 0;
@@ -463,7 +464,7 @@ typedef struct run {
     float *params;
     losses log;
     clnet_dist_stats stats;
-    clnet_history history;             /* the ranks' run: every rank's own */
+    clnet_history history; /* the ranks' run: every rank's own */
 } run;
 
 static run train_ranks(clnet_dist *d, clnet_context *ctx, const dataset *s, int b)
@@ -548,9 +549,12 @@ START_TEST(ranks_match_one_process)
         for (int e = 0; e < 2; e++) {
             const clnet_epoch_log *row = &got.history.epochs[e];
             double v[3] = { row->loss, row->accuracy, row->lr }, lo[3], hi[3];
-            ck_assert_int_eq(MPI_Allreduce(v, lo, 3, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD), MPI_SUCCESS);
-            ck_assert_int_eq(MPI_Allreduce(v, hi, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
-            ck_assert_msg(!memcmp(lo, hi, sizeof lo), "epoch %d: the ranks' history rows differ", e + 1);
+            ck_assert_int_eq(MPI_Allreduce(v, lo, 3, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD),
+                             MPI_SUCCESS);
+            ck_assert_int_eq(MPI_Allreduce(v, hi, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD),
+                             MPI_SUCCESS);
+            ck_assert_msg(!memcmp(lo, hi, sizeof lo), "epoch %d: the ranks' history rows differ",
+                          e + 1);
             ck_assert_int_eq(row->epoch, e + 1);
             ck_assert(row->lr == (double)0.01f && row->seconds > 0 && row->val_loss == -1);
             if (r == 0)

@@ -144,7 +144,8 @@ START_TEST(ops_alias_and_views)
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (32) but expected", clnet_axpy(1.0f, bad, a));
     clnet_tensor *ints;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &half, &ints));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32", clnet_scale(1.0f, a, ints));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32",
+             clnet_scale(1.0f, a, ints));
     clnet_tensor_destroy(ints);
     clnet_tensor_destroy(bad);
     clnet_tensor_destroy(m);

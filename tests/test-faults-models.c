@@ -20,10 +20,12 @@ clnet_status faults_build_cnn(clnet_context *ctx, clnet_model **out)
     d1.activation = CLNET_ACT_RELU;
     d2.units = 10;
     d2.activation = CLNET_ACT_SOFTMAX;
-    if (!st && !(st = clnet_model_add_conv2d(*out, &c)) && !(st = clnet_model_add_maxpool2d(*out, &p))) {
+    if (!st && !(st = clnet_model_add_conv2d(*out, &c)) &&
+        !(st = clnet_model_add_maxpool2d(*out, &p))) {
         c.filters = 64;
-        if (!(st = clnet_model_add_conv2d(*out, &c)) && !(st = clnet_model_add_maxpool2d(*out, &p)) &&
-            !(st = clnet_model_add_flatten(*out)) && !(st = clnet_model_add_dense(*out, &d1)))
+        if (!(st = clnet_model_add_conv2d(*out, &c)) &&
+            !(st = clnet_model_add_maxpool2d(*out, &p)) && !(st = clnet_model_add_flatten(*out)) &&
+            !(st = clnet_model_add_dense(*out, &d1)))
             st = clnet_model_add_dense(*out, &d2);
     }
     return st;

@@ -25,15 +25,15 @@ enum kind { CNN, LSTM, GAN };
 /* Everything an operation works on. */
 typedef struct world {
     enum kind kind;
-    int64_t batch, steps;              /* steps: the LSTM's sequence length */
-    int no_cache;                      /* contexts without clnet's disk cache */
+    int64_t batch, steps; /* steps: the LSTM's sequence length */
+    int no_cache;         /* contexts without clnet's disk cache */
     clnet_context *ctx;
-    clnet_model *m;                    /* the model; the GAN's discriminator */
-    clnet_model *g;                    /* the GAN's generator */
+    clnet_model *m; /* the model; the GAN's discriminator */
+    clnet_model *g; /* the GAN's generator */
     clnet_tensor *x, *y, *z, *real_y, *fake_y, *loss, *dlogits;
-    char path[256];                    /* weights file */
-    char err[4096];                    /* context creation's message */
-    char options[256];                 /* the first context's build options */
+    char path[256];    /* weights file */
+    char err[4096];    /* context creation's message */
+    char options[256]; /* the first context's build options */
 } world;
 
 clnet_status faults_build_cnn(clnet_context *ctx, clnet_model **out); /* test-faults-models.c */
@@ -87,8 +87,10 @@ static clnet_status build_gan(clnet_context *ctx, clnet_model **g, clnet_model *
         (st = clnet_model_add_conv2d_transpose(*g, &up)) || (st = clnet_model_add_conv2d(*g, &out)))
         return st;
     if ((st = clnet_model_create(ctx, 3, img, 13, d)) || (st = clnet_model_add_conv2d(*d, &dc)) ||
-        (st = clnet_model_add_batchnorm(*d, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f })) || (st = clnet_model_add_flatten(*d)) ||
-        (st = clnet_model_add_dropout(*d, 0.25f)) || (st = clnet_model_add_dense(*d, &dd)))
+        (st = clnet_model_add_batchnorm(
+             *d, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f })) ||
+        (st = clnet_model_add_flatten(*d)) || (st = clnet_model_add_dropout(*d, 0.25f)) ||
+        (st = clnet_model_add_dense(*d, &dd)))
         return st;
     return CLNET_OK;
 }
@@ -186,7 +188,8 @@ static clnet_status gan_step(world *w)
         return st;
     if ((st = clnet_model_forward(w->m, fake, 1, NULL, &logits)) ||
         (st = clnet_loss_bce_logits(logits, w->real_y, w->loss, w->dlogits)) ||
-        (st = clnet_model_backward(w->m, w->dlogits, &dx)) || (st = clnet_model_backward(w->g, dx, NULL)))
+        (st = clnet_model_backward(w->m, w->dlogits, &dx)) ||
+        (st = clnet_model_backward(w->g, dx, NULL)))
         return st;
     float loss;
     return (st = clnet_model_step(w->g)) ? st : clnet_tensor_download(w->loss, &loss, sizeof loss);
@@ -196,9 +199,9 @@ static clnet_status gan_step(world *w)
 
 typedef struct scenario {
     const char *name;
-    clnet_status (*setup)(world *w);   /* unarmed, before the sweep (NULL: none) */
-    clnet_status (*op)(world *w);      /* armed; must be repeatable */
-    int fresh;                         /* setup and teardown around every try */
+    clnet_status (*setup)(world *w); /* unarmed, before the sweep (NULL: none) */
+    clnet_status (*op)(world *w);    /* armed; must be repeatable */
+    int fresh;                       /* setup and teardown around every try */
 } scenario;
 
 static void teardown(world *w)
@@ -266,9 +269,9 @@ static clnet_status op_load(world *w)
 /* ---- The sweep --------------------------------------------------------------------- */
 
 typedef struct sweep_result {
-    long calls;                        /* failable calls the operation makes */
-    long failed;                       /* injected failures that failed the operation */
-    long absorbed;                     /* injected failures it worked around */
+    long calls;    /* failable calls the operation makes */
+    long failed;   /* injected failures that failed the operation */
+    long absorbed; /* injected failures it worked around */
 } sweep_result;
 
 static void live_str(const clnet__live *l, char *buf, size_t size)
@@ -323,8 +326,11 @@ static void check_failure(const world *w, const char *label, long n, clnet_statu
 static sweep_result sweep(world *w, const scenario *sc, int host, const char *call, cl_int err)
 {
     char label[160];
-    snprintf(label, sizeof label, "%s (%s%s)", sc->name, host ? "host allocations" : "OpenCL calls ",
-             host ? "" : call ? call : "all");
+    snprintf(label, sizeof label, "%s (%s%s)", sc->name,
+             host ? "host allocations" : "OpenCL calls ",
+             host   ? ""
+             : call ? call
+                    : "all");
     sweep_result r = { 0, 0, 0 };
     clnet__live start, base;
     clnet__fault_live(&start);
@@ -333,7 +339,8 @@ static sweep_result sweep(world *w, const scenario *sc, int host, const char *ca
     clnet_status st0 = sc->setup ? sc->setup(w) : CLNET_OK;
     if (!st0)
         st0 = sc->op(w);
-    ck_assert_msg(st0 == CLNET_OK, "%s: warm-up: %s: %s", label, clnet_status_name(st0), message(w));
+    ck_assert_msg(st0 == CLNET_OK, "%s: warm-up: %s: %s", label, clnet_status_name(st0),
+                  message(w));
     if (sc->fresh)
         teardown(w);
     else
@@ -343,7 +350,8 @@ static sweep_result sweep(world *w, const scenario *sc, int host, const char *ca
         clnet_status st = CLNET_OK;
         if (sc->fresh && sc->setup)
             st = sc->setup(w);
-        ck_assert_msg(st == CLNET_OK, "%s: setup: %s: %s", label, clnet_status_name(st), message(w));
+        ck_assert_msg(st == CLNET_OK, "%s: setup: %s: %s", label, clnet_status_name(st),
+                      message(w));
         if (host)
             clnet__fault_arm_host(n);
         else
@@ -367,8 +375,8 @@ static sweep_result sweep(world *w, const scenario *sc, int host, const char *ca
             r.absorbed++;
             ck_assert_msg(!w->ctx || !strcmp(w->options, clnet__context_profile(w->ctx)->options),
                           "%s: failing %s (#%ld) was absorbed but the build options changed: "
-                          "\"%s\", not \"%s\"", label, fired, n,
-                          clnet__context_profile(w->ctx)->options, w->options);
+                          "\"%s\", not \"%s\"",
+                          label, fired, n, clnet__context_profile(w->ctx)->options, w->options);
         }
         /* The context stays usable: the same operation now succeeds. */
         clnet_status again = sc->op(w);
@@ -502,7 +510,8 @@ START_TEST(shim_fails_the_armed_call_once)
     int64_t n = 1000;
     clnet_tensor *t = NULL;
     clnet__fault_arm("clCreateBuffer", 1, CL_MEM_OBJECT_ALLOCATION_FAILURE);
-    CK_FAILS(ctx, CLNET_ERR_DEVICE_MEMORY, "clCreateBuffer failed: CL_MEM_OBJECT_ALLOCATION_FAILURE",
+    CK_FAILS(ctx, CLNET_ERR_DEVICE_MEMORY,
+             "clCreateBuffer failed: CL_MEM_OBJECT_ALLOCATION_FAILURE",
              clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
     ck_assert_ptr_null(t);
     ck_assert_str_eq(clnet__fault_fired(), "clCreateBuffer");

@@ -113,7 +113,8 @@ static clnet_model *small_generator(clnet_context *ctx, uint64_t seed)
     d.use_bias = 0;
     CK_OK(ctx, clnet_model_add_dense(g, &d));
     CK_OK(ctx, clnet_model_add_reshape(g, 3, (int64_t[]){ 2, 3, 3 }));
-    CK_OK(ctx, clnet_model_add_batchnorm(g, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   g, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     CK_OK(ctx, clnet_model_add_activation(g, CLNET_ACT_LEAKY_RELU, 0.2f));
     clnet_conv2d_layer_params t = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
     t.filters = 1;
@@ -138,7 +139,8 @@ static clnet_model *small_discriminator(clnet_context *ctx, uint64_t seed, int d
     c.activation = CLNET_ACT_LEAKY_RELU;
     c.use_bias = 0; /* batch norm follows: its gradient would be 0 */
     CK_OK(ctx, clnet_model_add_conv2d(d, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(d, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   d, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     if (dropout)
         CK_OK(ctx, clnet_model_add_dropout(d, 0.3f));
     CK_OK(ctx, clnet_model_add_flatten(d));
@@ -536,7 +538,8 @@ START_TEST(batchnorm_layer_training_inference_and_frozen)
     fill_uniform(x2, NB * F, -2, 3, &seed);
     clnet_model *m;
     CK_OK(ctx, clnet_model_create(ctx, 1, (int64_t[]){ F }, 1, &m));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     clnet_tensor *tx = tensor_from(ctx, 2, (int64_t[]){ NB, F }, x);
     clnet_tensor *tx2 = tensor_from(ctx, 2, (int64_t[]){ NB, F }, x2);
     const clnet_tensor *ty;

@@ -38,20 +38,20 @@ static const tolerance tol_exact = { 0, 0, 1, "small integers: exact in any summ
 /* ---- One GEMM case ----------------------------------------------------------- */
 
 typedef struct gcase {
-    int ta, tb;                        /* op(a) = a^T when set; likewise b */
+    int ta, tb; /* op(a) = a^T when set; likewise b */
     int64_t m, n, k;
-    int64_t batch;                     /* 0: clnet_gemm; >= 1: clnet_gemm_batched */
-    int shared_a, shared_b;            /* batched: the operand has batch 1 */
+    int64_t batch;          /* 0: clnet_gemm; >= 1: clnet_gemm_batched */
+    int shared_a, shared_b; /* batched: the operand has batch 1 */
     float alpha, beta;
-    int exact;                         /* nonzero integers in [-8, 8], else uniform [-1, 1] */
+    int exact; /* nonzero integers in [-8, 8], else uniform [-1, 1] */
     uint64_t seed;
 } gcase;
 
 /* An input: a view of `n` elements `pre` elements into a buffer whose other
  * elements hold the NaN sentinel, so a read outside the view shows in C. */
 typedef struct operand {
-    clnet_tensor *base, *view;         /* base is NULL for an empty operand */
-    float *host;                       /* the whole base, as uploaded */
+    clnet_tensor *base, *view; /* base is NULL for an empty operand */
+    float *host;               /* the whole base, as uploaded */
     size_t n, total;
 } operand;
 
@@ -125,8 +125,8 @@ static double *to_double(const float *x, size_t n, int absolute)
 /* Real-mode comparison: the per-element bound above; prints the first few
  * failures. absab holds alpha-free (|A||B|)_ij, c0 the old C (or NULL). */
 static size_t check_bound(const char *label, const float *got, const double *ref,
-                          const double *absab, const float *c0, float alpha, float beta,
-                          int64_t k, size_t n)
+                          const double *absab, const float *c0, float alpha, float beta, int64_t k,
+                          size_t n)
 {
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -199,9 +199,17 @@ static void case_reference(const gcase *g, const int64_t *sa, const int64_t *sb,
 {
     int o = g->batch ? 1 : 0;
     size_t na = count(o + 2, sa), nb = count(o + 2, sb);
-    ref_gemm r = { .trans_a = g->ta, .trans_b = g->tb, .m = (int)g->m, .n = (int)g->n,
-                   .k = (int)g->k, .lda = (int)sa[o + 1], .ldb = (int)sb[o + 1], .ldc = (int)g->n,
-                   .alpha = g->alpha, .beta = g->beta, .batch = g->batch ? (int)g->batch : 1,
+    ref_gemm r = { .trans_a = g->ta,
+                   .trans_b = g->tb,
+                   .m = (int)g->m,
+                   .n = (int)g->n,
+                   .k = (int)g->k,
+                   .lda = (int)sa[o + 1],
+                   .ldb = (int)sb[o + 1],
+                   .ldc = (int)g->n,
+                   .alpha = g->alpha,
+                   .beta = g->beta,
+                   .batch = g->batch ? (int)g->batch : 1,
                    .stride_a = g->shared_a ? 0 : (size_t)(g->m * g->k),
                    .stride_b = g->shared_b ? 0 : (size_t)(g->k * g->n),
                    .stride_c = (size_t)(g->m * g->n) };
@@ -334,7 +342,7 @@ static const int64_t sizes[] = { 1, 3, 7, 31, 33, 63, 64, 65 };
 /* The quick tier's cross section of sizes^3: every size in every position,
  * odd with even, tiny with large. */
 static const int64_t quick[][3] = {
-    { 1, 1, 1 },   { 1, 65, 7 },  { 3, 7, 33 },   { 7, 3, 1 },   { 31, 33, 64 },
+    { 1, 1, 1 },   { 1, 65, 7 },  { 3, 7, 33 },   { 7, 3, 1 },    { 31, 33, 64 },
     { 33, 31, 3 }, { 63, 1, 65 }, { 64, 64, 64 }, { 65, 63, 31 }, { 33, 65, 63 },
 };
 #define NQUICK (sizeof quick / sizeof quick[0])
@@ -352,8 +360,15 @@ START_TEST(gemm_all_transposes_and_sizes)
             int64_t n = test_long() ? sizes[s / 8 % 8] : quick[s][1];
             int64_t k = test_long() ? sizes[s % 8] : quick[s][2];
             size_t ab = (s + (size_t)t) % NAB;
-            gcase g = { .ta = t & 1, .tb = t >> 1, .m = m, .n = n, .k = k, .alpha = alphas[ab],
-                        .beta = betas[ab], .exact = !(v & 4), .seed = 1000u * (uint64_t)_i + s };
+            gcase g = { .ta = t & 1,
+                        .tb = t >> 1,
+                        .m = m,
+                        .n = n,
+                        .k = k,
+                        .alpha = alphas[ab],
+                        .beta = betas[ab],
+                        .exact = !(v & 4),
+                        .seed = 1000u * (uint64_t)_i + s };
             check_case(ctx, &g, "shapes");
         }
     clnet_context_destroy(ctx);
@@ -367,15 +382,15 @@ END_TEST
 static const gcase model_cases[] = {
     /* conv 1->32 3x3 on 28x28: W (32x9) col (9x676) */
     { 0, 0, 32, 676, 9, 32, 1, 0, 1, 0, 0, 0 },
-    { 1, 0, 9, 676, 32, 32, 1, 0, 1, 0, 0, 0 },   /* dcol = W^T dy */
-    { 0, 1, 32, 9, 676, 32, 0, 0, 1, 0, 0, 0 },   /* dW per image = dy col^T */
+    { 1, 0, 9, 676, 32, 32, 1, 0, 1, 0, 0, 0 }, /* dcol = W^T dy */
+    { 0, 1, 32, 9, 676, 32, 0, 0, 1, 0, 0, 0 }, /* dW per image = dy col^T */
     /* conv 32->64 3x3 on 13x13: W (64x288) col (288x121) */
     { 0, 0, 64, 121, 288, 32, 1, 0, 1, 0, 0, 0 },
     { 1, 0, 288, 121, 64, 32, 1, 0, 1, 0, 0, 0 },
     { 0, 1, 64, 288, 121, 32, 0, 0, 1, 0, 0, 0 },
     /* dense 1600->64 and 64->10, batch 32: y = x W^T, dW = dy^T x, dx = dy W */
     { 0, 1, 32, 64, 1600, 0, 0, 0, 1, 0, 0, 0 },
-    { 1, 0, 64, 1600, 32, 0, 0, 0, 1, 1, 0, 0 },  /* accumulating dW */
+    { 1, 0, 64, 1600, 32, 0, 0, 0, 1, 1, 0, 0 }, /* accumulating dW */
     { 0, 0, 32, 1600, 64, 0, 0, 0, 1, 0, 0, 0 },
     { 0, 1, 32, 10, 64, 0, 0, 0, 1, 0, 0, 0 },
     { 1, 0, 10, 64, 32, 0, 0, 0, 1, 1, 0, 0 },
@@ -384,7 +399,7 @@ static const gcase model_cases[] = {
      * and one step), h W_hh^T, and the backward products */
     { 0, 1, 896, 256, 28, 0, 0, 0, 1, 0, 0, 0 },
     { 0, 1, 32, 256, 28, 0, 0, 0, 1, 0, 0, 0 },
-    { 0, 1, 32, 256, 64, 0, 0, 0, 1, 1, 0, 0 },   /* accumulated onto x W_ih^T */
+    { 0, 1, 32, 256, 64, 0, 0, 0, 1, 1, 0, 0 }, /* accumulated onto x W_ih^T */
     { 1, 0, 256, 28, 32, 0, 0, 0, 1, 1, 0, 0 },
     { 1, 0, 256, 64, 32, 0, 0, 0, 1, 1, 0, 0 },
     { 0, 0, 32, 64, 256, 0, 0, 0, 1, 0, 0, 0 },
@@ -428,9 +443,16 @@ START_TEST(gemm_batched_with_broadcast)
         for (int t = 0; t < 4; t++)
             for (int share = 0; share < 4; share++) {
                 size_t ab = (s + (size_t)share) % NAB;
-                gcase g = { .ta = t & 1, .tb = t >> 1, .m = shapes[s][1], .n = shapes[s][2],
-                            .k = shapes[s][3], .batch = shapes[s][0], .shared_a = share & 1,
-                            .shared_b = share >> 1, .alpha = alphas[ab], .beta = betas[ab],
+                gcase g = { .ta = t & 1,
+                            .tb = t >> 1,
+                            .m = shapes[s][1],
+                            .n = shapes[s][2],
+                            .k = shapes[s][3],
+                            .batch = shapes[s][0],
+                            .shared_a = share & 1,
+                            .shared_b = share >> 1,
+                            .alpha = alphas[ab],
+                            .beta = betas[ab],
                             .exact = !(v & 4),
                             .seed = 500u * (uint64_t)_i + 16u * s + 4u * (uint64_t)t +
                                     (uint64_t)share };
@@ -464,8 +486,8 @@ START_TEST(gemm_beta_zero_ignores_c_and_beta_one_accumulates)
         CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, ta, tb, 0.0f, tc));
         download(ctx, tc, p ? c : once, M * N);
         for (int i = 0; p && i < M * N; i++)
-            ck_assert_msg(c[i] == once[i], "beta 0 after %g in c: [%d] %g vs %g",
-                          (double)poison[p], i, (double)c[i], (double)once[i]);
+            ck_assert_msg(c[i] == once[i], "beta 0 after %g in c: [%d] %g vs %g", (double)poison[p],
+                          i, (double)c[i], (double)once[i]);
     }
     for (int i = 0; i < M * N; i++)
         ck_assert_msg(isfinite(once[i]), "beta 0 let NaN through at [%d]", i);
@@ -490,8 +512,14 @@ START_TEST(gemm_k_zero_scales_c)
     clnet_context *ctx = test_context();
     for (int batched = 0; batched < 2; batched++)
         for (int ab = 0; ab < NAB; ab++) {
-            gcase g = { .m = 7, .n = 5, .k = 0, .batch = batched ? 3 : 0, .shared_a = batched,
-                        .alpha = alphas[ab], .beta = betas[ab], .exact = 1,
+            gcase g = { .m = 7,
+                        .n = 5,
+                        .k = 0,
+                        .batch = batched ? 3 : 0,
+                        .shared_a = batched,
+                        .alpha = alphas[ab],
+                        .beta = betas[ab],
+                        .exact = 1,
                         .seed = 3u + (uint64_t)ab };
             check_case(ctx, &g, "semantics");
         }
@@ -535,8 +563,8 @@ START_TEST(gemm_views_of_one_buffer)
             set_variants(ctx, params & 1, params < 2 ? 2 : CLNET_V_GEMM_OWN);
         else
             set_packed(ctx, 4);
-        CK_OK(ctx, clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, views[0], views[1], 0.0f,
-                              views[2]));
+        CK_OK(ctx,
+              clnet_gemm(CLNET_NO_TRANS, CLNET_NO_TRANS, 1.0f, views[0], views[1], 0.0f, views[2]));
         ref_gemm r = { .m = M, .n = N, .k = K, .lda = K, .ldb = N, .ldc = N, .alpha = 1 };
         ref_gemm_forward(&r, da, db, ref);
         download(ctx, views[2], got, M * N);
@@ -573,19 +601,19 @@ START_TEST(gemm_nan_inf_policy)
     fill_values(a, M * K, 1, &seed);
     fill_values(b, K * N, 1, &seed);
     for (int p = 0; p < K; p++) {
-        a[5 * K + p] = -0.0f;            /* row 5: -0, times alpha -1 */
+        a[5 * K + p] = -0.0f;                   /* row 5: -0, times alpha -1 */
         a[6 * K + p] = 1e-42f * (float)(p + 1); /* row 6: denormals */
-        a[p] = a[p] == 0 ? 1.0f : a[p];  /* row 0 meets the Inf without 0 * Inf */
+        a[p] = a[p] == 0 ? 1.0f : a[p];         /* row 0 meets the Inf without 0 * Inf */
     }
-    a[1 * K + 2] = NAN;                  /* row 1: NaN */
+    a[1 * K + 2] = NAN; /* row 1: NaN */
     float alpha = (v & 4) ? 0.0f : -1.0f;
     /* Row 4 overflows where |b[0][j]| > 1; not with alpha 0, where the
      * device's 0 * Inf is NaN but the float64 reference never overflowed. */
     a[4 * K + 0] = alpha != 0 ? FLT_MAX : 1.0f;
-    b[3 * N + 4] = INFINITY;             /* column 4: Inf, NaN where a[i][3] == 0 */
+    b[3 * N + 4] = INFINITY; /* column 4: Inf, NaN where a[i][3] == 0 */
     b[0 * N + 1] = 3.0f;
-    b[0 * N + 4] = 1.0f;                 /* no overflow meets the Inf (float32 would
-                                          * give Inf - Inf = NaN, float64 Inf) */
+    b[0 * N + 4] = 1.0f; /* no overflow meets the Inf (float32 would
+                          * give Inf - Inf = NaN, float64 Inf) */
     for (int i = 0; i < M * K; i++)
         da[i] = a[i];
     for (int i = 0; i < K * N; i++)
@@ -749,7 +777,11 @@ END_TEST
  * gemm_tile for the rest. */
 START_TEST(gemm_cpu_dispatch_rule)
 {
-    static const struct { int ta, tb; size_t m, n, k, batch; int packed; } rule[] = {
+    static const struct {
+        int ta, tb;
+        size_t m, n, k, batch;
+        int packed;
+    } rule[] = {
         { 0, 0, 512, 512, 512, 1, 1 },    { 0, 0, 2048, 2048, 2048, 1, 1 },
         { 1, 1, 1024, 1024, 1024, 1, 1 }, { 0, 0, 384, 384, 384, 1, 0 },
         { 0, 0, 4096, 32, 2048, 1, 0 },   { 0, 0, 32, 64, 16384, 1, 0 },
@@ -763,13 +795,16 @@ START_TEST(gemm_cpu_dispatch_rule)
         { 0, 0, 64, 121, 288, 32, 0 },    { 0, 0, 32, 676, 9, 1, 0 },
     };
     for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {
-        clnet__gemm_desc d = { .trans_a = rule[i].ta, .trans_b = rule[i].tb, .m = rule[i].m,
-                               .n = rule[i].n, .k = rule[i].k, .batch = rule[i].batch };
+        clnet__gemm_desc d = { .trans_a = rule[i].ta,
+                               .trans_b = rule[i].tb,
+                               .m = rule[i].m,
+                               .n = rule[i].n,
+                               .k = rule[i].k,
+                               .batch = rule[i].batch };
         int got = clnet__gemm_cpu_kernel(&d);
         ck_assert_msg(got == (rule[i].packed ? CLNET_V_GEMM_PACKED : CLNET_V_GEMM_OWN),
                       "%s%s %zux%zux%zu batch %zu: kernel %d", rule[i].ta ? "T" : "N",
-                      rule[i].tb ? "T" : "N", rule[i].m, rule[i].n, rule[i].k, rule[i].batch,
-                      got);
+                      rule[i].tb ? "T" : "N", rule[i].m, rule[i].n, rule[i].k, rule[i].batch, got);
     }
 }
 END_TEST
@@ -784,8 +819,15 @@ START_TEST(gemm_packed_scratch_is_its_own)
 {
     clnet_context *ctx = test_context();
     set_packed(ctx, 0);
-    enum { M = 40, N = 50, K = 300, OA = 7, OB = OA + M * K + 3, OC = OB + K * N + 5,
-           TOTAL = OC + M * N + 9 };
+    enum {
+        M = 40,
+        N = 50,
+        K = 300,
+        OA = 7,
+        OB = OA + M * K + 3,
+        OC = OB + K * N + 5,
+        TOTAL = OC + M * N + 9
+    };
     float *all = malloc(TOTAL * sizeof *all), *now = malloc(TOTAL * sizeof *now);
     double *da = malloc(M * K * sizeof *da), *db = malloc(K * N * sizeof *db),
            *ref = malloc(M * N * sizeof *ref);
@@ -801,9 +843,20 @@ START_TEST(gemm_packed_scratch_is_its_own)
     CK_OK(ctx, clnet__buffer_write(ctx, ws, 0, TOTAL * sizeof(float), all));
     clnet_context_stats s0, s1, s2;
     CK_OK(ctx, clnet_context_get_stats(ctx, &s0));
-    clnet__gemm_desc d = { .m = M, .n = N, .k = K, .alpha = 1, .beta = 0,
-                           .a = ws, .a_off = OA, .lda = K, .b = ws, .b_off = OB, .ldb = N,
-                           .c = ws, .c_off = OC, .ldc = N };
+    clnet__gemm_desc d = { .m = M,
+                           .n = N,
+                           .k = K,
+                           .alpha = 1,
+                           .beta = 0,
+                           .a = ws,
+                           .a_off = OA,
+                           .lda = K,
+                           .b = ws,
+                           .b_off = OB,
+                           .ldb = N,
+                           .c = ws,
+                           .c_off = OC,
+                           .ldc = N };
     for (int round = 0; round < 3; round++) {
         CK_OK(ctx, clnet__gemm(ctx, &d, "gemm test"));
         CK_OK(ctx, clnet_context_get_stats(ctx, round ? &s2 : &s1));
@@ -872,9 +925,9 @@ START_TEST(gemm_packed_falls_back_without_scratch)
 END_TEST
 
 /* One real-mode GEMM of a and b onto c0 (beta -2) on the variants set now. */
-static void run_on(clnet_context *ctx, int ta, int tb, const int64_t sa[2],
-                   const float *a, const int64_t sb[2], const float *b, const int64_t sc[2],
-                   const float *c0, float *out)
+static void run_on(clnet_context *ctx, int ta, int tb, const int64_t sa[2], const float *a,
+                   const int64_t sb[2], const float *b, const int64_t sc[2], const float *c0,
+                   float *out)
 {
     clnet_tensor *xa = tensor_from(ctx, 2, sa, a), *xb = tensor_from(ctx, 2, sb, b);
     clnet_tensor *xc = tensor_from(ctx, 2, sc, c0);
@@ -901,7 +954,8 @@ START_TEST(gemm_packed_matches_gemm_tile_bitwise)
             int ta = trans[t][0], tb = trans[t][1];
             int64_t sa[2] = { ta ? k : m, ta ? m : k }, sb[2] = { tb ? n : k, tb ? k : n };
             int64_t sc[2] = { m, n };
-            float *a = malloc((size_t)(m * k) * sizeof *a), *b = malloc((size_t)(k * n) * sizeof *b);
+            float *a = malloc((size_t)(m * k) * sizeof *a),
+                  *b = malloc((size_t)(k * n) * sizeof *b);
             float *c0 = malloc((size_t)(m * n) * sizeof *c0), *out[3];
             for (int v = 0; v < 3; v++)
                 out[v] = malloc((size_t)(m * n) * sizeof *out[v]);
@@ -920,8 +974,9 @@ START_TEST(gemm_packed_matches_gemm_tile_bitwise)
             for (int v = 1; v < 3; v++)
                 ck_assert_msg(memcmp(out[0], out[v], (size_t)(m * n) * sizeof(float)) == 0,
                               "%c%c %lldx%lldx%lld: packed (k blocks of %s) differs from "
-                              "gemm_tile", ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)m,
-                              (long long)n, (long long)k, v == 1 ? "<= 256" : "12");
+                              "gemm_tile",
+                              ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)m, (long long)n,
+                              (long long)k, v == 1 ? "<= 256" : "12");
             free(a), free(b), free(c0), free(out[0]), free(out[1]), free(out[2]);
         }
     clnet_context_destroy(ctx);
@@ -939,9 +994,15 @@ START_TEST(gemm_packed_blocks_and_groups)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++) {
             size_t ab = (s + (size_t)t) % NAB;
-            gcase g = { .ta = t & 1, .tb = t >> 1, .m = shapes[s][0], .n = shapes[s][1],
-                        .k = shapes[s][2], .alpha = alphas[ab], .beta = betas[ab],
-                        .exact = !_i, .seed = 900u + 10u * s + (uint64_t)t };
+            gcase g = { .ta = t & 1,
+                        .tb = t >> 1,
+                        .m = shapes[s][0],
+                        .n = shapes[s][1],
+                        .k = shapes[s][2],
+                        .alpha = alphas[ab],
+                        .beta = betas[ab],
+                        .exact = !_i,
+                        .seed = 900u + 10u * s + (uint64_t)t };
             check_case(ctx, &g, "packed");
         }
     clnet_context_destroy(ctx);
@@ -949,7 +1010,7 @@ START_TEST(gemm_packed_blocks_and_groups)
 END_TEST
 
 /* The broken direct kernel's launch fails: CL_INVALID_WORK_GROUP_SIZE. */
-#define CK_DIRECT_FAILS(ctx, m, n, k)                                                             \
+#define CK_DIRECT_FAILS(ctx, m, n, k)                                                              \
     CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "CLBlastSgemm failed", try_gemm(ctx, m, n, k))
 
 /* XGEMM_MIN_INDIRECT_SIZE of the device's tuned (1) or default (0) set. */
@@ -1040,7 +1101,8 @@ START_TEST(gemm_bad_arguments_name_the_argument)
     ck_assert_int_eq(clnet_gemm(N, N, 1, NULL, NULL, 0, NULL), CLNET_ERR_INVALID_ARG);
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "trans_a", clnet_gemm((clnet_trans)7, N, 1, a, b, 0, c));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "trans_b", clnet_gemm(N, (clnet_trans)-1, 1, a, b, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "a: shape (2, 3, 4) but expected 2 dimensions", clnet_gemm(N, N, 1, a3d, b, 0, c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "a: shape (2, 3, 4) but expected 2 dimensions",
+             clnet_gemm(N, N, 1, a3d, b, 0, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "c: shape (3, 5) but expected 3 dimensions",
              clnet_gemm_batched(N, N, 1, a3d, b3d, 0, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "b: dtype int32 but expected float32",
@@ -1052,7 +1114,8 @@ START_TEST(gemm_bad_arguments_name_the_argument)
              clnet_gemm(N, T, 1, a, b, 0, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "op(b) is 5x5, op(a) 3x4", clnet_gemm(N, N, 1, a, b55, 0, c));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "op(b) is 4x5, op(a) 4x3", clnet_gemm(T, N, 1, a, b, 0, c));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "c: shape (3, 6) but expected (3, 5)", clnet_gemm(N, N, 1, a, b, 0, wrong_c));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "c: shape (3, 6) but expected (3, 5)",
+             clnet_gemm(N, N, 1, a, b, 0, wrong_c));
     /* Batched: a has batch 2, c 3 (1 would be shared). */
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "a: batch 2, c has 3",
              clnet_gemm_batched(N, N, 1, a3d, b3d, 0, c3d));
@@ -1113,8 +1176,8 @@ START_TEST(gemm_bound_check_negative_controls)
     /* A reference that is not finite fails, whatever the device says. */
     const double broken[NE] = { NAN, 1, 1, 1 };
     float ones[NE] = { NAN, 1, 1, 1 };
-    ck_assert_int_eq(
-        check_bound("control: NaN reference", ones, broken, absab, NULL, 1, 0, K, NE), 1);
+    ck_assert_int_eq(check_bound("control: NaN reference", ones, broken, absab, NULL, 1, 0, K, NE),
+                     1);
 }
 END_TEST
 

@@ -543,10 +543,12 @@ static void residual_block(clnet_context *ctx, clnet_model *m, int filters)
     c.filters = filters;
     c.padding = CLNET_PADDING_SAME;
     CK_OK(ctx, clnet_model_add_conv2d(m, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
     CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_RELU, 0));
     CK_OK(ctx, clnet_model_add_conv2d(m, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
     clnet_node sum[2] = { in, clnet_model_node(m) };
     CK_OK(ctx, clnet_model_add_merge(m, CLNET_MERGE_ADD, 2, sum));
     CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_RELU, 0));
@@ -832,7 +834,8 @@ static clnet_model *chain(clnet_context *ctx, int explicit_nodes)
     clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
     c.filters = 3;
     STEP(clnet_model_add_conv2d(m, &c));
-    STEP(clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
+    STEP(
+        clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
     STEP(clnet_model_add_activation(m, CLNET_ACT_RELU, 0));
     clnet_pool2d_layer_params pp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT;
     STEP(clnet_model_add_maxpool2d(m, &pp));
@@ -934,7 +937,8 @@ START_TEST(failed_adds_leave_no_half_built_layer)
     int prev = expect_errors(1); /* the injected failures */
     for (long n = 1; n < 200; n++) {
         clnet__fault_arm_host(n);
-        clnet_status st = clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f });
+        clnet_status st = clnet_model_add_batchnorm(
+            m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f });
         const char *fired = clnet__fault_fired();
         clnet__fault_disarm();
         if (!fired) {
@@ -949,7 +953,8 @@ START_TEST(failed_adds_leave_no_half_built_layer)
     ck_assert_int_eq(clnet_model_layer_count(m), 1);
     /* Device allocations too: the batchnorm's parameters. */
     clnet__fault_arm("clCreateBuffer", 2, CL_MEM_OBJECT_ALLOCATION_FAILURE);
-    clnet_status st = clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f });
+    clnet_status st =
+        clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f });
     clnet__fault_disarm();
     expect_errors(prev);
     ck_assert_int_ne(st, CLNET_OK);

@@ -17,10 +17,10 @@
 /* ---- Output shapes at the limits ---------------------------------------------- */
 
 typedef struct {
-    int64_t h, r;                      /* input height, kernel height (widths are 1) */
-    int pad, stride, dilation;         /* pad: top and bottom */
+    int64_t h, r;              /* input height, kernel height (widths are 1) */
+    int pad, stride, dilation; /* pad: top and bottom */
     clnet_status want;
-    int64_t want_h;                    /* when want is CLNET_OK */
+    int64_t want_h; /* when want is CLNET_OK */
 } conv_case;
 
 /* Pads near INT_MAX and heights near INT64_MAX used to overflow (UBSan:
@@ -101,7 +101,8 @@ START_TEST(slice_bounds_at_the_limits)
     clnet_tensor *t, *v = (clnet_tensor *)1;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &t));
     const int64_t bad[][2] = { { 1, INT64_MAX }, { INT64_MAX, INT64_MAX }, { INT64_MAX, 1 },
-                               { -1, 1 }, { 0, INT64_MIN }, { INT64_MIN, INT64_MAX }, { 3, 1 } };
+                               { -1, 1 },        { 0, INT64_MIN },         { INT64_MIN, INT64_MAX },
+                               { 3, 1 } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "outside [0, 3)",
                  clnet_tensor_slice(t, bad[i][0], bad[i][1], &v));
@@ -176,8 +177,8 @@ START_TEST(empty_model_says_so)
 END_TEST
 
 /* With no file descriptor left the ICD loader cannot open the driver: the
- * message says what went wrong, not "install pocl". The loader reads its registry on first use: a fresh (forked)
- * process is needed. */
+ * message says what went wrong, not "install pocl". The loader reads its registry on first use: a
+ * fresh (forked) process is needed. */
 START_TEST(registered_icd_that_fails_to_load_is_not_missing)
 {
     if (getenv("CK_FORK") && !strcmp(getenv("CK_FORK"), "no"))

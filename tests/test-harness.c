@@ -28,8 +28,8 @@ START_TEST(comparator_rejects_perturbed)
     got[1] = INFINITY;
     ck_assert_uint_eq(compare_f32("Inf (expected to fail)", got, ref, 4, tol_ulp), 1);
     ref[1] = INFINITY;
-    ck_assert_uint_eq(compare_f32("Inf both (expected to fail: reference broken)", got, ref, 4,
-                                  tol_ulp), 1);
+    ck_assert_uint_eq(
+        compare_f32("Inf both (expected to fail: reference broken)", got, ref, 4, tol_ulp), 1);
     float zeros[4] = { 0 };
     double ref2[4] = { 1.0, 2.0, 3.0, 4.0 };
     ck_assert_uint_eq(compare_f32("zeros (expected to fail)", zeros, ref2, 4, tol_ulp), 4);
@@ -41,7 +41,8 @@ START_TEST(comparator_bitwise_mode)
     float got[1] = { nextafterf(1.0f, 2.0f) };
     double ref[1] = { 1.0 };
     tolerance bitwise = { 0, 0, 1, "copy" };
-    ck_assert_uint_eq(compare_f32("one ulp in bitwise mode (expected to fail)", got, ref, 1, bitwise), 1);
+    ck_assert_uint_eq(
+        compare_f32("one ulp in bitwise mode (expected to fail)", got, ref, 1, bitwise), 1);
     got[0] = 1.0f;
     ck_assert_uint_eq(compare_f32("bitwise", got, ref, 1, bitwise), 0);
 }

@@ -52,7 +52,7 @@ static unsigned char *build_base(size_t *len, size_t *header_len)
 /* ---- Running one case ---------------------------------------------------- */
 
 typedef struct corpus {
-    char path[256];                    /* a scratch file for the loader */
+    char path[256]; /* a scratch file for the loader */
     size_t cases;
 } corpus;
 
@@ -92,8 +92,8 @@ static clnet_status run_both(corpus *c, const char *label, const unsigned char *
     ck_assert_int_eq(fclose(f), 0);
     char err2[2048];
     clnet_status s2 = clnet_safetensors_load(c->path, &st2, err2, sizeof err2);
-    ck_assert_msg(s2 == s, "%s: load returned %s, parse %s (%s / %s)", label,
-                  clnet_status_name(s2), clnet_status_name(s), err2, err);
+    ck_assert_msg(s2 == s, "%s: load returned %s, parse %s (%s / %s)", label, clnet_status_name(s2),
+                  clnet_status_name(s), err2, err);
     if (s) {
         const char *prefix = "clnet_safetensors_parse: ";
         size_t pl = strlen(prefix), fl = strlen(c->path);
@@ -151,7 +151,7 @@ START_TEST(corpus_every_truncation)
     for (size_t cut = 0; cut < len; cut++) {
         snprintf(label, sizeof label, "truncated to %zu of %zu bytes", cut, len);
         reject(&c, label, buf, cut,
-               cut < 8 ? "shorter than the 8-byte header length"
+               cut < 8          ? "shorter than the 8-byte header length"
                : cut < 8 + hlen ? "runs past the end of the file"
                                 : "run past the end of the data section");
     }
@@ -167,21 +167,27 @@ START_TEST(corpus_bad_header_lengths)
     corpus_open(&c);
     size_t len, hlen;
     unsigned char *buf = build_base(&len, &hlen);
-    const struct { uint64_t n; const char *needle; } cases[] = {
+    const struct {
+        uint64_t n;
+        const char *needle;
+    } cases[] = {
         { 0, "header length 0 is below 2" },
         { 1, "header length 1 is below 2" },
         { 100000001, "header length 100000001 exceeds the limit of 100000000 bytes" },
         { UINT64_MAX, "header length 18446744073709551615 exceeds the limit" },
         { 1ull << 63, "exceeds the limit" },
         { 100000000, "header length 100000000 runs past the end of the file" },
-        { 0, "runs past the end of the file" },      /* n = len - 8 + 1, set below */
-        { 0, "after its JSON" },                     /* n = len - 8: data read as header */
-        { 0, "not valid JSON" },                     /* n = hlen - 1: the JSON is cut */
-        { 0, "not valid JSON" },                     /* n = 2: "{\"" */
+        { 0, "runs past the end of the file" }, /* n = len - 8 + 1, set below */
+        { 0, "after its JSON" },                /* n = len - 8: data read as header */
+        { 0, "not valid JSON" },                /* n = hlen - 1: the JSON is cut */
+        { 0, "not valid JSON" },                /* n = 2: "{\"" */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint64_t n = i == 6 ? len - 7 : i == 7 ? len - 8 : i == 8 ? sizeof base_json - 2
-                   : i == 9 ? 2 : cases[i].n;
+        uint64_t n = i == 6   ? len - 7
+                     : i == 7 ? len - 8
+                     : i == 8 ? sizeof base_json - 2
+                     : i == 9 ? 2
+                              : cases[i].n;
         unsigned char *b = malloc(len);
         memcpy(b, buf, len);
         for (int k = 0; k < 8; k++)
@@ -239,8 +245,7 @@ static const bad_case json_cases[] = {
     { "{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}," W "}", 0, 24,
       "duplicate __metadata__ key \"a\"" },
     { "{\"w\":{\"dtype\":\"F32\",\"dtype\":\"I32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 0,
-      24,
-      "tensor \"w\": duplicate key \"dtype\"" },
+      24, "tensor \"w\": duplicate key \"dtype\"" },
     { "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"shape\":[6],\"data_offsets\":[0,24]}}", 0, 24,
       "duplicate key \"shape\"" },
     /* Keys of a tensor. */
@@ -396,7 +401,8 @@ static void check_invariants(const char *label, const clnet_safetensors *st, siz
         for (size_t j = 0; j < i; j++) {
             const clnet_safetensors_entry *f = &st->entries[j];
             ck_assert_msg(!e->size || !f->size || e->offset + e->size <= f->offset ||
-                              f->offset + f->size <= e->offset, "%s: overlap", label);
+                              f->offset + f->size <= e->offset,
+                          "%s: overlap", label);
             ck_assert_msg(strcmp(e->name, f->name), "%s: duplicate", label);
         }
         total += e->size;
@@ -407,7 +413,8 @@ static void check_invariants(const char *label, const clnet_safetensors *st, siz
 static void check_same(const char *label, const clnet_safetensors *a, const clnet_safetensors *b)
 {
     ck_assert_msg(a->count == b->count && a->data_size == b->data_size &&
-                      !memcmp(a->data, b->data, a->data_size), "%s: parses differ", label);
+                      !memcmp(a->data, b->data, a->data_size),
+                  "%s: parses differ", label);
     for (size_t i = 0; i < a->count; i++) {
         const clnet_safetensors_entry *x = &a->entries[i], *y = &b->entries[i];
         ck_assert_msg(!strcmp(x->name, y->name) && !strcmp(x->dtype, y->dtype) &&
@@ -436,8 +443,8 @@ START_TEST(corpus_random_byte_flips)
         size_t pos = (size_t)(test_rng(&seed) % len);
         unsigned char x = (unsigned char)(1 + test_rng(&seed) % 255);
         buf[pos] ^= x;
-        snprintf(label, sizeof label, "flip %d: byte %zu 0x%02x -> 0x%02x (seed 20240611)", t,
-                 pos, base[pos], buf[pos]);
+        snprintf(label, sizeof label, "flip %d: byte %zu 0x%02x -> 0x%02x (seed 20240611)", t, pos,
+                 base[pos], buf[pos]);
         clnet_safetensors *st, *again;
         clnet_status s = run_both(&c, label, buf, len, err, sizeof err, &st);
         if (pos >= 8 + hlen)
@@ -466,7 +473,7 @@ END_TEST
 void io_add_corpus_tests(Suite *s)
 {
     TCase *tc = tcase_create("corpus");
-    tcase_set_timeout(tc, 300);        /* generous: the suite also runs under valgrind */
+    tcase_set_timeout(tc, 300); /* generous: the suite also runs under valgrind */
     tcase_add_test(tc, corpus_base_file_is_valid);
     tcase_add_test(tc, corpus_every_truncation);
     tcase_add_test(tc, corpus_bad_header_lengths);

@@ -122,10 +122,20 @@ static size_t idx_build(unsigned char *out, int type, int ndim, const uint32_t *
     const unsigned char *v = values;
     for (size_t i = 0; i < count; i++, v += elem_size) {
         uint64_t bits = 0;
-        if (elem_size == 1) bits = v[0];
-        if (elem_size == 2) { uint16_t x; memcpy(&x, v, 2); bits = x; }
-        if (elem_size == 4) { uint32_t x; memcpy(&x, v, 4); bits = x; }
-        if (elem_size == 8) memcpy(&bits, v, 8);
+        if (elem_size == 1)
+            bits = v[0];
+        if (elem_size == 2) {
+            uint16_t x;
+            memcpy(&x, v, 2);
+            bits = x;
+        }
+        if (elem_size == 4) {
+            uint32_t x;
+            memcpy(&x, v, 4);
+            bits = x;
+        }
+        if (elem_size == 8)
+            memcpy(&bits, v, 8);
         for (int b = (int)elem_size - 1; b >= 0; b--)
             out[n++] = (unsigned char)(bits >> (8 * b));
     }
@@ -140,8 +150,12 @@ START_TEST(idx_reads_every_type_plain_and_gzip)
     static const int32_t i32[6] = { INT32_MIN, -1, 0, 1, INT32_MAX, 0x12345678 };
     const float f32[6] = { -1.5f, -0.0f, 0x1p-149f, FLT_MAX, INFINITY, NAN };
     const double f64[6] = { -1.5, -0.0, 0x1p-1074, DBL_MAX, -INFINITY, 1.0 / 3.0 };
-    const struct { int type; const void *v; size_t size; } cases[] = {
-        { 0x08, u8, 1 }, { 0x09, i8, 1 }, { 0x0B, i16, 2 },
+    const struct {
+        int type;
+        const void *v;
+        size_t size;
+    } cases[] = {
+        { 0x08, u8, 1 },  { 0x09, i8, 1 },  { 0x0B, i16, 2 },
         { 0x0C, i32, 4 }, { 0x0D, f32, 4 }, { 0x0E, f64, 8 },
     };
     char dir[256], path[512], err[512];
@@ -256,7 +270,11 @@ START_TEST(idx_rejects_bad_headers)
     char dir[256], path[512], err[512];
     tmpdir_make(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/bad", dir);
-    const struct { unsigned char bytes[40]; size_t len; const char *needle; } cases[] = {
+    const struct {
+        unsigned char bytes[40];
+        size_t len;
+        const char *needle;
+    } cases[] = {
         { { 1, 0, 8, 1, 0, 0, 0, 1, 5 }, 9, "bad magic 0x01 0x00 0x08 0x01" },
         { { 0, 1, 8, 1, 0, 0, 0, 1, 5 }, 9, "bad magic" },
         { { 0, 0, 0x0A, 1, 0, 0, 0, 1, 5 }, 9, "unknown element type 0x0a" },
@@ -265,13 +283,16 @@ START_TEST(idx_rejects_bad_headers)
         { { 0, 0, 8, 9 }, 4, "ndim 9 is out of range" },
         { { 0, 0, 8, 255 }, 4, "ndim 255 is out of range" },
         /* 4 dims of 2^32 - 1 bytes: the product overflows 64 bits. */
-        { { 0, 0, 8, 4, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-            255 }, 20, "dims too large" },
+        { { 0,   0,   8,   4,   255, 255, 255, 255, 255, 255,
+            255, 255, 255, 255, 255, 255, 255, 255, 255, 255 },
+          20,
+          "dims too large" },
         /* f64 65536 x 65536: 2^35 bytes, above the 4 GiB cap. */
         { { 0, 0, 0x0E, 2, 0, 1, 0, 0, 0, 1, 0, 0 }, 12, "dims too large" },
         /* u8 of 2^32 - 1 bytes passes the cap, but the file is short: the
          * error comes after reading, without allocating 4 GiB first. */
-        { { 0, 0, 8, 1, 255, 255, 255, 255, 1, 2 }, 10,
+        { { 0, 0, 8, 1, 255, 255, 255, 255, 1, 2 },
+          10,
           "expected 4294967295 bytes of data, file has 2" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -424,8 +445,8 @@ START_TEST(dataset_rejects_inconsistent_files)
     size_t n = idx_build(buf, 0x08, 1, three, lab, 1, 3);
     snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", dir);
     put_file(path, buf, n, 0);
-    expect("counts", clnet_dataset_load_mnist(dir, "t10k", &ds, err, sizeof err),
-           CLNET_ERR_FORMAT, err, "has 4 images but");
+    expect("counts", clnet_dataset_load_mnist(dir, "t10k", &ds, err, sizeof err), CLNET_ERR_FORMAT,
+           err, "has 4 images but");
     /* A label of 10. */
     lab[2] = 10;
     put_mnist(dir, "t10k", 4, 2, 2, pix, lab, 0);
@@ -524,8 +545,8 @@ static void check_entries(const clnet_safetensors *st, const clnet_safetensors_e
         ck_assert_uint_eq(e->size, 4 * numel);
         ck_assert_ptr_eq(e->data, (const unsigned char *)st->data + offset);
         ck_assert_msg(((uintptr_t)e->data & 3) == 0, "%s: data not 4-byte aligned", e->name);
-        ck_assert_msg(numel == 0 || !memcmp(e->data, in[i].data, 4 * numel),
-                      "%s: data differs", e->name);
+        ck_assert_msg(numel == 0 || !memcmp(e->data, in[i].data, 4 * numel), "%s: data differs",
+                      e->name);
         ck_assert_ptr_eq(clnet_safetensors_find(st, in[i].name), e);
         offset += 4 * numel;
     }
@@ -579,12 +600,12 @@ START_TEST(safetensors_round_trip)
     ck_assert_int_eq(file[end - 1], '}');
     ck_assert_uint_lt(8 + hlen - end, 8);
     expect("parse", clnet_safetensors_parse(file, len, &st, err, sizeof err), CLNET_OK, err, NULL);
-    free(file);                        /* the result must not depend on the buffer */
+    free(file); /* the result must not depend on the buffer */
     check_entries(st, in, count);
     clnet_safetensors_free(st);
     /* Writing again replaces the file; nothing else is left in the directory. */
-    expect("rewrite", clnet_safetensors_write(path, in, 2, meta_kv, err, sizeof err), CLNET_OK,
-           err, NULL);
+    expect("rewrite", clnet_safetensors_write(path, in, 2, meta_kv, err, sizeof err), CLNET_OK, err,
+           NULL);
     expect("reload", clnet_safetensors_load(path, &st, err, sizeof err), CLNET_OK, err, NULL);
     check_entries(st, in, 2);
     clnet_safetensors_free(st);
@@ -603,8 +624,7 @@ START_TEST(safetensors_writes_reference_layout)
     const float a[2] = { 1.0f, -2.0f };
     const clnet_safetensors_entry_in in[1] = { { "a", CLNET_F32, 1, { 2 }, a } };
     const char *const kv[] = { "format", "pt", NULL };
-    expect("write", clnet_safetensors_write(path, in, 1, kv, err, sizeof err), CLNET_OK, err,
-           NULL);
+    expect("write", clnet_safetensors_write(path, in, 1, kv, err, sizeof err), CLNET_OK, err, NULL);
     static const char header[] = "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\","
                                  "\"shape\":[2],\"data_offsets\":[0,8]}}   ";
     ck_assert_uint_eq((sizeof header - 1) % 8, 0);
@@ -676,8 +696,8 @@ START_TEST(safetensors_parses_other_writers_files)
     ck_assert_uint_eq(st->data_size, 28);
     static const char *names[8] = { "h", "u", "f", "z", "z2", "e", "d", "b" };
     static const char *dt[8] = { "F16", "U8", "F32", "F32", "I64", "BOOL", "F64", "BF16" };
-    static const size_t off[8] = { 0, 6, 9, 17, 17, 17, 18, 26 }, numel[8] = { 3, 3, 2, 0, 0, 1,
-                                                                                1, 1 };
+    static const size_t off[8] = { 0, 6, 9, 17, 17, 17, 18, 26 },
+                        numel[8] = { 3, 3, 2, 0, 0, 1, 1, 1 };
     for (int i = 0; i < 8; i++) {
         const clnet_safetensors_entry *e = clnet_safetensors_find(st, names[i]);
         ck_assert_ptr_eq(e, &st->entries[i]);
@@ -698,10 +718,13 @@ END_TEST
 
 START_TEST(safetensors_lookups_and_bad_args)
 {
-    static const struct { const char *name; size_t size; } sizes[] = {
-        { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "F64", 8 }, { "I64", 8 }, { "I32", 4 },
-        { "I16", 2 }, { "I8", 1 }, { "U8", 1 }, { "BOOL", 1 }, { "f32", 0 }, { "F128", 0 },
-        { "", 0 }, { NULL, 0 },
+    static const struct {
+        const char *name;
+        size_t size;
+    } sizes[] = {
+        { "F32", 4 }, { "F16", 2 },  { "BF16", 2 }, { "F64", 8 }, { "I64", 8 },
+        { "I32", 4 }, { "I16", 2 },  { "I8", 1 },   { "U8", 1 },  { "BOOL", 1 },
+        { "f32", 0 }, { "F128", 0 }, { "", 0 },     { NULL, 0 },
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         ck_assert_uint_eq(clnet_safetensors_dtype_size(sizes[i].name), sizes[i].size);
@@ -709,8 +732,8 @@ START_TEST(safetensors_lookups_and_bad_args)
     ck_assert_ptr_null(clnet_safetensors_metadata(NULL, "a"));
     char err[512];
     clnet_safetensors *st = (clnet_safetensors *)&st;
-    expect("NULL out", clnet_safetensors_parse("", 0, NULL, err, sizeof err),
-           CLNET_ERR_INVALID_ARG, err, "out != NULL");
+    expect("NULL out", clnet_safetensors_parse("", 0, NULL, err, sizeof err), CLNET_ERR_INVALID_ARG,
+           err, "out != NULL");
     expect("NULL buf", clnet_safetensors_parse(NULL, 5, &st, err, sizeof err),
            CLNET_ERR_INVALID_ARG, err, "buf != NULL");
     ck_assert_ptr_null(st);
@@ -724,8 +747,8 @@ START_TEST(safetensors_lookups_and_bad_args)
     clnet_safetensors_free(st);
     clnet_safetensors_free(NULL);
     free(buf);
-    expect("NULL path", clnet_safetensors_load(NULL, &st, err, sizeof err),
-           CLNET_ERR_INVALID_ARG, err, "clnet_safetensors_load: invalid argument: path != NULL");
+    expect("NULL path", clnet_safetensors_load(NULL, &st, err, sizeof err), CLNET_ERR_INVALID_ARG,
+           err, "clnet_safetensors_load: invalid argument: path != NULL");
     expect("load NULL out", clnet_safetensors_load("x", NULL, err, sizeof err),
            CLNET_ERR_INVALID_ARG, err, "out != NULL");
 }
@@ -748,8 +771,8 @@ START_TEST(safetensors_load_errors)
            "3 bytes, shorter than the 8-byte header length");
     /* A header length of 2^40 in a 16-byte file: refused before any allocation. */
     put_file(path, "\0\0\0\0\0\1\0\0{}      ", 16, 0);
-    expect("huge header", clnet_safetensors_load(path, &st, err, sizeof err), CLNET_ERR_FORMAT,
-           err, "header length 1099511627776 exceeds the limit of 100000000 bytes");
+    expect("huge header", clnet_safetensors_load(path, &st, err, sizeof err), CLNET_ERR_FORMAT, err,
+           "header length 1099511627776 exceeds the limit of 100000000 bytes");
     put_file(path, "\x09\0\0\0\0\0\0\0{}      ", 16, 0);
     expect("past end", clnet_safetensors_load(path, &st, err, sizeof err), CLNET_ERR_FORMAT, err,
            "header length 9 runs past the end of the file (8 bytes after the 8-byte length)");
@@ -764,7 +787,11 @@ START_TEST(safetensors_write_rejects_bad_args)
     tmpdir_make(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
     const float x[4] = { 1, 2, 3, 4 };
-    const struct { clnet_safetensors_entry_in e[2]; size_t n; const char *needle; } cases[] = {
+    const struct {
+        clnet_safetensors_entry_in e[2];
+        size_t n;
+        const char *needle;
+    } cases[] = {
         { { { NULL, CLNET_F32, 1, { 4 }, x } }, 1, "entries[0].name is NULL" },
         { { { "", CLNET_F32, 1, { 4 }, x } }, 1, "entries[0].name is empty" },
         { { { "__metadata__", CLNET_F32, 1, { 4 }, x } }, 1, "reserved" },
@@ -776,22 +803,24 @@ START_TEST(safetensors_write_rejects_bad_args)
         { { { "a", CLNET_F32, 2, { 1ll << 53, 1 }, x } }, 1, "shape[0] = 9007199254740992" },
         { { { "a", CLNET_F32, 2, { 1ll << 30, 1ll << 30 }, x } }, 1, "too many elements" },
         { { { "a", CLNET_F32, 1, { 4 }, NULL } }, 1, "entries[0] (\"a\"): data is NULL" },
-        { { { "a", CLNET_F32, 1, { 4 }, x }, { "a", CLNET_I32, 1, { 4 }, x } }, 2,
+        { { { "a", CLNET_F32, 1, { 4 }, x }, { "a", CLNET_I32, 1, { 4 }, x } },
+          2,
           "duplicate name \"a\"" },
-        { { { "a", CLNET_F32, 1, { 4 }, x }, { "b", CLNET_I32, 1, { 4 }, NULL } }, 2,
+        { { { "a", CLNET_F32, 1, { 4 }, x }, { "b", CLNET_I32, 1, { 4 }, NULL } },
+          2,
           "entries[1] (\"b\"): data is NULL" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-        expect(cases[c].needle, clnet_safetensors_write(path, cases[c].e, cases[c].n, NULL, err,
-                                                        sizeof err),
+        expect(cases[c].needle,
+               clnet_safetensors_write(path, cases[c].e, cases[c].n, NULL, err, sizeof err),
                CLNET_ERR_INVALID_ARG, err, cases[c].needle);
     const clnet_safetensors_entry_in ok[1] = { { "a", CLNET_F32, 1, { 4 }, x } };
     const char *const odd[] = { "k", NULL }, *const dup[] = { "k", "1", "k", "2", NULL };
     const char *const bad[] = { "k", "\xc0\xaf", NULL };
-    expect("odd", clnet_safetensors_write(path, ok, 1, odd, err, sizeof err),
-           CLNET_ERR_INVALID_ARG, err, "metadata key \"k\" has no value");
-    expect("dup", clnet_safetensors_write(path, ok, 1, dup, err, sizeof err),
-           CLNET_ERR_INVALID_ARG, err, "duplicate metadata key \"k\"");
+    expect("odd", clnet_safetensors_write(path, ok, 1, odd, err, sizeof err), CLNET_ERR_INVALID_ARG,
+           err, "metadata key \"k\" has no value");
+    expect("dup", clnet_safetensors_write(path, ok, 1, dup, err, sizeof err), CLNET_ERR_INVALID_ARG,
+           err, "duplicate metadata key \"k\"");
     expect("utf8", clnet_safetensors_write(path, ok, 1, bad, err, sizeof err),
            CLNET_ERR_INVALID_ARG, err, "not valid UTF-8");
     expect("NULL path", clnet_safetensors_write(NULL, ok, 1, NULL, err, sizeof err),
@@ -859,8 +888,8 @@ START_TEST(safetensors_write_fails_cleanly)
     const clnet_safetensors_entry_in in[1] = { { "w", CLNET_F32, 1, { 16384 }, big } };
     /* A directory that does not exist. */
     snprintf(path, sizeof path, "%s/no-such-dir/w.safetensors", dir);
-    expect("missing dir", clnet_safetensors_write(path, in, 1, NULL, err, sizeof err),
-           CLNET_ERR_IO, err, "No such file or directory");
+    expect("missing dir", clnet_safetensors_write(path, in, 1, NULL, err, sizeof err), CLNET_ERR_IO,
+           err, "No such file or directory");
     ck_assert_msg(strstr(err, "cannot create a temporary file") != NULL, "%s", err);
     ck_assert_int_eq(tmpdir_count(dir), 0);
     /* A write that fails half-way (the file size limit): the old file stays. */
@@ -931,7 +960,12 @@ START_TEST(png_grid_pixels_read_back)
     char dir[256], path[300];
     tmpdir_make(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/grid.png", dir);
-    const struct { int64_t n; int h, w; clnet_png_grid_params p; int cols, border; } cases[] = {
+    const struct {
+        int64_t n;
+        int h, w;
+        clnet_png_grid_params p;
+        int cols, border;
+    } cases[] = {
         { 5, 3, 7, CLNET_PNG_GRID_PARAMS_DEFAULT, 3, 1 },
         { 1, 1, 1, CLNET_PNG_GRID_PARAMS_DEFAULT, 1, 1 },
         { 7, 31, 1, { .cols = 2, .lo = 0.0f, .hi = 1.0f, .border = 0 }, 2, 0 },
@@ -958,7 +992,8 @@ START_TEST(png_grid_pixels_read_back)
         }
         char err[512] = "";
         ck_assert_msg(clnet_png_write_grid(path, img, n, h, w, c == 0 ? NULL : &cases[c].p, err,
-                                           sizeof err) == CLNET_OK, "%s", err);
+                                           sizeof err) == CLNET_OK,
+                      "%s", err);
         int gw, gh;
         unsigned char *px = png_read_gray(path, &gw, &gh);
         int rows = (int)((n + cols - 1) / cols);
@@ -970,7 +1005,11 @@ START_TEST(png_grid_pixels_read_back)
                 int iy = y - b - cy * (h + b), ix = x - b - cx * (w + b);
                 int64_t k = (int64_t)cy * cols + cx;
                 int inside = y >= b && x >= b && iy < h && ix < w && k < n;
-                int want = inside ? want_level(img[((size_t)k * (size_t)h + (size_t)iy) * (size_t)w + (size_t)ix], lo, hi) : 0;
+                int want =
+                    inside ? want_level(
+                                 img[((size_t)k * (size_t)h + (size_t)iy) * (size_t)w + (size_t)ix],
+                                 lo, hi)
+                           : 0;
                 ck_assert_msg(px[(size_t)y * (size_t)gw + (size_t)x] == want,
                               "case %zu: pixel (%d, %d) is %d, want %d", c, y, x,
                               px[(size_t)y * (size_t)gw + (size_t)x], want);
@@ -990,23 +1029,66 @@ START_TEST(png_grid_refuses_bad_arguments)
     snprintf(path, sizeof path, "%s/g.png", dir);
     float img[4] = { 0, 0.5f, -0.5f, 1 };
     clnet_png_grid_params p = CLNET_PNG_GRID_PARAMS_DEFAULT;
-    const struct { clnet_status st; const char *needle; clnet_png_grid_params p; const char *path;
-                   const float *img; int64_t n; int h, w; } cases[] = {
+    const struct {
+        clnet_status st;
+        const char *needle;
+        clnet_png_grid_params p;
+        const char *path;
+        const float *img;
+        int64_t n;
+        int h, w;
+    } cases[] = {
         { CLNET_ERR_INVALID_ARG, "path is NULL", p, NULL, img, 1, 2, 2 },
         { CLNET_ERR_INVALID_ARG, "path is empty", p, "", img, 1, 2, 2 },
         { CLNET_ERR_INVALID_ARG, "images is NULL", p, path, NULL, 1, 2, 2 },
         { CLNET_ERR_INVALID_ARG, "count 0", p, path, img, 0, 2, 2 },
         { CLNET_ERR_INVALID_ARG, "height 0", p, path, img, 1, 0, 2 },
         { CLNET_ERR_INVALID_ARG, "width -1", p, path, img, 1, 2, -1 },
-        { CLNET_ERR_INVALID_ARG, "cols -1", { .cols = -1, .lo = 0, .hi = 1, .border = 1 }, path, img, 1, 2, 2 },
-        { CLNET_ERR_INVALID_ARG, "border 65", { .cols = 0, .lo = 0, .hi = 1, .border = 65 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG,
+          "cols -1",
+          { .cols = -1, .lo = 0, .hi = 1, .border = 1 },
+          path,
+          img,
+          1,
+          2,
+          2 },
+        { CLNET_ERR_INVALID_ARG,
+          "border 65",
+          { .cols = 0, .lo = 0, .hi = 1, .border = 65 },
+          path,
+          img,
+          1,
+          2,
+          2 },
         { CLNET_ERR_INVALID_ARG, "lo < hi", { .lo = 1, .hi = 1, .border = 1 }, path, img, 1, 2, 2 },
-        { CLNET_ERR_INVALID_ARG, "finite", { .lo = NAN, .hi = 1, .border = 1 }, path, img, 1, 2, 2 },
-        { CLNET_ERR_INVALID_ARG, "finite", { .lo = 0, .hi = INFINITY, .border = 1 }, path, img, 1, 2, 2 },
-        { CLNET_ERR_INVALID_ARG, "finite", { .lo = 0, .hi = 1e-40f, .border = 1 }, path, img, 1, 2, 2 },
+        { CLNET_ERR_INVALID_ARG,
+          "finite",
+          { .lo = NAN, .hi = 1, .border = 1 },
+          path,
+          img,
+          1,
+          2,
+          2 },
+        { CLNET_ERR_INVALID_ARG,
+          "finite",
+          { .lo = 0, .hi = INFINITY, .border = 1 },
+          path,
+          img,
+          1,
+          2,
+          2 },
+        { CLNET_ERR_INVALID_ARG,
+          "finite",
+          { .lo = 0, .hi = 1e-40f, .border = 1 },
+          path,
+          img,
+          1,
+          2,
+          2 },
         { CLNET_ERR_TOO_LARGE, "exceeds", p, path, img, (int64_t)1 << 40, 1, 1 },
         { CLNET_ERR_TOO_LARGE, "exceeds", p, path, img, 2, INT_MAX, INT_MAX },
-        { CLNET_ERR_IO, "cannot create a temporary file", p, "/nonexistent-dir/g.png", img, 1, 2, 2 },
+        { CLNET_ERR_IO, "cannot create a temporary file", p, "/nonexistent-dir/g.png", img, 1, 2,
+          2 },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         err[0] = '\0';
@@ -1028,7 +1110,8 @@ START_TEST(png_grid_refuses_bad_arguments)
     ck_assert_int_eq(tmpdir_count(dir), 1);
     ck_assert_int_eq(tmpdir_count(sub), 0);
     /* NULL err is fine. */
-    ck_assert_int_eq(clnet_png_write_grid(NULL, img, 1, 2, 2, NULL, NULL, 0), CLNET_ERR_INVALID_ARG);
+    ck_assert_int_eq(clnet_png_write_grid(NULL, img, 1, 2, 2, NULL, NULL, 0),
+                     CLNET_ERR_INVALID_ARG);
     rmdir(sub);
     tmpdir_remove(dir);
 }
@@ -1038,7 +1121,7 @@ Suite *suite_io(void)
 {
     Suite *s = suite_create("io");
     TCase *tc = tcase_create("idx");
-    tcase_set_timeout(tc, 300);        /* generous: the suite also runs under valgrind */
+    tcase_set_timeout(tc, 300); /* generous: the suite also runs under valgrind */
     tcase_add_test(tc, idx_reads_every_type_plain_and_gzip);
     tcase_add_test(tc, idx_accepts_zero_dims_and_max_ndim);
     tcase_add_test(tc, idx_rejects_every_truncation);

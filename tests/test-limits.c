@@ -38,9 +38,9 @@ static int on_pocl(clnet_context *ctx)
 
 typedef struct run_result {
     clnet_status st;
-    float loss[2];                     /* two steps */
-    size_t wg;                         /* the profile's work-group size */
-    long buffers_created;              /* clCreateBuffer calls before the failure */
+    float loss[2];        /* two steps */
+    size_t wg;            /* the profile's work-group size */
+    long buffers_created; /* clCreateBuffer calls before the failure */
     char msg[1024];
 } run_result;
 
@@ -163,8 +163,8 @@ START_TEST(pocl_work_group_limit_trains_or_names_clblast)
             check_same_losses(&ref, &r, label);
             continue;
         }
-        ck_assert_msg(r.st == CLNET_ERR_UNSUPPORTED || r.st == CLNET_ERR_TOO_LARGE,
-                      "%s: %s: %s", label, clnet_status_name(r.st), r.msg);
+        ck_assert_msg(r.st == CLNET_ERR_UNSUPPORTED || r.st == CLNET_ERR_TOO_LARGE, "%s: %s: %s",
+                      label, clnet_status_name(r.st), r.msg);
         ck_assert_msg(strstr(r.msg, "CLBlast") && strstr(r.msg, "work-group"),
                       "%s: the message does not name CLBlast and the work-group limit: %s", label,
                       r.msg);
@@ -205,8 +205,9 @@ START_TEST(device_without_fp64_gives_the_same_losses)
     ck_assert(!(clnet_context_device(ctx)->features & CLNET_FEATURE_FP64));
     cl_kernel k;
     clnet__fault_arm("clBuildProgram", LONG_MAX, CL_SUCCESS);
-    CK_FAILS(ctx, CLNET_ERR_UNSUPPORTED, "lacks feature",
-             clnet__kernel_features(ctx, CLNET_FEATURE_FP64, "reduce", NULL, NULL, "sum_partial", &k));
+    CK_FAILS(
+        ctx, CLNET_ERR_UNSUPPORTED, "lacks feature",
+        clnet__kernel_features(ctx, CLNET_FEATURE_FP64, "reduce", NULL, NULL, "sum_partial", &k));
     ck_assert_int_eq(clnet__fault_calls(), 0);
     clnet__fault_disarm();
     clnet__fault_device_caps(NULL);
@@ -240,7 +241,8 @@ START_TEST(tensor_beyond_max_allocation_is_refused_before_allocating)
     ctx = test_context();
     n = (1 << 18) + 1;
     clnet__fault_arm("clCreateBuffer", LONG_MAX, CL_SUCCESS);
-    CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "1048576 bytes", clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
+    CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "1048576 bytes",
+             clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
     ck_assert_int_eq(clnet__fault_calls(), 0);
     clnet__fault_disarm();
     clnet__fault_device_caps(NULL);
@@ -279,7 +281,8 @@ START_TEST(small_memory_limit_trains_and_fails_clearly_past_it)
             (long long)n * 4, clnet_status_name(st), clnet_context_errmsg(ctx));
     ck_assert_msg(st == CLNET_ERR_DEVICE_MEMORY &&
                       strstr(clnet_context_errmsg(ctx), "exceed the device's global memory"),
-                  "allocating past the limit: %s: %s", clnet_status_name(st), clnet_context_errmsg(ctx));
+                  "allocating past the limit: %s: %s", clnet_status_name(st),
+                  clnet_context_errmsg(ctx));
     ck_assert_int_le((int64_t)(k - 1) * n * 4, (int64_t)d->global_mem_bytes);
     for (int i = 0; i < MAX; i++)
         clnet_tensor_destroy(t[i]);
@@ -313,8 +316,9 @@ static void write_weights(const char *path, const wentry *e, int n)
     char *json = malloc(1 << 16);
     size_t len = (size_t)snprintf(json, 1 << 16, "{"), off = 0;
     for (int i = 0; i < n; i++) {
-        len += (size_t)snprintf(json + len, (1 << 16) - len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
-                                i ? "," : "", e[i].name, e[i].dtype);
+        len +=
+            (size_t)snprintf(json + len, (1 << 16) - len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
+                             i ? "," : "", e[i].name, e[i].dtype);
         for (int d = 0; d < e[i].ndim; d++)
             len += (size_t)snprintf(json + len, (1 << 16) - len, "%s%lld", d ? "," : "",
                                     (long long)e[i].shape[d]);
@@ -395,7 +399,8 @@ static void reject(clnet_context *ctx, clnet_model *m, const char *path, const c
                   clnet_context_errmsg(ctx), needle);
     ck_assert_msg(memcmp(&l0, &l1, sizeof l0) == 0, "%s: live objects changed", label);
     float *after = read_params(ctx, m, &total2);
-    ck_assert_msg(memcmp(before, after, total * sizeof *after) == 0, "%s: the weights changed", label);
+    ck_assert_msg(memcmp(before, after, total * sizeof *after) == 0, "%s: the weights changed",
+                  label);
     free(before);
     free(after);
     (*count)++;
@@ -419,9 +424,11 @@ START_TEST(weights_that_do_not_fit_the_model_are_rejected)
              (long)getpid());
     write_weights(path, good, n);
     CK_OK(ctx, clnet_model_load(m, path)); /* the hand-made file itself fits */
-    static const struct { const char *dtype; size_t size; } dtypes[] = {
-        { "F16", 2 }, { "BF16", 2 }, { "F64", 8 }, { "I32", 4 }, { "I64", 8 }, { "U8", 1 }
-    };
+    static const struct {
+        const char *dtype;
+        size_t size;
+    } dtypes[] = { { "F16", 2 }, { "BF16", 2 }, { "F64", 8 },
+                   { "I32", 4 }, { "I64", 8 },  { "U8", 1 } };
     for (int k = 0; k < n; k++) {
         const char *name = good[k].name;
         memcpy(e, good, sizeof good);

@@ -48,7 +48,6 @@
 #define U 0x1.0p-24
 #define TINY 0x1.0p-126
 
-
 /* ---- Comparator and helpers (as in test-act.c) -------------------------------- */
 
 static void expect_unchanged(clnet_context *ctx, const clnet_tensor *t, const void *host,
@@ -126,8 +125,8 @@ static float run_loss(clnet_context *ctx, loss_fn fn, const clnet_tensor *x, con
 
 static void check_loss_value(const char *label, float got, double ref, double bound)
 {
-    ck_assert_msg(compare_bounds(label, &got, &ref, &bound, 1) == 0, "%s: loss %.9g, reference %.9g",
-                  label, (double)got, ref);
+    ck_assert_msg(compare_bounds(label, &got, &ref, &bound, 1) == 0,
+                  "%s: loss %.9g, reference %.9g", label, (double)got, ref);
 }
 
 /* The chain length D of a loss's mean over count terms (table at the top). */
@@ -152,7 +151,8 @@ static void elementwise_case(clnet_context *ctx, int bce, int ndim, const int64_
     float loss = run_loss(ctx, bce ? clnet_loss_bce_logits : clnet_loss_mse, tx, tt, grad, label);
     expect_unchanged(ctx, tx, x, n * sizeof *x, label);
     expect_unchanged(ctx, tt, t, n * sizeof *t, label);
-    double *xd = widen_f64(x, n), *td = widen_f64(t, n), *gref = host_f64(n), *bound = host_f64(n), S = 0;
+    double *xd = widen_f64(x, n), *td = widen_f64(t, n), *gref = host_f64(n), *bound = host_f64(n),
+           S = 0;
     double ref = bce ? ref_loss_bce_logits(n, xd, td, gref) : ref_loss_mse(n, xd, td, gref);
     for (size_t i = 0; i < n; i++) {
         if (bce) {
@@ -173,7 +173,7 @@ static void elementwise_case(clnet_context *ctx, int bce, int ndim, const int64_
     free(grad), free(xd), free(td), free(gref), free(bound);
 }
 
-static const int64_t el_sizes[] = {1, 3, 7, 31, 33, 4097, 1000003};
+static const int64_t el_sizes[] = { 1, 3, 7, 31, 33, 4097, 1000003 };
 #define NEL (sizeof el_sizes / sizeof el_sizes[0])
 
 START_TEST(mse_and_bce_match_reference)
@@ -191,7 +191,7 @@ START_TEST(mse_and_bce_match_reference)
         elementwise_case(ctx, bce, 1, &n, x, t, 1, label);
         free(x), free(t);
     }
-    int64_t s2[2] = {32, 10};
+    int64_t s2[2] = { 32, 10 };
     float x[320], t[320];
     uint64_t seed = 5;
     fill_uniform(x, 320, -3, 3, &seed);
@@ -204,12 +204,12 @@ END_TEST
 START_TEST(bce_large_logits_stay_finite)
 {
     clnet_context *ctx = test_context();
-    const float x[] = {80, -80, 1e4f, -1e4f, 100, -100, 0, 3, 1e4f, -1e4f};
-    const float t[] = {1, 0, 0, 1, 0.3f, 0.7f, 0.5f, 1, 1, 0};
+    const float x[] = { 80, -80, 1e4f, -1e4f, 100, -100, 0, 3, 1e4f, -1e4f };
+    const float t[] = { 1, 0, 0, 1, 0.3f, 0.7f, 0.5f, 1, 1, 0 };
     int64_t n = 10;
     elementwise_case(ctx, 1, 1, &n, x, t, 0, "bce large logits");
     /* A perfect prediction: loss exactly 0, gradient 0. */
-    const float xp[] = {1e4f, -1e4f}, tp[] = {1, 0};
+    const float xp[] = { 1e4f, -1e4f }, tp[] = { 1, 0 };
     int64_t two = 2;
     float grad[2], loss;
     clnet_tensor *tx = tensor_from(ctx, 1, &two, xp), *tt = tensor_from(ctx, 1, &two, tp), *tl;
@@ -298,7 +298,7 @@ static clnet_status sparse_fn(const clnet_tensor *x, const clnet_tensor *l, clne
 static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const char *what)
 {
     size_t n = (size_t)d->rows * (size_t)d->cols, wg = clnet__context_profile(ctx)->wg_size;
-    int64_t shape[2] = {d->rows, d->cols};
+    int64_t shape[2] = { d->rows, d->cols };
     char label[128];
     snprintf(label, sizeof label, "%s %s %dx%d %s", d->t ? "xent" : "sparse xent", what, d->rows,
              d->cols, variant == CLNET_V_ROW_GROUP ? "group" : "item");
@@ -317,8 +317,9 @@ static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const
     double *bound = host_f64(n);
     double ref = d->t ? ref_loss_softmax_xent(d->rows, d->cols, xd, td, gref)
                       : ref_loss_sparse_softmax_xent(d->rows, d->cols, xd, d->labels, gref);
-    double depth =
-        variant == CLNET_V_ROW_GROUP ? ceil((double)d->cols / (double)wg) + log2((double)wg) : d->cols;
+    double depth = variant == CLNET_V_ROW_GROUP
+                       ? ceil((double)d->cols / (double)wg) + log2((double)wg)
+                       : d->cols;
     double lbound = xent_bounds(d, xd, td, depth, wg, bound);
     ck_assert_msg(isfinite(loss), "%s: loss %g", label, (double)loss);
     check_loss_value(label, loss, ref, lbound);
@@ -329,8 +330,9 @@ static void xent_case(clnet_context *ctx, const xent_data *d, int variant, const
     free(grad), free(xd), free(td), free(gref), free(bound);
 }
 
-static const int64_t xent_shapes[][2] = {{1, 1},     {1, 10},   {3, 7},     {32, 10},   {100, 10},
-                                         {33, 1000}, {7, 4097}, {1000, 10}, {20000, 50}};
+static const int64_t xent_shapes[][2] = { { 1, 1 },    { 1, 10 },    { 3, 7 },
+                                          { 32, 10 },  { 100, 10 },  { 33, 1000 },
+                                          { 7, 4097 }, { 1000, 10 }, { 20000, 50 } };
 #define NXENT_QUICK 8
 #define NXENT (sizeof xent_shapes / sizeof xent_shapes[0])
 
@@ -348,7 +350,7 @@ START_TEST(softmax_xent_matches_reference)
         for (int r = 0; r < rows; r++)
             labels[r] = (int32_t)(test_rng(&seed) % (uint64_t)cols);
         for (int v = 0; v < 2; v++) {
-            xent_data dense = {rows, cols, x, t, NULL}, sparse = {rows, cols, x, NULL, labels};
+            xent_data dense = { rows, cols, x, t, NULL }, sparse = { rows, cols, x, NULL, labels };
             xent_case(ctx, &dense, v, "random");
             xent_case(ctx, &sparse, v, "random");
         }
@@ -362,14 +364,14 @@ START_TEST(xent_large_logits_stay_finite)
 {
     clnet_context *ctx = test_context();
     enum { R = 4, C = 5 };
-    const float x[R * C] = {80,  -80, 0,   79,  -1e4f, 1e4f, -1e4f, 0, 5e3f, 1e4f,
-                            -80, -80, -80, -80, 80,    1e4f, 0,     0, 0,    -1e4f};
-    const int32_t labels[R] = {0, 4, 1, 4}; /* the last: log-prob -2e4 */
-    float onehot[R * C] = {0};
+    const float x[R * C] = { 80,  -80, 0,   79,  -1e4f, 1e4f, -1e4f, 0, 5e3f, 1e4f,
+                             -80, -80, -80, -80, 80,    1e4f, 0,     0, 0,    -1e4f };
+    const int32_t labels[R] = { 0, 4, 1, 4 }; /* the last: log-prob -2e4 */
+    float onehot[R * C] = { 0 };
     for (int r = 0; r < R; r++)
         onehot[r * C + labels[r]] = 1;
     for (int v = 0; v < 2; v++) {
-        xent_data dense = {R, C, x, onehot, NULL}, sparse = {R, C, x, NULL, labels};
+        xent_data dense = { R, C, x, onehot, NULL }, sparse = { R, C, x, NULL, labels };
         xent_case(ctx, &dense, v, "large");
         xent_case(ctx, &sparse, v, "large");
     }
@@ -385,10 +387,10 @@ START_TEST(sparse_xent_bad_labels_give_nan_and_zero_rows)
     clnet_context *ctx = test_context();
     enum { R = 5, C = 70 }; /* C > 64: the default is a row per work-group */
     static float x[R * C], grad[R * C];
-    const int32_t labels[R] = {3, -1, C, INT32_MAX, INT32_MIN};
+    const int32_t labels[R] = { 3, -1, C, INT32_MAX, INT32_MIN };
     uint64_t seed = 8;
     fill_uniform(x, R * C, -2, 2, &seed);
-    int64_t shape[2] = {R, C}, one = 1;
+    int64_t shape[2] = { R, C }, one = 1;
     clnet_tensor *tx = tensor_from(ctx, 2, shape, x), *tl = labels_from(ctx, R, labels);
     for (int v = 0; v < 2; v++) {
         CK_OK(ctx, clnet__force_variant(ctx, "softmax_xent.forward", v));
@@ -424,11 +426,11 @@ START_TEST(xent_gradient_in_place)
     clnet_context *ctx = test_context();
     enum { R = 6, C = 100 };
     static float x[R * C], t[R * C], want[R * C], got[R * C];
-    int32_t labels[R] = {0, 99, 5, 50, 7, 1};
+    int32_t labels[R] = { 0, 99, 5, 50, 7, 1 };
     uint64_t seed = 12;
     fill_uniform(x, R * C, -3, 3, &seed);
     fill_uniform(t, R * C, 0, 1, &seed);
-    int64_t shape[2] = {R, C}, one = 1;
+    int64_t shape[2] = { R, C }, one = 1;
     for (int v = 0; v < 4; v++) {
         int sparse = v >> 1;
         CK_OK(ctx, clnet__force_variant(ctx, "softmax_xent.forward", v & 1));
@@ -456,7 +458,7 @@ END_TEST
 static void accuracy_case(clnet_context *ctx, int rows, int cols, const float *x,
                           const int32_t *labels, const char *label)
 {
-    int64_t shape[2] = {rows, cols}, one = 1;
+    int64_t shape[2] = { rows, cols }, one = 1;
     clnet_tensor *tx = tensor_from(ctx, 2, shape, x), *tl = labels_from(ctx, rows, labels), *ci;
     double *xd = widen_f64(x, (size_t)rows * (size_t)cols);
     double want = ref_metric_accuracy(rows, cols, xd, labels) * rows;
@@ -481,7 +483,7 @@ static void accuracy_case(clnet_context *ctx, int rows, int cols, const float *x
 START_TEST(accuracy_counts_first_argmax)
 {
     clnet_context *ctx = test_context();
-    static const int shapes[][2] = {{1, 1}, {3, 7}, {100, 10}, {33, 1000}, {5000, 10}};
+    static const int shapes[][2] = { { 1, 1 }, { 3, 7 }, { 100, 10 }, { 33, 1000 }, { 5000, 10 } };
     for (int s = 0; s < 5; s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
         size_t n = (size_t)rows * (size_t)cols;
@@ -503,11 +505,11 @@ START_TEST(accuracy_counts_first_argmax)
         free(x), free(labels);
     }
     /* Ties (first maximum wins), NaN, labels out of range. */
-    const float x[6 * 4] = {1, 3,   3, 0, 1, 3, 3, 0, NAN, 1, 2, 0,
-                            1, NAN, 2, 0, 5, 5, 5, 5, 1,   2, 3, 4};
-    const int32_t right[6] = {1, 2, 0, 2, 0, -1}; /* rows 0, 2, 3, 4 match */
+    const float x[6 * 4] = { 1, 3,   3, 0, 1, 3, 3, 0, NAN, 1, 2, 0,
+                             1, NAN, 2, 0, 5, 5, 5, 5, 1,   2, 3, 4 };
+    const int32_t right[6] = { 1, 2, 0, 2, 0, -1 }; /* rows 0, 2, 3, 4 match */
     accuracy_case(ctx, 6, 4, x, right, "accuracy ties and NaN");
-    const int32_t wild[6] = {INT32_MIN, 4, -1, 99, INT32_MAX, 3}; /* only row 5 */
+    const int32_t wild[6] = { INT32_MIN, 4, -1, 99, INT32_MAX, 3 }; /* only row 5 */
     accuracy_case(ctx, 6, 4, x, wild, "accuracy labels out of range");
     clnet_context_destroy(ctx);
 }
@@ -519,7 +521,7 @@ static void count_case(clnet_context *ctx, int binary, int rows, int cols, const
                        const float *t, float threshold, const char *label)
 {
     size_t n = (size_t)rows * (size_t)cols;
-    int64_t shape[2] = {rows, cols}, one = 1;
+    int64_t shape[2] = { rows, cols }, one = 1;
     clnet_tensor *tx = tensor_from(ctx, 2, shape, x), *tt = tensor_from(ctx, 2, shape, t), *ci;
     double *xd = widen_f64(x, n), *td = widen_f64(t, n);
     double want = binary ? ref_metric_binary_accuracy(n, xd, td, threshold) * (double)n
@@ -551,7 +553,7 @@ static void count_case(clnet_context *ctx, int binary, int rows, int cols, const
 START_TEST(categorical_and_binary_accuracy_count)
 {
     clnet_context *ctx = test_context();
-    static const int shapes[][2] = {{1, 1}, {3, 7}, {31, 10}, {33, 1}, {5000, 3}};
+    static const int shapes[][2] = { { 1, 1 }, { 3, 7 }, { 31, 10 }, { 33, 1 }, { 5000, 3 } };
     for (int s = 0; s < 5; s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
         size_t n = (size_t)rows * (size_t)cols;
@@ -573,8 +575,8 @@ START_TEST(categorical_and_binary_accuracy_count)
         count_case(ctx, 1, rows, cols, x, t, 0.25f, label);
     }
     /* Ties (first maximum wins on both sides), NaN, values at the thresholds. */
-    const float x[3 * 4] = {1, 3, 3, 0, NAN, 1, 2, 0, 0.5f, 0.5f, 0, 1};
-    const float t[3 * 4] = {0, 1, 0, 1, 1, 0, 0, 0, 0.5f, 0, 0, 1};
+    const float x[3 * 4] = { 1, 3, 3, 0, NAN, 1, 2, 0, 0.5f, 0.5f, 0, 1 };
+    const float t[3 * 4] = { 0, 1, 0, 1, 1, 0, 0, 0, 0.5f, 0, 0, 1 };
     count_case(ctx, 0, 3, 4, x, t, 0, "categorical accuracy ties and NaN"); /* rows 0, 1, 2 */
     count_case(ctx, 1, 3, 4, x, t, 0.5f, "binary accuracy at the thresholds");
     clnet_context_destroy(ctx);
@@ -595,8 +597,8 @@ START_TEST(mae_matches_reference)
         snprintf(label, sizeof label, "mae n=%lld", (long long)n);
         clnet_tensor *tx = tensor_from(ctx, 1, &n, x), *tt = tensor_from(ctx, 1, &n, t);
         float loss = run_loss(ctx, clnet_loss_mae, tx, tt, grad, label);
-        double *xd = widen_f64(x, (size_t)n), *td = widen_f64(t, (size_t)n), *gref = host_f64((size_t)n),
-               *bound = host_f64((size_t)n), S = 0;
+        double *xd = widen_f64(x, (size_t)n), *td = widen_f64(t, (size_t)n),
+               *gref = host_f64((size_t)n), *bound = host_f64((size_t)n), S = 0;
         double ref = ref_loss_mae((size_t)n, xd, td, gref);
         for (int64_t i = 0; i < n; i++) {
             S += fabs(xd[i] - td[i]);
@@ -604,8 +606,10 @@ START_TEST(mae_matches_reference)
         }
         double D = sum_depth((double)n, (double)clnet__context_profile(ctx)->wg_size);
         check_loss_value(label, loss, ref, U * (2 * D + 4) * S / (double)n + TINY);
-        ck_assert_msg(grad[0] == 0.0f, "%s: gradient at a zero difference %g", label, (double)grad[0]);
-        ck_assert_msg(compare_bounds(label, grad, gref, bound, (size_t)n) == 0, "%s gradient", label);
+        ck_assert_msg(grad[0] == 0.0f, "%s: gradient at a zero difference %g", label,
+                      (double)grad[0]);
+        ck_assert_msg(compare_bounds(label, grad, gref, bound, (size_t)n) == 0, "%s gradient",
+                      label);
         clnet_tensor_destroy(tx), clnet_tensor_destroy(tt);
         free(x), free(t), free(grad), free(xd), free(td), free(gref), free(bound);
     }
@@ -618,7 +622,7 @@ END_TEST
 START_TEST(loss_bad_arguments_are_named)
 {
     clnet_context *ctx = test_context();
-    int64_t s37[2] = {3, 7}, s73[2] = {7, 3}, s30[2] = {3, 0}, three = 3, four = 4, two = 2;
+    int64_t s37[2] = { 3, 7 }, s73[2] = { 7, 3 }, s30[2] = { 3, 0 }, three = 3, four = 4, two = 2;
     clnet_tensor *a, *b, *c, *g, *loss, *loss2, *ints, *lab, *lab4, *fl, *z, *big;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s37, &a));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s37, &b));
@@ -631,12 +635,17 @@ START_TEST(loss_bad_arguments_are_named)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_I32, 1, &four, &lab4));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &three, &fl));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s30, &z));
-    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, (int64_t[]){22}, &big));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "target: shape (7, 3) but expected (3, 7)", clnet_loss_mse(a, c, loss, g));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dpred: shape (7, 3) but expected (3, 7)", clnet_loss_mse(a, b, loss, c));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pred: must not be NULL", clnet_loss_mse(NULL, b, loss, g));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "target: must not be NULL", clnet_loss_bce_logits(a, NULL, loss, g));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32", clnet_loss_bce_logits(ints, b, loss, g));
+    CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, (int64_t[]){ 22 }, &big));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "target: shape (7, 3) but expected (3, 7)",
+             clnet_loss_mse(a, c, loss, g));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dpred: shape (7, 3) but expected (3, 7)",
+             clnet_loss_mse(a, b, loss, c));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "pred: must not be NULL",
+             clnet_loss_mse(NULL, b, loss, g));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "target: must not be NULL",
+             clnet_loss_bce_logits(a, NULL, loss, g));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32",
+             clnet_loss_bce_logits(ints, b, loss, g));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "loss: holds 2 elements, expected 1",
              clnet_loss_mse(a, b, loss2, g));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "loss and dx are both NULL",
@@ -646,7 +655,8 @@ START_TEST(loss_bad_arguments_are_named)
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "target: shape (7, 3)", clnet_loss_softmax_xent(a, c, loss, g));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels: dtype float32 but expected int32",
              clnet_loss_sparse_softmax_xent(a, fl, loss, g));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels: holds 4 elements, expected 3 (the rows of logits, (3, 7))",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE,
+             "labels: holds 4 elements, expected 3 (the rows of logits, (3, 7))",
              clnet_loss_sparse_softmax_xent(a, lab4, loss, g));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "labels: must not be NULL",
              clnet_loss_sparse_softmax_xent(a, NULL, loss, g));
@@ -657,7 +667,8 @@ START_TEST(loss_bad_arguments_are_named)
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "labels: holds 4 elements", clnet_accuracy(a, lab4, loss));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "correct: holds 2 elements", clnet_accuracy(a, lab, loss2));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "correct: must not be NULL", clnet_accuracy(a, lab, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "logits: dtype int32 but expected float32", clnet_accuracy(ints, lab, loss));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "logits: dtype int32 but expected float32",
+             clnet_accuracy(ints, lab, loss));
     /* Overlaps: the loss inside an input; a gradient over part of an input. */
     clnet_tensor *in_a, *p, *q;
     CK_OK(ctx, clnet_tensor_slice(big, 0, 1, &in_a));
@@ -684,7 +695,7 @@ END_TEST
 START_TEST(empty_inputs_give_nan_loss)
 {
     clnet_context *ctx = test_context();
-    int64_t zero = 0, s0[2] = {0, 10};
+    int64_t zero = 0, s0[2] = { 0, 10 };
     clnet_tensor *e, *e2, *loss, *lab, *cnt;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &zero, &e));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, s0, &e2));
@@ -712,7 +723,7 @@ END_TEST
 /* Every loss once at rows x cols, both row variants. */
 static void run_all(clnet_context *ctx, int64_t rows, int64_t cols)
 {
-    int64_t shape[2] = {rows, cols};
+    int64_t shape[2] = { rows, cols };
     clnet_tensor *x, *t, *g, *loss, *lab;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &x));
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 2, shape, &t));
@@ -755,8 +766,8 @@ END_TEST
 /* Negative controls for check_bound. */
 START_TEST(bounded_comparator_fails_when_it_should)
 {
-    double ref[3] = {0.25, -3.0, 1e-3}, bound[3] = {1e-7, 1e-6, 1e-10};
-    float got[3] = {0.25f, -3.0f, (float)1e-3};
+    double ref[3] = { 0.25, -3.0, 1e-3 }, bound[3] = { 1e-7, 1e-6, 1e-10 };
+    float got[3] = { 0.25f, -3.0f, (float)1e-3 };
     ck_assert_uint_eq(compare_bounds("control", got, ref, bound, 3), 0);
     got[0] = (float)(ref[0] + 2 * bound[0]);
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
@@ -764,7 +775,7 @@ START_TEST(bounded_comparator_fails_when_it_should)
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
     got[1] = -INFINITY;
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);
-    float zeros[3] = {0, 0, 0};
+    float zeros[3] = { 0, 0, 0 };
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", zeros, ref, bound, 3), 3);
     got[1] = -3.0f, ref[2] = INFINITY;
     ck_assert_uint_eq(compare_bounds("control (expected to fail)", got, ref, bound, 3), 1);

@@ -1156,13 +1156,15 @@ START_TEST(bad_arguments_are_refused)
     clnet_tensor_destroy(sq);
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "axis 2 of a 2-D", clnet_concat_forward(2, 2, ab, w));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "axis -3 of a 2-D", clnet_concat_forward(-3, 2, ab, w));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x[1]: shape (3, 2), which does not fit y (2, 4)", clnet_concat_forward(1, 2, ac, w));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x[1]: shape (3, 2), which does not fit y (2, 4)",
+             clnet_concat_forward(1, 2, ac, w));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: overlaps x[0]", clnet_concat_forward(1, 1, ab, a));
     clnet_tensor *dsplit[] = { a, NULL };
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx[1]: must not be NULL",
              clnet_concat_backward(1, 2, NULL, w, 0.0f, dsplit));
     /* Global average pooling. */
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (2, 3) but expected 4 dimensions", clnet_global_avg_pool2d_forward(a, b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (2, 3) but expected 4 dimensions",
+             clnet_global_avg_pool2d_forward(a, b));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (3, 2) but expected (2, 3) or (2, 3, 1, 1)",
              clnet_global_avg_pool2d_forward(img, c));
     int64_t s2301[4] = { 2, 3, 0, 1 };
@@ -1170,7 +1172,8 @@ START_TEST(bad_arguments_are_refused)
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 4, s2301, &flat));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "empty plane", clnet_global_avg_pool2d_forward(flat, a));
     /* Sampling and KL. */
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "logvar: shape (3, 2) but expected (2, 3) (the shape of mean)", clnet_sampling_forward_eps(a, c, b, b));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "logvar: shape (3, 2) but expected (2, 3) (the shape of mean)",
+             clnet_sampling_forward_eps(a, c, b, b));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "eps: overlaps z",
              clnet_sampling_forward(a, a, 1, 0, b, b));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dmean and dlogvar are NULL",

@@ -56,7 +56,8 @@ static int directional(clnet_context *ctx, clnet_model *m, int64_t batch, uint64
     size_t nout = clnet_tensor_numel(logits);
     float *v = malloc(nout * sizeof *v), *buf = malloc(nout * sizeof *buf);
     fill_uniform(v, nout, -1, 1, &seed);
-    clnet_tensor *tv = tensor_from(ctx, 2, (int64_t[]){ batch, (int64_t)(nout / (size_t)batch) }, v);
+    clnet_tensor *tv =
+        tensor_from(ctx, 2, (int64_t[]){ batch, (int64_t)(nout / (size_t)batch) }, v);
     const clnet_tensor *dx;
     CK_OK(ctx, clnet_model_backward(m, tv, &dx));
     download(ctx, dx, g, nin);
@@ -75,8 +76,8 @@ static int directional(clnet_context *ctx, clnet_model *m, int64_t batch, uint64
                     grad_t = m->layers[l]->params[k].grad;
                 }
         size_t n = clnet_tensor_numel(target);
-        float *t0 = malloc(n * sizeof *t0), *dir = malloc(n * sizeof *dir), *an = malloc(n * sizeof *an),
-              *tp = malloc(n * sizeof *tp);
+        float *t0 = malloc(n * sizeof *t0), *dir = malloc(n * sizeof *dir),
+              *an = malloc(n * sizeof *an), *tp = malloc(n * sizeof *tp);
         download(ctx, target, t0, n);
         if (grad_t)
             download(ctx, grad_t, an, n);
@@ -127,7 +128,8 @@ static int directional(clnet_context *ctx, clnet_model *m, int64_t batch, uint64
 static void check_directional(clnet_context *ctx, clnet_model *m, int64_t batch, uint64_t seed,
                               const char *label)
 {
-    ck_assert_msg(directional(ctx, m, batch, seed, label, 1.0) == 0, "%s: gradient check failed", label);
+    ck_assert_msg(directional(ctx, m, batch, seed, label, 1.0) == 0, "%s: gradient check failed",
+                  label);
 }
 
 static clnet_model *model_new(clnet_context *ctx, int ndim, const int64_t *shape)
@@ -147,7 +149,7 @@ static void compile(clnet_context *ctx, clnet_model *m, clnet_loss_kind loss)
 START_TEST(dense_gradients)
 {
     clnet_context *ctx = test_context();
-    const clnet_activation acts[] = { CLNET_ACT_NONE, CLNET_ACT_RELU, CLNET_ACT_LEAKY_RELU,
+    const clnet_activation acts[] = { CLNET_ACT_NONE,    CLNET_ACT_RELU, CLNET_ACT_LEAKY_RELU,
                                       CLNET_ACT_SIGMOID, CLNET_ACT_TANH, CLNET_ACT_SOFTMAX };
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
         clnet_model *m = model_new(ctx, 1, (int64_t[]){ 7 });
@@ -206,7 +208,8 @@ START_TEST(sequence_dense_and_channel_softmax_gradients)
         CK_OK(ctx, clnet_model_add_dense(m, &d));
         compile(ctx, m, CLNET_LOSS_MSE);
         check_directional(ctx, m, 2, 32 + (uint64_t)sep,
-                          sep ? "conv + Activation(softmax) over channels" : "conv(softmax) over channels");
+                          sep ? "conv + Activation(softmax) over channels"
+                              : "conv(softmax) over channels");
         clnet_model_destroy(m);
     }
     clnet_context_destroy(ctx);
@@ -246,7 +249,8 @@ START_TEST(conv_pool_flatten_gradients)
         d.units = 4;
         CK_OK(ctx, clnet_model_add_dense(m, &d));
         compile(ctx, m, CLNET_LOSS_MSE);
-        check_directional(ctx, m, 2, 21 + (uint64_t)avg, avg ? "conv same + avgpool" : "conv + maxpool");
+        check_directional(ctx, m, 2, 21 + (uint64_t)avg,
+                          avg ? "conv same + avgpool" : "conv + maxpool");
         clnet_model_destroy(m);
     }
     clnet_context_destroy(ctx);
@@ -284,15 +288,18 @@ START_TEST(batchnorm_activation_reshape_gradients)
     clnet_context *ctx = test_context();
     clnet_model *m = model_new(ctx, 1, (int64_t[]){ 12 });
     CK_OK(ctx, clnet_model_add_reshape(m, 3, (int64_t[]){ 3, 2, -1 }));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     CK_OK(ctx, clnet_model_add_activation(m, CLNET_ACT_LEAKY_RELU, 0.2f));
     CK_OK(ctx, clnet_model_add_flatten(m));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
     compile(ctx, m, CLNET_LOSS_MSE);
-    check_directional(ctx, m, 4, 31, "reshape > batchnorm > leaky relu > flatten > batchnorm > dense");
+    check_directional(ctx, m, 4, 31,
+                      "reshape > batchnorm > leaky relu > flatten > batchnorm > dense");
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
 }
@@ -429,7 +436,8 @@ START_TEST(null_params_mean_the_defaults)
     CK_OK(ctx, clnet_model_add_batchnorm(r, NULL));
     const clnet_batchnorm_params *bn = &r->layers[r->nlayers - 1]->bn;
     ck_assert(bn->eps == 1e-5f && bn->momentum == 0.1f);
-    CK_OK(ctx, clnet_model_add_batchnorm(r, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   r, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
     bn = &r->layers[r->nlayers - 1]->bn;
     ck_assert(bn->eps == 1e-3f && bn->momentum == 0.01f);
     ck_assert_int_eq(clnet_model_output_shape(r, sa), 1);
@@ -451,8 +459,9 @@ START_TEST(null_params_mean_the_defaults)
     /* A loaded dataset is a view in one call. */
     float images[6] = { 0 };
     int32_t labels[3] = { 0 };
-    clnet_dataset ds = { .count = 3, .rows = 1, .cols = 2, .classes = 2, .images = images,
-                         .labels = labels };
+    clnet_dataset ds = {
+        .count = 3, .rows = 1, .cols = 2, .classes = 2, .images = images, .labels = labels
+    };
     clnet_dataset_view v = clnet_dataset_view_of(&ds);
     ck_assert(v.x == images && v.y == labels && v.count == 3);
     v = clnet_dataset_view_of(NULL);
@@ -466,7 +475,8 @@ START_TEST(mismatches_name_the_layer)
     clnet_context *ctx = test_context();
     clnet_model *m = model_new(ctx, 3, (int64_t[]){ 1, 4, 4 });
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "layer 0 (Dense): input (batch, 1, 4, 4)", clnet_model_add_dense(m, &d));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "layer 0 (Dense): input (batch, 1, 4, 4)",
+             clnet_model_add_dense(m, &d));
     clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
     c.kernel_h = c.kernel_w = 5;
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "5x5 kernel", clnet_model_add_conv2d(m, &c));
@@ -474,7 +484,8 @@ START_TEST(mismatches_name_the_layer)
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "layer 1 (MaxPool2D)",
              clnet_model_add_maxpool2d(m, &CLNET_POOL2D_LAYER_PARAMS_DEFAULT));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "Reshape", clnet_model_add_reshape(m, 2, (int64_t[]){ 3, 5 }));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "units", clnet_model_add_dense(m, &(clnet_dense_params){ 0 }));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "units",
+             clnet_model_add_dense(m, &(clnet_dense_params){ 0 }));
     /* An input of the wrong shape names both. */
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
@@ -563,7 +574,8 @@ START_TEST(a_model_learns_separable_blobs)
         ck_assert(fabsf(prob[2 * i] + prob[2 * i + 1] - 1.0f) < 1e-5f);
         right += (prob[2 * i + 1] > prob[2 * i]) == (y[i] == 1);
     }
-    ck_assert_msg(fabs(right / (double)N - acc) < 1e-9, "predict %d/%d vs evaluate %g", right, N, acc);
+    ck_assert_msg(fabs(right / (double)N - acc) < 1e-9, "predict %d/%d vs evaluate %g", right, N,
+                  acc);
     free(prob);
     clnet_model_destroy(m);
     clnet_context_destroy(ctx);
@@ -655,7 +667,8 @@ START_TEST(save_then_load_predicts_the_same)
     /* Truncated files are rejected cleanly. */
     ck_assert_int_eq(truncate(path, 100), 0);
     CK_FAILS(ctx, CLNET_ERR_FORMAT, "clnet_model_load", clnet_model_load(b, path));
-    CK_FAILS(ctx, CLNET_ERR_IO, "clnet_model_load", clnet_model_load(b, "/nonexistent/w.safetensors"));
+    CK_FAILS(ctx, CLNET_ERR_IO, "clnet_model_load",
+             clnet_model_load(b, "/nonexistent/w.safetensors"));
     unlink(path);
     unlink(other);
     clnet_model_destroy(small);
@@ -677,7 +690,8 @@ START_TEST(params_and_grads_in_memory)
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     clnet_compile_params cp = CLNET_COMPILE_PARAMS_DEFAULT;
     cp.optimizer = CLNET_OPTIMIZER_SGD;
     cp.sgd.lr = 0.5f;
@@ -766,16 +780,19 @@ START_TEST(params_in_memory_refuse_bad_arguments)
     clnet_dense_params d = CLNET_DENSE_PARAMS_DEFAULT;
     d.units = 2;
     CK_OK(ctx, clnet_model_add_dense(m, &d));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     float buf[8] = { 0 };
     clnet_tensor *t = (clnet_tensor *)1;
     int idx = 5;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "no layer named \"dense_2\"",
              clnet_model_layer_index(m, "dense_2", &idx));
     ck_assert_int_eq(idx, -1);
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 2 outside [0, 2)", clnet_model_param(m, 2, "kernel", &t));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer 2 outside [0, 2)",
+             clnet_model_param(m, 2, "kernel", &t));
     ck_assert_ptr_null(t);
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer -1 outside", clnet_model_get_param(m, -1, "bias", buf, 2));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "layer -1 outside",
+             clnet_model_get_param(m, -1, "bias", buf, 2));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "no parameter \"weight\" (it has \"kernel\", \"bias\")",
              clnet_model_get_param(m, 0, "weight", buf, 6));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "(null)", clnet_model_get_param(m, 0, NULL, buf, 6));
@@ -791,7 +808,8 @@ START_TEST(params_in_memory_refuse_bad_arguments)
              clnet_model_get_grad(m, 1, "running_var", buf, 2));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "invalid argument",
              clnet_model_set_param(m, 0, "bias", 1, (int64_t[]){ 2 }, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "invalid argument", clnet_model_get_param(m, 0, "bias", NULL, 2));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "invalid argument",
+             clnet_model_get_param(m, 0, "bias", NULL, 2));
     ck_assert_int_eq(clnet_model_param(NULL, 0, "bias", &t), CLNET_ERR_INVALID_ARG);
     /* Nothing changed on the failed sets. */
     CK_OK(ctx, clnet_model_grad(m, 1, "gamma", &t));
@@ -806,13 +824,15 @@ END_TEST
 START_TEST(summary_names_models_and_keeps_columns)
 {
     clnet_context *ctx = test_context();
-    clnet_model *a = model_new(ctx, 3, (int64_t[]){ 1, 6, 6 }), *b = model_new(ctx, 1, (int64_t[]){ 3 });
+    clnet_model *a = model_new(ctx, 3, (int64_t[]){ 1, 6, 6 }),
+                *b = model_new(ctx, 1, (int64_t[]){ 3 });
     ck_assert_str_eq(clnet_model_name(a), "sequential");
     ck_assert_str_eq(clnet_model_name(b), "sequential_1");
     clnet_conv2d_layer_params c = CLNET_CONV2D_LAYER_PARAMS_DEFAULT;
     c.filters = 2;
     CK_OK(ctx, clnet_model_add_conv2d(a, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(a, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   a, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.1f }));
     CK_OK(ctx, clnet_model_add_conv2d_transpose(a, &c));
     CK_OK(ctx, clnet_model_add_flatten(a));
     CK_OK(ctx, clnet_model_set_name(a, "generator"));
@@ -835,7 +855,8 @@ START_TEST(summary_names_models_and_keeps_columns)
         size_t n = (size_t)(end - line);
         if (line[0] == '_' && !width)
             width = n;
-        if (strstr(line, "(None") || line[0] == '_' || line[0] == '=' || !strncmp(line, " Layer", 6)) {
+        if (strstr(line, "(None") || line[0] == '_' || line[0] == '=' ||
+            !strncmp(line, " Layer", 6)) {
             ck_assert_msg(n == width, "line of %zu characters, rules of %zu:\n%s", n, width, text);
             rows += strstr(line, "(None") != NULL;
         }
@@ -984,9 +1005,10 @@ START_TEST(recurrent_layer_options)
         char err[256];
         ck_assert_int_eq(clnet_safetensors_load(path, &st, err, sizeof err), CLNET_OK);
         ck_assert_uint_eq(st->count, single ? 3 : 4);
-        const char *names[2][4] = { { "layers.0.weight_ih", "layers.0.weight_hh", "layers.0.bias_ih",
-                                      "layers.0.bias_hh" },
-                                    { "layers.0.weight_ih", "layers.0.weight_hh", "layers.0.bias" } };
+        const char *names[2][4] = {
+            { "layers.0.weight_ih", "layers.0.weight_hh", "layers.0.bias_ih", "layers.0.bias_hh" },
+            { "layers.0.weight_ih", "layers.0.weight_hh", "layers.0.bias" }
+        };
         for (int i = 0; i < (single ? 3 : 4); i++)
             ck_assert_msg(clnet_safetensors_find(st, names[single][i]), "no %s", names[single][i]);
         ck_assert_str_eq(clnet_safetensors_metadata(st, "format"), "pt");

@@ -793,7 +793,8 @@ START_TEST(batchnorm_bad_arguments)
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "beta: shape (1, 3) but expected (3)",
              train(x, g, g2d, y, NULL, NULL, NULL, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "running_var: shape (4)", train(x, g, g, y, rm, g4, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "save_invstd: shape (4)", train(x, g, g, y, NULL, NULL, NULL, g4));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "save_invstd: shape (4)",
+             train(x, g, g, y, NULL, NULL, NULL, g4));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: dtype int32 but expected float32",
              train(xi, NULL, NULL, y, NULL, NULL, NULL, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "x: shape (6) but expected (N, C, ...)",
@@ -814,12 +815,14 @@ START_TEST(batchnorm_bad_arguments)
              clnet_batchnorm_forward_training(&p, x, NULL, NULL, y, NULL, NULL, NULL, NULL));
     /* Inference accepts one value per channel but needs the running stats. */
     CK_OK(ctx, infer(xn1, NULL, NULL, g, rv, yn1));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_var: must not be NULL", infer(x, NULL, NULL, g, NULL, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_var: must not be NULL",
+             infer(x, NULL, NULL, g, NULL, y));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "save_invstd: must not be NULL",
              backward(x, y, NULL, g, NULL, y, NULL, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (2, 3, 4, 5) but expected (2, 3, 4, 4)",
              backward(x, y, NULL, g, g, yb, NULL, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 3, 4, 5)", backward(x, yb, NULL, g, g, y, NULL, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (2, 3, 4, 5)",
+             backward(x, yb, NULL, g, g, y, NULL, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dgamma: shape (4) but expected (3)",
              backward(x, y, NULL, g, g, y, g4, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "running_mean: must not be NULL",
@@ -1044,12 +1047,14 @@ START_TEST(dropout_bad_arguments)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "rate (nan)", clnet_dropout_backward(NAN, 1, 1, x, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (6) but expected 5 elements (as x)",
              clnet_dropout_forward(0.5f, 1, 1, x, y6, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "mask: shape (6) but expected 5 elements (as x)", clnet_dropout_forward(0.5f, 1, 1, x, y, y6));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "mask: shape (6) but expected 5 elements (as x)",
+             clnet_dropout_forward(0.5f, 1, 1, x, y, y6));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
              clnet_dropout_forward(0.5f, 1, 1, NULL, y, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: dtype int32 but expected float32",
              clnet_dropout_forward(0.5f, 1, 1, x, yi, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL", clnet_dropout_backward(0.5f, 1, 1, NULL, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL",
+             clnet_dropout_backward(0.5f, 1, 1, NULL, y));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dx: shape (6) but expected 5 elements (as dy)",
              clnet_dropout_backward(0.5f, 1, 1, x, y6));
     CK_OK(ctx, clnet_dropout_forward(0.5f, 1, 1, e, e, e));

@@ -89,7 +89,8 @@ static clnet_model *make_cnn(clnet_context *ctx)
     clnet_dense_params d = dense(5, CLNET_ACT_SIGMOID);
     CK_OK(ctx, clnet_model_create(ctx, 3, in, 2, &m));
     CK_OK(ctx, clnet_model_add_conv2d(m, &c));
-    CK_OK(ctx, clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
+    CK_OK(ctx, clnet_model_add_batchnorm(
+                   m, &(clnet_batchnorm_params){ .eps = 1e-3f, .momentum = 0.01f }));
     randomize_bn(ctx, m, 1, 3);
     CK_OK(ctx, clnet_model_add_maxpool2d(m, &mp));
     CK_OK(ctx, clnet_model_add_avgpool2d(m, &ap));
@@ -229,7 +230,8 @@ static clnet_model *make_vision(clnet_context *ctx)
     dw.groups = 4, dw.pad_left = 1, dw.pad_bottom = 2, dw.pad_right = 1;
     g.groups = 2;
     clnet_pool2d_layer_params mp = CLNET_POOL2D_LAYER_PARAMS_DEFAULT, ap = mp;
-    mp.window_h = mp.window_w = 3, mp.stride_h = mp.stride_w = 2, mp.padding = CLNET_PADDING_EXPLICIT;
+    mp.window_h = mp.window_w = 3, mp.stride_h = mp.stride_w = 2,
+    mp.padding = CLNET_PADDING_EXPLICIT;
     mp.pad_top = mp.pad_left = mp.pad_right = 1;
     ap.stride_h = ap.stride_w = 1, ap.padding = CLNET_PADDING_EXPLICIT, ap.count_include_pad = 1;
     ap.pad_top = ap.pad_right = 1;

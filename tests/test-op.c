@@ -17,14 +17,14 @@ static clnet_tensor *make(clnet_context *ctx, clnet_dtype dtype, int64_t rows, i
 }
 
 /* The checker returns `want` and records exactly `msg`. */
-#define CK_MSG(ctx, want, msg, call)                                                              \
-    do {                                                                                          \
-        int prev_ = expect_errors(1);                                                             \
-        clnet_status st_ = (call);                                                                \
-        expect_errors(prev_);                                                                     \
-        ck_assert_msg(st_ == (want), "%s returned %s, expected %s (%s)", #call,                   \
+#define CK_MSG(ctx, want, msg, call)                                                               \
+    do {                                                                                           \
+        int prev_ = expect_errors(1);                                                              \
+        clnet_status st_ = (call);                                                                 \
+        expect_errors(prev_);                                                                      \
+        ck_assert_msg(st_ == (want), "%s returned %s, expected %s (%s)", #call,                    \
                       clnet_status_name(st_), clnet_status_name(want), clnet_context_errmsg(ctx)); \
-        ck_assert_str_eq(clnet_context_errmsg(ctx), (msg));                                       \
+        ck_assert_str_eq(clnet_context_errmsg(ctx), (msg));                                        \
     } while (0)
 
 static const clnet__tspec unary[] = {
@@ -53,13 +53,15 @@ START_TEST(presence_context_and_dtype)
            CLNET_OP_CHECK(&op, "f", unary, xo, y));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: x: dtype int32 but expected float32",
            CLNET_OP_CHECK(&op, "f", unary, xi, y));
-    static const clnet__tspec idx[] = { { .name = "i", .flags = CLNET_T_I32 }, { .name = "a", .flags = CLNET_T_ANY_DTYPE } };
+    static const clnet__tspec idx[] = { { .name = "i", .flags = CLNET_T_I32 },
+                                        { .name = "a", .flags = CLNET_T_ANY_DTYPE } };
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: i: dtype float32 but expected int32",
            CLNET_OP_CHECK(&op, "f", idx, x, x));
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", idx, xi, x), CLNET_OK);
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", idx, xi, xi), CLNET_OK);
     /* An optional tensor may be NULL; given, it is checked like any. */
-    static const clnet__tspec opt[] = { { .name = "x" }, { .name = "b", .flags = CLNET_T_OPTIONAL, .rank = 1 } };
+    static const clnet__tspec opt[] = { { .name = "x" },
+                                        { .name = "b", .flags = CLNET_T_OPTIONAL, .rank = 1 } };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", opt, x, NULL), CLNET_OK);
     ck_assert_ptr_null(clnet__op_t(&op, 1));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: b: shape (3, 4) but expected 1 dimensions",
@@ -86,7 +88,9 @@ START_TEST(rank_like_size_and_wanted_shape)
            CLNET_OP_CHECK(&op, "f", unary, s, y));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: y: shape (4, 3) but expected (3, 4) (the shape of x)",
            CLNET_OP_CHECK(&op, "f", unary, x, y));
-    static const clnet__tspec sized[] = { { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0) } };
+    static const clnet__tspec sized[] = {
+        { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0) }
+    };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", sized, x, flat), CLNET_OK);
     CK_MSG(ctx, CLNET_ERR_SHAPE, "f: y: shape () but expected 12 elements (as x)",
            CLNET_OP_CHECK(&op, "f", sized, x, s));
@@ -97,7 +101,8 @@ START_TEST(rank_like_size_and_wanted_shape)
            clnet__op_want_shape(&op, 1, 3, (int64_t[]){ 4, 3, 1 }));
     CK_MSG(ctx, CLNET_ERR_SHAPE, "g: x: shape (3, 4) but expected (3, 5)",
            clnet__op_want_shape(&op, 0, 2, (int64_t[]){ 3, 5 }));
-    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "g: alpha is 2", clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "alpha is %d", 2));
+    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "g: alpha is 2",
+           clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "alpha is %d", 2));
     clnet_tensor_destroy(s);
     clnet_tensor_destroy(flat);
     clnet_tensor_destroy(y);
@@ -111,21 +116,24 @@ START_TEST(aliasing_is_by_storage)
     clnet_context *ctx = test_context();
     clnet_tensor *base = make(ctx, CLNET_F32, 4, 6), *other = make(ctx, CLNET_F32, 2, 6);
     clnet_tensor *a, *b, *c, *empty;
-    CK_OK(ctx, clnet_tensor_slice(base, 0, 2, &a));  /* rows 0-1 */
-    CK_OK(ctx, clnet_tensor_slice(base, 1, 2, &b));  /* rows 1-2: overlaps a in part */
-    CK_OK(ctx, clnet_tensor_slice(base, 2, 2, &c));  /* rows 2-3: touches a, no overlap */
+    CK_OK(ctx, clnet_tensor_slice(base, 0, 2, &a)); /* rows 0-1 */
+    CK_OK(ctx, clnet_tensor_slice(base, 1, 2, &b)); /* rows 1-2: overlaps a in part */
+    CK_OK(ctx, clnet_tensor_slice(base, 2, 2, &c)); /* rows 2-3: touches a, no overlap */
     CK_OK(ctx, clnet_tensor_slice(base, 0, 0, &empty));
-    static const clnet__tspec strict[] = { { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) } };
-    static const clnet__tspec exact[] = { { .name = "x" },
-                                          { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) } };
+    static const clnet__tspec strict[] = {
+        { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) }
+    };
+    static const clnet__tspec exact[] = {
+        { .name = "x" },
+        { .name = "y", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) }
+    };
     clnet__op op;
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", strict, a, other), CLNET_OK);
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", strict, a, c), CLNET_OK);
     CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps x", CLNET_OP_CHECK(&op, "f", strict, a, a));
     CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps x", CLNET_OP_CHECK(&op, "f", strict, a, b));
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", exact, a, a), CLNET_OK);
-    CK_MSG(ctx, CLNET_ERR_INVALID_ARG,
-           "f: y: overlaps x in part (only exact aliasing is allowed)",
+    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps x in part (only exact aliasing is allowed)",
            CLNET_OP_CHECK(&op, "f", exact, a, b));
     /* Empty tensors overlap nothing. */
     static const clnet__tspec loose[] = { { .name = "x" }, { .name = "y", .flags = CLNET_T_OUT } };
@@ -138,9 +146,12 @@ START_TEST(aliasing_is_by_storage)
         { .name = "z", .flags = CLNET_T_OUT },
     };
     ck_assert_int_eq(CLNET_OP_CHECK(&op, "f", two, a, other, a, c), CLNET_OK);
-    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps g", CLNET_OP_CHECK(&op, "f", two, a, c, c, other));
-    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps z", CLNET_OP_CHECK(&op, "f", two, other, other, a, b));
-    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: z: overlaps x", CLNET_OP_CHECK(&op, "f", two, a, other, c, a));
+    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps g",
+           CLNET_OP_CHECK(&op, "f", two, a, c, c, other));
+    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: y: overlaps z",
+           CLNET_OP_CHECK(&op, "f", two, other, other, a, b));
+    CK_MSG(ctx, CLNET_ERR_INVALID_ARG, "f: z: overlaps x",
+           CLNET_OP_CHECK(&op, "f", two, a, other, c, a));
     clnet_tensor *ts[] = { empty, c, b, a, other, base };
     for (int i = 0; i < 6; i++)
         clnet_tensor_destroy(ts[i]);
@@ -185,7 +196,8 @@ START_TEST(launch_counts_its_arguments)
     /* The count comes from the list: a kernel given one argument too few
      * or too many fails to launch (CL_INVALID_KERNEL_ARGS on clEnqueue, or
      * CL_INVALID_ARG_INDEX on the extra clSetKernelArg). */
-    ck_assert_int_eq(count_of(CLNET_ARGS(CLNET_ARG_INT(1), CLNET_ARG_FLOAT(2), CLNET_ARG_ULONG(3))), 3);
+    ck_assert_int_eq(count_of(CLNET_ARGS(CLNET_ARG_INT(1), CLNET_ARG_FLOAT(2), CLNET_ARG_ULONG(3))),
+                     3);
     clnet_context *ctx = test_context();
     clnet_tensor *x = make(ctx, CLNET_F32, 3, 7), *y = make(ctx, CLNET_F32, 3, 7);
     ck_assert_int_eq(count_of(CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_INT(0))), 3);
@@ -199,9 +211,9 @@ START_TEST(launch_counts_its_arguments)
     for (int i = 0; i < 21; i++)
         ck_assert_float_eq(w[i], 2 * v[i]);
     int prev = expect_errors(1);
-    clnet_status st = CLNET_RUN1D(ctx, "t", "elementwise", "scale", 21, CLNET_ARG_TENSOR(y),
-                                  CLNET_ARG_TENSOR(x), CLNET_ARG_ULONG(21), CLNET_ARG_FLOAT(2),
-                                  CLNET_ARG_INT(0));
+    clnet_status st =
+        CLNET_RUN1D(ctx, "t", "elementwise", "scale", 21, CLNET_ARG_TENSOR(y), CLNET_ARG_TENSOR(x),
+                    CLNET_ARG_ULONG(21), CLNET_ARG_FLOAT(2), CLNET_ARG_INT(0));
     expect_errors(prev);
     ck_assert_int_ne(st, CLNET_OK);
     ck_assert_ptr_nonnull(strstr(clnet_context_errmsg(ctx), "t: "));

@@ -478,7 +478,8 @@ START_TEST(optim_bad_arguments)
              clnet_sgd_step(&sp, 1, q.p, q.g, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "t (0) must be >= 1",
              clnet_sgd_step(&sp, 0, q.p, q.g, q.m));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "momentum_buf: shape (2, 3) but expected (6) (the shape of param)",
+    CK_FAILS(ctx, CLNET_ERR_SHAPE,
+             "momentum_buf: shape (2, 3) but expected (6) (the shape of param)",
              clnet_sgd_step(&sp, 1, q.p, q.g, m23));
     sp.dampening = 0.5f, sp.nesterov = 1;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "nesterov needs momentum > 0",
@@ -486,15 +487,18 @@ START_TEST(optim_bad_arguments)
     sp = (clnet_sgd_params){ .lr = 0.1f, .dampening = 2.0f };
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dampening (2) must be in [0, 1]",
              clnet_sgd_step(&sp, 1, q.p, q.g, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "param: must not be NULL", clnet_sgd_step(NULL, 1, NULL, q.g, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "grad: dtype int32 but expected float32", clnet_sgd_step(NULL, 1, q.p, gi, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "param: must not be NULL",
+             clnet_sgd_step(NULL, 1, NULL, q.g, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "grad: dtype int32 but expected float32",
+             clnet_sgd_step(NULL, 1, q.p, gi, NULL));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "grad: belongs to another context",
              clnet_sgd_step(NULL, 1, q.p, go, NULL));
     clnet_adam_params ap = CLNET_ADAM_PARAMS_DEFAULT;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "t (0) must be >= 1",
              clnet_adam_step(&ap, 0, q.p, q.g, q.m, q.v));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "t (-3)", clnet_adam_step(&ap, -3, q.p, q.g, q.m, q.v));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "v: must not be NULL", clnet_adam_step(&ap, 1, q.p, q.g, q.m, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "v: must not be NULL",
+             clnet_adam_step(&ap, 1, q.p, q.g, q.m, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "m: shape (2, 3)", clnet_adam_step(&ap, 1, q.p, q.g, m23, q.v));
     ap.beta1 = 1.0f;
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "beta1 (1) must be in [0, 1)",

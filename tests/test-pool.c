@@ -85,8 +85,8 @@ static size_t numel4(const int64_t *s)
 
 static ref_pool2d to_ref(const pcase *k, int include_pad)
 {
-    ref_pool2d r = { k->n, k->c, k->h, k->w, k->kh, k->kw, k->sh, k->sw, k->pt, k->pb, k->pl,
-                     k->pr, include_pad };
+    ref_pool2d r = { k->n,  k->c,  k->h,  k->w,  k->kh, k->kw,      k->sh,
+                     k->sw, k->pt, k->pb, k->pl, k->pr, include_pad };
     return r;
 }
 
@@ -114,10 +114,14 @@ static int op_terms(const problem *pb)
         return 0;
     int t = ceil_div(k->kh, k->sh) * ceil_div(k->kw, k->sw);
     switch (pb->op) {
-    case MAX_BWD: return t;
-    case AVG_FWD: return k->kh * k->kw + 1;
-    case AVG_BWD: return t + 1;
-    default: return 0;
+    case MAX_BWD:
+        return t;
+    case AVG_FWD:
+        return k->kh * k->kw + 1;
+    case AVG_BWD:
+        return t + 1;
+    default:
+        return 0;
     }
 }
 
@@ -139,17 +143,25 @@ static void reference(const problem *pb, int absolute, double *out)
     ref_pool2d r = to_ref(&pb->k, pb->include_pad);
     const int64_t *s = pb->op == UP_BWD ? pb->out_shape : pb->in_shape[0];
     switch (pb->op) {
-    case MAX_FWD: ref_pool2d_max_forward(&r, a, out); break;
-    case MAX_BWD: ref_pool2d_max_backward(&r, a, b, out); break;
-    case AVG_FWD: ref_pool2d_avg_forward(&r, a, out); break;
-    case AVG_BWD: ref_pool2d_avg_backward(&r, a, out); break;
+    case MAX_FWD:
+        ref_pool2d_max_forward(&r, a, out);
+        break;
+    case MAX_BWD:
+        ref_pool2d_max_backward(&r, a, b, out);
+        break;
+    case AVG_FWD:
+        ref_pool2d_avg_forward(&r, a, out);
+        break;
+    case AVG_BWD:
+        ref_pool2d_avg_backward(&r, a, out);
+        break;
     case UP_FWD:
         ref_upsample2d_nearest_forward((int)s[0], (int)s[1], (int)s[2], (int)s[3], pb->sh, pb->sw,
                                        a, out);
         break;
     default:
-        ref_upsample2d_nearest_backward((int)s[0], (int)s[1], (int)s[2], (int)s[3], pb->sh,
-                                        pb->sw, a, out);
+        ref_upsample2d_nearest_backward((int)s[0], (int)s[1], (int)s[2], (int)s[3], pb->sh, pb->sw,
+                                        a, out);
     }
     free(a);
     free(b);
@@ -159,12 +171,18 @@ static clnet_status run(const problem *pb, clnet_tensor *const *in, clnet_tensor
 {
     clnet_pool2d_params p = to_params(&pb->k, pb->include_pad);
     switch (pb->op) {
-    case MAX_FWD: return clnet_pool2d_max_forward(&p, in[0], out);
-    case MAX_BWD: return clnet_pool2d_max_backward(&p, in[0], in[1], out);
-    case AVG_FWD: return clnet_pool2d_avg_forward(&p, in[0], out);
-    case AVG_BWD: return clnet_pool2d_avg_backward(&p, in[0], out);
-    case UP_FWD: return clnet_upsample2d_nearest_forward(pb->sh, pb->sw, in[0], out);
-    default: return clnet_upsample2d_nearest_backward(pb->sh, pb->sw, in[0], out);
+    case MAX_FWD:
+        return clnet_pool2d_max_forward(&p, in[0], out);
+    case MAX_BWD:
+        return clnet_pool2d_max_backward(&p, in[0], in[1], out);
+    case AVG_FWD:
+        return clnet_pool2d_avg_forward(&p, in[0], out);
+    case AVG_BWD:
+        return clnet_pool2d_avg_backward(&p, in[0], out);
+    case UP_FWD:
+        return clnet_upsample2d_nearest_forward(pb->sh, pb->sw, in[0], out);
+    default:
+        return clnet_upsample2d_nearest_backward(pb->sh, pb->sw, in[0], out);
     }
 }
 
@@ -303,8 +321,8 @@ static void pool_label(problem *pb, const char *extra, int variant)
     snprintf(pb->label, sizeof pb->label,
              "%s%s mb%dic%dih%diw%d k%dx%d s%dx%d pad%d,%d,%d,%d%s variant %s seed %llu",
              ops[pb->op].name, extra, k->n, k->c, k->h, k->w, k->kh, k->kw, k->sh, k->sw, k->pt,
-             k->pb, k->pl, k->pr, pb->include_pad ? " include_pad" : "",
-             variant_names[variant], (unsigned long long)pb->seed);
+             k->pb, k->pl, k->pr, pb->include_pad ? " include_pad" : "", variant_names[variant],
+             (unsigned long long)pb->seed);
 }
 
 /* Every pooling op of case k under one variant: max forward and backward
@@ -359,22 +377,22 @@ static void check_pool_case(clnet_context *ctx, const pcase *k, int variant, uin
 
 static const pcase quick_cases[] = {
     /* n  c   h   w  kh kw sh sw pt pb pl pr */
-    { 1, 1, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0 },       /* 1x1 window: identity */
-    { 3, 3, 33, 33, 2, 2, 2, 2, 0, 0, 0, 0 },     /* odd size: floor drops a row */
-    { 1, 7, 31, 31, 3, 3, 1, 1, 1, 1, 1, 1 },     /* 3x3 stride 1 "same" */
-    { 3, 3, 7, 7, 3, 3, 2, 2, 1, 0, 2, 1 },       /* asymmetric padding */
-    { 1, 3, 31, 33, 2, 3, 1, 2, 1, 0, 0, 2 },     /* non-square window, strides 1x2 */
-    { 3, 1, 33, 31, 3, 2, 3, 3, 0, 0, 0, 0 },     /* stride 3: 3x2 windows skip columns */
-    { 1, 7, 33, 33, 3, 3, 3, 3, 2, 1, 0, 2 },     /* stride 3 with padding */
-    { 3, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0 },       /* spatial size 1 */
-    { 2, 3, 1, 1, 2, 2, 1, 1, 1, 0, 0, 1 },       /* size 1, window mostly padding */
-    { 1, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0 },       /* global pool of 3x3 */
-    { 1, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1 },       /* 3x3/2 pad 1 on 3x3 */
-    { 1, 7, 31, 33, 2, 2, 1, 1, 0, 0, 0, 0 },     /* 2x2 stride 1, overlapping */
-    { 3, 1, 7, 31, 2, 3, 2, 3, 1, 1, 2, 2 },      /* non-square, padding on all sides */
-    { 1, 3, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0 },       /* 2x2: one window */
-    { 3, 1, 7, 18, 2, 2, 2, 2, 0, 1, 0, 1 },      /* 2x2: 9 outputs a row (4 + 4 + 1), pad dropped */
-    { 1, 3, 17, 16, 2, 2, 2, 2, 0, 0, 0, 0 },     /* 2x2: 8 a row, odd height */
+    { 1, 1, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0 },   /* 1x1 window: identity */
+    { 3, 3, 33, 33, 2, 2, 2, 2, 0, 0, 0, 0 }, /* odd size: floor drops a row */
+    { 1, 7, 31, 31, 3, 3, 1, 1, 1, 1, 1, 1 }, /* 3x3 stride 1 "same" */
+    { 3, 3, 7, 7, 3, 3, 2, 2, 1, 0, 2, 1 },   /* asymmetric padding */
+    { 1, 3, 31, 33, 2, 3, 1, 2, 1, 0, 0, 2 }, /* non-square window, strides 1x2 */
+    { 3, 1, 33, 31, 3, 2, 3, 3, 0, 0, 0, 0 }, /* stride 3: 3x2 windows skip columns */
+    { 1, 7, 33, 33, 3, 3, 3, 3, 2, 1, 0, 2 }, /* stride 3 with padding */
+    { 3, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0 },   /* spatial size 1 */
+    { 2, 3, 1, 1, 2, 2, 1, 1, 1, 0, 0, 1 },   /* size 1, window mostly padding */
+    { 1, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0 },   /* global pool of 3x3 */
+    { 1, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1 },   /* 3x3/2 pad 1 on 3x3 */
+    { 1, 7, 31, 33, 2, 2, 1, 1, 0, 0, 0, 0 }, /* 2x2 stride 1, overlapping */
+    { 3, 1, 7, 31, 2, 3, 2, 3, 1, 1, 2, 2 },  /* non-square, padding on all sides */
+    { 1, 3, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0 },   /* 2x2: one window */
+    { 3, 1, 7, 18, 2, 2, 2, 2, 0, 1, 0, 1 },  /* 2x2: 9 outputs a row (4 + 4 + 1), pad dropped */
+    { 1, 3, 17, 16, 2, 2, 2, 2, 0, 0, 0, 0 }, /* 2x2: 8 a row, odd height */
 };
 #define NQUICK (int)(sizeof quick_cases / sizeof quick_cases[0])
 
@@ -386,10 +404,8 @@ static const pcase cnn_cases[] = {
 #define NCNN (int)(sizeof cnn_cases / sizeof cnn_cases[0])
 
 static const pcase long_cases[] = {
-    { 32, 32, 26, 26, 2, 2, 2, 2, 0, 0, 0, 0 },
-    { 32, 64, 11, 11, 2, 2, 2, 2, 0, 0, 0, 0 },
-    { 8, 16, 65, 63, 3, 3, 2, 2, 1, 1, 1, 1 },
-    { 4, 8, 64, 64, 5, 4, 3, 2, 2, 4, 3, 1 },
+    { 32, 32, 26, 26, 2, 2, 2, 2, 0, 0, 0, 0 }, { 32, 64, 11, 11, 2, 2, 2, 2, 0, 0, 0, 0 },
+    { 8, 16, 65, 63, 3, 3, 2, 2, 1, 1, 1, 1 },  { 4, 8, 64, 64, 5, 4, 3, 2, 2, 4, 3, 1 },
     { 2, 3, 224, 224, 3, 3, 2, 2, 1, 1, 1, 1 },
 };
 #define NLONG (int)(sizeof long_cases / sizeof long_cases[0])
@@ -426,7 +442,7 @@ END_TEST
 static const struct ucase {
     int n, c, h, w, sh, sw;
 } up_cases[] = {
-    { 1, 1, 1, 1, 1, 1 }, { 3, 7, 7, 3, 2, 2 },  { 2, 3, 31, 33, 3, 2 },
+    { 1, 1, 1, 1, 1, 1 },  { 3, 7, 7, 3, 2, 2 }, { 2, 3, 31, 33, 3, 2 },
     { 1, 1, 33, 1, 1, 3 }, { 1, 3, 1, 7, 4, 1 }, { 2, 32, 7, 7, 2, 2 }, /* DCGAN-like */
 };
 #define NUP (int)(sizeof up_cases / sizeof up_cases[0])
@@ -446,8 +462,12 @@ START_TEST(upsample_matches_reference)
         for (int o = UP_FWD; o <= UP_BWD; o++) {
             int fwd = o == UP_FWD;
             force_all(ctx, v);
-            problem pb = { .op = (op_id)o, .sh = u->sh, .sw = u->sw, .nin = 1,
-                           .in = { fwd ? x : dy }, .seed = 4000 + (uint64_t)_i };
+            problem pb = { .op = (op_id)o,
+                           .sh = u->sh,
+                           .sw = u->sw,
+                           .nin = 1,
+                           .in = { fwd ? x : dy },
+                           .seed = 4000 + (uint64_t)_i };
             memcpy(pb.in_shape[0], fwd ? small : big, sizeof small);
             memcpy(pb.out_shape, fwd ? big : small, sizeof big);
             snprintf(pb.label, sizeof pb.label, "%s mb%dic%dih%diw%d scale %dx%d variant %s",
@@ -639,8 +659,7 @@ static void check_special(clnet_context *ctx, const problem *pb, double factor, 
     download(ctx, out, got, ny);
     reference(pb, 0, ref);
     reference(pb, 1, mag);
-    ck_assert_msg(compare_special(pb->label, got, ref, mag, factor, abs, ny) == 0, "%s",
-                  pb->label);
+    ck_assert_msg(compare_special(pb->label, got, ref, mag, factor, abs, ny) == 0, "%s", pb->label);
     free(got), free(ref), free(mag);
     clnet_tensor_destroy(out);
     for (int i = 0; i < pb->nin; i++)
@@ -668,7 +687,10 @@ START_TEST(nan_inf_policy)
     const pcase k = { 1, 1, 4, 8, 2, 2, 2, 2, 0, 0, 0, 0 };
     for (int v = 0; v < NVARIANTS; v++) {
         force_all(ctx, v);
-        problem pb = { .op = MAX_FWD, .k = k, .nin = 1, .in = { x },
+        problem pb = { .op = MAX_FWD,
+                       .k = k,
+                       .nin = 1,
+                       .in = { x },
                        .in_shape = { { 1, 1, 4, 8 }, { 1, 1, 2, 4 } },
                        .out_shape = { 1, 1, 2, 4 } };
         pool_label(&pb, " (specials)", v);
@@ -689,8 +711,13 @@ START_TEST(nan_inf_policy)
             check_special(ctx, &pb, 2 * 5, 5 * FLT_MIN);
         }
         /* Upsampling copies bits: NaN, Inf, -0 and denormals pass through. */
-        pb = (problem){ .op = UP_FWD, .sh = 2, .sw = 3, .nin = 1, .in = { x },
-                        .in_shape = { { 1, 1, 4, 8 } }, .out_shape = { 1, 1, 8, 24 } };
+        pb = (problem){ .op = UP_FWD,
+                        .sh = 2,
+                        .sw = 3,
+                        .nin = 1,
+                        .in = { x },
+                        .in_shape = { { 1, 1, 4, 8 } },
+                        .out_shape = { 1, 1, 8, 24 } };
         snprintf(pb.label, sizeof pb.label, "upsample forward (specials) variant %s",
                  variant_names[v]);
         check_special(ctx, &pb, 0, 0);
@@ -821,10 +848,14 @@ START_TEST(pool_bad_arguments_are_named)
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params->pad_bottom is -1",
              clnet_pool2d_avg_backward(&q, dy, dx));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "params is NULL", clnet_pool2d_max_forward(NULL, x, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL", clnet_pool2d_max_forward(&p, NULL, y));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL", clnet_pool2d_avg_forward(&p, x, NULL));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL", clnet_pool2d_max_backward(&p, x, NULL, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL", clnet_pool2d_avg_backward(&p, dy, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "x: must not be NULL",
+             clnet_pool2d_max_forward(&p, NULL, y));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "y: must not be NULL",
+             clnet_pool2d_avg_forward(&p, x, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dy: must not be NULL",
+             clnet_pool2d_max_backward(&p, x, NULL, dx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dx: must not be NULL",
+             clnet_pool2d_avg_backward(&p, dy, NULL));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "y: shape (1, 2, 3, 2) but expected (1, 2, 2, 2)",
              clnet_pool2d_max_forward(&p, x, ybad));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy: shape (1, 2, 3, 2) but expected (1, 2, 2, 2)",
@@ -934,8 +965,8 @@ static void check_indices_case(clnet_context *ctx, const pcase *k, int variant, 
     fill_kind(xh, nx, kind, &st);
     fill_uniform(dyh, ny, -1, 1, &st);
     char label[160];
-    snprintf(label, sizeof label, "max indices %dx%dx%dx%d win %dx%d/%dx%d %s kind %d",
-             k->n, k->c, k->h, k->w, k->kh, k->kw, k->sh, k->sw, variant_names[variant], kind);
+    snprintf(label, sizeof label, "max indices %dx%dx%dx%d win %dx%d/%dx%d %s kind %d", k->n, k->c,
+             k->h, k->w, k->kh, k->kw, k->sh, k->sw, variant_names[variant], kind);
     force_all(ctx, variant);
     clnet_pool2d_params p = to_params(k, 0);
     clnet_tensor *xbase, *x = input_view(ctx, xs, xh, &xbase);
@@ -954,8 +985,8 @@ static void check_indices_case(clnet_context *ctx, const pcase *k, int variant, 
                       label, o, idx[o]);
         float v = xh[(o / per) * hw + (size_t)idx[o]];
         ck_assert_msg(isnan(y2[o]) ? isnan(v) : v == y2[o],
-                      "%s: [%zu] index %d holds %g, the maximum is %g", label, o, idx[o],
-                      (double)v, (double)y2[o]);
+                      "%s: [%zu] index %d holds %g, the maximum is %g", label, o, idx[o], (double)v,
+                      (double)y2[o]);
     }
     CK_OK(ctx, clnet_pool2d_max_forward_indices(&p, x, yb, it));
     CK_OK(ctx, clnet_tensor_download(it, idx2, ny * sizeof *idx2));
@@ -1001,13 +1032,18 @@ START_TEST(max_indices_bad_arguments_are_named)
     clnet_pool2d_params p = CLNET_POOL2D_PARAMS_DEFAULT;
     CK_OK(ctx, clnet_pool2d_max_forward_indices(&p, x, y, idx));
     CK_OK(ctx, clnet_pool2d_max_backward_indices(&p, idx, dy, dx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx: must not be NULL", clnet_pool2d_max_forward_indices(&p, x, y, NULL));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: dtype float32 but expected int32", clnet_pool2d_max_forward_indices(&p, x, y, fidx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx: must not be NULL",
+             clnet_pool2d_max_forward_indices(&p, x, y, NULL));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: dtype float32 but expected int32",
+             clnet_pool2d_max_forward_indices(&p, x, y, fidx));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: shape (1, 2, 2, 3) but expected (1, 2, 2, 2)",
              clnet_pool2d_max_forward_indices(&p, x, y, sidx));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx: must not be NULL", clnet_pool2d_max_backward_indices(&p, NULL, dy, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: dtype float32 but expected int32", clnet_pool2d_max_backward_indices(&p, fidx, dy, dx));
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: shape (1, 2, 2, 3)", clnet_pool2d_max_backward_indices(&p, sidx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "idx: must not be NULL",
+             clnet_pool2d_max_backward_indices(&p, NULL, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: dtype float32 but expected int32",
+             clnet_pool2d_max_backward_indices(&p, fidx, dy, dx));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "idx: shape (1, 2, 2, 3)",
+             clnet_pool2d_max_backward_indices(&p, sidx, dy, dx));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "dy", clnet_pool2d_max_backward_indices(&p, idx, x, dx));
     clnet_tensor *ts[] = { x, y, dx, dy, idx, fidx, sidx };
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)

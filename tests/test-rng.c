@@ -11,7 +11,8 @@
 static float cpu_uniform(size_t i, uint64_t seed, uint64_t stream, float lo, float hi)
 {
     uint64_t b = i / 4;
-    uint32_t ctr[4] = { (uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream, (uint32_t)(stream >> 32) };
+    uint32_t ctr[4] = { (uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream,
+                        (uint32_t)(stream >> 32) };
     uint32_t key[2] = { (uint32_t)seed, (uint32_t)(seed >> 32) };
     uint32_t r[4];
     ref_philox4x32_10(ctr, key, r);
@@ -23,7 +24,8 @@ static float cpu_uniform(size_t i, uint64_t seed, uint64_t stream, float lo, flo
 static double cpu_normal(size_t i, uint64_t seed, uint64_t stream, double mean, double sd)
 {
     uint64_t b = i / 4;
-    uint32_t ctr[4] = { (uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream, (uint32_t)(stream >> 32) };
+    uint32_t ctr[4] = { (uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream,
+                        (uint32_t)(stream >> 32) };
     uint32_t key[2] = { (uint32_t)seed, (uint32_t)(seed >> 32) };
     uint32_t r[4];
     ref_philox4x32_10(ctr, key, r);
@@ -52,8 +54,9 @@ START_TEST(uniform_matches_cpu_bitwise)
         download(ctx, g.view, got, (size_t)n);
         for (int64_t i = 0; i < n; i++) {
             float want = cpu_uniform((size_t)i, seeds[s], stream, -0.75f, 2.0f);
-            ck_assert_msg(memcmp(&want, &got[i], 4) == 0, "n=%lld seed=%llu [%lld]: want %.9g got %.9g",
-                          (long long)n, (unsigned long long)seeds[s], (long long)i, want, got[i]);
+            ck_assert_msg(memcmp(&want, &got[i], 4) == 0,
+                          "n=%lld seed=%llu [%lld]: want %.9g got %.9g", (long long)n,
+                          (unsigned long long)seeds[s], (long long)i, want, got[i]);
             ck_assert(got[i] >= -0.75f && got[i] < 2.0f);
         }
         guarded_destroy(&g);

@@ -82,8 +82,9 @@ static const char *const cell_names[] = { "rnn", "lstm", "gru" };
  * three cells with the default choice (0-2), then the LSTM forced to each
  * variant (3-5). */
 #define NREC 3
-static const char *const case_names[] = { "rnn", "lstm", "gru", "lstm (step GEMM)",
-                                          "lstm (fused per step)", "lstm (fused sequence)" };
+static const char *const case_names[] = {
+    "rnn", "lstm", "gru", "lstm (step GEMM)", "lstm (fused per step)", "lstm (fused sequence)"
+};
 
 /* Forces both directions of the LSTM to variant rec; -1 clears. */
 static void force_rec(clnet_context *ctx, int rec)
@@ -103,13 +104,13 @@ static ref_rnn_cell case_cell(clnet_context *ctx, int i)
 
 typedef struct problem {
     ref_rnn p;
-    int init;                          /* h0 (and c0) given and non-zero */
-    int with_dy, with_dhT;             /* the cotangents given (else NULL = zeros) */
-    int want_dx, want_dh0;             /* dx, dh0 (and dc0) requested */
-    int trust;                         /* apply the all-zeros trust check */
-    int rec;                           /* LSTM variant forced by check_case; -1: the default */
+    int init;              /* h0 (and c0) given and non-zero */
+    int with_dy, with_dhT; /* the cotangents given (else NULL = zeros) */
+    int want_dx, want_dh0; /* dx, dh0 (and dc0) requested */
+    int trust;             /* apply the all-zeros trust check */
+    int rec;               /* LSTM variant forced by check_case; -1: the default */
     uint64_t seed;
-    const char *device;                /* for messages; set by check_case */
+    const char *device; /* for messages; set by check_case */
 } problem;
 
 /* variant bits: 0 non-zero h0/c0, 1 dy NULL, 2 dhT given with dy, 3 dx and
@@ -167,17 +168,23 @@ static size_t numel_of(const ref_rnn *p, int which)
 static int in_present(const problem *pb, int i)
 {
     switch (i) {
-    case I_H0: return pb->init;
-    case I_C0: return pb->init && is_lstm(pb);
-    case I_DY: return pb->with_dy;
-    case I_DHT: return pb->with_dhT;
-    case I_DCT: return pb->with_dhT && is_lstm(pb);
-    default: return 1;
+    case I_H0:
+        return pb->init;
+    case I_C0:
+        return pb->init && is_lstm(pb);
+    case I_DY:
+        return pb->with_dy;
+    case I_DHT:
+        return pb->with_dhT;
+    case I_DCT:
+        return pb->with_dhT && is_lstm(pb);
+    default:
+        return 1;
     }
 }
 
 typedef struct host {
-    float *v[NIN];                     /* NULL where absent */
+    float *v[NIN]; /* NULL where absent */
 } host;
 
 /* Inputs uniform in [-1, 1], weights and biases in [-1/sqrt(H), 1/sqrt(H)]
@@ -271,10 +278,12 @@ static void ref_run(const problem *pb, const host *hd, refres *r)
     ref_rnn_in ri = { in[I_X], in[I_H0], in[I_C0], in[I_WIH], in[I_WHH], in[I_BIH], in[I_BHH] };
     double **v = r->v;
     ref_rnn_forward(&pb->p, &ri, v[O_Y], v[O_HT], v[O_CT]);
-    ref_rnn_grad g = { v[O_DX],    v[O_DH0],   v[O_DC0],  v[O_DW_IH],
-                       v[O_DW_HH], v[O_DB_IH], v[O_DB_HH] };
-    ref_rnn_grad mg = { m[O_DX],    m[O_DH0],   m[O_DC0],  m[O_DW_IH],
-                        m[O_DW_HH], m[O_DB_IH], m[O_DB_HH] };
+    ref_rnn_grad g = {
+        v[O_DX], v[O_DH0], v[O_DC0], v[O_DW_IH], v[O_DW_HH], v[O_DB_IH], v[O_DB_HH]
+    };
+    ref_rnn_grad mg = {
+        m[O_DX], m[O_DH0], m[O_DC0], m[O_DW_IH], m[O_DW_HH], m[O_DB_IH], m[O_DB_HH]
+    };
     ref_rnn_backward(&pb->p, &ri, in[I_DY], in[I_DHT], in[I_DCT], &g);
     ref_rnn_magnitude(&pb->p, &ri, in[I_DY], in[I_DHT], in[I_DCT], m[O_Y], m[O_CT], &mg);
     set_scales(&pb->p, r, m);
@@ -293,7 +302,7 @@ static void ref_free(refres *r)
 /* ---- the device side --------------------------------------------------------- */
 
 typedef struct devdata {
-    clnet_tensor *t[NIN];              /* NULL where absent */
+    clnet_tensor *t[NIN]; /* NULL where absent */
     clnet_rnn_weights w;
 } devdata;
 
@@ -321,9 +330,9 @@ static void dev_free(devdata *dd)
 
 static int64_t reserve_elems(const ref_rnn *p)
 {
-    int64_t (*fn[])(int64_t, int64_t, int64_t, int64_t) = {
-        clnet_rnn_reserve_size, clnet_lstm_reserve_size, clnet_gru_reserve_size
-    };
+    int64_t (*fn[])(int64_t, int64_t, int64_t, int64_t) = { clnet_rnn_reserve_size,
+                                                            clnet_lstm_reserve_size,
+                                                            clnet_gru_reserve_size };
     return fn[p->cell](p->n, p->t, p->f, p->h);
 }
 
@@ -348,17 +357,22 @@ static void out_make(clnet_context *ctx, int wanted, int ndim, const int64_t *s,
 static int out_wanted(const problem *pb, int o)
 {
     switch (o) {
-    case O_CT: return is_lstm(pb);
-    case O_DX: return pb->want_dx;
-    case O_DH0: return pb->want_dh0;
-    case O_DC0: return pb->want_dh0 && is_lstm(pb);
-    default: return 1;
+    case O_CT:
+        return is_lstm(pb);
+    case O_DX:
+        return pb->want_dx;
+    case O_DH0:
+        return pb->want_dh0;
+    case O_DC0:
+        return pb->want_dh0 && is_lstm(pb);
+    default:
+        return 1;
     }
 }
 
 /* Outputs first..last (O_*), and a reserve when with_reserve. */
-static void outs_make(clnet_context *ctx, const problem *pb, int first, int last,
-                      int with_reserve, outs *o)
+static void outs_make(clnet_context *ctx, const problem *pb, int first, int last, int with_reserve,
+                      outs *o)
 {
     memset(o, 0, sizeof *o);
     for (int k = first; k <= last; k++) {
@@ -462,8 +476,9 @@ static void expect_close_at(const problem *pb, const char *what, int out, const 
              "%s %s n=%d t=%d f=%d h=%d init=%d dy=%d dhT=%d dx=%d dh0=%d rec=%d seed=%llu on %s "
              "(reproduce: %sCK_RUN_CASE=device ./build/tests/clnet-tests rnn)",
              what, cell_names[pb->p.cell], pb->p.n, pb->p.t, pb->p.f, pb->p.h, pb->init,
-             pb->with_dy, pb->with_dhT, pb->want_dx, pb->want_dh0, pb->rec, (unsigned long long)pb->seed,
-             pb->device ? pb->device : "?", test_long() ? "CLNET_TEST_LONG=1 " : "");
+             pb->with_dy, pb->with_dhT, pb->want_dx, pb->want_dh0, pb->rec,
+             (unsigned long long)pb->seed, pb->device ? pb->device : "?",
+             test_long() ? "CLNET_TEST_LONG=1 " : "");
     tolerance tol = tol_for(out, pb->p.t, scale);
     size_t bad = compare_f32(full, got, ref, n, tol);
     double re = rel_error(got, ref, n), re_max = REL_ERROR_MAX * fmax(1.0, kappa / KAPPA_WELL);
@@ -473,11 +488,12 @@ static void expect_close_at(const problem *pb, const char *what, int out, const 
             worst = fmax(worst, fabs(got[i] - ref[i]));
         fprintf(stderr, "rnn-ratio %s: |d|/S %.3g, /(g(T) S ulp) %.3g, rel %.3g, kappa %.3g\n",
                 full, scale ? worst / scale : 0,
-                scale ? worst / (growth(pb->p.t) * scale * ULP) : 0,
-                re, kappa);
+                scale ? worst / (growth(pb->p.t) * scale * ULP) : 0, re, kappa);
     }
-    ck_assert_msg(bad == 0 && re < re_max, "%s: %zu mismatches, rel error %.3g (limit %.3g, "
-                  "kappa %.3g)", full, bad, re, re_max, kappa);
+    ck_assert_msg(bad == 0 && re < re_max,
+                  "%s: %zu mismatches, rel error %.3g (limit %.3g, "
+                  "kappa %.3g)",
+                  full, bad, re, re_max, kappa);
     ck_assert_msg(!trust || !mostly_zeros(ref, n),
                   "%s: over 30%% of the reference is exactly zero: the case does not exercise it",
                   full);
@@ -657,8 +673,8 @@ static const double torch_y[3][12] = {
       -0.12702210354233573, -0.35247517738548617, 0.28376611652592831, -0.053775961112770942,
       0.1371345158778407, -0.28920386404215587, 0.017055750609841047, -0.33433453773911848 },
 };
-static const double torch_cT[4] = { -0.37908287900048998, -0.76547126244884622,
-                                    -0.2409366261146888, -0.75938100742190828 };
+static const double torch_cT[4] = { -0.37908287900048998, -0.76547126244884622, -0.2409366261146888,
+                                    -0.75938100742190828 };
 
 START_TEST(reference_matches_pytorch)
 {
@@ -689,8 +705,9 @@ END_TEST
 
 /* Quick tier: a representative subset, each shape with its own variant. */
 static const int quick_cases[][5] = {
-    { 1, 1, 1, 1, 0 },            { 3, 2, 5, 4, 1 | 2 },  { 3, 7, 28, 16, 1 | 8 },
-    { 1, 33, 5, 64, 4 | 8 | 16 }, { 3, 33, 28, 4, 1 | 4 },
+    { 1, 1, 1, 1, 0 },       { 3, 2, 5, 4, 1 | 2 },
+    { 3, 7, 28, 16, 1 | 8 }, { 1, 33, 5, 64, 4 | 8 | 16 },
+    { 3, 33, 28, 4, 1 | 4 },
 };
 static const int grid_t[] = { 1, 2, 7, 33 }, grid_n[] = { 1, 3 }, grid_f[] = { 1, 5, 28 },
                  grid_h[] = { 1, 4, 16, 64 };
@@ -717,9 +734,8 @@ END_TEST
  * units) unevenly: batch 1, H = 1, 3, 7, 9, 33, T = 1, a state-only loss (dy
  * NULL), no dx / dh0, a batch of 33. The long tier adds the grid. */
 static const int variant_cases[][5] = {
-    { 1, 1, 1, 1, 0 },       { 1, 5, 3, 3, 1 },      { 3, 1, 4, 7, 1 | 4 | 16 },
-    { 5, 7, 2, 33, 1 | 2 },  { 4, 3, 5, 8, 8 },      { 33, 2, 3, 9, 1 | 4 },
-    { 2, 33, 5, 16, 1 | 4 }, { 6, 4, 1, 1, 2 | 16 },
+    { 1, 1, 1, 1, 0 }, { 1, 5, 3, 3, 1 },      { 3, 1, 4, 7, 1 | 4 | 16 }, { 5, 7, 2, 33, 1 | 2 },
+    { 4, 3, 5, 8, 8 }, { 33, 2, 3, 9, 1 | 4 }, { 2, 33, 5, 16, 1 | 4 },    { 6, 4, 1, 1, 2 | 16 },
 };
 
 START_TEST(lstm_variants_match_reference)
@@ -849,7 +865,10 @@ START_TEST(device_edge_sizes)
 {
     clnet_context *ctx = test_context();
     static const int shapes[][4] = {
-        { 3, 0, 5, 4 }, { 2, 4, 0, 3 }, { 0, 3, 2, 4 }, { 2, 3, 4, 0 },
+        { 3, 0, 5, 4 },
+        { 2, 4, 0, 3 },
+        { 0, 3, 2, 4 },
+        { 2, 3, 4, 0 },
     };
     for (int s = 0; s < 4; s++) {
         const int *q = shapes[s];
@@ -862,8 +881,7 @@ START_TEST(device_edge_sizes)
 END_TEST
 
 /* <v, f(theta)> for the cotangents v = (dy, dhT, dcT), from an inference forward. */
-static double device_loss(clnet_context *ctx, const problem *pb, const devdata *dd,
-                          const host *hd)
+static double device_loss(clnet_context *ctx, const problem *pb, const devdata *dd, const host *hd)
 {
     outs o;
     outs_make(ctx, pb, O_Y, O_CT, 0, &o);
@@ -996,8 +1014,10 @@ START_TEST(nan_and_inf_policy)
     double sc = clean.scale[O_Y];
     expect_close_at(&pb, "y row 0 step 0 (before the NaN)", O_Y, y, y_ref, (size_t)h, sc, 1, 0);
     for (int k = h; k < t * h; k++)
-        ck_assert_msg(isnan(y[k]) && isnan(y_ref[k]), "%s: y[0][%d] = %g, reference %g: the NaN "
-                      "must reach every later step", case_names[_i], k, y[k], y_ref[k]);
+        ck_assert_msg(isnan(y[k]) && isnan(y_ref[k]),
+                      "%s: y[0][%d] = %g, reference %g: the NaN "
+                      "must reach every later step",
+                      case_names[_i], k, y[k], y_ref[k]);
     expect_close_at(&pb, "y rows 1-2 (Inf, FLT_MAX, -0, denormal)", O_Y, y + t * h, y_ref + t * h,
                     2 * (size_t)t * h, sc, 1, 0);
     free(y);
@@ -1186,7 +1206,7 @@ static clnet_tensor *view_of(clnet_context *ctx, clnet_tensor *base, int64_t sta
 
 /* The LSTM problem N = 2, T = 3, F = 4, H = 5 (G*H = 20): every check. */
 #define FWD(W, X, H0, C0, Y, HT, CT, R) clnet_lstm_forward(W, X, H0, C0, Y, HT, CT, R)
-#define BWD(R, DY, DHT, DCT, DX, DH0, DC0, DW)                                                    \
+#define BWD(R, DY, DHT, DCT, DX, DH0, DC0, DW)                                                     \
     clnet_lstm_backward(&d->w, d->t[I_X], R, DY, DHT, DCT, DX, DH0, DC0, DW)
 #define FAILS(status, needle, call) CK_FAILS(ctx, CLNET_ERR_##status, needle, call)
 
@@ -1217,13 +1237,16 @@ static void bad_forward_args(clnet_context *ctx, const devdata *d, outs *o)
     w.w_hh = whh;
     FAILS(SHAPE, "w->w_hh: shape (20, 4) but expected 4*H x H", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w, w.w_ih = wih;
-    FAILS(SHAPE, "w->w_ih: shape (20, 3) but expected (20, 4) (4*H x F)", FWD(&w, x, h0, c0, y, hT, cT, res));
+    FAILS(SHAPE, "w->w_ih: shape (20, 3) but expected (20, 4) (4*H x F)",
+          FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w, w.b_ih = b19;
     FAILS(SHAPE, "w->b_ih: shape (19) but expected (20) (4*H)", FWD(&w, x, h0, c0, y, hT, cT, res));
     w = d->w;
-    FAILS(SHAPE, "h0: shape (3, 5) but expected (2, 5) (N x H)", FWD(&w, x, s35, c0, y, hT, cT, res));
+    FAILS(SHAPE, "h0: shape (3, 5) but expected (2, 5) (N x H)",
+          FWD(&w, x, s35, c0, y, hT, cT, res));
     FAILS(SHAPE, "c0: shape (3, 5)", FWD(&w, x, h0, s35, y, hT, cT, res));
-    FAILS(SHAPE, "y: shape (2, 4, 5) but expected (2, 3, 5)", FWD(&w, x, h0, c0, y245, hT, cT, res));
+    FAILS(SHAPE, "y: shape (2, 4, 5) but expected (2, 3, 5)",
+          FWD(&w, x, h0, c0, y245, hT, cT, res));
     FAILS(SHAPE, "hT: shape (3, 5)", FWD(&w, x, h0, c0, y, s35, cT, res));
     FAILS(SHAPE, "cT: shape (3, 5)", FWD(&w, x, h0, c0, y, hT, s35, res));
     char msg[128];
@@ -1267,11 +1290,13 @@ static void bad_backward_args(clnet_context *ctx, const devdata *d, outs *o)
     clnet_tensor *small = make(ctx, CLNET_F32, 1, clnet_lstm_reserve_size(2, 3, 4, 5) - 1, 0, 0);
     clnet_tensor *s35 = make(ctx, CLNET_F32, 2, 3, 5, 0), *y245 = make(ctx, CLNET_F32, 3, 2, 4, 5);
     clnet_tensor *x235 = make(ctx, CLNET_F32, 3, 2, 3, 5);
-    clnet_tensor *w205 = make(ctx, CLNET_F32, 2, 20, 5, 0), *w204 = make(ctx, CLNET_F32, 2, 20, 4, 0);
+    clnet_tensor *w205 = make(ctx, CLNET_F32, 2, 20, 5, 0),
+                 *w204 = make(ctx, CLNET_F32, 2, 20, 4, 0);
     clnet_tensor *b19 = make(ctx, CLNET_F32, 1, 19, 0, 0);
     dw = g;
     FAILS(SHAPE, "reserve: holds", BWD(small, dy, dhT, dcT, dx, dh0, dc0, &dw));
-    FAILS(SHAPE, "dy: shape (2, 4, 5) but expected (2, 3, 5)", BWD(res, y245, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dy: shape (2, 4, 5) but expected (2, 3, 5)",
+          BWD(res, y245, dhT, dcT, dx, dh0, dc0, &dw));
     FAILS(SHAPE, "dhT: shape (3, 5)", BWD(res, dy, s35, dcT, dx, dh0, dc0, &dw));
     FAILS(SHAPE, "dcT: shape (3, 5)", BWD(res, dy, dhT, s35, dx, dh0, dc0, &dw));
     FAILS(SHAPE, "dx: shape (2, 3, 5) but expected (2, 3, 4) (N x T x F)",
@@ -1282,9 +1307,11 @@ static void bad_backward_args(clnet_context *ctx, const devdata *d, outs *o)
     FAILS(SHAPE, "dw->dw_ih: shape (20, 5) but expected (20, 4) (4*H x F)",
           BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.db_hh = b19;
-    FAILS(SHAPE, "dw->db_hh: shape (19) but expected (20) (4*H)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dw->db_hh: shape (19) but expected (20) (4*H)",
+          BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.dw_hh = w204;
-    FAILS(SHAPE, "dw->dw_hh: shape (20, 4) but expected (20, 5)", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
+    FAILS(SHAPE, "dw->dw_hh: shape (20, 4) but expected (20, 5)",
+          BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     dw = g, dw.db_ih = g.db_hh;
     FAILS(INVALID_ARG, "dw->db_ih: overlaps dw->db_hh", BWD(res, dy, dhT, dcT, dx, dh0, dc0, &dw));
     clnet_tensor *big = make(ctx, CLNET_F32, 1, 64, 0, 0);

@@ -67,8 +67,8 @@ START_TEST(bad_spec_lists_devices)
     char err[2048];
     clnet_context *ctx = (clnet_context *)1;
     /* 4294967296:0 and 0:4294967296 wrapped to 0:0 under sscanf's %d. */
-    const char *bad[] = { "no-such-device-xyz", "9:9", "0:99", "accelerator-nope", "4294967296:0",
-                          "0:4294967296" };
+    const char *bad[] = { "no-such-device-xyz", "9:9",          "0:99",
+                          "accelerator-nope",   "4294967296:0", "0:4294967296" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(create(bad[i], &ctx, err, sizeof err), CLNET_ERR_NO_DEVICE);
         ck_assert_ptr_null(ctx);
@@ -231,8 +231,9 @@ START_TEST(wrap_user_opencl_objects)
     CK_OK(ctx, clnet_tensor_fill(t, 4.0));
     float v[5];
     /* The user's queue and buffer are usable directly. */
-    ck_assert_int_eq(clEnqueueReadBuffer(q, clnet_tensor_cl_mem(t), CL_TRUE, 0, sizeof v, v, 0,
-                                         NULL, NULL), CL_SUCCESS);
+    ck_assert_int_eq(
+        clEnqueueReadBuffer(q, clnet_tensor_cl_mem(t), CL_TRUE, 0, sizeof v, v, 0, NULL, NULL),
+        CL_SUCCESS);
     ck_assert(v[4] == 4.0f);
     clnet_tensor_destroy(t);
     clnet_context_destroy(ctx);
@@ -371,7 +372,8 @@ START_TEST(kernel_dir_overrides_embedded_sources)
     ck_assert_msg(v[2] == 3.0f, "fill gave %g: the kernel directory was not read", v[2]);
     /* A program missing from the directory is a clear I/O error. */
     cl_kernel k;
-    CK_FAILS(ctx, CLNET_ERR_IO, "elementwise.cl", clnet__kernel(ctx, "elementwise", NULL, "add", &k));
+    CK_FAILS(ctx, CLNET_ERR_IO, "elementwise.cl",
+             clnet__kernel(ctx, "elementwise", NULL, "add", &k));
     clnet_tensor_destroy(t);
     clnet_context_destroy(ctx);
     unsetenv("CLNET_KERNEL_DIR");
@@ -454,8 +456,8 @@ static float run_seq_sum(clnet_context *ctx, cl_kernel k)
     const float x[5] = { 16777216.0f, 1, 1, 1, 1 };
     clnet_tensor *tx = tensor_from(ctx, 1, (int64_t[]){ 5 }, x), *out;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, (int64_t[]){ 1 }, &out));
-    clnet__arg a[] = { CLNET_ARG_MEM(clnet_tensor_cl_mem(tx)), CLNET_ARG_MEM(clnet_tensor_cl_mem(out)),
-                       CLNET_ARG_INT(5) };
+    clnet__arg a[] = { CLNET_ARG_MEM(clnet_tensor_cl_mem(tx)),
+                       CLNET_ARG_MEM(clnet_tensor_cl_mem(out)), CLNET_ARG_INT(5) };
     CK_OK(ctx, clnet__launch1d(ctx, k, "seq_sum", 3, a, 1));
     float s;
     download(ctx, out, &s, 1);
@@ -471,8 +473,8 @@ START_TEST(feature_variant_builds_or_falls_back)
     char base[sizeof prof->options];
     memcpy(base, prof->options, sizeof base);
     cl_kernel k;
-    clnet_status st = clnet__kernel_features(ctx, CLNET_FEATURE_FP64, "dsum", dsum_source, NULL,
-                                             "seq_sum", &k);
+    clnet_status st =
+        clnet__kernel_features(ctx, CLNET_FEATURE_FP64, "dsum", dsum_source, NULL, "seq_sum", &k);
     if (clnet__has_features(ctx, CLNET_FEATURE_FP64)) {
         /* Built with the feature options (OpenCL C 3.0 on pocl): the prelude's
          * CLNET_HAS_FP64 is defined there and the double path runs. */
@@ -484,8 +486,8 @@ START_TEST(feature_variant_builds_or_falls_back)
     ck_assert_str_eq(prof->options, base); /* the base options are restored */
     /* The fallback: the same source as OpenCL C 1.2, where fp64 is only used
      * if the device's compiler defines cl_khr_fp64 by itself. */
-    CK_OK(ctx, clnet__kernel_from_source(ctx, "dsum", dsum_source, "-DDSUM_FALLBACK=1", "seq_sum",
-                                         &k));
+    CK_OK(ctx,
+          clnet__kernel_from_source(ctx, "dsum", dsum_source, "-DDSUM_FALLBACK=1", "seq_sum", &k));
     float s = run_seq_sum(ctx, k);
     ck_assert_msg(s == (prof->info.has_fp64 ? 16777220.0f : 16777216.0f), "fallback sum %.9g", s);
     /* A feature no CPU driver here has: refused with the missing flag named. */
@@ -752,7 +754,8 @@ START_TEST(kernel_times_count_every_launch)
     ck_assert_int_eq(live1.host_blocks, live0.host_blocks);
 
     clnet_context *off = test_context();
-    CK_FAILS(off, CLNET_ERR_INVALID_ARG, "CLNET_PROFILE", clnet_context_kernel_times(off, rows, 32, &count));
+    CK_FAILS(off, CLNET_ERR_INVALID_ARG, "CLNET_PROFILE",
+             clnet_context_kernel_times(off, rows, 32, &count));
     clnet_context_destroy(off);
 }
 END_TEST
@@ -784,8 +787,8 @@ START_TEST(bad_environment_values_fail_creation)
     ck_assert_int_eq(create(getenv("CLNET_TEST_DEVICE"), &ctx, err, sizeof err),
                      CLNET_ERR_INVALID_ARG);
     ck_assert_ptr_null(ctx);
-    ck_assert_msg(strstr(err, bad_knobs[_i].var) && strstr(err, bad_knobs[_i].says),
-                  "%s=%s: %s", bad_knobs[_i].var, bad_knobs[_i].bad, err);
+    ck_assert_msg(strstr(err, bad_knobs[_i].var) && strstr(err, bad_knobs[_i].says), "%s=%s: %s",
+                  bad_knobs[_i].var, bad_knobs[_i].bad, err);
     unsetenv(bad_knobs[_i].var);
 }
 END_TEST

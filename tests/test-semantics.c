@@ -23,8 +23,8 @@
 static const int acts[] = { CLNET_ACT_NONE,    CLNET_ACT_RELU, CLNET_ACT_LEAKY_RELU,
                             CLNET_ACT_SIGMOID, CLNET_ACT_TANH, CLNET_ACT_SOFTMAX };
 static const clnet_loss_kind losses[] = { CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                                     CLNET_LOSS_CATEGORICAL_CROSSENTROPY,
-                                     CLNET_LOSS_BINARY_CROSSENTROPY, CLNET_LOSS_MSE };
+                                          CLNET_LOSS_CATEGORICAL_CROSSENTROPY,
+                                          CLNET_LOSS_BINARY_CROSSENTROPY, CLNET_LOSS_MSE };
 #define NACTS ((int)(sizeof acts / sizeof acts[0]))
 #define NLOSSES ((int)(sizeof losses / sizeof losses[0]))
 #define ALPHA 0.2f

@@ -19,10 +19,10 @@
 typedef struct stepper stepper;
 struct stepper {
     clnet_context *ctx;
-    clnet_model *m, *d;                /* the model (G for the GAN), D */
+    clnet_model *m, *d; /* the model (G for the GAN), D */
     gan_trainer *gan;
-    clnet_tensor *x, *y;               /* one batch; the GAN's real images in x */
-    int read_loss;                     /* 1: read the loss back after each step */
+    clnet_tensor *x, *y; /* one batch; the GAN's real images in x */
+    int read_loss;       /* 1: read the loss back after each step */
     const char *label;
     clnet_status (*step)(stepper *s);
 };
@@ -157,8 +157,13 @@ static void stepper_free(stepper *s)
 /* The OpenCL calls counted one by one through the shim: those that create
  * an object, those that build, and those that wait for the device. */
 static const char *const counted_calls[] = {
-    "clCreateBuffer", "clCreateProgramWithSource", "clCreateProgramWithBinary",
-    "clBuildProgram", "clCreateKernel", "clFinish", "clEnqueueReadBuffer",
+    "clCreateBuffer",
+    "clCreateProgramWithSource",
+    "clCreateProgramWithBinary",
+    "clBuildProgram",
+    "clCreateKernel",
+    "clFinish",
+    "clEnqueueReadBuffer",
     "clEnqueueWriteBuffer",
 };
 #define NCALLS (sizeof counted_calls / sizeof counted_calls[0])
@@ -167,8 +172,8 @@ enum { MAX_STEPS = 8 };
 typedef struct step_counts {
     int steps;
     uint64_t buffers_created, programs, host_waits;
-    uint64_t launches[MAX_STEPS];      /* kernel launches of each step */
-    long calls[NCALLS];                /* shim calls, over `steps` more steps */
+    uint64_t launches[MAX_STEPS];                   /* kernel launches of each step */
+    long calls[NCALLS];                             /* shim calls, over `steps` more steps */
     long live_buffers, live_kernels, live_programs; /* shim's live objects: after - before */
 } step_counts;
 
@@ -232,14 +237,14 @@ static long calls_of(const step_counts *c, const char *name)
 static int waste(const char *label, const step_counts *c, long waits)
 {
     int bad = 0;
-#define CLAIM(cond, ...)                                                                         \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            bad++;                                                                                \
-            fprintf(stderr, "%s: ", label);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fputc('\n', stderr);                                                                  \
-        }                                                                                         \
+#define CLAIM(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            bad++;                                                                                 \
+            fprintf(stderr, "%s: ", label);                                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
     long n = c->steps;
     CLAIM(c->buffers_created == 0, "%llu buffers created in %ld steps",
@@ -252,12 +257,15 @@ static int waste(const char *label, const step_counts *c, long waits)
         CLAIM(c->launches[i] == c->launches[0], "step %d launched %llu kernels, step 1 %llu", i + 1,
               (unsigned long long)c->launches[i], (unsigned long long)c->launches[0]);
     CLAIM(c->launches[0] > 0, "no kernel launched");
-    static const char *const none[] = { "clCreateBuffer", "clCreateProgramWithSource",
-                                        "clCreateProgramWithBinary", "clBuildProgram",
-                                        "clCreateKernel", "clFinish" };
+    static const char *const none[] = { "clCreateBuffer",
+                                        "clCreateProgramWithSource",
+                                        "clCreateProgramWithBinary",
+                                        "clBuildProgram",
+                                        "clCreateKernel",
+                                        "clFinish" };
     for (size_t k = 0; k < sizeof none / sizeof none[0]; k++)
-        CLAIM(calls_of(c, none[k]) == 0, "%ld %s calls in %ld steps", calls_of(c, none[k]),
-              none[k], n);
+        CLAIM(calls_of(c, none[k]) == 0, "%ld %s calls in %ld steps", calls_of(c, none[k]), none[k],
+              n);
     /* clnet's reads and writes are all blocking: each is a host wait. */
     long rw = calls_of(c, "clEnqueueReadBuffer") + calls_of(c, "clEnqueueWriteBuffer");
     CLAIM(rw == waits * n, "%ld blocking reads and writes in %ld steps, expected %ld", rw, n,
@@ -288,8 +296,7 @@ static void check_model(stepper *s, const char *label, long waits_read)
     ck_assert_msg(waste(label, &c, 0) == 0, "%s: a step wastes (see above)", label);
     s->read_loss = 1;
     c = count_steps(s, STEPS);
-    ck_assert_msg(waste(label, &c, waits_read) == 0, "%s, reading the loss: a step wastes",
-                  label);
+    ck_assert_msg(waste(label, &c, waits_read) == 0, "%s, reading the loss: a step wastes", label);
     s->read_loss = 0;
 }
 
@@ -368,8 +375,8 @@ START_TEST(fit_waits_do_not_grow_with_steps)
             continue; /* warm-up: builds and allocates */
         d[run - 1].host_waits = b.host_waits - a.host_waits;
         d[run - 1].buffers_created = b.buffers_created - a.buffers_created;
-        d[run - 1].programs_built = b.programs_built + b.programs_loaded - a.programs_built -
-                                    a.programs_loaded;
+        d[run - 1].programs_built =
+            b.programs_built + b.programs_loaded - a.programs_built - a.programs_loaded;
     }
     /* Uploads of x, y and the order, then the loss and correct sums. */
     ck_assert_uint_eq(d[0].host_waits, 5);

@@ -226,7 +226,8 @@ START_TEST(oversized_tensors_are_refused_early)
              clnet_tensor_create(ctx, CLNET_F32, 1, shape, &t));
     ck_assert_ptr_null(t);
     int64_t huge[3] = { INT64_C(1) << 40, INT64_C(1) << 40, 16 };
-    CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "overflow", clnet_tensor_create(ctx, CLNET_F32, 3, huge, &t));
+    CK_FAILS(ctx, CLNET_ERR_TOO_LARGE, "overflow",
+             clnet_tensor_create(ctx, CLNET_F32, 3, huge, &t));
     CK_OK(ctx, clnet_context_get_stats(ctx, &after));
     ck_assert_uint_eq(after.buffers_created, before.buffers_created);
     clnet_context_destroy(ctx);
@@ -238,11 +239,15 @@ START_TEST(bad_arguments_are_named)
     clnet_context *ctx = test_context();
     int64_t shape[2] = { 2, -3 };
     clnet_tensor *t;
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "negative", clnet_tensor_create(ctx, CLNET_F32, 2, shape, &t));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "negative",
+             clnet_tensor_create(ctx, CLNET_F32, 2, shape, &t));
     CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "ndim", clnet_tensor_create(ctx, CLNET_F32, 9, shape, &t));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "shape != NULL", clnet_tensor_create(ctx, CLNET_F32, 2, NULL, &t));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dtype", clnet_tensor_create(ctx, (clnet_dtype)7, 1, shape, &t));
-    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "out != NULL", clnet_tensor_create(ctx, CLNET_F32, 1, shape, NULL));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "shape != NULL",
+             clnet_tensor_create(ctx, CLNET_F32, 2, NULL, &t));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "dtype",
+             clnet_tensor_create(ctx, (clnet_dtype)7, 1, shape, &t));
+    CK_FAILS(ctx, CLNET_ERR_INVALID_ARG, "out != NULL",
+             clnet_tensor_create(ctx, CLNET_F32, 1, shape, NULL));
     ck_assert_int_eq(clnet_tensor_create(NULL, CLNET_F32, 1, shape, &t), CLNET_ERR_INVALID_ARG);
     int64_t n = 5;
     CK_OK(ctx, clnet_tensor_create(ctx, CLNET_F32, 1, &n, &t));
@@ -278,7 +283,8 @@ START_TEST(gather_rows_in_any_order)
     for (int r = 0; r < 9; r++)
         for (int c = 0; c < 15; c++) {
             float want = idx[r] >= 0 && idx[r] < 7 ? src[idx[r] * 15 + c] : 0.0f;
-            ck_assert_msg(got[r * 15 + c] == want, "row %d col %d: %g vs %g", r, c, got[r * 15 + c], want);
+            ck_assert_msg(got[r * 15 + c] == want, "row %d col %d: %g vs %g", r, c, got[r * 15 + c],
+                          want);
         }
     int64_t bad[2] = { 9, 4 };
     clnet_tensor *b;
@@ -317,7 +323,8 @@ START_TEST(partial_transfers_touch_only_their_range)
         for (size_t i = 0; i < sizeof host / sizeof *host; i++) {
             int inside = i >= G && i < G + cnt;
             if (inside)
-                ck_assert_msg(host[i] == all[COLS + off + i - G], "case %zu: element %zu", c, i - G);
+                ck_assert_msg(host[i] == all[COLS + off + i - G], "case %zu: element %zu", c,
+                              i - G);
             else
                 ck_assert_msg(isnan(host[i]), "case %zu: host guard %zu written", c, i);
         }
@@ -335,7 +342,8 @@ START_TEST(partial_transfers_touch_only_their_range)
     }
     /* Bounds, including ones whose sum overflows. */
     float one[2];
-    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside the tensor's 33", clnet_tensor_download_range(mid, 33, 1, one));
+    CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside the tensor's 33",
+             clnet_tensor_download_range(mid, 33, 1, one));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_download_range(mid, 32, 2, one));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_download_range(mid, 1, SIZE_MAX, one));
     CK_FAILS(ctx, CLNET_ERR_SHAPE, "outside", clnet_tensor_upload_range(mid, SIZE_MAX, 2, one));

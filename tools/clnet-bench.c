@@ -17,8 +17,8 @@
 
 /* Every suite; adding one is a line here (see bench.h). */
 static const bench_suite *const bench_suites[] = {
-    &bench_suite_gemm, &bench_suite_conv, &bench_suite_pool, &bench_suite_act, &bench_suite_cnn,
-    &bench_suite_lstm, &bench_suite_gan, &bench_suite_vae, &bench_suite_onnx,
+    &bench_suite_gemm, &bench_suite_conv, &bench_suite_pool, &bench_suite_act,  &bench_suite_cnn,
+    &bench_suite_lstm, &bench_suite_gan,  &bench_suite_vae,  &bench_suite_onnx,
 };
 #define NSUITES (sizeof bench_suites / sizeof bench_suites[0])
 
@@ -37,11 +37,11 @@ typedef struct args {
     const char *cases[MAX_CASES]; /* --case: only these (any suite, quick or not) */
     int case_count;
     const char *json, *csv, *plot, *plot_data;
-    const char *onnx;           /* --onnx FILE: the onnx suite's model */
-    int batch;                  /* --batch N (with --onnx); 0: the file's */
-    const char *inject;         /* NAME[@DEVICE]; NULL or "": none */
-    size_t inject_len;          /* of NAME */
-    int inject_device;          /* DEVICE, or -1: every device */
+    const char *onnx;   /* --onnx FILE: the onnx suite's model */
+    int batch;          /* --batch N (with --onnx); 0: the file's */
+    const char *inject; /* NAME[@DEVICE]; NULL or "": none */
+    size_t inject_len;  /* of NAME */
+    int inject_device;  /* DEVICE, or -1: every device */
     bench_options o;
 } args;
 
@@ -50,10 +50,14 @@ typedef struct args {
 static const char *type_name(clnet_device_type t)
 {
     switch (t) {
-    case CLNET_DEVICE_CPU: return "CPU";
-    case CLNET_DEVICE_GPU: return "GPU";
-    case CLNET_DEVICE_ACCELERATOR: return "accelerator";
-    default: return "other";
+    case CLNET_DEVICE_CPU:
+        return "CPU";
+    case CLNET_DEVICE_GPU:
+        return "GPU";
+    case CLNET_DEVICE_ACCELERATOR:
+        return "accelerator";
+    default:
+        return "other";
     }
 }
 
@@ -64,7 +68,10 @@ static double mib(uint64_t bytes)
 
 static void print_features(unsigned f)
 {
-    static const struct { unsigned flag; const char *name; } names[] = {
+    static const struct {
+        unsigned flag;
+        const char *name;
+    } names[] = {
         { CLNET_FEATURE_FP16, "fp16" },
         { CLNET_FEATURE_FP64, "fp64" },
         { CLNET_FEATURE_SUBGROUPS, "subgroups" },
@@ -160,7 +167,8 @@ static int list_devices(void)
     }
     if (def)
         printf("(* = the default device: what a program without a device spec gets now;%s "
-               "--device overrides it)\n", getenv("CLNET_DEVICE") ? " CLNET_DEVICE and" : "");
+               "--device overrides it)\n",
+               getenv("CLNET_DEVICE") ? " CLNET_DEVICE and" : "");
     else
         printf("(no default device: %s)\n", def_err);
     if (def_note[0])
@@ -185,7 +193,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: clnet-bench --list\n"
-            "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--case NAME ...]\n"
+            "       clnet-bench [--device SPEC ... | --device all] [--suite NAME ...] [--case NAME "
+            "...]\n"
             "                   [--quick] [--check] [--reps N] [--cold] [--no-peak]\n"
             "                   [--json FILE] [--csv FILE] [--plot FILE.png|.svg|.pdf]\n"
             "                   [--plot-data FILE.csv]\n"
@@ -334,8 +343,7 @@ static int parse(int argc, char **argv, args *a)
         else if (!strcmp(s, "--batch")) {
             if (!cli_int_i("clnet-bench", s, v, 1, 65536, &a->batch))
                 return EXIT_USAGE;
-        }
-        else if (!strcmp(s, "--quick"))
+        } else if (!strcmp(s, "--quick"))
             a->o.quick = 1;
         else if (!strcmp(s, "--check"))
             a->o.check = 1;
@@ -418,9 +426,9 @@ static int make_cold_caches(char *tmp, char *clnet_dir, size_t size)
         return 1;
     }
     static const char *const vars[][2] = {
-        { "POCL_CACHE_DIR", "pocl" },          /* pocl */
-        { "CUDA_CACHE_PATH", "cuda" },         /* NVIDIA's OpenCL */
-        { "MESA_SHADER_CACHE_DIR", "mesa" },   /* rusticl */
+        { "POCL_CACHE_DIR", "pocl" },        /* pocl */
+        { "CUDA_CACHE_PATH", "cuda" },       /* NVIDIA's OpenCL */
+        { "MESA_SHADER_CACHE_DIR", "mesa" }, /* rusticl */
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         char dir[1024];
@@ -476,8 +484,10 @@ static int make_plan(const args *a, plan *p)
         for (int i = 0; i < p->count && !found; i++)
             found = !strcmp(p->cases[i].name, a->cases[k]);
         if (!found) {
-            fprintf(stderr, "clnet-bench: --case: no case \"%s\" in the chosen suites "
-                            "(--list-suites)\n", a->cases[k]);
+            fprintf(stderr,
+                    "clnet-bench: --case: no case \"%s\" in the chosen suites "
+                    "(--list-suites)\n",
+                    a->cases[k]);
             return EXIT_USAGE;
         }
     }
@@ -510,8 +520,7 @@ static int resolve_devices(args *a)
     return 0;
 }
 
-static clnet_context *open_context(const char *spec, const char *cache_dir, char *err,
-                                   size_t size)
+static clnet_context *open_context(const char *spec, const char *cache_dir, char *err, size_t size)
 {
     clnet_context_params params = CLNET_CONTEXT_PARAMS_DEFAULT;
     params.device = spec;
@@ -529,10 +538,10 @@ typedef struct session {
     const plan *p;
     const char *cache_dir;
     bench_run_info info;
-    bench_result *results;      /* device-major: device * p->count + case */
+    bench_result *results; /* device-major: device * p->count + case */
     bench_compile compile[MAX_DEVICES * NSUITES];
     int compile_count;
-    void *refs[MAX_CASES];      /* float64 references, shared by devices */
+    void *refs[MAX_CASES]; /* float64 references, shared by devices */
 } session;
 
 /* Every case of suite su on device d, in the measuring context. */
@@ -657,8 +666,10 @@ static int write_files(const session *s)
         bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->json);
     if (a->csv && bench_write_csv(a->csv, &s->info, s->results, n))
         bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->csv);
-    if ((a->plot || a->plot_data) && bench_write_plot(a->plot, a->plot_data, &s->info, s->results, n))
-        bad = fprintf(stderr, "clnet-bench: could not write %s\n", a->plot ? a->plot : a->plot_data);
+    if ((a->plot || a->plot_data) &&
+        bench_write_plot(a->plot, a->plot_data, &s->info, s->results, n))
+        bad =
+            fprintf(stderr, "clnet-bench: could not write %s\n", a->plot ? a->plot : a->plot_data);
     return bad != 0;
 }
 
@@ -703,8 +714,11 @@ static int run(args *a)
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     gethostname(host, sizeof host - 1);
-    s.info = (bench_run_info){ .device_count = a->device_count, .cold = a->o.cold,
-                               .checked = a->o.check, .date = date, .host = host };
+    s.info = (bench_run_info){ .device_count = a->device_count,
+                               .cold = a->o.cold,
+                               .checked = a->o.check,
+                               .date = date,
+                               .host = host };
     s.results = calloc((size_t)(a->device_count * (p.count ? p.count : 1)), sizeof *s.results);
     if (!s.results)
         goto done;

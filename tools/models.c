@@ -96,10 +96,12 @@ clnet_status build_dcgan_generator(clnet_context *ctx, unsigned long long seed, 
     t2.activation = CLNET_ACT_TANH;
     const float momentum = 0.1f, eps = 1e-3f;
     if ((st = clnet_model_add_dense(m, &d)) || (st = clnet_model_add_reshape(m, 3, grid)) ||
-        (st = clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = eps, .momentum = momentum })) ||
+        (st = clnet_model_add_batchnorm(
+             m, &(clnet_batchnorm_params){ .eps = eps, .momentum = momentum })) ||
         (st = clnet_model_add_activation(m, CLNET_ACT_LEAKY_RELU, 0.2f)) ||
         (st = clnet_model_add_conv2d_transpose(m, &t1)) ||
-        (st = clnet_model_add_batchnorm(m, &(clnet_batchnorm_params){ .eps = eps, .momentum = momentum })) ||
+        (st = clnet_model_add_batchnorm(
+             m, &(clnet_batchnorm_params){ .eps = eps, .momentum = momentum })) ||
         (st = clnet_model_add_activation(m, CLNET_ACT_LEAKY_RELU, 0.2f)) ||
         (st = clnet_model_add_conv2d_transpose(m, &t2))) {
         clnet_model_destroy(m);

@@ -36,8 +36,8 @@ int out_target(const char *path, char *buf, size_t size);
  * directory, renamed over the target by out_commit. A reader never sees a
  * half-written file, and a failed write leaves the old file as it was. */
 typedef struct out_file {
-    FILE *f;                    /* write here */
-    int err;                    /* the first write error (errno), 0 if none */
+    FILE *f; /* write here */
+    int err; /* the first write error (errno), 0 if none */
     char tmp[4200];
     char dest[4096];
 } out_file;

@@ -13,7 +13,7 @@
 #define PI 3.14159265358979323846
 
 typedef struct frame {
-    double x0, y0, w, h;               /* the plotting area on the canvas */
+    double x0, y0, w, h; /* the plotting area on the canvas */
     double xmin, xmax;
     draw_axis y;
 } frame;
@@ -48,7 +48,7 @@ static void data_range(const plot_panel *p, frame *f)
     draw_axis_fit(&f->y, ymin, ymax, p->log_y, 0);
     if (f->xmax <= f->xmin)
         f->xmin -= 0.5, f->xmax += 0.5;
-    double xpad = 0.03 * (f->xmax - f->xmin);   /* the end points' dots show whole */
+    double xpad = 0.03 * (f->xmax - f->xmin); /* the end points' dots show whole */
     f->xmin -= xpad;
     f->xmax += xpad;
 }
@@ -102,7 +102,7 @@ static void draw_series(cairo_t *cr, const plot_panel *p, const frame *f)
         }
         cairo_stroke(cr);
         cairo_set_dash(cr, dash, 0, 0);
-        for (int i = 0; i < ps->n; i++)     /* dots: a one-epoch run still shows */
+        for (int i = 0; i < ps->n; i++) /* dots: a one-epoch run still shows */
             if (ps->y[i] >= 0 && isfinite(ps->y[i])) {
                 cairo_arc(cr, fx(f, ps->x[i]), fy(f, ps->y[i]), 3, 0, 2 * PI);
                 cairo_fill(cr);
@@ -162,7 +162,8 @@ static void draw(cairo_t *cr, void *user)
 
 static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int length)
 {
-    return fwrite(data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    return fwrite(data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS
+                                                      : CAIRO_STATUS_WRITE_ERROR;
 }
 
 int plot_write(const char *path, const plot_panel *panels, int npanels, int width, int height,
@@ -171,7 +172,8 @@ int plot_write(const char *path, const plot_panel *panels, int npanels, int widt
     draw_kind kind = draw_kind_of(path);
     if (kind == DRAW_UNKNOWN || npanels < 1 || width < 100 || height < 100) {
         snprintf(err, err_size, "%s: %s", path,
-                 kind == DRAW_UNKNOWN ? "the file name must end in .png, .svg or .pdf" : "nothing to draw");
+                 kind == DRAW_UNKNOWN ? "the file name must end in .png, .svg or .pdf"
+                                      : "nothing to draw");
         return -1;
     }
     char tmp[4096];

@@ -20,7 +20,7 @@ typedef struct plot_panel {
     const char *title, *xlabel, *ylabel;
     const plot_series *series;
     int nseries;
-    int log_y;                         /* a log scale (used when every y > 0) */
+    int log_y; /* a log scale (used when every y > 0) */
 } plot_panel;
 
 /* Draws the panels side by side on a width x height canvas (points; PNG

@@ -20,13 +20,13 @@ extern "C" {
 
 /* What a callback sees. Borrowed: valid during the call only. */
 typedef struct clnet_fit_event {
-    int epoch, epochs;                 /* 1-based epoch of this fit; epochs as fit was asked */
-    const clnet_progress *progress;    /* batch_end: the step and the epoch's running means */
-    clnet_epoch_log *log;              /* epoch_end: this epoch's row; a callback may change it,
-                                        * later callbacks and the history see the change */
-    const clnet_history *history;      /* the fit's history, if the caller gave one; else NULL */
-    int stop;                          /* set nonzero to end training after this batch or epoch */
-    const clnet_callback *callbacks;   /* the fit's callbacks (clnet_fit_params.callbacks) */
+    int epoch, epochs;               /* 1-based epoch of this fit; epochs as fit was asked */
+    const clnet_progress *progress;  /* batch_end: the step and the epoch's running means */
+    clnet_epoch_log *log;            /* epoch_end: this epoch's row; a callback may change it,
+                                      * later callbacks and the history see the change */
+    const clnet_history *history;    /* the fit's history, if the caller gave one; else NULL */
+    int stop;                        /* set nonzero to end training after this batch or epoch */
+    const clnet_callback *callbacks; /* the fit's callbacks (clnet_fit_params.callbacks) */
     int ncallbacks;
 } clnet_fit_event;
 
@@ -72,13 +72,13 @@ CLNET_API double clnet_model_learning_rate(const clnet_model *m);
 CLNET_API clnet_status clnet_model_set_learning_rate(clnet_model *m, double lr);
 
 typedef enum clnet_lr_schedule_kind {
-    CLNET_LR_CONSTANT = 0,             /* lr0 */
-    CLNET_LR_STEP,                     /* lr0 * gamma^floor(k / step_epochs) */
-    CLNET_LR_EXPONENTIAL,              /* lr0 * gamma^k */
-    CLNET_LR_COSINE,                   /* min_lr + (lr0 - min_lr) (1 + cos(pi min(k, T) / T)) / 2,
-                                        * T = cosine_epochs */
-    CLNET_LR_PLATEAU                   /* lr0, times factor after `patience` epochs without
-                                        * improvement of monitor, never below min_lr */
+    CLNET_LR_CONSTANT = 0, /* lr0 */
+    CLNET_LR_STEP,         /* lr0 * gamma^floor(k / step_epochs) */
+    CLNET_LR_EXPONENTIAL,  /* lr0 * gamma^k */
+    CLNET_LR_COSINE,       /* min_lr + (lr0 - min_lr) (1 + cos(pi min(k, T) / T)) / 2,
+                            * T = cosine_epochs */
+    CLNET_LR_PLATEAU       /* lr0, times factor after `patience` epochs without
+                            * improvement of monitor, never below min_lr */
 } clnet_lr_schedule_kind;
 
 /* A per-epoch schedule. With warmup_epochs W > 0, epoch e <= W (1-based)
@@ -86,21 +86,23 @@ typedef enum clnet_lr_schedule_kind {
  * the 0-based epoch it sees. Without warm-up k = e - 1. */
 typedef struct clnet_lr_schedule_params {
     clnet_lr_schedule_kind kind;
-    double initial_lr;                 /* lr0; 0: the compiled optimizer's lr when fit starts */
-    int warmup_epochs;                 /* >= 0 */
-    int step_epochs;                   /* STEP: >= 1 */
-    double gamma;                      /* STEP, EXPONENTIAL: > 0 */
-    int cosine_epochs;                 /* COSINE: >= 1 */
-    double min_lr;                     /* COSINE's end, PLATEAU's floor: >= 0 */
-    clnet_monitor monitor;             /* PLATEAU */
-    double factor;                     /* PLATEAU: in (0, 1) */
-    int patience;                      /* PLATEAU: >= 0 */
-    double min_delta;                  /* PLATEAU: an improvement must beat the best by more */
-    int cooldown;                      /* PLATEAU: epochs after a reduction before counting again */
+    double initial_lr;     /* lr0; 0: the compiled optimizer's lr when fit starts */
+    int warmup_epochs;     /* >= 0 */
+    int step_epochs;       /* STEP: >= 1 */
+    double gamma;          /* STEP, EXPONENTIAL: > 0 */
+    int cosine_epochs;     /* COSINE: >= 1 */
+    double min_lr;         /* COSINE's end, PLATEAU's floor: >= 0 */
+    clnet_monitor monitor; /* PLATEAU */
+    double factor;         /* PLATEAU: in (0, 1) */
+    int patience;          /* PLATEAU: >= 0 */
+    double min_delta;      /* PLATEAU: an improvement must beat the best by more */
+    int cooldown;          /* PLATEAU: epochs after a reduction before counting again */
 } clnet_lr_schedule_params;
 #define CLNET_LR_SCHEDULE_PARAMS_INIT                                                              \
-    { .kind = CLNET_LR_CONSTANT, .step_epochs = 10, .gamma = 0.1, .cosine_epochs = 10,             \
-      .monitor = CLNET_MONITOR_VAL_LOSS, .factor = 0.1, .patience = 10 }
+    {                                                                                              \
+        .kind = CLNET_LR_CONSTANT, .step_epochs = 10, .gamma = 0.1, .cosine_epochs = 10,           \
+        .monitor = CLNET_MONITOR_VAL_LOSS, .factor = 0.1, .patience = 10                           \
+    }
 #define CLNET_LR_SCHEDULE_PARAMS_DEFAULT ((clnet_lr_schedule_params)CLNET_LR_SCHEDULE_PARAMS_INIT)
 
 /* The learning rate a schedule gives epoch `epoch` (1-based) from lr0, for
@@ -125,12 +127,16 @@ CLNET_API clnet_status clnet_callback_lr_schedule(clnet_context *ctx,
  * the end of the best epoch. */
 typedef struct clnet_early_stopping_params {
     clnet_monitor monitor;
-    int patience;                      /* >= 0; 0 stops at the first epoch without improvement, as 1 does */
-    double min_delta;                  /* >= 0 */
+    int patience;     /* >= 0; 0 stops at the first epoch without improvement, as 1 does */
+    double min_delta; /* >= 0 */
     int restore_best_weights;
 } clnet_early_stopping_params;
-#define CLNET_EARLY_STOPPING_PARAMS_INIT { .monitor = CLNET_MONITOR_VAL_LOSS, .patience = 5 }
-#define CLNET_EARLY_STOPPING_PARAMS_DEFAULT ((clnet_early_stopping_params)CLNET_EARLY_STOPPING_PARAMS_INIT)
+#define CLNET_EARLY_STOPPING_PARAMS_INIT                                                           \
+    {                                                                                              \
+        .monitor = CLNET_MONITOR_VAL_LOSS, .patience = 5                                           \
+    }
+#define CLNET_EARLY_STOPPING_PARAMS_DEFAULT                                                        \
+    ((clnet_early_stopping_params)CLNET_EARLY_STOPPING_PARAMS_INIT)
 
 /* *out is caller-owned: clnet_callback_release. After fit,
  * clnet_callback_stopped_epoch tells whether and when it stopped. */
@@ -153,16 +159,20 @@ CLNET_API int clnet_callback_stopped_epoch(const clnet_callback *cb, int *best);
  * stopping's best value, wait counter and best weights, the checkpoints'
  * best values) as they are when it runs: list it after them. */
 typedef struct clnet_checkpoint_params {
-    const char *path;                  /* copied */
+    const char *path; /* copied */
     clnet_monitor monitor;
     int save_best_only;
-    int training_state;                /* nonzero: clnet_model_save_training_state, to resume */
+    int training_state; /* nonzero: clnet_model_save_training_state, to resume */
 } clnet_checkpoint_params;
-#define CLNET_CHECKPOINT_PARAMS_INIT { .path = NULL, .monitor = CLNET_MONITOR_VAL_LOSS }
+#define CLNET_CHECKPOINT_PARAMS_INIT                                                               \
+    {                                                                                              \
+        .path = NULL, .monitor = CLNET_MONITOR_VAL_LOSS                                            \
+    }
 #define CLNET_CHECKPOINT_PARAMS_DEFAULT ((clnet_checkpoint_params)CLNET_CHECKPOINT_PARAMS_INIT)
 
 /* *out is caller-owned: clnet_callback_release. */
-CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet_checkpoint_params *p,
+CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx,
+                                                 const clnet_checkpoint_params *p,
                                                  clnet_callback *out);
 
 /* ---- Resuming ------------------------------------------------------------------------ */
@@ -180,7 +190,8 @@ CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, con
  * changes. Continue with clnet_fit_params.initial_epoch = *epoch and the
  * same epochs, batch size and shuffle seed: the weights then equal, bit for
  * bit, those of a fit that never stopped. */
-CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const char *path, int *epoch);
+CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const char *path,
+                                                       int *epoch);
 /* Restores the state of the built-in callbacks among cbs[0..n) (schedules,
  * early stopping, checkpoints) from a training state that a checkpoint
  * callback with training_state wrote, so that a fit resumed from it stops,
@@ -191,8 +202,8 @@ CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const cha
  * the fit that resumes (fit's train_begin keeps what this set, once). The
  * model must be built and compiled as the saved one was. Everything is
  * checked before anything changes. */
-CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *path, clnet_callback *cbs,
-                                                 int n);
+CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *path,
+                                                 clnet_callback *cbs, int n);
 
 #ifdef __cplusplus
 }

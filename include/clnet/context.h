@@ -32,43 +32,45 @@ typedef enum clnet_device_type {
  * kernels are OpenCL C 1.2 and need none of them; a kernel variant that uses
  * one is built only where the device has it and always has a fallback. */
 enum {
-    CLNET_FEATURE_FP16 = 1u << 0,               /* half arithmetic: cl_khr_fp16 */
-    CLNET_FEATURE_FP64 = 1u << 1,               /* double: cl_khr_fp64 or __opencl_c_fp64 */
-    CLNET_FEATURE_SUBGROUPS = 1u << 2,          /* cl_khr_subgroups, __opencl_c_subgroups, or
-                                                 * OpenCL 2.1+ with sub-groups */
-    CLNET_FEATURE_WORK_GROUP_COLLECTIVES = 1u << 3, /* work_group_reduce_add & co: OpenCL C
-                                                 * 2.x, or __opencl_c_work_group_collective_functions */
-    CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS = 1u << 4, /* OpenCL C 2.x, or 3.0 with
-                                                 * CL_DEVICE_NON_UNIFORM_WORK_GROUP_SUPPORT; clnet
-                                                 * never relies on it (launches round up) */
-    CLNET_FEATURE_OPENCL_C_30 = 1u << 5         /* the compiler accepts -cl-std=CL3.0
-                                                 * (CL_DEVICE_OPENCL_C_ALL_VERSIONS lists 3.0) */
+    CLNET_FEATURE_FP16 = 1u << 0,      /* half arithmetic: cl_khr_fp16 */
+    CLNET_FEATURE_FP64 = 1u << 1,      /* double: cl_khr_fp64 or __opencl_c_fp64 */
+    CLNET_FEATURE_SUBGROUPS = 1u << 2, /* cl_khr_subgroups, __opencl_c_subgroups, or
+                                        * OpenCL 2.1+ with sub-groups */
+    CLNET_FEATURE_WORK_GROUP_COLLECTIVES =
+        1u << 3, /* work_group_reduce_add & co: OpenCL C
+                  * 2.x, or __opencl_c_work_group_collective_functions */
+    CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS = 1u
+                                            << 4, /* OpenCL C 2.x, or 3.0 with
+                                                   * CL_DEVICE_NON_UNIFORM_WORK_GROUP_SUPPORT; clnet
+                                                   * never relies on it (launches round up) */
+    CLNET_FEATURE_OPENCL_C_30 = 1u << 5           /* the compiler accepts -cl-std=CL3.0
+                                                   * (CL_DEVICE_OPENCL_C_ALL_VERSIONS lists 3.0) */
 };
 
 /* What clnet knows about one device; plain data. */
 typedef struct clnet_device_info {
-    int platform_index, device_index;  /* the "P:D" spec of this device */
+    int platform_index, device_index; /* the "P:D" spec of this device */
     char platform_name[128];
     char platform_version[128];
     char name[128];
     char vendor[128];
     char driver_version[64];
-    char opencl_c_version[64];         /* CL_DEVICE_OPENCL_C_VERSION, verbatim */
+    char opencl_c_version[64]; /* CL_DEVICE_OPENCL_C_VERSION, verbatim */
     int opencl_c_major, opencl_c_minor;
-    int opencl_major, opencl_minor;    /* the device's OpenCL version (CL_DEVICE_VERSION) */
-    unsigned features;                 /* CLNET_FEATURE_* flags */
+    int opencl_major, opencl_minor; /* the device's OpenCL version (CL_DEVICE_VERSION) */
+    unsigned features;              /* CLNET_FEATURE_* flags */
     clnet_device_type type;
     unsigned compute_units;
     unsigned clock_mhz;
     uint64_t global_mem_bytes;
     uint64_t max_alloc_bytes;
     uint64_t local_mem_bytes;
-    int local_mem_is_global;           /* local memory emulated in global memory (CPUs) */
+    int local_mem_is_global; /* local memory emulated in global memory (CPUs) */
     size_t max_work_group_size;
     unsigned preferred_vector_width_float;
     int has_fp16, has_fp64;
-    int is_default;                    /* first in the default order (see
-                                        * clnet_context_params.device); unprobed */
+    int is_default; /* first in the default order (see
+                     * clnet_context_params.device); unprobed */
 } clnet_device_info;
 
 /* One OpenCL platform and its devices. A platform can have no device (Mesa's
@@ -76,9 +78,9 @@ typedef struct clnet_device_info {
 typedef struct clnet_platform_info {
     char name[128];
     char version[128];
-    char note[256];                    /* "" when devices were found */
+    char note[256]; /* "" when devices were found */
     int device_count;
-    clnet_device_info *devices;        /* device_count entries */
+    clnet_device_info *devices; /* device_count entries */
 } clnet_platform_info;
 
 typedef struct clnet_system {
@@ -118,11 +120,10 @@ typedef struct clnet_context_params {
      * first GPU, else the first CPU, else the first device. Specs: "gpu", "cpu",
      * "accelerator", "P:D" (platform and device index, as clnet-bench --list
      * prints them), or a case-insensitive substring of the device name, the
-     * platform name or the platform version ("pocl", "nvidia"). When several devices fit, they are tried in that
-     * order and the first one on which a trivial kernel builds and runs is
-     * taken: a device whose driver cannot build clnet's kernels is skipped (the
-     * context's errmsg then names it and says why). A spec that fits one device
-     * takes it without this probe. */
+     * platform name or the platform version ("pocl", "nvidia"). When several devices fit, they are
+     * tried in that order and the first one on which a trivial kernel builds and runs is taken: a
+     * device whose driver cannot build clnet's kernels is skipped (the context's errmsg then names
+     * it and says why). A spec that fits one device takes it without this probe. */
     const char *device;
     /* Where compiled kernels are kept between processes. NULL: the
      * CLNET_CACHE_DIR environment variable, else $XDG_CACHE_HOME/clnet, else
@@ -140,12 +141,14 @@ typedef struct clnet_context_params {
      * kernel timing on for every context and sends a table of them to the log
      * callback when the context is destroyed (clnet_log_stderr prints it). */
     int profiling;
-    clnet_log_fn log;                  /* optional; called on every recorded error */
+    clnet_log_fn log; /* optional; called on every recorded error */
     void *log_user;
 } clnet_context_params;
 
-#define CLNET_CONTEXT_PARAMS_INIT \
-    { .device = NULL, .cache_dir = NULL, .profiling = 0, .log = NULL, .log_user = NULL }
+#define CLNET_CONTEXT_PARAMS_INIT                                                                  \
+    {                                                                                              \
+        .device = NULL, .cache_dir = NULL, .profiling = 0, .log = NULL, .log_user = NULL           \
+    }
 #define CLNET_CONTEXT_PARAMS_DEFAULT ((clnet_context_params)CLNET_CONTEXT_PARAMS_INIT)
 
 /* Creates a context. params may be NULL (all defaults). On success *out is
@@ -154,8 +157,8 @@ typedef struct clnet_context_params {
  * and why, and the log callback receives the same note. On failure *out is
  * NULL and err (optional) receives the message, as for clnet_system_query;
  * when every device that fits failed its probe, it names each and why. */
-CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
-                                            clnet_context **out, char *err, size_t err_size);
+CLNET_API clnet_status clnet_context_create(const clnet_context_params *params, clnet_context **out,
+                                            char *err, size_t err_size);
 
 /* Destroys a context and its kernels. Every tensor created from it must have
  * been destroyed first. NULL is a no-op. */
@@ -173,15 +176,15 @@ CLNET_API clnet_status clnet_context_finish(clnet_context *ctx);
 
 /* Counters since the context was created, for tests and benchmarks. */
 typedef struct clnet_context_stats {
-    uint64_t programs_built;           /* compiled from source */
-    uint64_t programs_loaded;          /* loaded from the disk cache */
-    uint64_t cache_rejected;           /* disk-cache entries found unusable and rebuilt */
-    uint64_t buffers_created;          /* clCreateBuffer calls */
-    uint64_t buffers_live;             /* device buffers alive now */
-    uint64_t bytes_live;               /* device bytes alive now */
+    uint64_t programs_built;  /* compiled from source */
+    uint64_t programs_loaded; /* loaded from the disk cache */
+    uint64_t cache_rejected;  /* disk-cache entries found unusable and rebuilt */
+    uint64_t buffers_created; /* clCreateBuffer calls */
+    uint64_t buffers_live;    /* device buffers alive now */
+    uint64_t bytes_live;      /* device bytes alive now */
     uint64_t kernel_launches;
-    uint64_t host_waits;               /* blocking reads, writes and finishes */
-    double build_seconds;              /* wall time spent building or loading programs */
+    uint64_t host_waits;  /* blocking reads, writes and finishes */
+    double build_seconds; /* wall time spent building or loading programs */
 } clnet_context_stats;
 
 CLNET_API clnet_status clnet_context_get_stats(const clnet_context *ctx, clnet_context_stats *out);
@@ -196,9 +199,9 @@ CLNET_API clnet_status clnet_context_get_stats(const clnet_context *ctx, clnet_c
 #define CLNET_PROFILE_KERNELS 2
 
 typedef struct clnet_kernel_time {
-    char name[64];                     /* the kernel's function name */
+    char name[64]; /* the kernel's function name */
     uint64_t launches;
-    double ms;                         /* device time, summed over launches */
+    double ms; /* device time, summed over launches */
 } clnet_kernel_time;
 
 /* Waits for queued work, then writes the rows (most time first) into

@@ -34,7 +34,10 @@ typedef struct clnet_conv2d_params {
 } clnet_conv2d_params;
 
 /* Stride 1, no padding, dilation 1, no output padding. */
-#define CLNET_CONV2D_PARAMS_INIT { .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1 }
+#define CLNET_CONV2D_PARAMS_INIT                                                                   \
+    {                                                                                              \
+        .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1                             \
+    }
 #define CLNET_CONV2D_PARAMS_DEFAULT ((clnet_conv2d_params)CLNET_CONV2D_PARAMS_INIT)
 
 /* Sets p's padding to TensorFlow/Keras "same" for an in_h x in_w input and an

@@ -29,12 +29,12 @@ extern "C" {
 
 /* The element types of the IDX format (the third byte of the magic). */
 typedef enum clnet_idx_type {
-    CLNET_IDX_U8 = 0x08,               /* unsigned byte */
-    CLNET_IDX_I8 = 0x09,               /* signed byte */
-    CLNET_IDX_I16 = 0x0B,              /* int16 */
-    CLNET_IDX_I32 = 0x0C,              /* int32 */
-    CLNET_IDX_F32 = 0x0D,              /* IEEE float32 */
-    CLNET_IDX_F64 = 0x0E               /* IEEE float64 */
+    CLNET_IDX_U8 = 0x08,  /* unsigned byte */
+    CLNET_IDX_I8 = 0x09,  /* signed byte */
+    CLNET_IDX_I16 = 0x0B, /* int16 */
+    CLNET_IDX_I32 = 0x0C, /* int32 */
+    CLNET_IDX_F32 = 0x0D, /* IEEE float32 */
+    CLNET_IDX_F64 = 0x0E  /* IEEE float64 */
 } clnet_idx_type;
 
 /* The largest data section clnet_idx_load accepts (4 GiB): a header that
@@ -48,11 +48,11 @@ typedef enum clnet_idx_type {
  * outermost. count is 0 when a dim is 0 (data is then still non-NULL). */
 typedef struct clnet_idx {
     clnet_idx_type type;
-    int ndim;                          /* 1..CLNET_MAX_DIMS */
-    int64_t dims[CLNET_MAX_DIMS];      /* dims[ndim..] are 0 */
-    size_t count;                      /* product of dims */
-    size_t elem_size;                  /* 1, 2, 4 or 8 */
-    void *data;                        /* owned by the struct */
+    int ndim;                     /* 1..CLNET_MAX_DIMS */
+    int64_t dims[CLNET_MAX_DIMS]; /* dims[ndim..] are 0 */
+    size_t count;                 /* product of dims */
+    size_t elem_size;             /* 1, 2, 4 or 8 */
+    void *data;                   /* owned by the struct */
 } clnet_idx;
 
 /* Reads an IDX file: magic bytes 0, 0, type, ndim; then ndim big-endian
@@ -76,11 +76,11 @@ CLNET_API void clnet_idx_free(clnet_idx *idx);
 
 /* Images with one class label each, in host memory; plain data. */
 typedef struct clnet_dataset {
-    size_t count;                      /* number of images (and labels) */
-    int rows, cols;                    /* image height and width */
-    int classes;                       /* labels lie in [0, classes); 10 for MNIST */
-    float *images;                     /* count * rows * cols, row-major, pixel / 255 in [0, 1] */
-    int32_t *labels;                   /* count */
+    size_t count;    /* number of images (and labels) */
+    int rows, cols;  /* image height and width */
+    int classes;     /* labels lie in [0, classes); 10 for MNIST */
+    float *images;   /* count * rows * cols, row-major, pixel / 255 in [0, 1] */
+    int32_t *labels; /* count */
 } clnet_dataset;
 
 /* Loads an MNIST-style split (MNIST, Fashion-MNIST) from dir: the files
@@ -102,12 +102,15 @@ CLNET_API void clnet_dataset_free(clnet_dataset *ds);
 /* ---- Image grids ---------------------------------------------------------- */
 
 typedef struct clnet_png_grid_params {
-    int cols;                          /* images per row; 0: the smallest c with c * c >= count */
-    float lo, hi;                      /* values lo..hi map to black..white (clamped; NaN: black) */
-    int border;                        /* black pixels between and around images, 0..64 */
+    int cols;     /* images per row; 0: the smallest c with c * c >= count */
+    float lo, hi; /* values lo..hi map to black..white (clamped; NaN: black) */
+    int border;   /* black pixels between and around images, 0..64 */
 } clnet_png_grid_params;
 /* A grid of [-1, 1] images (a tanh generator's), one black pixel apart. */
-#define CLNET_PNG_GRID_PARAMS_INIT { .cols = 0, .lo = -1.0f, .hi = 1.0f, .border = 1 }
+#define CLNET_PNG_GRID_PARAMS_INIT                                                                 \
+    {                                                                                              \
+        .cols = 0, .lo = -1.0f, .hi = 1.0f, .border = 1                                            \
+    }
 #define CLNET_PNG_GRID_PARAMS_DEFAULT ((clnet_png_grid_params)CLNET_PNG_GRID_PARAMS_INIT)
 
 /* Writes count single-channel images of height x width floats (row-major,
@@ -123,9 +126,8 @@ typedef struct clnet_png_grid_params {
  * (optional, err_size bytes) receives the message. Host only, no OpenCL;
  * keeps no state (thread-safe). */
 CLNET_API clnet_status clnet_png_write_grid(const char *path, const float *images, int64_t count,
-                                            int height, int width,
-                                            const clnet_png_grid_params *p, char *err,
-                                            size_t err_size);
+                                            int height, int width, const clnet_png_grid_params *p,
+                                            char *err, size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -61,7 +61,10 @@ typedef struct clnet_dist_params {
      * runs MPI itself); NULL: MPI_COMM_WORLD. */
     const void *mpi_comm;
 } clnet_dist_params;
-#define CLNET_DIST_PARAMS_INIT { .timeout_s = 0 }
+#define CLNET_DIST_PARAMS_INIT                                                                     \
+    {                                                                                              \
+        .timeout_s = 0                                                                             \
+    }
 #define CLNET_DIST_PARAMS_DEFAULT ((clnet_dist_params)CLNET_DIST_PARAMS_INIT)
 
 /* 1 when clnet was built with MPI, else 0. */
@@ -78,8 +81,8 @@ CLNET_API int clnet_dist_launched(void);
  * On success *out is caller-owned: free with clnet_dist_destroy. On failure
  * *out is NULL and err (optional) receives the message.
  * CLNET_ERR_UNSUPPORTED: built without MPI. CLNET_ERR_IO: MPI failed. */
-CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *params, clnet_dist **out, char *err,
-                                       size_t err_size);
+CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *params, clnet_dist **out,
+                                         char *err, size_t err_size);
 /* Detaches every model still attached (they must still exist), frees the
  * communicator and finalizes MPI if clnet_dist_create initialized it (every
  * rank should then destroy its dist: MPI_Finalize is collective). After a

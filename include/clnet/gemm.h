@@ -10,10 +10,7 @@
 extern "C" {
 #endif
 
-typedef enum clnet_trans {
-    CLNET_NO_TRANS = 0,
-    CLNET_TRANS = 1
-} clnet_trans;
+typedef enum clnet_trans { CLNET_NO_TRANS = 0, CLNET_TRANS = 1 } clnet_trans;
 
 /* c = alpha * op(a) * op(b) + beta * c, row-major, float32.
  *
@@ -53,8 +50,8 @@ CLNET_API clnet_status clnet_gemm(clnet_trans trans_a, clnet_trans trans_b, floa
  * CLBlast runs: it uploads the per-entry offsets synchronously). Everything
  * else as clnet_gemm. */
 CLNET_API clnet_status clnet_gemm_batched(clnet_trans trans_a, clnet_trans trans_b, float alpha,
-                                          const clnet_tensor *a, const clnet_tensor *b,
-                                          float beta, clnet_tensor *c);
+                                          const clnet_tensor *a, const clnet_tensor *b, float beta,
+                                          clnet_tensor *c);
 
 #ifdef __cplusplus
 }

@@ -15,11 +15,11 @@ extern "C" {
 /* One epoch of a fit. A metric the run does not have (accuracy for a
  * regression loss, validation values without validation data) is -1. */
 typedef struct clnet_epoch_log {
-    int epoch;                         /* 1-based, counted across fits into one history */
-    double loss, accuracy;             /* means over the epoch's training samples */
-    double val_loss, val_accuracy;     /* on the validation data at the epoch's end */
-    double lr;                         /* the learning rate used for the epoch */
-    double seconds;                    /* wall time, validation included */
+    int epoch;                     /* 1-based, counted across fits into one history */
+    double loss, accuracy;         /* means over the epoch's training samples */
+    double val_loss, val_accuracy; /* on the validation data at the epoch's end */
+    double lr;                     /* the learning rate used for the epoch */
+    double seconds;                /* wall time, validation included */
 } clnet_epoch_log;
 
 /* The epochs of one or more fits, oldest first. Start from
@@ -30,11 +30,14 @@ typedef struct clnet_epoch_log {
  * change them only through these functions.
  * Thread-safety: one thread at a time per history. */
 typedef struct clnet_history {
-    int count;                         /* rows in epochs */
+    int count; /* rows in epochs */
     int capacity;
     clnet_epoch_log *epochs;
 } clnet_history;
-#define CLNET_HISTORY_INIT { .count = 0, .capacity = 0, .epochs = NULL }
+#define CLNET_HISTORY_INIT                                                                         \
+    {                                                                                              \
+        .count = 0, .capacity = 0, .epochs = NULL                                                  \
+    }
 #define CLNET_HISTORY_DEFAULT ((clnet_history)CLNET_HISTORY_INIT)
 
 /* Appends a copy of *row (fit does this; exposed for tools that merge

@@ -63,17 +63,17 @@ CLNET_API void clnet_model_destroy(clnet_model *m);
  * A failed add leaves the model as it was. */
 
 typedef enum clnet_init {
-    CLNET_INIT_GLOROT_UNIFORM = 0,     /* Keras' default for kernels */
+    CLNET_INIT_GLOROT_UNIFORM = 0, /* Keras' default for kernels */
     CLNET_INIT_HE_UNIFORM,
     CLNET_INIT_HE_NORMAL,
     CLNET_INIT_ZEROS
 } clnet_init;
 
 typedef enum clnet_padding {
-    CLNET_PADDING_VALID = 0,           /* no padding */
-    CLNET_PADDING_SAME,                /* Keras' 'same': output = ceil(input / stride) */
-    CLNET_PADDING_EXPLICIT             /* the params' pad_top, pad_left, pad_bottom, pad_right
-                                        * (ONNX's and PyTorch's pads; Conv2D and pooling) */
+    CLNET_PADDING_VALID = 0, /* no padding */
+    CLNET_PADDING_SAME,      /* Keras' 'same': output = ceil(input / stride) */
+    CLNET_PADDING_EXPLICIT   /* the params' pad_top, pad_left, pad_bottom, pad_right
+                              * (ONNX's and PyTorch's pads; Conv2D and pooling) */
 } clnet_padding;
 
 /* A layer's activation is any clnet_activation; CLNET_ACT_SOFTMAX is over
@@ -83,14 +83,16 @@ typedef enum clnet_padding {
 
 typedef struct clnet_dense_params {
     int units;
-    clnet_activation activation;       /* CLNET_ACT_NONE, RELU, ..., or CLNET_ACT_SOFTMAX */
-    float alpha;                       /* leaky relu slope */
+    clnet_activation activation; /* CLNET_ACT_NONE, RELU, ..., or CLNET_ACT_SOFTMAX */
+    float alpha;                 /* leaky relu slope */
     int use_bias;
     clnet_init kernel_init;
 } clnet_dense_params;
 #define CLNET_DENSE_PARAMS_INIT                                                                    \
-    { .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                      \
-      .kernel_init = CLNET_INIT_GLOROT_UNIFORM }
+    {                                                                                              \
+        .units = 1, .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                    \
+        .kernel_init = CLNET_INIT_GLOROT_UNIFORM                                                   \
+    }
 #define CLNET_DENSE_PARAMS_DEFAULT ((clnet_dense_params)CLNET_DENSE_PARAMS_INIT)
 
 typedef struct clnet_conv2d_layer_params {
@@ -111,15 +113,17 @@ typedef struct clnet_conv2d_layer_params {
     int pad_top, pad_left, pad_bottom, pad_right;
 } clnet_conv2d_layer_params;
 #define CLNET_CONV2D_LAYER_PARAMS_INIT                                                             \
-    { .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1,                    \
-      .dilation_h = 1, .dilation_w = 1, .padding = CLNET_PADDING_VALID,                            \
-      .activation = CLNET_ACT_NONE, .alpha = 0.2f, .use_bias = 1,                                  \
-      .kernel_init = CLNET_INIT_GLOROT_UNIFORM }
-#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT ((clnet_conv2d_layer_params)CLNET_CONV2D_LAYER_PARAMS_INIT)
+    {                                                                                              \
+        .filters = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .dilation_h = 1, \
+        .dilation_w = 1, .padding = CLNET_PADDING_VALID, .activation = CLNET_ACT_NONE,             \
+        .alpha = 0.2f, .use_bias = 1, .kernel_init = CLNET_INIT_GLOROT_UNIFORM                     \
+    }
+#define CLNET_CONV2D_LAYER_PARAMS_DEFAULT                                                          \
+    ((clnet_conv2d_layer_params)CLNET_CONV2D_LAYER_PARAMS_INIT)
 
 typedef struct clnet_pool2d_layer_params {
     int window_h, window_w;
-    int stride_h, stride_w;            /* 0: the window size (Keras' default) */
+    int stride_h, stride_w; /* 0: the window size (Keras' default) */
     clnet_padding padding;
     /* CLNET_PADDING_EXPLICIT only: each >= 0 and smaller than the window.
      * Padded cells are ignored by max pooling; average pooling counts them
@@ -128,8 +132,12 @@ typedef struct clnet_pool2d_layer_params {
     int pad_top, pad_left, pad_bottom, pad_right;
     int count_include_pad;
 } clnet_pool2d_layer_params;
-#define CLNET_POOL2D_LAYER_PARAMS_INIT { .window_h = 2, .window_w = 2, .padding = CLNET_PADDING_VALID }
-#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT ((clnet_pool2d_layer_params)CLNET_POOL2D_LAYER_PARAMS_INIT)
+#define CLNET_POOL2D_LAYER_PARAMS_INIT                                                             \
+    {                                                                                              \
+        .window_h = 2, .window_w = 2, .padding = CLNET_PADDING_VALID                               \
+    }
+#define CLNET_POOL2D_LAYER_PARAMS_DEFAULT                                                          \
+    ((clnet_pool2d_layer_params)CLNET_POOL2D_LAYER_PARAMS_INIT)
 
 /* Dense: inputs (batch, features), or (batch, steps, features) where it
  * applies to the last axis at every step (Keras' Dense, TimeDistributed;
@@ -150,14 +158,17 @@ CLNET_API clnet_status clnet_model_add_conv2d_transpose(clnet_model *m,
                                                         const clnet_conv2d_layer_params *p);
 /* UpSampling2D: nearest-neighbour, each pixel repeated size_h x size_w. */
 CLNET_API clnet_status clnet_model_add_upsampling2d(clnet_model *m, int size_h, int size_w);
-CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m, const clnet_pool2d_layer_params *p);
-CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m, const clnet_pool2d_layer_params *p);
+CLNET_API clnet_status clnet_model_add_maxpool2d(clnet_model *m,
+                                                 const clnet_pool2d_layer_params *p);
+CLNET_API clnet_status clnet_model_add_avgpool2d(clnet_model *m,
+                                                 const clnet_pool2d_layer_params *p);
 /* Flatten: (batch, ...) -> (batch, prod(...)); a view, no copy. */
 CLNET_API clnet_status clnet_model_add_flatten(clnet_model *m);
 /* Reshape: (batch, ...) -> (batch, shape...); one dim may be -1. A view. */
 CLNET_API clnet_status clnet_model_add_reshape(clnet_model *m, int ndim, const int64_t *shape);
 /* Activation as its own layer; alpha is leaky relu's slope. */
-CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act, float alpha);
+CLNET_API clnet_status clnet_model_add_activation(clnet_model *m, clnet_activation act,
+                                                  float alpha);
 /* Dropout: in training, zeroes each element with probability rate and scales
  * the rest by 1 / (1 - rate); identity in inference. */
 CLNET_API clnet_status clnet_model_add_dropout(clnet_model *m, float rate);
@@ -187,14 +198,16 @@ CLNET_API clnet_status clnet_model_add_batchnorm(clnet_model *m, const clnet_bat
  * it is not implemented. */
 typedef struct clnet_rnn_layer_params {
     int units;
-    int return_sequences;              /* output (batch, steps, units); else the last state */
-    int return_state;                  /* keep the final states: clnet_model_rnn_state */
-    int single_bias;                   /* 0: bias_ih and bias_hh (PyTorch); 1: one bias (Keras) */
-    int unit_forget_bias;              /* LSTM: the forget gate's bias starts at 1 */
-    float recurrent_dropout;           /* must be 0 */
+    int return_sequences;    /* output (batch, steps, units); else the last state */
+    int return_state;        /* keep the final states: clnet_model_rnn_state */
+    int single_bias;         /* 0: bias_ih and bias_hh (PyTorch); 1: one bias (Keras) */
+    int unit_forget_bias;    /* LSTM: the forget gate's bias starts at 1 */
+    float recurrent_dropout; /* must be 0 */
 } clnet_rnn_layer_params;
-#define CLNET_RNN_LAYER_PARAMS_INIT \
-    { .units = 1, .single_bias = 0, .unit_forget_bias = 0, .recurrent_dropout = 0.0f }
+#define CLNET_RNN_LAYER_PARAMS_INIT                                                                \
+    {                                                                                              \
+        .units = 1, .single_bias = 0, .unit_forget_bias = 0, .recurrent_dropout = 0.0f             \
+    }
 #define CLNET_RNN_LAYER_PARAMS_DEFAULT ((clnet_rnn_layer_params)CLNET_RNN_LAYER_PARAMS_INIT)
 
 CLNET_API clnet_status clnet_model_add_simple_rnn(clnet_model *m, const clnet_rnn_layer_params *p);
@@ -271,15 +284,15 @@ typedef enum clnet_loss_kind {
     CLNET_LOSS_CATEGORICAL_CROSSENTROPY,            /* one-hot / probability targets */
     CLNET_LOSS_BINARY_CROSSENTROPY,                 /* float targets in [0, 1] */
     CLNET_LOSS_MSE,
-    CLNET_LOSS_NONE                                 /* optimizer only: a custom loop computes
-                                                     * the loss (forward / backward / step);
-                                                     * fit, evaluate, train_on_batch refuse */
+    CLNET_LOSS_NONE /* optimizer only: a custom loop computes
+                     * the loss (forward / backward / step);
+                     * fit, evaluate, train_on_batch refuse */
 } clnet_loss_kind;
 
 /* How a loss reduces over a sample's features (clnet_compile_params). */
 typedef enum clnet_reduction {
-    CLNET_REDUCTION_MEAN = 0,          /* mean over the features (and the batch) */
-    CLNET_REDUCTION_SUM                /* sum over the features, mean over the batch */
+    CLNET_REDUCTION_MEAN = 0, /* mean over the features (and the batch) */
+    CLNET_REDUCTION_SUM       /* sum over the features, mean over the batch */
 } clnet_reduction;
 
 /* The most inputs, and the most outputs, one model has (clnet/graph.h). */
@@ -297,8 +310,8 @@ typedef struct clnet_compile_params {
     clnet_sgd_params sgd;
     clnet_rmsprop_params rmsprop;
     clnet_loss_kind loss;
-    float clip_norm;                   /* > 0: clip gradients by global norm */
-    int from_logits;                   /* cross-entropy losses: the output is raw scores */
+    float clip_norm; /* > 0: clip gradients by global norm */
+    int from_logits; /* cross-entropy losses: the output is raw scores */
     /* MSE and binary CE: over each sample's features, the mean (0, as before)
      * or the sum (a VAE's reconstruction term); the batch is always averaged.
      * Other losses take CLNET_REDUCTION_MEAN only. */
@@ -311,9 +324,11 @@ typedef struct clnet_compile_params {
     float loss_weights[CLNET_MODEL_MAX_IO];
 } clnet_compile_params;
 #define CLNET_COMPILE_PARAMS_INIT                                                                  \
-    { .optimizer = CLNET_OPTIMIZER_ADAM, .adam = CLNET_ADAM_PARAMS_INIT,                           \
-      .sgd = CLNET_SGD_PARAMS_INIT, .rmsprop = CLNET_RMSPROP_PARAMS_INIT,                          \
-      .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY }
+    {                                                                                              \
+        .optimizer = CLNET_OPTIMIZER_ADAM, .adam = CLNET_ADAM_PARAMS_INIT,                         \
+        .sgd = CLNET_SGD_PARAMS_INIT, .rmsprop = CLNET_RMSPROP_PARAMS_INIT,                        \
+        .loss = CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY                                         \
+    }
 #define CLNET_COMPILE_PARAMS_DEFAULT ((clnet_compile_params)CLNET_COMPILE_PARAMS_INIT)
 
 /* Chooses the optimizer and the loss; creates optimizer state. Fails with
@@ -324,14 +339,14 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
 
 /* What fit reports, once per step and once per epoch. */
 typedef struct clnet_progress {
-    int epoch, epochs;                 /* 1-based */
-    int64_t step, steps;               /* 1-based within the epoch */
-    double loss, accuracy;             /* running means over the epoch so far; accuracy is
-                                        * the loss's metric (clnet_loss_kind), named by metric */
-    double elapsed, eta;               /* seconds */
-    int end_of_epoch;                  /* 1 on the epoch's last call */
-    double val_loss, val_accuracy;     /* end of epoch, with validation data; else -1 */
-    const char *metric;                /* what accuracy holds: "accuracy" or "mae" */
+    int epoch, epochs;             /* 1-based */
+    int64_t step, steps;           /* 1-based within the epoch */
+    double loss, accuracy;         /* running means over the epoch so far; accuracy is
+                                    * the loss's metric (clnet_loss_kind), named by metric */
+    double elapsed, eta;           /* seconds */
+    int end_of_epoch;              /* 1 on the epoch's last call */
+    double val_loss, val_accuracy; /* end of epoch, with validation data; else -1 */
+    const char *metric;            /* what accuracy holds: "accuracy" or "mae" */
 } clnet_progress;
 
 typedef void (*clnet_progress_fn)(void *user, const clnet_progress *p);
@@ -344,9 +359,9 @@ CLNET_API void clnet_progress_print(void *user, const clnet_progress *p);
 /* Samples for fit and evaluate: borrowed host arrays. A loaded dataset
  * (clnet/data.h) gives one with clnet_dataset_view_of. */
 typedef struct clnet_dataset_view {
-    const float *x;                    /* count * prod(input_shape) floats */
-    const void *y;                     /* int32 labels in [0, classes) (sparse CE) or floats
-                                        * (count * prod(output)) */
+    const float *x; /* count * prod(input_shape) floats */
+    const void *y;  /* int32 labels in [0, classes) (sparse CE) or floats
+                     * (count * prod(output)) */
     int64_t count;
 } clnet_dataset_view;
 
@@ -363,24 +378,27 @@ typedef struct clnet_callback clnet_callback;
 typedef struct clnet_fit_params {
     int epochs;
     int batch_size;
-    uint64_t shuffle_seed;             /* order of samples each epoch */
-    int shuffle;                       /* nonzero: reshuffle every epoch */
+    uint64_t shuffle_seed;                /* order of samples each epoch */
+    int shuffle;                          /* nonzero: reshuffle every epoch */
     const clnet_dataset_view *validation; /* optional */
-    clnet_progress_fn progress;        /* optional; e.g. clnet_progress_print */
+    clnet_progress_fn progress;           /* optional; e.g. clnet_progress_print */
     void *progress_user;
     /* Without `validation`: in [0, 1), the last fraction of the samples
      * (before shuffling, as Keras) is held out and used as validation data. */
     double validation_split;
-    int validation_batch_size;         /* validation's batch size; <= 0: batch_size */
+    int validation_batch_size; /* validation's batch size; <= 0: batch_size */
     /* Epochs already done (0..epochs): fit runs epochs initial_epoch + 1 ..
      * epochs, with the sample orders an uninterrupted fit would use there
      * (clnet_model_load_training_state). */
     int initial_epoch;
-    clnet_history *history;            /* optional: fit appends a row per epoch (borrowed) */
-    const clnet_callback *callbacks;   /* optional: ncallbacks hooks, called in order (borrowed) */
+    clnet_history *history;          /* optional: fit appends a row per epoch (borrowed) */
+    const clnet_callback *callbacks; /* optional: ncallbacks hooks, called in order (borrowed) */
     int ncallbacks;
 } clnet_fit_params;
-#define CLNET_FIT_PARAMS_INIT { .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1 }
+#define CLNET_FIT_PARAMS_INIT                                                                      \
+    {                                                                                              \
+        .epochs = 1, .batch_size = 32, .shuffle_seed = 1, .shuffle = 1                             \
+    }
 #define CLNET_FIT_PARAMS_DEFAULT ((clnet_fit_params)CLNET_FIT_PARAMS_INIT)
 
 /* Trains on the host arrays in data. A sparse label outside [0, classes)

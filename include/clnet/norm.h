@@ -53,7 +53,10 @@ typedef struct clnet_batchnorm_params {
 } clnet_batchnorm_params;
 
 /* PyTorch's defaults: eps 1e-5, momentum 0.1. A NULL params means these. */
-#define CLNET_BATCHNORM_PARAMS_INIT { .eps = 1e-5f, .momentum = 0.1f }
+#define CLNET_BATCHNORM_PARAMS_INIT                                                                \
+    {                                                                                              \
+        .eps = 1e-5f, .momentum = 0.1f                                                             \
+    }
 #define CLNET_BATCHNORM_PARAMS_DEFAULT ((clnet_batchnorm_params)CLNET_BATCHNORM_PARAMS_INIT)
 
 /* Training forward: y = gamma * (x - mean) * invstd + beta per channel, with

@@ -7,9 +7,9 @@
  * Errors (every call here): CLNET_ERR_INVALID_ARG for a NULL tensor, tensors
  * of another context, or an output that overlaps an input other than as the
  * exact alias a call allows; CLNET_ERR_SHAPE for a dtype other than float32
- * or another element count (clnet_sum: out not one element); CLNET_ERR_DEVICE_MEMORY, CLNET_ERR_BUILD or CLNET_ERR_OPENCL when the
- * device fails (allocating a workspace, building or launching a kernel).
- * The message (clnet_context_errmsg) names the function and the argument;
+ * or another element count (clnet_sum: out not one element); CLNET_ERR_DEVICE_MEMORY,
+ * CLNET_ERR_BUILD or CLNET_ERR_OPENCL when the device fails (allocating a workspace, building or
+ * launching a kernel). The message (clnet_context_errmsg) names the function and the argument;
  * nothing is queued when a check fails. */
 #ifndef CLNET_OPS_H
 #define CLNET_OPS_H

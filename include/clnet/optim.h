@@ -58,7 +58,10 @@ typedef struct clnet_sgd_params {
 } clnet_sgd_params;
 
 /* lr 0.01, everything else 0; a NULL params means these. */
-#define CLNET_SGD_PARAMS_INIT { .lr = 0.01f }
+#define CLNET_SGD_PARAMS_INIT                                                                      \
+    {                                                                                              \
+        .lr = 0.01f                                                                                \
+    }
 #define CLNET_SGD_PARAMS_DEFAULT ((clnet_sgd_params)CLNET_SGD_PARAMS_INIT)
 
 /* One SGD step (torch.optim.SGD):
@@ -86,7 +89,10 @@ typedef struct clnet_adam_params {
 
 /* PyTorch's Adam defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight
  * decay. (PyTorch's AdamW defaults weight_decay to 1e-2: set it explicitly.) */
-#define CLNET_ADAM_PARAMS_INIT { .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f }
+#define CLNET_ADAM_PARAMS_INIT                                                                     \
+    {                                                                                              \
+        .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f                                  \
+    }
 #define CLNET_ADAM_PARAMS_DEFAULT ((clnet_adam_params)CLNET_ADAM_PARAMS_INIT)
 
 /* One Adam step (torch.optim.Adam, amsgrad off):
@@ -114,7 +120,10 @@ typedef struct clnet_rmsprop_params {
 
 /* PyTorch's defaults: lr 1e-2, alpha 0.99, eps 1e-8. (Keras' RMSprop uses
  * rho = 0.9 for alpha, eps 1e-7 and lr 1e-3.) */
-#define CLNET_RMSPROP_PARAMS_INIT { .lr = 1e-2f, .alpha = 0.99f, .eps = 1e-8f }
+#define CLNET_RMSPROP_PARAMS_INIT                                                                  \
+    {                                                                                              \
+        .lr = 1e-2f, .alpha = 0.99f, .eps = 1e-8f                                                  \
+    }
 #define CLNET_RMSPROP_PARAMS_DEFAULT ((clnet_rmsprop_params)CLNET_RMSPROP_PARAMS_INIT)
 
 /* One RMSprop step (torch.optim.RMSprop, not centered, no momentum):

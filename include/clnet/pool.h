@@ -50,8 +50,10 @@ typedef struct clnet_pool2d_params {
  * then the mean of real inputs, not diluted by zeros (PyTorch's AvgPool2d
  * defaults to 1; without padding the two agree). */
 #define CLNET_POOL2D_PARAMS_INIT                                                                   \
-    { .window_h = 2, .window_w = 2, .stride_h = 2, .stride_w = 2, .pad_top = 0,                    \
-      .pad_bottom = 0, .pad_left = 0, .pad_right = 0, .count_include_pad = 0 }
+    {                                                                                              \
+        .window_h = 2, .window_w = 2, .stride_h = 2, .stride_w = 2, .pad_top = 0, .pad_bottom = 0, \
+        .pad_left = 0, .pad_right = 0, .count_include_pad = 0                                      \
+    }
 #define CLNET_POOL2D_PARAMS_DEFAULT ((clnet_pool2d_params)CLNET_POOL2D_PARAMS_INIT)
 
 /* The output shape (N, C, OH, OW) for an input of shape x_shape (N, C, H, W)
@@ -97,7 +99,8 @@ CLNET_API clnet_status clnet_pool2d_max_forward_indices(const clnet_pool2d_param
  * clnet_pool2d_max_backward on the x that produced idx, bit for bit. Each
  * dx element receives the dy of the windows whose index names it. Indices
  * that clnet_pool2d_max_forward_indices did not produce give unspecified dx
- * values, never an out-of-bounds access. dx is overwritten and must not overlap idx or dy. No scratch memory. */
+ * values, never an out-of-bounds access. dx is overwritten and must not overlap idx or dy. No
+ * scratch memory. */
 CLNET_API clnet_status clnet_pool2d_max_backward_indices(const clnet_pool2d_params *params,
                                                          const clnet_tensor *idx,
                                                          const clnet_tensor *dy, clnet_tensor *dx);

@@ -62,20 +62,20 @@ extern "C" {
 /* The weights of one layer; borrowed, read only. Shapes as above. The
  * backward reads only w_ih and w_hh (the biases may be NULL there). */
 typedef struct clnet_rnn_weights {
-    const clnet_tensor *w_ih;          /* (G*H, F) */
-    const clnet_tensor *w_hh;          /* (G*H, H) */
-    const clnet_tensor *b_ih;          /* (G*H) */
-    const clnet_tensor *b_hh;          /* (G*H) */
+    const clnet_tensor *w_ih; /* (G*H, F) */
+    const clnet_tensor *w_hh; /* (G*H, H) */
+    const clnet_tensor *b_ih; /* (G*H) */
+    const clnet_tensor *b_hh; /* (G*H) */
 } clnet_rnn_weights;
 
 /* The weight gradients the backward writes; all four are required. They are
  * overwritten, not accumulated: add them to running sums yourself when a
  * layer is applied several times per step. */
 typedef struct clnet_rnn_grads {
-    clnet_tensor *dw_ih;               /* (G*H, F) */
-    clnet_tensor *dw_hh;               /* (G*H, H) */
-    clnet_tensor *db_ih;               /* (G*H) */
-    clnet_tensor *db_hh;               /* (G*H) */
+    clnet_tensor *dw_ih; /* (G*H, F) */
+    clnet_tensor *dw_hh; /* (G*H, H) */
+    clnet_tensor *db_ih; /* (G*H) */
+    clnet_tensor *db_hh; /* (G*H) */
 } clnet_rnn_grads;
 
 /* The number of float32 elements a reserve needs for these sizes: RNN 2*N*T*H,
@@ -94,15 +94,15 @@ CLNET_API int64_t clnet_gru_reserve_size(int64_t n, int64_t t, int64_t f, int64_
  * overwritten with what the backward needs. Outputs are overwritten; they must
  * not overlap the inputs or each other. Queued; nothing waits. */
 CLNET_API clnet_status clnet_rnn_forward(const clnet_rnn_weights *w, const clnet_tensor *x,
-                                         const clnet_tensor *h0, clnet_tensor *y,
-                                         clnet_tensor *hT, clnet_tensor *reserve);
+                                         const clnet_tensor *h0, clnet_tensor *y, clnet_tensor *hT,
+                                         clnet_tensor *reserve);
 CLNET_API clnet_status clnet_lstm_forward(const clnet_rnn_weights *w, const clnet_tensor *x,
                                           const clnet_tensor *h0, const clnet_tensor *c0,
                                           clnet_tensor *y, clnet_tensor *hT, clnet_tensor *cT,
                                           clnet_tensor *reserve);
 CLNET_API clnet_status clnet_gru_forward(const clnet_rnn_weights *w, const clnet_tensor *x,
-                                         const clnet_tensor *h0, clnet_tensor *y,
-                                         clnet_tensor *hT, clnet_tensor *reserve);
+                                         const clnet_tensor *h0, clnet_tensor *y, clnet_tensor *hT,
+                                         clnet_tensor *reserve);
 
 /* Backward through time, for the loss L with gradients dy = dL/dy,
  * dhT = dL/dhT, dcT = dL/dcT (each NULL = zeros, e.g. dy NULL when only the

@@ -21,16 +21,16 @@ extern "C" {
 /* One tensor of a parsed file. All pointers are borrowed from the
  * clnet_safetensors that holds the entry: valid until it is freed. */
 typedef struct clnet_safetensors_entry {
-    const char *name;                  /* non-empty, NUL-terminated UTF-8 */
-    const char *dtype;                 /* "F32", "F16", "BF16", "F64", "I64", "I32", "I16",
-                                        * "I8", "U8", "BOOL", "U16", "U32", "U64", "F8_E4M3"
-                                        * or "F8_E5M2" */
-    size_t elem_size;                  /* bytes per element of dtype */
-    int ndim;                          /* 0..CLNET_MAX_DIMS (0: a scalar) */
-    int64_t shape[CLNET_MAX_DIMS];     /* shape[ndim..] are 0 */
-    size_t numel;                      /* product of the shape (1 for a scalar) */
-    size_t offset;                     /* byte offset of the tensor in the data section */
-    size_t size;                       /* bytes: numel * elem_size */
+    const char *name;              /* non-empty, NUL-terminated UTF-8 */
+    const char *dtype;             /* "F32", "F16", "BF16", "F64", "I64", "I32", "I16",
+                                    * "I8", "U8", "BOOL", "U16", "U32", "U64", "F8_E4M3"
+                                    * or "F8_E5M2" */
+    size_t elem_size;              /* bytes per element of dtype */
+    int ndim;                      /* 0..CLNET_MAX_DIMS (0: a scalar) */
+    int64_t shape[CLNET_MAX_DIMS]; /* shape[ndim..] are 0 */
+    size_t numel;                  /* product of the shape (1 for a scalar) */
+    size_t offset;                 /* byte offset of the tensor in the data section */
+    size_t size;                   /* bytes: numel * elem_size */
     /* The tensor's bytes exactly as stored: little-endian, row-major. The data
      * section starts 16-byte aligned, so data is aligned to elem_size whenever
      * offset is a multiple of it (always so in files clnet writes); otherwise
@@ -52,11 +52,11 @@ typedef struct clnet_safetensors_meta {
  * threads at once races on it. */
 typedef struct clnet_safetensors {
     size_t count;
-    const clnet_safetensors_entry *entries;    /* count entries, in header order */
+    const clnet_safetensors_entry *entries; /* count entries, in header order */
     size_t metadata_count;
-    const clnet_safetensors_meta *metadata;    /* in header order */
-    size_t data_size;                          /* bytes in the data section */
-    const void *data;                          /* the data section */
+    const clnet_safetensors_meta *metadata; /* in header order */
+    size_t data_size;                       /* bytes in the data section */
+    const void *data;                       /* the data section */
 } clnet_safetensors;
 
 /* Parses a safetensors file held in buf[0..len). The layout: an unsigned
@@ -74,16 +74,15 @@ typedef struct clnet_safetensors {
  * copies what it needs. On success *out is caller-owned: free it with
  * clnet_safetensors_free(). On failure *out is NULL and err (optional,
  * err_size bytes) receives a NUL-terminated message. */
-CLNET_API clnet_status clnet_safetensors_parse(const void *buf, size_t len,
-                                               clnet_safetensors **out, char *err,
-                                               size_t err_size);
+CLNET_API clnet_status clnet_safetensors_parse(const void *buf, size_t len, clnet_safetensors **out,
+                                               char *err, size_t err_size);
 
 /* Reads and parses a file, with the checks of clnet_safetensors_parse; the
  * header length is checked against the file's size before the file is read.
  * CLNET_ERR_IO when the file cannot be opened or read or is not a regular
  * file; messages start with the path. Ownership as for the parse. */
-CLNET_API clnet_status clnet_safetensors_load(const char *path, clnet_safetensors **out,
-                                              char *err, size_t err_size);
+CLNET_API clnet_status clnet_safetensors_load(const char *path, clnet_safetensors **out, char *err,
+                                              size_t err_size);
 
 /* The entry named `name`, or NULL if there is none (or st or name is NULL).
  * Borrowed: valid until st is freed. */
@@ -103,10 +102,10 @@ CLNET_API void clnet_safetensors_free(clnet_safetensors *st);
 /* One tensor to write. data holds numel * 4 bytes of host floats (CLNET_F32)
  * or int32 (CLNET_I32), row-major; it may be NULL when numel is 0. */
 typedef struct clnet_safetensors_entry_in {
-    const char *name;                  /* non-empty UTF-8, unique, not "__metadata__" */
-    clnet_dtype dtype;                 /* CLNET_F32 or CLNET_I32 */
-    int ndim;                          /* 0..CLNET_MAX_DIMS */
-    int64_t shape[CLNET_MAX_DIMS];     /* each >= 0 */
+    const char *name;              /* non-empty UTF-8, unique, not "__metadata__" */
+    clnet_dtype dtype;             /* CLNET_F32 or CLNET_I32 */
+    int ndim;                      /* 0..CLNET_MAX_DIMS */
+    int64_t shape[CLNET_MAX_DIMS]; /* each >= 0 */
     const void *data;
 } clnet_safetensors_entry_in;
 
@@ -121,7 +120,8 @@ typedef struct clnet_safetensors_entry_in {
  * temporary file in the same directory, flushed to disk, then renamed over
  * path (a symbolic link at path is replaced, not followed). On failure
  * (CLNET_ERR_IO: the directory does not exist, the disk is full, ...) any old
- * file at path is left as it was and no temporary file is left behind. err (optional, err_size bytes) receives the message. */
+ * file at path is left as it was and no temporary file is left behind. err (optional, err_size
+ * bytes) receives the message. */
 CLNET_API clnet_status clnet_safetensors_write(const char *path,
                                                const clnet_safetensors_entry_in *entries,
                                                size_t count, const char *const *metadata_kv,

@@ -24,7 +24,8 @@ typedef enum clnet_status {
     CLNET_ERR_NO_DEVICE,     /* no device matches the request */
     CLNET_ERR_TOO_LARGE,     /* beyond a device limit (max allocation, work-group size) */
     CLNET_ERR_HOST_MEMORY,   /* a host allocation failed */
-    CLNET_ERR_DEVICE_MEMORY, /* the device could not allocate (CL_MEM_OBJECT_ALLOCATION_FAILURE, ...) */
+    CLNET_ERR_DEVICE_MEMORY, /* the device could not allocate (CL_MEM_OBJECT_ALLOCATION_FAILURE,
+                                ...) */
     CLNET_ERR_BUILD,         /* a kernel failed to compile; the message holds the build log */
     CLNET_ERR_OPENCL,        /* any other OpenCL error; the message names it */
     CLNET_ERR_IO,            /* a file could not be read or written */

@@ -40,7 +40,8 @@ CLNET_API const char *clnet_tblog_path(const clnet_tblog *w);
 CLNET_API const char *clnet_tblog_errmsg(const clnet_tblog *w);
 
 /* A scalar (stored as float32, as TensorBoard's simple_value). */
-CLNET_API clnet_status clnet_tblog_scalar(clnet_tblog *w, const char *tag, int64_t step, double value);
+CLNET_API clnet_status clnet_tblog_scalar(clnet_tblog *w, const char *tag, int64_t step,
+                                          double value);
 /* An image of height x width pixels with 1 (grey), 3 (RGB) or 4 (RGBA)
  * interleaved 8-bit channels, row by row; stored PNG-encoded. */
 CLNET_API clnet_status clnet_tblog_image(clnet_tblog *w, const char *tag, int64_t step, int height,
@@ -53,10 +54,13 @@ CLNET_API clnet_status clnet_tblog_histogram(clnet_tblog *w, const char *tag, in
 
 /* What the TensorBoard callback logs. */
 typedef struct clnet_tensorboard_params {
-    int every_steps;                   /* > 0: "batch/loss" every this many steps */
-    int histograms;                    /* nonzero: each parameter's values at each epoch's end */
+    int every_steps; /* > 0: "batch/loss" every this many steps */
+    int histograms;  /* nonzero: each parameter's values at each epoch's end */
 } clnet_tensorboard_params;
-#define CLNET_TENSORBOARD_PARAMS_INIT { .every_steps = 0, .histograms = 0 }
+#define CLNET_TENSORBOARD_PARAMS_INIT                                                              \
+    {                                                                                              \
+        .every_steps = 0, .histograms = 0                                                          \
+    }
 #define CLNET_TENSORBOARD_PARAMS_DEFAULT ((clnet_tensorboard_params)CLNET_TENSORBOARD_PARAMS_INIT)
 
 /* A fit callback that writes, at each epoch's end, the scalars "epoch/loss",

@@ -15,8 +15,8 @@ extern "C" {
 #define CLNET_MAX_DIMS 8
 
 typedef enum clnet_dtype {
-    CLNET_F32 = 0,                     /* IEEE float32 */
-    CLNET_I32                          /* int32 (labels, indices) */
+    CLNET_F32 = 0, /* IEEE float32 */
+    CLNET_I32      /* int32 (labels, indices) */
 } clnet_dtype;
 
 /* Bytes per element of a dtype (0 for an unknown dtype). */
@@ -82,8 +82,8 @@ CLNET_API clnet_status clnet_tensor_copy(const clnet_tensor *src, clnet_tensor *
  * from a dataset in shuffled order). dst and src share dtype and row size;
  * indices is int32 with dst's row count. An index outside src's rows gives a
  * row of zeros (never an out-of-bounds read). dst must not overlap src. */
-CLNET_API clnet_status clnet_tensor_gather_rows(const clnet_tensor *src, const clnet_tensor *indices,
-                                                clnet_tensor *dst);
+CLNET_API clnet_status clnet_tensor_gather_rows(const clnet_tensor *src,
+                                                const clnet_tensor *indices, clnet_tensor *dst);
 
 /* Random fills with the counter-based Philox4x32-10 generator: element i of
  * the tensor takes word i % 4 of Philox(counter = {i / 4 (64 bits), stream

@@ -154,8 +154,8 @@ static void copy_err(const clnet_dist *d, char *err, size_t err_size)
         snprintf(err, err_size, "%s", d->err);
 }
 
-CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *params, clnet_dist **out, char *err,
-                                       size_t err_size)
+CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *params, clnet_dist **out,
+                                         char *err, size_t err_size)
 {
     CLNET_CHECK_ARG(NULL, out != NULL);
     *out = NULL;

@@ -25,7 +25,7 @@ CLNET_API int clnet_dist_available(void)
     return 0;
 }
 CLNET_API clnet_status clnet_dist_create(const clnet_dist_params *p, clnet_dist **out, char *err,
-                                       size_t n)
+                                         size_t n)
 {
     (void)p;
     if (out)

@@ -353,7 +353,10 @@ CLNET_API clnet_status clnet_dist_fit(clnet_dist *d, clnet_model *m, const clnet
         if ((st = hooks_epoch_begin(&h, d, m, e)))
             break;
         double t0 = clnet__now(), sums[2];
-        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
+        clnet_progress pr = { .epoch = e,
+                              .epochs = p->epochs,
+                              .val_loss = -1,
+                              .val_accuracy = -1,
                               .metric = clnet__model_metric_name(m) };
         clnet__sample_order(order, data->count, p->shuffle, &state);
         if ((st = clnet_tensor_fill(s.loss_sum, 0)) || (st = clnet_tensor_fill(s.correct_sum, 0)) ||

@@ -54,8 +54,10 @@ clnet_status clnet__atomic_begin(clnet__atomic_file *f, const char *path, char *
     f->path = path;
     struct stat sb;
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        snprintf(msg, msg_size, "\"%.400s\" exists and is not a regular file (a device, FIFO or "
-                 "directory is never replaced)", path);
+        snprintf(msg, msg_size,
+                 "\"%.400s\" exists and is not a regular file (a device, FIFO or "
+                 "directory is never replaced)",
+                 path);
         return CLNET_ERR_IO;
     }
     size_t tsize = strlen(path) + 64;

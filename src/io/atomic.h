@@ -10,9 +10,9 @@
 #include "clnet/status.h"
 
 typedef struct clnet__atomic_file {
-    int fd;            /* write the contents here, with clnet__write_all */
-    char *tmp;         /* PATH.tmp-PID-N */
-    const char *path;  /* borrowed */
+    int fd;           /* write the contents here, with clnet__write_all */
+    char *tmp;        /* PATH.tmp-PID-N */
+    const char *path; /* borrowed */
 } clnet__atomic_file;
 
 /* Refuses a target that exists and is not a regular file (a device node, a

@@ -43,11 +43,18 @@ static clnet_status fail(char *err, size_t err_size, clnet_status st, const char
 static size_t idx_elem_size(int type)
 {
     switch (type) {
-    case CLNET_IDX_U8: case CLNET_IDX_I8: return 1;
-    case CLNET_IDX_I16: return 2;
-    case CLNET_IDX_I32: case CLNET_IDX_F32: return 4;
-    case CLNET_IDX_F64: return 8;
-    default: return 0;
+    case CLNET_IDX_U8:
+    case CLNET_IDX_I8:
+        return 1;
+    case CLNET_IDX_I16:
+        return 2;
+    case CLNET_IDX_I32:
+    case CLNET_IDX_F32:
+        return 4;
+    case CLNET_IDX_F64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -77,8 +84,8 @@ static clnet_status read_some(reader *r, void *buf, size_t n, size_t *got, int *
             if (zerr == Z_ERRNO)
                 return fail(r->err, r->err_size, CLNET_ERR_IO, "%s: read failed: %s", r->path,
                             strerror(errno));
-            return fail(r->err, r->err_size, CLNET_ERR_FORMAT, "%s: corrupt gzip data: %s",
-                        r->path, msg);
+            return fail(r->err, r->err_size, CLNET_ERR_FORMAT, "%s: corrupt gzip data: %s", r->path,
+                        msg);
         }
         *got += (size_t)k;
         if ((unsigned)k < chunk)
@@ -113,16 +120,18 @@ static clnet_status read_header(reader *r, clnet_idx *idx)
     if (magic[0] != 0 || magic[1] != 0)
         return fail(r->err, r->err_size, CLNET_ERR_FORMAT,
                     "%s: bad magic 0x%02x 0x%02x 0x%02x 0x%02x: an IDX file starts with 0x00 0x00 "
-                    "type ndim", r->path, magic[0], magic[1], magic[2], magic[3]);
+                    "type ndim",
+                    r->path, magic[0], magic[1], magic[2], magic[3]);
     idx->elem_size = idx_elem_size(magic[2]);
     if (idx->elem_size == 0)
         return fail(r->err, r->err_size, CLNET_ERR_FORMAT,
                     "%s: unknown element type 0x%02x (known: 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, "
-                    "0x0D f32, 0x0E f64)", r->path, magic[2]);
+                    "0x0D f32, 0x0E f64)",
+                    r->path, magic[2]);
     idx->type = (clnet_idx_type)magic[2];
     if (magic[3] == 0 || magic[3] > CLNET_MAX_DIMS)
-        return fail(r->err, r->err_size, CLNET_ERR_FORMAT,
-                    "%s: ndim %d is out of range (1..%d)", r->path, magic[3], CLNET_MAX_DIMS);
+        return fail(r->err, r->err_size, CLNET_ERR_FORMAT, "%s: ndim %d is out of range (1..%d)",
+                    r->path, magic[3], CLNET_MAX_DIMS);
     idx->ndim = magic[3];
     size_t need = 4 * (size_t)idx->ndim;
     if ((st = read_some(r, dims, need, &got, &trunc)))
@@ -153,8 +162,7 @@ static clnet_status read_data(reader *r, size_t want, unsigned char **out)
     size_t cap = want < FIRST_CHUNK ? want : FIRST_CHUNK, have = 0;
     unsigned char *buf = clnet__malloc(cap ? cap : 1);
     if (!buf)
-        return fail(r->err, r->err_size, CLNET_ERR_HOST_MEMORY, "%s: out of host memory",
-                    r->path);
+        return fail(r->err, r->err_size, CLNET_ERR_HOST_MEMORY, "%s: out of host memory", r->path);
     clnet_status st = CLNET_OK;
     while (have < want) {
         if (have == cap) {
@@ -202,8 +210,7 @@ static clnet_status check_end(reader *r, size_t data_bytes)
                     "%s: trailing data: %zu%s bytes after the %zu bytes of data the dims call for",
                     r->path, got, got == sizeof extra ? " or more" : "", data_bytes);
     if (trunc)
-        return fail(r->err, r->err_size, CLNET_ERR_FORMAT, "%s: gzip stream truncated",
-                    r->path);
+        return fail(r->err, r->err_size, CLNET_ERR_FORMAT, "%s: gzip stream truncated", r->path);
     return CLNET_OK;
 }
 
@@ -224,8 +231,7 @@ static void to_host_order(unsigned char *p, size_t count, size_t elem_size)
     }
 }
 
-CLNET_API clnet_status clnet_idx_load(const char *path, clnet_idx **out, char *err,
-                                      size_t err_size)
+CLNET_API clnet_status clnet_idx_load(const char *path, clnet_idx **out, char *err, size_t err_size)
 {
     if (!out)
         return fail(err, err_size, CLNET_ERR_INVALID_ARG,
@@ -249,7 +255,7 @@ CLNET_API clnet_status clnet_idx_load(const char *path, clnet_idx **out, char *e
         close(fd);
         return fail(err, err_size, CLNET_ERR_IO, "%s: cannot read: %s", path,
                     S_ISREG(sb.st_mode) || !sb.st_mode ? strerror(e)
-                    : S_ISDIR(sb.st_mode) ? strerror(EISDIR)
+                    : S_ISDIR(sb.st_mode)              ? strerror(EISDIR)
                                           : "not a regular file (a FIFO, socket or device)");
     }
     errno = 0;
@@ -294,9 +300,8 @@ CLNET_API void clnet_idx_free(clnet_idx *idx)
 /* ---- MNIST-style datasets --------------------------------------------- */
 
 /* Loads dir/<split>-<kind> or, when that does not exist, the ".gz" file. */
-static clnet_status load_part(const char *dir, const char *split, const char *kind,
-                              clnet_idx **out, char *path, size_t path_size, char *err,
-                              size_t err_size)
+static clnet_status load_part(const char *dir, const char *split, const char *kind, clnet_idx **out,
+                              char *path, size_t path_size, char *err, size_t err_size)
 {
     struct stat sb;
     int n = snprintf(path, path_size, "%s/%s-%s", dir, split, kind);
@@ -326,9 +331,8 @@ static clnet_status check_pair(const clnet_idx *img, const char *img_path, const
                     "%s: labels must be u8 (0x08) with 1 dim, file has type 0x%02x with %d",
                     lab_path, (unsigned)lab->type, lab->ndim);
     if (img->dims[0] != lab->dims[0])
-        return fail(err, err_size, CLNET_ERR_FORMAT,
-                    "%s has %lld images but %s has %lld labels", img_path,
-                    (long long)img->dims[0], lab_path, (long long)lab->dims[0]);
+        return fail(err, err_size, CLNET_ERR_FORMAT, "%s has %lld images but %s has %lld labels",
+                    img_path, (long long)img->dims[0], lab_path, (long long)lab->dims[0]);
     for (int i = 1; i <= 2; i++)
         if (img->dims[i] < 1 || img->dims[i] > INT_MAX)
             return fail(err, err_size, CLNET_ERR_FORMAT, "%s: image %s %lld is out of range",
@@ -348,7 +352,8 @@ static clnet_status make_dataset(const clnet_idx *img, const clnet_idx *lab, cln
     clnet_dataset *ds = clnet__calloc(1, sizeof *ds);
     size_t n = img->count, m = lab->count;
     if (ds) {
-        ds->images = n <= SIZE_MAX / sizeof(float) ? clnet__malloc(n ? n * sizeof(float) : 1) : NULL;
+        ds->images =
+            n <= SIZE_MAX / sizeof(float) ? clnet__malloc(n ? n * sizeof(float) : 1) : NULL;
         ds->labels = clnet__malloc(m ? m * sizeof(int32_t) : 1);
     }
     if (!ds || !ds->images || !ds->labels) {
@@ -382,7 +387,8 @@ CLNET_API clnet_status clnet_dataset_load_mnist(const char *dir, const char *spl
     if (!split || (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0))
         return fail(err, err_size, CLNET_ERR_INVALID_ARG,
                     "clnet_dataset_load_mnist: invalid argument: split is \"%s\", expected "
-                    "\"train\" or \"t10k\"", split ? split : "(null)");
+                    "\"train\" or \"t10k\"",
+                    split ? split : "(null)");
     char img_path[4096], lab_path[4096];
     clnet_idx *img = NULL, *lab = NULL;
     clnet_status st;

@@ -15,7 +15,6 @@
 #include "runtime/alloc.h"
 #include "runtime/checked.h"
 
-
 static const char MAGIC[6] = { '\x93', 'N', 'U', 'M', 'P', 'Y' };
 
 /* ---- Errors ------------------------------------------------------------- */

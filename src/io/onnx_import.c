@@ -530,7 +530,8 @@ static clnet_status op_batchnorm(imp *im, const clnet_onnx_node *n)
         if ((st = in_const(im, n, (size_t)i + 1, 1, 0, &t[i])))
             return st;
     float eps = attr_float(n, "epsilon", 1e-5f), mom = attr_float(n, "momentum", 0.9f);
-    if ((st = clnet_model_add_batchnorm(im->m, &(clnet_batchnorm_params){ .eps = eps, .momentum = 1.0f - mom })))
+    if ((st = clnet_model_add_batchnorm(
+             im->m, &(clnet_batchnorm_params){ .eps = eps, .momentum = 1.0f - mom })))
         return lib_fail(im, n, st);
     for (int i = 0; i < 4; i++)
         if ((st = set_param(im, n, names[i], 1, t[i]->shape, t[i]->f32)))
@@ -765,7 +766,6 @@ static clnet_status op_clip(imp *im, const clnet_onnx_node *n)
     st = clnet_model_add_activation(im->m, act, 0.0f);
     return st ? lib_fail(im, n, st) : define_out(im, n);
 }
-
 
 /* ---- Transposed convolution ----------------------------------------------------- */
 

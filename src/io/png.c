@@ -17,7 +17,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static clnet_status fail(char *err, size_t err_size, clnet_status st, const char *fmt, ...)
+static clnet_status
+fail(char *err, size_t err_size, clnet_status st, const char *fmt, ...)
 {
     if (err && err_size) {
         char msg[1024];
@@ -82,9 +83,8 @@ static unsigned char level(float x, float lo, float scale)
 }
 
 CLNET_API clnet_status clnet_png_write_grid(const char *path, const float *images, int64_t count,
-                                            int height, int width,
-                                            const clnet_png_grid_params *p, char *err,
-                                            size_t err_size)
+                                            int height, int width, const clnet_png_grid_params *p,
+                                            char *err, size_t err_size)
 {
     clnet_png_grid_params d = CLNET_PNG_GRID_PARAMS_DEFAULT;
     if (!p)

@@ -25,9 +25,9 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[] = {
-    { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "F64", 8 }, { "I64", 8 },
-    { "I32", 4 }, { "I16", 2 }, { "I8", 1 }, { "U8", 1 }, { "BOOL", 1 },
-    { "U16", 2 }, { "U32", 4 }, { "U64", 8 }, { "F8_E4M3", 1 }, { "F8_E5M2", 1 },
+    { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "F64", 8 },     { "I64", 8 },
+    { "I32", 4 }, { "I16", 2 }, { "I8", 1 },   { "U8", 1 },      { "BOOL", 1 },
+    { "U16", 2 }, { "U32", 4 }, { "U64", 8 },  { "F8_E4M3", 1 }, { "F8_E5M2", 1 },
 };
 
 /* The canonical (static) name of a dtype and its size; NULL if unknown. */
@@ -70,8 +70,8 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     for (size_t i = 1; i < len; i++)
         if ((p[i] & 0xC0) != 0x80)
             return 0;
-    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0) ||
-        (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0) || (c == 0xF0 && p[1] < 0x90) ||
+        (c == 0xF4 && p[1] >= 0x90))
         return 0;
     return len;
 }
@@ -130,8 +130,8 @@ static clnet_status check_header_text(const diag *d, const unsigned char *h, siz
         if (in_string) {
             if (c < 0x20)
                 return report(d, CLNET_ERR_FORMAT,
-                              "header has a raw control character 0x%02x in a string (byte %zu)",
-                              c, i);
+                              "header has a raw control character 0x%02x in a string (byte %zu)", c,
+                              i);
             if (c == '\\' && i + 5 < n && !memcmp(h + i + 1, "u0000", 5))
                 return report(d, CLNET_ERR_FORMAT,
                               "header has \\u0000 in a string (byte %zu): names cannot hold NUL",
@@ -143,21 +143,25 @@ static clnet_status check_header_text(const diag *d, const unsigned char *h, siz
             in_string = 1;
         } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
             /* cJSON skips every byte <= 0x20 as whitespace; JSON does not. */
-            return report(d, CLNET_ERR_FORMAT, "header has a control character 0x%02x outside "
-                          "strings (byte %zu)", c, i);
+            return report(d, CLNET_ERR_FORMAT,
+                          "header has a control character 0x%02x outside "
+                          "strings (byte %zu)",
+                          c, i);
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t j = i + (c == '-');
             while (j < n && h[j] >= '0' && h[j] <= '9')
                 j++;
             int frac = j < n && (h[j] == '.' || h[j] == 'e' || h[j] == 'E');
-            const char *why = c == '-' ? "is negative" : frac ? "is not an integer"
-                              : (c == '0' && j > i + 1) ? "has a leading zero" : NULL;
+            const char *why = c == '-'                  ? "is negative"
+                              : frac                    ? "is not an integer"
+                              : (c == '0' && j > i + 1) ? "has a leading zero"
+                                                        : NULL;
             size_t shown = j - i + (size_t)frac; /* the token, and the '.' or 'e' after it */
             if (why)
                 return report(d, CLNET_ERR_FORMAT,
                               "header number at byte %zu (\"%.*s\"...) %s: shapes and offsets "
-                              "are non-negative integers", i, (int)(shown < 24 ? shown : 24),
-                              (const char *)h + i, why);
+                              "are non-negative integers",
+                              i, (int)(shown < 24 ? shown : 24), (const char *)h + i, why);
             k = j - i;
         }
         i += k;
@@ -215,8 +219,8 @@ static clnet_status parse_shape(const diag *d, const char *name, const cJSON *sh
     if (bytes != e->size)
         return report(d, CLNET_ERR_FORMAT,
                       "tensor \"%.200s\": size mismatch: shape %s of %s needs %" PRIu64
-                      " bytes, data_offsets [%zu, %zu] hold %zu", name, buf, e->dtype, bytes,
-                      e->offset, e->offset + e->size, e->size);
+                      " bytes, data_offsets [%zu, %zu] hold %zu",
+                      name, buf, e->dtype, bytes, e->offset, e->offset + e->size, e->size);
     return CLNET_OK;
 }
 
@@ -228,7 +232,8 @@ static clnet_status parse_offsets(const diag *d, const char *name, const cJSON *
         !json_uint(offs->child->next, &be[1]))
         return report(d, CLNET_ERR_FORMAT,
                       "tensor \"%.200s\": \"data_offsets\" is not [begin, end] with integers in "
-                      "[0, 2^53)", name);
+                      "[0, 2^53)",
+                      name);
     if (be[0] > be[1])
         return report(d, CLNET_ERR_FORMAT,
                       "tensor \"%.200s\": data_offsets [%" PRIu64 ", %" PRIu64 "] have begin > end",
@@ -236,7 +241,8 @@ static clnet_status parse_offsets(const diag *d, const char *name, const cJSON *
     if (be[1] > data_size)
         return report(d, CLNET_ERR_FORMAT,
                       "tensor \"%.200s\": data_offsets [%" PRIu64 ", %" PRIu64 "] run past the end "
-                      "of the data section (%zu bytes)", name, be[0], be[1], data_size);
+                      "of the data section (%zu bytes)",
+                      name, be[0], be[1], data_size);
     e->offset = (size_t)be[0];
     e->size = (size_t)(be[1] - be[0]);
     return CLNET_OK;
@@ -265,7 +271,9 @@ static clnet_status parse_entry(const diag *d, const cJSON *item, size_t data_si
     }
     if (!dtype || !shape || !offs)
         return report(d, CLNET_ERR_FORMAT, "tensor \"%.200s\": missing \"%s\"", name,
-                      !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+                      !dtype   ? "dtype"
+                      : !shape ? "shape"
+                               : "data_offsets");
     e->name = name;
     if (!cJSON_IsString(dtype))
         return report(d, CLNET_ERR_FORMAT, "tensor \"%.200s\": \"dtype\" is not a string", name);
@@ -300,9 +308,8 @@ static clnet_status check_metadata_keys(const diag *d, const cJSON *meta)
     for (const cJSON *k = meta->child; k; k = k->next)
         keys[m++] = k->string;
     const char *dup = clnet__st_find_duplicate(keys, m);
-    clnet_status st = dup ? report(d, CLNET_ERR_FORMAT, "duplicate " META_KEY " key \"%.200s\"",
-                                   dup)
-                          : CLNET_OK;
+    clnet_status st =
+        dup ? report(d, CLNET_ERR_FORMAT, "duplicate " META_KEY " key \"%.200s\"", dup) : CLNET_OK;
     clnet__free(keys);
     return st;
 }
@@ -335,7 +342,8 @@ static clnet_status check_tiling(const diag *d, const clnet_safetensors_entry **
         if (e->offset > pos)
             return report(d, CLNET_ERR_FORMAT,
                           "gap in the data section: bytes [%zu, %zu) before tensor \"%.200s\" "
-                          "belong to no tensor", pos, e->offset, e->name);
+                          "belong to no tensor",
+                          pos, e->offset, e->name);
         pos = e->offset + e->size;
     }
     if (pos != data_size)
@@ -348,10 +356,10 @@ static clnet_status check_tiling(const diag *d, const clnet_safetensors_entry **
 /* ---- The parse ---------------------------------------------------------- */
 
 typedef struct st_impl {
-    clnet_safetensors pub;             /* first: the public pointer is this struct */
+    clnet_safetensors pub; /* first: the public pointer is this struct */
     clnet_safetensors_entry *entries;
     clnet_safetensors_meta *meta;
-    void *block;                       /* holds the data section */
+    void *block; /* holds the data section */
 } st_impl;
 
 /* Checks the 8-byte header length n against the buffer's length. */
@@ -361,11 +369,14 @@ static clnet_status check_header_len(const diag *d, uint64_t n, size_t len)
         return report(d, CLNET_ERR_FORMAT,
                       "header length %" PRIu64 " is below 2 (the shortest header is \"{}\")", n);
     if (n > CLNET_SAFETENSORS_MAX_HEADER)
-        return report(d, CLNET_ERR_FORMAT, "header length %" PRIu64 " exceeds the limit of %"
-                      PRIu64 " bytes", n, CLNET_SAFETENSORS_MAX_HEADER);
+        return report(d, CLNET_ERR_FORMAT,
+                      "header length %" PRIu64 " exceeds the limit of %" PRIu64 " bytes", n,
+                      CLNET_SAFETENSORS_MAX_HEADER);
     if (n > len - 8)
-        return report(d, CLNET_ERR_FORMAT, "header length %" PRIu64 " runs past the end of the "
-                      "file (%zu bytes after the 8-byte length)", n, len - 8);
+        return report(d, CLNET_ERR_FORMAT,
+                      "header length %" PRIu64 " runs past the end of the "
+                      "file (%zu bytes after the 8-byte length)",
+                      n, len - 8);
     return CLNET_OK;
 }
 
@@ -461,7 +472,7 @@ static clnet_status fill_result(const diag *d, st_impl *res, clnet_safetensors_e
     for (size_t i = 0; i < n; i++) {
         ents[i].data = data + ents[i].offset;
         if (!(ents[i].name = dup_str(ents[i].name))) {
-            res->pub.count = i;        /* the first i names are ours to free */
+            res->pub.count = i; /* the first i names are ours to free */
             return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory");
         }
     }
@@ -494,8 +505,7 @@ static clnet_status parse(const diag *d, const unsigned char *buf, size_t len, v
                           clnet_safetensors **out)
 {
     if (len < 8)
-        return report(d, CLNET_ERR_FORMAT,
-                      "%zu bytes, shorter than the 8-byte header length", len);
+        return report(d, CLNET_ERR_FORMAT, "%zu bytes, shorter than the 8-byte header length", len);
     uint64_t hlen = le64(buf);
     clnet_status st = check_header_len(d, hlen, len);
     if (st)
@@ -522,7 +532,8 @@ static clnet_status parse(const diag *d, const unsigned char *buf, size_t len, v
         (st = check_header_text(d, h, n)))
         goto done;
     if (!owned) {
-        unsigned char *copy = clnet__aligned_alloc(DATA_ALIGN, clnet__st_round_up(data_size + 1, DATA_ALIGN));
+        unsigned char *copy =
+            clnet__aligned_alloc(DATA_ALIGN, clnet__st_round_up(data_size + 1, DATA_ALIGN));
         if (!copy) {
             st = report(d, CLNET_ERR_HOST_MEMORY, "out of host memory (%zu bytes of data)",
                         data_size);
@@ -535,7 +546,7 @@ static clnet_status parse(const diag *d, const unsigned char *buf, size_t len, v
     res->pub.data = data;
     res->pub.data_size = data_size;
     st = fill_result(d, res, ents, count, meta, data);
-    ents = NULL;                       /* res owns them now */
+    ents = NULL; /* res owns them now */
 done:
     clnet__free(sorted);
     clnet__free(names);
@@ -551,9 +562,8 @@ done:
     return CLNET_OK;
 }
 
-CLNET_API clnet_status clnet_safetensors_parse(const void *buf, size_t len,
-                                               clnet_safetensors **out, char *err,
-                                               size_t err_size)
+CLNET_API clnet_status clnet_safetensors_parse(const void *buf, size_t len, clnet_safetensors **out,
+                                               char *err, size_t err_size)
 {
     diag d = { "clnet_safetensors_parse", err, err_size };
     if (!out)
@@ -567,14 +577,13 @@ CLNET_API clnet_status clnet_safetensors_parse(const void *buf, size_t len,
 /* Reads the whole file into a block placed so that the data section starts
  * DATA_ALIGN-aligned. The header length is checked before the block is
  * allocated, so a short file never makes us allocate what it claims. */
-static clnet_status read_file(const diag *d, FILE *f, size_t len, void **block,
-                              unsigned char **buf)
+static clnet_status read_file(const diag *d, FILE *f, size_t len, void **block, unsigned char **buf)
 {
     unsigned char head[8];
     size_t pad = 0, have = len < 8 ? len : 8;
     if (fread(head, 1, have, f) != have)
-        return report(d, CLNET_ERR_IO, "read failed: %s", ferror(f) ? strerror(errno) :
-                      "the file shrank while being read");
+        return report(d, CLNET_ERR_IO, "read failed: %s",
+                      ferror(f) ? strerror(errno) : "the file shrank while being read");
     if (len >= 8) {
         uint64_t hlen = le64(head);
         clnet_status st = check_header_len(d, hlen, len);
@@ -582,7 +591,8 @@ static clnet_status read_file(const diag *d, FILE *f, size_t len, void **block,
             return st;
         pad = (DATA_ALIGN - (size_t)((8 + hlen) % DATA_ALIGN)) % DATA_ALIGN;
     }
-    unsigned char *b = clnet__aligned_alloc(DATA_ALIGN, clnet__st_round_up(pad + len + 1, DATA_ALIGN));
+    unsigned char *b =
+        clnet__aligned_alloc(DATA_ALIGN, clnet__st_round_up(pad + len + 1, DATA_ALIGN));
     if (!b)
         return report(d, CLNET_ERR_HOST_MEMORY, "out of host memory (%zu bytes)", len);
     memcpy(b + pad, head, have);
@@ -597,8 +607,8 @@ static clnet_status read_file(const diag *d, FILE *f, size_t len, void **block,
     return CLNET_OK;
 }
 
-CLNET_API clnet_status clnet_safetensors_load(const char *path, clnet_safetensors **out,
-                                              char *err, size_t err_size)
+CLNET_API clnet_status clnet_safetensors_load(const char *path, clnet_safetensors **out, char *err,
+                                              size_t err_size)
 {
     diag d = { "clnet_safetensors_load", err, err_size };
     if (!out)

@@ -26,12 +26,15 @@ static clnet_status check_entry_in(const diag *d, const clnet_safetensors_entry_
 {
     if (!e->name || !e->name[0] || !clnet__st_utf8_valid(e->name) || !strcmp(e->name, META_KEY))
         return report(d, CLNET_ERR_INVALID_ARG, "invalid argument: entries[%zu].name is %s", i,
-                      !e->name ? "NULL" : !e->name[0] ? "empty" : !strcmp(e->name, META_KEY)
-                      ? "\"" META_KEY "\", which is reserved" : "not valid UTF-8");
+                      !e->name                     ? "NULL"
+                      : !e->name[0]                ? "empty"
+                      : !strcmp(e->name, META_KEY) ? "\"" META_KEY "\", which is reserved"
+                                                   : "not valid UTF-8");
     if (e->dtype != CLNET_F32 && e->dtype != CLNET_I32)
         return report(d, CLNET_ERR_INVALID_ARG,
                       "invalid argument: entries[%zu] (\"%.200s\"): dtype %d is not CLNET_F32 or "
-                      "CLNET_I32", i, e->name, (int)e->dtype);
+                      "CLNET_I32",
+                      i, e->name, (int)e->dtype);
     if (e->ndim < 0 || e->ndim > CLNET_MAX_DIMS)
         return report(d, CLNET_ERR_INVALID_ARG,
                       "invalid argument: entries[%zu] (\"%.200s\"): ndim %d is not in [0, %d]", i,
@@ -42,7 +45,8 @@ static clnet_status check_entry_in(const diag *d, const clnet_safetensors_entry_
         if (e->shape[k] < 0 || (double)e->shape[k] >= MAX_INT)
             return report(d, CLNET_ERR_INVALID_ARG,
                           "invalid argument: entries[%zu] (\"%.200s\"): shape[%d] = %" PRId64
-                          " is not in [0, 2^53)", i, e->name, k, e->shape[k]);
+                          " is not in [0, 2^53)",
+                          i, e->name, k, e->shape[k]);
         numel = clnet__st_mul_capped(numel, (uint64_t)e->shape[k], (uint64_t)MAX_INT, &overflow);
     }
     *bytes = clnet__st_mul_capped(numel, 4, (uint64_t)MAX_INT, &overflow);
@@ -75,7 +79,8 @@ static clnet_status check_write_args(const diag *d, const clnet_safetensors_entr
             return st;
         offsets[i + 1] = offsets[i] + bytes;
         if ((double)offsets[i + 1] >= MAX_INT || offsets[i + 1] > SIZE_MAX)
-            return report(d, CLNET_ERR_INVALID_ARG, "invalid argument: the tensors hold too "
+            return report(d, CLNET_ERR_INVALID_ARG,
+                          "invalid argument: the tensors hold too "
                           "many bytes");
     }
     size_t n = count > nkv / 2 ? count : nkv / 2;
@@ -91,8 +96,10 @@ static clnet_status check_write_args(const diag *d, const clnet_safetensors_entr
     for (size_t i = 0; !st && i < nkv / 2; i++)
         names[i] = kv[2 * i];
     if (!st && (dup = clnet__st_find_duplicate(names, nkv / 2)))
-        st = report(d, CLNET_ERR_INVALID_ARG, "invalid argument: duplicate metadata key "
-                    "\"%.200s\"", dup);
+        st = report(d, CLNET_ERR_INVALID_ARG,
+                    "invalid argument: duplicate metadata key "
+                    "\"%.200s\"",
+                    dup);
     clnet__free(names);
     return st;
 }

@@ -36,7 +36,8 @@ CLNET_API clnet_status clnet_model_set_learning_rate(clnet_model *m, double lr)
                             "clnet_model_set_learning_rate: compile the model first");
     if (!(lr >= 0 && lr <= 3.4e38))
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_set_learning_rate: lr must be finite and >= 0 (is %g)", lr);
+                            "clnet_model_set_learning_rate: lr must be finite and >= 0 (is %g)",
+                            lr);
     *lr_of(m) = (float)lr;
     return CLNET_OK;
 }
@@ -58,9 +59,10 @@ static int valid_monitor(clnet_monitor mon)
 static clnet_status monitored(clnet_model *m, const char *who, clnet_monitor mon,
                               const clnet_epoch_log *log, double *out)
 {
-    double v = mon == CLNET_MONITOR_VAL_LOSS ? log->val_loss
-             : mon == CLNET_MONITOR_VAL_ACCURACY ? log->val_accuracy
-             : mon == CLNET_MONITOR_LOSS ? log->loss : log->accuracy;
+    double v = mon == CLNET_MONITOR_VAL_LOSS       ? log->val_loss
+               : mon == CLNET_MONITOR_VAL_ACCURACY ? log->val_accuracy
+               : mon == CLNET_MONITOR_LOSS         ? log->loss
+                                                   : log->accuracy;
     if (v < 0)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s monitors %s, which this fit does not have (%s)", who,
@@ -70,7 +72,7 @@ static clnet_status monitored(clnet_model *m, const char *who, clnet_monitor mon
                                 : "the loss has no accuracy");
     *out = mon == CLNET_MONITOR_VAL_ACCURACY || mon == CLNET_MONITOR_ACCURACY ? -v : v;
     if (v != v)
-        *out = INFINITY;               /* a NaN never improves */
+        *out = INFINITY; /* a NaN never improves */
     return CLNET_OK;
 }
 
@@ -127,7 +129,8 @@ CLNET_API double clnet_lr_schedule_at(const clnet_lr_schedule_params *p, double 
         return lr0 * pow(p->gamma, k);
     case CLNET_LR_COSINE: {
         double t = k < p->cosine_epochs ? k : p->cosine_epochs;
-        return p->min_lr + (lr0 - p->min_lr) * (1 + cos(3.14159265358979323846 * t / p->cosine_epochs)) / 2;
+        return p->min_lr +
+               (lr0 - p->min_lr) * (1 + cos(3.14159265358979323846 * t / p->cosine_epochs)) / 2;
     }
     default:
         return lr0;
@@ -137,9 +140,9 @@ CLNET_API double clnet_lr_schedule_at(const clnet_lr_schedule_params *p, double 
 typedef struct schedule_state {
     clnet_lr_schedule_params p;
     double lr0;
-    double plateau_lr, best;           /* PLATEAU */
+    double plateau_lr, best; /* PLATEAU */
     int wait, cooldown, seen;
-    int resumed;                       /* clnet_callback_load_state filled it: keep it once */
+    int resumed; /* clnet_callback_load_state filled it: keep it once */
 } schedule_state;
 
 static clnet_status schedule_train_begin(void *user, clnet_model *m, clnet_fit_event *ev)
@@ -209,13 +212,18 @@ CLNET_API clnet_status clnet_callback_lr_schedule(clnet_context *ctx,
     if (!schedule_valid(p))
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_callback_lr_schedule: invalid params for kind %d (see "
-                            "clnet/callbacks.h for each field's range)", (int)p->kind);
+                            "clnet/callbacks.h for each field's range)",
+                            (int)p->kind);
     schedule_state *s = clnet__calloc(1, sizeof *s);
     if (!s)
-        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_callback_lr_schedule: out of host memory");
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                            "clnet_callback_lr_schedule: out of host memory");
     s->p = *p;
-    *out = (clnet_callback){ .train_begin = schedule_train_begin, .epoch_begin = schedule_epoch_begin,
-                             .epoch_end = schedule_epoch_end, .user = s, .destroy = free_user };
+    *out = (clnet_callback){ .train_begin = schedule_train_begin,
+                             .epoch_begin = schedule_epoch_begin,
+                             .epoch_end = schedule_epoch_end,
+                             .user = s,
+                             .destroy = free_user };
     return CLNET_OK;
 }
 
@@ -243,14 +251,16 @@ static clnet_status snapshot_take(clnet_model *m, snapshot *s)
         clnet__free(s->data);
         s->n = 0;
         if (!(s->data = clnet__malloc((n ? n : 1) * sizeof(float))))
-            return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "early stopping: out of host memory");
+            return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                                "early stopping: out of host memory");
         s->n = n;
     }
     size_t at = 0;
     for (int i = 0; i < m->nlayers; i++)
         for (int k = 0; k < m->layers[i]->nparams; k++) {
             const clnet_tensor *t = m->layers[i]->params[k].value;
-            clnet_status st = clnet_tensor_download(t, s->data + at, clnet_tensor_numel(t) * sizeof(float));
+            clnet_status st =
+                clnet_tensor_download(t, s->data + at, clnet_tensor_numel(t) * sizeof(float));
             if (st)
                 return st;
             at += clnet_tensor_numel(t);
@@ -261,12 +271,14 @@ static clnet_status snapshot_take(clnet_model *m, snapshot *s)
 static clnet_status snapshot_restore(clnet_model *m, const snapshot *s)
 {
     if (s->n != param_floats(m))
-        return clnet__error(m->ctx, CLNET_ERR_INTERNAL, "early stopping: the model changed during fit");
+        return clnet__error(m->ctx, CLNET_ERR_INTERNAL,
+                            "early stopping: the model changed during fit");
     size_t at = 0;
     for (int i = 0; i < m->nlayers; i++)
         for (int k = 0; k < m->layers[i]->nparams; k++) {
             clnet_tensor *t = m->layers[i]->params[k].value;
-            clnet_status st = clnet_tensor_upload(t, s->data + at, clnet_tensor_numel(t) * sizeof(float));
+            clnet_status st =
+                clnet_tensor_upload(t, s->data + at, clnet_tensor_numel(t) * sizeof(float));
             if (st)
                 return st;
             at += clnet_tensor_numel(t);
@@ -281,7 +293,7 @@ typedef struct early_state {
     double best;
     int wait, best_epoch, stopped_epoch;
     snapshot weights;
-    int resumed;                       /* clnet_callback_load_state filled it: keep it once */
+    int resumed; /* clnet_callback_load_state filled it: keep it once */
 } early_state;
 
 static clnet_status early_train_begin(void *user, clnet_model *m, clnet_fit_event *ev)
@@ -342,14 +354,18 @@ CLNET_API clnet_status clnet_callback_early_stopping(clnet_context *ctx,
     static const clnet_early_stopping_params defaults = CLNET_EARLY_STOPPING_PARAMS_INIT;
     if (!p)
         p = &defaults;
-    CLNET_CHECK_ARG(ctx, valid_monitor(p->monitor) && p->patience >= 0 &&
-                             p->min_delta >= 0 && p->min_delta < INFINITY);
+    CLNET_CHECK_ARG(ctx, valid_monitor(p->monitor) && p->patience >= 0 && p->min_delta >= 0 &&
+                             p->min_delta < INFINITY);
     early_state *s = clnet__calloc(1, sizeof *s);
     if (!s)
-        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_callback_early_stopping: out of host memory");
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                            "clnet_callback_early_stopping: out of host memory");
     s->p = *p;
-    *out = (clnet_callback){ .train_begin = early_train_begin, .epoch_end = early_epoch_end,
-                             .train_end = early_train_end, .user = s, .destroy = early_destroy };
+    *out = (clnet_callback){ .train_begin = early_train_begin,
+                             .epoch_end = early_epoch_end,
+                             .train_end = early_train_end,
+                             .user = s,
+                             .destroy = early_destroy };
     return CLNET_OK;
 }
 
@@ -368,8 +384,8 @@ typedef struct checkpoint_state {
     clnet_monitor monitor;
     int save_best_only, training_state;
     double best;
-    int resumed;                       /* clnet_callback_load_state filled it: keep it once */
-    char path[];                       /* the template, "{epoch}" not yet replaced */
+    int resumed; /* clnet_callback_load_state filled it: keep it once */
+    char path[]; /* the template, "{epoch}" not yet replaced */
 } checkpoint_state;
 
 static clnet_status checkpoint_train_begin(void *user, clnet_model *m, clnet_fit_event *ev)
@@ -403,14 +419,15 @@ static clnet_status checkpoint_epoch_end(void *user, clnet_model *m, clnet_fit_e
     if (!path)
         return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "checkpoint: out of host memory");
     snprintf(path, n, "%.*s%d%s", (int)(mark - s->path), s->path, ev->log->epoch, mark + 7);
-    clnet_status st = s->training_state ? clnet__save_training_state(m, path, ev->epoch, ev->callbacks,
-                                                                     ev->ncallbacks)
+    clnet_status st = s->training_state ? clnet__save_training_state(m, path, ev->epoch,
+                                                                     ev->callbacks, ev->ncallbacks)
                                         : clnet_model_save(m, path);
     clnet__free(path);
     return st;
 }
 
-CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet_checkpoint_params *p,
+CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx,
+                                                 const clnet_checkpoint_params *p,
                                                  clnet_callback *out)
 {
     CLNET_CHECK_ARG(ctx, out != NULL);
@@ -422,13 +439,16 @@ CLNET_API clnet_status clnet_callback_checkpoint(clnet_context *ctx, const clnet
     size_t n = strlen(p->path);
     checkpoint_state *s = clnet__calloc(1, sizeof *s + n + 1);
     if (!s)
-        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_callback_checkpoint: out of host memory");
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                            "clnet_callback_checkpoint: out of host memory");
     s->monitor = p->monitor;
     s->save_best_only = p->save_best_only;
     s->training_state = p->training_state;
     memcpy(s->path, p->path, n + 1);
-    *out = (clnet_callback){ .train_begin = checkpoint_train_begin, .epoch_end = checkpoint_epoch_end,
-                             .user = s, .destroy = free_user };
+    *out = (clnet_callback){ .train_begin = checkpoint_train_begin,
+                             .epoch_end = checkpoint_epoch_end,
+                             .user = s,
+                             .destroy = free_user };
     return CLNET_OK;
 }
 
@@ -440,9 +460,10 @@ static int kind_of(const clnet_callback *cb)
 {
     if (!cb->user)
         return KIND_OTHER;
-    return cb->epoch_end == schedule_epoch_end ? KIND_SCHEDULE
-         : cb->epoch_end == early_epoch_end    ? KIND_EARLY
-         : cb->epoch_end == checkpoint_epoch_end ? KIND_CHECKPOINT : KIND_OTHER;
+    return cb->epoch_end == schedule_epoch_end     ? KIND_SCHEDULE
+           : cb->epoch_end == early_epoch_end      ? KIND_EARLY
+           : cb->epoch_end == checkpoint_epoch_end ? KIND_CHECKPOINT
+                                                   : KIND_OTHER;
 }
 
 int clnet__callback_key(const clnet_callback *cbs, int i, char *key, size_t size)
@@ -466,8 +487,8 @@ void clnet__callback_state(const clnet_callback *cb, char *buf, size_t size, con
     switch (kind_of(cb)) {
     case KIND_SCHEDULE: {
         const schedule_state *s = cb->user;
-        snprintf(buf, size, "%a %a %a %d %d %d", s->lr0, s->plateau_lr, s->best, s->wait, s->cooldown,
-                 s->seen);
+        snprintf(buf, size, "%a %a %a %d %d %d", s->lr0, s->plateau_lr, s->best, s->wait,
+                 s->cooldown, s->seen);
         break;
     }
     case KIND_EARLY: {
@@ -504,19 +525,20 @@ static int parse_numbers(const char *text, const char *kinds, double *out)
     return *at == 0;
 }
 
-clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const char *key, const char *text,
-                                     const float *weights, size_t nweights, int apply)
+clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const char *key,
+                                     const char *text, const float *weights, size_t nweights,
+                                     int apply)
 {
     double v[6];
     int kind = kind_of(cb);
     int ok = kind == KIND_SCHEDULE ? parse_numbers(text, "gggddd", v) && v[3] >= 0 && v[4] >= 0
-           : kind == KIND_EARLY    ? parse_numbers(text, "gdd", v) && v[1] >= 0 && v[2] >= 0
-           : kind == KIND_CHECKPOINT && parse_numbers(text, "g", v);
+             : kind == KIND_EARLY  ? parse_numbers(text, "gdd", v) && v[1] >= 0 && v[2] >= 0
+                                   : kind == KIND_CHECKPOINT && parse_numbers(text, "g", v);
     const early_state *es = kind == KIND_EARLY ? cb->user : NULL;
     int need_weights = es && es->p.restore_best_weights && ok && v[2] > 0;
     if (!ok || (need_weights && nweights != param_floats(m)))
-        return clnet__error(m->ctx, CLNET_ERR_FORMAT,
-                            "clnet_callback_load_state: %s: \"%s\" %s", key, text,
+        return clnet__error(m->ctx, CLNET_ERR_FORMAT, "clnet_callback_load_state: %s: \"%s\" %s",
+                            key, text,
                             !ok ? "is not this callback's state"
                                 : "needs the best weights, of the model's size, next to it");
     if (!apply)
@@ -548,7 +570,8 @@ clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const c
     return CLNET_OK;
 }
 
-/* ---- The hooks fit calls ------------------------------------------------------------------------ */
+/* ---- The hooks fit calls ------------------------------------------------------------------------
+ */
 
 enum { HOOK_TRAIN_BEGIN, HOOK_EPOCH_BEGIN, HOOK_BATCH_END, HOOK_EPOCH_END, HOOK_TRAIN_END };
 
@@ -556,21 +579,24 @@ enum { HOOK_TRAIN_BEGIN, HOOK_EPOCH_BEGIN, HOOK_BATCH_END, HOOK_EPOCH_END, HOOK_
  * names the callback, hook and epoch in front of its message. */
 static clnet_status run_hook(clnet__fit_run *r, int hook, clnet_fit_event *ev)
 {
-    static const char *names[] = { "train_begin", "epoch_begin", "batch_end", "epoch_end", "train_end" };
+    static const char *names[] = { "train_begin", "epoch_begin", "batch_end", "epoch_end",
+                                   "train_end" };
     for (int i = 0; i < r->p->ncallbacks; i++) {
         const clnet_callback *cb = &r->p->callbacks[i];
-        clnet_callback_fn fn = hook == HOOK_TRAIN_BEGIN ? cb->train_begin
-                             : hook == HOOK_EPOCH_BEGIN ? cb->epoch_begin
-                             : hook == HOOK_BATCH_END   ? cb->batch_end
-                             : hook == HOOK_EPOCH_END   ? cb->epoch_end : cb->train_end;
+        clnet_callback_fn fn = hook == HOOK_TRAIN_BEGIN   ? cb->train_begin
+                               : hook == HOOK_EPOCH_BEGIN ? cb->epoch_begin
+                               : hook == HOOK_BATCH_END   ? cb->batch_end
+                               : hook == HOOK_EPOCH_END   ? cb->epoch_end
+                                                          : cb->train_end;
         clnet_status st = fn ? fn(cb->user, r->m, ev) : CLNET_OK;
         if (st) {
             /* The message may already be in the buffer we format into. */
             char prev[512];
             snprintf(prev, sizeof prev, "%s", clnet_context_errmsg(r->m->ctx));
-            return clnet__error(r->m->ctx, st, "clnet_model_fit: callback %d's %s at epoch %d "
-                                "returned %s: %s", i, names[hook], ev->epoch,
-                                clnet_status_name(st), prev);
+            return clnet__error(r->m->ctx, st,
+                                "clnet_model_fit: callback %d's %s at epoch %d "
+                                "returned %s: %s",
+                                i, names[hook], ev->epoch, clnet_status_name(st), prev);
         }
         r->stop |= ev->stop != 0;
     }
@@ -579,8 +605,11 @@ static clnet_status run_hook(clnet__fit_run *r, int hook, clnet_fit_event *ev)
 
 static clnet_fit_event event(clnet__fit_run *r, int epoch)
 {
-    return (clnet_fit_event){ .epoch = epoch, .epochs = r->p->epochs, .history = r->p->history,
-                              .callbacks = r->p->callbacks, .ncallbacks = r->p->ncallbacks };
+    return (clnet_fit_event){ .epoch = epoch,
+                              .epochs = r->p->epochs,
+                              .history = r->p->history,
+                              .callbacks = r->p->callbacks,
+                              .ncallbacks = r->p->ncallbacks };
 }
 
 clnet_status clnet__fit_begin(clnet__fit_run *r, clnet_model *m, const clnet_fit_params *p,
@@ -613,15 +642,17 @@ clnet_status clnet__fit_begin(clnet__fit_run *r, clnet_model *m, const clnet_fit
                                 (long long)(data->count - nval));
         int64_t out[CLNET_MAX_DIMS];
         int nd = clnet_model_output_shape(m, out);
-        size_t yrow = 4;                /* one int32 label, or prod(output) floats */
-        for (int i = 0; m->compile.loss != CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && i < nd; i++)
+        size_t yrow = 4; /* one int32 label, or prod(output) floats */
+        for (int i = 0; m->compile.loss != CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && i < nd;
+             i++)
             yrow *= (size_t)out[i];
         size_t xrow = 1;
         for (int i = 0; i < m->in_ndim; i++)
             xrow *= (size_t)m->in_shape[i];
         r->train.count = data->count - nval;
-        r->val = (clnet_dataset_view){ data->x + (size_t)r->train.count * xrow,
-                                       (const char *)data->y + (size_t)r->train.count * yrow, nval };
+        r->val =
+            (clnet_dataset_view){ data->x + (size_t)r->train.count * xrow,
+                                  (const char *)data->y + (size_t)r->train.count * yrow, nval };
         r->validation = &r->val;
     }
     for (int i = 0; i < p->ncallbacks; i++)
@@ -638,7 +669,8 @@ clnet_status clnet__fit_skip(clnet__fit_run *r, uint64_t *state, int64_t count)
         return CLNET_OK;
     int32_t *order = clnet__malloc((size_t)count * sizeof *order);
     if (!order)
-        return clnet__error(r->m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_fit: out of host memory");
+        return clnet__error(r->m->ctx, CLNET_ERR_HOST_MEMORY,
+                            "clnet_model_fit: out of host memory");
     for (int e = 0; e < r->p->initial_epoch; e++)
         clnet__sample_order(order, count, 1, state);
     clnet__free(order);
@@ -662,9 +694,13 @@ clnet_status clnet__fit_batch_end(clnet__fit_run *r, const clnet_progress *pr)
 
 clnet_status clnet__fit_epoch_end(clnet__fit_run *r, const clnet_progress *pr)
 {
-    clnet_epoch_log log = { .epoch = r->first_epoch + pr->epoch - 1, .loss = pr->loss,
-                            .accuracy = pr->accuracy, .val_loss = pr->val_loss,
-                            .val_accuracy = pr->val_accuracy, .lr = r->lr, .seconds = pr->elapsed };
+    clnet_epoch_log log = { .epoch = r->first_epoch + pr->epoch - 1,
+                            .loss = pr->loss,
+                            .accuracy = pr->accuracy,
+                            .val_loss = pr->val_loss,
+                            .val_accuracy = pr->val_accuracy,
+                            .lr = r->lr,
+                            .seconds = pr->elapsed };
     clnet_fit_event ev = event(r, pr->epoch);
     ev.log = &log;
     clnet_status st = run_hook(r, HOOK_EPOCH_END, &ev);

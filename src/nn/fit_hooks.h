@@ -9,12 +9,12 @@
 typedef struct clnet__fit_run {
     clnet_model *m;
     const clnet_fit_params *p;
-    int batch_hooks;                   /* some callback has batch_end */
-    int stop;                          /* a callback asked to stop */
-    int first_epoch;                   /* the history's epoch number of this fit's epoch 1 */
-    double lr;                         /* the learning rate of the current epoch */
-    int64_t seen;                      /* samples trained on in the current epoch */
-    clnet_dataset_view train, val;     /* after a validation split */
+    int batch_hooks;                      /* some callback has batch_end */
+    int stop;                             /* a callback asked to stop */
+    int first_epoch;                      /* the history's epoch number of this fit's epoch 1 */
+    double lr;                            /* the learning rate of the current epoch */
+    int64_t seen;                         /* samples trained on in the current epoch */
+    clnet_dataset_view train, val;        /* after a validation split */
     const clnet_dataset_view *validation; /* &val, p->validation or NULL */
 } clnet__fit_run;
 
@@ -46,8 +46,9 @@ void clnet__callback_state(const clnet_callback *cb, char *buf, size_t size, con
                            size_t *nweights);
 /* Checks text (and the weights) as cb's state; with apply, sets it so that
  * the next train_begin keeps it. */
-clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const char *key, const char *text,
-                                     const float *weights, size_t nweights, int apply);
+clnet_status clnet__callback_restore(clnet_model *m, clnet_callback *cb, const char *key,
+                                     const char *text, const float *weights, size_t nweights,
+                                     int apply);
 /* clnet_model_save_training_state with the state of the built-in callbacks
  * among cbs. */
 clnet_status clnet__save_training_state(const clnet_model *m, const char *path, int epoch,

@@ -61,8 +61,10 @@ CLNET_API clnet_status clnet_history_write_csv(const clnet_history *h, const cha
         err[0] = 0;
     if (!h || !path || !path[0] || h->count < 0 || (h->count && !h->epochs))
         return fail(err, err_size, CLNET_ERR_INVALID_ARG,
-                    "clnet_history_write_csv: invalid argument: %s", !h ? "history is NULL"
-                    : !path || !path[0] ? "path is NULL or empty" : "the history is corrupt");
+                    "clnet_history_write_csv: invalid argument: %s",
+                    !h                  ? "history is NULL"
+                    : !path || !path[0] ? "path is NULL or empty"
+                                        : "the history is corrupt");
     /* The rows in memory (a few hundred bytes an epoch), then one atomic
      * write (src/io/atomic.h): an existing file survives any failure, and a
      * device node or FIFO at path is refused, not replaced. */
@@ -70,7 +72,8 @@ CLNET_API clnet_status clnet_history_write_csv(const clnet_history *h, const cha
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
-        return fail(err, err_size, CLNET_ERR_HOST_MEMORY, "clnet_history_write_csv: out of host memory");
+        return fail(err, err_size, CLNET_ERR_HOST_MEMORY,
+                    "clnet_history_write_csv: out of host memory");
     fputs("epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n", f);
     for (int i = 0; i < h->count; i++) {
         const clnet_epoch_log *r = &h->epochs[i];
@@ -86,7 +89,8 @@ CLNET_API clnet_status clnet_history_write_csv(const clnet_history *h, const cha
     int bad = ferror(f);
     if (fclose(f) || bad) {
         free(text);
-        return fail(err, err_size, CLNET_ERR_HOST_MEMORY, "clnet_history_write_csv: out of host memory");
+        return fail(err, err_size, CLNET_ERR_HOST_MEMORY,
+                    "clnet_history_write_csv: out of host memory");
     }
     char msg[1024];
     clnet__atomic_file af;

@@ -172,8 +172,8 @@ static int valid_activation(clnet_activation a)
 
 /* A bad field of a layer's params: names the layer, the field, its value and
  * what it must be. */
-static clnet_status field_error(clnet_model *m, const char *type, const char *field, long long value,
-                                const char *need)
+static clnet_status field_error(clnet_model *m, const char *type, const char *field,
+                                long long value, const char *need)
 {
     return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "layer %d (%s): %s is %lld (%s)", m->nlayers,
                         type, field, value, need);
@@ -285,9 +285,9 @@ static clnet_status dense_backward(clnet__layer *l, clnet__io *io)
     const clnet_tensor *d, *x = io->x;
     clnet_tensor *dx = io->dx;
     clnet_status st = act_backward(l, io, &d);
-    if (st || (l->in_ndim == 2 && (!(d = matrix(l, MAT_DLIN, d, out, &st)) ||
-                                   !(x = matrix(l, MAT_X, x, in, &st)) ||
-                                   (dx && !(dx = matrix(l, MAT_DX, dx, in, &st))))))
+    if (st || (l->in_ndim == 2 &&
+               (!(d = matrix(l, MAT_DLIN, d, out, &st)) || !(x = matrix(l, MAT_X, x, in, &st)) ||
+                (dx && !(dx = matrix(l, MAT_DX, dx, in, &st))))))
         return st;
     if (l->trainable) {
         st = clnet_gemm(CLNET_TRANS, CLNET_NO_TRANS, 1.0f, d, x, 0.0f, l->params[0].grad);
@@ -340,8 +340,8 @@ static clnet_status add_dense(clnet_model *m, const clnet_dense_params *p)
  * padding rule, the output shape, the kernel's layout (K, C, R, S) vs
  * (C, K, R, S), and so which of channels and filters is the fan-in. */
 typedef struct conv_kind {
-    const char *label;                 /* in errors: "Conv2D" */
-    const char *name;                  /* layer name prefix: "conv2d" */
+    const char *label; /* in errors: "Conv2D" */
+    const char *name;  /* layer name prefix: "conv2d" */
     int transposed;
     clnet_status (*forward)(const clnet_conv2d_params *, const clnet_tensor *, const clnet_tensor *,
                             const clnet_tensor *, clnet_tensor *);
@@ -389,12 +389,23 @@ static clnet_status conv_backward(clnet__layer *l, clnet__io *io)
 }
 
 static const conv_kind conv_kinds[2] = {
-    { "Conv2D", "conv2d", 0, clnet_conv2d_forward, clnet_conv2d_backward_data,
-      clnet_conv2d_backward_filter, clnet_conv2d_params_set_same, clnet_conv2d_output_shape,
+    { "Conv2D",
+      "conv2d",
+      0,
+      clnet_conv2d_forward,
+      clnet_conv2d_backward_data,
+      clnet_conv2d_backward_filter,
+      clnet_conv2d_params_set_same,
+      clnet_conv2d_output_shape,
       { "Conv2D", 0, conv_forward, conv_backward, 0 } },
-    { "Conv2DTranspose", "conv2d_transpose", 1, clnet_conv2d_transpose_forward,
-      clnet_conv2d_transpose_backward_data, clnet_conv2d_transpose_backward_filter,
-      clnet_conv2d_transpose_params_set_same, clnet_conv2d_transpose_output_shape,
+    { "Conv2DTranspose",
+      "conv2d_transpose",
+      1,
+      clnet_conv2d_transpose_forward,
+      clnet_conv2d_transpose_backward_data,
+      clnet_conv2d_transpose_backward_filter,
+      clnet_conv2d_transpose_params_set_same,
+      clnet_conv2d_transpose_output_shape,
       { "Conv2DTranspose", 0, conv_forward, conv_backward, 0 } },
 };
 
@@ -476,8 +487,9 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
                       p->kernel_w };
     if ((groups > 1 ? clnet_conv2d_grouped_output_shape(&cp, groups, xs, ws, ys)
                     : kind->output_shape(&cp, xs, ws, ys)) != CLNET_OK) {
-        snprintf(need, sizeof need, "a %dx%d kernel (stride %d, %d, dilation %d, %d) does not fit it",
-                 p->kernel_h, p->kernel_w, p->stride_h, p->stride_w, p->dilation_h, p->dilation_w);
+        snprintf(need, sizeof need,
+                 "a %dx%d kernel (stride %d, %d, dilation %d, %d) does not fit it", p->kernel_h,
+                 p->kernel_w, p->stride_h, p->stride_w, p->dilation_h, p->dilation_w);
         return shape_error(m, kind->label, need);
     }
     clnet__layer *l;
@@ -502,8 +514,7 @@ static clnet_status add_conv2d(clnet_model *m, const clnet_conv2d_layer_params *
     return add_conv(m, p, &conv_kinds[0]);
 }
 
-static clnet_status add_conv2d_transpose(clnet_model *m,
-                                                        const clnet_conv2d_layer_params *p)
+static clnet_status add_conv2d_transpose(clnet_model *m, const clnet_conv2d_layer_params *p)
 {
     return add_conv(m, p, &conv_kinds[1]);
 }
@@ -522,7 +533,8 @@ static clnet_status upsample_backward(clnet__layer *l, clnet__io *io)
                   : CLNET_OK;
 }
 
-static const clnet__layer_ops upsample_ops = { "UpSampling2D", 0, upsample_forward, upsample_backward, 0 };
+static const clnet__layer_ops upsample_ops = { "UpSampling2D", 0, upsample_forward,
+                                               upsample_backward, 0 };
 
 static clnet_status add_upsampling2d(clnet_model *m, int size_h, int size_w)
 {
@@ -531,7 +543,8 @@ static clnet_status add_upsampling2d(clnet_model *m, int size_h, int size_w)
         return field_error(m, "UpSampling2D", size_h <= 0 ? "size_h" : "size_w",
                            size_h <= 0 ? size_h : size_w, "must be >= 1");
     if (in_ndim(m) != 3)
-        return shape_error(m, "UpSampling2D", "UpSampling2D needs (batch, channels, height, width)");
+        return shape_error(m, "UpSampling2D",
+                           "UpSampling2D needs (batch, channels, height, width)");
     const int64_t *in = in_shape(m);
     int64_t out[3] = { in[0], in[1] * size_h, in[2] * size_w };
     clnet__layer *l;
@@ -570,8 +583,10 @@ static clnet_status avgpool_backward(clnet__layer *l, clnet__io *io)
     return io->dx ? clnet_pool2d_avg_backward(&l->pool, io->dy, io->dx) : CLNET_OK;
 }
 
-static const clnet__layer_ops maxpool_ops = { "MaxPool2D", 0, maxpool_forward, maxpool_backward, 0 };
-static const clnet__layer_ops avgpool_ops = { "AvgPool2D", 0, avgpool_forward, avgpool_backward, 0 };
+static const clnet__layer_ops maxpool_ops = { "MaxPool2D", 0, maxpool_forward, maxpool_backward,
+                                              0 };
+static const clnet__layer_ops avgpool_ops = { "AvgPool2D", 0, avgpool_forward, avgpool_backward,
+                                              0 };
 
 /* Keras' 'same' pooling: output ceil(in / stride), padding split as for
  * convolutions, padded cells ignored by max and not counted by average. */
@@ -700,7 +715,8 @@ static clnet_status add_reshape(clnet_model *m, int ndim, const int64_t *shape)
         dims[infer] = n / known;
     if (numel(ndim, dims) != n) {
         char need[128];
-        snprintf(need, sizeof need, "the target shape does not hold its %lld elements", (long long)n);
+        snprintf(need, sizeof need, "the target shape does not hold its %lld elements",
+                 (long long)n);
         return shape_error(m, "Reshape", need);
     }
     clnet__layer *l;
@@ -776,8 +792,9 @@ static clnet_status add_dropout(clnet_model *m, float rate)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     if (!(rate >= 0.0f && rate < 1.0f))
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "layer %d (Dropout): rate is %g (must be in [0, 1))",
-                            m->nlayers, (double)rate);
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "layer %d (Dropout): rate is %g (must be in [0, 1))", m->nlayers,
+                            (double)rate);
     clnet__layer *l;
     clnet_status st = clnet__layer_new(m, &dropout_ops, "dropout", in_ndim(m), in_shape(m), &l);
     if (!st)
@@ -794,10 +811,9 @@ static clnet_status batchnorm_forward(clnet__layer *l, clnet__io *io, int traini
         return clnet_batchnorm_forward_inference(&l->bn, io->x, p[0].value, p[1].value, p[2].value,
                                                  p[3].value, io->y);
     /* Frozen: batch statistics, but the running ones stay as they are. */
-    return clnet_batchnorm_forward_training(&l->bn, io->x, p[0].value, p[1].value, io->y,
-                                            l->trainable ? p[2].value : NULL,
-                                            l->trainable ? p[3].value : NULL, l->save_mean,
-                                            l->save_invstd);
+    return clnet_batchnorm_forward_training(
+        &l->bn, io->x, p[0].value, p[1].value, io->y, l->trainable ? p[2].value : NULL,
+        l->trainable ? p[3].value : NULL, l->save_mean, l->save_invstd);
 }
 
 static clnet_status batchnorm_backward(clnet__layer *l, clnet__io *io)
@@ -823,22 +839,25 @@ static clnet_status add_batchnorm(clnet_model *m, const clnet_batchnorm_params *
         p = &defaults;
     float momentum = p->momentum, eps = p->eps;
     if (!(momentum >= 0.0f && momentum <= 1.0f && eps >= 0.0f))
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "layer %d (BatchNormalization): momentum %g must be in [0, 1] and eps %g "
-                            ">= 0",
-                            m->nlayers, (double)momentum, (double)eps);
+        return clnet__error(
+            m->ctx, CLNET_ERR_INVALID_ARG,
+            "layer %d (BatchNormalization): momentum %g must be in [0, 1] and eps %g "
+            ">= 0",
+            m->nlayers, (double)momentum, (double)eps);
     int nd = in_ndim(m);
     if (nd != 1 && nd != 3)
         return shape_error(m, "BatchNormalization", "it needs (batch, features) or NCHW");
     int64_t c = in_shape(m)[0];
     clnet__layer *l;
-    clnet_status st = clnet__layer_new(m, &batchnorm_ops, "batch_normalization", nd, in_shape(m), &l);
+    clnet_status st =
+        clnet__layer_new(m, &batchnorm_ops, "batch_normalization", nd, in_shape(m), &l);
     if (st)
         return st;
     l->bn.eps = eps;
     l->bn.momentum = momentum;
     l->has_pre = 1; /* dpre doubles as a sink for an unused dx */
-    if ((st = clnet__param_add(l, "gamma", 1, &c, 1)) || (st = clnet_tensor_fill(l->params[0].value, 1.0)) ||
+    if ((st = clnet__param_add(l, "gamma", 1, &c, 1)) ||
+        (st = clnet_tensor_fill(l->params[0].value, 1.0)) ||
         (st = clnet__param_add(l, "beta", 1, &c, 1)) ||
         (st = clnet__param_add(l, "running_mean", 1, &c, 0)) ||
         (st = clnet__param_add(l, "running_var", 1, &c, 0)) ||

@@ -37,9 +37,12 @@ static clnet_status rnn_forward(clnet__layer *l, clnet__io *io, int training)
     clnet_tensor *h = l->return_sequences ? (l->return_state ? l->extra[X_H].view : NULL) : io->y;
     clnet_tensor *c = l->return_state && l->cell == 4 ? l->extra[X_C].view : NULL;
     switch (l->cell) {
-    case 4: return clnet_lstm_forward(&w, io->x, NULL, NULL, y, h, c, reserve);
-    case 3: return clnet_gru_forward(&w, io->x, NULL, y, h, reserve);
-    default: return clnet_rnn_forward(&w, io->x, NULL, y, h, reserve);
+    case 4:
+        return clnet_lstm_forward(&w, io->x, NULL, NULL, y, h, c, reserve);
+    case 3:
+        return clnet_gru_forward(&w, io->x, NULL, y, h, reserve);
+    default:
+        return clnet_rnn_forward(&w, io->x, NULL, y, h, reserve);
     }
 }
 
@@ -51,9 +54,12 @@ static clnet_status rnn_backward(clnet__layer *l, clnet__io *io)
     const clnet_tensor *dy = l->return_sequences ? io->dy : NULL;
     const clnet_tensor *dh = l->return_sequences ? NULL : io->dy;
     switch (l->cell) {
-    case 4: return clnet_lstm_backward(&w, io->x, reserve, dy, dh, NULL, io->dx, NULL, NULL, &g);
-    case 3: return clnet_gru_backward(&w, io->x, reserve, dy, dh, io->dx, NULL, &g);
-    default: return clnet_rnn_backward(&w, io->x, reserve, dy, dh, io->dx, NULL, &g);
+    case 4:
+        return clnet_lstm_backward(&w, io->x, reserve, dy, dh, NULL, io->dx, NULL, NULL, &g);
+    case 3:
+        return clnet_gru_backward(&w, io->x, reserve, dy, dh, io->dx, NULL, &g);
+    default:
+        return clnet_rnn_backward(&w, io->x, reserve, dy, dh, io->dx, NULL, &g);
     }
 }
 
@@ -134,15 +140,15 @@ static clnet_status add_rnn(clnet_model *m, const clnet_rnn_layer_params *p, int
     l->return_sequences = p->return_sequences != 0;
     l->return_state = p->return_state != 0;
     /* The reserve is linear in the batch: one row's share per sample. */
-    int64_t per_row = cell == 4 ? clnet_lstm_reserve_size(1, t, f, h)
+    int64_t per_row = cell == 4   ? clnet_lstm_reserve_size(1, t, f, h)
                       : cell == 3 ? clnet_gru_reserve_size(1, t, f, h)
                                   : clnet_rnn_reserve_size(1, t, f, h);
     /* Buffers a configuration does not use get zero rows (no memory). */
     int64_t none[2] = { 0, 0 };
     add_extra(l, 1, &per_row);
-    add_extra(l, 2, l->return_sequences ? none : seq);                        /* X_SEQ */
-    add_extra(l, 1, l->return_state && l->return_sequences ? &h : none);      /* X_H */
-    add_extra(l, 1, l->return_state && cell == 4 ? &h : none);                /* X_C */
+    add_extra(l, 2, l->return_sequences ? none : seq);                   /* X_SEQ */
+    add_extra(l, 1, l->return_state && l->return_sequences ? &h : none); /* X_H */
+    add_extra(l, 1, l->return_state && cell == 4 ? &h : none);           /* X_C */
     int64_t wih[2] = { cell * h, f }, whh[2] = { cell * h, h }, b = cell * h;
     if ((st = clnet__param_add(l, "weight_ih", 2, wih, 1)) ||
         (st = clnet__param_add(l, "weight_hh", 2, whh, 1)))
@@ -187,13 +193,16 @@ CLNET_API clnet_status clnet_model_rnn_state(const clnet_model *m, int layer,
                                              const clnet_tensor **h, const clnet_tensor **c)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
-    if (layer < 0 || layer >= m->nlayers || !m->layers[layer]->cell || !m->layers[layer]->return_state)
+    if (layer < 0 || layer >= m->nlayers || !m->layers[layer]->cell ||
+        !m->layers[layer]->return_state)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_model_rnn_state: layer %d is not a recurrent layer with "
-                            "return_state", layer);
+                            "return_state",
+                            layer);
     const clnet__layer *l = m->layers[layer];
     if (!m->batch)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_rnn_state: no forward pass yet");
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_rnn_state: no forward pass yet");
     if (h)
         *h = l->return_sequences ? l->extra[X_H].view : m->nodes[m->apps[l->app].out].act;
     if (c)

@@ -233,7 +233,8 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
             st = clnet_tensor_reshape(m->nodes[n->act_of].act_buf, 2, flat, &n->act_buf);
         else
             /* An input's activations are the caller's tensor. */
-            st = n->input >= 0 ? CLNET_OK : batch_tensor(m->ctx, max_batch, n->ndim, n->shape, &n->act_buf);
+            st = n->input >= 0 ? CLNET_OK
+                               : batch_tensor(m->ctx, max_batch, n->ndim, n->shape, &n->act_buf);
         if (st)
             return st;
         if (n->grad_of >= 0)
@@ -247,8 +248,9 @@ static clnet_status alloc_buffers(clnet_model *m, int64_t max_batch)
     }
     for (int a = 0; a < m->napps; a++) {
         clnet__layer *l = m->apps[a].l;
-        if (l->has_pre && ((st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->pre_buf)) ||
-                           (st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->dpre_buf))))
+        if (l->has_pre &&
+            ((st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->pre_buf)) ||
+             (st = batch_tensor(m->ctx, max_batch, l->out_ndim, l->out_shape, &l->dpre_buf))))
             return st;
         for (int k = 0; k < l->nextra; k++)
             if ((st = typed_batch_tensor(m->ctx, l->extra[k].dtype, max_batch, l->extra[k].ndim,
@@ -309,11 +311,13 @@ clnet_status clnet__model_bind(clnet_model *m, int64_t batch)
     }
     for (int a = 0; a < m->napps; a++) {
         clnet__layer *l = m->apps[a].l;
-        if (l->has_pre && ((st = batch_view(l->pre_buf, batch, l->out_ndim, l->out_shape, &l->pre)) ||
-                           (st = batch_view(l->dpre_buf, batch, l->out_ndim, l->out_shape, &l->dpre))))
+        if (l->has_pre &&
+            ((st = batch_view(l->pre_buf, batch, l->out_ndim, l->out_shape, &l->pre)) ||
+             (st = batch_view(l->dpre_buf, batch, l->out_ndim, l->out_shape, &l->dpre))))
             return st;
         for (int k = 0; k < l->nextra; k++)
-            if ((st = batch_view(l->extra[k].buf, batch, l->extra[k].ndim, l->extra[k].shape, &l->extra[k].view)))
+            if ((st = batch_view(l->extra[k].buf, batch, l->extra[k].ndim, l->extra[k].shape,
+                                 &l->extra[k].view)))
                 return st;
     }
     for (int k = 0; k < output_count(m); k++) {
@@ -380,7 +384,8 @@ static clnet_status check_input(clnet_model *m, const char *func, int i, const c
                                 const clnet_tensor *x0)
 {
     const clnet__node *n = &m->nodes[m->inputs[i]];
-    int ok = x && x->ctx == m->ctx && x->dtype == CLNET_F32 && x->ndim == n->ndim + 1 && x->shape[0] > 0;
+    int ok =
+        x && x->ctx == m->ctx && x->dtype == CLNET_F32 && x->ndim == n->ndim + 1 && x->shape[0] > 0;
     for (int d = 0; ok && d < n->ndim; d++)
         ok = x->shape[d + 1] == n->shape[d];
     if (ok && i > 0 && x->shape[0] != x0->shape[0])
@@ -391,9 +396,10 @@ static clnet_status check_input(clnet_model *m, const char *func, int i, const c
         char want[128];
         shape_text(n->ndim, n->shape, want, sizeof want);
         if (m->ninputs == 1)
-            return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                                "%s: x must be a float32 tensor %s of this model's context, batch >= 1",
-                                func, want);
+            return clnet__error(
+                m->ctx, CLNET_ERR_SHAPE,
+                "%s: x must be a float32 tensor %s of this model's context, batch >= 1", func,
+                want);
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
                             "%s: input %d must be a float32 tensor %s of this model's context, "
                             "batch >= 1",
@@ -421,9 +427,8 @@ clnet_status clnet__model_forward(clnet_model *m, const char *func, int nx,
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: the model has no layers: add at least one", func);
     if (nx != m->ninputs || !x)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: the model has %d input%s, %d given", func, m->ninputs,
-                            m->ninputs == 1 ? "" : "s", x ? nx : 0);
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d input%s, %d given",
+                            func, m->ninputs, m->ninputs == 1 ? "" : "s", x ? nx : 0);
     clnet_status st = CLNET_OK;
     for (int i = 0; i < nx && !st; i++)
         st = check_input(m, func, i, x[i], x[0]);
@@ -444,7 +449,9 @@ clnet_status clnet__model_forward(clnet_model *m, const char *func, int nx,
                 return st;
             continue;
         }
-        clnet__io io = { .x = clnet__node_act(m, p->in[0]), .y = out->act, .pre = l->pre, .nin = p->nin };
+        clnet__io io = {
+            .x = clnet__node_act(m, p->in[0]), .y = out->act, .pre = l->pre, .nin = p->nin
+        };
         for (int k = 0; k < p->nin; k++)
             io.xs[k] = clnet__node_act(m, p->in[k]);
         if ((st = l->ops->forward(l, &io, training)))
@@ -508,8 +515,13 @@ static clnet_status app_backward(clnet_model *m, const clnet__app *p, int fused)
         }
         return pass_grad(in, out->dy);
     }
-    clnet__io io = { .x = clnet__node_act(m, p->in[0]), .y = out->act, .dy = out->dy, .pre = l->pre,
-                     .dpre = l->dpre, .dy_is_pre = fused, .nin = p->nin };
+    clnet__io io = { .x = clnet__node_act(m, p->in[0]),
+                     .y = out->act,
+                     .dy = out->dy,
+                     .pre = l->pre,
+                     .dpre = l->dpre,
+                     .dy_is_pre = fused,
+                     .nin = p->nin };
     int sum_into = -1;
     for (int k = 0; k < p->nin; k++) {
         clnet__node *in = &m->nodes[p->in[k]];
@@ -579,11 +591,13 @@ clnet_status clnet__model_backward(clnet_model *m, const char *func, int ny,
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: needs a forward pass in training mode first", func);
     if (ny != output_count(m) || !dlogits)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d output%s, %d given",
-                            func, output_count(m), output_count(m) == 1 ? "" : "s", dlogits ? ny : 0);
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has %d output%s, %d given", func, output_count(m),
+                            output_count(m) == 1 ? "" : "s", dlogits ? ny : 0);
     if (dx && nx != m->ninputs)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d input%s, dx for %d",
-                            func, m->ninputs, m->ninputs == 1 ? "" : "s", nx);
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has %d input%s, dx for %d", func, m->ninputs,
+                            m->ninputs == 1 ? "" : "s", nx);
     clnet_status st = CLNET_OK;
     /* Which nodes need a gradient: a wanted dx, or a trained parameter
      * behind them. */
@@ -673,7 +687,8 @@ CLNET_API clnet_status clnet_model_set_trainable(clnet_model *m, int layer, int 
     CLNET_CHECK_ARG(NULL, m != NULL);
     if (layer < 0 || layer >= m->nlayers)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_set_trainable: layer %d outside [0, %d)", layer, m->nlayers);
+                            "clnet_model_set_trainable: layer %d outside [0, %d)", layer,
+                            m->nlayers);
     m->layers[layer]->trainable = trainable != 0;
     /* A shared layer's other applications follow it. */
     for (int a = 0; a < m->napps; a++)

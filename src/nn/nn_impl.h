@@ -21,9 +21,9 @@
 #define CLNET__MAX_EXTRA 4
 
 typedef struct clnet__param {
-    char name[24];                     /* "kernel", "bias", "gamma", "running_mean", ... */
-    clnet_tensor *value, *grad;        /* grad is NULL for state that is not trained */
-    clnet_tensor *m, *v;               /* optimizer state, created by compile */
+    char name[24];              /* "kernel", "bias", "gamma", "running_mean", ... */
+    clnet_tensor *value, *grad; /* grad is NULL for state that is not trained */
+    clnet_tensor *m, *v;        /* optimizer state, created by compile */
 } clnet__param;
 
 typedef struct clnet__layer clnet__layer;
@@ -34,10 +34,10 @@ typedef struct clnet__layer clnet__layer;
 typedef struct clnet__io {
     const clnet_tensor *x;
     clnet_tensor *y;
-    const clnet_tensor *dy;            /* backward; NULL: no gradient reached the output */
-    clnet_tensor *dx;                  /* backward; NULL when nobody needs it */
-    clnet_tensor *pre, *dpre;          /* pre-activation and its gradient, if the layer has them */
-    int dy_is_pre;                     /* dy already is the gradient at the pre-activation */
+    const clnet_tensor *dy;   /* backward; NULL: no gradient reached the output */
+    clnet_tensor *dx;         /* backward; NULL when nobody needs it */
+    clnet_tensor *pre, *dpre; /* pre-activation and its gradient, if the layer has them */
+    int dy_is_pre;            /* dy already is the gradient at the pre-activation */
     int nin;
     const clnet_tensor *xs[CLNET_MERGE_MAX_INPUTS];
     clnet_tensor *dxs[CLNET_MERGE_MAX_INPUTS];
@@ -47,7 +47,7 @@ typedef struct clnet__io {
 } clnet__io;
 
 typedef struct clnet__layer_ops {
-    const char *type;                  /* "Dense", as the summary prints it */
+    const char *type; /* "Dense", as the summary prints it */
     /* The output is a view of the input (Flatten, Reshape): no buffers, no work. */
     int is_view;
     clnet_status (*forward)(clnet__layer *l, clnet__io *io, int training);
@@ -62,13 +62,13 @@ struct clnet__layer {
     clnet_model *model;
     int index;
     char name[32];
-    char type[24];                     /* as the summary prints it: ops->type, or a custom name */
+    char type[24]; /* as the summary prints it: ops->type, or a custom name */
     /* A shared layer's second and later applications (clnet_model_reuse) are
      * clones: owner is the layer in m->layers, params[].value are the
      * owner's (borrowed), grads their own (summed into the owner's). */
     clnet__layer *owner;
-    int app;                           /* its application (a clone's: its own) */
-    int ran;                           /* the last backward ran this application */
+    int app; /* its application (a clone's: its own) */
+    int ran; /* the last backward ran this application */
     int in_ndim, out_ndim;
     int64_t in_shape[CLNET_MAX_DIMS], out_shape[CLNET_MAX_DIMS];
     int trainable;
@@ -77,21 +77,21 @@ struct clnet__layer {
     /* Fused activation of Dense and Conv2D (or the Activation layer's). */
     clnet_activation act;
     float alpha;
-    int has_pre;                       /* keeps a pre-activation buffer */
+    int has_pre; /* keeps a pre-activation buffer */
     /* Per-kind configuration: one part per layer kind, overlaid (an
      * anonymous union, so l->conv, l->pool, ... name them); only the
      * layer's own kind's part is meaningful. */
     union {
         struct {
-            clnet_conv2d_params conv;  /* Conv2D, Conv2DTranspose */
-            int groups;                /* Conv2D: > 1 runs clnet/conv_grouped.h */
+            clnet_conv2d_params conv; /* Conv2D, Conv2DTranspose */
+            int groups;               /* Conv2D: > 1 runs clnet/conv_grouped.h */
         };
-        clnet_pool2d_params pool;      /* MaxPool2D, AveragePooling2D */
+        clnet_pool2d_params pool; /* MaxPool2D, AveragePooling2D */
         struct {
-            int scale_h, scale_w;      /* UpSampling2D: the repeat along each axis */
+            int scale_h, scale_w; /* UpSampling2D: the repeat along each axis */
         } up;
-        float rate;                    /* Dropout */
-        clnet_batchnorm_params bn;     /* BatchNormalization */
+        float rate;                /* Dropout */
+        clnet_batchnorm_params bn; /* BatchNormalization */
     };
     /* Batch-sized buffers (max batch), and this batch's views of them. */
     clnet_tensor *pre_buf, *dpre_buf, *save_mean, *save_invstd;
@@ -100,7 +100,7 @@ struct clnet__layer {
      * (without the batch dim); the model allocates and binds them. */
     int nextra;
     struct {
-        clnet_dtype dtype;             /* CLNET_F32 unless set */
+        clnet_dtype dtype; /* CLNET_F32 unless set */
         int ndim;
         int64_t shape[CLNET_MAX_DIMS];
         clnet_tensor *buf, *view;
@@ -108,36 +108,36 @@ struct clnet__layer {
     /* Dense on sequences: cached 2-D views of its operands (layers.c). */
     clnet_tensor *mat[4];
     /* Recurrent layers. */
-    int cell;                          /* 1 RNN, 4 LSTM, 3 GRU (gate blocks) */
+    int cell; /* 1 RNN, 4 LSTM, 3 GRU (gate blocks) */
     int return_sequences, return_state;
     /* Keras' single bias: the one "bias" parameter is b_ih; b_hh is zeros and
      * its gradient (equal to b_ih's for these cells) goes to a spare. */
     clnet_tensor *zero_bias, *spare_dbias;
     /* Graph layers (graph.c). */
-    int merge_op;                      /* clnet_merge_op */
-    int axis;                          /* Concatenate, counted with the batch dim */
-    float kl_weight;                   /* Sampling */
-    clnet_tensor *kl;                  /* Sampling: its KL of the last forward (one element) */
-    int64_t eps_batch;                 /* Sampling: the batch size eps was drawn for, 0: none */
-    char *fwd_expr, *bwd_expr;         /* Expression (a clone borrows the owner's) */
+    int merge_op;              /* clnet_merge_op */
+    int axis;                  /* Concatenate, counted with the batch dim */
+    float kl_weight;           /* Sampling */
+    clnet_tensor *kl;          /* Sampling: its KL of the last forward (one element) */
+    int64_t eps_batch;         /* Sampling: the batch size eps was drawn for, 0: none */
+    char *fwd_expr, *bwd_expr; /* Expression (a clone borrows the owner's) */
 };
 
 /* A value in the graph: a model input, or a layer application's output. */
 typedef struct clnet__node {
     int ndim;
     int64_t shape[CLNET_MAX_DIMS];
-    int app;                           /* the application that makes it; -1 for an input */
-    int input;                         /* the input index; -1 for an application's output */
+    int app;   /* the application that makes it; -1 for an input */
+    int input; /* the input index; -1 for an application's output */
     /* Set when the buffers are made (model.c). */
-    int uses;                          /* times an application consumes it */
-    int act_of, grad_of;               /* a view's output: the node whose storage it shares, or -1 */
-    clnet_tensor *act_buf, *grad_buf;  /* max batch; an input has no act_buf */
-    clnet_tensor *act, *grad;          /* this batch's views */
-    clnet_tensor *scratch;             /* uses > 1: this batch's view of the scratch buffer */
+    int uses;                         /* times an application consumes it */
+    int act_of, grad_of;              /* a view's output: the node whose storage it shares, or -1 */
+    clnet_tensor *act_buf, *grad_buf; /* max batch; an input has no act_buf */
+    clnet_tensor *act, *grad;         /* this batch's views */
+    clnet_tensor *scratch;            /* uses > 1: this batch's view of the scratch buffer */
     /* Backward. */
-    int need;                          /* some parameter or a wanted dx lies behind it */
-    int written;                       /* its gradient holds a sum already */
-    const clnet_tensor *dy;            /* its gradient: grad, or the caller's seed */
+    int need;               /* some parameter or a wanted dx lies behind it */
+    int written;            /* its gradient holds a sum already */
+    const clnet_tensor *dy; /* its gradient: grad, or the caller's seed */
 } clnet__node;
 
 /* A layer applied to nodes: in[] -> out. Applications are kept in the order
@@ -162,9 +162,9 @@ typedef struct clnet__model_hooks {
 
 struct clnet_model {
     clnet_context *ctx;
-    char name[CLNET_MODEL_NAME_MAX];   /* as the summary prints it */
+    char name[CLNET_MODEL_NAME_MAX]; /* as the summary prints it */
     uint64_t seed;
-    int in_ndim;                       /* input 0's shape */
+    int in_ndim; /* input 0's shape */
     int64_t in_shape[CLNET_MAX_DIMS];
     /* The layers (each once, shared or not), in the order added: their
      * indices name them in the API and in weight files. */
@@ -180,25 +180,25 @@ struct clnet_model {
     int inputs[CLNET_MODEL_MAX_IO], outputs[CLNET_MODEL_MAX_IO];
     int cursor;
     int hold_noise;
-    int nextra_loss;                   /* applications that add a loss term */
+    int nextra_loss; /* applications that add a loss term */
 
     /* Node buffers are sized for max_batch; their views for batch. */
     int64_t max_batch, batch;
-    clnet_tensor *scratch_buf;         /* a gradient summed into a node (uses > 1) */
-    clnet_tensor **clip_grads;         /* room for every gradient (compile), for clipping */
+    clnet_tensor *scratch_buf;                 /* a gradient summed into a node (uses > 1) */
+    clnet_tensor **clip_grads;                 /* room for every gradient (compile), for clipping */
     const clnet_tensor *x[CLNET_MODEL_MAX_IO]; /* the caller's inputs of the last forward */
 
-    int trained_forward;               /* the last forward ran in training mode */
+    int trained_forward; /* the last forward ran in training mode */
     int compiled;
-    int check_numerics;                /* CLNET_CHECK_NUMERICS at creation (numerics.c) */
+    int check_numerics; /* CLNET_CHECK_NUMERICS at creation (numerics.c) */
     clnet_compile_params compile;
-    int64_t step_count;                /* optimizer steps taken (Adam's t) */
-    uint64_t dropout_calls;            /* distinct dropout masks */
+    int64_t step_count;     /* optimizer steps taken (Adam's t) */
+    uint64_t dropout_calls; /* distinct dropout masks */
 
     /* One-element results of the last loss and accuracy, and accumulators. */
     clnet_tensor *loss, *correct, *loss_sum, *correct_sum;
-    clnet_tensor *extra_loss;          /* the layers' loss terms of the last forward */
-    clnet_tensor *out_loss;            /* scratch: one output's loss (several outputs) */
+    clnet_tensor *extra_loss; /* the layers' loss terms of the last forward */
+    clnet_tensor *out_loss;   /* scratch: one output's loss (several outputs) */
     /* The loss gradient at each output's logits (train.c). */
     clnet_tensor *dlogits_buf[CLNET_MODEL_MAX_IO], *dlogits_v[CLNET_MODEL_MAX_IO];
 

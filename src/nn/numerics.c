@@ -47,9 +47,10 @@ static clnet_status blame_forward(clnet_model *m, float loss)
     clnet_status st = CLNET_OK;
     for (int i = 0; i < m->ninputs && !st; i++)
         if ((st = scan(m->x[i], &bad, &at, &v)) == CLNET_OK && bad)
-            return clnet__error(m->ctx, CLNET_ERR_NUMERICS,
-                                "numerics check: the loss is %g; the input x%s holds %g at element %zu",
-                                (double)loss, m->ninputs > 1 ? " (one of them)" : "", (double)v, at);
+            return clnet__error(
+                m->ctx, CLNET_ERR_NUMERICS,
+                "numerics check: the loss is %g; the input x%s holds %g at element %zu",
+                (double)loss, m->ninputs > 1 ? " (one of them)" : "", (double)v, at);
     for (int a = 0; !st && a < m->napps; a++) {
         const clnet__layer *l = m->apps[a].l;
         int i = l->index;
@@ -64,9 +65,11 @@ static clnet_status blame_forward(clnet_model *m, float loss)
                                 "non-finite value: its output holds %g at element %zu",
                                 (double)loss, i, l->name, (double)v, at);
     }
-    return st ? st : clnet__error(m->ctx, CLNET_ERR_NUMERICS,
-                                  "numerics check: the loss is %g, from finite outputs (check "
-                                  "the targets)", (double)loss);
+    return st ? st
+              : clnet__error(m->ctx, CLNET_ERR_NUMERICS,
+                             "numerics check: the loss is %g, from finite outputs (check "
+                             "the targets)",
+                             (double)loss);
 }
 
 clnet_status clnet__check_loss(clnet_model *m)

@@ -34,7 +34,8 @@ static int list_state(const clnet_model *m, state_tensor *out)
             for (int j = 0; j < 3; j++)
                 if (ts[j]) {
                     if (out) {
-                        snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s%s", i, q->name, suffix[j]);
+                        snprintf(out[n].name, sizeof out[n].name, "layers.%d.%s%s", i, q->name,
+                                 suffix[j]);
                         out[n].t = ts[j];
                     }
                     n++;
@@ -48,7 +49,8 @@ typedef struct callback_state {
     char key[64], value[160], tensor[80];
 } callback_state;
 
-CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, const char *path, int epoch)
+CLNET_API clnet_status clnet_model_save_training_state(const clnet_model *m, const char *path,
+                                                       int epoch)
 {
     return clnet__save_training_state(m, path, epoch, NULL, 0);
 }
@@ -91,7 +93,7 @@ clnet_status clnet__save_training_state(const clnet_model *m, const char *path, 
         snprintf(ep, sizeof ep, "%d", epoch);
         snprintf(opt, sizeof opt, "%d", (int)m->compile.optimizer);
         const char *fixed[] = { "format", STATE_FORMAT, "step_count", steps, "dropout_calls", drops,
-                                "seed", seed, "epoch", ep, "optimizer", opt };
+                                "seed",   seed,         "epoch",      ep,    "optimizer",     opt };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             meta[nm++] = fixed[i];
         for (int i = 0; i < ncbs; i++) {
@@ -102,10 +104,13 @@ clnet_status clnet__save_training_state(const clnet_model *m, const char *path, 
             clnet__callback_state(&cbs[i], cs[i].value, sizeof cs[i].value, &w, &nw);
             meta[nm++] = cs[i].key;
             meta[nm++] = cs[i].value;
-            if (w) {                    /* borrowed from the callback: not freed below */
+            if (w) { /* borrowed from the callback: not freed below */
                 snprintf(cs[i].tensor, sizeof cs[i].tensor, "%s.best_weights", cs[i].key);
-                e[nt++] = (clnet_safetensors_entry_in){ .name = cs[i].tensor, .dtype = CLNET_F32,
-                                                        .ndim = 1, .shape = { (int64_t)nw }, .data = w };
+                e[nt++] = (clnet_safetensors_entry_in){ .name = cs[i].tensor,
+                                                        .dtype = CLNET_F32,
+                                                        .ndim = 1,
+                                                        .shape = { (int64_t)nw },
+                                                        .data = w };
             }
         }
         meta[nm] = NULL;
@@ -154,22 +159,26 @@ CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const cha
     int n = list_state(m, NULL);
     state_tensor *ts = clnet__calloc((size_t)n + 1, sizeof *ts);
     if (!ts) {
-        st = clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_load_training_state: out of host memory");
+        st = clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                          "clnet_model_load_training_state: out of host memory");
         goto done;
     }
     if (!format || strcmp(format, STATE_FORMAT) || !meta_u64(f, "step_count", &steps) ||
         !meta_u64(f, "dropout_calls", &drops) || !meta_u64(f, "seed", &seed) ||
-        !meta_u64(f, "epoch", &ep) || ep > INT32_MAX || steps > INT64_MAX || !meta_u64(f, "optimizer", &opt)) {
+        !meta_u64(f, "epoch", &ep) || ep > INT32_MAX || steps > INT64_MAX ||
+        !meta_u64(f, "optimizer", &opt)) {
         st = clnet__error(m->ctx, CLNET_ERR_FORMAT,
                           "clnet_model_load_training_state: %s is not a training state saved by "
-                          "clnet_model_save_training_state (metadata format \"%s\")", path,
-                          format ? format : "missing");
+                          "clnet_model_save_training_state (metadata format \"%s\")",
+                          path, format ? format : "missing");
         goto done;
     }
     if (opt != (uint64_t)m->compile.optimizer) {
-        st = clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                          "clnet_model_load_training_state: %s was saved with optimizer %d, the model "
-                          "is compiled with %d", path, (int)opt, (int)m->compile.optimizer);
+        st = clnet__error(
+            m->ctx, CLNET_ERR_INVALID_ARG,
+            "clnet_model_load_training_state: %s was saved with optimizer %d, the model "
+            "is compiled with %d",
+            path, (int)opt, (int)m->compile.optimizer);
         goto done;
     }
     list_state(m, ts);
@@ -184,16 +193,19 @@ CLNET_API clnet_status clnet_model_load_training_state(clnet_model *m, const cha
         if (!same)
             st = clnet__error(m->ctx, e ? CLNET_ERR_SHAPE : CLNET_ERR_FORMAT,
                               "clnet_model_load_training_state: %s: \"%s\" is %s; the model needs "
-                              "F32 of %zu values", path, ts[i].name, e ? "of another shape or type" : "missing",
+                              "F32 of %zu values",
+                              path, ts[i].name, e ? "of another shape or type" : "missing",
                               clnet_tensor_numel(ts[i].t));
     }
-    size_t own = 0;                    /* the model's tensors, without the callbacks' */
+    size_t own = 0; /* the model's tensors, without the callbacks' */
     for (size_t i = 0; i < f->count; i++)
         own += !is_callback_entry(f->entries[i].name);
     if (!st && own != (size_t)n)
-        st = clnet__error(m->ctx, CLNET_ERR_FORMAT,
-                          "clnet_model_load_training_state: %s holds %zu tensors, the model's state "
-                          "%d: it was saved from another model or optimizer", path, own, n);
+        st =
+            clnet__error(m->ctx, CLNET_ERR_FORMAT,
+                         "clnet_model_load_training_state: %s holds %zu tensors, the model's state "
+                         "%d: it was saved from another model or optimizer",
+                         path, own, n);
     for (int i = 0; i < n && !st; i++) {
         const clnet_safetensors_entry *e = clnet_safetensors_find(f, ts[i].name);
         st = clnet_tensor_upload(ts[i].t, e->data, e->size);
@@ -210,8 +222,8 @@ done:
     return st;
 }
 
-CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *path, clnet_callback *cbs,
-                                                 int n)
+CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *path,
+                                                 clnet_callback *cbs, int n)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     CLNET_CHECK_ARG(m->ctx, path != NULL && n >= 0 && (cbs != NULL || n == 0));
@@ -224,8 +236,8 @@ CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *pat
     if (!format || strcmp(format, STATE_FORMAT))
         st = clnet__error(m->ctx, CLNET_ERR_FORMAT,
                           "clnet_callback_load_state: %s is not a training state saved by "
-                          "clnet_model_save_training_state (metadata format \"%s\")", path,
-                          format ? format : "missing");
+                          "clnet_model_save_training_state (metadata format \"%s\")",
+                          path, format ? format : "missing");
     /* Two passes: every check, then every change. */
     for (int apply = 0; apply < 2 && !st; apply++)
         for (int i = 0; i < n && !st; i++) {
@@ -234,7 +246,7 @@ CLNET_API clnet_status clnet_callback_load_state(clnet_model *m, const char *pat
                 continue;
             const char *text = clnet_safetensors_metadata(f, key);
             if (!text)
-                continue;               /* none saved: it starts afresh */
+                continue; /* none saved: it starts afresh */
             snprintf(tensor, sizeof tensor, "%s.best_weights", key);
             const clnet_safetensors_entry *w = clnet_safetensors_find(f, tensor);
             int usable = w && !strcmp(w->dtype, "F32") && w->ndim == 1;

@@ -200,7 +200,8 @@ CLNET_API const char *clnet_tblog_errmsg(const clnet_tblog *w)
 
 /* ---- Summaries --------------------------------------------------------------------------- */
 
-CLNET_API clnet_status clnet_tblog_scalar(clnet_tblog *w, const char *tag, int64_t step, double value)
+CLNET_API clnet_status clnet_tblog_scalar(clnet_tblog *w, const char *tag, int64_t step,
+                                          double value)
 {
     if (!w)
         return CLNET_ERR_INVALID_ARG;
@@ -278,8 +279,9 @@ CLNET_API clnet_status clnet_tblog_image(clnet_tblog *w, const char *tag, int64_
         (channels != 1 && channels != 3 && channels != 4))
         return fail(w, CLNET_ERR_INVALID_ARG, "clnet_tblog_image: invalid argument: %s",
                     !pixels ? "pixels is NULL"
-                    : channels != 1 && channels != 3 && channels != 4 ? "channels must be 1, 3 or 4"
-                    : "height and width must be in 1..65535");
+                    : channels != 1 && channels != 3 && channels != 4
+                        ? "channels must be 1, 3 or 4"
+                        : "height and width must be in 1..65535");
     png_buf b = { 0 };
     if (!encode_png(&b, height, width, channels, pixels)) {
         clnet__free(b.data);
@@ -360,7 +362,8 @@ CLNET_API clnet_status clnet_tblog_histogram(clnet_tblog *w, const char *tag, in
     return st;
 }
 
-/* ---- The fit callback ------------------------------------------------------------------------- */
+/* ---- The fit callback -------------------------------------------------------------------------
+ */
 
 typedef struct tb_state {
     clnet_tblog *w;
@@ -389,7 +392,8 @@ static clnet_status tb_histograms(tb_state *s, clnet_model *m, int64_t step)
             size_t n = clnet_tensor_numel(t);
             float *buf = clnet__malloc((n ? n : 1) * sizeof *buf);
             if (!buf)
-                return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "tensorboard: out of host memory");
+                return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                                    "tensorboard: out of host memory");
             char tag[64];
             snprintf(tag, sizeof tag, "layers.%d.%s", i, m->layers[i]->params[k].name);
             clnet_status st = clnet_tensor_download(t, buf, n * sizeof *buf);
@@ -409,11 +413,15 @@ static clnet_status tb_epoch_end(void *user, clnet_model *m, clnet_fit_event *ev
     const struct {
         const char *tag;
         double v;
-    } rows[] = { { "epoch/loss", l->loss },         { "epoch/accuracy", l->accuracy },
-                 { "epoch/val_loss", l->val_loss }, { "epoch/val_accuracy", l->val_accuracy },
-                 { "epoch/lr", l->lr },             { "epoch/seconds", l->seconds } };
+    } rows[] = { { "epoch/loss", l->loss },
+                 { "epoch/accuracy", l->accuracy },
+                 { "epoch/val_loss", l->val_loss },
+                 { "epoch/val_accuracy", l->val_accuracy },
+                 { "epoch/lr", l->lr },
+                 { "epoch/seconds", l->seconds } };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        clnet_status st = rows[i].v < 0 ? CLNET_OK : clnet_tblog_scalar(s->w, rows[i].tag, l->epoch, rows[i].v);
+        clnet_status st =
+            rows[i].v < 0 ? CLNET_OK : clnet_tblog_scalar(s->w, rows[i].tag, l->epoch, rows[i].v);
         if (st)
             return tb_error(m, s, st);
     }
@@ -432,10 +440,13 @@ CLNET_API clnet_status clnet_callback_tensorboard(clnet_context *ctx, clnet_tblo
     CLNET_CHECK_ARG(ctx, w != NULL && p->every_steps >= 0);
     tb_state *s = clnet__calloc(1, sizeof *s);
     if (!s)
-        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_callback_tensorboard: out of host memory");
+        return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                            "clnet_callback_tensorboard: out of host memory");
     s->w = w;
     s->p = *p;
     *out = (clnet_callback){ .batch_end = p->every_steps > 0 ? tb_batch_end : NULL,
-                             .epoch_end = tb_epoch_end, .user = s, .destroy = clnet__free };
+                             .epoch_end = tb_epoch_end,
+                             .user = s,
+                             .destroy = clnet__free };
     return CLNET_OK;
 }

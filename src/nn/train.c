@@ -43,15 +43,17 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
     const char *f = "clnet_model_compile", *loss = loss_name(kind);
     if (kind == CLNET_LOSS_MSE || kind == CLNET_LOSS_NONE) {
         if (p->from_logits)
-            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                                "%s: from_logits applies to the cross-entropy losses only, not to "
-                                "%s (it is computed on what the model outputs): set from_logits = 0",
-                                f, loss);
+            return clnet__error(
+                m->ctx, CLNET_ERR_INVALID_ARG,
+                "%s: from_logits applies to the cross-entropy losses only, not to "
+                "%s (it is computed on what the model outputs): set from_logits = 0",
+                f, loss);
         return CLNET_OK;
     }
     if (!l)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: output %d is a model input; only MSE or no loss can take it", f, k);
+                            "%s: output %d is a model input; only MSE or no loss can take it", f,
+                            k);
     if (kind == CLNET_LOSS_CATEGORICAL_CROSSENTROPY && l->out_ndim == 3)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: categorical cross-entropy on the NCHW output of layer %d (%s) "
@@ -66,7 +68,7 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
                             "%s: %s with from_logits = 1 takes raw scores, but the last layer %d "
                             "(%s) applies %s: remove that activation, or keep a %s output and set "
                             "from_logits = 0",
-                            f, loss, l->index, l->name, act_name(act), 
+                            f, loss, l->index, l->name, act_name(act),
                             kind == CLNET_LOSS_BINARY_CROSSENTROPY ? "sigmoid" : "softmax");
     }
     int want = kind == CLNET_LOSS_BINARY_CROSSENTROPY ? CLNET_ACT_SIGMOID : CLNET_ACT_SOFTMAX;
@@ -78,8 +80,8 @@ static clnet_status check_output_rule(clnet_model *m, const clnet_compile_params
                         "(fused in the last layer or an Activation layer), or leave the output "
                         "linear and set from_logits = 1",
                         f, loss, act_name(want), l->index, l->name, act_name(act),
-                        act == CLNET_ACT_SIGMOID ? " (independent yes/no outputs go with binary "
-                                                   "cross-entropy)"
+                        act == CLNET_ACT_SIGMOID   ? " (independent yes/no outputs go with binary "
+                                                     "cross-entropy)"
                         : act == CLNET_ACT_SOFTMAX ? " (one class of several goes with categorical "
                                                      "cross-entropy)"
                                                    : "",
@@ -103,27 +105,29 @@ static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
     static const char f[] = "clnet_model_compile";
     int outs = clnet_model_output_count(m);
     if (p->reduction != CLNET_REDUCTION_MEAN && p->reduction != CLNET_REDUCTION_SUM)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: reduction is %d (not a clnet_reduction)",
-                            f, (int)p->reduction);
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: reduction is %d (not a clnet_reduction)", f, (int)p->reduction);
     if (p->nlosses != 0 && p->nlosses != outs)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
                             "%s: nlosses is %d but the model has %d output%s (0 takes `loss` for "
                             "a model of one output)",
                             f, p->nlosses, outs, outs == 1 ? "" : "s");
     if (!p->nlosses && outs != 1)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "%s: the model has %d outputs: give a loss for each (nlosses, losses[], "
-                            "loss_weights[])",
-                            f, outs);
+        return clnet__error(
+            m->ctx, CLNET_ERR_INVALID_ARG,
+            "%s: the model has %d outputs: give a loss for each (nlosses, losses[], "
+            "loss_weights[])",
+            f, outs);
     for (int k = 0; k < outs; k++) {
         clnet_loss_kind kind = output_loss(p, k);
         float w = output_weight(p, k);
         if (kind < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || kind > CLNET_LOSS_NONE)
-            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: losses[%d] is %d (not a clnet_loss_kind)",
-                                f, k, (int)kind);
+            return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                                "%s: losses[%d] is %d (not a clnet_loss_kind)", f, k, (int)kind);
         if (!(w >= 0.0f && w < 1e30f))
             return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                                "%s: loss_weights[%d] is %g (must be finite and >= 0)", f, k, (double)w);
+                                "%s: loss_weights[%d] is %g (must be finite and >= 0)", f, k,
+                                (double)w);
         if (p->reduction == CLNET_REDUCTION_SUM && kind != CLNET_LOSS_MSE &&
             kind != CLNET_LOSS_BINARY_CROSSENTROPY && kind != CLNET_LOSS_NONE)
             return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
@@ -133,9 +137,10 @@ static clnet_status check_losses(clnet_model *m, const clnet_compile_params *p)
         int64_t shape[CLNET_MAX_DIMS];
         int nd = clnet_model_node_shape(m, clnet__output_node(m, k), shape);
         if (kind == CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY && nd != 1)
-            return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                                "clnet_model_compile: sparse categorical cross-entropy needs a (batch, "
-                                "classes) output");
+            return clnet__error(
+                m->ctx, CLNET_ERR_SHAPE,
+                "clnet_model_compile: sparse categorical cross-entropy needs a (batch, "
+                "classes) output");
         clnet_status st = check_output_rule(m, p, k, kind);
         if (st)
             return st;
@@ -149,22 +154,27 @@ CLNET_API clnet_status clnet_model_compile(clnet_model *m, const clnet_compile_p
     static const clnet_compile_params defaults = CLNET_COMPILE_PARAMS_INIT;
     if (!p)
         p = &defaults;
-    CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM && p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
+    CLNET_CHECK_ARG(m->ctx, p->optimizer >= CLNET_OPTIMIZER_ADAM &&
+                                p->optimizer <= CLNET_OPTIMIZER_RMSPROP);
     if (p->loss < CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || p->loss > CLNET_LOSS_NONE)
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
-                            "clnet_model_compile: loss is %d (not a clnet_loss_kind)", (int)p->loss);
+                            "clnet_model_compile: loss is %d (not a clnet_loss_kind)",
+                            (int)p->loss);
     CLNET_CHECK_ARG(m->ctx, p->clip_norm >= 0.0f);
     if (!m->napps)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_compile: the model has no layers");
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_compile: the model has no layers");
     clnet_status rule = check_losses(m, p);
     if (rule)
         return rule;
     int ngrads = 0;
     for (int i = 0; i < m->nlayers; i++)
         ngrads += m->layers[i]->nparams;
-    clnet_tensor **room = clnet__realloc(m->clip_grads, (size_t)(ngrads ? ngrads : 1) * sizeof *room);
+    clnet_tensor **room =
+        clnet__realloc(m->clip_grads, (size_t)(ngrads ? ngrads : 1) * sizeof *room);
     if (!room)
-        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_compile: out of host memory");
+        return clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                            "clnet_model_compile: out of host memory");
     m->clip_grads = room;
     m->compile = *p;
     for (int i = 0; i < m->nlayers; i++) {
@@ -209,7 +219,8 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     if (!m->compiled)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "clnet_model_step: compile the model first");
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "clnet_model_step: compile the model first");
     clnet_status st;
     if (m->hooks.before_step && (st = m->hooks.before_step(m->hooks.user, m)))
         return st;
@@ -226,7 +237,8 @@ CLNET_API clnet_status clnet_model_step(clnet_model *m)
                 continue;
             switch (m->compile.optimizer) {
             case CLNET_OPTIMIZER_ADAM:
-                st = clnet_adam_step(&m->compile.adam, m->step_count, q->value, q->grad, q->m, q->v);
+                st =
+                    clnet_adam_step(&m->compile.adam, m->step_count, q->value, q->grad, q->m, q->v);
                 break;
             case CLNET_OPTIMIZER_SGD:
                 st = clnet_sgd_step(&m->compile.sgd, m->step_count, q->value, q->grad, q->m);
@@ -263,8 +275,9 @@ static clnet_status loss_raw(clnet_model *m, int k, const clnet_tensor *y, clnet
         return st || !correct ? st : clnet_categorical_accuracy(out, y, correct);
     case CLNET_LOSS_BINARY_CROSSENTROPY:
         st = clnet_loss_bce_logits(logits, y, loss, dlogits);
-        return st || !correct ? st
-                              : clnet_binary_accuracy(out, y, m->compile.from_logits ? 0.0f : 0.5f, correct);
+        return st || !correct
+                   ? st
+                   : clnet_binary_accuracy(out, y, m->compile.from_logits ? 0.0f : 0.5f, correct);
     case CLNET_LOSS_MSE:
         /* On the output; backward starts at the logits of a softmax or
          * sigmoid output, so the chain rule through it is applied here. */
@@ -296,8 +309,7 @@ static clnet_status loss_one(clnet_model *m, int k, const clnet_tensor *y, clnet
         for (int d = 0; d < nd; d++)
             f *= (double)shape[d];
     }
-    if (!st && f != 1.0 &&
-        !(st = clnet_scale((float)f, loss, loss)))
+    if (!st && f != 1.0 && !(st = clnet_scale((float)f, loss, loss)))
         st = clnet_scale((float)f, m->dlogits_v[k], m->dlogits_v[k]);
     return st;
 }
@@ -320,7 +332,7 @@ double clnet__model_metric_scale(const clnet_model *m, int64_t n)
 {
     int64_t shape[CLNET_MAX_DIMS];
     int nd = clnet_model_output_shape(m, shape);
-    double per = 1;                    /* output elements per sample */
+    double per = 1; /* output elements per sample */
     for (int i = 0; i < nd; i++)
         per *= (double)shape[i];
     switch (output_loss(&m->compile, 0)) {
@@ -395,15 +407,18 @@ static clnet_status check_targets(clnet_model *m, const char *func, const clnet_
                                      "CLNET_LOSS_CATEGORICAL_CROSSENTROPY)"
                                    : "%s: %s takes float32 targets, but y is %s (int32 class "
                                      "labels go with CLNET_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)",
-                            func, sparse ? (y->dtype == CLNET_I32 ? "int32" : "float32") : loss_name(output_loss(&m->compile, 0)),
+                            func,
+                            sparse ? (y->dtype == CLNET_I32 ? "int32" : "float32")
+                                   : loss_name(output_loss(&m->compile, 0)),
                             (y->dtype == CLNET_I32 ? "int32" : "float32"));
     size_t want = sparse ? (size_t)batch
-                         : (size_t)batch * clnet_tensor_numel(clnet__node_act(m, clnet__output_node(m, 0))) /
+                         : (size_t)batch *
+                               clnet_tensor_numel(clnet__node_act(m, clnet__output_node(m, 0))) /
                                (size_t)m->batch;
     if (y->ctx != m->ctx || y->numel != want)
-        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "%s: y must hold %zu %s values for a batch of %lld (has %zu)", func, want,
-                            sparse ? "int32 label" : "float32 target", (long long)batch, y->numel);
+        return clnet__error(
+            m->ctx, CLNET_ERR_SHAPE, "%s: y must hold %zu %s values for a batch of %lld (has %zu)",
+            func, want, sparse ? "int32 label" : "float32 target", (long long)batch, y->numel);
     return CLNET_OK;
 }
 
@@ -457,8 +472,7 @@ CLNET_API clnet_status clnet_model_train_on_batch(clnet_model *m, const clnet_te
 
 CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
                                                         const clnet_tensor *const *x, int ny,
-                                                        const clnet_tensor *const *y,
-                                                        double *loss)
+                                                        const clnet_tensor *const *y, double *loss)
 {
     CLNET_CHECK_ARG(NULL, m != NULL);
     static const char func[] = "clnet_model_train_on_batch_multi";
@@ -466,8 +480,9 @@ CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
         return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: compile the model first", func);
     int outs = clnet_model_output_count(m);
     if (ny != outs || !y)
-        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG, "%s: the model has %d output%s, %d targets given",
-                            func, outs, outs == 1 ? "" : "s", y ? ny : 0);
+        return clnet__error(m->ctx, CLNET_ERR_INVALID_ARG,
+                            "%s: the model has %d output%s, %d targets given", func, outs,
+                            outs == 1 ? "" : "s", y ? ny : 0);
     clnet_status st = clnet__model_forward(m, func, nx, x, 1);
     const clnet_tensor *seed[CLNET_MODEL_MAX_IO] = { 0 };
     if (st || (st = clnet_tensor_fill(m->loss, 0.0)))
@@ -502,9 +517,9 @@ CLNET_API clnet_status clnet_model_train_on_batch_multi(clnet_model *m, int nx,
 /* ---- Host data on the device ---------------------------------------------------- */
 
 typedef struct device_data {
-    clnet_tensor *x, *y;               /* the whole dataset */
-    clnet_tensor *order;               /* int32 sample order */
-    clnet_tensor *bx, *by, *bidx;      /* batch buffers (max batch) */
+    clnet_tensor *x, *y;          /* the whole dataset */
+    clnet_tensor *order;          /* int32 sample order */
+    clnet_tensor *bx, *by, *bidx; /* batch buffers (max batch) */
     int64_t count, batch;
 } device_data;
 
@@ -538,9 +553,8 @@ static clnet_status device_data_make(clnet_model *m, const clnet_dataset_view *v
         (st = clnet_tensor_upload(d->x, v->x, d->x->numel * sizeof(float))) ||
         (st = clnet_tensor_create(m->ctx, CLNET_I32, 1, &v->count, &d->order)))
         goto fail;
-    if (with_targets &&
-        ((st = clnet_tensor_create(m->ctx, yt, ynd + 1, ys, &d->y)) ||
-         (st = clnet_tensor_upload(d->y, v->y, d->y->numel * 4))))
+    if (with_targets && ((st = clnet_tensor_create(m->ctx, yt, ynd + 1, ys, &d->y)) ||
+                         (st = clnet_tensor_upload(d->y, v->y, d->y->numel * 4))))
         goto fail;
     xs[0] = ys[0] = batch;
     if ((st = clnet_tensor_create(m->ctx, CLNET_F32, m->in_ndim + 1, xs, &d->bx)) ||
@@ -563,8 +577,8 @@ static clnet_status gather(device_data *d, int64_t start, int64_t n, int with_ta
         (st = clnet_tensor_slice(d->bx, 0, n, bx)) ||
         (st = clnet_tensor_gather_rows(d->x, idx, *bx)))
         goto done;
-    if (with_targets &&
-        ((st = clnet_tensor_slice(d->by, 0, n, by)) || (st = clnet_tensor_gather_rows(d->y, idx, *by))))
+    if (with_targets && ((st = clnet_tensor_slice(d->by, 0, n, by)) ||
+                         (st = clnet_tensor_gather_rows(d->y, idx, *by))))
         goto done;
 done:
     clnet_tensor_destroy(idx);
@@ -660,7 +674,8 @@ CLNET_API clnet_status clnet_model_evaluate(clnet_model *m, const clnet_dataset_
     for (int64_t s = 0; s < d.count && !st; s += b) {
         int64_t n = d.count - s < b ? d.count - s : b;
         clnet_tensor *bx, *by;
-        if (!(st = gather(&d, s, n, 1, &bx, &by)) && !(st = clnet_model_forward(m, bx, 0, NULL, NULL)) &&
+        if (!(st = gather(&d, s, n, 1, &bx, &by)) &&
+            !(st = clnet_model_forward(m, bx, 0, NULL, NULL)) &&
             !(st = check_targets(m, "clnet_model_evaluate", by, n)) && !(st = loss_and_grad(m, by)))
             st = accumulate(m, n);
         clnet_tensor_destroy(bx);
@@ -697,9 +712,11 @@ CLNET_API clnet_status clnet_model_predict(clnet_model *m, const float *x, int64
         int64_t n = count - s < b ? count - s : b;
         clnet_tensor *bx, *by;
         const clnet_tensor *y;
-        if (!(st = gather(&d, s, n, 0, &bx, &by)) && !(st = clnet_model_forward(m, bx, 0, &y, NULL))) {
+        if (!(st = gather(&d, s, n, 0, &bx, &by)) &&
+            !(st = clnet_model_forward(m, bx, 0, &y, NULL))) {
             row = clnet_tensor_numel(y) / (size_t)n;
-            st = clnet_tensor_download(y, out + (size_t)s * row, clnet_tensor_numel(y) * sizeof(float));
+            st = clnet_tensor_download(y, out + (size_t)s * row,
+                                       clnet_tensor_numel(y) * sizeof(float));
         }
         clnet_tensor_destroy(bx);
     }
@@ -763,7 +780,8 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
     CLNET_CHECK_ARG(m->ctx, p->epochs >= 0 && p->batch_size > 0);
     clnet_status st = need_loss(m, "clnet_model_fit");
     clnet__fit_run r;
-    if (st || (st = check_view(m, "clnet_model_fit", data, 1)) || (st = clnet__fit_begin(&r, m, p, data)))
+    if (st || (st = check_view(m, "clnet_model_fit", data, 1)) ||
+        (st = clnet__fit_begin(&r, m, p, data)))
         return st;
     data = &r.train;
     int64_t b = p->batch_size < data->count ? p->batch_size : data->count;
@@ -777,9 +795,13 @@ CLNET_API clnet_status clnet_model_fit(clnet_model *m, const clnet_fit_params *p
         if ((st = clnet__fit_epoch_begin(&r, e)))
             break;
         double t0 = clnet__now();
-        clnet_progress pr = { .epoch = e, .epochs = p->epochs, .val_loss = -1, .val_accuracy = -1,
+        clnet_progress pr = { .epoch = e,
+                              .epochs = p->epochs,
+                              .val_loss = -1,
+                              .val_accuracy = -1,
                               .metric = clnet__model_metric_name(m) };
-        if ((st = set_order(m, &d, p->shuffle, &state)) || (st = clnet_tensor_fill(m->loss_sum, 0)) ||
+        if ((st = set_order(m, &d, p->shuffle, &state)) ||
+            (st = clnet_tensor_fill(m->loss_sum, 0)) ||
             (st = clnet_tensor_fill(m->correct_sum, 0)) || (st = fit_epoch(m, p, &d, &pr, t0, &r)))
             break;
         double l, c;
@@ -818,9 +840,11 @@ CLNET_API void clnet_progress_print(void *user, const clnet_progress *p)
                  p->val_accuracy >= 0 ? p->val_accuracy : 0.0);
     if (p->end_of_epoch)
         fprintf(f, "%sEpoch %d/%d: %lld/%lld - %.1fs - loss: %.4f%s%s\n", live ? "\r\033[K" : "",
-                p->epoch, p->epochs, (long long)p->steps, (long long)p->steps, p->elapsed, p->loss, acc, val);
+                p->epoch, p->epochs, (long long)p->steps, (long long)p->steps, p->elapsed, p->loss,
+                acc, val);
     else
-        fprintf(f, "\r\033[KEpoch %d/%d: %lld/%lld - %.0fs elapsed, ETA %.0fs - loss: %.4f%s", p->epoch,
-                p->epochs, (long long)p->step, (long long)p->steps, p->elapsed, p->eta, p->loss, acc);
+        fprintf(f, "\r\033[KEpoch %d/%d: %lld/%lld - %.0fs elapsed, ETA %.0fs - loss: %.4f%s",
+                p->epoch, p->epochs, (long long)p->step, (long long)p->steps, p->elapsed, p->eta,
+                p->loss, acc);
     fflush(f);
 }

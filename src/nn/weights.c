@@ -24,9 +24,10 @@ CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path)
     CLNET_CHECK_ARG(m->ctx, path != NULL);
     int n = param_total(m), k = 0;
     clnet_safetensors_entry_in *e = clnet__calloc((size_t)(n ? n : 1), sizeof *e);
-    char (*names)[48] = clnet__calloc((size_t)(n ? n : 1), sizeof *names);
+    char(*names)[48] = clnet__calloc((size_t)(n ? n : 1), sizeof *names);
     clnet_status st = e && names ? CLNET_OK
-                                 : clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_save: out of host memory");
+                                 : clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                                                "clnet_model_save: out of host memory");
     for (int i = 0; i < m->nlayers && !st; i++)
         for (int p = 0; p < m->layers[i]->nparams && !st; p++, k++) {
             const clnet_tensor *t = m->layers[i]->params[p].value;
@@ -37,7 +38,8 @@ CLNET_API clnet_status clnet_model_save(const clnet_model *m, const char *path)
             void *data = clnet__malloc(clnet_tensor_numel(t) * sizeof(float) + 1);
             e[k].data = data;
             if (!data)
-                st = clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY, "clnet_model_save: out of host memory");
+                st = clnet__error(m->ctx, CLNET_ERR_HOST_MEMORY,
+                                  "clnet_model_save: out of host memory");
             else
                 st = clnet_tensor_download(t, data, clnet_tensor_numel(t) * sizeof(float));
         }
@@ -71,12 +73,14 @@ static clnet_status check_entry(const clnet_model *m, const char *path, const ch
         char want[96] = "", got[96] = "";
         size_t a = 0, b = 0;
         for (int d = 0; d < nd && a < sizeof want; d++)
-            a += (size_t)snprintf(want + a, sizeof want - a, "%s%lld", d ? "x" : "", (long long)shape[d]);
+            a += (size_t)snprintf(want + a, sizeof want - a, "%s%lld", d ? "x" : "",
+                                  (long long)shape[d]);
         for (int d = 0; d < e->ndim && b < sizeof got; d++)
-            b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", d ? "x" : "", (long long)e->shape[d]);
+            b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", d ? "x" : "",
+                                  (long long)e->shape[d]);
         return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "clnet_model_load: %s: \"%s\" is %s [%s], the model needs F32 [%s]", path,
-                            name, e->dtype, got, want);
+                            "clnet_model_load: %s: \"%s\" is %s [%s], the model needs F32 [%s]",
+                            path, name, e->dtype, got, want);
     }
     return CLNET_OK;
 }
@@ -240,13 +244,12 @@ static clnet_status set_host(clnet_model *m, const char *func, int layer, const 
         char want[96], got[96];
         shape_text(want, sizeof want, t->ndim, t->shape);
         shape_text(got, sizeof got, ndim >= 0 && ndim <= CLNET_MAX_DIMS ? ndim : 0, shape);
-        return clnet__error(m->ctx, CLNET_ERR_SHAPE,
-                            "%s: layer %d (%s) \"%s\" is %s; the data given is %s%s", func, layer,
-                            m->layers[layer]->name, name, want, got,
-                            ndim == 2 && t->ndim == 2 && shape[0] == t->shape[1] &&
-                                    shape[1] == t->shape[0]
-                                ? " (transposed: clnet keeps PyTorch's layouts, docs/weights.md)"
-                                : "");
+        return clnet__error(
+            m->ctx, CLNET_ERR_SHAPE, "%s: layer %d (%s) \"%s\" is %s; the data given is %s%s", func,
+            layer, m->layers[layer]->name, name, want, got,
+            ndim == 2 && t->ndim == 2 && shape[0] == t->shape[1] && shape[1] == t->shape[0]
+                ? " (transposed: clnet keeps PyTorch's layouts, docs/weights.md)"
+                : "");
     }
     return clnet_tensor_upload(t, src, t->numel * sizeof *src);
 }

@@ -10,8 +10,8 @@
 
 /* ---- activations ---------------------------------------------------------- */
 
-static const char *const act_names[] = { "none",  "relu",       "leaky_relu", "sigmoid",
-                                         "tanh",  "relu6",      "hard_swish", "softmax" };
+static const char *const act_names[] = { "none", "relu",  "leaky_relu", "sigmoid",
+                                         "tanh", "relu6", "hard_swish", "softmax" };
 #define ACT_COUNT ((int)(sizeof act_names / sizeof act_names[0]))
 
 CLNET_API const char *clnet_activation_name(clnet_activation act)
@@ -25,8 +25,9 @@ static clnet_status check_act(const clnet__op *op, clnet_activation act)
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
                               "invalid argument: act = %d is not a clnet_activation", (int)act);
     if (act == CLNET_ACT_SOFTMAX)
-        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
-                              "invalid argument: softmax is not elementwise (clnet_softmax_forward)");
+        return clnet__op_fail(
+            op, CLNET_ERR_INVALID_ARG,
+            "invalid argument: softmax is not elementwise (clnet_softmax_forward)");
     return CLNET_OK;
 }
 
@@ -90,7 +91,9 @@ CLNET_API clnet_status clnet_activation_backward(clnet_activation act, float alp
     /* x and y are optional to the table; the one this activation reads is
      * required below. Given but unused, the other is still checked. */
     static const clnet__tspec spec[] = {
-        { .name = "dx", .flags = CLNET_T_OUT, .alias = CLNET_ALIAS(1) | CLNET_ALIAS(2) | CLNET_ALIAS(3) },
+        { .name = "dx",
+          .flags = CLNET_T_OUT,
+          .alias = CLNET_ALIAS(1) | CLNET_ALIAS(2) | CLNET_ALIAS(3) },
         { .name = "dy", .size_of = CLNET_SIZE_OF(0) },
         { .name = "x", .flags = CLNET_T_OPTIONAL, .size_of = CLNET_SIZE_OF(0) },
         { .name = "y", .flags = CLNET_T_OPTIONAL, .size_of = CLNET_SIZE_OF(0) },
@@ -133,7 +136,8 @@ static clnet_status launch_rows(const clnet__op *op, const char *base, const cha
                                 size_t rows, int cols, int nargs, const clnet__arg *a)
 {
     size_t wg = clnet__context_profile(op->ctx)->wg_size;
-    int v = clnet__variant(op->ctx, variant, (size_t)cols > wg ? CLNET_V_ROW_GROUP : CLNET_V_ROW_ITEM);
+    int v =
+        clnet__variant(op->ctx, variant, (size_t)cols > wg ? CLNET_V_ROW_GROUP : CLNET_V_ROW_ITEM);
     char name[64];
     snprintf(name, sizeof name, "%s_%s", base, v == CLNET_V_ROW_GROUP ? "group" : "item");
     if (v != CLNET_V_ROW_GROUP)
@@ -154,7 +158,10 @@ static const clnet__tspec unary_spec[] = {
 static const clnet__tspec backward_spec[] = {
     { .name = "y" },
     { .name = "dy", .like = CLNET_LIKE(0) },
-    { .name = "dx", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },
+    { .name = "dx",
+      .flags = CLNET_T_OUT,
+      .like = CLNET_LIKE(0),
+      .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },
 };
 
 static clnet_status softmax_fwd(const char *func, int log_, const clnet_tensor *x, clnet_tensor *y)

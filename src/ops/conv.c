@@ -58,25 +58,24 @@ static clnet_status geometry(const clnet__op *op, const clnet_conv2d_params *p, 
         (st = clnet__conv_check_extent(op, p, r)))
         return st;
     /* The bias: one per output channel (the transpose's are C). */
-    if (r.b >= 0 && (st = clnet__op_want_shape(op, r.b, 1,
-                                               (const int64_t[]){ transpose ? xt->shape[1]
-                                                                            : wt->shape[0] })))
+    if (r.b >= 0 && (st = clnet__op_want_shape(
+                         op, r.b, 1, (const int64_t[]){ transpose ? xt->shape[1] : wt->shape[0] })))
         return st;
-    *g = (geom){(int)xt->shape[0], (int)xt->shape[1], (int)xt->shape[2], (int)xt->shape[3],
-                (int)wt->shape[0], (int)wt->shape[2], (int)wt->shape[3], (int)yt->shape[2],
-                (int)yt->shape[3], p->stride_h,       p->stride_w,       p->pad_top,
-                p->pad_bottom,     p->pad_left,       p->pad_right,      p->dilation_h,
-                p->dilation_w};
+    *g = (geom){ (int)xt->shape[0], (int)xt->shape[1], (int)xt->shape[2], (int)xt->shape[3],
+                 (int)wt->shape[0], (int)wt->shape[2], (int)wt->shape[3], (int)yt->shape[2],
+                 (int)yt->shape[3], p->stride_h,       p->stride_w,       p->pad_top,
+                 p->pad_bottom,     p->pad_left,       p->pad_right,      p->dilation_h,
+                 p->dilation_w };
     return CLNET_OK;
 }
 
 /* ---- Kernel launches ---------------------------------------------------- */
 
 /* The geometry arguments (GEOM in cl/conv.cl). */
-#define GEOM_ARGS(g)                                                                              \
-    CLNET_ARG_INT((g)->c), CLNET_ARG_INT((g)->h), CLNET_ARG_INT((g)->w), CLNET_ARG_INT((g)->r),   \
-        CLNET_ARG_INT((g)->s), CLNET_ARG_INT((g)->oh), CLNET_ARG_INT((g)->ow),                    \
-        CLNET_ARG_INT((g)->sh), CLNET_ARG_INT((g)->sw), CLNET_ARG_INT((g)->pt),                   \
+#define GEOM_ARGS(g)                                                                               \
+    CLNET_ARG_INT((g)->c), CLNET_ARG_INT((g)->h), CLNET_ARG_INT((g)->w), CLNET_ARG_INT((g)->r),    \
+        CLNET_ARG_INT((g)->s), CLNET_ARG_INT((g)->oh), CLNET_ARG_INT((g)->ow),                     \
+        CLNET_ARG_INT((g)->sh), CLNET_ARG_INT((g)->sw), CLNET_ARG_INT((g)->pt),                    \
         CLNET_ARG_INT((g)->pl), CLNET_ARG_INT((g)->dh), CLNET_ARG_INT((g)->dw)
 
 /* im2col of nb images starting at element xo of x into col at co. */
@@ -84,8 +83,8 @@ static clnet_status im2col(clnet_context *ctx, const char *func, const geom *g, 
                            cl_mem col, size_t co, size_t sn, size_t scrs, int nb)
 {
     return LAUNCH(ctx, func, "im2col", (size_t)nb * g->c * g->r * g->s * g->oh, CLNET_ARG_MEM(x),
-                  CLNET_ARG_ULONG(xo), CLNET_ARG_MEM(col), CLNET_ARG_ULONG(co),
-                  CLNET_ARG_ULONG(sn), CLNET_ARG_ULONG(scrs), CLNET_ARG_INT(nb), GEOM_ARGS(g));
+                  CLNET_ARG_ULONG(xo), CLNET_ARG_MEM(col), CLNET_ARG_ULONG(co), CLNET_ARG_ULONG(sn),
+                  CLNET_ARG_ULONG(scrs), CLNET_ARG_INT(nb), GEOM_ARGS(g));
 }
 
 /* col2im of nb images from col at co into dx at xo, plus the bias b if any. */
@@ -158,7 +157,9 @@ static int choose(const clnet_context *ctx, const geom *g, size_t reduction)
 {
     if (clnet__context_profile(ctx)->info.type == CLNET_DEVICE_CPU)
         return g->sh == 1 && g->sw == 1 ? CLNET_V_CONV_WIDE : CLNET_V_CONV_DIRECT;
-    return is_1x1(g) ? CLNET_V_CONV_GEMM1X1 : reduction <= DIRECT_MAX_REDUCTION ? CLNET_V_CONV_DIRECT : CLNET_V_CONV_IM2COL;
+    return is_1x1(g)                           ? CLNET_V_CONV_GEMM1X1
+           : reduction <= DIRECT_MAX_REDUCTION ? CLNET_V_CONV_DIRECT
+                                               : CLNET_V_CONV_IM2COL;
 }
 
 /* The filter gradient's implementation. On CPUs, for stride 1, the one whose
@@ -185,19 +186,19 @@ static clnet_status forward(clnet_context *ctx, const char *func, const geom *g,
     size_t chw = (size_t)g->c * g->h * g->w, N = (size_t)g->n;
     int v = clnet__variant(ctx, "conv2d.forward", choose(ctx, g, crs));
     clnet_status st;
-    clnet__gemm_desc d = {.m = K,
-                          .n = P,
-                          .k = crs,
-                          .alpha = 1,
-                          .beta = 0,
-                          .a = clnet__mem(w),
-                          .a_off = w->offset,
-                          .lda = crs,
-                          .stride_a = 0,
-                          .ldb = P,
-                          .c = clnet__mem(y),
-                          .ldc = P,
-                          .stride_c = K * P};
+    clnet__gemm_desc d = { .m = K,
+                           .n = P,
+                           .k = crs,
+                           .alpha = 1,
+                           .beta = 0,
+                           .a = clnet__mem(w),
+                           .a_off = w->offset,
+                           .lda = crs,
+                           .stride_a = 0,
+                           .ldb = P,
+                           .c = clnet__mem(y),
+                           .ldc = P,
+                           .stride_c = K * P };
     if (v == CLNET_V_CONV_DIRECT || v == CLNET_V_CONV_WIDE)
         return clnet__conv_forward_direct(ctx, func, g, x, w, b, y, v == CLNET_V_CONV_WIDE);
     if (v == CLNET_V_CONV_GEMM1X1 && is_1x1(g)) {
@@ -235,20 +236,20 @@ static clnet_status backward_data(clnet_context *ctx, const char *func, const ge
     size_t chw = (size_t)g->c * g->h * g->w, N = (size_t)g->n;
     int v = clnet__variant(ctx, "conv2d.backward_data", choose(ctx, g, K * g->r * g->s));
     clnet_status st;
-    clnet__gemm_desc d = {.trans_a = 1,
-                          .m = crs,
-                          .n = P,
-                          .k = K,
-                          .alpha = 1,
-                          .beta = 0,
-                          .a = clnet__mem(w),
-                          .a_off = w->offset,
-                          .lda = crs,
-                          .stride_a = 0,
-                          .b = clnet__mem(dy),
-                          .ldb = P,
-                          .stride_b = K * P,
-                          .ldc = P};
+    clnet__gemm_desc d = { .trans_a = 1,
+                           .m = crs,
+                           .n = P,
+                           .k = K,
+                           .alpha = 1,
+                           .beta = 0,
+                           .a = clnet__mem(w),
+                           .a_off = w->offset,
+                           .lda = crs,
+                           .stride_a = 0,
+                           .b = clnet__mem(dy),
+                           .ldb = P,
+                           .stride_b = K * P,
+                           .ldc = P };
     if (v == CLNET_V_CONV_DIRECT || v == CLNET_V_CONV_WIDE)
         return clnet__conv_backward_data_direct(ctx, func, g, w, dy, b, dx, v == CLNET_V_CONV_WIDE);
     if (v == CLNET_V_CONV_GEMM1X1 && is_1x1(g)) {
@@ -292,13 +293,13 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
     clnet_status st = CLNET_OK;
     if (v == CLNET_V_CONV_DIRECT || v == CLNET_V_CONV_WIDE)
         return clnet__conv_backward_filter_direct(ctx, func, g, x, dy, dw, v == CLNET_V_CONV_WIDE);
-    clnet__gemm_desc d = {.trans_b = 1,
-                          .m = K,
-                          .n = crs,
-                          .alpha = 1,
-                          .c = clnet__mem(dw),
-                          .c_off = dw->offset,
-                          .ldc = crs};
+    clnet__gemm_desc d = { .trans_b = 1,
+                           .m = K,
+                           .n = crs,
+                           .alpha = 1,
+                           .c = clnet__mem(dw),
+                           .c_off = dw->offset,
+                           .ldc = crs };
     if (v == CLNET_V_CONV_GEMM1X1 && is_1x1(g)) {
         d.k = d.lda = d.ldb = P;
         d.a = clnet__mem(dy);
@@ -345,7 +346,9 @@ static clnet_status backward_filter(clnet_context *ctx, const char *func, const 
  * and its output the convolution's x (or dx). */
 static const clnet__conv_roles transpose_forward_roles = { .x = 3, .w = 1, .y = 0, .b = 2 };
 static const clnet__conv_roles transpose_backward_data_roles = { .x = 1, .w = 0, .y = 2, .b = -1 };
-static const clnet__conv_roles transpose_backward_filter_roles = { .x = 1, .w = 2, .y = 0, .b = -1 };
+static const clnet__conv_roles transpose_backward_filter_roles = {
+    .x = 1, .w = 2, .y = 0, .b = -1
+};
 
 enum direction { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
 
@@ -376,8 +379,8 @@ static clnet_status run(const clnet__op *op, const clnet_conv2d_params *p, int t
 }
 
 /* Checks a public function's tensors against its table, then runs. */
-#define CHECK_AND_RUN(spec, transpose, roles, dir, ...)                                           \
-    check_and_run(__func__, (spec), (int)(sizeof(spec) / sizeof((spec)[0])),                     \
+#define CHECK_AND_RUN(spec, transpose, roles, dir, ...)                                            \
+    check_and_run(__func__, (spec), (int)(sizeof(spec) / sizeof((spec)[0])),                       \
                   (const clnet_tensor *const[]){ __VA_ARGS__ }, p, (transpose), (roles), (dir))
 
 static clnet_status check_and_run(const char *func, const clnet__tspec *spec, int count,
@@ -393,8 +396,8 @@ CLNET_API clnet_status clnet_conv2d_forward(const clnet_conv2d_params *p, const 
                                             const clnet_tensor *w, const clnet_tensor *b,
                                             clnet_tensor *y)
 {
-    return CHECK_AND_RUN(clnet__conv_forward_spec, 0, clnet__conv_forward_roles,
-                         FORWARD, x, w, b, y);
+    return CHECK_AND_RUN(clnet__conv_forward_spec, 0, clnet__conv_forward_roles, FORWARD, x, w, b,
+                         y);
 }
 
 CLNET_API clnet_status clnet_conv2d_backward_data(const clnet_conv2d_params *p,
@@ -418,8 +421,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_forward(const clnet_conv2d_params 
                                                       const clnet_tensor *b, clnet_tensor *y)
 {
     /* The transpose's forward is the convolution's data gradient. */
-    return CHECK_AND_RUN(clnet__conv_forward_spec, 1, transpose_forward_roles,
-                         BACKWARD_DATA, x, w, b, y);
+    return CHECK_AND_RUN(clnet__conv_forward_spec, 1, transpose_forward_roles, BACKWARD_DATA, x, w,
+                         b, y);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_backward_data(const clnet_conv2d_params *p,
@@ -427,8 +430,8 @@ CLNET_API clnet_status clnet_conv2d_transpose_backward_data(const clnet_conv2d_p
                                                             const clnet_tensor *dy,
                                                             clnet_tensor *dx)
 {
-    return CHECK_AND_RUN(clnet__conv_backward_data_spec, 1, transpose_backward_data_roles,
-                         FORWARD, w, dy, dx);
+    return CHECK_AND_RUN(clnet__conv_backward_data_spec, 1, transpose_backward_data_roles, FORWARD,
+                         w, dy, dx);
 }
 
 CLNET_API clnet_status clnet_conv2d_transpose_backward_filter(const clnet_conv2d_params *p,

@@ -69,11 +69,10 @@ clnet_status clnet__conv_check_channels(const clnet__op *op, clnet__conv_roles r
     char ss[96], ws[96];
     clnet__tensor_shape_str(s, ss, sizeof ss);
     clnet__tensor_shape_str(w, ws, sizeof ws);
-    return clnet__op_fail(op, CLNET_ERR_SHAPE,
-                          "%s: shape %s: channels differ from %s %s (%s is K x C%s x R x S%s)",
-                          op->spec[r.w].name, ws, op->spec[src].name, ss, op->spec[r.w].name,
-                          groups > 1 ? "/groups" : "",
-                          transpose ? ", K the input channels of the transpose" : "");
+    return clnet__op_fail(
+        op, CLNET_ERR_SHAPE, "%s: shape %s: channels differ from %s %s (%s is K x C%s x R x S%s)",
+        op->spec[r.w].name, ws, op->spec[src].name, ss, op->spec[r.w].name,
+        groups > 1 ? "/groups" : "", transpose ? ", K the input channels of the transpose" : "");
 }
 
 clnet_status clnet__conv_check_extent(const clnet__op *op, const clnet_conv2d_params *p,
@@ -84,8 +83,8 @@ clnet_status clnet__conv_check_extent(const clnet__op *op, const clnet_conv2d_pa
      * so no product of two overflows, and || stops before a third would). */
     if (xs[2] + p->pad_top + p->pad_bottom <= INT_MAX &&
         xs[3] + p->pad_left + p->pad_right <= INT_MAX && xs[2] * xs[3] <= INT_MAX &&
-        ys[2] * ys[3] <= INT_MAX && ws[2] * ws[3] <= INT_MAX &&
-        ws[1] * ws[2] * ws[3] <= INT_MAX && ws[0] * ws[2] * ws[3] <= INT_MAX)
+        ys[2] * ys[3] <= INT_MAX && ws[2] * ws[3] <= INT_MAX && ws[1] * ws[2] * ws[3] <= INT_MAX &&
+        ws[0] * ws[2] * ws[3] <= INT_MAX)
         return CLNET_OK;
     char xb[96], wb[96];
     return clnet__op_fail(op, CLNET_ERR_TOO_LARGE,

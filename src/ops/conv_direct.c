@@ -17,11 +17,11 @@ static clnet_status pack_weights(clnet_context *ctx, const char *func, const cln
                                  long wo, const int st[4], int ci, int co, int cop, int r, int s,
                                  cl_mem pk, size_t pko)
 {
-    return LAUNCH(ctx, func, "pack_weights", (size_t)ci * r * s * cop,
-                  CLNET_ARG_MEM(clnet__mem(w)), CLNET_ARG_ULONG(w->offset + (size_t)wo),
-                  CLNET_ARG_INT(st[0]), CLNET_ARG_INT(st[1]), CLNET_ARG_INT(st[2]),
-                  CLNET_ARG_INT(st[3]), CLNET_ARG_MEM(pk), CLNET_ARG_ULONG(pko), CLNET_ARG_INT(ci),
-                  CLNET_ARG_INT(co), CLNET_ARG_INT(cop), CLNET_ARG_INT(r), CLNET_ARG_INT(s));
+    return LAUNCH(ctx, func, "pack_weights", (size_t)ci * r * s * cop, CLNET_ARG_MEM(clnet__mem(w)),
+                  CLNET_ARG_ULONG(w->offset + (size_t)wo), CLNET_ARG_INT(st[0]),
+                  CLNET_ARG_INT(st[1]), CLNET_ARG_INT(st[2]), CLNET_ARG_INT(st[3]),
+                  CLNET_ARG_MEM(pk), CLNET_ARG_ULONG(pko), CLNET_ARG_INT(ci), CLNET_ARG_INT(co),
+                  CLNET_ARG_INT(cop), CLNET_ARG_INT(r), CLNET_ARG_INT(s));
 }
 
 /* out (nb, c, hp, wp) = in (nb, c, h, w) shifted by (top, left), zero-filled. */
@@ -54,16 +54,16 @@ typedef struct packed_launch {
 } packed_launch;
 
 /* The arguments conv_packed and conv_wide share, first in both. */
-#define PACKED_ARGS(L)                                                                            \
-    CLNET_ARG_MEM((L)->x), CLNET_ARG_ULONG((L)->xo), CLNET_ARG_ULONG((L)->xsn),                   \
-        CLNET_ARG_ULONG((L)->xsc), CLNET_ARG_INT((L)->xsy), CLNET_ARG_MEM((L)->pk),               \
-        CLNET_ARG_ULONG((L)->pko), CLNET_ARG_INT((L)->cop),                                       \
-        CLNET_ARG_MEM((L)->b ? clnet__mem((L)->b) : (L)->pk),                                     \
-        CLNET_ARG_ULONG((L)->b ? (L)->b->offset : 0), CLNET_ARG_INT((L)->b != NULL),              \
-        CLNET_ARG_MEM((L)->y), CLNET_ARG_ULONG((L)->yo), CLNET_ARG_ULONG((L)->ysn),               \
-        CLNET_ARG_ULONG((L)->yso), CLNET_ARG_INT((L)->ysi), CLNET_ARG_INT((L)->ysj),              \
-        CLNET_ARG_INT((L)->n), CLNET_ARG_INT((L)->ci), CLNET_ARG_INT((L)->co),                    \
-        CLNET_ARG_INT((L)->r), CLNET_ARG_INT((L)->s), CLNET_ARG_INT((L)->oh),                     \
+#define PACKED_ARGS(L)                                                                             \
+    CLNET_ARG_MEM((L)->x), CLNET_ARG_ULONG((L)->xo), CLNET_ARG_ULONG((L)->xsn),                    \
+        CLNET_ARG_ULONG((L)->xsc), CLNET_ARG_INT((L)->xsy), CLNET_ARG_MEM((L)->pk),                \
+        CLNET_ARG_ULONG((L)->pko), CLNET_ARG_INT((L)->cop),                                        \
+        CLNET_ARG_MEM((L)->b ? clnet__mem((L)->b) : (L)->pk),                                      \
+        CLNET_ARG_ULONG((L)->b ? (L)->b->offset : 0), CLNET_ARG_INT((L)->b != NULL),               \
+        CLNET_ARG_MEM((L)->y), CLNET_ARG_ULONG((L)->yo), CLNET_ARG_ULONG((L)->ysn),                \
+        CLNET_ARG_ULONG((L)->yso), CLNET_ARG_INT((L)->ysi), CLNET_ARG_INT((L)->ysj),               \
+        CLNET_ARG_INT((L)->n), CLNET_ARG_INT((L)->ci), CLNET_ARG_INT((L)->co),                     \
+        CLNET_ARG_INT((L)->r), CLNET_ARG_INT((L)->s), CLNET_ARG_INT((L)->oh),                      \
         CLNET_ARG_INT((L)->ow)
 
 static clnet_status conv_packed(clnet_context *ctx, const char *func, const packed_launch *L)
@@ -98,15 +98,16 @@ static clnet_status direct_input(clnet_context *ctx, const char *func, const geo
     int hp, wp;
     size_t chw = (size_t)g->c * g->h * g->w;
     if (!padded_extent(g, &hp, &wp)) {
-        *L = (packed_launch){.x = clnet__mem(x),
-                             .xo = x->offset + n0 * chw,
-                             .xsn = chw,
-                             .xsc = (size_t)g->h * g->w,
-                             .xsy = g->w};
+        *L = (packed_launch){ .x = clnet__mem(x),
+                              .xo = x->offset + n0 * chw,
+                              .xsn = chw,
+                              .xsc = (size_t)g->h * g->w,
+                              .xsy = g->w };
         return CLNET_OK;
     }
     *L = (packed_launch){
-        .x = ws, .xo = at, .xsn = (size_t)g->c * hp * wp, .xsc = (size_t)hp * wp, .xsy = wp};
+        .x = ws, .xo = at, .xsn = (size_t)g->c * hp * wp, .xsc = (size_t)hp * wp, .xsy = wp
+    };
     return pad_copy(ctx, func, clnet__mem(x), x->offset + n0 * chw, cnt, g->c, g->h, g->w, ws, at,
                     hp, wp, g->pt, g->pl);
 }
@@ -114,14 +115,14 @@ static clnet_status direct_input(clnet_context *ctx, const char *func, const geo
 /* y = conv(x, w) + b by conv_packed, or with wide by conv_wide where it
  * applies, over (a padded copy of) x. */
 clnet_status clnet__conv_forward_direct(clnet_context *ctx, const char *func, const geom *g,
-                                   const clnet_tensor *x, const clnet_tensor *w,
-                                   const clnet_tensor *b, const clnet_tensor *y, int wide)
+                                        const clnet_tensor *x, const clnet_tensor *w,
+                                        const clnet_tensor *b, const clnet_tensor *y, int wide)
 {
     int cop = round8(g->k), hp, wp;
     size_t pk_n = (size_t)g->c * g->r * g->s * cop, P = (size_t)g->oh * g->ow;
     size_t per = padded_extent(g, &hp, &wp) ? (size_t)g->c * hp * wp : 0;
     size_t nb = per ? clnet__conv_chunk_images(ctx, per, (size_t)g->n) : (size_t)g->n;
-    const int st[4] = {g->c * g->r * g->s, g->r * g->s, g->s, 1};
+    const int st[4] = { g->c * g->r * g->s, g->r * g->s, g->s, 1 };
     cl_mem ws;
     clnet_status st_ = clnet__workspace(ctx, (pk_n + nb * per) * sizeof(float), &ws);
     if (st_ || (st_ = pack_weights(ctx, func, w, 0, st, g->c, g->k, cop, g->r, g->s, ws, 0)))
@@ -162,7 +163,7 @@ typedef struct phase {
 
 static phase phase_of(int a, int size, int k, int stride, int pad, int dil)
 {
-    phase ph = {a < size ? (size - a + stride - 1) / stride : 0, 0, 0, 0};
+    phase ph = { a < size ? (size - a + stride - 1) / stride : 0, 0, 0, 0 };
     for (int u = 0; u < k; u++)
         if (((a + pad - u * dil) % stride + stride) % stride == 0 && !ph.taps++)
             ph.first = u;
@@ -214,7 +215,7 @@ static clnet_status data_phase(clnet_context *ctx, const char *func, const geom 
     if (pack) {
         /* Flipped: the phase's tap 0 is its last tap in w. */
         long wo = (long)(r.first + (r.taps - 1) * sth) * g->s + c.first + (c.taps - 1) * stw;
-        const int st[4] = {g->r * g->s, g->c * g->r * g->s, -sth * g->s, -stw};
+        const int st[4] = { g->r * g->s, g->c * g->r * g->s, -sth * g->s, -stw };
         return taps ? pack_weights(ctx, func, w, wo, st, g->k, g->c, cop, r.taps, c.taps, run->pk,
                                    at)
                     : CLNET_OK;
@@ -233,33 +234,35 @@ static clnet_status data_phase(clnet_context *ctx, const char *func, const geom 
  * taps that reach it, so no multiply touches a zero inserted by the stride.
  * The phases run conv_packed, or with wide, conv_wide. */
 clnet_status clnet__conv_backward_data_direct(clnet_context *ctx, const char *func, const geom *g,
-                                         const clnet_tensor *w, const clnet_tensor *dy,
-                                         const clnet_tensor *b, const clnet_tensor *dx, int wide)
+                                              const clnet_tensor *w, const clnet_tensor *dy,
+                                              const clnet_tensor *b, const clnet_tensor *dx,
+                                              int wide)
 {
     dy_copy cp;
     phase_extent(g->h, g->r, g->sh, g->pt, g->dh, &cp.top, &cp.hp);
     phase_extent(g->w, g->s, g->sw, g->pl, g->dw, &cp.left, &cp.wp);
     size_t pk_n = (size_t)g->k * g->r * g->s * round8(g->c), per = (size_t)g->k * cp.hp * cp.wp;
-    size_t nb = clnet__conv_chunk_images(ctx, per, (size_t)g->n), pko = 0, P = (size_t)g->oh * g->ow;
+    size_t nb = clnet__conv_chunk_images(ctx, per, (size_t)g->n), pko = 0,
+           P = (size_t)g->oh * g->ow;
     size_t chw = (size_t)g->c * g->h * g->w;
-    packed_launch L = {.xo = pk_n,
-                       .xsn = per,
-                       .xsc = (size_t)cp.hp * cp.wp,
-                       .xsy = cp.wp,
-                       .cop = round8(g->c),
-                       .b = b,
-                       .y = clnet__mem(dx),
-                       .ysn = chw,
-                       .yso = (size_t)g->h * g->w,
-                       .ysi = g->sh * g->w,
-                       .ysj = g->sw,
-                       .ci = g->k,
-                       .co = g->c,
-                       .sh = 1,
-                       .sw = 1,
-                       .dh = g->dh / gcd(g->sh, g->dh),
-                       .dw = g->dw / gcd(g->sw, g->dw),
-                       .wide = wide};
+    packed_launch L = { .xo = pk_n,
+                        .xsn = per,
+                        .xsc = (size_t)cp.hp * cp.wp,
+                        .xsy = cp.wp,
+                        .cop = round8(g->c),
+                        .b = b,
+                        .y = clnet__mem(dx),
+                        .ysn = chw,
+                        .yso = (size_t)g->h * g->w,
+                        .ysi = g->sh * g->w,
+                        .ysj = g->sw,
+                        .ci = g->k,
+                        .co = g->c,
+                        .sh = 1,
+                        .sw = 1,
+                        .dh = g->dh / gcd(g->sh, g->dh),
+                        .dw = g->dw / gcd(g->sw, g->dw),
+                        .wide = wide };
     clnet_status st = clnet__workspace(ctx, (pk_n + nb * per) * sizeof(float), &L.x);
     L.pk = L.x;
     for (int a = 0; a < g->sh && a < g->h && !st; a++)
@@ -318,15 +321,14 @@ static clnet_status filter_chunk(clnet_context *ctx, const char *func, const fil
     size_t outo = split ? F->part : dw->offset;
     clnet_status st;
     if (F->wide) /* dy itself; no strides */
-        st = CLNET_RUN1D(ctx, func, "conv_wide", "conv_filter_wide", F->slices * F->items,
-                         CLNET_ARG_MEM(L->x), CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn),
-                         CLNET_ARG_ULONG(L->xsc), CLNET_ARG_INT(L->xsy), CLNET_ARG_MEM(F->dy),
-                         CLNET_ARG_ULONG(F->dyo), CLNET_ARG_MEM(out), CLNET_ARG_ULONG(outo),
-                         CLNET_ARG_ULONG(count), CLNET_ARG_INT(F->slices),
-                         CLNET_ARG_INT(!split && acc), CLNET_ARG_INT(cnt), CLNET_ARG_INT(g->k),
-                         CLNET_ARG_INT(g->c), CLNET_ARG_INT(g->r), CLNET_ARG_INT(g->s),
-                         CLNET_ARG_INT(g->oh), CLNET_ARG_INT(g->ow), CLNET_ARG_INT(g->dh),
-                         CLNET_ARG_INT(g->dw));
+        st = CLNET_RUN1D(
+            ctx, func, "conv_wide", "conv_filter_wide", F->slices * F->items, CLNET_ARG_MEM(L->x),
+            CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn), CLNET_ARG_ULONG(L->xsc),
+            CLNET_ARG_INT(L->xsy), CLNET_ARG_MEM(F->dy), CLNET_ARG_ULONG(F->dyo),
+            CLNET_ARG_MEM(out), CLNET_ARG_ULONG(outo), CLNET_ARG_ULONG(count),
+            CLNET_ARG_INT(F->slices), CLNET_ARG_INT(!split && acc), CLNET_ARG_INT(cnt),
+            CLNET_ARG_INT(g->k), CLNET_ARG_INT(g->c), CLNET_ARG_INT(g->r), CLNET_ARG_INT(g->s),
+            CLNET_ARG_INT(g->oh), CLNET_ARG_INT(g->ow), CLNET_ARG_INT(g->dh), CLNET_ARG_INT(g->dw));
     else /* dy packed pixel-major at element 0 of ws */
         st = LAUNCH(ctx, func, "conv_filter", F->slices * F->items, CLNET_ARG_MEM(L->x),
                     CLNET_ARG_ULONG(L->xo), CLNET_ARG_ULONG(L->xsn), CLNET_ARG_ULONG(L->xsc),
@@ -347,12 +349,12 @@ static clnet_status filter_chunk(clnet_context *ctx, const char *func, const fil
 /* dw by conv_filter over dy packed pixel-major, or with wide (stride 1
  * only) by conv_filter_wide over dy itself, and (a padded copy of) x. */
 clnet_status clnet__conv_backward_filter_direct(clnet_context *ctx, const char *func, const geom *g,
-                                           const clnet_tensor *x, const clnet_tensor *dy,
-                                           const clnet_tensor *dw, int wide)
+                                                const clnet_tensor *x, const clnet_tensor *dy,
+                                                const clnet_tensor *dw, int wide)
 {
     int hp, wp;
     size_t P = (size_t)g->oh * g->ow, crs = (size_t)g->c * g->r * g->s;
-    filter_launch F = {.g = g, .dy = clnet__mem(dy), .kp = round8(g->k)};
+    filter_launch F = { .g = g, .dy = clnet__mem(dy), .kp = round8(g->k) };
     F.wide = wide && g->sh == 1 && g->sw == 1;
     size_t dyper = F.wide ? 0 : P * F.kp; /* the packed dy, first in ws */
     size_t xper = padded_extent(g, &hp, &wp) ? (size_t)g->c * hp * wp : 0;
@@ -368,15 +370,13 @@ clnet_status clnet__conv_backward_filter_direct(clnet_context *ctx, const char *
         int cnt = (int)clnet__conv_min(nb, (size_t)g->n - n0);
         packed_launch L;
         F.dyo = dy->offset + n0 * g->k * P;
-        if ((!F.wide &&
-             (st = LAUNCH(ctx, func, "pack_dy", cnt * P, CLNET_ARG_MEM(F.dy),
-                          CLNET_ARG_ULONG(F.dyo), CLNET_ARG_MEM(F.ws), CLNET_ARG_ULONG(0),
-                          CLNET_ARG_INT(cnt), CLNET_ARG_INT(g->k), CLNET_ARG_INT(F.kp),
-                          CLNET_ARG_INT(P)))) ||
+        if ((!F.wide && (st = LAUNCH(ctx, func, "pack_dy", cnt * P, CLNET_ARG_MEM(F.dy),
+                                     CLNET_ARG_ULONG(F.dyo), CLNET_ARG_MEM(F.ws),
+                                     CLNET_ARG_ULONG(0), CLNET_ARG_INT(cnt), CLNET_ARG_INT(g->k),
+                                     CLNET_ARG_INT(F.kp), CLNET_ARG_INT(P)))) ||
             (st = direct_input(ctx, func, g, x, n0, cnt, F.ws, nb * dyper, &L)) ||
             (st = filter_chunk(ctx, func, &F, &L, cnt, dw, n0 > 0)))
             break;
     }
     return st;
 }
-

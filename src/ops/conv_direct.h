@@ -12,7 +12,7 @@ typedef struct geom {
 } geom;
 
 /* Runs kernel `name` of cl/conv.cl over `items` work-items. */
-#define LAUNCH(ctx, func, name, items, ...)                                                       \
+#define LAUNCH(ctx, func, name, items, ...)                                                        \
     CLNET_RUN1D((ctx), (func), "conv", (name), (items), __VA_ARGS__)
 
 /* Images per chunk when each needs per_image floats of workspace
@@ -37,9 +37,8 @@ clnet_status clnet__conv_backward_data_direct(clnet_context *ctx, const char *fu
                                               int wide);
 
 /* dw by conv_filter (or conv_filter_wide, stride 1 only). */
-clnet_status clnet__conv_backward_filter_direct(clnet_context *ctx, const char *func,
-                                                const geom *g, const clnet_tensor *x,
-                                                const clnet_tensor *dy, const clnet_tensor *dw,
-                                                int wide);
+clnet_status clnet__conv_backward_filter_direct(clnet_context *ctx, const char *func, const geom *g,
+                                                const clnet_tensor *x, const clnet_tensor *dy,
+                                                const clnet_tensor *dw, int wide);
 
 #endif

@@ -56,13 +56,12 @@ static clnet_status geometry(const clnet__op *op, const clnet_conv2d_params *p, 
     const int64_t *xs = op->t[r.x]->shape, *ws = op->t[r.w]->shape, *ys = op->t[r.y]->shape;
     if (xs[1] % groups || ws[0] % groups) {
         char xb[96], wb[96];
-        return clnet__op_fail(op, CLNET_ERR_SHAPE,
-                              "groups (%d) must divide the channels of %s %s and the filters of "
-                              "%s %s",
-                              groups, op->spec[r.x].name,
-                              clnet__tensor_shape_str(op->t[r.x], xb, sizeof xb),
-                              op->spec[r.w].name,
-                              clnet__tensor_shape_str(op->t[r.w], wb, sizeof wb));
+        return clnet__op_fail(
+            op, CLNET_ERR_SHAPE,
+            "groups (%d) must divide the channels of %s %s and the filters of "
+            "%s %s",
+            groups, op->spec[r.x].name, clnet__tensor_shape_str(op->t[r.x], xb, sizeof xb),
+            op->spec[r.w].name, clnet__tensor_shape_str(op->t[r.w], wb, sizeof wb));
     }
     if ((st = clnet__conv_check_channels(op, r, groups, 0)))
         return st;
@@ -83,13 +82,13 @@ static clnet_status geometry(const clnet__op *op, const clnet_conv2d_params *p, 
 
 /* Runs kernel `name` of cl/conv_grouped.cl over `items` work-items; its
  * arguments end with the geometry (GGEOM in cl/conv_grouped.cl). */
-#define LAUNCH(op, name, items, G, ...)                                                           \
-    CLNET_RUN1D((op)->ctx, (op)->func, "conv_grouped", (name), (items), __VA_ARGS__,              \
-                CLNET_ARG_INT((G)->n), CLNET_ARG_INT((G)->c), CLNET_ARG_INT((G)->h),              \
-                CLNET_ARG_INT((G)->w), CLNET_ARG_INT((G)->k), CLNET_ARG_INT((G)->g),              \
-                CLNET_ARG_INT((G)->r), CLNET_ARG_INT((G)->s), CLNET_ARG_INT((G)->oh),             \
-                CLNET_ARG_INT((G)->ow), CLNET_ARG_INT((G)->sh), CLNET_ARG_INT((G)->sw),           \
-                CLNET_ARG_INT((G)->pt), CLNET_ARG_INT((G)->pl), CLNET_ARG_INT((G)->dh),           \
+#define LAUNCH(op, name, items, G, ...)                                                            \
+    CLNET_RUN1D((op)->ctx, (op)->func, "conv_grouped", (name), (items), __VA_ARGS__,               \
+                CLNET_ARG_INT((G)->n), CLNET_ARG_INT((G)->c), CLNET_ARG_INT((G)->h),               \
+                CLNET_ARG_INT((G)->w), CLNET_ARG_INT((G)->k), CLNET_ARG_INT((G)->g),               \
+                CLNET_ARG_INT((G)->r), CLNET_ARG_INT((G)->s), CLNET_ARG_INT((G)->oh),              \
+                CLNET_ARG_INT((G)->ow), CLNET_ARG_INT((G)->sh), CLNET_ARG_INT((G)->sw),            \
+                CLNET_ARG_INT((G)->pt), CLNET_ARG_INT((G)->pl), CLNET_ARG_INT((G)->dh),            \
                 CLNET_ARG_INT((G)->dw))
 
 static int variant(clnet_context *ctx, const char *op, int groups)

@@ -42,9 +42,10 @@ static clnet_status custom_kernel(const clnet__op *op, const char *expr, const c
     if (blank == len)
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: %s is empty", what);
     if (len > CLNET_CUSTOM_EXPR_MAX)
-        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
-                              "invalid argument: %s is longer than CLNET_CUSTOM_EXPR_MAX (%d) bytes",
-                              what, CLNET_CUSTOM_EXPR_MAX);
+        return clnet__op_fail(
+            op, CLNET_ERR_INVALID_ARG,
+            "invalid argument: %s is longer than CLNET_CUSTOM_EXPR_MAX (%d) bytes", what,
+            CLNET_CUSTOM_EXPR_MAX);
     /* The program's name holds the whole expression: the in-memory cache
      * tells two expressions apart, and a build error names the expression. */
     char name[CLNET_CUSTOM_EXPR_MAX + 64];
@@ -68,10 +69,9 @@ CLNET_API clnet_status clnet_custom_forward(const char *expr, const clnet_tensor
         (st = custom_kernel(&op, expr, "expr", forward_header, "custom_forward", &k)) ||
         y->numel == 0)
         return st;
-    return clnet__launch1d(op.ctx, k, op.func,
-                           CLNET_ARGS(CLNET_ARG_TENSOR(y), CLNET_ARG_TENSOR(x),
-                                      CLNET_ARG_ULONG(y->numel)),
-                           y->numel);
+    return clnet__launch1d(
+        op.ctx, k, op.func,
+        CLNET_ARGS(CLNET_ARG_TENSOR(y), CLNET_ARG_TENSOR(x), CLNET_ARG_ULONG(y->numel)), y->numel);
 }
 
 CLNET_API clnet_status clnet_custom_backward(const char *dexpr, const clnet_tensor *x,

@@ -17,26 +17,46 @@
 static const char *clblast_name(CLBlastStatusCode s)
 {
     switch (s) {
-    case CLBlastNotImplemented: return "CLBlastNotImplemented";
-    case CLBlastInvalidMatrixA: return "CLBlastInvalidMatrixA";
-    case CLBlastInvalidMatrixB: return "CLBlastInvalidMatrixB";
-    case CLBlastInvalidMatrixC: return "CLBlastInvalidMatrixC";
-    case CLBlastInvalidDimension: return "CLBlastInvalidDimension";
-    case CLBlastInvalidLeadDimA: return "CLBlastInvalidLeadDimA";
-    case CLBlastInvalidLeadDimB: return "CLBlastInvalidLeadDimB";
-    case CLBlastInvalidLeadDimC: return "CLBlastInvalidLeadDimC";
-    case CLBlastInsufficientMemoryA: return "CLBlastInsufficientMemoryA";
-    case CLBlastInsufficientMemoryB: return "CLBlastInsufficientMemoryB";
-    case CLBlastInsufficientMemoryC: return "CLBlastInsufficientMemoryC";
-    case CLBlastInsufficientMemoryTemp: return "CLBlastInsufficientMemoryTemp";
-    case CLBlastInvalidBatchCount: return "CLBlastInvalidBatchCount";
-    case CLBlastInvalidOverrideKernel: return "CLBlastInvalidOverrideKernel";
-    case CLBlastMissingOverrideParameter: return "CLBlastMissingOverrideParameter";
-    case CLBlastInvalidLocalMemUsage: return "CLBlastInvalidLocalMemUsage";
-    case CLBlastDatabaseError: return "CLBlastDatabaseError";
-    case CLBlastUnknownError: return "CLBlastUnknownError";
-    case CLBlastUnexpectedError: return "CLBlastUnexpectedError";
-    default: return clnet__cl_error_name((cl_int)s);
+    case CLBlastNotImplemented:
+        return "CLBlastNotImplemented";
+    case CLBlastInvalidMatrixA:
+        return "CLBlastInvalidMatrixA";
+    case CLBlastInvalidMatrixB:
+        return "CLBlastInvalidMatrixB";
+    case CLBlastInvalidMatrixC:
+        return "CLBlastInvalidMatrixC";
+    case CLBlastInvalidDimension:
+        return "CLBlastInvalidDimension";
+    case CLBlastInvalidLeadDimA:
+        return "CLBlastInvalidLeadDimA";
+    case CLBlastInvalidLeadDimB:
+        return "CLBlastInvalidLeadDimB";
+    case CLBlastInvalidLeadDimC:
+        return "CLBlastInvalidLeadDimC";
+    case CLBlastInsufficientMemoryA:
+        return "CLBlastInsufficientMemoryA";
+    case CLBlastInsufficientMemoryB:
+        return "CLBlastInsufficientMemoryB";
+    case CLBlastInsufficientMemoryC:
+        return "CLBlastInsufficientMemoryC";
+    case CLBlastInsufficientMemoryTemp:
+        return "CLBlastInsufficientMemoryTemp";
+    case CLBlastInvalidBatchCount:
+        return "CLBlastInvalidBatchCount";
+    case CLBlastInvalidOverrideKernel:
+        return "CLBlastInvalidOverrideKernel";
+    case CLBlastMissingOverrideParameter:
+        return "CLBlastMissingOverrideParameter";
+    case CLBlastInvalidLocalMemUsage:
+        return "CLBlastInvalidLocalMemUsage";
+    case CLBlastDatabaseError:
+        return "CLBlastDatabaseError";
+    case CLBlastUnknownError:
+        return "CLBlastUnknownError";
+    case CLBlastUnexpectedError:
+        return "CLBlastUnexpectedError";
+    default:
+        return clnet__cl_error_name((cl_int)s);
     }
 }
 
@@ -171,8 +191,8 @@ static clnet_status scale_c(clnet_context *ctx, const clnet__gemm_desc *d, const
  * transpose), so a view at a nonzero offset or a shared (stride 0) operand
  * gives wrong results (docs/gemm.md). The batched form takes the offsets
  * per item and copies them to the device itself; it waits for the queue. */
-static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch,
-                                      cl_command_queue *q, int *no_memory)
+static CLBlastStatusCode gemm_batched(const clnet__gemm_desc *d, size_t batch, cl_command_queue *q,
+                                      int *no_memory)
 {
     float *scalars = clnet__malloc(2 * batch * sizeof *scalars);
     size_t *offsets = clnet__malloc(3 * batch * sizeof *offsets);
@@ -224,8 +244,8 @@ static size_t round_up(size_t x, size_t to)
  * new shape never builds one, whichever kernel it takes. */
 static void own_options(clnet_context *ctx, char *buf, size_t size)
 {
-    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR, clnet__context_profile(ctx)->fma,
-             PACK_MR, PACK_NV);
+    snprintf(buf, size, "-DGEMM_MR=%d -DGEMM_FMA=%d -DPMR=%d -DPNV=%d", OWN_MR,
+             clnet__context_profile(ctx)->fma, PACK_MR, PACK_NV);
 }
 
 /* A B^T on gemm_tile_nt: 4 x 4 tiles of dot products along k. */
@@ -300,9 +320,8 @@ typedef struct pack_plan {
 
 /* One k block [p0, p0 + kc) of batch entry ib: pack op(A) and op(B) into
  * the scratch in one launch, then the tiles in another. */
-static clnet_status packed_block(clnet_context *ctx, const clnet__gemm_desc *d,
-                                 const pack_plan *pl, size_t ib, size_t p0, cl_mem ws,
-                                 const char *what)
+static clnet_status packed_block(clnet_context *ctx, const clnet__gemm_desc *d, const pack_plan *pl,
+                                 size_t ib, size_t p0, cl_mem ws, const char *what)
 {
     cl_kernel kp, kt;
     clnet_status st;
@@ -443,11 +462,10 @@ clnet_status clnet__gemm(clnet_context *ctx, const clnet__gemm_desc *d, const ch
     const char *call;
     if (batch == 1) {
         call = "CLBlastSgemm";
-        s = CLBlastSgemm(CLBlastLayoutRowMajor,
-                         d->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                         d->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, d->m, d->n, d->k,
-                         d->alpha, d->a, d->a_off, d->lda, d->b, d->b_off, d->ldb, d->beta, d->c,
-                         d->c_off, d->ldc, &q, NULL);
+        s = CLBlastSgemm(
+            CLBlastLayoutRowMajor, d->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+            d->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, d->m, d->n, d->k, d->alpha, d->a,
+            d->a_off, d->lda, d->b, d->b_off, d->ldb, d->beta, d->c, d->c_off, d->ldc, &q, NULL);
     } else {
         int no_memory;
         call = "CLBlastSgemmBatched";
@@ -503,10 +521,9 @@ static clnet_status describe(const clnet__op *op, int dims, clnet_trans trans_a,
         return st;
     for (int i = 0; i < 2 && dims == 3; i++)
         if (op->t[i]->shape[0] != c->shape[0] && op->t[i]->shape[0] != 1)
-            return clnet__op_fail(op, CLNET_ERR_SHAPE,
-                                  "%s: batch %lld, c has %lld (a batch of 1 is shared)",
-                                  op->spec[i].name, (long long)op->t[i]->shape[0],
-                                  (long long)c->shape[0]);
+            return clnet__op_fail(
+                op, CLNET_ERR_SHAPE, "%s: batch %lld, c has %lld (a batch of 1 is shared)",
+                op->spec[i].name, (long long)op->t[i]->shape[0], (long long)c->shape[0]);
     /* CLBlast passes offsets to its kernels as int. */
     for (int i = 0; i < 3; i++)
         if (op->t[i]->offset + op->t[i]->numel > (size_t)INT_MAX)
@@ -515,11 +532,25 @@ static clnet_status describe(const clnet__op *op, int dims, clnet_trans trans_a,
                                   op->spec[i].name, op->t[i]->offset + op->t[i]->numel);
     int shared_a = dims == 3 && a->shape[0] == 1, shared_b = dims == 3 && b->shape[0] == 1;
     *d = (clnet__gemm_desc){
-        .trans_a = trans_a == CLNET_TRANS, .trans_b = trans_b == CLNET_TRANS,
-        .m = m, .n = n, .k = ka, .alpha = alpha, .beta = beta,
-        .a = clnet__mem(a), .a_off = a->offset, .lda = ac, .stride_a = shared_a ? 0 : ar * ac,
-        .b = clnet__mem(b), .b_off = b->offset, .ldb = bc, .stride_b = shared_b ? 0 : br * bc,
-        .c = clnet__mem(c), .c_off = c->offset, .ldc = n, .stride_c = m * n,
+        .trans_a = trans_a == CLNET_TRANS,
+        .trans_b = trans_b == CLNET_TRANS,
+        .m = m,
+        .n = n,
+        .k = ka,
+        .alpha = alpha,
+        .beta = beta,
+        .a = clnet__mem(a),
+        .a_off = a->offset,
+        .lda = ac,
+        .stride_a = shared_a ? 0 : ar * ac,
+        .b = clnet__mem(b),
+        .b_off = b->offset,
+        .ldb = bc,
+        .stride_b = shared_b ? 0 : br * bc,
+        .c = clnet__mem(c),
+        .c_off = c->offset,
+        .ldc = n,
+        .stride_c = m * n,
         .batch = dims == 3 ? (size_t)c->shape[0] : 1,
     };
     return CLNET_OK;
@@ -538,8 +569,8 @@ CLNET_API clnet_status clnet_gemm(clnet_trans trans_a, clnet_trans trans_b, floa
 }
 
 CLNET_API clnet_status clnet_gemm_batched(clnet_trans trans_a, clnet_trans trans_b, float alpha,
-                                          const clnet_tensor *a, const clnet_tensor *b,
-                                          float beta, clnet_tensor *c)
+                                          const clnet_tensor *a, const clnet_tensor *b, float beta,
+                                          clnet_tensor *c)
 {
     clnet__op op;
     clnet__gemm_desc d;

@@ -13,10 +13,13 @@ typedef struct clnet__gemm_desc {
     int trans_a, trans_b;
     size_t m, n, k;
     float alpha, beta;
-    cl_mem a; size_t a_off, lda, stride_a;
-    cl_mem b; size_t b_off, ldb, stride_b;
-    cl_mem c; size_t c_off, ldc, stride_c;
-    size_t batch;                      /* 0 or 1: a single GEMM */
+    cl_mem a;
+    size_t a_off, lda, stride_a;
+    cl_mem b;
+    size_t b_off, ldb, stride_b;
+    cl_mem c;
+    size_t c_off, ldc, stride_c;
+    size_t batch; /* 0 or 1: a single GEMM */
 } clnet__gemm_desc;
 
 /* Queues the GEMM; `what` names the calling op in error messages. beta == 0
@@ -62,7 +65,6 @@ const char *clnet__gemm_params_label(const clnet_context *ctx);
  * CLBlast version): the GEMMs then ran with CLBlast's own parameters. */
 int clnet__gemm_params_applied(clnet_context *ctx);
 #define CLNET__GEMM_APPLIED(params, kernel) (1 + (params) + 2 * (kernel))
-
 
 /* The kernel a CPU device runs d on, unforced: CLNET_V_GEMM_OWN or
  * CLNET_V_GEMM_PACKED, by shape and transposes (docs/gemm.md). */

@@ -18,15 +18,14 @@ static size_t groups_for(clnet_context *ctx, size_t n)
 /* The tables of the losses: input, target, loss, gradient. The loss is one
  * float32 element overlapping nothing; the gradient has the input's shape
  * and may be the input or the target, exactly. */
-#define LOSS_SPEC(x, t, tflags, tlike, dx)                                                        \
-    {                                                                                             \
-        { .name = x },                                                                            \
-        { .name = t, .flags = tflags, .like = tlike },                                            \
-        { .name = "loss", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL },                              \
-        { .name = dx,                                                                             \
-          .flags = CLNET_T_OUT | CLNET_T_OPTIONAL,                                                \
-          .like = CLNET_LIKE(0),                                                                  \
-          .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },                                             \
+#define LOSS_SPEC(x, t, tflags, tlike, dx)                                                         \
+    {                                                                                              \
+        { .name = x }, { .name = t, .flags = tflags, .like = tlike },                              \
+            { .name = "loss", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL },                           \
+            { .name = dx,                                                                          \
+              .flags = CLNET_T_OUT | CLNET_T_OPTIONAL,                                             \
+              .like = CLNET_LIKE(0),                                                               \
+              .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },                                          \
     }
 
 static const clnet__tspec pred_spec[] = LOSS_SPEC("pred", "target", 0, CLNET_LIKE(0), "dpred");
@@ -41,8 +40,8 @@ static clnet_status check_outputs(const clnet__op *op)
         return clnet__op_fail(op, CLNET_ERR_SHAPE, "loss: holds %zu elements, expected 1",
                               op->t[2]->numel);
     if (!op->t[2] && !op->t[3])
-        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: loss and %s are both NULL",
-                              op->spec[3].name);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                              "invalid argument: loss and %s are both NULL", op->spec[3].name);
     return CLNET_OK;
 }
 
@@ -70,20 +69,22 @@ static clnet_status finish_mean(clnet_context *ctx, const char *func, cl_mem buf
     if ((st = clnet__kernel(ctx, "loss", NULL, "loss_finish", &k)))
         return st;
     return clnet__launch(ctx, k, func,
-                         CLNET_ARGS(CLNET_ARG_MEM(buf), CLNET_ARG_ULONG(off), CLNET_ARG_ULONG(count),
-                                    CLNET_ARG_TENSOR(out), CLNET_ARG_FLOAT(divisor)),
+                         CLNET_ARGS(CLNET_ARG_MEM(buf), CLNET_ARG_ULONG(off),
+                                    CLNET_ARG_ULONG(count), CLNET_ARG_TENSOR(out),
+                                    CLNET_ARG_FLOAT(divisor)),
                          1, &wg, &wg);
 }
 
 /* ---- elementwise losses --------------------------------------------------- */
 
-static clnet_status elementwise_loss(const char *func, const char *kernel,
-                                     const clnet__tspec *spec, const clnet_tensor *x,
-                                     const clnet_tensor *t, clnet_tensor *loss, clnet_tensor *dx)
+static clnet_status elementwise_loss(const char *func, const char *kernel, const clnet__tspec *spec,
+                                     const clnet_tensor *x, const clnet_tensor *t,
+                                     clnet_tensor *loss, clnet_tensor *dx)
 {
     clnet__op op;
     clnet_status st;
-    if ((st = clnet__op_check(&op, func, spec, 4, (const clnet_tensor *const[]){ x, t, loss, dx })) ||
+    if ((st = clnet__op_check(&op, func, spec, 4,
+                              (const clnet_tensor *const[]){ x, t, loss, dx })) ||
         (st = check_outputs(&op)))
         return st;
     size_t n = x->numel;
@@ -247,7 +248,10 @@ static clnet_status count(const clnet__op *op, const char *kernel, size_t n, cln
                          1, &wg, &wg);
 }
 
-#define CORRECT { .name = "correct", .flags = CLNET_T_OUT | CLNET_T_ANY_DTYPE }
+#define CORRECT                                                                                    \
+    {                                                                                              \
+        .name = "correct", .flags = CLNET_T_OUT | CLNET_T_ANY_DTYPE                                \
+    }
 
 CLNET_API clnet_status clnet_accuracy(const clnet_tensor *logits, const clnet_tensor *labels,
                                       clnet_tensor *correct)
@@ -271,8 +275,7 @@ static const clnet__tspec pair_spec[] = { { .name = "pred" },
                                           CORRECT };
 
 CLNET_API clnet_status clnet_categorical_accuracy(const clnet_tensor *pred,
-                                                  const clnet_tensor *target,
-                                                  clnet_tensor *correct)
+                                                  const clnet_tensor *target, clnet_tensor *correct)
 {
     clnet__op op;
     size_t rows = 0;

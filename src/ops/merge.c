@@ -6,14 +6,18 @@
 #include "ops/op.h"
 
 /* Runs kernel `kernel` of cl/merge.cl over n work-items. */
-#define LAUNCH(op, kernel, n, ...) CLNET_RUN1D((op)->ctx, (op)->func, "merge", (kernel), (n), __VA_ARGS__)
+#define LAUNCH(op, kernel, n, ...)                                                                 \
+    CLNET_RUN1D((op)->ctx, (op)->func, "merge", (kernel), (n), __VA_ARGS__)
 
 /* Table entries for the eight slots of an input or gradient list. */
-#define SLOTS(base, ...)                                                                          \
-    { .name = base "[0]", __VA_ARGS__ }, { .name = base "[1]", __VA_ARGS__ },                     \
-        { .name = base "[2]", __VA_ARGS__ }, { .name = base "[3]", __VA_ARGS__ },                 \
-        { .name = base "[4]", __VA_ARGS__ }, { .name = base "[5]", __VA_ARGS__ },                 \
-        { .name = base "[6]", __VA_ARGS__ }, { .name = base "[7]", __VA_ARGS__ }
+#define SLOTS(base, ...)                                                                           \
+    { .name = base "[0]", __VA_ARGS__ }, { .name = base "[1]", __VA_ARGS__ },                      \
+        { .name = base "[2]", __VA_ARGS__ }, { .name = base "[3]", __VA_ARGS__ },                  \
+        { .name = base "[4]", __VA_ARGS__ }, { .name = base "[5]", __VA_ARGS__ },                  \
+        { .name = base "[6]", __VA_ARGS__ },                                                       \
+    {                                                                                              \
+        .name = base "[7]", __VA_ARGS__                                                            \
+    }
 
 /* The bits of the slots 1 .. 8, the list that follows entry 0. */
 #define LIST_BITS (0x1feu)
@@ -52,9 +56,9 @@ static clnet_status check_merge_op(const clnet__op *op, clnet_merge_op mop, int 
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "op = %d is not a clnet_merge_op",
                               (int)mop);
     if (n < 2 || n > CLNET_MERGE_MAX_INPUTS || (mop == CLNET_MERGE_SUBTRACT && n != 2))
-        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "n = %d inputs for %s (2%s)", n,
-                              merge_names[mop],
-                              mop == CLNET_MERGE_SUBTRACT ? " exactly" : " to CLNET_MERGE_MAX_INPUTS");
+        return clnet__op_fail(
+            op, CLNET_ERR_INVALID_ARG, "n = %d inputs for %s (2%s)", n, merge_names[mop],
+            mop == CLNET_MERGE_SUBTRACT ? " exactly" : " to CLNET_MERGE_MAX_INPUTS");
     return CLNET_OK;
 }
 
@@ -67,9 +71,9 @@ static int slots(int n)
 
 /* The kernels' eight input slots: x[0 .. n-1], then `fill` (never read). */
 #define MERGE_SLOT(x, n, fill, i) CLNET_ARG_TENSOR((x) && (i) < (n) ? (x)[i] : (fill))
-#define MERGE_SLOTS(x, n, fill)                                                                   \
-    MERGE_SLOT(x, n, fill, 0), MERGE_SLOT(x, n, fill, 1), MERGE_SLOT(x, n, fill, 2),              \
-        MERGE_SLOT(x, n, fill, 3), MERGE_SLOT(x, n, fill, 4), MERGE_SLOT(x, n, fill, 5),          \
+#define MERGE_SLOTS(x, n, fill)                                                                    \
+    MERGE_SLOT(x, n, fill, 0), MERGE_SLOT(x, n, fill, 1), MERGE_SLOT(x, n, fill, 2),               \
+        MERGE_SLOT(x, n, fill, 3), MERGE_SLOT(x, n, fill, 4), MERGE_SLOT(x, n, fill, 5),           \
         MERGE_SLOT(x, n, fill, 6), MERGE_SLOT(x, n, fill, 7)
 
 /* y, then x[i] of y's shape; y may be any x[i] exactly. */
@@ -82,8 +86,8 @@ CLNET_API clnet_status clnet_merge_forward(clnet_merge_op op, int n, const clnet
                                            clnet_tensor *y)
 {
     clnet__op o;
-    clnet_status st = check_lists(&o, __func__, merge_forward_spec, 1 + (x ? slots(n) : 0), y, n,
-                                  x, "x", NULL);
+    clnet_status st =
+        check_lists(&o, __func__, merge_forward_spec, 1 + (x ? slots(n) : 0), y, n, x, "x", NULL);
     if (st || (st = check_merge_op(&o, op, n)) || y->numel == 0)
         return st;
     return LAUNCH(&o, "merge_forward", y->numel, CLNET_ARG_TENSOR(y), CLNET_ARG_INT(op),
@@ -94,8 +98,7 @@ CLNET_API clnet_status clnet_merge_forward(clnet_merge_op op, int n, const clnet
  * another exactly, and overlaps neither dy nor any x[j]. */
 static const clnet__tspec merge_backward_spec[1 + 2 * CLNET_MERGE_MAX_INPUTS] = {
     { .name = "dy" },
-    SLOTS("dx", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0),
-          .alias = LIST_BITS),
+    SLOTS("dx", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .like = CLNET_LIKE(0), .alias = LIST_BITS),
     SLOTS("x", .like = CLNET_LIKE(0)),
 };
 
@@ -113,11 +116,11 @@ CLNET_API clnet_status clnet_merge_backward(clnet_merge_op op, int n, const clne
         return clnet__op_fail(&o, CLNET_ERR_INVALID_ARG,
                               "x: must not be NULL (multiply's gradient reads x)");
     for (int i = 0; i < n && dy->numel; i++)
-        if (dx[i] && (st = LAUNCH(&o, "merge_backward", dy->numel, CLNET_ARG_TENSOR(dx[i]),
-                                  CLNET_ARG_TENSOR(dy), CLNET_ARG_INT(op), CLNET_ARG_INT(n),
-                                  CLNET_ARG_INT(i), CLNET_ARG_FLOAT(beta),
-                                  CLNET_ARG_ULONG(dy->numel),
-                                  MERGE_SLOTS(op == CLNET_MERGE_MULTIPLY ? x : NULL, n, dy))))
+        if (dx[i] &&
+            (st = LAUNCH(&o, "merge_backward", dy->numel, CLNET_ARG_TENSOR(dx[i]),
+                         CLNET_ARG_TENSOR(dy), CLNET_ARG_INT(op), CLNET_ARG_INT(n),
+                         CLNET_ARG_INT(i), CLNET_ARG_FLOAT(beta), CLNET_ARG_ULONG(dy->numel),
+                         MERGE_SLOTS(op == CLNET_MERGE_MULTIPLY ? x : NULL, n, dy))))
             return st;
     return CLNET_OK;
 }
@@ -141,15 +144,16 @@ static clnet_status check_part(const clnet__op *op, int i, int yi, int ax)
     if (fits)
         return CLNET_OK;
     char a[96], b[96];
-    return clnet__op_fail(op, CLNET_ERR_SHAPE, "%s: shape %s, which does not fit %s %s but along axis %d",
+    return clnet__op_fail(op, CLNET_ERR_SHAPE,
+                          "%s: shape %s, which does not fit %s %s but along axis %d",
                           op->spec[i].name, clnet__tensor_shape_str(part, a, sizeof a),
                           op->spec[yi].name, clnet__tensor_shape_str(y, b, sizeof b), ax);
 }
 
 /* The geometry of a checked op whose tensor 0 is y (or dy) and whose input
  * i takes its shape from tensor parts[i] (dx[i], else x[i]). */
-static clnet_status concat_check(const clnet__op *op, int axis, int n, const int *parts, int *ax_out,
-                                 concat_geom *g)
+static clnet_status concat_check(const clnet__op *op, int axis, int n, const int *parts,
+                                 int *ax_out, concat_geom *g)
 {
     const clnet_tensor *y = op->t[0];
     if (n < 1 || n > CLNET_MERGE_MAX_INPUTS)
@@ -192,8 +196,8 @@ CLNET_API clnet_status clnet_concat_forward(int axis, int n, const clnet_tensor 
     concat_geom g;
     int ax;
     static const int parts[CLNET_MERGE_MAX_INPUTS] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-    clnet_status st = check_lists(&op, __func__, concat_forward_spec, 1 + (x ? slots(n) : 0), y,
-                                  n, x, "x", NULL);
+    clnet_status st =
+        check_lists(&op, __func__, concat_forward_spec, 1 + (x ? slots(n) : 0), y, n, x, "x", NULL);
     if (st || (st = concat_check(&op, axis, n, parts, &ax, &g)))
         return st;
     size_t y_inner = (size_t)y->shape[ax] * g.after, off = 0;
@@ -221,9 +225,9 @@ CLNET_API clnet_status clnet_concat_backward(int axis, int n, const clnet_tensor
                                              clnet_tensor *const *dx)
 {
     clnet__op op;
-    clnet_status st = check_lists(&op, __func__, concat_backward_spec,
-                                  1 + 2 * CLNET_MERGE_MAX_INPUTS, dy, n,
-                                  (const clnet_tensor *const *)dx, "dx", x);
+    clnet_status st =
+        check_lists(&op, __func__, concat_backward_spec, 1 + 2 * CLNET_MERGE_MAX_INPUTS, dy, n,
+                    (const clnet_tensor *const *)dx, "dx", x);
     if (st)
         return st;
     int parts[CLNET_MERGE_MAX_INPUTS] = { 0 };
@@ -315,14 +319,18 @@ static const clnet__tspec sampling_spec[] = {
     { .name = "mean" },
     { .name = "logvar", .like = CLNET_LIKE(0) },
     { .name = "eps", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) },
-    { .name = "z", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0),
+    { .name = "z",
+      .flags = CLNET_T_OUT,
+      .like = CLNET_LIKE(0),
       .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },
 };
 static const clnet__tspec sampling_eps_spec[] = {
     { .name = "mean" },
     { .name = "logvar", .like = CLNET_LIKE(0) },
     { .name = "eps", .like = CLNET_LIKE(0) },
-    { .name = "z", .flags = CLNET_T_OUT, .like = CLNET_LIKE(0),
+    { .name = "z",
+      .flags = CLNET_T_OUT,
+      .like = CLNET_LIKE(0),
       .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },
 };
 

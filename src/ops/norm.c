@@ -62,7 +62,8 @@ static clnet_status check_params(const clnet__op *op, const clnet_batchnorm_para
     *out = in ? *in : CLNET_BATCHNORM_PARAMS_DEFAULT;
     if (!(out->eps >= 0.0f) || !isfinite(out->eps))
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
-                              "invalid argument: eps (%g) must be finite and >= 0", (double)out->eps);
+                              "invalid argument: eps (%g) must be finite and >= 0",
+                              (double)out->eps);
     if (!(out->momentum >= 0.0f && out->momentum <= 1.0f))
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
                               "invalid argument: momentum (%g) must be in [0, 1]",
@@ -71,8 +72,14 @@ static clnet_status check_params(const clnet__op *op, const clnet_batchnorm_para
 }
 
 /* Per-channel tensors: optional inputs, and outputs that overlap nothing. */
-#define VEC_IN(n) { .name = n, .flags = CLNET_T_OPTIONAL }
-#define VEC_OUT(n) { .name = n, .flags = CLNET_T_OUT | CLNET_T_OPTIONAL }
+#define VEC_IN(n)                                                                                  \
+    {                                                                                              \
+        .name = n, .flags = CLNET_T_OPTIONAL                                                       \
+    }
+#define VEC_OUT(n)                                                                                 \
+    {                                                                                              \
+        .name = n, .flags = CLNET_T_OUT | CLNET_T_OPTIONAL                                         \
+    }
 
 /* ---- Launch helpers -------------------------------------------------------------- */
 
@@ -324,21 +331,21 @@ static clnet_status backward_common(clnet_context *ctx, const char *func, const 
 
 /* Both backward calls: x, dy, gamma, the saved or the running statistics,
  * then dx (which may be x or dy, exactly), dgamma and dbeta. */
-#define BACKWARD_SPEC(mean, var)                                                                  \
-    {                                                                                             \
-        { .name = "x" }, { .name = "dy", .like = CLNET_LIKE(0) }, VEC_IN("gamma"),                \
-        { .name = mean }, { .name = var },                                                        \
-        { .name = "dx",                                                                           \
-          .flags = CLNET_T_OUT,                                                                   \
-          .like = CLNET_LIKE(0),                                                                  \
-          .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },                                             \
-        VEC_OUT("dgamma"), VEC_OUT("dbeta"),                                                      \
+#define BACKWARD_SPEC(mean, var)                                                                   \
+    {                                                                                              \
+        { .name = "x" }, { .name = "dy", .like = CLNET_LIKE(0) }, VEC_IN("gamma"),                 \
+            { .name = mean }, { .name = var },                                                     \
+            { .name = "dx",                                                                        \
+              .flags = CLNET_T_OUT,                                                                \
+              .like = CLNET_LIKE(0),                                                               \
+              .alias = CLNET_ALIAS(0) | CLNET_ALIAS(1) },                                          \
+            VEC_OUT("dgamma"), VEC_OUT("dbeta"),                                                   \
     }
 
 static clnet_status backward_checks(clnet__op *op, const char *func, const clnet__tspec *spec,
                                     const clnet_tensor *const ts[8],
-                                    const clnet_batchnorm_params *params,
-                                    clnet_batchnorm_params *p, bn_layout *l)
+                                    const clnet_batchnorm_params *params, clnet_batchnorm_params *p,
+                                    bn_layout *l)
 {
     static const int vecs[] = { 2, 3, 4, 6, 7, -1 };
     clnet_status st;
@@ -407,11 +414,16 @@ CLNET_API clnet_status clnet_batchnorm_backward_inference(
 /* ---- Dropout ---------------------------------------------------------------------- */
 
 /* x, then y (which may be x exactly) and the optional mask, all one size. */
-#define DROPOUT_SPEC(x, y)                                                                        \
-    {                                                                                             \
-        { .name = x },                                                                            \
-        { .name = y, .flags = CLNET_T_OUT, .size_of = CLNET_SIZE_OF(0), .alias = CLNET_ALIAS(0) }, \
-        { .name = "mask", .flags = CLNET_T_OUT | CLNET_T_OPTIONAL, .size_of = CLNET_SIZE_OF(0) },  \
+#define DROPOUT_SPEC(x, y)                                                                         \
+    {                                                                                              \
+        { .name = x },                                                                             \
+            { .name = y,                                                                           \
+              .flags = CLNET_T_OUT,                                                                \
+              .size_of = CLNET_SIZE_OF(0),                                                         \
+              .alias = CLNET_ALIAS(0) },                                                           \
+            { .name = "mask",                                                                      \
+              .flags = CLNET_T_OUT | CLNET_T_OPTIONAL,                                             \
+              .size_of = CLNET_SIZE_OF(0) },                                                       \
     }
 
 static clnet_status dropout(const char *func, const clnet__tspec *spec, float rate, uint64_t seed,
@@ -419,13 +431,14 @@ static clnet_status dropout(const char *func, const clnet__tspec *spec, float ra
                             clnet_tensor *mask)
 {
     clnet__op op;
-    clnet_status st = clnet__op_check(&op, func, spec, 3, (const clnet_tensor *const[]){ x, y, mask });
+    clnet_status st =
+        clnet__op_check(&op, func, spec, 3, (const clnet_tensor *const[]){ x, y, mask });
     if (st)
         return st;
     clnet_context *ctx = op.ctx;
     if (!(rate >= 0.0f && rate <= 1.0f))
-        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG, "invalid argument: rate (%g) must be in [0, 1]",
-                              (double)rate);
+        return clnet__op_fail(&op, CLNET_ERR_INVALID_ARG,
+                              "invalid argument: rate (%g) must be in [0, 1]", (double)rate);
     if (y->numel == 0)
         return CLNET_OK;
     /* Rounded once on the host; the device multiplies (correctly rounded). */

@@ -41,8 +41,7 @@ static clnet_status check_one(const clnet__op *op, int i)
                    ? CLNET_OK
                    : clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "%s: must not be NULL", s->name);
     if (t->ctx != op->ctx)
-        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "%s: belongs to another context",
-                              s->name);
+        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "%s: belongs to another context", s->name);
     clnet_dtype want = s->flags & CLNET_T_I32 ? CLNET_I32 : CLNET_F32;
     if (!(s->flags & CLNET_T_ANY_DTYPE) && t->dtype != want)
         return clnet__op_fail(op, CLNET_ERR_SHAPE, "%s: dtype %s but expected %s", s->name,
@@ -55,13 +54,14 @@ static clnet_status check_one(const clnet__op *op, int i)
     const clnet_tensor *o = s->like ? op->t[s->like - 1] : NULL;
     if (o && !clnet__same_shape(t, o)) {
         char os[128];
-        snprintf(what, sizeof what, "%s (the shape of %s)", clnet__tensor_shape_str(o, os, sizeof os),
-                 op->spec[s->like - 1].name);
+        snprintf(what, sizeof what, "%s (the shape of %s)",
+                 clnet__tensor_shape_str(o, os, sizeof os), op->spec[s->like - 1].name);
         return shape_fail(op, i, what);
     }
     o = s->size_of ? op->t[s->size_of - 1] : NULL;
     if (o && t->numel != o->numel) {
-        snprintf(what, sizeof what, "%zu elements (as %s)", o->numel, op->spec[s->size_of - 1].name);
+        snprintf(what, sizeof what, "%zu elements (as %s)", o->numel,
+                 op->spec[s->size_of - 1].name);
         return shape_fail(op, i, what);
     }
     return CLNET_OK;
@@ -82,16 +82,15 @@ static clnet_status check_alias(const clnet__op *op, int i)
         int exact = a->offset == b->offset && a->numel == b->numel;
         if (exact && (s->alias & CLNET_ALIAS(j)))
             continue;
-        return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "%s: overlaps %s%s", s->name,
-                              op->spec[j].name,
-                              s->alias & CLNET_ALIAS(j) ? " in part (only exact aliasing is allowed)"
-                                                        : "");
+        return clnet__op_fail(
+            op, CLNET_ERR_INVALID_ARG, "%s: overlaps %s%s", s->name, op->spec[j].name,
+            s->alias & CLNET_ALIAS(j) ? " in part (only exact aliasing is allowed)" : "");
     }
     return CLNET_OK;
 }
 
-clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec *spec,
-                             int count, const clnet_tensor *const *ts)
+clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec *spec, int count,
+                             const clnet_tensor *const *ts)
 {
     assert(count <= CLNET_OP_MAX_TENSORS);
     *op = (clnet__op){ clnet__first_ctx(count, ts), func, spec, count, { NULL } };

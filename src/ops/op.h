@@ -16,16 +16,17 @@ enum {
 
 /* One tensor of an op. Zero means "no constraint" in every field, so an
  * entry names only what it requires:
- *   { .name = "y", .flags = CLNET_T_OUT, .rank = 4, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0) } */
+ *   { .name = "y", .flags = CLNET_T_OUT, .rank = 4, .like = CLNET_LIKE(0), .alias = CLNET_ALIAS(0)
+ * } */
 typedef struct clnet__tspec {
-    const char *name;  /* the parameter's name, as messages print it */
-    unsigned flags;    /* CLNET_T_* */
-    int rank;          /* exact number of dimensions; 0: any */
-    int like;          /* CLNET_LIKE(k): the exact shape of tensor k; 0: none */
-    int size_of;       /* CLNET_SIZE_OF(k): as many elements as tensor k; 0: none */
-    unsigned alias;    /* outputs: CLNET_ALIAS(k) bits of the tensors this one may alias
-                        * exactly (same storage, offset and size); any other overlap, and
-                        * any overlap with a tensor not named here, is refused */
+    const char *name; /* the parameter's name, as messages print it */
+    unsigned flags;   /* CLNET_T_* */
+    int rank;         /* exact number of dimensions; 0: any */
+    int like;         /* CLNET_LIKE(k): the exact shape of tensor k; 0: none */
+    int size_of;      /* CLNET_SIZE_OF(k): as many elements as tensor k; 0: none */
+    unsigned alias;   /* outputs: CLNET_ALIAS(k) bits of the tensors this one may alias
+                       * exactly (same storage, offset and size); any other overlap, and
+                       * any overlap with a tensor not named here, is refused */
 } clnet__tspec;
 
 #define CLNET_LIKE(k) ((k) + 1)
@@ -35,8 +36,8 @@ typedef struct clnet__tspec {
 
 /* A checked call: what later checks and launches need. */
 typedef struct clnet__op {
-    clnet_context *ctx;        /* the context of the first non-NULL tensor */
-    const char *func;          /* the public function's name, first in every message */
+    clnet_context *ctx; /* the context of the first non-NULL tensor */
+    const char *func;   /* the public function's name, first in every message */
     const clnet__tspec *spec;
     int count;
     const clnet_tensor *t[CLNET_OP_MAX_TENSORS]; /* a copy: the caller's list may be gone */
@@ -48,13 +49,13 @@ typedef struct clnet__op {
  * a NULL tensor that is not optional (INVALID_ARG); one of another context
  * (INVALID_ARG); dtype, rank, like and size_of (CLNET_ERR_SHAPE), then the
  * aliasing rule (INVALID_ARG). count is at most CLNET_OP_MAX_TENSORS. */
-clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec *spec,
-                             int count, const clnet_tensor *const *ts);
+clnet_status clnet__op_check(clnet__op *op, const char *func, const clnet__tspec *spec, int count,
+                             const clnet_tensor *const *ts);
 
 /* The same with the table's length counted: spec is an array, then the
  * tensors in its order. */
-#define CLNET_OP_CHECK(op, func, spec, ...)                                                       \
-    clnet__op_check((op), (func), (spec), (int)(sizeof(spec) / sizeof((spec)[0])),                \
+#define CLNET_OP_CHECK(op, func, spec, ...)                                                        \
+    clnet__op_check((op), (func), (spec), (int)(sizeof(spec) / sizeof((spec)[0])),                 \
                     (const clnet_tensor *const[]){ __VA_ARGS__ })
 
 /* Tensor i must have exactly `shape` (ndim dimensions), known only after the
@@ -88,7 +89,7 @@ static inline const clnet_tensor *clnet__op_t(const clnet__op *op, int i)
 clnet_status clnet__run1d(clnet_context *ctx, const char *func, const char *program,
                           const char *kernel, size_t n, int nargs, const clnet__arg *args);
 
-#define CLNET_RUN1D(ctx, func, program, kernel, n, ...)                                           \
+#define CLNET_RUN1D(ctx, func, program, kernel, n, ...)                                            \
     clnet__run1d((ctx), (func), (program), (kernel), (n), CLNET_ARGS(__VA_ARGS__))
 
 #endif

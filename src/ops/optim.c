@@ -16,7 +16,10 @@ enum { OPT_FIRST = 1, OPT_L2 = 2, OPT_MOMENTUM = 4, OPT_NESTEROV = 8, OPT_DECOUP
 
 /* Every state tensor has the parameter's shape; the step writes the
  * parameter and its state, which overlap nothing. */
-#define STATE(n) { .name = n, .flags = CLNET_T_OUT, .like = CLNET_LIKE(0) }
+#define STATE(n)                                                                                   \
+    {                                                                                              \
+        .name = n, .flags = CLNET_T_OUT, .like = CLNET_LIKE(0)                                     \
+    }
 
 /* A scalar hyper-parameter must lie in [lo, hi] (hi_open: [lo, hi)); NaN never does. */
 static clnet_status check_range(const clnet__op *op, const char *name, float x, double lo,
@@ -28,8 +31,9 @@ static clnet_status check_range(const clnet__op *op, const char *name, float x, 
     if (isinf(hi))
         return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: %s (%g) must be >= %g",
                               name, (double)x, lo);
-    return clnet__op_fail(op, CLNET_ERR_INVALID_ARG, "invalid argument: %s (%g) must be in [%g, %g%s",
-                          name, (double)x, lo, hi, hi_open ? ")" : "]");
+    return clnet__op_fail(op, CLNET_ERR_INVALID_ARG,
+                          "invalid argument: %s (%g) must be in [%g, %g%s", name, (double)x, lo, hi,
+                          hi_open ? ")" : "]");
 }
 
 static clnet_status check_step(const clnet__op *op, int64_t t)
@@ -85,9 +89,8 @@ CLNET_API clnet_status clnet_sgd_step(const clnet_sgd_params *params, int64_t t,
                 (momentum ? OPT_MOMENTUM : 0) | (p.nesterov ? OPT_NESTEROV : 0);
     const clnet_tensor *buf = momentum ? momentum_buf : param; /* not touched without momentum */
     return CLNET_RUN1D(op.ctx, op.func, "optim", "sgd_step", param->numel, CLNET_ARG_TENSOR(param),
-                       CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(buf),
-                       CLNET_ARG_ULONG(param->numel), CLNET_ARG_FLOAT(p.lr),
-                       CLNET_ARG_FLOAT(p.momentum),
+                       CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(buf), CLNET_ARG_ULONG(param->numel),
+                       CLNET_ARG_FLOAT(p.lr), CLNET_ARG_FLOAT(p.momentum),
                        CLNET_ARG_FLOAT((float)(1.0 - (double)p.dampening)),
                        CLNET_ARG_FLOAT(p.weight_decay), CLNET_ARG_INT(flags));
 }
@@ -121,12 +124,12 @@ CLNET_API clnet_status clnet_adam_step(const clnet_adam_params *params, int64_t 
     int l2 = !p.decoupled && p.weight_decay != 0.0f;
     int decoupled = p.decoupled && p.weight_decay != 0.0f;
     int flags = (t == 1 ? OPT_FIRST : 0) | (l2 ? OPT_L2 : 0) | (decoupled ? OPT_DECOUPLED : 0);
-    return CLNET_RUN1D(op.ctx, op.func, "optim", "adam_step", param->numel,
-                       CLNET_ARG_TENSOR(param), CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(m),
-                       CLNET_ARG_TENSOR(v), CLNET_ARG_ULONG(param->numel),
-                       CLNET_ARG_FLOAT(p.beta1), CLNET_ARG_FLOAT((float)(1.0 - b1)),
-                       CLNET_ARG_FLOAT(p.beta2), CLNET_ARG_FLOAT((float)(1.0 - b2)),
-                       CLNET_ARG_FLOAT(p.eps), CLNET_ARG_FLOAT(p.weight_decay),
+    return CLNET_RUN1D(op.ctx, op.func, "optim", "adam_step", param->numel, CLNET_ARG_TENSOR(param),
+                       CLNET_ARG_TENSOR(grad), CLNET_ARG_TENSOR(m), CLNET_ARG_TENSOR(v),
+                       CLNET_ARG_ULONG(param->numel), CLNET_ARG_FLOAT(p.beta1),
+                       CLNET_ARG_FLOAT((float)(1.0 - b1)), CLNET_ARG_FLOAT(p.beta2),
+                       CLNET_ARG_FLOAT((float)(1.0 - b2)), CLNET_ARG_FLOAT(p.eps),
+                       CLNET_ARG_FLOAT(p.weight_decay),
                        CLNET_ARG_FLOAT((float)(1.0 - (double)p.lr * (double)p.weight_decay)),
                        CLNET_ARG_FLOAT((float)((double)p.lr / bc1)),
                        CLNET_ARG_FLOAT((float)(1.0 / sqrt(bc2))), CLNET_ARG_INT(flags));

@@ -118,8 +118,8 @@ static clnet_status pool_check(const clnet__op *op, const clnet_pool2d_params *p
     char why[256];
     clnet_status st = pool_geometry(p, op->spec[in].name, op->t[in]->shape, g, why, sizeof why);
     if (st)
-        return clnet__op_fail(op, st, "%s%s", st == CLNET_ERR_INVALID_ARG ? "invalid argument: " : "",
-                              why);
+        return clnet__op_fail(op, st, "%s%s",
+                              st == CLNET_ERR_INVALID_ARG ? "invalid argument: " : "", why);
     return clnet__op_want_shape(op, out, 4, (const int64_t[]){ g->n, g->c, g->oh, g->ow });
 }
 
@@ -144,8 +144,9 @@ static clnet_status launch_runs(const clnet__op *op, const char *kernel, const c
                                 int64_t planes, int rows, int cols, int nargs,
                                 const clnet__arg *args)
 {
-    int chosen =
-        clnet__context_profile(op->ctx)->info.type == CLNET_DEVICE_CPU ? CLNET_V_RUN_ROW : CLNET_V_RUN_ELEMENT;
+    int chosen = clnet__context_profile(op->ctx)->info.type == CLNET_DEVICE_CPU
+                     ? CLNET_V_RUN_ROW
+                     : CLNET_V_RUN_ELEMENT;
     int run = clnet__variant(op->ctx, variant, chosen) == CLNET_V_RUN_ROW ? cols : 1;
     clnet__arg a[24];
     memcpy(a, args, (size_t)nargs * sizeof *a);
@@ -169,7 +170,7 @@ static int use_2x2(clnet_context *ctx, const char *variant, const clnet_pool2d_p
 
 /* The geometry arguments shared by the pooling kernels, after the buffers. */
 #define GEOM_ARGS(g, p)                                                                            \
-    CLNET_ARG_ULONG((g).n * (g).c), CLNET_ARG_INT((g).h), CLNET_ARG_INT((g).w),                    \
+    CLNET_ARG_ULONG((g).n *(g).c), CLNET_ARG_INT((g).h), CLNET_ARG_INT((g).w),                     \
         CLNET_ARG_INT((g).oh), CLNET_ARG_INT((g).ow), CLNET_ARG_INT((p)->window_h),                \
         CLNET_ARG_INT((p)->window_w), CLNET_ARG_INT((p)->stride_h), CLNET_ARG_INT((p)->stride_w),  \
         CLNET_ARG_INT((p)->pad_top), CLNET_ARG_INT((p)->pad_left)
@@ -183,13 +184,12 @@ static clnet_status max_forward(const clnet__op *op, const char *variant,
 {
     cl_mem any = clnet__mem(x);
     if (use_2x2(op->ctx, variant, params, g))
-        return CLNET_RUN1D(op->ctx, op->func, "pool", "pool2d_max2x2_forward",
-                           (size_t)(g->n * g->c) * (size_t)g->oh, CLNET_ARG_TENSOR(x),
-                           CLNET_ARG_MEM(y ? y : any), CLNET_ARG_ULONG(yo),
-                           CLNET_ARG_MEM(idx ? idx : any), CLNET_ARG_ULONG(io),
-                           CLNET_ARG_INT(y != NULL), CLNET_ARG_INT(idx != NULL),
-                           CLNET_ARG_ULONG(g->n * g->c), CLNET_ARG_INT(g->h), CLNET_ARG_INT(g->w),
-                           CLNET_ARG_INT(g->oh), CLNET_ARG_INT(g->ow));
+        return CLNET_RUN1D(
+            op->ctx, op->func, "pool", "pool2d_max2x2_forward",
+            (size_t)(g->n * g->c) * (size_t)g->oh, CLNET_ARG_TENSOR(x), CLNET_ARG_MEM(y ? y : any),
+            CLNET_ARG_ULONG(yo), CLNET_ARG_MEM(idx ? idx : any), CLNET_ARG_ULONG(io),
+            CLNET_ARG_INT(y != NULL), CLNET_ARG_INT(idx != NULL), CLNET_ARG_ULONG(g->n * g->c),
+            CLNET_ARG_INT(g->h), CLNET_ARG_INT(g->w), CLNET_ARG_INT(g->oh), CLNET_ARG_INT(g->ow));
     return launch_runs(op, "pool2d_max_forward", variant, g->n * g->c, g->oh, g->ow,
                        CLNET_ARGS(CLNET_ARG_TENSOR(x), CLNET_ARG_MEM(y ? y : any),
                                   CLNET_ARG_ULONG(yo), CLNET_ARG_MEM(idx ? idx : any),
@@ -199,8 +199,8 @@ static clnet_status max_forward(const clnet__op *op, const char *variant,
 
 /* The gather of the max backward from window indices idx (buffer, offset). */
 static clnet_status max_backward_from(const clnet__op *op, const clnet_pool2d_params *params,
-                                      const geom *g, cl_mem idx, size_t io,
-                                      const clnet_tensor *dy, const clnet_tensor *dx)
+                                      const geom *g, cl_mem idx, size_t io, const clnet_tensor *dy,
+                                      const clnet_tensor *dx)
 {
     if (use_2x2(op->ctx, "pool2d_max.backward", params, g))
         return CLNET_RUN1D(op->ctx, op->func, "pool", "pool2d_max2x2_backward",
@@ -230,8 +230,7 @@ CLNET_API clnet_status clnet_pool2d_max_forward(const clnet_pool2d_params *param
     clnet_status st = pool_begin(&op, __func__, forward_spec, params, x, y, NULL, &g);
     if (st)
         return st;
-    return max_forward(&op, "pool2d_max.forward", params, &g, x, clnet__mem(y), y->offset, NULL,
-                       0);
+    return max_forward(&op, "pool2d_max.forward", params, &g, x, clnet__mem(y), y->offset, NULL, 0);
 }
 
 CLNET_API clnet_status clnet_pool2d_max_forward_indices(const clnet_pool2d_params *params,
@@ -361,11 +360,10 @@ static clnet_status upsample(const clnet__op *op, const char *kernel, const char
     const clnet_tensor *in = op->t[backward], *out = op->t[!backward];
     const int64_t *s = op->t[0]->shape;
     int h = (int)s[2], w = (int)s[3];
-    return launch_runs(op, kernel, variant, s[0] * s[1], backward ? h : h * sh,
-                       backward ? w : w * sw,
-                       CLNET_ARGS(CLNET_ARG_TENSOR(in), CLNET_ARG_TENSOR(out),
-                                  CLNET_ARG_ULONG(s[0] * s[1]), CLNET_ARG_INT(h), CLNET_ARG_INT(w),
-                                  CLNET_ARG_INT(sh), CLNET_ARG_INT(sw)));
+    return launch_runs(
+        op, kernel, variant, s[0] * s[1], backward ? h : h * sh, backward ? w : w * sw,
+        CLNET_ARGS(CLNET_ARG_TENSOR(in), CLNET_ARG_TENSOR(out), CLNET_ARG_ULONG(s[0] * s[1]),
+                   CLNET_ARG_INT(h), CLNET_ARG_INT(w), CLNET_ARG_INT(sh), CLNET_ARG_INT(sw)));
 }
 
 CLNET_API clnet_status clnet_upsample2d_nearest_forward(int scale_h, int scale_w,
@@ -384,6 +382,6 @@ CLNET_API clnet_status clnet_upsample2d_nearest_backward(int scale_h, int scale_
     clnet__op op;
     clnet_status st = CLNET_OP_CHECK(&op, __func__, backward_spec, dx, dy, NULL);
     return st ? st
-              : upsample(&op, "upsample2d_nearest_backward", "upsample2d_nearest.backward",
-                         scale_h, scale_w, 1);
+              : upsample(&op, "upsample2d_nearest_backward", "upsample2d_nearest.backward", scale_h,
+                         scale_w, 1);
 }

@@ -37,7 +37,8 @@ CLNET_API clnet_status clnet_sum(const clnet_tensor *x, clnet_tensor *out)
     if (groups > MAX_GROUPS)
         groups = MAX_GROUPS;
     if (groups == 1)
-        return sum_pass(&op, k, clnet__mem(x), x->offset, x->numel, clnet__mem(out), out->offset, 1);
+        return sum_pass(&op, k, clnet__mem(x), x->offset, x->numel, clnet__mem(out), out->offset,
+                        1);
     cl_mem partial;
     if ((st = clnet__workspace(op.ctx, groups * sizeof(float), &partial)) ||
         (st = sum_pass(&op, k, clnet__mem(x), x->offset, x->numel, partial, 0, groups)))

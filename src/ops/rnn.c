@@ -22,8 +22,8 @@ typedef enum cell_kind { CELL_RNN = 0, CELL_LSTM, CELL_GRU } cell_kind;
 
 typedef struct cell {
     cell_kind kind;
-    int gates;                         /* G */
-    const char *fwd, *bwd;             /* public names, for messages */
+    int gates;             /* G */
+    const char *fwd, *bwd; /* public names, for messages */
     const char *fwd_kernel, *bwd_kernel;
     const char *reserve_fn;
 } cell;
@@ -120,8 +120,21 @@ static const clnet__tspec forward_spec[F_COUNT] = {
 
 /* The backward's (the weight gradients first, as they are required). */
 enum {
-    B_DW_IH, B_DW_HH, B_DB_IH, B_DB_HH, B_X, B_W_IH, B_W_HH, B_RESERVE, B_DY, B_DHT, B_DCT, B_DX,
-    B_DH0, B_DC0, B_COUNT
+    B_DW_IH,
+    B_DW_HH,
+    B_DB_IH,
+    B_DB_HH,
+    B_X,
+    B_W_IH,
+    B_W_HH,
+    B_RESERVE,
+    B_DY,
+    B_DHT,
+    B_DCT,
+    B_DX,
+    B_DH0,
+    B_DC0,
+    B_COUNT
 };
 static const clnet__tspec backward_spec[B_COUNT] = {
     [B_DW_IH] = { .name = "dw->dw_ih", .flags = CLNET_T_OUT, .rank = 2 },
@@ -167,15 +180,16 @@ static clnet_status check_sizes(call *k, int xi, int w_ih, int w_hh)
     char dims[32];
     if (u->shape[0] != k->c->gates * u->shape[1]) {
         snprintf(dims, sizeof dims, "%d*H x H", k->c->gates);
-        return clnet__op_fail(&k->op, CLNET_ERR_SHAPE, "w->w_hh: shape (%lld, %lld) but expected %s",
-                              (long long)u->shape[0], (long long)u->shape[1], dims);
+        return clnet__op_fail(&k->op, CLNET_ERR_SHAPE,
+                              "w->w_hh: shape (%lld, %lld) but expected %s", (long long)u->shape[0],
+                              (long long)u->shape[1], dims);
     }
     k->n = (size_t)x->shape[0], k->t = (size_t)x->shape[1], k->f = (size_t)x->shape[2];
     k->h = (size_t)u->shape[1], k->gh = (size_t)u->shape[0];
     if (k->n > INT_MAX || k->gh > INT_MAX)
         return clnet__op_fail(&k->op, CLNET_ERR_TOO_LARGE,
-                              "N (%zu) and %d*H (%zu) must be at most INT_MAX", k->n,
-                              k->c->gates, k->gh);
+                              "N (%zu) and %d*H (%zu) must be at most INT_MAX", k->n, k->c->gates,
+                              k->gh);
     snprintf(dims, sizeof dims, "%d*H x F", k->c->gates);
     return expect(k, w_ih, 2, k->gh, k->f, 0, dims);
 }
@@ -187,8 +201,9 @@ static clnet_status check_reserve(const call *k, int i)
         return CLNET_OK;
     int64_t need = reserve_size(k->c, (int64_t)k->n, (int64_t)k->t, (int64_t)k->f, (int64_t)k->h);
     if ((int64_t)reserve->numel < need)
-        return clnet__op_fail(&k->op, CLNET_ERR_SHAPE, "reserve: holds %zu elements, needs %lld (%s)",
-                              reserve->numel, (long long)need, k->c->reserve_fn);
+        return clnet__op_fail(&k->op, CLNET_ERR_SHAPE,
+                              "reserve: holds %zu elements, needs %lld (%s)", reserve->numel,
+                              (long long)need, k->c->reserve_fn);
     return CLNET_OK;
 }
 
@@ -202,8 +217,8 @@ static clnet_status check_forward(call *k, const fwd_args *a)
 {
     const clnet_rnn_weights *w = a->w;
     const clnet_tensor *ts[F_COUNT] = {
-        [F_Y] = a->y,    [F_X] = a->x,   [F_H0] = a->h0, [F_C0] = a->c0,
-        [F_HT] = a->hT,  [F_CT] = a->cT, [F_RESERVE] = a->reserve,
+        [F_Y] = a->y,   [F_X] = a->x,   [F_H0] = a->h0,           [F_C0] = a->c0,
+        [F_HT] = a->hT, [F_CT] = a->cT, [F_RESERVE] = a->reserve,
     };
     clnet_status st = check_struct(k, w, "w", F_COUNT, ts);
     if (st)
@@ -214,7 +229,8 @@ static clnet_status check_forward(call *k, const fwd_args *a)
     k->ctx = k->op.ctx;
     char gh[16];
     snprintf(gh, sizeof gh, "%d*H", k->c->gates);
-    if ((st = check_sizes(k, F_X, F_W_IH, F_W_HH)) || (st = expect(k, F_B_IH, 1, k->gh, 0, 0, gh)) ||
+    if ((st = check_sizes(k, F_X, F_W_IH, F_W_HH)) ||
+        (st = expect(k, F_B_IH, 1, k->gh, 0, 0, gh)) ||
         (st = expect(k, F_B_HH, 1, k->gh, 0, 0, gh)) ||
         (st = expect(k, F_H0, 2, k->n, k->h, 0, "N x H")) ||
         (st = expect(k, F_C0, 2, k->n, k->h, 0, "N x H")) ||
@@ -294,18 +310,29 @@ static view at(view v, size_t elements)
 #define VIEW_LD(v) VIEW(v), CLNET_ARG_ULONG((v).ld)
 
 /* Runs kernel `kern` over n work-items with a counted argument list. */
-#define LAUNCH(k, kern, n, ...)                                                                   \
+#define LAUNCH(k, kern, n, ...)                                                                    \
     clnet__launch1d((k)->ctx, (kern), (k)->func, CLNET_ARGS(__VA_ARGS__), (n))
 
 /* c = op(a) op(b) + beta c with op(a) m x k, op(b) k x n. */
 static clnet_status gemm(const call *k, int ta, int tb, size_t m, size_t n, size_t kk, view a,
                          view b, float beta, view c)
 {
-    clnet__gemm_desc d = { .trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = kk,
-                           .alpha = 1.0f, .beta = beta,
-                           .a = a.mem, .a_off = a.off, .lda = a.ld,
-                           .b = b.mem, .b_off = b.off, .ldb = b.ld,
-                           .c = c.mem, .c_off = c.off, .ldc = c.ld };
+    clnet__gemm_desc d = { .trans_a = ta,
+                           .trans_b = tb,
+                           .m = m,
+                           .n = n,
+                           .k = kk,
+                           .alpha = 1.0f,
+                           .beta = beta,
+                           .a = a.mem,
+                           .a_off = a.off,
+                           .lda = a.ld,
+                           .b = b.mem,
+                           .b_off = b.off,
+                           .ldb = b.ld,
+                           .c = c.mem,
+                           .c_off = c.off,
+                           .ldc = c.ld };
     return clnet__gemm(k->ctx, &d, k->func);
 }
 
@@ -420,8 +447,8 @@ static clnet_status launch_steps(const call *k, cl_kernel kern, const clnet_tens
  * product hw (N, G*H), LSTM cell states and GRU's a_h[n]. */
 typedef struct fwd_plan {
     view gates, hw, hprev, c_states, hn;
-    view packed;                       /* fused variants: w_hh packed (lstm_pack_wt) */
-    int c_pingpong;                    /* inference: c alternates two (N, H) slots */
+    view packed;    /* fused variants: w_hh packed (lstm_pack_wt) */
+    int c_pingpong; /* inference: c alternates two (N, H) slots */
 } fwd_plan;
 
 static clnet_status plan_forward(const call *k, const fwd_args *a, int fused, fwd_plan *p)
@@ -451,8 +478,8 @@ static clnet_status plan_forward(const call *k, const fwd_args *a, int fused, fw
 }
 
 /* LSTM step s: where c_{s-1} is read (c0, or zeros, at s = 0) and c_s written. */
-static void c_views(const fwd_plan *p, const fwd_args *a, size_t s, size_t nh, size_t h,
-                    view *in, view *out)
+static void c_views(const fwd_plan *p, const fwd_args *a, size_t s, size_t nh, size_t h, view *in,
+                    view *out)
 {
     if (p->c_pingpong) {
         *in = s ? at(p->c_states, ((s - 1) % 2) * nh) : tview(a->c0, h);
@@ -525,9 +552,9 @@ static clnet_status forward_fused(const call *k, const fwd_args *a, const fwd_pl
         CLNET_ARGS(VIEW_LD(p->gates), VIEW(p->packed), VIEW(tview(a->w->b_ih, 0)),
                    VIEW(tview(a->w->b_hh, 0)), VIEW_LD(tview(a->h0, h)), VIEW_LD(tview(a->c0, h)),
                    VIEW_LD(p->c_states), CLNET_ARG_INT(p->c_pingpong),
-                   VIEW_LD(a->reserve ? p->hprev : tview(NULL, 0)),
-                   VIEW_LD(tview(a->y, k->t * h)), VIEW(tview(a->hT, h)), VIEW(tview(a->cT, h)),
-                   CLNET_ARG_INT(k->n), CLNET_ARG_INT(h), CLNET_ARG_INT(k->t)),
+                   VIEW_LD(a->reserve ? p->hprev : tview(NULL, 0)), VIEW_LD(tview(a->y, k->t * h)),
+                   VIEW(tview(a->hT, h)), VIEW(tview(a->cT, h)), CLNET_ARG_INT(k->n),
+                   CLNET_ARG_INT(h), CLNET_ARG_INT(k->t)),
         rec, 0, (int)k->t - 1, 0);
 }
 
@@ -566,8 +593,8 @@ static clnet_status forward(const cell *c, const fwd_args *a)
 }
 
 CLNET_API clnet_status clnet_rnn_forward(const clnet_rnn_weights *w, const clnet_tensor *x,
-                                         const clnet_tensor *h0, clnet_tensor *y,
-                                         clnet_tensor *hT, clnet_tensor *reserve)
+                                         const clnet_tensor *h0, clnet_tensor *y, clnet_tensor *hT,
+                                         clnet_tensor *reserve)
 {
     fwd_args a = { w, x, h0, NULL, y, hT, NULL, reserve };
     return forward(&cells[CELL_RNN], &a);
@@ -583,8 +610,8 @@ CLNET_API clnet_status clnet_lstm_forward(const clnet_rnn_weights *w, const clne
 }
 
 CLNET_API clnet_status clnet_gru_forward(const clnet_rnn_weights *w, const clnet_tensor *x,
-                                         const clnet_tensor *h0, clnet_tensor *y,
-                                         clnet_tensor *hT, clnet_tensor *reserve)
+                                         const clnet_tensor *h0, clnet_tensor *y, clnet_tensor *hT,
+                                         clnet_tensor *reserve)
 {
     fwd_args a = { w, x, h0, NULL, y, hT, NULL, reserve };
     return forward(&cells[CELL_GRU], &a);
@@ -598,7 +625,7 @@ CLNET_API clnet_status clnet_gru_forward(const clnet_rnn_weights *w, const clnet
 typedef struct bwd_plan {
     view res_gates, res_hprev, res_extra;
     view dgx, dgh, dh, dc;
-    view packed;                       /* fused variants: w_hh packed (lstm_pack_w) */
+    view packed; /* fused variants: w_hh packed (lstm_pack_w) */
 } bwd_plan;
 
 static clnet_status plan_backward(const call *k, const bwd_args *a, int fused, bwd_plan *p)
@@ -615,8 +642,7 @@ static clnet_status plan_backward(const call *k, const bwd_args *a, int fused, b
     view r = tview(a->reserve, 0);
     p->res_gates = (view){ r.mem, r.off + l.gates, t * gh };
     p->res_hprev = (view){ r.mem, r.off + l.hprev, t * h };
-    p->res_extra = (view){ r.mem, r.off + l.extra,
-                           k->c->kind == CELL_LSTM ? (t + 1) * h : t * h };
+    p->res_extra = (view){ r.mem, r.off + l.extra, k->c->kind == CELL_LSTM ? (t + 1) * h : t * h };
     p->dgx = (view){ ws, 0, t * gh };
     p->dgh = (view){ ws, gru ? ntg : 0, t * gh };
     p->dh = (view){ ws, ntg * (gru ? 2 : 1), h };
@@ -656,19 +682,18 @@ static clnet_status backward_fused(const call *k, const bwd_args *a, const bwd_p
                                    cl_kernel kern, int rec)
 {
     size_t h = k->h;
-    return launch_steps(
-        k, kern, a->w->w_hh, p->packed,
-        CLNET_ARGS(VIEW_LD(p->res_gates), VIEW_LD(p->res_extra), VIEW(p->packed),
-                   VIEW_LD(tview(a->dy, k->t * h)), VIEW(tview(a->dhT, h)), VIEW(tview(a->dcT, h)),
-                   VIEW(p->dc), VIEW_LD(p->dgx), VIEW(tview(a->dh0, h)), VIEW(tview(a->dc0, h)),
-                   CLNET_ARG_INT(k->n), CLNET_ARG_INT(h), CLNET_ARG_INT(k->t)),
-        rec, (int)k->t - 1, a->dh0 ? -1 : 0, 1);
+    return launch_steps(k, kern, a->w->w_hh, p->packed,
+                        CLNET_ARGS(VIEW_LD(p->res_gates), VIEW_LD(p->res_extra), VIEW(p->packed),
+                                   VIEW_LD(tview(a->dy, k->t * h)), VIEW(tview(a->dhT, h)),
+                                   VIEW(tview(a->dcT, h)), VIEW(p->dc), VIEW_LD(p->dgx),
+                                   VIEW(tview(a->dh0, h)), VIEW(tview(a->dc0, h)),
+                                   CLNET_ARG_INT(k->n), CLNET_ARG_INT(h), CLNET_ARG_INT(k->t)),
+                        rec, (int)k->t - 1, a->dh0 ? -1 : 0, 1);
 }
 
 /* After the steps: dh0, dc0 (unless the fused kernel wrote them), then dx,
  * dW_ih, dW_hh and the biases over all steps. */
-static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_plan *p,
-                                    int fused)
+static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_plan *p, int fused)
 {
     size_t n = k->n, t = k->t, f = k->f, h = k->h, gh = k->gh, nt = n * t;
     clnet_status st = CLNET_OK;
@@ -678,8 +703,9 @@ static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_
         st = copy_rows(k, tview(a->dc0, h), p->dc, n, h);
     view dgx = { p->dgx.mem, p->dgx.off, gh }, dgh = { p->dgh.mem, p->dgh.off, gh };
     view hprev = { p->res_hprev.mem, p->res_hprev.off, h };
-    if (st || (a->dx && (st = gemm(k, 0, 0, nt, f, gh, dgx, tview(a->w->w_ih, f), 0.0f,
-                                   tview(a->dx, f)))) ||
+    if (st ||
+        (a->dx &&
+         (st = gemm(k, 0, 0, nt, f, gh, dgx, tview(a->w->w_ih, f), 0.0f, tview(a->dx, f)))) ||
         (st = gemm(k, 1, 0, gh, f, nt, dgx, tview(a->x, f), 0.0f, tview(a->dw->dw_ih, f))) ||
         (st = gemm(k, 1, 0, gh, h, nt, dgh, hprev, 0.0f, tview(a->dw->dw_hh, h))))
         return st;
@@ -691,8 +717,8 @@ static clnet_status backward_finish(const call *k, const bwd_args *a, const bwd_
     for (int pass = 0; pass < (gru ? 2 : 1); pass++) {
         /* RNN and LSTM: db_hh = db_ih from one pass; GRU: one pass each. */
         view src = pass ? dgh : dgx, out = pass ? bh : bi, out2 = gru ? (view){ 0 } : bh;
-        if ((st = LAUNCH(k, kern, gh, VIEW(src), CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh),
-                         VIEW(out), VIEW(out2))))
+        if ((st = LAUNCH(k, kern, gh, VIEW(src), CLNET_ARG_ULONG(nt), CLNET_ARG_INT(gh), VIEW(out),
+                         VIEW(out2))))
             return st;
     }
     return CLNET_OK;

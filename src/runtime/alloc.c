@@ -10,13 +10,13 @@
 
 enum { ARMED_NONE, ARMED_CL, ARMED_HOST };
 
-static atomic_int armed;               /* ARMED_*: read by every wrapper, relaxed */
-static atomic_long calls;              /* counted calls since the arming */
-static atomic_long host_live;          /* live host blocks */
-static long target;                    /* the call to fail, 1-based */
+static atomic_int armed;      /* ARMED_*: read by every wrapper, relaxed */
+static atomic_long calls;     /* counted calls since the arming */
+static atomic_long host_live; /* live host blocks */
+static long target;           /* the call to fail, 1-based */
 static cl_int arm_err;
-static char filter[64];                /* "" = every failable OpenCL call */
-static const char *_Atomic fired;      /* the call that failed, or NULL */
+static char filter[64];           /* "" = every failable OpenCL call */
+static const char *_Atomic fired; /* the call that failed, or NULL */
 
 void clnet__fault_arm(const char *call, long n, cl_int err)
 {
@@ -102,7 +102,7 @@ void *clnet__realloc(void *p, size_t n)
 void *clnet__aligned_alloc(size_t alignment, size_t n)
 {
     return clnet__fault_check(1, "aligned_alloc", NULL) ? NULL
-                                                         : counted(aligned_alloc(alignment, n));
+                                                        : counted(aligned_alloc(alignment, n));
 }
 
 void clnet__free(void *p)

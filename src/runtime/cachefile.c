@@ -15,8 +15,8 @@ uint64_t clnet__fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-int clnet__diskcache_parse(const unsigned char *file, size_t n, const char *key,
-                           size_t *bin_offset, size_t *bin_len)
+int clnet__diskcache_parse(const unsigned char *file, size_t n, const char *key, size_t *bin_offset,
+                           size_t *bin_len)
 {
     header h;
     size_t key_len = strlen(key);

@@ -25,8 +25,8 @@ typedef struct header {
 /* Checks an entry's bytes (the whole file, n bytes) against key: magic,
  * sizes, key text, checksum; on success the binary is file[*bin_offset..]
  * of *bin_len bytes and 1 is returned, else 0. */
-int clnet__diskcache_parse(const unsigned char *file, size_t n, const char *key,
-                           size_t *bin_offset, size_t *bin_len);
+int clnet__diskcache_parse(const unsigned char *file, size_t n, const char *key, size_t *bin_offset,
+                           size_t *bin_len);
 
 /* 64-bit FNV-1a, continued from h (start with CLNET_FNV_OFFSET). */
 #define CLNET_FNV_OFFSET 0xcbf29ce484222325ull

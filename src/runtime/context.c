@@ -46,8 +46,8 @@ static int resolve_cache_dir(const char *param, char **out)
     return (*out = dup_str(buf)) != NULL;
 }
 
-static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir,
-                                 const clnet__env *env, char *err, size_t err_size)
+static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir, const clnet__env *env,
+                                 char *err, size_t err_size)
 {
     const char *kdir = getenv("CLNET_KERNEL_DIR");
     if (!resolve_cache_dir(cache_dir, &ctx->cache_dir) ||
@@ -60,7 +60,8 @@ static clnet_status finish_setup(clnet_context *ctx, const char *cache_dir,
     /* Device facts that kernels are built with, queried once here, not per
      * call. A failed query only costs the fma. */
     cl_device_fp_config fp = 0;
-    if (clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) != CL_SUCCESS)
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) !=
+        CL_SUCCESS)
         fp = 0;
     ctx->profile.fma = (fp & CL_FP_FMA) != 0;
     /* Kernels keep local arrays of the work-group size (at least 1): a
@@ -99,16 +100,15 @@ static clnet_status open_device(const clnet__candidate *c, const clnet_context_p
                                       0 };
     ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &e);
     if (e != CL_SUCCESS) {
-        clnet__errbuf(err, err_size, "clnet_context_create: clCreateContext failed on \"%s\": %s (%d)",
+        clnet__errbuf(err, err_size,
+                      "clnet_context_create: clCreateContext failed on \"%s\": %s (%d)",
                       ctx->profile.info.name, clnet__cl_error_name(e), (int)e);
         st = clnet__cl_status(e);
         goto fail;
     }
-    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device,
-                                      params->profiling || clnet__kprof_wanted(params, env)
-                                          ? CL_QUEUE_PROFILING_ENABLE
-                                          : 0,
-                                      &e);
+    ctx->queue = clCreateCommandQueue(
+        ctx->context, ctx->device,
+        params->profiling || clnet__kprof_wanted(params, env) ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
     if (e != CL_SUCCESS) {
         clnet__errbuf(err, err_size,
                       "clnet_context_create: clCreateCommandQueue failed on \"%s\": %s (%d)",
@@ -145,9 +145,8 @@ static void append_note(char *notes, size_t size, const clnet_device_info *d, co
                  d->platform_index, d->device_index, d->name, d->platform_name, why);
 }
 
-clnet_status clnet__context_create_probed(const clnet_context_params *params,
-                                          clnet__probe_fn probe, clnet_context **out, char *err,
-                                          size_t err_size)
+clnet_status clnet__context_create_probed(const clnet_context_params *params, clnet__probe_fn probe,
+                                          clnet_context **out, char *err, size_t err_size)
 {
     static const clnet_context_params defaults = CLNET_CONTEXT_PARAMS_INIT;
     if (!out) {
@@ -181,7 +180,8 @@ clnet_status clnet__context_create_probed(const clnet_context_params *params,
         }
         if (!st) {
             if (notes[0])
-                clnet__error(ctx, last, "clnet_context_create: chose %d:%d \"%s\" after skipping %s",
+                clnet__error(ctx, last,
+                             "clnet_context_create: chose %d:%d \"%s\" after skipping %s",
                              cand[i].info.platform_index, cand[i].info.device_index,
                              cand[i].info.name, notes);
             clnet__free(cand);
@@ -201,8 +201,8 @@ clnet_status clnet__context_create_probed(const clnet_context_params *params,
     return last;
 }
 
-CLNET_API clnet_status clnet_context_create(const clnet_context_params *params,
-                                            clnet_context **out, char *err, size_t err_size)
+CLNET_API clnet_status clnet_context_create(const clnet_context_params *params, clnet_context **out,
+                                            char *err, size_t err_size)
 {
     return clnet__context_create_probed(params, clnet__probe, out, err, err_size);
 }
@@ -213,7 +213,10 @@ CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context contex
 {
     if (!out || !device || !context || !queue) {
         clnet__errbuf(err, err_size, "clnet_context_wrap: invalid argument: NULL %s",
-                      !out ? "out" : !device ? "device" : !context ? "context" : "queue");
+                      !out       ? "out"
+                      : !device  ? "device"
+                      : !context ? "context"
+                                 : "queue");
         if (out)
             *out = NULL;
         return CLNET_ERR_INVALID_ARG;
@@ -228,8 +231,8 @@ CLNET_API clnet_status clnet_context_wrap(cl_device_id device, cl_context contex
         clnet__errbuf(err, err_size, "clnet_context_wrap: out of host memory");
         return CLNET_ERR_HOST_MEMORY;
     }
-    cl_int e = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof ctx->platform, &ctx->platform,
-                               NULL);
+    cl_int e =
+        clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof ctx->platform, &ctx->platform, NULL);
     if (e != CL_SUCCESS) {
         clnet__errbuf(err, err_size, "clnet_context_wrap: clGetDeviceInfo failed: %s (%d)",
                       clnet__cl_error_name(e), (int)e);

@@ -10,7 +10,7 @@ typedef struct clnet__program {
     char *name;
     char *options;
     cl_program program;
-    int from_cache;                    /* built from a disk-cache binary */
+    int from_cache; /* built from a disk-cache binary */
     int nkernels;
     char **kernel_names;
     cl_kernel *kernels;
@@ -23,29 +23,32 @@ struct clnet_context {
     cl_command_queue queue;
     clnet__profile profile;
 
-    char *cache_dir;                   /* NULL: disk cache off */
-    char *kernel_dir;                  /* CLNET_KERNEL_DIR, or NULL */
+    char *cache_dir;  /* NULL: disk cache off */
+    char *kernel_dir; /* CLNET_KERNEL_DIR, or NULL */
 
     int nprograms, cap_programs;
     clnet__program *programs;
 
-    cl_mem workspace;                  /* scratch shared by ops, grown on demand */
+    cl_mem workspace; /* scratch shared by ops, grown on demand */
     size_t workspace_bytes;
-    cl_mem gemm_scratch;               /* src/ops/gemm.c's packing scratch, never shared */
+    cl_mem gemm_scratch; /* src/ops/gemm.c's packing scratch, never shared */
     size_t gemm_scratch_bytes;
 
-    int gemm_params;                   /* CLBlast parameters last set (src/ops/gemm.c) */
+    int gemm_params; /* CLBlast parameters last set (src/ops/gemm.c) */
 
-    int nforced;                       /* forced kernel variants (tests) */
-    struct { char op[48]; int value; } forced[16];
+    int nforced; /* forced kernel variants (tests) */
+    struct {
+        char op[48];
+        int value;
+    } forced[16];
 
     clnet_context_stats stats;
-    struct clnet__kprof *kprof;        /* kernel timing (kprof.c), NULL when off */
-    int kprof_report;                  /* print the table at destroy (CLNET_PROFILE) */
+    struct clnet__kprof *kprof; /* kernel timing (kprof.c), NULL when off */
+    int kprof_report;           /* print the table at destroy (CLNET_PROFILE) */
     clnet_log_fn log;
     void *log_user;
     char errmsg[CLNET_ERRMSG_SIZE];
-    int models_created;                /* default model names (src/nn/model.c) */
+    int models_created; /* default model names (src/nn/model.c) */
 };
 
 /* Disk cache (diskcache.c). The key text names the device, the driver, the
@@ -60,8 +63,8 @@ int clnet__diskcache_load(const clnet_context *ctx, const char *key, unsigned ch
  * yield its kernels). */
 void clnet__diskcache_drop(const clnet_context *ctx, const char *key);
 /* Best effort: a cache that cannot be written only costs speed. */
-void clnet__diskcache_store(const clnet_context *ctx, const char *key,
-                            const unsigned char *binary, size_t size);
+void clnet__diskcache_store(const clnet_context *ctx, const char *key, const unsigned char *binary,
+                            size_t size);
 
 /* Reads and checks every environment variable the library reads (env.c);
  * on an unknown value, CLNET_ERR_INVALID_ARG and a message naming the
@@ -115,9 +118,8 @@ clnet_status clnet__probe_source(clnet_context *ctx, const char *source, char *e
 
 /* clnet_context_create with a chosen probe (tests pass one that fails on a
  * given device); probe may be NULL (never probe). */
-clnet_status clnet__context_create_probed(const clnet_context_params *params,
-                                          clnet__probe_fn probe, clnet_context **out, char *err,
-                                          size_t err_size);
+clnet_status clnet__context_create_probed(const clnet_context_params *params, clnet__probe_fn probe,
+                                          clnet_context **out, char *err, size_t err_size);
 
 /* Formats into a caller's error buffer (NULL-safe). */
 void clnet__errbuf(char *err, size_t err_size, const char *fmt, ...) CLNET_PRINTF(3, 4);

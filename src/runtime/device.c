@@ -141,7 +141,8 @@ static unsigned read_features(cl_device_id d, const clnet_device_info *info, con
     if (info->opencl_major >= 3) {
         cl_bool nu = CL_FALSE;
         if (clGetDeviceInfo(d, Q_NON_UNIFORM_WORK_GROUP_SUPPORT, sizeof nu, &nu, NULL) ==
-                CL_SUCCESS && nu)
+                CL_SUCCESS &&
+            nu)
             f |= CLNET_FEATURE_NON_UNIFORM_WORK_GROUPS;
         name_versions(d, Q_OPENCL_C_ALL_VERSIONS, &f, c_version);
         if (f & CLNET_FEATURE_OPENCL_C_30)
@@ -154,7 +155,8 @@ static clnet_status query_failed(char *err, size_t err_size, const char *device,
                                  cl_int e)
 {
     if (e == HOST_OOM) {
-        clnet__errbuf(err, err_size, "device \"%s\": out of host memory (reading %s)", device, what);
+        clnet__errbuf(err, err_size, "device \"%s\": out of host memory (reading %s)", device,
+                      what);
         return CLNET_ERR_HOST_MEMORY;
     }
     clnet__errbuf(err, err_size, "device \"%s\": clGetDeviceInfo(%s) failed: %s (%d)", device, what,
@@ -171,10 +173,16 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
     /* A string the device will not give makes its profile unknowable: the
      * device is refused (skipped when there are others), never guessed at. */
     char version[128];
-    const struct { cl_device_info what; const char *name; char *buf; size_t size; } strs[] = {
+    const struct {
+        cl_device_info what;
+        const char *name;
+        char *buf;
+        size_t size;
+    } strs[] = {
         { CL_DEVICE_NAME, "CL_DEVICE_NAME", info->name, sizeof info->name },
         { CL_DEVICE_VENDOR, "CL_DEVICE_VENDOR", info->vendor, sizeof info->vendor },
-        { CL_DRIVER_VERSION, "CL_DRIVER_VERSION", info->driver_version, sizeof info->driver_version },
+        { CL_DRIVER_VERSION, "CL_DRIVER_VERSION", info->driver_version,
+          sizeof info->driver_version },
         { CL_DEVICE_OPENCL_C_VERSION, "CL_DEVICE_OPENCL_C_VERSION", info->opencl_c_version,
           sizeof info->opencl_c_version },
         { CL_DEVICE_VERSION, "CL_DEVICE_VERSION", version, sizeof version },
@@ -216,8 +224,8 @@ clnet_status clnet__device_info(cl_platform_id p, cl_device_id d, clnet_device_i
     if (e == CL_SUCCESS)
         e = clGetDeviceInfo(d, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof vec, &vec, NULL);
     if (e != CL_SUCCESS) {
-        clnet__errbuf(err, err_size, "device \"%s\": clGetDeviceInfo failed: %s (%d)",
-                      info->name, clnet__cl_error_name(e), (int)e);
+        clnet__errbuf(err, err_size, "device \"%s\": clGetDeviceInfo failed: %s (%d)", info->name,
+                      clnet__cl_error_name(e), (int)e);
         return clnet__cl_status(e);
     }
     char *ext = device_string(d, CL_DEVICE_EXTENSIONS, &e);
@@ -253,15 +261,16 @@ void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info)
      * most CLNET_LOCAL_BYTES_PER_ITEM bytes of local memory per work-item. */
     size_t want = copy.type == CLNET_DEVICE_GPU ? 256 : 64;
     size_t wg = 1;
-    while (wg * 2 <= want && wg * 2 <= copy.max_work_group_size &&
-           (copy.local_mem_bytes == 0 || wg * 2 * CLNET_LOCAL_BYTES_PER_ITEM <= copy.local_mem_bytes))
+    while (
+        wg * 2 <= want && wg * 2 <= copy.max_work_group_size &&
+        (copy.local_mem_bytes == 0 || wg * 2 * CLNET_LOCAL_BYTES_PER_ITEM <= copy.local_mem_bytes))
         wg *= 2;
     prof->wg_size = wg;
     prof->cl12 = copy.opencl_c_major > 1 || (copy.opencl_c_major == 1 && copy.opencl_c_minor >= 2);
     /* Optional features need the OpenCL C version that defines them: 2.x where
      * the device compiles 2.x, else 3.0 where it accepts 3.0 (its feature
      * macros), else the base version (extensions only). */
-    const char *fstd = copy.opencl_c_major == 2                  ? "-cl-std=CL2.0 "
+    const char *fstd = copy.opencl_c_major == 2                    ? "-cl-std=CL2.0 "
                        : copy.features & CLNET_FEATURE_OPENCL_C_30 ? "-cl-std=CL3.0 "
                        : prof->cl12                                ? "-cl-std=CL1.2 "
                                                                    : "";
@@ -285,13 +294,12 @@ void clnet__profile_init(clnet__profile *prof, const clnet_device_info *info)
 
 /* ---- Probe ------------------------------------------------------------------ */
 
-static const char probe_source[] =
-    "__kernel void clnet_probe(__global float *x, const int n)\n"
-    "{\n"
-    "    int i = (int)get_global_id(0);\n"
-    "    if (i < n)\n"
-    "        x[i] = (float)i * 0.5f + 1.0f;\n"
-    "}\n";
+static const char probe_source[] = "__kernel void clnet_probe(__global float *x, const int n)\n"
+                                   "{\n"
+                                   "    int i = (int)get_global_id(0);\n"
+                                   "    if (i < n)\n"
+                                   "        x[i] = (float)i * 0.5f + 1.0f;\n"
+                                   "}\n";
 
 static void build_log(cl_program prog, cl_device_id d, char *buf, size_t size)
 {
@@ -338,15 +346,14 @@ static clnet_status probe_run(clnet_context *ctx, cl_kernel k, char *err, size_t
     }
     for (int i = 0; i < N; i++)
         if (out[i] != (float)i * 0.5f + 1.0f) {
-            clnet__errbuf(err, err_size, "probe kernel ran but wrote %g at [%d], not %g", out[i],
-                          i, (float)i * 0.5f + 1.0f);
+            clnet__errbuf(err, err_size, "probe kernel ran but wrote %g at [%d], not %g", out[i], i,
+                          (float)i * 0.5f + 1.0f);
             return CLNET_ERR_UNSUPPORTED;
         }
     return CLNET_OK;
 }
 
-clnet_status clnet__probe_source(clnet_context *ctx, const char *source, char *err,
-                                 size_t err_size)
+clnet_status clnet__probe_source(clnet_context *ctx, const char *source, char *err, size_t err_size)
 {
     const clnet__cl_source *prelude = NULL;
     for (size_t i = 0; i < clnet__cl_source_count; i++)
@@ -367,7 +374,8 @@ clnet_status clnet__probe_source(clnet_context *ctx, const char *source, char *e
         return clnet__cl_status(e);
     }
     clnet_status st = CLNET_OK;
-    if ((e = clBuildProgram(prog, 1, &ctx->device, ctx->profile.options, NULL, NULL)) != CL_SUCCESS) {
+    if ((e = clBuildProgram(prog, 1, &ctx->device, ctx->profile.options, NULL, NULL)) !=
+        CL_SUCCESS) {
         char log[1024];
         build_log(prog, ctx->device, log, sizeof log);
         clnet__errbuf(err, err_size,
@@ -481,14 +489,16 @@ static void empty_platform_note(const char *platform, char *buf, size_t size)
 {
     const char *enable = getenv("RUSTICL_ENABLE");
     if (!strcmp(platform, "rusticl") && !(enable && *enable))
-        snprintf(buf, size, "no devices: rusticl enables no driver by default; set "
-                            "RUSTICL_ENABLE=llvmpipe (CPU) or a GPU driver (radeonsi, iris)");
+        snprintf(buf, size,
+                 "no devices: rusticl enables no driver by default; set "
+                 "RUSTICL_ENABLE=llvmpipe (CPU) or a GPU driver (radeonsi, iris)");
     else if (!strcmp(platform, "rusticl"))
         snprintf(buf, size, "no devices: RUSTICL_ENABLE=%.60s names no driver with hardware here",
                  enable);
     else if (!strcmp(platform, "Clover"))
-        snprintf(buf, size, "no devices: Mesa's Clover drives only AMD GPUs (r600, radeonsi) and "
-                            "found none");
+        snprintf(buf, size,
+                 "no devices: Mesa's Clover drives only AMD GPUs (r600, radeonsi) and "
+                 "found none");
     else
         snprintf(buf, size, "no devices: the driver found no hardware it supports");
 }
@@ -508,10 +518,14 @@ void clnet_system_free(clnet_system *sys)
 static int type_rank(clnet_device_type t)
 {
     switch (t) {
-    case CLNET_DEVICE_GPU: return 0;
-    case CLNET_DEVICE_CPU: return 1;
-    case CLNET_DEVICE_ACCELERATOR: return 2;
-    default: return 3;
+    case CLNET_DEVICE_GPU:
+        return 0;
+    case CLNET_DEVICE_CPU:
+        return 1;
+    case CLNET_DEVICE_ACCELERATOR:
+        return 2;
+    default:
+        return 3;
     }
 }
 
@@ -649,7 +663,8 @@ static int contains_nocase(const char *hay, const char *needle)
     size_t n = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == n)
             return 1;
@@ -696,10 +711,14 @@ static int spec_matches(const char *spec, const clnet_device_info *di)
 static const char *type_name(clnet_device_type t)
 {
     switch (t) {
-    case CLNET_DEVICE_CPU: return "CPU";
-    case CLNET_DEVICE_GPU: return "GPU";
-    case CLNET_DEVICE_ACCELERATOR: return "accelerator";
-    default: return "other";
+    case CLNET_DEVICE_CPU:
+        return "CPU";
+    case CLNET_DEVICE_GPU:
+        return "GPU";
+    case CLNET_DEVICE_ACCELERATOR:
+        return "accelerator";
+    default:
+        return "other";
     }
 }
 

@@ -58,8 +58,7 @@ static unsigned char *read_entry(const char *path, size_t *size)
     struct stat st;
     unsigned char *data = NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < HEADER_SIZE ||
-        (unsigned long long)st.st_size > MAX_FILE ||
-        !(data = clnet__malloc((size_t)st.st_size))) {
+        (unsigned long long)st.st_size > MAX_FILE || !(data = clnet__malloc((size_t)st.st_size))) {
         close(fd);
         return NULL;
     }
@@ -124,8 +123,8 @@ static void make_dirs(const char *dir)
     mkdir(buf, 0755);
 }
 
-void clnet__diskcache_store(const clnet_context *ctx, const char *key,
-                            const unsigned char *binary, size_t size)
+void clnet__diskcache_store(const clnet_context *ctx, const char *key, const unsigned char *binary,
+                            size_t size)
 {
     char path[4096], tmp[4200];
     size_t key_len = strlen(key);

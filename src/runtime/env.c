@@ -16,8 +16,8 @@
 
 /* A variable whose value must be one of `names` (the index of the match is
  * stored; unset or empty: *out = dflt). */
-static int pick(const char *var, const char *const *names, int count, int dflt, int *out,
-                char *err, size_t err_size)
+static int pick(const char *var, const char *const *names, int count, int dflt, int *out, char *err,
+                size_t err_size)
 {
     const char *v = getenv(var);
     *out = dflt;

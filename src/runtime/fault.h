@@ -49,7 +49,7 @@ typedef struct clnet__device_caps {
     size_t max_work_group_size;
     cl_ulong local_mem_bytes;
     cl_ulong max_alloc_bytes;
-    int hide_fp64;                     /* drop cl_khr_fp64 and __opencl_c_fp64 */
+    int hide_fp64; /* drop cl_khr_fp64 and __opencl_c_fp64 */
 } clnet__device_caps;
 
 void clnet__fault_device_caps(const clnet__device_caps *caps);

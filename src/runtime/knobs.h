@@ -47,31 +47,31 @@ enum {
  * here; a key not here, or a value outside its range, fails the forcing
  * call, so a renamed key cannot turn a test of every variant into a test
  * of the default. */
-#define CLNET_VARIANTS(X)                                                                       \
-    X("pool2d_max.forward", CLNET_V_RUN_ELEMENT, CLNET_V_MAX_2X2)                               \
-    X("pool2d_max.backward", CLNET_V_RUN_ELEMENT, CLNET_V_MAX_2X2)                              \
-    X("pool2d_avg.forward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                               \
-    X("pool2d_avg.backward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                              \
-    X("upsample2d_nearest.forward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                       \
-    X("upsample2d_nearest.backward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                      \
-    X("softmax.forward", CLNET_V_ROW_ITEM, CLNET_V_ROW_GROUP)                                   \
-    X("softmax.backward", CLNET_V_ROW_ITEM, CLNET_V_ROW_GROUP)                                  \
-    X("softmax_xent.forward", CLNET_V_ROW_ITEM, CLNET_V_ROW_GROUP)                              \
-    X("bias.backward", CLNET_V_BIAS_GROUPS, CLNET_V_BIAS_PLANES)                                \
-    X("batchnorm.apply", CLNET_V_APPLY_ELEMENT, CLNET_V_APPLY_RUN)                              \
-    X("conv2d.forward", CLNET_V_CONV_IM2COL, CLNET_V_CONV_WIDE)                                 \
-    X("conv2d.backward_data", CLNET_V_CONV_IM2COL, CLNET_V_CONV_WIDE)                           \
-    X("conv2d.backward_filter", CLNET_V_CONV_IM2COL, CLNET_V_CONV_WIDE)                         \
-    X("conv2d.chunk", 1, INT_MAX)          /* images per chunk of the batch */                  \
-    X("conv2d.filter_slices", 1, INT_MAX)  /* slices of the filter gradient */                  \
-    X("conv2d_grouped.forward", CLNET_V_GROUPED_DIRECT, CLNET_V_GROUPED_DENSE)                  \
-    X("conv2d_grouped.backward_data", CLNET_V_GROUPED_DIRECT, CLNET_V_GROUPED_DENSE)            \
-    X("conv2d_grouped.backward_filter", CLNET_V_GROUPED_DIRECT, CLNET_V_GROUPED_DENSE)          \
-    X("lstm.forward", CLNET_V_REC_GEMM, CLNET_V_REC_SEQ)                                        \
-    X("lstm.backward", CLNET_V_REC_GEMM, CLNET_V_REC_SEQ)                                       \
-    X("gemm.params", 0, 1)                 /* 1: the device's tuned CLBlast set */              \
-    X("gemm.kernel", CLNET_V_GEMM_CLBLAST_DIRECT, CLNET_V_GEMM_PACKED)                          \
-    X("gemm.kc", 1, INT_MAX)               /* the packed kernel's longest k block */            \
-    X("diskcache.store", 0, 1)             /* 1: load and store program binaries */
+#define CLNET_VARIANTS(X)                                                                          \
+    X("pool2d_max.forward", CLNET_V_RUN_ELEMENT, CLNET_V_MAX_2X2)                                  \
+    X("pool2d_max.backward", CLNET_V_RUN_ELEMENT, CLNET_V_MAX_2X2)                                 \
+    X("pool2d_avg.forward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                                  \
+    X("pool2d_avg.backward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                                 \
+    X("upsample2d_nearest.forward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                          \
+    X("upsample2d_nearest.backward", CLNET_V_RUN_ELEMENT, CLNET_V_RUN_ROW)                         \
+    X("softmax.forward", CLNET_V_ROW_ITEM, CLNET_V_ROW_GROUP)                                      \
+    X("softmax.backward", CLNET_V_ROW_ITEM, CLNET_V_ROW_GROUP)                                     \
+    X("softmax_xent.forward", CLNET_V_ROW_ITEM, CLNET_V_ROW_GROUP)                                 \
+    X("bias.backward", CLNET_V_BIAS_GROUPS, CLNET_V_BIAS_PLANES)                                   \
+    X("batchnorm.apply", CLNET_V_APPLY_ELEMENT, CLNET_V_APPLY_RUN)                                 \
+    X("conv2d.forward", CLNET_V_CONV_IM2COL, CLNET_V_CONV_WIDE)                                    \
+    X("conv2d.backward_data", CLNET_V_CONV_IM2COL, CLNET_V_CONV_WIDE)                              \
+    X("conv2d.backward_filter", CLNET_V_CONV_IM2COL, CLNET_V_CONV_WIDE)                            \
+    X("conv2d.chunk", 1, INT_MAX)         /* images per chunk of the batch */                      \
+    X("conv2d.filter_slices", 1, INT_MAX) /* slices of the filter gradient */                      \
+    X("conv2d_grouped.forward", CLNET_V_GROUPED_DIRECT, CLNET_V_GROUPED_DENSE)                     \
+    X("conv2d_grouped.backward_data", CLNET_V_GROUPED_DIRECT, CLNET_V_GROUPED_DENSE)               \
+    X("conv2d_grouped.backward_filter", CLNET_V_GROUPED_DIRECT, CLNET_V_GROUPED_DENSE)             \
+    X("lstm.forward", CLNET_V_REC_GEMM, CLNET_V_REC_SEQ)                                           \
+    X("lstm.backward", CLNET_V_REC_GEMM, CLNET_V_REC_SEQ)                                          \
+    X("gemm.params", 0, 1) /* 1: the device's tuned CLBlast set */                                 \
+    X("gemm.kernel", CLNET_V_GEMM_CLBLAST_DIRECT, CLNET_V_GEMM_PACKED)                             \
+    X("gemm.kc", 1, INT_MAX)   /* the packed kernel's longest k block */                           \
+    X("diskcache.store", 0, 1) /* 1: load and store program binaries */
 
 #endif

@@ -19,7 +19,7 @@ struct clnet__kprof {
     cl_kernel *kernels;
     int nrows, cap_rows;
     clnet_kernel_time *rows;
-    int lost;                          /* events whose times could not be read */
+    int lost; /* events whose times could not be read */
 };
 
 int clnet__kprof_wanted(const clnet_context_params *params, const clnet__env *env)
@@ -65,8 +65,9 @@ static void harvest(clnet__kprof *kp)
         clGetKernelInfo(kp->kernels[i], CL_KERNEL_FUNCTION_NAME, sizeof name - 1, name, NULL);
         name[sizeof name - 1] = 0;
         clnet_kernel_time *r = row_for(kp, name);
-        if (r && clGetEventProfilingInfo(kp->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0,
-                                         NULL) == CL_SUCCESS &&
+        if (r &&
+            clGetEventProfilingInfo(kp->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0,
+                                    NULL) == CL_SUCCESS &&
             clGetEventProfilingInfo(kp->events[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1,
                                     NULL) == CL_SUCCESS &&
             t1 >= t0) {
@@ -91,8 +92,8 @@ void clnet__kprof_add(clnet_context *ctx, cl_kernel k, cl_event ev)
     clnet__kprof *kp = ctx->kprof;
     if (kp->npending == kp->cap_pending) {
         int cap = kp->cap_pending ? 2 * kp->cap_pending : 256;
-        cl_event *e = cap <= KPROF_PENDING_MAX ? clnet__realloc(kp->events, (size_t)cap * sizeof *e)
-                                               : NULL;
+        cl_event *e =
+            cap <= KPROF_PENDING_MAX ? clnet__realloc(kp->events, (size_t)cap * sizeof *e) : NULL;
         cl_kernel *kk = e ? clnet__realloc(kp->kernels, (size_t)cap * sizeof *kk) : NULL;
         if (e)
             kp->events = e;
@@ -153,8 +154,7 @@ CLNET_API clnet_status clnet_context_kernel_times_reset(clnet_context *ctx)
 }
 
 /* Appends to a growing report; on allocation failure the report is dropped. */
-static void add_line(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    CLNET_PRINTF(4, 5);
+static void add_line(char **buf, size_t *len, size_t *cap, const char *fmt, ...) CLNET_PRINTF(4, 5);
 static void add_line(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
     char line[256];
@@ -199,7 +199,8 @@ static void report(clnet_context *ctx)
     char *buf = clnet__malloc(cap);
     if (buf)
         buf[0] = 0;
-    add_line(&buf, &len, &cap, "clnet profile: %s: %llu kernel launches, %.1f ms of device time%s\n",
+    add_line(&buf, &len, &cap,
+             "clnet profile: %s: %llu kernel launches, %.1f ms of device time%s\n",
              ctx->profile.info.name, (unsigned long long)launches, total,
              kp->lost ? " (some events unreadable)" : "");
     add_line(&buf, &len, &cap, "  %-32s %10s %12s %10s %7s", "kernel", "launches", "total ms",
@@ -208,8 +209,7 @@ static void report(clnet_context *ctx)
         const clnet_kernel_time *r = &kp->rows[i];
         add_line(&buf, &len, &cap, "\n  %-32s %10llu %12.2f %10.1f %6.1f%%", r->name,
                  (unsigned long long)r->launches, r->ms,
-                 r->launches ? 1e3 * r->ms / r->launches : 0,
-                 total > 0 ? 100 * r->ms / total : 0);
+                 r->launches ? 1e3 * r->ms / r->launches : 0, total > 0 ? 100 * r->ms / total : 0);
     }
     if (buf)
         ctx->log(ctx->log_user, CLNET_OK, buf);

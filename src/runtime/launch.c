@@ -16,8 +16,8 @@ clnet_status clnet__buffer_create(clnet_context *ctx, size_t bytes, cl_mem *out)
      * POCL_MEMORY_LIMIT only lowers what it reports): count this context's
      * buffers against it. */
     const clnet_device_info *d = &ctx->profile.info;
-    if (d->global_mem_bytes &&
-        (ctx->stats.bytes_live > d->global_mem_bytes || bytes > d->global_mem_bytes - ctx->stats.bytes_live))
+    if (d->global_mem_bytes && (ctx->stats.bytes_live > d->global_mem_bytes ||
+                                bytes > d->global_mem_bytes - ctx->stats.bytes_live))
         return clnet__error(ctx, CLNET_ERR_DEVICE_MEMORY,
                             "allocating %zu bytes on \"%s\": this context's %llu live bytes would "
                             "exceed the device's global memory of %llu bytes",
@@ -45,11 +45,12 @@ void clnet__buffer_release(clnet_context *ctx, cl_mem mem, size_t bytes)
     ctx->stats.bytes_live -= bytes;
 }
 
-clnet_status clnet__buffer_write(clnet_context *ctx, cl_mem mem, size_t offset_bytes,
-                                 size_t bytes, const void *src)
+clnet_status clnet__buffer_write(clnet_context *ctx, cl_mem mem, size_t offset_bytes, size_t bytes,
+                                 const void *src)
 {
     ctx->stats.host_waits++;
-    cl_int e = clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, src, 0, NULL, NULL);
+    cl_int e =
+        clEnqueueWriteBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, src, 0, NULL, NULL);
     return e == CL_SUCCESS ? CLNET_OK : clnet__cl_error(ctx, e, "clEnqueueWriteBuffer", "upload");
 }
 
@@ -57,7 +58,8 @@ clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_by
                                 void *dst)
 {
     ctx->stats.host_waits++;
-    cl_int e = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, dst, 0, NULL, NULL);
+    cl_int e =
+        clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, offset_bytes, bytes, dst, 0, NULL, NULL);
     if (e != CL_SUCCESS)
         return clnet__cl_error(ctx, e, "clEnqueueReadBuffer", "download");
     clnet__kprof_completed(ctx); /* in order: every earlier launch has ended */

@@ -25,8 +25,8 @@ static clnet_status load_source(clnet_context *ctx, const char *name, char **tex
         snprintf(path, sizeof path, "%s/%s.cl", ctx->kernel_dir, name);
         FILE *f = fopen(path, "rb");
         if (!f)
-            return clnet__error(ctx, CLNET_ERR_IO, "kernel source %s (CLNET_KERNEL_DIR): cannot open",
-                                path);
+            return clnet__error(ctx, CLNET_ERR_IO,
+                                "kernel source %s (CLNET_KERNEL_DIR): cannot open", path);
         long n = -1;
         if (fseek(f, 0, SEEK_END) == 0)
             n = ftell(f);
@@ -49,8 +49,8 @@ static clnet_status load_source(clnet_context *ctx, const char *name, char **tex
     for (size_t i = 0; i < clnet__cl_source_count; i++)
         if (!strcmp(clnet__cl_sources[i].name, name)) {
             if (!(*text = clnet__malloc(clnet__cl_sources[i].size + 1)))
-                return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "kernel source %s: out of host memory",
-                                    name);
+                return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                                    "kernel source %s: out of host memory", name);
             memcpy(*text, clnet__cl_sources[i].text, clnet__cl_sources[i].size);
             (*text)[clnet__cl_sources[i].size] = 0;
             *len = clnet__cl_sources[i].size;
@@ -68,12 +68,12 @@ static clnet_status build_error(clnet_context *ctx, cl_program prog, cl_int e, c
         (log = clnet__malloc(n + 1)) != NULL &&
         clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
         log[n] = 0;
-    clnet_status st = clnet__error(ctx, clnet__cl_status(e) == CLNET_ERR_OPENCL ? CLNET_ERR_BUILD
-                                                                               : clnet__cl_status(e),
-                                   "building kernel program \"%s\" for device \"%s\" with options "
-                                   "\"%s\": clBuildProgram failed: %s (%d)\nbuild log:\n%s",
-                                   name, ctx->profile.info.name, options, clnet__cl_error_name(e),
-                                   (int)e, log ? log : "(unavailable)");
+    clnet_status st = clnet__error(
+        ctx, clnet__cl_status(e) == CLNET_ERR_OPENCL ? CLNET_ERR_BUILD : clnet__cl_status(e),
+        "building kernel program \"%s\" for device \"%s\" with options "
+        "\"%s\": clBuildProgram failed: %s (%d)\nbuild log:\n%s",
+        name, ctx->profile.info.name, options, clnet__cl_error_name(e), (int)e,
+        log ? log : "(unavailable)");
     clnet__free(log);
     return st;
 }
@@ -102,7 +102,8 @@ static cl_program try_binary(clnet_context *ctx, const char *key, const char *op
         return NULL;
     cl_int e, bst;
     const unsigned char *cbin = bin;
-    cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &size, &cbin, &bst, &e);
+    cl_program prog =
+        clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &size, &cbin, &bst, &e);
     clnet__free(bin);
     if (e == CL_SUCCESS && bst == CL_SUCCESS &&
         clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS)
@@ -116,8 +117,8 @@ static cl_program try_binary(clnet_context *ctx, const char *key, const char *op
 /* Builds a program: from clnet's disk cache where it is on for this device
  * and allow_load, else from source (then stored). *from_cache says which. */
 static clnet_status build(clnet_context *ctx, const char *name, const char *prelude,
-                          size_t prelude_len, const char *src, size_t src_len,
-                          const char *options, int allow_load, cl_program *out, int *from_cache)
+                          size_t prelude_len, const char *src, size_t src_len, const char *options,
+                          int allow_load, cl_program *out, int *from_cache)
 {
     double t0 = clnet__now();
     int use_cache = clnet__variant(ctx, "diskcache.store", ctx->profile.store_binaries);
@@ -212,12 +213,14 @@ static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const 
     if (e == CL_INVALID_KERNEL_NAME && p->from_cache)
         return CLNET_ERR_OPENCL;
     if (e != CL_SUCCESS)
-        return clnet__error(ctx, clnet__cl_status(e), "kernel \"%s\" in program \"%s\": clCreateKernel failed: %s (%d)",
+        return clnet__error(ctx, clnet__cl_status(e),
+                            "kernel \"%s\" in program \"%s\": clCreateKernel failed: %s (%d)",
                             kname, p->name, clnet__cl_error_name(e), (int)e);
     char **names = clnet__realloc(p->kernel_names, (size_t)(p->nkernels + 1) * sizeof *names);
     if (names)
         p->kernel_names = names;
-    cl_kernel *ks = names ? clnet__realloc(p->kernels, (size_t)(p->nkernels + 1) * sizeof *ks) : NULL;
+    cl_kernel *ks =
+        names ? clnet__realloc(p->kernels, (size_t)(p->nkernels + 1) * sizeof *ks) : NULL;
     if (ks)
         p->kernels = ks;
     char *nm = ks ? dup_str(kname) : NULL;
@@ -232,8 +235,8 @@ static clnet_status program_kernel(clnet_context *ctx, clnet__program *p, const 
 }
 
 /* Loads the prelude and, unless src is given, the program's source. */
-static clnet_status sources(clnet_context *ctx, const char *name, const char **src,
-                            size_t *src_len, char **own, char **prelude, size_t *prelude_len)
+static clnet_status sources(clnet_context *ctx, const char *name, const char **src, size_t *src_len,
+                            char **own, char **prelude, size_t *prelude_len)
 {
     size_t own_len = 0;
     clnet_status st = load_source(ctx, "prelude", prelude, prelude_len);
@@ -250,8 +253,7 @@ static clnet_status sources(clnet_context *ctx, const char *name, const char **s
  * (another program's binary under this key, say): the entry is dropped and
  * the program built again from source. Kernels already taken from the old
  * program keep it alive until the context goes. */
-static clnet_status rebuild(clnet_context *ctx, clnet__program *p, const char *src,
-                            size_t src_len)
+static clnet_status rebuild(clnet_context *ctx, clnet__program *p, const char *src, size_t src_len)
 {
     char *own = NULL, *prelude = NULL;
     size_t prelude_len = 0;
@@ -259,9 +261,9 @@ static clnet_status rebuild(clnet_context *ctx, clnet__program *p, const char *s
     int from_cache;
     clnet_status st = sources(ctx, p->name, &src, &src_len, &own, &prelude, &prelude_len);
     if (!st) {
-        char *key = ctx->cache_dir ? clnet__diskcache_key(ctx, prelude, prelude_len, src, src_len,
-                                                          p->options)
-                                   : NULL;
+        char *key = ctx->cache_dir
+                        ? clnet__diskcache_key(ctx, prelude, prelude_len, src, src_len, p->options)
+                        : NULL;
         if (key)
             clnet__diskcache_drop(ctx, key);
         clnet__free(key);
@@ -280,8 +282,7 @@ static clnet_status rebuild(clnet_context *ctx, clnet__program *p, const char *s
 }
 
 static clnet_status get_kernel(clnet_context *ctx, const char *name, const char *src,
-                               size_t src_len, const char *extra, const char *kname,
-                               cl_kernel *out)
+                               size_t src_len, const char *extra, const char *kname, cl_kernel *out)
 {
     char options[1024];
     snprintf(options, sizeof options, "%s%s%s", ctx->profile.options, extra && *extra ? " " : "",
@@ -322,8 +323,8 @@ clnet_status clnet__kernel(clnet_context *ctx, const char *program, const char *
 }
 
 clnet_status clnet__kernel_templated(clnet_context *ctx, const char *program_name,
-                                    const char *template_name, const char *header,
-                                    const char *options, const char *name, cl_kernel *out)
+                                     const char *template_name, const char *header,
+                                     const char *options, const char *name, cl_kernel *out)
 {
     CLNET_CHECK_ARG(ctx, header != NULL);
     char full[1024];
@@ -355,8 +356,8 @@ clnet_status clnet__kernel_templated(clnet_context *ctx, const char *program_nam
 }
 
 clnet_status clnet__kernel_from_source(clnet_context *ctx, const char *program_name,
-                                       const char *source, const char *options,
-                                       const char *name, cl_kernel *out)
+                                       const char *source, const char *options, const char *name,
+                                       cl_kernel *out)
 {
     CLNET_CHECK_ARG(ctx, source != NULL);
     return get_kernel(ctx, program_name, source, strlen(source), options, name, out);

@@ -38,11 +38,11 @@ const char *clnet__cl_error_name(cl_int err);
 /* Checks an argument; on failure records "<func>: invalid argument: <cond>"
  * and returns CLNET_ERR_INVALID_ARG from the calling function. ctx may be
  * NULL (then only the status is returned). */
-#define CLNET_CHECK_ARG(ctx, cond)                                                              \
-    do {                                                                                        \
-        if (!(cond))                                                                            \
-            return clnet__error((ctx), CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s",      \
-                                __func__, #cond);                                               \
+#define CLNET_CHECK_ARG(ctx, cond)                                                                 \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return clnet__error((ctx), CLNET_ERR_INVALID_ARG, "%s: invalid argument: %s",          \
+                                __func__, #cond);                                                  \
     } while (0)
 
 /* ---- Device profile ------------------------------------------------------ */
@@ -55,29 +55,29 @@ const char *clnet__cl_error_name(cl_int err);
 /* The environment knobs (env.c), read and checked once when a context is
  * created: an unknown value fails clnet_context_create. */
 typedef struct clnet__env {
-    int gemm_kernel;                   /* CLNET_GEMM_KERNEL: -1 unset (the device's
-                                        * choice), else 0 own, 1 packed, 2 clblast */
-    int profile;                       /* CLNET_PROFILE=1 */
+    int gemm_kernel; /* CLNET_GEMM_KERNEL: -1 unset (the device's
+                      * choice), else 0 own, 1 packed, 2 clblast */
+    int profile;     /* CLNET_PROFILE=1 */
 } clnet__env;
 
 /* Read once when the context is created; picks kernel variants. */
 typedef struct clnet__profile {
     clnet_device_info info;
-    size_t wg_size;                    /* the 1-D work-group size every kernel uses */
-    int cl12;                          /* device compiles OpenCL C 1.2 */
-    char options[256];                 /* base build options for every program:
-                                        * -cl-std=CL1.2 (where the device has it) */
-    char feature_options[256];         /* the same for a variant that needs an optional
-                                        * feature: -cl-std=CL2.0 or CL3.0 where the
-                                        * device compiles it, so the feature's macros
-                                        * (cl/prelude.cl: CLNET_HAS_*) are defined */
-    int store_binaries;                /* use clnet's disk cache (load and store); 0 where
-                                        * the driver caches programs itself and its
-                                        * binaries are neither cheap nor safe to share
-                                        * (pocl; docs/speed.md, docs/hardening.md). Tests
-                                        * force 1 with the variant "diskcache.store". */
-    int fma;                           /* a hardware single-precision fma (CL_FP_FMA) */
-    clnet__env env;                    /* the environment, as read at creation */
+    size_t wg_size;            /* the 1-D work-group size every kernel uses */
+    int cl12;                  /* device compiles OpenCL C 1.2 */
+    char options[256];         /* base build options for every program:
+                                * -cl-std=CL1.2 (where the device has it) */
+    char feature_options[256]; /* the same for a variant that needs an optional
+                                * feature: -cl-std=CL2.0 or CL3.0 where the
+                                * device compiles it, so the feature's macros
+                                * (cl/prelude.cl: CLNET_HAS_*) are defined */
+    int store_binaries;        /* use clnet's disk cache (load and store); 0 where
+                                * the driver caches programs itself and its
+                                * binaries are neither cheap nor safe to share
+                                * (pocl; docs/speed.md, docs/hardening.md). Tests
+                                * force 1 with the variant "diskcache.store". */
+    int fma;                   /* a hardware single-precision fma (CL_FP_FMA) */
+    clnet__env env;            /* the environment, as read at creation */
 } clnet__profile;
 
 /* Non-zero when the device has every feature in `need` (CLNET_FEATURE_*
@@ -106,8 +106,8 @@ clnet_status clnet__kernel(clnet_context *ctx, const char *program, const char *
 /* Builds a program from an explicit source (tests: a broken kernel yields its
  * build log). Same caching as clnet__kernel. */
 clnet_status clnet__kernel_from_source(clnet_context *ctx, const char *program_name,
-                                       const char *source, const char *options,
-                                       const char *name, cl_kernel *out);
+                                       const char *source, const char *options, const char *name,
+                                       cl_kernel *out);
 
 /* A program made of `header` (generated code, e.g. a user's expression)
  * followed by the kernel file `template_name` (cl/, without ".cl"), cached
@@ -115,30 +115,39 @@ clnet_status clnet__kernel_from_source(clnet_context *ctx, const char *program_n
  * header (it is the in-memory cache key with the options; the disk cache
  * keys on the whole source). */
 clnet_status clnet__kernel_templated(clnet_context *ctx, const char *program_name,
-                                    const char *template_name, const char *header,
-                                    const char *options, const char *name, cl_kernel *out);
+                                     const char *template_name, const char *header,
+                                     const char *options, const char *name, cl_kernel *out);
 
 /* Kernel arguments: build an array with these and pass it to clnet__launch. */
 typedef struct clnet__arg {
     size_t size;
-    int is_local;                      /* local memory of `size` bytes, no value */
-    union { cl_mem mem; cl_int i; cl_uint u; cl_ulong ul; cl_long l; cl_float f; } v;
+    int is_local; /* local memory of `size` bytes, no value */
+    union {
+        cl_mem mem;
+        cl_int i;
+        cl_uint u;
+        cl_ulong ul;
+        cl_long l;
+        cl_float f;
+    } v;
 } clnet__arg;
 
-#define CLNET_ARG_MEM(m)   ((clnet__arg){ sizeof(cl_mem), 0, { .mem = (m) } })
-#define CLNET_ARG_INT(x)   ((clnet__arg){ sizeof(cl_int), 0, { .i = (cl_int)(x) } })
-#define CLNET_ARG_UINT(x)  ((clnet__arg){ sizeof(cl_uint), 0, { .u = (cl_uint)(x) } })
+#define CLNET_ARG_MEM(m) ((clnet__arg){ sizeof(cl_mem), 0, { .mem = (m) } })
+#define CLNET_ARG_INT(x) ((clnet__arg){ sizeof(cl_int), 0, { .i = (cl_int)(x) } })
+#define CLNET_ARG_UINT(x) ((clnet__arg){ sizeof(cl_uint), 0, { .u = (cl_uint)(x) } })
 #define CLNET_ARG_ULONG(x) ((clnet__arg){ sizeof(cl_ulong), 0, { .ul = (cl_ulong)(x) } })
-#define CLNET_ARG_LONG(x)  ((clnet__arg){ sizeof(cl_long), 0, { .l = (cl_long)(x) } })
+#define CLNET_ARG_LONG(x) ((clnet__arg){ sizeof(cl_long), 0, { .l = (cl_long)(x) } })
 #define CLNET_ARG_FLOAT(x) ((clnet__arg){ sizeof(cl_float), 0, { .f = (cl_float)(x) } })
 #define CLNET_ARG_LOCAL(bytes) ((clnet__arg){ (bytes), 1, { .ul = 0 } })
 
 /* Kernel arguments as a list: CLNET_ARGS(a, b, c) expands to the count and
  * the array, for the (nargs, args) parameters of the launch functions, so
  * that no launch carries a hand-counted number. */
-#define CLNET_ARGS(...)                                                                           \
-    (int)(sizeof((clnet__arg[]){ __VA_ARGS__ }) / sizeof(clnet__arg)),                            \
-        (const clnet__arg[]){ __VA_ARGS__ }
+#define CLNET_ARGS(...)                                                                            \
+    (int)(sizeof((clnet__arg[]){ __VA_ARGS__ }) / sizeof(clnet__arg)), (const clnet__arg[])        \
+    {                                                                                              \
+        __VA_ARGS__                                                                                \
+    }
 
 /* Sets the arguments and enqueues an ND-range of `dims` dimensions. global
  * sizes are rounded up to multiples of local (non-uniform work-groups are
@@ -156,10 +165,10 @@ clnet_status clnet__launch1d(clnet_context *ctx, cl_kernel k, const char *what, 
 
 clnet_status clnet__buffer_create(clnet_context *ctx, size_t bytes, cl_mem *out);
 void clnet__buffer_release(clnet_context *ctx, cl_mem mem, size_t bytes);
-clnet_status clnet__buffer_write(clnet_context *ctx, cl_mem mem, size_t offset_bytes,
-                                 size_t bytes, const void *src);
-clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_bytes,
-                                size_t bytes, void *dst);
+clnet_status clnet__buffer_write(clnet_context *ctx, cl_mem mem, size_t offset_bytes, size_t bytes,
+                                 const void *src);
+clnet_status clnet__buffer_read(clnet_context *ctx, cl_mem mem, size_t offset_bytes, size_t bytes,
+                                void *dst);
 
 /* A scratch buffer of at least `bytes`, owned by the context and valid until
  * the next call that asks for one. The queue is in order, so one operation may
@@ -193,7 +202,7 @@ int *clnet__context_gemm_params(clnet_context *ctx);
 /* ---- Embedded kernel sources (generated from cl/ at build time) --------- */
 
 typedef struct clnet__cl_source {
-    const char *name;                  /* file name without ".cl" */
+    const char *name; /* file name without ".cl" */
     const unsigned char *text;
     size_t size;
 } clnet__cl_source;

@@ -37,22 +37,22 @@ void clnet__fault_device_caps(const clnet__device_caps *c)
 }
 
 /* An armed failure of a call that returns a status. */
-#define FAIL_STATUS(name)                                                                       \
-    do {                                                                                        \
-        cl_int e_;                                                                              \
-        if (clnet__fault_check(0, #name, &e_))                                                  \
-            return e_;                                                                          \
+#define FAIL_STATUS(name)                                                                          \
+    do {                                                                                           \
+        cl_int e_;                                                                                 \
+        if (clnet__fault_check(0, #name, &e_))                                                     \
+            return e_;                                                                             \
     } while (0)
 
 /* An armed failure of a call that returns an object and reports in *errp. */
-#define FAIL_OBJECT(name, errp)                                                                 \
-    do {                                                                                        \
-        cl_int e_;                                                                              \
-        if (clnet__fault_check(0, #name, &e_)) {                                                \
-            if (errp)                                                                           \
-                *(errp) = e_;                                                                   \
-            return NULL;                                                                        \
-        }                                                                                       \
+#define FAIL_OBJECT(name, errp)                                                                    \
+    do {                                                                                           \
+        cl_int e_;                                                                                 \
+        if (clnet__fault_check(0, #name, &e_)) {                                                   \
+            if (errp)                                                                              \
+                *(errp) = e_;                                                                      \
+            return NULL;                                                                           \
+        }                                                                                          \
     } while (0)
 
 static void count(atomic_long *counter, const void *obj)
@@ -118,7 +118,10 @@ static void apply_caps(cl_device_info what, size_t size, void *value)
     if (what == CL_DEVICE_EXTENSIONS && caps.hide_fp64)
         blank_word(value, size, "cl_khr_fp64");
     if (what == Q_OPENCL_C_FEATURES && caps.hide_fp64) {
-        typedef struct { cl_uint version; char name[64]; } name_version;
+        typedef struct {
+            cl_uint version;
+            char name[64];
+        } name_version;
         name_version *v = value;
         for (size_t i = 0; i < size / sizeof *v; i++)
             if (!strncmp(v[i].name, "__opencl_c_fp64", sizeof v[i].name))
@@ -137,11 +140,10 @@ cl_int clnet__shim_clGetDeviceInfo(cl_device_id a, cl_device_info b, size_t c, v
 
 /* ---- Contexts and queues ------------------------------------------------------ */
 
-cl_context clnet__shim_clCreateContext(const cl_context_properties *a, cl_uint b,
-                                       const cl_device_id *c,
-                                       void(CL_CALLBACK *d)(const char *, const void *, size_t,
-                                                            void *),
-                                       void *e, cl_int *f)
+cl_context
+clnet__shim_clCreateContext(const cl_context_properties *a, cl_uint b, const cl_device_id *c,
+                            void(CL_CALLBACK *d)(const char *, const void *, size_t, void *),
+                            void *e, cl_int *f)
 {
     FAIL_OBJECT(clCreateContext, f);
     cl_context ctx = clCreateContext(a, b, c, d, e, f);
@@ -222,9 +224,8 @@ static void count_event(const cl_event *ev, cl_int e)
         count(&live_events, *ev);
 }
 
-cl_int clnet__shim_clEnqueueReadBuffer(cl_command_queue a, cl_mem b, cl_bool c, size_t d,
-                                       size_t e, void *f, cl_uint g, const cl_event *h,
-                                       cl_event *i)
+cl_int clnet__shim_clEnqueueReadBuffer(cl_command_queue a, cl_mem b, cl_bool c, size_t d, size_t e,
+                                       void *f, cl_uint g, const cl_event *h, cl_event *i)
 {
     FAIL_STATUS(clEnqueueReadBuffer);
     cl_int err = clEnqueueReadBuffer(a, b, c, d, e, f, g, h, i);
@@ -232,9 +233,8 @@ cl_int clnet__shim_clEnqueueReadBuffer(cl_command_queue a, cl_mem b, cl_bool c, 
     return err;
 }
 
-cl_int clnet__shim_clEnqueueWriteBuffer(cl_command_queue a, cl_mem b, cl_bool c, size_t d,
-                                        size_t e, const void *f, cl_uint g, const cl_event *h,
-                                        cl_event *i)
+cl_int clnet__shim_clEnqueueWriteBuffer(cl_command_queue a, cl_mem b, cl_bool c, size_t d, size_t e,
+                                        const void *f, cl_uint g, const cl_event *h, cl_event *i)
 {
     FAIL_STATUS(clEnqueueWriteBuffer);
     cl_int err = clEnqueueWriteBuffer(a, b, c, d, e, f, g, h, i);

@@ -1,8 +1,8 @@
 /* clnet — Philox4x32-10 random fills on the device (cl/rng.cl). */
 #include "tensor_impl.h"
 
-static clnet_status rand_fill(clnet_tensor *t, const char *kernel, const char *func,
-                              uint64_t seed, uint64_t stream, float a, float b)
+static clnet_status rand_fill(clnet_tensor *t, const char *kernel, const char *func, uint64_t seed,
+                              uint64_t stream, float a, float b)
 {
     CLNET_CHECK_ARG(NULL, t != NULL);
     if (t->dtype != CLNET_F32)

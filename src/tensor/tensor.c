@@ -10,7 +10,8 @@ CLNET_API size_t clnet_dtype_size(clnet_dtype dtype)
 {
     switch (dtype) {
     case CLNET_F32:
-    case CLNET_I32: return 4;
+    case CLNET_I32:
+        return 4;
     }
     return 0;
 }
@@ -23,13 +24,14 @@ static clnet_status shape_numel(clnet_context *ctx, const char *func, int ndim,
         return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: ndim %d outside 0..%d", func, ndim,
                             CLNET_MAX_DIMS);
     if (ndim > 0 && !shape)
-        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: shape != NULL", func);
+        return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: invalid argument: shape != NULL",
+                            func);
     size_t n = 1;
     int overflow = 0;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
-            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: dim %d is negative (%lld)", func, i,
-                                (long long)shape[i]);
+            return clnet__error(ctx, CLNET_ERR_INVALID_ARG, "%s: dim %d is negative (%lld)", func,
+                                i, (long long)shape[i]);
         if (shape[i] == 0)
             n = 0;
         else if (n > SIZE_MAX / elsize / (uint64_t)shape[i])
@@ -75,7 +77,8 @@ CLNET_API clnet_status clnet_tensor_create(clnet_context *ctx, clnet_dtype dtype
     if (numel > 0) {
         if (!(t->storage = clnet__calloc(1, sizeof *t->storage))) {
             clnet__free(t);
-            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY, "clnet_tensor_create: out of host memory");
+            return clnet__error(ctx, CLNET_ERR_HOST_MEMORY,
+                                "clnet_tensor_create: out of host memory");
         }
         t->storage->refs = 1;
         t->storage->bytes = numel * elsize;
@@ -100,11 +103,26 @@ CLNET_API void clnet_tensor_destroy(clnet_tensor *t)
     clnet__free(t);
 }
 
-CLNET_API clnet_context *clnet_tensor_context(const clnet_tensor *t) { return t ? t->ctx : NULL; }
-CLNET_API clnet_dtype clnet_tensor_dtype(const clnet_tensor *t) { return t ? t->dtype : CLNET_F32; }
-CLNET_API int clnet_tensor_ndim(const clnet_tensor *t) { return t ? t->ndim : 0; }
-CLNET_API size_t clnet_tensor_numel(const clnet_tensor *t) { return t ? t->numel : 0; }
-CLNET_API size_t clnet_tensor_offset(const clnet_tensor *t) { return t ? t->offset : 0; }
+CLNET_API clnet_context *clnet_tensor_context(const clnet_tensor *t)
+{
+    return t ? t->ctx : NULL;
+}
+CLNET_API clnet_dtype clnet_tensor_dtype(const clnet_tensor *t)
+{
+    return t ? t->dtype : CLNET_F32;
+}
+CLNET_API int clnet_tensor_ndim(const clnet_tensor *t)
+{
+    return t ? t->ndim : 0;
+}
+CLNET_API size_t clnet_tensor_numel(const clnet_tensor *t)
+{
+    return t ? t->numel : 0;
+}
+CLNET_API size_t clnet_tensor_offset(const clnet_tensor *t)
+{
+    return t ? t->offset : 0;
+}
 
 CLNET_API int64_t clnet_tensor_dim(const clnet_tensor *t, int i)
 {
@@ -252,9 +270,10 @@ CLNET_API clnet_status clnet_tensor_reshape(const clnet_tensor *t, int ndim, con
         known = t->numel;
     }
     if (known != t->numel)
-        return clnet__error(t->ctx, CLNET_ERR_SHAPE,
-                            "clnet_tensor_reshape: the new shape holds %zu elements, the tensor %zu",
-                            known, t->numel);
+        return clnet__error(
+            t->ctx, CLNET_ERR_SHAPE,
+            "clnet_tensor_reshape: the new shape holds %zu elements, the tensor %zu", known,
+            t->numel);
     return make_view(t, t->offset, t->numel, ndim, dims, out);
 }
 
@@ -265,7 +284,8 @@ CLNET_API clnet_status clnet_tensor_slice(const clnet_tensor *t, int64_t start, 
     *out = NULL;
     CLNET_CHECK_ARG(NULL, t != NULL);
     if (t->ndim < 1)
-        return clnet__error(t->ctx, CLNET_ERR_SHAPE, "clnet_tensor_slice: a 0-d tensor has no rows");
+        return clnet__error(t->ctx, CLNET_ERR_SHAPE,
+                            "clnet_tensor_slice: a 0-d tensor has no rows");
     if (start < 0 || count < 0 || start > t->shape[0] || count > t->shape[0] - start)
         return clnet__error(t->ctx, CLNET_ERR_INVALID_ARG,
                             "clnet_tensor_slice: %lld rows from row %lld: outside [0, %lld)",
@@ -290,17 +310,17 @@ CLNET_API clnet_status clnet_tensor_fill(clnet_tensor *t, double value)
                                 "clnet_tensor_fill: %g is not an int32 value", value);
         if ((st = clnet__kernel(t->ctx, "tensor", NULL, "fill_i32", &k)))
             return st;
-        return clnet__launch1d(t->ctx, k, "clnet_tensor_fill",
-                               CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel),
-                                          CLNET_ARG_INT((int)value)),
-                               t->numel);
+        return clnet__launch1d(
+            t->ctx, k, "clnet_tensor_fill",
+            CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel), CLNET_ARG_INT((int)value)),
+            t->numel);
     }
     if ((st = clnet__kernel(t->ctx, "tensor", NULL, "fill_f32", &k)))
         return st;
-    return clnet__launch1d(t->ctx, k, "clnet_tensor_fill",
-                           CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel),
-                                      CLNET_ARG_FLOAT((float)value)),
-                           t->numel);
+    return clnet__launch1d(
+        t->ctx, k, "clnet_tensor_fill",
+        CLNET_ARGS(CLNET_ARG_TENSOR(t), CLNET_ARG_ULONG(t->numel), CLNET_ARG_FLOAT((float)value)),
+        t->numel);
 }
 
 CLNET_API clnet_status clnet_tensor_copy(const clnet_tensor *src, clnet_tensor *dst)
@@ -309,23 +329,24 @@ CLNET_API clnet_status clnet_tensor_copy(const clnet_tensor *src, clnet_tensor *
     CLNET_CHECK_ARG(dst->ctx, src != NULL);
     CLNET_CHECK_ARG(dst->ctx, src->ctx == dst->ctx);
     if (src->dtype != dst->dtype || src->numel != dst->numel)
-        return clnet__error(dst->ctx, CLNET_ERR_SHAPE,
-                            "clnet_tensor_copy: dst holds %zu elements of dtype %d, src %zu of dtype %d",
-                            dst->numel, (int)dst->dtype, src->numel, (int)src->dtype);
+        return clnet__error(
+            dst->ctx, CLNET_ERR_SHAPE,
+            "clnet_tensor_copy: dst holds %zu elements of dtype %d, src %zu of dtype %d",
+            dst->numel, (int)dst->dtype, src->numel, (int)src->dtype);
     if (dst->numel == 0)
         return CLNET_OK;
     cl_kernel k;
     clnet_status st = clnet__kernel(dst->ctx, "tensor", NULL, "copy_32", &k);
     if (st)
         return st;
-    return clnet__launch1d(dst->ctx, k, "clnet_tensor_copy",
-                           CLNET_ARGS(CLNET_ARG_TENSOR(dst), CLNET_ARG_TENSOR(src),
-                                      CLNET_ARG_ULONG(dst->numel)),
-                           dst->numel);
+    return clnet__launch1d(
+        dst->ctx, k, "clnet_tensor_copy",
+        CLNET_ARGS(CLNET_ARG_TENSOR(dst), CLNET_ARG_TENSOR(src), CLNET_ARG_ULONG(dst->numel)),
+        dst->numel);
 }
 
-CLNET_API clnet_status clnet_tensor_gather_rows(const clnet_tensor *src, const clnet_tensor *indices,
-                                                clnet_tensor *dst)
+CLNET_API clnet_status clnet_tensor_gather_rows(const clnet_tensor *src,
+                                                const clnet_tensor *indices, clnet_tensor *dst)
 {
     CLNET_CHECK_ARG(NULL, dst != NULL);
     clnet_context *ctx = dst->ctx;
@@ -366,7 +387,8 @@ const char *clnet__shape_str(int ndim, const int64_t *shape, char *buf, size_t s
         return buf;
     buf[0] = 0;
     for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "(%lld", (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "(%lld", (long long)shape[i]);
     if (used < size)
         snprintf(buf + used, size - used, ndim ? ")" : "()");
     return buf;

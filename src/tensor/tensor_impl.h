@@ -14,8 +14,8 @@ typedef struct clnet__storage {
 
 struct clnet_tensor {
     clnet_context *ctx;
-    clnet__storage *storage;           /* NULL when numel == 0 */
-    size_t offset;                     /* in elements */
+    clnet__storage *storage; /* NULL when numel == 0 */
+    size_t offset;           /* in elements */
     size_t numel;
     clnet_dtype dtype;
     int ndim;

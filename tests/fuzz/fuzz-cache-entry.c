@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (off != HEADER_SIZE + strlen(key) || len == 0 || off + len != size ||
         memcmp(data + HEADER_SIZE, key, strlen(key)) ||
-        clnet__fnv1a(CLNET_FNV_OFFSET, data + off, len) != ((const header *)(const void *)data)->checksum)
+        clnet__fnv1a(CLNET_FNV_OFFSET, data + off, len) !=
+            ((const header *)(const void *)data)->checksum)
         abort();
     return 0;
 }

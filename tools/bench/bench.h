@@ -19,25 +19,25 @@
 #define BENCH_NAME_MAX 64
 
 typedef struct bench_case {
-    char name[BENCH_NAME_MAX];  /* unique across suites: "gemm_n1024" */
-    const char *about;          /* what the workload stands for */
-    int quick;                  /* part of the --quick set */
-    double flops;               /* per operation, by the op's formula; 0: n/a */
-    double bytes;               /* minimal memory traffic per operation; 0: n/a */
-    int64_t p[8];               /* the suite's own parameters (shape, direction) */
+    char name[BENCH_NAME_MAX]; /* unique across suites: "gemm_n1024" */
+    const char *about;         /* what the workload stands for */
+    int quick;                 /* part of the --quick set */
+    double flops;              /* per operation, by the op's formula; 0: n/a */
+    double bytes;              /* minimal memory traffic per operation; 0: n/a */
+    int64_t p[8];              /* the suite's own parameters (shape, direction) */
 } bench_case;
 
 /* The outcome of comparing one device's output with the float64 reference. */
 typedef struct bench_check {
-    int done;                   /* 0: not checked */
+    int done; /* 0: not checked */
     int pass;
-    size_t count, bad;          /* elements compared, elements out of tolerance */
-    double max_err;             /* max |got - ref| over every element compared */
-    double max_ratio;           /* max |got - ref| / bound where the bound is > 0 */
-    size_t first_bad;           /* index of the first bad element */
+    size_t count, bad; /* elements compared, elements out of tolerance */
+    double max_err;    /* max |got - ref| over every element compared */
+    double max_ratio;  /* max |got - ref| / bound where the bound is > 0 */
+    size_t first_bad;  /* index of the first bad element */
     double first_ref, first_got;
-    char method[48];            /* "exact (integers, tolerance 0)" */
-    char note[96];              /* printed under the row when set: "batch 2 of 8 checked" */
+    char method[48]; /* "exact (integers, tolerance 0)" */
+    char note[96];   /* printed under the row when set: "batch 2 of 8 checked" */
 } bench_check;
 
 typedef struct bench_suite {
@@ -85,12 +85,12 @@ void bench_onnx_release(void);
  * OpenCL kernels built by the tool (not by clnet) on the context's queue. */
 typedef struct bench_peak {
     int measured;
-    double gflops;              /* best FMA-chain rate, GFLOP/s */
-    double gbps;                /* best copy rate, GB/s (bytes read + written) */
-    int flops_width;            /* the vector width that reached it */
+    double gflops;   /* best FMA-chain rate, GFLOP/s */
+    double gbps;     /* best copy rate, GB/s (bytes read + written) */
+    int flops_width; /* the vector width that reached it */
     int copy_width;
-    double seconds;             /* what measuring cost */
-    char error[256];            /* why not measured, when measured == 0 */
+    double seconds;  /* what measuring cost */
+    char error[256]; /* why not measured, when measured == 0 */
 } bench_peak;
 
 void bench_peak_measure(clnet_context *ctx, int quick, bench_peak *out);
@@ -98,18 +98,18 @@ void bench_peak_measure(clnet_context *ctx, int quick, bench_peak *out);
 /* ---- Results ----------------------------------------------------------- */
 
 typedef struct bench_result {
-    int device;                 /* index into the chosen devices */
-    char device_label[200];     /* "pthread-haswell-AMD EPYC [0:0]" */
+    int device;             /* index into the chosen devices */
+    char device_label[200]; /* "pthread-haswell-AMD EPYC [0:0]" */
     const char *suite;
     bench_case c;
-    int ok;                     /* 0: setup or a run failed; error says why */
+    int ok; /* 0: setup or a run failed; error says why */
     char error[512];
-    int reps, inner;            /* reps repetitions of inner back-to-back operations */
-    double median_ms, min_ms, max_ms, q1_ms, q3_ms;  /* per operation, wall clock */
-    double event_ms;            /* median by profiling markers; < 0: not available */
-    double first_ms;            /* the first call in a fresh context (compile included) */
-    double first_warm_ms;       /* the same with the disk caches filled; < 0: not measured */
-    bench_peak peak;            /* of the result's device */
+    int reps, inner; /* reps repetitions of inner back-to-back operations */
+    double median_ms, min_ms, max_ms, q1_ms, q3_ms; /* per operation, wall clock */
+    double event_ms;      /* median by profiling markers; < 0: not available */
+    double first_ms;      /* the first call in a fresh context (compile included) */
+    double first_warm_ms; /* the same with the disk caches filled; < 0: not measured */
+    bench_peak peak;      /* of the result's device */
     bench_check check;
 } bench_result;
 
@@ -117,17 +117,17 @@ typedef struct bench_result {
 typedef struct bench_compile {
     int device;
     const char *suite;
-    double first_s, warm_s;     /* sum over cases of (first call - median); warm_s < 0: n/a */
-    uint64_t built, loaded, built_warm, loaded_warm;  /* clnet's own programs */
-    double build_s, build_warm_s;                     /* clnet's own build time */
+    double first_s, warm_s; /* sum over cases of (first call - median); warm_s < 0: n/a */
+    uint64_t built, loaded, built_warm, loaded_warm; /* clnet's own programs */
+    double build_s, build_warm_s;                    /* clnet's own build time */
 } bench_compile;
 
 typedef struct bench_run_info {
     int device_count;
-    char devices[16][200];      /* labels */
-    int cold;                   /* caches started empty (--cold) */
+    char devices[16][200]; /* labels */
+    int cold;              /* caches started empty (--cold) */
     int checked;
-    const char *date;           /* "2026-11-29 10:31 UTC" */
+    const char *date; /* "2026-11-29 10:31 UTC" */
     const char *host;
 } bench_run_info;
 
@@ -161,9 +161,9 @@ int bench_write_plot(const char *path, const char *data_path, const bench_run_in
 
 typedef struct bench_options {
     int quick, check, cold, no_peak;
-    int reps;                   /* repetitions timed */
-    double target_s;            /* a repetition runs the op back to back this long at least */
-    double case_budget_s;       /* fewer reps (3 at least) for a case slower than this */
+    int reps;             /* repetitions timed */
+    double target_s;      /* a repetition runs the op back to back this long at least */
+    double case_budget_s; /* fewer reps (3 at least) for a case slower than this */
 } bench_options;
 
 /* Runs case c of suite s on ctx into r: setup, the first call (timed: it
@@ -178,7 +178,7 @@ double bench_first_call(clnet_context *ctx, const bench_suite *s, const bench_ca
 
 /* ---- Small helpers ----------------------------------------------------- */
 
-double bench_now(void);         /* monotonic seconds */
+double bench_now(void); /* monotonic seconds */
 
 /* For the suites' check functions (check.c). A check compares one or more
  * downloaded float32 outputs with their float64 references, span by span,

@@ -48,8 +48,8 @@ static clnet_status weights_from(const clnet_safetensors *st, const char *suite,
             numel *= (size_t)d[i].shape[k];
         if (!e || strcmp(e->dtype, "F32") || e->ndim != d[i].ndim || e->numel != numel ||
             memcmp(e->shape, d[i].shape, (size_t)e->ndim * sizeof e->shape[0])) {
-            fprintf(stderr, "clnet-bench: %s check: %s missing or not the expected shape\n",
-                    suite, d[i].name);
+            fprintf(stderr, "clnet-bench: %s check: %s missing or not the expected shape\n", suite,
+                    d[i].name);
             bench_weights_free(w);
             return CLNET_ERR_FORMAT;
         }

@@ -846,8 +846,9 @@ static void drop_dead(interp *in, size_t node)
 static int run(const clnet_onnx_model *om, int nx, const onnx_ref_value *x, onnx_ref_value *out,
                double *flops, int dry, char *err, size_t err_size)
 {
-    interp in = { .om = om, .g = clnet_onnx_model_graph(om), .dry = dry, .err = err,
-                  .err_size = err_size };
+    interp in = {
+        .om = om, .g = clnet_onnx_model_graph(om), .dry = dry, .err = err, .err_size = err_size
+    };
     int rc = 0;
     if (!in.g || nx != (int)in.g->n_inputs)
         rc = fail(&in, "%d inputs given, the graph has %zu", nx, in.g ? in.g->n_inputs : 0);

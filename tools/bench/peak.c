@@ -132,8 +132,8 @@ static void measure(clnet_context *ctx, cl_program prog, int quick, bench_peak *
         cl_kernel k = clCreateKernel(prog, name, &e);
         if (e != CL_SUCCESS)
             break;
-        double r = fma_rate(q, k, buf, global, local, widths[i], quick ? 0.02 : 0.05,
-                            quick ? 2 : 4);
+        double r =
+            fma_rate(q, k, buf, global, local, widths[i], quick ? 0.02 : 0.05, quick ? 2 : 4);
         clReleaseKernel(k);
         if (r > out->gflops) {
             out->gflops = r;

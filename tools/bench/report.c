@@ -70,8 +70,9 @@ static const char *fmt_num(char *buf, size_t size, double x)
 static void print_peak_line(FILE *f, const bench_peak *p)
 {
     if (p->measured)
-        fprintf(f, "  measured peak: %.1f GFLOP/s (fp32 FMA chains, float%d), %.1f GB/s (copy, "
-                   "float%d), measured here in %.1f s\n",
+        fprintf(f,
+                "  measured peak: %.1f GFLOP/s (fp32 FMA chains, float%d), %.1f GB/s (copy, "
+                "float%d), measured here in %.1f s\n",
                 p->gflops, p->flops_width, p->gbps, p->copy_width, p->seconds);
     else
         fprintf(f, "  peak not measured%s%s\n", p->error[0] ? ": " : "", p->error);
@@ -113,8 +114,9 @@ void bench_print_device_table(FILE *f, const bench_run_info *info, const bench_r
                 fmt_ms(c, sizeof c, r->max_ms), reps, fmt_num(d, sizeof d, bench_gflops(r)),
                 fmt_num(e, sizeof e, bench_gbps(r)), h, check, fmt_ms(g, sizeof g, r->event_ms));
         if (cw && !r->check.pass)
-            fprintf(f, "       ^ %zu of %zu elements wrong (%s); first at %zu: expected %.9g, "
-                       "got %.9g\n",
+            fprintf(f,
+                    "       ^ %zu of %zu elements wrong (%s); first at %zu: expected %.9g, "
+                    "got %.9g\n",
                     r->check.bad, r->check.count, r->check.method, r->check.first_bad,
                     r->check.first_ref, r->check.first_got);
         if (cw && r->check.note[0])
@@ -176,9 +178,10 @@ void bench_print_side_by_side(FILE *f, const bench_run_info *info, const bench_r
 
 void bench_print_compile(FILE *f, const bench_run_info *info, const bench_compile *cs, int n)
 {
-    fprintf(f, "\nfirst-run cost, not in the times above: the sum over a suite's cases of (first "
-               "call - median),\nin a fresh context with the disk caches %s, then in another "
-               "fresh context with them filled\n",
+    fprintf(f,
+            "\nfirst-run cost, not in the times above: the sum over a suite's cases of (first "
+            "call - median),\nin a fresh context with the disk caches %s, then in another "
+            "fresh context with them filled\n",
             info->cold ? "empty (--cold)" : "as found (--cold empties them)");
     fprintf(f, "%-7s %-6s %14s %14s %22s %22s\n", "device", "suite", "first run s", "warm cache s",
             "clnet built/loaded", "clnet build s");
@@ -225,17 +228,22 @@ static void json_number(FILE *f, double x)
 
 /* The columns of both files, in order; docs/bench.md describes each. */
 static const char *const columns[] = {
-    "device", "suite", "name", "median_ms", "min_ms", "max_ms", "q1_ms", "q3_ms", "reps", "inner",
-    "gflops", "gbps", "peak_pct", "bound", "peak_gflops", "peak_gbps", "check", "max_err",
-    "event_ms", "first_call_ms", "first_call_warm_ms", "cache", "error", "about", "date", "host",
-    "version",
+    "device",    "suite",         "name",
+    "median_ms", "min_ms",        "max_ms",
+    "q1_ms",     "q3_ms",         "reps",
+    "inner",     "gflops",        "gbps",
+    "peak_pct",  "bound",         "peak_gflops",
+    "peak_gbps", "check",         "max_err",
+    "event_ms",  "first_call_ms", "first_call_warm_ms",
+    "cache",     "error",         "about",
+    "date",      "host",          "version",
 };
 #define NCOLUMNS (sizeof columns / sizeof columns[0])
 
 typedef struct field {
     int is_str;
-    const char *s;              /* a string; NULL: null */
-    double x;                   /* a number; NAN: null */
+    const char *s; /* a string; NULL: null */
+    double x;      /* a number; NAN: null */
 } field;
 
 static field str(const char *s)
@@ -254,16 +262,32 @@ static void fields(const bench_run_info *info, const bench_result *r, field *out
     bound[1] = 0;
     int ok = r->ok;
     field fs[] = {
-        str(info->devices[r->device]), str(r->suite), str(r->c.name),
-        num(ok ? r->median_ms : NAN), num(ok ? r->min_ms : NAN), num(ok ? r->max_ms : NAN),
-        num(ok ? r->q1_ms : NAN), num(ok ? r->q3_ms : NAN), num(ok ? r->reps : NAN),
-        num(ok ? r->inner : NAN), num(bench_gflops(r)), num(bench_gbps(r)), num(pct),
-        str(isnan(pct) ? NULL : bound), num(r->peak.measured ? r->peak.gflops : NAN),
-        num(r->peak.measured ? r->peak.gbps : NAN), str(bench_check_word(r)),
-        num(r->check.done ? r->check.max_err : NAN), num(r->event_ms >= 0 ? r->event_ms : NAN),
+        str(info->devices[r->device]),
+        str(r->suite),
+        str(r->c.name),
+        num(ok ? r->median_ms : NAN),
+        num(ok ? r->min_ms : NAN),
+        num(ok ? r->max_ms : NAN),
+        num(ok ? r->q1_ms : NAN),
+        num(ok ? r->q3_ms : NAN),
+        num(ok ? r->reps : NAN),
+        num(ok ? r->inner : NAN),
+        num(bench_gflops(r)),
+        num(bench_gbps(r)),
+        num(pct),
+        str(isnan(pct) ? NULL : bound),
+        num(r->peak.measured ? r->peak.gflops : NAN),
+        num(r->peak.measured ? r->peak.gbps : NAN),
+        str(bench_check_word(r)),
+        num(r->check.done ? r->check.max_err : NAN),
+        num(r->event_ms >= 0 ? r->event_ms : NAN),
         num(r->first_ms > 0 ? r->first_ms : NAN),
-        num(r->first_warm_ms >= 0 ? r->first_warm_ms : NAN), str(info->cold ? "cold" : "as found"),
-        str(ok ? NULL : r->error), str(r->c.about), str(info->date), str(info->host),
+        num(r->first_warm_ms >= 0 ? r->first_warm_ms : NAN),
+        str(info->cold ? "cold" : "as found"),
+        str(ok ? NULL : r->error),
+        str(r->c.about),
+        str(info->date),
+        str(info->host),
         str(clnet_version()),
     };
     memcpy(out, fs, sizeof fs);

@@ -177,7 +177,6 @@ static clnet_status gan_run(void *state)
 #define U BENCH_U
 #define PIXELS (28 * 28)
 
-
 enum { G_DENSE, G_BN1, G_T1 = G_BN1 + 4, G_BN2, G_T2 = G_BN2 + 4, G_T2_BIAS, NG };
 static const bench_param g_params[NG] = {
     { "layers.0.kernel", 2, { 6272, 100 } },   { "layers.2.gamma", 1, { 128 } },
@@ -194,7 +193,6 @@ static const bench_param d_params[ND] = {
     { "layers.2.kernel", 4, { 128, 64, 5, 5 } }, { "layers.2.bias", 1, { 128 } },
     { "layers.5.kernel", 2, { 1, 6272 } },       { "layers.5.bias", 1, { 1 } },
 };
-
 
 /* Batch norm in inference mode over (rows, c, hw), parameters from w->p[k]
  * (gamma, beta, running mean, running variance), eps as the model's. */
@@ -266,7 +264,8 @@ static clnet_status g_forward(const bench_weights *w, const float *z, bench_act 
     if (!st && !(st = bench_linear(&dense, w, G_DENSE, -1, t)) &&
         !(st = batchnorm(w, G_BN1, b, 128, 49, t)))
         leaky_relu(t);
-    if (!st && !(st = bench_linear(&l1, w, G_T1, -1, t)) && !(st = batchnorm(w, G_BN2, b, 64, 196, t)))
+    if (!st && !(st = bench_linear(&l1, w, G_T1, -1, t)) &&
+        !(st = batchnorm(w, G_BN2, b, 64, 196, t)))
         leaky_relu(t);
     if (!st && !(st = bench_linear(&l2, w, G_T2, G_T2_BIAS, t)))
         tanh_act(t);
@@ -317,9 +316,9 @@ static clnet_status device_forward(gan_state *s, float **z, float **img, float *
     return st;
 }
 
-
 /* The float64 side: G's images of z and D's logits of the device's images. */
-static clnet_status reference(gan_state *s, const float *z, const float *img, bench_act *ri, bench_act *rl)
+static clnet_status reference(gan_state *s, const float *z, const float *img, bench_act *ri,
+                              bench_act *rl)
 {
     bench_weights w;
     clnet_status st = bench_weights_load(s->g, "gan", g_params, NG, &w);

@@ -160,8 +160,16 @@ static double *reference(int m, int n, int k)
     for (size_t p = 0; p < (size_t)k; p++)
         for (size_t j = 0; j < (size_t)n; j++)
             bt[j * (size_t)k + p] = b[p * (size_t)n + j];
-    ref_gemm g = { .trans_a = 0, .trans_b = 1, .m = m, .n = n, .k = k,
-                   .lda = k, .ldb = k, .ldc = n, .alpha = 1.0, .beta = 0.0 };
+    ref_gemm g = { .trans_a = 0,
+                   .trans_b = 1,
+                   .m = m,
+                   .n = n,
+                   .k = k,
+                   .lda = k,
+                   .ldb = k,
+                   .ldc = n,
+                   .alpha = 1.0,
+                   .beta = 0.0 };
     ref_gemm_forward(&g, x, bt, c);
     free(bt);
     free(x);

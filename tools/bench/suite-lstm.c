@@ -496,12 +496,21 @@ enum { NLSTM = 3, NPARAMS = 4 * NLSTM + 2 };
 /* The parameters as clnet_model_save names them: layers.0.weight_ih, ...,
  * layers.2.bias_hh (PyTorch's LSTM layout), layers.3.kernel, layers.3.bias. */
 #define LSTM_PARAMS(l, in)                                                                         \
-    { "layers." #l ".weight_ih", 2, { 4 * UNITS, in } },                                         \
-        { "layers." #l ".weight_hh", 2, { 4 * UNITS, UNITS } },                                  \
-        { "layers." #l ".bias_ih", 1, { 4 * UNITS } }, { "layers." #l ".bias_hh", 1, { 4 * UNITS } }
+    { "layers." #l ".weight_ih", 2, { 4 * UNITS, in } },                                           \
+        { "layers." #l ".weight_hh", 2, { 4 * UNITS, UNITS } },                                    \
+        { "layers." #l ".bias_ih", 1, { 4 * UNITS } },                                             \
+    {                                                                                              \
+        "layers." #l ".bias_hh", 1,                                                                \
+        {                                                                                          \
+            4 * UNITS                                                                              \
+        }                                                                                          \
+    }
 static const bench_param params[NPARAMS] = {
-    LSTM_PARAMS(0, 28), LSTM_PARAMS(1, UNITS), LSTM_PARAMS(2, UNITS),
-    { "layers.3.kernel", 2, { 10, UNITS } }, { "layers.3.bias", 1, { 10 } },
+    LSTM_PARAMS(0, 28),
+    LSTM_PARAMS(1, UNITS),
+    LSTM_PARAMS(2, UNITS),
+    { "layers.3.kernel", 2, { 10, UNITS } },
+    { "layers.3.bias", 1, { 10 } },
 };
 
 /* The largest row sum of |w| (rows x cols). */

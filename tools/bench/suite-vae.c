@@ -115,7 +115,6 @@ static const bench_param d_params[ND] = {
     { "layers.11.kernel", 4, { 32, 1, 3, 3 } },  { "layers.11.bias", 1, { 1 } },
 };
 
-
 static void relu(bench_act *t)
 {
     ref_act_relu_forward(t->n, t->a, t->a);
@@ -181,7 +180,8 @@ static clnet_status e_forward(const bench_weights *w, const float *x, bench_act 
         memcpy(lv.e, t->e, t->n * sizeof *lv.e);
         memcpy(lv.m, t->m, t->n * sizeof *lv.m);
     }
-    if (!st && !(st = bench_linear(&d2, w, E_KV, E_BV, &lv)) && !(st = bench_linear(&d2, w, E_KM, E_BM, t))) {
+    if (!st && !(st = bench_linear(&d2, w, E_KV, E_BV, &lv)) &&
+        !(st = bench_linear(&d2, w, E_KM, E_BM, t))) {
         mean = *t;
         *t = (bench_act){ 0 };
         st = join_heads(&mean, &lv, t);
@@ -260,8 +260,8 @@ static clnet_status device_forward(vae_state *s, float **x, float **h, float **z
     return st;
 }
 
-
-static clnet_status reference(vae_state *s, const float *x, const float *z, bench_act *rh, bench_act *rl)
+static clnet_status reference(vae_state *s, const float *x, const float *z, bench_act *rh,
+                              bench_act *rl)
 {
     bench_weights w;
     clnet_status st = bench_weights_load(s->v->model, "vae", e_params, NE, &w);

@@ -65,7 +65,8 @@ int train_cnn(clnet_context *ctx, const options *o)
     tv.count = n;
     if (lead)
         printf("training on %lld images, testing on %lld, batch %d, %d epochs, Adam lr %g\n",
-               (long long)n, (long long)test->count, o->batch_size, o->eval_only ? 0 : o->epochs, o->lr);
+               (long long)n, (long long)test->count, o->batch_size, o->eval_only ? 0 : o->epochs,
+               o->lr);
     fflush(stdout);
     clnet_dist_stats before = { 0 };
     double test_acc = 0, test_loss = 0;
@@ -93,9 +94,11 @@ int train_cnn(clnet_context *ctx, const options *o)
         }
         double steps = (double)((n + o->batch_size - 1) / o->batch_size);
         if (lead)
-            printf("epoch %d/%d: loss %.4f, train accuracy %.4f, test loss %.4f, test accuracy %.4f, "
-                   "%.1f s (%.1f ms/step)\n",
-                   e, o->epochs, log.loss, log.accuracy, test_loss, test_acc, secs, 1e3 * secs / steps);
+            printf(
+                "epoch %d/%d: loss %.4f, train accuracy %.4f, test loss %.4f, test accuracy %.4f, "
+                "%.1f s (%.1f ms/step)\n",
+                e, o->epochs, log.loss, log.accuracy, test_loss, test_acc, secs,
+                1e3 * secs / steps);
         if (lead && o->dist)
             print_allreduce(o->dist, m, &before, steps);
         fflush(stdout);
@@ -126,4 +129,3 @@ done:
     clnet_dataset_free(test);
     return rc;
 }
-

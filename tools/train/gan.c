@@ -72,7 +72,9 @@ static int log_grid(clnet_tblog *tb, int epoch, const float *img)
             for (int x = 0; x < SIDE; x++) {
                 float v = (img[(size_t)k * PIXELS + (size_t)(y * SIDE + x)] + 1.0f) * 127.5f;
                 px[(k / GRID * SIDE + y) * WIDE + k % GRID * SIDE + x] =
-                    (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5f);
+                    (uint8_t)(v < 0     ? 0
+                              : v > 255 ? 255
+                                        : v + 0.5f);
             }
     if (clnet_tblog_image(tb, "samples", epoch, WIDE, WIDE, 1, px)) {
         fprintf(stderr, "clnet-train: --logdir: %s\n", clnet_tblog_errmsg(tb));
@@ -118,8 +120,7 @@ static int score(clnet_context *ctx, clnet_model *g, const options *o, const cln
           *probs = malloc((size_t)n * 10 * sizeof *probs);
     int rc = 1;
     if (!img || !probs) {
-        fprintf(stderr, "clnet-train: out of host memory for scoring %lld samples\n",
-                (long long)n);
+        fprintf(stderr, "clnet-train: out of host memory for scoring %lld samples\n", (long long)n);
         goto done;
     }
     if (build_cnn(ctx, 1, &cnn) || clnet_model_load(cnn, o->score)) {
@@ -445,8 +446,10 @@ int gan_check_outputs(const options *o)
     }
     if (training && o->checkpoint) {
         if (strstr(o->checkpoint, "{epoch}")) {
-            fprintf(stderr, "clnet-train: gan --checkpoint %s: the GAN keeps the last epoch's "
-                            "checkpoint only, without {epoch}\n", o->checkpoint);
+            fprintf(stderr,
+                    "clnet-train: gan --checkpoint %s: the GAN keeps the last epoch's "
+                    "checkpoint only, without {epoch}\n",
+                    o->checkpoint);
             return 2;
         }
         static const char *const suffix[] = { "", ".d", ".state", ".state.d", ".state.gan" };

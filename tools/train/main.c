@@ -21,15 +21,23 @@ static const struct {
     const char *name, *help;
     int (*run)(clnet_context *ctx, const options *o);
 } models[] = {
-    { "cnn", "Conv2D(32,3x3,relu) > MaxPool > Conv2D(64,3x3,relu) > MaxPool > Flatten >\n"
-             "                     Dense(64,relu) > Dense(10,softmax); Adam; sparse CE", train_cnn },
-    { "lstm", "3 x LSTM(64) (the first two return sequences) > Dense(10,softmax) on\n"
-              "                     images read row by row (28 steps of 28 features)", train_rnn },
+    { "cnn",
+      "Conv2D(32,3x3,relu) > MaxPool > Conv2D(64,3x3,relu) > MaxPool > Flatten >\n"
+      "                     Dense(64,relu) > Dense(10,softmax); Adam; sparse CE",
+      train_cnn },
+    { "lstm",
+      "3 x LSTM(64) (the first two return sequences) > Dense(10,softmax) on\n"
+      "                     images read row by row (28 steps of 28 features)",
+      train_rnn },
     { "rnn", "the same stack with SimpleRNN(64) layers", train_rnn },
-    { "gan", "DCGAN: generator from 100-d noise to 28x28, discriminator with\n"
-             "                     LeakyReLU and dropout; Adam(2e-4, beta1 0.5); BCE", train_gan },
-    { "vae", "variational autoencoder, 2-d latent (Keras' example): conv encoder,\n"
-             "                     Conv2DTranspose decoder; BCE summed over pixels + KL", train_vae },
+    { "gan",
+      "DCGAN: generator from 100-d noise to 28x28, discriminator with\n"
+      "                     LeakyReLU and dropout; Adam(2e-4, beta1 0.5); BCE",
+      train_gan },
+    { "vae",
+      "variational autoencoder, 2-d latent (Keras' example): conv encoder,\n"
+      "                     Conv2DTranspose decoder; BCE summed over pixels + KL",
+      train_vae },
 };
 #define NMODELS (sizeof models / sizeof models[0])
 
@@ -38,61 +46,66 @@ static void usage(FILE *f)
     fprintf(f, "usage: clnet-train MODEL [options]\nmodels:\n");
     for (size_t i = 0; i < NMODELS; i++)
         fprintf(f, "  %-18s %s\n", models[i].name, models[i].help);
-    fprintf(f,
-            "options:\n"
-            "  --device SPEC      gpu, cpu, P:D or a name substring (default: CLNET_DEVICE, else\n"
-            "                     the first GPU, else the first CPU)\n"
-            "  --epochs N         (default: 3; gan: 10)\n"
-            "  --batch-size N     (default: 32; gan: 64; vae: 128)\n"
-            "  --lr F             Adam's learning rate (default: 0.001; gan: 0.0002)\n"
-            "  --seed N           weights, shuffling, dropout and noise (default 1)\n"
-            "  --limit N          train on the first N training images only\n"
-            "  --data DIR         Fashion-MNIST IDX files (default %s)\n"
-            "  --save FILE        save the trained weights (safetensors; gan: FILE and FILE.d)\n"
-            "  --save-onnx FILE   cnn, lstm, rnn, gan (the generator): save the trained\n"
-            "                     model as ONNX (opset 13), for ONNX Runtime or clnet-run\n"
-            "  --load FILE        start from saved weights\n"
-            "  --eval-only        only evaluate (with --load)\n"
-            "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
-            "  --out FILE         gan: where the sample grid goes (PNG)\n"
-            "                     vae: the pictures' prefix (default vae: vae-samples.png,\n"
-            "                     vae-reconstructions.png, vae-manifold.png)\n"
-            "  --score FILE       gan, vae: score samples with a CNN saved by clnet-train cnn --save\n"
-            "  --label-smoothing F  gan: train D towards 1 - F on real images (default 0)\n"
-            "  --quiet            no per-step progress\n"
-            "  --logdir DIR       TensorBoard event files in DIR: cnn/lstm/rnn metrics, batch\n"
-            "                     loss, weight histograms; gan losses and sample grids\n"
-            "  --csv FILE         the per-epoch history as CSV, rewritten after every epoch\n"
-            "  --checkpoint FILE  save the weights of the epoch with the best test loss, and\n"
-            "                     every epoch's training state as FILE.state (for --resume)\n"
-            "                     (\"{epoch}\" in FILE becomes the epoch's number)\n"
-            "  --early-stopping N stop after N epochs without a better test loss; keep the best\n"
-            "  --lr-schedule SPEC step:N:GAMMA, exp:GAMMA, cosine:N[:MIN_LR] or\n"
-            "                     plateau:PATIENCE[:FACTOR], optionally ,warmup:N (per epoch)\n"
-            "  --plot FILE        loss and accuracy curves (.png, .svg or .pdf)\n"
-            "  --resume STATE     continue a run from a FILE.state --checkpoint FILE left\n"
-            "                     (gan: both models and the loop; docs/gan.md)\n"
-            "                     With any of these seven, all epochs run in one fit with the\n"
-            "                     test set as validation data (docs/training.md).\n"
-            "  --ranks            cnn: data-parallel over MPI ranks, one device each (automatic\n"
-            "                     under mpirun); e.g. mpirun -np 2 clnet-train cnn (docs/dist.md)\n",
-            CLNET_FASHION_MNIST_DIR);
+    fprintf(
+        f,
+        "options:\n"
+        "  --device SPEC      gpu, cpu, P:D or a name substring (default: CLNET_DEVICE, else\n"
+        "                     the first GPU, else the first CPU)\n"
+        "  --epochs N         (default: 3; gan: 10)\n"
+        "  --batch-size N     (default: 32; gan: 64; vae: 128)\n"
+        "  --lr F             Adam's learning rate (default: 0.001; gan: 0.0002)\n"
+        "  --seed N           weights, shuffling, dropout and noise (default 1)\n"
+        "  --limit N          train on the first N training images only\n"
+        "  --data DIR         Fashion-MNIST IDX files (default %s)\n"
+        "  --save FILE        save the trained weights (safetensors; gan: FILE and FILE.d)\n"
+        "  --save-onnx FILE   cnn, lstm, rnn, gan (the generator): save the trained\n"
+        "                     model as ONNX (opset 13), for ONNX Runtime or clnet-run\n"
+        "  --load FILE        start from saved weights\n"
+        "  --eval-only        only evaluate (with --load)\n"
+        "  --sample N         gan: draw N samples from a saved generator (with --load)\n"
+        "  --out FILE         gan: where the sample grid goes (PNG)\n"
+        "                     vae: the pictures' prefix (default vae: vae-samples.png,\n"
+        "                     vae-reconstructions.png, vae-manifold.png)\n"
+        "  --score FILE       gan, vae: score samples with a CNN saved by clnet-train cnn --save\n"
+        "  --label-smoothing F  gan: train D towards 1 - F on real images (default 0)\n"
+        "  --quiet            no per-step progress\n"
+        "  --logdir DIR       TensorBoard event files in DIR: cnn/lstm/rnn metrics, batch\n"
+        "                     loss, weight histograms; gan losses and sample grids\n"
+        "  --csv FILE         the per-epoch history as CSV, rewritten after every epoch\n"
+        "  --checkpoint FILE  save the weights of the epoch with the best test loss, and\n"
+        "                     every epoch's training state as FILE.state (for --resume)\n"
+        "                     (\"{epoch}\" in FILE becomes the epoch's number)\n"
+        "  --early-stopping N stop after N epochs without a better test loss; keep the best\n"
+        "  --lr-schedule SPEC step:N:GAMMA, exp:GAMMA, cosine:N[:MIN_LR] or\n"
+        "                     plateau:PATIENCE[:FACTOR], optionally ,warmup:N (per epoch)\n"
+        "  --plot FILE        loss and accuracy curves (.png, .svg or .pdf)\n"
+        "  --resume STATE     continue a run from a FILE.state --checkpoint FILE left\n"
+        "                     (gan: both models and the loop; docs/gan.md)\n"
+        "                     With any of these seven, all epochs run in one fit with the\n"
+        "                     test set as validation data (docs/training.md).\n"
+        "  --ranks            cnn: data-parallel over MPI ranks, one device each (automatic\n"
+        "                     under mpirun); e.g. mpirun -np 2 clnet-train cnn (docs/dist.md)\n",
+        CLNET_FASHION_MNIST_DIR);
 }
 
 /* 1: parsed; 0: a usage error (the usage follows); -1: a bad value (the
  * message said which option and what it takes). */
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){ .epochs = 3, .batch_size = 32, .lr = 1e-3, .seed = 1,
-                    .data = CLNET_FASHION_MNIST_DIR, .early_stopping = -1 };
+    *o = (options){ .epochs = 3,
+                    .batch_size = 32,
+                    .lr = 1e-3,
+                    .seed = 1,
+                    .data = CLNET_FASHION_MNIST_DIR,
+                    .early_stopping = -1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = !strcmp(a, "--device") || !strcmp(a, "--epochs") || !strcmp(a, "--batch-size") ||
-                    !strcmp(a, "--lr") || !strcmp(a, "--seed") || !strcmp(a, "--limit") ||
-                    !strcmp(a, "--data") || !strcmp(a, "--save") || !strcmp(a, "--load") ||
-                    !strcmp(a, "--save-onnx") ||
-                    !strcmp(a, "--sample") || !strcmp(a, "--out") || !strcmp(a, "--score") ||
+        int takes = !strcmp(a, "--device") || !strcmp(a, "--epochs") ||
+                    !strcmp(a, "--batch-size") || !strcmp(a, "--lr") || !strcmp(a, "--seed") ||
+                    !strcmp(a, "--limit") || !strcmp(a, "--data") || !strcmp(a, "--save") ||
+                    !strcmp(a, "--load") || !strcmp(a, "--save-onnx") || !strcmp(a, "--sample") ||
+                    !strcmp(a, "--out") || !strcmp(a, "--score") ||
                     !strcmp(a, "--label-smoothing") || watch_takes(a);
         if (takes && (!v || !*v)) {
             fprintf(stderr, "clnet-train: %s needs a value%s\n", a, v ? ", not an empty one" : "");
@@ -136,16 +149,26 @@ static int parse(int argc, char **argv, options *o)
         } else if (watch_takes(a)) {
             if (!watch_parse(a, v, o))
                 return -1;
-        } else if (!strcmp(a, "--data")) o->data = v;
-        else if (!strcmp(a, "--save")) o->save = v;
-        else if (!strcmp(a, "--save-onnx")) o->save_onnx = v;
-        else if (!strcmp(a, "--load")) o->load = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--score")) o->score = v;
-        else if (!strcmp(a, "--eval-only")) o->eval_only = 1;
-        else if (!strcmp(a, "--quiet")) o->quiet = 1;
-        else if (!strcmp(a, "--ranks")) o->ranks = 1;
-        else if (a[0] != '-' && !o->model) o->model = a;
+        } else if (!strcmp(a, "--data"))
+            o->data = v;
+        else if (!strcmp(a, "--save"))
+            o->save = v;
+        else if (!strcmp(a, "--save-onnx"))
+            o->save_onnx = v;
+        else if (!strcmp(a, "--load"))
+            o->load = v;
+        else if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!strcmp(a, "--score"))
+            o->score = v;
+        else if (!strcmp(a, "--eval-only"))
+            o->eval_only = 1;
+        else if (!strcmp(a, "--quiet"))
+            o->quiet = 1;
+        else if (!strcmp(a, "--ranks"))
+            o->ranks = 1;
+        else if (a[0] != '-' && !o->model)
+            o->model = a;
         else {
             fprintf(stderr, "clnet-train: unknown argument \"%s\"\n", a);
             return 0;
@@ -157,12 +180,13 @@ static int parse(int argc, char **argv, options *o)
     }
     /* gan has its own loop, not fit: of these it takes --logdir, --checkpoint
      * and --resume (gan.c). */
-    int gan_extra = !strcmp(o->model, "gan") && (o->csv || o->plot || o->early_stopping >= 0 ||
-                                                 o->schedule_set);
+    int gan_extra = !strcmp(o->model, "gan") &&
+                    (o->csv || o->plot || o->early_stopping >= 0 || o->schedule_set);
     if (watch_wanted(o) && (o->ranks || gan_extra || o->eval_only || !strcmp(o->model, "vae"))) {
-        fprintf(stderr, "clnet-train: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule, "
-                        "--plot and --resume are for training cnn, lstm or rnn in one process (gan: "
-                        "--logdir, --checkpoint and --resume only; vae: none)\n");
+        fprintf(stderr,
+                "clnet-train: --logdir, --csv, --checkpoint, --early-stopping, --lr-schedule, "
+                "--plot and --resume are for training cnn, lstm or rnn in one process (gan: "
+                "--logdir, --checkpoint and --resume only; vae: none)\n");
         return 0;
     }
     if (o->eval_only && !o->load) {
@@ -248,8 +272,9 @@ static int check_geometry(const options *o, const char *split, const clnet_datas
     if (ds->count == 0)
         fprintf(stderr, "clnet-train: %s/%s-images-idx3-ubyte holds no images\n", o->data, split);
     else
-        fprintf(stderr, "clnet-train: %s/%s-images-idx3-ubyte holds %zu images of %dx%d pixels; "
-                        "the %s model takes %dx%d images (Fashion-MNIST's)\n",
+        fprintf(stderr,
+                "clnet-train: %s/%s-images-idx3-ubyte holds %zu images of %dx%d pixels; "
+                "the %s model takes %dx%d images (Fashion-MNIST's)\n",
                 o->data, split, ds->count, ds->rows, ds->cols, o->model, IMAGE_SIDE, IMAGE_SIDE);
     return 1;
 }
@@ -284,8 +309,10 @@ int load_data(const options *o, clnet_dataset **train, clnet_dataset **test)
          * is wrong. */
         const char *missing = missing_file(o->data, split, path, sizeof path);
         if (missing && !strcmp(o->data, CLNET_FASHION_MNIST_DIR))
-            fprintf(stderr, "(no %s: install the data with: apt-get install "
-                            "dataset-fashion-mnist)\n", missing);
+            fprintf(stderr,
+                    "(no %s: install the data with: apt-get install "
+                    "dataset-fashion-mnist)\n",
+                    missing);
         else if (missing)
             fprintf(stderr, "(no %s[.gz]: --data DIR must hold Fashion-MNIST's IDX files)\n",
                     missing);
@@ -400,10 +427,10 @@ int main(int argc, char **argv)
     /* The files this run writes, before any work (a data-parallel run
      * checks on rank 0, in train_cnn). */
     if (!parallel) {
-        int bad = !strcmp(o.model, "gan") ? gan_check_outputs(&o)
+        int bad = !strcmp(o.model, "gan")   ? gan_check_outputs(&o)
                   : !strcmp(o.model, "vae") ? vae_check_outputs(&o)
-                  : o.save                ? check_output(&o, "--save", o.save)
-                                          : 0;
+                  : o.save                  ? check_output(&o, "--save", o.save)
+                                            : 0;
         if (!bad && o.save_onnx)
             bad = check_output(&o, "--save-onnx", o.save_onnx);
         if (bad)
@@ -433,8 +460,10 @@ int main(int argc, char **argv)
     clnet_context_stats s;
     clnet_context_get_stats(ctx, &s);
     if (lead)
-        printf("total %.1f s, of which %.1f s building %llu kernel programs (%llu loaded from clnet's cache)\n",
-               now() - t0, s.build_seconds, (unsigned long long)(s.programs_built + s.programs_loaded),
+        printf("total %.1f s, of which %.1f s building %llu kernel programs (%llu loaded from "
+               "clnet's cache)\n",
+               now() - t0, s.build_seconds,
+               (unsigned long long)(s.programs_built + s.programs_loaded),
                (unsigned long long)s.programs_loaded);
     clnet_context_destroy(ctx);
     clnet_dist_destroy(o.dist);

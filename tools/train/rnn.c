@@ -28,8 +28,9 @@ int train_rnn(clnet_context *ctx, const options *o)
     int64_t n = o->limit && (size_t)o->limit < train->count ? o->limit : (int64_t)train->count;
     clnet_dataset_view tv = clnet_dataset_view_of(train), ev = clnet_dataset_view_of(test);
     tv.count = n;
-    printf("training on %lld sequences of 28 rows, testing on %lld, batch %d, %d epochs, Adam lr %g\n",
-           (long long)n, (long long)test->count, o->batch_size, o->eval_only ? 0 : o->epochs, o->lr);
+    printf(
+        "training on %lld sequences of 28 rows, testing on %lld, batch %d, %d epochs, Adam lr %g\n",
+        (long long)n, (long long)test->count, o->batch_size, o->eval_only ? 0 : o->epochs, o->lr);
     fflush(stdout);
     double test_acc = 0, test_loss = 0;
     if (watch_wanted(o) && watch_fit(ctx, o, m, &tv, &ev, &test_loss, &test_acc)) {

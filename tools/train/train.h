@@ -10,16 +10,17 @@
 #include "../models.h"
 
 typedef struct options {
-    const char *model, *device, *data, *save, *load, *out, *score; /* out: gan's grid, vae's prefix */
-    const char *save_onnx;              /* cnn: --save-onnx FILE */
+    const char *model, *device, *data, *save, *load, *out,
+        *score;            /* out: gan's grid, vae's prefix */
+    const char *save_onnx; /* cnn: --save-onnx FILE */
     int epochs, batch_size, eval_only, quiet, sample;
     long limit;
     double lr;
-    double label_smoothing;             /* gan: D's real target is 1 - this */
+    double label_smoothing; /* gan: D's real target is 1 - this */
     unsigned long long seed;
-    int epochs_set, lr_set, batch_set;  /* given on the command line */
-    int ranks;                          /* --ranks: data-parallel over MPI ranks */
-    clnet_dist *dist;                   /* set in data-parallel runs (cnn only) */
+    int epochs_set, lr_set, batch_set; /* given on the command line */
+    int ranks;                         /* --ranks: data-parallel over MPI ranks */
+    clnet_dist *dist;                  /* set in data-parallel runs (cnn only) */
     /* Watching and steering (watch.c): paths or NULL; early_stopping is the
      * patience, -1 for none. */
     const char *logdir, *csv, *checkpoint, *plot, *resume;
@@ -38,7 +39,6 @@ int vae_check_outputs(const options *o);
 /* Checks every path the gan run will write (check_output): 0 or the exit
  * status. */
 int gan_check_outputs(const options *o);
-
 
 /* Helpers shared by the models (main.c). */
 double now(void);

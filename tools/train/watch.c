@@ -56,8 +56,10 @@ static int schedule_item(char *item, clnet_lr_schedule_params *s, int *kinds)
         return cli_int_i(P, o, f[1], 0, 1000000, &s->patience) &&
                (n == 2 || cli_real(P, o, f[2], 0.0, 1, 1.0, 1, &s->factor));
     }
-    fprintf(stderr, P ": --lr-schedule takes step:N:GAMMA, exp:GAMMA, cosine:N[:MIN_LR], "
-                      "plateau:PATIENCE[:FACTOR], optionally with ,warmup:N; not \"%s\"\n", f[0]);
+    fprintf(stderr,
+            P ": --lr-schedule takes step:N:GAMMA, exp:GAMMA, cosine:N[:MIN_LR], "
+              "plateau:PATIENCE[:FACTOR], optionally with ,warmup:N; not \"%s\"\n",
+            f[0]);
     return 0;
 }
 
@@ -83,7 +85,8 @@ static int out_path_ok(const char *opt, const char *path)
         size_t k = strlen(path);
         if (k < 4 || (strcasecmp(path + k - 4, ".png") && strcasecmp(path + k - 4, ".svg") &&
                       strcasecmp(path + k - 4, ".pdf"))) {
-            fprintf(stderr, P ": --plot takes a file ending in .png, .svg or .pdf, not \"%s\"\n", path);
+            fprintf(stderr, P ": --plot takes a file ending in .png, .svg or .pdf, not \"%s\"\n",
+                    path);
             return 0;
         }
     }
@@ -106,13 +109,13 @@ int watch_parse(const char *a, const char *v, options *o)
             return 0;
         }
         o->resume = v;
-    }
-    else if (!strcmp(a, "--early-stopping"))
+    } else if (!strcmp(a, "--early-stopping"))
         return cli_int_i(P, a, v, 0, 1000000, &o->early_stopping);
     else if (!strcmp(a, "--lr-schedule")) {
         char copy[256];
         if (!v[0] || strlen(v) >= sizeof copy) {
-            fprintf(stderr, P ": --lr-schedule takes a spec shorter than 256 characters, not \"%s\"\n", v);
+            fprintf(stderr,
+                    P ": --lr-schedule takes a spec shorter than 256 characters, not \"%s\"\n", v);
             return 0;
         }
         snprintf(copy, sizeof copy, "%s", v);
@@ -178,7 +181,7 @@ int plot_history(const clnet_history *h, const char *path, char *err, size_t err
 
 typedef struct printer {
     const options *o;
-    int64_t steps;                     /* per epoch */
+    int64_t steps; /* per epoch */
     char err[512];
 } printer;
 
@@ -189,10 +192,11 @@ static clnet_status print_epoch(void *user, clnet_model *m, clnet_fit_event *ev)
     (void)m;
     printer *p = user;
     const clnet_epoch_log *l = ev->log;
-    printf("epoch %d/%d: loss %.4f, train accuracy %.4f, test loss %.4f, test accuracy %.4f, lr %.3g, "
-           "%.1f s (%.1f ms/step, testing included)\n",
-           ev->epoch, ev->epochs, l->loss, l->accuracy, l->val_loss, l->val_accuracy, l->lr, l->seconds,
-           1e3 * l->seconds / (double)p->steps);
+    printf(
+        "epoch %d/%d: loss %.4f, train accuracy %.4f, test loss %.4f, test accuracy %.4f, lr %.3g, "
+        "%.1f s (%.1f ms/step, testing included)\n",
+        ev->epoch, ev->epochs, l->loss, l->accuracy, l->val_loss, l->val_accuracy, l->lr,
+        l->seconds, 1e3 * l->seconds / (double)p->steps);
     fflush(stdout);
     return CLNET_OK;
 }
@@ -286,7 +290,7 @@ int watch_fit(clnet_context *ctx, const options *o, clnet_model *m, const clnet_
     fp.progress = on_progress;
     fp.progress_user = &log;
     fp.validation = ev;
-    fp.validation_batch_size = 500;    /* as the evaluation without these options */
+    fp.validation_batch_size = 500; /* as the evaluation without these options */
     fp.history = &h;
     fp.callbacks = cbs;
     fp.ncallbacks = n;
