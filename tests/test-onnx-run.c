@@ -200,6 +200,15 @@ END_TEST
 /* Constant operands of Add, Sub, Mul, Div (scalars, per channel, per
  * feature, a constant minus x), nearest Resize by 2 x 3 and LogSoftmax
  * (batch 2, 3x5x7 images). */
+/* Freshly initialized batch norm folded into bias-free convolutions: the
+ * exporter writes the equal zero biases once and an Identity of that
+ * initializer for the other, which the importer follows to the constant. */
+START_TEST(torch_shared_initializer_matches_pytorch)
+{
+    run_model("fresh_bn");
+}
+END_TEST
+
 START_TEST(torch_constant_arithmetic_matches_pytorch)
 {
     run_model("arith");
@@ -340,6 +349,7 @@ Suite *suite_onnx_run(void)
     tcase_add_test(tc, torch_gru_sequence_matches_pytorch);
     tcase_add_test(tc, torch_rnn_sequence_matches_pytorch);
     tcase_add_test(tc, torch_constant_arithmetic_matches_pytorch);
+    tcase_add_test(tc, torch_shared_initializer_matches_pytorch);
     tcase_add_test(tc, torch_unit_transpose_matches_pytorch);
     suite_add_tcase(s, tc);
     return s;

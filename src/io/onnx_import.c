@@ -66,6 +66,29 @@ typedef struct imp {
     size_t err_size;
 } imp;
 
+/* The constant (initializer or Constant output) named `name`, following
+ * Identity and Dropout nodes back to one: PyTorch's exporter writes one
+ * initializer for equal ones and Identity nodes for the others (the zero
+ * biases of freshly initialized batch norms folded into convolutions).
+ * NULL when `name` is not a constant. */
+static const clnet_onnx_tensor *find_const(const imp *im, const char *name)
+{
+    for (int hops = 0; name && hops < 64; hops++) {
+        const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, name);
+        if (t)
+            return t;
+        const char *from = NULL;
+        for (size_t j = 0; !from && j < im->g->n_nodes; j++) {
+            const clnet_onnx_node *c = &im->g->nodes[j];
+            if (c->n_inputs && c->n_outputs && !strcmp(c->outputs[0], name) &&
+                (!strcmp(c->op_type, "Identity") || !strcmp(c->op_type, "Dropout")))
+                from = c->inputs[0];
+        }
+        name = from;
+    }
+    return NULL;
+}
+
 static clnet_status fail(const imp *im, clnet_status st, const char *fmt, ...) IMP_PRINTF(3, 4);
 
 static clnet_status fail(const imp *im, clnet_status st, const char *fmt, ...)
@@ -286,7 +309,7 @@ static clnet_status in_const(const imp *im, const clnet_onnx_node *n, size_t i, 
         return fail(im, CLNET_ERR_FORMAT, "clnet_onnx_import: node '%s' (%s) lacks input %zu",
                     node_label(n), n->op_type, i);
     }
-    const clnet_onnx_tensor *c = clnet_onnx_model_find_tensor(im->om, n->inputs[i]);
+    const clnet_onnx_tensor *c = find_const(im, n->inputs[i]);
     if (!c)
         return fail(im, CLNET_ERR_UNSUPPORTED,
                     "clnet_onnx_import: node '%s' (%s): input '%s' must be a constant "
@@ -550,7 +573,7 @@ static int get_ints(const imp *im, const char *name, folded *out)
             *out = im->ints[i];
             return out->ndim != ZEROS;
         }
-    const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, name);
+    const clnet_onnx_tensor *t = find_const(im, name);
     if (!t || t->dtype != CLNET_ONNX_INT64 || t->ndim > 1 || t->numel > CLNET_MAX_DIMS)
         return 0;
     out->name = name;
@@ -735,7 +758,7 @@ static clnet_status clip_bound(imp *im, const clnet_onnx_node *n, size_t i, cons
     *v = attr_float(n, name, *v);
     if (i >= n->n_inputs || !n->inputs[i][0])
         return CLNET_OK;
-    const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, n->inputs[i]);
+    const clnet_onnx_tensor *t = find_const(im, n->inputs[i]);
     if (!t || t->dtype != CLNET_ONNX_FLOAT || t->numel != 1)
         return fail(im, CLNET_ERR_UNSUPPORTED,
                     "clnet_onnx_import: node '%s' (Clip): %s '%s' must be a one-element float "
@@ -911,7 +934,7 @@ static int is_zeros(const imp *im, const char *name)
     for (size_t i = im->nints; i-- > 0;)
         if (!strcmp(im->ints[i].name, name))
             return im->ints[i].ndim == ZEROS;
-    const clnet_onnx_tensor *t = clnet_onnx_model_find_tensor(im->om, name);
+    const clnet_onnx_tensor *t = find_const(im, name);
     if (!t || t->dtype != CLNET_ONNX_FLOAT)
         return 0;
     for (size_t i = 0; i < t->numel; i++)
@@ -1235,7 +1258,7 @@ static clnet_status add_affine(imp *im, const clnet_onnx_node *n, int images, in
  * or per feature ((F) on (batch, F)): add_affine. */
 static clnet_status op_const_arith(imp *im, const clnet_onnx_node *n, int cfirst)
 {
-    const clnet_onnx_tensor *c = clnet_onnx_model_find_tensor(im->om, n->inputs[cfirst ? 0 : 1]);
+    const clnet_onnx_tensor *c = find_const(im, n->inputs[cfirst ? 0 : 1]);
     clnet_node x;
     clnet_status st;
     char op = n->op_type[0], lit[64], fwd[160], bwd[160], name[24];
@@ -1325,7 +1348,7 @@ static clnet_status op_resize(imp *im, const clnet_onnx_node *n, clnet_node x)
     const char *nm = attr_str(n, "nearest_mode", "round_prefer_floor");
     size_t si = upsample ? 1 : 2;
     if (si < n->n_inputs && n->inputs[si][0])
-        sc = clnet_onnx_model_find_tensor(im->om, n->inputs[si]);
+        sc = find_const(im, n->inputs[si]);
     if (sc && sc->dtype == CLNET_ONNX_FLOAT && sc->numel == 4 && sc->f32[0] == 1.0f &&
         sc->f32[1] == 1.0f && sc->f32[2] >= 1.0f && sc->f32[3] >= 1.0f && sc->f32[2] <= 1024.0f &&
         sc->f32[3] <= 1024.0f && sc->f32[2] == floorf(sc->f32[2]) &&
@@ -1349,8 +1372,7 @@ static clnet_status op_resize(imp *im, const clnet_onnx_node *n, clnet_node x)
 /* Whether input i of n is a float constant. */
 static int is_fconst(const imp *im, const clnet_onnx_node *n, size_t i)
 {
-    const clnet_onnx_tensor *t =
-        i < n->n_inputs ? clnet_onnx_model_find_tensor(im->om, n->inputs[i]) : NULL;
+    const clnet_onnx_tensor *t = i < n->n_inputs ? find_const(im, n->inputs[i]) : NULL;
     return t && t->dtype == CLNET_ONNX_FLOAT;
 }
 
@@ -1360,7 +1382,10 @@ static clnet_status import_node(imp *im, size_t idx, const clnet_onnx_node *n)
     clnet_node x = -1;
     clnet_status st;
     if (!strcmp(op, "Constant"))
-        return CLNET_OK; /* read through clnet_onnx_model_find_tensor */
+        return CLNET_OK; /* read through find_const */
+    if ((!strcmp(op, "Identity") || !strcmp(op, "Dropout")) && n->n_inputs &&
+        find_const(im, n->inputs[0]))
+        return CLNET_OK; /* a constant under another name: find_const follows it */
     if (n->n_outputs && find_value(im, n->outputs[0]))
         return CLNET_OK; /* folded into an earlier node (a Slice after a ConvTranspose) */
     if (!strcmp(op, "ConstantOfShape") || !strcmp(op, "Expand") || !strcmp(op, "Slice"))

@@ -16,7 +16,9 @@ weights and batch-norm statistics, batch 1 at 224x224; resnet18 at
 batch 8 too with CLNET_TEST_LONG=1, from the same file: its batch dim is
 symbolic); the DCGAN generator and the VAE decoder (ConvTranspose with
 PyTorch's crops), the 3 x LSTM(64) stack and a 2-layer GRU
-(export_generative, export_recurrent); 'unsupported', a MaxPool with
+(export_generative, export_recurrent); 'fresh_bn', two convolutions with
+fresh batch norm whose folded zero biases the exporter shares through an
+Identity (batch 2); 'unsupported', a MaxPool with
 ceil_mode followed by Selu and Erf, which the importer must refuse
 with every op named; and bad_*.onnx,
 hand-written graphs the reader accepts but the importer must refuse with a
@@ -323,6 +325,19 @@ def export_arith(outdir):
            torch.randn(3, 3, 5, 5))
 
 
+def export_fresh_bn(outdir):
+    """Two bias-free convolutions with freshly initialized batch norm: in eval
+    mode the exporter folds each batch norm into its convolution, both
+    folded biases are zeros, and it writes one initializer and an Identity
+    for the other (what an untrained torchvision model exports as)."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, bias=False), nn.BatchNorm2d(4))
+    export(outdir, 'fresh_bn', model, torch.randn(2, 3, 9, 9))
+    with open(os.path.join(outdir, 'fresh_bn.onnx'), 'rb') as f:
+        assert b'Identity' in f.read(), 'fresh_bn: the exporter wrote no Identity'
+
+
 def export_generative(outdir):
     torch.manual_seed(4)
     gen = dcgan_generator()
@@ -391,6 +406,7 @@ def main():
     export_generative(outdir)
     export_recurrent(outdir)
     export_arith(outdir)
+    export_fresh_bn(outdir)
 
 
 if __name__ == '__main__':
