@@ -434,7 +434,7 @@ static clnet_status add_conv(clnet_model *m, const clnet_conv2d_layer_params *p,
                     p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME,
                     "must be CLNET_PADDING_VALID or CLNET_PADDING_SAME");
         CHECK_FIELD(m, t, p, groups, p->groups == 0 || p->groups == 1,
-                    "must be 0 or 1: grouped transposed convolution is not implemented");
+                    "must be 0 or 1 (Conv2DTranspose has no grouped form)");
     } else {
         CHECK_FIELD(m, t, p, padding,
                     p->padding == CLNET_PADDING_VALID || p->padding == CLNET_PADDING_SAME ||
